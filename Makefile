@@ -1,0 +1,68 @@
+# Annals. Every build, test and benchmark uses the same cgo setting and tags.
+export CGO_ENABLED := 1
+TAGS     ?=
+GO       ?= go
+GOFLAGS_ := -tags '$(TAGS)'
+DATA     ?= ./var
+BIN      := bin/annals
+
+.PHONY: all build run test unit race vet fmtcheck depcheck tools bench fuzz clean
+
+all: build
+
+build:
+	$(GO) build $(GOFLAGS_) -o $(BIN) ./cmd/annals
+
+# Builds Annals and serves the embedded SQLite store in $(DATA).
+run: build
+	./$(BIN) serve --data $(DATA)
+
+# Everything CI runs. Installs the Debian tools the tests drive.
+test: tools fmtcheck vet depcheck race
+
+# Tests drive the sqlite3 CLI to tamper with a log; install it when missing.
+tools:
+	@command -v sqlite3 >/dev/null || { \
+		echo "installing sqlite3 (Debian package) for the audit tamper tests"; \
+		(apt-get update -qq && apt-get install -y -qq sqlite3) >/dev/null; }
+
+fmtcheck:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet $(GOFLAGS_) ./...
+
+race:
+	$(GO) test $(GOFLAGS_) -race -count=1 -timeout 15m ./...
+
+unit:
+	$(GO) test $(GOFLAGS_) -count=1 ./...
+
+# The dependency rule: domain/ imports only the standard library, ulid and
+# mellium.im/xmpp/jid; eventstore, projections and adapters never reach cmd/.
+MODULE := $(shell $(GO) list -m)
+depcheck:
+	@bad=$$($(GO) list $(GOFLAGS_) -f '{{$$p := .ImportPath}}{{range .Imports}}{{$$p}} {{.}}{{"\n"}}{{end}}{{range .TestImports}}{{$$p}} {{.}}{{"\n"}}{{end}}{{range .XTestImports}}{{$$p}} {{.}}{{"\n"}}{{end}}' ./domain/... \
+		| awk -v m='$(MODULE)' 'NF==2 { split($$2, a, "/"); \
+			if (a[1] !~ /\./) next; \
+			if (index($$2, m "/domain/") == 1) next; \
+			if ($$2 == "github.com/oklog/ulid/v2" || $$2 == "mellium.im/xmpp/jid") next; \
+			print "domain may not import: " $$1 " -> " $$2 }'); \
+	for dir in eventstore projections adapters; do \
+		[ -d $$dir ] || continue; \
+		bad="$$bad$$($(GO) list $(GOFLAGS_) -deps -test -f '{{.ImportPath}}' ./$$dir/... | grep -E '^$(MODULE)/cmd(/|$$)' | sed "s|^|$$dir may not import: |")"; \
+	done; \
+	if [ -n "$$bad" ]; then echo "$$bad"; exit 1; fi; echo "depcheck: ok"
+
+# Append and replay throughput, each beside the raw SQLite baseline of the same run.
+bench:
+	$(GO) test $(GOFLAGS_) -run '^$$' -bench . -benchtime 1x -count 1 ./eventstore/sqlite/
+
+# A short fuzzing pass over each parser; seeds live in testdata/.
+FUZZTIME ?= 20s
+fuzz:
+	$(GO) test $(GOFLAGS_) -run '^$$' -fuzz '^FuzzEnvelopeJSON$$' -fuzztime $(FUZZTIME) ./domain/event/
+
+clean:
+	rm -rf bin

@@ -1,0 +1,143 @@
+package account
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"mellium.im/xmpp/jid"
+
+	"annals.im/annals/domain/event"
+)
+
+// Event types, written by hand: renaming a Go type must not orphan stored events.
+const (
+	TypeCreated         event.Type = "AccountCreated"
+	TypePasswordChanged event.Type = "AccountPasswordChanged"
+	TypeDeleted         event.Type = "AccountDeleted"
+)
+
+// Schema is the newest schema of each event type that this build reads and writes.
+const Schema = 1
+
+// Errors of the account rules.
+var (
+	ErrExists   = errors.New("account: already exists")
+	ErrNotFound = errors.New("account: no such account")
+	ErrJID      = errors.New("account: not a bare JID")
+)
+
+// Created is the data of TypeCreated.
+type Created struct {
+	JID string `json:"jid"`
+}
+
+// PasswordChanged is the data of TypePasswordChanged. It says which
+// mechanism families the new credentials serve, never the credentials.
+type PasswordChanged struct {
+	Mechanisms []string `json:"mechanisms,omitempty"`
+}
+
+// Deleted is the data of TypeDeleted.
+type Deleted struct {
+	Reason string `json:"reason,omitempty"`
+}
+
+// Stream returns the stream name of the account with bare JID j.
+func Stream(j jid.JID) string { return "account-" + j.Bare().String() }
+
+// ParseJID parses s as an account's bare JID.
+func ParseJID(s string) (jid.JID, error) {
+	j, err := jid.Parse(s)
+	if err != nil {
+		return jid.JID{}, fmt.Errorf("%w: %q: %v", ErrJID, s, err)
+	}
+	if j.Localpart() == "" || j.Resourcepart() != "" {
+		return jid.JID{}, fmt.Errorf("%w: %q needs a local part and no resource", ErrJID, s)
+	}
+	return j, nil
+}
+
+// State is what the rules need to know about one account.
+type State struct {
+	JID     string
+	Exists  bool
+	Version uint64 // last version folded in; the expected version of the next append
+}
+
+// Evolve folds one event of the account's stream into s.
+func Evolve(s State, e event.Envelope) (State, error) {
+	switch e.Type {
+	case TypeCreated:
+		var d Created
+		if err := e.Decode(Schema, &d); err != nil {
+			return s, err
+		}
+		s.JID, s.Exists = d.JID, true
+	case TypePasswordChanged:
+		var d PasswordChanged
+		if err := e.Decode(Schema, &d); err != nil {
+			return s, err
+		}
+	case TypeDeleted:
+		var d Deleted
+		if err := e.Decode(Schema, &d); err != nil {
+			return s, err
+		}
+		s.Exists = false
+	default:
+		// Later issues add roster and room events to this stream; lifecycle
+		// state does not depend on them.
+	}
+	s.Version = e.Version
+	return s, nil
+}
+
+// Command is one of Create, ChangePassword, Delete.
+type Command interface{ command() }
+
+// Create registers the account.
+type Create struct{ JID jid.JID }
+
+// ChangePassword records that new credentials were stored.
+type ChangePassword struct{ Mechanisms []string }
+
+// Delete removes the account.
+type Delete struct{ Reason string }
+
+func (Create) command()         {}
+func (ChangePassword) command() {}
+func (Delete) command()         {}
+
+// Decide returns the events that carry out c on an account in state s, or a
+// domain error. ids, now and cause only stamp the new envelopes.
+func Decide(s State, c Command, ids *event.IDs, now time.Time, cause string) ([]event.Envelope, error) {
+	var (
+		t    event.Type
+		data any
+	)
+	switch c := c.(type) {
+	case Create:
+		if s.Exists {
+			return nil, fmt.Errorf("%w: %s", ErrExists, s.JID)
+		}
+		t, data = TypeCreated, Created{JID: c.JID.Bare().String()}
+	case ChangePassword:
+		if !s.Exists {
+			return nil, ErrNotFound
+		}
+		t, data = TypePasswordChanged, PasswordChanged(c)
+	case Delete:
+		if !s.Exists {
+			return nil, ErrNotFound
+		}
+		t, data = TypeDeleted, Deleted(c)
+	default:
+		return nil, fmt.Errorf("account: unknown command %T", c)
+	}
+	e, err := event.New(ids, now, t, Schema, cause, data)
+	if err != nil {
+		return nil, err
+	}
+	return []event.Envelope{e}, nil
+}

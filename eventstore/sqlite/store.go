@@ -1,0 +1,375 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mattn/go-sqlite3"
+	"github.com/oklog/ulid/v2"
+
+	"annals.im/annals/domain/event"
+	"annals.im/annals/eventstore"
+)
+
+// Durability says when an append counts as committed.
+type Durability string
+
+const (
+	// DurabilityFull: after the WAL is fsynced. The default.
+	DurabilityFull Durability = "full"
+	// DurabilityNormal: after the WAL is written; a power loss may take back
+	// the last commits, a process crash does not.
+	DurabilityNormal Durability = "normal"
+)
+
+// ParseDurability reads "full" or "normal".
+func ParseDurability(s string) (Durability, error) {
+	switch d := Durability(strings.ToLower(s)); d {
+	case DurabilityFull, DurabilityNormal:
+		return d, nil
+	}
+	return "", fmt.Errorf("sqlite: durability %q: want full or normal", s)
+}
+
+// Options tune a Store. The zero value is usable.
+type Options struct {
+	Durability Durability    // default DurabilityFull
+	MaxBatch   int           // most events in one group commit; default 4096
+	Poll       time.Duration // how often an idle subscription looks for events written by another process; default 1s
+	Log        *slog.Logger  // default slog.Default()
+}
+
+// Store is the SQLite event store. It is safe for concurrent use.
+type Store struct {
+	opts   Options
+	path   string
+	write  *sql.DB // one connection, used only by the writer goroutine
+	read   *sql.DB
+	queue  chan *appendReq
+	done   chan struct{} // closed by Close
+	exited chan struct{} // closed when the writer goroutine returns
+
+	closeOnce sync.Once
+	mu        sync.Mutex
+	changed   chan struct{} // closed and replaced after each commit
+}
+
+type appendReq struct {
+	stream   string
+	expected int64
+	evs      []event.Envelope
+	result   chan appendResult
+}
+
+type appendResult struct {
+	evs []event.Envelope
+	err error
+}
+
+// dsn builds the connection string. _txlock=immediate makes every
+// transaction take the write lock at BEGIN, so that two processes never
+// deadlock upgrading read locks.
+func dsn(path string, d Durability, readOnly bool) string {
+	sync := "FULL"
+	if d == DurabilityNormal {
+		sync = "NORMAL"
+	}
+	q := url.Values{}
+	q.Set("_journal_mode", "WAL")
+	q.Set("_synchronous", sync)
+	q.Set("_busy_timeout", "10000")
+	q.Set("_txlock", "immediate")
+	if readOnly {
+		q.Set("_query_only", "1")
+	}
+	return "file:" + path + "?" + q.Encode()
+}
+
+// OpenDB opens a general connection pool on the database file at path, for
+// read models kept beside the log. Transactions take the write lock at
+// BEGIN and wait up to 10 s for it.
+func OpenDB(path string) (*sql.DB, error) {
+	db, err := sql.Open("sqlite3", dsn(path, DurabilityFull, false))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	if err := db.Ping(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	return db, nil
+}
+
+// Open opens (creating if needed) the store in the database file at path and
+// applies pending schema migrations.
+func Open(ctx context.Context, path string, opts Options) (*Store, error) {
+	if opts.Durability == "" {
+		opts.Durability = DurabilityFull
+	}
+	if _, err := ParseDurability(string(opts.Durability)); err != nil {
+		return nil, err
+	}
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = 4096
+	}
+	if opts.Poll <= 0 {
+		opts.Poll = time.Second
+	}
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
+	w, err := sql.Open("sqlite3", dsn(path, opts.Durability, false))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	if err := migrate(ctx, w); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	r, err := sql.Open("sqlite3", dsn(path, opts.Durability, true))
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	r.SetMaxIdleConns(4)
+	s := &Store{
+		opts:    opts,
+		path:    path,
+		write:   w,
+		read:    r,
+		queue:   make(chan *appendReq, 1024),
+		done:    make(chan struct{}),
+		exited:  make(chan struct{}),
+		changed: make(chan struct{}),
+	}
+	wr, err := newWriter(ctx, s)
+	if err != nil {
+		r.Close()
+		w.Close()
+		return nil, err
+	}
+	go wr.run()
+	return s, nil
+}
+
+// Path is the database file.
+func (s *Store) Path() string { return s.path }
+
+// Close stops the writer after the commit in progress, fails queued appends
+// with eventstore.ErrClosed and closes the database.
+func (s *Store) Close() error {
+	var err error
+	s.closeOnce.Do(func() {
+		close(s.done)
+		<-s.exited
+		err = errors.Join(s.read.Close(), s.write.Close())
+	})
+	return err
+}
+
+// Append implements eventstore.Store.
+func (s *Store) Append(ctx context.Context, stream string, expected int64, evs ...event.Envelope) ([]event.Envelope, error) {
+	if err := event.ValidStream(stream); err != nil {
+		return nil, err
+	}
+	if expected < eventstore.Any {
+		return nil, fmt.Errorf("%w: expected version %d", event.ErrInvalid, expected)
+	}
+	if len(evs) == 0 {
+		return nil, fmt.Errorf("%w: append of no events", event.ErrInvalid)
+	}
+	own := make([]event.Envelope, len(evs))
+	seen := make(map[ulid.ULID]bool, len(evs))
+	for i, e := range evs {
+		if err := e.Normalize(); err != nil {
+			return nil, err
+		}
+		if seen[e.ID] {
+			return nil, fmt.Errorf("%w: id %s twice in one append", event.ErrInvalid, e.ID)
+		}
+		seen[e.ID] = true
+		e.Stream, e.Version, e.Position, e.Hash = stream, 0, event.Position{}, nil
+		own[i] = e
+	}
+	req := &appendReq{stream: stream, expected: expected, evs: own, result: make(chan appendResult, 1)}
+	select {
+	case s.queue <- req:
+	case <-s.done:
+		return nil, eventstore.ErrClosed
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	// Once queued, the append may commit even if ctx ends: the caller then
+	// does not know, and a retry with the same IDs is idempotent.
+	select {
+	case r := <-req.result:
+		return r.evs, r.err
+	case <-s.exited:
+		select {
+		case r := <-req.result:
+			return r.evs, r.err
+		default:
+			return nil, eventstore.ErrClosed
+		}
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// changedCh returns a channel closed at the next commit.
+func (s *Store) changedCh() chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.changed
+}
+
+func (s *Store) notify() {
+	s.mu.Lock()
+	close(s.changed)
+	s.changed = make(chan struct{})
+	s.mu.Unlock()
+}
+
+const columns = `position, id, stream, version, type, schema, occurred_at, cause, data, hash`
+
+func scanEvents(rows *sql.Rows, capHint int) ([]event.Envelope, error) {
+	defer rows.Close()
+	out := make([]event.Envelope, 0, capHint)
+	for rows.Next() {
+		var (
+			e   event.Envelope
+			pos int64
+			id  []byte
+			at  int64
+			typ string
+		)
+		if err := rows.Scan(&pos, &id, &e.Stream, &e.Version, &typ, &e.Schema, &at, &e.Cause, &e.Data, &e.Hash); err != nil {
+			return nil, fmt.Errorf("sqlite: scan event: %w", err)
+		}
+		if len(id) != len(e.ID) {
+			return nil, fmt.Errorf("sqlite: event at position %d has a %d-byte id", pos, len(id))
+		}
+		copy(e.ID[:], id)
+		e.Type = event.Type(typ)
+		e.Position = event.Position{Commit: uint64(pos), Prepare: uint64(pos)}
+		e.OccurredAt = time.Unix(0, at).UTC()
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: read events: %w", err)
+	}
+	return out, nil
+}
+
+// ReadStream implements eventstore.Store.
+func (s *Store) ReadStream(ctx context.Context, stream string, from uint64, max int) ([]event.Envelope, error) {
+	if max <= 0 {
+		return nil, nil
+	}
+	rows, err := s.read.QueryContext(ctx, `SELECT `+columns+` FROM events
+		WHERE stream = ? AND version >= ? ORDER BY version LIMIT ?`, stream, from, max)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: read stream %s: %w", stream, err)
+	}
+	return scanEvents(rows, min(max, 256))
+}
+
+// ReadAll implements eventstore.Store.
+func (s *Store) ReadAll(ctx context.Context, after event.Position, max int) ([]event.Envelope, error) {
+	if max <= 0 {
+		return nil, nil
+	}
+	rows, err := s.read.QueryContext(ctx, `SELECT `+columns+` FROM events
+		WHERE position > ? ORDER BY position LIMIT ?`, int64(after.Commit), max)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: read all: %w", err)
+	}
+	return scanEvents(rows, min(max, 4096))
+}
+
+// RecordedHeads implements eventstore.HeadRecorder.
+func (s *Store) RecordedHeads(ctx context.Context) ([]eventstore.Head, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT stream, version, hash, position FROM streams ORDER BY stream`)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: read stream heads: %w", err)
+	}
+	defer rows.Close()
+	var heads []eventstore.Head
+	for rows.Next() {
+		var h eventstore.Head
+		var pos int64
+		if err := rows.Scan(&h.Stream, &h.Version, &h.Hash, &pos); err != nil {
+			return nil, fmt.Errorf("sqlite: read stream heads: %w", err)
+		}
+		h.Position = event.Position{Commit: uint64(pos), Prepare: uint64(pos)}
+		heads = append(heads, h)
+	}
+	return heads, rows.Err()
+}
+
+// Subscribe implements eventstore.Store.
+func (s *Store) Subscribe(ctx context.Context, after event.Position) (eventstore.Subscription, error) {
+	return &subscription{s: s, last: after, closed: make(chan struct{})}, nil
+}
+
+type subscription struct {
+	s         *Store
+	last      event.Position
+	closed    chan struct{}
+	closeOnce sync.Once
+}
+
+const subscriptionPage = 1024
+
+func (sub *subscription) Next(ctx context.Context) ([]event.Envelope, error) {
+	for {
+		// Take the channel before reading, so a commit between the read and
+		// the wait still wakes us.
+		changed := sub.s.changedCh()
+		page, err := sub.s.ReadAll(ctx, sub.last, subscriptionPage)
+		if err != nil {
+			return nil, err
+		}
+		if len(page) > 0 {
+			sub.last = page[len(page)-1].Position
+			return page, nil
+		}
+		t := time.NewTimer(sub.s.opts.Poll)
+		select {
+		case <-changed:
+		case <-t.C: // another process may have appended
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-sub.closed:
+			t.Stop()
+			return nil, eventstore.ErrClosed
+		case <-sub.s.done:
+			t.Stop()
+			return nil, eventstore.ErrClosed
+		}
+		t.Stop()
+	}
+}
+
+func (sub *subscription) Close() error {
+	sub.closeOnce.Do(func() { close(sub.closed) })
+	return nil
+}
+
+// isUniqueID reports whether err is the UNIQUE violation on events.id.
+func isUniqueID(err error) bool {
+	var se sqlite3.Error
+	return errors.As(err, &se) && se.ExtendedCode == sqlite3.ErrConstraintUnique &&
+		strings.Contains(se.Error(), "events.id")
+}

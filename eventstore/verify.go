@@ -1,0 +1,176 @@
+package eventstore
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sort"
+
+	"annals.im/annals/domain/event"
+)
+
+// ErrBroken is matched by every *BrokenError.
+var ErrBroken = errors.New("eventstore: log does not verify")
+
+// BrokenError names the first place where the log stops verifying.
+type BrokenError struct {
+	Stream  string
+	Version uint64
+	Reason  string
+}
+
+func (e *BrokenError) Error() string {
+	return fmt.Sprintf("stream %s version %d: %s", e.Stream, e.Version, e.Reason)
+}
+
+func (e *BrokenError) Unwrap() error { return ErrBroken }
+
+// Report is what a successful Verify counted.
+type Report struct {
+	Events  int
+	Streams int
+	Last    event.Position
+}
+
+const pageSize = 4096
+
+// Verify reads the whole log in position order and checks, per stream, that
+// versions run 1, 2, 3 … in log order and that each hash is the chain of
+// the one before. If the store records heads apart from the events, it also
+// checks that each recorded head is the last event of its stream, which
+// catches a deleted last event. The first failure is a *BrokenError.
+func Verify(ctx context.Context, s Store) (Report, error) {
+	type tip struct {
+		version uint64
+		hash    []byte
+	}
+	tips := make(map[string]tip)
+	var rep Report
+	for {
+		page, err := s.ReadAll(ctx, rep.Last, pageSize)
+		if err != nil {
+			return rep, err
+		}
+		if len(page) == 0 {
+			break
+		}
+		for _, e := range page {
+			t := tips[e.Stream]
+			switch {
+			case e.Version == t.version+1:
+			case e.Version <= t.version:
+				return rep, &BrokenError{e.Stream, e.Version, fmt.Sprintf("out of order: follows version %d", t.version)}
+			default:
+				return rep, &BrokenError{e.Stream, t.version + 1, fmt.Sprintf("missing: next event found is version %d", e.Version)}
+			}
+			if !event.Verify(t.hash, e) {
+				return rep, &BrokenError{e.Stream, e.Version, "hash does not match the event and the chain before it"}
+			}
+			tips[e.Stream] = tip{e.Version, e.Hash}
+			rep.Events++
+			rep.Last = e.Position
+		}
+	}
+	rep.Streams = len(tips)
+	hr, ok := s.(HeadRecorder)
+	if !ok {
+		return rep, nil
+	}
+	heads, err := hr.RecordedHeads(ctx)
+	if err != nil {
+		return rep, err
+	}
+	sort.Slice(heads, func(i, j int) bool { return heads[i].Stream < heads[j].Stream })
+	seen := 0
+	for _, h := range heads {
+		t, ok := tips[h.Stream]
+		switch {
+		case !ok:
+			return rep, &BrokenError{h.Stream, 1, fmt.Sprintf("missing: the stream head records version %d but the log has no event", h.Version)}
+		case t.version < h.Version:
+			return rep, &BrokenError{h.Stream, t.version + 1, fmt.Sprintf("missing: the stream head records version %d", h.Version)}
+		case t.version > h.Version:
+			return rep, &BrokenError{h.Stream, h.Version + 1, fmt.Sprintf("not in the stream head, which records version %d", h.Version)}
+		case !bytes.Equal(t.hash, h.Hash):
+			return rep, &BrokenError{h.Stream, h.Version, "hash differs from the recorded stream head"}
+		}
+		seen++
+	}
+	if seen != len(tips) {
+		names := make([]string, 0, len(tips))
+		for name := range tips {
+			names = append(names, name)
+		}
+		sort.Strings(names)
+		for _, name := range names {
+			if !hasHead(heads, name) {
+				return rep, &BrokenError{name, 1, "stream has events but no recorded head"}
+			}
+		}
+	}
+	return rep, nil
+}
+
+func hasHead(sorted []Head, stream string) bool {
+	i := sort.Search(len(sorted), func(i int) bool { return sorted[i].Stream >= stream })
+	return i < len(sorted) && sorted[i].Stream == stream
+}
+
+// Digest is one value over the heads of all streams as of a position. An
+// auditor records it with its position; recomputing it later at the same
+// position gives the same value unless an event at or before that position
+// was changed, removed or moved.
+type Digest struct {
+	At      event.Position // last event included
+	Streams int
+	Events  int
+	Sum     string // "sha256:<hex>"
+}
+
+// HeadDigest computes the Digest as of position at (inclusive); the zero
+// Position means the whole log as it is now. It does not verify chains: run
+// Verify for that.
+func HeadDigest(ctx context.Context, s Store, at event.Position) (Digest, error) {
+	heads := make(map[string]event.Envelope)
+	var d Digest
+	var last event.Position
+	for {
+		page, err := s.ReadAll(ctx, last, pageSize)
+		if err != nil {
+			return d, err
+		}
+		if len(page) == 0 {
+			break
+		}
+		for _, e := range page {
+			if !at.IsZero() && at.Less(e.Position) {
+				goto done
+			}
+			heads[e.Stream] = e
+			d.Events++
+			d.At = e.Position
+		}
+		last = page[len(page)-1].Position
+	}
+done:
+	if !at.IsZero() && d.At != at {
+		return d, fmt.Errorf("eventstore: no event at position %s (last one at or before it is %s)", at, d.At)
+	}
+	names := make([]string, 0, len(heads))
+	for name := range heads {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	h := sha256.New()
+	for _, name := range names {
+		e := heads[name]
+		// Stream names hold no control characters, so the line layout is unambiguous.
+		fmt.Fprintf(h, "%s\n%d\n%x\n", name, e.Version, e.Hash)
+	}
+	d.Streams = len(names)
+	d.Sum = "sha256:" + hex.EncodeToString(h.Sum(nil))
+	return d, nil
+}
