@@ -68,3 +68,12 @@ type Head struct {
 	Hash     []byte
 	Position event.Position
 }
+
+// LogVerifier is implemented by stores that also chain the whole log in
+// position order, which catches events of different streams swapped in the
+// log: per-stream chains alone cannot see that.
+type LogVerifier interface {
+	// VerifyLog returns a *BrokenError naming the first event whose place
+	// in the log does not verify.
+	VerifyLog(ctx context.Context) error
+}

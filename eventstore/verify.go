@@ -35,22 +35,20 @@ type Report struct {
 	Last    event.Position
 }
 
-const pageSize = 4096
+// PageSize is how many events the package's scans read at a time.
+const PageSize = 4096
 
 // Verify reads the whole log in position order and checks, per stream, that
 // versions run 1, 2, 3 … in log order and that each hash is the chain of
 // the one before. If the store records heads apart from the events, it also
 // checks that each recorded head is the last event of its stream, which
-// catches a deleted last event. The first failure is a *BrokenError.
+// catches a deleted last event; if it chains the whole log, that chain too.
+// The first failure is a *BrokenError.
 func Verify(ctx context.Context, s Store) (Report, error) {
-	type tip struct {
-		version uint64
-		hash    []byte
-	}
 	tips := make(map[string]tip)
 	var rep Report
 	for {
-		page, err := s.ReadAll(ctx, rep.Last, pageSize)
+		page, err := s.ReadAll(ctx, rep.Last, PageSize)
 		if err != nil {
 			return rep, err
 		}
@@ -64,7 +62,7 @@ func Verify(ctx context.Context, s Store) (Report, error) {
 			case e.Version <= t.version:
 				return rep, &BrokenError{e.Stream, e.Version, fmt.Sprintf("out of order: follows version %d", t.version)}
 			default:
-				return rep, &BrokenError{e.Stream, t.version + 1, fmt.Sprintf("missing: next event found is version %d", e.Version)}
+				return rep, &BrokenError{e.Stream, t.version + 1, fmt.Sprintf("missing or out of order: the next event of the stream in the log is version %d", e.Version)}
 			}
 			if !event.Verify(t.hash, e) {
 				return rep, &BrokenError{e.Stream, e.Version, "hash does not match the event and the chain before it"}
@@ -75,13 +73,30 @@ func Verify(ctx context.Context, s Store) (Report, error) {
 		}
 	}
 	rep.Streams = len(tips)
-	hr, ok := s.(HeadRecorder)
-	if !ok {
-		return rep, nil
+	if hr, ok := s.(HeadRecorder); ok {
+		if err := verifyHeads(ctx, hr, tips); err != nil {
+			return rep, err
+		}
 	}
+	// The log chain comes last: a deleted row breaks it too, but the
+	// checks above name the stream and version it belonged to.
+	if lv, ok := s.(LogVerifier); ok {
+		if err := lv.VerifyLog(ctx); err != nil {
+			return rep, err
+		}
+	}
+	return rep, nil
+}
+
+type tip struct {
+	version uint64
+	hash    []byte
+}
+
+func verifyHeads(ctx context.Context, hr HeadRecorder, tips map[string]tip) error {
 	heads, err := hr.RecordedHeads(ctx)
 	if err != nil {
-		return rep, err
+		return err
 	}
 	sort.Slice(heads, func(i, j int) bool { return heads[i].Stream < heads[j].Stream })
 	seen := 0
@@ -89,13 +104,13 @@ func Verify(ctx context.Context, s Store) (Report, error) {
 		t, ok := tips[h.Stream]
 		switch {
 		case !ok:
-			return rep, &BrokenError{h.Stream, 1, fmt.Sprintf("missing: the stream head records version %d but the log has no event", h.Version)}
+			return &BrokenError{h.Stream, 1, fmt.Sprintf("missing: the stream head records version %d but the log has no event", h.Version)}
 		case t.version < h.Version:
-			return rep, &BrokenError{h.Stream, t.version + 1, fmt.Sprintf("missing: the stream head records version %d", h.Version)}
+			return &BrokenError{h.Stream, t.version + 1, fmt.Sprintf("missing: the stream head records version %d", h.Version)}
 		case t.version > h.Version:
-			return rep, &BrokenError{h.Stream, h.Version + 1, fmt.Sprintf("not in the stream head, which records version %d", h.Version)}
+			return &BrokenError{h.Stream, h.Version + 1, fmt.Sprintf("not in the stream head, which records version %d", h.Version)}
 		case !bytes.Equal(t.hash, h.Hash):
-			return rep, &BrokenError{h.Stream, h.Version, "hash differs from the recorded stream head"}
+			return &BrokenError{h.Stream, h.Version, "hash differs from the recorded stream head"}
 		}
 		seen++
 	}
@@ -107,11 +122,11 @@ func Verify(ctx context.Context, s Store) (Report, error) {
 		sort.Strings(names)
 		for _, name := range names {
 			if !hasHead(heads, name) {
-				return rep, &BrokenError{name, 1, "stream has events but no recorded head"}
+				return &BrokenError{name, 1, "stream has events but no recorded head"}
 			}
 		}
 	}
-	return rep, nil
+	return nil
 }
 
 func hasHead(sorted []Head, stream string) bool {
@@ -138,7 +153,7 @@ func HeadDigest(ctx context.Context, s Store, at event.Position) (Digest, error)
 	var d Digest
 	var last event.Position
 	for {
-		page, err := s.ReadAll(ctx, last, pageSize)
+		page, err := s.ReadAll(ctx, last, PageSize)
 		if err != nil {
 			return d, err
 		}

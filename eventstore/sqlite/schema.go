@@ -21,7 +21,8 @@ var migrations = []string{
 		occurred_at INTEGER NOT NULL, -- Unix nanoseconds, UTC
 		cause       TEXT    NOT NULL,
 		data        BLOB    NOT NULL,
-		hash        BLOB    NOT NULL,
+		hash        BLOB    NOT NULL, -- the stream's chain: event.Chain
+		log_hash    BLOB    NOT NULL, -- the whole log's chain: logChain(previous row's log_hash, position, hash)
 		UNIQUE (stream, version)
 	);
 	CREATE TABLE streams (

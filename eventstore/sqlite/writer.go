@@ -2,7 +2,9 @@ package sqlite
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/binary"
 	"errors"
 	"fmt"
 
@@ -16,7 +18,7 @@ import (
 type writer struct {
 	s                                   *Store
 	selectHead, insertEvent, upsertHead *sql.Stmt
-	selectByID                          *sql.Stmt
+	selectByID, selectTip               *sql.Stmt
 }
 
 type head struct {
@@ -31,8 +33,9 @@ func newWriter(ctx context.Context, s *Store) (*writer, error) {
 		query string
 	}{
 		{&w.selectHead, `SELECT version, hash FROM streams WHERE stream = ?`},
-		{&w.insertEvent, `INSERT INTO events (id, stream, version, type, schema, occurred_at, cause, data, hash)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`},
+		{&w.insertEvent, `INSERT INTO events (position, id, stream, version, type, schema, occurred_at, cause, data, hash, log_hash)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
+		{&w.selectTip, `SELECT position, log_hash FROM events ORDER BY position DESC LIMIT 1`},
 		{&w.upsertHead, `INSERT INTO streams (stream, version, hash, position) VALUES (?, ?, ?, ?)
 			ON CONFLICT (stream) DO UPDATE SET version = excluded.version, hash = excluded.hash, position = excluded.position`},
 		{&w.selectByID, `SELECT ` + columns + ` FROM events WHERE id = ?`},
@@ -100,6 +103,12 @@ func (w *writer) commit(batch []*appendReq) {
 			selectByID:  tx.StmtContext(ctx, w.selectByID),
 			tx:          tx,
 		}
+		// The log's tip is read inside the write transaction: another
+		// process may have appended since our last batch.
+		err = tx.StmtContext(ctx, w.selectTip).QueryRowContext(ctx).Scan(&st.tip.pos, &st.tip.hash)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("read the log's tip: %w", err)
+		}
 		heads := make(map[string]head)
 		for i, r := range batch {
 			evs, err := st.apply(ctx, heads, r)
@@ -127,9 +136,27 @@ func (w *writer) commit(batch []*appendReq) {
 type txStmts struct {
 	tx                                              *sql.Tx
 	selectHead, insertEvent, upsertHead, selectByID *sql.Stmt
+	tip                                             logTip // the last row written, in this transaction
 }
 
-func (st txStmts) apply(ctx context.Context, heads map[string]head, r *appendReq) ([]event.Envelope, error) {
+// logTip is the last row of the log: its position and log chain hash.
+type logTip struct {
+	pos  int64
+	hash []byte
+}
+
+// logChain links each row to the one before it in position order, so that
+// moving, removing or inserting a row anywhere in the log breaks the chain,
+// even where the per-stream chains stay intact (two streams' events swapped).
+func logChain(prev []byte, pos int64, hash []byte) []byte {
+	h := sha256.New()
+	h.Write(prev)
+	h.Write(binary.BigEndian.AppendUint64(nil, uint64(pos)))
+	h.Write(hash)
+	return h.Sum(nil)
+}
+
+func (st *txStmts) apply(ctx context.Context, heads map[string]head, r *appendReq) ([]event.Envelope, error) {
 	h, ok := heads[r.stream]
 	if !ok {
 		err := st.selectHead.QueryRowContext(ctx, r.stream).Scan(&h.version, &h.hash)
@@ -150,12 +177,14 @@ func (st txStmts) apply(ctx context.Context, heads map[string]head, r *appendReq
 		}
 	}
 	out := make([]event.Envelope, len(r.evs))
-	cur := h
+	cur, tip := h, st.tip
 	for i, e := range r.evs {
 		e.Version = cur.version + 1
 		e.Hash = event.Chain(cur.hash, e)
-		res, err := st.insertEvent.ExecContext(ctx, e.ID[:], e.Stream, e.Version, string(e.Type), e.Schema,
-			e.OccurredAt.UnixNano(), e.Cause, []byte(e.Data), e.Hash)
+		pos := tip.pos + 1
+		lh := logChain(tip.hash, pos, e.Hash)
+		_, err := st.insertEvent.ExecContext(ctx, pos, e.ID[:], e.Stream, e.Version, string(e.Type), e.Schema,
+			e.OccurredAt.UnixNano(), e.Cause, []byte(e.Data), e.Hash, lh)
 		if err != nil {
 			if multi {
 				if _, rerr := st.tx.ExecContext(ctx, `ROLLBACK TO append; RELEASE append`); rerr != nil {
@@ -170,13 +199,9 @@ func (st txStmts) apply(ctx context.Context, heads map[string]head, r *appendReq
 			}
 			return nil, fmt.Errorf("%w: %s", eventstore.ErrDuplicateID, e.ID)
 		}
-		pos, err := res.LastInsertId()
-		if err != nil {
-			return nil, err
-		}
 		e.Position = event.Position{Commit: uint64(pos), Prepare: uint64(pos)}
 		out[i] = e
-		cur = head{e.Version, e.Hash}
+		cur, tip = head{e.Version, e.Hash}, logTip{pos, lh}
 	}
 	last := out[len(out)-1]
 	if _, err := st.upsertHead.ExecContext(ctx, r.stream, cur.version, cur.hash, int64(last.Position.Commit)); err != nil {
@@ -188,6 +213,7 @@ func (st txStmts) apply(ctx context.Context, heads map[string]head, r *appendReq
 		}
 	}
 	heads[r.stream] = cur
+	st.tip = tip
 	return out, nil
 }
 
@@ -195,7 +221,7 @@ func (st txStmts) apply(ctx context.Context, heads map[string]head, r *appendReq
 // retry of an append that was stored (same IDs, same stream, consecutive
 // versions), nothing if none of the IDs is stored, and ErrDuplicateID if
 // only some are, or elsewhere.
-func (st txStmts) retried(ctx context.Context, r *appendReq) ([]event.Envelope, error) {
+func (st *txStmts) retried(ctx context.Context, r *appendReq) ([]event.Envelope, error) {
 	var stored []event.Envelope
 	for i, e := range r.evs {
 		rows, err := st.selectByID.QueryContext(ctx, e.ID[:])

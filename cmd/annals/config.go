@@ -1,0 +1,145 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"annals.im/annals/eventstore/sqlite"
+	"annals.im/annals/projections"
+	"annals.im/annals/projections/accounts"
+)
+
+// Config is every setting a command may use. Precedence: flags, then
+// ANNALS_* environment, then Defaults.
+type Config struct {
+	Data       string // directory holding annals.db
+	Durability string // full | normal
+	LogLevel   string // debug | info | warn | error
+}
+
+// Defaults returns the settings used when neither flag nor environment says.
+func Defaults() Config {
+	return Config{Data: "./var", Durability: string(sqlite.DurabilityFull), LogLevel: "info"}
+}
+
+// fromEnv overlays ANNALS_* variables on c.
+func (c Config) fromEnv() Config {
+	for _, v := range []struct {
+		name string
+		dst  *string
+	}{
+		{"ANNALS_DATA", &c.Data},
+		{"ANNALS_DURABILITY", &c.Durability},
+		{"ANNALS_LOG_LEVEL", &c.LogLevel},
+	} {
+		if s, ok := os.LookupEnv(v.name); ok && s != "" {
+			*v.dst = s
+		}
+	}
+	return c
+}
+
+// Validate says what is wrong and how to fix it.
+func (c Config) Validate() error {
+	if c.Data == "" {
+		return fmt.Errorf("%w: --data is empty: give a directory, e.g. --data ./var", errUsage)
+	}
+	if _, err := sqlite.ParseDurability(c.Durability); err != nil {
+		return fmt.Errorf("%w: --durability %q: use full (fsync every commit) or normal", errUsage, c.Durability)
+	}
+	if _, err := c.level(); err != nil {
+		return err
+	}
+	return nil
+}
+
+func (c Config) level() (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		return l, fmt.Errorf("%w: --log-level %q: use debug, info, warn or error", errUsage, c.LogLevel)
+	}
+	return l, nil
+}
+
+// DBPath is the SQLite file of the log and the read models.
+func (c Config) DBPath() string { return filepath.Join(c.Data, "annals.db") }
+
+// flags registers the common flags on fs, with defaults from the
+// environment. Commands that do not write skip durability and log level.
+func (c *Config) flags(fs *flag.FlagSet, all bool) {
+	*c = Defaults().fromEnv()
+	fs.StringVar(&c.Data, "data", c.Data, "data directory ($ANNALS_DATA)")
+	if all {
+		fs.StringVar(&c.Durability, "durability", c.Durability, "when an append counts: full (fsync) or normal ($ANNALS_DURABILITY)")
+		fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error ($ANNALS_LOG_LEVEL)")
+	}
+}
+
+func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("annals "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+// parse parses args and turns flag errors into usage errors.
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
+	}
+	return nil
+}
+
+func (c Config) logger(w io.Writer) *slog.Logger {
+	l, _ := c.level()
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+// allProjections is every read model this build keeps.
+func allProjections() []projections.Projection {
+	return []projections.Projection{accounts.Projection{}}
+}
+
+// openStore opens the log. With create false it refuses to make a new,
+// empty store, so that a mistyped --data is not mistaken for an empty log.
+func openStore(ctx context.Context, c Config, create bool, log *slog.Logger) (*sqlite.Store, error) {
+	if create {
+		if err := os.MkdirAll(c.Data, 0o750); err != nil {
+			return nil, fmt.Errorf("data directory: %w", err)
+		}
+	} else if _, err := os.Stat(c.DBPath()); err != nil {
+		return nil, fmt.Errorf("no event store at %s (give --data or $ANNALS_DATA): %w", c.DBPath(), err)
+	}
+	d, _ := sqlite.ParseDurability(c.Durability)
+	return sqlite.Open(ctx, c.DBPath(), sqlite.Options{Durability: d, Log: log})
+}
+
+// lockData takes the data directory's exclusive lock, held by the one
+// process that writes read models (serve, rebuild). It is released when
+// the process exits, however it exits.
+func lockData(c Config) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(c.Data, "annals.lock"), os.O_CREATE|os.O_RDWR, 0o640)
+	if err != nil {
+		return nil, fmt.Errorf("lock data directory: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%s is in use by another annals serve or rebuild; stop it first", c.Data)
+	}
+	return f, nil
+}
+
+func joinNames(ss []string) string { return strings.Join(ss, ", ") }

@@ -1,0 +1,68 @@
+// Command annals is the Annals server and its operator tools: serve,
+// rebuild and audit. It is the only place that wires stores, projections
+// and adapters together.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `Annals: an event-sourced, archive-centric XMPP server.
+
+Usage:
+  annals serve   [--data DIR] [--durability full|normal] [--log-level LEVEL]
+  annals rebuild [--data DIR] [--projection NAME]...
+  annals audit query  [--data DIR] [--stream S] [--type T] [--since TIME] [--until TIME] [--limit N] [--json]
+  annals audit verify [--data DIR]
+  annals audit head   [--data DIR] [--at POSITION]
+
+Every command takes --data (default ./var, or $ANNALS_DATA).
+Run "annals COMMAND -h" for a command's flags.
+`
+
+// errUsage marks errors that are the caller's: exit code 2.
+var errUsage = errors.New("usage")
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	switch {
+	case err == nil:
+	case errors.Is(err, flag.ErrHelp):
+	case errors.Is(err, errUsage):
+		fmt.Fprintln(os.Stderr, "annals:", err)
+		os.Exit(2)
+	default:
+		fmt.Fprintln(os.Stderr, "annals:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("%w: no command given", errUsage)
+	}
+	switch cmd, rest := args[0], args[1:]; cmd {
+	case "serve":
+		return serve(ctx, rest, stdout, stderr)
+	case "rebuild":
+		return rebuild(ctx, rest, stdout, stderr)
+	case "audit":
+		return audit(ctx, rest, stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("%w: unknown command %q", errUsage, cmd)
+	}
+}

@@ -1,0 +1,346 @@
+package projections
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"annals.im/annals/domain/event"
+)
+
+// Projection is one read model.
+type Projection interface {
+	// Name is "<name>/v<version>"; bump the version when Schema or Apply
+	// change meaning, and the read model is rebuilt on the next start.
+	Name() string
+	// Schema is the DDL that creates the read model's tables; it runs in a
+	// transaction and must use CREATE ... IF NOT EXISTS.
+	Schema() string
+	// Tables are the tables Schema creates, dropped on rebuild.
+	Tables() []string
+	// Apply folds e into the read model. Types it does not read are ignored.
+	Apply(ctx context.Context, tx *sql.Tx, e event.Envelope) error
+}
+
+// Log is the part of an event store the runner reads.
+type Log interface {
+	ReadAll(ctx context.Context, after event.Position, max int) ([]event.Envelope, error)
+}
+
+// Tail is a live subscription, as eventstore.Subscription.
+type Tail interface {
+	Next(ctx context.Context) ([]event.Envelope, error)
+	Close() error
+}
+
+// Subscribe starts a live Tail after a position, as eventstore.Store's
+// Subscribe does; cmd/ adapts the store to it so that this package needs
+// nothing but domain/.
+type Subscribe func(ctx context.Context, after event.Position) (Tail, error)
+
+// ApplyError says which event stopped a projection.
+type ApplyError struct {
+	Projection string
+	Event      event.Envelope
+	Err        error
+}
+
+func (e *ApplyError) Error() string {
+	return fmt.Sprintf("projection %s stopped at %s version %d (%s, position %s): %v",
+		e.Projection, e.Event.Stream, e.Event.Version, e.Event.Type, e.Event.Position, e.Err)
+}
+
+func (e *ApplyError) Unwrap() error { return e.Err }
+
+// ErrUnknown: Rebuild was asked for a projection the runner does not have.
+var ErrUnknown = errors.New("projections: no such projection")
+
+// Runner keeps a set of projections up to date.
+type Runner struct {
+	db  *sql.DB
+	log *slog.Logger
+	ps  []Projection
+}
+
+// Page is how many events one read-model transaction applies at most.
+const Page = 4096
+
+// NewRunner prepares the checkpoint table and each projection's tables,
+// rebuilding any projection whose stored version differs from its Name.
+func NewRunner(ctx context.Context, db *sql.DB, log *slog.Logger, ps ...Projection) (*Runner, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	seen := make(map[string]bool)
+	for _, p := range ps {
+		base, _, ok := strings.Cut(p.Name(), "/")
+		if !ok || base == "" {
+			return nil, fmt.Errorf("projections: name %q: want <name>/v<version>", p.Name())
+		}
+		if seen[base] {
+			return nil, fmt.Errorf("projections: %s registered twice", base)
+		}
+		seen[base] = true
+	}
+	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS projection_checkpoints (
+		name        TEXT PRIMARY KEY,
+		commit_pos  INTEGER NOT NULL,
+		prepare_pos INTEGER NOT NULL
+	)`); err != nil {
+		return nil, fmt.Errorf("projections: create checkpoint table: %w", err)
+	}
+	r := &Runner{db: db, log: log, ps: ps}
+	for _, p := range ps {
+		if err := r.prepare(ctx, p); err != nil {
+			return nil, err
+		}
+	}
+	return r, nil
+}
+
+// prepare creates p's tables and checkpoint; a checkpoint left by another
+// version of p means its tables are stale: drop them and start over.
+func (r *Runner) prepare(ctx context.Context, p Projection) error {
+	base, _, _ := strings.Cut(p.Name(), "/")
+	return r.inTx(ctx, func(tx *sql.Tx) error {
+		var stale []string
+		rows, err := tx.QueryContext(ctx, `SELECT name FROM projection_checkpoints WHERE name LIKE ? || '/%' AND name != ?`, base, p.Name())
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var n string
+			if err := rows.Scan(&n); err != nil {
+				rows.Close()
+				return err
+			}
+			stale = append(stale, n)
+		}
+		rows.Close()
+		if len(stale) > 0 {
+			r.log.Info("projection version changed: rebuilding from the start of the log",
+				"projection", p.Name(), "was", strings.Join(stale, ","))
+			if err := reset(ctx, tx, p); err != nil {
+				return err
+			}
+			_, err := tx.ExecContext(ctx, `DELETE FROM projection_checkpoints WHERE name LIKE ? || '/%' AND name != ?`, base, p.Name())
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, p.Schema()); err != nil {
+			return fmt.Errorf("projections: %s schema: %w", p.Name(), err)
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO projection_checkpoints (name, commit_pos, prepare_pos) VALUES (?, 0, 0)
+			ON CONFLICT (name) DO NOTHING`, p.Name())
+		return err
+	})
+}
+
+// reset drops p's tables, creates them again and sets its checkpoint to the
+// start of the log.
+func reset(ctx context.Context, tx *sql.Tx, p Projection) error {
+	for _, t := range p.Tables() {
+		if _, err := tx.ExecContext(ctx, `DROP TABLE IF EXISTS "`+strings.ReplaceAll(t, `"`, `""`)+`"`); err != nil {
+			return fmt.Errorf("projections: drop %s: %w", t, err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, p.Schema()); err != nil {
+		return fmt.Errorf("projections: %s schema: %w", p.Name(), err)
+	}
+	_, err := tx.ExecContext(ctx, `INSERT INTO projection_checkpoints (name, commit_pos, prepare_pos) VALUES (?, 0, 0)
+		ON CONFLICT (name) DO UPDATE SET commit_pos = 0, prepare_pos = 0`, p.Name())
+	return err
+}
+
+func (r *Runner) inTx(ctx context.Context, f func(tx *sql.Tx) error) error {
+	tx, err := r.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := f(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// Checkpoint returns the position of the last event p applied.
+func (r *Runner) Checkpoint(ctx context.Context, name string) (event.Position, error) {
+	var p event.Position
+	err := r.db.QueryRowContext(ctx, `SELECT commit_pos, prepare_pos FROM projection_checkpoints WHERE name = ?`, name).
+		Scan(&p.Commit, &p.Prepare)
+	if err != nil {
+		return p, fmt.Errorf("projections: checkpoint of %s: %w", name, err)
+	}
+	return p, nil
+}
+
+// apply folds one batch into p and moves its checkpoint past it, in one
+// transaction. Events at or before the checkpoint are skipped: a
+// subscription may hand a batch that overlaps what a restart already applied.
+func (r *Runner) apply(ctx context.Context, p Projection, from event.Position, batch []event.Envelope) (event.Position, error) {
+	last := from
+	err := r.inTx(ctx, func(tx *sql.Tx) error {
+		for _, e := range batch {
+			if !last.Less(e.Position) {
+				continue
+			}
+			if err := p.Apply(ctx, tx, e); err != nil {
+				return &ApplyError{Projection: p.Name(), Event: e, Err: err}
+			}
+			last = e.Position
+		}
+		if last == from {
+			return nil
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE projection_checkpoints SET commit_pos = ?, prepare_pos = ? WHERE name = ?`,
+			last.Commit, last.Prepare, p.Name())
+		return err
+	})
+	if err != nil {
+		return from, err
+	}
+	return last, nil
+}
+
+// Stats is what a catch-up or rebuild did.
+type Stats struct {
+	Projection string
+	Events     int
+	Took       time.Duration
+}
+
+// CatchUp applies to each projection the events stored after its checkpoint
+// and returns when every one has reached the end of the log as it was read.
+func (r *Runner) CatchUp(ctx context.Context, log Log) ([]Stats, error) {
+	var out []Stats
+	for _, p := range r.ps {
+		st, err := r.catchUp(ctx, log, p)
+		out = append(out, st)
+		if err != nil {
+			return out, err
+		}
+	}
+	return out, nil
+}
+
+func (r *Runner) catchUp(ctx context.Context, log Log, p Projection) (Stats, error) {
+	st := Stats{Projection: p.Name()}
+	start := time.Now()
+	pos, err := r.Checkpoint(ctx, p.Name())
+	if err != nil {
+		return st, err
+	}
+	for {
+		page, err := log.ReadAll(ctx, pos, Page)
+		if err != nil {
+			return st, err
+		}
+		if len(page) == 0 {
+			st.Took = time.Since(start)
+			return st, nil
+		}
+		if pos, err = r.apply(ctx, p, pos, page); err != nil {
+			return st, err
+		}
+		st.Events += len(page)
+	}
+}
+
+// Rebuild drops the read models of the named projections (all when names
+// is empty), replays the whole log into them and returns what it applied.
+func (r *Runner) Rebuild(ctx context.Context, log Log, names ...string) ([]Stats, error) {
+	ps, err := r.pick(names)
+	if err != nil {
+		return nil, err
+	}
+	var out []Stats
+	for _, p := range ps {
+		if err := r.inTx(ctx, func(tx *sql.Tx) error { return reset(ctx, tx, p) }); err != nil {
+			return out, err
+		}
+		st, err := r.catchUp(ctx, log, p)
+		out = append(out, st)
+		if err != nil {
+			return out, err
+		}
+	}
+	return out, nil
+}
+
+func (r *Runner) pick(names []string) ([]Projection, error) {
+	if len(names) == 0 {
+		return r.ps, nil
+	}
+	var out []Projection
+	for _, n := range names {
+		found := false
+		for _, p := range r.ps {
+			base, _, _ := strings.Cut(p.Name(), "/")
+			if n == p.Name() || n == base {
+				out, found = append(out, p), true
+			}
+		}
+		if !found {
+			return nil, fmt.Errorf("%w: %q (have %s)", ErrUnknown, n, strings.Join(r.Names(), ", "))
+		}
+	}
+	return out, nil
+}
+
+// Names lists the projections' names.
+func (r *Runner) Names() []string {
+	out := make([]string, len(r.ps))
+	for i, p := range r.ps {
+		out[i] = p.Name()
+	}
+	return out
+}
+
+// Run follows the log live and keeps every projection current until ctx
+// ends or one of them fails; a failure stops all and is returned.
+func (r *Runner) Run(ctx context.Context, subscribe Subscribe) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var wg sync.WaitGroup
+	for _, p := range r.ps {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := r.follow(ctx, subscribe, p); err != nil && !errors.Is(err, context.Canceled) {
+				r.log.Error("projection stopped", "projection", p.Name(), "err", err)
+				cancel(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}
+
+func (r *Runner) follow(ctx context.Context, subscribe Subscribe, p Projection) error {
+	pos, err := r.Checkpoint(ctx, p.Name())
+	if err != nil {
+		return err
+	}
+	sub, err := subscribe(ctx, pos)
+	if err != nil {
+		return err
+	}
+	defer sub.Close()
+	for {
+		batch, err := sub.Next(ctx)
+		if err != nil {
+			return err
+		}
+		if pos, err = r.apply(ctx, p, pos, batch); err != nil {
+			return err
+		}
+	}
+}
