@@ -1,6 +1,3 @@
-// Command annals is the Annals server and its operator tools: serve,
-// rebuild and audit. It is the only place that wires stores, projections
-// and adapters together.
 package main
 
 import (

@@ -1,5 +1,3 @@
-// Package accounts keeps the list of accounts that exist, with when each was
-// created and last changed its password. It reads only account events.
 package accounts
 
 import (
