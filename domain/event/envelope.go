@@ -82,6 +82,12 @@ func (e *Envelope) Normalize() error {
 	if e.OccurredAt.IsZero() {
 		return fmt.Errorf("%w: %s without occurred_at", ErrInvalid, e.Type)
 	}
+	// Canonical and the stores carry the instant as int64 Unix nanoseconds,
+	// which end before 1677 and after 2262; past them a time would wrap to
+	// another instant and still verify.
+	if !time.Unix(0, e.OccurredAt.UnixNano()).Equal(e.OccurredAt) {
+		return fmt.Errorf("%w: %s occurred_at %v out of range", ErrInvalid, e.Type, e.OccurredAt)
+	}
 	e.OccurredAt = e.OccurredAt.UTC()
 	if len(e.Data) == 0 {
 		e.Data = json.RawMessage("{}")
@@ -89,18 +95,34 @@ func (e *Envelope) Normalize() error {
 	if !json.Valid(e.Data) {
 		return fmt.Errorf("%w: %s data is not JSON", ErrInvalid, e.Type)
 	}
-	if !isCompact(e.Data) {
-		var b bytes.Buffer
-		if err := json.Compact(&b, e.Data); err != nil {
-			return fmt.Errorf("%w: %s data: %v", ErrInvalid, e.Type, err)
-		}
-		e.Data = b.Bytes()
+	// Only an object: JSON null decodes to empty Data, which reads back as
+	// {} and would no longer match the hash.
+	if bytes.TrimLeft(e.Data, " \t\r\n")[0] != '{' {
+		return fmt.Errorf("%w: %s data is not a JSON object", ErrInvalid, e.Type)
 	}
+	d, err := compactData(e.Data)
+	if err != nil {
+		return fmt.Errorf("%w: %s data: %v", ErrInvalid, e.Type, err)
+	}
+	e.Data = d
 	return nil
 }
 
+// compactData returns JSON b as json.Marshal writes a json.RawMessage:
+// compact, with <, >, &, U+2028 and U+2029 escaped. json.Marshal and
+// json.MarshalIndent pass Data through that form whatever MarshalJSON
+// returns, so hashing it is what lets a hash survive a trip through JSON.
+func compactData(b []byte) ([]byte, error) {
+	if isCompact(b) {
+		return b, nil
+	}
+	return json.Marshal(json.RawMessage(b))
+}
+
 // isCompact is a cheap check that lets the common case (json.Marshal output)
-// skip a copy: no insignificant white space outside strings.
+// skip a copy: no insignificant white space outside strings and nothing that
+// json.Marshal would escape. 0xE2 starts U+2028 and U+2029 but also other
+// runes; those only cost a copy that changes nothing.
 func isCompact(b []byte) bool {
 	in := false
 	for i := 0; i < len(b); i++ {
@@ -110,6 +132,8 @@ func isCompact(b []byte) bool {
 		case c == '"':
 			in = !in
 		case !in && (c == ' ' || c == '\n' || c == '\t' || c == '\r'):
+			return false
+		case c == '<' || c == '>' || c == '&' || c == 0xE2:
 			return false
 		}
 	}

@@ -61,6 +61,11 @@ func (e *Envelope) UnmarshalJSON(b []byte) error {
 	if err != nil {
 		return fmt.Errorf("event: occurred_at: %w", err)
 	}
+	// An offset can carry year 0 or 9999 past RFC 3339's range once in
+	// UTC, where MarshalJSON could no longer write it readably.
+	if y := at.UTC().Year(); y < 0 || y > 9999 {
+		return fmt.Errorf("event: occurred_at %q is outside years 0000-9999 in UTC", w.OccurredAt)
+	}
 	hash, err := hex.DecodeString(w.Hash)
 	if err != nil {
 		return fmt.Errorf("event: hash: %w", err)
@@ -71,7 +76,16 @@ func (e *Envelope) UnmarshalJSON(b []byte) error {
 			return err
 		}
 	}
+	// The hash covers Data as Normalize leaves it, but json.MarshalIndent
+	// (the frozen samples) and pretty-printers re-indent it: read it back
+	// to that form, and missing data as the {} that MarshalJSON writes.
+	data := json.RawMessage("{}")
+	if len(w.Data) > 0 {
+		if data, err = compactData(w.Data); err != nil {
+			return fmt.Errorf("event: data: %w", err)
+		}
+	}
 	*e = Envelope{ID: id, Stream: w.Stream, Version: w.Version, Position: pos, Type: w.Type,
-		Schema: w.Schema, OccurredAt: at.UTC(), Cause: w.Cause, Data: w.Data, Hash: hash}
+		Schema: w.Schema, OccurredAt: at.UTC(), Cause: w.Cause, Data: data, Hash: hash}
 	return nil
 }
