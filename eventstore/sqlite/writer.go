@@ -1,12 +1,14 @@
 package sqlite
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"database/sql"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
 
 	"annals.im/annals/domain/event"
 	"annals.im/annals/eventstore"
@@ -17,6 +19,10 @@ import (
 // transaction and commits once, so concurrent appenders share one fsync.
 type writer struct {
 	s                                   *Store
+	heads                               map[string]head // cache of committed stream heads
+	tip                                 logTip          // the last row this writer committed
+	syncs                               chan committed  // to the syncer; nil with DurabilityNormal
+	syncerDone                          chan struct{}
 	selectHead, insertEvent, upsertHead *sql.Stmt
 	selectByID, selectTip               *sql.Stmt
 }
@@ -27,7 +33,11 @@ type head struct {
 }
 
 func newWriter(ctx context.Context, s *Store) (*writer, error) {
-	w := &writer{s: s}
+	w := &writer{s: s, heads: make(map[string]head)}
+	if s.opts.Durability == DurabilityFull {
+		w.syncs = make(chan committed, 1024)
+		w.syncerDone = make(chan struct{})
+	}
 	for _, p := range []struct {
 		dst   **sql.Stmt
 		query string
@@ -51,6 +61,10 @@ func newWriter(ctx context.Context, s *Store) (*writer, error) {
 
 func (w *writer) run() {
 	defer close(w.s.exited)
+	if w.syncs != nil {
+		go w.syncer()
+		defer func() { close(w.syncs); <-w.syncerDone }()
+	}
 	for {
 		select {
 		case <-w.s.done:
@@ -84,41 +98,29 @@ func (w *writer) failQueued() {
 	}
 }
 
+// committed is a batch whose transaction committed, waiting for the WAL
+// fsync that makes it durable before its appenders hear back.
+type committed struct {
+	batch   []*appendReq
+	results []appendResult
+}
+
 // commit applies batch in one transaction. A request refused by the rules
 // (conflict, duplicate ID) leaves no trace in the transaction and does not
 // affect the others; a storage error fails the whole batch.
+//
+// With DurabilityFull the transaction commits without fsync and the batch
+// goes to the syncer, which fsyncs the WAL and only then answers the
+// appenders and wakes subscribers. Meanwhile this goroutine already builds
+// the next batch: the fsync of one batch overlaps the work of the next.
 func (w *writer) commit(batch []*appendReq) {
-	ctx := context.Background()
-	results := make([]appendResult, len(batch))
-	err := func() error {
-		tx, err := w.s.write.BeginTx(ctx, nil)
-		if err != nil {
-			return err
+	if err := w.s.failure(); err != nil {
+		for _, r := range batch {
+			r.result <- appendResult{err: err}
 		}
-		defer tx.Rollback()
-		st := txStmts{
-			selectHead:  tx.StmtContext(ctx, w.selectHead),
-			insertEvent: tx.StmtContext(ctx, w.insertEvent),
-			upsertHead:  tx.StmtContext(ctx, w.upsertHead),
-			selectByID:  tx.StmtContext(ctx, w.selectByID),
-			tx:          tx,
-		}
-		// The log's tip is read inside the write transaction: another
-		// process may have appended since our last batch.
-		err = tx.StmtContext(ctx, w.selectTip).QueryRowContext(ctx).Scan(&st.tip.pos, &st.tip.hash)
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("read the log's tip: %w", err)
-		}
-		heads := make(map[string]head)
-		for i, r := range batch {
-			evs, err := st.apply(ctx, heads, r)
-			if err != nil && !errors.Is(err, eventstore.ErrConflict) && !errors.Is(err, eventstore.ErrDuplicateID) {
-				return err
-			}
-			results[i] = appendResult{evs, err}
-		}
-		return tx.Commit()
-	}()
+		return
+	}
+	results, err := w.apply(batch)
 	if err != nil {
 		w.s.opts.Log.Error("event store commit failed", "err", err, "appends", len(batch))
 		err = fmt.Errorf("sqlite: commit: %w", err)
@@ -127,16 +129,130 @@ func (w *writer) commit(batch []*appendReq) {
 		}
 		return
 	}
-	w.s.notify()
+	if w.syncs == nil {
+		w.s.release(batch, results)
+		return
+	}
+	w.syncs <- committed{batch, results}
+}
+
+func (w *writer) apply(batch []*appendReq) (results []appendResult, err error) {
+	ctx := context.Background()
+	tx, err := w.s.write.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			tx.Rollback()
+			// What the cache holds may include this batch's heads: forget it.
+			w.heads, w.tip = make(map[string]head), logTip{}
+		}
+	}()
+	st := txStmts{
+		w:           w,
+		selectHead:  tx.StmtContext(ctx, w.selectHead),
+		insertEvent: tx.StmtContext(ctx, w.insertEvent),
+		upsertHead:  tx.StmtContext(ctx, w.upsertHead),
+		selectByID:  tx.StmtContext(ctx, w.selectByID),
+		tx:          tx,
+		pending:     make(map[string]head),
+	}
+	// The log's tip is read inside the write transaction. If it is not the
+	// one this writer left, another process appended: the cached stream
+	// heads may be stale, so drop them.
+	err = tx.StmtContext(ctx, w.selectTip).QueryRowContext(ctx).Scan(&st.tip.pos, &st.tip.hash)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("read the log's tip: %w", err)
+	}
+	first := st.tip.pos + 1 // of this batch's events, if it writes any
+	if st.tip.pos != w.tip.pos || !bytes.Equal(st.tip.hash, w.tip.hash) || len(w.heads) > maxCachedHeads {
+		w.heads = make(map[string]head)
+	}
+	results = make([]appendResult, len(batch))
 	for i, r := range batch {
-		r.result <- results[i]
+		evs, err := st.apply(ctx, r)
+		if err != nil && !errors.Is(err, eventstore.ErrConflict) && !errors.Is(err, eventstore.ErrDuplicateID) {
+			return nil, err
+		}
+		results[i] = appendResult{evs, err}
+	}
+	if st.tip.pos >= first && w.syncs != nil {
+		w.s.markUnsynced(first)
+	}
+	if err := tx.Commit(); err != nil {
+		if st.tip.pos >= first && w.syncs != nil {
+			w.s.unmarkLast()
+		}
+		return nil, err
+	}
+	for stream, h := range st.pending {
+		w.heads[stream] = h
+	}
+	w.tip = st.tip
+	return results, nil
+}
+
+// maxCachedHeads bounds the stream-head cache; past it the cache starts over.
+const maxCachedHeads = 1 << 17
+
+// syncer fsyncs the WAL for committed batches, as many at once as have
+// piled up, then answers their appenders in commit order.
+func (w *writer) syncer() {
+	defer close(w.syncerDone)
+	var wal *os.File
+	defer func() {
+		if wal != nil {
+			wal.Close()
+		}
+	}()
+	for c := range w.syncs {
+		done := []committed{c}
+	more:
+		for {
+			select {
+			case c, ok := <-w.syncs:
+				if !ok {
+					break more
+				}
+				done = append(done, c)
+			default:
+				break more
+			}
+		}
+		err := w.s.failure()
+		if err == nil {
+			if wal == nil {
+				wal, err = os.OpenFile(w.s.path+"-wal", os.O_RDWR, 0)
+			}
+			if err == nil {
+				err = wal.Sync()
+			}
+			if err != nil {
+				// After a failed fsync the kernel may have dropped the dirty
+				// pages: nothing after this point can be promised durable.
+				err = w.s.fail(fmt.Errorf("sqlite: fsync %s-wal: %w", w.s.path, err))
+			}
+		}
+		w.s.synced(len(done))
+		for _, c := range done {
+			if err != nil {
+				for _, r := range c.batch {
+					r.result <- appendResult{err: err}
+				}
+				continue
+			}
+			w.s.release(c.batch, c.results)
+		}
 	}
 }
 
 type txStmts struct {
+	w                                               *writer
 	tx                                              *sql.Tx
 	selectHead, insertEvent, upsertHead, selectByID *sql.Stmt
-	tip                                             logTip // the last row written, in this transaction
+	tip                                             logTip          // the last row written, in this transaction
+	pending                                         map[string]head // heads written in this transaction
 }
 
 // logTip is the last row of the log: its position and log chain hash.
@@ -156,8 +272,11 @@ func logChain(prev []byte, pos int64, hash []byte) []byte {
 	return h.Sum(nil)
 }
 
-func (st *txStmts) apply(ctx context.Context, heads map[string]head, r *appendReq) ([]event.Envelope, error) {
-	h, ok := heads[r.stream]
+func (st *txStmts) apply(ctx context.Context, r *appendReq) ([]event.Envelope, error) {
+	h, ok := st.pending[r.stream]
+	if !ok {
+		h, ok = st.w.heads[r.stream]
+	}
 	if !ok {
 		err := st.selectHead.QueryRowContext(ctx, r.stream).Scan(&h.version, &h.hash)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
@@ -212,7 +331,7 @@ func (st *txStmts) apply(ctx context.Context, heads map[string]head, r *appendRe
 			return nil, err
 		}
 	}
-	heads[r.stream] = cur
+	st.pending[r.stream] = cur
 	st.tip = tip
 	return out, nil
 }
