@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -376,13 +377,41 @@ func scanEvents(rows *sql.Rows, capHint int) ([]event.Envelope, error) {
 	return out, nil
 }
 
-// ReadStream implements eventstore.Store.
+// ReadStream implements eventstore.Store. It finds the nearest event at
+// or after the last version wanted (a stream mark, else the head) and walks
+// the prev links back to from, in one recursive query.
 func (s *Store) ReadStream(ctx context.Context, stream string, from uint64, max int) ([]event.Envelope, error) {
 	if max <= 0 {
 		return nil, nil
 	}
-	rows, err := s.read.QueryContext(ctx, `SELECT `+columns+` FROM events
-		WHERE stream = ? AND version >= ? ORDER BY version LIMIT ?`, stream, from, max)
+	from = cmp.Or(from, 1)
+	last := from + uint64(max) - 1
+	var start int64
+	var startVersion uint64
+	err := s.read.QueryRowContext(ctx, `SELECT position, version FROM stream_marks
+		WHERE stream = ? AND version >= ? ORDER BY version LIMIT 1`, stream, last).Scan(&start, &startVersion)
+	if errors.Is(err, sql.ErrNoRows) {
+		err = s.read.QueryRowContext(ctx, `SELECT position, version FROM streams WHERE stream = ?`, stream).
+			Scan(&start, &startVersion)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, nil
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: read stream %s: %w", stream, err)
+	}
+	if startVersion < from {
+		return nil, nil
+	}
+	rows, err := s.read.QueryContext(ctx, `WITH RECURSIVE chain(pos) AS (
+			SELECT ?1
+			UNION ALL
+			SELECT e.prev FROM events e JOIN chain ON e.position = chain.pos
+			WHERE e.version > ?2 AND e.prev > 0
+		)
+		SELECT `+columns+` FROM events
+		WHERE position IN chain AND stream = ?3 AND version BETWEEN ?2 AND ?4
+		ORDER BY position`, start, from, stream, last)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: read stream %s: %w", stream, err)
 	}

@@ -3,12 +3,13 @@ package sqlite
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"database/sql"
-	"encoding/binary"
-	"errors"
 	"fmt"
 	"os"
+	"runtime"
+	"syscall"
+
+	"github.com/oklog/ulid/v2"
 
 	"annals.im/annals/domain/event"
 	"annals.im/annals/eventstore"
@@ -18,43 +19,39 @@ import (
 // waiting in the queue (up to MaxBatch events), applies them in one
 // transaction and commits once, so concurrent appenders share one fsync.
 type writer struct {
-	s                                   *Store
-	heads                               map[string]head // cache of committed stream heads
-	tip                                 logTip          // the last row this writer committed
-	syncs                               chan committed  // to the syncer; nil with DurabilityNormal
-	syncerDone                          chan struct{}
-	selectHead, insertEvent, upsertHead *sql.Stmt
-	selectByID, selectTip               *sql.Stmt
+	s          *Store
+	heads      map[string]head // cache of committed stream heads
+	tip        logTip          // the last row this writer committed
+	syncs      chan committed  // to the syncer; nil with DurabilityNormal
+	syncerDone chan struct{}
+	stmts      map[string]*sql.Stmt // prepared on the writer's one connection, by query
 }
 
 type head struct {
 	version uint64
 	hash    []byte
+	pos     int64 // of the head event; 0 for an empty stream
 }
 
+// MarkEvery is how often (in versions) a stream's event is recorded in
+// stream_marks, bounding how far ReadStream walks the prev links.
+const MarkEvery = 128
+
 func newWriter(ctx context.Context, s *Store) (*writer, error) {
-	w := &writer{s: s, heads: make(map[string]head)}
+	w := &writer{s: s, heads: make(map[string]head), stmts: make(map[string]*sql.Stmt)}
 	if s.opts.Durability == DurabilityFull {
 		w.syncs = make(chan committed, 1024)
 		w.syncerDone = make(chan struct{})
 	}
-	for _, p := range []struct {
-		dst   **sql.Stmt
-		query string
-	}{
-		{&w.selectHead, `SELECT version, hash FROM streams WHERE stream = ?`},
-		{&w.insertEvent, `INSERT INTO events (position, id, stream, version, type, schema, occurred_at, cause, data, hash, log_hash)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
-		{&w.selectTip, `SELECT position, log_hash FROM events ORDER BY position DESC LIMIT 1`},
-		{&w.upsertHead, `INSERT INTO streams (stream, version, hash, position) VALUES (?, ?, ?, ?)
-			ON CONFLICT (stream) DO UPDATE SET version = excluded.version, hash = excluded.hash, position = excluded.position`},
-		{&w.selectByID, `SELECT ` + columns + ` FROM events WHERE id = ?`},
-	} {
-		st, err := s.write.PrepareContext(ctx, p.query)
+	// Statements are prepared here, not on first use: the writer's one
+	// connection is busy inside every later transaction, and preparing on
+	// the pool from there would wait for it forever.
+	for _, q := range batchQueries() {
+		st, err := s.write.PrepareContext(ctx, q)
 		if err != nil {
-			return nil, fmt.Errorf("sqlite: prepare: %w", err)
+			return nil, fmt.Errorf("sqlite: prepare %q: %w", q, err)
 		}
-		*p.dst = st
+		w.stmts[q] = st
 	}
 	return w, nil
 }
@@ -72,6 +69,10 @@ func (w *writer) run() {
 			return
 		case r := <-w.s.queue:
 			batch, n := []*appendReq{r}, len(r.evs)
+			// Let appenders that were just answered queue their next
+			// append before the batch closes: it costs one scheduler pass
+			// and makes batches, and so the work per commit, larger.
+			runtime.Gosched()
 		more:
 			for n < w.s.opts.MaxBatch {
 				select {
@@ -149,55 +150,47 @@ func (w *writer) apply(batch []*appendReq) (results []appendResult, err error) {
 			w.heads, w.tip = make(map[string]head), logTip{}
 		}
 	}()
-	st := txStmts{
-		w:           w,
-		selectHead:  tx.StmtContext(ctx, w.selectHead),
-		insertEvent: tx.StmtContext(ctx, w.insertEvent),
-		upsertHead:  tx.StmtContext(ctx, w.upsertHead),
-		selectByID:  tx.StmtContext(ctx, w.selectByID),
-		tx:          tx,
-		pending:     make(map[string]head),
-	}
+	b := &batchTx{w: w, tx: tx, pending: make(map[string]head), inBatch: make(map[ulid.ULID]event.Envelope)}
 	// The log's tip is read inside the write transaction. If it is not the
 	// one this writer left, another process appended: the cached stream
 	// heads may be stale, so drop them.
-	err = tx.StmtContext(ctx, w.selectTip).QueryRowContext(ctx).Scan(&st.tip.pos, &st.tip.hash)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("read the log's tip: %w", err)
+	if err := b.readTip(ctx); err != nil {
+		return nil, err
 	}
-	first := st.tip.pos + 1 // of this batch's events, if it writes any
-	if st.tip.pos != w.tip.pos || !bytes.Equal(st.tip.hash, w.tip.hash) || len(w.heads) > maxCachedHeads {
+	first := b.tip.pos + 1 // of this batch's events, if it writes any
+	if b.tip.pos != w.tip.pos || !bytes.Equal(b.tip.hash, w.tip.hash) || len(w.heads) > maxCachedHeads {
 		w.heads = make(map[string]head)
 	}
-	results = make([]appendResult, len(batch))
-	for i, r := range batch {
-		evs, err := st.apply(ctx, r)
-		if err != nil && !errors.Is(err, eventstore.ErrConflict) && !errors.Is(err, eventstore.ErrDuplicateID) {
-			return nil, err
-		}
-		results[i] = appendResult{evs, err}
+	if results, err = b.run(ctx, batch); err != nil {
+		return nil, err
 	}
-	if st.tip.pos >= first && w.syncs != nil {
+	if b.tip.pos >= first && w.syncs != nil {
 		w.s.markUnsynced(first)
 	}
 	if err := tx.Commit(); err != nil {
-		if st.tip.pos >= first && w.syncs != nil {
+		if b.tip.pos >= first && w.syncs != nil {
 			w.s.unmarkLast()
 		}
 		return nil, err
 	}
-	for stream, h := range st.pending {
+	for stream, h := range b.pending {
 		w.heads[stream] = h
 	}
-	w.tip = st.tip
+	w.tip = b.tip
 	return results, nil
 }
 
 // maxCachedHeads bounds the stream-head cache; past it the cache starts over.
 const maxCachedHeads = 1 << 17
 
-// syncer fsyncs the WAL for committed batches, as many at once as have
-// piled up, then answers their appenders in commit order.
+// maxSyncs is how many WAL fsyncs may run at once. A batch that commits
+// while an fsync runs need not wait for it to end before its own starts:
+// the second fsync also waits for what the first is writing, so when it
+// returns, every batch committed before it started is durable.
+const maxSyncs = 2
+
+// syncer fsyncs the WAL for committed batches and answers their appenders
+// in commit order once an fsync that started after their commit returns.
 func (w *writer) syncer() {
 	defer close(w.syncerDone)
 	var wal *os.File
@@ -206,162 +199,66 @@ func (w *writer) syncer() {
 			wal.Close()
 		}
 	}()
-	for c := range w.syncs {
-		done := []committed{c}
-	more:
-		for {
-			select {
-			case c, ok := <-w.syncs:
-				if !ok {
-					break more
-				}
-				done = append(done, c)
-			default:
-				break more
-			}
-		}
-		err := w.s.failure()
-		if err == nil {
-			if wal == nil {
+	type synced struct {
+		cover int // batches numbered below cover are durable (if err is nil)
+		err   error
+	}
+	var (
+		queue    []committed // received, not yet answered; queue[0] is number base
+		base     int
+		next     int // number of the next batch received
+		started  int // batches numbered below started are covered by a started fsync
+		inflight int
+		in       = w.syncs
+		done     = make(chan synced)
+	)
+	for in != nil || inflight > 0 || len(queue) > 0 {
+		if started < next && inflight < maxSyncs {
+			err := w.s.failure()
+			if err == nil && wal == nil {
 				wal, err = os.OpenFile(w.s.path+"-wal", os.O_RDWR, 0)
 			}
-			if err == nil {
-				err = wal.Sync()
+			cover := next
+			started, inflight = next, inflight+1
+			go func() {
+				if err == nil {
+					// fdatasync: the WAL's data and size, not its times.
+					err = syscall.Fdatasync(int(wal.Fd()))
+				}
+				done <- synced{cover, err}
+			}()
+		}
+		select {
+		case c, ok := <-in:
+			if !ok {
+				in = nil
+				continue
 			}
+			queue = append(queue, c)
+			next++
+		case r := <-done:
+			inflight--
+			n := r.cover - base
+			if n <= 0 {
+				continue // a later fsync already answered these
+			}
+			err := r.err
 			if err != nil {
 				// After a failed fsync the kernel may have dropped the dirty
 				// pages: nothing after this point can be promised durable.
 				err = w.s.fail(fmt.Errorf("sqlite: fsync %s-wal: %w", w.s.path, err))
 			}
-		}
-		w.s.synced(len(done))
-		for _, c := range done {
-			if err != nil {
-				for _, r := range c.batch {
-					r.result <- appendResult{err: err}
+			w.s.synced(n)
+			for _, c := range queue[:n] {
+				if err != nil {
+					for _, r := range c.batch {
+						r.result <- appendResult{err: err}
+					}
+					continue
 				}
-				continue
+				w.s.release(c.batch, c.results)
 			}
-			w.s.release(c.batch, c.results)
+			queue, base = queue[n:], base+n
 		}
 	}
-}
-
-type txStmts struct {
-	w                                               *writer
-	tx                                              *sql.Tx
-	selectHead, insertEvent, upsertHead, selectByID *sql.Stmt
-	tip                                             logTip          // the last row written, in this transaction
-	pending                                         map[string]head // heads written in this transaction
-}
-
-// logTip is the last row of the log: its position and log chain hash.
-type logTip struct {
-	pos  int64
-	hash []byte
-}
-
-// logChain links each row to the one before it in position order, so that
-// moving, removing or inserting a row anywhere in the log breaks the chain,
-// even where the per-stream chains stay intact (two streams' events swapped).
-func logChain(prev []byte, pos int64, hash []byte) []byte {
-	h := sha256.New()
-	h.Write(prev)
-	h.Write(binary.BigEndian.AppendUint64(nil, uint64(pos)))
-	h.Write(hash)
-	return h.Sum(nil)
-}
-
-func (st *txStmts) apply(ctx context.Context, r *appendReq) ([]event.Envelope, error) {
-	h, ok := st.pending[r.stream]
-	if !ok {
-		h, ok = st.w.heads[r.stream]
-	}
-	if !ok {
-		err := st.selectHead.QueryRowContext(ctx, r.stream).Scan(&h.version, &h.hash)
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
-			return nil, fmt.Errorf("read head of %s: %w", r.stream, err)
-		}
-	}
-	if r.expected != eventstore.Any && uint64(r.expected) != h.version {
-		if stored, err := st.retried(ctx, r); stored != nil || err != nil {
-			return stored, err
-		}
-		return nil, fmt.Errorf("%w: stream %s is at version %d, not %d", eventstore.ErrConflict, r.stream, h.version, r.expected)
-	}
-	multi := len(r.evs) > 1
-	if multi {
-		if _, err := st.tx.ExecContext(ctx, `SAVEPOINT append`); err != nil {
-			return nil, err
-		}
-	}
-	out := make([]event.Envelope, len(r.evs))
-	cur, tip := h, st.tip
-	for i, e := range r.evs {
-		e.Version = cur.version + 1
-		e.Hash = event.Chain(cur.hash, e)
-		pos := tip.pos + 1
-		lh := logChain(tip.hash, pos, e.Hash)
-		_, err := st.insertEvent.ExecContext(ctx, pos, e.ID[:], e.Stream, e.Version, string(e.Type), e.Schema,
-			e.OccurredAt.UnixNano(), e.Cause, []byte(e.Data), e.Hash, lh)
-		if err != nil {
-			if multi {
-				if _, rerr := st.tx.ExecContext(ctx, `ROLLBACK TO append; RELEASE append`); rerr != nil {
-					return nil, errors.Join(err, rerr)
-				}
-			}
-			if !isUniqueID(err) {
-				return nil, fmt.Errorf("insert into %s: %w", r.stream, err)
-			}
-			if stored, err := st.retried(ctx, r); stored != nil || err != nil {
-				return stored, err
-			}
-			return nil, fmt.Errorf("%w: %s", eventstore.ErrDuplicateID, e.ID)
-		}
-		e.Position = event.Position{Commit: uint64(pos), Prepare: uint64(pos)}
-		out[i] = e
-		cur, tip = head{e.Version, e.Hash}, logTip{pos, lh}
-	}
-	last := out[len(out)-1]
-	if _, err := st.upsertHead.ExecContext(ctx, r.stream, cur.version, cur.hash, int64(last.Position.Commit)); err != nil {
-		return nil, fmt.Errorf("write head of %s: %w", r.stream, err)
-	}
-	if multi {
-		if _, err := st.tx.ExecContext(ctx, `RELEASE append`); err != nil {
-			return nil, err
-		}
-	}
-	st.pending[r.stream] = cur
-	st.tip = tip
-	return out, nil
-}
-
-// retried looks for r's events already in the log. It returns them if r is a
-// retry of an append that was stored (same IDs, same stream, consecutive
-// versions), nothing if none of the IDs is stored, and ErrDuplicateID if
-// only some are, or elsewhere.
-func (st *txStmts) retried(ctx context.Context, r *appendReq) ([]event.Envelope, error) {
-	var stored []event.Envelope
-	for i, e := range r.evs {
-		rows, err := st.selectByID.QueryContext(ctx, e.ID[:])
-		if err != nil {
-			return nil, fmt.Errorf("look up %s: %w", e.ID, err)
-		}
-		found, err := scanEvents(rows, 1)
-		if err != nil {
-			return nil, err
-		}
-		switch {
-		case len(found) == 0 && i == 0:
-			return nil, nil
-		case len(found) == 0:
-			return nil, fmt.Errorf("%w: %s was stored without %s", eventstore.ErrDuplicateID, r.evs[0].ID, e.ID)
-		case found[0].Stream != r.stream:
-			return nil, fmt.Errorf("%w: %s is in stream %s", eventstore.ErrDuplicateID, e.ID, found[0].Stream)
-		case i > 0 && found[0].Version != stored[i-1].Version+1:
-			return nil, fmt.Errorf("%w: %s is not stored right after %s", eventstore.ErrDuplicateID, e.ID, r.evs[i-1].ID)
-		}
-		stored = append(stored, found[0])
-	}
-	return stored, nil
 }

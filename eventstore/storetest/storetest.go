@@ -34,6 +34,7 @@ func Run(t *testing.T, open Open) {
 		{"IdempotentRetry", testIdempotentRetry},
 		{"ConcurrentWriters", testConcurrentWriters},
 		{"ReadAllPaging", testReadAllPaging},
+		{"ReadStreamRanges", testReadStreamRanges},
 		{"Subscription", testSubscription},
 		{"InvalidInput", testInvalidInput},
 	}
@@ -470,5 +471,39 @@ func testInvalidInput(t *testing.T, s eventstore.Store, p string) {
 	}
 	if _, err := eventstore.Verify(ctxT(t), s); err != nil {
 		t.Fatalf("a fresh log does not verify: %v", err)
+	}
+}
+
+// testReadStreamRanges reads a long stream, interleaved with another, in
+// many (from, max) windows: stores may index streams sparsely.
+func testReadStreamRanges(t *testing.T, s eventstore.Store, p string) {
+	const n = 700
+	stream := p + "room-long@conference.example.com"
+	var want []event.Envelope
+	for len(want) < n {
+		k := min(1+len(want)%37, n-len(want))
+		want = append(want, mustAppend(t, s, stream, int64(len(want)), proposed(k, "r")...)...)
+		mustAppend(t, s, p+"room-other@conference.example.com", eventstore.Any, proposed(1, "o")...)
+	}
+	for _, w := range []struct {
+		from uint64
+		max  int
+	}{{1, 1}, {1, n}, {1, 10 * n}, {0, 5}, {2, 126}, {127, 2}, {128, 1}, {129, 300}, {250, 7}, {256, 256},
+		{n, 1}, {n, 50}, {n + 1, 5}, {n - 3, 10}, {384, 129}, {500, 1000}} {
+		got, err := s.ReadStream(ctxT(t), stream, w.from, w.max)
+		if err != nil {
+			t.Fatalf("ReadStream(%d, %d): %v", w.from, w.max, err)
+		}
+		lo := max(w.from, 1) - 1
+		hi := min(lo+uint64(w.max), n)
+		if lo > n {
+			lo = n
+		}
+		if len(got) != int(hi-lo) {
+			t.Fatalf("ReadStream(%d, %d) gave %d events, want %d", w.from, w.max, len(got), hi-lo)
+		}
+		for i := range got {
+			sameEvent(t, got[i], want[int(lo)+i])
+		}
 	}
 }

@@ -1,0 +1,308 @@
+package sqlite
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/oklog/ulid/v2"
+
+	"annals.im/annals/domain/event"
+	"annals.im/annals/eventstore"
+)
+
+// batchTx is one group commit's transaction. It decides every append of
+// the batch in Go first (expected versions, retries, hashes, positions),
+// then writes all accepted events with a few multi-row statements: the
+// per-statement cost of cgo and database/sql, not SQLite's own work, was
+// what bounded throughput with one statement per event.
+type batchTx struct {
+	w       *writer
+	tx      *sql.Tx
+	tip     logTip                       // the last row, including this batch's
+	pending map[string]head              // heads written by this batch
+	inBatch map[ulid.ULID]event.Envelope // events accepted by this batch
+	stored  map[ulid.ULID]event.Envelope // events of the batch's IDs already in the log
+	rows    []event.Envelope             // to insert, in position order
+	prev    []int64                      // rows[i]'s stream predecessor
+	logHash [][]byte                     // rows[i]'s log chain hash
+}
+
+// logTip is the last row of the log: its position and log chain hash.
+type logTip struct {
+	pos  int64
+	hash []byte
+}
+
+// logChain links each row to the one before it in position order, so that
+// moving, removing or inserting a row anywhere in the log breaks the chain,
+// even where the per-stream chains stay intact (two streams' events swapped).
+func logChain(prev []byte, pos int64, hash []byte) []byte {
+	h := sha256.New()
+	h.Write(prev)
+	h.Write(binary.BigEndian.AppendUint64(nil, uint64(pos)))
+	h.Write(hash)
+	return h.Sum(nil)
+}
+
+// Multi-row statements come in sizes 1, 2, 4 … rowsPerStatement (64 rows of
+// 12 columns stay far below SQLite's limit on bound parameters): n rows are
+// written by the binary decomposition of n, so a handful of statements
+// prepared once serve every batch.
+const rowsPerStatement = 64
+
+// chunk returns the largest statement size that fits in n (n > 0).
+func chunk(n int) int {
+	c := rowsPerStatement
+	for c > n {
+		c /= 2
+	}
+	return c
+}
+
+const (
+	eventCols       = `(position, id, stream, version, prev, type, schema, occurred_at, cause, data, hash, log_hash)`
+	qTip            = `SELECT position, log_hash FROM events ORDER BY position DESC LIMIT 1`
+	qHead           = `SELECT version, hash, position FROM streams WHERE stream = ?`
+	qMark           = `INSERT INTO stream_marks (stream, version, position) VALUES (?, ?, ?)`
+	upsertHeadsTail = ` ON CONFLICT (stream) DO UPDATE SET version = excluded.version, hash = excluded.hash, position = excluded.position`
+)
+
+func qIDs(n int) string {
+	return `SELECT ` + columns + ` FROM events WHERE id IN (` + placeholders(n, 1) + `)`
+}
+func qEvents(n int) string {
+	return `INSERT INTO events ` + eventCols + ` VALUES ` + placeholders(n, 12)
+}
+func qHeads(n int) string {
+	return `INSERT INTO streams (stream, version, hash, position) VALUES ` + placeholders(n, 4) + upsertHeadsTail
+}
+
+// batchQueries lists every statement a batch may run, for preparing.
+func batchQueries() []string {
+	qs := []string{qTip, qHead, qMark}
+	for n := 1; n <= rowsPerStatement; n *= 2 {
+		qs = append(qs, qIDs(n), qEvents(n), qHeads(n))
+	}
+	return qs
+}
+
+func (b *batchTx) readTip(ctx context.Context) error {
+	st, err := b.stmt(ctx, qTip)
+	if err != nil {
+		return err
+	}
+	err = st.QueryRowContext(ctx).Scan(&b.tip.pos, &b.tip.hash)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("read the log's tip: %w", err)
+	}
+	return nil
+}
+
+// run decides and writes the batch and returns each append's result. A
+// request refused by the rules gets its error in its result and writes
+// nothing; a storage error is returned and fails the batch.
+func (b *batchTx) run(ctx context.Context, batch []*appendReq) ([]appendResult, error) {
+	if err := b.lookUpIDs(ctx, batch); err != nil {
+		return nil, err
+	}
+	results := make([]appendResult, len(batch))
+	for i, r := range batch {
+		evs, err := b.decide(ctx, r)
+		if err != nil && !errors.Is(err, eventstore.ErrConflict) && !errors.Is(err, eventstore.ErrDuplicateID) {
+			return nil, err
+		}
+		results[i] = appendResult{evs, err}
+	}
+	if err := b.write(ctx); err != nil {
+		return nil, err
+	}
+	return results, nil
+}
+
+// lookUpIDs finds which of the batch's event IDs are already stored, with
+// one query per rowsPerStatement IDs: a retry must be recognized, and
+// asking SQLite up front is cheaper than undoing a failed insert.
+func (b *batchTx) lookUpIDs(ctx context.Context, batch []*appendReq) error {
+	var ids []any
+	for _, r := range batch {
+		for _, e := range r.evs {
+			ids = append(ids, e.ID[:])
+		}
+	}
+	b.stored = make(map[ulid.ULID]event.Envelope)
+	for len(ids) > 0 {
+		n := chunk(len(ids))
+		st, err := b.stmt(ctx, qIDs(n))
+		if err != nil {
+			return err
+		}
+		rows, err := st.QueryContext(ctx, ids[:n]...)
+		if err != nil {
+			return fmt.Errorf("look up event ids: %w", err)
+		}
+		found, err := scanEvents(rows, 0)
+		if err != nil {
+			return err
+		}
+		for _, e := range found {
+			b.stored[e.ID] = e
+		}
+		ids = ids[n:]
+	}
+	return nil
+}
+
+func (b *batchTx) head(ctx context.Context, stream string) (head, error) {
+	if h, ok := b.pending[stream]; ok {
+		return h, nil
+	}
+	if h, ok := b.w.heads[stream]; ok {
+		return h, nil
+	}
+	var h head
+	st, err := b.stmt(ctx, qHead)
+	if err != nil {
+		return h, err
+	}
+	err = st.QueryRowContext(ctx, stream).Scan(&h.version, &h.hash, &h.pos)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return h, fmt.Errorf("read head of %s: %w", stream, err)
+	}
+	return h, nil
+}
+
+// decide accepts r's events (assigning versions, positions and hashes) or
+// refuses them. A retry of an append already stored, or accepted earlier
+// in this batch, returns the stored events whatever r expected.
+func (b *batchTx) decide(ctx context.Context, r *appendReq) ([]event.Envelope, error) {
+	if evs, known, err := b.retried(r); known {
+		return evs, err
+	}
+	h, err := b.head(ctx, r.stream)
+	if err != nil {
+		return nil, err
+	}
+	if r.expected != eventstore.Any && uint64(r.expected) != h.version {
+		return nil, fmt.Errorf("%w: stream %s is at version %d, not %d", eventstore.ErrConflict, r.stream, h.version, r.expected)
+	}
+	out := make([]event.Envelope, len(r.evs))
+	for i, e := range r.evs {
+		pos := b.tip.pos + 1
+		e.Version = h.version + 1
+		e.Hash = event.Chain(h.hash, e)
+		e.Position = event.Position{Commit: uint64(pos), Prepare: uint64(pos)}
+		lh := logChain(b.tip.hash, pos, e.Hash)
+		b.rows = append(b.rows, e)
+		b.prev = append(b.prev, h.pos)
+		b.logHash = append(b.logHash, lh)
+		b.inBatch[e.ID] = e
+		out[i] = e
+		h, b.tip = head{e.Version, e.Hash, pos}, logTip{pos, lh}
+	}
+	b.pending[r.stream] = h
+	return out, nil
+}
+
+// retried reports whether any of r's IDs is already stored or accepted. If
+// so, r is a retry when all its IDs are, in its stream, at consecutive
+// versions: it gets those events back; otherwise ErrDuplicateID.
+func (b *batchTx) retried(r *appendReq) ([]event.Envelope, bool, error) {
+	lookup := func(id ulid.ULID) (event.Envelope, bool) {
+		if e, ok := b.inBatch[id]; ok {
+			return e, true
+		}
+		e, ok := b.stored[id]
+		return e, ok
+	}
+	any_ := false
+	for _, e := range r.evs {
+		if _, ok := lookup(e.ID); ok {
+			any_ = true
+			break
+		}
+	}
+	if !any_ {
+		return nil, false, nil
+	}
+	out := make([]event.Envelope, len(r.evs))
+	for i, e := range r.evs {
+		got, ok := lookup(e.ID)
+		switch {
+		case !ok:
+			return nil, true, fmt.Errorf("%w: %s was stored without %s", eventstore.ErrDuplicateID, r.evs[0].ID, e.ID)
+		case got.Stream != r.stream:
+			return nil, true, fmt.Errorf("%w: %s is in stream %s", eventstore.ErrDuplicateID, e.ID, got.Stream)
+		case i > 0 && got.Version != out[i-1].Version+1:
+			return nil, true, fmt.Errorf("%w: %s is not stored right after %s", eventstore.ErrDuplicateID, e.ID, r.evs[i-1].ID)
+		}
+		out[i] = got
+	}
+	return out, true, nil
+}
+
+// write inserts the accepted events, their stream marks and the new heads.
+func (b *batchTx) write(ctx context.Context) error {
+	for i, n := 0, 0; i < len(b.rows); i += n {
+		n = chunk(len(b.rows) - i)
+		args := make([]any, 0, 12*n)
+		for j := i; j < i+n; j++ {
+			e := b.rows[j]
+			args = append(args, int64(e.Position.Commit), e.ID[:], e.Stream, e.Version, b.prev[j], string(e.Type),
+				e.Schema, e.OccurredAt.UnixNano(), e.Cause, []byte(e.Data), e.Hash, b.logHash[j])
+		}
+		if err := b.exec(ctx, qEvents(n), args); err != nil {
+			return fmt.Errorf("insert events: %w", err)
+		}
+	}
+	for _, e := range b.rows {
+		if e.Version%MarkEvery == 0 {
+			if err := b.exec(ctx, qMark, []any{e.Stream, e.Version, int64(e.Position.Commit)}); err != nil {
+				return fmt.Errorf("insert stream mark: %w", err)
+			}
+		}
+	}
+	heads := make([]any, 0, 4*len(b.pending))
+	for stream, h := range b.pending {
+		heads = append(heads, stream, h.version, h.hash, h.pos)
+	}
+	for len(heads) > 0 {
+		n := chunk(len(heads) / 4)
+		err := b.exec(ctx, qHeads(n), heads[:4*n])
+		if err != nil {
+			return fmt.Errorf("write stream heads: %w", err)
+		}
+		heads = heads[4*n:]
+	}
+	return nil
+}
+
+func (b *batchTx) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	st, ok := b.w.stmts[query]
+	if !ok {
+		return nil, fmt.Errorf("sqlite: statement not prepared: %s", query)
+	}
+	return b.tx.StmtContext(ctx, st), nil
+}
+
+func (b *batchTx) exec(ctx context.Context, query string, args []any) error {
+	st, err := b.stmt(ctx, query)
+	if err != nil {
+		return err
+	}
+	_, err = st.ExecContext(ctx, args...)
+	return err
+}
+
+// placeholders returns n groups of k question marks: "(?, ?), (?, ?)".
+func placeholders(n, k int) string {
+	group := "(" + strings.Repeat("?, ", k-1) + "?)"
+	if k == 1 {
+		return strings.Repeat("?, ", n-1) + "?"
+	}
+	return strings.Repeat(group+", ", n-1) + group
+}
