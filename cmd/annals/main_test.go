@@ -151,6 +151,7 @@ func TestAuditVerifyTamper(t *testing.T) {
 			UPDATE events SET position = 3 WHERE position = 6; UPDATE events SET position = 6 WHERE position = 100`, []string{nurse + "1", nurse + "2"}},
 		{"reorder across streams", `UPDATE events SET position = 100 WHERE position = 4;
 			UPDATE events SET position = 4 WHERE position = 5; UPDATE events SET position = 5 WHERE position = 100`, []string{juliet + "2"}},
+		{"edit prev link", `UPDATE events SET prev = 1 WHERE position = 5`, []string{juliet + "2"}},
 		{"renumber a position", `UPDATE events SET position = 50 WHERE position = 7`, []string{nurse + "3"}},
 	}
 	for _, c := range cases {

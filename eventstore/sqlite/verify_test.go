@@ -1,0 +1,59 @@
+package sqlite_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"annals.im/annals/domain/event"
+	"annals.im/annals/eventstore"
+	"annals.im/annals/eventstore/sqlite"
+)
+
+// A stream mark that points at the wrong event would make ReadStream give
+// wrong answers, so Verify checks marks too.
+func TestVerifyCatchesAMovedStreamMark(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "annals.db")
+	s, err := sqlite.Open(ctx, path, sqlite.Options{Durability: sqlite.DurabilityNormal})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := event.NewIDs()
+	for i := 0; i < sqlite.MarkEvery+2; i++ {
+		e, _ := event.New(ids, time.Now(), "TestHappened", 1, "", map[string]int{"n": i})
+		if _, err := s.Append(ctx, "room-a@example.com", eventstore.Any, e); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Append(ctx, "room-b@example.com", eventstore.Any, e); err != nil && !errors.Is(err, eventstore.ErrDuplicateID) {
+			t.Fatal(err)
+		}
+	}
+	if _, err := eventstore.Verify(ctx, s); err != nil {
+		t.Fatalf("untouched: %v", err)
+	}
+	s.Close()
+
+	db, err := sql.Open("sqlite3", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`UPDATE stream_marks SET position = position - 1 WHERE stream = 'room-a@example.com'`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	s, err = sqlite.Open(ctx, path, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	_, err = eventstore.Verify(ctx, s)
+	var broken *eventstore.BrokenError
+	if !errors.As(err, &broken) || broken.Stream != "room-a@example.com" || broken.Version != sqlite.MarkEvery {
+		t.Fatalf("Verify after moving a mark: %v; want it to name room-a@example.com version %d", err, sqlite.MarkEvery)
+	}
+}
