@@ -1,6 +1,8 @@
 package sqlite
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"database/sql"
@@ -23,6 +25,7 @@ import (
 type batchTx struct {
 	w       *writer
 	tx      *sql.Tx
+	careful bool                         // tip read and IDs looked up, not trusted from the cache
 	tip     logTip                       // the last row, including this batch's
 	pending map[string]head              // heads written by this batch
 	inBatch map[ulid.ULID]event.Envelope // events accepted by this batch
@@ -48,6 +51,10 @@ func logChain(prev []byte, pos int64, hash []byte) []byte {
 	h.Write(hash)
 	return h.Sum(nil)
 }
+
+// errCareful: the fast way met a stored ID or a taken position; the batch
+// must be run again the careful way.
+var errCareful = errors.New("sqlite: batch needs the careful way")
 
 // Multi-row statements come in sizes 1, 2, 4 … rowsPerStatement (64 rows of
 // 12 columns stay far below SQLite's limit on bound parameters): n rows are
@@ -107,14 +114,17 @@ func (b *batchTx) readTip(ctx context.Context) error {
 // request refused by the rules gets its error in its result and writes
 // nothing; a storage error is returned and fails the batch.
 func (b *batchTx) run(ctx context.Context, batch []*appendReq) ([]appendResult, error) {
-	if err := b.lookUpIDs(ctx, batch); err != nil {
-		return nil, err
+	b.stored = make(map[ulid.ULID]event.Envelope)
+	if b.careful {
+		if err := b.lookUpIDs(ctx, batch); err != nil {
+			return nil, err
+		}
 	}
 	results := make([]appendResult, len(batch))
 	for i, r := range batch {
 		evs, err := b.decide(ctx, r)
 		if err != nil && !errors.Is(err, eventstore.ErrConflict) && !errors.Is(err, eventstore.ErrDuplicateID) {
-			return nil, err
+			return nil, err // errCareful among them
 		}
 		results[i] = appendResult{evs, err}
 	}
@@ -134,7 +144,6 @@ func (b *batchTx) lookUpIDs(ctx context.Context, batch []*appendReq) error {
 			ids = append(ids, e.ID[:])
 		}
 	}
-	b.stored = make(map[ulid.ULID]event.Envelope)
 	for len(ids) > 0 {
 		n := chunk(len(ids))
 		st, err := b.stmt(ctx, qIDs(n))
@@ -155,6 +164,21 @@ func (b *batchTx) lookUpIDs(ctx context.Context, batch []*appendReq) error {
 		ids = ids[n:]
 	}
 	return nil
+}
+
+// tipIsOurs reports whether the log's last row is still the one this
+// writer committed last, i.e. no other process has appended since.
+func (b *batchTx) tipIsOurs(ctx context.Context) (bool, error) {
+	ours := b.w.tip
+	st, err := b.stmt(ctx, qTip)
+	if err != nil {
+		return false, err
+	}
+	var got logTip
+	if err := st.QueryRowContext(ctx).Scan(&got.pos, &got.hash); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return false, fmt.Errorf("read the log's tip: %w", err)
+	}
+	return got.pos == ours.pos && bytes.Equal(got.hash, ours.hash), nil
 }
 
 func (b *batchTx) head(ctx context.Context, stream string) (head, error) {
@@ -188,6 +212,22 @@ func (b *batchTx) decide(ctx context.Context, r *appendReq) ([]event.Envelope, e
 		return nil, err
 	}
 	if r.expected != eventstore.Any && uint64(r.expected) != h.version {
+		if !b.careful {
+			// The cached head may be stale if another process appended:
+			// only a tip that is still ours proves the conflict real.
+			if fresh, err := b.tipIsOurs(ctx); err != nil || !fresh {
+				return nil, cmp.Or(err, errCareful)
+			}
+			// A retry of a stored append usually expects the version it
+			// was first written at: look its IDs up before calling it a
+			// conflict.
+			if err := b.lookUpIDs(ctx, []*appendReq{r}); err != nil {
+				return nil, err
+			}
+			if evs, known, err := b.retried(r); known {
+				return evs, err
+			}
+		}
 		return nil, fmt.Errorf("%w: stream %s is at version %d, not %d", eventstore.ErrConflict, r.stream, h.version, r.expected)
 	}
 	out := make([]event.Envelope, len(r.evs))
@@ -256,6 +296,9 @@ func (b *batchTx) write(ctx context.Context) error {
 				e.Schema, e.OccurredAt.UnixNano(), e.Cause, []byte(e.Data), e.Hash, b.logHash[j])
 		}
 		if err := b.exec(ctx, qEvents(n), args); err != nil {
+			if !b.careful && (isUnique(err, "events.id") || isUnique(err, "events.position")) {
+				return errCareful
+			}
 			return fmt.Errorf("insert events: %w", err)
 		}
 	}

@@ -503,11 +503,12 @@ func (sub *subscription) Close() error {
 	return nil
 }
 
-// isUniqueID reports whether err is the UNIQUE violation on events.id.
-func isUniqueID(err error) bool {
+// isUnique reports whether err is a UNIQUE or PRIMARY KEY violation on
+// column ("table.column").
+func isUnique(err error, column string) bool {
 	var se sqlite3.Error
-	return errors.As(err, &se) && se.ExtendedCode == sqlite3.ErrConstraintUnique &&
-		strings.Contains(se.Error(), "events.id")
+	return errors.As(err, &se) && (se.ExtendedCode == sqlite3.ErrConstraintUnique || se.ExtendedCode == sqlite3.ErrConstraintPrimaryKey ||
+		se.ExtendedCode == sqlite3.ErrConstraintRowID) && strings.Contains(se.Error(), column)
 }
 
 // VerifyLog implements eventstore.LogVerifier: it recomputes the log chain

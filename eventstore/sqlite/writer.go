@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"os"
 	"runtime"
@@ -22,6 +23,7 @@ type writer struct {
 	s          *Store
 	heads      map[string]head // cache of committed stream heads
 	tip        logTip          // the last row this writer committed
+	tipKnown   bool            // tip is from a commit of this writer, not a guess
 	syncs      chan committed  // to the syncer; nil with DurabilityNormal
 	syncerDone chan struct{}
 	stmts      map[string]*sql.Stmt // prepared on the writer's one connection, by query
@@ -137,7 +139,20 @@ func (w *writer) commit(batch []*appendReq) {
 	w.syncs <- committed{batch, results}
 }
 
-func (w *writer) apply(batch []*appendReq) (results []appendResult, err error) {
+// apply runs batch in one transaction. The fast way trusts what this
+// writer cached (the log's tip, stream heads) and lets SQLite's unique
+// constraints catch the rare exceptions: an event ID already stored (a
+// retry) or a position taken (another process appended). Either makes it
+// start over the careful way, which reads the tip and looks every ID up.
+func (w *writer) apply(batch []*appendReq) ([]appendResult, error) {
+	results, err := w.try(batch, !w.tipKnown)
+	if errors.Is(err, errCareful) {
+		results, err = w.try(batch, true)
+	}
+	return results, err
+}
+
+func (w *writer) try(batch []*appendReq, careful bool) (results []appendResult, err error) {
 	ctx := context.Background()
 	tx, err := w.s.write.BeginTx(ctx, nil)
 	if err != nil {
@@ -147,20 +162,26 @@ func (w *writer) apply(batch []*appendReq) (results []appendResult, err error) {
 		if err != nil {
 			tx.Rollback()
 			// What the cache holds may include this batch's heads: forget it.
-			w.heads, w.tip = make(map[string]head), logTip{}
+			w.heads, w.tip, w.tipKnown = make(map[string]head), logTip{}, false
 		}
 	}()
-	b := &batchTx{w: w, tx: tx, pending: make(map[string]head), inBatch: make(map[ulid.ULID]event.Envelope)}
-	// The log's tip is read inside the write transaction. If it is not the
-	// one this writer left, another process appended: the cached stream
-	// heads may be stale, so drop them.
-	if err := b.readTip(ctx); err != nil {
-		return nil, err
+	b := &batchTx{w: w, tx: tx, careful: careful, tip: w.tip,
+		pending: make(map[string]head), inBatch: make(map[ulid.ULID]event.Envelope)}
+	if careful {
+		// The log's tip is read inside the write transaction. If it is not
+		// the one this writer left, another process appended: the cached
+		// stream heads may be stale, so drop them.
+		if err := b.readTip(ctx); err != nil {
+			return nil, err
+		}
+		if b.tip.pos != w.tip.pos || !bytes.Equal(b.tip.hash, w.tip.hash) {
+			w.heads = make(map[string]head)
+		}
 	}
-	first := b.tip.pos + 1 // of this batch's events, if it writes any
-	if b.tip.pos != w.tip.pos || !bytes.Equal(b.tip.hash, w.tip.hash) || len(w.heads) > maxCachedHeads {
+	if len(w.heads) > maxCachedHeads {
 		w.heads = make(map[string]head)
 	}
+	first := b.tip.pos + 1 // of this batch's events, if it writes any
 	if results, err = b.run(ctx, batch); err != nil {
 		return nil, err
 	}
@@ -176,7 +197,7 @@ func (w *writer) apply(batch []*appendReq) (results []appendResult, err error) {
 	for stream, h := range b.pending {
 		w.heads[stream] = h
 	}
-	w.tip = b.tip
+	w.tip, w.tipKnown = b.tip, true
 	return results, nil
 }
 
