@@ -63,6 +63,7 @@ bench:
 FUZZTIME ?= 20s
 fuzz:
 	$(GO) test $(GOFLAGS_) -run '^$$' -fuzz '^FuzzEnvelopeJSON$$' -fuzztime $(FUZZTIME) ./domain/event/
+	$(GO) test $(GOFLAGS_) -run '^$$' -fuzz '^FuzzCanonical$$' -fuzztime $(FUZZTIME) ./domain/event/
 
 clean:
 	rm -rf bin
