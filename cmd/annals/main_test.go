@@ -270,6 +270,10 @@ func TestRebuildMatchesLive(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	// Only one process writes read models: rebuild refuses while serve runs.
+	if out, errOut, code := annals(t, "rebuild", "--data", dir); code == 0 || !strings.Contains(errOut, "in use") {
+		t.Fatalf("rebuild beside a running serve: code %d\n%s%s", code, out, errOut)
+	}
 	if err := srv.Process.Signal(os.Interrupt); err != nil {
 		t.Fatal(err)
 	}

@@ -33,22 +33,12 @@ func rebuild(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := c.Validate(); err != nil {
 		return err
 	}
-	log := c.logger(stderr)
-	store, err := openStore(ctx, c, false, log)
+	o, err := openOwner(ctx, c, false, c.logger(stderr))
 	if err != nil {
 		return err
 	}
-	defer store.Close()
-	lock, err := lockData(c)
-	if err != nil {
-		return err
-	}
-	defer lock.Close()
-	runner, err := openRunner(ctx, store, log)
-	if err != nil {
-		return err
-	}
-	stats, err := runner.Rebuild(ctx, store, names...)
+	defer o.Close()
+	stats, err := o.runner.Rebuild(ctx, o.store, names...)
 	for _, s := range stats {
 		rate := float64(s.Events) / max(s.Took.Seconds(), 1e-9)
 		fmt.Fprintf(stdout, "%s: replayed %d events in %s (%.0f events/s)\n", s.Projection, s.Events, s.Took.Round(1e6), rate)

@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 
 	"annals.im/annals/domain/event"
 	"annals.im/annals/eventstore/sqlite"
@@ -23,20 +25,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	log := c.logger(stderr)
-	store, err := openStore(ctx, c, true, log)
+	o, err := openOwner(ctx, c, true, log)
 	if err != nil {
 		return err
 	}
-	defer store.Close()
-	lock, err := lockData(c)
-	if err != nil {
-		return err
-	}
-	defer lock.Close()
-	runner, err := openRunner(ctx, store, log)
-	if err != nil {
-		return err
-	}
+	defer o.Close()
+	store, runner := o.store, o.runner
 	stats, err := runner.CatchUp(ctx, store)
 	if err != nil {
 		return err
@@ -54,13 +48,51 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-func openRunner(ctx context.Context, store *sqlite.Store, log *slog.Logger) (*projections.Runner, error) {
-	db, err := sqlite.OpenDB(store.Path())
-	if err != nil {
+// owner is what the one process that writes read models holds: the data
+// directory's lock, the store and the projection runner.
+type owner struct {
+	lock   *os.File
+	store  *sqlite.Store
+	db     *sql.DB // read models
+	runner *projections.Runner
+}
+
+// openOwner takes the data directory's lock first, so that a second serve
+// or rebuild fails before it touches anything.
+func openOwner(ctx context.Context, c Config, create bool, log *slog.Logger) (_ *owner, err error) {
+	o := &owner{}
+	defer func() {
+		if err != nil {
+			o.Close()
+		}
+	}()
+	if o.store, err = openStore(ctx, c, create, log); err != nil {
 		return nil, err
 	}
-	// The read-model pool lives as long as the process: commands exit when done.
-	return projections.NewRunner(ctx, db, log, allProjections()...)
+	if o.lock, err = lockData(c); err != nil {
+		return nil, err
+	}
+	if o.db, err = sqlite.OpenDB(o.store.Path()); err != nil {
+		return nil, err
+	}
+	if o.runner, err = projections.NewRunner(ctx, o.db, log, allProjections()...); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+func (o *owner) Close() error {
+	var errs []error
+	if o.db != nil {
+		errs = append(errs, o.db.Close())
+	}
+	if o.store != nil {
+		errs = append(errs, o.store.Close())
+	}
+	if o.lock != nil {
+		errs = append(errs, o.lock.Close())
+	}
+	return errors.Join(errs...)
 }
 
 // subscribe adapts the store to the runner's small interface.
