@@ -51,13 +51,16 @@ type Options struct {
 
 // Store is the SQLite event store. It is safe for concurrent use.
 type Store struct {
-	opts   Options
-	path   string
-	write  *sql.DB // one connection, used only by the writer goroutine
-	read   *sql.DB
-	queue  chan *appendReq
-	done   chan struct{} // closed by Close
-	exited chan struct{} // closed when the writer goroutine returns
+	opts  Options
+	path  string
+	write *sql.DB // one connection, used only by the writer goroutine
+	read  *sql.DB
+	// checkpoints is the checkpointer's own connection.
+	checkpoints      *sql.DB
+	checkpointerDone chan struct{}
+	queue            chan *appendReq
+	done             chan struct{} // closed by Close
+	exited           chan struct{} // closed when the writer goroutine returns
 
 	closeOnce sync.Once
 	mu        sync.Mutex
@@ -100,11 +103,11 @@ func dsn(path string, sync string, readOnly bool) string {
 }
 
 // driverName is go-sqlite3 with the connection settings that a DSN cannot
-// carry. The default checkpoint (every 1,000 WAL pages) runs every few dozen
-// group commits under load, each with two fsyncs, copying the same hot
-// index pages again and again; 10,000 pages (40 MiB of WAL) amortizes that
-// (64-writer appends measured +50%). Every connection to the file needs
-// it, since whichever commits past the threshold runs the checkpoint.
+// carry: no connection checkpoints the WAL when it commits. SQLite's
+// automatic checkpoint runs inside whichever commit crosses the threshold,
+// which put copying pages and two fsyncs on the event writer's path every
+// few dozen group commits; the store's checkpointer does it instead, on its
+// own connection, beside the writer (see checkpointer).
 const driverName = "annals-sqlite3"
 
 var registerOnce sync.Once
@@ -113,7 +116,7 @@ func register() {
 	registerOnce.Do(func() {
 		sql.Register(driverName, &sqlite3.SQLiteDriver{
 			ConnectHook: func(c *sqlite3.SQLiteConn) error {
-				_, err := c.Exec(`PRAGMA wal_autocheckpoint = 10000`, nil)
+				_, err := c.Exec(`PRAGMA wal_autocheckpoint = 0`, nil)
 				return err
 			},
 		})
@@ -173,14 +176,15 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	}
 	r.SetMaxIdleConns(4)
 	s := &Store{
-		opts:    opts,
-		path:    path,
-		write:   w,
-		read:    r,
-		queue:   make(chan *appendReq, 1024),
-		done:    make(chan struct{}),
-		exited:  make(chan struct{}),
-		changed: make(chan struct{}),
+		opts:             opts,
+		path:             path,
+		write:            w,
+		read:             r,
+		queue:            make(chan *appendReq, 1024),
+		done:             make(chan struct{}),
+		exited:           make(chan struct{}),
+		checkpointerDone: make(chan struct{}),
+		changed:          make(chan struct{}),
 	}
 	wr, err := newWriter(ctx, s)
 	if err != nil {
@@ -188,8 +192,58 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		w.Close()
 		return nil, err
 	}
+	ck, err := sql.Open(driverName, dsn(path, "NORMAL", false))
+	if err != nil {
+		r.Close()
+		w.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	ck.SetMaxOpenConns(1)
+	s.checkpoints = ck
 	go wr.run()
+	go s.checkpointer()
 	return s, nil
+}
+
+// Checkpoint tuning: a passive checkpoint runs at most every
+// checkpointEvery while the log is being written; when the WAL holds more
+// than walRestartFrames frames, a restarting checkpoint (which waits for
+// the writer between two commits) brings it back to the start, so that a
+// writer that never pauses cannot grow the WAL without bound.
+const (
+	checkpointEvery  = 200 * time.Millisecond
+	walRestartFrames = 64 << 10 // 256 MiB of 4 KiB pages
+)
+
+// checkpointer copies committed WAL frames into the database file on its
+// own connection, so that the writer never does (see driverName). A passive
+// checkpoint does not block the writer; it needs only that readers have
+// moved past the frames it copies.
+func (s *Store) checkpointer() {
+	defer close(s.checkpointerDone)
+	t := time.NewTicker(checkpointEvery)
+	defer t.Stop()
+	seen := s.changedCh()
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-t.C:
+		}
+		if now := s.changedCh(); now == seen {
+			continue // nothing committed since the last checkpoint
+		} else {
+			seen = now
+		}
+		var busy, frames, copied int
+		err := s.checkpoints.QueryRow(`PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &frames, &copied)
+		if err == nil && frames > walRestartFrames {
+			err = s.checkpoints.QueryRow(`PRAGMA wal_checkpoint(RESTART)`).Scan(&busy, &frames, &copied)
+		}
+		if err != nil {
+			s.opts.Log.Warn("event store checkpoint failed", "err", err)
+		}
+	}
 }
 
 // Path is the database file.
@@ -202,7 +256,8 @@ func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.done)
 		<-s.exited
-		err = errors.Join(s.read.Close(), s.write.Close())
+		<-s.checkpointerDone
+		err = errors.Join(s.read.Close(), s.checkpoints.Close(), s.write.Close())
 	})
 	return err
 }
