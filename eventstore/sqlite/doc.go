@@ -1,20 +1,30 @@
 // Package sqlite is the embedded event store: one SQLite database in WAL
 // mode, written by a single goroutine that commits many appends in one
-// transaction (group commit: one fsync for all of them), read by a separate
-// pool of connections.
+// transaction (group commit), read by a separate pool of connections.
 //
 // Invariants:
-//   - Only the writer goroutine writes events, and it reads each stream's
-//     head inside its write transaction, so a second process appending to
-//     the same file (a CLI command beside a running server) cannot fork a
-//     stream: SQLite's write lock serializes the two.
+//   - Only the writer goroutine writes events. It caches stream heads and
+//     the log's tip between batches; any other process that appends to the
+//     same file (a CLI command beside a running server) takes the position
+//     after that tip, so the writer's next insert collides on it and the
+//     batch is redone "the careful way", reading heads and tip inside the
+//     write transaction. Streams never fork.
 //   - An Append returns after its transaction commits: with DurabilityFull
-//     after the WAL is fsynced, with DurabilityNormal after the WAL is
-//     written (survives a process crash, not a power loss).
-//   - Position is the events table's rowid; it grows with every commit, so
-//     a reader that has seen position p never later finds a new event below p.
-//   - The streams table holds each stream's head, written in the same
-//     transaction as its events; Verify uses it to detect a deleted last event.
+//     only after an fdatasync of the WAL that started after the commit
+//     (the syncer goroutine runs it while the writer builds the next
+//     batch); with DurabilityNormal once the WAL is written (survives a
+//     process crash, not a power loss). Readers and subscribers in this
+//     process never see a committed event before it is durable.
+//   - Position is the events table's rowid, one more than the tip for each
+//     event; a reader that has seen position p never later finds a new
+//     event below p.
+//   - Each event row links to its stream's previous event (prev), every
+//     MarkEvery-th version is in stream_marks, and each stream's head is in
+//     streams, all in the same transaction as the events. Each row also
+//     carries log_hash, a chain over the whole log in position order.
+//     Verify checks all of them, so an edited, deleted or moved row is
+//     named by stream and version.
+//   - Checkpoints run on a connection of their own, never inside a commit.
 //
 // The database file may also hold read models (see OpenDB): projections
 // that must be updated in the same file keep their tables beside the log.
