@@ -13,9 +13,10 @@ all: build
 build:
 	$(GO) build $(GOFLAGS_) -o $(BIN) ./cmd/annals
 
-# Builds Annals and serves the embedded SQLite store in $(DATA).
+# Builds Annals and serves the embedded SQLite store in $(DATA), creating
+# and printing the demo account demo@localhost.
 run: build
-	./$(BIN) serve --data $(DATA)
+	./$(BIN) serve --data $(DATA) --demo
 
 # Everything CI runs. Installs the Debian tools the tests drive.
 test: tools fmtcheck vet depcheck race

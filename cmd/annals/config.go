@@ -120,12 +120,22 @@ func openStore(ctx context.Context, c Config, create bool, log *slog.Logger) (*s
 		if err := os.MkdirAll(c.Data, 0o750); err != nil {
 			return nil, fmt.Errorf("data directory: %w", err)
 		}
+		// The file holds credentials: readable by its owner only. SQLite
+		// gives its -wal and -shm files the same mode.
+		f, err := os.OpenFile(c.DBPath(), os.O_CREATE|os.O_RDWR, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("event store: %w", err)
+		}
+		f.Close()
 	} else if _, err := os.Stat(c.DBPath()); err != nil {
 		return nil, fmt.Errorf("no event store at %s (give --data or $ANNALS_DATA): %w", c.DBPath(), err)
 	}
 	d, _ := sqlite.ParseDurability(c.Durability)
 	return sqlite.Open(ctx, c.DBPath(), sqlite.Options{Durability: d, Log: log})
 }
+
+// errInUse: another process holds the data directory's lock.
+var errInUse = errors.New("data directory in use")
 
 // lockData takes the data directory's exclusive lock, held by the one
 // process that writes read models (serve, rebuild). It is released when
@@ -137,7 +147,7 @@ func lockData(c Config) (*os.File, error) {
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("%s is in use by another annals serve or rebuild; stop it first", c.Data)
+		return nil, fmt.Errorf("%w: %s is held by another annals serve or rebuild; stop it first", errInUse, c.Data)
 	}
 	return f, nil
 }

@@ -14,7 +14,10 @@ import (
 const usage = `Annals: an event-sourced, archive-centric XMPP server.
 
 Usage:
-  annals serve   [--data DIR] [--durability full|normal] [--log-level LEVEL]
+  annals serve   [--data DIR] [--durability full|normal] [--log-level LEVEL] [--demo]
+  annals user add|passwd JID [--password P | --random-password]
+  annals user del JID
+  annals user list
   annals rebuild [--data DIR] [--projection NAME]...
   annals audit query  [--data DIR] [--stream S] [--type T] [--since TIME] [--until TIME] [--limit N] [--json]
   annals audit verify [--data DIR]
@@ -29,7 +32,7 @@ var errUsage = errors.New("usage")
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	switch {
 	case err == nil:
@@ -43,7 +46,7 @@ func main() {
 	}
 }
 
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return fmt.Errorf("%w: no command given", errUsage)
@@ -55,6 +58,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return rebuild(ctx, rest, stdout, stderr)
 	case "audit":
 		return audit(ctx, rest, stdout, stderr)
+	case "user":
+		return user(ctx, rest, stdin, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

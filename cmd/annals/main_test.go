@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"database/sql"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -374,5 +376,124 @@ func TestAuditQueryAndHead(t *testing.T) {
 	sqlite3(t, filepath.Join(dir, "annals.db"), `DELETE FROM events WHERE position >= 7`)
 	if after, _, code := annals(t, "audit", "head", "--data", dir, "--at", "7"); code == 0 && after == before {
 		t.Fatalf("head --at 7 after truncation still matches: %q", after)
+	}
+}
+
+func TestUserCommands(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	run := func(stdin string, args ...string) (string, int) {
+		t.Helper()
+		cmd := exec.Command(bin, append(args, "--data", dir)...)
+		cmd.Stdin = strings.NewReader(stdin)
+		out, err := cmd.CombinedOutput()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		}
+		return string(out), code
+	}
+	out, code := run("", "user", "add", "juliet@localhost", "--random-password")
+	const prefix = "juliet@localhost password: "
+	if code != 0 || !strings.HasPrefix(out, prefix) {
+		t.Fatalf("add --random-password: %d %q", code, out)
+	}
+	juliet := strings.TrimSpace(strings.TrimPrefix(out, prefix))
+	if out, code := run("wherefore\n", "user", "add", "romeo@localhost"); code != 0 {
+		t.Fatalf("add with the password on stdin: %d %q", code, out)
+	}
+	cases := []struct {
+		stdin string
+		args  []string
+		code  int
+		want  string
+	}{
+		{"", []string{"user", "add", "romeo@localhost", "--password", "x"}, 1, "already exists"},
+		{"", []string{"user", "passwd", "nurse@localhost", "--password", "x"}, 1, "no such account"},
+		{"", []string{"user", "del", "nurse@localhost"}, 1, "no such account"},
+		{"", []string{"user", "add", "localhost", "--password", "x"}, 2, "not a bare JID"},
+		{"", []string{"user", "add", "a@localhost/phone", "--password", "x"}, 2, "not a bare JID"},
+		{"", []string{"user", "add", "a@localhost"}, 2, "no password"},
+		{"", []string{"user", "add", "a@localhost", "--password", "x", "--random-password"}, 2, "not both"},
+		{"", []string{"user", "add"}, 2, "needs a JID"},
+		{"", []string{"user", "frob"}, 2, "unknown user command"},
+		{"", []string{"user", "passwd", "romeo@localhost", "--password", "doth"}, 0, "password set"},
+		{"", []string{"user", "list"}, 0, "juliet@localhost\tcreated "},
+		{"", []string{"user", "del", "romeo@localhost"}, 0, "deleted"},
+	}
+	for _, c := range cases {
+		out, code := run(c.stdin, c.args...)
+		if code != c.code || !strings.Contains(out, c.want) {
+			t.Errorf("annals %v: code %d, output %q; want code %d and %q", c.args, code, out, c.code, c.want)
+		}
+	}
+	if out, _ := run("", "user", "list"); strings.Contains(out, "romeo") || !strings.Contains(out, "juliet") {
+		t.Fatalf("list after deleting romeo: %q", out)
+	}
+	// The log says what happened to accounts, never the passwords.
+	raw, err := os.ReadFile(filepath.Join(dir, "annals.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	log, _ := run("", "audit", "query", "--json")
+	for _, secret := range []string{juliet, "wherefore", "doth"} {
+		if strings.Contains(log, secret) || bytes.Contains(raw, []byte(secret)) {
+			t.Fatalf("the password %q is stored in clear", secret)
+		}
+	}
+	for _, typ := range []string{"AccountCreated", "AccountPasswordChanged", "AccountDeleted"} {
+		if !strings.Contains(log, typ) {
+			t.Fatalf("the log lacks %s:\n%s", typ, log)
+		}
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "annals.db")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("annals.db mode %v (err %v), want 0600", fi.Mode().Perm(), err)
+	}
+}
+
+// serve --demo creates the demo account once and prints the same password
+// on every start.
+func TestServeDemo(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	start := func() string {
+		t.Helper()
+		cmd := exec.Command(bin, "serve", "--demo", "--data", dir)
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		var out strings.Builder
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			out.WriteString(sc.Text() + "\n")
+			if strings.Contains(sc.Text(), "serving") {
+				break
+			}
+		}
+		cmd.Process.Signal(os.Interrupt)
+		io.Copy(io.Discard, stdout)
+		cmd.Wait()
+		return out.String()
+	}
+	first, second := start(), start()
+	line := func(s string) string {
+		for _, l := range strings.Split(s, "\n") {
+			if strings.HasPrefix(l, "Demo account: demo@localhost  password: ") {
+				return l
+			}
+		}
+		t.Fatalf("no demo account line in %q", s)
+		return ""
+	}
+	if line(first) != line(second) {
+		t.Fatalf("demo password changed between starts: %q then %q", line(first), line(second))
+	}
+	out, _, _ := annals(t, "user", "list", "--data", dir)
+	if strings.Count(out, "demo@localhost") != 1 {
+		t.Fatalf("user list: %q", out)
 	}
 }

@@ -6,18 +6,27 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"strings"
 
+	"annals.im/annals/adapters/credentials"
+	"annals.im/annals/domain/account"
 	"annals.im/annals/domain/event"
 	"annals.im/annals/eventstore/sqlite"
 	"annals.im/annals/projections"
 )
 
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var c Config
+	var (
+		c    Config
+		demo bool
+	)
 	fs := newFlagSet("serve", stderr)
 	c.flags(fs, true)
+	fs.BoolVar(&demo, "demo", false, "create demo@localhost with a random password if it does not exist, and print how to log in")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -31,6 +40,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer o.Close()
 	store, runner := o.store, o.runner
+	if demo {
+		if err := demoAccount(ctx, c, o, stdout); err != nil {
+			return err
+		}
+	}
 	stats, err := runner.CatchUp(ctx, store)
 	if err != nil {
 		return err
@@ -100,4 +114,41 @@ func subscribe(store *sqlite.Store) projections.Subscribe {
 	return func(ctx context.Context, after event.Position) (projections.Tail, error) {
 		return store.Subscribe(ctx, after)
 	}
+}
+
+// demoJID is the account `make run` creates.
+const demoJID = "demo@localhost"
+
+// demoAccount makes sure demo@localhost exists and prints its password. The
+// password is kept in DATA/demo-password (mode 0600), a secret beside the
+// log, so that every start can print it again.
+func demoAccount(ctx context.Context, c Config, o *owner, stdout io.Writer) error {
+	pwFile := filepath.Join(c.Data, "demo-password")
+	a := &accountOps{store: o.store, ids: event.NewIDs()}
+	var err error
+	if a.creds, err = credentials.Open(ctx, o.db); err != nil {
+		return err
+	}
+	j, _ := account.ParseJID(demoJID)
+	password, err := os.ReadFile(pwFile)
+	switch {
+	case err == nil:
+	case errors.Is(err, fs.ErrNotExist):
+		pw := newPassword()
+		if err := a.add(ctx, j, pw); errors.Is(err, account.ErrExists) {
+			fmt.Fprintf(stdout, "Demo account %s exists, but its password is not in %s: set one with\n  annals user passwd %s --data %s\n", demoJID, pwFile, demoJID, c.Data)
+			return nil
+		} else if err != nil {
+			return fmt.Errorf("create the demo account: %w", err)
+		}
+		if err := os.WriteFile(pwFile, []byte(pw+"\n"), 0o600); err != nil {
+			return fmt.Errorf("save the demo password: %w", err)
+		}
+		password = []byte(pw)
+	default:
+		return fmt.Errorf("read the demo password: %w", err)
+	}
+	fmt.Fprintf(stdout, "Demo account: %s  password: %s\n", demoJID, strings.TrimSpace(string(password)))
+	fmt.Fprintln(stdout, "XMPP client connections arrive with the c2s server (issue 4); this build serves the event log.")
+	return nil
 }

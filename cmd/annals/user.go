@@ -1,0 +1,265 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"mellium.im/xmpp/jid"
+
+	"annals.im/annals/adapters/credentials"
+	"annals.im/annals/domain/account"
+	"annals.im/annals/domain/event"
+	"annals.im/annals/eventstore"
+	"annals.im/annals/eventstore/sqlite"
+	"annals.im/annals/projections/accounts"
+)
+
+const userUsage = `Usage:
+  annals user add JID    [--password P | --random-password]
+  annals user passwd JID [--password P | --random-password]
+  annals user del JID
+  annals user list
+Without --password or --random-password the password is read from the
+first line of standard input.
+`
+
+func user(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, userUsage)
+		return fmt.Errorf("%w: user needs add, passwd, del or list", errUsage)
+	}
+	sub, rest := args[0], args[1:]
+	var (
+		c              Config
+		password       string
+		randomPassword bool
+	)
+	fs := newFlagSet("user "+sub, stderr)
+	c.flags(fs, false)
+	if sub == "add" || sub == "passwd" {
+		fs.StringVar(&password, "password", "", "the password (visible to other local users in the process list; prefer stdin)")
+		fs.BoolVar(&randomPassword, "random-password", false, "generate a password and print it")
+	}
+	var target string
+	switch sub {
+	case "add", "passwd", "del":
+		// The JID comes first, flags after it, as people type it.
+		if len(rest) == 0 || strings.HasPrefix(rest[0], "-") {
+			return fmt.Errorf("%w: annals user %s needs a JID, e.g. juliet@localhost", errUsage, sub)
+		}
+		target, rest = rest[0], rest[1:]
+	case "list":
+	default:
+		fmt.Fprint(stderr, userUsage)
+		return fmt.Errorf("%w: unknown user command %q", errUsage, sub)
+	}
+	if err := parse(fs, rest); err != nil {
+		return err
+	}
+	if sub == "list" {
+		return userList(ctx, c, stdout, stderr)
+	}
+	j, err := account.ParseJID(target)
+	if err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	a, err := openAccounts(ctx, c, sub == "add", stderr)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	switch sub {
+	case "add", "passwd":
+		if password != "" && randomPassword {
+			return fmt.Errorf("%w: give --password or --random-password, not both", errUsage)
+		}
+		switch {
+		case randomPassword:
+			password = newPassword()
+		case password == "":
+			if password, err = readPassword(stdin, stderr); err != nil {
+				return err
+			}
+		}
+		if err := credentials.CheckPassword(password); err != nil {
+			return fmt.Errorf("%w: %v", errUsage, err)
+		}
+		if sub == "add" {
+			err = a.add(ctx, j, password)
+		} else {
+			err = a.passwd(ctx, j, password)
+		}
+		if err != nil {
+			return err
+		}
+		if randomPassword {
+			fmt.Fprintf(stdout, "%s password: %s\n", j, password)
+		} else {
+			fmt.Fprintf(stdout, "%s: password set\n", j)
+		}
+		return nil
+	default: // del
+		if err := a.del(ctx, j); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%s: deleted\n", j)
+		return nil
+	}
+}
+
+// accountOps changes accounts: events in the log, secrets beside it.
+type accountOps struct {
+	store *sqlite.Store
+	creds *credentials.Store
+	ids   *event.IDs
+	close func() error
+}
+
+func openAccounts(ctx context.Context, c Config, create bool, stderr io.Writer) (*accountOps, error) {
+	store, err := openStore(ctx, c, create, c.logger(stderr))
+	if err != nil {
+		return nil, err
+	}
+	db, err := sqlite.OpenDB(store.Path())
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	creds, err := credentials.Open(ctx, db)
+	if err != nil {
+		db.Close()
+		store.Close()
+		return nil, err
+	}
+	return &accountOps{store: store, creds: creds, ids: event.NewIDs(),
+		close: func() error { return errors.Join(db.Close(), store.Close()) }}, nil
+}
+
+func (a *accountOps) Close() error { return a.close() }
+
+// do decides cmd on the account's current state and appends the result,
+// deciding again if another writer got there first.
+func (a *accountOps) do(ctx context.Context, j jid.JID, cmd account.Command, cause string) error {
+	stream := account.Stream(j)
+	for range 5 {
+		var st account.State
+		for from := uint64(1); ; {
+			page, err := a.store.ReadStream(ctx, stream, from, eventstore.PageSize)
+			if err != nil {
+				return err
+			}
+			for _, e := range page {
+				if st, err = account.Evolve(st, e); err != nil {
+					return err
+				}
+			}
+			if len(page) < eventstore.PageSize {
+				break
+			}
+			from = page[len(page)-1].Version + 1
+		}
+		evs, err := account.Decide(st, cmd, a.ids, time.Now(), cause)
+		if err != nil {
+			return fmt.Errorf("%s: %w", j, err)
+		}
+		_, err = a.store.Append(ctx, stream, int64(st.Version), evs...)
+		if !errors.Is(err, eventstore.ErrConflict) {
+			return err
+		}
+	}
+	return fmt.Errorf("%s: the account kept changing under this command; try again", j)
+}
+
+// add records the account in the log, then stores its credentials. A crash
+// between the two leaves an account without a password, which
+// `annals user passwd` repairs; never a password without an account.
+func (a *accountOps) add(ctx context.Context, j jid.JID, password string) error {
+	c, err := credentials.Derive(password)
+	if err != nil {
+		return err
+	}
+	if err := a.do(ctx, j, account.Create{JID: j}, "annals user add"); err != nil {
+		return err
+	}
+	return a.creds.Put(ctx, j.String(), c)
+}
+
+func (a *accountOps) passwd(ctx context.Context, j jid.JID, password string) error {
+	c, err := credentials.Derive(password)
+	if err != nil {
+		return err
+	}
+	if err := a.do(ctx, j, account.ChangePassword{Mechanisms: c.Mechanisms()}, "annals user passwd"); err != nil {
+		return err
+	}
+	return a.creds.Put(ctx, j.String(), c)
+}
+
+func (a *accountOps) del(ctx context.Context, j jid.JID) error {
+	if err := a.do(ctx, j, account.Delete{}, "annals user del"); err != nil {
+		return err
+	}
+	return a.creds.Delete(ctx, j.String())
+}
+
+// userList prints the accounts read model. When no server holds the data
+// directory, it first brings the read model up to date itself.
+func userList(ctx context.Context, c Config, stdout, stderr io.Writer) error {
+	log := c.logger(stderr)
+	if o, err := openOwner(ctx, c, false, log); err == nil {
+		defer o.Close()
+		if _, err := o.runner.CatchUp(ctx, o.store); err != nil {
+			return err
+		}
+		return printAccounts(ctx, o.db, stdout)
+	} else if !errors.Is(err, errInUse) {
+		return err
+	}
+	// A running server keeps the read model current.
+	store, err := openStore(ctx, c, false, log)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	db, err := sqlite.OpenDB(store.Path())
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	return printAccounts(ctx, db, stdout)
+}
+
+func printAccounts(ctx context.Context, db *sql.DB, stdout io.Writer) error {
+	list, err := accounts.List(ctx, db)
+	if err != nil {
+		return err
+	}
+	for _, a := range list {
+		fmt.Fprintf(stdout, "%s\tcreated %s\n", a.JID, time.Unix(0, a.CreatedAt).UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
+func readPassword(stdin io.Reader, stderr io.Writer) (string, error) {
+	if f, ok := stdin.(*os.File); ok {
+		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			fmt.Fprint(stderr, "Password (shown as you type): ")
+		}
+	}
+	line, err := bufio.NewReader(stdin).ReadString('\n')
+	if err != nil && !(errors.Is(err, io.EOF) && line != "") {
+		return "", fmt.Errorf("%w: no password on standard input (or use --password / --random-password)", errUsage)
+	}
+	return strings.TrimRight(line, "\r\n"), nil
+}
+
+// newPassword returns 26 random base32 characters (128 bits).
+func newPassword() string { return rand.Text() }
