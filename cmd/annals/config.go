@@ -23,6 +23,8 @@ type Config struct {
 	Data       string // directory holding annals.db
 	Durability string // full | normal
 	LogLevel   string // debug | info | warn | error
+
+	preallocate int64 // WAL preallocation: set by serve, which runs long
 }
 
 // Defaults returns the settings used when neither flag nor environment says.
@@ -131,7 +133,7 @@ func openStore(ctx context.Context, c Config, create bool, log *slog.Logger) (*s
 		return nil, fmt.Errorf("no event store at %s (give --data or $ANNALS_DATA): %w", c.DBPath(), err)
 	}
 	d, _ := sqlite.ParseDurability(c.Durability)
-	return sqlite.Open(ctx, c.DBPath(), sqlite.Options{Durability: d, Log: log})
+	return sqlite.Open(ctx, c.DBPath(), sqlite.Options{Durability: d, Log: log, PreallocateWAL: c.preallocate})
 }
 
 // errInUse: another process holds the data directory's lock.

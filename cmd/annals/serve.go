@@ -34,6 +34,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	log := c.logger(stderr)
+	c.preallocate = sqlite.ServerWAL
 	o, err := openOwner(ctx, c, true, log)
 	if err != nil {
 		return err
