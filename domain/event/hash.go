@@ -14,7 +14,14 @@ const canonicalTag = "annals.event.v1\x00"
 // Position and Hash, each length-prefixed or fixed-width so that no two
 // envelopes share an encoding. Data must already be normalized.
 func Canonical(e Envelope) []byte {
-	b := make([]byte, 0, len(canonicalTag)+16+8+8+4+8+len(e.Stream)+len(e.Type)+len(e.Cause)+len(e.Data)+4*binary.MaxVarintLen64)
+	return appendCanonical(make([]byte, 0, canonicalSize(e)), e)
+}
+
+func canonicalSize(e Envelope) int {
+	return len(canonicalTag) + 16 + 8 + 8 + 8 + len(e.Stream) + len(e.Type) + len(e.Cause) + len(e.Data) + 4*binary.MaxVarintLen64
+}
+
+func appendCanonical(b []byte, e Envelope) []byte {
 	b = append(b, canonicalTag...)
 	b = append(b, e.ID[:]...)
 	b = appendString(b, e.Stream)
@@ -35,10 +42,12 @@ func appendString(b []byte, s string) []byte {
 // Chain returns the hash of e given the hash of the event before it in the
 // same stream (nil for version 1).
 func Chain(prev []byte, e Envelope) []byte {
-	h := sha256.New()
-	h.Write(prev)
-	h.Write(Canonical(e))
-	return h.Sum(nil)
+	// One buffer on the stack for the common small event: the store hashes
+	// every event it appends, on the writer's path.
+	var buf [1024]byte
+	b := append(buf[:0], prev...)
+	sum := sha256.Sum256(appendCanonical(b, e))
+	return sum[:]
 }
 
 // Verify reports whether e.Hash is what Chain computes from prev.

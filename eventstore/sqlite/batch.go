@@ -114,6 +114,13 @@ func (b *batchTx) readTip(ctx context.Context) error {
 // request refused by the rules gets its error in its result and writes
 // nothing; a storage error is returned and fails the batch.
 func (b *batchTx) run(ctx context.Context, batch []*appendReq) ([]appendResult, error) {
+	n := 0
+	for _, r := range batch {
+		n += len(r.evs)
+	}
+	b.rows = make([]event.Envelope, 0, n)
+	b.prev = make([]int64, 0, n)
+	b.logHash = make([][]byte, 0, n)
 	b.stored = make(map[ulid.ULID]event.Envelope)
 	if b.careful {
 		if err := b.lookUpIDs(ctx, batch); err != nil {

@@ -166,7 +166,7 @@ func (w *writer) try(batch []*appendReq, careful bool) (results []appendResult, 
 		}
 	}()
 	b := &batchTx{w: w, tx: tx, careful: careful, tip: w.tip,
-		pending: make(map[string]head), inBatch: make(map[ulid.ULID]event.Envelope)}
+		pending: make(map[string]head, len(batch)), inBatch: make(map[ulid.ULID]event.Envelope, len(batch))}
 	if careful {
 		// The log's tip is read inside the write transaction. If it is not
 		// the one this writer left, another process appended: the cached
