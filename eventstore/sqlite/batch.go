@@ -9,6 +9,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/bits"
 	"strings"
 
 	"github.com/oklog/ulid/v2"
@@ -79,15 +80,31 @@ const (
 	upsertHeadsTail = ` ON CONFLICT (stream) DO UPDATE SET version = excluded.version, hash = excluded.hash, position = excluded.position`
 )
 
-func qIDs(n int) string {
-	return `SELECT ` + columns + ` FROM events WHERE id IN (` + placeholders(n, 1) + `)`
+// The multi-row statements by size (index: log2 of the row count), built
+// once: the writer looks one up per statement it runs.
+var (
+	qIDsBySize = bySize(func(n int) string {
+		return `SELECT ` + columns + ` FROM events WHERE id IN (` + placeholders(n, 1) + `)`
+	})
+	qEventsBySize = bySize(func(n int) string {
+		return `INSERT INTO events ` + eventCols + ` VALUES ` + placeholders(n, 12)
+	})
+	qHeadsBySize = bySize(func(n int) string {
+		return `INSERT INTO streams (stream, version, hash, position) VALUES ` + placeholders(n, 4) + upsertHeadsTail
+	})
+)
+
+func bySize(f func(n int) string) []string {
+	var qs []string
+	for n := 1; n <= rowsPerStatement; n *= 2 {
+		qs = append(qs, f(n))
+	}
+	return qs
 }
-func qEvents(n int) string {
-	return `INSERT INTO events ` + eventCols + ` VALUES ` + placeholders(n, 12)
-}
-func qHeads(n int) string {
-	return `INSERT INTO streams (stream, version, hash, position) VALUES ` + placeholders(n, 4) + upsertHeadsTail
-}
+
+func qIDs(n int) string    { return qIDsBySize[bits.TrailingZeros(uint(n))] }
+func qEvents(n int) string { return qEventsBySize[bits.TrailingZeros(uint(n))] }
+func qHeads(n int) string  { return qHeadsBySize[bits.TrailingZeros(uint(n))] }
 
 // batchQueries lists every statement a batch may run, for preparing.
 func batchQueries() []string {
