@@ -58,7 +58,7 @@ depcheck:
 
 # Append and replay throughput, each beside the raw SQLite baseline of the same run.
 bench:
-	$(GO) test $(GOFLAGS_) -run '^$$' -bench . -benchtime 1x -count 1 ./eventstore/sqlite/
+	$(GO) test $(GOFLAGS_) -run '^$$' -bench . -benchtime 1x -count 3 ./eventstore/sqlite/
 
 # A short fuzzing pass over each parser; seeds live in testdata/.
 FUZZTIME ?= 20s
