@@ -46,11 +46,11 @@ type logTip struct {
 // moving, removing or inserting a row anywhere in the log breaks the chain,
 // even where the per-stream chains stay intact (two streams' events swapped).
 func logChain(prev []byte, pos int64, hash []byte) []byte {
-	h := sha256.New()
-	h.Write(prev)
-	h.Write(binary.BigEndian.AppendUint64(nil, uint64(pos)))
-	h.Write(hash)
-	return h.Sum(nil)
+	var buf [32 + 8 + 32]byte
+	b := append(buf[:0], prev...)
+	b = binary.BigEndian.AppendUint64(b, uint64(pos))
+	sum := sha256.Sum256(append(b, hash...))
+	return sum[:]
 }
 
 // errCareful: the fast way met a stored ID or a taken position; the batch

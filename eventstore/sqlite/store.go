@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/mattn/go-sqlite3"
-	"github.com/oklog/ulid/v2"
 
 	"annals.im/annals/domain/event"
 	"annals.im/annals/eventstore"
@@ -329,15 +328,16 @@ func (s *Store) Append(ctx context.Context, stream string, expected int64, evs .
 		return nil, fmt.Errorf("%w: append of no events", event.ErrInvalid)
 	}
 	own := make([]event.Envelope, len(evs))
-	seen := make(map[ulid.ULID]bool, len(evs))
 	for i, e := range evs {
 		if err := e.Normalize(); err != nil {
 			return nil, err
 		}
-		if seen[e.ID] {
-			return nil, fmt.Errorf("%w: id %s twice in one append", event.ErrInvalid, e.ID)
+		// Appends are short: a quadratic check beats allocating a set.
+		for _, o := range own[:i] {
+			if o.ID == e.ID {
+				return nil, fmt.Errorf("%w: id %s twice in one append", event.ErrInvalid, e.ID)
+			}
 		}
-		seen[e.ID] = true
 		e.Stream, e.Version, e.Position, e.Hash = stream, 0, event.Position{}, nil
 		own[i] = e
 	}

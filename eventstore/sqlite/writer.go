@@ -74,15 +74,22 @@ func (w *writer) run() {
 			// Let appenders that were just answered queue their next
 			// append before the batch closes: it costs one scheduler pass
 			// and makes batches, and so the work per commit, larger.
-			runtime.Gosched()
-		more:
-			for n < w.s.opts.MaxBatch {
-				select {
-				case r := <-w.s.queue:
-					batch = append(batch, r)
-					n += len(r.evs)
-				default:
-					break more
+			for range 3 {
+				runtime.Gosched()
+				got := false
+			more:
+				for n < w.s.opts.MaxBatch {
+					select {
+					case r := <-w.s.queue:
+						batch = append(batch, r)
+						n += len(r.evs)
+						got = true
+					default:
+						break more
+					}
+				}
+				if !got {
+					break
 				}
 			}
 			w.commit(batch)
