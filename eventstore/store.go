@@ -58,7 +58,10 @@ type Subscription interface {
 // (version and hash) apart from the events, so that Verify can tell a
 // truncated stream from a short one.
 type HeadRecorder interface {
-	RecordedHeads(ctx context.Context) ([]Head, error)
+	// RecordedHeads returns the recorded heads and the position up to which
+	// they are complete: every stream with an event at or before it has a
+	// head at least that recent. Heads may be newer than that position.
+	RecordedHeads(ctx context.Context) (heads []Head, complete event.Position, err error)
 }
 
 // Head is the last event of a stream.

@@ -47,6 +47,15 @@ const PageSize = 4096
 func Verify(ctx context.Context, s Store) (Report, error) {
 	tips := make(map[string]tip)
 	var rep Report
+	// Recorded heads are read first and checked as the scan meets them.
+	var hc *headCheck
+	if hr, ok := s.(HeadRecorder); ok {
+		heads, complete, err := hr.RecordedHeads(ctx)
+		if err != nil {
+			return rep, err
+		}
+		hc = newHeadCheck(heads, complete)
+	}
 	for {
 		page, err := s.ReadAll(ctx, rep.Last, PageSize)
 		if err != nil {
@@ -67,14 +76,19 @@ func Verify(ctx context.Context, s Store) (Report, error) {
 			if !event.Verify(t.hash, e) {
 				return rep, &BrokenError{e.Stream, e.Version, "hash does not match the event and the chain before it"}
 			}
+			if hc != nil {
+				if err := hc.see(e); err != nil {
+					return rep, err
+				}
+			}
 			tips[e.Stream] = tip{e.Version, e.Hash}
 			rep.Events++
 			rep.Last = e.Position
 		}
 	}
 	rep.Streams = len(tips)
-	if hr, ok := s.(HeadRecorder); ok {
-		if err := verifyHeads(ctx, hr, tips); err != nil {
+	if hc != nil {
+		if err := hc.finish(); err != nil {
 			return rep, err
 		}
 	}
@@ -93,45 +107,65 @@ type tip struct {
 	hash    []byte
 }
 
-func verifyHeads(ctx context.Context, hr HeadRecorder, tips map[string]tip) error {
-	heads, err := hr.RecordedHeads(ctx)
-	if err != nil {
-		return err
-	}
-	sort.Slice(heads, func(i, j int) bool { return heads[i].Stream < heads[j].Stream })
-	seen := 0
+// headCheck checks recorded heads against the log: each must name an
+// event that is in the log as recorded, and every stream with an event at
+// or before the position where the heads are complete must have a head at
+// least that recent. A deleted last event shows as a head naming an event
+// the log lacks.
+type headCheck struct {
+	complete event.Position
+	heads    map[string]Head
+	found    map[string]bool
+	owed     map[string]uint64 // stream -> last version at or before complete
+}
+
+func newHeadCheck(heads []Head, complete event.Position) *headCheck {
+	hc := &headCheck{complete: complete, heads: make(map[string]Head, len(heads)),
+		found: make(map[string]bool), owed: make(map[string]uint64)}
 	for _, h := range heads {
-		t, ok := tips[h.Stream]
-		switch {
-		case !ok:
-			return &BrokenError{h.Stream, 1, fmt.Sprintf("missing: the stream head records version %d but the log has no event", h.Version)}
-		case t.version < h.Version:
-			return &BrokenError{h.Stream, t.version + 1, fmt.Sprintf("missing: the stream head records version %d", h.Version)}
-		case t.version > h.Version:
-			return &BrokenError{h.Stream, h.Version + 1, fmt.Sprintf("not in the stream head, which records version %d", h.Version)}
-		case !bytes.Equal(t.hash, h.Hash):
-			return &BrokenError{h.Stream, h.Version, "hash differs from the recorded stream head"}
-		}
-		seen++
+		hc.heads[h.Stream] = h
 	}
-	if seen != len(tips) {
-		names := make([]string, 0, len(tips))
-		for name := range tips {
-			names = append(names, name)
-		}
-		sort.Strings(names)
-		for _, name := range names {
-			if !hasHead(heads, name) {
-				return &BrokenError{name, 1, "stream has events but no recorded head"}
-			}
-		}
+	return hc
+}
+
+func (hc *headCheck) see(e event.Envelope) error {
+	if !hc.complete.Less(e.Position) {
+		hc.owed[e.Stream] = e.Version
 	}
+	h, ok := hc.heads[e.Stream]
+	if !ok || h.Version != e.Version {
+		return nil
+	}
+	if !bytes.Equal(h.Hash, e.Hash) || h.Position != e.Position {
+		return &BrokenError{e.Stream, e.Version, "differs from the recorded stream head"}
+	}
+	hc.found[e.Stream] = true
 	return nil
 }
 
-func hasHead(sorted []Head, stream string) bool {
-	i := sort.Search(len(sorted), func(i int) bool { return sorted[i].Stream >= stream })
-	return i < len(sorted) && sorted[i].Stream == stream
+func (hc *headCheck) finish() error {
+	names := make([]string, 0, len(hc.heads)+len(hc.owed))
+	for name := range hc.heads {
+		names = append(names, name)
+	}
+	for name := range hc.owed {
+		if _, ok := hc.heads[name]; !ok {
+			names = append(names, name)
+		}
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		h, ok := hc.heads[name]
+		switch {
+		case ok && !hc.found[name]:
+			return &BrokenError{name, h.Version, fmt.Sprintf("missing: the stream head records version %d", h.Version)}
+		case !ok:
+			return &BrokenError{name, 1, "stream has events but no recorded head"}
+		case h.Version < hc.owed[name]:
+			return &BrokenError{name, h.Version + 1, fmt.Sprintf("not in the stream head, which records version %d", h.Version)}
+		}
+	}
+	return nil
 }
 
 // Digest is one value over the heads of all streams as of a position. An

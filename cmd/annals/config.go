@@ -24,7 +24,7 @@ type Config struct {
 	Durability string // full | normal
 	LogLevel   string // debug | info | warn | error
 
-	preallocate int64 // WAL preallocation: set by serve, which runs long
+	server bool // set by serve: the one long-running writer of the data directory
 }
 
 // Defaults returns the settings used when neither flag nor environment says.
@@ -133,7 +133,11 @@ func openStore(ctx context.Context, c Config, create bool, log *slog.Logger) (*s
 		return nil, fmt.Errorf("no event store at %s (give --data or $ANNALS_DATA): %w", c.DBPath(), err)
 	}
 	d, _ := sqlite.ParseDurability(c.Durability)
-	return sqlite.Open(ctx, c.DBPath(), sqlite.Options{Durability: d, Log: log, PreallocateWAL: c.preallocate})
+	opts := sqlite.Options{Durability: d, Log: log}
+	if c.server {
+		opts.PreallocateWAL, opts.LazyHeads = sqlite.ServerWAL, true
+	}
+	return sqlite.Open(ctx, c.DBPath(), opts)
 }
 
 // errInUse: another process holds the data directory's lock.

@@ -34,7 +34,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	log := c.logger(stderr)
-	c.preallocate = sqlite.ServerWAL
+	c.server = true // holds the data directory's lock: the only lazy writer
 	o, err := openOwner(ctx, c, true, log)
 	if err != nil {
 		return err
@@ -81,10 +81,15 @@ func openOwner(ctx context.Context, c Config, create bool, log *slog.Logger) (_ 
 			o.Close()
 		}
 	}()
-	if o.store, err = openStore(ctx, c, create, log); err != nil {
-		return nil, err
+	if create {
+		if err := os.MkdirAll(c.Data, 0o750); err != nil {
+			return nil, fmt.Errorf("data directory: %w", err)
+		}
 	}
 	if o.lock, err = lockData(c); err != nil {
+		return nil, err
+	}
+	if o.store, err = openStore(ctx, c, create, log); err != nil {
 		return nil, err
 	}
 	if o.db, err = sqlite.OpenDB(o.store.Path()); err != nil {

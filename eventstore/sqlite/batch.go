@@ -27,6 +27,8 @@ type batchTx struct {
 	w       *writer
 	tx      *sql.Tx
 	careful bool                         // tip read and IDs looked up, not trusted from the cache
+	flush   bool                         // a lazy writer records its heads in this batch
+	start   int64                        // the log's tip position when the batch began
 	tip     logTip                       // the last row, including this batch's
 	pending map[string]head              // heads written by this batch
 	inBatch map[ulid.ULID]event.Envelope // events accepted by this batch
@@ -73,11 +75,20 @@ func chunk(n int) int {
 }
 
 const (
-	eventCols       = `(position, id, stream, version, prev, type, schema, occurred_at, cause, data, hash, log_hash)`
-	qTip            = `SELECT position, log_hash FROM events ORDER BY position DESC LIMIT 1`
-	qHead           = `SELECT version, hash, position FROM streams WHERE stream = ?`
-	qMark           = `INSERT INTO stream_marks (stream, version, position) VALUES (?, ?, ?)`
-	upsertHeadsTail = ` ON CONFLICT (stream) DO UPDATE SET version = excluded.version, hash = excluded.hash, position = excluded.position`
+	eventCols      = `(position, id, stream, version, prev, type, schema, occurred_at, cause, data, hash, log_hash)`
+	qTip           = `SELECT position, log_hash FROM events ORDER BY position DESC LIMIT 1`
+	qHead          = `SELECT version, hash, position FROM streams WHERE stream = ?`
+	qHeadsPosition = `SELECT value FROM store_meta WHERE key = 'heads_position'`
+	qSetHeadsPos   = `UPDATE store_meta SET value = ? WHERE key = 'heads_position'`
+	// qTail finds a stream's newest event after a position: the events a
+	// lazy writer has not yet recorded in streams. It scans only the events
+	// after heads_position.
+	qTail = `SELECT version, hash, position FROM events WHERE position > ? AND stream = ? ORDER BY position DESC LIMIT 1`
+	qMark = `INSERT INTO stream_marks (stream, version, position) VALUES (?, ?, ?)`
+	// A head never moves back: a lazy writer's late flush must not undo a
+	// newer head that another process wrote meanwhile.
+	upsertHeadsTail = ` ON CONFLICT (stream) DO UPDATE SET version = excluded.version, hash = excluded.hash, position = excluded.position
+		WHERE excluded.version > streams.version`
 )
 
 // The multi-row statements by size (index: log2 of the row count), built
@@ -108,7 +119,7 @@ func qHeads(n int) string  { return qHeadsBySize[bits.TrailingZeros(uint(n))] }
 
 // batchQueries lists every statement a batch may run, for preparing.
 func batchQueries() []string {
-	qs := []string{qTip, qHead, qMark}
+	qs := []string{qTip, qHead, qMark, qHeadsPosition, qSetHeadsPos, qTail}
 	for n := 1; n <= rowsPerStatement; n *= 2 {
 		qs = append(qs, qIDs(n), qEvents(n), qHeads(n))
 	}
@@ -212,16 +223,40 @@ func (b *batchTx) head(ctx context.Context, stream string) (head, error) {
 	if h, ok := b.w.heads[stream]; ok {
 		return h, nil
 	}
-	var h head
-	st, err := b.stmt(ctx, qHead)
-	if err != nil {
-		return h, err
+	var (
+		h  head
+		cp int64
+	)
+	// Order matters (see Store.ReadStream): the recorded position first,
+	// then the head row, then the events after that position.
+	if err := b.queryRow(ctx, qHeadsPosition, nil, &cp); err != nil {
+		return h, fmt.Errorf("read heads position: %w", err)
 	}
-	err = st.QueryRowContext(ctx, stream).Scan(&h.version, &h.hash, &h.pos)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+	if err := b.queryRow(ctx, qHead, []any{stream}, &h.version, &h.hash, &h.pos); err != nil {
 		return h, fmt.Errorf("read head of %s: %w", stream, err)
 	}
+	var t head
+	if err := b.queryRow(ctx, qTail, []any{max(cp, h.pos), stream}, &t.version, &t.hash, &t.pos); err != nil {
+		return h, fmt.Errorf("read head of %s: %w", stream, err)
+	}
+	if t.version > h.version {
+		h = t
+	}
 	return h, nil
+}
+
+// queryRow scans the first row of a prepared query into dest, leaving
+// dest untouched if there is none.
+func (b *batchTx) queryRow(ctx context.Context, q string, args []any, dest ...any) error {
+	st, err := b.stmt(ctx, q)
+	if err != nil {
+		return err
+	}
+	err = st.QueryRowContext(ctx, args...).Scan(dest...)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil
+	}
+	return err
 }
 
 // decide accepts r's events (assigning versions, positions and hashes) or
@@ -333,17 +368,44 @@ func (b *batchTx) write(ctx context.Context) error {
 			}
 		}
 	}
-	heads := make([]any, 0, 4*len(b.pending))
-	for stream, h := range b.pending {
-		heads = append(heads, stream, h.version, h.hash, h.pos)
+	return b.writeHeads(ctx)
+}
+
+// writeHeads records stream heads: with an eager writer, this batch's, in
+// every batch; with a lazy one, every head moved since its last flush,
+// every few batches (see writer.flushDue). It moves heads_position only
+// when the streams table is then complete up to the new tip.
+func (b *batchTx) writeHeads(ctx context.Context) error {
+	if b.w.s.opts.LazyHeads && !b.flush {
+		return nil
 	}
-	for len(heads) > 0 {
-		n := chunk(len(heads) / 4)
-		err := b.exec(ctx, qHeads(n), heads[:4*n])
-		if err != nil {
+	rows := make([]any, 0, 4*(len(b.pending)+len(b.w.dirty)))
+	for stream, h := range b.w.dirty {
+		if _, later := b.pending[stream]; !later {
+			rows = append(rows, stream, h.version, h.hash, h.pos)
+		}
+	}
+	for stream, h := range b.pending {
+		rows = append(rows, stream, h.version, h.hash, h.pos)
+	}
+	for len(rows) > 0 {
+		n := chunk(len(rows) / 4)
+		if err := b.exec(ctx, qHeads(n), rows[:4*n]); err != nil {
 			return fmt.Errorf("write stream heads: %w", err)
 		}
-		heads = heads[4*n:]
+		rows = rows[4*n:]
+	}
+	var cp int64
+	if err := b.queryRow(ctx, qHeadsPosition, nil, &cp); err != nil {
+		return fmt.Errorf("read heads position: %w", err)
+	}
+	// A lazy writer has now written every head it owes. An eager one knows
+	// only its own: if the table was complete up to where this batch
+	// began, it is complete up to where it ends.
+	if b.w.s.opts.LazyHeads || cp == b.start {
+		if err := b.exec(ctx, qSetHeadsPos, []any{b.tip.pos}); err != nil {
+			return fmt.Errorf("write heads position: %w", err)
+		}
 	}
 	return nil
 }

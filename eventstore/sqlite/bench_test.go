@@ -317,7 +317,7 @@ func benchAppend(b *testing.B, d sqlite.Durability, writers, events int) {
 		rawInsertRate = rawInsertRuns / sum
 	}
 	ctx := context.Background()
-	s, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "annals.db"), sqlite.Options{Durability: d, PreallocateWAL: sqlite.ServerWAL})
+	s, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "annals.db"), sqlite.Options{Durability: d, PreallocateWAL: sqlite.ServerWAL, LazyHeads: true})
 	if err != nil {
 		b.Fatal(err)
 	}

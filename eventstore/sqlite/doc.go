@@ -18,12 +18,15 @@
 //   - Position is the events table's rowid, one more than the tip for each
 //     event; a reader that has seen position p never later finds a new
 //     event below p.
-//   - Each event row links to its stream's previous event (prev), every
-//     MarkEvery-th version is in stream_marks, and each stream's head is in
-//     streams, all in the same transaction as the events. Each row also
-//     carries log_hash, a chain over the whole log in position order.
-//     Verify checks all of them, so an edited, deleted or moved row is
-//     named by stream and version.
+//   - Each event row links to its stream's previous event (prev) and
+//     every MarkEvery-th version is in stream_marks, in the same transaction
+//     as the events. Each stream's head is in streams: written in the same
+//     transaction too, or, by the one writer with Options.LazyHeads (serve),
+//     every few batches; store_meta's heads_position says up to where the
+//     table is complete, and a head lookup scans the events after it. Each
+//     row also carries log_hash, a chain over the whole log in position
+//     order. Verify checks all of them, so an edited, deleted or moved row
+//     is named by stream and version.
 //   - Checkpoints run on a connection of their own, never inside a commit.
 //
 // The database file may also hold read models (see OpenDB): projections

@@ -18,6 +18,11 @@ var migrations = []string{
 	// each event points at its stream's previous event (prev), the streams
 	// table holds each head, and stream_marks holds every MarkEvery-th
 	// version, so ReadStream walks at most max+MarkEvery links.
+	//
+	// store_meta's heads_position says up to which position the streams
+	// table is complete: a lazy writer (Options.LazyHeads) writes heads
+	// every few batches, and readers find a stream's newer events by
+	// scanning the few events after heads_position.
 	`CREATE TABLE events (
 		position    INTEGER PRIMARY KEY,
 		id          BLOB    NOT NULL UNIQUE,
@@ -38,6 +43,11 @@ var migrations = []string{
 		hash     BLOB    NOT NULL,
 		position INTEGER NOT NULL
 	) WITHOUT ROWID;
+	CREATE TABLE store_meta (
+		key   TEXT PRIMARY KEY,
+		value INTEGER NOT NULL
+	) WITHOUT ROWID;
+	INSERT INTO store_meta (key, value) VALUES ('heads_position', 0);
 	CREATE TABLE stream_marks (
 		stream   TEXT    NOT NULL,
 		version  INTEGER NOT NULL,

@@ -55,6 +55,13 @@ type Options struct {
 	// one write of that many bytes at each Open, so a long-running server
 	// wants it and a one-shot command does not.
 	PreallocateWAL int64
+	// LazyHeads lets the writer record stream heads every few batches
+	// instead of in every one: under load, the same heads are rewritten
+	// batch after batch (measured: ~25% of the writer's work with 64
+	// writers). Readers find the newer heads by scanning the events after
+	// heads_position. At most one store per file may set it: each lazy
+	// writer assumes the heads it has not written are only its own.
+	LazyHeads bool
 }
 
 // Store is the SQLite event store. It is safe for concurrent use.
@@ -501,14 +508,13 @@ func (s *Store) ReadStream(ctx context.Context, stream string, from uint64, max 
 	err := s.read.QueryRowContext(ctx, `SELECT position, version FROM stream_marks
 		WHERE stream = ? AND version >= ? ORDER BY version LIMIT 1`, stream, last).Scan(&start, &startVersion)
 	if errors.Is(err, sql.ErrNoRows) {
-		err = s.read.QueryRowContext(ctx, `SELECT position, version FROM streams WHERE stream = ?`, stream).
-			Scan(&start, &startVersion)
-		if errors.Is(err, sql.ErrNoRows) {
-			return nil, nil
-		}
+		start, startVersion, err = s.head(ctx, stream)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: read stream %s: %w", stream, err)
+	}
+	if start == 0 {
+		return nil, nil
 	}
 	if startVersion < from {
 		return nil, nil
@@ -529,6 +535,34 @@ func (s *Store) ReadStream(ctx context.Context, stream string, from uint64, max 
 	return s.visible(evs), err
 }
 
+// head finds a stream's last event: its row in streams, or a newer event
+// after heads_position that a lazy writer has not recorded there yet. The
+// three reads need no common snapshot: heads_position is read first, so
+// whatever a flush moves into streams meanwhile is still after it.
+func (s *Store) head(ctx context.Context, stream string) (pos int64, version uint64, err error) {
+	var cp int64
+	if err := s.read.QueryRowContext(ctx, qHeadsPosition).Scan(&cp); err != nil {
+		return 0, 0, err
+	}
+	err = s.read.QueryRowContext(ctx, `SELECT position, version FROM streams WHERE stream = ?`, stream).Scan(&pos, &version)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return 0, 0, err
+	}
+	var tPos int64
+	var tVersion uint64
+	var hash []byte
+	err = s.read.QueryRowContext(ctx, qTail, max(cp, pos), stream).Scan(&tVersion, &hash, &tPos)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return pos, version, nil
+	case err != nil:
+		return 0, 0, err
+	case tVersion > version:
+		return tPos, tVersion, nil
+	}
+	return pos, version, nil
+}
+
 // ReadAll implements eventstore.Store.
 func (s *Store) ReadAll(ctx context.Context, after event.Position, max int) ([]event.Envelope, error) {
 	if max <= 0 {
@@ -544,10 +578,15 @@ func (s *Store) ReadAll(ctx context.Context, after event.Position, max int) ([]e
 }
 
 // RecordedHeads implements eventstore.HeadRecorder.
-func (s *Store) RecordedHeads(ctx context.Context) ([]eventstore.Head, error) {
+func (s *Store) RecordedHeads(ctx context.Context) ([]eventstore.Head, event.Position, error) {
+	var cp int64
+	if err := s.read.QueryRowContext(ctx, qHeadsPosition).Scan(&cp); err != nil {
+		return nil, event.Position{}, fmt.Errorf("sqlite: read heads position: %w", err)
+	}
+	complete := event.Position{Commit: uint64(cp), Prepare: uint64(cp)}
 	rows, err := s.read.QueryContext(ctx, `SELECT stream, version, hash, position FROM streams ORDER BY stream`)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: read stream heads: %w", err)
+		return nil, complete, fmt.Errorf("sqlite: read stream heads: %w", err)
 	}
 	defer rows.Close()
 	var heads []eventstore.Head
@@ -555,12 +594,12 @@ func (s *Store) RecordedHeads(ctx context.Context) ([]eventstore.Head, error) {
 		var h eventstore.Head
 		var pos int64
 		if err := rows.Scan(&h.Stream, &h.Version, &h.Hash, &pos); err != nil {
-			return nil, fmt.Errorf("sqlite: read stream heads: %w", err)
+			return nil, complete, fmt.Errorf("sqlite: read stream heads: %w", err)
 		}
 		h.Position = event.Position{Commit: uint64(pos), Prepare: uint64(pos)}
 		heads = append(heads, h)
 	}
-	return heads, rows.Err()
+	return heads, complete, rows.Err()
 }
 
 // Subscribe implements eventstore.Store.

@@ -68,7 +68,8 @@ func TestTwoProcessesShareOneFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "annals.db")
 	var stores [2]*sqlite.Store
 	for i := range stores {
-		s, err := sqlite.Open(ctx, path, sqlite.Options{Durability: sqlite.DurabilityNormal})
+		// As serve (lazy heads) beside a CLI command (eager).
+		s, err := sqlite.Open(ctx, path, sqlite.Options{Durability: sqlite.DurabilityNormal, LazyHeads: i == 0})
 		if err != nil {
 			t.Fatal(err)
 		}

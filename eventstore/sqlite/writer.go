@@ -9,6 +9,7 @@ import (
 	"os"
 	"runtime"
 	"syscall"
+	"time"
 
 	"github.com/oklog/ulid/v2"
 
@@ -22,9 +23,12 @@ import (
 type writer struct {
 	s          *Store
 	heads      map[string]head // cache of committed stream heads
-	tip        logTip          // the last row this writer committed
-	tipKnown   bool            // tip is from a commit of this writer, not a guess
-	syncs      chan committed  // to the syncer; nil with DurabilityNormal
+	dirty      map[string]head // committed heads not yet in the streams table (LazyHeads)
+	sinceFlush int             // batches committed since the last flush of dirty
+	lastFlush  time.Time
+	tip        logTip         // the last row this writer committed
+	tipKnown   bool           // tip is from a commit of this writer, not a guess
+	syncs      chan committed // to the syncer; nil with DurabilityNormal
 	syncerDone chan struct{}
 	stmts      map[string]*sql.Stmt // prepared on the writer's one connection, by query
 }
@@ -40,7 +44,7 @@ type head struct {
 const MarkEvery = 128
 
 func newWriter(ctx context.Context, s *Store) (*writer, error) {
-	w := &writer{s: s, heads: make(map[string]head), stmts: make(map[string]*sql.Stmt)}
+	w := &writer{s: s, heads: make(map[string]head), dirty: make(map[string]head), stmts: make(map[string]*sql.Stmt)}
 	if s.opts.Durability == DurabilityFull {
 		w.syncs = make(chan committed, 1024)
 		w.syncerDone = make(chan struct{})
@@ -68,6 +72,9 @@ func (w *writer) run() {
 		select {
 		case <-w.s.done:
 			w.failQueued()
+			if err := w.flushHeads(); err != nil {
+				w.s.opts.Log.Error("event store: recording stream heads at close failed; readers scan for them instead", "err", err)
+			}
 			return
 		case r := <-w.s.queue:
 			batch, n := []*appendReq{r}, len(r.evs)
@@ -172,7 +179,7 @@ func (w *writer) try(batch []*appendReq, careful bool) (results []appendResult, 
 			w.heads, w.tip, w.tipKnown = make(map[string]head), logTip{}, false
 		}
 	}()
-	b := &batchTx{w: w, tx: tx, careful: careful, tip: w.tip,
+	b := &batchTx{w: w, tx: tx, careful: careful, tip: w.tip, flush: w.flushDue(),
 		pending: make(map[string]head, len(batch)), inBatch: make(map[ulid.ULID]event.Envelope, len(batch))}
 	if careful {
 		// The log's tip is read inside the write transaction. If it is not
@@ -189,6 +196,7 @@ func (w *writer) try(batch []*appendReq, careful bool) (results []appendResult, 
 		w.heads = make(map[string]head)
 	}
 	first := b.tip.pos + 1 // of this batch's events, if it writes any
+	b.start = b.tip.pos
 	if results, err = b.run(ctx, batch); err != nil {
 		return nil, err
 	}
@@ -204,8 +212,53 @@ func (w *writer) try(batch []*appendReq, careful bool) (results []appendResult, 
 	for stream, h := range b.pending {
 		w.heads[stream] = h
 	}
+	w.sinceFlush++
+	switch {
+	case b.flush:
+		clear(w.dirty)
+		w.sinceFlush, w.lastFlush = 0, time.Now()
+	case w.s.opts.LazyHeads:
+		for stream, h := range b.pending {
+			w.dirty[stream] = h
+		}
+	}
 	w.tip, w.tipKnown = b.tip, true
 	return results, nil
+}
+
+// Lazy heads are flushed every flushBatches batches, and at least every
+// flushInterval, so that under light load every batch records its heads.
+const (
+	flushBatches  = 8
+	flushInterval = 20 * time.Millisecond
+)
+
+func (w *writer) flushDue() bool {
+	return w.s.opts.LazyHeads && (w.sinceFlush+1 >= flushBatches || time.Since(w.lastFlush) >= flushInterval ||
+		len(w.dirty) >= maxCachedHeads/4)
+}
+
+// flushHeads records the dirty heads in a transaction of their own; the
+// writer calls it when it stops.
+func (w *writer) flushHeads() error {
+	if len(w.dirty) == 0 {
+		return nil
+	}
+	ctx := context.Background()
+	tx, err := w.s.write.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	b := &batchTx{w: w, tx: tx, flush: true, tip: w.tip, start: w.tip.pos, pending: map[string]head{}}
+	if err := b.writeHeads(ctx); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	clear(w.dirty)
+	return nil
 }
 
 // maxCachedHeads bounds the stream-head cache; past it the cache starts over.
