@@ -79,7 +79,7 @@ const (
 	qTip           = `SELECT position, log_hash FROM events ORDER BY position DESC LIMIT 1`
 	qHead          = `SELECT version, hash, position FROM streams WHERE stream = ?`
 	qHeadsPosition = `SELECT value FROM store_meta WHERE key = 'heads_position'`
-	qSetHeadsPos   = `UPDATE store_meta SET value = ? WHERE key = 'heads_position'`
+	qSetHeadsPos   = `UPDATE store_meta SET value = max(value, ?) WHERE key = 'heads_position'` // never back
 	// qTail finds a stream's newest event after a position: the events a
 	// lazy writer has not yet recorded in streams. It scans only the events
 	// after heads_position.
