@@ -450,6 +450,7 @@ func testInvalidInput(t *testing.T, s eventstore.Store, p string) {
 		{"data not JSON", p + "s", []event.Envelope{bad(func(e *event.Envelope) { e.Data = []byte("{nope") })}},
 		{"no time", p + "s", []event.Envelope{bad(func(e *event.Envelope) { e.OccurredAt = time.Time{} })}},
 		{"same id twice", p + "s", []event.Envelope{good, good}},
+		{"same id twice in a long append", p + "s", append(proposed(20, "long"), good, good)},
 	}
 	for _, c := range cases {
 		if _, err := s.Append(ctxT(t), c.stream, eventstore.Any, c.evs...); !errors.Is(err, event.ErrInvalid) {
