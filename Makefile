@@ -65,6 +65,7 @@ FUZZTIME ?= 20s
 fuzz:
 	$(GO) test $(GOFLAGS_) -run '^$$' -fuzz '^FuzzEnvelopeJSON$$' -fuzztime $(FUZZTIME) ./domain/event/
 	$(GO) test $(GOFLAGS_) -run '^$$' -fuzz '^FuzzCanonical$$' -fuzztime $(FUZZTIME) ./domain/event/
+	$(GO) test $(GOFLAGS_) -run '^$$' -fuzz '^FuzzExchange$$' -fuzztime $(FUZZTIME) ./adapters/sasl/
 
 clean:
 	rm -rf bin

@@ -77,6 +77,22 @@ func Derive(password string) (Credentials, error) {
 	return c, err
 }
 
+// DeriveSalted computes credentials for password with the given salts and
+// iteration count: for keys moved from another server that used them, and
+// for checking against published test vectors.
+func DeriveSalted(password string, sha1Salt, sha256Salt []byte, iterations int) (Credentials, error) {
+	if err := CheckPassword(password); err != nil {
+		return Credentials{}, err
+	}
+	var c Credentials
+	var err error
+	if c.SHA1, err = keysFrom(sha1.New, password, sha1Salt, iterations); err != nil {
+		return c, err
+	}
+	c.SHA256, err = keysFrom(sha256.New, password, sha256Salt, iterations)
+	return c, err
+}
+
 func derive(h func() hash.Hash, password string, iter int) (Keys, error) {
 	salt := make([]byte, 16)
 	if _, err := rand.Read(salt); err != nil {

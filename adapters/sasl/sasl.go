@@ -1,0 +1,290 @@
+package sasl
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha1"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"hash"
+	"strconv"
+	"strings"
+
+	"annals.im/annals/adapters/credentials"
+)
+
+// Conditions a failed exchange reports, named after the XMPP SASL failure
+// elements (RFC 6120 §6.5) that the c2s adapter sends for them.
+var (
+	ErrNotAuthorized    = errors.New("sasl: not-authorized")
+	ErrMalformedRequest = errors.New("sasl: malformed-request")
+	ErrInvalidMechanism = errors.New("sasl: invalid-mechanism")
+	ErrInvalidAuthzid   = errors.New("sasl: invalid-authzid")
+)
+
+// Lookup returns the credentials of the account whose local name (the SASL
+// authentication identity) is user, or credentials.ErrNotFound.
+type Lookup func(ctx context.Context, user string) (credentials.Credentials, error)
+
+// Exchange is one server-side authentication in progress.
+type Exchange interface {
+	// Next takes the client's next message and returns the server's reply.
+	// done reports that authentication succeeded; reply is then the
+	// additional data to send with success (may be nil).
+	Next(ctx context.Context, in []byte) (reply []byte, done bool, err error)
+	// User is the authenticated user, once done.
+	User() string
+}
+
+// Mechanisms lists what Start accepts, strongest first.
+var Mechanisms = []string{"SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN"}
+
+// Option adjusts an exchange.
+type Option func(*scram)
+
+// WithNonce fixes the server's nonce part: for test vectors only.
+func WithNonce(n string) Option { return func(s *scram) { s.snonce = n } }
+
+// Start begins an exchange with mechanism mech. fakeSaltKey keys the salts
+// made up for unknown users, so that the same unknown name always gets the
+// same salt.
+func Start(mech string, lookup Lookup, fakeSaltKey []byte, opts ...Option) (Exchange, error) {
+	switch mech {
+	case "PLAIN":
+		return &plain{lookup: lookup}, nil
+	case "SCRAM-SHA-1", "SCRAM-SHA-256":
+		s := &scram{lookup: lookup, fakeKey: fakeSaltKey, sha256: mech == "SCRAM-SHA-256"}
+		for _, o := range opts {
+			o(s)
+		}
+		return s, nil
+	}
+	return nil, fmt.Errorf("%w: %q", ErrInvalidMechanism, mech)
+}
+
+// plain is RFC 4616: authzid NUL authcid NUL password, in one message.
+type plain struct {
+	lookup Lookup
+	user   string
+}
+
+func (p *plain) Next(ctx context.Context, in []byte) ([]byte, bool, error) {
+	parts := bytes.Split(in, []byte{0})
+	if len(parts) != 3 || len(parts[1]) == 0 {
+		return nil, false, fmt.Errorf("%w: PLAIN wants authzid NUL authcid NUL password", ErrMalformedRequest)
+	}
+	authz, user, password := string(parts[0]), string(parts[1]), string(parts[2])
+	c, err := p.lookup(ctx, user)
+	if err != nil && !errors.Is(err, credentials.ErrNotFound) {
+		return nil, false, err
+	}
+	if err != nil || !c.Verify(password) {
+		return nil, false, ErrNotAuthorized
+	}
+	if authz != "" && authz != user && !strings.HasPrefix(authz, user+"@") {
+		return nil, false, fmt.Errorf("%w: %q may not act as %q", ErrInvalidAuthzid, user, authz)
+	}
+	p.user = user
+	return nil, true, nil
+}
+
+func (p *plain) User() string { return p.user }
+
+// scram is the server side of SCRAM-SHA-1 and SCRAM-SHA-256.
+type scram struct {
+	lookup  Lookup
+	fakeKey []byte
+	sha256  bool
+	snonce  string
+
+	step        int
+	gs2Header   string
+	clientFirst string // client-first-message-bare
+	serverFirst string
+	nonce       string
+	user        string
+	keys        credentials.Keys
+	known       bool // the user exists
+}
+
+func (s *scram) hash() func() hash.Hash {
+	if s.sha256 {
+		return sha256.New
+	}
+	return sha1.New
+}
+
+func (s *scram) User() string { return s.user }
+
+func (s *scram) Next(ctx context.Context, in []byte) ([]byte, bool, error) {
+	s.step++
+	switch s.step {
+	case 1:
+		return s.first(ctx, string(in))
+	case 2:
+		return s.final(string(in))
+	}
+	return nil, false, fmt.Errorf("%w: the exchange is over", ErrMalformedRequest)
+}
+
+func (s *scram) first(ctx context.Context, msg string) ([]byte, bool, error) {
+	// gs2-header: cb-flag "," [authzid] ","
+	flag, rest, ok := strings.Cut(msg, ",")
+	if !ok {
+		return nil, false, fmt.Errorf("%w: no GS2 header", ErrMalformedRequest)
+	}
+	authz, bare, ok := strings.Cut(rest, ",")
+	if !ok {
+		return nil, false, fmt.Errorf("%w: no GS2 header", ErrMalformedRequest)
+	}
+	switch {
+	case flag == "n" || flag == "y":
+	case strings.HasPrefix(flag, "p="):
+		return nil, false, fmt.Errorf("%w: channel binding is not offered", ErrNotAuthorized)
+	default:
+		return nil, false, fmt.Errorf("%w: channel binding flag %q", ErrMalformedRequest, flag)
+	}
+	s.gs2Header, s.clientFirst = flag+","+authz+",", bare
+	attrs, err := parseAttrs(bare)
+	if err != nil {
+		return nil, false, err
+	}
+	if _, ext := attrs['m']; ext {
+		return nil, false, fmt.Errorf("%w: mandatory extension", ErrMalformedRequest)
+	}
+	user, err := unescapeName(attrs['n'])
+	if err != nil {
+		return nil, false, err
+	}
+	cnonce := attrs['r']
+	if user == "" || cnonce == "" || strings.ContainsRune(cnonce, ',') {
+		return nil, false, fmt.Errorf("%w: client-first-message needs n= and r=", ErrMalformedRequest)
+	}
+	if strings.HasPrefix(authz, "a=") {
+		z, err := unescapeName(authz[2:])
+		if err != nil {
+			return nil, false, err
+		}
+		if z != user && !strings.HasPrefix(z, user+"@") {
+			return nil, false, fmt.Errorf("%w: %q may not act as %q", ErrInvalidAuthzid, user, z)
+		}
+	} else if authz != "" {
+		return nil, false, fmt.Errorf("%w: authzid %q", ErrMalformedRequest, authz)
+	}
+	s.user = user
+	c, err := s.lookup(ctx, user)
+	switch {
+	case err == nil:
+		s.known = true
+		s.keys = c.SHA1
+		if s.sha256 {
+			s.keys = c.SHA256
+		}
+	case errors.Is(err, credentials.ErrNotFound):
+		// Go on with a made-up salt: the client learns nothing until the
+		// proof fails, as it would with a wrong password.
+		m := hmac.New(sha256.New, s.fakeKey)
+		m.Write([]byte(user))
+		s.keys = credentials.Keys{Salt: m.Sum(nil)[:16], Iterations: credentials.Iterations}
+	default:
+		return nil, false, err
+	}
+	if s.snonce == "" {
+		b := make([]byte, 18)
+		rand.Read(b)
+		s.snonce = base64.RawStdEncoding.EncodeToString(b)
+	}
+	s.nonce = cnonce + s.snonce
+	s.serverFirst = "r=" + s.nonce + ",s=" + base64.StdEncoding.EncodeToString(s.keys.Salt) + ",i=" + strconv.Itoa(s.keys.Iterations)
+	return []byte(s.serverFirst), false, nil
+}
+
+func (s *scram) final(msg string) ([]byte, bool, error) {
+	i := strings.LastIndex(msg, ",p=")
+	if i < 0 {
+		return nil, false, fmt.Errorf("%w: client-final-message without proof", ErrMalformedRequest)
+	}
+	withoutProof := msg[:i]
+	attrs, err := parseAttrs(msg)
+	if err != nil {
+		return nil, false, err
+	}
+	cb, err := base64.StdEncoding.DecodeString(attrs['c'])
+	if err != nil || string(cb) != s.gs2Header {
+		return nil, false, fmt.Errorf("%w: channel binding data does not match the GS2 header", ErrNotAuthorized)
+	}
+	if attrs['r'] != s.nonce {
+		return nil, false, fmt.Errorf("%w: nonce", ErrNotAuthorized)
+	}
+	proof, err := base64.StdEncoding.DecodeString(attrs['p'])
+	if err != nil {
+		return nil, false, fmt.Errorf("%w: proof is not base64", ErrMalformedRequest)
+	}
+	h := s.hash()
+	authMessage := s.clientFirst + "," + s.serverFirst + "," + withoutProof
+	if !s.known || len(proof) != h().Size() {
+		return nil, false, ErrNotAuthorized
+	}
+	sig := hmacOf(h, s.keys.StoredKey, authMessage)
+	clientKey := make([]byte, len(proof))
+	for i := range proof {
+		clientKey[i] = proof[i] ^ sig[i]
+	}
+	k := h()
+	k.Write(clientKey)
+	if subtle.ConstantTimeCompare(k.Sum(nil), s.keys.StoredKey) != 1 {
+		return nil, false, ErrNotAuthorized
+	}
+	return []byte("v=" + base64.StdEncoding.EncodeToString(hmacOf(h, s.keys.ServerKey, authMessage))), true, nil
+}
+
+func hmacOf(h func() hash.Hash, key []byte, msg string) []byte {
+	m := hmac.New(h, key)
+	m.Write([]byte(msg))
+	return m.Sum(nil)
+}
+
+// parseAttrs reads "a=value,b=value"; a repeated attribute is malformed.
+func parseAttrs(s string) (map[byte]string, error) {
+	out := make(map[byte]string)
+	for _, kv := range strings.Split(s, ",") {
+		if len(kv) < 2 || kv[1] != '=' {
+			return nil, fmt.Errorf("%w: attribute %q", ErrMalformedRequest, kv)
+		}
+		if _, dup := out[kv[0]]; dup {
+			return nil, fmt.Errorf("%w: attribute %c twice", ErrMalformedRequest, kv[0])
+		}
+		out[kv[0]] = kv[2:]
+	}
+	return out, nil
+}
+
+// unescapeName decodes SCRAM's "=2C" (,) and "=3D" (=); any other "=" is
+// malformed (RFC 5802 §5.1).
+func unescapeName(s string) (string, error) {
+	if !strings.Contains(s, "=") {
+		return s, nil
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] != '=' {
+			b.WriteByte(s[i])
+			continue
+		}
+		switch {
+		case strings.HasPrefix(s[i:], "=2C"):
+			b.WriteByte(',')
+		case strings.HasPrefix(s[i:], "=3D"):
+			b.WriteByte('=')
+		default:
+			return "", fmt.Errorf("%w: bad escape in %q", ErrMalformedRequest, s)
+		}
+		i += 2
+	}
+	return b.String(), nil
+}
