@@ -1,0 +1,118 @@
+package c2s
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Names of the generated certificate and key in the data directory.
+const (
+	CertFile = "tls-cert.pem"
+	KeyFile  = "tls-key.pem"
+)
+
+// LoadOrCreateCert returns the certificate in dir, creating a self-signed
+// one for domains (and their subdomains, for conference.<domain> and the
+// like) on first use. Clients will not trust it without being told to:
+// production deployments pass their own with --tls-cert/--tls-key.
+func LoadOrCreateCert(dir string, domains []string, now time.Time) (tls.Certificate, error) {
+	certPath, keyPath := filepath.Join(dir, CertFile), filepath.Join(dir, KeyFile)
+	c, err := tls.LoadX509KeyPair(certPath, keyPath)
+	if err == nil {
+		return c, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return tls.Certificate{}, fmt.Errorf("c2s: load %s: %w", certPath, err)
+	}
+	if len(domains) == 0 {
+		return tls.Certificate{}, errors.New("c2s: a certificate needs at least one domain")
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("c2s: generate key: %w", err)
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("c2s: serial: %w", err)
+	}
+	var names []string
+	for _, d := range domains {
+		names = append(names, d, "*."+d)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: domains[0], Organization: []string{"Annals (self-signed)"}},
+		DNSNames:              names,
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.AddDate(1, 0, 0),
+		KeyUsage:              x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("c2s: create certificate: %w", err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("c2s: encode key: %w", err)
+	}
+	// The key first, readable by the owner only; the certificate last, so
+	// that a crash in between leaves no certificate without its key.
+	if err := writePEM(keyPath, "PRIVATE KEY", keyDER, 0o600); err != nil {
+		return tls.Certificate{}, err
+	}
+	if err := writePEM(certPath, "CERTIFICATE", der, 0o644); err != nil {
+		return tls.Certificate{}, err
+	}
+	return tls.LoadX509KeyPair(certPath, keyPath)
+}
+
+func writePEM(path, typ string, der []byte, mode os.FileMode) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
+	if err != nil {
+		return fmt.Errorf("c2s: write %s: %w", path, err)
+	}
+	if err := pem.Encode(f, &pem.Block{Type: typ, Bytes: der}); err != nil {
+		f.Close()
+		return fmt.Errorf("c2s: write %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("c2s: write %s: %w", path, err)
+	}
+	return nil
+}
+
+// ErrPlaintext: unencrypted streams were asked for on an address other
+// machines can reach.
+var ErrPlaintext = errors.New("c2s: --allow-plaintext is only allowed on loopback addresses")
+
+// CheckPlaintext refuses to serve unencrypted streams on addr unless its
+// host is a loopback address ("127.0.0.1:5222", "[::1]:5222",
+// "localhost:5222"). An empty host means every interface and is refused.
+func CheckPlaintext(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("c2s: listen address %q: %w", addr, err)
+	}
+	if host == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("%w (got %q; use 127.0.0.1 or [::1], or give a certificate)", ErrPlaintext, addr)
+}

@@ -1,0 +1,95 @@
+package c2s
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+func TestLoadOrCreateCert(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	c, err := LoadOrCreateCert(dir, []string{"localhost", "example.com"}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := x509.ParseCertificate(c.Certificate[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"localhost", "example.com", "conference.example.com"} {
+		if err := leaf.VerifyHostname(name); err != nil {
+			t.Errorf("certificate does not cover %s: %v", name, err)
+		}
+	}
+	if leaf.NotAfter.Before(now.AddDate(0, 11, 0)) || leaf.NotBefore.After(now) {
+		t.Errorf("validity %v .. %v", leaf.NotBefore, leaf.NotAfter)
+	}
+	fi, err := os.Stat(filepath.Join(dir, KeyFile))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key file mode %v, %v; want 0600", fi.Mode().Perm(), err)
+	}
+	// A second start loads the same certificate instead of making another.
+	again, err := LoadOrCreateCert(dir, []string{"other.example"}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(again.Certificate[0]) != string(c.Certificate[0]) {
+		t.Fatal("a second call made a new certificate")
+	}
+	// And a client that trusts it completes a handshake for localhost.
+	roots := x509.NewCertPool()
+	roots.AddCert(leaf)
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	srv := tls.Server(a, &tls.Config{Certificates: []tls.Certificate{again}})
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Handshake() }()
+	cli := tls.Client(b, &tls.Config{RootCAs: roots, ServerName: "localhost", Time: func() time.Time { return now }})
+	if err := cli.Handshake(); err != nil {
+		t.Fatalf("client handshake: %v", err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatalf("server handshake: %v", err)
+	}
+	if _, err := LoadOrCreateCert(t.TempDir(), nil, now); err == nil {
+		t.Fatal("no domains: want an error")
+	}
+	bad := t.TempDir()
+	os.WriteFile(filepath.Join(bad, CertFile), []byte("junk"), 0o644)
+	os.WriteFile(filepath.Join(bad, KeyFile), []byte("junk"), 0o600)
+	if _, err := LoadOrCreateCert(bad, []string{"localhost"}, now); err == nil {
+		t.Fatal("a corrupt certificate file was silently replaced")
+	}
+}
+
+func TestCheckPlaintext(t *testing.T) {
+	for _, c := range []struct {
+		addr string
+		ok   bool
+	}{
+		{"127.0.0.1:5222", true},
+		{"127.0.0.2:5222", true},
+		{"[::1]:5222", true},
+		{"localhost:5222", true},
+		{":5222", false},
+		{"0.0.0.0:5222", false},
+		{"192.0.2.1:5222", false},
+		{"example.com:5222", false},
+		{"no-port", false},
+	} {
+		err := CheckPlaintext(c.addr)
+		if (err == nil) != c.ok {
+			t.Errorf("CheckPlaintext(%q) = %v, want ok=%v", c.addr, err, c.ok)
+		}
+		if err != nil && c.addr != "no-port" && !errors.Is(err, ErrPlaintext) {
+			t.Errorf("CheckPlaintext(%q) = %v, want ErrPlaintext", c.addr, err)
+		}
+	}
+}
