@@ -21,11 +21,16 @@ run: build
 # Everything CI runs. Installs the Debian tools the tests drive.
 test: tools fmtcheck vet depcheck race
 
-# Tests drive the sqlite3 CLI to tamper with a log; install it when missing.
+# Tests drive the sqlite3 CLI (to tamper with a log) and slixmpp, a
+# third-party XMPP client (end-to-end tests); install them when missing.
 tools:
-	@command -v sqlite3 >/dev/null || { \
-		echo "installing sqlite3 (Debian package) for the audit tamper tests"; \
-		(apt-get update -qq && apt-get install -y -qq sqlite3) >/dev/null; }
+	@missing=""; \
+	command -v sqlite3 >/dev/null || missing="$$missing sqlite3"; \
+	/usr/bin/python3 -c 'import slixmpp' 2>/dev/null || missing="$$missing python3-slixmpp"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages for the tests:$$missing"; \
+		(apt-get update -qq && apt-get install -y -qq $$missing) >/dev/null || exit 1; \
+	fi
 
 fmtcheck:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

@@ -244,7 +244,7 @@ func TestRebuildMatchesLive(t *testing.T) {
 	db := filepath.Join(dir, "annals.db")
 	seed(t, dir, "alice@example.com", "bob@example.com")
 
-	srv := exec.Command(bin, "serve", "--data", dir, "--log-level", "debug")
+	srv := exec.Command(bin, "serve", "--data", dir, "--log-level", "debug", "--c2s", "127.0.0.1:0")
 	var srvOut bytes.Buffer
 	srv.Stdout, srv.Stderr = &srvOut, &srvOut
 	if err := srv.Start(); err != nil {
@@ -458,7 +458,7 @@ func TestServeDemo(t *testing.T) {
 	dir := t.TempDir()
 	start := func() string {
 		t.Helper()
-		cmd := exec.Command(bin, "serve", "--demo", "--data", dir)
+		cmd := exec.Command(bin, "serve", "--demo", "--data", dir, "--c2s", "127.0.0.1:0")
 		stdout, err := cmd.StdoutPipe()
 		if err != nil {
 			t.Fatal(err)

@@ -21,16 +21,30 @@ import (
 
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var (
-		c    Config
-		demo bool
+		c       Config
+		demo    bool
+		x       xmppFlags
+		domains stringList
 	)
 	fs := newFlagSet("serve", stderr)
 	c.flags(fs, true)
 	fs.BoolVar(&demo, "demo", false, "create demo@localhost with a random password if it does not exist, and print how to log in")
+	fs.StringVar(&x.c2s, "c2s", envOr("ANNALS_C2S", ":5222"), "client-to-server listen address ($ANNALS_C2S)")
+	fs.Var(&domains, "domain", "a domain to serve (repeatable; default localhost, or $ANNALS_DOMAIN)")
+	fs.BoolVar(&x.plaintext, "allow-plaintext", false, "allow streams without TLS: loopback addresses only (tests, benchmarks)")
+	fs.StringVar(&x.cert, "tls-cert", envOr("ANNALS_TLS_CERT", ""), "PEM certificate (default: a self-signed one in the data directory)")
+	fs.StringVar(&x.key, "tls-key", envOr("ANNALS_TLS_KEY", ""), "PEM private key for --tls-cert")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if err := c.Validate(); err != nil {
+		return err
+	}
+	x.domains = domains
+	if len(x.domains) == 0 {
+		x.domains = strings.Fields(strings.ReplaceAll(envOr("ANNALS_DOMAIN", "localhost"), ",", " "))
+	}
+	if err := x.validate(); err != nil {
 		return err
 	}
 	log := c.logger(stderr)
@@ -53,9 +67,23 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	for _, s := range stats {
 		log.Info("projection caught up", "projection", s.Projection, "events", s.Events, "took", s.Took)
 	}
-	log.Info("serving", "data", c.Data, "durability", c.Durability, "projections", joinNames(runner.Names()))
-	fmt.Fprintf(stdout, "Annals is serving the event store %s (durability %s). Stop with Ctrl-C.\n", c.DBPath(), c.Durability)
+	srv, ln, err := x.listen(ctx, c, o, log)
+	if err != nil {
+		return err
+	}
+	log.Info("serving", "data", c.Data, "durability", c.Durability, "projections", joinNames(runner.Names()),
+		"c2s", ln.Addr().String(), "domains", strings.Join(x.domains, ","))
+	fmt.Fprintf(stdout, "Annals is serving %s on %s (event store %s, durability %s). Stop with Ctrl-C.\n",
+		strings.Join(x.domains, ", "), ln.Addr(), c.DBPath(), c.Durability)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	xmppDone := make(chan error, 1)
+	go func() { xmppDone <- srv.Serve(ctx, ln) }()
 	err = runner.Run(ctx, subscribe(store))
+	cancel()
+	if xerr := <-xmppDone; xerr != nil && err == nil {
+		err = xerr
+	}
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
@@ -155,6 +183,6 @@ func demoAccount(ctx context.Context, c Config, o *owner, stdout io.Writer) erro
 		return fmt.Errorf("read the demo password: %w", err)
 	}
 	fmt.Fprintf(stdout, "Demo account: %s  password: %s\n", demoJID, strings.TrimSpace(string(password)))
-	fmt.Fprintln(stdout, "XMPP client connections arrive with the c2s server (issue 4); this build serves the event log.")
+	fmt.Fprintf(stdout, "Connect with any XMPP client as %s (self-signed certificate: accept it, or give --tls-cert).\n", demoJID)
 	return nil
 }

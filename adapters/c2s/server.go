@@ -1,0 +1,455 @@
+package c2s
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"mellium.im/xmpp/jid"
+
+	"annals.im/annals/adapters/credentials"
+	"annals.im/annals/adapters/sasl"
+)
+
+// Config is what a Server needs.
+type Config struct {
+	Domains   []string
+	TLS       *tls.Config // offered with STARTTLS, which is then required
+	Plaintext bool        // allow streams without TLS (loopback only: see CheckPlaintext)
+	// Credentials returns the keys of the account with the given bare JID.
+	Credentials func(ctx context.Context, bareJID string) (credentials.Credentials, error)
+	FakeSaltKey []byte // keys made-up salts for unknown users (sasl.Start)
+	MaxStanza   int    // bytes; default 256 KiB
+	IdleTimeout time.Duration
+	Version     string // software version reported by XEP-0092
+	Log         *slog.Logger
+}
+
+// Server accepts client connections.
+type Server struct {
+	cfg Config
+
+	mu       sync.Mutex
+	sessions map[string]*conn // by full JID
+}
+
+// NewServer checks cfg and returns a server.
+func NewServer(cfg Config) (*Server, error) {
+	if len(cfg.Domains) == 0 {
+		return nil, errors.New("c2s: no domain to serve")
+	}
+	if cfg.TLS == nil && !cfg.Plaintext {
+		return nil, errors.New("c2s: neither TLS nor plaintext streams are allowed")
+	}
+	if cfg.Credentials == nil {
+		return nil, errors.New("c2s: no credentials store")
+	}
+	if cfg.MaxStanza <= 0 {
+		cfg.MaxStanza = 256 << 10
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = 5 * time.Minute
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	return &Server{cfg: cfg, sessions: make(map[string]*conn)}, nil
+}
+
+// Serve accepts connections on ln until ctx ends.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	go func() {
+		<-ctx.Done()
+		ln.Close()
+	}()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return fmt.Errorf("c2s: accept: %w", err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := &conn{srv: s, nc: nc, log: s.cfg.Log.With("remote", nc.RemoteAddr().String())}
+			c.serve(ctx)
+		}()
+	}
+}
+
+// conn is one client connection, from the first stream header to close.
+type conn struct {
+	srv *Server
+	nc  net.Conn
+	log *slog.Logger
+
+	lr     *limitReader
+	dec    *xml.Decoder
+	wmu    sync.Mutex
+	w      *bufio.Writer
+	secure bool
+	domain string
+	user   string  // authenticated local part
+	jid    jid.JID // bound full JID
+	id     string  // id of the current stream header we sent
+	closed bool
+}
+
+func (c *conn) write(s string) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.closed {
+		return net.ErrClosed
+	}
+	c.nc.SetWriteDeadline(time.Now().Add(30 * time.Second))
+	if _, err := c.w.WriteString(s); err != nil {
+		return err
+	}
+	return c.w.Flush()
+}
+
+func (c *conn) serve(ctx context.Context) {
+	defer c.nc.Close()
+	err := c.run(ctx)
+	var se *streamError
+	switch {
+	case errors.As(err, &se):
+		c.log.Info("stream error", "condition", se.cond, "text", se.text, "jid", c.jid.String())
+		c.write(se.xml() + `</stream:stream>`)
+	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), err == nil:
+	default:
+		c.log.Debug("connection ended", "err", err)
+	}
+	c.srv.unbind(c)
+	c.wmu.Lock()
+	c.closed = true
+	c.wmu.Unlock()
+}
+
+// restart begins a new stream on the (possibly now TLS) connection.
+func (c *conn) restart() {
+	c.lr = &limitReader{r: c.nc, max: c.srv.cfg.MaxStanza}
+	c.dec = xml.NewDecoder(c.lr)
+	c.w = bufio.NewWriter(c.nc)
+}
+
+func (c *conn) run(ctx context.Context) error {
+	c.restart()
+	for {
+		if err := c.openStream(); err != nil {
+			return err
+		}
+		restart, err := c.negotiate(ctx)
+		if err != nil {
+			return err
+		}
+		if !restart {
+			return c.stanzas(ctx)
+		}
+	}
+}
+
+// next reads the next top-level element, skipping white space (keepalives).
+func (c *conn) next() (*element, error) {
+	c.nc.SetReadDeadline(time.Now().Add(c.srv.cfg.IdleTimeout))
+	c.lr.reset()
+	for {
+		tok, err := c.dec.Token()
+		if err != nil {
+			return nil, c.readError(err)
+		}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			var e element
+			if err := c.dec.DecodeElement(&e, &t); err != nil {
+				return nil, c.readError(err)
+			}
+			return &e, nil
+		case xml.EndElement:
+			return nil, io.EOF // </stream:stream>
+		case xml.CharData:
+			if len(strings.TrimSpace(string(t))) > 0 {
+				return nil, &streamError{cond: "not-well-formed", text: "text between stanzas"}
+			}
+		}
+	}
+}
+
+func (c *conn) readError(err error) error {
+	var se *xml.SyntaxError
+	var ne net.Error
+	switch {
+	case c.lr.err != nil && !errors.Is(c.lr.err, errTooBig):
+		// The connection broke or the client hung up without closing the
+		// stream: nothing to answer, and nobody to answer to.
+		return io.EOF
+	case errors.Is(err, errTooBig):
+		return &streamError{cond: "policy-violation", text: fmt.Sprintf("stanza larger than %d bytes", c.srv.cfg.MaxStanza)}
+	case errors.As(err, &se):
+		return &streamError{cond: "not-well-formed", text: se.Msg}
+	case errors.As(err, &ne) && ne.Timeout():
+		return &streamError{cond: "connection-timeout"}
+	}
+	return err
+}
+
+// openStream reads the client's stream header and answers with ours.
+func (c *conn) openStream() error {
+	c.nc.SetReadDeadline(time.Now().Add(c.srv.cfg.IdleTimeout))
+	for {
+		tok, err := c.dec.Token()
+		if err != nil {
+			return c.readError(err)
+		}
+		switch t := tok.(type) {
+		case xml.ProcInst, xml.CharData, xml.Comment:
+			continue
+		case xml.StartElement:
+			return c.header(t)
+		default:
+			return &streamError{cond: "bad-format"}
+		}
+	}
+}
+
+func (c *conn) header(t xml.StartElement) error {
+	c.id = newID()
+	to := ""
+	for _, a := range t.Attr {
+		if a.Name.Local == "to" && a.Name.Space == "" {
+			to = strings.ToLower(a.Value)
+		}
+	}
+	from := c.srv.cfg.Domains[0]
+	if slices.Contains(c.srv.cfg.Domains, to) {
+		from = to
+	}
+	// The header goes out even for a bad one: a stream error needs a stream.
+	c.write(fmt.Sprintf(`<?xml version='1.0'?><stream:stream xmlns='%s' xmlns:stream='%s' id='%s' from='%s' version='1.0' xml:lang='en'>`,
+		nsClient, nsStream, c.id, escape(from)))
+	switch {
+	case t.Name.Space != nsStream || t.Name.Local != "stream":
+		return &streamError{cond: "invalid-namespace"}
+	case !slices.Contains(c.srv.cfg.Domains, to):
+		return &streamError{cond: "host-unknown", text: fmt.Sprintf("this server serves %s", strings.Join(c.srv.cfg.Domains, ", "))}
+	case c.domain != "" && to != c.domain:
+		return &streamError{cond: "host-unknown", text: "the domain changed during negotiation"}
+	}
+	c.domain = to
+	return nil
+}
+
+// negotiate offers the features due at this point of the stream and runs
+// the one the client picks. restart reports that a new stream follows
+// (after TLS or SASL); false means the resource is bound and stanzas flow.
+func (c *conn) negotiate(ctx context.Context) (restart bool, err error) {
+	tlsDue := !c.secure && c.srv.cfg.TLS != nil
+	var f strings.Builder
+	f.WriteString("<stream:features>")
+	switch {
+	case tlsDue:
+		f.WriteString("<starttls xmlns='" + nsTLS + "'><required/></starttls>")
+	case c.user == "":
+		f.WriteString("<mechanisms xmlns='" + nsSASL + "'>")
+		for _, m := range sasl.Mechanisms {
+			f.WriteString("<mechanism>" + m + "</mechanism>")
+		}
+		f.WriteString("</mechanisms>")
+	default:
+		f.WriteString("<bind xmlns='" + nsBind + "'/><session xmlns='" + nsSession + "'><optional/></session>")
+	}
+	f.WriteString("</stream:features>")
+	if err := c.write(f.String()); err != nil {
+		return false, err
+	}
+	for {
+		e, err := c.next()
+		if err != nil {
+			return false, err
+		}
+		switch {
+		case tlsDue && e.XMLName == xml.Name{Space: nsTLS, Local: "starttls"}:
+			return true, c.startTLS()
+		case tlsDue:
+			return false, &streamError{cond: "policy-violation", text: "STARTTLS is required"}
+		case c.user == "" && e.XMLName == xml.Name{Space: nsSASL, Local: "auth"}:
+			ok, err := c.authenticate(ctx, e)
+			if err != nil || ok {
+				return ok, err
+			}
+			// A failed attempt: the client may try again on this stream.
+		case c.user == "":
+			return false, &streamError{cond: "not-authorized", text: "authenticate first"}
+		case e.XMLName.Local == "iq" && e.attr("type") == "set":
+			child, _ := e.child()
+			if child.XMLName != (xml.Name{Space: nsBind, Local: "bind"}) {
+				c.write(c.errorReply(e, "cancel", "not-authorized"))
+				continue
+			}
+			return false, c.bind(e, &child)
+		default:
+			return false, &streamError{cond: "not-authorized", text: "bind a resource first"}
+		}
+	}
+}
+
+func (c *conn) startTLS() error {
+	if err := c.write("<proceed xmlns='" + nsTLS + "'/>"); err != nil {
+		return err
+	}
+	tc := tls.Server(c.nc, c.srv.cfg.TLS)
+	tc.SetDeadline(time.Now().Add(30 * time.Second))
+	if err := tc.Handshake(); err != nil {
+		return fmt.Errorf("c2s: TLS handshake: %w", err)
+	}
+	tc.SetDeadline(time.Time{})
+	c.nc, c.secure = tc, true
+	c.restart()
+	return nil
+}
+
+// authenticate runs one SASL exchange (RFC 6120 §6.4). ok reports success.
+func (c *conn) authenticate(ctx context.Context, auth *element) (ok bool, err error) {
+	fail := func(cond string) (bool, error) {
+		return false, c.write("<failure xmlns='" + nsSASL + "'><" + cond + "/></failure>")
+	}
+	if !c.secure && !c.srv.cfg.Plaintext {
+		return fail("encryption-required")
+	}
+	lookup := func(ctx context.Context, user string) (credentials.Credentials, error) {
+		return c.srv.cfg.Credentials(ctx, user+"@"+c.domain)
+	}
+	x, err := sasl.Start(auth.attr("mechanism"), lookup, c.srv.cfg.FakeSaltKey)
+	if err != nil {
+		return fail("invalid-mechanism")
+	}
+	in := strings.TrimSpace(string(auth.Inner))
+	for {
+		data, err := decode64(in)
+		if err != nil {
+			return fail("incorrect-encoding")
+		}
+		reply, done, err := x.Next(ctx, data)
+		switch {
+		case errors.Is(err, sasl.ErrNotAuthorized):
+			c.log.Info("login failed", "user", x.User()+"@"+c.domain, "mechanism", auth.attr("mechanism"))
+			return fail("not-authorized")
+		case errors.Is(err, sasl.ErrInvalidAuthzid):
+			return fail("invalid-authzid")
+		case errors.Is(err, sasl.ErrMalformedRequest):
+			return fail("malformed-request")
+		case err != nil:
+			c.log.Error("login failed: credentials store", "err", err)
+			return fail("temporary-auth-failure")
+		case done:
+			c.user = x.User()
+			c.log.Info("logged in", "account", c.user+"@"+c.domain, "mechanism", auth.attr("mechanism"))
+			if err := c.write("<success xmlns='" + nsSASL + "'>" + encode64(reply) + "</success>"); err != nil {
+				return false, err
+			}
+			c.restart()
+			return true, nil
+		}
+		if err := c.write("<challenge xmlns='" + nsSASL + "'>" + encode64(reply) + "</challenge>"); err != nil {
+			return false, err
+		}
+		resp, err := c.next()
+		if err != nil {
+			return false, err
+		}
+		switch resp.XMLName {
+		case xml.Name{Space: nsSASL, Local: "response"}:
+			in = strings.TrimSpace(string(resp.Inner))
+		case xml.Name{Space: nsSASL, Local: "abort"}:
+			return fail("aborted")
+		default:
+			return false, &streamError{cond: "not-authorized", text: "expected a SASL response"}
+		}
+	}
+}
+
+// decode64 reads SASL data: "=" is an empty message (RFC 6120 §6.4.2).
+func decode64(s string) ([]byte, error) {
+	if s == "=" || s == "" {
+		return nil, nil
+	}
+	return base64.StdEncoding.DecodeString(s)
+}
+
+func encode64(b []byte) string {
+	if len(b) == 0 {
+		return "="
+	}
+	return base64.StdEncoding.EncodeToString(b)
+}
+
+// bind binds the requested resource, or a generated one (RFC 6120 §7); an
+// older session on the same full JID is replaced (§7.7.2.2).
+func (c *conn) bind(iq, b *element) error {
+	resource := ""
+	if r, ok := b.child(); ok && r.XMLName.Local == "resource" {
+		resource = strings.TrimSpace(string(r.Inner))
+	}
+	if resource == "" {
+		resource = "annals-" + newID()[:8]
+	}
+	j, err := jid.New(c.user, c.domain, resource)
+	if err != nil {
+		return c.write(c.errorReply(iq, "modify", "bad-request"))
+	}
+	c.jid = j
+	c.srv.bindSession(c)
+	return c.write(fmt.Sprintf(`<iq type='result' id='%s'><bind xmlns='%s'><jid>%s</jid></bind></iq>`,
+		escape(iq.attr("id")), nsBind, escape(j.String())))
+}
+
+func (s *Server) bindSession(c *conn) {
+	s.mu.Lock()
+	old := s.sessions[c.jid.String()]
+	s.sessions[c.jid.String()] = c
+	s.mu.Unlock()
+	if old != nil {
+		old.log.Info("session replaced by a new one on the same resource", "jid", c.jid.String())
+		old.write((&streamError{cond: "conflict", text: "replaced by a new session"}).xml() + "</stream:stream>")
+		old.nc.Close()
+	}
+}
+
+func (s *Server) unbind(c *conn) {
+	if c.jid.Equal(jid.JID{}) {
+		return
+	}
+	s.mu.Lock()
+	if s.sessions[c.jid.String()] == c {
+		delete(s.sessions, c.jid.String())
+	}
+	s.mu.Unlock()
+}
+
+// newID returns 16 random hex digits, used for stream ids.
+func newID() string {
+	b := make([]byte, 8)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}

@@ -1,0 +1,160 @@
+package c2s
+
+import (
+	"context"
+	"encoding/xml"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+
+	"mellium.im/xmpp/jid"
+)
+
+// stanzas handles a bound session's stanzas until the stream ends.
+func (c *conn) stanzas(ctx context.Context) error {
+	for {
+		e, err := c.next()
+		if err != nil {
+			return err
+		}
+		switch e.XMLName {
+		case xml.Name{Space: nsClient, Local: "iq"}:
+			err = c.iq(e)
+		case xml.Name{Space: nsClient, Local: "message"}:
+			err = c.message(e)
+		case xml.Name{Space: nsStream, Local: "error"}:
+			c.log.Info("the client sent a stream error", "error", string(e.Inner))
+			return io.EOF
+		case xml.Name{Space: nsClient, Local: "presence"}:
+			// Rosters and presence come with the event-sourced roster; until
+			// then presence is accepted and not routed.
+		default:
+			return &streamError{cond: "unsupported-stanza-type", text: e.XMLName.Local}
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// Features the server advertises in disco#info (XEP-0030).
+var serverFeatures = []string{nsDisco, nsItems, nsPing, nsVersion}
+
+func (c *conn) iq(e *element) error {
+	typ := e.attr("type")
+	to := e.attr("to")
+	if typ == "result" || typ == "error" {
+		return nil // replies to nothing we asked
+	}
+	if typ != "get" && typ != "set" || e.attr("id") == "" {
+		return c.write(c.errorReply(e, "modify", "bad-request"))
+	}
+	child, ok := e.child()
+	if !ok {
+		return c.write(c.errorReply(e, "modify", "bad-request"))
+	}
+	// Replies come from what was asked, to the sender's full JID.
+	reply := func(payload string) error {
+		return c.write(fmt.Sprintf(`<iq type='result' id='%s'%s>%s</iq>`, escape(e.attr("id")),
+			toFrom(c.jid.String(), to), payload))
+	}
+	toServer := to == "" || to == c.domain
+	toSelf := to == c.jid.Bare().String() || to == c.jid.String()
+	switch {
+	case child.XMLName.Space == nsSession && typ == "set":
+		return reply("")
+	case child.XMLName.Space == nsPing && typ == "get" && (toServer || toSelf):
+		return reply("")
+	case child.XMLName.Space == nsDisco && typ == "get" && toServer:
+		var b strings.Builder
+		b.WriteString("<query xmlns='" + nsDisco + "'><identity category='server' type='im' name='Annals'/>")
+		for _, f := range serverFeatures {
+			b.WriteString("<feature var='" + f + "'/>")
+		}
+		b.WriteString("</query>")
+		return reply(b.String())
+	case child.XMLName.Space == nsDisco && typ == "get" && toSelf:
+		return reply("<query xmlns='" + nsDisco + "'><identity category='account' type='registered'/></query>")
+	case child.XMLName.Space == nsItems && typ == "get" && (toServer || toSelf):
+		return reply("<query xmlns='" + nsItems + "'/>")
+	case child.XMLName.Space == nsVersion && typ == "get" && toServer:
+		return reply("<query xmlns='" + nsVersion + "'><name>Annals</name><version>" + escape(c.srv.cfg.Version) + "</version></query>")
+	}
+	return c.write(c.errorReply(e, "cancel", "service-unavailable"))
+}
+
+// message routes a 1:1 message (RFC 6121 §8.5), with from set to the
+// sender's full JID whatever the client wrote.
+func (c *conn) message(e *element) error {
+	to, err := jid.Parse(e.attr("to"))
+	if err != nil || e.attr("to") == "" {
+		return c.write(c.errorReply(e, "modify", "jid-malformed"))
+	}
+	if !slices.Contains(c.srv.cfg.Domains, to.Domainpart()) {
+		// Until s2s exists no other server is reachable.
+		return c.write(c.errorReply(e, "cancel", "remote-server-not-found"))
+	}
+	targets := c.srv.route(to)
+	if len(targets) == 0 {
+		if e.attr("type") == "error" {
+			return nil // never answer an error with an error
+		}
+		return c.write(c.errorReply(e, "cancel", "service-unavailable"))
+	}
+	out := restamp(e, c.jid.String())
+	for _, t := range targets {
+		if err := t.write(out); err != nil {
+			t.log.Debug("delivery failed", "err", err)
+		}
+	}
+	return nil
+}
+
+// errorReply answers e from this session with an error, to the session's
+// own full JID: a from the client wrote is never trusted (RFC 6120 §8.1.2.1).
+func (c *conn) errorReply(e *element, typ, cond string) string {
+	return fmt.Sprintf(`<%s type='error' id='%s'%s><error type='%s'><%s xmlns='%s'/></error></%s>`,
+		e.XMLName.Local, escape(e.attr("id")), toFrom(c.jid.String(), e.attr("to")), typ, cond, nsStanzas, e.XMLName.Local)
+}
+
+// route finds the sessions a message to `to` goes to: the full JID's
+// session, or else every session of the account (RFC 6121 §8.5.2.1.1:
+// sending to all is allowed where priorities are equal).
+func (s *Server) route(to jid.JID) []*conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c, ok := s.sessions[to.String()]; ok && to.Resourcepart() != "" {
+		return []*conn{c}
+	}
+	bare := to.Bare().String()
+	var out []*conn
+	for _, c := range s.sessions {
+		if c.jid.Bare().String() == bare {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// restamp re-encodes e with from replaced by the sender's full JID.
+func restamp(e *element, from string) string {
+	var b strings.Builder
+	b.WriteString("<" + e.XMLName.Local)
+	for _, a := range e.Attrs {
+		if a.Name.Space == "" && (a.Name.Local == "from" || a.Name.Local == "xmlns") {
+			continue
+		}
+		name := a.Name.Local
+		if a.Name.Space == "xml" || a.Name.Space == "http://www.w3.org/XML/1998/namespace" {
+			name = "xml:" + name
+		} else if a.Name.Space != "" {
+			continue // foreign-namespaced attributes are dropped rather than guessed at
+		}
+		b.WriteString(" " + name + "='" + escape(a.Value) + "'")
+	}
+	b.WriteString(" from='" + escape(from) + "'>")
+	b.Write(e.Inner)
+	b.WriteString("</" + e.XMLName.Local + ">")
+	return b.String()
+}

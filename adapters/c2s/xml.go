@@ -1,0 +1,129 @@
+package c2s
+
+import (
+	"bytes"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// Namespaces of RFC 6120 and the XEPs this package answers.
+const (
+	nsStream  = "http://etherx.jabber.org/streams"
+	nsClient  = "jabber:client"
+	nsTLS     = "urn:ietf:params:xml:ns:xmpp-tls"
+	nsSASL    = "urn:ietf:params:xml:ns:xmpp-sasl"
+	nsBind    = "urn:ietf:params:xml:ns:xmpp-bind"
+	nsSession = "urn:ietf:params:xml:ns:xmpp-session"
+	nsStreams = "urn:ietf:params:xml:ns:xmpp-streams"
+	nsStanzas = "urn:ietf:params:xml:ns:xmpp-stanzas"
+	nsPing    = "urn:xmpp:ping"
+	nsDisco   = "http://jabber.org/protocol/disco#info"
+	nsItems   = "http://jabber.org/protocol/disco#items"
+	nsVersion = "jabber:iq:version"
+)
+
+// element is one top-level element of a stream, kept as it came so that it
+// can be routed without a round trip through Go structs.
+type element struct {
+	XMLName xml.Name
+	Attrs   []xml.Attr `xml:",any,attr"`
+	Inner   []byte     `xml:",innerxml"`
+}
+
+func (e *element) attr(name string) string {
+	for _, a := range e.Attrs {
+		if a.Name.Local == name && (a.Name.Space == "" || a.Name.Space == "xml") {
+			return a.Value
+		}
+	}
+	return ""
+}
+
+// child returns the first child element of e, decoded, or false.
+func (e *element) child() (element, bool) {
+	var c element
+	d := xml.NewDecoder(bytes.NewReader(e.Inner))
+	for {
+		tok, err := d.Token()
+		if err != nil {
+			return c, false
+		}
+		if start, ok := tok.(xml.StartElement); ok {
+			if err := d.DecodeElement(&c, &start); err != nil {
+				return c, false
+			}
+			return c, true
+		}
+	}
+}
+
+// errTooBig: a stanza went past the configured maximum size.
+var errTooBig = errors.New("c2s: stanza too big")
+
+// limitReader counts the bytes read since the last reset and fails once
+// they pass max: the decoder reads ahead by at most its buffer, so the
+// limit holds to within a few KiB.
+type limitReader struct {
+	r    io.Reader
+	n    int
+	max  int
+	read int64 // total, for logs
+	err  error // what the connection returned, e.g. io.EOF when the client hung up
+}
+
+func (l *limitReader) Read(p []byte) (int, error) {
+	if l.n > l.max {
+		return 0, errTooBig
+	}
+	n, err := l.r.Read(p)
+	l.n += n
+	l.read += int64(n)
+	if err != nil {
+		l.err = err
+	}
+	return n, err
+}
+
+func (l *limitReader) reset() { l.n = 0 }
+
+// escape returns s escaped for an XML attribute or text.
+func escape(s string) string {
+	var b bytes.Buffer
+	xml.EscapeText(&b, []byte(s))
+	return b.String()
+}
+
+// streamError is an RFC 6120 §4.9 stream error condition.
+type streamError struct {
+	cond string
+	text string
+}
+
+func (e *streamError) Error() string {
+	if e.text == "" {
+		return "stream error: " + e.cond
+	}
+	return fmt.Sprintf("stream error: %s (%s)", e.cond, e.text)
+}
+
+func (e *streamError) xml() string {
+	s := `<stream:error><` + e.cond + ` xmlns='` + nsStreams + `'/>`
+	if e.text != "" {
+		s += `<text xmlns='` + nsStreams + `'>` + escape(e.text) + `</text>`
+	}
+	return s + `</stream:error>`
+}
+
+// toFrom writes to/from attributes for a reply, omitting empty ones.
+func toFrom(to, from string) string {
+	s := ""
+	if to != "" {
+		s += " to='" + escape(to) + "'"
+	}
+	if from != "" {
+		s += " from='" + escape(from) + "'"
+	}
+	return s
+}

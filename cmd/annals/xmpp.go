@@ -1,0 +1,111 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"annals.im/annals/adapters/c2s"
+	"annals.im/annals/adapters/credentials"
+	"annals.im/annals/domain/account"
+)
+
+// version is reported to clients (XEP-0092).
+const version = "0.1.0-dev"
+
+type xmppFlags struct {
+	c2s       string
+	domains   []string
+	plaintext bool
+	cert, key string
+}
+
+func envOr(name, def string) string {
+	if v, ok := os.LookupEnv(name); ok && v != "" {
+		return v
+	}
+	return def
+}
+
+func (x xmppFlags) validate() error {
+	for _, d := range x.domains {
+		if _, err := account.ParseJID("a@" + d); err != nil {
+			return fmt.Errorf("%w: --domain %q is not a domain", errUsage, d)
+		}
+	}
+	if (x.cert == "") != (x.key == "") {
+		return fmt.Errorf("%w: give --tls-cert and --tls-key together", errUsage)
+	}
+	if x.plaintext {
+		if err := c2s.CheckPlaintext(x.c2s); err != nil {
+			return fmt.Errorf("%w: %v", errUsage, err)
+		}
+	}
+	return nil
+}
+
+// listen builds the c2s server and opens its listener.
+func (x xmppFlags) listen(ctx context.Context, c Config, o *owner, log *slog.Logger) (*c2s.Server, net.Listener, error) {
+	var cert tls.Certificate
+	var err error
+	if x.cert != "" {
+		cert, err = tls.LoadX509KeyPair(x.cert, x.key)
+	} else {
+		cert, err = c2s.LoadOrCreateCert(c.Data, x.domains, time.Now())
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("TLS certificate: %w", err)
+	}
+	creds, err := credentials.Open(ctx, o.db)
+	if err != nil {
+		return nil, nil, err
+	}
+	saltKey, err := secretFile(filepath.Join(c.Data, "fake-salt.key"))
+	if err != nil {
+		return nil, nil, err
+	}
+	srv, err := c2s.NewServer(c2s.Config{
+		Domains:     x.domains,
+		TLS:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+		Plaintext:   x.plaintext,
+		Credentials: creds.Get,
+		FakeSaltKey: saltKey,
+		Version:     version,
+		Log:         log,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	ln, err := net.Listen("tcp", x.c2s)
+	if err != nil {
+		return nil, nil, fmt.Errorf("c2s: %w", err)
+	}
+	return srv, ln, nil
+}
+
+// secretFile returns the 32 random bytes kept in path, making them on first
+// use. They key the salts made up for unknown users, which must not change
+// between restarts or a changing salt would tell that the user is unknown.
+func secretFile(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err == nil && len(b) == 32 {
+		return b, nil
+	}
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	b = make([]byte, 32)
+	rand.Read(b)
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		return nil, err
+	}
+	return b, nil
+}

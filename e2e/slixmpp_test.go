@@ -1,0 +1,178 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+var bin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "annals-e2e")
+	if err != nil {
+		panic(err)
+	}
+	bin = filepath.Join(dir, "annals")
+	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/annals").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build annals: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// server is a running annals serve with a few accounts.
+type server struct {
+	port int
+	data string
+}
+
+func startServer(t *testing.T, users map[string]string) *server {
+	t.Helper()
+	data := t.TempDir()
+	for j, pw := range users {
+		if out, err := exec.Command(bin, "user", "add", j, "--password", pw, "--data", data).CombinedOutput(); err != nil {
+			t.Fatalf("user add %s: %v\n%s", j, err, out)
+		}
+	}
+	cmd := exec.Command(bin, "serve", "--data", data, "--c2s", "127.0.0.1:0", "--log-level", "debug")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	cmd.Stderr = &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(os.Interrupt)
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("server log:\n%s", logs.String())
+		}
+	})
+	lines := bufio.NewScanner(stdout)
+	addr := regexp.MustCompile(`on 127\.0\.0\.1:(\d+)`)
+	for lines.Scan() {
+		if m := addr.FindStringSubmatch(lines.Text()); m != nil {
+			port, _ := strconv.Atoi(m[1])
+			go func() {
+				for lines.Scan() {
+				}
+			}()
+			return &server{port: port, data: data}
+		}
+	}
+	t.Fatalf("server did not say where it listens")
+	return nil
+}
+
+type result map[string]any
+
+// slix runs the slixmpp driver and returns its JSON lines.
+func slix(t *testing.T, s *server, args ...string) []result {
+	t.Helper()
+	if _, err := os.Stat("/usr/bin/python3"); err != nil {
+		t.Fatal("/usr/bin/python3 is needed (Debian python3-slixmpp; make test installs it)")
+	}
+	cmd := exec.Command("/usr/bin/python3", append([]string{"clients/slix.py", strconv.Itoa(s.port)}, args...)...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	done := make(chan struct{})
+	timer := time.AfterFunc(60*time.Second, func() { cmd.Process.Kill() })
+	defer timer.Stop()
+	out, err := cmd.Output()
+	close(done)
+	if err != nil {
+		t.Fatalf("slix.py %v: %v\nstdout:\n%s\nstderr:\n%s", args, err, out, stderr.String())
+	}
+	var rs []result
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		var r result
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("slix.py printed %q (stderr %s)", line, stderr.String())
+		}
+		rs = append(rs, r)
+	}
+	return rs
+}
+
+func find(t *testing.T, rs []result, event string) result {
+	t.Helper()
+	for _, r := range rs {
+		if r["event"] == event {
+			return r
+		}
+	}
+	t.Fatalf("no %q in %v", event, rs)
+	return nil
+}
+
+func TestSlixmppLogin(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, map[string]string{"juliet@localhost": "balcony-1595"})
+	for _, mech := range []string{"SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN"} {
+		t.Run(mech, func(t *testing.T) {
+			rs := slix(t, s, "login", "juliet@localhost/chamber", "balcony-1595", mech)
+			login := find(t, rs, "login")
+			if login["ok"] != true || login["jid"] != "juliet@localhost/chamber" {
+				t.Fatalf("login with %s: %v (want the requested resource bound)", mech, login)
+			}
+			if _, ok := find(t, rs, "ping")["rtt"]; !ok {
+				t.Fatal("ping not answered")
+			}
+			features := fmt.Sprint(find(t, rs, "disco")["features"])
+			for _, f := range []string{"urn:xmpp:ping", "http://jabber.org/protocol/disco#info", "jabber:iq:version"} {
+				if !strings.Contains(features, f) {
+					t.Errorf("disco#info lacks %s: %s", f, features)
+				}
+			}
+			if c := find(t, rs, "unknown-iq")["error"]; c != "service-unavailable" {
+				t.Errorf("an IQ nobody answers got %q, want service-unavailable", c)
+			}
+		})
+	}
+	t.Run("wrong password", func(t *testing.T) {
+		rs := slix(t, s, "login", "juliet@localhost/x", "wrong", "SCRAM-SHA-256")
+		if find(t, rs, "login")["ok"] != false {
+			t.Fatalf("login with a wrong password succeeded: %v", rs)
+		}
+	})
+	t.Run("unknown user", func(t *testing.T) {
+		rs := slix(t, s, "login", "nobody@localhost/x", "balcony-1595", "SCRAM-SHA-256")
+		if find(t, rs, "login")["ok"] != false {
+			t.Fatalf("login as an unknown user succeeded: %v", rs)
+		}
+	})
+}
+
+func TestSlixmppMessage(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, map[string]string{"romeo@localhost": "montague", "juliet@localhost": "capulet"})
+	rs := slix(t, s, "converse", "romeo@localhost/orchard", "montague", "juliet@localhost/balcony", "capulet")
+	got := find(t, rs, "received")
+	if got["body"] != "wherefore art thou" || got["sender"] != "romeo@localhost/orchard" || got["to"] != "juliet@localhost/balcony" {
+		t.Fatalf("juliet received %v; want the body from romeo@localhost/orchard (the spoofed from overwritten)", got)
+	}
+	conds := map[string]string{}
+	for _, r := range rs {
+		if r["event"] == "error" {
+			conds[fmt.Sprint(r["sender"])] = fmt.Sprint(r["condition"])
+		}
+	}
+	if conds["nobody@localhost"] != "service-unavailable" || conds["someone@elsewhere.example"] != "remote-server-not-found" {
+		t.Fatalf("errors for undeliverable messages: %v", conds)
+	}
+}
