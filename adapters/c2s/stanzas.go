@@ -146,10 +146,15 @@ func restamp(e *element, from string) string {
 			continue
 		}
 		name := a.Name.Local
-		if a.Name.Space == "xml" || a.Name.Space == "http://www.w3.org/XML/1998/namespace" {
+		switch a.Name.Space {
+		case "":
+		case "xml", "http://www.w3.org/XML/1998/namespace":
 			name = "xml:" + name
-		} else if a.Name.Space != "" {
-			continue // foreign-namespaced attributes are dropped rather than guessed at
+		case "xmlns":
+			// Prefix declarations stay: the children in Inner may use them.
+			name = "xmlns:" + name
+		default:
+			continue // other namespaced attributes are dropped rather than guessed at
 		}
 		b.WriteString(" " + name + "='" + escape(a.Value) + "'")
 	}

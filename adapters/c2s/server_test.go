@@ -1,0 +1,178 @@
+package c2s
+
+import (
+	"bufio"
+	"context"
+	"encoding/base64"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"annals.im/annals/adapters/credentials"
+)
+
+// rawServer runs a plaintext server on loopback with one account,
+// juliet@localhost / balcony.
+func rawServer(t *testing.T, maxStanza int) string {
+	t.Helper()
+	creds, err := credentials.Derive("balcony")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := NewServer(Config{
+		Domains:   []string{"localhost"},
+		Plaintext: true,
+		MaxStanza: maxStanza,
+		Credentials: func(_ context.Context, j string) (credentials.Credentials, error) {
+			if j == "juliet@localhost" {
+				return creds, nil
+			}
+			return credentials.Credentials{}, credentials.ErrNotFound
+		},
+		FakeSaltKey: []byte("k"),
+		Log:         slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { srv.Serve(ctx, ln); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return ln.Addr().String()
+}
+
+// rawClient speaks XMPP by hand, to send what no well-behaved client would.
+type rawClient struct {
+	t  *testing.T
+	nc net.Conn
+	r  *bufio.Reader
+}
+
+func dial(t *testing.T, addr string) *rawClient {
+	t.Helper()
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	nc.SetDeadline(time.Now().Add(10 * time.Second))
+	return &rawClient{t: t, nc: nc, r: bufio.NewReader(nc)}
+}
+
+func (c *rawClient) send(s string) {
+	c.t.Helper()
+	if _, err := io.WriteString(c.nc, s); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// until reads until the server has sent want, and returns all it read.
+func (c *rawClient) until(want string) string {
+	c.t.Helper()
+	var b strings.Builder
+	buf := make([]byte, 4096)
+	for !strings.Contains(b.String(), want) {
+		n, err := c.r.Read(buf)
+		b.Write(buf[:n])
+		if err != nil {
+			c.t.Fatalf("waiting for %q: %v; got %q", want, err, b.String())
+		}
+	}
+	return b.String()
+}
+
+const header = `<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>`
+
+// login authenticates as juliet with PLAIN and binds resource r.
+func (c *rawClient) login(r string) {
+	c.t.Helper()
+	c.send(header)
+	c.until("</stream:features>")
+	c.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>` +
+		base64.StdEncoding.EncodeToString([]byte("\x00juliet\x00balcony")) + `</auth>`)
+	c.until("<success")
+	c.send(header)
+	c.until("</stream:features>")
+	c.send(`<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>` + r + `</resource></bind></iq>`)
+	c.until("juliet@localhost/" + r)
+}
+
+// Bad input gets the stream error RFC 6120 asks for, and the server goes on
+// serving everyone else.
+func TestBadInput(t *testing.T) {
+	addr := rawServer(t, 4096)
+	cases := []struct {
+		name, before, send, want string
+	}{
+		{"not well-formed", "login", "<message><body>a</nobody></message>", "<not-well-formed"},
+		{"text between stanzas", "login", "hello<message/>", "<not-well-formed"},
+		{"stanza too big", "login", "<message to='juliet@localhost'><body>" + strings.Repeat("x", 20000) + "</body></message>", "<policy-violation"},
+		{"unknown top-level element", "login", "<frobnicate/>", "<unsupported-stanza-type"},
+		{"unknown host", "", strings.Replace(header, "to='localhost'", "to='elsewhere.example'", 1), "<host-unknown"},
+		{"wrong namespace", "", "<stream:stream xmlns:stream='urn:nope' to='localhost' version='1.0'>", "<invalid-namespace"},
+		{"stanza before auth", "header", "<message to='juliet@localhost'><body>hi</body></message>", "<not-authorized"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cl := dial(t, addr)
+			switch c.before {
+			case "login":
+				cl.login("bad")
+			case "header":
+				cl.send(header)
+				cl.until("</stream:features>")
+			}
+			cl.send(c.send)
+			got := cl.until("</stream:stream>")
+			if !strings.Contains(got, c.want) {
+				t.Fatalf("got %q, want %s", got, c.want)
+			}
+			// Another session still works.
+			ok := dial(t, addr)
+			ok.login("good")
+			ok.send(`<iq type='get' id='p'><ping xmlns='urn:xmpp:ping'/></iq>`)
+			ok.until("id='p'")
+		})
+	}
+}
+
+func TestSASLFailuresKeepTheStream(t *testing.T) {
+	addr := rawServer(t, 0)
+	c := dial(t, addr)
+	c.send(header)
+	c.until("</stream:features>")
+	c.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>` +
+		base64.StdEncoding.EncodeToString([]byte("\x00juliet\x00wrong")) + `</auth>`)
+	c.until("<not-authorized/>")
+	c.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='X-NOPE'>=</auth>`)
+	c.until("<invalid-mechanism/>")
+	c.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>!!!</auth>`)
+	c.until("<incorrect-encoding/>")
+	// And then the right password on the same stream.
+	c.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>` +
+		base64.StdEncoding.EncodeToString([]byte("\x00juliet\x00balcony")) + `</auth>`)
+	c.until("<success")
+}
+
+// A second session on the same full JID replaces the first with a
+// conflict stream error (RFC 6120 §7.7.2.2).
+func TestResourceConflict(t *testing.T) {
+	addr := rawServer(t, 0)
+	first := dial(t, addr)
+	first.login("phone")
+	second := dial(t, addr)
+	second.login("phone")
+	if got := first.until("</stream:stream>"); !strings.Contains(got, "<conflict") {
+		t.Fatalf("the replaced session got %q", got)
+	}
+	second.send(`<iq type='get' id='p'><ping xmlns='urn:xmpp:ping'/></iq>`)
+	second.until("id='p'")
+}
