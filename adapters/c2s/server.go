@@ -114,14 +114,45 @@ type conn struct {
 	jid    jid.JID // bound full JID
 	id     string  // id of the current stream header we sent
 	closed bool
+
+	// After bind, writes go through out to a writer goroutine, so that a
+	// client that stops reading holds up nobody else: when out is full the
+	// session is closed instead of waiting for it.
+	out     chan string
+	outDone chan struct{}
 }
 
+// OutQueue is how many stanzas may wait for a session's client to read
+// them before the session is closed as unresponsive.
+const OutQueue = 1024
+
+var errSlowReader = errors.New("c2s: the client does not read: outbound queue full")
+
+// write sends s to the client: directly during negotiation, through the
+// outbound queue once the session is bound. It never blocks on a bound
+// session's client.
 func (c *conn) write(s string) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if c.closed {
 		return net.ErrClosed
 	}
+	if c.out != nil {
+		select {
+		case c.out <- s:
+			return nil
+		default:
+			c.log.Warn("closing a session whose client does not read", "jid", c.jid.String(), "queued", len(c.out))
+			c.closed = true
+			close(c.out) // the writer flushes what it can, then closes the connection
+			return errSlowReader
+		}
+	}
+	return c.writeNow(s)
+}
+
+// writeNow writes s and flushes; the caller holds wmu or is the writer.
+func (c *conn) writeNow(s string) error {
 	c.nc.SetWriteDeadline(time.Now().Add(30 * time.Second))
 	if _, err := c.w.WriteString(s); err != nil {
 		return err
@@ -129,22 +160,71 @@ func (c *conn) write(s string) error {
 	return c.w.Flush()
 }
 
+// startQueue switches the session to queued writes.
+func (c *conn) startQueue() {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.out, c.outDone = make(chan string, OutQueue), make(chan struct{})
+	go func() {
+		defer close(c.outDone)
+		defer c.nc.Close()
+		for s := range c.out {
+			c.nc.SetWriteDeadline(time.Now().Add(30 * time.Second))
+			if _, err := c.w.WriteString(s); err != nil {
+				return
+			}
+			// Flush when nothing more is waiting: one write for a burst.
+			if len(c.out) == 0 {
+				if err := c.w.Flush(); err != nil {
+					return
+				}
+			}
+		}
+		c.w.Flush()
+	}()
+}
+
+// shutdown sends final (a stream error and/or the stream's end) and closes
+// the connection once everything queued before it is written.
+func (c *conn) shutdown(final string) {
+	c.wmu.Lock()
+	if c.closed {
+		c.wmu.Unlock()
+		return
+	}
+	c.closed = true
+	if c.out == nil {
+		c.writeNow(final)
+		c.wmu.Unlock()
+		c.nc.Close()
+		return
+	}
+	select {
+	case c.out <- final:
+	default:
+	}
+	close(c.out)
+	c.wmu.Unlock()
+}
+
 func (c *conn) serve(ctx context.Context) {
 	defer c.nc.Close()
 	err := c.run(ctx)
 	var se *streamError
+	final := "</stream:stream>"
 	switch {
 	case errors.As(err, &se):
 		c.log.Info("stream error", "condition", se.cond, "text", se.text, "jid", c.jid.String())
-		c.write(se.xml() + `</stream:stream>`)
+		final = se.xml() + final
 	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), err == nil:
 	default:
 		c.log.Debug("connection ended", "err", err)
 	}
 	c.srv.unbind(c)
-	c.wmu.Lock()
-	c.closed = true
-	c.wmu.Unlock()
+	c.shutdown(final)
+	if c.outDone != nil {
+		<-c.outDone
+	}
 }
 
 // restart begins a new stream on the (possibly now TLS) connection.
@@ -419,6 +499,7 @@ func (c *conn) bind(iq, b *element) error {
 		return c.write(c.errorReply(iq, "modify", "bad-request"))
 	}
 	c.jid = j
+	c.startQueue()
 	c.srv.bindSession(c)
 	return c.write(fmt.Sprintf(`<iq type='result' id='%s'><bind xmlns='%s'><jid>%s</jid></bind></iq>`,
 		escape(iq.attr("id")), nsBind, escape(j.String())))
@@ -431,8 +512,7 @@ func (s *Server) bindSession(c *conn) {
 	s.mu.Unlock()
 	if old != nil {
 		old.log.Info("session replaced by a new one on the same resource", "jid", c.jid.String())
-		old.write((&streamError{cond: "conflict", text: "replaced by a new session"}).xml() + "</stream:stream>")
-		old.nc.Close()
+		old.shutdown((&streamError{cond: "conflict", text: "replaced by a new session"}).xml() + "</stream:stream>")
 	}
 }
 

@@ -176,3 +176,28 @@ func TestResourceConflict(t *testing.T) {
 	second.send(`<iq type='get' id='p'><ping xmlns='urn:xmpp:ping'/></iq>`)
 	second.until("id='p'")
 }
+
+// A client that stops reading is closed once its queue fills; the sender
+// is never held up by it.
+func TestSlowReaderDoesNotBlockOthers(t *testing.T) {
+	addr := rawServer(t, 0)
+	slow := dial(t, addr)
+	slow.login("slow")
+	fast := dial(t, addr)
+	fast.login("fast")
+	body := strings.Repeat("x", 4096)
+	start := time.Now()
+	for i := 0; i < 3*OutQueue; i++ {
+		fast.send("<message to='juliet@localhost/slow' type='chat'><body>" + body + "</body></message>")
+	}
+	fast.send(`<iq type='get' id='p'><ping xmlns='urn:xmpp:ping'/></iq>`)
+	fast.until("id='p'")
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("the sender waited %v for a client that does not read", d)
+	}
+	// The slow session was closed: draining its socket ends in EOF.
+	slow.nc.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.Copy(io.Discard, slow.r); err != nil {
+		t.Fatalf("the slow session was not closed: %v", err)
+	}
+}
