@@ -2,6 +2,7 @@ package c2s
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -36,6 +37,12 @@ type Config struct {
 	IdleTimeout time.Duration
 	Version     string // software version reported by XEP-0092
 	Log         *slog.Logger
+
+	// Failed logins allowed per account and per IP address within
+	// FailureWindow before further attempts are refused; defaults 5, 20
+	// and one minute.
+	FailuresPerAccount, FailuresPerIP int
+	FailureWindow                     time.Duration
 }
 
 // Server accepts client connections.
@@ -44,6 +51,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	sessions map[string]*conn // by full JID
+	throttle *throttle
 }
 
 // NewServer checks cfg and returns a server.
@@ -66,7 +74,10 @@ func NewServer(cfg Config) (*Server, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	return &Server{cfg: cfg, sessions: make(map[string]*conn)}, nil
+	cfg.FailuresPerAccount = cmp.Or(cfg.FailuresPerAccount, 5)
+	cfg.FailuresPerIP = cmp.Or(cfg.FailuresPerIP, 20)
+	cfg.FailureWindow = cmp.Or(cfg.FailureWindow, time.Minute)
+	return &Server{cfg: cfg, sessions: make(map[string]*conn), throttle: newThrottle(cfg.FailureWindow)}, nil
 }
 
 // Serve accepts connections on ln until ctx ends.
@@ -420,10 +431,16 @@ func (c *conn) authenticate(ctx context.Context, auth *element) (ok bool, err er
 	lookup := func(ctx context.Context, user string) (credentials.Credentials, error) {
 		return c.srv.cfg.Credentials(ctx, user+"@"+c.domain)
 	}
+	ip := "ip:" + remoteHost(c.nc)
+	if c.srv.throttle.blocked(ip, c.srv.cfg.FailuresPerIP) {
+		c.log.Warn("login refused: too many failures from this address")
+		return fail("temporary-auth-failure")
+	}
 	x, err := sasl.Start(auth.attr("mechanism"), lookup, c.srv.cfg.FakeSaltKey)
 	if err != nil {
 		return fail("invalid-mechanism")
 	}
+	account := func() string { return "account:" + x.User() + "@" + c.domain }
 	in := strings.TrimSpace(string(auth.Inner))
 	for {
 		data, err := decode64(in)
@@ -434,6 +451,7 @@ func (c *conn) authenticate(ctx context.Context, auth *element) (ok bool, err er
 		switch {
 		case errors.Is(err, sasl.ErrNotAuthorized):
 			c.log.Info("login failed", "user", x.User()+"@"+c.domain, "mechanism", auth.attr("mechanism"))
+			c.srv.throttle.fail(ip, account())
 			return fail("not-authorized")
 		case errors.Is(err, sasl.ErrInvalidAuthzid):
 			return fail("invalid-authzid")
@@ -441,6 +459,10 @@ func (c *conn) authenticate(ctx context.Context, auth *element) (ok bool, err er
 			return fail("malformed-request")
 		case err != nil:
 			c.log.Error("login failed: credentials store", "err", err)
+			return fail("temporary-auth-failure")
+		case done && c.srv.throttle.blocked(account(), c.srv.cfg.FailuresPerAccount):
+			// Even the right password waits: otherwise guessing never stops.
+			c.log.Warn("login refused: too many failures for this account", "account", x.User()+"@"+c.domain)
 			return fail("temporary-auth-failure")
 		case done:
 			c.user = x.User()
@@ -525,6 +547,14 @@ func (s *Server) unbind(c *conn) {
 		delete(s.sessions, c.jid.String())
 	}
 	s.mu.Unlock()
+}
+
+func remoteHost(nc net.Conn) string {
+	host, _, err := net.SplitHostPort(nc.RemoteAddr().String())
+	if err != nil {
+		return nc.RemoteAddr().String()
+	}
+	return host
 }
 
 // newID returns 16 random hex digits, used for stream ids.

@@ -201,3 +201,48 @@ func TestSlowReaderDoesNotBlockOthers(t *testing.T) {
 		t.Fatalf("the slow session was not closed: %v", err)
 	}
 }
+
+func plainAuth(user, pw string) string {
+	return `<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>` +
+		base64.StdEncoding.EncodeToString([]byte("\x00"+user+"\x00"+pw)) + `</auth>`
+}
+
+// Failed logins are throttled per account: after five, even the right
+// password is refused for a while.
+func TestLoginThrottle(t *testing.T) {
+	addr := rawServer(t, 0)
+	c := dial(t, addr)
+	c.send(header)
+	c.until("</stream:features>")
+	for i := 0; i < 5; i++ {
+		c.send(plainAuth("juliet", "guess"))
+		c.until("<not-authorized/>")
+	}
+	c.send(plainAuth("juliet", "balcony"))
+	c.until("<temporary-auth-failure/>")
+	// From another connection too: the account is what is throttled.
+	d := dial(t, addr)
+	d.send(header)
+	d.until("</stream:features>")
+	d.send(plainAuth("juliet", "balcony"))
+	d.until("<temporary-auth-failure/>")
+}
+
+func TestThrottleWindow(t *testing.T) {
+	now := time.Unix(1000, 0)
+	th := newThrottle(time.Minute)
+	th.now = func() time.Time { return now }
+	for i := 0; i < 3; i++ {
+		th.fail("ip:192.0.2.1", "account:a@localhost")
+	}
+	if !th.blocked("account:a@localhost", 3) || th.blocked("account:a@localhost", 4) || th.blocked("account:b@localhost", 1) {
+		t.Fatal("counts are off")
+	}
+	now = now.Add(61 * time.Second)
+	if th.blocked("account:a@localhost", 1) || th.blocked("ip:192.0.2.1", 1) {
+		t.Fatal("failures did not age out of the window")
+	}
+	if len(th.fails) != 0 {
+		t.Fatalf("aged-out keys still held: %v", th.fails)
+	}
+}

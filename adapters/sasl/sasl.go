@@ -37,7 +37,8 @@ type Exchange interface {
 	// done reports that authentication succeeded; reply is then the
 	// additional data to send with success (may be nil).
 	Next(ctx context.Context, in []byte) (reply []byte, done bool, err error)
-	// User is the authenticated user, once done.
+	// User is the user the client named: authenticated only once Next
+	// reported done, and "" if the client has not named one yet.
 	User() string
 }
 
@@ -79,6 +80,7 @@ func (p *plain) Next(ctx context.Context, in []byte) ([]byte, bool, error) {
 		return nil, false, fmt.Errorf("%w: PLAIN wants authzid NUL authcid NUL password", ErrMalformedRequest)
 	}
 	authz, user, password := string(parts[0]), string(parts[1]), string(parts[2])
+	p.user = user
 	c, err := p.lookup(ctx, user)
 	if err != nil && !errors.Is(err, credentials.ErrNotFound) {
 		return nil, false, err
@@ -89,7 +91,6 @@ func (p *plain) Next(ctx context.Context, in []byte) ([]byte, bool, error) {
 	if authz != "" && authz != user && !strings.HasPrefix(authz, user+"@") {
 		return nil, false, fmt.Errorf("%w: %q may not act as %q", ErrInvalidAuthzid, user, authz)
 	}
-	p.user = user
 	return nil, true, nil
 }
 
