@@ -46,6 +46,13 @@ func startServer(t *testing.T, users map[string]string) *server {
 			t.Fatalf("user add %s: %v\n%s", j, err, out)
 		}
 	}
+	s, _ := serveOn(t, data)
+	return s
+}
+
+// serveOn starts annals serve on data and returns it with its process.
+func serveOn(t *testing.T, data string) (*server, *exec.Cmd) {
+	t.Helper()
 	cmd := exec.Command(bin, "serve", "--data", data, "--c2s", "127.0.0.1:0", "--log-level", "debug")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -72,11 +79,11 @@ func startServer(t *testing.T, users map[string]string) *server {
 				for lines.Scan() {
 				}
 			}()
-			return &server{port: port, data: data}
+			return &server{port: port, data: data}, cmd
 		}
 	}
 	t.Fatalf("server did not say where it listens")
-	return nil
+	return nil, nil
 }
 
 type result map[string]any
@@ -174,5 +181,43 @@ func TestSlixmppMessage(t *testing.T) {
 	}
 	if conds["nobody@localhost"] != "service-unavailable" || conds["someone@elsewhere.example"] != "remote-server-not-found" {
 		t.Fatalf("errors for undeliverable messages: %v", conds)
+	}
+}
+
+// The RFC 6121 handshake between two slixmpp clients, each then seeing the
+// other's presence; the roster survives a SIGKILL of the server.
+func TestSlixmppSubscription(t *testing.T) {
+	t.Parallel()
+	data := t.TempDir()
+	for j, pw := range map[string]string{"romeo@localhost": "montague", "juliet@localhost": "capulet"} {
+		if out, err := exec.Command(bin, "user", "add", j, "--password", pw, "--data", data).CombinedOutput(); err != nil {
+			t.Fatalf("user add %s: %v\n%s", j, err, out)
+		}
+	}
+	s, cmd := serveOn(t, data)
+	rs := slix(t, s, "subscribe", "romeo@localhost/orchard", "montague", "juliet@localhost/balcony", "capulet")
+	t.Logf("slixmpp saw: %v", rs)
+	for _, r := range rs {
+		switch r["event"] {
+		case "presence-seen":
+			if r["sender"] == "" {
+				t.Errorf("%s never saw the other's presence: %v", r["who"], rs)
+			}
+		case "roster":
+			if r["subscription"] != "both" || r["pending_out"] != false {
+				t.Errorf("%s's roster item: %v; want subscription both", r["who"], r)
+			}
+		}
+	}
+	// Acknowledged roster state survives SIGKILL.
+	cmd.Process.Kill()
+	cmd.Wait()
+	s2, _ := serveOn(t, data)
+	got := find(t, slix(t, s2, "roster", "romeo@localhost/again", "montague", "juliet@localhost"), "roster")
+	if got["subscription"] != "both" {
+		t.Fatalf("after SIGKILL and restart romeo's roster is %v", got)
+	}
+	if out, err := exec.Command(bin, "audit", "verify", "--data", data).CombinedOutput(); err != nil {
+		t.Fatalf("audit verify after SIGKILL: %v\n%s", err, out)
 	}
 }

@@ -35,7 +35,8 @@ type Config struct {
 	FakeSaltKey []byte // keys made-up salts for unknown users (sasl.Start)
 	MaxStanza   int    // bytes; default 256 KiB
 	IdleTimeout time.Duration
-	Version     string // software version reported by XEP-0092
+	Accounts    Accounts // rosters; nil: no roster service
+	Version     string   // software version reported by XEP-0092
 	Log         *slog.Logger
 
 	// Failed logins allowed per account and per IP address within
@@ -125,6 +126,8 @@ type conn struct {
 	jid    jid.JID // bound full JID
 	id     string  // id of the current stream header we sent
 	closed bool
+
+	available string // the last broadcast available presence, stamped; "" when unavailable (guarded by srv.mu)
 
 	// After bind, writes go through out to a writer goroutine, so that a
 	// client that stops reading holds up nobody else: when out is full the
@@ -230,6 +233,9 @@ func (c *conn) serve(ctx context.Context) {
 	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), err == nil:
 	default:
 		c.log.Debug("connection ended", "err", err)
+	}
+	if c.srv.cfg.Accounts != nil {
+		c.srv.goneUnavailable(c)
 	}
 	c.srv.unbind(c)
 	c.shutdown(final)

@@ -27,8 +27,7 @@ func (c *conn) stanzas(ctx context.Context) error {
 			c.log.Info("the client sent a stream error", "error", string(e.Inner))
 			return io.EOF
 		case xml.Name{Space: nsClient, Local: "presence"}:
-			// Rosters and presence come with the event-sourced roster; until
-			// then presence is accepted and not routed.
+			err = c.presence(ctx, e)
 		default:
 			return &streamError{cond: "unsupported-stanza-type", text: e.XMLName.Local}
 		}
@@ -62,6 +61,8 @@ func (c *conn) iq(e *element) error {
 	toServer := to == "" || to == c.domain
 	toSelf := to == c.jid.Bare().String() || to == c.jid.String()
 	switch {
+	case child.XMLName.Space == nsRoster && (toServer || toSelf) && c.srv.cfg.Accounts != nil:
+		return c.rosterIQ(context.Background(), e, child)
 	case child.XMLName.Space == nsSession && typ == "set":
 		return reply("")
 	case child.XMLName.Space == nsPing && typ == "get" && (toServer || toSelf):

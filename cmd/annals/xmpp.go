@@ -77,6 +77,7 @@ func (x xmppFlags) listen(ctx context.Context, c Config, o *owner, log *slog.Log
 		TLS:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
 		Plaintext:   x.plaintext,
 		Credentials: creds.Get,
+		Accounts:    newAccounts(o.store),
 		FakeSaltKey: saltKey,
 		Version:     version,
 		Log:         log,

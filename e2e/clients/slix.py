@@ -77,6 +77,54 @@ async def converse(port, a_jid, a_pw, b_jid, b_pw):
     await asyncio.sleep(0.2)
 
 
+async def subscribe(port, a_jid, a_pw, b_jid, b_pw):
+    """a asks b for a subscription; both clients approve and ask back, as
+    slixmpp does by default; each must then see the other's presence."""
+    a, b = Client(a_jid, a_pw), Client(b_jid, b_pw)
+    seen = {"a": asyncio.get_event_loop().create_future(), "b": asyncio.get_event_loop().create_future()}
+
+    def watcher(who, other):
+        def on(p):
+            if p["from"].bare == other and not seen[who].done():
+                seen[who].set_result(str(p["from"]))
+        return on
+
+    a.add_event_handler("presence_available", watcher("a", b_jid.split("/")[0]))
+    b.add_event_handler("presence_available", watcher("b", a_jid.split("/")[0]))
+    if not (await a.login(port) and await b.login(port)):
+        out(event="subscribe", error="login failed")
+        return
+    a.send_presence()
+    b.send_presence()
+    a.send_presence_subscription(pto=b_jid.split("/")[0], ptype="subscribe")
+    for who in ("a", "b"):
+        try:
+            frm = await asyncio.wait_for(seen[who], 15)
+            out(event="presence-seen", who=who, sender=frm)
+        except asyncio.TimeoutError:
+            out(event="presence-seen", who=who, sender="")
+    await asyncio.sleep(0.5)
+    for who, c, other in (("a", a, b_jid.split("/")[0]), ("b", b, a_jid.split("/")[0])):
+        await c.get_roster()
+        item = c.client_roster[other]
+        out(event="roster", who=who, contact=other, subscription=item["subscription"], pending_out=bool(item["pending_out"]))
+    a.disconnect()
+    b.disconnect()
+    await asyncio.sleep(0.2)
+
+
+async def roster(port, jid_, pw, contact):
+    c = Client(jid_, pw)
+    if not await c.login(port):
+        out(event="roster", error="login failed")
+        return
+    await c.get_roster()
+    items = {str(j): c.client_roster[j]["subscription"] for j in c.client_roster}
+    out(event="roster", items=items, contact=contact, subscription=items.get(contact, ""))
+    c.disconnect()
+    await asyncio.sleep(0.2)
+
+
 def main():
     logging.basicConfig(level=logging.ERROR)
     port, scenario, args = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
@@ -86,6 +134,10 @@ def main():
         loop.run_until_complete(login(port, args[0], args[1], args[2] if len(args) > 2 else None))
     elif scenario == "converse":
         loop.run_until_complete(converse(port, *args))
+    elif scenario == "subscribe":
+        loop.run_until_complete(subscribe(port, *args))
+    elif scenario == "roster":
+        loop.run_until_complete(roster(port, *args))
     else:
         sys.exit("unknown scenario " + scenario)
 

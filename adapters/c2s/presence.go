@@ -1,0 +1,171 @@
+package c2s
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"mellium.im/xmpp/jid"
+
+	"annals.im/annals/domain/roster"
+)
+
+// presence handles a presence stanza from this session (RFC 6121 §4).
+func (c *conn) presence(ctx context.Context, e *element) error {
+	if c.srv.cfg.Accounts == nil {
+		return nil // no rosters, no presence to share
+	}
+	account := c.jid.Bare().String()
+	typ := e.attr("type")
+	to := e.attr("to")
+	switch typ {
+	case "subscribe", "subscribed", "unsubscribe", "unsubscribed":
+		contact, err := jid.Parse(to)
+		if err != nil || to == "" {
+			return c.write(c.errorReply(e, "modify", "jid-malformed"))
+		}
+		c.srv.subscription(ctx, account, contact.Bare().String(), roster.Stanza("out-"+typ), false)
+		return nil
+	case "probe", "error":
+		return nil // the server answers probes itself; errors end here
+	case "", "unavailable":
+	default:
+		return c.write(c.errorReply(e, "modify", "bad-request"))
+	}
+	stamped := restamp(e, c.jid.String())
+	if to != "" {
+		// Directed presence: delivered as it is, not remembered.
+		t, err := jid.Parse(to)
+		if err != nil {
+			return c.write(c.errorReply(e, "modify", "jid-malformed"))
+		}
+		for _, target := range c.srv.route(t) {
+			target.write(withTo(stamped, target.jid.String()))
+		}
+		return nil
+	}
+	c.srv.mu.Lock()
+	initial := c.available == "" && typ == ""
+	if typ == "" {
+		c.available = stamped
+	} else {
+		c.available = ""
+	}
+	c.srv.mu.Unlock()
+	c.srv.broadcast(ctx, c, stamped)
+	if initial {
+		c.srv.probe(ctx, c)
+	}
+	return nil
+}
+
+// broadcast sends this session's presence to the account's other sessions
+// and to every session of the contacts subscribed to it (From or Both).
+func (s *Server) broadcast(ctx context.Context, c *conn, stanza string) {
+	account := c.jid.Bare().String()
+	for _, o := range s.sessionsOf(account) {
+		if o != c {
+			o.write(withTo(stanza, o.jid.String()))
+		}
+	}
+	st, err := s.cfg.Accounts.Roster(ctx, account)
+	if err != nil {
+		s.cfg.Log.Error("presence broadcast", "account", account, "err", err)
+		return
+	}
+	for contact, it := range st.Items {
+		if it.Subscription != roster.From && it.Subscription != roster.Both {
+			continue
+		}
+		for _, o := range s.sessionsOf(contact) {
+			o.write(withTo(stanza, o.jid.String()))
+		}
+	}
+}
+
+// probe gives a session that just became available the presence of the
+// contacts it is subscribed to (To or Both) and of its own other sessions.
+func (s *Server) probe(ctx context.Context, c *conn) {
+	account := c.jid.Bare().String()
+	st, err := s.cfg.Accounts.Roster(ctx, account)
+	if err != nil {
+		s.cfg.Log.Error("presence probe", "account", account, "err", err)
+		return
+	}
+	for contact, it := range st.Items {
+		if it.Subscription == roster.To || it.Subscription == roster.Both {
+			s.presenceOf(contact, c)
+		}
+	}
+	for _, o := range s.sessionsOf(account) {
+		if o != c {
+			s.mu.Lock()
+			p := o.available
+			s.mu.Unlock()
+			if p != "" {
+				c.write(withTo(p, c.jid.String()))
+			}
+		}
+	}
+}
+
+// presenceOf writes every available session's presence of account to c.
+func (s *Server) presenceOf(account string, c *conn) {
+	for _, o := range s.sessionsOf(account) {
+		s.mu.Lock()
+		p := o.available
+		s.mu.Unlock()
+		if p != "" {
+			c.write(withTo(p, c.jid.String()))
+		}
+	}
+}
+
+// presenceTo sends from's current presence to every session of to.
+func (s *Server) presenceTo(from, to string) {
+	for _, c := range s.sessionsOf(to) {
+		s.presenceOf(from, c)
+	}
+}
+
+// unavailableTo tells every session of to that from's sessions are gone
+// from its view (after a subscription ended).
+func (s *Server) unavailableTo(from, to string) {
+	for _, o := range s.sessionsOf(from) {
+		for _, c := range s.sessionsOf(to) {
+			c.write(fmt.Sprintf(`<presence type='unavailable' from='%s' to='%s'/>`, escape(o.jid.String()), escape(c.jid.String())))
+		}
+	}
+}
+
+// goneUnavailable broadcasts unavailable for a session that ends while
+// available (RFC 6121 §4.5.4).
+func (s *Server) goneUnavailable(c *conn) {
+	s.mu.Lock()
+	was := c.available
+	c.available = ""
+	s.mu.Unlock()
+	if was != "" {
+		s.broadcast(context.Background(), c, fmt.Sprintf(`<presence type='unavailable' from='%s'/>`, escape(c.jid.String())))
+	}
+}
+
+// withTo sets (or replaces) the to attribute of a serialized stanza.
+func withTo(stanza, to string) string {
+	end := strings.IndexByte(stanza, '>')
+	if end < 0 {
+		return stanza
+	}
+	head := stanza[:end]
+	if i := strings.Index(head, " to='"); i >= 0 {
+		j := strings.IndexByte(head[i+5:], '\'')
+		head = head[:i] + head[i+5+j+1:]
+	}
+	selfClosing := strings.HasSuffix(head, "/")
+	head = strings.TrimSuffix(head, "/")
+	head += " to='" + escape(to) + "'"
+	if selfClosing {
+		head += "/"
+	}
+	return head + stanza[end:]
+}

@@ -1,0 +1,213 @@
+package c2s
+
+import (
+	"context"
+	"encoding/xml"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"mellium.im/xmpp/jid"
+
+	"annals.im/annals/domain/roster"
+)
+
+const nsRoster = "jabber:iq:roster"
+
+// Accounts is what the c2s adapter needs from the account streams: each
+// account's roster, and the roster rules applied with their events stored.
+type Accounts interface {
+	Roster(ctx context.Context, account string) (roster.State, error)
+	Do(ctx context.Context, account string, cmd roster.Command, cause string) (roster.Outcome, roster.State, error)
+}
+
+// rosterIQ answers roster get and set (RFC 6121 §2, XEP-0237 versions).
+func (c *conn) rosterIQ(ctx context.Context, e *element, q element) error {
+	account := c.jid.Bare().String()
+	switch e.attr("type") {
+	case "get":
+		st, err := c.srv.cfg.Accounts.Roster(ctx, account)
+		if err != nil {
+			c.log.Error("roster get", "err", err)
+			return c.write(c.errorReply(e, "wait", "internal-server-error"))
+		}
+		ver := strconv.FormatUint(st.Version, 10)
+		if q.attr("ver") == ver {
+			// The client's copy is current: an empty result (RFC 6121 §2.6.3).
+			return c.write(fmt.Sprintf(`<iq type='result' id='%s' to='%s'/>`, escape(e.attr("id")), escape(c.jid.String())))
+		}
+		var b strings.Builder
+		for _, it := range st.Items {
+			b.WriteString(itemXML(it, false))
+		}
+		return c.write(fmt.Sprintf(`<iq type='result' id='%s' to='%s'><query xmlns='%s' ver='%s'>%s</query></iq>`,
+			escape(e.attr("id")), escape(c.jid.String()), nsRoster, ver, b.String()))
+	case "set":
+		item, ok := q.child()
+		contact, err := jid.Parse(item.attr("jid"))
+		if !ok || item.XMLName.Local != "item" || err != nil {
+			return c.write(c.errorReply(e, "modify", "bad-request"))
+		}
+		contactBare := contact.Bare().String()
+		var cmd roster.Command
+		if item.attr("subscription") == "remove" {
+			cmd = roster.RemoveItem{Contact: contactBare}
+		} else {
+			set := roster.SetItem{Contact: contactBare, Name: item.attr("name")}
+			for _, g := range groups(item) {
+				set.Groups = append(set.Groups, g)
+			}
+			cmd = set
+		}
+		out, st, err := c.srv.cfg.Accounts.Do(ctx, account, cmd, e.attr("id"))
+		switch {
+		case err == roster.ErrSelf || err == roster.ErrBadGroup:
+			return c.write(c.errorReply(e, "modify", "not-acceptable"))
+		case err == roster.ErrNoItem:
+			return c.write(c.errorReply(e, "cancel", "item-not-found"))
+		case err != nil:
+			c.log.Error("roster set", "err", err)
+			return c.write(c.errorReply(e, "wait", "internal-server-error"))
+		}
+		if err := c.write(fmt.Sprintf(`<iq type='result' id='%s' to='%s'/>`, escape(e.attr("id")), escape(c.jid.String()))); err != nil {
+			return err
+		}
+		if len(out.Events) > 0 {
+			c.srv.push(account, st, contactBare)
+		}
+		// A removed contact is told, as if the user had sent these (§2.5.2).
+		if out.Unsubscribe {
+			c.srv.subscription(ctx, account, contactBare, roster.OutUnsubscribe, true)
+		}
+		if out.Unsubscribed {
+			c.srv.subscription(ctx, account, contactBare, roster.OutUnsubscribed, true)
+		}
+		return nil
+	}
+	return c.write(c.errorReply(e, "modify", "bad-request"))
+}
+
+func groups(item element) []string {
+	var out []string
+	d := xml.NewDecoder(strings.NewReader(string(item.Inner)))
+	for {
+		tok, err := d.Token()
+		if err != nil {
+			return out
+		}
+		if st, ok := tok.(xml.StartElement); ok && st.Name.Local == "group" {
+			var g string
+			if d.DecodeElement(&g, &st) == nil {
+				out = append(out, strings.TrimSpace(g))
+			}
+		}
+	}
+}
+
+// itemXML renders an item; removed renders subscription='remove'.
+func itemXML(it roster.Item, removed bool) string {
+	var b strings.Builder
+	b.WriteString("<item jid='" + escape(it.Contact) + "'")
+	if it.Name != "" {
+		b.WriteString(" name='" + escape(it.Name) + "'")
+	}
+	sub := string(it.Subscription)
+	if removed {
+		sub = "remove"
+	}
+	b.WriteString(" subscription='" + sub + "'")
+	if it.AskOut && !removed {
+		b.WriteString(" ask='subscribe'")
+	}
+	b.WriteString(">")
+	for _, g := range it.Groups {
+		b.WriteString("<group>" + escape(g) + "</group>")
+	}
+	b.WriteString("</item>")
+	return b.String()
+}
+
+// push sends the account's current item for contact to every session of
+// the account (RFC 6121 §2.1.6).
+func (s *Server) push(account string, st roster.State, contact string) {
+	it, ok := st.Items[contact]
+	if !ok {
+		it = roster.Item{Contact: contact}
+	}
+	item := itemXML(it, !ok)
+	for _, c := range s.sessionsOf(account) {
+		c.write(fmt.Sprintf(`<iq type='set' id='push%s' to='%s'><query xmlns='%s' ver='%d'>%s</query></iq>`,
+			newID(), escape(c.jid.String()), nsRoster, st.Version, item))
+	}
+}
+
+func (s *Server) sessionsOf(account string) []*conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []*conn
+	for _, c := range s.sessions {
+		if c.jid.Bare().String() == account {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// subscription handles a subscription stanza from account to contact
+// (RFC 6121 §3): the sender's roster first, then, if the stanza goes on
+// and the contact is local, the contact's roster and clients. quiet skips
+// the outbound side's forwarding check (stanzas the server sends itself).
+func (s *Server) subscription(ctx context.Context, account, contact string, stanza roster.Stanza, quiet bool) {
+	out, st, err := s.cfg.Accounts.Do(ctx, account, roster.Presence{Contact: contact, Stanza: stanza}, "presence")
+	if err != nil {
+		s.cfg.Log.Error("subscription", "account", account, "contact", contact, "err", err)
+		return
+	}
+	if len(out.Events) > 0 {
+		s.push(account, st, contact)
+	}
+	if !out.Forward && !quiet {
+		return
+	}
+	cj, err := jid.Parse(contact)
+	if err != nil || !s.local(cj.Domainpart()) {
+		return // remote contacts are reached once s2s exists
+	}
+	in := map[roster.Stanza]roster.Stanza{
+		roster.OutSubscribe: roster.InSubscribe, roster.OutSubscribed: roster.InSubscribed,
+		roster.OutUnsubscribe: roster.InUnsubscribe, roster.OutUnsubscribed: roster.InUnsubscribed,
+	}[stanza]
+	cout, cst, err := s.cfg.Accounts.Do(ctx, contact, roster.Presence{Contact: account, Stanza: in}, "presence")
+	if err != nil {
+		s.cfg.Log.Error("subscription", "account", contact, "contact", account, "err", err)
+		return
+	}
+	if len(cout.Events) > 0 {
+		s.push(contact, cst, account)
+	}
+	typ := strings.TrimPrefix(string(stanza), "out-")
+	if cout.Forward {
+		for _, c := range s.sessionsOf(contact) {
+			c.write(fmt.Sprintf(`<presence type='%s' from='%s' to='%s'/>`, typ, escape(account), escape(contact)))
+		}
+	}
+	switch {
+	case cout.AutoReply:
+		s.subscription(ctx, contact, account, roster.OutSubscribed, false)
+	case in == roster.InSubscribed && cout.Forward:
+		s.presenceTo(account, contact) // the contact now sees the account
+	case in == roster.InUnsubscribe && cout.Forward:
+		s.unavailableTo(contact, account) // the account no longer sees the contact
+	case in == roster.InUnsubscribed && cout.Forward:
+		s.unavailableTo(account, contact) // the contact no longer sees the account
+	}
+}
+
+func (s *Server) local(domain string) bool {
+	for _, d := range s.cfg.Domains {
+		if d == domain {
+			return true
+		}
+	}
+	return false
+}
