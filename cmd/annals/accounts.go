@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"time"
 
+	"annals.im/annals/adapters/credentials"
 	"annals.im/annals/domain/account"
 	"annals.im/annals/domain/event"
 	"annals.im/annals/domain/roster"
@@ -30,11 +32,66 @@ func evolveAccount(s accountState, e event.Envelope) (accountState, error) {
 // one place that runs roster commands, through the stream owner.
 type accountsService struct {
 	owner *streamowner.Owner[accountState]
+	creds *credentials.Store
 	ids   *event.IDs
 }
 
-func newAccounts(store eventstore.Store) *accountsService {
-	return &accountsService{owner: streamowner.New(store, evolveAccount), ids: event.NewIDs()}
+func newAccounts(store eventstore.Store, creds *credentials.Store) *accountsService {
+	return &accountsService{owner: streamowner.New(store, evolveAccount), creds: creds, ids: event.NewIDs()}
+}
+
+// lifecycle runs an account command through the stream's owner.
+func (a *accountsService) lifecycle(ctx context.Context, bare string, cmd account.Command, cause string) error {
+	j, err := account.ParseJID(bare)
+	if err != nil {
+		return err
+	}
+	_, _, err = a.owner.Do(ctx, account.Stream(j), func(s accountState) ([]event.Envelope, error) {
+		return account.Decide(s.Account, cmd, a.ids, time.Now(), cause)
+	})
+	if err != nil {
+		return fmt.Errorf("%s: %w", bare, err)
+	}
+	return nil
+}
+
+// Register creates an account: the event in the log first, the keys
+// beside it second. A crash in between leaves an account without a
+// password, which a password change repairs; never a password without an
+// account.
+func (a *accountsService) Register(ctx context.Context, bare, password string) error {
+	c, err := credentials.Derive(password)
+	if err != nil {
+		return err
+	}
+	j, err := account.ParseJID(bare)
+	if err != nil {
+		return err
+	}
+	if err := a.lifecycle(ctx, bare, account.Create{JID: j}, "register"); err != nil {
+		return err
+	}
+	return a.creds.Put(ctx, bare, c)
+}
+
+// SetPassword records a password change and stores the new keys.
+func (a *accountsService) SetPassword(ctx context.Context, bare, password string) error {
+	c, err := credentials.Derive(password)
+	if err != nil {
+		return err
+	}
+	if err := a.lifecycle(ctx, bare, account.ChangePassword{Mechanisms: c.Mechanisms()}, "password"); err != nil {
+		return err
+	}
+	return a.creds.Put(ctx, bare, c)
+}
+
+// Remove deletes an account and its keys.
+func (a *accountsService) Remove(ctx context.Context, bare string) error {
+	if err := a.lifecycle(ctx, bare, account.Delete{}, "remove"); err != nil {
+		return err
+	}
+	return a.creds.Delete(ctx, bare)
 }
 
 func (a *accountsService) Roster(ctx context.Context, acct string) (roster.State, error) {

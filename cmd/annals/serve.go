@@ -55,8 +55,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer o.Close()
 	store, runner := o.store, o.runner
+	creds, err := credentials.Open(ctx, o.db)
+	if err != nil {
+		return err
+	}
+	accounts := newAccounts(store, creds) // the one owner of account streams in this process
 	if demo {
-		if err := demoAccount(ctx, c, o, stdout); err != nil {
+		if err := demoAccount(ctx, c, accounts, stdout); err != nil {
 			return err
 		}
 	}
@@ -67,7 +72,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	for _, s := range stats {
 		log.Info("projection caught up", "projection", s.Projection, "events", s.Events, "took", s.Took)
 	}
-	srv, ln, err := x.listen(ctx, c, o, log)
+	srv, ln, err := x.listen(c, creds, accounts, log)
 	if err != nil {
 		return err
 	}
@@ -156,20 +161,14 @@ const demoJID = "demo@localhost"
 // demoAccount makes sure demo@localhost exists and prints its password. The
 // password is kept in DATA/demo-password (mode 0600), a secret beside the
 // log, so that every start can print it again.
-func demoAccount(ctx context.Context, c Config, o *owner, stdout io.Writer) error {
+func demoAccount(ctx context.Context, c Config, a *accountsService, stdout io.Writer) error {
 	pwFile := filepath.Join(c.Data, "demo-password")
-	a := &accountOps{store: o.store, ids: event.NewIDs()}
-	var err error
-	if a.creds, err = credentials.Open(ctx, o.db); err != nil {
-		return err
-	}
-	j, _ := account.ParseJID(demoJID)
 	password, err := os.ReadFile(pwFile)
 	switch {
 	case err == nil:
 	case errors.Is(err, fs.ErrNotExist):
 		pw := newPassword()
-		if err := a.add(ctx, j, pw); errors.Is(err, account.ErrExists) {
+		if err := a.Register(ctx, demoJID, pw); errors.Is(err, account.ErrExists) {
 			fmt.Fprintf(stdout, "Demo account %s exists, but its password is not in %s: set one with\n  annals user passwd %s --data %s\n", demoJID, pwFile, demoJID, c.Data)
 			return nil
 		} else if err != nil {

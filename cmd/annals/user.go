@@ -12,12 +12,8 @@ import (
 	"strings"
 	"time"
 
-	"mellium.im/xmpp/jid"
-
 	"annals.im/annals/adapters/credentials"
 	"annals.im/annals/domain/account"
-	"annals.im/annals/domain/event"
-	"annals.im/annals/eventstore"
 	"annals.im/annals/eventstore/sqlite"
 	"annals.im/annals/projections/accounts"
 )
@@ -71,11 +67,11 @@ func user(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
-	a, err := openAccounts(ctx, c, sub == "add", stderr)
+	a, closeAll, err := openAccounts(ctx, c, sub == "add", stderr)
 	if err != nil {
 		return err
 	}
-	defer a.Close()
+	defer closeAll()
 	switch sub {
 	case "add", "passwd":
 		if password != "" && randomPassword {
@@ -93,9 +89,9 @@ func user(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 			return fmt.Errorf("%w: %v", errUsage, err)
 		}
 		if sub == "add" {
-			err = a.add(ctx, j, password)
+			err = a.Register(ctx, j.String(), password)
 		} else {
-			err = a.passwd(ctx, j, password)
+			err = a.SetPassword(ctx, j.String(), password)
 		}
 		if err != nil {
 			return err
@@ -107,7 +103,7 @@ func user(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		}
 		return nil
 	default: // del
-		if err := a.del(ctx, j); err != nil {
+		if err := a.Remove(ctx, j.String()); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "%s: deleted\n", j)
@@ -115,99 +111,25 @@ func user(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	}
 }
 
-// accountOps changes accounts: events in the log, secrets beside it.
-type accountOps struct {
-	store *sqlite.Store
-	creds *credentials.Store
-	ids   *event.IDs
-	close func() error
-}
-
-func openAccounts(ctx context.Context, c Config, create bool, stderr io.Writer) (*accountOps, error) {
+// openAccounts opens the store and the credentials beside it for the
+// account commands of the CLI.
+func openAccounts(ctx context.Context, c Config, create bool, stderr io.Writer) (*accountsService, func() error, error) {
 	store, err := openStore(ctx, c, create, c.logger(stderr))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	db, err := sqlite.OpenDB(store.Path())
 	if err != nil {
 		store.Close()
-		return nil, err
+		return nil, nil, err
 	}
 	creds, err := credentials.Open(ctx, db)
 	if err != nil {
 		db.Close()
 		store.Close()
-		return nil, err
+		return nil, nil, err
 	}
-	return &accountOps{store: store, creds: creds, ids: event.NewIDs(),
-		close: func() error { return errors.Join(db.Close(), store.Close()) }}, nil
-}
-
-func (a *accountOps) Close() error { return a.close() }
-
-// do decides cmd on the account's current state and appends the result,
-// deciding again if another writer got there first.
-func (a *accountOps) do(ctx context.Context, j jid.JID, cmd account.Command, cause string) error {
-	stream := account.Stream(j)
-	for range 5 {
-		var st account.State
-		for from := uint64(1); ; {
-			page, err := a.store.ReadStream(ctx, stream, from, eventstore.PageSize)
-			if err != nil {
-				return err
-			}
-			for _, e := range page {
-				if st, err = account.Evolve(st, e); err != nil {
-					return err
-				}
-			}
-			if len(page) < eventstore.PageSize {
-				break
-			}
-			from = page[len(page)-1].Version + 1
-		}
-		evs, err := account.Decide(st, cmd, a.ids, time.Now(), cause)
-		if err != nil {
-			return fmt.Errorf("%s: %w", j, err)
-		}
-		_, err = a.store.Append(ctx, stream, int64(st.Version), evs...)
-		if !errors.Is(err, eventstore.ErrConflict) {
-			return err
-		}
-	}
-	return fmt.Errorf("%s: the account kept changing under this command; try again", j)
-}
-
-// add records the account in the log, then stores its credentials. A crash
-// between the two leaves an account without a password, which
-// `annals user passwd` repairs; never a password without an account.
-func (a *accountOps) add(ctx context.Context, j jid.JID, password string) error {
-	c, err := credentials.Derive(password)
-	if err != nil {
-		return err
-	}
-	if err := a.do(ctx, j, account.Create{JID: j}, "annals user add"); err != nil {
-		return err
-	}
-	return a.creds.Put(ctx, j.String(), c)
-}
-
-func (a *accountOps) passwd(ctx context.Context, j jid.JID, password string) error {
-	c, err := credentials.Derive(password)
-	if err != nil {
-		return err
-	}
-	if err := a.do(ctx, j, account.ChangePassword{Mechanisms: c.Mechanisms()}, "annals user passwd"); err != nil {
-		return err
-	}
-	return a.creds.Put(ctx, j.String(), c)
-}
-
-func (a *accountOps) del(ctx context.Context, j jid.JID) error {
-	if err := a.do(ctx, j, account.Delete{}, "annals user del"); err != nil {
-		return err
-	}
-	return a.creds.Delete(ctx, j.String())
+	return newAccounts(store, creds), func() error { return errors.Join(db.Close(), store.Close()) }, nil
 }
 
 // userList prints the accounts read model. When no server holds the data

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"crypto/rand"
 	"crypto/tls"
 	"errors"
@@ -53,7 +52,7 @@ func (x xmppFlags) validate() error {
 }
 
 // listen builds the c2s server and opens its listener.
-func (x xmppFlags) listen(ctx context.Context, c Config, o *owner, log *slog.Logger) (*c2s.Server, net.Listener, error) {
+func (x xmppFlags) listen(c Config, creds *credentials.Store, accounts *accountsService, log *slog.Logger) (*c2s.Server, net.Listener, error) {
 	var cert tls.Certificate
 	var err error
 	if x.cert != "" {
@@ -64,10 +63,6 @@ func (x xmppFlags) listen(ctx context.Context, c Config, o *owner, log *slog.Log
 	if err != nil {
 		return nil, nil, fmt.Errorf("TLS certificate: %w", err)
 	}
-	creds, err := credentials.Open(ctx, o.db)
-	if err != nil {
-		return nil, nil, err
-	}
 	saltKey, err := secretFile(filepath.Join(c.Data, "fake-salt.key"))
 	if err != nil {
 		return nil, nil, err
@@ -77,7 +72,7 @@ func (x xmppFlags) listen(ctx context.Context, c Config, o *owner, log *slog.Log
 		TLS:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
 		Plaintext:   x.plaintext,
 		Credentials: creds.Get,
-		Accounts:    newAccounts(o.store),
+		Accounts:    accounts,
 		FakeSaltKey: saltKey,
 		Version:     version,
 		Log:         log,

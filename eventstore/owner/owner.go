@@ -25,7 +25,6 @@ type Owner[S any] struct {
 
 type entry[S any] struct {
 	mu      sync.Mutex
-	loaded  bool
 	state   S
 	version uint64
 }
@@ -60,7 +59,6 @@ func (o *Owner[S]) load(ctx context.Context, stream string, e *entry[S]) error {
 			e.version = ev.Version
 		}
 		if len(page) < eventstore.PageSize {
-			e.loaded = true
 			return nil
 		}
 	}
@@ -75,11 +73,11 @@ func (o *Owner[S]) Get(ctx context.Context, stream string) (S, error) {
 	e := o.entry(stream)
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if !e.loaded {
-		if err := o.load(ctx, stream, e); err != nil {
-			var zero S
-			return zero, err
-		}
+	// Always catch up: another process (a CLI command) may have appended.
+	// Reading an empty tail is one indexed query.
+	if err := o.load(ctx, stream, e); err != nil {
+		var zero S
+		return zero, err
 	}
 	return e.state, nil
 }
@@ -92,10 +90,10 @@ func (o *Owner[S]) Do(ctx context.Context, stream string, decide func(S) ([]even
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for attempt := 0; ; attempt++ {
-		if !e.loaded || attempt > 0 {
-			if err := o.load(ctx, stream, e); err != nil {
-				return e.state, nil, err
-			}
+		// Catch up first: a command that decides "nothing to do" appends
+		// nothing, so a conflict would never tell it that it was stale.
+		if err := o.load(ctx, stream, e); err != nil {
+			return e.state, nil, err
 		}
 		evs, err := decide(e.state)
 		if err != nil || len(evs) == 0 {

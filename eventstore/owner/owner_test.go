@@ -59,3 +59,28 @@ func TestDoSerializesAndRetries(t *testing.T) {
 		t.Fatalf("fresh owner folds %d, %v", c.n, err)
 	}
 }
+
+// A command that decides nothing still sees what another process wrote.
+func TestGetAndDoCatchUp(t *testing.T) {
+	ctx := context.Background()
+	s, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "a.db"), sqlite.Options{Durability: sqlite.DurabilityNormal})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	o := owner.New(s, evolve)
+	if c, err := o.Get(ctx, "counter-y"); err != nil || c.n != 0 {
+		t.Fatalf("empty stream: %d, %v", c.n, err)
+	}
+	e, _ := event.New(event.NewIDs(), time.Now(), "Counted", 1, "", map[string]int{})
+	if _, err := s.Append(ctx, "counter-y", eventstore.Any, e); err != nil {
+		t.Fatal(err)
+	}
+	var seen int
+	if _, _, err := o.Do(ctx, "counter-y", func(c counter) ([]event.Envelope, error) { seen = c.n; return nil, nil }); err != nil {
+		t.Fatal(err)
+	}
+	if seen != 1 {
+		t.Fatalf("Do decided on %d events, want 1", seen)
+	}
+}
