@@ -51,9 +51,9 @@ func startServer(t *testing.T, users map[string]string) *server {
 }
 
 // serveOn starts annals serve on data and returns it with its process.
-func serveOn(t *testing.T, data string) (*server, *exec.Cmd) {
+func serveOn(t *testing.T, data string, flags ...string) (*server, *exec.Cmd) {
 	t.Helper()
-	cmd := exec.Command(bin, "serve", "--data", data, "--c2s", "127.0.0.1:0", "--log-level", "debug")
+	cmd := exec.Command(bin, append([]string{"serve", "--data", data, "--c2s", "127.0.0.1:0", "--log-level", "debug"}, flags...)...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -151,6 +151,13 @@ func TestSlixmppLogin(t *testing.T) {
 			}
 		})
 	}
+	t.Run("no resource requested", func(t *testing.T) {
+		login := find(t, slix(t, s, "login", "juliet@localhost", "balcony-1595", "SCRAM-SHA-256"), "login")
+		j, _ := login["jid"].(string)
+		if login["ok"] != true || !strings.HasPrefix(j, "juliet@localhost/") || len(j) <= len("juliet@localhost/") {
+			t.Fatalf("the server did not generate a resource: %v", login)
+		}
+	})
 	t.Run("wrong password", func(t *testing.T) {
 		rs := slix(t, s, "login", "juliet@localhost/x", "wrong", "SCRAM-SHA-256")
 		if find(t, rs, "login")["ok"] != false {
@@ -219,5 +226,71 @@ func TestSlixmppSubscription(t *testing.T) {
 	}
 	if out, err := exec.Command(bin, "audit", "verify", "--data", data).CombinedOutput(); err != nil {
 		t.Fatalf("audit verify after SIGKILL: %v\n%s", err, out)
+	}
+}
+
+// In-band registration (XEP-0077) with --registration: slixmpp registers,
+// logs in with the new account; the same name again is a conflict; without
+// the flag registration is refused.
+func TestSlixmppRegistration(t *testing.T) {
+	t.Parallel()
+	data := t.TempDir()
+	s, _ := serveOn(t, data, "--registration")
+	r := find(t, slix(t, s, "register", "mercutio@localhost/street", "queen-mab"), "register")
+	if r["ok"] != true || r["login"] != true || r["jid"] != "mercutio@localhost/street" {
+		t.Fatalf("registration then login: %v", r)
+	}
+	r = find(t, slix(t, s, "register", "mercutio@localhost/again", "other"), "register")
+	if r["error"] != "conflict" {
+		t.Fatalf("registering a taken name: %v, want conflict", r)
+	}
+	out, err := exec.Command(bin, "user", "list", "--data", data).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "mercutio@localhost") {
+		t.Fatalf("user list after in-band registration: %v %s", err, out)
+	}
+	closed, _ := serveOn(t, t.TempDir())
+	r = find(t, slix(t, closed, "register", "tybalt@localhost/x", "prince-of-cats"), "register")
+	if r["ok"] == true || r["login"] == true {
+		t.Fatalf("registration without --registration: %v", r)
+	}
+}
+
+// make run's demo account: serve --demo prints a password that a client
+// can log in with.
+func TestSlixmppDemoAccount(t *testing.T) {
+	t.Parallel()
+	data := t.TempDir()
+	cmd := exec.Command(bin, "serve", "--demo", "--data", data, "--c2s", "127.0.0.1:0")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() }()
+	var password string
+	port := 0
+	lines := bufio.NewScanner(stdout)
+	pw := regexp.MustCompile(`Demo account: demo@localhost  password: (\S+)`)
+	addr := regexp.MustCompile(`on 127\.0\.0\.1:(\d+)`)
+	for port == 0 && lines.Scan() {
+		if m := pw.FindStringSubmatch(lines.Text()); m != nil {
+			password = m[1]
+		}
+		if m := addr.FindStringSubmatch(lines.Text()); m != nil {
+			port, _ = strconv.Atoi(m[1])
+		}
+	}
+	go func() {
+		for lines.Scan() {
+		}
+	}()
+	if password == "" || port == 0 {
+		t.Fatalf("serve --demo printed no password or address")
+	}
+	login := find(t, slix(t, &server{port: port, data: data}, "login", "demo@localhost/laptop", password, "SCRAM-SHA-256"), "login")
+	if login["ok"] != true {
+		t.Fatalf("demo login: %v", login)
 	}
 }

@@ -36,8 +36,12 @@ type Config struct {
 	MaxStanza   int    // bytes; default 256 KiB
 	IdleTimeout time.Duration
 	Accounts    Accounts // rosters; nil: no roster service
-	Version     string   // software version reported by XEP-0092
-	Log         *slog.Logger
+	// Registration turns on in-band registration (XEP-0077) through
+	// Registrar; off by default.
+	Registration bool
+	Registrar    Registrar
+	Version      string // software version reported by XEP-0092
+	Log          *slog.Logger
 
 	// Failed logins allowed per account and per IP address within
 	// FailureWindow before further attempts are refused; defaults 5, 20
@@ -373,6 +377,9 @@ func (c *conn) negotiate(ctx context.Context) (restart bool, err error) {
 			f.WriteString("<mechanism>" + m + "</mechanism>")
 		}
 		f.WriteString("</mechanisms>")
+		if c.srv.cfg.Registration {
+			f.WriteString("<register xmlns='" + nsRegisterFeature + "'/>")
+		}
 	default:
 		f.WriteString("<bind xmlns='" + nsBind + "'/><session xmlns='" + nsSession + "'><optional/></session>")
 	}
@@ -396,6 +403,11 @@ func (c *conn) negotiate(ctx context.Context) (restart bool, err error) {
 				return ok, err
 			}
 			// A failed attempt: the client may try again on this stream.
+		case c.user == "" && e.XMLName.Local == "iq" && isRegister(e):
+			q, _ := e.child()
+			if _, err := c.register(ctx, e, q); err != nil {
+				return false, err
+			}
 		case c.user == "":
 			return false, &streamError{cond: "not-authorized", text: "authenticate first"}
 		case e.XMLName.Local == "iq" && e.attr("type") == "set":
@@ -553,6 +565,11 @@ func (s *Server) unbind(c *conn) {
 		delete(s.sessions, c.jid.String())
 	}
 	s.mu.Unlock()
+}
+
+func isRegister(e *element) bool {
+	q, ok := e.child()
+	return ok && q.XMLName.Space == nsRegister && (e.attr("type") == "get" || e.attr("type") == "set")
 }
 
 func remoteHost(nc net.Conn) string {

@@ -20,6 +20,15 @@ func (c *conn) stanzas(ctx context.Context) error {
 		}
 		switch e.XMLName {
 		case xml.Name{Space: nsClient, Local: "iq"}:
+			if isRegister(e) && (e.attr("to") == "" || e.attr("to") == c.domain) {
+				q, _ := e.child()
+				removed, rerr := c.register(ctx, e, q)
+				if removed {
+					return &streamError{cond: "not-authorized", text: "the account was removed"}
+				}
+				err = rerr
+				break
+			}
 			err = c.iq(e)
 		case xml.Name{Space: nsClient, Local: "message"}:
 			err = c.message(e)

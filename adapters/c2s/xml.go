@@ -59,6 +59,25 @@ func (e *element) child() (element, bool) {
 	}
 }
 
+// children decodes the child elements of e.
+func children(e element) []element {
+	var out []element
+	d := xml.NewDecoder(bytes.NewReader(e.Inner))
+	for {
+		tok, err := d.Token()
+		if err != nil {
+			return out
+		}
+		if start, ok := tok.(xml.StartElement); ok {
+			var c element
+			if err := d.DecodeElement(&c, &start); err != nil {
+				return out
+			}
+			out = append(out, c)
+		}
+	}
+}
+
 // errTooBig: a stanza went past the configured maximum size.
 var errTooBig = errors.New("c2s: stanza too big")
 

@@ -31,6 +31,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&demo, "demo", false, "create demo@localhost with a random password if it does not exist, and print how to log in")
 	fs.StringVar(&x.c2s, "c2s", envOr("ANNALS_C2S", ":5222"), "client-to-server listen address ($ANNALS_C2S)")
 	fs.Var(&domains, "domain", "a domain to serve (repeatable; default localhost, or $ANNALS_DOMAIN)")
+	fs.BoolVar(&x.registration, "registration", envOr("ANNALS_REGISTRATION", "") == "true", "allow in-band registration, XEP-0077 ($ANNALS_REGISTRATION=true)")
 	fs.BoolVar(&x.plaintext, "allow-plaintext", false, "allow streams without TLS: loopback addresses only (tests, benchmarks)")
 	fs.StringVar(&x.cert, "tls-cert", envOr("ANNALS_TLS_CERT", ""), "PEM certificate (default: a self-signed one in the data directory)")
 	fs.StringVar(&x.key, "tls-key", envOr("ANNALS_TLS_KEY", ""), "PEM private key for --tls-cert")

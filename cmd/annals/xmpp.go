@@ -21,10 +21,11 @@ import (
 const version = "0.1.0-dev"
 
 type xmppFlags struct {
-	c2s       string
-	domains   []string
-	plaintext bool
-	cert, key string
+	c2s          string
+	domains      []string
+	plaintext    bool
+	registration bool
+	cert, key    string
 }
 
 func envOr(name, def string) string {
@@ -68,14 +69,16 @@ func (x xmppFlags) listen(c Config, creds *credentials.Store, accounts *accounts
 		return nil, nil, err
 	}
 	srv, err := c2s.NewServer(c2s.Config{
-		Domains:     x.domains,
-		TLS:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
-		Plaintext:   x.plaintext,
-		Credentials: creds.Get,
-		Accounts:    accounts,
-		FakeSaltKey: saltKey,
-		Version:     version,
-		Log:         log,
+		Domains:      x.domains,
+		TLS:          &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+		Plaintext:    x.plaintext,
+		Credentials:  creds.Get,
+		Accounts:     accounts,
+		Registration: x.registration,
+		Registrar:    accounts,
+		FakeSaltKey:  saltKey,
+		Version:      version,
+		Log:          log,
 	})
 	if err != nil {
 		return nil, nil, err

@@ -125,6 +125,37 @@ async def roster(port, jid_, pw, contact):
     await asyncio.sleep(0.2)
 
 
+async def register(port, jid_, pw):
+    """In-band registration (XEP-0077), then a login with the new account."""
+    c = Client(jid_, pw)
+    c.register_plugin("xep_0077")
+    c["xep_0077"].force_registration = True
+    # slixmpp 1.8 holds back every stanza but bind and session until the
+    # session starts, which would swallow the registration IQs themselves.
+    c._always_send_everything = True
+    result = {}
+
+    async def on_register(_):
+        iq = c.Iq()
+        iq["type"] = "set"
+        iq["register"]["username"] = c.boundjid.user
+        iq["register"]["password"] = c.password
+        try:
+            await iq.send()
+            result["ok"] = True
+        except slixmpp.exceptions.IqError as e:
+            result["error"] = e.iq["error"]["condition"]
+            c.disconnect()
+
+    c.add_event_handler("register", on_register)
+    ok = await c.login(port)
+    out(event="register", ok=result.get("ok", False), error=result.get("error", ""), login=ok,
+        jid=str(c.boundjid.full) if ok else "")
+    if ok:
+        c.disconnect()
+    await asyncio.sleep(0.2)
+
+
 def main():
     logging.basicConfig(level=logging.ERROR)
     port, scenario, args = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
@@ -136,6 +167,8 @@ def main():
         loop.run_until_complete(converse(port, *args))
     elif scenario == "subscribe":
         loop.run_until_complete(subscribe(port, *args))
+    elif scenario == "register":
+        loop.run_until_complete(register(port, *args))
     elif scenario == "roster":
         loop.run_until_complete(roster(port, *args))
     else:

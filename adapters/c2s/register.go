@@ -1,0 +1,94 @@
+package c2s
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"annals.im/annals/adapters/credentials"
+	"annals.im/annals/domain/account"
+)
+
+const (
+	nsRegister        = "jabber:iq:register"
+	nsRegisterFeature = "http://jabber.org/features/iq-register"
+)
+
+// Registrar creates, changes and removes accounts for in-band
+// registration (XEP-0077).
+type Registrar interface {
+	Register(ctx context.Context, bareJID, password string) error
+	SetPassword(ctx context.Context, bareJID, password string) error
+	Remove(ctx context.Context, bareJID string) error
+}
+
+// fields reads the simple registration fields of a query.
+func fields(q element) (username, password string, remove bool) {
+	for _, f := range children(q) {
+		switch f.XMLName.Local {
+		case "username":
+			username = strings.TrimSpace(string(f.Inner))
+		case "password":
+			password = string(f.Inner)
+		case "remove":
+			remove = true
+		}
+	}
+	return
+}
+
+// register answers jabber:iq:register: before authentication it creates
+// accounts; after, it changes the password or removes the account.
+// removed reports that the stream must end.
+func (c *conn) register(ctx context.Context, e *element, q element) (removed bool, err error) {
+	reg := c.srv.cfg.Registrar
+	if !c.srv.cfg.Registration || reg == nil {
+		return false, c.write(c.errorReply(e, "cancel", "service-unavailable"))
+	}
+	if !c.secure && !c.srv.cfg.Plaintext {
+		return false, c.write(c.errorReply(e, "modify", "not-acceptable"))
+	}
+	result := fmt.Sprintf(`<iq type='result' id='%s'%s/>`, escape(e.attr("id")), toFrom(c.jid.String(), ""))
+	if e.attr("type") == "get" {
+		registered := ""
+		if c.user != "" {
+			registered = "<registered/><username>" + escape(c.user) + "</username>"
+		}
+		return false, c.write(fmt.Sprintf(`<iq type='result' id='%s'%s><query xmlns='%s'><instructions>Choose a username and password.</instructions>%s<username/><password/></query></iq>`,
+			escape(e.attr("id")), toFrom(c.jid.String(), ""), nsRegister, registered))
+	}
+	user, password, remove := fields(q)
+	var opErr error
+	switch {
+	case remove && c.user != "":
+		if opErr = reg.Remove(ctx, c.user+"@"+c.domain); opErr == nil {
+			c.log.Info("account removed in-band", "account", c.user+"@"+c.domain)
+			c.write(result)
+			return true, nil
+		}
+	case remove:
+		return false, c.write(c.errorReply(e, "auth", "registration-required"))
+	case user == "" || password == "":
+		return false, c.write(c.errorReply(e, "modify", "bad-request"))
+	case c.user != "" && user != c.user:
+		return false, c.write(c.errorReply(e, "modify", "bad-request"))
+	case c.user != "":
+		opErr = reg.SetPassword(ctx, c.user+"@"+c.domain, password)
+	default:
+		opErr = reg.Register(ctx, strings.ToLower(user)+"@"+c.domain, password)
+		if opErr == nil {
+			c.log.Info("account registered in-band", "account", strings.ToLower(user)+"@"+c.domain)
+		}
+	}
+	switch {
+	case opErr == nil:
+		return false, c.write(result)
+	case errors.Is(opErr, account.ErrExists):
+		return false, c.write(c.errorReply(e, "cancel", "conflict"))
+	case errors.Is(opErr, account.ErrJID), errors.Is(opErr, credentials.ErrPassword):
+		return false, c.write(c.errorReply(e, "modify", "not-acceptable"))
+	}
+	c.log.Error("in-band registration", "err", opErr)
+	return false, c.write(c.errorReply(e, "wait", "internal-server-error"))
+}
