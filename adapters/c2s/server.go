@@ -293,6 +293,8 @@ func (c *conn) next() (*element, error) {
 			if len(strings.TrimSpace(string(t))) > 0 {
 				return nil, &streamError{cond: "not-well-formed", text: "text between stanzas"}
 			}
+			// A whitespace keepalive (RFC 6120 §4.6.1) shows the client is there.
+			c.nc.SetReadDeadline(time.Now().Add(c.srv.cfg.IdleTimeout))
 		}
 	}
 }
@@ -301,16 +303,16 @@ func (c *conn) readError(err error) error {
 	var se *xml.SyntaxError
 	var ne net.Error
 	switch {
-	case c.lr.err != nil && !errors.Is(c.lr.err, errTooBig):
+	case errors.Is(err, errTooBig):
+		return &streamError{cond: "policy-violation", text: fmt.Sprintf("stanza larger than %d bytes", c.srv.cfg.MaxStanza)}
+	case errors.As(c.lr.err, &ne) && ne.Timeout(), errors.As(err, &ne) && ne.Timeout():
+		return &streamError{cond: "connection-timeout"}
+	case c.lr.err != nil:
 		// The connection broke or the client hung up without closing the
 		// stream: nothing to answer, and nobody to answer to.
 		return io.EOF
-	case errors.Is(err, errTooBig):
-		return &streamError{cond: "policy-violation", text: fmt.Sprintf("stanza larger than %d bytes", c.srv.cfg.MaxStanza)}
 	case errors.As(err, &se):
 		return &streamError{cond: "not-well-formed", text: se.Msg}
-	case errors.As(err, &ne) && ne.Timeout():
-		return &streamError{cond: "connection-timeout"}
 	}
 	return err
 }

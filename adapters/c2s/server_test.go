@@ -8,24 +8,31 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"annals.im/annals/adapters/credentials"
+	"annals.im/annals/domain/account"
 )
 
 // rawServer runs a plaintext server on loopback with one account,
 // juliet@localhost / balcony.
 func rawServer(t *testing.T, maxStanza int) string {
 	t.Helper()
+	return serverWith(t, func(cfg *Config) { cfg.MaxStanza = maxStanza })
+}
+
+// serverWith is rawServer with its configuration adjusted by tweak.
+func serverWith(t *testing.T, tweak func(*Config)) string {
+	t.Helper()
 	creds, err := credentials.Derive("balcony")
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := NewServer(Config{
+	cfg := Config{
 		Domains:   []string{"localhost"},
 		Plaintext: true,
-		MaxStanza: maxStanza,
 		Credentials: func(_ context.Context, j string) (credentials.Credentials, error) {
 			if j == "juliet@localhost" {
 				return creds, nil
@@ -34,7 +41,9 @@ func rawServer(t *testing.T, maxStanza int) string {
 		},
 		FakeSaltKey: []byte("k"),
 		Log:         slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
+	}
+	tweak(&cfg)
+	srv, err := NewServer(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,5 +253,114 @@ func TestThrottleWindow(t *testing.T) {
 	}
 	if len(th.fails) != 0 {
 		t.Fatalf("aged-out keys still held: %v", th.fails)
+	}
+}
+
+// fakeRegistrar keeps accounts in memory, with the store's errors.
+type fakeRegistrar struct {
+	mu    sync.Mutex
+	users map[string]string
+}
+
+func (f *fakeRegistrar) Register(_ context.Context, bare, pw string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.users[bare]; ok {
+		return account.ErrExists
+	}
+	if err := credentials.CheckPassword(pw); err != nil {
+		return err
+	}
+	f.users[bare] = pw
+	return nil
+}
+
+func (f *fakeRegistrar) SetPassword(_ context.Context, bare, pw string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.users[bare] = pw
+	return nil
+}
+
+func (f *fakeRegistrar) Remove(_ context.Context, bare string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.users, bare)
+	return nil
+}
+
+func TestRegistrationStanzas(t *testing.T) {
+	reg := &fakeRegistrar{users: map[string]string{"juliet@localhost": "balcony"}}
+	addr := serverWith(t, func(cfg *Config) { cfg.Registration, cfg.Registrar = true, reg })
+	c := dial(t, addr)
+	c.send(header)
+	if got := c.until("</stream:features>"); !strings.Contains(got, "iq-register") {
+		t.Fatalf("registration not advertised: %s", got)
+	}
+	set := func(id, inner string) {
+		c.send("<iq type='set' id='" + id + "'><query xmlns='jabber:iq:register'>" + inner + "</query></iq>")
+	}
+	c.send("<iq type='get' id='g'><query xmlns='jabber:iq:register'/></iq>")
+	c.until("<username/><password/>")
+	set("r1", "<username>juliet</username><password>x</password>")
+	c.until("<conflict")
+	set("r2", "<username>romeo</username>")
+	c.until("<bad-request")
+	set("r3", "<username>romeo</username><password>wherefore</password>")
+	c.until("id='r3'")
+	set("r4", "<remove/>")
+	c.until("<registration-required")
+	if reg.users["romeo@localhost"] != "wherefore" {
+		t.Fatalf("registrar holds %v", reg.users)
+	}
+	// After login: change the password, then remove the account.
+	d := dial(t, addr)
+	d.login("phone")
+	d.send("<iq type='set' id='p1'><query xmlns='jabber:iq:register'><username>juliet</username><password>nurse</password></query></iq>")
+	d.until("id='p1'")
+	d.send("<iq type='set' id='p2'><query xmlns='jabber:iq:register'><username>tybalt</username><password>x</password></query></iq>")
+	d.until("<bad-request")
+	d.send("<iq type='set' id='p3'><query xmlns='jabber:iq:register'><remove/></query></iq>")
+	if got := d.until("</stream:stream>"); !strings.Contains(got, "id='p3'") {
+		t.Fatalf("remove: %s", got)
+	}
+	if _, ok := reg.users["juliet@localhost"]; ok || len(reg.users) != 1 {
+		t.Fatalf("after remove the registrar holds %v", reg.users)
+	}
+}
+
+func TestRegistrationOff(t *testing.T) {
+	addr := rawServer(t, 0)
+	c := dial(t, addr)
+	c.send(header)
+	if got := c.until("</stream:features>"); strings.Contains(got, "iq-register") {
+		t.Fatalf("registration advertised while off: %s", got)
+	}
+	c.send("<iq type='set' id='r'><query xmlns='jabber:iq:register'><username>a</username><password>b</password></query></iq>")
+	c.until("<service-unavailable")
+}
+
+// An idle connection is closed with connection-timeout.
+func TestIdleTimeout(t *testing.T) {
+	addr := serverWith(t, func(cfg *Config) { cfg.IdleTimeout = 200 * time.Millisecond })
+	c := dial(t, addr)
+	c.login("idle")
+	if got := c.until("</stream:stream>"); !strings.Contains(got, "<connection-timeout") {
+		t.Fatalf("got %q", got)
+	}
+}
+
+// Whitespace keepalives keep an idle session open.
+func TestWhitespaceKeepalive(t *testing.T) {
+	addr := serverWith(t, func(cfg *Config) { cfg.IdleTimeout = 300 * time.Millisecond })
+	c := dial(t, addr)
+	c.login("kept")
+	for i := 0; i < 6; i++ {
+		time.Sleep(100 * time.Millisecond)
+		c.send(" ")
+	}
+	c.send(`<iq type='get' id='alive'><ping xmlns='urn:xmpp:ping'/></iq>`)
+	if got := c.until("id='alive'"); strings.Contains(got, "connection-timeout") {
+		t.Fatalf("closed despite keepalives: %s", got)
 	}
 }

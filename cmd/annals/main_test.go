@@ -319,6 +319,9 @@ func TestCLIErrors(t *testing.T) {
 		{[]string{"audit", "head", "--data", dir, "--at", "x"}, 2, "--at"},
 		{[]string{"audit", "head", "--data", dir, "--at", "99"}, 1, "no event at position 99"},
 		{[]string{"serve", "--data", dir, "--durability", "maybe"}, 2, "--durability"},
+		{[]string{"serve", "--data", dir, "--allow-plaintext", "--c2s", "0.0.0.0:5222"}, 2, "only allowed on loopback"},
+		{[]string{"serve", "--data", dir, "--domain", "not a domain"}, 2, "--domain"},
+		{[]string{"serve", "--data", dir, "--tls-cert", "x.pem"}, 2, "together"},
 		{[]string{"rebuild", "--data", dir, "--projection", "nope"}, 2, "no such projection"},
 	}
 	for _, c := range cases {
