@@ -248,9 +248,22 @@ func (c *conn) serve(ctx context.Context) {
 	}
 }
 
+// idleReader moves the read deadline forward before every read: any bytes
+// from the client, whitespace keepalives (RFC 6120 §4.6.1) included, show
+// that it is still there.
+type idleReader struct {
+	nc   net.Conn
+	idle time.Duration
+}
+
+func (r idleReader) Read(p []byte) (int, error) {
+	r.nc.SetReadDeadline(time.Now().Add(r.idle))
+	return r.nc.Read(p)
+}
+
 // restart begins a new stream on the (possibly now TLS) connection.
 func (c *conn) restart() {
-	c.lr = &limitReader{r: c.nc, max: c.srv.cfg.MaxStanza}
+	c.lr = &limitReader{r: idleReader{c.nc, c.srv.cfg.IdleTimeout}, max: c.srv.cfg.MaxStanza}
 	c.dec = xml.NewDecoder(c.lr)
 	c.w = bufio.NewWriter(c.nc)
 }
@@ -273,7 +286,6 @@ func (c *conn) run(ctx context.Context) error {
 
 // next reads the next top-level element, skipping white space (keepalives).
 func (c *conn) next() (*element, error) {
-	c.nc.SetReadDeadline(time.Now().Add(c.srv.cfg.IdleTimeout))
 	c.lr.reset()
 	for {
 		tok, err := c.dec.Token()
@@ -293,8 +305,7 @@ func (c *conn) next() (*element, error) {
 			if len(strings.TrimSpace(string(t))) > 0 {
 				return nil, &streamError{cond: "not-well-formed", text: "text between stanzas"}
 			}
-			// A whitespace keepalive (RFC 6120 §4.6.1) shows the client is there.
-			c.nc.SetReadDeadline(time.Now().Add(c.srv.cfg.IdleTimeout))
+
 		}
 	}
 }
@@ -319,7 +330,6 @@ func (c *conn) readError(err error) error {
 
 // openStream reads the client's stream header and answers with ours.
 func (c *conn) openStream() error {
-	c.nc.SetReadDeadline(time.Now().Add(c.srv.cfg.IdleTimeout))
 	for {
 		tok, err := c.dec.Token()
 		if err != nil {
