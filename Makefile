@@ -61,9 +61,11 @@ depcheck:
 	done; \
 	if [ -n "$$bad" ]; then echo "$$bad"; exit 1; fi; echo "depcheck: ok"
 
-# Append and replay throughput, each beside the raw SQLite baseline of the same run.
-bench:
+# Append and replay throughput, each beside the raw SQLite baseline of the
+# same run; then XMPP logins/s and messages/s (Annals alone, for now).
+bench: tools
 	$(GO) test $(GOFLAGS_) -run '^$$' -bench . -benchtime 1x -count 3 ./eventstore/sqlite/
+	$(GO) test $(GOFLAGS_) -run '^$$' -bench XMPP -benchtime 1x -count 3 ./e2e/
 
 # A short fuzzing pass over each parser; seeds live in testdata/.
 FUZZTIME ?= 20s
