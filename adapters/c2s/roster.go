@@ -141,14 +141,13 @@ func (s *Server) push(account string, st roster.State, contact string) {
 	}
 }
 
+// sessionsOf returns the bound sessions of the account with bare JID account.
 func (s *Server) sessionsOf(account string) []*conn {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var out []*conn
-	for _, c := range s.sessions {
-		if c.jid.Bare().String() == account {
-			out = append(out, c)
-		}
+	out := make([]*conn, 0, len(s.sessions[account]))
+	for _, c := range s.sessions[account] {
+		out = append(out, c)
 	}
 	return out
 }

@@ -55,7 +55,7 @@ type Server struct {
 	cfg Config
 
 	mu       sync.Mutex
-	sessions map[string]*conn // by full JID
+	sessions map[string]map[string]*conn // bare JID -> resource -> session
 	throttle *throttle
 }
 
@@ -82,7 +82,7 @@ func NewServer(cfg Config) (*Server, error) {
 	cfg.FailuresPerAccount = cmp.Or(cfg.FailuresPerAccount, 5)
 	cfg.FailuresPerIP = cmp.Or(cfg.FailuresPerIP, 20)
 	cfg.FailureWindow = cmp.Or(cfg.FailureWindow, time.Minute)
-	return &Server{cfg: cfg, sessions: make(map[string]*conn), throttle: newThrottle(cfg.FailureWindow)}, nil
+	return &Server{cfg: cfg, sessions: make(map[string]map[string]*conn), throttle: newThrottle(cfg.FailureWindow)}, nil
 }
 
 // Serve accepts connections on ln until ctx ends.
@@ -559,8 +559,12 @@ func (c *conn) bind(iq, b *element) error {
 
 func (s *Server) bindSession(c *conn) {
 	s.mu.Lock()
-	old := s.sessions[c.jid.String()]
-	s.sessions[c.jid.String()] = c
+	bare, res := c.jid.Bare().String(), c.jid.Resourcepart()
+	if s.sessions[bare] == nil {
+		s.sessions[bare] = make(map[string]*conn)
+	}
+	old := s.sessions[bare][res]
+	s.sessions[bare][res] = c
 	s.mu.Unlock()
 	if old != nil {
 		old.log.Info("session replaced by a new one on the same resource", "jid", c.jid.String())
@@ -573,8 +577,12 @@ func (s *Server) unbind(c *conn) {
 		return
 	}
 	s.mu.Lock()
-	if s.sessions[c.jid.String()] == c {
-		delete(s.sessions, c.jid.String())
+	bare, res := c.jid.Bare().String(), c.jid.Resourcepart()
+	if s.sessions[bare][res] == c {
+		delete(s.sessions[bare], res)
+		if len(s.sessions[bare]) == 0 {
+			delete(s.sessions, bare)
+		}
 	}
 	s.mu.Unlock()
 }

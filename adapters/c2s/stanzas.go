@@ -132,19 +132,15 @@ func (c *conn) errorReply(e *element, typ, cond string) string {
 // session, or else every session of the account (RFC 6121 §8.5.2.1.1:
 // sending to all is allowed where priorities are equal).
 func (s *Server) route(to jid.JID) []*conn {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if c, ok := s.sessions[to.String()]; ok && to.Resourcepart() != "" {
-		return []*conn{c}
-	}
-	bare := to.Bare().String()
-	var out []*conn
-	for _, c := range s.sessions {
-		if c.jid.Bare().String() == bare {
-			out = append(out, c)
+	if to.Resourcepart() != "" {
+		s.mu.Lock()
+		c, ok := s.sessions[to.Bare().String()][to.Resourcepart()]
+		s.mu.Unlock()
+		if ok {
+			return []*conn{c}
 		}
 	}
-	return out
+	return s.sessionsOf(to.Bare().String())
 }
 
 // restamp re-encodes e with from replaced by the sender's full JID.
