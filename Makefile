@@ -6,7 +6,7 @@ GOFLAGS_ := -tags '$(TAGS)'
 DATA     ?= ./var
 BIN      := bin/annals
 
-.PHONY: all build run test unit race vet fmtcheck depcheck tools bench fuzz clean
+.PHONY: all build run test unit race vet fmtcheck depcheck tools bench bench-tools fuzz clean
 
 all: build
 
@@ -62,10 +62,16 @@ depcheck:
 	if [ -n "$$bad" ]; then echo "$$bad"; exit 1; fi; echo "depcheck: ok"
 
 # Append and replay throughput, each beside the raw SQLite baseline of the
-# same run; then XMPP logins/s and messages/s (Annals alone, for now).
-bench: tools
+# same run; then XMPP logins/s and messages/s, Annals beside Prosody.
+bench: tools bench-tools
 	$(GO) test $(GOFLAGS_) -run '^$$' -bench . -benchtime 1x -count 3 ./eventstore/sqlite/
 	$(GO) test $(GOFLAGS_) -run '^$$' -bench XMPP -benchtime 1x -count 3 ./e2e/
+
+# The peers make bench compares against, from Debian; never part of Annals.
+bench-tools:
+	@command -v prosody >/dev/null && [ -e /usr/lib/x86_64-linux-gnu/lua/5.4/dbi/sqlite3.so -o -n "$$(dpkg -l lua-dbi-sqlite3 2>/dev/null | grep ^ii)" ] || { \
+		echo "installing prosody and lua-dbi-sqlite3 (Debian) to compare against"; \
+		(apt-get update -qq && apt-get install -y -qq prosody lua-dbi-sqlite3) >/dev/null; }
 
 # A short fuzzing pass over each parser; seeds live in testdata/.
 FUZZTIME ?= 20s

@@ -1,8 +1,18 @@
 package e2e
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
+	"math/big"
+	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,11 +30,54 @@ const (
 	benchPerSender   = 100
 )
 
-// BenchmarkXMPP measures Annals. (Prosody and ejabberd beside it, in the
-// same run, come next: see the c2s issue.)
+// BenchmarkXMPP measures Annals and, when it is installed (Debian's
+// prosody and lua-dbi-sqlite3), Prosody on the same machine in the same
+// run, with the same client, accounts and load; then prints the ratios.
+// Prosody archives messages (mod_mam, SQLite); Annals does not yet.
 func BenchmarkXMPP(b *testing.B) {
+	type peer struct {
+		name string
+		addr string
+	}
+	var peers []peer
 	data := b.TempDir()
+	s, cmd := serveOnB(b, data, "--registration")
+	defer cmd.Process.Kill()
+	peers = append(peers, peer{"annals", "127.0.0.1:" + strconv.Itoa(s.port)})
+	if addr, stop, err := startProsody(b.TempDir()); err == nil {
+		defer stop()
+		peers = append(peers, peer{"prosody", addr})
+	} else {
+		b.Logf("prosody not measured: %v", err)
+	}
+	results := map[string]float64{}
+	for _, p := range peers {
+		if err := makeAccounts(p.addr); err != nil {
+			b.Fatalf("%s: %v", p.name, err)
+		}
+		b.Run(p.name+"/logins", func(b *testing.B) {
+			r := benchLoginRate(b, p.addr)
+			b.ReportMetric(r, "logins/s")
+			results[p.name+" logins/s"] = r
+		})
+		b.Run(p.name+"/messages", func(b *testing.B) {
+			r := benchMessageRate(b, p.addr)
+			b.ReportMetric(r, "messages/s")
+			results[p.name+" messages/s"] = r
+		})
+	}
+	for _, m := range []string{"logins/s", "messages/s"} {
+		line := fmt.Sprintf("%-11s annals %9.0f", m, results["annals "+m])
+		for _, p := range peers[1:] {
+			line += fmt.Sprintf("   %s %9.0f   annals/%s %.2f", p.name, results[p.name+" "+m], p.name, results["annals "+m]/results[p.name+" "+m])
+		}
+		fmt.Println(line)
+	}
+}
+
+func makeAccounts(addr string) error {
 	var wg sync.WaitGroup
+	errs := make(chan error, benchAccounts)
 	sem := make(chan struct{}, 16)
 	for i := 0; i < benchAccounts; i++ {
 		wg.Add(1)
@@ -32,110 +85,186 @@ func BenchmarkXMPP(b *testing.B) {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			out, err := exec.Command(bin, "user", "add", fmt.Sprintf("u%d@localhost", i), "--password", "pw"+strconv.Itoa(i), "--data", data).CombinedOutput()
-			if err != nil && !strings.Contains(string(out), "already exists") {
-				b.Errorf("user add: %v %s", err, out)
+			if err := registerAccount(addr, "localhost", fmt.Sprintf("u%d", i), "pw"+strconv.Itoa(i)); err != nil {
+				errs <- err
 			}
 		}()
 	}
 	wg.Wait()
-	s, cmd := serveOnB(b, data)
-	defer cmd.Process.Kill()
-	addr := "127.0.0.1:" + strconv.Itoa(s.port)
+	close(errs)
+	return <-errs
+}
 
-	b.Run("logins", func(b *testing.B) {
-		for range b.N {
-			var next, failed atomic.Int64
-			start := time.Now()
-			var wg sync.WaitGroup
-			for w := 0; w < benchConcurrency; w++ {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for {
-						i := next.Add(1) - 1
-						if i >= benchLogins {
-							return
-						}
-						u := int(i) % benchAccounts
-						c, err := dialLogin(addr, "localhost", fmt.Sprintf("u%d", u), "pw"+strconv.Itoa(u), "r"+strconv.Itoa(int(i)))
-						if err != nil {
-							failed.Add(1)
-							continue
-						}
-						c.close()
-					}
-				}()
-			}
-			wg.Wait()
-			if failed.Load() > 0 {
-				b.Fatalf("%d of %d logins failed", failed.Load(), benchLogins)
-			}
-			b.ReportMetric(float64(benchLogins)/time.Since(start).Seconds(), "logins/s")
-		}
-	})
-
-	b.Run("messages", func(b *testing.B) {
-		pairs := benchAccounts / 2
-		senders := make([]*loadClient, pairs)
-		receivers := make([]*loadClient, pairs)
-		for i := 0; i < pairs; i++ {
-			var err error
-			if senders[i], err = dialLogin(addr, "localhost", fmt.Sprintf("u%d", 2*i), "pw"+strconv.Itoa(2*i), "send"); err != nil {
-				b.Fatal(err)
-			}
-			if receivers[i], err = dialLogin(addr, "localhost", fmt.Sprintf("u%d", 2*i+1), "pw"+strconv.Itoa(2*i+1), "recv"); err != nil {
-				b.Fatal(err)
-			}
-		}
-		defer func() {
-			for i := range senders {
-				senders[i].close()
-				receivers[i].close()
+func benchLoginRate(b *testing.B, addr string) float64 {
+	var next, failed atomic.Int64
+	var firstErr atomic.Value
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := 0; w < benchConcurrency; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1) - 1
+				if i >= benchLogins {
+					return
+				}
+				u := int(i) % benchAccounts
+				c, err := dialLogin(addr, "localhost", fmt.Sprintf("u%d", u), "pw"+strconv.Itoa(u), "r"+strconv.Itoa(int(i)))
+				if err != nil {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, err)
+					continue
+				}
+				c.close()
 			}
 		}()
-		for range b.N {
-			start := time.Now()
-			var wg sync.WaitGroup
-			var got atomic.Int64
-			for i := 0; i < pairs; i++ {
-				wg.Add(2)
-				go func() {
-					defer wg.Done()
-					to := receivers[i].jid
-					var sb strings.Builder
-					for k := 0; k < benchPerSender; k++ {
-						fmt.Fprintf(&sb, "<message to='%s' type='chat' id='m%d'><body>message %d of the benchmark</body></message>", to, k, k)
-					}
-					if err := senders[i].send(sb.String()); err != nil {
-						b.Error(err)
-					}
-				}()
-				go func() {
-					defer wg.Done()
-					for k := 0; k < benchPerSender; k++ {
-						st, _, err := receivers[i].next()
-						if err != nil {
-							b.Error(err)
-							return
-						}
-						if st.Name.Local == "message" {
-							got.Add(1)
-						} else {
-							k--
-						}
-					}
-				}()
-			}
-			wg.Wait()
-			b.ReportMetric(float64(got.Load())/time.Since(start).Seconds(), "messages/s")
+	}
+	wg.Wait()
+	if failed.Load() > 0 {
+		b.Fatalf("%d of %d logins failed: %v", failed.Load(), benchLogins, firstErr.Load())
+	}
+	return float64(benchLogins) / time.Since(start).Seconds()
+}
+
+func benchMessageRate(b *testing.B, addr string) float64 {
+	pairs := benchAccounts / 2
+	senders := make([]*loadClient, pairs)
+	receivers := make([]*loadClient, pairs)
+	for i := 0; i < pairs; i++ {
+		var err error
+		if senders[i], err = dialLogin(addr, "localhost", fmt.Sprintf("u%d", 2*i), "pw"+strconv.Itoa(2*i), "send"); err != nil {
+			b.Fatal(err)
 		}
-	})
+		if receivers[i], err = dialLogin(addr, "localhost", fmt.Sprintf("u%d", 2*i+1), "pw"+strconv.Itoa(2*i+1), "recv"); err != nil {
+			b.Fatal(err)
+		}
+	}
+	defer func() {
+		for i := range senders {
+			senders[i].close()
+			receivers[i].close()
+		}
+	}()
+	start := time.Now()
+	var wg sync.WaitGroup
+	var got atomic.Int64
+	for i := 0; i < pairs; i++ {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			to := receivers[i].jid
+			var sb strings.Builder
+			for k := 0; k < benchPerSender; k++ {
+				fmt.Fprintf(&sb, "<message to='%s' type='chat' id='m%d'><body>message %d of the benchmark</body></message>", to, k, k)
+			}
+			if err := senders[i].send(sb.String()); err != nil {
+				b.Error(err)
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			receivers[i].nc.SetReadDeadline(time.Now().Add(2 * time.Minute))
+			for k := 0; k < benchPerSender; {
+				st, _, err := receivers[i].next()
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				if st.Name.Local == "message" {
+					got.Add(1)
+					k++
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return float64(got.Load()) / time.Since(start).Seconds()
+}
+
+// startProsody runs Debian's Prosody on a free loopback port with an
+// equivalent setup: STARTTLS required, SCRAM (internal_hashed), SQLite
+// storage, in-band registration for the benchmark accounts, MAM on.
+func startProsody(dir string) (addr string, stop func(), err error) {
+	if _, err := exec.LookPath("prosody"); err != nil {
+		return "", nil, fmt.Errorf("not installed (apt-get install prosody lua-dbi-sqlite3)")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	certPEM, keyPEM, err := selfSigned()
+	if err != nil {
+		return "", nil, err
+	}
+	os.WriteFile(filepath.Join(dir, "cert.pem"), certPEM, 0o600)
+	os.WriteFile(filepath.Join(dir, "key.pem"), keyPEM, 0o600)
+	os.MkdirAll(filepath.Join(dir, "data"), 0o700)
+	cfg := fmt.Sprintf(`run_as_root = true
+pidfile = %[1]q
+data_path = %[2]q
+modules_enabled = { "roster"; "saslauth"; "tls"; "disco"; "ping"; "mam"; "register"; "posix" }
+allow_registration = true
+min_seconds_between_registrations = 0
+registration_throttle_max = 1000000
+c2s_ports = { %[3]d }
+s2s_ports = { }
+interfaces = { "127.0.0.1" }
+storage = "sql"
+sql = { driver = "SQLite3", database = %[4]q }
+authentication = "internal_hashed"
+c2s_require_encryption = true
+default_archive_policy = true
+archive_expires_after = "never"
+limits = { c2s = { rate = "100mb/s" } }
+log = { warn = %[5]q }
+VirtualHost "localhost"
+  ssl = { certificate = %[6]q; key = %[7]q }
+`, filepath.Join(dir, "prosody.pid"), filepath.Join(dir, "data"), port, filepath.Join(dir, "prosody.sqlite"),
+		filepath.Join(dir, "prosody.log"), filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem"))
+	cfgPath := filepath.Join(dir, "prosody.cfg.lua")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		return "", nil, err
+	}
+	cmd := exec.Command("prosody", "--config", cfgPath, "-F")
+	if err := cmd.Start(); err != nil {
+		return "", nil, err
+	}
+	stop = func() { cmd.Process.Kill(); cmd.Wait() }
+	addr = "127.0.0.1:" + strconv.Itoa(port)
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return addr, stop, nil
+		}
+	}
+	stop()
+	return "", nil, fmt.Errorf("prosody did not listen on %s", addr)
+}
+
+func selfSigned() (certPEM, keyPEM []byte, err error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "localhost"},
+		DNSNames: []string{"localhost"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, nil, err
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), nil
 }
 
 // serveOnB is serveOn for benchmarks.
-func serveOnB(b *testing.B, data string) (*server, *exec.Cmd) {
-	cmd := exec.Command(bin, "serve", "--data", data, "--c2s", "127.0.0.1:0")
+func serveOnB(b *testing.B, data string, flags ...string) (*server, *exec.Cmd) {
+	cmd := exec.Command(bin, append([]string{"serve", "--data", data, "--c2s", "127.0.0.1:0"}, flags...)...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		b.Fatal(err)

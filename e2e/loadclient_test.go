@@ -5,12 +5,14 @@ import (
 	"crypto/hmac"
 	"crypto/pbkdf2"
 	"crypto/rand"
+	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/tls"
 	"encoding/base64"
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"net"
 	"strconv"
@@ -23,22 +25,24 @@ import (
 // SCRAM-SHA-256, bind, then raw stanzas. Interop is tested with slixmpp;
 // this one just needs to be cheap enough not to be the bottleneck.
 type loadClient struct {
-	nc  net.Conn
-	dec *xml.Decoder
-	w   *bufio.Writer
-	jid string
+	nc       net.Conn
+	dec      *xml.Decoder
+	w        *bufio.Writer
+	jid      string
+	features string // of the last stream opened
+	mech     string // SCRAM mechanism used at login
 }
 
 // saltedCache keeps SCRAM's PBKDF2 result per password and salt: the
 // client's key stretching is not what a login benchmark measures.
 var saltedCache sync.Map
 
-func salted(password string, salt []byte, iter int) []byte {
-	key := password + "\x00" + string(salt) + "\x00" + strconv.Itoa(iter)
+func salted(h func() hash.Hash, password string, salt []byte, iter int) []byte {
+	key := fmt.Sprint(h().Size()) + "\x00" + password + "\x00" + string(salt) + "\x00" + strconv.Itoa(iter)
 	if v, ok := saltedCache.Load(key); ok {
 		return v.([]byte)
 	}
-	k, _ := pbkdf2.Key(sha256.New, password, salt, iter, 32)
+	k, _ := pbkdf2.Key(h, password, salt, iter, h().Size())
 	saltedCache.Store(key, k)
 	return k
 }
@@ -79,10 +83,11 @@ func (c *loadClient) open(domain string) error {
 	if err := c.send("<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='" + domain + "' version='1.0'>"); err != nil {
 		return err
 	}
-	st, _, err := c.next() // features
+	st, inner, err := c.next()
 	if err != nil || st.Name.Local != "features" {
 		return fmt.Errorf("no features: %v", err)
 	}
+	c.features = inner
 	return nil
 }
 
@@ -109,18 +114,24 @@ func dialLogin(addr, domain, user, password, resource string) (*loadClient, erro
 	if err := c.open(domain); err != nil {
 		return fail(err)
 	}
-	// SCRAM-SHA-256 (RFC 7677), client side.
+	// SCRAM-SHA-256 (RFC 7677) where offered, else SCRAM-SHA-1 (Prosody
+	// 0.12 offers only that): the client side of RFC 5802.
+	h, mech := sha256.New, "SCRAM-SHA-256"
+	if !strings.Contains(c.features, ">SCRAM-SHA-256<") {
+		h, mech = sha1.New, "SCRAM-SHA-1"
+	}
+	c.mech = mech
 	nonceB := make([]byte, 18)
 	rand.Read(nonceB)
 	cnonce := base64.RawStdEncoding.EncodeToString(nonceB)
 	first := "n=" + user + ",r=" + cnonce
-	if err := c.send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-256'>" +
+	if err := c.send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='" + mech + "'>" +
 		base64.StdEncoding.EncodeToString([]byte("n,,"+first)) + "</auth>"); err != nil {
 		return fail(err)
 	}
 	st, inner, err := c.next()
 	if err != nil || st.Name.Local != "challenge" {
-		return fail(fmt.Errorf("scram: %s %v", st.Name.Local, err))
+		return fail(fmt.Errorf("scram: %s %s %v", st.Name.Local, inner, err))
 	}
 	sf, _ := base64.StdEncoding.DecodeString(inner)
 	attrs := map[string]string{}
@@ -131,12 +142,13 @@ func dialLogin(addr, domain, user, password, resource string) (*loadClient, erro
 	}
 	salt, _ := base64.StdEncoding.DecodeString(attrs["s"])
 	iter, _ := strconv.Atoi(attrs["i"])
-	sp := salted(password, salt, iter)
+	sp := salted(h, password, salt, iter)
 	withoutProof := "c=biws,r=" + attrs["r"]
 	authMsg := first + "," + string(sf) + "," + withoutProof
-	clientKey := mac(sp, "Client Key")
-	stored := sha256.Sum256(clientKey)
-	sig := mac(stored[:], authMsg)
+	clientKey := mac(h, sp, "Client Key")
+	sh := h()
+	sh.Write(clientKey)
+	sig := mac(h, sh.Sum(nil), authMsg)
 	proof := make([]byte, len(clientKey))
 	for i := range proof {
 		proof[i] = clientKey[i] ^ sig[i]
@@ -145,8 +157,8 @@ func dialLogin(addr, domain, user, password, resource string) (*loadClient, erro
 	if err := c.send("<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>" + base64.StdEncoding.EncodeToString([]byte(final)) + "</response>"); err != nil {
 		return fail(err)
 	}
-	if st, _, err := c.next(); err != nil || st.Name.Local != "success" {
-		return fail(fmt.Errorf("login %s: %s %v", user, st.Name.Local, err))
+	if st, inner, err := c.next(); err != nil || st.Name.Local != "success" {
+		return fail(fmt.Errorf("login %s: %s %s %v", user, st.Name.Local, inner, err))
 	}
 	if err := c.open(domain); err != nil {
 		return fail(err)
@@ -162,8 +174,8 @@ func dialLogin(addr, domain, user, password, resource string) (*loadClient, erro
 	return c, nil
 }
 
-func mac(key []byte, msg string) []byte {
-	m := hmac.New(sha256.New, key)
+func mac(h func() hash.Hash, key []byte, msg string) []byte {
+	m := hmac.New(h, key)
 	m.Write([]byte(msg))
 	return m.Sum(nil)
 }
@@ -176,3 +188,45 @@ func (c *loadClient) close() {
 }
 
 var errTimeout = errors.New("timed out")
+
+// registerAccount creates user@domain in-band (XEP-0077) over STARTTLS:
+// how the benchmark makes accounts on servers it does not own the CLI of.
+func registerAccount(addr, domain, user, password string) error {
+	nc, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(30 * time.Second))
+	c := &loadClient{nc: nc}
+	if err := c.open(domain); err != nil {
+		return err
+	}
+	if err := c.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>"); err != nil {
+		return err
+	}
+	if st, _, err := c.next(); err != nil || st.Name.Local != "proceed" {
+		return fmt.Errorf("starttls: %v", err)
+	}
+	c.nc = tls.Client(nc, &tls.Config{InsecureSkipVerify: true, ServerName: domain})
+	if err := c.open(domain); err != nil {
+		return err
+	}
+	if err := c.send("<iq type='set' id='reg'><query xmlns='jabber:iq:register'><username>" + user +
+		"</username><password>" + password + "</password></query></iq>"); err != nil {
+		return err
+	}
+	st, inner, err := c.next()
+	if err != nil {
+		return err
+	}
+	for _, a := range st.Attr {
+		if a.Name.Local == "type" && a.Value == "result" {
+			return nil
+		}
+	}
+	if strings.Contains(inner, "conflict") {
+		return nil // made by an earlier run
+	}
+	return fmt.Errorf("register %s: %s", user, inner)
+}
