@@ -305,7 +305,9 @@ func (c *conn) next() (*element, error) {
 			if len(strings.TrimSpace(string(t))) > 0 {
 				return nil, &streamError{cond: "not-well-formed", text: "text between stanzas"}
 			}
-
+		case xml.Comment, xml.ProcInst, xml.Directive:
+			// RFC 6120 §11.1: no comments, processing instructions or DTDs.
+			return nil, &streamError{cond: "restricted-xml"}
 		}
 	}
 }

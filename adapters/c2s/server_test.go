@@ -125,6 +125,8 @@ func TestBadInput(t *testing.T) {
 		{"text between stanzas", "login", "hello<message/>", "<not-well-formed"},
 		{"stanza too big", "login", "<message to='juliet@localhost'><body>" + strings.Repeat("x", 20000) + "</body></message>", "<policy-violation"},
 		{"unknown top-level element", "login", "<frobnicate/>", "<unsupported-stanza-type"},
+		{"DTD", "login", "<!DOCTYPE x [<!ENTITY a 'b'>]><message/>", "<restricted-xml"},
+		{"comment", "login", "<!-- hi --><message/>", "<restricted-xml"},
 		{"unknown host", "", strings.Replace(header, "to='localhost'", "to='elsewhere.example'", 1), "<host-unknown"},
 		{"wrong namespace", "", "<stream:stream xmlns:stream='urn:nope' to='localhost' version='1.0'>", "<invalid-namespace"},
 		{"stanza before auth", "header", "<message to='juliet@localhost'><body>hi</body></message>", "<not-authorized"},
