@@ -97,9 +97,12 @@ func (c *conn) iq(e *element) error {
 // message routes a 1:1 message (RFC 6121 §8.5), with from set to the
 // sender's full JID whatever the client wrote.
 func (c *conn) message(e *element) error {
-	to, err := jid.Parse(e.attr("to"))
-	if err != nil || e.attr("to") == "" {
-		return c.write(c.errorReply(e, "modify", "jid-malformed"))
+	to := c.jid.Bare() // no to: the user's own account (RFC 6120 §8.1.1.1)
+	if e.attr("to") != "" {
+		var err error
+		if to, err = jid.Parse(e.attr("to")); err != nil {
+			return c.write(c.errorReply(e, "modify", "jid-malformed"))
+		}
 	}
 	if !slices.Contains(c.srv.cfg.Domains, to.Domainpart()) {
 		// Until s2s exists no other server is reachable.
