@@ -62,16 +62,21 @@ depcheck:
 	if [ -n "$$bad" ]; then echo "$$bad"; exit 1; fi; echo "depcheck: ok"
 
 # Append and replay throughput, each beside the raw SQLite baseline of the
-# same run; then XMPP logins/s and messages/s, Annals beside Prosody.
+# same run; then XMPP logins/s and messages/s, Annals beside Prosody and
+# ejabberd started by the benchmark on loopback (one run: ~2 minutes).
 bench: tools bench-tools
 	$(GO) test $(GOFLAGS_) -run '^$$' -bench . -benchtime 1x -count 3 ./eventstore/sqlite/
-	$(GO) test $(GOFLAGS_) -run '^$$' -bench XMPP -benchtime 1x -count 3 ./e2e/
+	$(GO) test $(GOFLAGS_) -run '^$$' -bench XMPP -benchtime 1x -count 1 -timeout 30m ./e2e/
 
 # The peers make bench compares against, from Debian; never part of Annals.
+BENCH_PEERS := prosody lua-dbi-sqlite3 ejabberd erlang-p1-sqlite3
 bench-tools:
-	@command -v prosody >/dev/null && [ -e /usr/lib/x86_64-linux-gnu/lua/5.4/dbi/sqlite3.so -o -n "$$(dpkg -l lua-dbi-sqlite3 2>/dev/null | grep ^ii)" ] || { \
-		echo "installing prosody and lua-dbi-sqlite3 (Debian) to compare against"; \
-		(apt-get update -qq && apt-get install -y -qq prosody lua-dbi-sqlite3) >/dev/null; }
+	@missing=""; for p in $(BENCH_PEERS); do \
+		dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages to compare against:$$missing"; \
+		(apt-get update -qq && apt-get install -y -qq $$missing) >/dev/null || exit 1; \
+	fi
 
 # A short fuzzing pass over each parser; seeds live in testdata/.
 FUZZTIME ?= 20s

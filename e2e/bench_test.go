@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -50,6 +51,12 @@ func BenchmarkXMPP(b *testing.B) {
 	} else {
 		b.Logf("prosody not measured: %v", err)
 	}
+	if addr, stop, err := startEjabberd(); err == nil {
+		defer stop()
+		peers = append(peers, peer{"ejabberd", addr})
+	} else {
+		b.Logf("ejabberd not measured: %v", err)
+	}
 	results := map[string]float64{}
 	for _, p := range peers {
 		if err := makeAccounts(p.addr); err != nil {
@@ -76,6 +83,18 @@ func BenchmarkXMPP(b *testing.B) {
 }
 
 func makeAccounts(addr string) error {
+	// One account alone first: ejabberd starts parts of itself on first use
+	// and fails requests that race that start.
+	var err error
+	for try := 0; try < 5; try++ {
+		if err = registerAccount(addr, "localhost", "u0", "pw0"); err == nil {
+			break
+		}
+		time.Sleep(time.Second)
+	}
+	if err != nil {
+		return err
+	}
 	var wg sync.WaitGroup
 	errs := make(chan error, benchAccounts)
 	sem := make(chan struct{}, 16)
@@ -242,6 +261,103 @@ VirtualHost "localhost"
 	}
 	stop()
 	return "", nil, fmt.Errorf("prosody did not listen on %s", addr)
+}
+
+// startEjabberd runs Debian's ejabberd on a free loopback port with an
+// equivalent setup: STARTTLS required, SCRAM-SHA-256 stored keys, SQLite,
+// in-band registration, MAM on. ejabberdctl runs the server as the
+// ejabberd user, so its directory is handed to that user.
+func startEjabberd() (addr string, stop func(), err error) {
+	if _, err := exec.LookPath("ejabberdctl"); err != nil {
+		return "", nil, fmt.Errorf("not installed (apt-get install ejabberd)")
+	}
+	dir, err := os.MkdirTemp("", "annals-ejabberd")
+	if err != nil {
+		return "", nil, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	certPEM, keyPEM, err := selfSigned()
+	if err != nil {
+		return "", nil, err
+	}
+	os.MkdirAll(filepath.Join(dir, "spool"), 0o755)
+	os.MkdirAll(filepath.Join(dir, "logs"), 0o755)
+	os.WriteFile(filepath.Join(dir, "server.pem"), append(certPEM, keyPEM...), 0o600)
+	os.WriteFile(filepath.Join(dir, "ejabberdctl.cfg"), nil, 0o644)
+	if inetrc, err := os.ReadFile("/etc/ejabberd/inetrc"); err == nil {
+		os.WriteFile(filepath.Join(dir, "inetrc"), inetrc, 0o644)
+	}
+	cfg := fmt.Sprintf(`hosts: ["localhost"]
+loglevel: warning
+certfiles: [%[1]q]
+listen:
+  - port: %[2]d
+    ip: "127.0.0.1"
+    module: ejabberd_c2s
+    starttls_required: true
+    max_stanza_size: 262144
+    shaper: none
+default_db: sql
+sql_type: sqlite
+sql_database: %[3]q
+auth_method: sql
+auth_password_format: scram
+auth_scram_hash: sha256
+registration_timeout: infinity
+access_rules:
+  register:
+    allow: all
+shaper_rules:
+  c2s_shaper: none
+  max_user_sessions: 1000
+modules:
+  mod_register:
+    ip_access: all
+    access: register
+  mod_roster: {}
+  mod_mam:
+    default: always
+    db_type: sql
+  mod_ping: {}
+  mod_disco: {}
+`, filepath.Join(dir, "server.pem"), port, filepath.Join(dir, "ejabberd.db"))
+	os.WriteFile(filepath.Join(dir, "ejabberd.yml"), []byte(cfg), 0o644)
+	if out, err := exec.Command("chown", "-R", "ejabberd:ejabberd", dir).CombinedOutput(); err != nil {
+		return "", nil, fmt.Errorf("chown: %v %s", err, out)
+	}
+	os.Chmod(dir, 0o755)
+	node := fmt.Sprintf("annalsbench%d@localhost", port)
+	cmd := exec.Command("ejabberdctl", "foreground")
+	// ejabberdctl drops its flags when it re-runs itself as the ejabberd
+	// user, but keeps the environment.
+	cmd.Env = append(os.Environ(), "CONFIG_DIR="+dir, "EJABBERD_CONFIG_PATH="+filepath.Join(dir, "ejabberd.yml"),
+		"SPOOL_DIR="+filepath.Join(dir, "spool"), "LOGS_DIR="+filepath.Join(dir, "logs"), "ERLANG_NODE="+node)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return "", nil, err
+	}
+	stop = func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		exec.Command("pkill", "-KILL", "-f", node).Run()
+		cmd.Wait()
+		if os.Getenv("ANNALS_BENCH_KEEP") == "" {
+			os.RemoveAll(dir)
+		}
+	}
+	addr = "127.0.0.1:" + strconv.Itoa(port)
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return addr, stop, nil
+		}
+	}
+	stop()
+	return "", nil, fmt.Errorf("ejabberd did not listen on %s", addr)
 }
 
 func selfSigned() (certPEM, keyPEM []byte, err error) {
