@@ -235,10 +235,17 @@ func TestSlixmppSubscription(t *testing.T) {
 func TestSlixmppRegistration(t *testing.T) {
 	t.Parallel()
 	data := t.TempDir()
-	s, _ := serveOn(t, data, "--registration")
+	s, cmd := serveOn(t, data, "--registration")
 	r := find(t, slix(t, s, "register", "mercutio@localhost/street", "queen-mab"), "register")
 	if r["ok"] != true || r["login"] != true || r["jid"] != "mercutio@localhost/street" {
 		t.Fatalf("registration then login: %v", r)
+	}
+	// An account the client saw acknowledged survives a SIGKILL.
+	cmd.Process.Kill()
+	cmd.Wait()
+	s, _ = serveOn(t, data, "--registration")
+	if login := find(t, slix(t, s, "login", "mercutio@localhost/again", "queen-mab", "SCRAM-SHA-256"), "login"); login["ok"] != true {
+		t.Fatalf("login after SIGKILL and restart: %v", login)
 	}
 	r = find(t, slix(t, s, "register", "mercutio@localhost/again", "other"), "register")
 	if r["error"] != "conflict" {
