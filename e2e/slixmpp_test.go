@@ -301,3 +301,27 @@ func TestSlixmppDemoAccount(t *testing.T) {
 		t.Fatalf("demo login: %v", login)
 	}
 }
+
+// --tls-cert/--tls-key: the server uses the given certificate.
+func TestSlixmppOwnCertificate(t *testing.T) {
+	t.Parallel()
+	certDir := t.TempDir()
+	certPEM, keyPEM, err := selfSigned()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, key := filepath.Join(certDir, "c.pem"), filepath.Join(certDir, "k.pem")
+	os.WriteFile(cert, certPEM, 0o600)
+	os.WriteFile(key, keyPEM, 0o600)
+	data := t.TempDir()
+	if out, err := exec.Command(bin, "user", "add", "juliet@localhost", "--password", "balcony", "--data", data).CombinedOutput(); err != nil {
+		t.Fatalf("user add: %v %s", err, out)
+	}
+	s, _ := serveOn(t, data, "--tls-cert", cert, "--tls-key", key)
+	if login := find(t, slix(t, s, "login", "juliet@localhost/x", "balcony", "SCRAM-SHA-256"), "login"); login["ok"] != true {
+		t.Fatalf("login: %v", login)
+	}
+	if _, err := os.Stat(filepath.Join(data, "tls-cert.pem")); err == nil {
+		t.Fatal("a self-signed certificate was made although one was given")
+	}
+}

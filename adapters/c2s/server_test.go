@@ -352,6 +352,11 @@ func TestIdleTimeout(t *testing.T) {
 	if got := c.until("</stream:stream>"); !strings.Contains(got, "<connection-timeout") {
 		t.Fatalf("got %q", got)
 	}
+	// The server goes on serving: a new session is answered at once.
+	d := dial(t, addr)
+	d.login("next")
+	d.send(`<iq type='get' id='p'><ping xmlns='urn:xmpp:ping'/></iq>`)
+	d.until("id='p'")
 }
 
 // Whitespace keepalives keep an idle session open.
