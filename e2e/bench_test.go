@@ -208,12 +208,10 @@ func startProsody(dir string) (addr string, stop func(), err error) {
 	if _, err := exec.LookPath("prosody"); err != nil {
 		return "", nil, fmt.Errorf("not installed (apt-get install prosody lua-dbi-sqlite3)")
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := freePort()
 	if err != nil {
 		return "", nil, err
 	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
 	certPEM, keyPEM, err := selfSigned()
 	if err != nil {
 		return "", nil, err
@@ -253,14 +251,11 @@ VirtualHost "localhost"
 	}
 	stop = func() { cmd.Process.Kill(); cmd.Wait() }
 	addr = "127.0.0.1:" + strconv.Itoa(port)
-	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			return addr, stop, nil
-		}
+	if err := waitListen(addr, 15*time.Second); err != nil {
+		stop()
+		return "", nil, fmt.Errorf("prosody: %w", err)
 	}
-	stop()
-	return "", nil, fmt.Errorf("prosody did not listen on %s", addr)
+	return addr, stop, nil
 }
 
 // startEjabberd runs Debian's ejabberd on a free loopback port with an
@@ -275,12 +270,10 @@ func startEjabberd() (addr string, stop func(), err error) {
 	if err != nil {
 		return "", nil, err
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := freePort()
 	if err != nil {
 		return "", nil, err
 	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
 	certPEM, keyPEM, err := selfSigned()
 	if err != nil {
 		return "", nil, err
@@ -331,33 +324,52 @@ modules:
 		return "", nil, fmt.Errorf("chown: %v %s", err, out)
 	}
 	os.Chmod(dir, 0o755)
-	node := fmt.Sprintf("annalsbench%d@localhost", port)
 	cmd := exec.Command("ejabberdctl", "foreground")
 	// ejabberdctl drops its flags when it re-runs itself as the ejabberd
 	// user, but keeps the environment.
 	cmd.Env = append(os.Environ(), "CONFIG_DIR="+dir, "EJABBERD_CONFIG_PATH="+filepath.Join(dir, "ejabberd.yml"),
-		"SPOOL_DIR="+filepath.Join(dir, "spool"), "LOGS_DIR="+filepath.Join(dir, "logs"), "ERLANG_NODE="+node)
+		"SPOOL_DIR="+filepath.Join(dir, "spool"), "LOGS_DIR="+filepath.Join(dir, "logs"))
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		return "", nil, err
 	}
 	stop = func() {
 		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		exec.Command("pkill", "-KILL", "-f", node).Run()
+		// The Erlang VM runs as the ejabberd user, outside our process
+		// group, and under its own node name whatever ERLANG_NODE says.
+		exec.Command("pkill", "-KILL", "-u", "ejabberd", "beam.smp").Run()
 		cmd.Wait()
 		if os.Getenv("ANNALS_BENCH_KEEP") == "" {
 			os.RemoveAll(dir)
 		}
 	}
 	addr = "127.0.0.1:" + strconv.Itoa(port)
-	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+	if err := waitListen(addr, 60*time.Second); err != nil {
+		stop()
+		return "", nil, fmt.Errorf("ejabberd: %w", err)
+	}
+	return addr, stop, nil
+}
+
+// freePort asks the kernel for a loopback port nobody listens on.
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// waitListen waits until something accepts connections on addr.
+func waitListen(addr string, timeout time.Duration) error {
+	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 		if c, err := net.Dial("tcp", addr); err == nil {
 			c.Close()
-			return addr, stop, nil
+			return nil
 		}
 	}
-	stop()
-	return "", nil, fmt.Errorf("ejabberd did not listen on %s", addr)
+	return fmt.Errorf("nothing listens on %s after %v", addr, timeout)
 }
 
 func selfSigned() (certPEM, keyPEM []byte, err error) {
