@@ -28,7 +28,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	)
 	fs := newFlagSet("serve", stderr)
 	c.flags(fs, true)
-	fs.BoolVar(&demo, "demo", false, "create demo@localhost with a random password if it does not exist, and print how to log in")
+	fs.BoolVar(&demo, "demo", false, "create demo@<first domain> with a random password if it does not exist, and print how to log in")
 	fs.StringVar(&x.c2s, "c2s", envOr("ANNALS_C2S", ":5222"), "client-to-server listen address ($ANNALS_C2S)")
 	fs.Var(&domains, "domain", "a domain to serve (repeatable; default localhost, or $ANNALS_DOMAIN)")
 	fs.BoolVar(&x.registration, "registration", envOr("ANNALS_REGISTRATION", "") == "true", "allow in-band registration, XEP-0077 ($ANNALS_REGISTRATION=true)")
@@ -62,7 +62,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	accounts := newAccounts(store, creds) // the one owner of account streams in this process
 	if demo {
-		if err := demoAccount(ctx, c, accounts, stdout); err != nil {
+		if err := demoAccount(ctx, c, x.domains[0], accounts, stdout); err != nil {
 			return err
 		}
 	}
@@ -156,13 +156,13 @@ func subscribe(store *sqlite.Store) projections.Subscribe {
 	}
 }
 
-// demoJID is the account `make run` creates.
-const demoJID = "demo@localhost"
 
-// demoAccount makes sure demo@localhost exists and prints its password. The
-// password is kept in DATA/demo-password (mode 0600), a secret beside the
-// log, so that every start can print it again.
-func demoAccount(ctx context.Context, c Config, a *accountsService, stdout io.Writer) error {
+// demoAccount makes sure demo@<first domain> (demo@localhost by default)
+// exists and prints its password. The password is kept in
+// DATA/demo-password (mode 0600), a secret beside the log, so that every
+// start can print it again.
+func demoAccount(ctx context.Context, c Config, domain string, a *accountsService, stdout io.Writer) error {
+	demoJID := "demo@" + domain
 	pwFile := filepath.Join(c.Data, "demo-password")
 	password, err := os.ReadFile(pwFile)
 	switch {
