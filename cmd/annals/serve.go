@@ -156,7 +156,6 @@ func subscribe(store *sqlite.Store) projections.Subscribe {
 	}
 }
 
-
 // demoAccount makes sure demo@<first domain> (demo@localhost by default)
 // exists and prints its password. The password is kept in
 // DATA/demo-password (mode 0600), a secret beside the log, so that every
