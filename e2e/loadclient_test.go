@@ -10,7 +10,6 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"encoding/xml"
-	"errors"
 	"fmt"
 	"hash"
 	"io"
@@ -186,8 +185,6 @@ func (c *loadClient) close() {
 	io.Copy(io.Discard, c.nc)
 	c.nc.Close()
 }
-
-var errTimeout = errors.New("timed out")
 
 // registerAccount creates user@domain in-band (XEP-0077) over STARTTLS:
 // how the benchmark makes accounts on servers it does not own the CLI of.

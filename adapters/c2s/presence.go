@@ -59,14 +59,13 @@ func (c *conn) presence(ctx context.Context, e *element) error {
 	return nil
 }
 
-// broadcast sends this session's presence to the account's other sessions
-// and to every session of the contacts subscribed to it (From or Both).
+// broadcast sends this session's presence to every session of the account,
+// itself included (RFC 6121 §4.2.2), and to every session of the contacts
+// subscribed to it (From or Both).
 func (s *Server) broadcast(ctx context.Context, c *conn, stanza string) {
 	account := c.jid.Bare().String()
 	for _, o := range s.sessionsOf(account) {
-		if o != c {
-			o.write(withTo(stanza, o.jid.String()))
-		}
+		o.write(withTo(stanza, o.jid.String()))
 	}
 	st, err := s.cfg.Accounts.Roster(ctx, account)
 	if err != nil {
@@ -97,25 +96,17 @@ func (s *Server) probe(ctx context.Context, c *conn) {
 			s.presenceOf(contact, c)
 		}
 	}
-	for _, o := range s.sessionsOf(account) {
-		if o != c {
-			s.mu.Lock()
-			p := o.available
-			s.mu.Unlock()
-			if p != "" {
-				c.write(withTo(p, c.jid.String()))
-			}
-		}
-	}
+	s.presenceOf(account, c)
 }
 
-// presenceOf writes every available session's presence of account to c.
+// presenceOf writes to c the presence of every available session of
+// account but c itself (which had its own from broadcast).
 func (s *Server) presenceOf(account string, c *conn) {
 	for _, o := range s.sessionsOf(account) {
 		s.mu.Lock()
 		p := o.available
 		s.mu.Unlock()
-		if p != "" {
+		if p != "" && o != c {
 			c.write(withTo(p, c.jid.String()))
 		}
 	}

@@ -157,15 +157,8 @@ func (s *Server) sessionsOf(account string) []*conn {
 // and the contact is local, the contact's roster and clients. quiet skips
 // the outbound side's forwarding check (stanzas the server sends itself).
 func (s *Server) subscription(ctx context.Context, account, contact string, stanza roster.Stanza, quiet bool) {
-	out, st, err := s.cfg.Accounts.Do(ctx, account, roster.Presence{Contact: contact, Stanza: stanza}, "presence")
-	if err != nil {
-		s.cfg.Log.Error("subscription", "account", account, "contact", contact, "err", err)
-		return
-	}
-	if len(out.Events) > 0 {
-		s.push(account, st, contact)
-	}
-	if !out.Forward && !quiet {
+	out, ok := s.applyPresence(ctx, account, contact, stanza)
+	if !ok || !out.Forward && !quiet {
 		return
 	}
 	cj, err := jid.Parse(contact)
@@ -176,13 +169,9 @@ func (s *Server) subscription(ctx context.Context, account, contact string, stan
 		roster.OutSubscribe: roster.InSubscribe, roster.OutSubscribed: roster.InSubscribed,
 		roster.OutUnsubscribe: roster.InUnsubscribe, roster.OutUnsubscribed: roster.InUnsubscribed,
 	}[stanza]
-	cout, cst, err := s.cfg.Accounts.Do(ctx, contact, roster.Presence{Contact: account, Stanza: in}, "presence")
-	if err != nil {
-		s.cfg.Log.Error("subscription", "account", contact, "contact", account, "err", err)
+	cout, ok := s.applyPresence(ctx, contact, account, in)
+	if !ok {
 		return
-	}
-	if len(cout.Events) > 0 {
-		s.push(contact, cst, account)
 	}
 	typ := strings.TrimPrefix(string(stanza), "out-")
 	if cout.Forward {
@@ -200,6 +189,21 @@ func (s *Server) subscription(ctx context.Context, account, contact string, stan
 	case in == roster.InUnsubscribed && cout.Forward:
 		s.unavailableTo(account, contact) // the contact no longer sees the account
 	}
+}
+
+// applyPresence runs a subscription stanza on account's roster and pushes
+// the changed item to the account's sessions. ok is false after a failure,
+// which is logged: the stanza then goes no further.
+func (s *Server) applyPresence(ctx context.Context, account, contact string, stanza roster.Stanza) (roster.Outcome, bool) {
+	out, st, err := s.cfg.Accounts.Do(ctx, account, roster.Presence{Contact: contact, Stanza: stanza}, "presence")
+	if err != nil {
+		s.cfg.Log.Error("subscription", "account", account, "contact", contact, "stanza", stanza, "err", err)
+		return out, false
+	}
+	if len(out.Events) > 0 {
+		s.push(account, st, contact)
+	}
+	return out, true
 }
 
 func (s *Server) local(domain string) bool {

@@ -85,11 +85,10 @@ var errTooBig = errors.New("c2s: stanza too big")
 // they pass max: the decoder reads ahead by at most its buffer, so the
 // limit holds to within a few KiB.
 type limitReader struct {
-	r    io.Reader
-	n    int
-	max  int
-	read int64 // total, for logs
-	err  error // what the connection returned, e.g. io.EOF when the client hung up
+	r   io.Reader
+	n   int
+	max int
+	err error // what the connection returned, e.g. io.EOF when the client hung up
 }
 
 func (l *limitReader) Read(p []byte) (int, error) {
@@ -98,7 +97,6 @@ func (l *limitReader) Read(p []byte) (int, error) {
 	}
 	n, err := l.r.Read(p)
 	l.n += n
-	l.read += int64(n)
 	if err != nil {
 		l.err = err
 	}
