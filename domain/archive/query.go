@@ -1,0 +1,52 @@
+package archive
+
+import "time"
+
+// Page sizes of archive queries: a query without max gets DefaultPage
+// results, and no page is larger than MaxPage (a larger max is clamped).
+const (
+	DefaultPage = 50
+	MaxPage     = 250
+)
+
+// Query selects entries of one archive (XEP-0313 §4 with XEP-0059 paging).
+// Bounds combine: every given one must hold.
+type Query struct {
+	With       string    // a bare JID matches any resource; a full JID only itself
+	Start, End time.Time // inclusive; zero is open
+	// Exclusive bounds by archive ID: after-id/before-id of the form and
+	// RSM <after/>/<before/>. Each must name an entry of the archive.
+	AfterID, BeforeID string
+	IDs               []string // only these entries (mam#extended)
+	Max               int      // 0: DefaultPage; clamped to MaxPage
+	// Last asks for the page at the end of the range (RSM <before/>, empty
+	// or with an ID): the last Max entries instead of the first.
+	Last bool
+	Flip bool // results newest first within the page
+}
+
+// Limit returns the page size the query gets.
+func (q Query) Limit() int {
+	switch {
+	case q.Max <= 0:
+		return DefaultPage
+	case q.Max > MaxPage:
+		return MaxPage
+	}
+	return q.Max
+}
+
+// Entry is one archived message.
+type Entry struct {
+	ID     string
+	At     time.Time
+	Stanza string
+}
+
+// Page is a query's answer. Entries are oldest first unless the query
+// flipped them. Complete says there is nothing more in the direction of
+// paging: after the page for a forward query, before it for a Last one.
+type Page struct {
+	Entries  []Entry
+	Complete bool
+}

@@ -1,0 +1,56 @@
+package archive
+
+import (
+	"encoding/json"
+	"os"
+	"testing"
+
+	"annals.im/annals/domain/event"
+)
+
+func readSample(t *testing.T, typ event.Type) event.Envelope {
+	t.Helper()
+	b, err := os.ReadFile("../../testdata/events/" + string(typ) + ".v1.json")
+	if err != nil {
+		t.Fatalf("no frozen sample for %s: %v", typ, err)
+	}
+	var e event.Envelope
+	if err := json.Unmarshal(b, &e); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// Every archive event type has a frozen sample that this build still
+// reads, with the values it was written with.
+func TestFrozenSamples(t *testing.T) {
+	e := readSample(t, TypeMessageSent)
+	if !event.Verify(nil, e) {
+		t.Fatal("MessageSent sample does not verify")
+	}
+	var m MessageSent
+	if err := e.Decode(Schema, &m); err != nil {
+		t.Fatal(err)
+	}
+	if m.From != "romeo@example.com/orchard" || m.To != "juliet@example.com" || m.Kind != "chat" || m.Stanza == "" ||
+		m.SenderID != ArchiveID("5f3c1a0d9e2b7c44", "8a54s") || m.RecipientID == "" || !m.Offline {
+		t.Fatalf("MessageSent sample reads as %+v", m)
+	}
+	if e.Stream != Stream(m.From[:len("romeo@example.com")], m.To) {
+		t.Fatalf("stream %s", e.Stream)
+	}
+
+	p := readSample(t, TypePrefsSet)
+	prefs, err := EvolvePrefs(Prefs{}, p)
+	if err != nil || prefs.Default != Roster || len(prefs.Always) != 1 || len(prefs.Never) != 1 {
+		t.Fatalf("prefs sample reads as %+v, %v", prefs, err)
+	}
+	d := readSample(t, TypeOfflineDelivered)
+	if !event.Verify(p.Hash, d) {
+		t.Fatal("OfflineDelivered sample does not chain after the prefs sample")
+	}
+	var od OfflineDelivered
+	if err := d.Decode(Schema, &od); err != nil || od.Through != m.RecipientID {
+		t.Fatalf("OfflineDelivered sample reads as %+v, %v", od, err)
+	}
+}
