@@ -65,6 +65,9 @@ type Runner struct {
 	db  *sql.DB
 	log *slog.Logger
 	ps  []Projection
+
+	mu     sync.Mutex
+	inline map[string]bool // applied by a store's writer, not followed by Run
 }
 
 // Page is how many events one read-model transaction applies at most.
@@ -301,13 +304,20 @@ func (r *Runner) Names() []string {
 	return out
 }
 
-// Run follows the log live and keeps every projection current until ctx
+// Run follows the log live and keeps every projection current (but the
+// inline ones, which a store's writer keeps) until ctx
 // ends or one of them fails; a failure stops all and is returned.
 func (r *Runner) Run(ctx context.Context, subscribe Subscribe) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var wg sync.WaitGroup
 	for _, p := range r.ps {
+		r.mu.Lock()
+		inline := r.inline[p.Name()]
+		r.mu.Unlock()
+		if inline {
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -318,6 +328,7 @@ func (r *Runner) Run(ctx context.Context, subscribe Subscribe) error {
 		}()
 	}
 	wg.Wait()
+	<-ctx.Done() // with nothing to follow, Run still lasts as long as ctx
 	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}

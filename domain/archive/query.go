@@ -14,11 +14,12 @@ const (
 type Query struct {
 	With       string    // a bare JID matches any resource; a full JID only itself
 	Start, End time.Time // inclusive; zero is open
-	// Exclusive bounds by archive ID: after-id/before-id of the form and
-	// RSM <after/>/<before/>. Each must name an entry of the archive.
-	AfterID, BeforeID string
-	IDs               []string // only these entries (mam#extended)
-	Max               int      // 0: DefaultPage; clamped to MaxPage
+	// Exclusive bounds by archive ID: after-id/before-id of the form, and
+	// RSM's <after/>/<before/>. Each must name an entry of the archive.
+	AfterID, BeforeID   string
+	RSMAfter, RSMBefore string
+	IDs                 []string // only these entries (mam#extended)
+	Max                 int      // 0: DefaultPage; clamped to MaxPage
 	// Last asks for the page at the end of the range (RSM <before/>, empty
 	// or with an ID): the last Max entries instead of the first.
 	Last bool

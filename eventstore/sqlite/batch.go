@@ -36,6 +36,8 @@ type batchTx struct {
 	rows    []event.Envelope             // to insert, in position order
 	prev    []int64                      // rows[i]'s stream predecessor
 	logHash [][]byte                     // rows[i]'s log chain hash
+	// inlinePos: where this batch leaves each inline read model.
+	inlinePos map[string]event.Position
 }
 
 // logTip is the last row of the log: its position and log chain hash.
@@ -164,6 +166,9 @@ func (b *batchTx) run(ctx context.Context, batch []*appendReq) ([]appendResult, 
 		results[i] = appendResult{evs, err}
 	}
 	if err := b.write(ctx); err != nil {
+		return nil, err
+	}
+	if err := b.applyInline(ctx); err != nil {
 		return nil, err
 	}
 	return results, nil

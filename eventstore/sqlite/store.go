@@ -86,6 +86,9 @@ type Store struct {
 	// unsynced is inflight[0], or 0: events at or above it are committed
 	// but not yet durable, so readers in this process must not see them.
 	unsynced atomic.Int64
+
+	inlineMu sync.Mutex
+	inline   []Inline // read models kept in the writer's transactions
 }
 
 type appendReq struct {
@@ -415,6 +418,12 @@ func (s *Store) storeUnsynced() {
 		s.unsynced.Store(s.inflight[0])
 	}
 }
+
+// Unsynced returns the first position that is committed but not yet
+// durable, or 0 when every committed event is durable. A reader of an
+// inline read model drops rows at or above it, read after its query (see
+// visible), so that nothing this process shows can vanish in a crash.
+func (s *Store) Unsynced() int64 { return s.unsynced.Load() }
 
 // visible drops from evs (in position order) the events that are committed
 // but not yet durable. It must be called after the query that read evs: a

@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"runtime"
 	"syscall"
@@ -30,7 +31,8 @@ type writer struct {
 	tipKnown   bool           // tip is from a commit of this writer, not a guess
 	syncs      chan committed // to the syncer; nil with DurabilityNormal
 	syncerDone chan struct{}
-	stmts      map[string]*sql.Stmt // prepared on the writer's one connection, by query
+	stmts      map[string]*sql.Stmt      // prepared on the writer's one connection, by query
+	inlinePos  map[string]event.Position // where each inline read model is, as committed
 }
 
 type head struct {
@@ -44,7 +46,8 @@ type head struct {
 const MarkEvery = 128
 
 func newWriter(ctx context.Context, s *Store) (*writer, error) {
-	w := &writer{s: s, heads: make(map[string]head), dirty: make(map[string]head), stmts: make(map[string]*sql.Stmt)}
+	w := &writer{s: s, heads: make(map[string]head), dirty: make(map[string]head), stmts: make(map[string]*sql.Stmt),
+		inlinePos: make(map[string]event.Position)}
 	if s.opts.Durability == DurabilityFull {
 		w.syncs = make(chan committed, 1024)
 		w.syncerDone = make(chan struct{})
@@ -177,10 +180,12 @@ func (w *writer) try(batch []*appendReq, careful bool) (results []appendResult, 
 			tx.Rollback()
 			// What the cache holds may include this batch's heads: forget it.
 			w.heads, w.tip, w.tipKnown = make(map[string]head), logTip{}, false
+			clear(w.inlinePos)
 		}
 	}()
 	b := &batchTx{w: w, tx: tx, careful: careful, tip: w.tip, flush: w.flushDue(),
-		pending: make(map[string]head, len(batch)), inBatch: make(map[ulid.ULID]event.Envelope, len(batch))}
+		pending: make(map[string]head, len(batch)), inBatch: make(map[ulid.ULID]event.Envelope, len(batch)),
+		inlinePos: make(map[string]event.Position)}
 	if careful {
 		// The log's tip is read inside the write transaction. If it is not
 		// the one this writer left, another process appended: the cached
@@ -212,6 +217,7 @@ func (w *writer) try(batch []*appendReq, careful bool) (results []appendResult, 
 	for stream, h := range b.pending {
 		w.heads[stream] = h
 	}
+	maps.Copy(w.inlinePos, b.inlinePos)
 	w.sinceFlush++
 	switch {
 	case b.flush:

@@ -1,0 +1,294 @@
+package archive
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"annals.im/annals/domain/account"
+	"annals.im/annals/domain/archive"
+	"annals.im/annals/domain/event"
+)
+
+// Name is stored with the checkpoint; change it and the read model is
+// rebuilt from the start of the log.
+const Name = "archive/v1"
+
+// Projection is the archive read model.
+type Projection struct{}
+
+func (Projection) Name() string     { return Name }
+func (Projection) Tables() []string { return []string{"archive"} }
+func (Projection) Schema() string {
+	return `CREATE TABLE IF NOT EXISTS archive (
+		account   TEXT NOT NULL,    -- whose archive
+		at        INTEGER NOT NULL, -- Unix nanoseconds; never decreasing within an account
+		pos       INTEGER NOT NULL, -- the event's position in the log
+		id        TEXT NOT NULL,    -- archive ID (XEP-0359 stanza-id)
+		with_bare TEXT NOT NULL,    -- the other party
+		with_full TEXT NOT NULL,
+		offline   INTEGER NOT NULL, -- 1 while waiting for the account's next session
+		stanza    TEXT NOT NULL
+	);
+	CREATE UNIQUE INDEX IF NOT EXISTS archive_order ON archive (account, at, pos);
+	CREATE UNIQUE INDEX IF NOT EXISTS archive_ids ON archive (account, id);
+	CREATE INDEX IF NOT EXISTS archive_with ON archive (account, with_bare, at, pos);
+	CREATE INDEX IF NOT EXISTS archive_offline ON archive (account, at, pos) WHERE offline = 1;`
+}
+
+// Apply implements projections.Projection.
+func (Projection) Apply(ctx context.Context, tx *sql.Tx, e event.Envelope) error {
+	switch e.Type {
+	case archive.TypeMessageSent:
+		var d archive.MessageSent
+		if err := e.Decode(archive.Schema, &d); err != nil {
+			return err
+		}
+		if d.SenderID != "" {
+			if err := insert(ctx, tx, e, bare(d.From), d.SenderID, d.To, false, d.Stanza); err != nil {
+				return err
+			}
+		}
+		if d.RecipientID != "" {
+			return insert(ctx, tx, e, bare(d.To), d.RecipientID, d.From, d.Offline, d.Stanza)
+		}
+	case archive.TypeOfflineDelivered:
+		var d archive.OfflineDelivered
+		if err := e.Decode(archive.Schema, &d); err != nil {
+			return err
+		}
+		acct := strings.TrimPrefix(e.Stream, "account-")
+		_, err := tx.ExecContext(ctx, `UPDATE archive SET offline = 0
+			WHERE account = ?1 AND offline = 1 AND (at, pos) <= (SELECT at, pos FROM archive WHERE account = ?1 AND id = ?2)`,
+			acct, d.Through)
+		return err
+	case account.TypeDeleted:
+		// A deleted account's archive goes with it.
+		_, err := tx.ExecContext(ctx, `DELETE FROM archive WHERE account = ?`, strings.TrimPrefix(e.Stream, "account-"))
+		return err
+	}
+	return nil
+}
+
+// insert adds one party's row. Its time is the event's, or the account's
+// latest row's if that is later (clocks step back; log order wins).
+// A second row with an ID the account already has is dropped: the first
+// one stays, on every replay alike.
+func insert(ctx context.Context, tx *sql.Tx, e event.Envelope, acct, id, with string, offline bool, stanza string) error {
+	at := e.OccurredAt.UnixNano()
+	var last int64
+	err := tx.QueryRowContext(ctx, `SELECT at FROM archive WHERE account = ? ORDER BY at DESC, pos DESC LIMIT 1`, acct).Scan(&last)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+	case err != nil:
+		return err
+	case last > at:
+		at = last
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO archive (account, at, pos, id, with_bare, with_full, offline, stanza)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+		acct, at, int64(e.Position.Commit), id, bare(with), with, offline, stanza)
+	if err != nil {
+		return fmt.Errorf("archive: insert %s into %s: %w", id, acct, err)
+	}
+	return nil
+}
+
+func bare(j string) string {
+	b, _, _ := strings.Cut(j, "/")
+	return b
+}
+
+// Reader answers archive queries.
+type Reader struct {
+	db *sql.DB
+	// unsynced returns the first position not yet durable, or 0 (see
+	// eventstore/sqlite.Store.Unsynced); nil when every commit is durable.
+	unsynced func() int64
+}
+
+// NewReader reads the archive in db.
+func NewReader(db *sql.DB, unsynced func() int64) *Reader {
+	if unsynced == nil {
+		unsynced = func() int64 { return 0 }
+	}
+	return &Reader{db: db, unsynced: unsynced}
+}
+
+type row struct {
+	at, pos int64
+	entry   archive.Entry
+}
+
+// durable drops the rows at or after the first undurable position. It
+// must run after the query: a batch marks itself undurable before it
+// commits. dropped reports whether anything went.
+func (r *Reader) durable(rows []row) (kept []row, dropped bool) {
+	u := r.unsynced()
+	if u == 0 {
+		return rows, false
+	}
+	kept = rows[:0]
+	for _, x := range rows {
+		if x.pos < u {
+			kept = append(kept, x)
+		}
+	}
+	return kept, len(kept) < len(rows)
+}
+
+func (r *Reader) scan(rows *sql.Rows) ([]row, error) {
+	defer rows.Close()
+	var out []row
+	for rows.Next() {
+		var x row
+		if err := rows.Scan(&x.at, &x.pos, &x.entry.ID, &x.entry.Stanza); err != nil {
+			return nil, err
+		}
+		x.entry.At = time.Unix(0, x.at).UTC()
+		out = append(out, x)
+	}
+	return out, rows.Err()
+}
+
+// locate returns the (at, pos) of the entry with archive ID id.
+func (r *Reader) locate(ctx context.Context, acct, id string) (at, pos int64, err error) {
+	err = r.db.QueryRowContext(ctx, `SELECT at, pos FROM archive WHERE account = ? AND id = ?`, acct, id).Scan(&at, &pos)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, 0, fmt.Errorf("%w: %q", archive.ErrItemNotFound, id)
+	}
+	if err == nil && r.unsynced() != 0 && pos >= r.unsynced() {
+		return 0, 0, fmt.Errorf("%w: %q", archive.ErrItemNotFound, id)
+	}
+	return at, pos, err
+}
+
+// Query answers q on acct's archive.
+func (r *Reader) Query(ctx context.Context, acct string, q archive.Query) (archive.Page, error) {
+	where := []string{"account = ?"}
+	args := []any{acct}
+	if q.With != "" {
+		if b := bare(q.With); b == q.With {
+			where, args = append(where, "with_bare = ?"), append(args, b)
+		} else {
+			where, args = append(where, "with_bare = ?", "with_full = ?"), append(args, b, q.With)
+		}
+	}
+	if !q.Start.IsZero() {
+		where, args = append(where, "at >= ?"), append(args, q.Start.UnixNano())
+	}
+	if !q.End.IsZero() {
+		where, args = append(where, "at <= ?"), append(args, q.End.UnixNano())
+	}
+	for _, b := range []struct{ id, op string }{{q.AfterID, ">"}, {q.RSMAfter, ">"}, {q.BeforeID, "<"}, {q.RSMBefore, "<"}} {
+		if b.id == "" {
+			continue
+		}
+		at, pos, err := r.locate(ctx, acct, b.id)
+		if err != nil {
+			return archive.Page{}, err
+		}
+		where, args = append(where, "(at, pos) "+b.op+" (?, ?)"), append(args, at, pos)
+	}
+	if len(q.IDs) > 0 {
+		for _, id := range q.IDs {
+			if _, _, err := r.locate(ctx, acct, id); err != nil {
+				return archive.Page{}, err
+			}
+		}
+		where = append(where, "id IN (?"+strings.Repeat(", ?", len(q.IDs)-1)+")")
+		for _, id := range q.IDs {
+			args = append(args, id)
+		}
+	}
+	limit := q.Limit()
+	order := "at, pos"
+	if q.Last {
+		order = "at DESC, pos DESC"
+	}
+	rows, err := r.db.QueryContext(ctx, `SELECT at, pos, id, stanza FROM archive WHERE `+strings.Join(where, " AND ")+
+		` ORDER BY `+order+` LIMIT ?`, append(args, limit+1)...)
+	if err != nil {
+		return archive.Page{}, fmt.Errorf("archive: query: %w", err)
+	}
+	got, err := r.scan(rows)
+	if err != nil {
+		return archive.Page{}, fmt.Errorf("archive: query: %w", err)
+	}
+	got, dropped := r.durable(got)
+	more := dropped || len(got) > limit
+	if len(got) > limit {
+		got = got[:limit]
+	}
+	// got runs in the direction of paging; entries go oldest first unless flipped.
+	if q.Last != q.Flip {
+		for i, j := 0, len(got)-1; i < j; i, j = i+1, j-1 {
+			got[i], got[j] = got[j], got[i]
+		}
+	}
+	page := archive.Page{Complete: !more, Entries: make([]archive.Entry, len(got))}
+	for i, x := range got {
+		page.Entries[i] = x.entry
+	}
+	return page, nil
+}
+
+// Bounds returns the first and last entries of acct's archive (XEP-0313
+// metadata); ok is false for an empty archive.
+func (r *Reader) Bounds(ctx context.Context, acct string) (first, last archive.Entry, ok bool, err error) {
+	end := func(order string) (archive.Entry, bool, error) {
+		// A few rows, in case the newest are not durable yet.
+		rows, err := r.db.QueryContext(ctx, `SELECT at, pos, id, '' FROM archive WHERE account = ? ORDER BY `+order+` LIMIT 64`, acct)
+		if err != nil {
+			return archive.Entry{}, false, err
+		}
+		got, err := r.scan(rows)
+		if err != nil {
+			return archive.Entry{}, false, err
+		}
+		got, _ = r.durable(got)
+		if len(got) == 0 {
+			return archive.Entry{}, false, nil
+		}
+		return got[0].entry, true, nil
+	}
+	if first, ok, err = end("at, pos"); err != nil || !ok {
+		return first, last, ok, err
+	}
+	last, ok, err = end("at DESC, pos DESC")
+	return first, last, ok, err
+}
+
+// Offline returns acct's messages waiting for its next session, oldest
+// first, at most max.
+func (r *Reader) Offline(ctx context.Context, acct string, max int) ([]archive.Entry, error) {
+	rows, err := r.db.QueryContext(ctx, `SELECT at, pos, id, stanza FROM archive WHERE account = ? AND offline = 1
+		ORDER BY at, pos LIMIT ?`, acct, max)
+	if err != nil {
+		return nil, fmt.Errorf("archive: offline: %w", err)
+	}
+	got, err := r.scan(rows)
+	if err != nil {
+		return nil, fmt.Errorf("archive: offline: %w", err)
+	}
+	got, _ = r.durable(got)
+	out := make([]archive.Entry, len(got))
+	for i, x := range got {
+		out[i] = x.entry
+	}
+	return out, nil
+}
+
+// Has reports whether acct's archive holds an entry with ID id, durable
+// or not: it is how a retried message is recognized.
+func (r *Reader) Has(ctx context.Context, acct, id string) (bool, error) {
+	var one int
+	err := r.db.QueryRowContext(ctx, `SELECT 1 FROM archive WHERE account = ? AND id = ?`, acct, id).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	return err == nil, err
+}
