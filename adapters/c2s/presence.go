@@ -40,7 +40,7 @@ func (c *conn) presence(ctx context.Context, e *element) error {
 			return c.write(c.errorReply(e, "modify", "jid-malformed"))
 		}
 		for _, target := range c.srv.route(t) {
-			target.write(withTo(stamped, target.jid.String()))
+			target.deliver(withTo(stamped, target.jid.String()), false)
 		}
 		return nil
 	}
@@ -55,6 +55,7 @@ func (c *conn) presence(ctx context.Context, e *element) error {
 	c.srv.broadcast(ctx, c, stamped)
 	if initial {
 		c.srv.probe(ctx, c)
+		c.srv.flushOffline(ctx, c)
 	}
 	return nil
 }
@@ -65,7 +66,7 @@ func (c *conn) presence(ctx context.Context, e *element) error {
 func (s *Server) broadcast(ctx context.Context, c *conn, stanza string) {
 	account := c.jid.Bare().String()
 	for _, o := range s.sessionsOf(account) {
-		o.write(withTo(stanza, o.jid.String()))
+		o.deliver(withTo(stanza, o.jid.String()), false)
 	}
 	st, err := s.cfg.Accounts.Roster(ctx, account)
 	if err != nil {
@@ -77,7 +78,7 @@ func (s *Server) broadcast(ctx context.Context, c *conn, stanza string) {
 			continue
 		}
 		for _, o := range s.sessionsOf(contact) {
-			o.write(withTo(stanza, o.jid.String()))
+			o.deliver(withTo(stanza, o.jid.String()), false)
 		}
 	}
 }
@@ -107,7 +108,7 @@ func (s *Server) presenceOf(account string, c *conn) {
 		p := o.available
 		s.mu.Unlock()
 		if p != "" && o != c {
-			c.write(withTo(p, c.jid.String()))
+			c.deliver(withTo(p, c.jid.String()), false)
 		}
 	}
 }
@@ -124,7 +125,7 @@ func (s *Server) presenceTo(from, to string) {
 func (s *Server) unavailableTo(from, to string) {
 	for _, o := range s.sessionsOf(from) {
 		for _, c := range s.sessionsOf(to) {
-			c.write(fmt.Sprintf(`<presence type='unavailable' from='%s' to='%s'/>`, escape(o.jid.String()), escape(c.jid.String())))
+			c.deliver(fmt.Sprintf(`<presence type='unavailable' from='%s' to='%s'/>`, escape(o.jid.String()), escape(c.jid.String())), false)
 		}
 	}
 }

@@ -40,8 +40,14 @@ type Config struct {
 	// Registrar; off by default.
 	Registration bool
 	Registrar    Registrar
-	Version      string // software version reported by XEP-0092
-	Log          *slog.Logger
+	// Archive records and reads 1:1 messages (XEP-0313); nil: messages
+	// are routed only.
+	Archive Archive
+	// ResumeTimeout is how long a session whose connection broke waits to
+	// be resumed (XEP-0198); default 300 s, negative: no resumption.
+	ResumeTimeout time.Duration
+	Version       string // software version reported by XEP-0092
+	Log           *slog.Logger
 
 	// Failed logins allowed per account and per IP address within
 	// FailureWindow before further attempts are refused; defaults 5, 20
@@ -54,9 +60,12 @@ type Config struct {
 type Server struct {
 	cfg Config
 
-	mu       sync.Mutex
-	sessions map[string]map[string]*conn // bare JID -> resource -> session
-	throttle *throttle
+	mu        sync.Mutex
+	sessions  map[string]map[string]*conn // bare JID -> resource -> session
+	resumable map[string]*conn            // session id -> session that may be resumed
+	expired   map[string]expiredSession   // session id -> what a late resumption learns
+	throttle  *throttle
+	delivery  deliveryLocks
 }
 
 // NewServer checks cfg and returns a server.
@@ -82,7 +91,9 @@ func NewServer(cfg Config) (*Server, error) {
 	cfg.FailuresPerAccount = cmp.Or(cfg.FailuresPerAccount, 5)
 	cfg.FailuresPerIP = cmp.Or(cfg.FailuresPerIP, 20)
 	cfg.FailureWindow = cmp.Or(cfg.FailureWindow, time.Minute)
-	return &Server{cfg: cfg, sessions: make(map[string]map[string]*conn), throttle: newThrottle(cfg.FailureWindow)}, nil
+	cfg.ResumeTimeout = cmp.Or(cfg.ResumeTimeout, 300*time.Second)
+	return &Server{cfg: cfg, sessions: make(map[string]map[string]*conn), resumable: make(map[string]*conn),
+		expired: make(map[string]expiredSession), throttle: newThrottle(cfg.FailureWindow)}, nil
 }
 
 // Serve accepts connections on ln until ctx ends.
@@ -108,13 +119,17 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c := &conn{srv: s, nc: nc, log: s.cfg.Log.With("remote", nc.RemoteAddr().String())}
+			c := &conn{srv: s, nc: nc, log: s.cfg.Log.With("remote", nc.RemoteAddr().String()),
+				resume: make(chan *transport), gone: make(chan struct{})}
 			c.serve(ctx)
 		}()
 	}
 }
 
-// conn is one client connection, from the first stream header to close.
+// conn is one client session: its connection from the first stream
+// header to close and, with stream management (XEP-0198), the connections
+// that resume it later. A resumed session keeps its conn, its goroutine and
+// its state; only the transport (nc, lr, dec, w) is swapped.
 type conn struct {
 	srv *Server
 	nc  net.Conn
@@ -122,51 +137,147 @@ type conn struct {
 
 	lr     *limitReader
 	dec    *xml.Decoder
-	wmu    sync.Mutex
 	w      *bufio.Writer
 	secure bool
 	domain string
 	user   string  // authenticated local part
 	jid    jid.JID // bound full JID
 	id     string  // id of the current stream header we sent
-	closed bool
+	// sid is the session id: the id of the stream header on which the
+	// resource was bound. Archive IDs of the session's messages and the
+	// XEP-0198 resumption id are made from it, and it survives resumption.
+	sid string
 
 	available string // the last broadcast available presence, stamped; "" when unavailable (guarded by srv.mu)
 
+	// handled counts the stanzas from the client handled so far (XEP-0198
+	// h); only the session's goroutine touches it.
+	handled uint32
+
+	wmu    sync.Mutex // guards everything below
+	closed bool       // the session is over: nothing more is written
 	// After bind, writes go through out to a writer goroutine, so that a
 	// client that stops reading holds up nobody else: when out is full the
-	// session is closed instead of waiting for it.
-	out     chan string
-	outDone chan struct{}
+	// connection is dropped instead of waiting for it.
+	out      chan string
+	outDone  chan struct{}
+	detached bool // stream management: the transport is gone, the session waits to be resumed
+	sm       smState
+	// XEP-0352: while the client says it is inactive, stanzas that are
+	// not urgent wait in held.
+	inactive bool
+	held     []string
+
+	resume   chan *transport // a new connection taking the session over
+	gone     chan struct{}   // closed when the session ends (replaced, shut down)
+	goneOnce sync.Once
 }
 
 // OutQueue is how many stanzas may wait for a session's client to read
-// them before the session is closed as unresponsive.
+// them before the connection is dropped as unresponsive.
 const OutQueue = 1024
 
 var errSlowReader = errors.New("c2s: the client does not read: outbound queue full")
 
-// write sends s to the client: directly during negotiation, through the
-// outbound queue once the session is bound. It never blocks on a bound
-// session's client.
+// write sends a stanza to the client: directly during negotiation, through
+// the outbound queue once the session is bound. It never blocks on a bound
+// session's client. With stream management the stanza is counted and kept
+// until the client acknowledges it.
 func (c *conn) write(s string) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	return c.writeLocked(s, true)
+}
+
+// writeNonza sends what is not a stanza (XEP-0198 acks and requests):
+// neither counted nor kept for retransmission.
+func (c *conn) writeNonza(s string) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.writeLocked(s, false)
+}
+
+// deliver sends a stanza routed to this session. While the client is
+// inactive (XEP-0352), what is not urgent (presence, chat states,
+// receipts) waits, up to maxHeld stanzas; anything urgent sends the held
+// ones first, in order.
+func (c *conn) deliver(s string, urgent bool) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.inactive {
+		if !urgent && len(c.held) < maxHeld {
+			c.held = append(c.held, s)
+			return
+		}
+		c.flushHeldLocked()
+	}
+	if err := c.writeLocked(s, true); err != nil {
+		c.log.Debug("delivery failed", "err", err)
+	}
+}
+
+// maxHeld bounds the stanzas held for an inactive client.
+const maxHeld = 256
+
+func (c *conn) flushHeldLocked() {
+	held := c.held
+	c.held = nil
+	for _, h := range held {
+		if err := c.writeLocked(h, true); err != nil {
+			return
+		}
+	}
+}
+
+func (c *conn) writeLocked(s string, stanza bool) error {
 	if c.closed {
 		return net.ErrClosed
 	}
-	if c.out != nil {
-		select {
-		case c.out <- s:
-			return nil
-		default:
-			c.log.Warn("closing a session whose client does not read", "jid", c.jid.String(), "queued", len(c.out))
-			c.closed = true
-			close(c.out) // the writer flushes what it can, then closes the connection
-			return errSlowReader
+	if stanza && c.sm.enabled {
+		if err := c.sm.sent(s); err != nil {
+			c.log.Warn("closing a session whose client acknowledges nothing", "jid", c.jid.String(), "unacked", len(c.sm.unacked))
+			c.endLocked((&streamError{cond: "policy-violation", text: err.Error()}).xml() + "</stream:stream>")
+			return err
 		}
 	}
-	return c.writeNow(s)
+	if c.detached {
+		return nil // kept in sm.unacked for the resumption
+	}
+	if c.out == nil {
+		return c.writeNow(s)
+	}
+	if !c.enqueue(s) {
+		return c.dropSlow()
+	}
+	if stanza && c.sm.enabled && c.sm.wantAck(len(c.out)) {
+		c.enqueue(ackRequest)
+	}
+	return nil
+}
+
+func (c *conn) enqueue(s string) bool {
+	select {
+	case c.out <- s:
+		return true
+	default:
+		return false
+	}
+}
+
+// dropSlow handles a client that does not read: a resumable session loses
+// its connection (the client may resume and get what it missed), any
+// other session ends.
+func (c *conn) dropSlow() error {
+	c.log.Warn("dropping the connection of a client that does not read", "jid", c.jid.String(), "queued", len(c.out))
+	if c.sm.resumable {
+		c.nc.Close() // the reader fails and the session detaches
+		return nil
+	}
+	c.closed = true
+	close(c.out) // the writer flushes what it can, then closes the connection
+	c.out = nil
+	c.markGone()
+	return errSlowReader
 }
 
 // writeNow writes s and flushes; the caller holds wmu or is the writer.
@@ -178,56 +289,75 @@ func (c *conn) writeNow(s string) error {
 	return c.w.Flush()
 }
 
-// startQueue switches the session to queued writes.
-func (c *conn) startQueue() {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	c.out, c.outDone = make(chan string, OutQueue), make(chan struct{})
+// startQueue switches the session to queued writes on its current
+// connection; the caller holds wmu.
+func (c *conn) startQueueLocked() {
+	out, done, nc, w := make(chan string, OutQueue), make(chan struct{}), c.nc, c.w
+	c.out, c.outDone = out, done
 	go func() {
-		defer close(c.outDone)
-		defer c.nc.Close()
-		for s := range c.out {
-			c.nc.SetWriteDeadline(time.Now().Add(30 * time.Second))
-			if _, err := c.w.WriteString(s); err != nil {
+		defer close(done)
+		defer nc.Close()
+		for s := range out {
+			nc.SetWriteDeadline(time.Now().Add(30 * time.Second))
+			if _, err := w.WriteString(s); err != nil {
 				return
 			}
 			// Flush when nothing more is waiting: one write for a burst.
-			if len(c.out) == 0 {
-				if err := c.w.Flush(); err != nil {
+			if len(out) == 0 {
+				if err := w.Flush(); err != nil {
 					return
 				}
 			}
 		}
-		c.w.Flush()
+		w.Flush()
 	}()
 }
 
-// shutdown sends final (a stream error and/or the stream's end) and closes
-// the connection once everything queued before it is written.
+// shutdown ends the session: it sends final (a stream error and/or the
+// stream's end) and closes the connection once everything queued before
+// it is written.
 func (c *conn) shutdown(final string) {
 	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.endLocked(final)
+}
+
+func (c *conn) endLocked(final string) {
 	if c.closed {
-		c.wmu.Unlock()
 		return
 	}
 	c.closed = true
-	if c.out == nil {
+	c.markGone()
+	switch {
+	case c.detached:
+	case c.out == nil:
 		c.writeNow(final)
-		c.wmu.Unlock()
 		c.nc.Close()
-		return
-	}
-	select {
-	case c.out <- final:
 	default:
+		select {
+		case c.out <- final:
+		default:
+		}
+		close(c.out)
+		c.out = nil
 	}
-	close(c.out)
-	c.wmu.Unlock()
 }
 
+func (c *conn) markGone() { c.goneOnce.Do(func() { close(c.gone) }) }
+
 func (c *conn) serve(ctx context.Context) {
-	defer c.nc.Close()
 	err := c.run(ctx)
+	if errors.Is(err, errHandedOver) {
+		return // the resumed session's goroutine has the connection now
+	}
+	for c.detach(err) {
+		t := c.waitResume(ctx)
+		if t == nil {
+			err = nil
+			break
+		}
+		err = c.attach(ctx, t)
+	}
 	var se *streamError
 	final := "</stream:stream>"
 	switch {
@@ -242,10 +372,15 @@ func (c *conn) serve(ctx context.Context) {
 		c.srv.goneUnavailable(c)
 	}
 	c.srv.unbind(c)
+	c.srv.forgetResumable(c)
 	c.shutdown(final)
-	if c.outDone != nil {
-		<-c.outDone
+	c.wmu.Lock()
+	done, nc := c.outDone, c.nc
+	c.wmu.Unlock()
+	if done != nil {
+		<-done
 	}
+	nc.Close()
 }
 
 // idleReader moves the read deadline forward before every read: any bytes
@@ -300,7 +435,7 @@ func (c *conn) next() (*element, error) {
 			}
 			return &e, nil
 		case xml.EndElement:
-			return nil, io.EOF // </stream:stream>
+			return nil, errStreamClosed // </stream:stream>
 		case xml.CharData:
 			if len(strings.TrimSpace(string(t))) > 0 {
 				return nil, &streamError{cond: "not-well-formed", text: "text between stanzas"}
@@ -396,6 +531,7 @@ func (c *conn) negotiate(ctx context.Context) (restart bool, err error) {
 		}
 	default:
 		f.WriteString("<bind xmlns='" + nsBind + "'/><session xmlns='" + nsSession + "'><optional/></session>")
+		f.WriteString("<sm xmlns='" + nsSM + "'/><csi xmlns='" + nsCSI + "'/>")
 	}
 	f.WriteString("</stream:features>")
 	if err := c.write(f.String()); err != nil {
@@ -424,6 +560,18 @@ func (c *conn) negotiate(ctx context.Context) (restart bool, err error) {
 			}
 		case c.user == "":
 			return false, &streamError{cond: "not-authorized", text: "authenticate first"}
+		case e.XMLName == xml.Name{Space: nsSM, Local: "resume"}:
+			resumed, err := c.resumeSession(e)
+			if err != nil {
+				return false, err
+			}
+			if resumed {
+				return false, errHandedOver
+			}
+		case e.XMLName == xml.Name{Space: nsSM, Local: "enable"}:
+			if err := c.write("<failed xmlns='" + nsSM + "'><unexpected-request xmlns='" + nsStanzas + "'/></failed>"); err != nil {
+				return false, err
+			}
 		case e.XMLName.Local == "iq" && e.attr("type") == "set":
 			child, _ := e.child()
 			if child.XMLName != (xml.Name{Space: nsBind, Local: "bind"}) {
@@ -553,7 +701,10 @@ func (c *conn) bind(iq, b *element) error {
 		return c.write(c.errorReply(iq, "modify", "bad-request"))
 	}
 	c.jid = j
-	c.startQueue()
+	c.sid = c.id
+	c.wmu.Lock()
+	c.startQueueLocked()
+	c.wmu.Unlock()
 	c.srv.bindSession(c)
 	return c.write(fmt.Sprintf(`<iq type='result' id='%s'><bind xmlns='%s'><jid>%s</jid></bind></iq>`,
 		escape(iq.attr("id")), nsBind, escape(j.String())))

@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/xml"
 	"fmt"
-	"io"
-	"slices"
 	"strings"
 
 	"mellium.im/xmpp/jid"
@@ -31,23 +29,31 @@ func (c *conn) stanzas(ctx context.Context) error {
 			}
 			err = c.iq(e)
 		case xml.Name{Space: nsClient, Local: "message"}:
-			err = c.message(e)
+			err = c.message(ctx, e)
 		case xml.Name{Space: nsStream, Local: "error"}:
 			c.log.Info("the client sent a stream error", "error", string(e.Inner))
-			return io.EOF
+			return errStreamClosed
 		case xml.Name{Space: nsClient, Local: "presence"}:
 			err = c.presence(ctx, e)
 		default:
-			return &streamError{cond: "unsupported-stanza-type", text: e.XMLName.Local}
+			ok, err := c.smElement(e)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return &streamError{cond: "unsupported-stanza-type", text: e.XMLName.Local}
+			}
+			continue // not a stanza: not counted
 		}
 		if err != nil {
 			return err
 		}
+		c.handled++
 	}
 }
 
 // Features the server advertises in disco#info (XEP-0030).
-var serverFeatures = []string{nsDisco, nsItems, nsPing, nsVersion}
+var serverFeatures = []string{nsDisco, nsItems, nsPing, nsVersion, nsCarbons}
 
 func (c *conn) iq(e *element) error {
 	typ := e.attr("type")
@@ -74,6 +80,13 @@ func (c *conn) iq(e *element) error {
 		return c.rosterIQ(context.Background(), e, child)
 	case child.XMLName.Space == nsSession && typ == "set":
 		return reply("")
+	case child.XMLName.Space == nsMAM && (toServer && to == "" || toSelf) && c.srv.cfg.Archive != nil:
+		return c.mamIQ(context.Background(), e, child)
+	case child.XMLName.Space == nsCarbons && typ == "set" && toServer &&
+		(child.XMLName.Local == "enable" || child.XMLName.Local == "disable"):
+		// NOTSPEC(XEP-0280 §4): disable is acknowledged but changes nothing:
+		// every client of the account sees every 1:1 message, always.
+		return reply("")
 	case child.XMLName.Space == nsPing && typ == "get" && (toServer || toSelf):
 		return reply("")
 	case child.XMLName.Space == nsDisco && typ == "get" && toServer:
@@ -85,43 +98,21 @@ func (c *conn) iq(e *element) error {
 		b.WriteString("</query>")
 		return reply(b.String())
 	case child.XMLName.Space == nsDisco && typ == "get" && toSelf:
-		return reply("<query xmlns='" + nsDisco + "'><identity category='account' type='registered'/></query>")
+		var b strings.Builder
+		b.WriteString("<query xmlns='" + nsDisco + "'><identity category='account' type='registered'/>")
+		if c.srv.cfg.Archive != nil {
+			for _, f := range accountFeatures {
+				b.WriteString("<feature var='" + f + "'/>")
+			}
+		}
+		b.WriteString("</query>")
+		return reply(b.String())
 	case child.XMLName.Space == nsItems && typ == "get" && (toServer || toSelf):
 		return reply("<query xmlns='" + nsItems + "'/>")
 	case child.XMLName.Space == nsVersion && typ == "get" && toServer:
 		return reply("<query xmlns='" + nsVersion + "'><name>Annals</name><version>" + escape(c.srv.cfg.Version) + "</version></query>")
 	}
 	return c.write(c.errorReply(e, "cancel", "service-unavailable"))
-}
-
-// message routes a 1:1 message (RFC 6121 §8.5), with from set to the
-// sender's full JID whatever the client wrote.
-func (c *conn) message(e *element) error {
-	to := c.jid.Bare() // no to: the user's own account (RFC 6120 §8.1.1.1)
-	if e.attr("to") != "" {
-		var err error
-		if to, err = jid.Parse(e.attr("to")); err != nil {
-			return c.write(c.errorReply(e, "modify", "jid-malformed"))
-		}
-	}
-	if !slices.Contains(c.srv.cfg.Domains, to.Domainpart()) {
-		// Until s2s exists no other server is reachable.
-		return c.write(c.errorReply(e, "cancel", "remote-server-not-found"))
-	}
-	targets := c.srv.route(to)
-	if len(targets) == 0 {
-		if e.attr("type") == "error" {
-			return nil // never answer an error with an error
-		}
-		return c.write(c.errorReply(e, "cancel", "service-unavailable"))
-	}
-	out := restamp(e, c.jid.String())
-	for _, t := range targets {
-		if err := t.write(out); err != nil {
-			t.log.Debug("delivery failed", "err", err)
-		}
-	}
-	return nil
 }
 
 // errorReply answers e from this session with an error, to the session's
@@ -149,7 +140,9 @@ func (s *Server) route(to jid.JID) []*conn {
 // restamp re-encodes e with from replaced by the sender's full JID.
 func restamp(e *element, from string) string {
 	var b strings.Builder
-	b.WriteString("<" + e.XMLName.Local)
+	// The namespace is explicit, so the copy stays a jabber:client stanza
+	// when it is forwarded inside another element (XEP-0297).
+	b.WriteString("<" + e.XMLName.Local + " xmlns='" + nsClient + "'")
 	for _, a := range e.Attrs {
 		if a.Name.Space == "" && (a.Name.Local == "from" || a.Name.Local == "xmlns") {
 			continue

@@ -7,6 +7,7 @@ import (
 
 	"annals.im/annals/adapters/credentials"
 	"annals.im/annals/domain/account"
+	"annals.im/annals/domain/archive"
 	"annals.im/annals/domain/event"
 	"annals.im/annals/domain/roster"
 	"annals.im/annals/eventstore"
@@ -17,6 +18,7 @@ import (
 type accountState struct {
 	Account account.State
 	Roster  roster.State
+	Prefs   archive.Prefs // archiving preferences (XEP-0441)
 }
 
 func evolveAccount(s accountState, e event.Envelope) (accountState, error) {
@@ -24,7 +26,10 @@ func evolveAccount(s accountState, e event.Envelope) (accountState, error) {
 	if s.Account, err = account.Evolve(s.Account, e); err != nil {
 		return s, err
 	}
-	s.Roster, err = roster.Evolve(s.Roster, e)
+	if s.Roster, err = roster.Evolve(s.Roster, e); err != nil {
+		return s, err
+	}
+	s.Prefs, err = archive.EvolvePrefs(s.Prefs, e)
 	return s, err
 }
 

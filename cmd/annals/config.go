@@ -15,6 +15,7 @@ import (
 	"annals.im/annals/eventstore/sqlite"
 	"annals.im/annals/projections"
 	"annals.im/annals/projections/accounts"
+	archiveproj "annals.im/annals/projections/archive"
 )
 
 // Config is every setting a command may use. Precedence: flags, then
@@ -112,7 +113,7 @@ func (c Config) logger(w io.Writer) *slog.Logger {
 
 // allProjections is every read model this build keeps.
 func allProjections() []projections.Projection {
-	return []projections.Projection{accounts.Projection{}}
+	return []projections.Projection{accounts.Projection{}, archiveproj.Projection{}}
 }
 
 // openStore opens the log. With create false it refuses to make a new,

@@ -11,12 +11,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"annals.im/annals/adapters/credentials"
 	"annals.im/annals/domain/account"
 	"annals.im/annals/domain/event"
 	"annals.im/annals/eventstore/sqlite"
 	"annals.im/annals/projections"
+	archiveproj "annals.im/annals/projections/archive"
 )
 
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -35,6 +37,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&x.plaintext, "allow-plaintext", false, "allow streams without TLS: loopback addresses only (tests, benchmarks)")
 	fs.StringVar(&x.cert, "tls-cert", envOr("ANNALS_TLS_CERT", ""), "PEM certificate (default: a self-signed one in the data directory)")
 	fs.StringVar(&x.key, "tls-key", envOr("ANNALS_TLS_KEY", ""), "PEM private key for --tls-cert")
+	fs.DurationVar(&x.resume, "resume-timeout", 300*time.Second, "how long a broken session waits to be resumed, XEP-0198 (0: no resumption)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -73,7 +76,15 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	for _, s := range stats {
 		log.Info("projection caught up", "projection", s.Projection, "events", s.Events, "took", s.Took)
 	}
-	srv, ln, err := x.listen(c, creds, accounts, log)
+	// The archive is kept in the store's write transactions from now on:
+	// an appended message is archived when its append returns.
+	inline, err := runner.Inline(archiveproj.Name)
+	if err != nil {
+		return err
+	}
+	store.SetInline(inline)
+	arch := &archiveService{accounts: accounts, store: store, reader: archiveproj.NewReader(o.db, store.Unsynced), ids: accounts.ids}
+	srv, ln, err := x.listen(c, creds, accounts, arch, log)
 	if err != nil {
 		return err
 	}
@@ -91,6 +102,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		err = xerr
 	}
 	if err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	// Events another process appended since the last batch of this one
+	// have not reached the inline read model yet: take it back from the
+	// writer and catch it up, so that it stops where the log does.
+	store.SetInline()
+	if _, err := runner.CatchUp(context.Background(), store); err != nil {
 		return err
 	}
 	log.Info("stopped")

@@ -26,6 +26,7 @@ type xmppFlags struct {
 	plaintext    bool
 	registration bool
 	cert, key    string
+	resume       time.Duration
 }
 
 func envOr(name, def string) string {
@@ -53,7 +54,7 @@ func (x xmppFlags) validate() error {
 }
 
 // listen builds the c2s server and opens its listener.
-func (x xmppFlags) listen(c Config, creds *credentials.Store, accounts *accountsService, log *slog.Logger) (*c2s.Server, net.Listener, error) {
+func (x xmppFlags) listen(c Config, creds *credentials.Store, accounts *accountsService, arch *archiveService, log *slog.Logger) (*c2s.Server, net.Listener, error) {
 	var cert tls.Certificate
 	var err error
 	if x.cert != "" {
@@ -68,17 +69,23 @@ func (x xmppFlags) listen(c Config, creds *credentials.Store, accounts *accounts
 	if err != nil {
 		return nil, nil, err
 	}
+	resume := x.resume
+	if resume <= 0 {
+		resume = -1 // c2s: no resumption
+	}
 	srv, err := c2s.NewServer(c2s.Config{
-		Domains:      x.domains,
-		TLS:          &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
-		Plaintext:    x.plaintext,
-		Credentials:  creds.Get,
-		Accounts:     accounts,
-		Registration: x.registration,
-		Registrar:    accounts,
-		FakeSaltKey:  saltKey,
-		Version:      version,
-		Log:          log,
+		Domains:       x.domains,
+		TLS:           &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+		Plaintext:     x.plaintext,
+		Credentials:   creds.Get,
+		Accounts:      accounts,
+		Registration:  x.registration,
+		Registrar:     accounts,
+		Archive:       arch,
+		ResumeTimeout: resume,
+		FakeSaltKey:   saltKey,
+		Version:       version,
+		Log:           log,
 	})
 	if err != nil {
 		return nil, nil, err

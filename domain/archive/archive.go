@@ -25,6 +25,10 @@ const Schema = 1
 var (
 	ErrInvalid      = errors.New("archive: invalid")
 	ErrItemNotFound = errors.New("archive: no such archive ID")
+	// ErrDuplicate: the sender's archive already holds the message's
+	// computed ID, so this is the same message sent again (a retry after
+	// a stream resumption) and must be neither stored nor delivered twice.
+	ErrDuplicate = errors.New("archive: message already archived")
 )
 
 // MaxMessageID is the longest message id attribute that becomes part of an

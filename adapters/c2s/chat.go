@@ -1,0 +1,251 @@
+package c2s
+
+import (
+	"context"
+	"errors"
+	"hash/fnv"
+	"slices"
+	"sync"
+	"time"
+
+	"mellium.im/xmpp/jid"
+
+	"annals.im/annals/domain/account"
+	"annals.im/annals/domain/archive"
+)
+
+// Archive is what the c2s adapter needs from the message archive
+// (XEP-0313) and the log behind it.
+type Archive interface {
+	// Exists reports whether the account with this bare JID exists.
+	Exists(ctx context.Context, bare string) (bool, error)
+	// Record stores a 1:1 message: it fills in who archives it from the
+	// parties' preferences and returns the event's data (the archive IDs)
+	// once it is durable. archive.ErrDuplicate: the sender's archive
+	// already has the computed ID (a retry); account.ErrNotFound: no
+	// such recipient.
+	Record(ctx context.Context, m archive.Send) (archive.MessageSent, error)
+	Query(ctx context.Context, acct string, q archive.Query) (archive.Page, error)
+	Bounds(ctx context.Context, acct string) (first, last archive.Entry, ok bool, err error)
+	// Offline returns the messages waiting for acct's next session, and
+	// Delivered records that they were handed over through one ID.
+	Offline(ctx context.Context, acct string, max int) ([]archive.Entry, error)
+	Delivered(ctx context.Context, acct, through string) error
+	Prefs(ctx context.Context, acct string) (archive.Prefs, error)
+	SetPrefs(ctx context.Context, acct string, p archive.Prefs) error
+}
+
+// deliveryLocks serialize, per recipient account, "is a client available,
+// record the message, route it" against "become available, flush offline
+// messages": a message is either delivered live or found by the flush,
+// never both and never neither. Messages share the lock; a flush takes it
+// alone. Accounts hash onto a fixed set of locks.
+type deliveryLocks [64]sync.RWMutex
+
+func (l *deliveryLocks) of(bare string) *sync.RWMutex {
+	h := fnv.New32a()
+	h.Write([]byte(bare))
+	return &l[h.Sum32()%uint32(len(l))]
+}
+
+// message handles a message from this session.
+func (c *conn) message(ctx context.Context, e *element) error {
+	to := c.jid.Bare() // no to: the user's own account (RFC 6120 §8.1.1.1)
+	if e.attr("to") != "" {
+		var err error
+		if to, err = jid.Parse(e.attr("to")); err != nil {
+			return c.write(c.errorReply(e, "modify", "jid-malformed"))
+		}
+	}
+	if !slices.Contains(c.srv.cfg.Domains, to.Domainpart()) {
+		// Until s2s exists no other server is reachable.
+		return c.write(c.errorReply(e, "cancel", "remote-server-not-found"))
+	}
+	typ := e.attr("type")
+	if typ == "" {
+		typ = "normal"
+	}
+	m := scanMessage(e)
+	stripped := *e
+	stripped.Inner = m.inner
+	stanza := restamp(&stripped, c.jid.String())
+	switch typ {
+	case "chat", "normal":
+		if to.Localpart() != "" {
+			return c.chat(ctx, e, to, typ, m, stanza)
+		}
+	case "groupchat", "headline", "error":
+	default:
+		return c.write(c.errorReply(e, "modify", "bad-request"))
+	}
+	// Not 1:1 chat: routed as RFC 6121 §8.5 says, neither forked nor archived.
+	targets := c.srv.route(to)
+	if len(targets) == 0 {
+		if typ == "error" || typ == "headline" || typ == "groupchat" {
+			return nil // dropped silently (RFC 6121 §8.5.2.1.2, §8.5.3.2.1)
+		}
+		return c.write(c.errorReply(e, "cancel", "service-unavailable"))
+	}
+	for _, t := range targets {
+		t.deliver(stanza, m.body)
+	}
+	return nil
+}
+
+// chat handles a 1:1 message (chat or normal) to an account: it is
+// archived once for each party, delivered to every available client of
+// the recipient and copied to every other available client of the sender.
+//
+// NOTSPEC(XEP-0280 §6): <private/> and XEP-0334 <no-copy/> do not stop the
+// copies: every client of both parties sees the whole conversation, which
+// is the point of server-side chat state. <no-store/> and
+// <no-permanent-store/> are honoured: such a message is forked but kept in
+// no archive (so it has no archive ID).
+func (c *conn) chat(ctx context.Context, e *element, to jid.JID, typ string, m msgInfo, stanza string) error {
+	s := c.srv
+	sender, recipient := c.jid.Bare().String(), to.Bare().String()
+	self := sender == recipient
+	lock := s.delivery.of(recipient)
+	lock.RLock()
+	defer lock.RUnlock()
+	direct, others := s.targets(to)
+	var rec archive.MessageSent
+	switch {
+	case m.archivable() && s.cfg.Archive != nil:
+		var err error
+		rec, err = s.cfg.Archive.Record(ctx, archive.Send{From: c.jid, To: to, Kind: typ, Stanza: stanza,
+			MessageID: e.attr("id"), Session: c.sid, Offline: len(direct) == 0})
+		switch {
+		case errors.Is(err, archive.ErrDuplicate):
+			c.log.Debug("message sent again on the same session: stored and delivered already", "id", e.attr("id"))
+			return nil
+		case errors.Is(err, account.ErrNotFound):
+			return c.write(c.errorReply(e, "cancel", "service-unavailable"))
+		case err != nil:
+			c.log.Error("archiving a message failed", "err", err)
+			return c.write(c.errorReply(e, "wait", "resource-constraint"))
+		}
+		if rec.Offline {
+			// Nobody to hand it to now: the recipient's next session gets
+			// it (flushOffline). The sender's other clients still see it.
+			direct, others = nil, nil
+		}
+	case len(direct) == 0 && s.cfg.Archive != nil:
+		if ok, err := s.cfg.Archive.Exists(ctx, recipient); err == nil && !ok {
+			return c.write(c.errorReply(e, "cancel", "service-unavailable"))
+		}
+	case len(direct) == 0:
+		return c.write(c.errorReply(e, "cancel", "service-unavailable"))
+	}
+	urgent := m.body || m.crypted
+	if self {
+		// A note to oneself: one archive entry, every other client gets it.
+		note := withStanzaID(stanza, sender, rec.SenderID)
+		for _, t := range append(direct, others...) {
+			if t != c {
+				t.deliver(note, urgent)
+			}
+		}
+		return nil
+	}
+	in := withStanzaID(stanza, recipient, rec.RecipientID)
+	for _, t := range direct {
+		t.deliver(in, urgent)
+	}
+	for _, t := range others {
+		t.deliver(carbon("received", recipient, t.jid.String(), typ, in), urgent)
+	}
+	out := withStanzaID(stanza, sender, rec.SenderID)
+	for _, t := range s.availableOf(sender) {
+		if t != c {
+			t.deliver(carbon("sent", sender, t.jid.String(), typ, out), urgent)
+		}
+	}
+	return nil
+}
+
+func withStanzaID(stanza, by, id string) string {
+	if id == "" {
+		return stanza
+	}
+	return insertChild(stanza, stanzaIDXML(by, id))
+}
+
+// targets finds who gets a 1:1 message to `to`: direct gets the message
+// itself, others (the recipient's other available clients) a carbon. A
+// full JID of a bound session goes to that session; any other address
+// goes to every available session of the account (RFC 6121 §8.5.3.2.1:
+// an unknown resource is treated as the bare JID).
+func (s *Server) targets(to jid.JID) (direct, others []*conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	res := s.sessions[to.Bare().String()]
+	if t, ok := res[to.Resourcepart()]; ok && to.Resourcepart() != "" {
+		direct = []*conn{t}
+		for _, o := range res {
+			if o != t && o.available != "" {
+				others = append(others, o)
+			}
+		}
+		return direct, others
+	}
+	for _, o := range res {
+		if o.available != "" {
+			direct = append(direct, o)
+		}
+	}
+	return direct, nil
+}
+
+// availableOf returns the sessions of account that sent available presence.
+func (s *Server) availableOf(account string) []*conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []*conn
+	for _, o := range s.sessions[account] {
+		if o.available != "" {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// offlineBatch is how many waiting messages one flush step reads.
+const offlineBatch = 256
+
+// flushOffline hands the messages that waited for the account to c, its
+// session that just became available, with a delay stamp (XEP-0203), and
+// records how far they went.
+func (s *Server) flushOffline(ctx context.Context, c *conn) {
+	if s.cfg.Archive == nil {
+		return
+	}
+	acct := c.jid.Bare().String()
+	lock := s.delivery.of(acct)
+	lock.Lock()
+	defer lock.Unlock()
+	for {
+		waiting, err := s.cfg.Archive.Offline(ctx, acct, offlineBatch)
+		if err != nil {
+			c.log.Error("reading offline messages", "err", err)
+			return
+		}
+		if len(waiting) == 0 {
+			return
+		}
+		for _, m := range waiting {
+			st := insertChild(m.Stanza, "<delay xmlns='"+nsDelay+"' from='"+escape(c.domain)+"' stamp='"+stamp(m.At)+"'/>")
+			c.deliver(withStanzaID(st, acct, m.ID), true)
+		}
+		if err := s.cfg.Archive.Delivered(ctx, acct, waiting[len(waiting)-1].ID); err != nil {
+			c.log.Error("recording offline delivery", "err", err)
+			return
+		}
+		if len(waiting) < offlineBatch {
+			return
+		}
+	}
+}
+
+// stamp formats t as an XEP-0082 DateTime in UTC with microseconds.
+func stamp(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000000Z") }

@@ -1,0 +1,310 @@
+package c2s
+
+import (
+	"context"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"mellium.im/xmpp/jid"
+
+	"annals.im/annals/domain/archive"
+)
+
+const (
+	nsMAM         = "urn:xmpp:mam:2"
+	nsMAMExtended = "urn:xmpp:mam:2#extended"
+	nsRSM         = "http://jabber.org/protocol/rsm"
+	nsData        = "jabber:x:data"
+	// nsArchiveID advertises, on the account, that the sender's archive ID
+	// of a message is "<session id>:<message id>" (see README).
+	nsArchiveID = "https://annals.im/protocol/archive-id"
+)
+
+// accountFeatures are advertised in disco#info of the user's own bare JID.
+var accountFeatures = []string{nsMAM, nsMAMExtended, nsStanzaID, nsArchiveID}
+
+// queryError is a stanza error with a text for the client.
+type queryError struct {
+	typ, cond, text string
+}
+
+func (e *queryError) Error() string { return e.cond + ": " + e.text }
+
+func badRequest(format string, args ...any) error {
+	return &queryError{"modify", "bad-request", fmt.Sprintf(format, args...)}
+}
+
+// errorReplyText is errorReply with an explanation.
+func (c *conn) errorReplyText(e *element, typ, cond, text string) string {
+	return fmt.Sprintf(`<%s type='error' id='%s'%s><error type='%s'><%s xmlns='%s'/><text xmlns='%s'>%s</text></error></%s>`,
+		e.XMLName.Local, escape(e.attr("id")), toFrom(c.jid.String(), e.attr("to")), typ, cond, nsStanzas, nsStanzas, escape(text), e.XMLName.Local)
+}
+
+// mamIQ answers the XEP-0313 requests on the user's own archive.
+func (c *conn) mamIQ(ctx context.Context, e *element, q element) error {
+	acct := c.jid.Bare().String()
+	reply := func(payload string) error {
+		return c.write(fmt.Sprintf(`<iq type='result' id='%s' to='%s'>%s</iq>`, escape(e.attr("id")), escape(c.jid.String()), payload))
+	}
+	fail := func(err error) error {
+		var qe *queryError
+		switch {
+		case errors.As(err, &qe):
+			return c.write(c.errorReplyText(e, qe.typ, qe.cond, qe.text))
+		case errors.Is(err, archive.ErrItemNotFound):
+			return c.write(c.errorReplyText(e, "cancel", "item-not-found", err.Error()))
+		case errors.Is(err, archive.ErrInvalid):
+			return c.write(c.errorReplyText(e, "modify", "bad-request", err.Error()))
+		}
+		c.log.Error("archive request failed", "err", err)
+		return c.write(c.errorReply(e, "wait", "internal-server-error"))
+	}
+	typ := e.attr("type")
+	switch {
+	case q.XMLName.Local == "query" && typ == "get":
+		return reply(mamForm)
+	case q.XMLName.Local == "query" && typ == "set":
+		query, err := parseMAMQuery(q)
+		if err != nil {
+			return fail(err)
+		}
+		page, err := c.srv.cfg.Archive.Query(ctx, acct, query)
+		if err != nil {
+			return fail(err)
+		}
+		if query.Max == 0 && rsmMaxZero(q) {
+			// RSM <max>0</max>: no items, only whether there are any.
+			page.Complete, page.Entries = len(page.Entries) == 0, nil
+		}
+		queryID := ""
+		if id := q.attr("queryid"); id != "" {
+			queryID = " queryid='" + escape(id) + "'"
+		}
+		for _, en := range page.Entries {
+			if err := c.write(fmt.Sprintf(`<message xmlns='%s' to='%s' from='%s'><result xmlns='%s'%s id='%s'><forwarded xmlns='%s'><delay xmlns='%s' stamp='%s'/>%s</forwarded></result></message>`,
+				nsClient, escape(c.jid.String()), escape(acct), nsMAM, queryID, escape(en.ID), nsForward, nsDelay, stamp(en.At), en.Stanza)); err != nil {
+				return err
+			}
+		}
+		var fin strings.Builder
+		fin.WriteString("<fin xmlns='" + nsMAM + "'")
+		if page.Complete {
+			fin.WriteString(" complete='true'")
+		}
+		fin.WriteString("><set xmlns='" + nsRSM + "'>")
+		if n := len(page.Entries); n > 0 {
+			fin.WriteString("<first>" + escape(page.Entries[0].ID) + "</first><last>" + escape(page.Entries[n-1].ID) + "</last>")
+		}
+		fin.WriteString("</set></fin>")
+		return reply(fin.String())
+	case q.XMLName.Local == "metadata" && typ == "get":
+		first, last, ok, err := c.srv.cfg.Archive.Bounds(ctx, acct)
+		if err != nil {
+			return fail(err)
+		}
+		if !ok {
+			return reply("<metadata xmlns='" + nsMAM + "'/>")
+		}
+		return reply(fmt.Sprintf("<metadata xmlns='%s'><start id='%s' timestamp='%s'/><end id='%s' timestamp='%s'/></metadata>",
+			nsMAM, escape(first.ID), stamp(first.At), escape(last.ID), stamp(last.At)))
+	case q.XMLName.Local == "prefs" && typ == "get":
+		p, err := c.srv.cfg.Archive.Prefs(ctx, acct)
+		if err != nil {
+			return fail(err)
+		}
+		return reply(prefsXML(p))
+	case q.XMLName.Local == "prefs" && typ == "set":
+		p, err := parsePrefs(q)
+		if err != nil {
+			return fail(err)
+		}
+		if err := c.srv.cfg.Archive.SetPrefs(ctx, acct, p); err != nil {
+			return fail(err)
+		}
+		return reply(prefsXML(p))
+	}
+	return c.write(c.errorReply(e, "cancel", "feature-not-implemented"))
+}
+
+// mamForm is the query form (XEP-0313 §4.1.1).
+const mamForm = `<query xmlns='` + nsMAM + `'><x xmlns='` + nsData + `' type='form'>` +
+	`<field type='hidden' var='FORM_TYPE'><value>` + nsMAM + `</value></field>` +
+	`<field type='jid-single' var='with'/><field type='text-single' var='start'/><field type='text-single' var='end'/>` +
+	`<field type='text-single' var='before-id'/><field type='text-single' var='after-id'/>` +
+	`<field type='list-multi' var='ids'><validate xmlns='http://jabber.org/protocol/xdata-validate' datatype='xs:string'><open/></validate></field>` +
+	`</x></query>`
+
+// parseMAMQuery reads a query's form, RSM set and flip-page.
+func parseMAMQuery(q element) (archive.Query, error) {
+	var query archive.Query
+	for _, ch := range children(q) {
+		switch ch.XMLName {
+		case xml.Name{Space: nsData, Local: "x"}:
+			if err := parseMAMForm(ch, &query); err != nil {
+				return query, err
+			}
+		case xml.Name{Space: nsRSM, Local: "set"}:
+			if err := parseRSM(ch, &query); err != nil {
+				return query, err
+			}
+		case xml.Name{Space: nsMAM, Local: "flip-page"}:
+			query.Flip = true
+		}
+	}
+	return query, nil
+}
+
+func parseMAMForm(x element, query *archive.Query) error {
+	if t := x.attr("type"); t != "submit" && t != "" {
+		return badRequest("the form's type is %q, not submit", t)
+	}
+	formType := ""
+	for _, f := range children(x) {
+		if f.XMLName.Local != "field" {
+			continue
+		}
+		var values []string
+		for _, v := range children(f) {
+			if v.XMLName.Local == "value" {
+				values = append(values, string(textOf(v)))
+			}
+		}
+		one := ""
+		if len(values) > 0 {
+			one = strings.TrimSpace(values[0])
+		}
+		switch name := f.attr("var"); name {
+		case "FORM_TYPE":
+			formType = one
+		case "with":
+			if one == "" {
+				continue
+			}
+			j, err := jid.Parse(one)
+			if err != nil {
+				return badRequest("with: %q is not a JID", one)
+			}
+			query.With = j.String()
+		case "start", "end":
+			if one == "" {
+				continue
+			}
+			t, err := time.Parse(time.RFC3339Nano, one)
+			if err != nil {
+				return badRequest("%s: %q is not an XEP-0082 DateTime", name, one)
+			}
+			if name == "start" {
+				query.Start = t
+			} else {
+				query.End = t
+			}
+		case "after-id":
+			query.AfterID = one
+		case "before-id":
+			query.BeforeID = one
+		case "ids":
+			for _, v := range values {
+				if v = strings.TrimSpace(v); v != "" {
+					query.IDs = append(query.IDs, v)
+				}
+			}
+		default:
+			// A filter the server ignored would answer a different question.
+			return badRequest("unsupported field %q", name)
+		}
+	}
+	if formType != nsMAM {
+		return badRequest("FORM_TYPE must be %s", nsMAM)
+	}
+	return nil
+}
+
+func parseRSM(set element, query *archive.Query) error {
+	for _, ch := range children(set) {
+		v := strings.TrimSpace(string(textOf(ch)))
+		switch ch.XMLName.Local {
+		case "max":
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				return badRequest("max: %q is not a count", v)
+			}
+			query.Max = n
+		case "after":
+			if v == "" {
+				return badRequest("after needs an ID")
+			}
+			query.RSMAfter = v
+		case "before":
+			query.RSMBefore, query.Last = v, true
+		case "index":
+			return &queryError{"cancel", "feature-not-implemented", "RSM index is not supported; page with after and before"}
+		}
+	}
+	return nil
+}
+
+// rsmMaxZero reports whether the query's RSM set says <max>0</max>.
+func rsmMaxZero(q element) bool {
+	for _, ch := range children(q) {
+		if ch.XMLName == (xml.Name{Space: nsRSM, Local: "set"}) {
+			for _, m := range children(ch) {
+				if m.XMLName.Local == "max" && strings.TrimSpace(string(textOf(m))) == "0" {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// textOf returns the character data of e (its inner XML unescaped).
+func textOf(e element) []byte {
+	var s struct {
+		Text string `xml:",chardata"`
+	}
+	if err := xml.Unmarshal(append(append([]byte("<t>"), e.Inner...), "</t>"...), &s); err != nil {
+		return nil
+	}
+	return []byte(s.Text)
+}
+
+func prefsXML(p archive.Prefs) string {
+	var b strings.Builder
+	def := p.Default
+	if def == "" {
+		def = archive.Always
+	}
+	b.WriteString("<prefs xmlns='" + nsMAM + "' default='" + def + "'><always>")
+	for _, j := range p.Always {
+		b.WriteString("<jid>" + escape(j) + "</jid>")
+	}
+	b.WriteString("</always><never>")
+	for _, j := range p.Never {
+		b.WriteString("<jid>" + escape(j) + "</jid>")
+	}
+	b.WriteString("</never></prefs>")
+	return b.String()
+}
+
+func parsePrefs(q element) (archive.Prefs, error) {
+	p := archive.Prefs{Default: q.attr("default")}
+	for _, list := range children(q) {
+		for _, j := range children(list) {
+			if j.XMLName.Local != "jid" {
+				continue
+			}
+			v := strings.TrimSpace(string(textOf(j)))
+			switch list.XMLName.Local {
+			case "always":
+				p.Always = append(p.Always, v)
+			case "never":
+				p.Never = append(p.Never, v)
+			}
+		}
+	}
+	return p, nil
+}
