@@ -21,16 +21,21 @@ run: build
 # Everything CI runs. Installs the Debian tools the tests drive.
 test: tools fmtcheck vet depcheck race
 
-# Tests drive the sqlite3 CLI (to tamper with a log) and slixmpp, a
-# third-party XMPP client (end-to-end tests); install them when missing.
+# Tests drive the sqlite3 CLI (to tamper with a log) and two third-party
+# XMPP clients, slixmpp (Debian) and xmpp.js (npm, pinned in
+# e2e/clients/xmppjs/package-lock.json); install them when missing.
 tools:
 	@missing=""; \
 	command -v sqlite3 >/dev/null || missing="$$missing sqlite3"; \
 	/usr/bin/python3 -c 'import slixmpp' 2>/dev/null || missing="$$missing python3-slixmpp"; \
+	command -v node >/dev/null || missing="$$missing nodejs"; \
+	command -v npm >/dev/null || missing="$$missing npm"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages for the tests:$$missing"; \
 		(apt-get update -qq && apt-get install -y -qq $$missing) >/dev/null || exit 1; \
 	fi
+	@[ -d e2e/clients/xmppjs/node_modules/@xmpp/client ] || \
+		(echo "installing xmpp.js for the tests (npm ci)"; cd e2e/clients/xmppjs && npm ci --no-audit --no-fund --loglevel=error)
 
 fmtcheck:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

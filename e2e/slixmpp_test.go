@@ -91,25 +91,29 @@ type result map[string]any
 // slix runs the slixmpp driver and returns its JSON lines.
 func slix(t *testing.T, s *server, args ...string) []result {
 	t.Helper()
-	if _, err := os.Stat("/usr/bin/python3"); err != nil {
-		t.Fatal("/usr/bin/python3 is needed (Debian python3-slixmpp; make test installs it)")
+	return runDriver(t, "/usr/bin/python3", append([]string{"clients/slix.py", strconv.Itoa(s.port)}, args...)...)
+}
+
+// runDriver runs a third-party client driver and returns its JSON lines.
+func runDriver(t *testing.T, prog string, args ...string) []result {
+	t.Helper()
+	if _, err := exec.LookPath(prog); err != nil {
+		t.Fatalf("%s is needed (make test installs the drivers' Debian packages): %v", prog, err)
 	}
-	cmd := exec.Command("/usr/bin/python3", append([]string{"clients/slix.py", strconv.Itoa(s.port)}, args...)...)
+	cmd := exec.Command(prog, args...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
-	done := make(chan struct{})
-	timer := time.AfterFunc(60*time.Second, func() { cmd.Process.Kill() })
+	timer := time.AfterFunc(150*time.Second, func() { cmd.Process.Kill() })
 	defer timer.Stop()
 	out, err := cmd.Output()
-	close(done)
 	if err != nil {
-		t.Fatalf("slix.py %v: %v\nstdout:\n%s\nstderr:\n%s", args, err, out, stderr.String())
+		t.Fatalf("%s %v: %v\nstdout:\n%s\nstderr:\n%s", prog, args, err, out, stderr.String())
 	}
 	var rs []result
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
 		var r result
 		if err := json.Unmarshal([]byte(line), &r); err != nil {
-			t.Fatalf("slix.py printed %q (stderr %s)", line, stderr.String())
+			t.Fatalf("%s %v printed %q (stderr %s)", prog, args, line, stderr.String())
 		}
 		rs = append(rs, r)
 	}
