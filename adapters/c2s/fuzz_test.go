@@ -3,9 +3,12 @@ package c2s
 import (
 	"bytes"
 	"encoding/xml"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"annals.im/annals/domain/archive"
 )
 
 // FuzzRestamp: whatever stanza a client sends, the copy the server
@@ -59,4 +62,75 @@ func TestRestampKeepsPrefixes(t *testing.T) {
 	if !bytes.Contains([]byte(out), []byte("xmlns:x='urn:example:x'")) {
 		t.Fatalf("prefix declaration lost: %s", out)
 	}
+}
+
+func stanzaSeeds(f *testing.F) {
+	seeds, _ := filepath.Glob("../../testdata/stanzas/*.xml")
+	for _, p := range seeds {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+}
+
+// FuzzScanMessage: whatever a client sends, the payload the server keeps
+// and forwards is the client's minus exactly its top-level stanza-ids:
+// well-formed, and no stanza-id of the client's survives.
+func FuzzScanMessage(f *testing.F) {
+	stanzaSeeds(f)
+	f.Fuzz(func(t *testing.T, in []byte) {
+		var e element
+		if err := xml.Unmarshal(in, &e); err != nil {
+			return
+		}
+		m := scanMessage(&e)
+		stripped := e
+		stripped.Inner = m.inner
+		out := insertChild(restamp(&stripped, "romeo@localhost/orchard"), stanzaIDXML("juliet@localhost", "s1"))
+		var back element
+		if err := xml.Unmarshal([]byte(out), &back); err != nil {
+			t.Fatalf("not well-formed: %v\nin:  %s\nout: %s", err, in, out)
+		}
+		ids := 0
+		for _, c := range children(back) {
+			if c.XMLName == (xml.Name{Space: nsStanzaID, Local: "stanza-id"}) {
+				ids++
+				if c.attr("id") != "s1" {
+					t.Fatalf("a client's stanza-id survived: %s\nin: %s", out, in)
+				}
+			}
+		}
+		if ids != 1 {
+			t.Fatalf("%d stanza-ids in %s", ids, out)
+		}
+		if len(m.inner) > len(e.Inner) {
+			t.Fatalf("payload grew: %q -> %q", e.Inner, m.inner)
+		}
+	})
+}
+
+// FuzzMAMQuery: any query element parses to a query or a stanza error,
+// never a panic, and a parsed query asks for at most MaxPage results.
+func FuzzMAMQuery(f *testing.F) {
+	stanzaSeeds(f)
+	f.Fuzz(func(t *testing.T, in []byte) {
+		var e element
+		if err := xml.Unmarshal(in, &e); err != nil {
+			return
+		}
+		q, ok := e.child()
+		if !ok {
+			q = e
+		}
+		query, err := parseMAMQuery(q)
+		var qe *queryError
+		if err != nil && !errors.As(err, &qe) {
+			t.Fatalf("error that is not a stanza error: %v", err)
+		}
+		if err == nil && (query.Limit() < 1 || query.Limit() > archive.MaxPage) {
+			t.Fatalf("limit %d", query.Limit())
+		}
+	})
 }

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"slices"
 	"strings"
@@ -63,6 +64,7 @@ type Server struct {
 	mu        sync.Mutex
 	sessions  map[string]map[string]*conn // bare JID -> resource -> session
 	resumable map[string]*conn            // session id -> session that may be resumed
+	conns     map[*conn]struct{}          // every session being served, bound or not
 	expired   map[string]expiredSession   // session id -> what a late resumption learns
 	throttle  *throttle
 	delivery  deliveryLocks
@@ -92,7 +94,7 @@ func NewServer(cfg Config) (*Server, error) {
 	cfg.FailuresPerIP = cmp.Or(cfg.FailuresPerIP, 20)
 	cfg.FailureWindow = cmp.Or(cfg.FailureWindow, time.Minute)
 	cfg.ResumeTimeout = cmp.Or(cfg.ResumeTimeout, 300*time.Second)
-	return &Server{cfg: cfg, sessions: make(map[string]map[string]*conn), resumable: make(map[string]*conn),
+	return &Server{cfg: cfg, sessions: make(map[string]map[string]*conn), resumable: make(map[string]*conn), conns: make(map[*conn]struct{}),
 		expired: make(map[string]expiredSession), throttle: newThrottle(cfg.FailureWindow)}, nil
 }
 
@@ -101,6 +103,14 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	go func() {
 		<-ctx.Done()
 		ln.Close()
+		// Every connection ends with the server (RFC 6120 §4.9.3.21);
+		// detached sessions stop waiting on ctx themselves.
+		s.mu.Lock()
+		conns := slices.Collect(maps.Keys(s.conns))
+		s.mu.Unlock()
+		for _, c := range conns {
+			c.shutdown((&streamError{cond: "system-shutdown"}).xml() + "</stream:stream>")
+		}
 	}()
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -116,12 +126,18 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			}
 			return fmt.Errorf("c2s: accept: %w", err)
 		}
+		c := &conn{srv: s, nc: nc, log: s.cfg.Log.With("remote", nc.RemoteAddr().String()),
+			resume: make(chan *transport), gone: make(chan struct{})}
+		s.mu.Lock()
+		s.conns[c] = struct{}{}
+		s.mu.Unlock()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c := &conn{srv: s, nc: nc, log: s.cfg.Log.With("remote", nc.RemoteAddr().String()),
-				resume: make(chan *transport), gone: make(chan struct{})}
 			c.serve(ctx)
+			s.mu.Lock()
+			delete(s.conns, c)
+			s.mu.Unlock()
 		}()
 	}
 }
@@ -398,6 +414,8 @@ func (r idleReader) Read(p []byte) (int, error) {
 
 // restart begins a new stream on the (possibly now TLS) connection.
 func (c *conn) restart() {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
 	c.lr = &limitReader{r: idleReader{c.nc, c.srv.cfg.IdleTimeout}, max: c.srv.cfg.MaxStanza}
 	c.dec = xml.NewDecoder(c.lr)
 	c.w = bufio.NewWriter(c.nc)
@@ -595,7 +613,9 @@ func (c *conn) startTLS() error {
 		return fmt.Errorf("c2s: TLS handshake: %w", err)
 	}
 	tc.SetDeadline(time.Time{})
+	c.wmu.Lock()
 	c.nc, c.secure = tc, true
+	c.wmu.Unlock()
 	c.restart()
 	return nil
 }

@@ -213,7 +213,6 @@ func (c *conn) waitResume(ctx context.Context) *transport {
 func (c *conn) attach(ctx context.Context, t *transport) error {
 	c.wmu.Lock()
 	c.nc, c.lr, c.dec, c.w, c.secure, c.id = t.nc, t.lr, t.dec, t.w, t.secure, t.id
-	c.log = c.srv.cfg.Log.With("remote", t.nc.RemoteAddr().String())
 	if err := c.sm.ack(t.h); err != nil {
 		c.closed, c.detached = true, false
 		c.markGone()
@@ -240,7 +239,7 @@ func (c *conn) attach(ctx context.Context, t *transport) error {
 		c.sm.requested = true
 	}
 	c.wmu.Unlock()
-	c.log.Info("session resumed", "jid", c.jid.String(), "resent", len(c.sm.unacked))
+	c.log.Info("session resumed", "jid", c.jid.String(), "from", t.nc.RemoteAddr().String(), "resent", len(c.sm.unacked))
 	if err != nil {
 		return fmt.Errorf("c2s: resend after resumption: %w", err)
 	}
