@@ -155,6 +155,7 @@ func (c *conn) enableSM(e *element) error {
 		return c.writeLocked("<failed xmlns='"+nsSM+"'><unexpected-request xmlns='"+nsStanzas+"'/></failed>", false)
 	}
 	c.sm.enabled = true
+	c.handled = 0 // h counts from <enable/> on (XEP-0198 §4)
 	resume := e.attr("resume") == "true" || e.attr("resume") == "1"
 	if !resume || c.srv.cfg.ResumeTimeout <= 0 {
 		return c.writeLocked("<enabled xmlns='"+nsSM+"'/>", false)

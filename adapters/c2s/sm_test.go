@@ -44,6 +44,9 @@ func TestSMCounts(t *testing.T) {
 	}
 	c = dial(t, addr)
 	c.login("b")
+	// Stanzas before <enable/> are not counted.
+	c.send(`<iq type='get' id='p0'><ping xmlns='urn:xmpp:ping'/></iq>`)
+	c.until("id='p0'")
 	c.send(`<enable xmlns='urn:xmpp:sm:3'/>`)
 	c.until("<enabled xmlns='urn:xmpp:sm:3'/>")
 	c.send(`<iq type='get' id='p1'><ping xmlns='urn:xmpp:ping'/></iq><iq type='get' id='p2'><ping xmlns='urn:xmpp:ping'/></iq><r xmlns='urn:xmpp:sm:3'/>`)
