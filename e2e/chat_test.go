@@ -266,11 +266,7 @@ func TestChatBadInput(t *testing.T) {
 func TestChatAckIsDurable(t *testing.T) {
 	t.Parallel()
 	data := t.TempDir()
-	for j, pw := range map[string]string{"romeo@localhost": "montague", "juliet@localhost": "capulet"} {
-		if out, err := exec.Command(bin, "user", "add", j, "--password", pw, "--data", data).CombinedOutput(); err != nil {
-			t.Fatalf("user add %s: %v\n%s", j, err, out)
-		}
-	}
+	addUsers(t, data, map[string]string{"romeo@localhost": "montague", "juliet@localhost": "capulet"})
 	s, cmd := serveOn(t, data)
 	const n = 300
 	acked := find(t, slixChat(t, s, "burst", "romeo@localhost", "montague", "juliet@localhost", strconv.Itoa(n)), "acked")

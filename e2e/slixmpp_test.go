@@ -41,13 +41,19 @@ type server struct {
 func startServer(t *testing.T, users map[string]string) *server {
 	t.Helper()
 	data := t.TempDir()
+	addUsers(t, data, users)
+	s, _ := serveOn(t, data)
+	return s
+}
+
+// addUsers creates accounts (bare JID -> password) in data.
+func addUsers(t *testing.T, data string, users map[string]string) {
+	t.Helper()
 	for j, pw := range users {
 		if out, err := exec.Command(bin, "user", "add", j, "--password", pw, "--data", data).CombinedOutput(); err != nil {
 			t.Fatalf("user add %s: %v\n%s", j, err, out)
 		}
 	}
-	s, _ := serveOn(t, data)
-	return s
 }
 
 // serveOn starts annals serve on data and returns it with its process.
@@ -200,11 +206,7 @@ func TestSlixmppMessage(t *testing.T) {
 func TestSlixmppSubscription(t *testing.T) {
 	t.Parallel()
 	data := t.TempDir()
-	for j, pw := range map[string]string{"romeo@localhost": "montague", "juliet@localhost": "capulet"} {
-		if out, err := exec.Command(bin, "user", "add", j, "--password", pw, "--data", data).CombinedOutput(); err != nil {
-			t.Fatalf("user add %s: %v\n%s", j, err, out)
-		}
-	}
+	addUsers(t, data, map[string]string{"romeo@localhost": "montague", "juliet@localhost": "capulet"})
 	s, cmd := serveOn(t, data)
 	rs := slix(t, s, "subscribe", "romeo@localhost/orchard", "montague", "juliet@localhost/balcony", "capulet")
 	t.Logf("slixmpp saw: %v", rs)

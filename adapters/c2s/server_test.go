@@ -103,13 +103,7 @@ const header = `<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:
 // login authenticates as juliet with PLAIN and binds resource r.
 func (c *rawClient) login(r string) {
 	c.t.Helper()
-	c.send(header)
-	c.until("</stream:features>")
-	c.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>` +
-		base64.StdEncoding.EncodeToString([]byte("\x00juliet\x00balcony")) + `</auth>`)
-	c.until("<success")
-	c.send(header)
-	c.until("</stream:features>")
+	c.reauth()
 	c.send(`<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>` + r + `</resource></bind></iq>`)
 	c.until("juliet@localhost/" + r)
 }

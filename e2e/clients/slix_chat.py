@@ -557,16 +557,7 @@ async def mam_bad(port, jid, pw, peer=None, peer_pw=None):
                 out(event="spoof-copy", who=who.label, **rec)
     # More messages than the server's largest page, archived (SM-acked)
     # before the queries, so that a huge max shows the clamp.
-    sm = c["xep_0198"]
-    target = sm.seq + 300
-    for i in range(300):
-        c.chat(c.boundjid.bare, "filler %d" % i, mid="f%d-%s" % (i, n))
-    for _ in range(600):
-        if sm.seq >= target and sm.last_ack >= target:
-            break
-        await asyncio.sleep(0.05)
-        if sm.seq >= target:
-            sm.request_ack()
+    await send_acked(c, c.boundjid.bare, ["f%d-%s" % (i, n) for i in range(300)], "filler")
     unknown = "no-such-id-" + n
     await c.mam("no-form-type", fields=[("with", [c.boundjid.bare])], form_type=None)
     await c.mam("wrong-form-type", fields=[("with", [c.boundjid.bare])], form_type="urn:example:bogus")
@@ -583,6 +574,24 @@ async def mam_bad(port, jid, pw, peer=None, peer_pw=None):
             await who.close()
 
 
+async def send_acked(c, to, ids, text):
+    """Send one chat message per id and wait (up to 30 s) until the
+    server's <a h/> covers them all; report whether it did."""
+    p = c["xep_0198"]
+    # slixmpp counts a stanza (seq) when it leaves its send queue, so the
+    # target is fixed before sending: every message must be sent and acked.
+    target = p.seq + len(ids)
+    for mid in ids:
+        c.chat(to, "%s %s" % (text, mid), mid=mid)
+    for _ in range(600):
+        if p.seq >= target and p.last_ack >= target:
+            break
+        await asyncio.sleep(0.05)
+        if p.seq >= target:
+            p.request_ack()
+    return p.last_ack >= target
+
+
 async def burst(port, jid, pw, peer, n):
     """Send n messages to peer with stream management and stop once the
     server's <a h/> covers them all (acked = archived, on Annals). The
@@ -591,18 +600,10 @@ async def burst(port, jid, pw, peer, n):
     await c.login(port)
     await asyncio.sleep(0.3)
     tag = rand()
+    ids = ["b%d-%s" % (i, tag) for i in range(int(n))]
+    ok = await send_acked(c, peer, ids, "burst")
     p = c["xep_0198"]
-    # slixmpp counts a stanza (seq) when it leaves its send queue, so the
-    # target is fixed before sending: every message must be sent and acked.
-    target = p.seq + int(n)
-    ids = [c.chat(peer, "burst %d %s" % (i, tag), mid="b%d-%s" % (i, tag)) for i in range(int(n))]
-    for _ in range(600):
-        if p.seq >= target and p.last_ack >= target:
-            break
-        await asyncio.sleep(0.05)
-        if p.seq >= target:
-            p.request_ack()
-    out(event="acked", who="client", ok=p.last_ack >= target, ids=ids, last_ack=p.last_ack, seq=p.seq, target=target,
+    out(event="acked", who="client", ok=ok, ids=ids, last_ack=p.last_ack, seq=p.seq,
         stream_id=c.bound_stream_id, expected=["%s:%s" % (c.bound_stream_id, i) for i in ids])
 
 
