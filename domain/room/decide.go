@@ -1,0 +1,319 @@
+package room
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"annals.im/annals/domain/event"
+)
+
+// Commands. Account and By are bare JIDs of the accounts acting.
+type (
+	// Join: an account enters (or a session of an occupant attaches).
+	// Create lets it create the room when it does not exist; Locked makes
+	// a new room wait for its owner's configuration (XEP-0045 §10.1).
+	Join struct {
+		Account, Nick, Password string
+		Show, Status            string
+		Create, Locked          bool
+	}
+	// Leave: the account exits (an explicit unavailable presence).
+	Leave struct {
+		Account, Status string
+	}
+	ChangeNick struct {
+		Account, Nick string
+	}
+	// SetPresence: the account's presence as the room sees it, computed
+	// from its attached sessions.
+	SetPresence struct {
+		Account, Show, Status string
+	}
+	// Post: a groupchat message. Payload is the message's children (no
+	// stanza-ids), MessageID its id attribute; ID the room archive's ID.
+	Post struct {
+		Account, MessageID, Payload, ID string
+	}
+	SetSubject struct {
+		Account, Subject string
+	}
+	Configure struct {
+		By     string
+		Config Config
+	}
+	SetAffiliation struct {
+		By, JID     string
+		Affiliation Affiliation
+		Reason      string
+	}
+	SetRole struct {
+		By, Nick string
+		Role     Role
+		Reason   string
+	}
+	Destroy struct {
+		By, Reason, Alternate string
+	}
+	// Invite: a mediated invitation. In a members-only room it makes the
+	// invitee a member, if the inviter may.
+	Invite struct {
+		By, Invitee string
+	}
+)
+
+// Outcome is what a command did.
+type Outcome struct {
+	Events    []event.Envelope
+	Created   bool // the join created the room (status 201)
+	Already   bool // the account was in the room: a session attaches, nothing changes
+	NickFixed bool // the session asked for another nick than the account's (status 210)
+}
+
+// MaxHistory bounds the history length an owner may configure.
+const MaxHistory = 1000
+
+// Decide applies a command to a room's state.
+func Decide(s State, c any, ids *event.IDs, now time.Time, cause string) (Outcome, error) {
+	var out Outcome
+	emit := func(t event.Type, data any) error {
+		e, err := event.New(ids, now, t, Schema, cause, data)
+		out.Events = append(out.Events, e)
+		return err
+	}
+	if _, ok := c.(Join); !ok && !s.Exists {
+		return out, ErrNotFound
+	}
+	switch c := c.(type) {
+	case Join:
+		if err := ValidNick(s.JID, c.Nick); err != nil {
+			return out, err
+		}
+		if !s.Exists {
+			if !c.Create {
+				return out, ErrNotFound
+			}
+			out.Created = true
+			if err := emit(TypeCreated, Created{Owner: c.Account, Locked: c.Locked, Config: DefaultConfig()}); err != nil {
+				return out, err
+			}
+			return out, emit(TypeJoined, Joined{Occupant{Account: c.Account, Nick: c.Nick, Role: Moderator, Show: c.Show, Status: c.Status}})
+		}
+		if o, ok := s.Occupants[c.Account]; ok {
+			out.Already, out.NickFixed = true, o.Nick != c.Nick
+			return out, nil
+		}
+		a := s.Affiliation(c.Account)
+		switch {
+		case s.Locked && a != Owner:
+			return out, ErrLocked
+		case a == Outcast:
+			return out, ErrBanned
+		case s.Config.MembersOnly && affRank[a] < affRank[Member]:
+			return out, ErrMembersOnly
+		case s.Config.PasswordHash != "" && PasswordHash(s.JID, c.Password) != s.Config.PasswordHash:
+			return out, ErrPassword
+		case s.Config.MaxOccupants > 0 && len(s.Occupants) >= s.Config.MaxOccupants && affRank[a] < affRank[Admin]:
+			return out, ErrFull
+		}
+		if _, taken := s.ByNick(c.Nick); taken {
+			return out, ErrConflict
+		}
+		return out, emit(TypeJoined, Joined{Occupant{Account: c.Account, Nick: c.Nick, Role: s.DefaultRole(a), Show: c.Show, Status: c.Status}})
+	case Leave:
+		if _, ok := s.Occupants[c.Account]; !ok {
+			return out, ErrNotOccupant
+		}
+		if err := emit(TypeLeft, Left{Account: c.Account, Cause: "leave", Reason: c.Status}); err != nil {
+			return out, err
+		}
+		return out, s.destroyIfEmpty(emit, 1)
+	case ChangeNick:
+		o, ok := s.Occupants[c.Account]
+		switch {
+		case !ok:
+			return out, ErrNotOccupant
+		case o.Nick == c.Nick:
+			return out, nil
+		}
+		if err := ValidNick(s.JID, c.Nick); err != nil {
+			return out, err
+		}
+		if _, taken := s.ByNick(c.Nick); taken {
+			return out, ErrConflict
+		}
+		return out, emit(TypeNickChanged, NickChanged{Account: c.Account, Nick: c.Nick})
+	case SetPresence:
+		o, ok := s.Occupants[c.Account]
+		switch {
+		case !ok:
+			return out, ErrNotOccupant
+		case o.Show == c.Show && o.Status == c.Status:
+			return out, nil
+		}
+		return out, emit(TypePresenceChanged, PresenceChanged{Account: c.Account, Show: c.Show, Status: c.Status})
+	case Post:
+		o, ok := s.Occupants[c.Account]
+		switch {
+		case !ok:
+			return out, ErrNotOccupant
+		case roleRank[o.Role] < roleRank[Participant]:
+			return out, ErrNoVoice
+		case c.ID == "":
+			return out, fmt.Errorf("%w: no archive ID", ErrInvalid)
+		}
+		return out, emit(TypeMessagePosted, MessagePosted{Account: c.Account, Nick: o.Nick, ID: c.ID, MessageID: c.MessageID, Payload: c.Payload})
+	case SetSubject:
+		o, ok := s.Occupants[c.Account]
+		switch {
+		case !ok:
+			return out, ErrNotOccupant
+		case o.Role != Moderator && !(s.Config.ChangeSubject && o.Role == Participant):
+			return out, ErrForbidden
+		}
+		return out, emit(TypeSubjectSet, SubjectSet{Account: c.Account, Nick: o.Nick, Subject: c.Subject})
+	case Configure:
+		if s.Affiliation(c.By) != Owner {
+			return out, ErrForbidden
+		}
+		if c.Config.MaxOccupants < 0 || c.Config.HistoryLength < 0 || c.Config.HistoryLength > MaxHistory {
+			return out, fmt.Errorf("%w: max occupants %d, history %d (0 to %d)", ErrInvalid, c.Config.MaxOccupants, c.Config.HistoryLength, MaxHistory)
+		}
+		if err := emit(TypeConfigured, Configured{Config: c.Config}); err != nil {
+			return out, err
+		}
+		if c.Config.MembersOnly && !s.Config.MembersOnly {
+			for _, acct := range sortedKeys(s.Occupants) {
+				if affRank[s.Affiliation(acct)] < affRank[Member] {
+					if err := emit(TypeLeft, Left{Account: acct, Cause: "members-only", By: c.By}); err != nil {
+						return out, err
+					}
+				}
+			}
+		}
+		return out, nil
+	case SetAffiliation:
+		return out, s.setAffiliation(c, emit)
+	case SetRole:
+		return out, s.setRole(c, emit)
+	case Destroy:
+		if s.Affiliation(c.By) != Owner {
+			return out, ErrForbidden
+		}
+		return out, emit(TypeDestroyed, Destroyed{Reason: c.Reason, Alternate: c.Alternate})
+	case Invite:
+		if _, ok := s.Occupants[c.By]; !ok {
+			return out, ErrNotOccupant
+		}
+		if !s.Config.MembersOnly || affRank[s.Affiliation(c.Invitee)] >= affRank[Member] {
+			return out, nil // a plain mediated invitation: nothing to record
+		}
+		by := s.Affiliation(c.By)
+		if affRank[by] < affRank[Admin] && !s.Config.AllowInvites {
+			return out, ErrForbidden
+		}
+		if s.Affiliation(c.Invitee) == Outcast && affRank[by] < affRank[Admin] {
+			return out, ErrForbidden
+		}
+		return out, emit(TypeAffiliationSet, AffiliationSet{JID: c.Invitee, Affiliation: Member, By: c.By, Reason: "invited"})
+	default:
+		return out, fmt.Errorf("room: unknown command %T", c)
+	}
+}
+
+// destroyIfEmpty ends a temporary room whose last occupant is leaving
+// (gone: how many occupants the caller's events removed).
+func (s State) destroyIfEmpty(emit func(event.Type, any) error, gone int) error {
+	if s.Config.Persistent || len(s.Occupants) > gone {
+		return nil
+	}
+	return emit(TypeDestroyed, Destroyed{Reason: "the last occupant left a temporary room"})
+}
+
+func (s State) setAffiliation(c SetAffiliation, emit func(event.Type, any) error) error {
+	by, was := s.Affiliation(c.By), s.Affiliation(c.JID)
+	switch {
+	case was == c.Affiliation:
+		return nil
+	case by == Owner:
+	case by == Admin:
+		// Admins manage members and outcasts, never admins or owners
+		// (XEP-0045 §5.2.2).
+		if affRank[c.Affiliation] >= affRank[Admin] {
+			return ErrForbidden
+		}
+		if affRank[was] >= affRank[Admin] {
+			return ErrNotAllowed
+		}
+	default:
+		return ErrForbidden
+	}
+	if was == Owner && len(s.Owners()) == 1 {
+		return ErrLastOwner
+	}
+	if err := emit(TypeAffiliationSet, AffiliationSet{JID: c.JID, Affiliation: c.Affiliation, By: c.By, Reason: c.Reason}); err != nil {
+		return err
+	}
+	o, present := s.Occupants[c.JID]
+	if !present {
+		return nil
+	}
+	switch {
+	case c.Affiliation == Outcast:
+		return emit(TypeLeft, Left{Account: c.JID, Cause: "ban", By: c.By, Reason: c.Reason})
+	case s.Config.MembersOnly && affRank[c.Affiliation] < affRank[Member]:
+		return emit(TypeLeft, Left{Account: c.JID, Cause: "affiliation", By: c.By, Reason: c.Reason})
+	}
+	if role := s.DefaultRole(c.Affiliation); role != o.Role {
+		return emit(TypeRoleSet, RoleSet{Account: c.JID, Role: role, By: c.By, Reason: c.Reason})
+	}
+	return nil
+}
+
+func (s State) setRole(c SetRole, emit func(event.Type, any) error) error {
+	actor, ok := s.Occupants[c.By]
+	if !ok || actor.Role != Moderator {
+		return ErrForbidden
+	}
+	target, ok := s.ByNick(c.Nick)
+	if !ok {
+		return ErrItemNotFound
+	}
+	byAff, targetAff := s.Affiliation(c.By), s.Affiliation(target.Account)
+	switch c.Role {
+	case Moderator:
+		if affRank[byAff] < affRank[Admin] {
+			return ErrForbidden
+		}
+	case Participant, Visitor, NoRole:
+		// Nobody lowers an admin or owner (§8.2, §8.4); revoking moderator
+		// status takes an admin or owner (§9.7).
+		if affRank[targetAff] >= affRank[Admin] {
+			return ErrNotAllowed
+		}
+		if target.Role == Moderator && affRank[byAff] < affRank[Admin] {
+			return ErrForbidden
+		}
+	default:
+		return fmt.Errorf("%w: role %q", ErrInvalid, c.Role)
+	}
+	if c.Role == NoRole {
+		if err := emit(TypeLeft, Left{Account: target.Account, Cause: "kick", By: c.By, Reason: c.Reason}); err != nil {
+			return err
+		}
+		return s.destroyIfEmpty(emit, 1)
+	}
+	if c.Role == target.Role {
+		return nil
+	}
+	return emit(TypeRoleSet, RoleSet{Account: target.Account, Role: c.Role, By: c.By, Reason: c.Reason})
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}

@@ -1,0 +1,362 @@
+package room
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+
+	"mellium.im/xmpp/jid"
+
+	"annals.im/annals/domain/event"
+)
+
+// Event types, written by hand: renaming a Go type must not orphan stored events.
+const (
+	TypeCreated         event.Type = "RoomCreated"
+	TypeConfigured      event.Type = "RoomConfigured"
+	TypeAffiliationSet  event.Type = "RoomAffiliationSet"
+	TypeJoined          event.Type = "OccupantJoined"
+	TypeLeft            event.Type = "OccupantLeft"
+	TypeNickChanged     event.Type = "OccupantNickChanged"
+	TypePresenceChanged event.Type = "OccupantPresenceChanged"
+	TypeRoleSet         event.Type = "OccupantRoleSet"
+	TypeSubjectSet      event.Type = "RoomSubjectSet"
+	TypeMessagePosted   event.Type = "RoomMessagePosted"
+	TypeDestroyed       event.Type = "RoomDestroyed"
+)
+
+// Schema is the newest schema of each event type that this build reads and writes.
+const Schema = 1
+
+// Stream returns the stream name of the room with bare JID room.
+func Stream(room string) string { return "room-" + room }
+
+// Affiliation is a long-lived relation of a JID to a room (XEP-0045 §5.2).
+type Affiliation string
+
+const (
+	Owner   Affiliation = "owner"
+	Admin   Affiliation = "admin"
+	Member  Affiliation = "member"
+	None    Affiliation = "none"
+	Outcast Affiliation = "outcast"
+)
+
+var affRank = map[Affiliation]int{Outcast: 0, None: 1, Member: 2, Admin: 3, Owner: 4}
+
+// ParseAffiliation checks s.
+func ParseAffiliation(s string) (Affiliation, bool) {
+	a := Affiliation(s)
+	_, ok := affRank[a]
+	return a, ok
+}
+
+// Role is an occupant's standing while in the room (XEP-0045 §5.1).
+type Role string
+
+const (
+	Moderator   Role = "moderator"
+	Participant Role = "participant"
+	Visitor     Role = "visitor"
+	NoRole      Role = "none"
+)
+
+var roleRank = map[Role]int{NoRole: 0, Visitor: 1, Participant: 2, Moderator: 3}
+
+// ParseRole checks s.
+func ParseRole(s string) (Role, bool) {
+	r := Role(s)
+	_, ok := roleRank[r]
+	return r, ok
+}
+
+// Config is a room's configuration (the muc#roomconfig form).
+type Config struct {
+	Name          string `json:"name,omitempty"`
+	Description   string `json:"description,omitempty"`
+	Persistent    bool   `json:"persistent,omitempty"`
+	Public        bool   `json:"public,omitempty"`
+	MembersOnly   bool   `json:"members_only,omitempty"`
+	Moderated     bool   `json:"moderated,omitempty"`
+	PasswordHash  string `json:"password_hash,omitempty"` // PasswordHash(room, password); "" for none
+	MaxOccupants  int    `json:"max_occupants,omitempty"` // 0: no limit
+	WhoisAnyone   bool   `json:"whois_anyone,omitempty"`  // real JIDs shown to everyone, not only moderators
+	ChangeSubject bool   `json:"change_subject,omitempty"`
+	AllowInvites  bool   `json:"allow_invites,omitempty"` // occupants may invite to a members-only room
+	HistoryLength int    `json:"history_length"`          // messages sent on join, at most
+}
+
+// DefaultConfig is what an instant room gets.
+func DefaultConfig() Config {
+	return Config{Public: true, Persistent: true, ChangeSubject: true, HistoryLength: 20}
+}
+
+// PasswordHash is how a room password is kept: an auditor reading the log
+// learns that a room has one, never what it is.
+func PasswordHash(room, password string) string {
+	if password == "" {
+		return ""
+	}
+	h := sha256.Sum256([]byte("annals room password\x00" + room + "\x00" + password))
+	return hex.EncodeToString(h[:])
+}
+
+// Occupant is an account in the room.
+type Occupant struct {
+	Account string `json:"account"` // bare JID
+	Nick    string `json:"nick"`
+	Role    Role   `json:"role"`
+	Show    string `json:"show,omitempty"` // "", away, chat, dnd, xa
+	Status  string `json:"status,omitempty"`
+}
+
+// State is what the rules know about one room.
+type State struct {
+	JID          string
+	Exists       bool
+	Locked       bool // created, not yet configured: only the owner may enter
+	Config       Config
+	Affiliations map[string]Affiliation // bare JID -> affiliation other than none
+	Occupants    map[string]Occupant    // account -> occupant
+	Subject      string
+	SubjectNick  string
+	Messages     int    // groupchat messages posted
+	Version      uint64 // last version folded in
+}
+
+// Affiliation returns j's affiliation (a bare JID).
+func (s State) Affiliation(j string) Affiliation {
+	if a, ok := s.Affiliations[j]; ok {
+		return a
+	}
+	return None
+}
+
+// ByNick returns the occupant with nick.
+func (s State) ByNick(nick string) (Occupant, bool) {
+	for _, o := range s.Occupants {
+		if o.Nick == nick {
+			return o, true
+		}
+	}
+	return Occupant{}, false
+}
+
+// Owners lists the room's owners.
+func (s State) Owners() []string {
+	var out []string
+	for j, a := range s.Affiliations {
+		if a == Owner {
+			out = append(out, j)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// DefaultRole is the role an account with affiliation a gets on entering
+// (XEP-0045 §5.1.2).
+func (s State) DefaultRole(a Affiliation) Role {
+	switch {
+	case a == Owner || a == Admin:
+		return Moderator
+	case a == Outcast:
+		return NoRole
+	case a == None && s.Config.Moderated:
+		return Visitor
+	}
+	return Participant
+}
+
+// Event data.
+type (
+	Created struct {
+		Owner  string `json:"owner"`
+		Locked bool   `json:"locked"` // a reserved room waits for its configuration
+		Config Config `json:"config"`
+	}
+	Configured struct {
+		Config Config `json:"config"`
+	}
+	AffiliationSet struct {
+		JID         string      `json:"jid"`
+		Affiliation Affiliation `json:"affiliation"`
+		By          string      `json:"by,omitempty"`
+		Reason      string      `json:"reason,omitempty"`
+	}
+	Joined struct {
+		Occupant
+	}
+	Left struct {
+		Account string `json:"account"`
+		// Cause: leave, kick, ban, affiliation (321), members-only (322),
+		// shutdown (332).
+		Cause  string `json:"cause"`
+		By     string `json:"by,omitempty"`
+		Reason string `json:"reason,omitempty"`
+	}
+	NickChanged struct {
+		Account string `json:"account"`
+		Nick    string `json:"nick"`
+	}
+	PresenceChanged struct {
+		Account string `json:"account"`
+		Show    string `json:"show,omitempty"`
+		Status  string `json:"status,omitempty"`
+	}
+	RoleSet struct {
+		Account string `json:"account"`
+		Role    Role   `json:"role"`
+		By      string `json:"by,omitempty"`
+		Reason  string `json:"reason,omitempty"`
+	}
+	SubjectSet struct {
+		Account string `json:"account,omitempty"`
+		Nick    string `json:"nick,omitempty"`
+		Subject string `json:"subject"`
+	}
+	MessagePosted struct {
+		Account   string `json:"account"`
+		Nick      string `json:"nick"`
+		ID        string `json:"id"`                   // the room archive's ID, also the stanza-id by the room
+		MessageID string `json:"message_id,omitempty"` // the sender's id attribute
+		Payload   string `json:"payload"`              // the message's children, without stanza-ids
+	}
+	Destroyed struct {
+		Reason    string `json:"reason,omitempty"`
+		Alternate string `json:"alternate,omitempty"`
+	}
+)
+
+// Errors of the room rules, each the XEP-0045 condition it is answered with.
+var (
+	ErrNotFound     = errors.New("room: no such room")                         // item-not-found
+	ErrLocked       = errors.New("room: locked until its owner configures it") // item-not-found
+	ErrConflict     = errors.New("room: nick in use")                          // conflict
+	ErrBadNick      = errors.New("room: not a valid nick")                     // jid-malformed
+	ErrBanned       = errors.New("room: banned")                               // forbidden
+	ErrMembersOnly  = errors.New("room: members only")                         // registration-required
+	ErrPassword     = errors.New("room: wrong or missing password")            // not-authorized
+	ErrFull         = errors.New("room: full")                                 // service-unavailable
+	ErrNotOccupant  = errors.New("room: not an occupant")                      // not-acceptable
+	ErrNoVoice      = errors.New("room: no voice")                             // forbidden
+	ErrForbidden    = errors.New("room: not allowed to do that")               // forbidden
+	ErrNotAllowed   = errors.New("room: not allowed on that occupant")         // not-allowed
+	ErrLastOwner    = errors.New("room: a room needs an owner")                // conflict
+	ErrInvalid      = errors.New("room: invalid")                              // bad-request
+	ErrItemNotFound = errors.New("room: no such occupant")                     // item-not-found
+)
+
+// ValidNick checks a nick: a valid resource part of the room's JID.
+func ValidNick(room, nick string) error {
+	r, err := jid.Parse(room)
+	if err != nil || nick == "" {
+		return fmt.Errorf("%w: %q", ErrBadNick, nick)
+	}
+	if _, err := jid.New(r.Localpart(), r.Domainpart(), nick); err != nil {
+		return fmt.Errorf("%w: %q: %v", ErrBadNick, nick, err)
+	}
+	return nil
+}
+
+// Evolve folds one event of the room's stream into s.
+func Evolve(s State, e event.Envelope) (State, error) {
+	// Maps are copied before a change: a State handed out earlier must not
+	// change under its holder.
+	occ := func() { s.Occupants = maps.Clone(s.Occupants) }
+	aff := func() { s.Affiliations = maps.Clone(s.Affiliations) }
+	switch e.Type {
+	case TypeCreated:
+		var d Created
+		if err := e.Decode(Schema, &d); err != nil {
+			return s, err
+		}
+		s.JID = e.Stream[len("room-"):]
+		s.Exists, s.Locked, s.Config = true, d.Locked, d.Config
+		s.Affiliations = map[string]Affiliation{d.Owner: Owner}
+		s.Occupants = map[string]Occupant{}
+	case TypeConfigured:
+		var d Configured
+		if err := e.Decode(Schema, &d); err != nil {
+			return s, err
+		}
+		s.Config, s.Locked = d.Config, false
+	case TypeAffiliationSet:
+		var d AffiliationSet
+		if err := e.Decode(Schema, &d); err != nil {
+			return s, err
+		}
+		aff()
+		if d.Affiliation == None {
+			delete(s.Affiliations, d.JID)
+		} else {
+			s.Affiliations[d.JID] = d.Affiliation
+		}
+	case TypeJoined:
+		var d Joined
+		if err := e.Decode(Schema, &d); err != nil {
+			return s, err
+		}
+		occ()
+		s.Occupants[d.Account] = d.Occupant
+	case TypeLeft:
+		var d Left
+		if err := e.Decode(Schema, &d); err != nil {
+			return s, err
+		}
+		occ()
+		delete(s.Occupants, d.Account)
+	case TypeNickChanged:
+		var d NickChanged
+		if err := e.Decode(Schema, &d); err != nil {
+			return s, err
+		}
+		occ()
+		o := s.Occupants[d.Account]
+		o.Nick = d.Nick
+		s.Occupants[d.Account] = o
+	case TypePresenceChanged:
+		var d PresenceChanged
+		if err := e.Decode(Schema, &d); err != nil {
+			return s, err
+		}
+		occ()
+		o := s.Occupants[d.Account]
+		o.Show, o.Status = d.Show, d.Status
+		s.Occupants[d.Account] = o
+	case TypeRoleSet:
+		var d RoleSet
+		if err := e.Decode(Schema, &d); err != nil {
+			return s, err
+		}
+		occ()
+		o := s.Occupants[d.Account]
+		o.Role = d.Role
+		s.Occupants[d.Account] = o
+	case TypeSubjectSet:
+		var d SubjectSet
+		if err := e.Decode(Schema, &d); err != nil {
+			return s, err
+		}
+		s.Subject, s.SubjectNick = d.Subject, d.Nick
+	case TypeMessagePosted:
+		var d MessagePosted
+		if err := e.Decode(Schema, &d); err != nil {
+			return s, err
+		}
+		s.Messages++
+	case TypeDestroyed:
+		var d Destroyed
+		if err := e.Decode(Schema, &d); err != nil {
+			return s, err
+		}
+		s = State{JID: s.JID}
+	default:
+		return s, nil
+	}
+	s.Version = e.Version
+	return s, nil
+}

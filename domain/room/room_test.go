@@ -1,0 +1,256 @@
+package room
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"annals.im/annals/domain/event"
+)
+
+const roomJID = "hall@conference.example.com"
+
+var now = time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+
+// given folds the events of commands (which must succeed) into a state.
+func given(t *testing.T, cmds ...any) State {
+	t.Helper()
+	s := State{JID: roomJID}
+	for _, c := range cmds {
+		var err error
+		if s, _, err = apply(s, c); err != nil {
+			t.Fatalf("given %T %+v: %v", c, c, err)
+		}
+	}
+	return s
+}
+
+func apply(s State, c any) (State, Outcome, error) {
+	out, err := Decide(s, c, event.NewIDs(), now, "test")
+	if err != nil {
+		return s, out, err
+	}
+	for i, e := range out.Events {
+		e.Stream, e.Version = Stream(roomJID), s.Version+uint64(i)+1
+		if s, err = Evolve(s, e); err != nil {
+			return s, out, err
+		}
+	}
+	return s, out, nil
+}
+
+func types(out Outcome) []event.Type {
+	var ts []event.Type
+	for _, e := range out.Events {
+		ts = append(ts, e.Type)
+	}
+	return ts
+}
+
+// A room as most tests start: created by romeo (owner), configured, with
+// juliet as a participant.
+func open(extra ...any) []any {
+	return append([]any{
+		Join{Account: "romeo@x", Nick: "Romeo", Create: true, Locked: true},
+		Configure{By: "romeo@x", Config: DefaultConfig()},
+		Join{Account: "juliet@x", Nick: "Juliet"},
+	}, extra...)
+}
+
+func TestDecide(t *testing.T) {
+	moderated := DefaultConfig()
+	moderated.Moderated = true
+	membersOnly := DefaultConfig()
+	membersOnly.MembersOnly = true
+	withPassword := DefaultConfig()
+	withPassword.PasswordHash = PasswordHash(roomJID, "secret")
+	full := DefaultConfig()
+	full.MaxOccupants = 2
+	temporary := DefaultConfig()
+	temporary.Persistent = false
+
+	tests := []struct {
+		name  string
+		given []any
+		when  any
+		want  []event.Type
+		err   error
+		check func(t *testing.T, s State, out Outcome)
+	}{
+		{"first join creates a locked room", nil, Join{Account: "romeo@x", Nick: "Romeo", Create: true, Locked: true},
+			[]event.Type{TypeCreated, TypeJoined}, nil, func(t *testing.T, s State, out Outcome) {
+				if !out.Created || !s.Locked || s.Affiliation("romeo@x") != Owner || s.Occupants["romeo@x"].Role != Moderator {
+					t.Errorf("%+v %+v", out, s)
+				}
+			}},
+		{"no creation without permission", nil, Join{Account: "romeo@x", Nick: "Romeo"}, nil, ErrNotFound, nil},
+		{"locked room refuses others", []any{Join{Account: "romeo@x", Nick: "Romeo", Create: true, Locked: true}},
+			Join{Account: "juliet@x", Nick: "Juliet"}, nil, ErrLocked, nil},
+		{"configuring unlocks", []any{Join{Account: "romeo@x", Nick: "Romeo", Create: true, Locked: true}},
+			Configure{By: "romeo@x", Config: DefaultConfig()}, []event.Type{TypeConfigured}, nil,
+			func(t *testing.T, s State, _ Outcome) {
+				if s.Locked {
+					t.Error("still locked")
+				}
+			}},
+		{"participant joins", open(), Join{Account: "nurse@x", Nick: "Nurse"}, []event.Type{TypeJoined}, nil,
+			func(t *testing.T, s State, _ Outcome) {
+				if s.Occupants["nurse@x"].Role != Participant {
+					t.Errorf("role %s", s.Occupants["nurse@x"].Role)
+				}
+			}},
+		{"second session of an occupant only attaches", open(), Join{Account: "juliet@x", Nick: "Juliet"}, nil, nil,
+			func(t *testing.T, _ State, out Outcome) {
+				if !out.Already || out.NickFixed {
+					t.Errorf("%+v", out)
+				}
+			}},
+		{"a session with another nick is told the account's (210)", open(), Join{Account: "juliet@x", Nick: "Jules"}, nil, nil,
+			func(t *testing.T, _ State, out Outcome) {
+				if !out.Already || !out.NickFixed {
+					t.Errorf("%+v", out)
+				}
+			}},
+		{"nick taken", open(), Join{Account: "tybalt@x", Nick: "Juliet"}, nil, ErrConflict, nil},
+		{"bad nick", open(), Join{Account: "tybalt@x", Nick: ""}, nil, ErrBadNick, nil},
+		{"banned", open(SetAffiliation{By: "romeo@x", JID: "tybalt@x", Affiliation: Outcast}),
+			Join{Account: "tybalt@x", Nick: "Tybalt"}, nil, ErrBanned, nil},
+		{"members only", open(Configure{By: "romeo@x", Config: membersOnly}),
+			Join{Account: "tybalt@x", Nick: "Tybalt"}, nil, ErrMembersOnly, nil},
+		{"member enters members-only", open(Configure{By: "romeo@x", Config: membersOnly}, SetAffiliation{By: "romeo@x", JID: "nurse@x", Affiliation: Member}),
+			Join{Account: "nurse@x", Nick: "Nurse"}, []event.Type{TypeJoined}, nil, nil},
+		{"wrong password", open(Configure{By: "romeo@x", Config: withPassword}),
+			Join{Account: "tybalt@x", Nick: "Tybalt", Password: "guess"}, nil, ErrPassword, nil},
+		{"right password", open(Configure{By: "romeo@x", Config: withPassword}),
+			Join{Account: "tybalt@x", Nick: "Tybalt", Password: "secret"}, []event.Type{TypeJoined}, nil, nil},
+		{"full", open(Configure{By: "romeo@x", Config: full}), Join{Account: "tybalt@x", Nick: "Tybalt"}, nil, ErrFull, nil},
+		{"moderated: visitors", open(Configure{By: "romeo@x", Config: moderated}), Join{Account: "tybalt@x", Nick: "Tybalt"},
+			[]event.Type{TypeJoined}, nil, func(t *testing.T, s State, _ Outcome) {
+				if s.Occupants["tybalt@x"].Role != Visitor {
+					t.Errorf("role %s", s.Occupants["tybalt@x"].Role)
+				}
+			}},
+		{"visitor may not post", open(Configure{By: "romeo@x", Config: moderated}, Join{Account: "tybalt@x", Nick: "Tybalt"}),
+			Post{Account: "tybalt@x", ID: "1", Payload: "<body>hi</body>"}, nil, ErrNoVoice, nil},
+		{"non-occupant may not post", open(), Post{Account: "tybalt@x", ID: "1"}, nil, ErrNotOccupant, nil},
+		{"occupant posts under its nick", open(), Post{Account: "juliet@x", ID: "r1", MessageID: "m1", Payload: "<body>hi</body>"},
+			[]event.Type{TypeMessagePosted}, nil, func(t *testing.T, s State, out Outcome) {
+				var d MessagePosted
+				out.Events[0].Decode(Schema, &d)
+				if d.Nick != "Juliet" || d.ID != "r1" || d.MessageID != "m1" || s.Messages != 1 {
+					t.Errorf("%+v", d)
+				}
+			}},
+		{"leave", open(), Leave{Account: "juliet@x"}, []event.Type{TypeLeft}, nil, nil},
+		{"leave twice", open(Leave{Account: "juliet@x"}), Leave{Account: "juliet@x"}, nil, ErrNotOccupant, nil},
+		{"the last leaves a temporary room", []any{Join{Account: "romeo@x", Nick: "Romeo", Create: true}, Configure{By: "romeo@x", Config: temporary}},
+			Leave{Account: "romeo@x"}, []event.Type{TypeLeft, TypeDestroyed}, nil, func(t *testing.T, s State, _ Outcome) {
+				if s.Exists {
+					t.Error("room still exists")
+				}
+			}},
+		{"nick change", open(), ChangeNick{Account: "juliet@x", Nick: "Jules"}, []event.Type{TypeNickChanged}, nil,
+			func(t *testing.T, s State, _ Outcome) {
+				if o, ok := s.ByNick("Jules"); !ok || o.Account != "juliet@x" {
+					t.Errorf("%+v", s.Occupants)
+				}
+			}},
+		{"nick change to a taken nick", open(), ChangeNick{Account: "juliet@x", Nick: "Romeo"}, nil, ErrConflict, nil},
+		{"presence change", open(), SetPresence{Account: "juliet@x", Show: "away"}, []event.Type{TypePresenceChanged}, nil, nil},
+		{"same presence: nothing", open(SetPresence{Account: "juliet@x", Show: "away"}), SetPresence{Account: "juliet@x", Show: "away"}, nil, nil, nil},
+		{"participant sets the subject", open(), SetSubject{Account: "juliet@x", Subject: "Verona"}, []event.Type{TypeSubjectSet}, nil, nil},
+		{"subject locked to moderators", open(Configure{By: "romeo@x", Config: Config{HistoryLength: 5}}),
+			SetSubject{Account: "juliet@x", Subject: "Verona"}, nil, ErrForbidden, nil},
+		{"only owners configure", open(), Configure{By: "juliet@x", Config: DefaultConfig()}, nil, ErrForbidden, nil},
+		{"bad config", open(), Configure{By: "romeo@x", Config: Config{HistoryLength: MaxHistory + 1}}, nil, ErrInvalid, nil},
+		{"becoming members-only removes non-members (322)", open(), Configure{By: "romeo@x", Config: membersOnly},
+			[]event.Type{TypeConfigured, TypeLeft}, nil, func(t *testing.T, s State, _ Outcome) {
+				if _, in := s.Occupants["juliet@x"]; in {
+					t.Error("juliet is still in")
+				}
+			}},
+		{"kick", open(), SetRole{By: "romeo@x", Nick: "Juliet", Role: NoRole, Reason: "out"}, []event.Type{TypeLeft}, nil, nil},
+		{"participants cannot kick", open(Join{Account: "nurse@x", Nick: "Nurse"}), SetRole{By: "juliet@x", Nick: "Nurse", Role: NoRole},
+			nil, ErrForbidden, nil},
+		{"nobody kicks an owner", open(SetAffiliation{By: "romeo@x", JID: "juliet@x", Affiliation: Admin}),
+			SetRole{By: "juliet@x", Nick: "Romeo", Role: NoRole}, nil, ErrNotAllowed, nil},
+		{"kick an unknown nick", open(), SetRole{By: "romeo@x", Nick: "Ghost", Role: NoRole}, nil, ErrItemNotFound, nil},
+		{"voice revoked", open(), SetRole{By: "romeo@x", Nick: "Juliet", Role: Visitor}, []event.Type{TypeRoleSet}, nil, nil},
+		{"ban removes the occupant (301)", open(), SetAffiliation{By: "romeo@x", JID: "juliet@x", Affiliation: Outcast},
+			[]event.Type{TypeAffiliationSet, TypeLeft}, nil, func(t *testing.T, s State, out Outcome) {
+				var d Left
+				out.Events[1].Decode(Schema, &d)
+				if d.Cause != "ban" || s.Affiliation("juliet@x") != Outcast {
+					t.Errorf("%+v", d)
+				}
+			}},
+		{"admin cannot make admins", open(SetAffiliation{By: "romeo@x", JID: "juliet@x", Affiliation: Admin}),
+			SetAffiliation{By: "juliet@x", JID: "nurse@x", Affiliation: Admin}, nil, ErrForbidden, nil},
+		{"admin cannot ban an owner", open(SetAffiliation{By: "romeo@x", JID: "juliet@x", Affiliation: Admin}),
+			SetAffiliation{By: "juliet@x", JID: "romeo@x", Affiliation: Outcast}, nil, ErrNotAllowed, nil},
+		{"participants cannot ban", open(), SetAffiliation{By: "juliet@x", JID: "tybalt@x", Affiliation: Outcast}, nil, ErrForbidden, nil},
+		{"the last owner stays", open(), SetAffiliation{By: "romeo@x", JID: "romeo@x", Affiliation: Admin}, nil, ErrLastOwner, nil},
+		{"granting admin makes a moderator", open(), SetAffiliation{By: "romeo@x", JID: "juliet@x", Affiliation: Admin},
+			[]event.Type{TypeAffiliationSet, TypeRoleSet}, nil, func(t *testing.T, s State, _ Outcome) {
+				if s.Occupants["juliet@x"].Role != Moderator {
+					t.Errorf("role %s", s.Occupants["juliet@x"].Role)
+				}
+			}},
+		{"revoking membership in a members-only room removes (321)",
+			open(SetAffiliation{By: "romeo@x", JID: "juliet@x", Affiliation: Member}, Configure{By: "romeo@x", Config: membersOnly}),
+			SetAffiliation{By: "romeo@x", JID: "juliet@x", Affiliation: None}, []event.Type{TypeAffiliationSet, TypeLeft}, nil, nil},
+		{"invitation to a members-only room makes a member", open(Configure{By: "romeo@x", Config: membersOnly}),
+			Invite{By: "romeo@x", Invitee: "nurse@x"}, []event.Type{TypeAffiliationSet}, nil, nil},
+		{"participants may not invite into members-only rooms", open(SetAffiliation{By: "romeo@x", JID: "juliet@x", Affiliation: Member}, Configure{By: "romeo@x", Config: membersOnly}),
+			Invite{By: "juliet@x", Invitee: "nurse@x"}, nil, ErrForbidden, nil},
+		{"invitation to an open room records nothing", open(), Invite{By: "juliet@x", Invitee: "nurse@x"}, nil, nil, nil},
+		{"destroy", open(), Destroy{By: "romeo@x", Reason: "bye"}, []event.Type{TypeDestroyed}, nil, func(t *testing.T, s State, _ Outcome) {
+			if s.Exists || len(s.Occupants) != 0 {
+				t.Errorf("%+v", s)
+			}
+		}},
+		{"only owners destroy", open(), Destroy{By: "juliet@x"}, nil, ErrForbidden, nil},
+		{"commands on a room that does not exist", nil, Leave{Account: "juliet@x"}, nil, ErrNotFound, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := given(t, tt.given...)
+			before := s
+			s, out, err := apply(s, tt.when)
+			if !errors.Is(err, tt.err) {
+				t.Fatalf("err = %v, want %v", err, tt.err)
+			}
+			if err != nil {
+				if len(s.Occupants) != len(before.Occupants) || s.Version != before.Version {
+					t.Fatal("a refused command changed the room")
+				}
+				return
+			}
+			if got := types(out); len(got) != len(tt.want) || (len(got) > 0 && !equal(got, tt.want)) {
+				t.Fatalf("events %v, want %v", got, tt.want)
+			}
+			if tt.check != nil {
+				tt.check(t, s, out)
+			}
+		})
+	}
+}
+
+func equal(a, b []event.Type) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func TestPasswordNeverStored(t *testing.T) {
+	h := PasswordHash(roomJID, "secret")
+	if h == "" || h == "secret" || PasswordHash("other@conference.example.com", "secret") == h || PasswordHash(roomJID, "") != "" {
+		t.Fatalf("hash %q", h)
+	}
+}

@@ -1,0 +1,52 @@
+package room
+
+import (
+	"encoding/json"
+	"os"
+	"testing"
+
+	"annals.im/annals/domain/event"
+)
+
+// Every room event type has a frozen sample that this build still reads,
+// with the values it was written with.
+func TestFrozenSamples(t *testing.T) {
+	read := func(typ event.Type) event.Envelope {
+		b, err := os.ReadFile("../../testdata/events/" + string(typ) + ".v1.json")
+		if err != nil {
+			t.Fatalf("no frozen sample for %s: %v", typ, err)
+		}
+		var e event.Envelope
+		if err := json.Unmarshal(b, &e); err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	if !event.Verify(nil, read(TypeCreated)) {
+		t.Fatal("RoomCreated sample does not verify")
+	}
+	s := State{}
+	var err error
+	for _, typ := range []event.Type{TypeCreated, TypeJoined, TypeConfigured, TypeAffiliationSet, TypePresenceChanged,
+		TypeNickChanged, TypeSubjectSet, TypeMessagePosted, TypeRoleSet} {
+		if s, err = Evolve(s, read(typ)); err != nil {
+			t.Fatalf("%s: %v", typ, err)
+		}
+	}
+	romeo, jules := s.Occupants["romeo@example.com"], s.Occupants["juliet@example.com"]
+	if s.JID != "hall@conference.example.com" || s.Locked || s.Config.Name != "The hall" || s.Config.PasswordHash == "" ||
+		s.Affiliation("juliet@example.com") != Member || romeo.Nick != "Romeo" || romeo.Role != Moderator ||
+		jules.Nick != "Jules" || jules.Show != "chat" || jules.Role != Visitor || s.Subject != "Verona" || s.Messages != 1 {
+		t.Fatalf("samples fold to %+v", s)
+	}
+	var m MessagePosted
+	if err := read(TypeMessagePosted).Decode(Schema, &m); err != nil || m.Payload == "" || m.ID == "" || m.MessageID != "g1" {
+		t.Fatalf("message sample: %+v %v", m, err)
+	}
+	if s, err = Evolve(s, read(TypeLeft)); err != nil || len(s.Occupants) != 1 {
+		t.Fatalf("after the kick: %+v %v", s.Occupants, err)
+	}
+	if s, err = Evolve(s, read(TypeDestroyed)); err != nil || s.Exists {
+		t.Fatalf("after destruction: %+v %v", s, err)
+	}
+}
