@@ -31,10 +31,12 @@ const (
 	benchPerSender   = 100
 )
 
-// BenchmarkXMPP measures Annals and, when it is installed (Debian's
-// prosody and lua-dbi-sqlite3), Prosody on the same machine in the same
-// run, with the same client, accounts and load; then prints the ratios.
-// Prosody archives messages (mod_mam, SQLite); Annals does not yet.
+// BenchmarkXMPP measures Annals and, when they are installed (Debian's
+// prosody and lua-dbi-sqlite3, ejabberd and erlang-p1-sqlite3), Prosody and
+// ejabberd on the same machine in the same run, with the same client,
+// accounts and load; then prints the ratios. The peers archive messages
+// (MAM on SQLite) and offer carbons and stream management, which this
+// client does not use; BenchmarkChat measures with them.
 func BenchmarkXMPP(b *testing.B) {
 	type peer struct {
 		name string
@@ -203,7 +205,10 @@ func benchMessageRate(b *testing.B, addr string) float64 {
 
 // startProsody runs Debian's Prosody on a free loopback port with an
 // equivalent setup: STARTTLS required, SCRAM (internal_hashed), SQLite
-// storage, in-band registration for the benchmark accounts, MAM on.
+// storage, in-band registration for the benchmark accounts, MAM on SQLite
+// archiving every message forever (both sides), carbons and stream
+// management (mod_smacks, in Prosody since 0.12). Its database is
+// dir/prosody.sqlite; starting it again on the same dir keeps the data.
 func startProsody(dir string) (addr string, stop func(), err error) {
 	if _, err := exec.LookPath("prosody"); err != nil {
 		return "", nil, fmt.Errorf("not installed (apt-get install prosody lua-dbi-sqlite3)")
@@ -222,7 +227,7 @@ func startProsody(dir string) (addr string, stop func(), err error) {
 	cfg := fmt.Sprintf(`run_as_root = true
 pidfile = %[1]q
 data_path = %[2]q
-modules_enabled = { "roster"; "saslauth"; "tls"; "disco"; "ping"; "mam"; "register"; "posix" }
+modules_enabled = { "roster"; "saslauth"; "tls"; "disco"; "ping"; "mam"; "carbons"; "smacks"; "register"; "posix" }
 allow_registration = true
 min_seconds_between_registrations = 0
 registration_throttle_max = 1000000
@@ -236,6 +241,10 @@ c2s_require_encryption = true
 default_archive_policy = true
 archive_expires_after = "never"
 limits = { c2s = { rate = "100mb/s" } }
+-- TCP_NODELAY, as Annals (Go's default) and ejabberd have: with Nagle on,
+-- a reply written in several TLS records waits for the client's delayed
+-- ACK (40 ms on loopback) between them.
+network_settings = { nagle = false }
 log = { warn = %[5]q }
 VirtualHost "localhost"
   ssl = { certificate = %[6]q; key = %[7]q }
@@ -258,10 +267,8 @@ VirtualHost "localhost"
 	return addr, stop, nil
 }
 
-// startEjabberd runs Debian's ejabberd on a free loopback port with an
-// equivalent setup: STARTTLS required, SCRAM-SHA-256 stored keys, SQLite,
-// in-band registration, MAM on. ejabberdctl runs the server as the
-// ejabberd user, so its directory is handed to that user.
+// startEjabberd runs startEjabberdIn on a new directory, removed by stop
+// unless ANNALS_BENCH_KEEP is set.
 func startEjabberd() (addr string, stop func(), err error) {
 	if _, err := exec.LookPath("ejabberdctl"); err != nil {
 		return "", nil, fmt.Errorf("not installed (apt-get install ejabberd)")
@@ -269,6 +276,29 @@ func startEjabberd() (addr string, stop func(), err error) {
 	dir, err := os.MkdirTemp("", "annals-ejabberd")
 	if err != nil {
 		return "", nil, err
+	}
+	addr, stopVM, err := startEjabberdIn(dir)
+	if err != nil {
+		os.RemoveAll(dir)
+		return "", nil, err
+	}
+	return addr, func() {
+		stopVM()
+		if os.Getenv("ANNALS_BENCH_KEEP") == "" {
+			os.RemoveAll(dir)
+		}
+	}, nil
+}
+
+// startEjabberdIn runs Debian's ejabberd on a free loopback port with an
+// equivalent setup: STARTTLS required, SCRAM-SHA-256 stored keys, SQLite,
+// in-band registration, MAM on SQLite archiving every message (both
+// sides), carbons and stream management. ejabberdctl runs the server as the
+// ejabberd user, so dir is handed to that user. Its database is
+// dir/ejabberd.db; starting it again on the same dir keeps the data.
+func startEjabberdIn(dir string) (addr string, stop func(), err error) {
+	if _, err := exec.LookPath("ejabberdctl"); err != nil {
+		return "", nil, fmt.Errorf("not installed (apt-get install ejabberd)")
 	}
 	port, err := freePort()
 	if err != nil {
@@ -316,6 +346,8 @@ modules:
   mod_mam:
     default: always
     db_type: sql
+  mod_carboncopy: {}
+  mod_stream_mgmt: {}
   mod_ping: {}
   mod_disco: {}
 `, filepath.Join(dir, "server.pem"), port, filepath.Join(dir, "ejabberd.db"))
@@ -339,8 +371,9 @@ modules:
 		// group, and under its own node name whatever ERLANG_NODE says.
 		exec.Command("pkill", "-KILL", "-u", "ejabberd", "beam.smp").Run()
 		cmd.Wait()
-		if os.Getenv("ANNALS_BENCH_KEEP") == "" {
-			os.RemoveAll(dir)
+		// Gone before a restart on the same node name and database.
+		for i := 0; i < 100 && exec.Command("pgrep", "-u", "ejabberd", "beam.smp").Run() == nil; i++ {
+			time.Sleep(100 * time.Millisecond)
 		}
 	}
 	addr = "127.0.0.1:" + strconv.Itoa(port)

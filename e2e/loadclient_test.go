@@ -10,6 +10,7 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"hash"
 	"io"
@@ -17,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -226,4 +228,260 @@ func registerAccount(addr, domain, user, password string) error {
 		return nil // made by an earlier run
 	}
 	return fmt.Errorf("register %s: %s", user, inner)
+}
+
+// errNoSM says a server does not offer XEP-0198 in its stream features:
+// the chat benchmark reports that server's figure as not measured.
+var errNoSM = errors.New("server does not offer stream management (urn:xmpp:sm:3) in its stream features")
+
+// smClient is a loadClient with XEP-0198 stream management on: after bind it
+// enables SM, then sends initial presence and enables carbons (XEP-0280). A
+// reader goroutine counts inbound stanzas, answers the server's <r/> with
+// <a h/>, and turns the server's <a h/> into per-stanza ack latencies. Every
+// timed stanza is followed by an <r/>; at most cap(window) timed stanzas are
+// unacked at once.
+type smClient struct {
+	*loadClient
+	wmu    sync.Mutex // serialises writes
+	mu     sync.Mutex // guards what follows
+	out    uint32     // stanzas sent since <enable/>
+	pend   []smPending
+	acked  uint32 // the server's last h
+	ackLat []time.Duration
+	lastAt time.Time // when the last timed stanza was acked
+	iqs    map[string]chan string
+	dlvLat []time.Duration // delivery latencies of benchmark messages received
+	window chan struct{}
+	in     uint32 // stanzas received since <enabled/>; the reader's alone
+	dlv    atomic.Int64
+	dead   chan struct{} // closed when the reader stops; err says why
+	err    error
+	idle   time.Duration // longest silence the reader accepts
+}
+
+type smPending struct {
+	seq   uint32
+	at    time.Time
+	timed bool
+}
+
+// dialSM logs in, enables SM, sends presence and enables carbons. window
+// bounds the timed stanzas in flight.
+func dialSM(addr, domain, user, password, resource string, window int) (*smClient, error) {
+	c, err := dialLogin(addr, domain, user, password, resource)
+	if err != nil {
+		return nil, err
+	}
+	if !strings.Contains(c.features, "urn:xmpp:sm:3") {
+		c.close()
+		return nil, errNoSM
+	}
+	s := &smClient{loadClient: c, iqs: map[string]chan string{}, window: make(chan struct{}, window),
+		dead: make(chan struct{}), idle: 2 * time.Minute}
+	c.nc.SetDeadline(time.Now().Add(30 * time.Second))
+	if err := c.send("<enable xmlns='urn:xmpp:sm:3'/>"); err != nil {
+		c.nc.Close()
+		return nil, err
+	}
+	for {
+		st, inner, err := c.next()
+		if err != nil {
+			c.nc.Close()
+			return nil, fmt.Errorf("sm enable %s: %v", user, err)
+		}
+		if st.Name.Local == "enabled" {
+			break
+		}
+		if st.Name.Local == "failed" {
+			c.nc.Close()
+			return nil, fmt.Errorf("sm enable %s: failed: %s", user, inner)
+		}
+	}
+	c.nc.SetDeadline(time.Time{})
+	go s.read()
+	if err := s.write("<presence/>"); err != nil {
+		s.close()
+		return nil, err
+	}
+	if _, err := s.iq("carbons", "<iq type='set' id='carbons'><enable xmlns='urn:xmpp:carbons:2'/></iq>", 30*time.Second); err != nil {
+		s.close()
+		return nil, fmt.Errorf("carbons %s: %v", user, err)
+	}
+	return s, nil
+}
+
+// write sends one untimed stanza (counted by SM all the same).
+func (s *smClient) write(stanza string) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.mu.Lock()
+	s.out++
+	s.pend = append(s.pend, smPending{seq: s.out, at: time.Now()})
+	s.mu.Unlock()
+	s.w.WriteString(stanza)
+	return s.w.Flush()
+}
+
+// writeTimed waits for a window slot, then sends the stanza build makes
+// (given the send time) followed by <r/>; its latency runs until an <a h/>
+// covers it.
+func (s *smClient) writeTimed(build func(now time.Time) string) error {
+	t := time.NewTimer(s.idle)
+	defer t.Stop()
+	select {
+	case s.window <- struct{}{}:
+	case <-s.dead:
+		return s.err
+	case <-t.C:
+		return fmt.Errorf("%s: no <a/> from the server for %v with %d stanzas unacked", s.jid, s.idle, cap(s.window))
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	now := time.Now()
+	s.mu.Lock()
+	s.out++
+	s.pend = append(s.pend, smPending{seq: s.out, at: now, timed: true})
+	s.mu.Unlock()
+	s.w.WriteString(build(now))
+	s.w.WriteString("<r xmlns='urn:xmpp:sm:3'/>")
+	return s.w.Flush()
+}
+
+// iq sends an iq with the given id and waits for its answer's inner XML.
+func (s *smClient) iq(id, stanza string, timeout time.Duration) (string, error) {
+	ch := make(chan string, 1)
+	s.mu.Lock()
+	s.iqs[id] = ch
+	s.mu.Unlock()
+	if err := s.write(stanza); err != nil {
+		return "", err
+	}
+	select {
+	case inner := <-ch:
+		return inner, nil
+	case <-s.dead:
+		return "", s.err
+	case <-time.After(timeout):
+		return "", fmt.Errorf("no answer to iq %s after %v", id, timeout)
+	}
+}
+
+// read is the reader goroutine.
+func (s *smClient) read() {
+	defer close(s.dead)
+	for {
+		s.nc.SetReadDeadline(time.Now().Add(s.idle))
+		st, inner, err := s.next()
+		if err != nil {
+			s.err = fmt.Errorf("%s: %v", s.jid, err)
+			return
+		}
+		switch st.Name.Local {
+		case "r":
+			s.wmu.Lock()
+			s.w.WriteString("<a xmlns='urn:xmpp:sm:3' h='" + strconv.FormatUint(uint64(s.in), 10) + "'/>")
+			err = s.w.Flush()
+			s.wmu.Unlock()
+			if err != nil {
+				s.err = err
+				return
+			}
+		case "a":
+			h64, err := strconv.ParseUint(attr(st, "h"), 10, 32)
+			if err != nil {
+				s.err = fmt.Errorf("%s: bad <a h/>: %v", s.jid, err)
+				return
+			}
+			h, now := uint32(h64), time.Now()
+			s.mu.Lock()
+			k := 0
+			for ; k < len(s.pend) && int32(h-s.pend[k].seq) >= 0; k++ {
+				if s.pend[k].timed {
+					s.ackLat = append(s.ackLat, now.Sub(s.pend[k].at))
+					s.lastAt = now
+					<-s.window
+				}
+			}
+			s.pend = s.pend[k:]
+			s.acked = h
+			s.mu.Unlock()
+		case "message", "presence", "iq":
+			s.in++
+			switch st.Name.Local {
+			case "message":
+				// Benchmark messages carry their send time in their id.
+				if id := attr(st, "id"); strings.HasPrefix(id, "bm-") {
+					ns, _, _ := strings.Cut(id[3:], "-")
+					if n, err := strconv.ParseInt(ns, 10, 64); err == nil {
+						s.mu.Lock()
+						s.dlvLat = append(s.dlvLat, time.Since(time.Unix(0, n)))
+						s.mu.Unlock()
+						s.dlv.Add(1)
+					}
+				}
+			case "iq":
+				s.mu.Lock()
+				ch := s.iqs[attr(st, "id")]
+				delete(s.iqs, attr(st, "id"))
+				s.mu.Unlock()
+				if ch != nil {
+					if attr(st, "type") == "error" {
+						inner = "error: " + inner
+					}
+					ch <- inner
+				}
+			}
+		case "error":
+			s.err = fmt.Errorf("%s: stream error: %s", s.jid, inner)
+			return
+		case "failed":
+			s.err = fmt.Errorf("%s: sm failed: %s", s.jid, inner)
+			return
+		}
+	}
+}
+
+// drain waits until the server has acked every stanza sent.
+func (s *smClient) drain(timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		s.mu.Lock()
+		left := len(s.pend)
+		s.mu.Unlock()
+		if left == 0 {
+			return nil
+		}
+		select {
+		case <-s.dead:
+			return s.err
+		default:
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s: %d stanzas still unacked after %v", s.jid, left, timeout)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// close ends the stream and waits briefly for the reader.
+func (s *smClient) close() {
+	s.wmu.Lock()
+	s.w.WriteString("</stream:stream>")
+	s.w.Flush()
+	s.wmu.Unlock()
+	select {
+	case <-s.dead:
+	case <-time.After(2 * time.Second):
+	}
+	s.nc.Close()
+	<-s.dead
+}
+
+func attr(st xml.StartElement, name string) string {
+	for _, a := range st.Attr {
+		if a.Name.Local == name {
+			return a.Value
+		}
+	}
+	return ""
 }

@@ -84,11 +84,12 @@ func (c *conn) mamIQ(ctx context.Context, e *element, q element) error {
 		if id := q.attr("queryid"); id != "" {
 			queryID = " queryid='" + escape(id) + "'"
 		}
+		out := make([]string, 0, len(page.Entries)+1)
+		head := "<message xmlns='" + nsClient + "' to='" + escape(c.jid.String()) + "' from='" + escape(acct) +
+			"'><result xmlns='" + nsMAM + "'" + queryID + " id='"
 		for _, en := range page.Entries {
-			if err := c.write(fmt.Sprintf(`<message xmlns='%s' to='%s' from='%s'><result xmlns='%s'%s id='%s'><forwarded xmlns='%s'><delay xmlns='%s' stamp='%s'/>%s</forwarded></result></message>`,
-				nsClient, escape(c.jid.String()), escape(acct), nsMAM, queryID, escape(en.ID), nsForward, nsDelay, stamp(en.At), en.Stanza)); err != nil {
-				return err
-			}
+			out = append(out, head+escape(en.ID)+"'><forwarded xmlns='"+nsForward+"'><delay xmlns='"+nsDelay+
+				"' stamp='"+stamp(en.At)+"'/>"+en.Stanza+"</forwarded></result></message>")
 		}
 		var fin strings.Builder
 		fin.WriteString("<fin xmlns='" + nsMAM + "'")
@@ -100,7 +101,9 @@ func (c *conn) mamIQ(ctx context.Context, e *element, q element) error {
 			fin.WriteString("<first>" + escape(page.Entries[0].ID) + "</first><last>" + escape(page.Entries[n-1].ID) + "</last>")
 		}
 		fin.WriteString("</set></fin>")
-		return reply(fin.String())
+		// The results and the answer go out together, in order.
+		out = append(out, fmt.Sprintf(`<iq type='result' id='%s' to='%s'>%s</iq>`, escape(e.attr("id")), escape(c.jid.String()), fin.String()))
+		return c.writeAll(out)
 	case q.XMLName.Local == "metadata" && typ == "get":
 		first, last, ok, err := c.srv.cfg.Archive.Bounds(ctx, acct)
 		if err != nil {
