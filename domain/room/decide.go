@@ -30,10 +30,11 @@ type (
 	SetPresence struct {
 		Account, Show, Status string
 	}
-	// Post: a groupchat message. Payload is the message's children (no
-	// stanza-ids), MessageID its id attribute; ID the room archive's ID.
+	// Post: a groupchat message, as the room broadcasts it (from the
+	// occupant's room JID: the caller builds it with the nick of the state
+	// it decides on); ID is the room archive's ID.
 	Post struct {
-		Account, MessageID, Payload, ID string
+		Account, Stanza, ID string
 	}
 	SetSubject struct {
 		Account, Subject string
@@ -159,10 +160,10 @@ func Decide(s State, c any, ids *event.IDs, now time.Time, cause string) (Outcom
 			return out, ErrNotOccupant
 		case roleRank[o.Role] < roleRank[Participant]:
 			return out, ErrNoVoice
-		case c.ID == "":
-			return out, fmt.Errorf("%w: no archive ID", ErrInvalid)
+		case c.ID == "" || c.Stanza == "":
+			return out, fmt.Errorf("%w: no archive ID or no stanza", ErrInvalid)
 		}
-		return out, emit(TypeMessagePosted, MessagePosted{Account: c.Account, Nick: o.Nick, ID: c.ID, MessageID: c.MessageID, Payload: c.Payload})
+		return out, emit(TypeMessagePosted, MessagePosted{Account: c.Account, Nick: o.Nick, ID: c.ID, Stanza: c.Stanza})
 	case SetSubject:
 		o, ok := s.Occupants[c.Account]
 		switch {

@@ -219,11 +219,10 @@ type (
 		Subject string `json:"subject"`
 	}
 	MessagePosted struct {
-		Account   string `json:"account"`
-		Nick      string `json:"nick"`
-		ID        string `json:"id"`                   // the room archive's ID, also the stanza-id by the room
-		MessageID string `json:"message_id,omitempty"` // the sender's id attribute
-		Payload   string `json:"payload"`              // the message's children, without stanza-ids
+		Account string `json:"account"`
+		Nick    string `json:"nick"`
+		ID      string `json:"id"`     // the room archive's ID, also the stanza-id by the room
+		Stanza  string `json:"stanza"` // as broadcast: from the occupant's room JID, no to, no stanza-ids
 	}
 	Destroyed struct {
 		Reason    string `json:"reason,omitempty"`

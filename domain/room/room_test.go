@@ -131,13 +131,13 @@ func TestDecide(t *testing.T) {
 				}
 			}},
 		{"visitor may not post", open(Configure{By: "romeo@x", Config: moderated}, Join{Account: "tybalt@x", Nick: "Tybalt"}),
-			Post{Account: "tybalt@x", ID: "1", Payload: "<body>hi</body>"}, nil, ErrNoVoice, nil},
-		{"non-occupant may not post", open(), Post{Account: "tybalt@x", ID: "1"}, nil, ErrNotOccupant, nil},
-		{"occupant posts under its nick", open(), Post{Account: "juliet@x", ID: "r1", MessageID: "m1", Payload: "<body>hi</body>"},
+			Post{Account: "tybalt@x", ID: "1", Stanza: "<message/>"}, nil, ErrNoVoice, nil},
+		{"non-occupant may not post", open(), Post{Account: "tybalt@x", ID: "1", Stanza: "<message/>"}, nil, ErrNotOccupant, nil},
+		{"occupant posts under its nick", open(), Post{Account: "juliet@x", ID: "r1", Stanza: "<message id='m1'/>"},
 			[]event.Type{TypeMessagePosted}, nil, func(t *testing.T, s State, out Outcome) {
 				var d MessagePosted
 				out.Events[0].Decode(Schema, &d)
-				if d.Nick != "Juliet" || d.ID != "r1" || d.MessageID != "m1" || s.Messages != 1 {
+				if d.Nick != "Juliet" || d.ID != "r1" || d.Stanza != "<message id='m1'/>" || s.Messages != 1 {
 					t.Errorf("%+v", d)
 				}
 			}},

@@ -40,7 +40,7 @@ func TestFrozenSamples(t *testing.T) {
 		t.Fatalf("samples fold to %+v", s)
 	}
 	var m MessagePosted
-	if err := read(TypeMessagePosted).Decode(Schema, &m); err != nil || m.Payload == "" || m.ID == "" || m.MessageID != "g1" {
+	if err := read(TypeMessagePosted).Decode(Schema, &m); err != nil || m.Stanza == "" || m.ID == "" || m.Nick != "Jules" {
 		t.Fatalf("message sample: %+v %v", m, err)
 	}
 	if s, err = Evolve(s, read(TypeLeft)); err != nil || len(s.Occupants) != 1 {
