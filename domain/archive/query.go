@@ -24,6 +24,9 @@ type Query struct {
 	// or with an ID): the last Max entries instead of the first.
 	Last bool
 	Flip bool // results newest first within the page
+	// Groupchat includes room messages (XEP-0313 include-groupchat); a
+	// room's own archive holds nothing else.
+	Groupchat bool
 }
 
 // Limit returns the page size the query gets.

@@ -11,17 +11,18 @@ import (
 	"annals.im/annals/domain/account"
 	"annals.im/annals/domain/archive"
 	"annals.im/annals/domain/event"
+	"annals.im/annals/domain/room"
 )
 
 // Name is stored with the checkpoint; change it and the read model is
 // rebuilt from the start of the log.
-const Name = "archive/v1"
+const Name = "archive/v2"
 
 // Projection is the archive read model.
 type Projection struct{}
 
 func (Projection) Name() string     { return Name }
-func (Projection) Tables() []string { return []string{"archive"} }
+func (Projection) Tables() []string { return []string{"archive", "archive_occupants"} }
 func (Projection) Schema() string {
 	return `CREATE TABLE IF NOT EXISTS archive (
 		account   TEXT NOT NULL,    -- whose archive
@@ -31,12 +32,21 @@ func (Projection) Schema() string {
 		with_bare TEXT NOT NULL,    -- the other party
 		with_full TEXT NOT NULL,
 		offline   INTEGER NOT NULL, -- 1 while waiting for the account's next session
+		groupchat INTEGER NOT NULL, -- 1 for a room's message (in the room's archive or an occupant's)
 		stanza    TEXT NOT NULL
 	);
+	-- Which accounts occupy which room: a room's message lands once in each.
+	CREATE TABLE IF NOT EXISTS archive_occupants (
+		room    TEXT NOT NULL,
+		account TEXT NOT NULL,
+		PRIMARY KEY (room, account)
+	) WITHOUT ROWID;
 	CREATE UNIQUE INDEX IF NOT EXISTS archive_order ON archive (account, at, pos);
 	CREATE UNIQUE INDEX IF NOT EXISTS archive_ids ON archive (account, id);
 	CREATE INDEX IF NOT EXISTS archive_with ON archive (account, with_bare, at, pos);
-	CREATE INDEX IF NOT EXISTS archive_offline ON archive (account, at, pos) WHERE offline = 1;`
+	CREATE INDEX IF NOT EXISTS archive_offline ON archive (account, at, pos) WHERE offline = 1;
+	-- A user's 1:1 conversation without the rooms' messages, which may be most rows.
+	CREATE INDEX IF NOT EXISTS archive_chats ON archive (account, at, pos) WHERE groupchat = 0;`
 }
 
 // Apply implements projections.Projection.
@@ -48,13 +58,38 @@ func (Projection) Apply(ctx context.Context, tx *sql.Tx, e event.Envelope) error
 			return err
 		}
 		if d.SenderID != "" {
-			if err := insert(ctx, tx, e, bare(d.From), d.SenderID, d.To, false, d.Stanza); err != nil {
+			if err := insert(ctx, tx, e, row{acct: bare(d.From), id: d.SenderID, with: d.To, stanza: d.Stanza}); err != nil {
 				return err
 			}
 		}
 		if d.RecipientID != "" {
-			return insert(ctx, tx, e, bare(d.To), d.RecipientID, d.From, d.Offline, d.Stanza)
+			return insert(ctx, tx, e, row{acct: bare(d.To), id: d.RecipientID, with: d.From, offline: d.Offline, stanza: d.Stanza})
 		}
+	case room.TypeJoined:
+		var d room.Joined
+		if err := e.Decode(room.Schema, &d); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO archive_occupants (room, account) VALUES (?, ?) ON CONFLICT DO NOTHING`,
+			strings.TrimPrefix(e.Stream, "room-"), d.Account)
+		return err
+	case room.TypeLeft:
+		var d room.Left
+		if err := e.Decode(room.Schema, &d); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `DELETE FROM archive_occupants WHERE room = ? AND account = ?`, strings.TrimPrefix(e.Stream, "room-"), d.Account)
+		return err
+	case room.TypeDestroyed:
+		r := strings.TrimPrefix(e.Stream, "room-")
+		if _, err := tx.ExecContext(ctx, `DELETE FROM archive_occupants WHERE room = ?`, r); err != nil {
+			return err
+		}
+		// The room's own archive goes with it; its occupants keep their copies.
+		_, err := tx.ExecContext(ctx, `DELETE FROM archive WHERE account = ?`, r)
+		return err
+	case room.TypeMessagePosted:
+		return postGroupchat(ctx, tx, e)
 	case archive.TypeOfflineDelivered:
 		var d archive.OfflineDelivered
 		if err := e.Decode(archive.Schema, &d); err != nil {
@@ -73,11 +108,52 @@ func (Projection) Apply(ctx context.Context, tx *sql.Tx, e event.Envelope) error
 	return nil
 }
 
+// postGroupchat archives a room's message once in the room's archive and
+// once in the archive of each account occupying the room.
+func postGroupchat(ctx context.Context, tx *sql.Tx, e event.Envelope) error {
+	var d room.MessagePosted
+	if err := e.Decode(room.Schema, &d); err != nil {
+		return err
+	}
+	r := strings.TrimPrefix(e.Stream, "room-")
+	rows, err := tx.QueryContext(ctx, `SELECT account FROM archive_occupants WHERE room = ?`, r)
+	if err != nil {
+		return err
+	}
+	accounts := []string{r}
+	for rows.Next() {
+		var a string
+		if err := rows.Scan(&a); err != nil {
+			rows.Close()
+			return err
+		}
+		accounts = append(accounts, a)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, a := range accounts {
+		if err := insert(ctx, tx, e, row{acct: a, id: d.ID, with: r + "/" + d.Nick, groupchat: true, stanza: d.Stanza}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// row is one archive entry to insert.
+type row struct {
+	acct, id, with     string
+	offline, groupchat bool
+	stanza             string
+}
+
 // insert adds one party's row. Its time is the event's, or the account's
 // latest row's if that is later (clocks step back; log order wins).
 // A second row with an ID the account already has is dropped: the first
 // one stays, on every replay alike.
-func insert(ctx context.Context, tx *sql.Tx, e event.Envelope, acct, id, with string, offline bool, stanza string) error {
+func insert(ctx context.Context, tx *sql.Tx, e event.Envelope, x row) error {
+	acct := x.acct
 	at := e.OccurredAt.UnixNano()
 	var last int64
 	err := tx.QueryRowContext(ctx, `SELECT at FROM archive WHERE account = ? ORDER BY at DESC, pos DESC LIMIT 1`, acct).Scan(&last)
@@ -88,11 +164,11 @@ func insert(ctx context.Context, tx *sql.Tx, e event.Envelope, acct, id, with st
 	case last > at:
 		at = last
 	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO archive (account, at, pos, id, with_bare, with_full, offline, stanza)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-		acct, at, int64(e.Position.Commit), id, bare(with), with, offline, stanza)
+	_, err = tx.ExecContext(ctx, `INSERT INTO archive (account, at, pos, id, with_bare, with_full, offline, groupchat, stanza)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+		acct, at, int64(e.Position.Commit), x.id, bare(x.with), x.with, x.offline, x.groupchat, x.stanza)
 	if err != nil {
-		return fmt.Errorf("archive: insert %s into %s: %w", id, acct, err)
+		return fmt.Errorf("archive: insert %s into %s: %w", x.id, acct, err)
 	}
 	return nil
 }
@@ -118,7 +194,7 @@ func NewReader(db *sql.DB, unsynced func() int64) *Reader {
 	return &Reader{db: db, unsynced: unsynced}
 }
 
-type row struct {
+type found struct {
 	at, pos int64
 	entry   archive.Entry
 }
@@ -126,7 +202,7 @@ type row struct {
 // durable drops the rows at or after the first undurable position. It
 // must run after the query: a batch marks itself undurable before it
 // commits. dropped reports whether anything went.
-func (r *Reader) durable(rows []row) (kept []row, dropped bool) {
+func (r *Reader) durable(rows []found) (kept []found, dropped bool) {
 	u := r.unsynced()
 	if u == 0 {
 		return rows, false
@@ -140,11 +216,11 @@ func (r *Reader) durable(rows []row) (kept []row, dropped bool) {
 	return kept, len(kept) < len(rows)
 }
 
-func (r *Reader) scan(rows *sql.Rows) ([]row, error) {
+func (r *Reader) scan(rows *sql.Rows) ([]found, error) {
 	defer rows.Close()
-	var out []row
+	var out []found
 	for rows.Next() {
-		var x row
+		var x found
 		if err := rows.Scan(&x.at, &x.pos, &x.entry.ID, &x.entry.Stanza); err != nil {
 			return nil, err
 		}
@@ -170,6 +246,9 @@ func (r *Reader) locate(ctx context.Context, acct, id string) (at, pos int64, er
 func (r *Reader) Query(ctx context.Context, acct string, q archive.Query) (archive.Page, error) {
 	where := []string{"account = ?"}
 	args := []any{acct}
+	if !q.Groupchat {
+		where = append(where, "groupchat = 0")
+	}
 	if q.With != "" {
 		if b := bare(q.With); b == q.With {
 			where, args = append(where, "with_bare = ?"), append(args, b)

@@ -14,6 +14,7 @@ import (
 	"annals.im/annals/domain/account"
 	domain "annals.im/annals/domain/archive"
 	"annals.im/annals/domain/event"
+	"annals.im/annals/domain/room"
 	"annals.im/annals/eventstore"
 	"annals.im/annals/eventstore/sqlite"
 	"annals.im/annals/projections"
@@ -182,8 +183,8 @@ func TestQueries(t *testing.T) {
 
 func dump(t *testing.T, f *fixture) []domain.Entry {
 	var all []domain.Entry
-	for _, acct := range []string{"romeo@x", "juliet@x", "nurse@x"} {
-		q := domain.Query{Max: domain.MaxPage}
+	for _, acct := range []string{"romeo@x", "juliet@x", "nurse@x", "hall@conference.x"} {
+		q := domain.Query{Max: domain.MaxPage, Groupchat: true}
 		for {
 			p, err := f.reader.Query(context.Background(), acct, q)
 			if err != nil {
@@ -245,4 +246,86 @@ func TestOfflineAndDeletion(t *testing.T) {
 	if p, _ := f.reader.Query(ctx, "romeo@x", domain.Query{}); len(p.Entries) != 2 {
 		t.Fatalf("the other party lost its archive: %d entries", len(p.Entries))
 	}
+}
+
+// A room's message lands once in the room's archive and once in the
+// archive of each account in the room at that point of the log; user
+// archive queries leave them out unless asked (include-groupchat).
+func TestGroupchat(t *testing.T) {
+	f := open(t)
+	f.inline(t)
+	ctx := context.Background()
+	const hall = "hall@conference.x"
+	do := func(c any) {
+		t.Helper()
+		st, err := f.roomState(hall)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := room.Decide(st, c, f.ids, f.t0, "test")
+		if err != nil {
+			t.Fatalf("%T: %v", c, err)
+		}
+		if _, err := f.store.Append(ctx, room.Stream(hall), eventstore.Any, out.Events...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	post := func(acct, id string) {
+		do(room.Post{Account: acct, ID: id, Stanza: "<message type='groupchat' id='" + id + "'/>"})
+	}
+	do(room.Join{Account: "romeo@x", Nick: "Romeo", Create: true})
+	do(room.Join{Account: "juliet@x", Nick: "Juliet"})
+	post("romeo@x", "g1")
+	do(room.Leave{Account: "juliet@x"})
+	post("romeo@x", "g2")
+	f.send(t, "romeo@x/desk", "juliet@x", "c1", false)
+
+	count := func(acct string, q domain.Query) []string {
+		t.Helper()
+		p, err := f.reader.Query(ctx, acct, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ids(p)
+	}
+	if got := count(hall, domain.Query{Groupchat: true}); !reflect.DeepEqual(got, []string{"g1", "g2"}) {
+		t.Fatalf("room archive %v", got)
+	}
+	if got := count("juliet@x", domain.Query{Groupchat: true}); len(got) != 2 || got[0] != "g1" {
+		t.Fatalf("juliet (left after g1) has %v", got)
+	}
+	if got := count("romeo@x", domain.Query{Groupchat: true, With: hall}); !reflect.DeepEqual(got, []string{"g1", "g2"}) {
+		t.Fatalf("romeo's room messages %v", got)
+	}
+	if got := count("romeo@x", domain.Query{}); !reflect.DeepEqual(got, []string{"s:c1"}) {
+		t.Fatalf("romeo's archive without groupchat %v", got)
+	}
+	do(room.Destroy{By: "romeo@x"})
+	if got := count(hall, domain.Query{Groupchat: true}); len(got) != 0 {
+		t.Fatalf("destroyed room keeps %v", got)
+	}
+	if got := count("romeo@x", domain.Query{Groupchat: true}); len(got) != 3 {
+		t.Fatalf("romeo lost his copies: %v", got)
+	}
+	before := dump(t, f)
+	if _, err := f.runner.Rebuild(ctx, f.store, "archive"); err != nil {
+		t.Fatal(err)
+	}
+	if after := dump(t, f); !reflect.DeepEqual(before, after) {
+		t.Fatal("rebuild differs")
+	}
+}
+
+func (f *fixture) roomState(r string) (room.State, error) {
+	st := room.State{JID: r}
+	evs, err := f.store.ReadStream(context.Background(), room.Stream(r), 1, 1000)
+	if err != nil {
+		return st, err
+	}
+	for _, e := range evs {
+		if st, err = room.Evolve(st, e); err != nil {
+			return st, err
+		}
+	}
+	return st, nil
 }
