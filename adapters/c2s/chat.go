@@ -57,6 +57,9 @@ func (c *conn) message(ctx context.Context, e *element) error {
 			return c.write(c.errorReply(e, "modify", "jid-malformed"))
 		}
 	}
+	if c.srv.isMUC(to) {
+		return c.mucMessage(ctx, e, to)
+	}
 	if !slices.Contains(c.srv.cfg.Domains, to.Domainpart()) {
 		// Until s2s exists no other server is reachable.
 		return c.write(c.errorReply(e, "cancel", "remote-server-not-found"))

@@ -25,7 +25,7 @@ const (
 )
 
 // accountFeatures are advertised in disco#info of the user's own bare JID.
-var accountFeatures = []string{nsMAM, nsMAMExtended, nsStanzaID, nsArchiveID}
+var accountFeatures = []string{nsMAM, nsMAMExtended, nsMAM + "#groupchat-field", nsMAM + "#groupchat-available", nsStanzaID, nsArchiveID}
 
 // queryError is a stanza error with a text for the client.
 type queryError struct {
@@ -44,11 +44,16 @@ func (c *conn) errorReplyText(e *element, typ, cond, text string) string {
 		e.XMLName.Local, escape(e.attr("id")), toFrom(c.jid.String(), e.attr("to")), typ, cond, nsStanzas, nsStanzas, escape(text), e.XMLName.Local)
 }
 
-// mamIQ answers the XEP-0313 requests on the user's own archive.
-func (c *conn) mamIQ(ctx context.Context, e *element, q element) error {
-	acct := c.jid.Bare().String()
+// mamIQ answers the XEP-0313 requests on an archive: the user's own, or
+// a room's (room true), which holds nothing but groupchat and has no
+// preferences.
+func (c *conn) mamIQ(ctx context.Context, e *element, q element, acct string, room bool) error {
+	from := ""
+	if room {
+		from = " from='" + escape(acct) + "'"
+	}
 	reply := func(payload string) error {
-		return c.write(fmt.Sprintf(`<iq type='result' id='%s' to='%s'>%s</iq>`, escape(e.attr("id")), escape(c.jid.String()), payload))
+		return c.write(fmt.Sprintf(`<iq type='result' id='%s' to='%s'%s>%s</iq>`, escape(e.attr("id")), escape(c.jid.String()), from, payload))
 	}
 	fail := func(err error) error {
 		var qe *queryError
@@ -72,6 +77,7 @@ func (c *conn) mamIQ(ctx context.Context, e *element, q element) error {
 		if err != nil {
 			return fail(err)
 		}
+		query.Groupchat = query.Groupchat || room
 		page, err := c.srv.cfg.Archive.Query(ctx, acct, query)
 		if err != nil {
 			return fail(err)
@@ -102,7 +108,7 @@ func (c *conn) mamIQ(ctx context.Context, e *element, q element) error {
 		}
 		fin.WriteString("</set></fin>")
 		// The results and the answer go out together, in order.
-		out = append(out, fmt.Sprintf(`<iq type='result' id='%s' to='%s'>%s</iq>`, escape(e.attr("id")), escape(c.jid.String()), fin.String()))
+		out = append(out, fmt.Sprintf(`<iq type='result' id='%s' to='%s'%s>%s</iq>`, escape(e.attr("id")), escape(c.jid.String()), from, fin.String()))
 		return c.writeAll(out)
 	case q.XMLName.Local == "metadata" && typ == "get":
 		first, last, ok, err := c.srv.cfg.Archive.Bounds(ctx, acct)
@@ -114,6 +120,8 @@ func (c *conn) mamIQ(ctx context.Context, e *element, q element) error {
 		}
 		return reply(fmt.Sprintf("<metadata xmlns='%s'><start id='%s' timestamp='%s'/><end id='%s' timestamp='%s'/></metadata>",
 			nsMAM, escape(first.ID), stamp(first.At), escape(last.ID), stamp(last.At)))
+	case q.XMLName.Local == "prefs" && room:
+		return c.write(c.errorReply(e, "cancel", "feature-not-implemented"))
 	case q.XMLName.Local == "prefs" && typ == "get":
 		p, err := c.srv.cfg.Archive.Prefs(ctx, acct)
 		if err != nil {
@@ -138,6 +146,7 @@ const mamForm = `<query xmlns='` + nsMAM + `'><x xmlns='` + nsData + `' type='fo
 	`<field type='hidden' var='FORM_TYPE'><value>` + nsMAM + `</value></field>` +
 	`<field type='jid-single' var='with'/><field type='text-single' var='start'/><field type='text-single' var='end'/>` +
 	`<field type='text-single' var='before-id'/><field type='text-single' var='after-id'/>` +
+	`<field type='boolean' var='include-groupchat'/>` +
 	`<field type='list-multi' var='ids'><validate xmlns='http://jabber.org/protocol/xdata-validate' datatype='xs:string'><open/></validate></field>` +
 	`</x></query>`
 
@@ -209,6 +218,8 @@ func parseMAMForm(x element, query *archive.Query) error {
 			query.AfterID = one
 		case "before-id":
 			query.BeforeID = one
+		case "include-groupchat":
+			query.Groupchat = one == "true" || one == "1"
 		case "ids":
 			for _, v := range values {
 				if v = strings.TrimSpace(v); v != "" {

@@ -12,6 +12,9 @@ import (
 
 // presence handles a presence stanza from this session (RFC 6121 §4).
 func (c *conn) presence(ctx context.Context, e *element) error {
+	if j, err := jid.Parse(e.attr("to")); err == nil && e.attr("to") != "" && c.srv.isMUC(j) {
+		return c.mucPresence(ctx, e, j)
+	}
 	if c.srv.cfg.Accounts == nil {
 		return nil // no rosters, no presence to share
 	}

@@ -44,6 +44,12 @@ type Config struct {
 	// Archive records and reads 1:1 messages (XEP-0313); nil: messages
 	// are routed only.
 	Archive Archive
+	// MUCDomain is the multi-user chat service's domain (XEP-0045), served
+	// with Rooms; "" for none. LockNewRooms keeps a new room closed to
+	// others until its owner configures it (XEP-0045 §10.1).
+	MUCDomain    string
+	Rooms        Rooms
+	LockNewRooms bool
 	// ResumeTimeout is how long a session whose connection broke waits to
 	// be resumed (XEP-0198); default 300 s, negative: no resumption.
 	ResumeTimeout time.Duration
@@ -68,6 +74,7 @@ type Server struct {
 	expired   map[string]expiredSession   // session id -> what a late resumption learns
 	throttle  *throttle
 	delivery  deliveryLocks
+	muc       attachments
 }
 
 // NewServer checks cfg and returns a server.
@@ -423,6 +430,7 @@ func (c *conn) serve(ctx context.Context) {
 		c.srv.goneUnavailable(c)
 	}
 	c.srv.unbind(c)
+	c.srv.mucSessionGone(c)
 	c.srv.forgetResumable(c)
 	c.shutdown(final)
 	c.wmu.Lock()

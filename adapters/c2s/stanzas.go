@@ -75,13 +75,16 @@ func (c *conn) iq(e *element) error {
 	}
 	toServer := to == "" || to == c.domain
 	toSelf := to == c.jid.Bare().String() || to == c.jid.String()
+	if j, err := jid.Parse(to); err == nil && to != "" && c.srv.isMUC(j) {
+		return c.mucIQ(context.Background(), e, child, j)
+	}
 	switch {
 	case child.XMLName.Space == nsRoster && (toServer || toSelf) && c.srv.cfg.Accounts != nil:
 		return c.rosterIQ(context.Background(), e, child)
 	case child.XMLName.Space == nsSession && typ == "set":
 		return reply("")
 	case child.XMLName.Space == nsMAM && (toServer && to == "" || toSelf) && c.srv.cfg.Archive != nil:
-		return c.mamIQ(context.Background(), e, child)
+		return c.mamIQ(context.Background(), e, child, c.jid.Bare().String(), false)
 	case child.XMLName.Space == nsCarbons && typ == "set" && toServer &&
 		(child.XMLName.Local == "enable" || child.XMLName.Local == "disable"):
 		// NOTSPEC(XEP-0280 §4): disable is acknowledged but changes nothing:

@@ -39,6 +39,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&x.cert, "tls-cert", envOr("ANNALS_TLS_CERT", ""), "PEM certificate (default: a self-signed one in the data directory)")
 	fs.StringVar(&x.key, "tls-key", envOr("ANNALS_TLS_KEY", ""), "PEM private key for --tls-cert")
 	fs.DurationVar(&x.resume, "resume-timeout", 300*time.Second, "how long a broken session waits to be resumed, XEP-0198 (0: no resumption)")
+	fs.StringVar(&x.muc, "muc", envOr("ANNALS_MUC", "conference.<first domain>"), "domain of the multi-user chat service, XEP-0045 (\"\": none; $ANNALS_MUC)")
+	fs.BoolVar(&x.lockRooms, "muc-lock-new-rooms", true, "keep a new room closed to others until its owner configures it (XEP-0045 §10.1)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -48,6 +50,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	x.domains = domains
 	if len(x.domains) == 0 {
 		x.domains = strings.Fields(strings.ReplaceAll(envOr("ANNALS_DOMAIN", "localhost"), ",", " "))
+	}
+	if x.muc == "conference.<first domain>" {
+		x.muc = "conference." + x.domains[0]
 	}
 	if err := x.validate(); err != nil {
 		return err
@@ -92,7 +97,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	store.SetInline(inline)
 	arch := &archiveService{accounts: accounts, store: store, reader: archiveproj.NewReader(o.db, store.Unsynced), ids: accounts.ids}
-	srv, ln, err := x.listen(c, creds, accounts, arch, log)
+	rooms := newRooms(store, accounts.ids)
+	srv, ln, err := x.listen(c, creds, accounts, arch, rooms, log)
 	if err != nil {
 		return err
 	}

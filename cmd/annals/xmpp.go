@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"annals.im/annals/adapters/c2s"
@@ -27,6 +28,8 @@ type xmppFlags struct {
 	registration bool
 	cert, key    string
 	resume       time.Duration
+	muc          string // the MUC service's domain; "" none
+	lockRooms    bool
 }
 
 func envOr(name, def string) string {
@@ -45,6 +48,11 @@ func (x xmppFlags) validate() error {
 	if (x.cert == "") != (x.key == "") {
 		return fmt.Errorf("%w: give --tls-cert and --tls-key together", errUsage)
 	}
+	if x.muc != "" {
+		if _, err := account.ParseJID("room@" + x.muc); err != nil || slices.Contains(x.domains, x.muc) {
+			return fmt.Errorf("%w: --muc %q is not a domain of its own", errUsage, x.muc)
+		}
+	}
 	if x.plaintext {
 		if err := c2s.CheckPlaintext(x.c2s); err != nil {
 			return fmt.Errorf("%w: %v", errUsage, err)
@@ -54,7 +62,7 @@ func (x xmppFlags) validate() error {
 }
 
 // listen builds the c2s server and opens its listener.
-func (x xmppFlags) listen(c Config, creds *credentials.Store, accounts *accountsService, arch *archiveService, log *slog.Logger) (*c2s.Server, net.Listener, error) {
+func (x xmppFlags) listen(c Config, creds *credentials.Store, accounts *accountsService, arch *archiveService, rooms *roomsService, log *slog.Logger) (*c2s.Server, net.Listener, error) {
 	var cert tls.Certificate
 	var err error
 	if x.cert != "" {
@@ -82,6 +90,9 @@ func (x xmppFlags) listen(c Config, creds *credentials.Store, accounts *accounts
 		Registration:  x.registration,
 		Registrar:     accounts,
 		Archive:       arch,
+		MUCDomain:     x.muc,
+		Rooms:         rooms,
+		LockNewRooms:  x.lockRooms,
 		ResumeTimeout: resume,
 		FakeSaltKey:   saltKey,
 		Version:       version,

@@ -1,0 +1,655 @@
+package c2s
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+
+	"mellium.im/xmpp/jid"
+
+	"annals.im/annals/domain/archive"
+	"annals.im/annals/domain/room"
+)
+
+// The multi-user chat service (XEP-0045), where the account, not the
+// session, occupies a room: a session's join presence attaches it to the
+// account's occupancy, messages are forked to every attached session, and
+// the room sees one occupant per account whatever its clients do.
+
+const (
+	nsMUC      = "http://jabber.org/protocol/muc"
+	nsMUCUser  = "http://jabber.org/protocol/muc#user"
+	nsMUCAdmin = "http://jabber.org/protocol/muc#admin"
+	nsMUCOwner = "http://jabber.org/protocol/muc#owner"
+)
+
+// Rooms is what the c2s adapter needs from the room streams.
+type Rooms interface {
+	Get(ctx context.Context, room string) (room.State, error)
+	// Do decides the command that cmd builds from the room's current
+	// state (or the error it returns instead) and appends its events; cmd
+	// may run more than once.
+	Do(ctx context.Context, room string, cmd func(room.State) any) (room.Outcome, room.State, error)
+	// NewID returns a fresh archive ID for a room message.
+	NewID() string
+}
+
+// attachments records which sessions of which accounts are attached to
+// which rooms, with each session's show (XEP-0045 presence) there.
+type attachments struct {
+	mu    sync.Mutex
+	rooms map[string]map[string]map[*conn]string // room -> account -> session -> show
+}
+
+func (a *attachments) attach(r, acct string, c *conn, show string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.rooms == nil {
+		a.rooms = make(map[string]map[string]map[*conn]string)
+	}
+	if a.rooms[r] == nil {
+		a.rooms[r] = make(map[string]map[*conn]string)
+	}
+	if a.rooms[r][acct] == nil {
+		a.rooms[r][acct] = make(map[*conn]string)
+	}
+	a.rooms[r][acct][c] = show
+}
+
+// detachAccount forgets every session of acct in room r.
+func (a *attachments) detachAccount(r, acct string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	delete(a.rooms[r], acct)
+}
+
+// detachSession forgets c everywhere and returns the rooms it was in.
+func (a *attachments) detachSession(c *conn) []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var out []string
+	for r, accts := range a.rooms {
+		for _, sessions := range accts {
+			if _, ok := sessions[c]; ok {
+				delete(sessions, c)
+				out = append(out, r)
+			}
+		}
+	}
+	return out
+}
+
+// sessions returns the sessions of acct attached to r.
+func (a *attachments) sessions(r, acct string) []*conn {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make([]*conn, 0, len(a.rooms[r][acct]))
+	for c := range a.rooms[r][acct] {
+		out = append(out, c)
+	}
+	return out
+}
+
+func (a *attachments) attached(r, acct string, c *conn) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	_, ok := a.rooms[r][acct][c]
+	return ok
+}
+
+// show is the account's presence in the room: the most available show of
+// its attached sessions, or away (XEP-0045 has no "gone"; with no session
+// attached the account still occupies the room) when none is attached.
+func (a *attachments) show(r, acct string) string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	best, found := "", false
+	rank := map[string]int{"chat": 0, "": 1, "away": 2, "dnd": 3, "xa": 4}
+	for _, s := range a.rooms[r][acct] {
+		if !found || rank[s] < rank[best] {
+			best, found = s, true
+		}
+	}
+	if !found {
+		return "xa"
+	}
+	return best
+}
+
+// mucErrors maps room rule errors onto XEP-0045 stanza errors.
+func mucError(err error) (typ, cond string) {
+	switch {
+	case errors.Is(err, room.ErrNotFound), errors.Is(err, room.ErrLocked), errors.Is(err, room.ErrItemNotFound):
+		return "cancel", "item-not-found"
+	case errors.Is(err, room.ErrConflict), errors.Is(err, room.ErrLastOwner):
+		return "cancel", "conflict"
+	case errors.Is(err, room.ErrBadNick):
+		return "modify", "jid-malformed"
+	case errors.Is(err, room.ErrBanned), errors.Is(err, room.ErrNoVoice), errors.Is(err, room.ErrForbidden):
+		return "auth", "forbidden"
+	case errors.Is(err, room.ErrMembersOnly):
+		return "auth", "registration-required"
+	case errors.Is(err, room.ErrPassword):
+		return "auth", "not-authorized"
+	case errors.Is(err, room.ErrFull):
+		return "wait", "service-unavailable"
+	case errors.Is(err, room.ErrNotOccupant):
+		return "modify", "not-acceptable"
+	case errors.Is(err, room.ErrNotAllowed):
+		return "cancel", "not-allowed"
+	case errors.Is(err, room.ErrInvalid):
+		return "modify", "bad-request"
+	}
+	return "wait", "internal-server-error"
+}
+
+// mucErrorReply answers e from `from` (the room or an occupant JID).
+func (c *conn) mucErrorReply(e *element, from string, err error, extra string) string {
+	typ, cond := mucError(err)
+	return fmt.Sprintf(`<%s type='error' id='%s' from='%s' to='%s'>%s<error type='%s'><%s xmlns='%s'/><text xmlns='%s'>%s</text></error></%s>`,
+		e.XMLName.Local, escape(e.attr("id")), escape(from), escape(c.jid.String()), extra, typ, cond, nsStanzas, nsStanzas,
+		escape(err.Error()), e.XMLName.Local)
+}
+
+// isMUC reports whether to is on the MUC service.
+func (s *Server) isMUC(to jid.JID) bool {
+	return s.cfg.MUCDomain != "" && s.cfg.Rooms != nil && to.Domainpart() == s.cfg.MUCDomain
+}
+
+// occupantXML is an occupant's presence as viewer (an account) sees it.
+func occupantXML(st room.State, o room.Occupant, viewer, to, typ string, codes []int, inner string) string {
+	var b strings.Builder
+	b.WriteString("<presence xmlns='" + nsClient + "' from='" + escape(st.JID+"/"+o.Nick) + "' to='" + escape(to) + "'")
+	if typ != "" {
+		b.WriteString(" type='" + typ + "'")
+	}
+	b.WriteString("><x xmlns='" + nsMUCUser + "'><item affiliation='" + string(st.Affiliation(o.Account)) + "' role='" + string(o.Role) + "'")
+	if self := viewer == o.Account; self || st.Config.WhoisAnyone || st.Occupants[viewer].Role == room.Moderator {
+		b.WriteString(" jid='" + escape(o.Account) + "'")
+	}
+	b.WriteString(">" + inner + "</item>")
+	for _, code := range codes {
+		b.WriteString("<status code='" + strconv.Itoa(code) + "'/>")
+	}
+	b.WriteString("</x>")
+	if typ == "" {
+		if o.Show != "" {
+			b.WriteString("<show>" + escape(o.Show) + "</show>")
+		}
+		if o.Status != "" {
+			b.WriteString("<status>" + escape(o.Status) + "</status>")
+		}
+	}
+	b.WriteString("</presence>")
+	return b.String()
+}
+
+// selfCodes are the status codes of an occupant's own presence.
+func selfCodes(st room.State, extra ...int) []int {
+	codes := []int{110}
+	if st.Config.WhoisAnyone {
+		codes = append(codes, 100)
+	}
+	codes = append(codes, 170) // the room is logged: every message is archived
+	return append(codes, extra...)
+}
+
+// broadcast sends each occupant's attached sessions what stanza builds
+// for that occupant (nothing when it returns "").
+func (s *Server) roomBroadcast(st room.State, stanza func(viewer string, to string) string, urgent bool) {
+	for acct := range st.Occupants {
+		for _, t := range s.muc.sessions(st.JID, acct) {
+			if x := stanza(acct, t.jid.String()); x != "" {
+				t.deliver(x, urgent)
+			}
+		}
+	}
+}
+
+// mucPresence handles a presence from this session to a room occupant JID.
+func (c *conn) mucPresence(ctx context.Context, e *element, to jid.JID) error {
+	s := c.srv
+	r := to.Bare().String()
+	acct := c.jid.Bare().String()
+	nick := to.Resourcepart()
+	show := childText(e, "show")
+	status := childText(e, "status")
+	switch e.attr("type") {
+	case "unavailable":
+		// An explicit exit from any client: the account leaves.
+		before, st, out, err := s.roomDo(ctx, r, func(room.State) any { return room.Leave{Account: acct, Status: status} })
+		if err != nil {
+			if errors.Is(err, room.ErrNotOccupant) || errors.Is(err, room.ErrNotFound) {
+				// Not in the room: still tell this client it is out.
+				return c.write(fmt.Sprintf(`<presence from='%s' to='%s' type='unavailable'><x xmlns='%s'><item affiliation='none' role='none'/><status code='110'/></x></presence>`,
+					escape(to.String()), escape(c.jid.String()), nsMUCUser))
+			}
+			return c.write(c.mucErrorReply(e, to.String(), err, ""))
+		}
+		s.publishRoom(before, st, out)
+		return nil
+	case "":
+	default:
+		return nil // probes, subscriptions and errors to rooms end here
+	}
+	if nick == "" {
+		return c.write(c.mucErrorReply(e, to.String(), fmt.Errorf("%w: no nick", room.ErrBadNick), ""))
+	}
+	if s.muc.attached(r, acct, c) {
+		// A status or nick change from an attached session.
+		s.muc.attach(r, acct, c, show)
+		before, st, out, err := s.roomDo(ctx, r, func(st room.State) any {
+			if o, ok := st.Occupants[acct]; ok && o.Nick != nick {
+				return room.ChangeNick{Account: acct, Nick: nick}
+			}
+			return room.SetPresence{Account: acct, Show: s.muc.show(r, acct), Status: status}
+		})
+		if err != nil {
+			return c.write(c.mucErrorReply(e, to.String(), err, ""))
+		}
+		s.publishRoom(before, st, out)
+		return nil
+	}
+	password := ""
+	var hist history
+	if x, ok := childNamed(e, nsMUC, "x"); ok {
+		password = childText(&x, "password")
+		hist = parseHistory(&x)
+	}
+	_, st, out, err := s.roomDo(ctx, r, func(st room.State) any {
+		return room.Join{Account: acct, Nick: nick, Password: password, Show: show, Status: status,
+			Create: slices.Contains(s.cfg.Domains, c.domain), Locked: s.cfg.LockNewRooms}
+	})
+	if err != nil {
+		return c.write(c.mucErrorReply(e, to.String(), err, "<x xmlns='"+nsMUC+"'/>"))
+	}
+	s.muc.attach(r, acct, c, show)
+	me := st.Occupants[acct]
+	// The new session gets the room: the others' presence, then its own,
+	// then the history it asked for, then the subject (XEP-0045 §7.2.3).
+	for other, o := range st.Occupants {
+		if other != acct {
+			c.deliver(occupantXML(st, o, acct, c.jid.String(), "", nil, ""), true)
+		}
+	}
+	var codes []int
+	if out.Created {
+		codes = append(codes, 201)
+	}
+	if out.NickFixed {
+		codes = append(codes, 210)
+	}
+	if out.Already {
+		c.deliver(occupantXML(st, me, acct, c.jid.String(), "", selfCodes(st, codes...), ""), true)
+	} else {
+		// A new occupant: every session in the room sees it arrive once.
+		s.roomBroadcast(st, func(viewer, to string) string {
+			if viewer == acct {
+				return occupantXML(st, me, viewer, to, "", selfCodes(st, codes...), "")
+			}
+			return occupantXML(st, me, viewer, to, "", nil, "")
+		}, true)
+	}
+	s.sendHistory(ctx, c, st, hist)
+	subject := "<subject/>"
+	if st.Subject != "" {
+		subject = "<subject>" + escape(st.Subject) + "</subject>"
+	}
+	from := st.JID
+	if st.SubjectNick != "" {
+		from += "/" + st.SubjectNick
+	}
+	c.deliver(fmt.Sprintf(`<message xmlns='%s' type='groupchat' from='%s' to='%s' id='%s'>%s</message>`,
+		nsClient, escape(from), escape(c.jid.String()), newID(), subject), true)
+	if !out.Already {
+		return nil
+	}
+	// The account's presence in the room may have changed with this session.
+	if before, st, out, err := s.roomDo(ctx, r, func(room.State) any {
+		return room.SetPresence{Account: acct, Show: s.muc.show(r, acct), Status: status}
+	}); err == nil {
+		s.publishRoom(before, st, out)
+	}
+	return nil
+}
+
+// history is what a joining client asked of the discussion history.
+type history struct {
+	maxStanzas int // -1: not given
+}
+
+func parseHistory(x *element) history {
+	h := history{maxStanzas: -1}
+	if he, ok := childNamed(x, nsMUC, "history"); ok {
+		if n, err := strconv.Atoi(he.attr("maxstanzas")); err == nil && n >= 0 {
+			h.maxStanzas = n
+		}
+	}
+	return h
+}
+
+// sendHistory sends the last messages of the room to a joining session,
+// from the room's archive, with delay stamps (XEP-0045 §7.2.15).
+func (s *Server) sendHistory(ctx context.Context, c *conn, st room.State, h history) {
+	n := st.Config.HistoryLength
+	if h.maxStanzas >= 0 && h.maxStanzas < n {
+		n = h.maxStanzas
+	}
+	if n <= 0 || s.cfg.Archive == nil {
+		return
+	}
+	page, err := s.cfg.Archive.Query(ctx, st.JID, archive.Query{Last: true, Max: min(n, archive.MaxPage), Groupchat: true})
+	if err != nil {
+		c.log.Error("room history", "room", st.JID, "err", err)
+		return
+	}
+	for _, en := range page.Entries {
+		m := insertChild(en.Stanza, "<delay xmlns='"+nsDelay+"' from='"+escape(st.JID)+"' stamp='"+stamp(en.At)+"'/>")
+		c.deliver(withTo(insertChild(m, stanzaIDXML(st.JID, en.ID)), c.jid.String()), true)
+	}
+}
+
+// mucMessage handles a message from this session to a room or occupant.
+func (c *conn) mucMessage(ctx context.Context, e *element, to jid.JID) error {
+	s := c.srv
+	r := to.Bare().String()
+	acct := c.jid.Bare().String()
+	typ := e.attr("type")
+	if to.Resourcepart() != "" {
+		return c.mucPrivate(ctx, e, to)
+	}
+	if typ == "error" {
+		return nil
+	}
+	if typ != "groupchat" {
+		if inv, ok := childNamed(e, nsMUCUser, "x"); ok {
+			return c.mucInvite(ctx, e, to, &inv)
+		}
+		return c.write(c.mucErrorReply(e, r, fmt.Errorf("%w: messages to a room are of type groupchat", room.ErrInvalid), ""))
+	}
+	m := scanMessage(e)
+	if subj, ok := childNamed(e, nsClient, "subject"); ok && !m.body {
+		before, st, out, err := s.roomDo(ctx, r, func(room.State) any {
+			return room.SetSubject{Account: acct, Subject: string(textOf(subj))}
+		})
+		if err != nil {
+			return c.write(c.mucErrorReply(e, r, err, ""))
+		}
+		s.publishRoom(before, st, out)
+		return nil
+	}
+	id := s.cfg.Rooms.NewID()
+	before, st, out, err := s.roomDo(ctx, r, func(st room.State) any {
+		o := st.Occupants[acct]
+		stripped := *e
+		stripped.Inner = m.inner
+		stanza := restamp(&stripped, r+"/"+o.Nick)
+		return room.Post{Account: acct, ID: id, Stanza: withoutTo(stanza)}
+	})
+	if err != nil {
+		return c.write(c.mucErrorReply(e, r, err, ""))
+	}
+	s.publishRoom(before, st, out)
+	return nil
+}
+
+// withoutTo removes the to attribute of a serialized stanza.
+func withoutTo(stanza string) string {
+	end := strings.IndexByte(stanza, '>')
+	head := stanza[:end]
+	if i := strings.Index(head, " to='"); i >= 0 {
+		j := strings.IndexByte(head[i+5:], '\'')
+		return head[:i] + head[i+5+j+1:] + stanza[end:]
+	}
+	return stanza
+}
+
+// mucPrivate forwards a private message to an occupant: every attached
+// session of its account gets it, from the sender's occupant JID.
+func (c *conn) mucPrivate(ctx context.Context, e *element, to jid.JID) error {
+	s := c.srv
+	r := to.Bare().String()
+	acct := c.jid.Bare().String()
+	st, err := s.cfg.Rooms.Get(ctx, r)
+	if err != nil {
+		return c.write(c.mucErrorReply(e, to.String(), err, ""))
+	}
+	me, in := st.Occupants[acct]
+	target, found := st.ByNick(to.Resourcepart())
+	switch {
+	case !in:
+		return c.write(c.mucErrorReply(e, to.String(), room.ErrNotOccupant, ""))
+	case !found:
+		return c.write(c.mucErrorReply(e, to.String(), room.ErrItemNotFound, ""))
+	}
+	m := scanMessage(e)
+	stripped := *e
+	stripped.Inner = append(m.inner, "<x xmlns='"+nsMUCUser+"'/>"...)
+	stanza := restamp(&stripped, r+"/"+me.Nick)
+	for _, t := range s.muc.sessions(r, target.Account) {
+		t.deliver(withTo(stanza, t.jid.String()), m.body)
+	}
+	// The sender's other sessions in the room see what it sent.
+	for _, t := range s.muc.sessions(r, acct) {
+		if t != c {
+			t.deliver(carbon("sent", acct, t.jid.String(), e.attr("type"), withTo(restamp(&stripped, c.jid.String()), to.String())), m.body)
+		}
+	}
+	return nil
+}
+
+// mucInvite forwards a mediated invitation (XEP-0045 §7.8.2).
+func (c *conn) mucInvite(ctx context.Context, e *element, to jid.JID, x *element) error {
+	s := c.srv
+	r := to.Bare().String()
+	acct := c.jid.Bare().String()
+	inv, ok := childNamed(x, nsMUCUser, "invite")
+	invitee, err := jid.Parse(inv.attr("to"))
+	if !ok || err != nil {
+		return c.write(c.mucErrorReply(e, r, fmt.Errorf("%w: an invitation needs an invitee", room.ErrInvalid), ""))
+	}
+	_, st, _, err := s.roomDo(ctx, r, func(room.State) any { return room.Invite{By: acct, Invitee: invitee.Bare().String()} })
+	if err != nil {
+		return c.write(c.mucErrorReply(e, r, err, ""))
+	}
+	reason := ""
+	if rs := childText(&inv, "reason"); rs != "" {
+		reason = "<reason>" + escape(rs) + "</reason>"
+	}
+	password := ""
+	if st.Config.PasswordHash != "" {
+		password = "" // the room keeps only a hash: the inviter tells the password itself
+	}
+	stanza := fmt.Sprintf(`<message xmlns='%s' from='%s' to='%%s'><x xmlns='%s'><invite from='%s'>%s</invite>%s</x></message>`,
+		nsClient, escape(r), nsMUCUser, escape(c.jid.String()), reason, password)
+	for _, t := range s.route(invitee) {
+		t.deliver(fmt.Sprintf(stanza, escape(t.jid.String())), true)
+	}
+	return nil
+}
+
+// roomDo runs a room command and returns the room before and after it.
+func (s *Server) roomDo(ctx context.Context, r string, cmd func(room.State) any) (before, after room.State, out room.Outcome, err error) {
+	out, after, err = s.cfg.Rooms.Do(ctx, r, func(st room.State) any {
+		before = st // the state of the run that counted: Do may decide again
+		return cmd(st)
+	})
+	return before, after, out, err
+}
+
+// publishRoom tells the room's sessions what the events of out did.
+func (s *Server) publishRoom(before, after room.State, out room.Outcome) {
+	for _, ev := range out.Events {
+		switch ev.Type {
+		case room.TypeMessagePosted:
+			var d room.MessagePosted
+			if ev.Decode(room.Schema, &d) != nil {
+				continue
+			}
+			msg := insertChild(d.Stanza, stanzaIDXML(after.JID, d.ID))
+			for acct := range after.Occupants {
+				// Each account's copy also carries the ID its own archive has.
+				own := insertChild(msg, stanzaIDXML(acct, d.ID))
+				for _, t := range s.muc.sessions(after.JID, acct) {
+					t.deliver(withTo(own, t.jid.String()), true)
+				}
+			}
+		case room.TypeSubjectSet:
+			var d room.SubjectSet
+			if ev.Decode(room.Schema, &d) != nil {
+				continue
+			}
+			s.roomBroadcast(after, func(_, to string) string {
+				return fmt.Sprintf(`<message xmlns='%s' type='groupchat' from='%s' to='%s' id='%s'><subject>%s</subject></message>`,
+					nsClient, escape(after.JID+"/"+d.Nick), escape(to), newID(), escape(d.Subject))
+			}, true)
+		case room.TypePresenceChanged, room.TypeRoleSet, room.TypeAffiliationSet:
+			var d struct {
+				Account string `json:"account"`
+				JID     string `json:"jid"`
+			}
+			if ev.Decode(room.Schema, &d) != nil {
+				continue
+			}
+			o, ok := after.Occupants[d.Account+d.JID]
+			if !ok {
+				continue // not in the room (or leaving: its exit says it)
+			}
+			s.roomBroadcast(after, func(viewer, to string) string {
+				var codes []int
+				if viewer == o.Account {
+					codes = selfCodes(after)
+				}
+				return occupantXML(after, o, viewer, to, "", codes, "")
+			}, false)
+		case room.TypeNickChanged:
+			var d room.NickChanged
+			if ev.Decode(room.Schema, &d) != nil {
+				continue
+			}
+			o, old := after.Occupants[d.Account], before.Occupants[d.Account]
+			// XEP-0045 §7.6: unavailable from the old nick with 303 and the
+			// new one, then available from the new nick.
+			s.roomBroadcast(after, func(viewer, to string) string {
+				codes := []int{303}
+				if viewer == o.Account {
+					codes = append(codes, 110)
+				}
+				x := occupantXML(after, old, viewer, to, "unavailable", codes, "")
+				return strings.Replace(x, "<item ", "<item nick='"+escape(o.Nick)+"' ", 1)
+			}, false)
+			s.roomBroadcast(after, func(viewer, to string) string {
+				var codes []int
+				if viewer == o.Account {
+					codes = selfCodes(after)
+				}
+				return occupantXML(after, o, viewer, to, "", codes, "")
+			}, false)
+		case room.TypeLeft:
+			var d room.Left
+			if ev.Decode(room.Schema, &d) != nil {
+				continue
+			}
+			s.announceExit(before, after, d)
+		case room.TypeDestroyed:
+			var d room.Destroyed
+			if ev.Decode(room.Schema, &d) != nil {
+				continue
+			}
+			s.announceDestroyed(before, d)
+		}
+	}
+}
+
+// exitCodes are the status codes of each cause of leaving (XEP-0045 §15.6).
+var exitCodes = map[string]int{"kick": 307, "ban": 301, "affiliation": 321, "members-only": 322, "shutdown": 332}
+
+// announceExit tells everyone in the room, and every session of the
+// account that left, that it is gone; the account's sessions detach.
+func (s *Server) announceExit(before, after room.State, d room.Left) {
+	o, ok := before.Occupants[d.Account]
+	if !ok {
+		return
+	}
+	o.Role = room.NoRole
+	var codes []int
+	if code, ok := exitCodes[d.Cause]; ok {
+		codes = append(codes, code)
+	}
+	inner := ""
+	if d.Reason != "" && d.Cause != "leave" {
+		inner = "<reason>" + escape(d.Reason) + "</reason>"
+	}
+	s.roomBroadcast(after, func(viewer, to string) string {
+		return occupantXML(after, o, viewer, to, "unavailable", codes, inner)
+	}, false)
+	self := append([]int{110}, codes...)
+	for _, t := range s.muc.sessions(after.JID, d.Account) {
+		t.deliver(occupantXML(after, o, d.Account, t.jid.String(), "unavailable", self, inner), true)
+	}
+	s.muc.detachAccount(after.JID, d.Account)
+}
+
+// announceDestroyed tells every session in a destroyed room (§10.9).
+func (s *Server) announceDestroyed(before room.State, d room.Destroyed) {
+	inner := "<destroy"
+	if d.Alternate != "" {
+		inner += " jid='" + escape(d.Alternate) + "'"
+	}
+	inner += ">"
+	if d.Reason != "" {
+		inner += "<reason>" + escape(d.Reason) + "</reason>"
+	}
+	inner += "</destroy>"
+	for acct, o := range before.Occupants {
+		o.Role = room.NoRole
+		for _, t := range s.muc.sessions(before.JID, acct) {
+			x := occupantXML(before, o, acct, t.jid.String(), "unavailable", []int{110}, "")
+			t.deliver(strings.Replace(x, "</item>", "</item>"+inner, 1), true)
+		}
+		s.muc.detachAccount(before.JID, acct)
+	}
+}
+
+// mucSessionGone detaches a session that ended from its rooms: the
+// account stays in them, and its presence there follows its remaining
+// sessions (XEP-0045 has no way to say "no client", so xa).
+func (s *Server) mucSessionGone(c *conn) {
+	if s.cfg.Rooms == nil {
+		return
+	}
+	acct := c.jid.Bare().String()
+	for _, r := range s.muc.detachSession(c) {
+		if before, st, out, err := s.roomDo(context.Background(), r, func(st room.State) any {
+			o := st.Occupants[acct]
+			return room.SetPresence{Account: acct, Show: s.muc.show(r, acct), Status: o.Status}
+		}); err == nil {
+			s.publishRoom(before, st, out)
+		}
+	}
+}
+
+// childNamed returns e's first child with that name.
+func childNamed(e *element, space, local string) (element, bool) {
+	for _, ch := range children(*e) {
+		if ch.XMLName.Space == space && ch.XMLName.Local == local {
+			return ch, true
+		}
+	}
+	return element{}, false
+}
+
+// childText returns the text of e's first child called local, in e's
+// namespace or jabber:client.
+func childText(e *element, local string) string {
+	for _, ch := range children(*e) {
+		if ch.XMLName.Local == local {
+			return strings.TrimSpace(string(textOf(ch)))
+		}
+	}
+	return ""
+}

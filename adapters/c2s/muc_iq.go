@@ -1,0 +1,400 @@
+package c2s
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"mellium.im/xmpp/jid"
+
+	"annals.im/annals/domain/room"
+)
+
+// mucIQ answers an IQ to the MUC service, a room or an occupant.
+func (c *conn) mucIQ(ctx context.Context, e *element, q element, to jid.JID) error {
+	s := c.srv
+	typ := e.attr("type")
+	acct := c.jid.Bare().String()
+	reply := func(payload string) error {
+		return c.write(fmt.Sprintf(`<iq type='result' id='%s' from='%s' to='%s'>%s</iq>`,
+			escape(e.attr("id")), escape(to.String()), escape(c.jid.String()), payload))
+	}
+	fail := func(err error) error { return c.write(c.mucErrorReply(e, to.String(), err, "")) }
+	switch {
+	case to.Localpart() == "": // the service itself
+		switch {
+		case q.XMLName.Space == nsDisco && typ == "get":
+			return reply("<query xmlns='" + nsDisco + "'><identity category='conference' type='text' name='Chatrooms'/>" +
+				"<feature var='" + nsMUC + "'/><feature var='" + nsDisco + "'/><feature var='" + nsItems + "'/></query>")
+		case q.XMLName.Space == nsItems && typ == "get":
+			// NOTSPEC(XEP-0045 §6.3): public rooms are not listed yet (no
+			// read model of all rooms); rooms answer disco themselves.
+			return reply("<query xmlns='" + nsItems + "'/>")
+		}
+	case to.Resourcepart() != "": // an occupant
+		if q.XMLName.Space == nsPing && typ == "get" {
+			// XEP-0410 self-ping: is this client still in the room?
+			if st, err := s.cfg.Rooms.Get(ctx, to.Bare().String()); err == nil {
+				if o, ok := st.Occupants[acct]; ok && o.Nick == to.Resourcepart() && s.muc.attached(st.JID, acct, c) {
+					return reply("")
+				}
+			}
+			return fail(room.ErrNotOccupant)
+		}
+	default: // a room
+		st, err := s.cfg.Rooms.Get(ctx, to.String())
+		if err != nil {
+			return fail(err)
+		}
+		if !st.Exists {
+			return fail(room.ErrNotFound)
+		}
+		switch {
+		case q.XMLName.Space == nsDisco && typ == "get":
+			return reply(roomInfo(st))
+		case q.XMLName.Space == nsItems && typ == "get":
+			return reply("<query xmlns='" + nsItems + "'/>") // semi-anonymous: occupants are not listed
+		case q.XMLName.Space == nsMUCAdmin:
+			return c.mucAdmin(ctx, e, q, st, reply, fail)
+		case q.XMLName.Space == nsMUCOwner:
+			return c.mucOwner(ctx, e, q, st, reply, fail)
+		case q.XMLName.Space == nsMAM && q.XMLName.Local == "query":
+			_, in := st.Occupants[acct]
+			a := st.Affiliation(acct)
+			if !in && (a == room.Outcast || st.Config.MembersOnly && a == room.None || !st.Config.Public && a == room.None) {
+				return fail(room.ErrForbidden)
+			}
+			return c.mamIQ(ctx, e, q, st.JID, true)
+		}
+	}
+	return c.write(c.errorReplyText(e, "cancel", "feature-not-implemented", "not offered by the chat service"))
+}
+
+// roomFeatures describe a room in disco#info (XEP-0045 §6.4).
+func roomInfo(st room.State) string {
+	var b strings.Builder
+	b.WriteString("<query xmlns='" + nsDisco + "'><identity category='conference' type='text' name='" + escape(cmpOr(st.Config.Name, st.JID)) + "'/>")
+	feature := func(on bool, yes, no string) {
+		if on {
+			b.WriteString("<feature var='" + yes + "'/>")
+		} else {
+			b.WriteString("<feature var='" + no + "'/>")
+		}
+	}
+	for _, f := range []string{nsMUC, nsMAM, nsStanzaID, "muc_unsecured"} {
+		if f == "muc_unsecured" && st.Config.PasswordHash != "" {
+			f = "muc_passwordprotected"
+		}
+		b.WriteString("<feature var='" + f + "'/>")
+	}
+	feature(st.Config.Persistent, "muc_persistent", "muc_temporary")
+	feature(st.Config.Public, "muc_public", "muc_hidden")
+	feature(st.Config.MembersOnly, "muc_membersonly", "muc_open")
+	feature(st.Config.Moderated, "muc_moderated", "muc_unmoderated")
+	feature(st.Config.WhoisAnyone, "muc_nonanonymous", "muc_semianonymous")
+	b.WriteString("<x xmlns='" + nsData + "' type='result'><field var='FORM_TYPE' type='hidden'><value>http://jabber.org/protocol/muc#roominfo</value></field>")
+	b.WriteString("<field var='muc#roominfo_description'><value>" + escape(st.Config.Description) + "</value></field>")
+	b.WriteString("<field var='muc#roominfo_occupants'><value>" + strconv.Itoa(len(st.Occupants)) + "</value></field>")
+	b.WriteString("<field var='muc#roominfo_subject'><value>" + escape(st.Subject) + "</value></field>")
+	b.WriteString("</x></query>")
+	return b.String()
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// mucAdmin handles muc#admin: role and affiliation changes and lists.
+func (c *conn) mucAdmin(ctx context.Context, e *element, q element, st room.State, reply func(string) error, fail func(error) error) error {
+	s := c.srv
+	acct := c.jid.Bare().String()
+	items := []element{}
+	for _, ch := range children(q) {
+		if ch.XMLName.Local == "item" {
+			items = append(items, ch)
+		}
+	}
+	if len(items) == 0 {
+		return fail(fmt.Errorf("%w: no item", room.ErrInvalid))
+	}
+	if e.attr("type") == "get" {
+		it := items[0]
+		var b strings.Builder
+		b.WriteString("<query xmlns='" + nsMUCAdmin + "'>")
+		switch {
+		case it.attr("affiliation") != "":
+			a, ok := room.ParseAffiliation(it.attr("affiliation"))
+			mine := st.Affiliation(acct)
+			if !ok || a == room.None {
+				return fail(fmt.Errorf("%w: affiliation %q", room.ErrInvalid, it.attr("affiliation")))
+			}
+			if mine != room.Owner && mine != room.Admin && !(a == room.Member && mine == room.Member) {
+				return fail(room.ErrForbidden)
+			}
+			js := make([]string, 0)
+			for j, x := range st.Affiliations {
+				if x == a {
+					js = append(js, j)
+				}
+			}
+			slices.Sort(js)
+			for _, j := range js {
+				b.WriteString("<item affiliation='" + string(a) + "' jid='" + escape(j) + "'/>")
+			}
+		case it.attr("role") != "":
+			r, ok := room.ParseRole(it.attr("role"))
+			if !ok {
+				return fail(fmt.Errorf("%w: role %q", room.ErrInvalid, it.attr("role")))
+			}
+			if st.Occupants[acct].Role != room.Moderator {
+				return fail(room.ErrForbidden)
+			}
+			for _, o := range st.Occupants {
+				if o.Role == r {
+					b.WriteString("<item role='" + string(r) + "' nick='" + escape(o.Nick) + "' jid='" + escape(o.Account) +
+						"' affiliation='" + string(st.Affiliation(o.Account)) + "'/>")
+				}
+			}
+		default:
+			return fail(fmt.Errorf("%w: ask for a role or an affiliation", room.ErrInvalid))
+		}
+		b.WriteString("</query>")
+		return reply(b.String())
+	}
+	// NOTSPEC(XEP-0045 §9.5): several items are applied one by one and the
+	// first failure stops the rest; those before it stay applied.
+	for _, it := range items {
+		reason := childText(&it, "reason")
+		var cmd func(room.State) any
+		switch {
+		case it.attr("role") != "":
+			r, ok := room.ParseRole(it.attr("role"))
+			nick := it.attr("nick")
+			if !ok || nick == "" {
+				return fail(fmt.Errorf("%w: a role change needs a role and a nick", room.ErrInvalid))
+			}
+			cmd = func(room.State) any { return room.SetRole{By: acct, Nick: nick, Role: r, Reason: reason} }
+		case it.attr("affiliation") != "":
+			a, ok := room.ParseAffiliation(it.attr("affiliation"))
+			j, err := jid.Parse(it.attr("jid"))
+			if !ok || err != nil || it.attr("jid") == "" {
+				return fail(fmt.Errorf("%w: an affiliation change needs an affiliation and a JID", room.ErrInvalid))
+			}
+			cmd = func(room.State) any {
+				return room.SetAffiliation{By: acct, JID: j.Bare().String(), Affiliation: a, Reason: reason}
+			}
+		default:
+			return fail(fmt.Errorf("%w: an item needs a role or an affiliation", room.ErrInvalid))
+		}
+		before, after, out, err := s.roomDo(ctx, st.JID, cmd)
+		if err != nil {
+			return fail(err)
+		}
+		s.publishRoom(before, after, out)
+	}
+	return reply("")
+}
+
+// The configuration form (muc#roomconfig, XEP-0045 §15.5.3).
+const (
+	cfgName        = "muc#roomconfig_roomname"
+	cfgDesc        = "muc#roomconfig_roomdesc"
+	cfgPersistent  = "muc#roomconfig_persistentroom"
+	cfgPublic      = "muc#roomconfig_publicroom"
+	cfgMembersOnly = "muc#roomconfig_membersonly"
+	cfgModerated   = "muc#roomconfig_moderatedroom"
+	cfgPWProtected = "muc#roomconfig_passwordprotectedroom"
+	cfgSecret      = "muc#roomconfig_roomsecret"
+	cfgMaxUsers    = "muc#roomconfig_maxusers"
+	cfgWhois       = "muc#roomconfig_whois"
+	cfgSubject     = "muc#roomconfig_changesubject"
+	cfgInvites     = "muc#roomconfig_allowinvites"
+	cfgHistory     = "muc#maxhistoryfetch"
+)
+
+func configForm(cfg room.Config) string {
+	var b strings.Builder
+	b.WriteString("<x xmlns='" + nsData + "' type='form'><title>Room configuration</title>")
+	b.WriteString("<field var='FORM_TYPE' type='hidden'><value>http://jabber.org/protocol/muc#roomconfig</value></field>")
+	field := func(v, typ, label, value string) {
+		b.WriteString("<field var='" + v + "' type='" + typ + "' label='" + escape(label) + "'><value>" + escape(value) + "</value></field>")
+	}
+	boolean := func(x bool) string {
+		if x {
+			return "1"
+		}
+		return "0"
+	}
+	field(cfgName, "text-single", "Name", cfg.Name)
+	field(cfgDesc, "text-single", "Description", cfg.Description)
+	field(cfgPersistent, "boolean", "Persistent", boolean(cfg.Persistent))
+	field(cfgPublic, "boolean", "Public", boolean(cfg.Public))
+	field(cfgMembersOnly, "boolean", "Members only", boolean(cfg.MembersOnly))
+	field(cfgModerated, "boolean", "Moderated", boolean(cfg.Moderated))
+	field(cfgPWProtected, "boolean", "Password protected", boolean(cfg.PasswordHash != ""))
+	// The password is never shown: the room keeps only its hash. An empty
+	// secret with password protection on keeps the current password.
+	field(cfgSecret, "text-private", "Password", "")
+	field(cfgMaxUsers, "text-single", "Maximum occupants (0: no limit)", strconv.Itoa(cfg.MaxOccupants))
+	whois := "moderators"
+	if cfg.WhoisAnyone {
+		whois = "anyone"
+	}
+	b.WriteString("<field var='" + cfgWhois + "' type='list-single' label='Who may see real JIDs'><value>" + whois +
+		"</value><option label='Moderators'><value>moderators</value></option><option label='Anyone'><value>anyone</value></option></field>")
+	field(cfgSubject, "boolean", "Occupants may change the subject", boolean(cfg.ChangeSubject))
+	field(cfgInvites, "boolean", "Occupants may invite", boolean(cfg.AllowInvites))
+	field(cfgHistory, "text-single", "Messages sent on join", strconv.Itoa(cfg.HistoryLength))
+	b.WriteString("</x>")
+	return b.String()
+}
+
+// parseConfig applies a submitted configuration form to cfg.
+func parseConfig(roomJID string, cfg room.Config, x element) (room.Config, error) {
+	secret, protected := "", cfg.PasswordHash != ""
+	for _, f := range children(x) {
+		if f.XMLName.Local != "field" {
+			continue
+		}
+		v := ""
+		for _, val := range children(f) {
+			if val.XMLName.Local == "value" {
+				v = strings.TrimSpace(string(textOf(val)))
+				break
+			}
+		}
+		boolean := func() (bool, error) {
+			switch v {
+			case "1", "true":
+				return true, nil
+			case "0", "false", "":
+				return false, nil
+			}
+			return false, fmt.Errorf("%w: %s: %q is not a boolean", room.ErrInvalid, f.attr("var"), v)
+		}
+		number := func() (int, error) {
+			n, err := strconv.Atoi(cmpOr(v, "0"))
+			if err != nil || n < 0 {
+				return 0, fmt.Errorf("%w: %s: %q is not a count", room.ErrInvalid, f.attr("var"), v)
+			}
+			return n, nil
+		}
+		var err error
+		switch f.attr("var") {
+		case "FORM_TYPE":
+			if v != "http://jabber.org/protocol/muc#roomconfig" {
+				return cfg, fmt.Errorf("%w: FORM_TYPE %q", room.ErrInvalid, v)
+			}
+		case cfgName:
+			cfg.Name = v
+		case cfgDesc:
+			cfg.Description = v
+		case cfgPersistent:
+			cfg.Persistent, err = boolean()
+		case cfgPublic:
+			cfg.Public, err = boolean()
+		case cfgMembersOnly:
+			cfg.MembersOnly, err = boolean()
+		case cfgModerated:
+			cfg.Moderated, err = boolean()
+		case cfgPWProtected:
+			protected, err = boolean()
+		case cfgSecret:
+			secret = v
+		case cfgMaxUsers:
+			cfg.MaxOccupants, err = number()
+		case cfgWhois:
+			switch v {
+			case "anyone":
+				cfg.WhoisAnyone = true
+			case "moderators", "":
+				cfg.WhoisAnyone = false
+			default:
+				err = fmt.Errorf("%w: whois %q", room.ErrInvalid, v)
+			}
+		case cfgSubject:
+			cfg.ChangeSubject, err = boolean()
+		case cfgInvites:
+			cfg.AllowInvites, err = boolean()
+		case cfgHistory, "muc#roomconfig_historylength":
+			cfg.HistoryLength, err = number()
+		default:
+			err = fmt.Errorf("%w: unknown field %q", room.ErrInvalid, f.attr("var"))
+		}
+		if err != nil {
+			return cfg, err
+		}
+	}
+	switch {
+	case !protected:
+		cfg.PasswordHash = ""
+	case secret != "":
+		cfg.PasswordHash = room.PasswordHash(roomJID, secret)
+	case cfg.PasswordHash == "":
+		return cfg, fmt.Errorf("%w: password protection without a password", room.ErrInvalid)
+	}
+	return cfg, nil
+}
+
+// mucOwner handles muc#owner: the configuration form and destruction.
+func (c *conn) mucOwner(ctx context.Context, e *element, q element, st room.State, reply func(string) error, fail func(error) error) error {
+	s := c.srv
+	acct := c.jid.Bare().String()
+	if st.Affiliation(acct) != room.Owner {
+		return fail(room.ErrForbidden)
+	}
+	if e.attr("type") == "get" {
+		return reply("<query xmlns='" + nsMUCOwner + "'>" + configForm(st.Config) + "</query>")
+	}
+	if d, ok := childNamed(&q, nsMUCOwner, "destroy"); ok {
+		before, after, out, err := s.roomDo(ctx, st.JID, func(room.State) any {
+			return room.Destroy{By: acct, Reason: childText(&d, "reason"), Alternate: d.attr("jid")}
+		})
+		if err != nil {
+			return fail(err)
+		}
+		s.publishRoom(before, after, out)
+		return reply("")
+	}
+	x, ok := childNamed(&q, nsData, "x")
+	if !ok {
+		return fail(fmt.Errorf("%w: no form", room.ErrInvalid))
+	}
+	var cmd func(room.State) any
+	switch x.attr("type") {
+	case "cancel":
+		if !st.Locked {
+			return reply("")
+		}
+		// Cancelling the first configuration abandons the new room (§10.1.3).
+		cmd = func(room.State) any { return room.Destroy{By: acct, Reason: "configuration cancelled"} }
+	case "submit":
+		cmd = func(cur room.State) any {
+			cfg, err := parseConfig(cur.JID, cur.Config, x)
+			if err != nil {
+				return err
+			}
+			return room.Configure{By: acct, Config: cfg}
+		}
+	default:
+		return fail(fmt.Errorf("%w: form type %q", room.ErrInvalid, x.attr("type")))
+	}
+	before, after, out, err := s.roomDo(ctx, st.JID, cmd)
+	if err != nil {
+		return fail(err)
+	}
+	s.publishRoom(before, after, out)
+	if len(out.Events) > 0 && out.Events[0].Type == room.TypeConfigured && !before.Locked {
+		// Status 104: the configuration changed (§10.2.1).
+		s.roomBroadcast(after, func(_, to string) string {
+			return fmt.Sprintf(`<message xmlns='%s' type='groupchat' from='%s' to='%s' id='%s'><x xmlns='%s'><status code='104'/></x></message>`,
+				nsClient, escape(after.JID), escape(to), newID(), nsMUCUser)
+		}, false)
+	}
+	return reply("")
+}

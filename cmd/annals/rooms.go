@@ -1,0 +1,48 @@
+package main
+
+import (
+	"context"
+	"time"
+
+	"annals.im/annals/domain/event"
+	"annals.im/annals/domain/room"
+	"annals.im/annals/eventstore"
+	streamowner "annals.im/annals/eventstore/owner"
+)
+
+// roomsService gives the c2s adapter the room streams: the one owner of
+// "room-<JID>" streams in this process.
+type roomsService struct {
+	owner *streamowner.Owner[room.State]
+	ids   *event.IDs
+}
+
+func newRooms(store eventstore.Store, ids *event.IDs) *roomsService {
+	return &roomsService{owner: streamowner.New(store, room.Evolve), ids: ids}
+}
+
+func (r *roomsService) Get(ctx context.Context, jid string) (room.State, error) {
+	st, err := r.owner.Get(ctx, room.Stream(jid))
+	st.JID = jid // also for a room that does not exist (yet)
+	return st, err
+}
+
+// Do decides the command cmd builds from the room's state (cmd returns an
+// error instead to refuse) and appends its events.
+func (r *roomsService) Do(ctx context.Context, jid string, cmd func(room.State) any) (room.Outcome, room.State, error) {
+	var out room.Outcome
+	st, _, err := r.owner.Do(ctx, room.Stream(jid), func(s room.State) ([]event.Envelope, error) {
+		s.JID = jid
+		c := cmd(s)
+		if err, ok := c.(error); ok {
+			return nil, err
+		}
+		var err error
+		out, err = room.Decide(s, c, r.ids, time.Now(), "c2s")
+		return out.Events, err
+	})
+	st.JID = jid
+	return out, st, err
+}
+
+func (r *roomsService) NewID() string { return r.ids.New(time.Now()).String() }
