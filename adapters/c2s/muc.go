@@ -36,6 +36,13 @@ type Rooms interface {
 	Do(ctx context.Context, room string, cmd func(room.State) any) (room.Outcome, room.State, error)
 	// NewID returns a fresh archive ID for a room message.
 	NewID() string
+	// Public lists the rooms anyone may find (disco#items on the service).
+	Public(ctx context.Context) ([]RoomItem, error)
+}
+
+// RoomItem is a listed room.
+type RoomItem struct {
+	JID, Name string
 }
 
 // attachments records which sessions of which accounts are attached to

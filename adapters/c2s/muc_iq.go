@@ -29,9 +29,18 @@ func (c *conn) mucIQ(ctx context.Context, e *element, q element, to jid.JID) err
 			return reply("<query xmlns='" + nsDisco + "'><identity category='conference' type='text' name='Chatrooms'/>" +
 				"<feature var='" + nsMUC + "'/><feature var='" + nsDisco + "'/><feature var='" + nsItems + "'/></query>")
 		case q.XMLName.Space == nsItems && typ == "get":
-			// NOTSPEC(XEP-0045 §6.3): public rooms are not listed yet (no
-			// read model of all rooms); rooms answer disco themselves.
-			return reply("<query xmlns='" + nsItems + "'/>")
+			list, err := s.cfg.Rooms.Public(ctx)
+			if err != nil {
+				c.log.Error("listing rooms", "err", err)
+				return c.write(c.errorReply(e, "wait", "internal-server-error"))
+			}
+			var b strings.Builder
+			b.WriteString("<query xmlns='" + nsItems + "'>")
+			for _, r := range list {
+				b.WriteString("<item jid='" + escape(r.JID) + "' name='" + escape(cmpOr(r.Name, r.JID)) + "'/>")
+			}
+			b.WriteString("</query>")
+			return reply(b.String())
 		}
 	case to.Resourcepart() != "": // an occupant
 		if q.XMLName.Space == nsPing && typ == "get" {

@@ -16,6 +16,7 @@ import (
 	"annals.im/annals/projections"
 	"annals.im/annals/projections/accounts"
 	archiveproj "annals.im/annals/projections/archive"
+	"annals.im/annals/projections/rooms"
 )
 
 // Config is every setting a command may use. Precedence: flags, then
@@ -113,7 +114,7 @@ func (c Config) logger(w io.Writer) *slog.Logger {
 
 // allProjections is every read model this build keeps.
 func allProjections() []projections.Projection {
-	return []projections.Projection{accounts.Projection{}, archiveproj.Projection{}}
+	return []projections.Projection{accounts.Projection{}, archiveproj.Projection{}, rooms.Projection{}}
 }
 
 // openStore opens the log. With create false it refuses to make a new,

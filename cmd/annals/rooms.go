@@ -2,7 +2,11 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"time"
+
+	"annals.im/annals/adapters/c2s"
+	"annals.im/annals/projections/rooms"
 
 	"annals.im/annals/domain/event"
 	"annals.im/annals/domain/room"
@@ -13,12 +17,25 @@ import (
 // roomsService gives the c2s adapter the room streams: the one owner of
 // "room-<JID>" streams in this process.
 type roomsService struct {
-	owner *streamowner.Owner[room.State]
-	ids   *event.IDs
+	owner  *streamowner.Owner[room.State]
+	ids    *event.IDs
+	db     *sql.DB // the rooms read model
+	domain string  // of the MUC service
 }
 
-func newRooms(store eventstore.Store, ids *event.IDs) *roomsService {
-	return &roomsService{owner: streamowner.New(store, room.Evolve), ids: ids}
+func newRooms(store eventstore.Store, ids *event.IDs, db *sql.DB, domain string) *roomsService {
+	return &roomsService{owner: streamowner.New(store, room.Evolve), ids: ids, db: db, domain: domain}
+}
+
+// Public lists the public rooms from the rooms read model, which follows
+// the log a moment behind.
+func (r *roomsService) Public(ctx context.Context) ([]c2s.RoomItem, error) {
+	list, err := rooms.Public(ctx, r.db, r.domain)
+	out := make([]c2s.RoomItem, len(list))
+	for i, l := range list {
+		out[i] = c2s.RoomItem{JID: l.JID, Name: l.Name}
+	}
+	return out, err
 }
 
 func (r *roomsService) Get(ctx context.Context, jid string) (room.State, error) {

@@ -97,7 +97,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	store.SetInline(inline)
 	arch := &archiveService{accounts: accounts, store: store, reader: archiveproj.NewReader(o.db, store.Unsynced), ids: accounts.ids}
-	rooms := newRooms(store, accounts.ids)
+	rooms := newRooms(store, accounts.ids, o.db, x.muc)
 	srv, ln, err := x.listen(c, creds, accounts, arch, rooms, log)
 	if err != nil {
 		return err
