@@ -34,7 +34,7 @@ func serverWith(t *testing.T, tweak func(*Config)) string {
 		Domains:   []string{"localhost"},
 		Plaintext: true,
 		Credentials: func(_ context.Context, j string) (credentials.Credentials, error) {
-			if j == "juliet@localhost" {
+			if j == "juliet@localhost" || j == "romeo@localhost" {
 				return creds, nil
 			}
 			return credentials.Credentials{}, credentials.ErrNotFound
@@ -101,11 +101,14 @@ func (c *rawClient) until(want string) string {
 const header = `<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>`
 
 // login authenticates as juliet with PLAIN and binds resource r.
-func (c *rawClient) login(r string) {
+func (c *rawClient) login(r string) { c.loginAs("juliet", r) }
+
+// loginAs authenticates as user (juliet or romeo) and binds resource r.
+func (c *rawClient) loginAs(user, r string) {
 	c.t.Helper()
-	c.reauth()
+	c.reauthAs(user)
 	c.send(`<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>` + r + `</resource></bind></iq>`)
-	c.until("juliet@localhost/" + r)
+	c.until(user + "@localhost/" + r)
 }
 
 // Bad input gets the stream error RFC 6120 asks for, and the server goes on

@@ -21,12 +21,14 @@ func (noContacts) Do(context.Context, string, roster.Command, string) (roster.Ou
 }
 
 // reauth opens a new stream as juliet and stops before binding.
-func (c *rawClient) reauth() {
+func (c *rawClient) reauth() { c.reauthAs("juliet") }
+
+func (c *rawClient) reauthAs(user string) {
 	c.t.Helper()
 	c.send(header)
 	c.until("</stream:features>")
 	c.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>` +
-		base64.StdEncoding.EncodeToString([]byte("\x00juliet\x00balcony")) + `</auth>`)
+		base64.StdEncoding.EncodeToString([]byte("\x00"+user+"\x00balcony")) + `</auth>`)
 	c.until("<success")
 	c.send(header)
 	c.until("</stream:features>")

@@ -1,0 +1,177 @@
+package c2s
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"annals.im/annals/domain/event"
+	"annals.im/annals/domain/room"
+)
+
+// memRooms keeps room states in memory, deciding with the real rules: the
+// persistence of rooms is tested elsewhere (eventstore/owner, cmd).
+type memRooms struct {
+	mu    sync.Mutex
+	rooms map[string]room.State
+	ids   *event.IDs
+}
+
+func (m *memRooms) Get(_ context.Context, r string) (room.State, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	st := m.rooms[r]
+	st.JID = r
+	return st, nil
+}
+
+func (m *memRooms) Do(_ context.Context, r string, cmd func(room.State) any) (room.Outcome, room.State, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	st := m.rooms[r]
+	st.JID = r
+	c := cmd(st)
+	if err, ok := c.(error); ok {
+		return room.Outcome{}, st, err
+	}
+	out, err := room.Decide(st, c, m.ids, time.Now(), "test")
+	if err != nil {
+		return out, st, err
+	}
+	for _, e := range out.Events {
+		e.Stream, e.Version = room.Stream(r), st.Version+1
+		if st, err = room.Evolve(st, e); err != nil {
+			return out, st, err
+		}
+	}
+	m.rooms[r] = st
+	return out, st, nil
+}
+
+func (m *memRooms) NewID() string                              { return m.ids.New(time.Now()).String() }
+func (m *memRooms) Public(context.Context) ([]RoomItem, error) { return nil, nil }
+
+func mucServer(t *testing.T) string {
+	return serverWith(t, func(cfg *Config) {
+		cfg.Accounts = noContacts{}
+		cfg.MUCDomain = "conference.localhost"
+		cfg.Rooms = &memRooms{rooms: map[string]room.State{}, ids: event.NewIDs()}
+		cfg.LockNewRooms = true
+	})
+}
+
+const hall = "hall@conference.localhost"
+
+// The account occupies the room: a second client of it attaches without a
+// second occupant; both get every message; one explicit exit takes the
+// account out and tells both; a client that only disconnects detaches.
+func TestMUCAccountOccupies(t *testing.T) {
+	addr := mucServer(t)
+	desk, phone, bal := dial(t, addr), dial(t, addr), dial(t, addr)
+	desk.loginAs("romeo", "desk")
+	phone.loginAs("romeo", "phone")
+	bal.login("balcony")
+
+	desk.send(`<presence to='` + hall + `/Romeo'><x xmlns='http://jabber.org/protocol/muc'/></presence>`)
+	got := desk.until("</message>") // self-presence then the (empty) subject
+	if !strings.Contains(got, "code='201'") || !strings.Contains(got, "code='110'") {
+		t.Fatalf("creating join: %q", got)
+	}
+	// Locked until configured: Juliet cannot enter yet.
+	bal.send(`<presence to='` + hall + `/Juliet'/>`)
+	if got := bal.until("</presence>"); !strings.Contains(got, "item-not-found") {
+		t.Fatalf("join of a locked room: %q", got)
+	}
+	desk.send(`<iq type='set' id='cfg' to='` + hall + `'><query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' type='submit'/></query></iq>`)
+	desk.until("id='cfg'")
+	bal.send(`<presence to='` + hall + `/Juliet'/>`)
+	bal.until("code='110'")
+	desk.until(hall + "/Juliet")
+
+	phone.send(`<presence to='` + hall + `/Romeo'/>`)
+	got = phone.until("</message>")
+	if !strings.Contains(got, hall+"/Juliet") || !strings.Contains(got, "code='110'") {
+		t.Fatalf("second session's join: %q", got)
+	}
+	// Juliet saw no second Romeo: her next stanza is the message echo.
+	bal.send(`<message to='` + hall + `' type='groupchat' id='g1'><body>hello</body></message>`)
+	if got := bal.until("<body>hello</body>"); strings.Contains(got, "<presence") {
+		t.Fatalf("juliet saw romeo's second client join: %q", got)
+	}
+	for _, c := range []*rawClient{desk, phone} {
+		got := c.until("<body>hello</body>")
+		if !strings.Contains(got, "by='"+hall+"'") || !strings.Contains(got, "by='romeo@localhost'") {
+			t.Fatalf("groupchat copy without both stanza-ids: %q", got)
+		}
+	}
+	// A nick change from one client reaches the other.
+	phone.send(`<presence to='` + hall + `/Romeo2'/>`)
+	if got := desk.until("code='303'"); !strings.Contains(got, "nick='Romeo2'") {
+		t.Fatalf("nick change: %q", got)
+	}
+	bal.until("code='303'")
+	// A session that disconnects only detaches: Juliet sees no exit.
+	phone.nc.Close()
+	bal.send(`<message to='` + hall + `' type='groupchat' id='g2'><body>still there?</body></message>`)
+	if got := bal.until("still there?"); strings.Contains(got, "type='unavailable'") {
+		t.Fatalf("a disconnect looked like an exit: %q", got)
+	}
+	desk.until("still there?")
+	// An explicit exit: the account leaves, once.
+	desk.send(`<presence to='` + hall + `/Romeo2' type='unavailable'/>`)
+	desk.until("type='unavailable'")
+	if got := bal.until("type='unavailable'"); strings.Count(got, "type='unavailable'") != 1 {
+		t.Fatalf("exit seen as %q", got)
+	}
+	// Messages from a non-occupant are refused.
+	desk.send(`<message to='` + hall + `' type='groupchat' id='g3'><body>let me in</body></message>`)
+	if got := desk.until("id='g3'"); !strings.Contains(got, "not-acceptable") {
+		t.Fatalf("message from a non-occupant: %q", got)
+	}
+}
+
+// Kicks and bans reach every client of the account; a banned account
+// cannot come back; a non-moderator cannot kick.
+func TestMUCKickAndBan(t *testing.T) {
+	addr := mucServer(t)
+	owner, a, b := dial(t, addr), dial(t, addr), dial(t, addr)
+	owner.loginAs("romeo", "o")
+	a.login("a")
+	b.login("b")
+	owner.send(`<presence to='` + hall + `/Romeo'/>`)
+	owner.until("code='201'")
+	owner.send(`<iq type='set' id='cfg' to='` + hall + `'><query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' type='submit'/></query></iq>`)
+	owner.until("id='cfg'")
+	a.send(`<presence to='` + hall + `/Juliet'/>`)
+	a.until("code='110'")
+	b.send(`<presence to='` + hall + `/Juliet'/>`)
+	b.until("code='110'")
+
+	a.send(`<iq type='set' id='k0' to='` + hall + `'><query xmlns='http://jabber.org/protocol/muc#admin'><item nick='Romeo' role='none'/></query></iq>`)
+	if got := a.until("id='k0'"); !strings.Contains(got, "not-allowed") && !strings.Contains(got, "forbidden") {
+		t.Fatalf("a participant kicked the owner: %q", got)
+	}
+	owner.send(`<iq type='set' id='k1' to='` + hall + `'><query xmlns='http://jabber.org/protocol/muc#admin'><item nick='Juliet' role='none'><reason>out</reason></item></query></iq>`)
+	owner.until("id='k1'")
+	for _, c := range []*rawClient{a, b} {
+		if got := c.until("code='307'"); !strings.Contains(got, "code='110'") {
+			t.Fatalf("kick without self code: %q", got)
+		}
+	}
+	a.send(`<presence to='` + hall + `/Juliet'/>`)
+	a.until("code='110'")
+	owner.send(`<iq type='set' id='b1' to='` + hall + `'><query xmlns='http://jabber.org/protocol/muc#admin'><item jid='juliet@localhost' affiliation='outcast'/></query></iq>`)
+	owner.until("id='b1'")
+	a.until("code='301'")
+	b.send(`<presence to='` + hall + `/Jules'/>`)
+	if got := b.until("</presence>"); !strings.Contains(got, "forbidden") {
+		t.Fatalf("banned account rejoined: %q", got)
+	}
+	// Unknown config fields are refused and change nothing.
+	owner.send(`<iq type='set' id='c2' to='` + hall + `'><query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' type='submit'><field var='muc#roomconfig_bogus'><value>1</value></field></x></query></iq>`)
+	if got := owner.until("id='c2'"); !strings.Contains(got, "bad-request") {
+		t.Fatalf("unknown config field: %q", got)
+	}
+}
