@@ -293,13 +293,8 @@ func (c *conn) mucPresence(ctx context.Context, e *element, to jid.JID) error {
 	if out.Already {
 		c.deliver(occupantXML(st, me, acct, c.jid.String(), "", selfCodes(st, codes...), ""), true)
 	} else {
-		// A new occupant: every session in the room sees it arrive once.
-		s.roomBroadcast(st, func(viewer, to string) string {
-			if viewer == acct {
-				return occupantXML(st, me, viewer, to, "", selfCodes(st, codes...), "")
-			}
-			return occupantXML(st, me, viewer, to, "", nil, "")
-		}, true)
+		s.publishJoin(st, me, codes)
+		s.setAutojoin(ctx, acct, r, me.Nick, true)
 	}
 	s.sendHistory(ctx, c, st, hist)
 	subject := "<subject/>"
@@ -479,6 +474,17 @@ func (c *conn) mucInvite(ctx context.Context, e *element, to jid.JID, x *element
 	return nil
 }
 
+// publishJoin shows a new occupant to every session in the room, once;
+// its own sessions get the self-presence with codes.
+func (s *Server) publishJoin(st room.State, me room.Occupant, codes []int) {
+	s.roomBroadcast(st, func(viewer, to string) string {
+		if viewer == me.Account {
+			return occupantXML(st, me, viewer, to, "", selfCodes(st, codes...), "")
+		}
+		return occupantXML(st, me, viewer, to, "", nil, "")
+	}, true)
+}
+
 // roomDo runs a room command and returns the room before and after it.
 func (s *Server) roomDo(ctx context.Context, r string, cmd func(room.State) any) (before, after room.State, out room.Outcome, err error) {
 	out, after, err = s.cfg.Rooms.Do(ctx, r, func(st room.State) any {
@@ -556,6 +562,7 @@ func (s *Server) publishRoom(before, after room.State, out room.Outcome) {
 				}
 				return occupantXML(after, o, viewer, to, "", codes, "")
 			}, false)
+			s.setAutojoin(context.Background(), o.Account, after.JID, o.Nick, true)
 		case room.TypeLeft:
 			var d room.Left
 			if ev.Decode(room.Schema, &d) != nil {
@@ -599,6 +606,7 @@ func (s *Server) announceExit(before, after room.State, d room.Left) {
 		t.deliver(occupantXML(after, o, d.Account, t.jid.String(), "unavailable", self, inner), true)
 	}
 	s.muc.detachAccount(after.JID, d.Account)
+	s.setAutojoin(context.Background(), d.Account, after.JID, "", false)
 }
 
 // announceDestroyed tells every session in a destroyed room (§10.9).

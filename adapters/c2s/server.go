@@ -50,6 +50,9 @@ type Config struct {
 	MUCDomain    string
 	Rooms        Rooms
 	LockNewRooms bool
+	// PEP is the accounts' personal eventing service (XEP-0163), used for
+	// bookmarks (XEP-0402); nil for none.
+	PEP PEP
 	// ResumeTimeout is how long a session whose connection broke waits to
 	// be resumed (XEP-0198); default 300 s, negative: no resumption.
 	ResumeTimeout time.Duration

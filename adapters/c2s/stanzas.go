@@ -85,6 +85,10 @@ func (c *conn) iq(e *element) error {
 		return reply("")
 	case child.XMLName.Space == nsMAM && (toServer && to == "" || toSelf) && c.srv.cfg.Archive != nil:
 		return c.mamIQ(context.Background(), e, child, c.jid.Bare().String(), false)
+	case child.XMLName.Space == nsPubsub && (to == "" || to == c.jid.Bare().String()) && c.srv.cfg.PEP != nil:
+		return c.pubsubIQ(context.Background(), e, child)
+	case child.XMLName.Space == nsPrivate && (to == "" || to == c.jid.Bare().String()):
+		return c.privateIQ(context.Background(), e, child)
 	case child.XMLName.Space == nsCarbons && typ == "set" && toServer &&
 		(child.XMLName.Local == "enable" || child.XMLName.Local == "disable"):
 		// NOTSPEC(XEP-0280 §4): disable is acknowledged but changes nothing:
@@ -103,6 +107,12 @@ func (c *conn) iq(e *element) error {
 	case child.XMLName.Space == nsDisco && typ == "get" && toSelf:
 		var b strings.Builder
 		b.WriteString("<query xmlns='" + nsDisco + "'><identity category='account' type='registered'/>")
+		if c.srv.cfg.PEP != nil {
+			b.WriteString("<identity category='pubsub' type='pep'/>")
+			for _, f := range pepFeatures {
+				b.WriteString("<feature var='" + f + "'/>")
+			}
+		}
 		if c.srv.cfg.Archive != nil {
 			for _, f := range accountFeatures {
 				b.WriteString("<feature var='" + f + "'/>")

@@ -43,23 +43,16 @@ func (e *element) attr(name string) string {
 
 // child returns the first child element of e, decoded, or false.
 func (e *element) child() (element, bool) {
-	var c element
-	d := xml.NewDecoder(bytes.NewReader(e.Inner))
-	for {
-		tok, err := d.Token()
-		if err != nil {
-			return c, false
-		}
-		if start, ok := tok.(xml.StartElement); ok {
-			if err := d.DecodeElement(&c, &start); err != nil {
-				return c, false
-			}
-			return c, true
-		}
+	kids := children(*e)
+	if len(kids) == 0 {
+		return element{}, false
 	}
+	return kids[0], true
 }
 
-// children decodes the child elements of e.
+// children decodes the child elements of e. Inner is decoded on its own,
+// so a child that declares no namespace gets e's default one, as it
+// would in the stream (XML namespaces are inherited).
 func children(e element) []element {
 	var out []element
 	d := xml.NewDecoder(bytes.NewReader(e.Inner))
@@ -73,9 +66,22 @@ func children(e element) []element {
 			if err := d.DecodeElement(&c, &start); err != nil {
 				return out
 			}
+			if c.XMLName.Space == "" {
+				c.XMLName.Space = e.defaultNS()
+			}
 			out = append(out, c)
 		}
 	}
+}
+
+// defaultNS is the default namespace e's children inherit.
+func (e *element) defaultNS() string {
+	for _, a := range e.Attrs {
+		if a.Name.Space == "" && a.Name.Local == "xmlns" {
+			return a.Value
+		}
+	}
+	return e.XMLName.Space
 }
 
 // errTooBig: a stanza went past the configured maximum size.

@@ -9,6 +9,7 @@ import (
 	"annals.im/annals/domain/account"
 	"annals.im/annals/domain/archive"
 	"annals.im/annals/domain/event"
+	"annals.im/annals/domain/pep"
 	"annals.im/annals/domain/roster"
 	"annals.im/annals/eventstore"
 	streamowner "annals.im/annals/eventstore/owner"
@@ -19,6 +20,7 @@ type accountState struct {
 	Account account.State
 	Roster  roster.State
 	Prefs   archive.Prefs // archiving preferences (XEP-0441)
+	PEP     pep.State     // personal eventing nodes (XEP-0163): bookmarks
 }
 
 func evolveAccount(s accountState, e event.Envelope) (accountState, error) {
@@ -29,7 +31,10 @@ func evolveAccount(s accountState, e event.Envelope) (accountState, error) {
 	if s.Roster, err = roster.Evolve(s.Roster, e); err != nil {
 		return s, err
 	}
-	s.Prefs, err = archive.EvolvePrefs(s.Prefs, e)
+	if s.Prefs, err = archive.EvolvePrefs(s.Prefs, e); err != nil {
+		return s, err
+	}
+	s.PEP, err = pep.Evolve(s.PEP, e)
 	return s, err
 }
 
@@ -117,4 +122,23 @@ func (a *accountsService) Do(ctx context.Context, acct string, cmd roster.Comman
 		return out.Events, err
 	})
 	return out, st.Roster, err
+}
+
+// pepService gives the c2s adapter the accounts' PEP nodes, kept in their
+// streams through the same owner.
+type pepService struct{ a *accountsService }
+
+func (p pepService) Node(ctx context.Context, acct, node string) (pep.Node, error) {
+	st, err := p.a.owner.Get(ctx, "account-"+acct)
+	return st.PEP.Nodes[node], err
+}
+
+func (p pepService) Do(ctx context.Context, acct string, cmd any) error {
+	_, _, err := p.a.owner.Do(ctx, "account-"+acct, func(s accountState) ([]event.Envelope, error) {
+		if !s.Account.Exists {
+			return nil, fmt.Errorf("%w: %s", account.ErrNotFound, acct)
+		}
+		return pep.Decide(s.PEP, cmd, p.a.ids, time.Now(), "c2s")
+	})
+	return err
 }

@@ -93,6 +93,7 @@ func (x xmppFlags) listen(c Config, creds *credentials.Store, accounts *accounts
 		MUCDomain:     x.muc,
 		Rooms:         rooms,
 		LockNewRooms:  x.lockRooms,
+		PEP:           pepService{accounts},
 		ResumeTimeout: resume,
 		FakeSaltKey:   saltKey,
 		Version:       version,

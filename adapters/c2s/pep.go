@@ -1,0 +1,387 @@
+package c2s
+
+import (
+	"context"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"mellium.im/xmpp/jid"
+
+	"annals.im/annals/domain/pep"
+	"annals.im/annals/domain/room"
+)
+
+// The account's own PEP service (XEP-0163), enough for bookmarks
+// (XEP-0402) and their XEP-0048 private-XML compatibility, tied to the
+// MUC service: the account joining a room sets its bookmark's autojoin,
+// leaving clears it, and a client publishing autojoin makes the account
+// join or leave.
+
+const (
+	nsPubsub        = "http://jabber.org/protocol/pubsub"
+	nsPubsubEvent   = "http://jabber.org/protocol/pubsub#event"
+	nsPubsubErrors  = "http://jabber.org/protocol/pubsub#errors"
+	nsBookmarks     = "urn:xmpp:bookmarks:1"
+	nsPrivate       = "jabber:iq:private"
+	nsBookmarksXML  = "storage:bookmarks"
+	pubsubOptionsNS = "http://jabber.org/protocol/pubsub#publish-options"
+)
+
+// PEP is the account's personal eventing service, kept in its stream.
+type PEP interface {
+	Node(ctx context.Context, acct, node string) (pep.Node, error)
+	// Do runs a pep.Publish or pep.Retract on the account's nodes.
+	Do(ctx context.Context, acct string, cmd any) error
+}
+
+// pepFeatures are advertised on the account with PEP.
+var pepFeatures = []string{nsPubsub + "#publish", pubsubOptionsNS, nsPubsub + "#retract-items", nsPubsub + "#retrieve-items",
+	nsPubsub + "#persistent-items", nsBookmarks + "#compat"}
+
+// pubsubIQ answers pubsub requests to the user's own PEP service.
+func (c *conn) pubsubIQ(ctx context.Context, e *element, q element) error {
+	acct := c.jid.Bare().String()
+	reply := func(payload string) error {
+		return c.write(fmt.Sprintf(`<iq type='result' id='%s' to='%s'>%s</iq>`, escape(e.attr("id")), escape(c.jid.String()), payload))
+	}
+	fail := func(err error) error { return c.write(c.pepErrorReply(e, err)) }
+	kids := children(q)
+	if len(kids) == 0 {
+		return fail(fmt.Errorf("%w: empty pubsub request", pep.ErrInvalid))
+	}
+	op := kids[0]
+	node := op.attr("node")
+	switch {
+	case e.attr("type") == "set" && op.XMLName.Local == "publish":
+		item, ok := childNamed(&op, nsPubsub, "item")
+		if !ok || len(strings.TrimSpace(string(item.Inner))) == 0 {
+			return fail(fmt.Errorf("%w: publish one item with a payload", pep.ErrInvalid))
+		}
+		var opts *pep.Config
+		for _, k := range kids[1:] {
+			if k.XMLName.Local == "publish-options" {
+				cfg, err := parsePublishOptions(k)
+				if err != nil {
+					return fail(err)
+				}
+				opts = &cfg
+			}
+		}
+		id := item.attr("id")
+		if id == "" {
+			id = newID()
+		}
+		if err := c.srv.pepPublish(ctx, acct, node, pep.Item{ID: id, Payload: strings.TrimSpace(string(item.Inner))}, opts, true); err != nil {
+			return fail(err)
+		}
+		return reply(fmt.Sprintf(`<pubsub xmlns='%s'><publish node='%s'><item id='%s'/></publish></pubsub>`, nsPubsub, escape(node), escape(id)))
+	case e.attr("type") == "set" && op.XMLName.Local == "retract":
+		item, ok := childNamed(&op, nsPubsub, "item")
+		if !ok || item.attr("id") == "" {
+			return fail(fmt.Errorf("%w: retract names an item", pep.ErrInvalid))
+		}
+		if err := c.srv.pepRetract(ctx, acct, node, item.attr("id"), true); err != nil {
+			return fail(err)
+		}
+		return reply("")
+	case e.attr("type") == "get" && op.XMLName.Local == "items":
+		n, err := c.srv.cfg.PEP.Node(ctx, acct, node)
+		if err != nil {
+			return fail(err)
+		}
+		items := n.Items
+		if m, err := strconv.Atoi(op.attr("max_items")); err == nil && m >= 0 && m < len(items) {
+			items = items[len(items)-m:]
+		}
+		if want, ok := childNamed(&op, nsPubsub, "item"); ok && want.attr("id") != "" {
+			it, found := n.Item(want.attr("id"))
+			if !found {
+				return fail(pep.ErrItemNotFound)
+			}
+			items = []pep.Item{it}
+		}
+		var b strings.Builder
+		b.WriteString("<pubsub xmlns='" + nsPubsub + "'><items node='" + escape(node) + "'>")
+		for _, it := range items {
+			b.WriteString("<item id='" + escape(it.ID) + "'>" + it.Payload + "</item>")
+		}
+		b.WriteString("</items></pubsub>")
+		return reply(b.String())
+	}
+	return c.write(c.errorReply(e, "cancel", "feature-not-implemented"))
+}
+
+func (c *conn) pepErrorReply(e *element, err error) string {
+	switch {
+	case errors.Is(err, pep.ErrPrecondition):
+		return fmt.Sprintf(`<iq type='error' id='%s' to='%s'><error type='cancel'><conflict xmlns='%s'/><precondition-not-met xmlns='%s'/></error></iq>`,
+			escape(e.attr("id")), escape(c.jid.String()), nsStanzas, nsPubsubErrors)
+	case errors.Is(err, pep.ErrItemNotFound):
+		return c.errorReplyText(e, "cancel", "item-not-found", err.Error())
+	case errors.Is(err, pep.ErrInvalid):
+		return c.errorReplyText(e, "modify", "bad-request", err.Error())
+	}
+	c.log.Error("PEP request failed", "err", err)
+	return c.errorReply(e, "wait", "internal-server-error")
+}
+
+// parsePublishOptions reads the publish-options form (XEP-0223).
+func parsePublishOptions(po element) (pep.Config, error) {
+	var cfg pep.Config
+	x, ok := childNamed(&po, nsData, "x")
+	if !ok {
+		return cfg, nil
+	}
+	for _, f := range children(x) {
+		v := ""
+		for _, val := range children(f) {
+			if val.XMLName.Local == "value" {
+				v = strings.TrimSpace(string(textOf(val)))
+			}
+		}
+		switch f.attr("var") {
+		case "pubsub#access_model":
+			cfg.AccessModel = v
+		case "pubsub#max_items":
+			if v == "max" {
+				cfg.MaxItems = pep.MaxItems
+				continue
+			}
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return cfg, fmt.Errorf("%w: pubsub#max_items %q", pep.ErrInvalid, v)
+			}
+			cfg.MaxItems = n
+		}
+		// persist_items (always), send_last_published_item and FORM_TYPE
+		// need nothing: items are always kept, in the log.
+	}
+	return cfg, nil
+}
+
+// pepPublish publishes an item and notifies the account's clients;
+// byClient says a client asked, so a bookmark may make the account join.
+func (s *Server) pepPublish(ctx context.Context, acct, node string, it pep.Item, opts *pep.Config, byClient bool) error {
+	if err := s.cfg.PEP.Do(ctx, acct, pep.Publish{Node: node, Item: it, Options: opts}); err != nil {
+		return err
+	}
+	s.pepNotify(acct, node, "<item id='"+escape(it.ID)+"'>"+it.Payload+"</item>")
+	if byClient && node == nsBookmarks {
+		s.followBookmark(ctx, acct, it)
+	}
+	return nil
+}
+
+func (s *Server) pepRetract(ctx context.Context, acct, node, id string, byClient bool) error {
+	if err := s.cfg.PEP.Do(ctx, acct, pep.Retract{Node: node, ID: id}); err != nil {
+		return err
+	}
+	s.pepNotify(acct, node, "<retract id='"+escape(id)+"'/>")
+	if byClient && node == nsBookmarks {
+		s.followBookmark(ctx, acct, pep.Item{ID: id})
+	}
+	return nil
+}
+
+// pepNotify sends an event to every available session of the account.
+//
+// NOTSPEC(XEP-0163 §4.3): without entity capabilities the server cannot
+// know which clients asked for +notify, so every available client of the
+// account gets its own nodes' events; clients ignore what they do not know.
+func (s *Server) pepNotify(acct, node, items string) {
+	for _, t := range s.availableOf(acct) {
+		t.deliver(fmt.Sprintf(`<message xmlns='%s' from='%s' to='%s' type='headline' id='%s'><event xmlns='%s'><items node='%s'>%s</items></event></message>`,
+			nsClient, escape(acct), escape(t.jid.String()), newID(), nsPubsubEvent, escape(node), items), false)
+	}
+}
+
+// bookmark is what the server reads of a XEP-0402 conference bookmark.
+type bookmark struct {
+	autojoin bool
+	name     string
+	nick     string
+	password string
+}
+
+var nickElement = regexp.MustCompile(`<nick(\s[^>]*)?>[^<]*</nick>|<nick(\s[^>]*)?/>`)
+
+func parseBookmark(payload string) (bookmark, element, bool) {
+	var e element
+	if err := xmlUnmarshal(payload, &e); err != nil || e.XMLName.Local != "conference" {
+		return bookmark{}, e, false
+	}
+	return bookmark{autojoin: e.attr("autojoin") == "true" || e.attr("autojoin") == "1", name: e.attr("name"),
+		nick: childText(&e, "nick"), password: childText(&e, "password")}, e, true
+}
+
+// bookmarkPayload renders a conference bookmark, keeping what the old
+// one had beyond autojoin and nick (password, extensions).
+func bookmarkPayload(old element, had bool, b bookmark) string {
+	inner := ""
+	if had {
+		inner = strings.TrimSpace(nickElement.ReplaceAllString(string(old.Inner), ""))
+	}
+	name := ""
+	if b.name != "" {
+		name = " name='" + escape(b.name) + "'"
+	}
+	nick := ""
+	if b.nick != "" {
+		nick = "<nick>" + escape(b.nick) + "</nick>"
+	}
+	return "<conference xmlns='" + nsBookmarks + "' autojoin='" + strconv.FormatBool(b.autojoin) + "'" + name + ">" + nick + inner + "</conference>"
+}
+
+var bookmarkOptions = pep.Config{AccessModel: pep.Whitelist, MaxItems: pep.MaxItems}
+
+// setAutojoin keeps the account's bookmark of a room in step with its
+// occupancy: joining sets autojoin (creating the bookmark), leaving
+// clears it.
+func (s *Server) setAutojoin(ctx context.Context, acct, r, nick string, autojoin bool) {
+	if s.cfg.PEP == nil {
+		return
+	}
+	n, err := s.cfg.PEP.Node(ctx, acct, nsBookmarks)
+	if err != nil {
+		s.cfg.Log.Error("reading bookmarks", "account", acct, "err", err)
+		return
+	}
+	it, had := n.Item(r)
+	b, old, ok := parseBookmark(it.Payload)
+	switch {
+	case !had && !autojoin:
+		return
+	case had && ok && b.autojoin == autojoin && (!autojoin || b.nick == nick):
+		return
+	}
+	b.autojoin = autojoin
+	if autojoin {
+		b.nick = nick
+	}
+	if err := s.pepPublish(ctx, acct, nsBookmarks, pep.Item{ID: r, Payload: bookmarkPayload(old, had && ok, b)}, &bookmarkOptions, false); err != nil {
+		s.cfg.Log.Error("updating a bookmark", "account", acct, "room", r, "err", err)
+	}
+}
+
+// followBookmark makes the account join or leave the room a client's
+// bookmark change names: autojoin true joins (with the bookmark's nick,
+// no session attached until a client joins), false or a retraction leaves.
+func (s *Server) followBookmark(ctx context.Context, acct string, it pep.Item) {
+	if s.cfg.Rooms == nil {
+		return
+	}
+	r, err := jid.Parse(it.ID)
+	if err != nil || !s.isMUC(r) || r.Localpart() == "" {
+		return
+	}
+	b, _, ok := parseBookmark(it.Payload)
+	want := ok && b.autojoin
+	st, err := s.cfg.Rooms.Get(ctx, r.String())
+	if err != nil {
+		return
+	}
+	_, in := st.Occupants[acct]
+	switch {
+	case want && !in:
+		nick := b.nick
+		if nick == "" {
+			nick, _, _ = strings.Cut(acct, "@")
+		}
+		_, after, out, err := s.roomDo(ctx, r.String(), func(room.State) any {
+			return room.Join{Account: acct, Nick: nick, Password: b.password, Show: "xa"}
+		})
+		if err != nil {
+			s.cfg.Log.Info("bookmark autojoin refused", "account", acct, "room", r.String(), "err", err)
+			return
+		}
+		if len(out.Events) > 0 {
+			s.publishJoin(after, after.Occupants[acct], nil)
+		}
+	case !want && in:
+		before, after, out, err := s.roomDo(ctx, r.String(), func(room.State) any { return room.Leave{Account: acct} })
+		if err == nil {
+			s.publishRoom(before, after, out)
+		}
+	}
+}
+
+// privateIQ answers XEP-0049 private XML storage for XEP-0048 bookmarks,
+// converted to and from the PEP bookmarks (XEP-0402 §5.2 compatibility).
+func (c *conn) privateIQ(ctx context.Context, e *element, q element) error {
+	acct := c.jid.Bare().String()
+	storage, ok := childNamed(&q, nsBookmarksXML, "storage")
+	if !ok || c.srv.cfg.PEP == nil {
+		return c.write(c.errorReplyText(e, "cancel", "service-unavailable", "only storage:bookmarks is kept here"))
+	}
+	reply := func(payload string) error {
+		return c.write(fmt.Sprintf(`<iq type='result' id='%s' to='%s'>%s</iq>`, escape(e.attr("id")), escape(c.jid.String()), payload))
+	}
+	n, err := c.srv.cfg.PEP.Node(ctx, acct, nsBookmarks)
+	if err != nil {
+		return c.write(c.pepErrorReply(e, err))
+	}
+	if e.attr("type") == "get" {
+		var b strings.Builder
+		b.WriteString("<query xmlns='" + nsPrivate + "'><storage xmlns='" + nsBookmarksXML + "'>")
+		for _, it := range n.Items {
+			bm, _, ok := parseBookmark(it.Payload)
+			if !ok {
+				continue
+			}
+			b.WriteString("<conference jid='" + escape(it.ID) + "' autojoin='" + strconv.FormatBool(bm.autojoin) + "'")
+			if bm.name != "" {
+				b.WriteString(" name='" + escape(bm.name) + "'")
+			}
+			b.WriteString(">")
+			if bm.nick != "" {
+				b.WriteString("<nick>" + escape(bm.nick) + "</nick>")
+			}
+			if bm.password != "" {
+				b.WriteString("<password>" + escape(bm.password) + "</password>")
+			}
+			b.WriteString("</conference>")
+		}
+		b.WriteString("</storage></query>")
+		return reply(b.String())
+	}
+	// A set replaces the whole list: publish what is there, retract what is not.
+	keep := map[string]bool{}
+	for _, conf := range children(storage) {
+		if conf.XMLName.Local != "conference" {
+			continue
+		}
+		room, err := jid.Parse(conf.attr("jid"))
+		if err != nil {
+			return c.write(c.errorReplyText(e, "modify", "bad-request", "conference without a valid jid"))
+		}
+		bm := bookmark{autojoin: conf.attr("autojoin") == "true" || conf.attr("autojoin") == "1", name: conf.attr("name"),
+			nick: childText(&conf, "nick"), password: childText(&conf, "password")}
+		old, had := n.Item(room.String())
+		_, oldEl, parsed := parseBookmark(old.Payload)
+		payload := bookmarkPayload(oldEl, had && parsed, bm)
+		if bm.password != "" && !strings.Contains(payload, "<password>") {
+			payload = insertChild(payload, "<password>"+escape(bm.password)+"</password>")
+		}
+		keep[room.String()] = true
+		if had && old.Payload == payload {
+			continue
+		}
+		if err := c.srv.pepPublish(ctx, acct, nsBookmarks, pep.Item{ID: room.String(), Payload: payload}, &bookmarkOptions, true); err != nil {
+			return c.write(c.pepErrorReply(e, err))
+		}
+	}
+	for _, it := range n.Items {
+		if !keep[it.ID] {
+			if err := c.srv.pepRetract(ctx, acct, nsBookmarks, it.ID, true); err != nil {
+				return c.write(c.pepErrorReply(e, err))
+			}
+		}
+	}
+	return reply("")
+}
+
+func xmlUnmarshal(s string, e *element) error { return xml.Unmarshal([]byte(s), e) }
