@@ -17,7 +17,7 @@ const (
 
 // msgInfo is what the server needs to know about a message's payload.
 type msgInfo struct {
-	inner   []byte // the children, with every XEP-0359 stanza-id removed
+	inner   []byte // the children, without stanza-ids (XEP-0359) and occupant-ids (XEP-0421)
 	body    bool   // a non-empty <body/>
 	store   bool   // XEP-0334 <store/>
 	noStore bool   // XEP-0334 <no-store/> or <no-permanent-store/>
@@ -90,7 +90,8 @@ func scanMessage(e *element) msgInfo {
 		case xml.EndElement:
 			if depth == 2 {
 				switch {
-				case cur == xml.Name{Space: nsStanzaID, Local: "stanza-id"}:
+				case cur == xml.Name{Space: nsStanzaID, Local: "stanza-id"}, cur == xml.Name{Space: nsOccupantID, Local: "occupant-id"}:
+					// Both are the server's to say (XEP-0359 §4, XEP-0421 §4).
 					drop = append(drop, [2]int64{start - off, d.InputOffset() - off})
 				case cur == xml.Name{Space: nsClient, Local: "body"} && text:
 					m.body = true

@@ -2,12 +2,16 @@ package c2s
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"mellium.im/xmpp/jid"
 
@@ -109,9 +113,8 @@ func (a *attachments) attached(r, acct string, c *conn) bool {
 }
 
 // show is the account's presence in the room: the most available show of
-// its attached sessions, or away (XEP-0045 has no "gone"; with no session
-// attached the account still occupies the room) when none is attached.
-func (a *attachments) show(r, acct string) string {
+// its attached sessions; ok is false when none is attached.
+func (a *attachments) show(r, acct string) (show string, ok bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	best, found := "", false
@@ -121,10 +124,31 @@ func (a *attachments) show(r, acct string) string {
 			best, found = s, true
 		}
 	}
-	if !found {
-		return "xa"
+	return best, found
+}
+
+// roomShow is the account's show in room r: its sessions' best, or
+// Config.MUCDetachedShow (default xa) when no session is attached, since
+// the account stays in the room (XEP-0045 has no "no client").
+func (s *Server) roomShow(r, acct string) string {
+	if show, ok := s.muc.show(r, acct); ok {
+		return show
 	}
-	return best
+	return s.cfg.MUCDetachedShow
+}
+
+// occupantID is the XEP-0421 occupant id of an account in a room: stable,
+// and not computable from the JIDs without the server's secret.
+func (s *Server) occupantID(r, acct string) string {
+	m := hmac.New(sha256.New, s.cfg.FakeSaltKey)
+	m.Write([]byte("occupant-id\x00" + r + "\x00" + acct))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:18])
+}
+
+const nsOccupantID = "urn:xmpp:occupant-id:0"
+
+func (s *Server) occupantIDXML(r, acct string) string {
+	return "<occupant-id xmlns='" + nsOccupantID + "' id='" + s.occupantID(r, acct) + "'/>"
 }
 
 // mucErrors maps room rule errors onto XEP-0045 stanza errors.
@@ -168,7 +192,7 @@ func (s *Server) isMUC(to jid.JID) bool {
 }
 
 // occupantXML is an occupant's presence as viewer (an account) sees it.
-func occupantXML(st room.State, o room.Occupant, viewer, to, typ string, codes []int, inner string) string {
+func (s *Server) occupantXML(st room.State, o room.Occupant, viewer, to, typ string, codes []int, inner string) string {
 	var b strings.Builder
 	b.WriteString("<presence xmlns='" + nsClient + "' from='" + escape(st.JID+"/"+o.Nick) + "' to='" + escape(to) + "'")
 	if typ != "" {
@@ -182,7 +206,7 @@ func occupantXML(st room.State, o room.Occupant, viewer, to, typ string, codes [
 	for _, code := range codes {
 		b.WriteString("<status code='" + strconv.Itoa(code) + "'/>")
 	}
-	b.WriteString("</x>")
+	b.WriteString("</x>" + s.occupantIDXML(st.JID, o.Account))
 	if typ == "" {
 		if o.Show != "" {
 			b.WriteString("<show>" + escape(o.Show) + "</show>")
@@ -253,7 +277,7 @@ func (c *conn) mucPresence(ctx context.Context, e *element, to jid.JID) error {
 			if o, ok := st.Occupants[acct]; ok && o.Nick != nick {
 				return room.ChangeNick{Account: acct, Nick: nick}
 			}
-			return room.SetPresence{Account: acct, Show: s.muc.show(r, acct), Status: status}
+			return room.SetPresence{Account: acct, Show: s.roomShow(r, acct), Status: status}
 		})
 		if err != nil {
 			return c.write(c.mucErrorReply(e, to.String(), err, ""))
@@ -280,7 +304,7 @@ func (c *conn) mucPresence(ctx context.Context, e *element, to jid.JID) error {
 	// then the history it asked for, then the subject (XEP-0045 §7.2.3).
 	for other, o := range st.Occupants {
 		if other != acct {
-			c.deliver(occupantXML(st, o, acct, c.jid.String(), "", nil, ""), true)
+			c.deliver(s.occupantXML(st, o, acct, c.jid.String(), "", nil, ""), true)
 		}
 	}
 	var codes []int
@@ -291,7 +315,7 @@ func (c *conn) mucPresence(ctx context.Context, e *element, to jid.JID) error {
 		codes = append(codes, 210)
 	}
 	if out.Already {
-		c.deliver(occupantXML(st, me, acct, c.jid.String(), "", selfCodes(st, codes...), ""), true)
+		c.deliver(s.occupantXML(st, me, acct, c.jid.String(), "", selfCodes(st, codes...), ""), true)
 	} else {
 		s.publishJoin(st, me, codes)
 		s.setAutojoin(ctx, acct, r, me.Nick, true)
@@ -312,24 +336,37 @@ func (c *conn) mucPresence(ctx context.Context, e *element, to jid.JID) error {
 	}
 	// The account's presence in the room may have changed with this session.
 	if before, st, out, err := s.roomDo(ctx, r, func(room.State) any {
-		return room.SetPresence{Account: acct, Show: s.muc.show(r, acct), Status: status}
+		return room.SetPresence{Account: acct, Show: s.roomShow(r, acct), Status: status}
 	}); err == nil {
 		s.publishRoom(before, st, out)
 	}
 	return nil
 }
 
-// history is what a joining client asked of the discussion history.
+// history is what a joining client asked of the discussion history
+// (XEP-0045 §7.2.15); -1 and the zero time: not given.
 type history struct {
-	maxStanzas int // -1: not given
+	maxStanzas, maxChars int
+	since                time.Time
 }
 
 func parseHistory(x *element) history {
-	h := history{maxStanzas: -1}
-	if he, ok := childNamed(x, nsMUC, "history"); ok {
-		if n, err := strconv.Atoi(he.attr("maxstanzas")); err == nil && n >= 0 {
-			h.maxStanzas = n
-		}
+	h := history{maxStanzas: -1, maxChars: -1}
+	he, ok := childNamed(x, nsMUC, "history")
+	if !ok {
+		return h
+	}
+	if n, err := strconv.Atoi(he.attr("maxstanzas")); err == nil && n >= 0 {
+		h.maxStanzas = n
+	}
+	if n, err := strconv.Atoi(he.attr("maxchars")); err == nil && n >= 0 {
+		h.maxChars = n
+	}
+	if n, err := strconv.Atoi(he.attr("seconds")); err == nil && n >= 0 {
+		h.since = time.Now().Add(-time.Duration(n) * time.Second)
+	}
+	if t, err := time.Parse(time.RFC3339Nano, he.attr("since")); err == nil && t.After(h.since) {
+		h.since = t
 	}
 	return h
 }
@@ -344,10 +381,21 @@ func (s *Server) sendHistory(ctx context.Context, c *conn, st room.State, h hist
 	if n <= 0 || s.cfg.Archive == nil {
 		return
 	}
-	page, err := s.cfg.Archive.Query(ctx, st.JID, archive.Query{Last: true, Max: min(n, archive.MaxPage), Groupchat: true})
+	page, err := s.cfg.Archive.Query(ctx, st.JID, archive.Query{Last: true, Max: min(n, archive.MaxPage), Groupchat: true, Start: h.since})
 	if err != nil {
 		c.log.Error("room history", "room", st.JID, "err", err)
 		return
+	}
+	if h.maxChars >= 0 {
+		// maxchars counts whole stanzas, newest first (§7.2.15).
+		total, first := 0, len(page.Entries)
+		for i := len(page.Entries) - 1; i >= 0; i-- {
+			if total += len(page.Entries[i].Stanza); total > h.maxChars {
+				break
+			}
+			first = i
+		}
+		page.Entries = page.Entries[first:]
 	}
 	for _, en := range page.Entries {
 		m := insertChild(en.Stanza, "<delay xmlns='"+nsDelay+"' from='"+escape(st.JID)+"' stamp='"+stamp(en.At)+"'/>")
@@ -388,7 +436,7 @@ func (c *conn) mucMessage(ctx context.Context, e *element, to jid.JID) error {
 	before, st, out, err := s.roomDo(ctx, r, func(st room.State) any {
 		o := st.Occupants[acct]
 		stripped := *e
-		stripped.Inner = m.inner
+		stripped.Inner = append(slices.Clip(m.inner), s.occupantIDXML(r, acct)...)
 		stanza := restamp(&stripped, r+"/"+o.Nick)
 		return room.Post{Account: acct, ID: id, Stanza: withoutTo(stanza)}
 	})
@@ -430,7 +478,7 @@ func (c *conn) mucPrivate(ctx context.Context, e *element, to jid.JID) error {
 	}
 	m := scanMessage(e)
 	stripped := *e
-	stripped.Inner = append(m.inner, "<x xmlns='"+nsMUCUser+"'/>"...)
+	stripped.Inner = append(slices.Clip(m.inner), ("<x xmlns='" + nsMUCUser + "'/>" + s.occupantIDXML(r, acct))...)
 	stanza := restamp(&stripped, r+"/"+me.Nick)
 	for _, t := range s.muc.sessions(r, target.Account) {
 		t.deliver(withTo(stanza, t.jid.String()), m.body)
@@ -479,9 +527,9 @@ func (c *conn) mucInvite(ctx context.Context, e *element, to jid.JID, x *element
 func (s *Server) publishJoin(st room.State, me room.Occupant, codes []int) {
 	s.roomBroadcast(st, func(viewer, to string) string {
 		if viewer == me.Account {
-			return occupantXML(st, me, viewer, to, "", selfCodes(st, codes...), "")
+			return s.occupantXML(st, me, viewer, to, "", selfCodes(st, codes...), "")
 		}
-		return occupantXML(st, me, viewer, to, "", nil, "")
+		return s.occupantXML(st, me, viewer, to, "", nil, "")
 	}, true)
 }
 
@@ -537,7 +585,7 @@ func (s *Server) publishRoom(before, after room.State, out room.Outcome) {
 				if viewer == o.Account {
 					codes = selfCodes(after)
 				}
-				return occupantXML(after, o, viewer, to, "", codes, "")
+				return s.occupantXML(after, o, viewer, to, "", codes, "")
 			}, false)
 		case room.TypeNickChanged:
 			var d room.NickChanged
@@ -552,7 +600,7 @@ func (s *Server) publishRoom(before, after room.State, out room.Outcome) {
 				if viewer == o.Account {
 					codes = append(codes, 110)
 				}
-				x := occupantXML(after, old, viewer, to, "unavailable", codes, "")
+				x := s.occupantXML(after, old, viewer, to, "unavailable", codes, "")
 				return strings.Replace(x, "<item ", "<item nick='"+escape(o.Nick)+"' ", 1)
 			}, false)
 			s.roomBroadcast(after, func(viewer, to string) string {
@@ -560,7 +608,7 @@ func (s *Server) publishRoom(before, after room.State, out room.Outcome) {
 				if viewer == o.Account {
 					codes = selfCodes(after)
 				}
-				return occupantXML(after, o, viewer, to, "", codes, "")
+				return s.occupantXML(after, o, viewer, to, "", codes, "")
 			}, false)
 			s.setAutojoin(context.Background(), o.Account, after.JID, o.Nick, true)
 		case room.TypeLeft:
@@ -599,11 +647,11 @@ func (s *Server) announceExit(before, after room.State, d room.Left) {
 		inner = "<reason>" + escape(d.Reason) + "</reason>"
 	}
 	s.roomBroadcast(after, func(viewer, to string) string {
-		return occupantXML(after, o, viewer, to, "unavailable", codes, inner)
+		return s.occupantXML(after, o, viewer, to, "unavailable", codes, inner)
 	}, false)
 	self := append([]int{110}, codes...)
 	for _, t := range s.muc.sessions(after.JID, d.Account) {
-		t.deliver(occupantXML(after, o, d.Account, t.jid.String(), "unavailable", self, inner), true)
+		t.deliver(s.occupantXML(after, o, d.Account, t.jid.String(), "unavailable", self, inner), true)
 	}
 	s.muc.detachAccount(after.JID, d.Account)
 	s.setAutojoin(context.Background(), d.Account, after.JID, "", false)
@@ -623,7 +671,7 @@ func (s *Server) announceDestroyed(before room.State, d room.Destroyed) {
 	for acct, o := range before.Occupants {
 		o.Role = room.NoRole
 		for _, t := range s.muc.sessions(before.JID, acct) {
-			x := occupantXML(before, o, acct, t.jid.String(), "unavailable", []int{110}, "")
+			x := s.occupantXML(before, o, acct, t.jid.String(), "unavailable", []int{110}, "")
 			t.deliver(strings.Replace(x, "</item>", "</item>"+inner, 1), true)
 		}
 		s.muc.detachAccount(before.JID, acct)
@@ -641,7 +689,7 @@ func (s *Server) mucSessionGone(c *conn) {
 	for _, r := range s.muc.detachSession(c) {
 		if before, st, out, err := s.roomDo(context.Background(), r, func(st room.State) any {
 			o := st.Occupants[acct]
-			return room.SetPresence{Account: acct, Show: s.muc.show(r, acct), Status: o.Status}
+			return room.SetPresence{Account: acct, Show: s.roomShow(r, acct), Status: o.Status}
 		}); err == nil {
 			s.publishRoom(before, st, out)
 		}

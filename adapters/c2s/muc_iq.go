@@ -92,7 +92,7 @@ func roomInfo(st room.State) string {
 			b.WriteString("<feature var='" + no + "'/>")
 		}
 	}
-	for _, f := range []string{nsMUC, nsMAM, nsStanzaID, "muc_unsecured"} {
+	for _, f := range []string{nsMUC, nsMAM, nsStanzaID, nsOccupantID, "muc_unsecured"} {
 		if f == "muc_unsecured" && st.Config.PasswordHash != "" {
 			f = "muc_passwordprotected"
 		}

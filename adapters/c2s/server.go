@@ -50,6 +50,9 @@ type Config struct {
 	MUCDomain    string
 	Rooms        Rooms
 	LockNewRooms bool
+	// MUCDetachedShow is an account's show in a room while none of its
+	// clients is attached; default xa.
+	MUCDetachedShow string
 	// PEP is the accounts' personal eventing service (XEP-0163), used for
 	// bookmarks (XEP-0402); nil for none.
 	PEP PEP
@@ -104,6 +107,7 @@ func NewServer(cfg Config) (*Server, error) {
 	cfg.FailuresPerIP = cmp.Or(cfg.FailuresPerIP, 20)
 	cfg.FailureWindow = cmp.Or(cfg.FailureWindow, time.Minute)
 	cfg.ResumeTimeout = cmp.Or(cfg.ResumeTimeout, 300*time.Second)
+	cfg.MUCDetachedShow = cmp.Or(cfg.MUCDetachedShow, "xa")
 	return &Server{cfg: cfg, sessions: make(map[string]map[string]*conn), resumable: make(map[string]*conn), conns: make(map[*conn]struct{}),
 		expired: make(map[string]expiredSession), throttle: newThrottle(cfg.FailureWindow)}, nil
 }

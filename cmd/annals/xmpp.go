@@ -30,6 +30,7 @@ type xmppFlags struct {
 	resume       time.Duration
 	muc          string // the MUC service's domain; "" none
 	lockRooms    bool
+	detachedShow string
 }
 
 func envOr(name, def string) string {
@@ -47,6 +48,11 @@ func (x xmppFlags) validate() error {
 	}
 	if (x.cert == "") != (x.key == "") {
 		return fmt.Errorf("%w: give --tls-cert and --tls-key together", errUsage)
+	}
+	switch x.detachedShow {
+	case "away", "xa", "dnd", "chat":
+	default:
+		return fmt.Errorf("%w: --muc-detached-show %q: want away, xa, dnd or chat", errUsage, x.detachedShow)
 	}
 	if x.muc != "" {
 		if _, err := account.ParseJID("room@" + x.muc); err != nil || slices.Contains(x.domains, x.muc) {
@@ -82,22 +88,23 @@ func (x xmppFlags) listen(c Config, creds *credentials.Store, accounts *accounts
 		resume = -1 // c2s: no resumption
 	}
 	srv, err := c2s.NewServer(c2s.Config{
-		Domains:       x.domains,
-		TLS:           &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
-		Plaintext:     x.plaintext,
-		Credentials:   creds.Get,
-		Accounts:      accounts,
-		Registration:  x.registration,
-		Registrar:     accounts,
-		Archive:       arch,
-		MUCDomain:     x.muc,
-		Rooms:         rooms,
-		LockNewRooms:  x.lockRooms,
-		PEP:           pepService{accounts},
-		ResumeTimeout: resume,
-		FakeSaltKey:   saltKey,
-		Version:       version,
-		Log:           log,
+		Domains:         x.domains,
+		TLS:             &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+		Plaintext:       x.plaintext,
+		Credentials:     creds.Get,
+		Accounts:        accounts,
+		Registration:    x.registration,
+		Registrar:       accounts,
+		Archive:         arch,
+		MUCDomain:       x.muc,
+		Rooms:           rooms,
+		LockNewRooms:    x.lockRooms,
+		MUCDetachedShow: x.detachedShow,
+		PEP:             pepService{accounts},
+		ResumeTimeout:   resume,
+		FakeSaltKey:     saltKey,
+		Version:         version,
+		Log:             log,
 	})
 	if err != nil {
 		return nil, nil, err
