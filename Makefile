@@ -73,6 +73,7 @@ bench: tools bench-tools
 	$(GO) test $(GOFLAGS_) -run '^$$' -bench . -benchtime 1x -count 3 ./eventstore/sqlite/
 	$(GO) test $(GOFLAGS_) -run '^$$' -bench XMPP -benchtime 1x -count 1 -timeout 30m ./e2e/
 	$(GO) test $(GOFLAGS_) -run '^$$' -bench Chat -benchtime 1x -count 1 -timeout 60m ./e2e/
+	$(GO) test $(GOFLAGS_) -run '^$$' -bench MUC -benchtime 1x -count 1 -timeout 30m ./e2e/
 
 # The peers make bench compares against, from Debian; never part of Annals.
 BENCH_PEERS := prosody lua-dbi-sqlite3 ejabberd erlang-p1-sqlite3

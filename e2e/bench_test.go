@@ -248,6 +248,12 @@ network_settings = { nagle = false }
 log = { warn = %[5]q }
 VirtualHost "localhost"
   ssl = { certificate = %[6]q; key = %[7]q }
+-- MUC with every room archived (BenchmarkMUC), as Annals' conference.localhost.
+Component "conference.localhost" "muc"
+  modules_enabled = { "muc_mam" }
+  muc_log_all_rooms = true
+  muc_log_expires_after = "never"
+  muc_room_default_persistent = true
 `, filepath.Join(dir, "prosody.pid"), filepath.Join(dir, "data"), port, filepath.Join(dir, "prosody.sqlite"),
 		filepath.Join(dir, "prosody.log"), filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem"))
 	cfgPath := filepath.Join(dir, "prosody.cfg.lua")
@@ -350,6 +356,11 @@ modules:
   mod_stream_mgmt: {}
   mod_ping: {}
   mod_disco: {}
+  mod_muc:
+    host: "conference.localhost"
+    default_room_options:
+      mam: true
+      persistent: true
 `, filepath.Join(dir, "server.pem"), port, filepath.Join(dir, "ejabberd.db"))
 	os.WriteFile(filepath.Join(dir, "ejabberd.yml"), []byte(cfg), 0o644)
 	if out, err := exec.Command("chown", "-R", "ejabberd:ejabberd", dir).CombinedOutput(); err != nil {

@@ -1,0 +1,794 @@
+package e2e
+
+import (
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime/debug"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	_ "github.com/mattn/go-sqlite3"
+)
+
+// BenchmarkMUC is the group chat part of `make bench`: MUC fan-out on
+// Annals, Prosody (mod_muc with muc_mam) and ejabberd (mod_muc with MAM on
+// every room) in the same run, each archiving on SQLite.
+//
+// ANNALS_BENCH_MUC_ACCOUNTS accounts (default 50, u0..) log in twice each
+// (plain TLS sessions, no stream management) and every session joins one
+// room, room 'bench' on conference.localhost, created and configured as an
+// instant room by u0's first session. On Annals both sessions of an account
+// join with the same nick and the room has one occupant per account (the
+// account is the occupant); on Prosody and ejabberd, where every session is
+// an occupant, the sessions take two nicks (uN-a, uN-b), as two clients of
+// one account that do not share a nick would. Both peers also accept one
+// nick for two sessions of a bare JID (ANNALS_BENCH_MUC_PEER_NICKS=same).
+// Either way every groupchat message is delivered to every session.
+// ANNALS_BENCH_MUC_SERVERS (e.g. "annals,ejabberd") measures only those.
+//
+// ANNALS_BENCH_MUC_SENDERS sessions (default 10, of distinct accounts) each
+// send ANNALS_BENCH_MUC_PER_SENDER groupchat messages (default 200),
+// pipelined: at most ANNALS_BENCH_MUC_WINDOW (default 8) not yet reflected
+// back to the sending session. A message's id and body carry its send
+// time; every session counts the benchmark messages it receives and their
+// latency from send to receipt. delivered/s is all sessions' receipts over
+// the time from the first send to the last receipt.
+//
+// After the run it counts the archive rows the messages left in each
+// server's SQLite database, per message sent.
+//
+// Quick run: ANNALS_BENCH_MUC_ACCOUNTS=10 ANNALS_BENCH_MUC_PER_SENDER=20 go test -run '^$' -bench MUC -benchtime 1x ./e2e/
+func BenchmarkMUC(b *testing.B) {
+	defer debug.SetGCPercent(debug.SetGCPercent(400))
+	p := mucParams{
+		accounts:  envInt(b, "ANNALS_BENCH_MUC_ACCOUNTS", 50),
+		sessions:  2,
+		senders:   envInt(b, "ANNALS_BENCH_MUC_SENDERS", 10),
+		perSender: envInt(b, "ANNALS_BENCH_MUC_PER_SENDER", 200),
+		window:    envInt(b, "ANNALS_BENCH_MUC_WINDOW", 8),
+		room:      "bench@conference.localhost",
+	}
+	p.senders = min(p.senders, p.accounts)
+	peerSameNick := os.Getenv("ANNALS_BENCH_MUC_PEER_NICKS") == "same"
+
+	type mucServer struct {
+		name     string
+		addr     string
+		sameNick bool
+		stop     func()
+		count    func() (archiveCount, error)
+		cpu      func() time.Duration // the server's CPU time so far, 0 if unknown
+	}
+	var servers []*mucServer
+	adata := b.TempDir()
+	s, cmd := serveOnB(b, adata, "--registration")
+	servers = append(servers, &mucServer{name: "annals", addr: "127.0.0.1:" + strconv.Itoa(s.port), sameNick: true,
+		stop:  func() { cmd.Process.Kill(); cmd.Wait() },
+		cpu:   func() time.Duration { return procCPU(cmd.Process.Pid) },
+		count: func() (archiveCount, error) { return countAnnalsArchive(filepath.Join(adata, "annals.db"), p.room) }})
+	pdir := b.TempDir()
+	if addr, stop, err := startProsody(pdir); err == nil {
+		servers = append(servers, &mucServer{name: "prosody", addr: addr, sameNick: peerSameNick, stop: stop,
+			count: func() (archiveCount, error) { return countProsodyArchive(filepath.Join(pdir, "prosody.sqlite")) },
+			cpu: func() time.Duration {
+				pid, _ := os.ReadFile(filepath.Join(pdir, "prosody.pid"))
+				n, _ := strconv.Atoi(strings.TrimSpace(string(pid)))
+				return procCPU(n)
+			}})
+	} else {
+		b.Logf("prosody not measured: %v", err)
+	}
+	if edir, err := os.MkdirTemp("", "annals-ejabberd"); err != nil {
+		b.Fatal(err)
+	} else if addr, stop, err := startEjabberdIn(edir); err == nil {
+		servers = append(servers, &mucServer{name: "ejabberd", addr: addr, sameNick: peerSameNick, stop: stop,
+			count: func() (archiveCount, error) { return countEjabberdArchive(filepath.Join(edir, "ejabberd.db")) },
+			cpu: func() time.Duration {
+				out, _ := exec.Command("pgrep", "-u", "ejabberd", "beam.smp").Output()
+				n, _ := strconv.Atoi(strings.TrimSpace(string(out)))
+				return procCPU(n)
+			}})
+		defer func() {
+			if os.Getenv("ANNALS_BENCH_KEEP") == "" {
+				os.RemoveAll(edir)
+			}
+		}()
+	} else {
+		os.RemoveAll(edir)
+		b.Logf("ejabberd not measured: %v", err)
+	}
+	defer func() {
+		for _, s := range servers {
+			s.stop()
+		}
+	}()
+
+	figs := map[string]mucFigures{}
+	arch := map[string]archiveCount{}
+	why := map[string]string{}
+	if only := os.Getenv("ANNALS_BENCH_MUC_SERVERS"); only != "" {
+		servers = slices.DeleteFunc(servers, func(s *mucServer) bool {
+			if !slices.Contains(strings.Split(only, ","), s.name) {
+				s.stop()
+				return true
+			}
+			return false
+		})
+	}
+	for _, s := range servers {
+		b.Run(s.name, func(b *testing.B) {
+			if err := makeMUCAccounts(s.addr, p.accounts); err != nil {
+				why[s.name] = err.Error()
+				b.Fatalf("%s: %v", s.name, err)
+			}
+			q := p
+			q.sameNick, q.addr, q.cpu = s.sameNick, s.addr, s.cpu
+			f, err := benchMUC(q)
+			if err != nil {
+				why[s.name] = err.Error()
+				b.Errorf("%s: %v", s.name, err)
+			}
+			if f.delivered == 0 {
+				return
+			}
+			figs[s.name] = f
+			b.ReportMetric(f.rate, "delivered/s")
+			b.ReportMetric(ms(f.p50), "p50-ms")
+			b.ReportMetric(ms(f.p99), "p99-ms")
+			if a, err := s.count(); err != nil {
+				b.Logf("%s: archive not counted: %v", s.name, err)
+			} else {
+				arch[s.name] = a
+				b.ReportMetric(float64(a.total())/float64(f.sent), "archive-writes/msg")
+			}
+		})
+	}
+
+	fmt.Printf("muc: 1 room, %d accounts x %d sessions (plain TLS, no SM), %d senders x %d groupchat messages, window %d; room archive (MAM) on SQLite\n",
+		p.accounts, p.sessions, p.senders, p.perSender, p.window)
+	peerNicks := "two nicks per account (uN-a, uN-b): every session is an occupant"
+	if peerSameNick {
+		peerNicks = "one nick per account for both sessions"
+	}
+	fmt.Printf("  annals: one nick per account, the account is the occupant (%d occupants); peers: %s\n", p.accounts, peerNicks)
+	best := ""
+	for _, s := range servers {
+		if f, ok := figs[s.name]; ok && s.name != "annals" && (best == "" || f.rate > figs[best].rate) {
+			best = s.name
+		}
+	}
+	for _, s := range servers {
+		f, ok := figs[s.name]
+		if !ok {
+			fmt.Printf("  %-9s not measured: %s\n", s.name, why[s.name])
+			continue
+		}
+		line := fmt.Sprintf("  %-9s %8.0f delivered/s  p50 %8.2f ms  p99 %8.2f ms   delivered %d/%d (dup %d) in %v, %d sent",
+			s.name, f.rate, ms(f.p50), ms(f.p99), f.delivered, f.expected, f.dups, f.elapsed.Round(time.Millisecond), f.sent)
+		if f.cpu > 0 {
+			line += fmt.Sprintf("   CPU: server %.0f%%, client %.0f%% of one core", 100*f.cpu.Seconds()/f.elapsed.Seconds(), 100*f.clientCPU.Seconds()/f.elapsed.Seconds())
+		}
+		if a, ok := arch[s.name]; ok {
+			line += fmt.Sprintf("   archive writes/msg %.2f (%s)", float64(a.total())/float64(f.sent), a.detail(f.sent))
+		}
+		if f.errs > 0 {
+			line += fmt.Sprintf("   %d error stanzas, first: %s", f.errs, f.firstErr)
+		}
+		fmt.Println(line)
+	}
+	if a, ok := figs["annals"]; ok && best != "" {
+		fmt.Printf("  annals/%s: delivered/s x%.2f (target >= 2)   p99 x%.2f\n", best, a.rate/figs[best].rate, ms(a.p99)/ms(figs[best].p99))
+	}
+}
+
+type mucParams struct {
+	accounts, sessions         int
+	senders, perSender, window int
+	addr, room                 string
+	sameNick                   bool // both sessions of an account take one nick
+	cpu                        func() time.Duration
+}
+
+type mucFigures struct {
+	sent, expected, delivered, dups int
+	errs                            int
+	firstErr                        string
+	elapsed, cpu, clientCPU         time.Duration // CPU time of the server and of this client, from the first send to the last receipt
+	rate                            float64
+	p50, p99                        time.Duration
+}
+
+// makeMUCAccounts registers u0..u(n-1) (password pwN) in-band, as
+// makeAccounts does for its 200.
+func makeMUCAccounts(addr string, n int) error {
+	var err error
+	for try := 0; try < 5; try++ {
+		if err = registerAccount(addr, "localhost", "u0", "pw0"); err == nil {
+			break
+		}
+		time.Sleep(time.Second)
+	}
+	if err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	sem := make(chan struct{}, 16)
+	for i := 1; i < n; i++ {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if err := registerAccount(addr, "localhost", "u"+strconv.Itoa(i), "pw"+strconv.Itoa(i)); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	return <-errs
+}
+
+// mucSession is one logged-in session: after login it reads the stream raw
+// (rawStanzas), not with encoding/xml, so that the client's parsing is not
+// what limits the delivery rate; its reader goroutine counts benchmark
+// groupchat messages and hands self-presences and iqs to the joiner.
+type mucSession struct {
+	*loadClient
+	idx     int    // index of the session in the run; carried in the ids it sends
+	nick    string // the nick it joins with
+	ctl     chan []byte
+	window  chan struct{} // slots for this session's messages not yet reflected
+	dlv     atomic.Int64
+	lastAt  atomic.Int64 // UnixNano of the last benchmark message received
+	mu      sync.Mutex   // guards lat, seen, errs, firstErr
+	lat     []time.Duration
+	seen    map[uint64]struct{}
+	dups    int
+	errs    int
+	first   string
+	dead    chan struct{}
+	readErr error
+}
+
+func (m *mucSession) read() {
+	defer close(m.dead)
+	r := &rawStanzas{r: m.nc, buf: make([]byte, 0, 64<<10), tag: -1}
+	for {
+		st, err := r.next()
+		if err != nil {
+			m.readErr = err
+			return
+		}
+		switch {
+		case hasPrefix(st, "<message"):
+			head := startTag(st)
+			if strings.Contains(head, "type='error'") || strings.Contains(head, `type="error"`) {
+				m.error(st)
+				continue
+			}
+			if !strings.Contains(head, "groupchat") {
+				continue
+			}
+			i := strings.Index(string(st), "bm-")
+			if i < 0 {
+				continue // the subject, or something else not ours
+			}
+			ns, sess, k, ok := parseMUCToken(string(st[i:]))
+			if !ok {
+				continue
+			}
+			now := time.Now()
+			key := uint64(sess)<<32 | uint64(k)
+			m.mu.Lock()
+			if _, dup := m.seen[key]; dup {
+				m.dups++
+				m.mu.Unlock()
+				continue
+			}
+			m.seen[key] = struct{}{}
+			m.lat = append(m.lat, now.Sub(time.Unix(0, ns)))
+			m.mu.Unlock()
+			m.lastAt.Store(now.UnixNano())
+			m.dlv.Add(1)
+			if sess == m.idx {
+				select {
+				case <-m.window:
+				default:
+				}
+			}
+		case hasPrefix(st, "<presence"):
+			head := startTag(st)
+			if strings.Contains(head, "type='error'") || strings.Contains(head, `type="error"`) {
+				m.error(st)
+				select {
+				case m.ctl <- st:
+				default:
+				}
+			} else if strings.Contains(string(st), "code='110'") || strings.Contains(string(st), `code="110"`) {
+				select {
+				case m.ctl <- st:
+				default:
+				}
+			}
+		case hasPrefix(st, "<iq"):
+			select {
+			case m.ctl <- st:
+			default:
+			}
+		case hasPrefix(st, "<stream:error"), hasPrefix(st, "<error"):
+			m.readErr = fmt.Errorf("%s: stream error: %s", m.jid, st)
+			return
+		}
+	}
+}
+
+func (m *mucSession) error(st []byte) {
+	m.mu.Lock()
+	m.errs++
+	if m.first == "" {
+		m.first = string(st)
+	}
+	m.mu.Unlock()
+}
+
+// await waits for a control stanza (self-presence or iq) that ok accepts.
+func (m *mucSession) await(what string, timeout time.Duration, ok func(string) bool) (string, error) {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	for {
+		select {
+		case st := <-m.ctl:
+			s := string(st)
+			if strings.Contains(startTag(st), "type='error'") || strings.Contains(startTag(st), `type="error"`) {
+				return s, fmt.Errorf("%s: %s: %s", m.jid, what, s)
+			}
+			if ok(s) {
+				return s, nil
+			}
+		case <-m.dead:
+			return "", fmt.Errorf("%s: %s: %v", m.jid, what, m.readErr)
+		case <-t.C:
+			return "", fmt.Errorf("%s: %s: nothing after %v", m.jid, what, timeout)
+		}
+	}
+}
+
+// join sends the MUC join presence (no history) and waits for the
+// self-presence; the room's creator also configures it as an instant room.
+func (m *mucSession) join(room string) error {
+	if err := m.send("<presence to='" + room + "/" + m.nick + "'><x xmlns='http://jabber.org/protocol/muc'><history maxstanzas='0'/></x></presence>"); err != nil {
+		return err
+	}
+	self, err := m.await("join "+room, time.Minute, func(s string) bool { return strings.HasPrefix(s, "<presence") })
+	if err != nil {
+		return err
+	}
+	if !strings.Contains(self, "code='201'") && !strings.Contains(self, `code="201"`) {
+		return nil
+	}
+	if err := m.send("<iq type='set' to='" + room + "' id='mucbench-config'><query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' type='submit'/></query></iq>"); err != nil {
+		return err
+	}
+	_, err = m.await("configure "+room, time.Minute, func(s string) bool {
+		return strings.Contains(s, "'mucbench-config'") || strings.Contains(s, `"mucbench-config"`)
+	})
+	return err
+}
+
+// benchMUC runs the load on p.accounts accounts made by makeMUCAccounts.
+func benchMUC(p mucParams) (mucFigures, error) {
+	n := p.accounts * p.sessions
+	sess := make([]*mucSession, n)
+	defer func() {
+		var wg sync.WaitGroup
+		for _, m := range sess {
+			if m != nil {
+				wg.Add(1)
+				go func() { defer wg.Done(); m.close(); <-m.dead }()
+			}
+		}
+		wg.Wait()
+	}()
+	var mu sync.Mutex
+	var firstErr error
+	fail := func(err error) {
+		mu.Lock()
+		if firstErr == nil {
+			firstErr = err
+		}
+		mu.Unlock()
+	}
+	// Session i is account i/sessions' session i%sessions.
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 16)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			a, k := i/p.sessions, i%p.sessions
+			c, err := dialLogin(p.addr, "localhost", "u"+strconv.Itoa(a), "pw"+strconv.Itoa(a), "muc"+strconv.Itoa(k))
+			if err != nil {
+				fail(err)
+				return
+			}
+			nick := "u" + strconv.Itoa(a)
+			if !p.sameNick {
+				nick += "-" + string(rune('a'+k))
+			}
+			m := &mucSession{loadClient: c, idx: i, nick: nick, ctl: make(chan []byte, 256),
+				window: make(chan struct{}, p.window), seen: map[uint64]struct{}{}, dead: make(chan struct{})}
+			go m.read()
+			if err := m.send("<presence/>"); err != nil {
+				fail(err)
+			}
+			sess[i] = m
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return mucFigures{}, firstErr
+	}
+	// The creator first, then everyone else, a few at a time.
+	if err := sess[0].join(p.room); err != nil {
+		return mucFigures{}, err
+	}
+	sem = make(chan struct{}, 8)
+	for _, m := range sess[1:] {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if err := m.join(p.room); err != nil {
+				fail(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return mucFigures{}, firstErr
+	}
+	// Let the last joins' presence broadcasts settle.
+	time.Sleep(time.Second)
+
+	// Senders: the first session of accounts spread over the room.
+	var senders []*mucSession
+	for j := 0; j < p.senders; j++ {
+		senders = append(senders, sess[(j*p.accounts/p.senders)*p.sessions])
+	}
+	f := mucFigures{sent: p.senders * p.perSender}
+	f.expected = f.sent * n
+	cpu0, client0 := p.cpu(), procCPU(os.Getpid())
+	start := time.Now()
+	for _, m := range senders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := 0; k < p.perSender; k++ {
+				select {
+				case m.window <- struct{}{}:
+				case <-m.dead:
+					fail(fmt.Errorf("%s: %v", m.jid, m.readErr))
+					return
+				case <-time.After(2 * time.Minute):
+					fail(fmt.Errorf("%s: none of its %d messages in flight came back in 2 minutes", m.jid, p.window))
+					return
+				}
+				ns := time.Now().UnixNano()
+				tok := fmt.Sprintf("bm-%d-%d-%d", ns, m.idx, k)
+				if err := m.send("<message to='" + p.room + "' type='groupchat' id='" + tok + "'><body>" + tok +
+					" groupchat message " + strconv.Itoa(k) + " of the MUC benchmark</body></message>"); err != nil {
+					fail(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	// Wait for every delivery, or until nothing arrived for 30 s.
+	total := func() int {
+		t := 0
+		for _, m := range sess {
+			t += int(m.dlv.Load())
+		}
+		return t
+	}
+	last, lastChange := -1, time.Now()
+	for {
+		t := total()
+		if t >= f.expected {
+			break
+		}
+		if t != last {
+			last, lastChange = t, time.Now()
+		} else if time.Since(lastChange) > 30*time.Second {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if c := p.cpu(); cpu0 > 0 {
+		f.cpu = c - cpu0
+	}
+	f.clientCPU = procCPU(os.Getpid()) - client0
+	var lat []time.Duration
+	var end int64
+	for _, m := range sess {
+		m.mu.Lock()
+		lat = append(lat, m.lat...)
+		f.dups += m.dups
+		f.errs += m.errs
+		if f.firstErr == "" {
+			f.firstErr = m.first
+		}
+		m.mu.Unlock()
+		end = max(end, m.lastAt.Load())
+	}
+	f.delivered = len(lat)
+	f.elapsed = time.Unix(0, end).Sub(start)
+	f.rate = float64(f.delivered) / f.elapsed.Seconds()
+	f.p50, f.p99 = percentile(lat, 50), percentile(lat, 99)
+	if firstErr == nil && f.delivered < f.expected {
+		firstErr = fmt.Errorf("%d of %d deliveries (%d messages x %d sessions) after 30 s without progress", f.delivered, f.expected, f.sent, n)
+	}
+	return f, firstErr
+}
+
+// parseMUCToken reads bm-<unix ns>-<session>-<k> at the start of s.
+func parseMUCToken(s string) (ns int64, sess, k int, ok bool) {
+	s = s[3:]
+	var parts [3]int64
+	for j := range parts {
+		e := 0
+		for e < len(s) && s[e] >= '0' && s[e] <= '9' {
+			e++
+		}
+		if e == 0 {
+			return 0, 0, 0, false
+		}
+		v, err := strconv.ParseInt(s[:e], 10, 64)
+		if err != nil {
+			return 0, 0, 0, false
+		}
+		parts[j] = v
+		s = s[e:]
+		if j < 2 {
+			if len(s) == 0 || s[0] != '-' {
+				return 0, 0, 0, false
+			}
+			s = s[1:]
+		}
+	}
+	return parts[0], int(parts[1]), int(parts[2]), true
+}
+
+// rawStanzas splits a stream, past its header, into top-level elements
+// without decoding them: it tracks tags (quotes included) and depth only.
+type rawStanzas struct {
+	r     io.Reader
+	buf   []byte
+	pos   int  // next byte to scan
+	depth int  // open elements below the stream
+	tag   int  // start of the tag being scanned, -1 outside tags
+	quote byte // the quote of the attribute value being scanned
+	elem  int  // start of the current top-level element
+}
+
+func (r *rawStanzas) next() ([]byte, error) {
+	for {
+		for ; r.pos < len(r.buf); r.pos++ {
+			c := r.buf[r.pos]
+			if r.tag < 0 {
+				if c == '<' {
+					r.tag = r.pos
+				}
+				continue
+			}
+			if r.quote != 0 {
+				if c == r.quote {
+					r.quote = 0
+				}
+				continue
+			}
+			switch c {
+			case '\'', '"':
+				r.quote = c
+				continue
+			case '>':
+			default:
+				continue
+			}
+			start := r.tag
+			r.tag = -1
+			if r.pos-start < 1 {
+				continue
+			}
+			switch r.buf[start+1] {
+			case '?', '!':
+				continue
+			case '/':
+				r.depth--
+				if r.depth < 0 {
+					return nil, io.EOF // </stream:stream>
+				}
+				if r.depth == 0 {
+					return r.take(r.elem)
+				}
+				continue
+			}
+			if r.buf[r.pos-1] == '/' {
+				if r.depth == 0 {
+					return r.take(start)
+				}
+				continue
+			}
+			if r.depth == 0 {
+				r.elem = start
+			}
+			r.depth++
+		}
+		// Keep the unfinished element (or tag) only.
+		keep := len(r.buf)
+		if r.depth > 0 {
+			keep = r.elem
+		} else if r.tag >= 0 {
+			keep = r.tag
+		}
+		if keep > 0 {
+			n := copy(r.buf, r.buf[keep:])
+			r.buf = r.buf[:n]
+			r.pos -= keep
+			r.elem -= keep
+			if r.tag >= 0 {
+				r.tag -= keep
+			}
+		}
+		if len(r.buf) == cap(r.buf) {
+			r.buf = append(r.buf, make([]byte, cap(r.buf))...)[:len(r.buf)]
+		}
+		n, err := r.r.Read(r.buf[len(r.buf):cap(r.buf)])
+		r.buf = r.buf[:len(r.buf)+n]
+		if n == 0 && err != nil {
+			return nil, err
+		}
+	}
+}
+
+// take returns buf[from:pos+1] as a copy and moves past it.
+func (r *rawStanzas) take(from int) ([]byte, error) {
+	out := append([]byte(nil), r.buf[from:r.pos+1]...)
+	r.pos++
+	return out, nil
+}
+
+func hasPrefix(b []byte, p string) bool { return len(b) >= len(p) && string(b[:len(p)]) == p }
+
+// startTag is the start tag of a raw element.
+func startTag(b []byte) string {
+	var q byte
+	for i, c := range b {
+		switch {
+		case q != 0:
+			if c == q {
+				q = 0
+			}
+		case c == '\'' || c == '"':
+			q = c
+		case c == '>':
+			return string(b[:i+1])
+		}
+	}
+	return string(b)
+}
+
+// archiveCount is a server's archive rows for the benchmark's messages, by
+// where they are kept.
+type archiveCount struct {
+	by map[string]int
+}
+
+func (a archiveCount) total() int {
+	t := 0
+	for _, n := range a.by {
+		t += n
+	}
+	return t
+}
+
+func (a archiveCount) detail(sent int) string {
+	var parts []string
+	for _, k := range []string{"room", "users"} {
+		if n, ok := a.by[k]; ok {
+			parts = append(parts, fmt.Sprintf("%s %d = %.2f/msg", k, n, float64(n)/float64(sent)))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// countRows runs a query giving (group, count) rows on a SQLite database,
+// read-only, until the total stops changing for a second (Annals' archive is
+// a projection that may trail the messages).
+func countRows(db, query string, args ...any) (archiveCount, error) {
+	d, err := sql.Open("sqlite3", "file:"+db+"?mode=ro&_busy_timeout=10000")
+	if err != nil {
+		return archiveCount{}, err
+	}
+	defer d.Close()
+	var a archiveCount
+	prev := -1
+	for deadline := time.Now().Add(time.Minute); ; {
+		a = archiveCount{by: map[string]int{}}
+		rs, err := d.Query(query, args...)
+		if err != nil {
+			return a, err
+		}
+		for rs.Next() {
+			var k string
+			var n int
+			if err := rs.Scan(&k, &n); err != nil {
+				rs.Close()
+				return a, err
+			}
+			a.by[k] += n
+		}
+		rs.Close()
+		if err := rs.Err(); err != nil {
+			return a, err
+		}
+		if a.total() == prev || time.Now().After(deadline) {
+			return a, nil
+		}
+		prev = a.total()
+		time.Sleep(time.Second)
+	}
+}
+
+func countAnnalsArchive(db, room string) (archiveCount, error) {
+	return countRows(db, `SELECT CASE WHEN account = ? THEN 'room' ELSE 'users' END, count(*) FROM archive WHERE groupchat = 1 GROUP BY 1`, room)
+}
+
+func countProsodyArchive(db string) (archiveCount, error) {
+	return countRows(db, `SELECT CASE WHEN "store" = 'muc_log' THEN 'room' ELSE 'users' END, count(*) FROM "prosodyarchive" WHERE "value" LIKE '%bm-%' GROUP BY 1`)
+}
+
+func countEjabberdArchive(db string) (archiveCount, error) {
+	if _, err := os.Stat(db); errors.Is(err, os.ErrNotExist) {
+		return archiveCount{}, err
+	}
+	return countRows(db, `SELECT CASE WHEN username LIKE '%@conference.%' THEN 'room' ELSE 'users' END, count(*) FROM archive WHERE xml LIKE '%bm-%' GROUP BY 1`)
+}
+
+// procCPU is the user and system CPU time of process pid and its threads,
+// from /proc (0 if unknown).
+func procCPU(pid int) time.Duration {
+	if pid <= 0 {
+		return 0
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	// Fields after the command's closing parenthesis: state is field 3,
+	// utime and stime are fields 14 and 15.
+	i := strings.LastIndexByte(string(b), ')')
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	s, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(u+s) * time.Second / 100 // USER_HZ
+}
