@@ -24,9 +24,26 @@ type Owner[S any] struct {
 }
 
 type entry[S any] struct {
-	mu      sync.Mutex
+	mu      sync.Mutex // held by the stream's leader while it decides and appends
 	state   S
 	version uint64
+
+	qmu     sync.Mutex
+	queue   []*request[S] // commands waiting for the next append
+	leading bool          // a caller is deciding and appending for the stream
+}
+
+// request is one Do waiting for its stream's leader.
+type request[S any] struct {
+	decide func(S) ([]event.Envelope, error)
+	done   chan result[S]
+	lead   chan struct{} // this request's caller is to lead the next batch
+}
+
+type result[S any] struct {
+	state  S
+	stored []event.Envelope
+	err    error
 }
 
 // New returns an owner folding events with evolve.
@@ -85,33 +102,130 @@ func (o *Owner[S]) Get(ctx context.Context, stream string) (S, error) {
 // Do runs decide on the state of stream and appends what it returns. It
 // returns the state after the events and the events as stored. decide may
 // run more than once (after a conflict), so it must be pure.
+//
+// Commands on one stream are decided one after the other, each on the
+// state the previous ones left, but appended together: while one append
+// is being made durable, the commands that arrive queue up, and the next
+// append takes them all (group commit per stream). A busy stream (a room
+// with many speakers) thus needs one fsync per batch, not per command.
 func (o *Owner[S]) Do(ctx context.Context, stream string, decide func(S) ([]event.Envelope, error)) (S, []event.Envelope, error) {
 	e := o.entry(stream)
+	req := &request[S]{decide: decide, done: make(chan result[S], 1), lead: make(chan struct{}, 1)}
+	e.qmu.Lock()
+	e.queue = append(e.queue, req)
+	if !e.leading {
+		e.leading = true
+		req.lead <- struct{}{}
+	}
+	e.qmu.Unlock()
+	select {
+	case r := <-req.done:
+		return r.state, r.stored, r.err
+	case <-req.lead:
+		o.lead(context.WithoutCancel(ctx), stream, e)
+	}
+	r := <-req.done
+	return r.state, r.stored, r.err
+}
+
+// lead appends one batch: everything queued for the stream, its own
+// command included. Then it hands the lead to the first command queued
+// meanwhile, so that no caller keeps working for others.
+func (o *Owner[S]) lead(ctx context.Context, stream string, e *entry[S]) {
+	e.qmu.Lock()
+	batch := e.queue
+	e.queue = nil
+	e.qmu.Unlock()
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	o.run(ctx, stream, e, batch)
+	e.mu.Unlock()
+	e.qmu.Lock()
+	defer e.qmu.Unlock()
+	if len(e.queue) == 0 {
+		e.leading = false
+		return
+	}
+	e.queue[0].lead <- struct{}{}
+}
+
+// run decides a batch of commands and appends their events in one append.
+func (o *Owner[S]) run(ctx context.Context, stream string, e *entry[S], batch []*request[S]) {
 	for attempt := 0; ; attempt++ {
 		// Catch up first: a command that decides "nothing to do" appends
 		// nothing, so a conflict would never tell it that it was stale.
 		if err := o.load(ctx, stream, e); err != nil {
-			return e.state, nil, err
+			for _, r := range batch {
+				r.done <- result[S]{state: e.state, err: err}
+			}
+			return
 		}
-		evs, err := decide(e.state)
-		if err != nil || len(evs) == 0 {
-			return e.state, nil, err
+		// Decide each command on the state the earlier ones leave, with
+		// their events numbered as the store will number them.
+		st, version := e.state, e.version
+		var all []event.Envelope
+		counts := make([]int, len(batch))
+		errs := make([]error, len(batch))
+		states := make([]S, len(batch))
+		for i, r := range batch {
+			evs, err := r.decide(st)
+			if err != nil {
+				errs[i], states[i] = err, st
+				continue
+			}
+			next := st
+			for j := range evs {
+				p := evs[j]
+				p.Stream, p.Version = stream, version+uint64(j)+1
+				if next, err = o.evolve(next, p); err != nil {
+					break
+				}
+			}
+			if err != nil {
+				errs[i], states[i] = err, st
+				continue
+			}
+			st, version = next, version+uint64(len(evs))
+			counts[i], states[i] = len(evs), st
+			all = append(all, evs...)
 		}
-		stored, err := o.store.Append(ctx, stream, int64(e.version), evs...)
-		if errors.Is(err, eventstore.ErrConflict) && attempt < maxAttempts {
-			continue
-		}
-		if err != nil {
-			return e.state, nil, err
+		var stored []event.Envelope
+		if len(all) > 0 {
+			var err error
+			stored, err = o.store.Append(ctx, stream, int64(e.version), all...)
+			if errors.Is(err, eventstore.ErrConflict) && attempt < maxAttempts {
+				continue
+			}
+			if err != nil {
+				for i, r := range batch {
+					if errs[i] == nil {
+						errs[i] = err
+					}
+					r.done <- result[S]{state: e.state, err: errs[i]}
+				}
+				return
+			}
 		}
 		for _, ev := range stored {
+			var err error
 			if e.state, err = o.evolve(e.state, ev); err != nil {
-				return e.state, stored, err
+				// The store took what this process decided: a fold that fails
+				// now is a bug in evolve, reported to every caller.
+				for _, r := range batch {
+					r.done <- result[S]{state: e.state, err: fmt.Errorf("owner: fold %s version %d: %w", stream, ev.Version, err)}
+				}
+				return
 			}
 			e.version = ev.Version
 		}
-		return e.state, stored, nil
+		at := 0
+		for i, r := range batch {
+			if errs[i] != nil {
+				r.done <- result[S]{state: states[i], err: errs[i]}
+				continue
+			}
+			r.done <- result[S]{state: states[i], stored: stored[at : at+counts[i]]}
+			at += counts[i]
+		}
+		return
 	}
 }

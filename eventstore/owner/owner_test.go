@@ -2,6 +2,7 @@ package owner_test
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -83,4 +84,79 @@ func TestGetAndDoCatchUp(t *testing.T) {
 	if seen != 1 {
 		t.Fatalf("Do decided on %d events, want 1", seen)
 	}
+}
+
+// countingStore counts appends.
+type countingStore struct {
+	eventstore.Store
+	mu      sync.Mutex
+	appends int
+}
+
+func (c *countingStore) Append(ctx context.Context, stream string, expected int64, evs ...event.Envelope) ([]event.Envelope, error) {
+	c.mu.Lock()
+	c.appends++
+	c.mu.Unlock()
+	return c.Store.Append(ctx, stream, expected, evs...)
+}
+
+// Commands that arrive while an append is being made durable go into the
+// next append together; each is decided on the state the ones before it
+// leave, gets its own events back, and a refused one does not hold up the
+// others.
+func TestDoBatches(t *testing.T) {
+	ctx := context.Background()
+	s, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "a.db"), sqlite.Options{Durability: sqlite.DurabilityFull})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	cs := &countingStore{Store: s}
+	ids := event.NewIDs()
+	o := owner.New(cs, evolve)
+	const n = 200
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		seen = map[int]bool{}
+	)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var got int
+			st, stored, err := o.Do(ctx, "counter-z", func(c counter) ([]event.Envelope, error) {
+				if i%10 == 9 {
+					return nil, errors.New("refused")
+				}
+				got = c.n + 1
+				e, err := event.New(ids, time.Now(), "Counted", 1, "", map[string]int{"n": got})
+				return []event.Envelope{e}, err
+			})
+			if i%10 == 9 {
+				if err == nil {
+					t.Error("a refused command succeeded")
+				}
+				return
+			}
+			if err != nil || len(stored) != 1 || st.n != got || stored[0].Version != uint64(got) {
+				t.Errorf("command %d: state %d, stored %+v, err %v (decided %d)", i, st.n, stored, err, got)
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if seen[got] {
+				t.Errorf("two commands decided on the same state %d", got-1)
+			}
+			seen[got] = true
+		}()
+	}
+	wg.Wait()
+	if len(seen) != n*9/10 {
+		t.Fatalf("%d commands stored, want %d", len(seen), n*9/10)
+	}
+	if cs.appends >= n*9/10 {
+		t.Fatalf("%d appends for %d commands: not batched", cs.appends, n*9/10)
+	}
+	t.Logf("%d commands in %d appends", n*9/10, cs.appends)
 }

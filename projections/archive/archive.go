@@ -109,36 +109,32 @@ func (Projection) Apply(ctx context.Context, tx *sql.Tx, e event.Envelope) error
 }
 
 // postGroupchat archives a room's message once in the room's archive and
-// once in the archive of each account occupying the room.
+// once in the archive of each account occupying the room, in one
+// statement: with fifty occupants a message is fifty-one rows, and the
+// writer's time per message is what bounds a busy room.
 func postGroupchat(ctx context.Context, tx *sql.Tx, e event.Envelope) error {
 	var d room.MessagePosted
 	if err := e.Decode(room.Schema, &d); err != nil {
 		return err
 	}
 	r := strings.TrimPrefix(e.Stream, "room-")
-	rows, err := tx.QueryContext(ctx, `SELECT account FROM archive_occupants WHERE room = ?`, r)
+	_, err := tx.ExecContext(ctx, `INSERT INTO archive (account, at, pos, id, with_bare, with_full, offline, groupchat, stanza)
+		SELECT o.account, `+atOf("o.account", "?1")+`, ?2, ?3, ?4, ?5, 0, 1, ?6
+		FROM (SELECT ?4 AS account UNION ALL SELECT account FROM archive_occupants WHERE room = ?4) AS o
+		WHERE true ON CONFLICT DO NOTHING`,
+		e.OccurredAt.UnixNano(), int64(e.Position.Commit), d.ID, r, r+"/"+d.Nick, d.Stanza)
 	if err != nil {
-		return err
-	}
-	accounts := []string{r}
-	for rows.Next() {
-		var a string
-		if err := rows.Scan(&a); err != nil {
-			rows.Close()
-			return err
-		}
-		accounts = append(accounts, a)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	for _, a := range accounts {
-		if err := insert(ctx, tx, e, row{acct: a, id: d.ID, with: r + "/" + d.Nick, groupchat: true, stanza: d.Stanza}); err != nil {
-			return err
-		}
+		return fmt.Errorf("archive: %s in %s: %w", d.ID, r, err)
 	}
 	return nil
+}
+
+// atOf is the SQL for a new row's time in account's archive: the event's
+// time (param), or the account's latest row's if that is later (clocks
+// step back; log order wins).
+func atOf(account, param string) string {
+	return "max(" + param + ", coalesce((SELECT a.at FROM archive a WHERE a.account = " + account +
+		" ORDER BY a.at DESC, a.pos DESC LIMIT 1), " + param + "))"
 }
 
 // row is one archive entry to insert.
@@ -148,27 +144,15 @@ type row struct {
 	stanza             string
 }
 
-// insert adds one party's row. Its time is the event's, or the account's
-// latest row's if that is later (clocks step back; log order wins).
-// A second row with an ID the account already has is dropped: the first
-// one stays, on every replay alike.
+// insert adds one party's row, timed as atOf says. A second row with an
+// ID the account already has is dropped: the first one stays, on every
+// replay alike.
 func insert(ctx context.Context, tx *sql.Tx, e event.Envelope, x row) error {
-	acct := x.acct
-	at := e.OccurredAt.UnixNano()
-	var last int64
-	err := tx.QueryRowContext(ctx, `SELECT at FROM archive WHERE account = ? ORDER BY at DESC, pos DESC LIMIT 1`, acct).Scan(&last)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-	case err != nil:
-		return err
-	case last > at:
-		at = last
-	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO archive (account, at, pos, id, with_bare, with_full, offline, groupchat, stanza)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-		acct, at, int64(e.Position.Commit), x.id, bare(x.with), x.with, x.offline, x.groupchat, x.stanza)
+	_, err := tx.ExecContext(ctx, `INSERT INTO archive (account, at, pos, id, with_bare, with_full, offline, groupchat, stanza)
+		VALUES (?3, `+atOf("?3", "?1")+`, ?2, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT DO NOTHING`,
+		e.OccurredAt.UnixNano(), int64(e.Position.Commit), x.acct, x.id, bare(x.with), x.with, x.offline, x.groupchat, x.stanza)
 	if err != nil {
-		return fmt.Errorf("archive: insert %s into %s: %w", x.id, acct, err)
+		return fmt.Errorf("archive: insert %s into %s: %w", x.id, x.acct, err)
 	}
 	return nil
 }
