@@ -127,7 +127,7 @@ func BenchmarkMUC(b *testing.B) {
 	}
 	for _, s := range servers {
 		b.Run(s.name, func(b *testing.B) {
-			if err := makeMUCAccounts(s.addr, p.accounts); err != nil {
+			if err := makeAccountsN(s.addr, p.accounts); err != nil {
 				why[s.name] = err.Error()
 				b.Fatalf("%s: %v", s.name, err)
 			}
@@ -206,38 +206,6 @@ type mucFigures struct {
 	elapsed, cpu, clientCPU         time.Duration // CPU time of the server and of this client, from the first send to the last receipt
 	rate                            float64
 	p50, p99                        time.Duration
-}
-
-// makeMUCAccounts registers u0..u(n-1) (password pwN) in-band, as
-// makeAccounts does for its 200.
-func makeMUCAccounts(addr string, n int) error {
-	var err error
-	for try := 0; try < 5; try++ {
-		if err = registerAccount(addr, "localhost", "u0", "pw0"); err == nil {
-			break
-		}
-		time.Sleep(time.Second)
-	}
-	if err != nil {
-		return err
-	}
-	var wg sync.WaitGroup
-	errs := make(chan error, n)
-	sem := make(chan struct{}, 16)
-	for i := 1; i < n; i++ {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			if err := registerAccount(addr, "localhost", "u"+strconv.Itoa(i), "pw"+strconv.Itoa(i)); err != nil {
-				errs <- err
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	return <-errs
 }
 
 // mucSession is one logged-in session: after login it reads the stream raw
@@ -387,7 +355,7 @@ func (m *mucSession) join(room string) error {
 	return err
 }
 
-// benchMUC runs the load on p.accounts accounts made by makeMUCAccounts.
+// benchMUC runs the load on p.accounts accounts made by makeAccountsN.
 func benchMUC(p mucParams) (mucFigures, error) {
 	n := p.accounts * p.sessions
 	sess := make([]*mucSession, n)

@@ -1,25 +1,13 @@
 package archive
 
 import (
-	"encoding/json"
-	"os"
 	"testing"
 
 	"annals.im/annals/domain/event"
+	"annals.im/annals/domain/event/eventtest"
 )
 
-func readSample(t *testing.T, typ event.Type) event.Envelope {
-	t.Helper()
-	b, err := os.ReadFile("../../testdata/events/" + string(typ) + ".v1.json")
-	if err != nil {
-		t.Fatalf("no frozen sample for %s: %v", typ, err)
-	}
-	var e event.Envelope
-	if err := json.Unmarshal(b, &e); err != nil {
-		t.Fatal(err)
-	}
-	return e
-}
+func readSample(t *testing.T, typ event.Type) event.Envelope { return eventtest.Sample(t, typ) }
 
 // Every archive event type has a frozen sample that this build still
 // reads, with the values it was written with.

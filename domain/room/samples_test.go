@@ -1,27 +1,16 @@
 package room
 
 import (
-	"encoding/json"
-	"os"
 	"testing"
 
 	"annals.im/annals/domain/event"
+	"annals.im/annals/domain/event/eventtest"
 )
 
 // Every room event type has a frozen sample that this build still reads,
 // with the values it was written with.
 func TestFrozenSamples(t *testing.T) {
-	read := func(typ event.Type) event.Envelope {
-		b, err := os.ReadFile("../../testdata/events/" + string(typ) + ".v1.json")
-		if err != nil {
-			t.Fatalf("no frozen sample for %s: %v", typ, err)
-		}
-		var e event.Envelope
-		if err := json.Unmarshal(b, &e); err != nil {
-			t.Fatal(err)
-		}
-		return e
-	}
+	read := func(typ event.Type) event.Envelope { return eventtest.Sample(t, typ) }
 	if !event.Verify(nil, read(TypeCreated)) {
 		t.Fatal("RoomCreated sample does not verify")
 	}

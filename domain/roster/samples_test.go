@@ -1,11 +1,10 @@
 package roster
 
 import (
-	"encoding/json"
-	"os"
 	"testing"
 
 	"annals.im/annals/domain/event"
+	"annals.im/annals/domain/event/eventtest"
 )
 
 // Every roster event type has a frozen sample that this build still reads;
@@ -16,18 +15,12 @@ func TestFrozenSamples(t *testing.T) {
 		prev []byte
 	)
 	for _, typ := range []event.Type{TypeItemSet, TypeSubscriptionChanged, TypeItemRemoved} {
-		b, err := os.ReadFile("../../testdata/events/" + string(typ) + ".v1.json")
-		if err != nil {
-			t.Fatalf("no frozen sample for %s: %v", typ, err)
-		}
-		var e event.Envelope
-		if err := json.Unmarshal(b, &e); err != nil {
-			t.Fatal(err)
-		}
+		e := eventtest.Sample(t, typ)
 		if !event.Verify(prev, e) {
 			t.Fatalf("%s sample does not chain", typ)
 		}
 		prev = e.Hash
+		var err error
 		if s, err = Evolve(s, e); err != nil {
 			t.Fatalf("%s: %v", typ, err)
 		}
