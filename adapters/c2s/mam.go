@@ -41,7 +41,7 @@ func badRequest(format string, args ...any) error {
 // errorReplyText is errorReply with an explanation.
 func (c *conn) errorReplyText(e *element, typ, cond, text string) string {
 	return fmt.Sprintf(`<%s type='error' id='%s'%s><error type='%s'><%s xmlns='%s'/><text xmlns='%s'>%s</text></error></%s>`,
-		e.XMLName.Local, escape(e.attr("id")), toFrom(c.jid.String(), e.attr("to")), typ, cond, nsStanzas, nsStanzas, escape(text), e.XMLName.Local)
+		e.XMLName.Local, escape(e.attr("id")), toFrom(c.jid.String(), c.replyFrom(e)), typ, cond, nsStanzas, nsStanzas, escape(text), e.XMLName.Local)
 }
 
 // mamIQ answers the XEP-0313 requests on an archive: the user's own, or

@@ -183,7 +183,7 @@ func (c *conn) mucErrorReply(e *element, from string, err error, extra string) s
 	typ, cond := mucError(err)
 	return fmt.Sprintf(`<%s type='error' id='%s' from='%s' to='%s'>%s<error type='%s'><%s xmlns='%s'/><text xmlns='%s'>%s</text></error></%s>`,
 		e.XMLName.Local, escape(e.attr("id")), escape(from), escape(c.jid.String()), extra, typ, cond, nsStanzas, nsStanzas,
-		escape(err.Error()), e.XMLName.Local)
+		escape(strings.TrimPrefix(err.Error(), "room: ")), e.XMLName.Local)
 }
 
 // isMUC reports whether to is on the MUC service.
@@ -315,9 +315,9 @@ func (c *conn) mucPresence(ctx context.Context, e *element, to jid.JID) error {
 		codes = append(codes, 210)
 	}
 	if out.Already {
-		c.deliver(s.occupantXML(st, me, acct, c.jid.String(), "", selfCodes(st, codes...), ""), true)
+		c.deliver(withID(s.occupantXML(st, me, acct, c.jid.String(), "", selfCodes(st, codes...), ""), e.attr("id")), true)
 	} else {
-		s.publishJoin(st, me, codes)
+		s.publishJoin(st, me, codes, c, e.attr("id"))
 		s.setAutojoin(ctx, acct, r, me.Nick, true)
 	}
 	s.sendHistory(ctx, c, st, hist)
@@ -524,13 +524,33 @@ func (c *conn) mucInvite(ctx context.Context, e *element, to jid.JID, x *element
 
 // publishJoin shows a new occupant to every session in the room, once;
 // its own sessions get the self-presence with codes.
-func (s *Server) publishJoin(st room.State, me room.Occupant, codes []int) {
+//
+// The joining session (joiner, nil for a join without one) gets its
+// self-presence with the id of its join presence (XEP-0045 §7.2.3).
+func (s *Server) publishJoin(st room.State, me room.Occupant, codes []int, joiner *conn, id string) {
+	self := ""
+	if joiner != nil {
+		self = joiner.jid.String()
+	}
 	s.roomBroadcast(st, func(viewer, to string) string {
-		if viewer == me.Account {
-			return s.occupantXML(st, me, viewer, to, "", selfCodes(st, codes...), "")
+		if viewer != me.Account {
+			return s.occupantXML(st, me, viewer, to, "", nil, "")
 		}
-		return s.occupantXML(st, me, viewer, to, "", nil, "")
+		x := s.occupantXML(st, me, viewer, to, "", selfCodes(st, codes...), "")
+		if to == self {
+			x = withID(x, id)
+		}
+		return x
 	}, true)
+}
+
+// withID sets the id of a stanza this package serialized, if id is given.
+func withID(stanza, id string) string {
+	if id == "" {
+		return stanza
+	}
+	i := strings.IndexAny(stanza, " >")
+	return stanza[:i] + " id='" + escape(id) + "'" + stanza[i:]
 }
 
 // roomDo runs a room command and returns the room before and after it.

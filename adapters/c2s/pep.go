@@ -299,7 +299,7 @@ func (s *Server) followBookmark(ctx context.Context, acct string, it pep.Item) {
 			return
 		}
 		if len(out.Events) > 0 {
-			s.publishJoin(after, after.Occupants[acct], nil)
+			s.publishJoin(after, after.Occupants[acct], nil, nil, "")
 		}
 	case !want && in:
 		before, after, out, err := s.roomDo(ctx, r.String(), func(room.State) any { return room.Leave{Account: acct} })

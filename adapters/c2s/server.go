@@ -681,8 +681,14 @@ func (c *conn) authenticate(ctx context.Context, auth *element) (ok bool, err er
 	lookup := func(ctx context.Context, user string) (credentials.Credentials, error) {
 		return c.srv.cfg.Credentials(ctx, user+"@"+c.domain)
 	}
+	// Failures count per address, except from loopback: there every
+	// client is the same address (tests, a TLS proxy on the host), and one
+	// user's typos would lock out everyone. The per-account limit holds.
 	ip := "ip:" + remoteHost(c.nc)
-	if c.srv.throttle.blocked(ip, c.srv.cfg.FailuresPerIP) {
+	if h := net.ParseIP(remoteHost(c.nc)); h != nil && h.IsLoopback() {
+		ip = ""
+	}
+	if ip != "" && c.srv.throttle.blocked(ip, c.srv.cfg.FailuresPerIP) {
 		c.log.Warn("login refused: too many failures from this address")
 		return fail("temporary-auth-failure")
 	}
@@ -701,7 +707,10 @@ func (c *conn) authenticate(ctx context.Context, auth *element) (ok bool, err er
 		switch {
 		case errors.Is(err, sasl.ErrNotAuthorized):
 			c.log.Info("login failed", "user", x.User()+"@"+c.domain, "mechanism", auth.attr("mechanism"))
-			c.srv.throttle.fail(ip, account())
+			if ip != "" {
+				c.srv.throttle.fail(ip)
+			}
+			c.srv.throttle.fail(account())
 			return fail("not-authorized")
 		case errors.Is(err, sasl.ErrInvalidAuthzid):
 			return fail("invalid-authzid")

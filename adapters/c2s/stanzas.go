@@ -132,7 +132,24 @@ func (c *conn) iq(e *element) error {
 // own full JID: a from the client wrote is never trusted (RFC 6120 §8.1.2.1).
 func (c *conn) errorReply(e *element, typ, cond string) string {
 	return fmt.Sprintf(`<%s type='error' id='%s'%s><error type='%s'><%s xmlns='%s'/></error></%s>`,
-		e.XMLName.Local, escape(e.attr("id")), toFrom(c.jid.String(), e.attr("to")), typ, cond, nsStanzas, e.XMLName.Local)
+		e.XMLName.Local, escape(e.attr("id")), toFrom(c.jid.String(), c.replyFrom(e)), typ, cond, nsStanzas, e.XMLName.Local)
+}
+
+// replyFrom is the from of an answer to e: the address it was sent to,
+// or, when that is not a valid JID (clients drop stanzas from invalid
+// JIDs), the nearest valid one: without an empty resource, else the server.
+func (c *conn) replyFrom(e *element) string {
+	to := e.attr("to")
+	if to == "" {
+		return ""
+	}
+	if j, err := jid.Parse(to); err == nil {
+		return j.String()
+	}
+	if j, err := jid.Parse(strings.TrimSuffix(to, "/")); err == nil {
+		return j.String()
+	}
+	return c.domain
 }
 
 // route finds the sessions a message to `to` goes to: the full JID's

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 
 	"mellium.im/xmpp/jid"
 
@@ -252,7 +253,8 @@ var (
 // ValidNick checks a nick: a valid resource part of the room's JID.
 func ValidNick(room, nick string) error {
 	r, err := jid.Parse(room)
-	if err != nil || nick == "" {
+	if err != nil || strings.TrimSpace(nick) == "" {
+		// A nick of spaces only is valid as a resource but shows as nothing.
 		return fmt.Errorf("%w: %q", ErrBadNick, nick)
 	}
 	if _, err := jid.New(r.Localpart(), r.Domainpart(), nick); err != nil {

@@ -113,6 +113,7 @@ func TestDecide(t *testing.T) {
 			}},
 		{"nick taken", open(), Join{Account: "tybalt@x", Nick: "Juliet"}, nil, ErrConflict, nil},
 		{"bad nick", open(), Join{Account: "tybalt@x", Nick: ""}, nil, ErrBadNick, nil},
+		{"invisible nick", open(), Join{Account: "tybalt@x", Nick: "   "}, nil, ErrBadNick, nil},
 		{"banned", open(SetAffiliation{By: "romeo@x", JID: "tybalt@x", Affiliation: Outcast}),
 			Join{Account: "tybalt@x", Nick: "Tybalt"}, nil, ErrBanned, nil},
 		{"members only", open(Configure{By: "romeo@x", Config: membersOnly}),
