@@ -166,6 +166,18 @@ func TestMUCModeration(t *testing.T) {
 			}
 		}
 	}
+	// One client's exit: the other client of the account is told, the
+	// owner sees one exit.
+	var toldB bool
+	for _, p := range presences(rs, "user/b", "leave") {
+		toldB = toldB || p["type"] == "unavailable" && slices.Contains(codesOf(p), 110)
+	}
+	if !toldB {
+		t.Errorf("the other client was not told that the account left: %v", presences(rs, "user/b", "leave"))
+	}
+	if n := len(presences(rs, "owner", "leave")); n != 1 {
+		t.Errorf("the owner saw the exit %d times", n)
+	}
 	if c := condition(find(t, rs, "rejoin-banned")); c != "forbidden" {
 		t.Errorf("banned account rejoining: %q, want forbidden", c)
 	}
@@ -252,6 +264,39 @@ func TestMUCBadInput(t *testing.T) {
 			if !reflect.DeepEqual(st["roster"], before) {
 				t.Errorf("after %s the room is %v, before it was %v", st["after"], st["roster"], before)
 			}
+		}
+	}
+}
+
+// Bookmarks follow occupancy both ways: joining from one client sets
+// autojoin and the other client is told; leaving clears it; a client
+// publishing autojoin=true makes the account join, false makes it leave.
+func TestMUCBookmarks(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, map[string]string{"romeo@localhost": "montague"})
+	rs := slixMUC(t, s, "bookmarks", "romeo@localhost", "montague", "garden")
+	for _, p := range all(rs, "publish-bookmark") {
+		if p["ok"] != true {
+			t.Fatalf("publishing a bookmark: %v", p)
+		}
+	}
+	occ := map[string]string{}
+	for _, o := range all(rs, "occupants") {
+		occ[str(o["after"])] = str(o["count"])
+	}
+	if !reflect.DeepEqual(occ, map[string]string{"leave": "0", "publish-true": "1", "publish-false": "0"}) {
+		t.Errorf("occupants after each step: %v", occ)
+	}
+	want := map[string]string{"join": "true", "leave": "false", "publish-true": "true", "publish-false": "false"}
+	for _, who := range []string{"desk", "phone"} {
+		got := map[string]string{}
+		for _, ev := range all(rs, "bookmark-event") {
+			if ev["who"] == who && ev["id"] == "garden@conference.localhost" {
+				got[str(ev["phase"])] = str(ev["autojoin"])
+			}
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s's bookmark notifications (autojoin by step): %v, want %v", who, got, want)
 		}
 	}
 }

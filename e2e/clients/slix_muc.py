@@ -10,6 +10,7 @@ Usage: slix_muc.py PORT SCENARIO ARGS...
   moderation OWNER_JID PW USER_JID PW ROOM
   flows      OWNER_JID PW USER_JID PW ROOM
   bad        OWNER_JID PW USER_JID PW ROOM
+  bookmarks  JID PW ROOM
 
 ROOM is a bare room JID; without a domain it is put on conference.localhost.
 
@@ -761,6 +762,19 @@ async def moderation(port, owner, opw, user, upw, room):
     await settle(clients)
     report_phase(clients, "rejoin")
 
+    # One client's explicit exit takes the account out: the other client
+    # is told (110) and the owner sees one exit.
+    set_phase(clients, "leave")
+    await a.leave(room, unick, name="leave")
+    await settle(clients)
+    report_phase(clients, "leave")
+
+    set_phase(clients, "rejoin2")
+    await a.join(room, unick, name="rejoin")
+    await b.join(room, unick, name="rejoin")
+    await settle(clients)
+    report_phase(clients, "rejoin2")
+
     set_phase(clients, "ban")
     await o.admin_set(room, {"jid": a.boundjid.bare, "affiliation": "outcast"}, reason="banished", name="ban")
     await settle(clients)
@@ -990,7 +1004,87 @@ async def bad(port, owner, opw, user, upw, room):
         await c.close()
 
 
-SCENARIOS = {"attach": (attach, 5), "moderation": (moderation, 5), "flows": (flows, 5), "bad": (bad, 5)}
+NS_PUBSUB = "http://jabber.org/protocol/pubsub"
+NS_PUBSUB_EVENT = "http://jabber.org/protocol/pubsub#event"
+NS_BOOKMARKS = "urn:xmpp:bookmarks:1"
+
+
+def watch_bookmarks(c):
+    """Record the bookmark notifications (XEP-0402 over PEP) c receives."""
+    c.bookmark_events = []
+
+    def on(msg):
+        ev = child(msg.xml, NS_PUBSUB_EVENT, "event")
+        items = child(ev, NS_PUBSUB_EVENT, "items") if ev is not None else None
+        if items is None or items.get("node") != NS_BOOKMARKS:
+            return
+        for it in items:
+            conf = child(it, NS_BOOKMARKS, "conference")
+            c.bookmark_events.append({"phase": c.phase, "kind": local(it.tag), "id": it.get("id"),
+                                      "autojoin": conf.get("autojoin") if conf is not None else None,
+                                      "nick": text_of(conf, NS_BOOKMARKS, "nick") if conf is not None else None})
+    c.register_handler(Callback("bookmark events", MatchXPath("{%s}message/{%s}event" % (NS_CLIENT, NS_PUBSUB_EVENT)), on))
+
+
+async def publish_bookmark(c, room, autojoin, nick):
+    pubsub = ET.Element("{%s}pubsub" % NS_PUBSUB)
+    pub = ET.SubElement(pubsub, "{%s}publish" % NS_PUBSUB, {"node": NS_BOOKMARKS})
+    item = ET.SubElement(pub, "{%s}item" % NS_PUBSUB, {"id": room})
+    conf = ET.SubElement(item, "{%s}conference" % NS_BOOKMARKS, {"autojoin": "true" if autojoin else "false"})
+    ET.SubElement(conf, "{%s}nick" % NS_BOOKMARKS).text = nick
+    opts = ET.SubElement(pubsub, "{%s}publish-options" % NS_PUBSUB)
+    x = ET.SubElement(opts, "{%s}x" % NS_DATA, {"type": "submit"})
+    for var, val in (("FORM_TYPE", NS_PUBSUB + "#publish-options"), ("pubsub#persist_items", "true"),
+                     ("pubsub#max_items", "max"), ("pubsub#access_model", "whitelist")):
+        f = ET.SubElement(x, "{%s}field" % NS_DATA, {"var": var})
+        ET.SubElement(f, "{%s}value" % NS_DATA).text = val
+    ok, r = await c.iq("set", None, pubsub)
+    out(event="publish-bookmark", who=c.label, room=room, autojoin=autojoin, ok=ok, error=None if ok else r)
+    return ok
+
+
+async def bookmarks(port, jid, pw, room):
+    """One account on two clients: joining from one sets the bookmark's
+    autojoin and the other hears of it; leaving clears it; a client
+    publishing autojoin=true makes the account join (the room shows an
+    occupant though no client joined), autojoin=false makes it leave."""
+    room = room_jid(room)
+    desk = Client(jid, pw, "desk", "desk")
+    phone = Client(jid, pw, "phone", "phone")
+    clients = [desk, phone]
+    for c in clients:
+        watch_bookmarks(c)
+    await asyncio.gather(*(c.login(port) for c in clients))
+    for c in clients:
+        c.send_presence()
+    nick = slixmpp.JID(jid).user
+    set_phase(clients, "join")
+    await ensure_room(desk, room, nick)
+    await settle(clients)
+    set_phase(clients, "leave")
+    await desk.leave(room, nick)
+    await settle(clients)
+    info = await phone.room_info(room)
+    out(event="occupants", after="leave", count=info.get("fields", {}).get("muc#roominfo_occupants"))
+    set_phase(clients, "publish-true")
+    await publish_bookmark(phone, room, True, nick)
+    await settle(clients)
+    info = await phone.room_info(room)
+    out(event="occupants", after="publish-true", count=info.get("fields", {}).get("muc#roominfo_occupants"))
+    set_phase(clients, "publish-false")
+    await publish_bookmark(phone, room, False, nick)
+    await settle(clients)
+    info = await phone.room_info(room)
+    out(event="occupants", after="publish-false", count=info.get("fields", {}).get("muc#roominfo_occupants"))
+    for c in clients:
+        for ev in c.bookmark_events:
+            out(event="bookmark-event", who=c.label, **ev)
+    for c in clients:
+        await c.close()
+
+
+SCENARIOS = {"attach": (attach, 5), "moderation": (moderation, 5), "flows": (flows, 5), "bad": (bad, 5),
+             "bookmarks": (bookmarks, 3)}
 
 
 def main():
