@@ -287,6 +287,11 @@ func TestMUCBookmarks(t *testing.T) {
 	if !reflect.DeepEqual(occ, map[string]string{"leave": "0", "publish-true": "1", "publish-false": "0"}) {
 		t.Errorf("occupants after each step: %v", occ)
 	}
+	priv := find(t, rs, "private-bookmarks")
+	if confs, _ := priv["conferences"].([]any); priv["ok"] != true || len(confs) != 1 ||
+		confs[0].(map[string]any)["autojoin"] != "true" {
+		t.Errorf("XEP-0048 view of the bookmarks: %v", priv)
+	}
 	want := map[string]string{"join": "true", "leave": "false", "publish-true": "true", "publish-false": "false"}
 	for _, who := range []string{"desk", "phone"} {
 		got := map[string]string{}

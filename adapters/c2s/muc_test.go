@@ -125,6 +125,11 @@ func TestMUCAccountOccupies(t *testing.T) {
 	if got := bal.until("type='unavailable'"); strings.Count(got, "type='unavailable'") != 1 {
 		t.Fatalf("exit seen as %q", got)
 	}
+	// Rooms on other servers are out of reach, and say so.
+	desk.send(`<presence to='lounge@conference.example.org/Romeo' id='remote'/>`)
+	if got := desk.until("id='remote'"); !strings.Contains(got, "remote-server-not-found") {
+		t.Fatalf("join of a remote room: %q", got)
+	}
 	// Messages from a non-occupant are refused.
 	desk.send(`<message to='` + hall + `' type='groupchat' id='g3'><body>let me in</body></message>`)
 	if got := desk.until("id='g3'"); !strings.Contains(got, "not-acceptable") {

@@ -3,6 +3,7 @@ package c2s
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"mellium.im/xmpp/jid"
@@ -41,6 +42,10 @@ func (c *conn) presence(ctx context.Context, e *element) error {
 		t, err := jid.Parse(to)
 		if err != nil {
 			return c.write(c.errorReply(e, "modify", "jid-malformed"))
+		}
+		if !slices.Contains(c.srv.cfg.Domains, t.Domainpart()) {
+			// Other servers (and their rooms) are out of reach until s2s.
+			return c.write(c.errorReplyText(e, "cancel", "remote-server-not-found", "this server does not reach other servers yet"))
 		}
 		for _, target := range c.srv.route(t) {
 			target.deliver(withTo(stamped, target.jid.String()), false)

@@ -1071,6 +1071,15 @@ async def bookmarks(port, jid, pw, room):
     await settle(clients)
     info = await phone.room_info(room)
     out(event="occupants", after="publish-true", count=info.get("fields", {}).get("muc#roominfo_occupants"))
+    # XEP-0048 clients see the same bookmarks in private XML storage.
+    q = ET.Element("{jabber:iq:private}query")
+    ET.SubElement(q, "{storage:bookmarks}storage")
+    ok, r = await phone.iq("get", None, q)
+    confs = []
+    if ok:
+        for conf in r.iter("{storage:bookmarks}conference"):
+            confs.append({"jid": conf.get("jid"), "autojoin": conf.get("autojoin")})
+    out(event="private-bookmarks", ok=ok, conferences=confs)
     set_phase(clients, "publish-false")
     await publish_bookmark(phone, room, False, nick)
     await settle(clients)
