@@ -698,6 +698,47 @@ func (s *Server) announceDestroyed(before room.State, d room.Destroyed) {
 	}
 }
 
+// roomsShutdown tells every attached session that it is out of its rooms
+// because the service stops (status 332). The accounts stay occupants:
+// the rooms and their rosters are in the log, and a client attaches again
+// when it rejoins after the restart.
+func (s *Server) roomsShutdown() {
+	if s.cfg.Rooms == nil {
+		return
+	}
+	s.muc.mu.Lock()
+	type attached struct {
+		room, acct string
+		c          *conn
+	}
+	var all []attached
+	for r, accts := range s.muc.rooms {
+		for acct, sessions := range accts {
+			for c := range sessions {
+				all = append(all, attached{r, acct, c})
+			}
+		}
+	}
+	s.muc.mu.Unlock()
+	states := map[string]room.State{}
+	for _, a := range all {
+		st, ok := states[a.room]
+		if !ok {
+			var err error
+			if st, err = s.cfg.Rooms.Get(context.Background(), a.room); err != nil {
+				continue
+			}
+			states[a.room] = st
+		}
+		o, in := st.Occupants[a.acct]
+		if !in {
+			continue
+		}
+		o.Role = room.NoRole
+		a.c.deliver(s.occupantXML(st, o, a.acct, a.c.jid.String(), "unavailable", []int{110, 332}, ""), true)
+	}
+}
+
 // mucSessionGone detaches a session that ended from its rooms: the
 // account stays in them, and its presence there follows its remaining
 // sessions (XEP-0045 has no way to say "no client", so xa).

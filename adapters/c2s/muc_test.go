@@ -180,3 +180,20 @@ func TestMUCKickAndBan(t *testing.T) {
 		t.Fatalf("unknown config field: %q", got)
 	}
 }
+
+// When the service stops, attached sessions hear that they are out (332)
+// before their streams end.
+func TestMUCShutdown(t *testing.T) {
+	addr := mucServer(t)
+	c := dial(t, addr)
+	c.loginAs("romeo", "desk")
+	c.send(`<presence to='` + hall + `/Romeo'/>`)
+	if got := c.until("</message>"); !strings.Contains(got, "code='201'") {
+		t.Fatalf("join: %q", got)
+	}
+	go stops[addr]()
+	got := c.until("</stream:stream>")
+	if i := strings.Index(got, "code='332'"); i < 0 || i > strings.Index(got, "system-shutdown") {
+		t.Fatalf("at shutdown the session got %q", got)
+	}
+}

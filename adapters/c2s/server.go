@@ -119,6 +119,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ln.Close()
 		// Every connection ends with the server (RFC 6120 §4.9.3.21);
 		// detached sessions stop waiting on ctx themselves.
+		s.roomsShutdown()
 		s.mu.Lock()
 		conns := slices.Collect(maps.Keys(s.conns))
 		s.mu.Unlock()

@@ -54,9 +54,14 @@ func serverWith(t *testing.T, tweak func(*Config)) string {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { srv.Serve(ctx, ln); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
+	stop := sync.OnceFunc(func() { cancel(); <-done })
+	t.Cleanup(stop)
+	stops[ln.Addr().String()] = stop
 	return ln.Addr().String()
 }
+
+// stops lets a test stop the server at an address before its cleanup.
+var stops = map[string]func(){}
 
 // rawClient speaks XMPP by hand, to send what no well-behaved client would.
 type rawClient struct {
