@@ -35,14 +35,14 @@ history-seen; bad: non-occupant-message, state after every step.
 """
 import asyncio
 import contextlib
-import json
 import logging
-import secrets
 import ssl
 import sys
 import xml.etree.ElementTree as ET
 
 import slixmpp
+
+from common import child, delay_of, error_fact, error_of, inner_message, local, out, rand, stanza_ids
 from slixmpp.exceptions import IqError, IqTimeout, PresenceError
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
@@ -75,23 +75,6 @@ class Fatal(Exception):
     """The scenario could not run."""
 
 
-def out(**kw):
-    STDOUT.write(json.dumps(kw) + "\n")
-    STDOUT.flush()
-
-
-def rand():
-    return secrets.token_hex(4)
-
-
-def local(tag):
-    return tag.rsplit("}", 1)[-1]
-
-
-def child(el, ns, name):
-    return el.find("{%s}%s" % (ns, name)) if el is not None else None
-
-
 def text_of(el, ns, name):
     c = child(el, ns, name)
     return (c.text or "") if c is not None else None
@@ -103,43 +86,6 @@ def bare(j):
 
 def room_jid(arg):
     return arg if "@" in arg else "%s@%s" % (arg, MUC_DOMAIN)
-
-
-def inner_message(wrapper):
-    fwd = child(wrapper, NS_FORWARD, "forwarded")
-    if fwd is None:
-        return None, None
-    for c in fwd:
-        if local(c.tag) == "message":
-            return fwd, c
-    return fwd, None
-
-
-def stanza_ids(el):
-    return [{"by": s.get("by"), "id": s.get("id")} for s in el.findall("{%s}stanza-id" % NS_SID)]
-
-
-def delay_of(el):
-    d = child(el, NS_DELAY, "delay")
-    return {"stamp": d.get("stamp"), "from": d.get("from")} if d is not None else None
-
-
-def error_of(el):
-    e = el.find("{%s}error" % NS_CLIENT)
-    if e is None:
-        for c in el:
-            if local(c.tag) == "error":
-                e = c
-    if e is None:
-        return None
-    cond, text = "", ""
-    for c in e:
-        if c.tag.startswith("{%s}" % NS_STANZAS):
-            if local(c.tag) == "text":
-                text = c.text or ""
-            else:
-                cond = local(c.tag)
-    return {"condition": cond, "type": e.get("type"), "text": text}
 
 
 def muc_user_fields(el):
@@ -207,11 +153,6 @@ def msg_fields(m):
     if m.get("type") == "error":
         f["error"] = error_of(m)
     return f
-
-
-def error_fact(iq_error):
-    e = iq_error.iq["error"]
-    return {"condition": e["condition"], "type": e["type"], "text": e["text"]}
 
 
 def item_of(p):

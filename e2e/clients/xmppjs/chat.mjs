@@ -5,54 +5,18 @@
 //
 // Prints one JSON object per line on stdout: facts, not verdicts. Exits 0
 // when the scenario ran, 1 (message on stderr) when it could not.
-import tls from "node:tls";
-import { randomBytes } from "node:crypto";
 import { client, xml, jid as parseJid } from "@xmpp/client";
+import { Fatal, delayOf, innerMessage, out, rand, sleep, stanzaIds, withTimeout } from "./common.mjs";
 
 const NS_SM = "urn:xmpp:sm:3";
 const NS_SID = "urn:xmpp:sid:0";
 const NS_MAM = "urn:xmpp:mam:2";
-const NS_FORWARD = "urn:xmpp:forward:0";
-const NS_DELAY = "urn:xmpp:delay";
 const NS_DATA = "jabber:x:data";
 const NS_RSM = "http://jabber.org/protocol/rsm";
 const NS_STREAMS = "http://etherx.jabber.org/streams";
 
-// The server's certificate is self-signed in tests. @xmpp/starttls passes
-// no TLS options through, so accept any certificate, but only from a
-// server on 127.0.0.1.
-const tlsConnect = tls.connect;
-tls.connect = function (options, ...rest) {
-  if (options && typeof options === "object" && options.socket?.remoteAddress === "127.0.0.1") {
-    options = { ...options, rejectUnauthorized: false };
-  }
-  return tlsConnect.call(this, options, ...rest);
-};
-
-class Fatal extends Error {}
-
-const out = (o) => process.stdout.write(JSON.stringify(o) + "\n");
-const rand = () => randomBytes(4).toString("hex");
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-function withTimeout(p, ms, what) {
-  let t;
-  return Promise.race([
-    p.finally(() => clearTimeout(t)),
-    new Promise((_, rej) => {
-      t = setTimeout(() => rej(new Fatal(`${what}: timed out`)), ms);
-    }),
-  ]);
-}
-
-function stanzaIds(el) {
-  return el.getChildren("stanza-id", NS_SID).map((s) => ({ by: s.attrs.by ?? null, id: s.attrs.id ?? null }));
-}
-
-function delayOf(el) {
-  const d = el?.getChild("delay", NS_DELAY);
-  return d ? { stamp: d.attrs.stamp ?? null, from: d.attrs.from ?? null } : null;
-}
+// common.mjs accepts the test server's self-signed certificate on
+// 127.0.0.1 only.
 
 function msgFields(m) {
   if (!m) return { id: null };
@@ -67,12 +31,6 @@ function msgFields(m) {
     origin_id: origin ? origin.attrs.id : null,
     delay: delayOf(m),
   };
-}
-
-function innerMessage(wrapper) {
-  const fwd = wrapper.getChild("forwarded", NS_FORWARD);
-  if (!fwd) return [null, null];
-  return [fwd, fwd.getChildElements().find((c) => c.name === "message") ?? null];
 }
 
 function makeClient(port, jidStr, password, resource, label) {

@@ -1,0 +1,49 @@
+// Helpers the xmpp.js drivers share: the loopback TLS exception, JSON
+// fact lines, timeouts and the stanza parts the tests read.
+import tls from "node:tls";
+import { randomBytes } from "node:crypto";
+
+const NS_SID = "urn:xmpp:sid:0";
+const NS_FORWARD = "urn:xmpp:forward:0";
+const NS_DELAY = "urn:xmpp:delay";
+
+// The test server's certificate is self-signed: accept it on 127.0.0.1
+// only (@xmpp/client passes no TLS options through STARTTLS).
+const tlsConnect = tls.connect;
+tls.connect = function (options, ...rest) {
+  if (options && typeof options === "object" && options.socket?.remoteAddress === "127.0.0.1") {
+    options = { ...options, rejectUnauthorized: false };
+  }
+  return tlsConnect.call(this, options, ...rest);
+};
+
+export class Fatal extends Error {}
+
+export const out = (o) => process.stdout.write(JSON.stringify(o) + "\n");
+export const rand = () => randomBytes(4).toString("hex");
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+export function withTimeout(p, ms, what) {
+  let t;
+  return Promise.race([
+    p.finally(() => clearTimeout(t)),
+    new Promise((_, rej) => {
+      t = setTimeout(() => rej(new Fatal(`${what}: timed out`)), ms);
+    }),
+  ]);
+}
+
+export function stanzaIds(el) {
+  return el.getChildren("stanza-id", NS_SID).map((s) => ({ by: s.attrs.by ?? null, id: s.attrs.id ?? null }));
+}
+
+export function delayOf(el) {
+  const d = el?.getChild("delay", NS_DELAY);
+  return d ? { stamp: d.attrs.stamp ?? null, from: d.attrs.from ?? null } : null;
+}
+
+export function innerMessage(wrapper) {
+  const fwd = wrapper.getChild("forwarded", NS_FORWARD);
+  if (!fwd) return [null, null];
+  return [fwd, fwd.getChildElements().find((c) => c.name === "message") ?? null];
+}
