@@ -1,7 +1,10 @@
 """Helpers the slixmpp drivers share: JSON fact lines and reading the
 parts of stanzas the tests look at."""
+import asyncio
 import json
+import logging
 import secrets
+import sys
 
 NS_CLIENT = "jabber:client"
 NS_SID = "urn:xmpp:sid:0"
@@ -11,7 +14,10 @@ NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
 
 
 def out(**kw):
-    print(json.dumps(kw), flush=True)
+    """One fact, as a JSON line on the real standard output (a driver may
+    redirect sys.stdout around a chatty library call)."""
+    sys.__stdout__.write(json.dumps(kw) + "\n")
+    sys.__stdout__.flush()
 
 
 def rand():
@@ -68,3 +74,27 @@ def error_of(el):
 def error_fact(iq_error):
     e = iq_error.iq["error"]
     return {"condition": e["condition"], "type": e["type"], "text": e["text"]}
+
+
+class Fatal(Exception):
+    """The scenario could not run."""
+
+
+def run(scenarios, prog, timeout):
+    """Run the scenario named on the command line (PORT SCENARIO ARGS...);
+    exit non-zero with a message when it cannot run."""
+    logging.basicConfig(level=logging.CRITICAL)
+    if len(sys.argv) < 3 or sys.argv[2] not in scenarios:
+        sys.exit("usage: %s PORT {%s} ARGS..." % (prog, "|".join(scenarios)))
+    port, scenario, args = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
+    fn, nargs = scenarios[scenario]
+    if len(args) < nargs:
+        sys.exit("%s needs %d arguments" % (scenario, nargs))
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        loop.run_until_complete(asyncio.wait_for(fn(port, *args), timeout))
+    except Fatal as e:
+        sys.exit(str(e))
+    except asyncio.TimeoutError:
+        sys.exit("%s: timed out" % scenario)

@@ -16,14 +16,13 @@ Prints one JSON object per line on stdout: facts, not verdicts. Exits 0
 when the scenario ran, non-zero (message on stderr) when it could not.
 """
 import asyncio
-import logging
 import ssl
 import sys
 import xml.etree.ElementTree as ET
 
 import slixmpp
 
-from common import child, delay_of, error_fact, error_of, inner_message, local, out, rand, stanza_ids
+from common import Fatal, child, delay_of, error_fact, error_of, inner_message, local, out, rand, run, stanza_ids
 from slixmpp.exceptions import IqError, IqTimeout
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
@@ -39,10 +38,6 @@ NS_DATA = "jabber:x:data"
 NS_RSM = "http://jabber.org/protocol/rsm"
 NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
 NS_STREAMS = "http://etherx.jabber.org/streams"
-
-
-class Fatal(Exception):
-    """The scenario could not run."""
 
 
 def msg_fields(m):
@@ -575,23 +570,5 @@ SCENARIOS = {"fork": (fork, 4), "resume": (resume, 4), "offline": (offline, 4), 
              "burst": (burst, 4), "count": (count, 3)}
 
 
-def main():
-    logging.basicConfig(level=logging.CRITICAL)
-    if len(sys.argv) < 3 or sys.argv[2] not in SCENARIOS:
-        sys.exit("usage: slix_chat.py PORT {%s} ARGS..." % "|".join(SCENARIOS))
-    port, scenario, args = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
-    fn, nargs = SCENARIOS[scenario]
-    if len(args) < nargs:
-        sys.exit("%s needs %d arguments" % (scenario, nargs))
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    try:
-        loop.run_until_complete(asyncio.wait_for(fn(port, *args), 120))
-    except Fatal as e:
-        sys.exit(str(e))
-    except asyncio.TimeoutError:
-        sys.exit("%s: timed out" % scenario)
-
-
 if __name__ == "__main__":
-    main()
+    run(SCENARIOS, "slix_chat.py", 120)

@@ -35,14 +35,13 @@ history-seen; bad: non-occupant-message, state after every step.
 """
 import asyncio
 import contextlib
-import logging
 import ssl
 import sys
 import xml.etree.ElementTree as ET
 
 import slixmpp
 
-from common import child, delay_of, error_fact, error_of, inner_message, local, out, rand, stanza_ids
+from common import Fatal, child, delay_of, error_fact, error_of, inner_message, local, out, rand, run, stanza_ids
 from slixmpp.exceptions import IqError, IqTimeout, PresenceError
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
@@ -67,12 +66,7 @@ MUC_DOMAIN = "conference.localhost"
 RAW_FROM = "annals-driver-invalid-from"  # set on stanzas whose from was no JID
 
 # slixmpp's join_muc_wait print()s every groupchat message's delay to
-# stdout; the JSON lines go to the real stdout whatever sys.stdout is.
-STDOUT = sys.stdout
-
-
-class Fatal(Exception):
-    """The scenario could not run."""
+# stdout; common.out writes the JSON lines to the real stdout regardless.
 
 
 def text_of(el, ns, name):
@@ -1037,23 +1031,5 @@ SCENARIOS = {"attach": (attach, 5), "moderation": (moderation, 5), "flows": (flo
              "bookmarks": (bookmarks, 3)}
 
 
-def main():
-    logging.basicConfig(level=logging.CRITICAL)
-    if len(sys.argv) < 3 or sys.argv[2] not in SCENARIOS:
-        sys.exit("usage: slix_muc.py PORT {%s} ARGS..." % "|".join(SCENARIOS))
-    port, scenario, args = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
-    fn, nargs = SCENARIOS[scenario]
-    if len(args) < nargs:
-        sys.exit("%s needs %d arguments" % (scenario, nargs))
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    try:
-        loop.run_until_complete(asyncio.wait_for(fn(port, *args), 130))
-    except Fatal as e:
-        sys.exit(str(e))
-    except asyncio.TimeoutError:
-        sys.exit("%s: timed out" % scenario)
-
-
 if __name__ == "__main__":
-    main()
+    run(SCENARIOS, "slix_muc.py", 130)

@@ -6,7 +6,7 @@
 // Prints one JSON object per line on stdout: facts, not verdicts. Exits 0
 // when the scenario ran, 1 (message on stderr) when it could not.
 import { client, xml, jid as parseJid } from "@xmpp/client";
-import { Fatal, delayOf, innerMessage, out, rand, sleep, stanzaIds, withTimeout } from "./common.mjs";
+import { Fatal, delayOf, innerMessage, out, rand, runMain, sleep, stanzaIds, withTimeout } from "./common.mjs";
 
 const NS_SM = "urn:xmpp:sm:3";
 const NS_SID = "urn:xmpp:sid:0";
@@ -242,19 +242,4 @@ async function fork(port, romeoJid, romeoPw, julietJid, julietPw) {
 
 const SCENARIOS = { fork: [fork, 4] };
 
-async function main() {
-  const [portArg, scenario, ...args] = process.argv.slice(2);
-  const entry = SCENARIOS[scenario];
-  if (!portArg || !entry || args.length < entry[1]) {
-    throw new Fatal(`usage: node chat.mjs PORT {${Object.keys(SCENARIOS).join("|")}} ARGS...`);
-  }
-  await withTimeout(entry[0](Number(portArg), ...args), 90000, scenario);
-}
-
-main().then(
-  () => process.exit(0),
-  (err) => {
-    process.stderr.write(`${err instanceof Fatal ? err.message : err?.stack ?? err}\n`);
-    process.exit(1);
-  },
-);
+runMain(SCENARIOS, "chat.mjs", 90000);

@@ -47,3 +47,23 @@ export function innerMessage(wrapper) {
   if (!fwd) return [null, null];
   return [fwd, fwd.getChildElements().find((c) => c.name === "message") ?? null];
 }
+
+// runMain runs the scenario named on the command line (PORT SCENARIO
+// ARGS...) and exits 0, or 1 with a message when it could not run.
+export function runMain(scenarios, prog, ms) {
+  const [portArg, scenario, ...args] = process.argv.slice(2);
+  const entry = scenarios[scenario];
+  const run = async () => {
+    if (!portArg || !entry || args.length < entry[1]) {
+      throw new Fatal(`usage: node ${prog} PORT {${Object.keys(scenarios).join("|")}} ARGS...`);
+    }
+    await withTimeout(entry[0](Number(portArg), ...args), ms, scenario);
+  };
+  run().then(
+    () => process.exit(0),
+    (err) => {
+      process.stderr.write(`${err instanceof Fatal ? err.message : err?.stack ?? err}\n`);
+      process.exit(1);
+    },
+  );
+}

@@ -9,7 +9,7 @@
 // not verdicts. Exits 0 when the scenario ran, 1 (message on stderr) when
 // it could not.
 import { client, xml, jid as parseJid } from "@xmpp/client";
-import { Fatal, delayOf, innerMessage, out, rand, sleep, stanzaIds, withTimeout } from "./common.mjs";
+import { Fatal, delayOf, innerMessage, out, rand, runMain, sleep, stanzaIds, withTimeout } from "./common.mjs";
 
 const NS_SID = "urn:xmpp:sid:0";
 const NS_MAM = "urn:xmpp:mam:2";
@@ -339,15 +339,6 @@ async function attach(port, romeoJid, romeoPw, julietJid, julietPw, roomArg) {
 
 const SCENARIOS = { attach: [attach, 5] };
 
-async function main() {
-  const [portArg, scenario, ...args] = process.argv.slice(2);
-  const entry = SCENARIOS[scenario];
-  if (!portArg || !entry || args.length < entry[1]) {
-    throw new Fatal(`usage: node muc.mjs PORT {${Object.keys(SCENARIOS).join("|")}} ARGS...`);
-  }
-  await withTimeout(entry[0](Number(portArg), ...args), 90000, scenario);
-}
-
 // xmpp.js can throw from a parser it has already detached (a stream
 // closing while a client stops mid-login): a failure to run, not a crash.
 process.on("uncaughtException", (err) => {
@@ -355,10 +346,4 @@ process.on("uncaughtException", (err) => {
   process.exit(1);
 });
 
-main().then(
-  () => process.exit(0),
-  (err) => {
-    process.stderr.write(`${err instanceof Fatal ? err.message : err?.stack ?? err}\n`);
-    process.exit(1);
-  },
-);
+runMain(SCENARIOS, "muc.mjs", 90000);
