@@ -107,6 +107,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		"c2s", ln.Addr().String(), "domains", strings.Join(x.domains, ","))
 	fmt.Fprintf(stdout, "Annals is serving %s on %s (event store %s, durability %s). Stop with Ctrl-C.\n",
 		strings.Join(x.domains, ", "), ln.Addr(), c.DBPath(), c.Durability)
+	if x.muc != "" {
+		fmt.Fprintf(stdout, "Group chat rooms are at <room>@%s.\n", x.muc)
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	xmppDone := make(chan error, 1)
