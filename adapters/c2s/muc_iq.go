@@ -175,11 +175,10 @@ func (c *conn) mucAdmin(ctx context.Context, e *element, q element, st room.Stat
 		b.WriteString("</query>")
 		return reply(b.String())
 	}
-	// NOTSPEC(XEP-0045 §9.5): several items are applied one by one and the
-	// first failure stops the rest; those before it stay applied.
+	// All items of a request apply together or not at all (§9.5).
+	var batch room.Batch
 	for _, it := range items {
 		reason := childText(&it, "reason")
-		var cmd func(room.State) any
 		switch {
 		case it.attr("role") != "":
 			r, ok := room.ParseRole(it.attr("role"))
@@ -187,25 +186,23 @@ func (c *conn) mucAdmin(ctx context.Context, e *element, q element, st room.Stat
 			if !ok || nick == "" {
 				return fail(fmt.Errorf("%w: a role change needs a role and a nick", room.ErrInvalid))
 			}
-			cmd = func(room.State) any { return room.SetRole{By: acct, Nick: nick, Role: r, Reason: reason} }
+			batch = append(batch, room.SetRole{By: acct, Nick: nick, Role: r, Reason: reason})
 		case it.attr("affiliation") != "":
 			a, ok := room.ParseAffiliation(it.attr("affiliation"))
 			j, err := jid.Parse(it.attr("jid"))
 			if !ok || err != nil || it.attr("jid") == "" {
 				return fail(fmt.Errorf("%w: an affiliation change needs an affiliation and a JID", room.ErrInvalid))
 			}
-			cmd = func(room.State) any {
-				return room.SetAffiliation{By: acct, JID: j.Bare().String(), Affiliation: a, Reason: reason}
-			}
+			batch = append(batch, room.SetAffiliation{By: acct, JID: j.Bare().String(), Affiliation: a, Reason: reason})
 		default:
 			return fail(fmt.Errorf("%w: an item needs a role or an affiliation", room.ErrInvalid))
 		}
-		before, after, out, err := s.roomDo(ctx, st.JID, cmd)
-		if err != nil {
-			return fail(err)
-		}
-		s.publishRoom(before, after, out)
 	}
+	before, after, out, err := s.roomDo(ctx, st.JID, func(room.State) any { return batch })
+	if err != nil {
+		return fail(err)
+	}
+	s.publishRoom(before, after, out)
 	return reply("")
 }
 

@@ -61,6 +61,10 @@ type (
 	Invite struct {
 		By, Invitee string
 	}
+	// Batch decides several commands as one (an admin request with
+	// several items, XEP-0045 §9.5): each on the state the ones before it
+	// leave, and all their events, or the first refusal and none.
+	Batch []any
 )
 
 // Outcome is what a command did.
@@ -217,6 +221,22 @@ func Decide(s State, c any, ids *event.IDs, now time.Time, cause string) (Outcom
 			return out, ErrForbidden
 		}
 		return out, emit(TypeAffiliationSet, AffiliationSet{JID: c.Invitee, Affiliation: Member, By: c.By, Reason: "invited"})
+	case Batch:
+		st := s
+		for _, sub := range c {
+			o, err := Decide(st, sub, ids, now, cause)
+			if err != nil {
+				return Outcome{}, err
+			}
+			for _, e := range o.Events {
+				e.Stream, e.Version = Stream(st.JID), st.Version+1
+				if st, err = Evolve(st, e); err != nil {
+					return Outcome{}, err
+				}
+			}
+			out.Events = append(out.Events, o.Events...)
+		}
+		return out, nil
 	default:
 		return out, fmt.Errorf("room: unknown command %T", c)
 	}

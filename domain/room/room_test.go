@@ -212,6 +212,12 @@ func TestDecide(t *testing.T) {
 		}},
 		{"only owners destroy", open(), Destroy{By: "juliet@x"}, nil, ErrForbidden, nil},
 		{"commands on a room that does not exist", nil, Leave{Account: "juliet@x"}, nil, ErrNotFound, nil},
+		{"a batch applies all", open(), Batch{SetAffiliation{By: "romeo@x", JID: "nurse@x", Affiliation: Member},
+			SetRole{By: "romeo@x", Nick: "Juliet", Role: Visitor}}, []event.Type{TypeAffiliationSet, TypeRoleSet}, nil, nil},
+		{"a batch decides each on the state before it", open(), Batch{SetAffiliation{By: "romeo@x", JID: "juliet@x", Affiliation: Admin},
+			SetAffiliation{By: "juliet@x", JID: "nurse@x", Affiliation: Member}}, []event.Type{TypeAffiliationSet, TypeRoleSet, TypeAffiliationSet}, nil, nil},
+		{"a batch with a refusal applies none", open(), Batch{SetAffiliation{By: "romeo@x", JID: "nurse@x", Affiliation: Member},
+			SetRole{By: "romeo@x", Nick: "Ghost", Role: NoRole}}, nil, ErrItemNotFound, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
