@@ -258,15 +258,45 @@ func (c *conn) deliver(s string, urgent bool) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if c.inactive {
-		if !urgent && len(c.held) < maxHeld {
-			c.held = append(c.held, s)
-			return
+		if !urgent {
+			// A newer presence from the same entity replaces the held one:
+			// only the latest counts (XEP-0352 §6).
+			if from, ok := presenceFrom(s); ok {
+				for i, h := range c.held {
+					if f, ok := presenceFrom(h); ok && f == from {
+						c.held = append(c.held[:i], c.held[i+1:]...)
+						break
+					}
+				}
+			}
+			if len(c.held) < maxHeld {
+				c.held = append(c.held, s)
+				return
+			}
 		}
 		c.flushHeldLocked()
 	}
 	if err := c.writeLocked(s, true); err != nil {
 		c.log.Debug("delivery failed", "err", err)
 	}
+}
+
+// presenceFrom returns the from of a presence this package serialized.
+func presenceFrom(s string) (string, bool) {
+	if !strings.HasPrefix(s, "<presence") {
+		return "", false
+	}
+	end := strings.IndexByte(s, '>')
+	i := strings.Index(s[:max(end, 0)], " from='")
+	if i < 0 {
+		return "", false
+	}
+	rest := s[i+len(" from='"):]
+	j := strings.IndexByte(rest, '\'')
+	if j < 0 {
+		return "", false
+	}
+	return rest[:j], true
 }
 
 // maxHeld bounds the stanzas held for an inactive client.

@@ -158,6 +158,8 @@ func TestCSIHoldsPresence(t *testing.T) {
 	b.login("b")
 	a.send(`<inactive xmlns='urn:xmpp:csi:0'/><iq type='get' id='p0'><ping xmlns='urn:xmpp:ping'/></iq>`)
 	a.until("id='p0'")
+	b.send(`<presence><show>dnd</show></presence>`)
+	b.until("<show>dnd</show>")
 	b.send(`<presence><show>away</show></presence>`)
 	b.until("<show>away</show>")
 	a.send(`<iq type='get' id='p'><ping xmlns='urn:xmpp:ping'/></iq>`)
@@ -169,6 +171,9 @@ func TestCSIHoldsPresence(t *testing.T) {
 	got := a.until("wake up")
 	if i, j, k := strings.Index(got, "away"), strings.Index(got, "composing"), strings.Index(got, "wake up"); i < 0 || j < i || k < j {
 		t.Fatalf("held stanzas not flushed in order before the message: %q", got)
+	}
+	if strings.Contains(got, "<show>dnd</show>") {
+		t.Fatalf("a held presence was not replaced by the newer one: %q", got)
 	}
 	a.send(`<active xmlns='urn:xmpp:csi:0'/>`)
 	b.send(`<presence><show>dnd</show></presence>`)
