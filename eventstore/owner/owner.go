@@ -21,7 +21,13 @@ type Owner[S any] struct {
 
 	mu      sync.Mutex
 	streams map[string]*entry[S]
+	max     int // entries kept before idle ones are dropped
 }
+
+// MaxStreams is how many streams' folded states an owner keeps in memory;
+// past it, idle ones are dropped (and folded again from the log when next
+// used). Messages to JIDs that do not exist must not grow it forever.
+const MaxStreams = 1 << 16
 
 type entry[S any] struct {
 	mu      sync.Mutex // held by the stream's leader while it decides and appends
@@ -48,7 +54,7 @@ type result[S any] struct {
 
 // New returns an owner folding events with evolve.
 func New[S any](store eventstore.Store, evolve func(S, event.Envelope) (S, error)) *Owner[S] {
-	return &Owner[S]{store: store, evolve: evolve, streams: make(map[string]*entry[S])}
+	return &Owner[S]{store: store, evolve: evolve, streams: make(map[string]*entry[S]), max: MaxStreams}
 }
 
 func (o *Owner[S]) entry(stream string) *entry[S] {
@@ -56,10 +62,36 @@ func (o *Owner[S]) entry(stream string) *entry[S] {
 	defer o.mu.Unlock()
 	e, ok := o.streams[stream]
 	if !ok {
+		if len(o.streams) >= o.max {
+			o.evictLocked()
+		}
 		e = &entry[S]{}
 		o.streams[stream] = e
 	}
 	return e
+}
+
+// evictLocked drops idle entries until at most half of max are left. An
+// entry in use is kept; one that a caller picked just before it was
+// dropped still works: a second entry for the stream may then exist for a
+// moment, and the store's expected versions keep the two from writing
+// over each other (a conflict, decided again).
+func (o *Owner[S]) evictLocked() {
+	for stream, e := range o.streams {
+		if len(o.streams) <= o.max/2 {
+			return
+		}
+		if !e.mu.TryLock() {
+			continue
+		}
+		e.qmu.Lock()
+		idle := !e.leading && len(e.queue) == 0
+		e.qmu.Unlock()
+		if idle {
+			delete(o.streams, stream)
+		}
+		e.mu.Unlock()
+	}
 }
 
 // load folds the events of stream after what e holds.
