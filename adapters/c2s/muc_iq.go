@@ -2,10 +2,12 @@ package c2s
 
 import (
 	"context"
+	"encoding/xml"
 	"fmt"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"mellium.im/xmpp/jid"
 
@@ -43,15 +45,19 @@ func (c *conn) mucIQ(ctx context.Context, e *element, q element, to jid.JID) err
 			return reply(b.String())
 		}
 	case to.Resourcepart() != "": // an occupant
-		if q.XMLName.Space == nsPing && typ == "get" {
+		st, err := s.cfg.Rooms.Get(ctx, to.Bare().String())
+		if err != nil {
+			return fail(err)
+		}
+		me, in := st.Occupants[acct]
+		if q.XMLName.Space == nsPing && typ == "get" && in && me.Nick == to.Resourcepart() {
 			// XEP-0410 self-ping: is this client still in the room?
-			if st, err := s.cfg.Rooms.Get(ctx, to.Bare().String()); err == nil {
-				if o, ok := st.Occupants[acct]; ok && o.Nick == to.Resourcepart() && s.muc.attached(st.JID, acct, c) {
-					return reply("")
-				}
+			if s.muc.attached(st.JID, acct, c) {
+				return reply("")
 			}
 			return fail(room.ErrNotOccupant)
 		}
+		return c.forwardOccupantIQ(e, st, to)
 	default: // a room
 		st, err := s.cfg.Rooms.Get(ctx, to.String())
 		if err != nil {
@@ -403,4 +409,90 @@ func (c *conn) mucOwner(ctx context.Context, e *element, q element, st room.Stat
 		}, false)
 	}
 	return reply("")
+}
+
+// An IQ to an occupant is forwarded to one attached session of its
+// account, under an id of the service's, and the answer goes back to the
+// asker from the occupant's room JID (XEP-0045 §7.4 for IQs).
+type forwardedIQ struct {
+	asker   *conn
+	id      string // the asker's
+	room    string
+	target  string // the account asked
+	nick    string // its nick when asked
+	expires time.Time
+}
+
+// maxForwarded bounds the IQs awaiting an answer; past it the oldest
+// bookkeeping is dropped (their answers then go nowhere).
+const maxForwarded = 10000
+
+func (c *conn) forwardOccupantIQ(e *element, st room.State, to jid.JID) error {
+	s := c.srv
+	acct := c.jid.Bare().String()
+	me, in := st.Occupants[acct]
+	target, found := st.ByNick(to.Resourcepart())
+	switch {
+	case !in:
+		return c.write(c.mucErrorReply(e, to.String(), room.ErrNotOccupant, ""))
+	case !found:
+		return c.write(c.mucErrorReply(e, to.String(), room.ErrItemNotFound, ""))
+	}
+	sessions := s.muc.sessions(st.JID, target.Account)
+	if len(sessions) == 0 {
+		// The account is in the room but none of its clients is.
+		return c.write(c.errorReplyText(e, "wait", "recipient-unavailable", "no client of this occupant is in the room now"))
+	}
+	fid := "muc-" + newID()
+	s.fwdMu.Lock()
+	if len(s.forwarded) >= maxForwarded {
+		now := time.Now()
+		for k, f := range s.forwarded {
+			if now.After(f.expires) {
+				delete(s.forwarded, k)
+			}
+		}
+		if len(s.forwarded) >= maxForwarded {
+			s.forwarded = make(map[string]forwardedIQ)
+		}
+	}
+	s.forwarded[fid] = forwardedIQ{asker: c, id: e.attr("id"), room: st.JID, target: target.Account, nick: target.Nick,
+		expires: time.Now().Add(5 * time.Minute)}
+	s.fwdMu.Unlock()
+	t := sessions[0]
+	fwd := withAttr(e, "id", fid)
+	t.deliver(withTo(restamp(&fwd, st.JID+"/"+me.Nick), t.jid.String()), true)
+	return nil
+}
+
+// occupantIQReply takes a client's answer to a forwarded IQ back to the
+// asker; false when the answer is to nothing the service forwarded.
+func (c *conn) occupantIQReply(e *element) bool {
+	s := c.srv
+	s.fwdMu.Lock()
+	f, ok := s.forwarded[e.attr("id")]
+	if ok && f.target == c.jid.Bare().String() {
+		delete(s.forwarded, e.attr("id"))
+	}
+	s.fwdMu.Unlock()
+	if !ok || f.target != c.jid.Bare().String() {
+		return false
+	}
+	back := withAttr(e, "id", f.id)
+	f.asker.deliver(withTo(restamp(&back, f.room+"/"+f.nick), f.asker.jid.String()), true)
+	return true
+}
+
+// withAttr returns a copy of e with attribute name set to value.
+func withAttr(e *element, name, value string) element {
+	out := *e
+	out.Attrs = make([]xml.Attr, 0, len(e.Attrs)+1)
+	for _, a := range e.Attrs {
+		if a.Name.Space == "" && a.Name.Local == name {
+			continue
+		}
+		out.Attrs = append(out.Attrs, a)
+	}
+	out.Attrs = append(out.Attrs, xml.Attr{Name: xml.Name{Local: name}, Value: value})
+	return out
 }

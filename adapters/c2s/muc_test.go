@@ -197,3 +197,36 @@ func TestMUCShutdown(t *testing.T) {
 		t.Fatalf("at shutdown the session got %q", got)
 	}
 }
+
+// An IQ to an occupant reaches one client of its account from the asker's
+// room JID, and the answer comes back from the occupant's room JID with
+// the asker's id.
+func TestMUCOccupantIQ(t *testing.T) {
+	addr := mucServer(t)
+	r, j := dial(t, addr), dial(t, addr)
+	r.loginAs("romeo", "desk")
+	j.login("balcony")
+	r.send(`<presence to='` + hall + `/Romeo'/>`)
+	r.until("</message>")
+	r.send(`<iq type='set' id='cfg' to='` + hall + `'><query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' type='submit'/></query></iq>`)
+	r.until("id='cfg'")
+	j.send(`<presence to='` + hall + `/Juliet'/>`)
+	j.until("</message>")
+
+	j.send(`<iq type='get' id='v1' to='` + hall + `/Romeo'><query xmlns='jabber:iq:version'/></iq>`)
+	got := r.until("jabber:iq:version")
+	if !strings.Contains(got, "from='"+hall+"/Juliet'") || strings.Contains(got, "id='v1'") {
+		t.Fatalf("forwarded IQ: %q", got)
+	}
+	i := strings.Index(got, "id='muc-")
+	fid := got[i+4 : i+4+strings.IndexByte(got[i+4:], '\'')]
+	r.send(`<iq type='result' id='` + fid + `' to='` + hall + `/Juliet'><query xmlns='jabber:iq:version'><name>Romeo's client</name></query></iq>`)
+	if got := j.until("Romeo's client"); !strings.Contains(got, "id='v1'") || !strings.Contains(got, "from='"+hall+"/Romeo'") {
+		t.Fatalf("answer: %q", got)
+	}
+	// An unknown nick, and a room the asker is not in.
+	j.send(`<iq type='get' id='v2' to='` + hall + `/Nobody'><query xmlns='jabber:iq:version'/></iq>`)
+	if got := j.until("id='v2'"); !strings.Contains(got, "item-not-found") {
+		t.Fatalf("IQ to an unknown nick: %q", got)
+	}
+}

@@ -81,6 +81,9 @@ type Server struct {
 	throttle  *throttle
 	delivery  deliveryLocks
 	muc       attachments
+
+	fwdMu     sync.Mutex
+	forwarded map[string]forwardedIQ // IQs to occupants awaiting an answer, by the id they went out with
 }
 
 // NewServer checks cfg and returns a server.
@@ -109,7 +112,8 @@ func NewServer(cfg Config) (*Server, error) {
 	cfg.ResumeTimeout = cmp.Or(cfg.ResumeTimeout, 300*time.Second)
 	cfg.MUCDetachedShow = cmp.Or(cfg.MUCDetachedShow, "xa")
 	return &Server{cfg: cfg, sessions: make(map[string]map[string]*conn), resumable: make(map[string]*conn), conns: make(map[*conn]struct{}),
-		expired: make(map[string]expiredSession), throttle: newThrottle(cfg.FailureWindow)}, nil
+		forwarded: make(map[string]forwardedIQ),
+		expired:   make(map[string]expiredSession), throttle: newThrottle(cfg.FailureWindow)}, nil
 }
 
 // Serve accepts connections on ln until ctx ends.

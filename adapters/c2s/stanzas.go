@@ -59,7 +59,10 @@ func (c *conn) iq(e *element) error {
 	typ := e.attr("type")
 	to := e.attr("to")
 	if typ == "result" || typ == "error" {
-		return nil // replies to nothing we asked
+		if j, err := jid.Parse(to); err == nil && c.srv.isMUC(j) && j.Resourcepart() != "" {
+			c.occupantIQReply(e) // an answer to an IQ the room forwarded
+		}
+		return nil // else a reply to nothing we asked
 	}
 	if typ != "get" && typ != "set" || e.attr("id") == "" {
 		return c.write(c.errorReply(e, "modify", "bad-request"))
