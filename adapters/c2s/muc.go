@@ -510,9 +510,11 @@ func (c *conn) mucInvite(ctx context.Context, e *element, to jid.JID, x *element
 	if rs := childText(&inv, "reason"); rs != "" {
 		reason = "<reason>" + escape(rs) + "</reason>"
 	}
+	// The room keeps only a hash of its password: a password in the
+	// invitation is one the inviter put there.
 	password := ""
-	if st.Config.PasswordHash != "" {
-		password = "" // the room keeps only a hash: the inviter tells the password itself
+	if p := childText(x, "password"); p != "" && st.Config.PasswordHash != "" {
+		password = "<password>" + escape(p) + "</password>"
 	}
 	stanza := fmt.Sprintf(`<message xmlns='%s' from='%s' to='%%s'><x xmlns='%s'><invite from='%s'>%s</invite>%s</x></message>`,
 		nsClient, escape(r), nsMUCUser, escape(c.jid.String()), reason, password)
