@@ -5,12 +5,18 @@ import json
 import logging
 import secrets
 import sys
+import xml.etree.ElementTree as ET
+
+from slixmpp.exceptions import IqError, IqTimeout
 
 NS_CLIENT = "jabber:client"
 NS_SID = "urn:xmpp:sid:0"
 NS_FORWARD = "urn:xmpp:forward:0"
 NS_DELAY = "urn:xmpp:delay"
 NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
+NS_MAM = "urn:xmpp:mam:2"
+NS_DATA = "jabber:x:data"
+NS_RSM = "http://jabber.org/protocol/rsm"
 
 
 def out(**kw):
@@ -98,3 +104,75 @@ def run(scenarios, prog, timeout):
         sys.exit(str(e))
     except asyncio.TimeoutError:
         sys.exit("%s: timed out" % scenario)
+
+
+async def quiet_down(size, quiet=1.5, cap=10.0):
+    """Wait until size() (what the clients received so far) has not grown
+    for `quiet` seconds, at most cap seconds."""
+    waited, last, still = 0.0, -1, 0.0
+    while waited < cap:
+        n = size()
+        if n == last:
+            still += 0.25
+            if still >= quiet:
+                return
+        else:
+            last, still = n, 0.0
+        await asyncio.sleep(0.25)
+        waited += 0.25
+
+
+async def mam_query(c, name, to=None, fields=None, rsm=None, form_type=NS_MAM, timeout=15, report=True):
+    """Send client c's MAM query built by hand, to its account (to None)
+    or to a room: fields is a list of (var, [values]); form_type None
+    leaves FORM_TYPE out. c.mam_results collects the results by queryid.
+    Returns (and prints) the facts."""
+    qid = "q-" + rand()
+    iq = c.Iq()
+    iq["type"] = "set"
+    if to:
+        iq["to"] = to
+    q = ET.SubElement(iq.xml, "{%s}query" % NS_MAM, {"queryid": qid})
+    if fields is not None or form_type is not None:
+        x = ET.SubElement(q, "{%s}x" % NS_DATA, {"type": "submit"})
+        if form_type is not None:
+            f = ET.SubElement(x, "{%s}field" % NS_DATA, {"var": "FORM_TYPE", "type": "hidden"})
+            ET.SubElement(f, "{%s}value" % NS_DATA).text = form_type
+        for var, values in fields or ():
+            f = ET.SubElement(x, "{%s}field" % NS_DATA, {"var": var})
+            for v in values:
+                ET.SubElement(f, "{%s}value" % NS_DATA).text = v
+    if rsm:
+        s = ET.SubElement(q, "{%s}set" % NS_RSM)
+        for k, v in rsm:
+            ET.SubElement(s, "{%s}%s" % (NS_RSM, k)).text = str(v)
+    c.mam_results[qid] = []
+    fact = {"event": "mam", "who": c.label, "query": name, "to": to,
+            "fields": [[v, vals] for v, vals in (fields or ())], "rsm": [[k, str(v)] for k, v in (rsm or ())],
+            "form_type": form_type}
+    try:
+        resp = await iq.send(timeout=timeout)
+        await asyncio.sleep(0.1)  # results are messages: let the last ones in
+        fact["ok"] = True
+        fact["fin"] = None
+        fin = child(resp.xml, NS_MAM, "fin")
+        if fin is not None:
+            rs = child(fin, NS_RSM, "set")
+
+            def text(name):
+                e = child(rs, NS_RSM, name)
+                return e.text if e is not None else None
+            fact["fin"] = {"complete": fin.get("complete"), "stable": fin.get("stable"),
+                           "first": text("first"), "last": text("last"), "count": text("count")}
+    except IqError as e:
+        fact["ok"] = False
+        fact["error"] = error_fact(e)
+    except IqTimeout:
+        fact["ok"] = False
+        fact["error"] = {"condition": "timeout", "type": None, "text": ""}
+    res = c.mam_results.pop(qid, [])
+    fact["count"] = len(res)
+    fact["results"] = res
+    if report:
+        out(**fact)
+    return fact

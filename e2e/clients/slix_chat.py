@@ -22,7 +22,7 @@ import xml.etree.ElementTree as ET
 
 import slixmpp
 
-from common import Fatal, child, delay_of, error_fact, error_of, inner_message, local, out, rand, run, stanza_ids
+from common import Fatal, child, delay_of, error_fact, error_of, inner_message, local, mam_query, out, quiet_down, rand, run, stanza_ids
 from slixmpp.exceptions import IqError, IqTimeout
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
@@ -205,73 +205,12 @@ class Client(slixmpp.ClientXMPP):
         return mid
 
     async def mam(self, name, fields=None, rsm=None, form_type=NS_MAM, timeout=15, report=True):
-        """Send a MAM query built by hand. fields: list of (var, [values]);
-        form_type None leaves FORM_TYPE out. Returns (and prints) the facts."""
-        qid = "q-" + rand()
-        iq = self.Iq()
-        iq["type"] = "set"
-        q = ET.SubElement(iq.xml, "{%s}query" % NS_MAM, {"queryid": qid})
-        if fields is not None or form_type is not None:
-            x = ET.SubElement(q, "{%s}x" % NS_DATA, {"type": "submit"})
-            if form_type is not None:
-                f = ET.SubElement(x, "{%s}field" % NS_DATA, {"var": "FORM_TYPE", "type": "hidden"})
-                ET.SubElement(f, "{%s}value" % NS_DATA).text = form_type
-            for var, values in fields or ():
-                f = ET.SubElement(x, "{%s}field" % NS_DATA, {"var": var})
-                for v in values:
-                    ET.SubElement(f, "{%s}value" % NS_DATA).text = v
-        if rsm:
-            s = ET.SubElement(q, "{%s}set" % NS_RSM)
-            for k, v in rsm:
-                ET.SubElement(s, "{%s}%s" % (NS_RSM, k)).text = str(v)
-        self.mam_results[qid] = []
-        fact = {"event": "mam", "who": self.label, "query": name,
-                "fields": [[v, vals] for v, vals in (fields or ())], "rsm": [[k, str(v)] for k, v in (rsm or ())],
-                "form_type": form_type}
-        try:
-            resp = await iq.send(timeout=timeout)
-            await asyncio.sleep(0.05)
-            fin = child(resp.xml, NS_MAM, "fin")
-            fact["ok"] = True
-            if fin is not None:
-                rs = child(fin, NS_RSM, "set")
-                first = child(rs, NS_RSM, "first")
-                fact["fin"] = {
-                    "complete": fin.get("complete"),
-                    "stable": fin.get("stable"),
-                    "first": first.text if first is not None else None,
-                    "last": (child(rs, NS_RSM, "last").text if child(rs, NS_RSM, "last") is not None else None),
-                    "count": (child(rs, NS_RSM, "count").text if child(rs, NS_RSM, "count") is not None else None),
-                }
-            else:
-                fact["fin"] = None
-        except IqError as e:
-            fact["ok"] = False
-            fact["error"] = error_fact(e)
-        except IqTimeout:
-            fact["ok"] = False
-            fact["error"] = {"condition": "timeout", "type": None, "text": ""}
-        res = self.mam_results.pop(qid, [])
-        fact["count"] = len(res)
-        fact["results"] = res
-        if report:
-            out(**fact)
-        return fact
+        return await mam_query(self, name, fields=fields, rsm=rsm, form_type=form_type, timeout=timeout, report=report)
 
     async def settle(self, clients=None, quiet=1.5, cap=10.0):
         """Wait until no client's inbox grew for `quiet` seconds (at most cap)."""
         clients = clients or [self]
-        waited, last, still = 0.0, -1, 0.0
-        while waited < cap:
-            n = sum(len(c.inbox) for c in clients)
-            if n == last:
-                still += 0.25
-                if still >= quiet:
-                    return
-            else:
-                last, still = n, 0.0
-            await asyncio.sleep(0.25)
-            waited += 0.25
+        await quiet_down(lambda: sum(len(c.inbox) for c in clients), quiet, cap)
 
     async def close(self):
         try:

@@ -41,7 +41,7 @@ import xml.etree.ElementTree as ET
 
 import slixmpp
 
-from common import Fatal, child, delay_of, error_fact, error_of, inner_message, local, out, rand, run, stanza_ids
+from common import Fatal, child, delay_of, error_fact, error_of, inner_message, local, mam_query, out, quiet_down, rand, run, stanza_ids
 from slixmpp.exceptions import IqError, IqTimeout, PresenceError
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
@@ -431,50 +431,8 @@ class Client(slixmpp.ClientXMPP):
         return mid
 
     async def mam(self, name, to=None, fields=None, rsm=None, timeout=15, report=True):
-        """A MAM query built by hand (FORM_TYPE urn:xmpp:mam:2), to the
-        account (to None) or to a room. fields: list of (var, [values])."""
-        qid = "q-" + rand()
-        iq = self.Iq()
-        iq["type"] = "set"
-        if to:
-            iq["to"] = to
-        q = ET.SubElement(iq.xml, "{%s}query" % NS_MAM, {"queryid": qid})
-        x = ET.SubElement(q, "{%s}x" % NS_DATA, {"type": "submit"})
-        f = ET.SubElement(x, "{%s}field" % NS_DATA, {"var": "FORM_TYPE", "type": "hidden"})
-        ET.SubElement(f, "{%s}value" % NS_DATA).text = NS_MAM
-        for var, values in fields or ():
-            f = ET.SubElement(x, "{%s}field" % NS_DATA, {"var": var})
-            for v in values:
-                ET.SubElement(f, "{%s}value" % NS_DATA).text = v
-        if rsm:
-            s = ET.SubElement(q, "{%s}set" % NS_RSM)
-            for k, v in rsm:
-                ET.SubElement(s, "{%s}%s" % (NS_RSM, k)).text = str(v)
-        self.mam_results[qid] = []
-        fact = {"event": "mam", "who": self.label, "query": name, "to": to,
-                "fields": [[v, vals] for v, vals in (fields or ())], "rsm": [[k, str(v)] for k, v in (rsm or ())]}
-        try:
-            resp = await iq.send(timeout=timeout)
-            await asyncio.sleep(0.1)
-            fin = child(resp.xml, NS_MAM, "fin")
-            fact["ok"] = True
-            fact["fin"] = None
-            if fin is not None:
-                rs = child(fin, NS_RSM, "set")
-                fact["fin"] = {"complete": fin.get("complete"), "first": text_of(rs, NS_RSM, "first"),
-                               "last": text_of(rs, NS_RSM, "last"), "count": text_of(rs, NS_RSM, "count")}
-        except IqError as e:
-            fact["ok"] = False
-            fact["error"] = error_fact(e)
-        except IqTimeout:
-            fact["ok"] = False
-            fact["error"] = {"condition": "timeout", "type": None, "text": ""}
-        res = self.mam_results.pop(qid, [])
-        fact["count"] = len(res)
-        fact["results"] = res
-        if report:
-            out(**fact)
-        return fact
+        """A MAM query to the account (to None) or to a room."""
+        return await mam_query(self, name, to=to, fields=fields, rsm=rsm, timeout=timeout, report=report)
 
     def abort_now(self):
         """Drop the TCP connection: no unavailable presence, no </stream>."""
@@ -490,17 +448,7 @@ class Client(slixmpp.ClientXMPP):
 
 async def settle(clients, quiet=1.5, cap=10.0):
     """Wait until no client's log grew for `quiet` seconds (at most cap)."""
-    waited, last, still = 0.0, -1, 0.0
-    while waited < cap:
-        n = sum(len(c.log) for c in clients)
-        if n == last:
-            still += 0.25
-            if still >= quiet:
-                return
-        else:
-            last, still = n, 0.0
-        await asyncio.sleep(0.25)
-        waited += 0.25
+    await quiet_down(lambda: sum(len(c.log) for c in clients), quiet, cap)
 
 
 def set_phase(clients, phase):

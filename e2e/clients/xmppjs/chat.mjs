@@ -6,7 +6,7 @@
 // Prints one JSON object per line on stdout: facts, not verdicts. Exits 0
 // when the scenario ran, 1 (message on stderr) when it could not.
 import { client, xml, jid as parseJid } from "@xmpp/client";
-import { Fatal, delayOf, innerMessage, out, rand, runMain, sleep, stanzaIds, withTimeout } from "./common.mjs";
+import { Fatal, delayOf, innerMessage, out, quietDown, rand, runMain, sleep, stanzaIds, withTimeout } from "./common.mjs";
 
 const NS_SM = "urn:xmpp:sm:3";
 const NS_SID = "urn:xmpp:sid:0";
@@ -172,20 +172,8 @@ async function mam({ c, st }, name, fields) {
   return fact;
 }
 
-async function settle(clients, quietMs = 1500, capMs = 10000) {
-  let last = -1;
-  let still = 0;
-  for (let waited = 0; waited < capMs; waited += 250) {
-    const n = clients.reduce((a, cl) => a + cl.st.inbox.length, 0);
-    if (n === last) {
-      still += 250;
-      if (still >= quietMs) return;
-    } else {
-      last = n;
-      still = 0;
-    }
-    await sleep(250);
-  }
+function settle(clients, quietMs = 1500, capMs = 10000) {
+  return quietDown(() => clients.reduce((a, cl) => a + cl.st.inbox.length, 0), quietMs, capMs);
 }
 
 async function fork(port, romeoJid, romeoPw, julietJid, julietPw) {

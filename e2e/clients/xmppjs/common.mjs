@@ -67,3 +67,21 @@ export function runMain(scenarios, prog, ms) {
     },
   );
 }
+
+// quietDown waits until size() (what the clients received so far) has not
+// grown for quietMs, at most capMs.
+export async function quietDown(size, quietMs = 1500, capMs = 10000) {
+  let last = -1;
+  let still = 0;
+  for (let waited = 0; waited < capMs; waited += 250) {
+    const n = size();
+    if (n === last) {
+      still += 250;
+      if (still >= quietMs) return;
+    } else {
+      last = n;
+      still = 0;
+    }
+    await sleep(250);
+  }
+}
