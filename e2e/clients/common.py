@@ -106,6 +106,20 @@ def run(scenarios, prog, timeout):
         sys.exit("%s: timed out" % scenario)
 
 
+def data_form(parent, ftype, form_type, fields):
+    """Add a XEP-0004 form to parent: FORM_TYPE (unless None) and fields,
+    a list of (var, [values])."""
+    x = ET.SubElement(parent, "{%s}x" % NS_DATA, {"type": ftype})
+    if form_type is not None:
+        f = ET.SubElement(x, "{%s}field" % NS_DATA, {"var": "FORM_TYPE", "type": "hidden"})
+        ET.SubElement(f, "{%s}value" % NS_DATA).text = form_type
+    for var, values in fields or ():
+        f = ET.SubElement(x, "{%s}field" % NS_DATA, {"var": var})
+        for v in values:
+            ET.SubElement(f, "{%s}value" % NS_DATA).text = v
+    return x
+
+
 async def quiet_down(size, quiet=1.5, cap=10.0):
     """Wait until size() (what the clients received so far) has not grown
     for `quiet` seconds, at most cap seconds."""
@@ -134,14 +148,7 @@ async def mam_query(c, name, to=None, fields=None, rsm=None, form_type=NS_MAM, t
         iq["to"] = to
     q = ET.SubElement(iq.xml, "{%s}query" % NS_MAM, {"queryid": qid})
     if fields is not None or form_type is not None:
-        x = ET.SubElement(q, "{%s}x" % NS_DATA, {"type": "submit"})
-        if form_type is not None:
-            f = ET.SubElement(x, "{%s}field" % NS_DATA, {"var": "FORM_TYPE", "type": "hidden"})
-            ET.SubElement(f, "{%s}value" % NS_DATA).text = form_type
-        for var, values in fields or ():
-            f = ET.SubElement(x, "{%s}field" % NS_DATA, {"var": var})
-            for v in values:
-                ET.SubElement(f, "{%s}value" % NS_DATA).text = v
+        data_form(q, "submit", form_type, fields)
     if rsm:
         s = ET.SubElement(q, "{%s}set" % NS_RSM)
         for k, v in rsm:

@@ -41,7 +41,7 @@ import xml.etree.ElementTree as ET
 
 import slixmpp
 
-from common import Fatal, child, delay_of, error_fact, error_of, inner_message, local, mam_query, out, quiet_down, rand, run, stanza_ids
+from common import Fatal, child, data_form, delay_of, error_fact, error_of, inner_message, local, mam_query, out, quiet_down, rand, run, stanza_ids
 from slixmpp.exceptions import IqError, IqTimeout, PresenceError
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
@@ -364,14 +364,7 @@ class Client(slixmpp.ClientXMPP):
         """Submit a room configuration form built by hand: fields is a list
         of (var, [values]); no fields and no FORM_TYPE = instant room."""
         q = ET.Element("{%s}query" % NS_MUC_OWNER)
-        x = ET.SubElement(q, "{%s}x" % NS_DATA, {"type": ftype})
-        if fields is not None and form_type:
-            f = ET.SubElement(x, "{%s}field" % NS_DATA, {"var": "FORM_TYPE", "type": "hidden"})
-            ET.SubElement(f, "{%s}value" % NS_DATA).text = form_type
-        for var, values in fields or ():
-            f = ET.SubElement(x, "{%s}field" % NS_DATA, {"var": var})
-            for v in values:
-                ET.SubElement(f, "{%s}value" % NS_DATA).text = v
+        data_form(q, ftype, form_type if fields is not None and form_type else None, fields)
         ok, r = await self.iq("set", room, q)
         fact = {"event": name, "who": self.label, "room": room, "fields": [[v, vals] for v, vals in (fields or ())],
                 "ok": ok}
