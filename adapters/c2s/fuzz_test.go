@@ -1,43 +1,36 @@
 package c2s
 
 import (
-	"bytes"
 	"encoding/xml"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"annals.im/annals/domain/archive"
+	"annals.im/annals/domain/wellformed"
 )
 
 // FuzzRestamp: whatever stanza a client sends, the copy the server
-// forwards is well-formed XML with the sender's JID as from and the same
-// name. Seeds: testdata/stanzas.
+// forwards is namespace-well-formed XML, to a strict parser as well as to
+// encoding/xml, with the sender's JID as from and the same name; what the
+// stream reader refuses is refused with a stream error condition.
+// Seeds: testdata/stanzas.
 func FuzzRestamp(f *testing.F) {
 	stanzaSeeds(f)
 	f.Add([]byte("<message to='x'/>"))
 	f.Fuzz(func(t *testing.T, in []byte) {
-		var e element
-		if err := xml.Unmarshal(in, &e); err != nil {
+		e, err := parseElement(in, wellformed.DefaultMaxDepth)
+		if err != nil {
 			return
 		}
-		out := restamp(&e, "romeo@localhost/orchard")
-		// The copy is parsed inside a stream whose default namespace is
-		// jabber:client, as a client receives it.
-		var back element
-		d := xml.NewDecoder(bytes.NewReader([]byte("<stream xmlns='jabber:client'>" + out + "</stream>")))
-		for {
-			tok, err := d.Token()
-			if err != nil {
-				t.Fatalf("forwarded copy is not well-formed: %v\nin:  %s\nout: %s", err, in, out)
-			}
-			if st, ok := tok.(xml.StartElement); ok && st.Name.Local != "stream" {
-				if err := d.DecodeElement(&back, &st); err != nil {
-					t.Fatalf("forwarded copy is not well-formed: %v\nout: %s", err, out)
-				}
-				break
-			}
+		out := restamp(e, "romeo@localhost/orchard")
+		strictlyWellFormed(t, out)
+		back, err := parseElement([]byte(out), wellformed.DefaultMaxDepth)
+		if err != nil {
+			t.Fatalf("forwarded copy does not parse: %v\nin:  %s\nout: %s", err, in, out)
 		}
 		if back.XMLName.Local != e.XMLName.Local || back.attr("from") != "romeo@localhost/orchard" {
 			t.Fatalf("forwarded %s from %q; in %s", back.XMLName.Local, back.attr("from"), in)
@@ -45,15 +38,54 @@ func FuzzRestamp(f *testing.F) {
 	})
 }
 
-// Children that use a prefix declared on the stanza keep their declaration.
-func TestRestampKeepsPrefixes(t *testing.T) {
-	var e element
-	if err := xml.Unmarshal([]byte("<message xmlns:x='urn:example:x' to='a@localhost'><x:data>1</x:data></message>"), &e); err != nil {
+// strictlyWellFormed fails t unless s, inside a jabber:client stream as a
+// client receives it, is namespace-well-formed to the strict reader and
+// well-formed to encoding/xml.
+func strictlyWellFormed(t *testing.T, s string) {
+	t.Helper()
+	if _, err := wellformed.Canonical(s); err != nil {
+		t.Fatalf("not namespace-well-formed: %v\n%s", err, s)
+	}
+	d := xml.NewDecoder(strings.NewReader("<stream xmlns='jabber:client'>" + s + "</stream>"))
+	for {
+		_, err := d.Token()
+		if err == io.EOF {
+			return
+		}
+		if err != nil {
+			t.Fatalf("not well-formed: %v\n%s", err, s)
+		}
+	}
+}
+
+// A child with a prefix declared on the stanza is forwarded declaring its
+// namespace itself.
+func TestRestampDeclaresNamespaces(t *testing.T) {
+	e, err := parseElement([]byte("<message xmlns:x='urn:example:x' to='a@localhost'><x:data>1</x:data></message>"), 8)
+	if err != nil {
 		t.Fatal(err)
 	}
-	out := restamp(&e, "r@localhost/o")
-	if !bytes.Contains([]byte(out), []byte("xmlns:x='urn:example:x'")) {
-		t.Fatalf("prefix declaration lost: %s", out)
+	out := restamp(e, "r@localhost/o")
+	want := "<message xmlns='jabber:client' to='a@localhost' from='r@localhost/o'><data xmlns='urn:example:x'>1</data></message>"
+	if out != want {
+		t.Fatalf("got  %s\nwant %s", out, want)
+	}
+}
+
+// Hostile payloads are refused by the reader with the RFC 6120 condition.
+func TestParseRefusesHostileXML(t *testing.T) {
+	for in, cond := range map[string]string{
+		"<message to='b@x'><foo:bar/></message>":              "not-well-formed",
+		"<message to='b@x'><body a='1' a='2'/></message>":     "not-well-formed",
+		"<message to='b@x'><body><!-- x --></body></message>": "restricted-xml",
+		"<message to='b@x'><?pi x?></message>":                "restricted-xml",
+		"<message to='b@x'><!DOCTYPE x></message>":            "restricted-xml",
+	} {
+		_, err := parseElement([]byte(in), 8)
+		var we *wellformed.Error
+		if !errors.As(err, &we) || we.Cond != cond {
+			t.Errorf("%s: %v, want %s", in, err, cond)
+		}
 	}
 }
 
@@ -75,20 +107,21 @@ func stanzaSeeds(f *testing.F) {
 func FuzzScanMessage(f *testing.F) {
 	stanzaSeeds(f)
 	f.Fuzz(func(t *testing.T, in []byte) {
-		var e element
-		if err := xml.Unmarshal(in, &e); err != nil {
+		e, err := parseElement(in, wellformed.DefaultMaxDepth)
+		if err != nil {
 			return
 		}
-		m := scanMessage(&e)
-		stripped := e
+		m := scanMessage(e)
+		stripped := *e
 		stripped.Inner = m.inner
 		out := insertChild(restamp(&stripped, "romeo@localhost/orchard"), stanzaIDXML("juliet@localhost", "s1"))
-		var back element
-		if err := xml.Unmarshal([]byte(out), &back); err != nil {
+		strictlyWellFormed(t, out)
+		back, err := parseElement([]byte(out), wellformed.DefaultMaxDepth)
+		if err != nil {
 			t.Fatalf("not well-formed: %v\nin:  %s\nout: %s", err, in, out)
 		}
 		ids := 0
-		for _, c := range children(back) {
+		for _, c := range children(*back) {
 			if c.XMLName == (xml.Name{Space: nsStanzaID, Local: "stanza-id"}) {
 				ids++
 				if c.attr("id") != "s1" {
@@ -110,13 +143,13 @@ func FuzzScanMessage(f *testing.F) {
 func FuzzMAMQuery(f *testing.F) {
 	stanzaSeeds(f)
 	f.Fuzz(func(t *testing.T, in []byte) {
-		var e element
-		if err := xml.Unmarshal(in, &e); err != nil {
+		e, err := parseElement(in, wellformed.DefaultMaxDepth)
+		if err != nil {
 			return
 		}
 		q, ok := e.child()
 		if !ok {
-			q = e
+			q = *e
 		}
 		query, err := parseMAMQuery(q)
 		var qe *queryError

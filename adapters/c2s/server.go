@@ -2,6 +2,7 @@ package c2s
 
 import (
 	"bufio"
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/rand"
@@ -24,6 +25,7 @@ import (
 
 	"annals.im/annals/adapters/credentials"
 	"annals.im/annals/adapters/sasl"
+	"annals.im/annals/domain/wellformed"
 )
 
 // Config is what a Server needs.
@@ -35,6 +37,7 @@ type Config struct {
 	Credentials func(ctx context.Context, bareJID string) (credentials.Credentials, error)
 	FakeSaltKey []byte // keys made-up salts for unknown users (sasl.Start)
 	MaxStanza   int    // bytes; default 256 KiB
+	MaxDepth    int    // elements nested in a stanza, the stream's included; default wellformed.DefaultMaxDepth
 	IdleTimeout time.Duration
 	Accounts    Accounts // rosters; nil: no roster service
 	// Registration turns on in-band registration (XEP-0077) through
@@ -171,7 +174,7 @@ type conn struct {
 	log *slog.Logger
 
 	lr     *limitReader
-	dec    *xml.Decoder
+	dec    *wellformed.Decoder
 	w      *bufio.Writer
 	secure bool
 	domain string
@@ -502,7 +505,7 @@ func (c *conn) restart() {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	c.lr = &limitReader{r: idleReader{c.nc, c.srv.cfg.IdleTimeout}, max: c.srv.cfg.MaxStanza}
-	c.dec = xml.NewDecoder(c.lr)
+	c.dec = wellformed.NewDecoder(c.lr, c.srv.cfg.MaxDepth)
 	c.w = bufio.NewWriterSize(c.nc, 32<<10) // a MAM page (tens of KiB) in one TLS write
 }
 
@@ -526,17 +529,26 @@ func (c *conn) run(ctx context.Context) error {
 func (c *conn) next() (*element, error) {
 	c.lr.reset()
 	for {
+		begin := c.dec.InputOffset()
 		tok, err := c.dec.Token()
 		if err != nil {
 			return nil, c.readError(err)
 		}
 		switch t := tok.(type) {
 		case xml.StartElement:
-			var e element
-			if err := c.dec.DecodeElement(&e, &t); err != nil {
+			// The stanza is re-serialized from its tokens: whatever is
+			// forwarded, stored or replayed is namespace-well-formed, so one
+			// client cannot send another bytes its parser chokes on.
+			var inner bytes.Buffer
+			if err := c.dec.WriteInner(&inner, t); err != nil {
 				return nil, c.readError(err)
 			}
-			return &e, nil
+			// lr stops a stanza that never ends; the exact size is the
+			// decoder's, which read-ahead does not blur.
+			if n := c.dec.InputOffset() - begin; n > int64(c.srv.cfg.MaxStanza) {
+				return nil, &streamError{cond: "policy-violation", text: fmt.Sprintf("stanza of %d bytes: the limit is %d", n, c.srv.cfg.MaxStanza)}
+			}
+			return &element{XMLName: t.Name, Attrs: ownAttrs(t.Attr), Inner: inner.Bytes()}, nil
 		case xml.EndElement:
 			return nil, errStreamClosed // </stream:stream>
 		case xml.CharData:
@@ -552,6 +564,7 @@ func (c *conn) next() (*element, error) {
 
 func (c *conn) readError(err error) error {
 	var se *xml.SyntaxError
+	var we *wellformed.Error
 	var ne net.Error
 	switch {
 	case errors.Is(err, errTooBig):
@@ -562,6 +575,8 @@ func (c *conn) readError(err error) error {
 		// The connection broke or the client hung up without closing the
 		// stream: nothing to answer, and nobody to answer to.
 		return io.EOF
+	case errors.As(err, &we):
+		return &streamError{cond: we.Cond, text: we.Msg}
 	case errors.As(err, &se):
 		return &streamError{cond: "not-well-formed", text: se.Msg}
 	}

@@ -1,7 +1,9 @@
 package c2s
 
 import (
+	"bufio"
 	"context"
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
@@ -9,8 +11,7 @@ import (
 	"strconv"
 	"time"
 
-	"bufio"
-	"encoding/xml"
+	"annals.im/annals/domain/wellformed"
 )
 
 // Stream management (XEP-0198) and client state indication (XEP-0352).
@@ -85,7 +86,7 @@ func (s *smState) ack(h uint32) error {
 type transport struct {
 	nc     net.Conn
 	lr     *limitReader
-	dec    *xml.Decoder
+	dec    *wellformed.Decoder
 	w      *bufio.Writer
 	secure bool
 	id     string

@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"mellium.im/xmpp/jid"
+
+	"annals.im/annals/domain/wellformed"
 )
 
 // stanzas handles a bound session's stanzas until the stream ends.
@@ -170,7 +172,9 @@ func (s *Server) route(to jid.JID) []*conn {
 	return s.sessionsOf(to.Bare().String())
 }
 
-// restamp re-encodes e with from replaced by the sender's full JID.
+// restamp re-encodes e with from replaced by the sender's full JID. Inner
+// is as the stream reader re-serialized it (wellformed.WriteInner), so it
+// declares every namespace it uses and needs nothing from e's attributes.
 func restamp(e *element, from string) string {
 	var b strings.Builder
 	// The namespace is explicit, so the copy stays a jabber:client stanza
@@ -183,11 +187,8 @@ func restamp(e *element, from string) string {
 		name := a.Name.Local
 		switch a.Name.Space {
 		case "":
-		case "xml", "http://www.w3.org/XML/1998/namespace":
+		case "xml", wellformed.XMLNamespace:
 			name = "xml:" + name
-		case "xmlns":
-			// Prefix declarations stay: the children in Inner may use them.
-			name = "xmlns:" + name
 		default:
 			continue // other namespaced attributes are dropped rather than guessed at
 		}

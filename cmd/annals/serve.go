@@ -17,6 +17,7 @@ import (
 	"annals.im/annals/adapters/credentials"
 	"annals.im/annals/domain/account"
 	"annals.im/annals/domain/event"
+	"annals.im/annals/domain/wellformed"
 	"annals.im/annals/eventstore/sqlite"
 	"annals.im/annals/projections"
 	archiveproj "annals.im/annals/projections/archive"
@@ -42,6 +43,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&x.muc, "muc", envOr("ANNALS_MUC", "conference.<first domain>"), "domain of the multi-user chat service, XEP-0045 (\"\": none; $ANNALS_MUC)")
 	fs.BoolVar(&x.lockRooms, "muc-lock-new-rooms", true, "keep a new room closed to others until its owner configures it (XEP-0045 §10.1)")
 	fs.StringVar(&x.detachedShow, "muc-detached-show", "xa", "an account's show in its rooms while none of its clients is attached (away, xa, dnd or chat)")
+	fs.IntVar(&x.maxStanza, "max-stanza", 256<<10, "largest stanza a client may send, in bytes; larger ones end the stream with policy-violation")
+	fs.IntVar(&x.maxDepth, "max-stanza-depth", wellformed.DefaultMaxDepth, "deepest element nesting in a stanza, the stream element included; deeper ones end the stream with policy-violation")
 	if err := parse(fs, args); err != nil {
 		return err
 	}

@@ -31,6 +31,8 @@ type xmppFlags struct {
 	muc          string // the MUC service's domain; "" none
 	lockRooms    bool
 	detachedShow string
+	maxStanza    int // bytes
+	maxDepth     int // elements nested in a stanza
 }
 
 func envOr(name, def string) string {
@@ -58,6 +60,12 @@ func (x xmppFlags) validate() error {
 		if _, err := account.ParseJID("room@" + x.muc); err != nil || slices.Contains(x.domains, x.muc) {
 			return fmt.Errorf("%w: --muc %q is not a domain of its own", errUsage, x.muc)
 		}
+	}
+	if x.maxStanza < 4096 || x.maxStanza > 64<<20 {
+		return fmt.Errorf("%w: --max-stanza %d: give bytes between 4096 and 67108864 (RFC 6120 §13.12 asks for at least 10000)", errUsage, x.maxStanza)
+	}
+	if x.maxDepth < 8 || x.maxDepth > 1024 {
+		return fmt.Errorf("%w: --max-stanza-depth %d: give between 8 and 1024 nested elements", errUsage, x.maxDepth)
 	}
 	if x.plaintext {
 		if err := c2s.CheckPlaintext(x.c2s); err != nil {
@@ -103,6 +111,8 @@ func (x xmppFlags) listen(c Config, creds *credentials.Store, accounts *accounts
 		PEP:             pepService{accounts},
 		ResumeTimeout:   resume,
 		FakeSaltKey:     saltKey,
+		MaxStanza:       x.maxStanza,
+		MaxDepth:        x.maxDepth,
 		Version:         version,
 		Log:             log,
 	})

@@ -12,11 +12,16 @@ import (
 	"annals.im/annals/domain/archive"
 	"annals.im/annals/domain/event"
 	"annals.im/annals/domain/room"
+	"annals.im/annals/domain/wellformed"
 )
 
 // Name is stored with the checkpoint; change it and the read model is
 // rebuilt from the start of the log.
-const Name = "archive/v3"
+//
+// v4: stanzas are stored re-serialized (wellformed.Salvage), so that what
+// was archived before the server refused malformed XML replays as XML
+// every client parses.
+const Name = "archive/v4"
 
 // Projection is the archive read model.
 type Projection struct{}
@@ -59,6 +64,10 @@ func (Projection) Apply(ctx context.Context, tx *sql.Tx, e event.Envelope) error
 		var d archive.MessageSent
 		if err := e.Decode(archive.Schema, &d); err != nil {
 			return err
+		}
+		d.Stanza = wellformed.Salvage(d.Stanza)
+		if d.Stanza == "" {
+			return nil // nothing a client could read: the log keeps the event
 		}
 		if d.SenderID != "" {
 			if err := insert(ctx, tx, e, row{acct: bare(d.From), id: d.SenderID, with: d.To, stanza: d.Stanza}); err != nil {
@@ -121,6 +130,9 @@ func postGroupchat(ctx context.Context, tx *sql.Tx, e event.Envelope) error {
 		return err
 	}
 	r := strings.TrimPrefix(e.Stream, "room-")
+	if d.Stanza = wellformed.Salvage(d.Stanza); d.Stanza == "" {
+		return nil // nothing a client could read: the log keeps the event
+	}
 	_, err := tx.ExecContext(ctx, `INSERT INTO archive (account, at, pos, id, with_bare, with_full, offline, groupchat, stanza)
 		SELECT o.account, `+atOf("o.account", "?1")+`, ?2, ?3, ?4, ?5, 0, 1, ?6
 		FROM (SELECT ?4 AS account UNION ALL SELECT account FROM archive_occupants WHERE room = ?4) AS o

@@ -329,3 +329,30 @@ func (f *fixture) roomState(r string) (room.State, error) {
 	}
 	return st, nil
 }
+
+// A stanza archived before the server refused malformed XML is replayed
+// re-serialized, without the content no client could parse.
+func TestMalformedStoredStanzaIsSalvaged(t *testing.T) {
+	f := open(t)
+	f.inline(t)
+	ctx := context.Background()
+	c := domain.Send{From: jid.MustParse("romeo@x/a"), To: jid.MustParse("juliet@x"), Kind: "chat", MessageID: "m1", Session: "s",
+		Stanza:        "<message xmlns='jabber:client' id='m1'><foo:bar/><body>hi</body></message>",
+		ArchiveSender: true, ArchiveRecipient: true}
+	evs, err := domain.Decide(c, f.ids, f.t0, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.store.Append(ctx, domain.Stream("romeo@x", "juliet@x"), eventstore.Any, evs...); err != nil {
+		t.Fatal(err)
+	}
+	for _, acct := range []string{"romeo@x", "juliet@x"} {
+		p, err := f.reader.Query(ctx, acct, domain.Query{})
+		if err != nil || len(p.Entries) != 1 {
+			t.Fatalf("%s: %d entries, %v", acct, len(p.Entries), err)
+		}
+		if got, want := p.Entries[0].Stanza, "<message xmlns='jabber:client' id='m1'></message>"; got != want {
+			t.Fatalf("%s: stored %s, want %s", acct, got, want)
+		}
+	}
+}
