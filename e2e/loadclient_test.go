@@ -94,6 +94,27 @@ func (c *loadClient) open(domain string) error {
 
 // dialLogin connects to addr and logs in as user@domain with resource.
 func dialLogin(addr, domain, user, password, resource string) (*loadClient, error) {
+	c, err := dialAuth(addr, domain, user, password)
+	if err != nil {
+		return nil, err
+	}
+	c.nc.SetDeadline(time.Now().Add(30 * time.Second))
+	if err := c.send("<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>" + resource + "</resource></bind></iq>"); err != nil {
+		c.nc.Close()
+		return nil, err
+	}
+	if st, _, err := c.next(); err != nil || st.Name.Local != "iq" {
+		c.nc.Close()
+		return nil, fmt.Errorf("bind: %v", err)
+	}
+	c.jid = user + "@" + domain + "/" + resource
+	c.nc.SetDeadline(time.Time{})
+	return c, nil
+}
+
+// dialAuth connects to addr and authenticates as user@domain: the stream
+// after SASL is open, nothing bound.
+func dialAuth(addr, domain, user, password string) (*loadClient, error) {
 	nc, err := net.DialTimeout("tcp", addr, 10*time.Second)
 	if err != nil {
 		return nil, err
@@ -164,14 +185,7 @@ func dialLogin(addr, domain, user, password, resource string) (*loadClient, erro
 	if err := c.open(domain); err != nil {
 		return fail(err)
 	}
-	if err := c.send("<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>" + resource + "</resource></bind></iq>"); err != nil {
-		return fail(err)
-	}
-	if st, _, err := c.next(); err != nil || st.Name.Local != "iq" {
-		return fail(fmt.Errorf("bind: %v", err))
-	}
-	c.jid = user + "@" + domain + "/" + resource
-	nc.SetDeadline(time.Time{})
+	c.nc.SetDeadline(time.Time{})
 	return c, nil
 }
 

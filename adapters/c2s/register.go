@@ -19,7 +19,9 @@ const (
 // registration (XEP-0077).
 type Registrar interface {
 	Register(ctx context.Context, bareJID, password string) error
-	SetPassword(ctx context.Context, bareJID, password string) error
+	// SetPassword changes the password; session is the id of the session
+	// that asked, whose stream goes on when the account's others end.
+	SetPassword(ctx context.Context, bareJID, password, session string) error
 	Remove(ctx context.Context, bareJID string) error
 }
 
@@ -74,7 +76,7 @@ func (c *conn) register(ctx context.Context, e *element, q element) (removed boo
 	case c.user != "" && user != c.user:
 		return false, c.write(c.errorReply(e, "modify", "bad-request"))
 	case c.user != "":
-		opErr = reg.SetPassword(ctx, c.user+"@"+c.domain, password)
+		opErr = reg.SetPassword(ctx, c.user+"@"+c.domain, password, c.sid)
 	default:
 		opErr = reg.Register(ctx, strings.ToLower(user)+"@"+c.domain, password)
 		if opErr == nil {

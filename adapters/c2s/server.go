@@ -84,6 +84,7 @@ type Server struct {
 	throttle  *throttle
 	delivery  deliveryLocks
 	muc       attachments
+	ended     map[string]time.Time // bare JID -> when EndAccount last ended its sessions
 
 	fwdMu     sync.Mutex
 	forwarded map[string]forwardedIQ // IQs to occupants awaiting an answer, by the id they went out with
@@ -178,7 +179,10 @@ type conn struct {
 	w      *bufio.Writer
 	secure bool
 	domain string
-	user   string  // authenticated local part
+	user   string // authenticated local part
+	// authAt is when the SASL exchange that authenticated user began: a
+	// bind after the account's sessions were ended since is refused.
+	authAt time.Time
 	jid    jid.JID // bound full JID
 	id     string  // id of the current stream header we sent
 	// sid is the session id: the id of the stream header on which the
@@ -666,7 +670,11 @@ func (c *conn) negotiate(ctx context.Context) (restart bool, err error) {
 		case tlsDue:
 			return false, &streamError{cond: "policy-violation", text: "STARTTLS is required"}
 		case c.user == "" && e.XMLName == xml.Name{Space: nsSASL, Local: "auth"}:
+			began := time.Now()
 			ok, err := c.authenticate(ctx, e)
+			if ok {
+				c.authAt = began
+			}
 			if err != nil || ok {
 				return ok, err
 			}
@@ -834,14 +842,22 @@ func (c *conn) bind(iq, b *element) error {
 	c.wmu.Lock()
 	c.startQueueLocked()
 	c.wmu.Unlock()
-	c.srv.bindSession(c)
+	if !c.srv.bindSession(c) {
+		return &streamError{cond: "not-authorized", text: "the account's sessions were ended while this one logged in"}
+	}
 	return c.write(fmt.Sprintf(`<iq type='result' id='%s'><bind xmlns='%s'><jid>%s</jid></bind></iq>`,
 		escape(iq.attr("id")), nsBind, escape(j.String())))
 }
 
-func (s *Server) bindSession(c *conn) {
+// bindSession makes c the session of its full JID; false when the
+// account's sessions were ended after c began to authenticate.
+func (s *Server) bindSession(c *conn) bool {
 	s.mu.Lock()
 	bare, res := c.jid.Bare().String(), c.jid.Resourcepart()
+	if s.endedSinceLocked(bare, c.authAt) {
+		s.mu.Unlock()
+		return false
+	}
 	if s.sessions[bare] == nil {
 		s.sessions[bare] = make(map[string]*conn)
 	}
@@ -852,6 +868,7 @@ func (s *Server) bindSession(c *conn) {
 		old.log.Info("session replaced by a new one on the same resource", "jid", c.jid.String())
 		old.shutdown((&streamError{cond: "conflict", text: "replaced by a new session"}).xml() + "</stream:stream>")
 	}
+	return true
 }
 
 func (s *Server) unbind(c *conn) {

@@ -281,7 +281,7 @@ func (f *fakeRegistrar) Register(_ context.Context, bare, pw string) error {
 	return nil
 }
 
-func (f *fakeRegistrar) SetPassword(_ context.Context, bare, pw string) error {
+func (f *fakeRegistrar) SetPassword(_ context.Context, bare, pw, _ string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.users[bare] = pw

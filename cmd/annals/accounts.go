@@ -23,7 +23,14 @@ type accountState struct {
 	PEP     pep.State     // personal eventing nodes (XEP-0163): bookmarks
 }
 
+// evolveAccount folds one event of an account's stream. State is kept per
+// incarnation: AccountCreated starts from nothing, so an account
+// registered under a deleted one's name inherits none of its roster,
+// bookmarks or preferences.
 func evolveAccount(s accountState, e event.Envelope) (accountState, error) {
+	if e.Type == account.TypeCreated {
+		s = accountState{}
+	}
 	var err error
 	if s.Account, err = account.Evolve(s.Account, e); err != nil {
 		return s, err
@@ -44,6 +51,10 @@ type accountsService struct {
 	owner *streamowner.Owner[accountState]
 	creds *credentials.Store
 	ids   *event.IDs
+	// rooms, when set, lets Remove take a deleted account out of its
+	// rooms; roomsOf lists them (from the rooms read model).
+	rooms   *roomsService
+	roomsOf func(ctx context.Context, acct string) ([]string, error)
 }
 
 func newAccounts(store eventstore.Store, creds *credentials.Store) *accountsService {
@@ -84,24 +95,21 @@ func (a *accountsService) Register(ctx context.Context, bare, password string) e
 	return a.creds.Put(ctx, bare, c)
 }
 
-// SetPassword records a password change and stores the new keys.
-func (a *accountsService) SetPassword(ctx context.Context, bare, password string) error {
+// SetPassword records a password change and stores the new keys. session
+// is the id of the client session that asked (in-band), "" for the
+// operator: it becomes the event's cause, and every other session of the
+// account is ended when serve sees the event (sessionReactor).
+func (a *accountsService) SetPassword(ctx context.Context, bare, password, session string) error {
 	c, err := credentials.Derive(password)
 	if err != nil {
 		return err
 	}
-	if err := a.lifecycle(ctx, bare, account.ChangePassword{Mechanisms: c.Mechanisms()}, "password"); err != nil {
+	// The new keys first: once the event is seen, sessions end, and a
+	// client logging in again must find the new password.
+	if err := a.creds.Put(ctx, bare, c); err != nil {
 		return err
 	}
-	return a.creds.Put(ctx, bare, c)
-}
-
-// Remove deletes an account and its keys.
-func (a *accountsService) Remove(ctx context.Context, bare string) error {
-	if err := a.lifecycle(ctx, bare, account.Delete{}, "remove"); err != nil {
-		return err
-	}
-	return a.creds.Delete(ctx, bare)
+	return a.lifecycle(ctx, bare, account.ChangePassword{Mechanisms: c.Mechanisms()}, passwordCause(session))
 }
 
 func (a *accountsService) Roster(ctx context.Context, acct string) (roster.State, error) {

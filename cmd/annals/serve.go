@@ -20,6 +20,7 @@ import (
 	"annals.im/annals/domain/wellformed"
 	"annals.im/annals/eventstore/sqlite"
 	"annals.im/annals/projections"
+	accountsproj "annals.im/annals/projections/accounts"
 	archiveproj "annals.im/annals/projections/archive"
 )
 
@@ -102,6 +103,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	store.SetInline(inline)
 	arch := &archiveService{accounts: accounts, store: store, reader: archiveproj.NewReader(o.db, store.Unsynced), ids: accounts.ids}
 	rooms := newRooms(store, accounts.ids, o.db, x.muc)
+	accounts.forgetIn(rooms, o.db)
+	// The session reactor follows the log from here: account events of any
+	// process from now on end the sessions they concern.
+	reactFrom, err := runner.Checkpoint(ctx, accountsproj.Name)
+	if err != nil {
+		return err
+	}
 	srv, ln, err := x.listen(c, creds, accounts, arch, rooms, log)
 	if err != nil {
 		return err
@@ -117,6 +125,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer cancel()
 	xmppDone := make(chan error, 1)
 	go func() { xmppDone <- srv.Serve(ctx, ln) }()
+	go func() {
+		if err := sessionReactor(ctx, store, reactFrom, srv, log); err != nil {
+			log.Error("account events no longer end sessions", "err", err)
+		}
+	}()
 	err = runner.Run(ctx, subscribe(store))
 	cancel()
 	if xerr := <-xmppDone; xerr != nil && err == nil {

@@ -67,6 +67,13 @@ func user(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
+	if sub == "del" {
+		// Remove finds the account's rooms in the rooms read model: when
+		// no server keeps it current, bring it up to date first.
+		if err := catchUpIdle(ctx, c, stderr); err != nil {
+			return err
+		}
+	}
 	a, closeAll, err := openAccounts(ctx, c, sub == "add", stderr)
 	if err != nil {
 		return err
@@ -91,7 +98,7 @@ func user(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		if sub == "add" {
 			err = a.Register(ctx, j.String(), password)
 		} else {
-			err = a.SetPassword(ctx, j.String(), password)
+			err = a.SetPassword(ctx, j.String(), password, "")
 		}
 		if err != nil {
 			return err
@@ -129,7 +136,24 @@ func openAccounts(ctx context.Context, c Config, create bool, stderr io.Writer) 
 		store.Close()
 		return nil, nil, err
 	}
-	return newAccounts(store, creds), func() error { return errors.Join(db.Close(), store.Close()) }, nil
+	a := newAccounts(store, creds)
+	a.forgetIn(newRooms(store, a.ids, db, ""), db)
+	return a, func() error { return errors.Join(db.Close(), store.Close()) }, nil
+}
+
+// catchUpIdle brings the read models up to date when no server holds the
+// data directory (a running server keeps them current itself).
+func catchUpIdle(ctx context.Context, c Config, stderr io.Writer) error {
+	o, err := openOwner(ctx, c, false, c.logger(stderr))
+	if errors.Is(err, errInUse) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer o.Close()
+	_, err = o.runner.CatchUp(ctx, o.store)
+	return err
 }
 
 // userList prints the accounts read model. When no server holds the data

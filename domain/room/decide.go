@@ -61,6 +61,15 @@ type (
 	Invite struct {
 		By, Invitee string
 	}
+	// Forget: the account was deleted. It leaves the room and loses what
+	// its affiliation granted (owner, admin, member): a new account under
+	// the same name starts as a stranger. A ban stays, or deleting and
+	// registering again would lift it. Unlike SetAffiliation, this may
+	// leave a room without an owner. Nothing to do is no events, so it may
+	// be repeated.
+	Forget struct {
+		Account string
+	}
 	// Batch decides several commands as one (an admin request with
 	// several items, XEP-0045 §9.5): each on the state the ones before it
 	// leave, and all their events, or the first refusal and none.
@@ -221,6 +230,8 @@ func Decide(s State, c any, ids *event.IDs, now time.Time, cause string) (Outcom
 			return out, ErrForbidden
 		}
 		return out, emit(TypeAffiliationSet, AffiliationSet{JID: c.Invitee, Affiliation: Member, By: c.By, Reason: "invited"})
+	case Forget:
+		return out, s.forget(c, emit)
 	case Batch:
 		st := s
 		for _, sub := range c {
@@ -240,6 +251,22 @@ func Decide(s State, c any, ids *event.IDs, now time.Time, cause string) (Outcom
 	default:
 		return out, fmt.Errorf("room: unknown command %T", c)
 	}
+}
+
+func (s State) forget(c Forget, emit func(event.Type, any) error) error {
+	const why = "the account was deleted"
+	if a := s.Affiliation(c.Account); a != None && a != Outcast {
+		if err := emit(TypeAffiliationSet, AffiliationSet{JID: c.Account, Affiliation: None, Reason: why}); err != nil {
+			return err
+		}
+	}
+	if _, ok := s.Occupants[c.Account]; !ok {
+		return nil
+	}
+	if err := emit(TypeLeft, Left{Account: c.Account, Cause: "leave", Reason: why}); err != nil {
+		return err
+	}
+	return s.destroyIfEmpty(emit, 1)
 }
 
 // destroyIfEmpty ends a temporary room whose last occupant is leaving

@@ -218,6 +218,25 @@ func TestDecide(t *testing.T) {
 			SetAffiliation{By: "juliet@x", JID: "nurse@x", Affiliation: Member}}, []event.Type{TypeAffiliationSet, TypeRoleSet, TypeAffiliationSet}, nil, nil},
 		{"a batch with a refusal applies none", open(), Batch{SetAffiliation{By: "romeo@x", JID: "nurse@x", Affiliation: Member},
 			SetRole{By: "romeo@x", Nick: "Ghost", Role: NoRole}}, nil, ErrItemNotFound, nil},
+		{"a deleted occupant leaves and loses its affiliation", open(SetAffiliation{By: "romeo@x", JID: "juliet@x", Affiliation: Admin}),
+			Forget{Account: "juliet@x"}, []event.Type{TypeAffiliationSet, TypeLeft}, nil, func(t *testing.T, s State, _ Outcome) {
+				if _, in := s.Occupants["juliet@x"]; in || s.Affiliation("juliet@x") != None {
+					t.Errorf("%+v", s)
+				}
+			}},
+		{"a deleted last owner leaves the room ownerless", open(), Forget{Account: "romeo@x"},
+			[]event.Type{TypeAffiliationSet, TypeLeft}, nil, func(t *testing.T, s State, _ Outcome) {
+				if len(s.Owners()) != 0 || !s.Exists {
+					t.Errorf("%+v", s)
+				}
+			}},
+		{"a deleted non-occupant member loses its membership", open(SetAffiliation{By: "romeo@x", JID: "nurse@x", Affiliation: Member}),
+			Forget{Account: "nurse@x"}, []event.Type{TypeAffiliationSet}, nil, nil},
+		{"a deleted outcast stays banned", open(SetAffiliation{By: "romeo@x", JID: "tybalt@x", Affiliation: Outcast}),
+			Forget{Account: "tybalt@x"}, nil, nil, nil},
+		{"forgetting a stranger changes nothing", open(), Forget{Account: "nurse@x"}, nil, nil, nil},
+		{"the last occupant of a temporary room forgotten ends it", []any{Join{Account: "romeo@x", Nick: "Romeo", Create: true},
+			Configure{By: "romeo@x", Config: temporary}}, Forget{Account: "romeo@x"}, []event.Type{TypeAffiliationSet, TypeLeft, TypeDestroyed}, nil, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

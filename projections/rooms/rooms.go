@@ -177,3 +177,23 @@ func Public(ctx context.Context, db *sql.DB, domain string) ([]Listed, error) {
 	}
 	return out, rows.Err()
 }
+
+// Of returns the rooms in which account is an occupant or has an
+// affiliation, as far as the read model has followed the log.
+func Of(ctx context.Context, db *sql.DB, account string) ([]string, error) {
+	rows, err := db.QueryContext(ctx, `SELECT room FROM room_occupants WHERE account = ?1
+		UNION SELECT room FROM room_affiliations WHERE jid = ?1 ORDER BY 1`, account)
+	if err != nil {
+		return nil, fmt.Errorf("rooms: of %s: %w", account, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var r string
+		if err := rows.Scan(&r); err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,120 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"annals.im/annals/adapters/c2s"
+	"annals.im/annals/domain/account"
+	"annals.im/annals/domain/event"
+	"annals.im/annals/domain/room"
+	"annals.im/annals/domain/roster"
+	"annals.im/annals/eventstore"
+	roomsproj "annals.im/annals/projections/rooms"
+)
+
+// Remove deletes an account. What the account was given by others goes
+// with it, so that a new account registered under the same name starts
+// with nothing of the old one's: its keys first (no new login from then
+// on), then its place in its rooms (room.Forget) and in its contacts'
+// rosters (they receive unsubscribe and unsubscribed, RFC 6121 §2.5.2,
+// as XEP-0077 §3.2 asks), then AccountDeleted, which ends every session
+// of the account once serve sees it and which the archive follows by
+// dropping the account's rows. The account's own roster, bookmarks and
+// preferences are folded per incarnation (evolveAccount). A failure part
+// way leaves an account without a password, which a password change
+// repairs, and what was forgotten stays forgotten.
+func (a *accountsService) Remove(ctx context.Context, bare string) error {
+	j, err := account.ParseJID(bare)
+	if err != nil {
+		return err
+	}
+	bare = j.String()
+	st, err := a.owner.Get(ctx, account.Stream(j))
+	if err != nil {
+		return err
+	}
+	if !st.Account.Exists {
+		return fmt.Errorf("%s: %w", bare, account.ErrNotFound)
+	}
+	if err := a.creds.Delete(ctx, bare); err != nil {
+		return err
+	}
+	if a.rooms != nil && a.roomsOf != nil {
+		rs, err := a.roomsOf(ctx, bare)
+		if err != nil {
+			return err
+		}
+		for _, r := range rs {
+			_, _, err := a.rooms.Do(ctx, r, func(room.State) any { return room.Forget{Account: bare} })
+			if err != nil && !errors.Is(err, room.ErrNotFound) {
+				return fmt.Errorf("%s leaving %s: %w", bare, r, err)
+			}
+		}
+	}
+	for contact := range st.Roster.Items {
+		for _, s := range []roster.Stanza{roster.InUnsubscribe, roster.InUnsubscribed} {
+			if _, _, err := a.Do(ctx, contact, roster.Presence{Contact: bare, Stanza: s}, "account-deleted"); err != nil {
+				return fmt.Errorf("%s's roster: %w", contact, err)
+			}
+		}
+	}
+	return a.lifecycle(ctx, bare, account.Delete{}, "remove")
+}
+
+// forgetIn lets Remove take deleted accounts out of rooms, found in the
+// rooms read model of db.
+func (a *accountsService) forgetIn(rooms *roomsService, db *sql.DB) {
+	a.rooms = rooms
+	a.roomsOf = func(ctx context.Context, acct string) ([]string, error) { return roomsproj.Of(ctx, db, acct) }
+}
+
+// passwordCause is the cause of a password change: the in-band session
+// that made it keeps going, every other session of the account ends.
+func passwordCause(session string) string {
+	if session == "" {
+		return "operator"
+	}
+	return "session:" + session
+}
+
+// sessionReactor follows the log from after and ends the sessions that an
+// account event takes the ground from: all of a deleted account's, and
+// all but the asking one's after a password change. It sees the events
+// of every process, so `annals user del` and `user passwd` beside a
+// running serve take effect at once.
+func sessionReactor(ctx context.Context, store eventstore.Store, after event.Position, srv *c2s.Server, log *slog.Logger) error {
+	sub, err := store.Subscribe(ctx, after)
+	if err != nil {
+		return err
+	}
+	defer sub.Close()
+	for {
+		batch, err := sub.Next(ctx)
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, eventstore.ErrClosed) {
+				return nil
+			}
+			return fmt.Errorf("session reactor: %w", err)
+		}
+		for _, e := range batch {
+			acct, ok := strings.CutPrefix(e.Stream, "account-")
+			if !ok {
+				continue
+			}
+			switch e.Type {
+			case account.TypeDeleted:
+				n := srv.EndAccount(acct, "not-authorized", "the account was deleted", "")
+				log.Info("account deleted: sessions ended", "account", acct, "sessions", n)
+			case account.TypePasswordChanged:
+				keep, _ := strings.CutPrefix(e.Cause, "session:")
+				n := srv.EndAccount(acct, "reset", "the password was changed", keep)
+				log.Info("password changed: other sessions ended", "account", acct, "sessions", n)
+			}
+		}
+	}
+}
