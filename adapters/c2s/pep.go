@@ -291,9 +291,7 @@ func (s *Server) followBookmark(ctx context.Context, acct string, it pep.Item) {
 		if nick == "" {
 			nick, _, _ = strings.Cut(acct, "@")
 		}
-		_, after, out, err := s.roomDo(ctx, r.String(), func(room.State) any {
-			return room.Join{Account: acct, Nick: nick, Password: b.password, Show: "xa"}
-		})
+		_, after, out, err := s.roomJoin(ctx, r.String(), room.Join{Account: acct, Nick: nick, Show: "xa"}, b.password)
 		if err != nil {
 			s.cfg.Log.Info("bookmark autojoin refused", "account", acct, "room", r.String(), "err", err)
 			return
