@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"annals.im/annals/adapters/credentials"
+	"annals.im/annals/adapters/secrets"
 	"annals.im/annals/domain/account"
 	"annals.im/annals/domain/event"
 	"annals.im/annals/eventstore/sqlite"
@@ -99,7 +100,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	store.SetInline(inline)
 	arch := &archiveService{accounts: accounts, store: store, reader: archiveproj.NewReader(o.db, store.Unsynced), ids: accounts.ids}
 	rooms := newRooms(store, accounts.ids, o.db, x.muc)
-	srv, ln, err := x.listen(c, creds, accounts, arch, rooms, log)
+	pwds, err := secrets.Open(ctx, o.db)
+	if err != nil {
+		return err
+	}
+	srv, ln, err := x.listen(c, creds, accounts, newPEP(accounts, pwds), arch, rooms, log)
 	if err != nil {
 		return err
 	}
