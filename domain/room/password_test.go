@@ -119,3 +119,24 @@ func TestInsider(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkCheckPassword is what a join to a password-protected room costs
+// the server: `go test -run '^$' -bench CheckPassword ./domain/room/`.
+func BenchmarkCheckPassword(b *testing.B) {
+	v := HashPassword("s3cret", []byte("0123456789abcdef"))
+	for b.Loop() {
+		if !CheckPassword(v, roomJID, "s3cret") {
+			b.Fatal("no match")
+		}
+	}
+}
+
+// BenchmarkCheckLegacyPassword is what one guess cost against the old hash.
+func BenchmarkCheckLegacyPassword(b *testing.B) {
+	v := LegacyPasswordHash(roomJID, "s3cret")
+	for b.Loop() {
+		if !CheckPassword(v, roomJID, "s3cret") {
+			b.Fatal("no match")
+		}
+	}
+}
