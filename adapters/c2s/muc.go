@@ -291,10 +291,8 @@ func (c *conn) mucPresence(ctx context.Context, e *element, to jid.JID) error {
 		password = childText(&x, "password")
 		hist = parseHistory(&x)
 	}
-	_, st, out, err := s.roomDo(ctx, r, func(st room.State) any {
-		return room.Join{Account: acct, Nick: nick, Password: password, Show: show, Status: status,
-			Create: slices.Contains(s.cfg.Domains, c.domain), Locked: s.cfg.LockNewRooms}
-	})
+	_, st, out, err := s.roomJoin(ctx, r, room.Join{Account: acct, Nick: nick, Show: show, Status: status,
+		Create: slices.Contains(s.cfg.Domains, c.domain), Locked: s.cfg.LockNewRooms}, password)
 	if err != nil {
 		return c.write(c.mucErrorReply(e, to.String(), err, "<x xmlns='"+nsMUC+"'/>"))
 	}
@@ -471,6 +469,11 @@ func (c *conn) mucPrivate(ctx context.Context, e *element, to jid.JID) error {
 	me, in := st.Occupants[acct]
 	target, found := st.ByNick(to.Resourcepart())
 	switch {
+	case e.attr("type") == "groupchat":
+		// XEP-0045 §7.5: a private message of type groupchat would show
+		// in the recipient's client as said in the room (a forged subject,
+		// say): refused.
+		return c.write(c.mucErrorReply(e, to.String(), fmt.Errorf("%w: a private message is not of type groupchat", room.ErrInvalid), ""))
 	case !in:
 		return c.write(c.mucErrorReply(e, to.String(), room.ErrNotOccupant, ""))
 	case !found:

@@ -68,7 +68,7 @@ func (c *conn) mucIQ(ctx context.Context, e *element, q element, to jid.JID) err
 		}
 		switch {
 		case q.XMLName.Space == nsDisco && typ == "get":
-			return reply(roomInfo(st))
+			return reply(roomInfo(st, acct))
 		case q.XMLName.Space == nsItems && typ == "get":
 			return reply("<query xmlns='" + nsItems + "'/>") // semi-anonymous: occupants are not listed
 		case q.XMLName.Space == nsMUCAdmin:
@@ -76,9 +76,9 @@ func (c *conn) mucIQ(ctx context.Context, e *element, q element, to jid.JID) err
 		case q.XMLName.Space == nsMUCOwner:
 			return c.mucOwner(ctx, e, q, st, reply, fail)
 		case q.XMLName.Space == nsMAM && q.XMLName.Local == "query":
-			_, in := st.Occupants[acct]
-			a := st.Affiliation(acct)
-			if !in && (a == room.Outcast || st.Config.MembersOnly && a == room.None || !st.Config.Public && a == room.None) {
+			// Only an open, public room without a password is readable
+			// from outside (room.State.Insider).
+			if !st.Insider(acct) {
 				return fail(room.ErrForbidden)
 			}
 			return c.mamIQ(ctx, e, q, st.JID, true)
@@ -87,8 +87,15 @@ func (c *conn) mucIQ(ctx context.Context, e *element, q element, to jid.JID) err
 	return c.write(c.errorReplyText(e, "cancel", "feature-not-implemented", "not offered by the chat service"))
 }
 
-// roomFeatures describe a room in disco#info (XEP-0045 §6.4).
-func roomInfo(st room.State) string {
+// roomInfo describes a room in disco#info (XEP-0045 §6.4) to viewer.
+//
+// The muc#roominfo fields are optional (§6.4: "MAY"). What is said inside
+// the room (its subject) and how busy it is (the occupant count) is given
+// only to those who may read the room from outside (room.State.Insider);
+// a members-only room's description is for its members too. The name and
+// features stay: a client needs them to know how to join (password,
+// members-only), and a public room's name is listed in disco#items anyway.
+func roomInfo(st room.State, viewer string) string {
 	var b strings.Builder
 	b.WriteString("<query xmlns='" + nsDisco + "'><identity category='conference' type='text' name='" + escape(cmpOr(st.Config.Name, st.JID)) + "'/>")
 	feature := func(on bool, yes, no string) {
@@ -110,9 +117,14 @@ func roomInfo(st room.State) string {
 	feature(st.Config.Moderated, "muc_moderated", "muc_unmoderated")
 	feature(st.Config.WhoisAnyone, "muc_nonanonymous", "muc_semianonymous")
 	b.WriteString("<x xmlns='" + nsData + "' type='result'><field var='FORM_TYPE' type='hidden'><value>http://jabber.org/protocol/muc#roominfo</value></field>")
-	b.WriteString("<field var='muc#roominfo_description'><value>" + escape(st.Config.Description) + "</value></field>")
-	b.WriteString("<field var='muc#roominfo_occupants'><value>" + strconv.Itoa(len(st.Occupants)) + "</value></field>")
-	b.WriteString("<field var='muc#roominfo_subject'><value>" + escape(st.Subject) + "</value></field>")
+	insider := st.Insider(viewer)
+	if insider || !st.Config.MembersOnly {
+		b.WriteString("<field var='muc#roominfo_description'><value>" + escape(st.Config.Description) + "</value></field>")
+	}
+	if insider {
+		b.WriteString("<field var='muc#roominfo_occupants'><value>" + strconv.Itoa(len(st.Occupants)) + "</value></field>")
+		b.WriteString("<field var='muc#roominfo_subject'><value>" + escape(st.Subject) + "</value></field>")
+	}
 	b.WriteString("</x></query>")
 	return b.String()
 }
@@ -266,8 +278,9 @@ func configForm(cfg room.Config) string {
 	return b.String()
 }
 
-// parseConfig applies a submitted configuration form to cfg.
-func parseConfig(roomJID string, cfg room.Config, x element) (room.Config, error) {
+// parseConfig applies a submitted configuration form to cfg; secretHash
+// is the verifier of the form's password (hashRoomSecret).
+func parseConfig(cfg room.Config, x element, secretHash string) (room.Config, error) {
 	secret, protected := "", cfg.PasswordHash != ""
 	for _, f := range children(x) {
 		if f.XMLName.Local != "field" {
@@ -346,7 +359,7 @@ func parseConfig(roomJID string, cfg room.Config, x element) (room.Config, error
 	case !protected:
 		cfg.PasswordHash = ""
 	case secret != "":
-		cfg.PasswordHash = room.PasswordHash(roomJID, secret)
+		cfg.PasswordHash = secretHash
 	case cfg.PasswordHash == "":
 		return cfg, fmt.Errorf("%w: password protection without a password", room.ErrInvalid)
 	}
@@ -386,8 +399,12 @@ func (c *conn) mucOwner(ctx context.Context, e *element, q element, st room.Stat
 		// Cancelling the first configuration abandons the new room (§10.1.3).
 		cmd = func(room.State) any { return room.Destroy{By: acct, Reason: "configuration cancelled"} }
 	case "submit":
+		secretHash, err := hashRoomSecret(x)
+		if err != nil {
+			return fail(err)
+		}
 		cmd = func(cur room.State) any {
-			cfg, err := parseConfig(cur.JID, cur.Config, x)
+			cfg, err := parseConfig(cur.Config, x, secretHash)
 			if err != nil {
 				return err
 			}

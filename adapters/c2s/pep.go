@@ -34,8 +34,13 @@ const (
 // PEP is the account's personal eventing service, kept in its stream.
 type PEP interface {
 	Node(ctx context.Context, acct, node string) (pep.Node, error)
-	// Do runs a pep.Publish or pep.Retract on the account's nodes.
+	// Do runs a pep.Publish or pep.Retract on the account's nodes; a
+	// publication's Passwords are kept beside the log (and a retraction
+	// erases them).
 	Do(ctx context.Context, acct string, cmd any) error
+	// Passwords returns the passwords kept beside the log for the node's
+	// items (pep.Item.HasPassword), by item ID, as pep.Publish had them.
+	Passwords(ctx context.Context, acct, node string) (map[string][]string, error)
 }
 
 // pepFeatures are advertised on the account with PEP.
@@ -89,7 +94,7 @@ func (c *conn) pubsubIQ(ctx context.Context, e *element, q element) error {
 		}
 		return reply("")
 	case e.attr("type") == "get" && op.XMLName.Local == "items":
-		n, err := c.srv.cfg.PEP.Node(ctx, acct, node)
+		n, err := c.srv.pepNode(ctx, acct, node)
 		if err != nil {
 			return fail(err)
 		}
@@ -165,8 +170,16 @@ func parsePublishOptions(po element) (pep.Config, error) {
 
 // pepPublish publishes an item and notifies the account's clients;
 // byClient says a client asked, so a bookmark may make the account join.
+//
+// Bookmark passwords in the payload are kept beside the log, never in it
+// (pep_passwords.go); the account's clients are notified with them.
 func (s *Server) pepPublish(ctx context.Context, acct, node string, it pep.Item, opts *pep.Config, byClient bool) error {
-	if err := s.cfg.PEP.Do(ctx, acct, pep.Publish{Node: node, Item: it, Options: opts}); err != nil {
+	payload, passwords, err := splitPasswords(it.Payload)
+	if err != nil {
+		return err
+	}
+	logged := pep.Item{ID: it.ID, Payload: payload}
+	if err := s.cfg.PEP.Do(ctx, acct, pep.Publish{Node: node, Item: logged, Options: opts, Passwords: passwords}); err != nil {
 		return err
 	}
 	s.pepNotify(acct, node, "<item id='"+escape(it.ID)+"'>"+it.Payload+"</item>")
@@ -207,7 +220,10 @@ type bookmark struct {
 	password string
 }
 
-var nickElement = regexp.MustCompile(`<nick(\s[^>]*)?>[^<]*</nick>|<nick(\s[^>]*)?/>`)
+var (
+	nickElement     = regexp.MustCompile(`<nick(\s[^>]*)?>[^<]*</nick>|<nick(\s[^>]*)?/>`)
+	passwordPattern = regexp.MustCompile(`<password(\s[^>]*)?>[^<]*</password>|<password(\s[^>]*)?/>`)
+)
 
 func parseBookmark(payload string) (bookmark, element, bool) {
 	var e element
@@ -219,11 +235,20 @@ func parseBookmark(payload string) (bookmark, element, bool) {
 }
 
 // bookmarkPayload renders a conference bookmark, keeping what the old
-// one had beyond autojoin and nick (password, extensions).
-func bookmarkPayload(old element, had bool, b bookmark) string {
+// one had beyond autojoin and nick (extensions; the password unless
+// setPassword, which replaces it with b's).
+func bookmarkPayload(old element, had bool, b bookmark, setPassword bool) string {
 	inner := ""
 	if had {
 		inner = strings.TrimSpace(nickElement.ReplaceAllString(string(old.Inner), ""))
+	}
+	password := ""
+	if setPassword {
+		inner = strings.TrimSpace(passwordPattern.ReplaceAllString(inner, ""))
+		if b.password != "" {
+			// XEP-0402's order: nick, password, extensions.
+			password = "<password>" + escape(b.password) + "</password>"
+		}
 	}
 	name := ""
 	if b.name != "" {
@@ -233,7 +258,7 @@ func bookmarkPayload(old element, had bool, b bookmark) string {
 	if b.nick != "" {
 		nick = "<nick>" + escape(b.nick) + "</nick>"
 	}
-	return "<conference xmlns='" + nsBookmarks + "' autojoin='" + strconv.FormatBool(b.autojoin) + "'" + name + ">" + nick + inner + "</conference>"
+	return "<conference xmlns='" + nsBookmarks + "' autojoin='" + strconv.FormatBool(b.autojoin) + "'" + name + ">" + nick + password + inner + "</conference>"
 }
 
 var bookmarkOptions = pep.Config{AccessModel: pep.Whitelist, MaxItems: pep.MaxItems}
@@ -245,7 +270,7 @@ func (s *Server) setAutojoin(ctx context.Context, acct, r, nick string, autojoin
 	if s.cfg.PEP == nil {
 		return
 	}
-	n, err := s.cfg.PEP.Node(ctx, acct, nsBookmarks)
+	n, err := s.pepNode(ctx, acct, nsBookmarks)
 	if err != nil {
 		s.cfg.Log.Error("reading bookmarks", "account", acct, "err", err)
 		return
@@ -262,7 +287,7 @@ func (s *Server) setAutojoin(ctx context.Context, acct, r, nick string, autojoin
 	if autojoin {
 		b.nick = nick
 	}
-	if err := s.pepPublish(ctx, acct, nsBookmarks, pep.Item{ID: r, Payload: bookmarkPayload(old, had && ok, b)}, &bookmarkOptions, false); err != nil {
+	if err := s.pepPublish(ctx, acct, nsBookmarks, pep.Item{ID: r, Payload: bookmarkPayload(old, had && ok, b, false)}, &bookmarkOptions, false); err != nil {
 		s.cfg.Log.Error("updating a bookmark", "account", acct, "room", r, "err", err)
 	}
 }
@@ -291,9 +316,7 @@ func (s *Server) followBookmark(ctx context.Context, acct string, it pep.Item) {
 		if nick == "" {
 			nick, _, _ = strings.Cut(acct, "@")
 		}
-		_, after, out, err := s.roomDo(ctx, r.String(), func(room.State) any {
-			return room.Join{Account: acct, Nick: nick, Password: b.password, Show: "xa"}
-		})
+		_, after, out, err := s.roomJoin(ctx, r.String(), room.Join{Account: acct, Nick: nick, Show: "xa"}, b.password)
 		if err != nil {
 			s.cfg.Log.Info("bookmark autojoin refused", "account", acct, "room", r.String(), "err", err)
 			return
@@ -320,7 +343,7 @@ func (c *conn) privateIQ(ctx context.Context, e *element, q element) error {
 	reply := func(payload string) error {
 		return c.write(fmt.Sprintf(`<iq type='result' id='%s' to='%s'>%s</iq>`, escape(e.attr("id")), escape(c.jid.String()), payload))
 	}
-	n, err := c.srv.cfg.PEP.Node(ctx, acct, nsBookmarks)
+	n, err := c.srv.pepNode(ctx, acct, nsBookmarks)
 	if err != nil {
 		return c.write(c.pepErrorReply(e, err))
 	}
@@ -362,10 +385,7 @@ func (c *conn) privateIQ(ctx context.Context, e *element, q element) error {
 			nick: childText(&conf, "nick"), password: childText(&conf, "password")}
 		old, had := n.Item(room.String())
 		_, oldEl, parsed := parseBookmark(old.Payload)
-		payload := bookmarkPayload(oldEl, had && parsed, bm)
-		if bm.password != "" && !strings.Contains(payload, "<password>") {
-			payload = insertChild(payload, "<password>"+escape(bm.password)+"</password>")
-		}
+		payload := bookmarkPayload(oldEl, had && parsed, bm, true)
 		keep[room.String()] = true
 		if had && old.Payload == payload {
 			continue

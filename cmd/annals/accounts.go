@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"annals.im/annals/adapters/credentials"
+	"annals.im/annals/adapters/secrets"
 	"annals.im/annals/domain/account"
 	"annals.im/annals/domain/archive"
 	"annals.im/annals/domain/event"
@@ -55,6 +57,8 @@ type accountsService struct {
 	// rooms; roomsOf lists them (from the rooms read model).
 	rooms   *roomsService
 	roomsOf func(ctx context.Context, acct string) ([]string, error)
+	// pwds, when set, holds the bookmark passwords Remove deletes.
+	pwds *secrets.Store
 }
 
 func newAccounts(store eventstore.Store, creds *credentials.Store) *accountsService {
@@ -133,20 +137,102 @@ func (a *accountsService) Do(ctx context.Context, acct string, cmd roster.Comman
 }
 
 // pepService gives the c2s adapter the accounts' PEP nodes, kept in their
-// streams through the same owner.
-type pepService struct{ a *accountsService }
+// streams through the same owner, and the passwords taken out of their
+// items, kept beside the log in pwds.
+type pepService struct {
+	a     *accountsService
+	pwds  *secrets.Store
+	locks accountLocks // an item's event and its passwords change together
+}
 
-func (p pepService) Node(ctx context.Context, acct, node string) (pep.Node, error) {
+func newPEP(a *accountsService, pwds *secrets.Store) *pepService {
+	return &pepService{a: a, pwds: pwds}
+}
+
+func (p *pepService) Node(ctx context.Context, acct, node string) (pep.Node, error) {
 	st, err := p.a.owner.Get(ctx, "account-"+acct)
 	return st.PEP.Nodes[node], err
 }
 
-func (p pepService) Do(ctx context.Context, acct string, cmd any) error {
-	_, _, err := p.a.owner.Do(ctx, "account-"+acct, func(s accountState) ([]event.Envelope, error) {
+func (p *pepService) Passwords(ctx context.Context, acct, node string) (map[string][]string, error) {
+	return p.pwds.Node(ctx, acct, node)
+}
+
+// Do runs a PEP command. A publication's passwords are stored after its
+// event is appended (as Register stores keys after AccountCreated): a
+// crash in between leaves an item whose password is missing, which the
+// client publishes again; never a password for an item that was refused.
+// Two publications of one account are serialized, so that the last event
+// and the last passwords kept are of the same publication.
+func (p *pepService) Do(ctx context.Context, acct string, cmd any) error {
+	defer p.locks.lock(acct)()
+	if c, ok := cmd.(pep.Publish); ok && c.Item.ID == "" {
+		c.Item.ID = p.a.ids.New(time.Now()).String() // the passwords' key must be known here
+		cmd = c
+	}
+	var before pep.State
+	st, _, err := p.a.owner.Do(ctx, "account-"+acct, func(s accountState) ([]event.Envelope, error) {
 		if !s.Account.Exists {
 			return nil, fmt.Errorf("%w: %s", account.ErrNotFound, acct)
 		}
+		before = s.PEP // of the run that counted: Do may decide again
 		return pep.Decide(s.PEP, cmd, p.a.ids, time.Now(), "c2s")
 	})
-	return err
+	if err != nil {
+		return err
+	}
+	switch c := cmd.(type) {
+	case pep.Publish:
+		if err := p.pwds.Put(ctx, acct, c.Node, c.Item.ID, c.Passwords); err != nil {
+			return err
+		}
+		// Items pushed out of the node (max_items) take their passwords along.
+		after := st.PEP.Nodes[c.Node]
+		for _, it := range before.Nodes[c.Node].Items {
+			if _, kept := after.Item(it.ID); it.HasPassword && !kept {
+				if err := p.pwds.Delete(ctx, acct, c.Node, it.ID); err != nil {
+					return err
+				}
+			}
+		}
+	case pep.Retract:
+		return p.pwds.Delete(ctx, acct, c.Node, c.ID)
+	}
+	return nil
+}
+
+// accountLocks serializes work per account, holding a mutex only for the
+// accounts being worked on, so that accounts never wait for each other.
+type accountLocks struct {
+	mu sync.Mutex
+	m  map[string]*accountLock
+}
+
+type accountLock struct {
+	sync.Mutex
+	users int
+}
+
+// lock locks acct and returns its unlock.
+func (l *accountLocks) lock(acct string) (unlock func()) {
+	l.mu.Lock()
+	if l.m == nil {
+		l.m = make(map[string]*accountLock)
+	}
+	al := l.m[acct]
+	if al == nil {
+		al = &accountLock{}
+		l.m[acct] = al
+	}
+	al.users++
+	l.mu.Unlock()
+	al.Lock()
+	return func() {
+		al.Unlock()
+		l.mu.Lock()
+		if al.users--; al.users == 0 {
+			delete(l.m, acct)
+		}
+		l.mu.Unlock()
+	}
 }

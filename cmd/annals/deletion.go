@@ -20,9 +20,10 @@ import (
 // Remove deletes an account. What the account was given by others goes
 // with it, so that a new account registered under the same name starts
 // with nothing of the old one's: its keys first (no new login from then
-// on), then its place in its rooms (room.Forget) and in its contacts'
-// rosters (they receive unsubscribe and unsubscribed, RFC 6121 §2.5.2,
-// as XEP-0077 §3.2 asks), then AccountDeleted, which ends every session
+// on) and the bookmark passwords kept beside the log, then its place in
+// its rooms (room.Forget) and in its contacts' rosters (they receive
+// unsubscribe and unsubscribed, RFC 6121 §2.5.2, as XEP-0077 §3.2
+// asks), then AccountDeleted, which ends every session
 // of the account once serve sees it and which the archive follows by
 // dropping the account's rows. The account's own roster, bookmarks and
 // preferences are folded per incarnation (evolveAccount). A failure part
@@ -43,6 +44,11 @@ func (a *accountsService) Remove(ctx context.Context, bare string) error {
 	}
 	if err := a.creds.Delete(ctx, bare); err != nil {
 		return err
+	}
+	if a.pwds != nil {
+		if err := a.pwds.DeleteAccount(ctx, bare); err != nil {
+			return err
+		}
 	}
 	if a.rooms != nil && a.roomsOf != nil {
 		rs, err := a.roomsOf(ctx, bare)

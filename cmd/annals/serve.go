@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"annals.im/annals/adapters/credentials"
+	"annals.im/annals/adapters/secrets"
 	"annals.im/annals/domain/account"
 	"annals.im/annals/domain/event"
 	"annals.im/annals/domain/wellformed"
@@ -110,7 +111,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	srv, ln, err := x.listen(c, creds, accounts, arch, rooms, log)
+	pwds, err := secrets.Open(ctx, o.db)
+	if err != nil {
+		return err
+	}
+	accounts.pwds = pwds
+	srv, ln, err := x.listen(c, creds, accounts, newPEP(accounts, pwds), arch, rooms, log)
 	if err != nil {
 		return err
 	}

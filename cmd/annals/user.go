@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"annals.im/annals/adapters/credentials"
+	"annals.im/annals/adapters/secrets"
 	"annals.im/annals/domain/account"
 	"annals.im/annals/eventstore/sqlite"
 	"annals.im/annals/projections/accounts"
@@ -138,6 +139,11 @@ func openAccounts(ctx context.Context, c Config, create bool, stderr io.Writer) 
 	}
 	a := newAccounts(store, creds)
 	a.forgetIn(newRooms(store, a.ids, db, ""), db)
+	if a.pwds, err = secrets.Open(ctx, db); err != nil {
+		db.Close()
+		store.Close()
+		return nil, nil, err
+	}
 	return a, func() error { return errors.Join(db.Close(), store.Close()) }, nil
 }
 

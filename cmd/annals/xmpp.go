@@ -76,7 +76,7 @@ func (x xmppFlags) validate() error {
 }
 
 // listen builds the c2s server and opens its listener.
-func (x xmppFlags) listen(c Config, creds *credentials.Store, accounts *accountsService, arch *archiveService, rooms *roomsService, log *slog.Logger) (*c2s.Server, net.Listener, error) {
+func (x xmppFlags) listen(c Config, creds *credentials.Store, accounts *accountsService, peps *pepService, arch *archiveService, rooms *roomsService, log *slog.Logger) (*c2s.Server, net.Listener, error) {
 	var cert tls.Certificate
 	var err error
 	if x.cert != "" {
@@ -108,7 +108,7 @@ func (x xmppFlags) listen(c Config, creds *credentials.Store, accounts *accounts
 		Rooms:           rooms,
 		LockNewRooms:    x.lockRooms,
 		MUCDetachedShow: x.detachedShow,
-		PEP:             pepService{accounts},
+		PEP:             peps,
 		ResumeTimeout:   resume,
 		FakeSaltKey:     saltKey,
 		MaxStanza:       x.maxStanza,

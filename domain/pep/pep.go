@@ -35,9 +35,16 @@ type Config struct {
 }
 
 // Item is one published item: its ID and payload (the item's child XML).
+//
+// HasPassword says that passwords were taken out of the payload (a
+// bookmark's <password/>, XEP-0402) and are kept beside the log, where
+// they can be erased: the log only ever holds the fact that there are
+// some. Items published before that was done hold their password in the
+// payload, and HasPassword false.
 type Item struct {
-	ID      string `json:"id"`
-	Payload string `json:"payload"`
+	ID          string `json:"id"`
+	Payload     string `json:"payload"`
+	HasPassword bool   `json:"has_password,omitempty"`
 }
 
 // ItemPublished is the data of TypeItemPublished.
@@ -82,10 +89,18 @@ var (
 
 // Publish is the command to publish an item; Options are the
 // publish-options (nil: none given).
+//
+// Passwords are what the caller took out of Item.Payload (leaving empty
+// elements in their place) to keep beside the log, one per password
+// element of the payload in document order, "" where an element held
+// none. They never reach an event: the event records only whether there
+// is one (Item.HasPassword), and the caller stores them once the event is
+// appended.
 type Publish struct {
-	Node    string
-	Item    Item
-	Options *Config
+	Node      string
+	Item      Item
+	Options   *Config
+	Passwords []string
 }
 
 // Retract is the command to remove an item.
@@ -110,6 +125,7 @@ func Decide(s State, c any, ids *event.IDs, now time.Time, cause string) ([]even
 		if c.Item.ID == "" {
 			c.Item.ID = ids.New(now).String()
 		}
+		c.Item.HasPassword = slices.ContainsFunc(c.Passwords, func(p string) bool { return p != "" })
 		n, exists := s.Nodes[c.Node]
 		cfg := n.Config
 		if !exists {

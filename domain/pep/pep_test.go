@@ -2,6 +2,7 @@ package pep
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -64,5 +65,28 @@ func TestPublishRetract(t *testing.T) {
 	s = fold(t, Publish{Node: bm, Item: Item{ID: "a", Payload: "<x/>"}, Options: wl}, Retract{Node: bm, ID: "a"})
 	if len(s.Nodes[bm].Items) != 0 {
 		t.Fatalf("retracted item still there: %+v", s.Nodes[bm])
+	}
+}
+
+// Passwords given with a publication never reach its event: the event
+// says only that the item has some.
+func TestPasswordsStayOutOfTheEvent(t *testing.T) {
+	it := Item{ID: "hall@conf", Payload: "<conference xmlns='urn:xmpp:bookmarks:1'><password/></conference>"}
+	for _, tt := range []struct {
+		passwords []string
+		has       bool
+	}{{[]string{"s3cret"}, true}, {[]string{"", "s3cret"}, true}, {[]string{""}, false}, {nil, false}} {
+		evs, err := Decide(State{}, Publish{Node: bm, Item: it, Passwords: tt.passwords}, event.NewIDs(), now, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(evs[0].Data), "s3cret") {
+			t.Fatalf("a password in the event: %s", evs[0].Data)
+		}
+		evs[0].Stream, evs[0].Version = "account-juliet@example.com", 1
+		s, err := Evolve(State{}, evs[0])
+		if got, _ := s.Nodes[bm].Item("hall@conf"); err != nil || got.HasPassword != tt.has {
+			t.Errorf("%v: item %+v %v", tt.passwords, got, err)
+		}
 	}
 }

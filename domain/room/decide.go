@@ -13,8 +13,16 @@ type (
 	// Join: an account enters (or a session of an occupant attaches).
 	// Create lets it create the room when it does not exist; Locked makes
 	// a new room wait for its owner's configuration (XEP-0045 §10.1).
+	//
+	// Verified is the room's password verifier that the caller checked the
+	// joining client's password against (CheckPassword), "" if it checked
+	// none. The slow check runs before the command, outside the room's
+	// pipeline: a join with a password would otherwise hold up every other
+	// command of the room for the length of a key derivation. If the
+	// password changed in between, Verified no longer matches and the join
+	// is refused.
 	Join struct {
-		Account, Nick, Password string
+		Account, Nick, Verified string
 		Show, Status            string
 		Create, Locked          bool
 	}
@@ -125,7 +133,7 @@ func Decide(s State, c any, ids *event.IDs, now time.Time, cause string) (Outcom
 			return out, ErrBanned
 		case s.Config.MembersOnly && affRank[a] < affRank[Member]:
 			return out, ErrMembersOnly
-		case s.Config.PasswordHash != "" && PasswordHash(s.JID, c.Password) != s.Config.PasswordHash:
+		case s.Config.PasswordHash != "" && c.Verified != s.Config.PasswordHash:
 			return out, ErrPassword
 		case s.Config.MaxOccupants > 0 && len(s.Occupants) >= s.Config.MaxOccupants && affRank[a] < affRank[Admin]:
 			return out, ErrFull

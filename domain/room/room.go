@@ -1,8 +1,6 @@
 package room
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"maps"
@@ -82,7 +80,7 @@ type Config struct {
 	Public        bool   `json:"public,omitempty"`
 	MembersOnly   bool   `json:"members_only,omitempty"`
 	Moderated     bool   `json:"moderated,omitempty"`
-	PasswordHash  string `json:"password_hash,omitempty"` // PasswordHash(room, password); "" for none
+	PasswordHash  string `json:"password_hash,omitempty"` // a verifier (password.go); "" for none
 	MaxOccupants  int    `json:"max_occupants,omitempty"` // 0: no limit
 	WhoisAnyone   bool   `json:"whois_anyone,omitempty"`  // real JIDs shown to everyone, not only moderators
 	ChangeSubject bool   `json:"change_subject,omitempty"`
@@ -93,16 +91,6 @@ type Config struct {
 // DefaultConfig is what an instant room gets.
 func DefaultConfig() Config {
 	return Config{Public: true, Persistent: true, ChangeSubject: true, HistoryLength: 20}
-}
-
-// PasswordHash is how a room password is kept: an auditor reading the log
-// learns that a room has one, never what it is.
-func PasswordHash(room, password string) string {
-	if password == "" {
-		return ""
-	}
-	h := sha256.Sum256([]byte("annals room password\x00" + room + "\x00" + password))
-	return hex.EncodeToString(h[:])
 }
 
 // Occupant is an account in the room.
@@ -360,4 +348,30 @@ func Evolve(s State, e event.Envelope) (State, error) {
 	}
 	s.Version = e.Version
 	return s, nil
+}
+
+// Insider reports whether acct may see inside the room without being
+// told more by joining: read its archive (XEP-0313) and its subject and
+// occupant count (disco#info). Occupants may; from outside, only an open
+// (not members-only), public room without a password is readable by
+// anyone but the banned. A members-only or hidden room is readable by
+// its members, admins and owners. A password-protected room is readable
+// only by its occupants (the password is the key) and its admins and
+// owners, who set it.
+func (s State) Insider(acct string) bool {
+	if _, in := s.Occupants[acct]; in {
+		return true
+	}
+	a := s.Affiliation(acct)
+	switch {
+	case a == Outcast:
+		return false
+	case affRank[a] >= affRank[Admin]:
+		return true
+	case s.Config.PasswordHash != "":
+		return false
+	case s.Config.MembersOnly || !s.Config.Public:
+		return affRank[a] >= affRank[Member]
+	}
+	return true
 }
