@@ -5,12 +5,35 @@ import (
 	"encoding/base64"
 	"encoding/xml"
 	"errors"
-	"net"
+	"fmt"
 	"strings"
+	"time"
+
+	"mellium.im/xmpp/jid"
 
 	"annals.im/annals/adapters/credentials"
 	"annals.im/annals/adapters/sasl"
+	"annals.im/annals/domain/account"
 )
+
+// maxUsername is the longest SASL username looked up: RFC 7622 §3.3.1
+// caps a localpart at 1023 bytes, so a longer name is no account.
+const maxUsername = 1023
+
+// errThrottled refuses an attempt from a source that queued more attempts
+// than the throttle holds; the password is not checked, so the answer is
+// the same for a right and a wrong one.
+var errThrottled = fmt.Errorf("c2s: too many failed logins from this address: %w", sasl.ErrNotAuthorized)
+
+// accountJID returns the account user@domain in the one normalised form
+// (account.ParseJID: PRECIS, as bind produces it) used for credentials,
+// throttling and the session, or an error if user is no local part.
+func (c *conn) accountJID(user string) (jid.JID, error) {
+	if len(user) > maxUsername || strings.ContainsAny(user, "@/") {
+		return jid.JID{}, fmt.Errorf("%w: %q is no local part", account.ErrJID, clip(user, 64))
+	}
+	return account.ParseJID(user + "@" + c.domain)
+}
 
 // authenticate runs one SASL exchange (RFC 6120 §6.4). ok reports success.
 func (c *conn) authenticate(ctx context.Context, auth *element) (ok bool, err error) {
@@ -20,25 +43,43 @@ func (c *conn) authenticate(ctx context.Context, auth *element) (ok bool, err er
 	if !c.secure && !c.srv.cfg.Plaintext {
 		return fail("encryption-required")
 	}
+	th := c.srv.throttle
+	// Loopback is throttled like any address: a TLS proxy on the host would
+	// otherwise lift the limit for everyone. Operators name such proxies
+	// with Config.TrustedProxies.
+	tk := ticket{addr: th.addressKey(c.nc.RemoteAddr())}
+	var named jid.JID // the account named, normalised, once looked up
 	lookup := func(ctx context.Context, user string) (credentials.Credentials, error) {
-		return c.srv.cfg.Credentials(ctx, user+"@"+c.domain)
+		j, err := c.accountJID(user)
+		if err == nil {
+			named = j
+			tk.acct = th.accountKey(j.String())
+		}
+		wait, ok := th.admit(tk)
+		if !ok {
+			return credentials.Credentials{}, errThrottled
+		}
+		if wait > 0 {
+			// Only this stream waits: no lock is held, and the
+			// connection is one of those the server caps.
+			timer := time.NewTimer(wait)
+			select {
+			case <-timer.C:
+			case <-ctx.Done():
+				timer.Stop()
+				return credentials.Credentials{}, ctx.Err()
+			}
+		}
+		if err != nil {
+			return credentials.Credentials{}, fmt.Errorf("%w: %w", credentials.ErrNotFound, err)
+		}
+		return c.srv.cfg.Credentials(ctx, j.String())
 	}
-	// Failures count per address, except from loopback: there every
-	// client is the same address (tests, a TLS proxy on the host), and one
-	// user's typos would lock out everyone. The per-account limit holds.
-	ip := "ip:" + remoteHost(c.nc)
-	if h := net.ParseIP(remoteHost(c.nc)); h != nil && h.IsLoopback() {
-		ip = ""
-	}
-	if ip != "" && c.srv.throttle.blocked(ip, c.srv.cfg.FailuresPerIP) {
-		c.log.Warn("login refused: too many failures from this address")
-		return fail("temporary-auth-failure")
-	}
-	x, err := sasl.Start(auth.attr("mechanism"), lookup, c.srv.cfg.FakeSaltKey)
+	mech := auth.attr("mechanism")
+	x, err := sasl.Start(mech, lookup, c.srv.cfg.FakeSaltKey)
 	if err != nil {
 		return fail("invalid-mechanism")
 	}
-	account := func() string { return "account:" + x.User() + "@" + c.domain }
 	in := strings.TrimSpace(string(auth.Inner))
 	for {
 		data, err := decode64(in)
@@ -47,12 +88,12 @@ func (c *conn) authenticate(ctx context.Context, auth *element) (ok bool, err er
 		}
 		reply, done, err := x.Next(ctx, data)
 		switch {
+		case errors.Is(err, errThrottled):
+			c.log.Info("login refused: too many failures from this address", "user", clip(x.User(), 256), "mechanism", clip(mech, 32))
+			return fail("not-authorized")
 		case errors.Is(err, sasl.ErrNotAuthorized):
-			c.log.Info("login failed", "user", x.User()+"@"+c.domain, "mechanism", auth.attr("mechanism"))
-			if ip != "" {
-				c.srv.throttle.fail(ip)
-			}
-			c.srv.throttle.fail(account())
+			c.log.Info("login failed", "user", clip(x.User(), 256), "mechanism", clip(mech, 32))
+			th.fail(tk)
 			return fail("not-authorized")
 		case errors.Is(err, sasl.ErrInvalidAuthzid):
 			return fail("invalid-authzid")
@@ -61,13 +102,10 @@ func (c *conn) authenticate(ctx context.Context, auth *element) (ok bool, err er
 		case err != nil:
 			c.log.Error("login failed: credentials store", "err", err)
 			return fail("temporary-auth-failure")
-		case done && c.srv.throttle.blocked(account(), c.srv.cfg.FailuresPerAccount):
-			// Even the right password waits: otherwise guessing never stops.
-			c.log.Warn("login refused: too many failures for this account", "account", x.User()+"@"+c.domain)
-			return fail("temporary-auth-failure")
 		case done:
-			c.user = x.User()
-			c.log.Info("logged in", "account", c.user+"@"+c.domain, "mechanism", auth.attr("mechanism"))
+			th.succeed(tk)
+			c.user = named.Localpart()
+			c.log.Info("logged in", "account", named.String(), "mechanism", mech)
 			if err := c.write("<success xmlns='" + nsSASL + "'>" + encode64(reply) + "</success>"); err != nil {
 				return false, err
 			}

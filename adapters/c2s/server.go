@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"maps"
 	"net"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -61,11 +62,17 @@ type Config struct {
 	Version       string // software version reported by XEP-0092
 	Log           *slog.Logger
 
-	// Failed logins allowed per account and per IP address within
-	// FailureWindow before further attempts are refused; defaults 5, 20
-	// and one minute.
+	// Login throttling (throttle.go): failures per account and per
+	// address (IPv6: per /64) answered without delay, defaults 5 and 10;
+	// then each attempt waits FailureDelay (1 s), doubling per failure up
+	// to FailureDelayMax (20 s). A key quiet for FailureWindow (15 min) is
+	// forgotten; at most ThrottleKeys (65,536) keys are held. Clients at
+	// TrustedProxies are not throttled by address, only by account.
 	FailuresPerAccount, FailuresPerIP int
+	FailureDelay, FailureDelayMax     time.Duration
 	FailureWindow                     time.Duration
+	ThrottleKeys                      int
+	TrustedProxies                    []netip.Prefix
 }
 
 // Server accepts client connections.
@@ -106,13 +113,20 @@ func NewServer(cfg Config) (*Server, error) {
 		cfg.Log = slog.Default()
 	}
 	cfg.FailuresPerAccount = cmp.Or(cfg.FailuresPerAccount, 5)
-	cfg.FailuresPerIP = cmp.Or(cfg.FailuresPerIP, 20)
-	cfg.FailureWindow = cmp.Or(cfg.FailureWindow, time.Minute)
+	cfg.FailuresPerIP = cmp.Or(cfg.FailuresPerIP, 10)
+	cfg.FailureDelay = cmp.Or(cfg.FailureDelay, time.Second)
+	cfg.FailureDelayMax = max(cmp.Or(cfg.FailureDelayMax, 20*time.Second), cfg.FailureDelay)
+	cfg.FailureWindow = cmp.Or(cfg.FailureWindow, 15*time.Minute)
+	cfg.ThrottleKeys = cmp.Or(cfg.ThrottleKeys, 1<<16)
 	cfg.ResumeTimeout = cmp.Or(cfg.ResumeTimeout, 300*time.Second)
 	cfg.MUCDetachedShow = cmp.Or(cfg.MUCDetachedShow, "xa")
 	return &Server{cfg: cfg, sessions: make(map[string]map[string]*conn), resumable: make(map[string]*conn), conns: make(map[*conn]struct{}),
 		forwarded: make(map[string]forwardedIQ),
-		expired:   make(map[string]expiredSession), throttle: newThrottle(cfg.FailureWindow)}, nil
+		expired:   make(map[string]expiredSession), throttle: newThrottle(throttleConfig{
+			freeAccount: cfg.FailuresPerAccount, freeAddress: cfg.FailuresPerIP,
+			delay: cfg.FailureDelay, delayMax: cfg.FailureDelayMax, window: cfg.FailureWindow,
+			maxKeys: cfg.ThrottleKeys, trusted: cfg.TrustedProxies,
+		})}, nil
 }
 
 // Serve accepts connections on ln until ctx ends.

@@ -81,7 +81,7 @@ func (a *accountsService) Register(ctx context.Context, bare, password string) e
 	if err := a.lifecycle(ctx, bare, account.Create{JID: j}, "register"); err != nil {
 		return err
 	}
-	return a.creds.Put(ctx, bare, c)
+	return a.creds.Put(ctx, j.String(), c)
 }
 
 // SetPassword records a password change and stores the new keys.

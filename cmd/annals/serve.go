@@ -73,7 +73,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer o.Close()
 	store, runner := o.store, o.runner
-	creds, err := credentials.Open(ctx, o.db)
+	creds, err := credentials.Open(ctx, o.db, log)
 	if err != nil {
 		return err
 	}
