@@ -112,11 +112,11 @@ func TestStoreMigratesAliases(t *testing.T) {
 	pw := map[string]string{
 		"ｙａｎ@localhost": "alone", // moves to yan@localhost
 		"ｂｏｂ@localhost": "alias", // collides with bob@localhost: both go
-		"bob@localhost":  "own",
-		"ｅｖｅ@localhost": "one",   // two aliases: both go
-		"ｅve@localhost":  "other",
-		"amy@localhost":  "kept", // already normalised: untouched
-		"@@":             "junk", // no JID: dropped
+		"bob@localhost": "own",
+		"ｅｖｅ@localhost": "one", // two aliases: both go
+		"ｅve@localhost": "other",
+		"amy@localhost": "kept", // already normalised: untouched
+		"@@":            "junk", // no JID: dropped
 	}
 	for k, p := range pw {
 		c, _ := Derive(p)
