@@ -16,10 +16,6 @@ import (
 	"annals.im/annals/domain/account"
 )
 
-// maxUsername is the longest SASL username looked up: RFC 7622 §3.3.1
-// caps a localpart at 1023 bytes, so a longer name is no account.
-const maxUsername = 1023
-
 // errThrottled refuses an attempt from a source that queued more attempts
 // than the throttle holds; the password is not checked, so the answer is
 // the same for a right and a wrong one.
@@ -29,7 +25,7 @@ var errThrottled = fmt.Errorf("c2s: too many failed logins from this address: %w
 // (account.ParseJID: PRECIS, as bind produces it) used for credentials,
 // throttling and the session, or an error if user is no local part.
 func (c *conn) accountJID(user string) (jid.JID, error) {
-	if len(user) > maxUsername || strings.ContainsAny(user, "@/") {
+	if len(user) > sasl.MaxUsername || strings.ContainsAny(user, "@/") {
 		return jid.JID{}, fmt.Errorf("%w: %q is no local part", account.ErrJID, clip(user, 64))
 	}
 	return account.ParseJID(user + "@" + c.domain)
