@@ -33,8 +33,14 @@ type Config struct {
 	Plaintext bool        // allow streams without TLS (loopback only: see CheckPlaintext)
 	// Credentials returns the keys of the account with the given bare JID.
 	Credentials func(ctx context.Context, bareJID string) (credentials.Credentials, error)
-	FakeSaltKey []byte // keys made-up salts for unknown users (sasl.Start)
-	MaxStanza   int    // bytes; default 256 KiB
+	// Secret is the server's one secret, kept stable across restarts.
+	// SCRAM's salts made up for unknown users are keyed with it as is
+	// (sasl.Start), as before keys per purpose, so that an unknown name's
+	// salt does not change on upgrade (a changed salt would tell an observer
+	// who asked before that the name is unknown); every other purpose
+	// derives its own key from it (keys.go).
+	Secret      []byte
+	MaxStanza   int // bytes; default 256 KiB
 	IdleTimeout time.Duration
 	Accounts    Accounts // rosters; nil: no roster service
 	// Registration turns on in-band registration (XEP-0077) through
@@ -90,6 +96,8 @@ type Server struct {
 
 	fwdMu     sync.Mutex
 	forwarded map[string]forwardedIQ // IQs to occupants awaiting an answer, by the id they went out with
+
+	occupantKey []byte // keys occupant ids (XEP-0421); see keys.go
 }
 
 // NewServer checks cfg and returns a server.
@@ -120,7 +128,14 @@ func NewServer(cfg Config) (*Server, error) {
 	cfg.ThrottleKeys = cmp.Or(cfg.ThrottleKeys, 1<<16)
 	cfg.ResumeTimeout = cmp.Or(cfg.ResumeTimeout, 300*time.Second)
 	cfg.MUCDetachedShow = cmp.Or(cfg.MUCDetachedShow, "xa")
-	return &Server{cfg: cfg, sessions: make(map[string]map[string]*conn), resumable: make(map[string]*conn), conns: make(map[*conn]struct{}),
+	if len(cfg.Secret) < 16 {
+		return nil, errors.New("c2s: the server secret is missing or shorter than 16 bytes")
+	}
+	occupantKey, err := purposeKey(cfg.Secret, purposeOccupantID)
+	if err != nil {
+		return nil, err
+	}
+	return &Server{cfg: cfg, occupantKey: occupantKey, sessions: make(map[string]map[string]*conn), resumable: make(map[string]*conn), conns: make(map[*conn]struct{}),
 		forwarded: make(map[string]forwardedIQ),
 		expired:   make(map[string]expiredSession), throttle: newThrottle(throttleConfig{
 			freeAccount: cfg.FailuresPerAccount, freeAddress: cfg.FailuresPerIP,

@@ -39,7 +39,7 @@ func serverWith(t *testing.T, tweak func(*Config)) string {
 			}
 			return credentials.Credentials{}, credentials.ErrNotFound
 		},
-		FakeSaltKey: []byte("k"),
+		Secret:      []byte("0123456789abcdef"),
 		Log:         slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
 	tweak(&cfg)
@@ -57,11 +57,15 @@ func serverWith(t *testing.T, tweak func(*Config)) string {
 	stop := sync.OnceFunc(func() { cancel(); <-done })
 	t.Cleanup(stop)
 	stops[ln.Addr().String()] = stop
+	servers[ln.Addr().String()] = srv
 	return ln.Addr().String()
 }
 
 // stops lets a test stop the server at an address before its cleanup.
 var stops = map[string]func(){}
+
+// servers are the servers serverWith started, by address.
+var servers = map[string]*Server{}
 
 // rawClient speaks XMPP by hand, to send what no well-behaved client would.
 type rawClient struct {

@@ -79,7 +79,10 @@ func (x xmppFlags) listen(c Config, creds *credentials.Store, accounts *accounts
 	if err != nil {
 		return nil, nil, fmt.Errorf("TLS certificate: %w", err)
 	}
-	saltKey, err := secretFile(filepath.Join(c.Data, "fake-salt.key"))
+	// The server secret. Its file keeps the name it had when it keyed the
+	// made-up SCRAM salts only: renaming it would make existing
+	// installations forget it.
+	secret, err := secretFile(filepath.Join(c.Data, "fake-salt.key"))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -102,7 +105,7 @@ func (x xmppFlags) listen(c Config, creds *credentials.Store, accounts *accounts
 		MUCDetachedShow: x.detachedShow,
 		PEP:             pepService{accounts},
 		ResumeTimeout:   resume,
-		FakeSaltKey:     saltKey,
+		Secret:          secret,
 		Version:         version,
 		Log:             log,
 	})
@@ -117,8 +120,9 @@ func (x xmppFlags) listen(c Config, creds *credentials.Store, accounts *accounts
 }
 
 // secretFile returns the 32 random bytes kept in path, making them on first
-// use. They key the salts made up for unknown users, which must not change
-// between restarts or a changing salt would tell that the user is unknown.
+// use: the server secret, from which c2s derives a key per purpose. It must
+// not change between restarts: the salts made up for unknown users would
+// change, telling that those users are unknown, and occupant ids too.
 func secretFile(path string) ([]byte, error) {
 	b, err := os.ReadFile(path)
 	if err == nil && len(b) == 32 {
