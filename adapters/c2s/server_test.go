@@ -39,8 +39,8 @@ func serverWith(t *testing.T, tweak func(*Config)) string {
 			}
 			return credentials.Credentials{}, credentials.ErrNotFound
 		},
-		Secret:      []byte("0123456789abcdef"),
-		Log:         slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Secret: []byte("0123456789abcdef"),
+		Log:    slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
 	tweak(&cfg)
 	srv, err := NewServer(cfg)
