@@ -42,6 +42,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&x.muc, "muc", envOr("ANNALS_MUC", "conference.<first domain>"), "domain of the multi-user chat service, XEP-0045 (\"\": none; $ANNALS_MUC)")
 	fs.BoolVar(&x.lockRooms, "muc-lock-new-rooms", true, "keep a new room closed to others until its owner configures it (XEP-0045 §10.1)")
 	fs.StringVar(&x.detachedShow, "muc-detached-show", "xa", "an account's show in its rooms while none of its clients is attached (away, xa, dnd or chat)")
+	x.login.flags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}

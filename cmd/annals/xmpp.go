@@ -31,6 +31,7 @@ type xmppFlags struct {
 	muc          string // the MUC service's domain; "" none
 	lockRooms    bool
 	detachedShow string
+	login        loginFlags
 }
 
 func envOr(name, def string) string {
@@ -58,6 +59,9 @@ func (x xmppFlags) validate() error {
 		if _, err := account.ParseJID("room@" + x.muc); err != nil || slices.Contains(x.domains, x.muc) {
 			return fmt.Errorf("%w: --muc %q is not a domain of its own", errUsage, x.muc)
 		}
+	}
+	if err := x.login.validate(); err != nil {
+		return err
 	}
 	if x.plaintext {
 		if err := c2s.CheckPlaintext(x.c2s); err != nil {
@@ -90,7 +94,7 @@ func (x xmppFlags) listen(c Config, creds *credentials.Store, accounts *accounts
 	if resume <= 0 {
 		resume = -1 // c2s: no resumption
 	}
-	srv, err := c2s.NewServer(c2s.Config{
+	cfg := c2s.Config{
 		Domains:         x.domains,
 		TLS:             &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
 		Plaintext:       x.plaintext,
@@ -108,7 +112,9 @@ func (x xmppFlags) listen(c Config, creds *credentials.Store, accounts *accounts
 		Secret:          secret,
 		Version:         version,
 		Log:             log,
-	})
+	}
+	x.login.apply(&cfg)
+	srv, err := c2s.NewServer(cfg)
 	if err != nil {
 		return nil, nil, err
 	}
