@@ -490,11 +490,11 @@ func (c *conn) serve(ctx context.Context) {
 	final := "</stream:stream>"
 	switch {
 	case errors.As(err, &se):
-		c.log.Info("stream error", "condition", se.cond, "text", se.text, "jid", c.jid.String())
+		c.log.Info("stream error", "condition", se.cond, "text", clip(se.text, 256), "jid", c.jid.String())
 		final = se.xml() + final
 	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), err == nil:
 	default:
-		c.log.Debug("connection ended", "err", err)
+		c.log.Debug("connection ended", "err", clip(err.Error(), 256))
 	}
 	if c.srv.cfg.Accounts != nil {
 		c.srv.goneUnavailable(c)

@@ -141,3 +141,19 @@ func TestThrottleAddressKeys(t *testing.T) {
 		t.Fatal("only a trusted proxy goes unkeyed; loopback is an address like any")
 	}
 }
+
+func TestClip(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		n    int
+		want string
+	}{
+		{"short", 8, "short"},
+		{"0123456789", 4, "0123…(10 bytes)"},
+		{"ééé", 3, "é…(6 bytes)"}, // never half a rune
+	} {
+		if got := clip(c.in, c.n); got != c.want {
+			t.Errorf("clip(%q, %d) = %q, want %q", c.in, c.n, got, c.want)
+		}
+	}
+}
