@@ -120,7 +120,7 @@ func (c *conn) chat(ctx context.Context, e *element, to jid.JID, typ string, m m
 			MessageID: e.attr("id"), Session: c.sid, Offline: len(direct) == 0})
 		switch {
 		case errors.Is(err, archive.ErrDuplicate):
-			c.log.Debug("message sent again on the same session: stored and delivered already", "id", e.attr("id"))
+			c.log.Debug("message sent again on the same session: stored and delivered already", "id", clip(e.attr("id"), 256))
 			return nil
 		case errors.Is(err, account.ErrNotFound):
 			return c.write(c.errorReply(e, "cancel", "service-unavailable"))

@@ -140,7 +140,7 @@ func (s *Server) roomShow(r, acct string) string {
 // occupantID is the XEP-0421 occupant id of an account in a room: stable,
 // and not computable from the JIDs without the server's secret.
 func (s *Server) occupantID(r, acct string) string {
-	m := hmac.New(sha256.New, s.cfg.FakeSaltKey)
+	m := hmac.New(sha256.New, s.occupantKey)
 	m.Write([]byte("occupant-id\x00" + r + "\x00" + acct))
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:18])
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 
+	"mellium.im/xmpp/jid"
+
 	"annals.im/annals/adapters/credentials"
 	"annals.im/annals/domain/account"
 )
@@ -61,6 +63,16 @@ func (c *conn) register(ctx context.Context, e *element, q element) (removed boo
 			escape(e.attr("id")), toFrom(c.jid.String(), ""), nsRegister, registered))
 	}
 	user, password, remove := fields(q)
+	// The name is normalised as bind and SASL normalise it: registering
+	// "ｙａｎ" makes yan@domain, with credentials under that one name.
+	var named jid.JID
+	if user != "" {
+		j, err := c.accountJID(user)
+		if err != nil {
+			return false, c.write(c.errorReply(e, "modify", "not-acceptable"))
+		}
+		named = j
+	}
 	var opErr error
 	switch {
 	case remove && c.user != "":
@@ -73,14 +85,14 @@ func (c *conn) register(ctx context.Context, e *element, q element) (removed boo
 		return false, c.write(c.errorReply(e, "auth", "registration-required"))
 	case user == "" || password == "":
 		return false, c.write(c.errorReply(e, "modify", "bad-request"))
-	case c.user != "" && user != c.user:
+	case c.user != "" && named.Localpart() != c.user:
 		return false, c.write(c.errorReply(e, "modify", "bad-request"))
 	case c.user != "":
 		opErr = reg.SetPassword(ctx, c.user+"@"+c.domain, password, c.sid)
 	default:
-		opErr = reg.Register(ctx, strings.ToLower(user)+"@"+c.domain, password)
+		opErr = reg.Register(ctx, named.String(), password)
 		if opErr == nil {
-			c.log.Info("account registered in-band", "account", strings.ToLower(user)+"@"+c.domain)
+			c.log.Info("account registered in-band", "account", named.String())
 		}
 	}
 	switch {

@@ -7,7 +7,6 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/xml"
 	"errors"
@@ -16,6 +15,7 @@ import (
 	"log/slog"
 	"maps"
 	"net"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -35,9 +35,15 @@ type Config struct {
 	Plaintext bool        // allow streams without TLS (loopback only: see CheckPlaintext)
 	// Credentials returns the keys of the account with the given bare JID.
 	Credentials func(ctx context.Context, bareJID string) (credentials.Credentials, error)
-	FakeSaltKey []byte // keys made-up salts for unknown users (sasl.Start)
-	MaxStanza   int    // bytes; default 256 KiB
-	MaxDepth    int    // elements nested in a stanza, the stream's included; default wellformed.DefaultMaxDepth
+	// Secret is the server's one secret, kept stable across restarts.
+	// SCRAM's salts made up for unknown users are keyed with it as is
+	// (sasl.Start), as before keys per purpose, so that an unknown name's
+	// salt does not change on upgrade (a changed salt would tell an observer
+	// who asked before that the name is unknown); every other purpose
+	// derives its own key from it (keys.go).
+	Secret      []byte
+	MaxStanza   int // bytes; default 256 KiB
+	MaxDepth    int // elements nested in a stanza, the stream's included; default wellformed.DefaultMaxDepth
 	IdleTimeout time.Duration
 	Accounts    Accounts // rosters; nil: no roster service
 	// Registration turns on in-band registration (XEP-0077) through
@@ -65,11 +71,17 @@ type Config struct {
 	Version       string // software version reported by XEP-0092
 	Log           *slog.Logger
 
-	// Failed logins allowed per account and per IP address within
-	// FailureWindow before further attempts are refused; defaults 5, 20
-	// and one minute.
+	// Login throttling (throttle.go): failures per account and per
+	// address (IPv6: per /64) answered without delay, defaults 5 and 10;
+	// then each attempt waits FailureDelay (1 s), doubling per failure up
+	// to FailureDelayMax (20 s). A key quiet for FailureWindow (15 min) is
+	// forgotten; at most ThrottleKeys (65,536) keys are held. Clients at
+	// TrustedProxies are not throttled by address, only by account.
 	FailuresPerAccount, FailuresPerIP int
+	FailureDelay, FailureDelayMax     time.Duration
 	FailureWindow                     time.Duration
+	ThrottleKeys                      int
+	TrustedProxies                    []netip.Prefix
 }
 
 // Server accepts client connections.
@@ -88,6 +100,8 @@ type Server struct {
 
 	fwdMu     sync.Mutex
 	forwarded map[string]forwardedIQ // IQs to occupants awaiting an answer, by the id they went out with
+
+	occupantKey []byte // keys occupant ids (XEP-0421); see keys.go
 }
 
 // NewServer checks cfg and returns a server.
@@ -111,13 +125,27 @@ func NewServer(cfg Config) (*Server, error) {
 		cfg.Log = slog.Default()
 	}
 	cfg.FailuresPerAccount = cmp.Or(cfg.FailuresPerAccount, 5)
-	cfg.FailuresPerIP = cmp.Or(cfg.FailuresPerIP, 20)
-	cfg.FailureWindow = cmp.Or(cfg.FailureWindow, time.Minute)
+	cfg.FailuresPerIP = cmp.Or(cfg.FailuresPerIP, 10)
+	cfg.FailureDelay = cmp.Or(cfg.FailureDelay, time.Second)
+	cfg.FailureDelayMax = max(cmp.Or(cfg.FailureDelayMax, 20*time.Second), cfg.FailureDelay)
+	cfg.FailureWindow = cmp.Or(cfg.FailureWindow, 15*time.Minute)
+	cfg.ThrottleKeys = cmp.Or(cfg.ThrottleKeys, 1<<16)
 	cfg.ResumeTimeout = cmp.Or(cfg.ResumeTimeout, 300*time.Second)
 	cfg.MUCDetachedShow = cmp.Or(cfg.MUCDetachedShow, "xa")
-	return &Server{cfg: cfg, sessions: make(map[string]map[string]*conn), resumable: make(map[string]*conn), conns: make(map[*conn]struct{}),
+	if len(cfg.Secret) < 16 {
+		return nil, errors.New("c2s: the server secret is missing or shorter than 16 bytes")
+	}
+	occupantKey, err := purposeKey(cfg.Secret, purposeOccupantID)
+	if err != nil {
+		return nil, err
+	}
+	return &Server{cfg: cfg, occupantKey: occupantKey, sessions: make(map[string]map[string]*conn), resumable: make(map[string]*conn), conns: make(map[*conn]struct{}),
 		forwarded: make(map[string]forwardedIQ),
-		expired:   make(map[string]expiredSession), throttle: newThrottle(cfg.FailureWindow)}, nil
+		expired:   make(map[string]expiredSession), throttle: newThrottle(throttleConfig{
+			freeAccount: cfg.FailuresPerAccount, freeAddress: cfg.FailuresPerIP,
+			delay: cfg.FailureDelay, delayMax: cfg.FailureDelayMax, window: cfg.FailureWindow,
+			maxKeys: cfg.ThrottleKeys, trusted: cfg.TrustedProxies,
+		})}, nil
 }
 
 // Serve accepts connections on ln until ctx ends.
@@ -469,11 +497,11 @@ func (c *conn) serve(ctx context.Context) {
 	final := "</stream:stream>"
 	switch {
 	case errors.As(err, &se):
-		c.log.Info("stream error", "condition", se.cond, "text", se.text, "jid", c.jid.String())
+		c.log.Info("stream error", "condition", se.cond, "text", clip(se.text, 256), "jid", c.jid.String())
 		final = se.xml() + final
 	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), err == nil:
 	default:
-		c.log.Debug("connection ended", "err", err)
+		c.log.Debug("connection ended", "err", clip(err.Error(), 256))
 	}
 	if c.srv.cfg.Accounts != nil {
 		c.srv.goneUnavailable(c)
@@ -726,101 +754,6 @@ func (c *conn) startTLS() error {
 	c.wmu.Unlock()
 	c.restart()
 	return nil
-}
-
-// authenticate runs one SASL exchange (RFC 6120 §6.4). ok reports success.
-func (c *conn) authenticate(ctx context.Context, auth *element) (ok bool, err error) {
-	fail := func(cond string) (bool, error) {
-		return false, c.write("<failure xmlns='" + nsSASL + "'><" + cond + "/></failure>")
-	}
-	if !c.secure && !c.srv.cfg.Plaintext {
-		return fail("encryption-required")
-	}
-	lookup := func(ctx context.Context, user string) (credentials.Credentials, error) {
-		return c.srv.cfg.Credentials(ctx, user+"@"+c.domain)
-	}
-	// Failures count per address, except from loopback: there every
-	// client is the same address (tests, a TLS proxy on the host), and one
-	// user's typos would lock out everyone. The per-account limit holds.
-	ip := "ip:" + remoteHost(c.nc)
-	if h := net.ParseIP(remoteHost(c.nc)); h != nil && h.IsLoopback() {
-		ip = ""
-	}
-	if ip != "" && c.srv.throttle.blocked(ip, c.srv.cfg.FailuresPerIP) {
-		c.log.Warn("login refused: too many failures from this address")
-		return fail("temporary-auth-failure")
-	}
-	x, err := sasl.Start(auth.attr("mechanism"), lookup, c.srv.cfg.FakeSaltKey)
-	if err != nil {
-		return fail("invalid-mechanism")
-	}
-	account := func() string { return "account:" + x.User() + "@" + c.domain }
-	in := strings.TrimSpace(string(auth.Inner))
-	for {
-		data, err := decode64(in)
-		if err != nil {
-			return fail("incorrect-encoding")
-		}
-		reply, done, err := x.Next(ctx, data)
-		switch {
-		case errors.Is(err, sasl.ErrNotAuthorized):
-			c.log.Info("login failed", "user", x.User()+"@"+c.domain, "mechanism", auth.attr("mechanism"))
-			if ip != "" {
-				c.srv.throttle.fail(ip)
-			}
-			c.srv.throttle.fail(account())
-			return fail("not-authorized")
-		case errors.Is(err, sasl.ErrInvalidAuthzid):
-			return fail("invalid-authzid")
-		case errors.Is(err, sasl.ErrMalformedRequest):
-			return fail("malformed-request")
-		case err != nil:
-			c.log.Error("login failed: credentials store", "err", err)
-			return fail("temporary-auth-failure")
-		case done && c.srv.throttle.blocked(account(), c.srv.cfg.FailuresPerAccount):
-			// Even the right password waits: otherwise guessing never stops.
-			c.log.Warn("login refused: too many failures for this account", "account", x.User()+"@"+c.domain)
-			return fail("temporary-auth-failure")
-		case done:
-			c.user = x.User()
-			c.log.Info("logged in", "account", c.user+"@"+c.domain, "mechanism", auth.attr("mechanism"))
-			if err := c.write("<success xmlns='" + nsSASL + "'>" + encode64(reply) + "</success>"); err != nil {
-				return false, err
-			}
-			c.restart()
-			return true, nil
-		}
-		if err := c.write("<challenge xmlns='" + nsSASL + "'>" + encode64(reply) + "</challenge>"); err != nil {
-			return false, err
-		}
-		resp, err := c.next()
-		if err != nil {
-			return false, err
-		}
-		switch resp.XMLName {
-		case xml.Name{Space: nsSASL, Local: "response"}:
-			in = strings.TrimSpace(string(resp.Inner))
-		case xml.Name{Space: nsSASL, Local: "abort"}:
-			return fail("aborted")
-		default:
-			return false, &streamError{cond: "not-authorized", text: "expected a SASL response"}
-		}
-	}
-}
-
-// decode64 reads SASL data: "=" is an empty message (RFC 6120 §6.4.2).
-func decode64(s string) ([]byte, error) {
-	if s == "=" || s == "" {
-		return nil, nil
-	}
-	return base64.StdEncoding.DecodeString(s)
-}
-
-func encode64(b []byte) string {
-	if len(b) == 0 {
-		return "="
-	}
-	return base64.StdEncoding.EncodeToString(b)
 }
 
 // bind binds the requested resource, or a generated one (RFC 6120 §7); an

@@ -282,7 +282,7 @@ func (c *conn) resumeSession(e *element) (ok bool, err error) {
 		return true, nil
 	case <-old.gone:
 	case <-time.After(10 * time.Second):
-		c.log.Warn("session to resume did not let go of its connection", "previd", previd)
+		c.log.Warn("session to resume did not let go of its connection", "previd", clip(previd, 256))
 	}
 	return failed()
 }

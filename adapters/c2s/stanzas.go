@@ -33,7 +33,7 @@ func (c *conn) stanzas(ctx context.Context) error {
 		case xml.Name{Space: nsClient, Local: "message"}:
 			err = c.message(ctx, e)
 		case xml.Name{Space: nsStream, Local: "error"}:
-			c.log.Info("the client sent a stream error", "error", string(e.Inner))
+			c.log.Info("the client sent a stream error", "error", clip(string(e.Inner), 256))
 			return errStreamClosed
 		case xml.Name{Space: nsClient, Local: "presence"}:
 			err = c.presence(ctx, e)

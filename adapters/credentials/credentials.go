@@ -12,7 +12,13 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"log/slog"
+	"maps"
+	"slices"
+	"strings"
 	"unicode/utf8"
+
+	"annals.im/annals/domain/account"
 )
 
 // Errors of this package.
@@ -128,11 +134,31 @@ func (c Credentials) Verify(password string) bool {
 	return err == nil && subtle.ConstantTimeCompare(k.StoredKey, c.SHA256.StoredKey) == 1
 }
 
-// Store keeps credentials in a SQL table of their own.
+// Store keeps credentials in a SQL table of their own, keyed by the
+// account's bare JID in the one form Annals gives it everywhere: the
+// PRECIS form account.ParseJID produces, which is also what resource
+// binding produces. Every write, read and delete goes through that form, so
+// two spellings of one name (case, fullwidth letters) are one key: a
+// password change or a deletion can never miss credentials kept under
+// another spelling.
 type Store struct{ db *sql.DB }
 
-// Open creates the credentials table in db if needed.
-func Open(ctx context.Context, db *sql.DB) (*Store, error) {
+// Key returns the form credentials of the account bareJID are kept under.
+func Key(bareJID string) (string, error) {
+	j, err := account.ParseJID(bareJID)
+	if err != nil {
+		return "", fmt.Errorf("credentials: %w", err)
+	}
+	return j.String(), nil
+}
+
+// Open creates the credentials table in db if needed, and moves rows kept
+// under a name that is not in Key's form (written by versions that
+// lowercased in-band registrations only) to that form; see migrate.
+func Open(ctx context.Context, db *sql.DB, log *slog.Logger) (*Store, error) {
+	if log == nil {
+		log = slog.Default()
+	}
 	_, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS credentials (
 		jid           TEXT PRIMARY KEY,
 		sha1_salt     BLOB NOT NULL, sha1_iter   INTEGER NOT NULL, sha1_stored   BLOB NOT NULL, sha1_server   BLOB NOT NULL,
@@ -141,45 +167,152 @@ func Open(ctx context.Context, db *sql.DB) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("credentials: create table: %w", err)
 	}
+	if err := migrate(ctx, db, log); err != nil {
+		return nil, err
+	}
 	return &Store{db: db}, nil
+}
+
+// migrate rewrites every row whose key is not in Key's form. It runs on
+// every Open (one indexed scan of a table with a row per account) so that a
+// row an older binary writes into a data directory is caught next time.
+//
+// When several rows fall onto one key, which of them is the account's
+// password today cannot be told from this table: a row under the normalised
+// key is usually the newer (`annals user passwd` wrote it over an in-band
+// alias), but not always (an in-band removal deleted only the alias it was
+// logged in as, and a newcomer registered the alias again). Guessing wrong
+// hands the account to whoever set the other password, which is the alias
+// attack itself; so all of them are dropped and the log says which. The
+// operator sets a password with `annals user passwd`: a lockout is
+// recoverable, a takeover is not. Only names that lowercasing alone did not
+// normalise (fullwidth letters, compatibility forms) can collide.
+//
+// A key that is no JID at all can never be looked up again and is dropped.
+func migrate(ctx context.Context, db *sql.DB, log *slog.Logger) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("credentials: migrate: %w", err)
+	}
+	defer tx.Rollback()
+	rows, err := tx.QueryContext(ctx, `SELECT jid FROM credentials`)
+	if err != nil {
+		return fmt.Errorf("credentials: migrate: %w", err)
+	}
+	present := make(map[string]bool)     // every key in the table
+	aliases := make(map[string][]string) // normalised key -> rows not under it
+	for rows.Next() {
+		var k string
+		if err := rows.Scan(&k); err != nil {
+			rows.Close()
+			return fmt.Errorf("credentials: migrate: %w", err)
+		}
+		present[k] = true
+		n, err := Key(k)
+		switch {
+		case err != nil:
+			aliases[""] = append(aliases[""], k)
+		case n != k:
+			aliases[n] = append(aliases[n], k)
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("credentials: migrate: %w", err)
+	}
+	if len(aliases) == 0 {
+		return nil
+	}
+	del := func(k string) error {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM credentials WHERE jid = ?`, k); err != nil {
+			return fmt.Errorf("credentials: migrate: %w", err)
+		}
+		return nil
+	}
+	for _, n := range slices.Sorted(maps.Keys(aliases)) {
+		old := aliases[n]
+		slices.Sort(old)
+		switch {
+		case n == "":
+			for _, k := range old {
+				log.Warn("credentials: dropped credentials kept under a name that is no JID", "account", k)
+				if err := del(k); err != nil {
+					return err
+				}
+			}
+		case len(old) == 1 && !present[n]:
+			if _, err := tx.ExecContext(ctx, `UPDATE credentials SET jid = ? WHERE jid = ?`, n, old[0]); err != nil {
+				return fmt.Errorf("credentials: migrate: %w", err)
+			}
+			log.Info("credentials: moved to the account's normalised name", "account", n, "alias", old[0])
+		default:
+			if present[n] {
+				old = append(old, n)
+			}
+			for _, k := range old {
+				if err := del(k); err != nil {
+					return err
+				}
+			}
+			log.Warn("credentials: several spellings of one account held passwords; all were dropped: set one with `annals user passwd`",
+				"account", n, "spellings", strings.Join(old, " "))
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("credentials: migrate: %w", err)
+	}
+	return nil
 }
 
 // Put stores c as the credentials of the account with bare JID jid.
 func (s *Store) Put(ctx context.Context, jid string, c Credentials) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO credentials VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+	k, err := Key(jid)
+	if err != nil {
+		return err
+	}
+	_, err = s.db.ExecContext(ctx, `INSERT INTO credentials VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (jid) DO UPDATE SET
 			sha1_salt = excluded.sha1_salt, sha1_iter = excluded.sha1_iter,
 			sha1_stored = excluded.sha1_stored, sha1_server = excluded.sha1_server,
 			sha256_salt = excluded.sha256_salt, sha256_iter = excluded.sha256_iter,
 			sha256_stored = excluded.sha256_stored, sha256_server = excluded.sha256_server`,
-		jid, c.SHA1.Salt, c.SHA1.Iterations, c.SHA1.StoredKey, c.SHA1.ServerKey,
+		k, c.SHA1.Salt, c.SHA1.Iterations, c.SHA1.StoredKey, c.SHA1.ServerKey,
 		c.SHA256.Salt, c.SHA256.Iterations, c.SHA256.StoredKey, c.SHA256.ServerKey)
 	if err != nil {
-		return fmt.Errorf("credentials: store %s: %w", jid, err)
+		return fmt.Errorf("credentials: store %s: %w", k, err)
 	}
 	return nil
 }
 
-// Get returns the credentials of jid, or ErrNotFound.
+// Get returns the credentials of jid, or ErrNotFound (also for a jid that
+// is no account's JID at all).
 func (s *Store) Get(ctx context.Context, jid string) (Credentials, error) {
 	var c Credentials
-	err := s.db.QueryRowContext(ctx, `SELECT sha1_salt, sha1_iter, sha1_stored, sha1_server,
-		sha256_salt, sha256_iter, sha256_stored, sha256_server FROM credentials WHERE jid = ?`, jid).
+	k, err := Key(jid)
+	if err != nil {
+		return c, fmt.Errorf("%w: %w", ErrNotFound, err)
+	}
+	err = s.db.QueryRowContext(ctx, `SELECT sha1_salt, sha1_iter, sha1_stored, sha1_server,
+		sha256_salt, sha256_iter, sha256_stored, sha256_server FROM credentials WHERE jid = ?`, k).
 		Scan(&c.SHA1.Salt, &c.SHA1.Iterations, &c.SHA1.StoredKey, &c.SHA1.ServerKey,
 			&c.SHA256.Salt, &c.SHA256.Iterations, &c.SHA256.StoredKey, &c.SHA256.ServerKey)
 	if errors.Is(err, sql.ErrNoRows) {
-		return c, fmt.Errorf("%w: %s", ErrNotFound, jid)
+		return c, fmt.Errorf("%w: %s", ErrNotFound, k)
 	}
 	if err != nil {
-		return c, fmt.Errorf("credentials: read %s: %w", jid, err)
+		return c, fmt.Errorf("credentials: read %s: %w", k, err)
 	}
 	return c, nil
 }
 
 // Delete removes the credentials of jid; deleting absent ones is no error.
 func (s *Store) Delete(ctx context.Context, jid string) error {
-	if _, err := s.db.ExecContext(ctx, `DELETE FROM credentials WHERE jid = ?`, jid); err != nil {
-		return fmt.Errorf("credentials: delete %s: %w", jid, err)
+	k, err := Key(jid)
+	if err != nil {
+		return err
+	}
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM credentials WHERE jid = ?`, k); err != nil {
+		return fmt.Errorf("credentials: delete %s: %w", k, err)
 	}
 	return nil
 }

@@ -45,33 +45,57 @@ type Exchange interface {
 // Mechanisms lists what Start accepts, strongest first.
 var Mechanisms = []string{"SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN"}
 
+// MaxUsername is the longest username an exchange looks up: RFC 7622
+// §3.3.1 caps a JID's local part at 1023 bytes, so a longer name is no
+// account. Refusing it before the lookup keeps a client's megabyte of name
+// out of every map, query and log line behind this package.
+const MaxUsername = 1023
+
 // Option adjusts an exchange.
-type Option func(*scram)
+type Option func(*options)
+
+type options struct {
+	snonce string
+	// verify checks a PLAIN password: Credentials.Verify, replaced by
+	// tests that count the work done.
+	verify func(credentials.Credentials, string) bool
+}
 
 // WithNonce fixes the server's nonce part: for test vectors only.
-func WithNonce(n string) Option { return func(s *scram) { s.snonce = n } }
+func WithNonce(n string) Option { return func(o *options) { o.snonce = n } }
 
 // Start begins an exchange with mechanism mech. fakeSaltKey keys the salts
 // made up for unknown users, so that the same unknown name always gets the
-// same salt.
+// same salt; it must be used for nothing else, or the salts reveal what
+// else it computes.
 func Start(mech string, lookup Lookup, fakeSaltKey []byte, opts ...Option) (Exchange, error) {
+	o := options{verify: credentials.Credentials.Verify}
+	for _, opt := range opts {
+		opt(&o)
+	}
 	switch mech {
 	case "PLAIN":
-		return &plain{lookup: lookup}, nil
+		return &plain{lookup: lookup, fakeKey: fakeSaltKey, verify: o.verify}, nil
 	case "SCRAM-SHA-1", "SCRAM-SHA-256":
-		s := &scram{lookup: lookup, fakeKey: fakeSaltKey, sha256: mech == "SCRAM-SHA-256"}
-		for _, o := range opts {
-			o(s)
-		}
-		return s, nil
+		return &scram{lookup: lookup, fakeKey: fakeSaltKey, sha256: mech == "SCRAM-SHA-256", snonce: o.snonce}, nil
 	}
 	return nil, fmt.Errorf("%w: %q", ErrInvalidMechanism, mech)
 }
 
+// fakeSalt is the salt made up for an unknown user: stable per name, and
+// unpredictable without the key.
+func fakeSalt(key []byte, user string) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(user))
+	return m.Sum(nil)[:16]
+}
+
 // plain is RFC 4616: authzid NUL authcid NUL password, in one message.
 type plain struct {
-	lookup Lookup
-	user   string
+	lookup  Lookup
+	fakeKey []byte
+	verify  func(credentials.Credentials, string) bool
+	user    string
 }
 
 func (p *plain) Next(ctx context.Context, in []byte) ([]byte, bool, error) {
@@ -79,13 +103,23 @@ func (p *plain) Next(ctx context.Context, in []byte) ([]byte, bool, error) {
 	if len(parts) != 3 || len(parts[1]) == 0 {
 		return nil, false, fmt.Errorf("%w: PLAIN wants authzid NUL authcid NUL password", ErrMalformedRequest)
 	}
+	if len(parts[1]) > MaxUsername {
+		return nil, false, fmt.Errorf("%w: username longer than %d bytes", ErrNotAuthorized, MaxUsername)
+	}
 	authz, user, password := string(parts[0]), string(parts[1]), string(parts[2])
 	p.user = user
 	c, err := p.lookup(ctx, user)
-	if err != nil && !errors.Is(err, credentials.ErrNotFound) {
+	switch {
+	case errors.Is(err, credentials.ErrNotFound):
+		// Derive against made-up credentials with the same salt length
+		// and iteration count as real ones: an unknown name costs the
+		// same time as a wrong password, so timing does not tell which
+		// names exist. The stored key is empty, so nothing matches.
+		c = credentials.Credentials{SHA256: credentials.Keys{Salt: fakeSalt(p.fakeKey, user), Iterations: credentials.Iterations}}
+	case err != nil:
 		return nil, false, err
 	}
-	if err != nil || !c.Verify(password) {
+	if !p.verify(c, password) {
 		return nil, false, ErrNotAuthorized
 	}
 	if authz != "" && authz != user && !strings.HasPrefix(authz, user+"@") {
@@ -162,6 +196,9 @@ func (s *scram) first(ctx context.Context, msg string) ([]byte, bool, error) {
 	if err != nil {
 		return nil, false, err
 	}
+	if len(user) > MaxUsername {
+		return nil, false, fmt.Errorf("%w: username longer than %d bytes", ErrNotAuthorized, MaxUsername)
+	}
 	cnonce := attrs['r']
 	if user == "" || cnonce == "" || strings.ContainsRune(cnonce, ',') {
 		return nil, false, fmt.Errorf("%w: client-first-message needs n= and r=", ErrMalformedRequest)
@@ -189,9 +226,7 @@ func (s *scram) first(ctx context.Context, msg string) ([]byte, bool, error) {
 	case errors.Is(err, credentials.ErrNotFound):
 		// Go on with a made-up salt: the client learns nothing until the
 		// proof fails, as it would with a wrong password.
-		m := hmac.New(sha256.New, s.fakeKey)
-		m.Write([]byte(user))
-		s.keys = credentials.Keys{Salt: m.Sum(nil)[:16], Iterations: credentials.Iterations}
+		s.keys = credentials.Keys{Salt: fakeSalt(s.fakeKey, user), Iterations: credentials.Iterations}
 	default:
 		return nil, false, err
 	}

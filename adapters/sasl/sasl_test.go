@@ -147,3 +147,50 @@ func TestPlain(t *testing.T) {
 		}
 	}
 }
+
+// A name longer than any local part is refused before it is looked up.
+func TestLongUsername(t *testing.T) {
+	ctx := context.Background()
+	long := strings.Repeat("a", MaxUsername+1)
+	lookup := func(context.Context, string) (credentials.Credentials, error) {
+		t.Fatal("a name longer than any local part was looked up")
+		return credentials.Credentials{}, nil
+	}
+	for mech, in := range map[string]string{
+		"PLAIN":         "\x00" + long + "\x00pencil",
+		"SCRAM-SHA-256": "n,,n=" + long + ",r=abc",
+	} {
+		x, _ := Start(mech, lookup, []byte("k"))
+		if _, _, err := x.Next(ctx, []byte(in)); !errors.Is(err, ErrNotAuthorized) {
+			t.Errorf("%s: %v, want not-authorized", mech, err)
+		}
+		if x.User() != "" {
+			t.Errorf("%s: the long name is kept as the user", mech)
+		}
+	}
+}
+
+// PLAIN does the same key derivation for an unknown name as for a known
+// one with a wrong password, so answer times do not tell names apart.
+func TestPlainEqualWork(t *testing.T) {
+	ctx := context.Background()
+	type work struct{ calls, iterations, saltLen int }
+	measure := func(in string) work {
+		var w work
+		count := func(c credentials.Credentials, pw string) bool {
+			w.calls++
+			w.iterations += c.SHA256.Iterations
+			w.saltLen = len(c.SHA256.Salt)
+			return c.Verify(pw)
+		}
+		x, _ := Start("PLAIN", vectors(t), []byte("k"), func(o *options) { o.verify = count })
+		if _, _, err := x.Next(ctx, []byte(in)); !errors.Is(err, ErrNotAuthorized) {
+			t.Fatalf("%q: %v, want not-authorized", in, err)
+		}
+		return w
+	}
+	known, unknown := measure("\x00user\x00wrong"), measure("\x00ghost\x00wrong")
+	if known.calls != 1 || known != unknown {
+		t.Fatalf("known user: %+v, unknown user: %+v; want the same derivation", known, unknown)
+	}
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -96,7 +97,7 @@ func (a *accountsService) Register(ctx context.Context, bare, password string) e
 	if err := a.lifecycle(ctx, bare, account.Create{JID: j}, "register"); err != nil {
 		return err
 	}
-	return a.creds.Put(ctx, bare, c)
+	return a.creds.Put(ctx, j.String(), c)
 }
 
 // SetPassword records a password change and stores the new keys. session
@@ -108,12 +109,27 @@ func (a *accountsService) SetPassword(ctx context.Context, bare, password, sessi
 	if err != nil {
 		return err
 	}
-	// The new keys first: once the event is seen, sessions end, and a
-	// client logging in again must find the new password.
-	if err := a.creds.Put(ctx, bare, c); err != nil {
+	j, err := account.ParseJID(bare)
+	if err != nil {
 		return err
 	}
-	return a.lifecycle(ctx, bare, account.ChangePassword{Mechanisms: c.Mechanisms()}, passwordCause(session))
+	if st, err := a.owner.Get(ctx, account.Stream(j)); err != nil {
+		return err
+	} else if !st.Account.Exists {
+		return fmt.Errorf("%s: %w", bare, account.ErrNotFound)
+	}
+	// The new keys first: once the event is seen, sessions end, and a
+	// client logging in again must find the new password. Keys without the
+	// event (the account was deleted meanwhile) would let a deleted
+	// account log in: they go again.
+	if err := a.creds.Put(ctx, j.String(), c); err != nil {
+		return err
+	}
+	err = a.lifecycle(ctx, bare, account.ChangePassword{Mechanisms: c.Mechanisms()}, passwordCause(session))
+	if errors.Is(err, account.ErrNotFound) {
+		return errors.Join(err, a.creds.Delete(ctx, j.String()))
+	}
+	return err
 }
 
 func (a *accountsService) Roster(ctx context.Context, acct string) (roster.State, error) {

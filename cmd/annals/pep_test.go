@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"log/slog"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -27,7 +28,7 @@ func TestPEPPasswordsBesideTheLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	creds, err := credentials.Open(ctx, db)
+	creds, err := credentials.Open(ctx, db, slog.Default())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -47,6 +47,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&x.detachedShow, "muc-detached-show", "xa", "an account's show in its rooms while none of its clients is attached (away, xa, dnd or chat)")
 	fs.IntVar(&x.maxStanza, "max-stanza", 256<<10, "largest stanza a client may send, in bytes; larger ones end the stream with policy-violation")
 	fs.IntVar(&x.maxDepth, "max-stanza-depth", wellformed.DefaultMaxDepth, "deepest element nesting in a stanza, the stream element included; deeper ones end the stream with policy-violation")
+	x.login.flags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -78,7 +79,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer o.Close()
 	store, runner := o.store, o.runner
-	creds, err := credentials.Open(ctx, o.db)
+	creds, err := credentials.Open(ctx, o.db, log)
 	if err != nil {
 		return err
 	}

@@ -131,7 +131,7 @@ func openAccounts(ctx context.Context, c Config, create bool, stderr io.Writer) 
 		store.Close()
 		return nil, nil, err
 	}
-	creds, err := credentials.Open(ctx, db)
+	creds, err := credentials.Open(ctx, db, c.logger(stderr))
 	if err != nil {
 		db.Close()
 		store.Close()

@@ -33,6 +33,7 @@ type xmppFlags struct {
 	detachedShow string
 	maxStanza    int // bytes
 	maxDepth     int // elements nested in a stanza
+	login        loginFlags
 }
 
 func envOr(name, def string) string {
@@ -67,6 +68,9 @@ func (x xmppFlags) validate() error {
 	if x.maxDepth < 8 || x.maxDepth > 1024 {
 		return fmt.Errorf("%w: --max-stanza-depth %d: give between 8 and 1024 nested elements", errUsage, x.maxDepth)
 	}
+	if err := x.login.validate(); err != nil {
+		return err
+	}
 	if x.plaintext {
 		if err := c2s.CheckPlaintext(x.c2s); err != nil {
 			return fmt.Errorf("%w: %v", errUsage, err)
@@ -87,7 +91,10 @@ func (x xmppFlags) listen(c Config, creds *credentials.Store, accounts *accounts
 	if err != nil {
 		return nil, nil, fmt.Errorf("TLS certificate: %w", err)
 	}
-	saltKey, err := secretFile(filepath.Join(c.Data, "fake-salt.key"))
+	// The server secret. Its file keeps the name it had when it keyed the
+	// made-up SCRAM salts only: renaming it would make existing
+	// installations forget it.
+	secret, err := secretFile(filepath.Join(c.Data, "fake-salt.key"))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -95,7 +102,7 @@ func (x xmppFlags) listen(c Config, creds *credentials.Store, accounts *accounts
 	if resume <= 0 {
 		resume = -1 // c2s: no resumption
 	}
-	srv, err := c2s.NewServer(c2s.Config{
+	cfg := c2s.Config{
 		Domains:         x.domains,
 		TLS:             &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
 		Plaintext:       x.plaintext,
@@ -110,12 +117,14 @@ func (x xmppFlags) listen(c Config, creds *credentials.Store, accounts *accounts
 		MUCDetachedShow: x.detachedShow,
 		PEP:             peps,
 		ResumeTimeout:   resume,
-		FakeSaltKey:     saltKey,
+		Secret:          secret,
 		MaxStanza:       x.maxStanza,
 		MaxDepth:        x.maxDepth,
 		Version:         version,
 		Log:             log,
-	})
+	}
+	x.login.apply(&cfg)
+	srv, err := c2s.NewServer(cfg)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -127,8 +136,9 @@ func (x xmppFlags) listen(c Config, creds *credentials.Store, accounts *accounts
 }
 
 // secretFile returns the 32 random bytes kept in path, making them on first
-// use. They key the salts made up for unknown users, which must not change
-// between restarts or a changing salt would tell that the user is unknown.
+// use: the server secret, from which c2s derives a key per purpose. It must
+// not change between restarts: the salts made up for unknown users would
+// change, telling that those users are unknown, and occupant ids too.
 func secretFile(path string) ([]byte, error) {
 	b, err := os.ReadFile(path)
 	if err == nil && len(b) == 32 {
