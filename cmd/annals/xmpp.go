@@ -89,7 +89,7 @@ func (x xmppFlags) listen(c Config, creds *credentials.Store, accounts *accounts
 	}
 	srv, err := c2s.NewServer(c2s.Config{
 		Domains:         x.domains,
-		TLS:             &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+		TLS:             c2s.ServerTLS(cert),
 		Plaintext:       x.plaintext,
 		Credentials:     creds.Get,
 		Accounts:        accounts,
