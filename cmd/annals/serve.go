@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"annals.im/annals/adapters/c2s"
 	"annals.im/annals/adapters/credentials"
 	"annals.im/annals/domain/account"
 	"annals.im/annals/domain/event"
@@ -29,6 +30,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		x       xmppFlags
 		domains stringList
 	)
+	var memLimit string
 	fs := newFlagSet("serve", stderr)
 	c.flags(fs, true)
 	fs.BoolVar(&demo, "demo", false, "create demo@<first domain> with a random password if it does not exist, and print how to log in")
@@ -42,6 +44,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&x.muc, "muc", envOr("ANNALS_MUC", "conference.<first domain>"), "domain of the multi-user chat service, XEP-0045 (\"\": none; $ANNALS_MUC)")
 	fs.BoolVar(&x.lockRooms, "muc-lock-new-rooms", true, "keep a new room closed to others until its owner configures it (XEP-0045 §10.1)")
 	fs.StringVar(&x.detachedShow, "muc-detached-show", "xa", "an account's show in its rooms while none of its clients is attached (away, xa, dnd or chat)")
+	fs.IntVar(&x.maxConns, "max-connections", 0, "client connections open at once (0: as many as the open files limit allows, less a reserve for the store)")
+	fs.IntVar(&x.maxConnsPerIP, "max-connections-per-ip", c2s.DefaultMaxConnectionsPerIP, "client connections open at once from one IPv4 address or IPv6 /64")
+	fs.DurationVar(&x.loginTimeout, "login-timeout", c2s.DefaultLoginTimeout, "time from connecting to a bound resource before the connection is closed")
+	fs.StringVar(&memLimit, "memory-limit", "auto", "Go heap soft limit: auto (half the memory available), off, or a size such as 2GiB (GOMEMLIMIT wins)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -66,6 +72,19 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		// BenchmarkChat). GOGC in the environment still decides.
 		debug.SetGCPercent(400)
 	}
+	if err := setMemoryLimit(memLimit, log); err != nil {
+		return err
+	}
+	// Before the store opens its files: a limit too low to serve fails here.
+	nofile, err := openFilesLimit()
+	if err != nil {
+		return err
+	}
+	if x.maxConns, err = maxConnections(x.maxConns, nofile, log); err != nil {
+		return err
+	}
+	log.Info("connection limits", "nofile", nofile, "reserved", fdReserve, "max_connections", x.maxConns,
+		"max_connections_per_ip", x.maxConnsPerIP, "login_timeout", x.loginTimeout)
 	c.server = true // holds the data directory's lock: the only lazy writer
 	o, err := openOwner(ctx, c, true, log)
 	if err != nil {

@@ -31,6 +31,9 @@ type xmppFlags struct {
 	muc          string // the MUC service's domain; "" none
 	lockRooms    bool
 	detachedShow string
+	// connection limits: see c2s.Config
+	maxConns, maxConnsPerIP int
+	loginTimeout            time.Duration
 }
 
 func envOr(name, def string) string {
@@ -58,6 +61,9 @@ func (x xmppFlags) validate() error {
 		if _, err := account.ParseJID("room@" + x.muc); err != nil || slices.Contains(x.domains, x.muc) {
 			return fmt.Errorf("%w: --muc %q is not a domain of its own", errUsage, x.muc)
 		}
+	}
+	if x.maxConns < 0 || x.maxConnsPerIP < 1 || x.loginTimeout <= 0 {
+		return fmt.Errorf("%w: --max-connections must be 0 or more, --max-connections-per-ip 1 or more, --login-timeout more than 0", errUsage)
 	}
 	if x.plaintext {
 		if err := c2s.CheckPlaintext(x.c2s); err != nil {
@@ -105,6 +111,10 @@ func (x xmppFlags) listen(c Config, creds *credentials.Store, accounts *accounts
 		FakeSaltKey:     saltKey,
 		Version:         version,
 		Log:             log,
+
+		MaxConnections:      x.maxConns,
+		MaxConnectionsPerIP: x.maxConnsPerIP,
+		LoginTimeout:        x.loginTimeout,
 	})
 	if err != nil {
 		return nil, nil, err

@@ -142,6 +142,14 @@ func register() {
 	})
 }
 
+// MaxReadConns bounds each pool of connections that readers share (the
+// store's and OpenDB's). Each connection holds up to three descriptors
+// (the database, its WAL, a temporary file): a bound is what lets the
+// server keep enough of them in reserve for the store however many
+// clients query at once. Past it, readers wait their turn; with queries of
+// a millisecond or less, 32 at once keep any number of cores busy.
+const MaxReadConns = 32
+
 // OpenDB opens a general connection pool on the database file at path, for
 // read models kept beside the log. Transactions take the write lock at
 // BEGIN and wait up to 10 s for it.
@@ -151,6 +159,7 @@ func OpenDB(path string) (*sql.DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
+	db.SetMaxOpenConns(MaxReadConns)
 	if err := db.Ping(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
@@ -194,6 +203,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
 	r.SetMaxIdleConns(4)
+	r.SetMaxOpenConns(MaxReadConns)
 	s := &Store{
 		opts:             opts,
 		path:             path,
