@@ -173,8 +173,14 @@ func (r *Runner) inTx(ctx context.Context, f func(tx *sql.Tx) error) error {
 
 // Checkpoint returns the position of the last event p applied.
 func (r *Runner) Checkpoint(ctx context.Context, name string) (event.Position, error) {
+	return CheckpointOf(ctx, r.db, name)
+}
+
+// CheckpointOf reads projection name's checkpoint from the read models in
+// db, whichever process runs it.
+func CheckpointOf(ctx context.Context, db *sql.DB, name string) (event.Position, error) {
 	var p event.Position
-	err := r.db.QueryRowContext(ctx, `SELECT commit_pos, prepare_pos FROM projection_checkpoints WHERE name = ?`, name).
+	err := db.QueryRowContext(ctx, `SELECT commit_pos, prepare_pos FROM projection_checkpoints WHERE name = ?`, name).
 		Scan(&p.Commit, &p.Prepare)
 	if err != nil {
 		return p, fmt.Errorf("projections: checkpoint of %s: %w", name, err)

@@ -19,6 +19,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"mellium.im/xmpp/jid"
@@ -82,6 +83,12 @@ type Config struct {
 	FailureWindow                     time.Duration
 	ThrottleKeys                      int
 	TrustedProxies                    []netip.Prefix
+
+	// MaxConnections caps the connections open at once, MaxConnectionsPerIP
+	// those from one address (an IPv6 /64); LoginTimeout is how long a
+	// connection has from accept to a bound resource. See listen.go.
+	MaxConnections, MaxConnectionsPerIP int
+	LoginTimeout                        time.Duration
 }
 
 // Server accepts client connections.
@@ -94,6 +101,8 @@ type Server struct {
 	conns     map[*conn]struct{}          // every session being served, bound or not
 	expired   map[string]expiredSession   // session id -> what a late resumption learns
 	throttle  *throttle
+	limits    *connLimits
+	refused   atomic.Int64 // connections refused by limits since last reported
 	delivery  deliveryLocks
 	muc       attachments
 	ended     map[string]time.Time // bare JID -> when EndAccount last ended its sessions
@@ -132,6 +141,7 @@ func NewServer(cfg Config) (*Server, error) {
 	cfg.ThrottleKeys = cmp.Or(cfg.ThrottleKeys, 1<<16)
 	cfg.ResumeTimeout = cmp.Or(cfg.ResumeTimeout, 300*time.Second)
 	cfg.MUCDetachedShow = cmp.Or(cfg.MUCDetachedShow, "xa")
+	cfg.connDefaults()
 	if len(cfg.Secret) < 16 {
 		return nil, errors.New("c2s: the server secret is missing or shorter than 16 bytes")
 	}
@@ -145,7 +155,8 @@ func NewServer(cfg Config) (*Server, error) {
 			freeAccount: cfg.FailuresPerAccount, freeAddress: cfg.FailuresPerIP,
 			delay: cfg.FailureDelay, delayMax: cfg.FailureDelayMax, window: cfg.FailureWindow,
 			maxKeys: cfg.ThrottleKeys, trusted: cfg.TrustedProxies,
-		})}, nil
+		}),
+		limits: newConnLimits(cfg.MaxConnections, cfg.MaxConnectionsPerIP)}, nil
 }
 
 // Serve accepts connections on ln until ctx ends.
@@ -163,22 +174,24 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			c.shutdown((&streamError{cond: "system-shutdown"}).xml() + "</stream:stream>")
 		}
 	}()
+	go s.reportRefused(ctx)
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for {
-		nc, err := ln.Accept()
+		nc, err := s.accept(ctx, ln)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
-			}
 			return fmt.Errorf("c2s: accept: %w", err)
+		}
+		nc, ok := s.admit(nc)
+		if !ok {
+			continue
 		}
 		c := &conn{srv: s, nc: nc, log: s.cfg.Log.With("remote", nc.RemoteAddr().String()),
 			resume: make(chan *transport), gone: make(chan struct{})}
+		c.login.start(s.cfg.LoginTimeout)
 		s.mu.Lock()
 		s.conns[c] = struct{}{}
 		s.mu.Unlock()
@@ -213,6 +226,7 @@ type conn struct {
 	authAt time.Time
 	jid    jid.JID // bound full JID
 	id     string  // id of the current stream header we sent
+	login  loginClock
 	// sid is the session id: the id of the stream header on which the
 	// resource was bound. Archive IDs of the session's messages and the
 	// XEP-0198 resumption id are made from it, and it survives resumption.
@@ -521,22 +535,30 @@ func (c *conn) serve(ctx context.Context) {
 
 // idleReader moves the read deadline forward before every read: any bytes
 // from the client, whitespace keepalives (RFC 6120 §4.6.1) included, show
-// that it is still there.
+// that it is still there. Until the client is logged in, the deadline
+// never passes the login deadline, however many bytes come.
 type idleReader struct {
-	nc   net.Conn
-	idle time.Duration
+	nc    net.Conn
+	idle  time.Duration
+	login *loginClock
 }
 
 func (r idleReader) Read(p []byte) (int, error) {
-	r.nc.SetReadDeadline(time.Now().Add(r.idle))
-	return r.nc.Read(p)
+	d, login := r.login.deadline(r.idle)
+	r.nc.SetReadDeadline(d)
+	n, err := r.nc.Read(p)
+	var ne net.Error
+	if login && errors.As(err, &ne) && ne.Timeout() {
+		err = fmt.Errorf("%w: %w", errLoginTimeout, err)
+	}
+	return n, err
 }
 
 // restart begins a new stream on the (possibly now TLS) connection.
 func (c *conn) restart() {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	c.lr = &limitReader{r: idleReader{c.nc, c.srv.cfg.IdleTimeout}, max: c.srv.cfg.MaxStanza}
+	c.lr = &limitReader{r: idleReader{c.nc, c.srv.cfg.IdleTimeout, &c.login}, max: c.srv.cfg.MaxStanza}
 	c.dec = wellformed.NewDecoder(c.lr, c.srv.cfg.MaxDepth)
 	c.w = bufio.NewWriterSize(c.nc, 32<<10) // a MAM page (tens of KiB) in one TLS write
 }
@@ -601,6 +623,8 @@ func (c *conn) readError(err error) error {
 	switch {
 	case errors.Is(err, errTooBig):
 		return &streamError{cond: "policy-violation", text: fmt.Sprintf("stanza larger than %d bytes", c.srv.cfg.MaxStanza)}
+	case errors.Is(c.lr.err, errLoginTimeout):
+		return &streamError{cond: "connection-timeout", text: fmt.Sprintf("not logged in within %v", c.srv.cfg.LoginTimeout)}
 	case errors.As(c.lr.err, &ne) && ne.Timeout(), errors.As(err, &ne) && ne.Timeout():
 		return &streamError{cond: "connection-timeout"}
 	case c.lr.err != nil:
@@ -664,13 +688,20 @@ func (c *conn) header(t xml.StartElement) error {
 // the one the client picks. restart reports that a new stream follows
 // (after TLS or SASL); false means the resource is bound and stanzas flow.
 func (c *conn) negotiate(ctx context.Context) (restart bool, err error) {
-	tlsDue := !c.secure && c.srv.cfg.TLS != nil
+	// STARTTLS is offered until the client authenticates (RFC 6120 §5.3.1)
+	// and required unless plaintext streams are allowed (loopback only:
+	// CheckPlaintext); then SASL is offered beside it.
+	tlsOffered := !c.secure && c.srv.cfg.TLS != nil && c.user == ""
+	tlsDue := tlsOffered && !c.srv.cfg.Plaintext
 	var f strings.Builder
 	f.WriteString("<stream:features>")
 	switch {
 	case tlsDue:
 		f.WriteString("<starttls xmlns='" + nsTLS + "'><required/></starttls>")
 	case c.user == "":
+		if tlsOffered {
+			f.WriteString("<starttls xmlns='" + nsTLS + "'/>")
+		}
 		f.WriteString("<mechanisms xmlns='" + nsSASL + "'>")
 		for _, m := range sasl.Mechanisms {
 			f.WriteString("<mechanism>" + m + "</mechanism>")
@@ -693,7 +724,7 @@ func (c *conn) negotiate(ctx context.Context) (restart bool, err error) {
 			return false, err
 		}
 		switch {
-		case tlsDue && e.XMLName == xml.Name{Space: nsTLS, Local: "starttls"}:
+		case tlsOffered && e.XMLName == xml.Name{Space: nsTLS, Local: "starttls"}:
 			return true, c.startTLS()
 		case tlsDue:
 			return false, &streamError{cond: "policy-violation", text: "STARTTLS is required"}
@@ -772,6 +803,7 @@ func (c *conn) bind(iq, b *element) error {
 	}
 	c.jid = j
 	c.sid = c.id
+	c.login.done()
 	c.wmu.Lock()
 	c.startQueueLocked()
 	c.wmu.Unlock()

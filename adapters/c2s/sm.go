@@ -277,6 +277,9 @@ func (c *conn) resumeSession(e *element) (ok bool, err error) {
 	old.wmu.Unlock()
 	oldNC.Close()
 	tr := &transport{nc: c.nc, lr: c.lr, dec: c.dec, w: c.w, secure: c.secure, id: c.id, h: uint32(h)}
+	// Logged in: the resumed session reads through this connection's
+	// reader from now on, without its login deadline.
+	by := c.login.by.Swap(0)
 	select {
 	case old.resume <- tr:
 		return true, nil
@@ -284,6 +287,7 @@ func (c *conn) resumeSession(e *element) (ok bool, err error) {
 	case <-time.After(10 * time.Second):
 		c.log.Warn("session to resume did not let go of its connection", "previd", clip(previd, 256))
 	}
+	c.login.by.Store(by)
 	return failed()
 }
 

@@ -93,3 +93,50 @@ func TestCheckPlaintext(t *testing.T) {
 		}
 	}
 }
+
+// TestServerTLSSuites: a TLS 1.2 client that offers only CBC suites (with
+// HMAC-SHA1 or SHA-256) fails the handshake; one that offers an AEAD suite
+// gets it, and TLS 1.3 still works.
+func TestServerTLSSuites(t *testing.T) {
+	cert, err := LoadOrCreateCert(t.TempDir(), []string{"localhost"}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	handshake := func(cli *tls.Config) (tls.ConnectionState, error) {
+		a, b := net.Pipe()
+		defer a.Close()
+		defer b.Close()
+		srv := tls.Server(a, ServerTLS(cert))
+		go srv.Handshake()
+		cli.InsecureSkipVerify = true
+		c := tls.Client(b, cli)
+		err := c.Handshake()
+		return c.ConnectionState(), err
+	}
+	cbc := []uint16{
+		tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA,
+		tls.TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA,
+		tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256,
+		tls.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA,
+		tls.TLS_RSA_WITH_AES_128_CBC_SHA,
+	}
+	if _, err := handshake(&tls.Config{MaxVersion: tls.VersionTLS12, CipherSuites: cbc}); err == nil {
+		t.Error("a TLS 1.2 client offering only CBC suites completed the handshake")
+	}
+	for _, s := range []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256} {
+		st, err := handshake(&tls.Config{MaxVersion: tls.VersionTLS12, CipherSuites: append(cbc, s)})
+		if err != nil || st.CipherSuite != s {
+			t.Errorf("TLS 1.2 with %s offered: suite %s, %v", tls.CipherSuiteName(s), tls.CipherSuiteName(st.CipherSuite), err)
+		}
+	}
+	if st, err := handshake(&tls.Config{}); err != nil || st.Version != tls.VersionTLS13 {
+		t.Errorf("TLS 1.3: version %x, %v", st.Version, err)
+	}
+	for _, s := range CipherSuites {
+		for _, insecure := range tls.InsecureCipherSuites() {
+			if s == insecure.ID {
+				t.Errorf("%s is offered", insecure.Name)
+			}
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
 	"annals.im/annals/adapters/c2s"
 	"annals.im/annals/domain/account"
@@ -14,6 +15,8 @@ import (
 	"annals.im/annals/domain/room"
 	"annals.im/annals/domain/roster"
 	"annals.im/annals/eventstore"
+	"annals.im/annals/eventstore/sqlite"
+	"annals.im/annals/projections"
 	roomsproj "annals.im/annals/projections/rooms"
 )
 
@@ -50,6 +53,17 @@ func (a *accountsService) Remove(ctx context.Context, bare string) error {
 			return err
 		}
 	}
+	if err := a.forget(ctx, bare, st); err != nil {
+		return err
+	}
+	return a.lifecycle(ctx, bare, account.Delete{}, "remove")
+}
+
+// forget takes the account with state st out of its rooms and out of its
+// contacts' subscriptions. Each step is a no-op where there is nothing to
+// do, so it runs again safely: serve sweeps once more when it sees the
+// deletion, for a room a still-live session joined meanwhile.
+func (a *accountsService) forget(ctx context.Context, bare string, st accountState) error {
 	if a.rooms != nil && a.roomsOf != nil {
 		rs, err := a.roomsOf(ctx, bare)
 		if err != nil {
@@ -69,14 +83,61 @@ func (a *accountsService) Remove(ctx context.Context, bare string) error {
 			}
 		}
 	}
-	return a.lifecycle(ctx, bare, account.Delete{}, "remove")
+	return nil
+}
+
+// sweepDeleted runs forget again for an account serve saw deleted, unless
+// it exists again (a new incarnation is not the old one's to lose).
+func (a *accountsService) sweepDeleted(ctx context.Context, bare string) error {
+	j, err := account.ParseJID(bare)
+	if err != nil {
+		return err
+	}
+	st, err := a.owner.Get(ctx, account.Stream(j))
+	if err != nil || st.Account.Exists {
+		return err
+	}
+	return a.forget(ctx, bare, st)
 }
 
 // forgetIn lets Remove take deleted accounts out of rooms, found in the
-// rooms read model of db.
-func (a *accountsService) forgetIn(rooms *roomsService, db *sql.DB) {
+// rooms read model of db once it has followed the log as far as it went
+// when asked: a room joined a moment ago counts too.
+func (a *accountsService) forgetIn(rooms *roomsService, store *sqlite.Store, db *sql.DB) {
 	a.rooms = rooms
-	a.roomsOf = func(ctx context.Context, acct string) ([]string, error) { return roomsproj.Of(ctx, db, acct) }
+	a.roomsOf = func(ctx context.Context, acct string) ([]string, error) {
+		if err := readModelAt(ctx, store, db, roomsproj.Name, 10*time.Second); err != nil {
+			return nil, err
+		}
+		return roomsproj.Of(ctx, db, acct)
+	}
+}
+
+// readModelAt waits until projection name has applied the log up to its
+// head as of now, at most wait.
+func readModelAt(ctx context.Context, store *sqlite.Store, db *sql.DB, name string, wait time.Duration) error {
+	head, err := store.Head(ctx)
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(wait)
+	for {
+		at, err := projections.CheckpointOf(ctx, db, name)
+		if err != nil {
+			return err
+		}
+		if !at.Less(head) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the %s read model is at %v, behind the log's %v after %v: is a server following the log?", name, at, head, wait)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // passwordCause is the cause of a password change: the in-band session
@@ -89,11 +150,12 @@ func passwordCause(session string) string {
 }
 
 // sessionReactor follows the log from after and ends the sessions that an
-// account event takes the ground from: all of a deleted account's, and
-// all but the asking one's after a password change. It sees the events
+// account event takes the ground from: all of a deleted account's (then
+// sweeps its rooms and contacts again), and all but the asking one's
+// after a password change. It sees the events
 // of every process, so `annals user del` and `user passwd` beside a
 // running serve take effect at once.
-func sessionReactor(ctx context.Context, store eventstore.Store, after event.Position, srv *c2s.Server, log *slog.Logger) error {
+func sessionReactor(ctx context.Context, store eventstore.Store, after event.Position, srv *c2s.Server, accounts *accountsService, log *slog.Logger) error {
 	sub, err := store.Subscribe(ctx, after)
 	if err != nil {
 		return err
@@ -116,6 +178,9 @@ func sessionReactor(ctx context.Context, store eventstore.Store, after event.Pos
 			case account.TypeDeleted:
 				n := srv.EndAccount(acct, "not-authorized", "the account was deleted", "")
 				log.Info("account deleted: sessions ended", "account", acct, "sessions", n)
+				if err := accounts.sweepDeleted(ctx, acct); err != nil {
+					log.Error("a deleted account's rooms and contacts", "account", acct, "err", err)
+				}
 			case account.TypePasswordChanged:
 				keep, _ := strings.CutPrefix(e.Cause, "session:")
 				n := srv.EndAccount(acct, "reset", "the password was changed", keep)

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"annals.im/annals/adapters/c2s"
 	"annals.im/annals/adapters/credentials"
 	"annals.im/annals/adapters/secrets"
 	"annals.im/annals/domain/account"
@@ -32,6 +33,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		x       xmppFlags
 		domains stringList
 	)
+	var memLimit string
 	fs := newFlagSet("serve", stderr)
 	c.flags(fs, true)
 	fs.BoolVar(&demo, "demo", false, "create demo@<first domain> with a random password if it does not exist, and print how to log in")
@@ -48,6 +50,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&x.maxStanza, "max-stanza", 256<<10, "largest stanza a client may send, in bytes; larger ones end the stream with policy-violation")
 	fs.IntVar(&x.maxDepth, "max-stanza-depth", wellformed.DefaultMaxDepth, "deepest element nesting in a stanza, the stream element included; deeper ones end the stream with policy-violation")
 	x.login.flags(fs)
+	fs.IntVar(&x.maxConns, "max-connections", 0, "client connections open at once (0: as many as the open files limit allows, less a reserve for the store)")
+	fs.IntVar(&x.maxConnsPerIP, "max-connections-per-ip", c2s.DefaultMaxConnectionsPerIP, "client connections open at once from one IPv4 address or IPv6 /64")
+	fs.DurationVar(&x.loginTimeout, "login-timeout", c2s.DefaultLoginTimeout, "time from connecting to a bound resource before the connection is closed")
+	fs.StringVar(&memLimit, "memory-limit", "auto", "Go heap soft limit: auto (half the memory available), off, or a size such as 2GiB (GOMEMLIMIT wins)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -72,6 +78,19 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		// BenchmarkChat). GOGC in the environment still decides.
 		debug.SetGCPercent(400)
 	}
+	if err := setMemoryLimit(memLimit, log); err != nil {
+		return err
+	}
+	// Before the store opens its files: a limit too low to serve fails here.
+	nofile, err := openFilesLimit()
+	if err != nil {
+		return err
+	}
+	if x.maxConns, err = maxConnections(x.maxConns, nofile, log); err != nil {
+		return err
+	}
+	log.Info("connection limits", "nofile", nofile, "reserved", fdReserve, "max_connections", x.maxConns,
+		"max_connections_per_ip", x.maxConnsPerIP, "login_timeout", x.loginTimeout)
 	c.server = true // holds the data directory's lock: the only lazy writer
 	o, err := openOwner(ctx, c, true, log)
 	if err != nil {
@@ -105,7 +124,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	store.SetInline(inline)
 	arch := &archiveService{accounts: accounts, store: store, reader: archiveproj.NewReader(o.db, store.Unsynced), ids: accounts.ids}
 	rooms := newRooms(store, accounts.ids, o.db, x.muc)
-	accounts.forgetIn(rooms, o.db)
+	accounts.forgetIn(rooms, store, o.db)
 	// The session reactor follows the log from here: account events of any
 	// process from now on end the sessions they concern.
 	reactFrom, err := runner.Checkpoint(ctx, accountsproj.Name)
@@ -133,7 +152,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	xmppDone := make(chan error, 1)
 	go func() { xmppDone <- srv.Serve(ctx, ln) }()
 	go func() {
-		if err := sessionReactor(ctx, store, reactFrom, srv, log); err != nil {
+		if err := sessionReactor(ctx, store, reactFrom, srv, accounts, log); err != nil {
 			log.Error("account events no longer end sessions", "err", err)
 		}
 	}()

@@ -138,7 +138,7 @@ func openAccounts(ctx context.Context, c Config, create bool, stderr io.Writer) 
 		return nil, nil, err
 	}
 	a := newAccounts(store, creds)
-	a.forgetIn(newRooms(store, a.ids, db, ""), db)
+	a.forgetIn(newRooms(store, a.ids, db, ""), store, db)
 	if a.pwds, err = secrets.Open(ctx, db); err != nil {
 		db.Close()
 		store.Close()

@@ -34,6 +34,9 @@ type xmppFlags struct {
 	maxStanza    int // bytes
 	maxDepth     int // elements nested in a stanza
 	login        loginFlags
+	// connection limits: see c2s.Config
+	maxConns, maxConnsPerIP int
+	loginTimeout            time.Duration
 }
 
 func envOr(name, def string) string {
@@ -71,6 +74,9 @@ func (x xmppFlags) validate() error {
 	if err := x.login.validate(); err != nil {
 		return err
 	}
+	if x.maxConns < 0 || x.maxConnsPerIP < 1 || x.loginTimeout <= 0 {
+		return fmt.Errorf("%w: --max-connections must be 0 or more, --max-connections-per-ip 1 or more, --login-timeout more than 0", errUsage)
+	}
 	if x.plaintext {
 		if err := c2s.CheckPlaintext(x.c2s); err != nil {
 			return fmt.Errorf("%w: %v", errUsage, err)
@@ -104,7 +110,7 @@ func (x xmppFlags) listen(c Config, creds *credentials.Store, accounts *accounts
 	}
 	cfg := c2s.Config{
 		Domains:         x.domains,
-		TLS:             &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+		TLS:             c2s.ServerTLS(cert),
 		Plaintext:       x.plaintext,
 		Credentials:     creds.Get,
 		Accounts:        accounts,
@@ -122,6 +128,10 @@ func (x xmppFlags) listen(c Config, creds *credentials.Store, accounts *accounts
 		MaxDepth:        x.maxDepth,
 		Version:         version,
 		Log:             log,
+
+		MaxConnections:      x.maxConns,
+		MaxConnectionsPerIP: x.maxConnsPerIP,
+		LoginTimeout:        x.loginTimeout,
 	}
 	x.login.apply(&cfg)
 	srv, err := c2s.NewServer(cfg)

@@ -156,6 +156,22 @@ async def register(port, jid_, pw):
     await asyncio.sleep(0.2)
 
 
+async def plaintext(port, jid, password, to):
+    """Log in without STARTTLS (SCRAM over the plain stream) and send a chat message."""
+    c = Client(jid, password)
+    c.connect(address=("127.0.0.1", port), force_starttls=False, disable_starttls=True)
+    ok = await asyncio.wait_for(c.started, 20)
+    out(event="login", ok=ok, jid=str(c.boundjid.full) if ok else "",
+        tls=bool(getattr(c, "is_secure", False) or c.socket is not None and hasattr(c.socket, "cipher")))
+    if ok:
+        c.send_message(mto=to, mbody="in the clear", mtype="chat")
+        # The ping's answer comes after the message has been handled.
+        await c["xep_0199"].ping(jid=c.boundjid.domain, timeout=10)
+        out(event="sent", to=to)
+        c.disconnect()
+    await asyncio.sleep(0.2)
+
+
 def main():
     logging.basicConfig(level=logging.ERROR)
     port, scenario, args = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
@@ -171,6 +187,8 @@ def main():
         loop.run_until_complete(register(port, *args))
     elif scenario == "roster":
         loop.run_until_complete(roster(port, *args))
+    elif scenario == "plaintext":
+        loop.run_until_complete(plaintext(port, *args))
     else:
         sys.exit("unknown scenario " + scenario)
 

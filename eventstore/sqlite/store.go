@@ -142,6 +142,14 @@ func register() {
 	})
 }
 
+// MaxReadConns bounds each pool of connections that readers share (the
+// store's and OpenDB's). Each connection holds up to three descriptors
+// (the database, its WAL, a temporary file): a bound is what lets the
+// server keep enough of them in reserve for the store however many
+// clients query at once. Past it, readers wait their turn; with queries of
+// a millisecond or less, 32 at once keep any number of cores busy.
+const MaxReadConns = 32
+
 // OpenDB opens a general connection pool on the database file at path, for
 // read models kept beside the log. Transactions take the write lock at
 // BEGIN and wait up to 10 s for it.
@@ -151,6 +159,7 @@ func OpenDB(path string) (*sql.DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
+	db.SetMaxOpenConns(MaxReadConns)
 	if err := db.Ping(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
@@ -194,6 +203,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
 	r.SetMaxIdleConns(4)
+	r.SetMaxOpenConns(MaxReadConns)
 	s := &Store{
 		opts:             opts,
 		path:             path,
@@ -424,6 +434,16 @@ func (s *Store) storeUnsynced() {
 // inline read model drops rows at or above it, read after its query (see
 // visible), so that nothing this process shows can vanish in a crash.
 func (s *Store) Unsynced() int64 { return s.unsynced.Load() }
+
+// Head returns the position of the last event committed, by any process;
+// the zero Position for an empty log.
+func (s *Store) Head(ctx context.Context) (event.Position, error) {
+	var pos int64
+	if err := s.read.QueryRowContext(ctx, `SELECT coalesce(max(position), 0) FROM events`).Scan(&pos); err != nil {
+		return event.Position{}, fmt.Errorf("sqlite: head: %w", err)
+	}
+	return event.Position{Commit: uint64(pos), Prepare: uint64(pos)}, nil
+}
 
 // visible drops from evs (in position order) the events that are committed
 // but not yet durable. It must be called after the query that read evs: a
