@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/base64"
 	"fmt"
@@ -74,20 +73,11 @@ func serveLimited(t *testing.T, data string, nofile int, flags ...string) *limit
 			t.Logf("server log (last 8 KiB):\n%s", tail(logs.String(), 8<<10))
 		}
 	})
-	lines := bufio.NewScanner(stdout)
-	addr := regexp.MustCompile(`on 127\.0\.0\.1:(\d+)`)
-	for lines.Scan() {
-		if m := addr.FindStringSubmatch(lines.Text()); m != nil {
-			port, _ := strconv.Atoi(m[1])
-			go func() {
-				for lines.Scan() {
-				}
-			}()
-			return &limitedServer{server: &server{port: port, data: data}, exited: exited, logs: logs}
-		}
+	port, ok := listeningPort(stdout)
+	if !ok {
+		t.Fatalf("server did not say where it listens:\n%s", logs.String())
 	}
-	t.Fatalf("server did not say where it listens:\n%s", logs.String())
-	return nil
+	return &limitedServer{server: &server{port: port, data: data}, exited: exited, logs: logs}
 }
 
 func tail(s string, n int) string {

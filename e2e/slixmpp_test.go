@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -76,6 +77,16 @@ func serveOn(t *testing.T, data string, flags ...string) (*server, *exec.Cmd) {
 			t.Logf("server log:\n%s", logs.String())
 		}
 	})
+	port, ok := listeningPort(stdout)
+	if !ok {
+		t.Fatalf("server did not say where it listens")
+	}
+	return &server{port: port, data: data}, cmd
+}
+
+// listeningPort reads serve's standard output until it says where it
+// listens, and drains the rest in the background.
+func listeningPort(stdout io.Reader) (int, bool) {
 	lines := bufio.NewScanner(stdout)
 	addr := regexp.MustCompile(`on 127\.0\.0\.1:(\d+)`)
 	for lines.Scan() {
@@ -85,11 +96,10 @@ func serveOn(t *testing.T, data string, flags ...string) (*server, *exec.Cmd) {
 				for lines.Scan() {
 				}
 			}()
-			return &server{port: port, data: data}, cmd
+			return port, true
 		}
 	}
-	t.Fatalf("server did not say where it listens")
-	return nil, nil
+	return 0, false
 }
 
 type result map[string]any

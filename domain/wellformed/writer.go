@@ -99,61 +99,60 @@ func writeStart(b *bytes.Buffer, t xml.StartElement, parentDefault string) {
 	}
 }
 
-// escapeText escapes character data; \r is kept as a reference because a
-// parser turns a literal one into \n (XML 1.0 §2.11).
+// escaped returns the reference written for c, or "" where c stands for
+// itself. In text, \r is a reference because a parser turns a literal one
+// into \n (XML 1.0 §2.11). In an attribute in single quotes, the quotes
+// are references too, and so is white space other than ' ', which
+// attribute-value normalization (§3.3.3) would turn into spaces.
+func escaped(c byte, attr bool) string {
+	switch c {
+	case '&':
+		return "&amp;"
+	case '<':
+		return "&lt;"
+	case '>':
+		return "&gt;"
+	case '\r':
+		return "&#xD;"
+	}
+	if !attr {
+		return ""
+	}
+	switch c {
+	case '\'':
+		return "&apos;"
+	case '"':
+		return "&quot;"
+	case '\t':
+		return "&#x9;"
+	case '\n':
+		return "&#xA;"
+	}
+	return ""
+}
+
+// escapeText writes character data escaped.
 func escapeText(b *bytes.Buffer, s []byte) {
 	last := 0
 	for i, c := range s {
-		var esc string
-		switch c {
-		case '&':
-			esc = "&amp;"
-		case '<':
-			esc = "&lt;"
-		case '>':
-			esc = "&gt;"
-		case '\r':
-			esc = "&#xD;"
-		default:
-			continue
+		if esc := escaped(c, false); esc != "" {
+			b.Write(s[last:i])
+			b.WriteString(esc)
+			last = i + 1
 		}
-		b.Write(s[last:i])
-		b.WriteString(esc)
-		last = i + 1
 	}
 	b.Write(s[last:])
 }
 
-// escapeAttr escapes a value for an attribute in single quotes; white
-// space other than ' ' is kept as references, which attribute-value
-// normalization (XML 1.0 §3.3.3) would otherwise turn into spaces.
+// escapeAttr writes an attribute value escaped for single quotes.
 func escapeAttr(b *bytes.Buffer, s string) {
 	last := 0
 	for i := 0; i < len(s); i++ {
-		var esc string
-		switch s[i] {
-		case '&':
-			esc = "&amp;"
-		case '<':
-			esc = "&lt;"
-		case '>':
-			esc = "&gt;"
-		case '\'':
-			esc = "&apos;"
-		case '"':
-			esc = "&quot;"
-		case '\t':
-			esc = "&#x9;"
-		case '\n':
-			esc = "&#xA;"
-		case '\r':
-			esc = "&#xD;"
-		default:
-			continue
+		if esc := escaped(s[i], true); esc != "" {
+			b.WriteString(s[last:i])
+			b.WriteString(esc)
+			last = i + 1
 		}
-		b.WriteString(s[last:i])
-		b.WriteString(esc)
-		last = i + 1
 	}
 	b.WriteString(s[last:])
 }
