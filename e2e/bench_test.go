@@ -44,7 +44,7 @@ func BenchmarkXMPP(b *testing.B) {
 	}
 	var peers []peer
 	data := b.TempDir()
-	s, cmd := serveOnB(b, data, "--registration")
+	s, cmd := serveOnB(b, data, "--registration", "--registrations-per-address", "0")
 	defer cmd.Process.Kill()
 	peers = append(peers, peer{"annals", "127.0.0.1:" + strconv.Itoa(s.port)})
 	if addr, stop, err := startProsody(b.TempDir()); err == nil {

@@ -69,7 +69,7 @@ func BenchmarkChat(b *testing.B) {
 		loadDB func(db string, n int) error
 	}
 	var servers []*chatServer
-	s, cmd := serveOnB(b, b.TempDir(), "--registration")
+	s, cmd := serveOnB(b, b.TempDir(), "--registration", "--registrations-per-address", "0")
 	servers = append(servers, &chatServer{name: "annals", addr: "127.0.0.1:" + strconv.Itoa(s.port),
 		stop: func() { cmd.Process.Kill(); cmd.Wait() }})
 	pdir := b.TempDir()

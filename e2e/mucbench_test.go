@@ -71,7 +71,7 @@ func BenchmarkMUC(b *testing.B) {
 	}
 	var servers []*mucServer
 	adata := b.TempDir()
-	s, cmd := serveOnB(b, adata, "--registration")
+	s, cmd := serveOnB(b, adata, "--registration", "--registrations-per-address", "0")
 	servers = append(servers, &mucServer{name: "annals", addr: "127.0.0.1:" + strconv.Itoa(s.port), sameNick: true,
 		stop:  func() { cmd.Process.Kill(); cmd.Wait() },
 		cpu:   func() time.Duration { return procCPU(cmd.Process.Pid) },

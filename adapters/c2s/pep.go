@@ -1,6 +1,7 @@
 package c2s
 
 import (
+	"cmp"
 	"context"
 	"encoding/xml"
 	"errors"
@@ -69,7 +70,7 @@ func (c *conn) pubsubIQ(ctx context.Context, e *element, q element) error {
 		var opts *pep.Config
 		for _, k := range kids[1:] {
 			if k.XMLName.Local == "publish-options" {
-				cfg, err := parsePublishOptions(k)
+				cfg, err := parsePublishOptions(k, c.srv.pepMaxItems())
 				if err != nil {
 					return fail(err)
 				}
@@ -129,13 +130,32 @@ func (c *conn) pepErrorReply(e *element, err error) string {
 		return c.errorReplyText(e, "cancel", "item-not-found", err.Error())
 	case errors.Is(err, pep.ErrInvalid):
 		return c.errorReplyText(e, "modify", "bad-request", err.Error())
+	case errors.Is(err, pep.ErrPayloadTooBig):
+		// XEP-0060 §7.1.3.4.
+		return c.pepError(e, "modify", "not-acceptable", "payload-too-big", err.Error())
+	case errors.Is(err, pep.ErrTooManyNodes):
+		// NOTSPEC(XEP-0060 §7.1.3): no condition is given for a publication
+		// that would create a node past a limit; the schema's
+		// <max-nodes-exceeded/> says which, under resource-constraint (type
+		// cancel: the same request fails until the user frees room).
+		return c.pepError(e, "cancel", "resource-constraint", "max-nodes-exceeded", err.Error())
+	case errors.Is(err, pep.ErrQuota):
+		return c.errorReplyText(e, "cancel", "resource-constraint", err.Error())
 	}
 	c.log.Error("PEP request failed", "err", err)
 	return c.errorReply(e, "wait", "internal-server-error")
 }
 
+// pepError is an error with a pubsub-specific condition beside the
+// stanza error's.
+func (c *conn) pepError(e *element, typ, cond, pubsubCond, text string) string {
+	return fmt.Sprintf(`<iq type='error' id='%s' to='%s'><error type='%s'><%s xmlns='%s'/><%s xmlns='%s'/><text xmlns='%s'>%s</text></error></iq>`,
+		escape(e.attr("id")), escape(c.jid.String()), typ, cond, nsStanzas, pubsubCond, nsPubsubErrors, nsStanzas, escape(text))
+}
+
 // parsePublishOptions reads the publish-options form (XEP-0223).
-func parsePublishOptions(po element) (pep.Config, error) {
+// "max" is maxItems.
+func parsePublishOptions(po element, maxItems int) (pep.Config, error) {
 	var cfg pep.Config
 	x, ok := childNamed(&po, nsData, "x")
 	if !ok {
@@ -153,7 +173,7 @@ func parsePublishOptions(po element) (pep.Config, error) {
 			cfg.AccessModel = v
 		case "pubsub#max_items":
 			if v == "max" {
-				cfg.MaxItems = pep.MaxItems
+				cfg.MaxItems = maxItems
 				continue
 			}
 			n, err := strconv.Atoi(v)
@@ -179,7 +199,7 @@ func (s *Server) pepPublish(ctx context.Context, acct, node string, it pep.Item,
 		return err
 	}
 	logged := pep.Item{ID: it.ID, Payload: payload}
-	if err := s.cfg.PEP.Do(ctx, acct, pep.Publish{Node: node, Item: logged, Options: opts, Passwords: passwords}); err != nil {
+	if err := s.cfg.PEP.Do(ctx, acct, pep.Publish{Node: node, Item: logged, Options: opts, Passwords: passwords, Limits: s.cfg.PEPLimits}); err != nil {
 		return err
 	}
 	s.pepNotify(acct, node, "<item id='"+escape(it.ID)+"'>"+it.Payload+"</item>")
@@ -261,7 +281,14 @@ func bookmarkPayload(old element, had bool, b bookmark, setPassword bool) string
 	return "<conference xmlns='" + nsBookmarks + "' autojoin='" + strconv.FormatBool(b.autojoin) + "'" + name + ">" + nick + password + inner + "</conference>"
 }
 
-var bookmarkOptions = pep.Config{AccessModel: pep.Whitelist, MaxItems: pep.MaxItems}
+// bookmarkOptions are the bookmarks node's publish-options (XEP-0402
+// §3): whitelist, and as many items as a node may hold ("max").
+func (s *Server) bookmarkOptions() *pep.Config {
+	return &pep.Config{AccessModel: pep.Whitelist, MaxItems: s.pepMaxItems()}
+}
+
+// pepMaxItems is the highest pubsub#max_items ("max").
+func (s *Server) pepMaxItems() int { return cmp.Or(s.cfg.PEPLimits.MaxItems, pep.MaxItems) }
 
 // setAutojoin keeps the account's bookmark of a room in step with its
 // occupancy: joining sets autojoin (creating the bookmark), leaving
@@ -287,7 +314,7 @@ func (s *Server) setAutojoin(ctx context.Context, acct, r, nick string, autojoin
 	if autojoin {
 		b.nick = nick
 	}
-	if err := s.pepPublish(ctx, acct, nsBookmarks, pep.Item{ID: r, Payload: bookmarkPayload(old, had && ok, b, false)}, &bookmarkOptions, false); err != nil {
+	if err := s.pepPublish(ctx, acct, nsBookmarks, pep.Item{ID: r, Payload: bookmarkPayload(old, had && ok, b, false)}, s.bookmarkOptions(), false); err != nil {
 		s.cfg.Log.Error("updating a bookmark", "account", acct, "room", r, "err", err)
 	}
 }
@@ -390,7 +417,7 @@ func (c *conn) privateIQ(ctx context.Context, e *element, q element) error {
 		if had && old.Payload == payload {
 			continue
 		}
-		if err := c.srv.pepPublish(ctx, acct, nsBookmarks, pep.Item{ID: room.String(), Payload: payload}, &bookmarkOptions, true); err != nil {
+		if err := c.srv.pepPublish(ctx, acct, nsBookmarks, pep.Item{ID: room.String(), Payload: payload}, c.srv.bookmarkOptions(), true); err != nil {
 			return c.write(c.pepErrorReply(e, err))
 		}
 	}

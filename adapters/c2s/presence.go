@@ -2,6 +2,7 @@ package c2s
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -28,7 +29,9 @@ func (c *conn) presence(ctx context.Context, e *element) error {
 		if err != nil || to == "" {
 			return c.write(c.errorReply(e, "modify", "jid-malformed"))
 		}
-		c.srv.subscription(ctx, account, contact.Bare().String(), roster.Stanza("out-"+typ), false)
+		if err := c.srv.subscription(ctx, account, contact.Bare().String(), roster.Stanza("out-"+typ), false); errors.Is(err, roster.ErrFull) {
+			return c.write(c.rosterFull(e))
+		}
 		return nil
 	case "probe", "error":
 		return nil // the server answers probes itself; errors end here

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"mellium.im/xmpp/jid"
 
@@ -89,6 +90,16 @@ func (c *conn) register(ctx context.Context, e *element, q element) (removed boo
 		return false, c.write(c.errorReply(e, "modify", "bad-request"))
 	case c.user != "":
 		opErr = reg.SetPassword(ctx, c.user+"@"+c.domain, password, c.sid)
+	case !c.srv.regs.allow(addrKey(c.nc.RemoteAddr()), time.Now()):
+		// NOTSPEC(XEP-0077 §3.1): the XEP's MAY for too many registrations
+		// is not-acceptable, which also means "a field is missing or wrong"
+		// (type modify), so a client would blame its form. The refusal is
+		// resource-constraint of type wait, as ejabberd and MongooseIM
+		// answer ("Users are not allowed to register accounts so quickly");
+		// Prosody answers policy-violation, also of type wait.
+		c.log.Info("in-band registration refused: address over its limit", "limit", c.srv.cfg.RegistrationsPerAddress, "window", c.srv.cfg.RegistrationWindow)
+		return false, c.write(c.errorReplyText(e, "wait", "resource-constraint",
+			fmt.Sprintf("too many accounts registered from your address: at most %d per %v", c.srv.cfg.RegistrationsPerAddress, c.srv.cfg.RegistrationWindow)))
 	default:
 		opErr = reg.Register(ctx, named.String(), password)
 		if opErr == nil {

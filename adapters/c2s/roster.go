@@ -3,6 +3,7 @@ package c2s
 import (
 	"context"
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -53,7 +54,7 @@ func (c *conn) rosterIQ(ctx context.Context, e *element, q element) error {
 		if item.attr("subscription") == "remove" {
 			cmd = roster.RemoveItem{Contact: contactBare}
 		} else {
-			set := roster.SetItem{Contact: contactBare, Name: item.attr("name")}
+			set := roster.SetItem{Contact: contactBare, Name: item.attr("name"), MaxItems: c.srv.rosterLimit()}
 			for _, g := range groups(item) {
 				set.Groups = append(set.Groups, g)
 			}
@@ -65,6 +66,8 @@ func (c *conn) rosterIQ(ctx context.Context, e *element, q element) error {
 			return c.write(c.errorReply(e, "modify", "not-acceptable"))
 		case err == roster.ErrNoItem:
 			return c.write(c.errorReply(e, "cancel", "item-not-found"))
+		case errors.Is(err, roster.ErrFull):
+			return c.write(c.rosterFull(e))
 		case err != nil:
 			c.log.Error("roster set", "err", err)
 			return c.write(c.errorReply(e, "wait", "internal-server-error"))
@@ -156,22 +159,30 @@ func (s *Server) sessionsOf(account string) []*conn {
 // (RFC 6121 §3): the sender's roster first, then, if the stanza goes on
 // and the contact is local, the contact's roster and clients. quiet skips
 // the outbound side's forwarding check (stanzas the server sends itself).
-func (s *Server) subscription(ctx context.Context, account, contact string, stanza roster.Stanza, quiet bool) {
-	out, ok := s.applyPresence(ctx, account, contact, stanza)
-	if !ok || !out.Forward && !quiet {
-		return
+//
+// It returns roster.ErrFull when the stanza would add a contact to the
+// account's full roster; nothing is sent then. A request that would add
+// a contact to the *contact's* full roster is dropped.
+func (s *Server) subscription(ctx context.Context, account, contact string, stanza roster.Stanza, quiet bool) error {
+	out, err := s.applyPresence(ctx, account, contact, stanza)
+	if err != nil || !out.Forward && !quiet {
+		return err
 	}
 	cj, err := jid.Parse(contact)
 	if err != nil || !s.local(cj.Domainpart()) {
-		return // remote contacts are reached once s2s exists
+		return nil // remote contacts are reached once s2s exists
 	}
 	in := map[roster.Stanza]roster.Stanza{
 		roster.OutSubscribe: roster.InSubscribe, roster.OutSubscribed: roster.InSubscribed,
 		roster.OutUnsubscribe: roster.InUnsubscribe, roster.OutUnsubscribed: roster.InUnsubscribed,
 	}[stanza]
-	cout, ok := s.applyPresence(ctx, contact, account, in)
-	if !ok {
-		return
+	cout, err := s.applyPresence(ctx, contact, account, in)
+	if err != nil {
+		// NOTSPEC(RFC 6121 §3.1.3): a request the contact's full roster
+		// cannot take is dropped, as one the contact ignores would be: the
+		// sender's item stays pending. An error back would tell a stranger
+		// how many contacts the account has.
+		return nil
 	}
 	typ := strings.TrimPrefix(string(stanza), "out-")
 	if cout.Forward {
@@ -189,21 +200,36 @@ func (s *Server) subscription(ctx context.Context, account, contact string, stan
 	case in == roster.InUnsubscribed && cout.Forward:
 		s.unavailableTo(account, contact) // the contact no longer sees the account
 	}
+	return nil
 }
 
 // applyPresence runs a subscription stanza on account's roster and pushes
-// the changed item to the account's sessions. ok is false after a failure,
-// which is logged: the stanza then goes no further.
-func (s *Server) applyPresence(ctx context.Context, account, contact string, stanza roster.Stanza) (roster.Outcome, bool) {
-	out, st, err := s.cfg.Accounts.Do(ctx, account, roster.Presence{Contact: contact, Stanza: stanza}, "presence")
+// the changed item to the account's sessions. After a failure, which is
+// logged, the stanza goes no further.
+func (s *Server) applyPresence(ctx context.Context, account, contact string, stanza roster.Stanza) (roster.Outcome, error) {
+	out, st, err := s.cfg.Accounts.Do(ctx, account, roster.Presence{Contact: contact, Stanza: stanza, MaxItems: s.rosterLimit()}, "presence")
+	if errors.Is(err, roster.ErrFull) {
+		s.cfg.Log.Info("subscription refused: the roster is full", "account", account, "contact", contact, "stanza", stanza, "max_roster_items", s.cfg.MaxRosterItems)
+		return out, err
+	}
 	if err != nil {
 		s.cfg.Log.Error("subscription", "account", account, "contact", contact, "stanza", stanza, "err", err)
-		return out, false
+		return out, err
 	}
 	if len(out.Events) > 0 {
 		s.push(account, st, contact)
 	}
-	return out, true
+	return out, nil
+}
+
+// rosterLimit is the roster commands' MaxItems: 0 for no limit.
+func (s *Server) rosterLimit() int { return max(s.cfg.MaxRosterItems, 0) }
+
+// rosterFull answers a stanza that would add a contact to a full roster.
+// resource-constraint of type cancel: the same request fails until the
+// user removes contacts, so waiting does not help.
+func (c *conn) rosterFull(e *element) string {
+	return c.errorReplyText(e, "cancel", "resource-constraint", fmt.Sprintf("your roster is full: at most %d contacts", c.srv.cfg.MaxRosterItems))
 }
 
 func (s *Server) local(domain string) bool {

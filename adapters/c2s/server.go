@@ -26,6 +26,7 @@ import (
 
 	"annals.im/annals/adapters/credentials"
 	"annals.im/annals/adapters/sasl"
+	"annals.im/annals/domain/pep"
 	"annals.im/annals/domain/wellformed"
 )
 
@@ -89,6 +90,18 @@ type Config struct {
 	// connection has from accept to a bound resource. See listen.go.
 	MaxConnections, MaxConnectionsPerIP int
 	LoginTimeout                        time.Duration
+
+	// Account quotas (quota.go). RegistrationsPerAddress in-band
+	// registrations are allowed per address (IPv6: per /64) per
+	// RegistrationWindow; MaxResources sessions of one account may be bound
+	// at once, detached resumable ones included; MaxRosterItems contacts fit
+	// in one roster. Zero: the default; negative: no limit. PEPLimits bound
+	// each account's PEP nodes; its zero fields are no limit.
+	RegistrationsPerAddress int
+	RegistrationWindow      time.Duration
+	MaxResources            int
+	MaxRosterItems          int
+	PEPLimits               pep.Limits
 }
 
 // Server accepts client connections.
@@ -102,6 +115,7 @@ type Server struct {
 	expired   map[string]expiredSession   // session id -> what a late resumption learns
 	throttle  *throttle
 	limits    *connLimits
+	regs      *registrations
 	refused   atomic.Int64 // connections refused by limits since last reported
 	delivery  deliveryLocks
 	muc       attachments
@@ -142,6 +156,7 @@ func NewServer(cfg Config) (*Server, error) {
 	cfg.ResumeTimeout = cmp.Or(cfg.ResumeTimeout, 300*time.Second)
 	cfg.MUCDetachedShow = cmp.Or(cfg.MUCDetachedShow, "xa")
 	cfg.connDefaults()
+	cfg.quotaDefaults()
 	if len(cfg.Secret) < 16 {
 		return nil, errors.New("c2s: the server secret is missing or shorter than 16 bytes")
 	}
@@ -156,7 +171,8 @@ func NewServer(cfg Config) (*Server, error) {
 			delay: cfg.FailureDelay, delayMax: cfg.FailureDelayMax, window: cfg.FailureWindow,
 			maxKeys: cfg.ThrottleKeys, trusted: cfg.TrustedProxies,
 		}),
-		limits: newConnLimits(cfg.MaxConnections, cfg.MaxConnectionsPerIP)}, nil
+		limits: newConnLimits(cfg.MaxConnections, cfg.MaxConnectionsPerIP),
+		regs:   newRegistrations(cfg.RegistrationsPerAddress, cfg.RegistrationWindow, registrationKeys)}, nil
 }
 
 // Serve accepts connections on ln until ctx ends.
@@ -763,7 +779,10 @@ func (c *conn) negotiate(ctx context.Context) (restart bool, err error) {
 				c.write(c.errorReply(e, "cancel", "not-authorized"))
 				continue
 			}
-			return false, c.bind(e, &child)
+			if bound, err := c.bind(e, &child); err != nil || bound {
+				return false, err
+			}
+			// Refused: the client may try again (RFC 6120 §7.6.2).
 		default:
 			return false, &streamError{cond: "not-authorized", text: "bind a resource first"}
 		}
@@ -788,8 +807,10 @@ func (c *conn) startTLS() error {
 }
 
 // bind binds the requested resource, or a generated one (RFC 6120 §7); an
-// older session on the same full JID is replaced (§7.7.2.2).
-func (c *conn) bind(iq, b *element) error {
+// older session on the same full JID is replaced (§7.7.2.2). bound is
+// false when the request was refused with a stanza error and the client
+// may try again.
+func (c *conn) bind(iq, b *element) (bound bool, err error) {
 	resource := ""
 	if r, ok := b.child(); ok && r.XMLName.Local == "resource" {
 		resource = strings.TrimSpace(string(r.Inner))
@@ -799,29 +820,51 @@ func (c *conn) bind(iq, b *element) error {
 	}
 	j, err := jid.New(c.user, c.domain, resource)
 	if err != nil {
-		return c.write(c.errorReply(iq, "modify", "bad-request"))
+		return false, c.write(c.errorReply(iq, "modify", "bad-request"))
 	}
 	c.jid = j
 	c.sid = c.id
-	c.login.done()
 	c.wmu.Lock()
-	c.startQueueLocked()
-	c.wmu.Unlock()
-	if !c.srv.bindSession(c) {
-		return &streamError{cond: "not-authorized", text: "the account's sessions were ended while this one logged in"}
+	if c.out == nil { // a refused bind before this one started it
+		c.startQueueLocked()
 	}
-	return c.write(fmt.Sprintf(`<iq type='result' id='%s'><bind xmlns='%s'><jid>%s</jid></bind></iq>`,
+	c.wmu.Unlock()
+	switch c.srv.bindSession(c) {
+	case bindEnded:
+		return false, &streamError{cond: "not-authorized", text: "the account's sessions were ended while this one logged in"}
+	case bindTooMany:
+		c.jid, c.sid = jid.JID{}, ""
+		c.log.Info("bind refused: the account has too many resources", "account", j.Bare().String(), "max_resources", c.srv.cfg.MaxResources)
+		// RFC 6120 §7.6.2.1: the account has reached its limit of
+		// simultaneous connected resources.
+		return false, c.write(c.errorReplyText(iq, "wait", "resource-constraint",
+			fmt.Sprintf("this account has %d resources bound, the most it may have", c.srv.cfg.MaxResources)))
+	}
+	c.login.done()
+	return true, c.write(fmt.Sprintf(`<iq type='result' id='%s'><bind xmlns='%s'><jid>%s</jid></bind></iq>`,
 		escape(iq.attr("id")), nsBind, escape(j.String())))
 }
 
-// bindSession makes c the session of its full JID; false when the
-// account's sessions were ended after c began to authenticate.
-func (s *Server) bindSession(c *conn) bool {
+// Outcomes of bindSession.
+const (
+	bindOK      = iota
+	bindEnded   // the account's sessions were ended after c began to authenticate
+	bindTooMany // the account has Config.MaxResources sessions bound already
+)
+
+// bindSession makes c the session of its full JID. Detached sessions that
+// wait to be resumed count against MaxResources as bound ones do: each
+// holds its queue of unacknowledged stanzas.
+func (s *Server) bindSession(c *conn) int {
 	s.mu.Lock()
 	bare, res := c.jid.Bare().String(), c.jid.Resourcepart()
 	if s.endedSinceLocked(bare, c.authAt) {
 		s.mu.Unlock()
-		return false
+		return bindEnded
+	}
+	if _, replacing := s.sessions[bare][res]; !replacing && s.cfg.MaxResources > 0 && len(s.sessions[bare]) >= s.cfg.MaxResources {
+		s.mu.Unlock()
+		return bindTooMany
 	}
 	if s.sessions[bare] == nil {
 		s.sessions[bare] = make(map[string]*conn)
@@ -833,7 +876,7 @@ func (s *Server) bindSession(c *conn) bool {
 		old.log.Info("session replaced by a new one on the same resource", "jid", c.jid.String())
 		old.shutdown((&streamError{cond: "conflict", text: "replaced by a new session"}).xml() + "</stream:stream>")
 	}
-	return true
+	return bindOK
 }
 
 func (s *Server) unbind(c *conn) {

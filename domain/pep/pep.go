@@ -25,8 +25,19 @@ const (
 	Open      = "open"
 )
 
-// MaxItems bounds any node.
+// MaxItems bounds any node when Limits.MaxItems is not set.
 const MaxItems = 1000
+
+// Limits bound what one account keeps in PEP; a zero field is no limit
+// (MaxItems: the constant MaxItems). Every item is folded into the
+// account's state, held in memory while the account is in use, so these
+// bound that memory as well as the log's growth per node.
+type Limits struct {
+	MaxPayload int // bytes of one item's payload
+	MaxItems   int // the highest pubsub#max_items a node may have
+	MaxNodes   int // nodes per account, emptied ones included (they keep their configuration)
+	MaxBytes   int // bytes of all the account's node names, item IDs and payloads
+}
 
 // Config is a node's configuration, from publish-options.
 type Config struct {
@@ -82,9 +93,12 @@ type State struct {
 
 // Errors, each the XEP-0060 condition it is answered with.
 var (
-	ErrInvalid      = errors.New("pep: invalid")                      // bad-request
-	ErrPrecondition = errors.New("pep: publish-options do not match") // conflict + precondition-not-met
-	ErrItemNotFound = errors.New("pep: no such item")                 // item-not-found
+	ErrInvalid       = errors.New("pep: invalid")                         // bad-request
+	ErrPrecondition  = errors.New("pep: publish-options do not match")    // conflict + precondition-not-met
+	ErrItemNotFound  = errors.New("pep: no such item")                    // item-not-found
+	ErrPayloadTooBig = errors.New("pep: payload too big")                 // not-acceptable + payload-too-big
+	ErrTooManyNodes  = errors.New("pep: too many nodes")                  // resource-constraint + max-nodes-exceeded
+	ErrQuota         = errors.New("pep: the account's items are too big") // resource-constraint
 )
 
 // Publish is the command to publish an item; Options are the
@@ -96,11 +110,15 @@ var (
 // none. They never reach an event: the event records only whether there
 // is one (Item.HasPassword), and the caller stores them once the event is
 // appended.
+//
+// Limits are the account's quotas, checked against the state the
+// publication is decided on.
 type Publish struct {
 	Node      string
 	Item      Item
 	Options   *Config
 	Passwords []string
+	Limits    Limits
 }
 
 // Retract is the command to remove an item.
@@ -126,6 +144,14 @@ func Decide(s State, c any, ids *event.IDs, now time.Time, cause string) ([]even
 			c.Item.ID = ids.New(now).String()
 		}
 		c.Item.HasPassword = slices.ContainsFunc(c.Passwords, func(p string) bool { return p != "" })
+		lim := c.Limits
+		if lim.MaxPayload > 0 && len(c.Item.Payload) > lim.MaxPayload {
+			return nil, fmt.Errorf("%w: %d bytes; the limit is %d", ErrPayloadTooBig, len(c.Item.Payload), lim.MaxPayload)
+		}
+		maxItems := lim.MaxItems
+		if maxItems <= 0 {
+			maxItems = MaxItems
+		}
 		n, exists := s.Nodes[c.Node]
 		cfg := n.Config
 		if !exists {
@@ -135,8 +161,8 @@ func Decide(s State, c any, ids *event.IDs, now time.Time, cause string) ([]even
 			switch {
 			case o.AccessModel != "" && o.AccessModel != Presence && o.AccessModel != Whitelist && o.AccessModel != Open:
 				return nil, fmt.Errorf("%w: access model %q", ErrInvalid, o.AccessModel)
-			case o.MaxItems < 0 || o.MaxItems > MaxItems:
-				return nil, fmt.Errorf("%w: max_items %d (1 to %d)", ErrInvalid, o.MaxItems, MaxItems)
+			case o.MaxItems < 0 || o.MaxItems > maxItems:
+				return nil, fmt.Errorf("%w: max_items %d (1 to %d)", ErrInvalid, o.MaxItems, maxItems)
 			case exists && o.AccessModel != "" && o.AccessModel != cfg.AccessModel:
 				// XEP-0223 §3: publish-options are a precondition on an existing node.
 				return nil, fmt.Errorf("%w: node %s has access model %s", ErrPrecondition, c.Node, cfg.AccessModel)
@@ -146,6 +172,18 @@ func Decide(s State, c any, ids *event.IDs, now time.Time, cause string) ([]even
 			}
 			if o.MaxItems > 0 {
 				cfg.MaxItems = o.MaxItems
+			}
+		}
+		if lim.MaxNodes > 0 && !exists && len(s.Nodes) >= lim.MaxNodes {
+			return nil, fmt.Errorf("%w: the account has %d; the limit is %d", ErrTooManyNodes, len(s.Nodes), lim.MaxNodes)
+		}
+		if lim.MaxBytes > 0 {
+			before := s.bytes()
+			after := before - n.bytes(c.Node, exists) + published(n, c.Item, cfg).bytes(c.Node, true)
+			// A publication that does not grow the account is always let
+			// through: an account over a lowered quota can still edit.
+			if after > lim.MaxBytes && after > before {
+				return nil, fmt.Errorf("%w: %d bytes after this publication; the limit is %d", ErrQuota, after, lim.MaxBytes)
 			}
 		}
 		return emit(TypeItemPublished, ItemPublished{Node: c.Node, Item: c.Item, Config: cfg})
@@ -170,13 +208,7 @@ func Evolve(s State, e event.Envelope) (State, error) {
 		for k, v := range s.Nodes {
 			nodes[k] = v
 		}
-		n := nodes[d.Node]
-		items := slices.DeleteFunc(slices.Clone(n.Items), func(it Item) bool { return it.ID == d.Item.ID })
-		items = append(items, d.Item)
-		if max := max(d.Config.MaxItems, 1); len(items) > max {
-			items = items[len(items)-max:]
-		}
-		nodes[d.Node] = Node{Config: d.Config, Items: items}
+		nodes[d.Node] = published(nodes[d.Node], d.Item, d.Config)
 		s.Nodes = nodes
 	case TypeItemRetracted:
 		var d ItemRetracted
@@ -193,4 +225,37 @@ func Evolve(s State, e event.Envelope) (State, error) {
 		s.Nodes = nodes
 	}
 	return s, nil
+}
+
+// published is n after it with configuration cfg: an item with the same ID
+// is replaced, and the oldest ones beyond max_items are pushed out.
+func published(n Node, it Item, cfg Config) Node {
+	items := slices.DeleteFunc(slices.Clone(n.Items), func(old Item) bool { return old.ID == it.ID })
+	items = append(items, it)
+	if max := max(cfg.MaxItems, 1); len(items) > max {
+		items = items[len(items)-max:]
+	}
+	return Node{Config: cfg, Items: items}
+}
+
+// bytes is what node n named name weighs, as Limits.MaxBytes counts: its
+// name, its items' IDs and payloads; nothing if it does not exist.
+func (n Node) bytes(name string, exists bool) int {
+	if !exists {
+		return 0
+	}
+	total := len(name)
+	for _, it := range n.Items {
+		total += len(it.ID) + len(it.Payload)
+	}
+	return total
+}
+
+// bytes is what all the account's nodes weigh.
+func (s State) bytes() int {
+	total := 0
+	for name, n := range s.Nodes {
+		total += n.bytes(name, true)
+	}
+	return total
 }

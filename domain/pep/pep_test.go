@@ -90,3 +90,46 @@ func TestPasswordsStayOutOfTheEvent(t *testing.T) {
 		}
 	}
 }
+
+// The account's quotas: a payload over MaxPayload, a node past MaxNodes, a
+// max_items past MaxItems and a publication that would take the account
+// past MaxBytes are refused; replacing an item, publishing to an existing
+// node and a publication that shrinks the account are not.
+func TestLimits(t *testing.T) {
+	lim := Limits{MaxPayload: 10, MaxItems: 3, MaxNodes: 2, MaxBytes: 40}
+	pub := func(node, id, payload string) Publish {
+		return Publish{Node: node, Item: Item{ID: id, Payload: payload}, Options: &Config{MaxItems: 3}, Limits: lim}
+	}
+	// Node "a" (1 byte) with item "1" (1+5 bytes): 7 bytes; node "b" likewise: 14.
+	two := fold(t, pub("a", "1", "<x1/>"), pub("b", "1", "<x2/>"))
+	// 52 bytes, published before the quota.
+	big := fold(t, Publish{Node: "a", Item: Item{ID: "1", Payload: strings.Repeat("y", 50)}, Options: &Config{MaxItems: 3}})
+	tests := []struct {
+		name string
+		s    State
+		c    Publish
+		err  error
+	}{
+		{"payload at the limit", State{}, pub("a", "1", strings.Repeat("p", 10)), nil},
+		{"payload over the limit", State{}, pub("a", "1", strings.Repeat("p", 11)), ErrPayloadTooBig},
+		{"no limits", State{}, Publish{Node: "a", Item: Item{ID: "1", Payload: strings.Repeat("p", 1<<20)}}, nil},
+		{"third node", two, pub("c", "1", "<x/>"), ErrTooManyNodes},
+		{"existing node", two, pub("b", "2", "<x/>"), nil},
+		{"max_items at the limit", State{}, Publish{Node: "a", Item: Item{ID: "1", Payload: "<x/>"}, Options: &Config{MaxItems: 3}, Limits: lim}, nil},
+		{"max_items over the limit", State{}, Publish{Node: "a", Item: Item{ID: "1", Payload: "<x/>"}, Options: &Config{MaxItems: 4}, Limits: lim}, ErrInvalid},
+		{"max_items over the constant without limits", State{}, Publish{Node: "a", Item: Item{ID: "1", Payload: "<x/>"}, Options: &Config{MaxItems: MaxItems + 1}}, ErrInvalid},
+		// 14 + 1 ("2") + 10 = 25, then 36; an item of 5 more bytes fails.
+		{"bytes under the quota", two, pub("a", "2", strings.Repeat("p", 10)), nil},
+		{"bytes over the quota", fold(t, pub("a", "1", "<x1/>"), pub("b", "1", "<x2/>"), pub("b", "2", strings.Repeat("p", 10)), pub("a", "3", strings.Repeat("q", 10))),
+			pub("b", "4", "<x/>"), ErrQuota},
+		{"bytes at the quota", fold(t, pub("a", "1", "<x1/>"), pub("b", "1", "<x2/>"), pub("b", "2", strings.Repeat("p", 10)), pub("a", "3", strings.Repeat("q", 10))),
+			pub("b", "4", "<>"), nil},
+		{"an account over a lowered quota may shrink", big, pub("a", "1", "<small/>"), nil},
+		{"an account over a lowered quota may not grow", big, pub("a", "2", "<x/>"), ErrQuota},
+	}
+	for _, tt := range tests {
+		if _, err := Decide(tt.s, tt.c, event.NewIDs(), now, ""); !errors.Is(err, tt.err) {
+			t.Errorf("%s: %v, want %v", tt.name, err, tt.err)
+		}
+	}
+}

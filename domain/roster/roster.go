@@ -24,6 +24,7 @@ var (
 	ErrSelf     = errors.New("roster: an account cannot be its own contact")
 	ErrNoItem   = errors.New("roster: no such item")
 	ErrBadGroup = errors.New("roster: group names must be unique and non-empty")
+	ErrFull     = errors.New("roster: the roster is full")
 )
 
 // Subscription is the RFC 6121 subscription attribute value.
@@ -127,6 +128,9 @@ func Evolve(s State, e event.Envelope) (State, error) {
 	return s, nil
 }
 
+// full reports that the roster holds max items or more (max > 0).
+func (s State) full(max int) bool { return max > 0 && len(s.Items) >= max }
+
 // clone copies the item map so that states stay values.
 func (s State) clone() State {
 	items := make(map[string]Item, len(s.Items)+1)
@@ -156,19 +160,25 @@ const (
 type Command interface{ command() }
 
 // SetItem adds or updates an item's name and groups (roster set).
+// MaxItems, when positive, is the most items the roster may hold: adding
+// one past it fails with ErrFull.
 type SetItem struct {
-	Contact string
-	Name    string
-	Groups  []string
+	Contact  string
+	Name     string
+	Groups   []string
+	MaxItems int
 }
 
 // RemoveItem removes an item, cancelling subscriptions both ways.
 type RemoveItem struct{ Contact string }
 
 // Presence is a subscription stanza sent or received by the account.
+// MaxItems, when positive, is the most items the roster may hold: a
+// stanza that would add one past it fails with ErrFull.
 type Presence struct {
-	Contact string
-	Stanza  Stanza
+	Contact  string
+	Stanza   Stanza
+	MaxItems int
 }
 
 func (SetItem) command()    {}
@@ -213,8 +223,12 @@ func Decide(s State, owner string, cmd Command, ids *event.IDs, now time.Time, c
 			}
 			seen[g] = true
 		}
-		if it, ok := s.Items[c.Contact]; ok && it.Name == c.Name && slices.Equal(it.Groups, c.Groups) {
+		it, ok := s.Items[c.Contact]
+		if ok && it.Name == c.Name && slices.Equal(it.Groups, c.Groups) {
 			return out, nil
+		}
+		if !ok && s.full(c.MaxItems) {
+			return out, fmt.Errorf("%w: %d items", ErrFull, len(s.Items))
 		}
 		return out, emit(TypeItemSet, ItemSet{Contact: c.Contact, Name: c.Name, Groups: c.Groups})
 	case RemoveItem:
@@ -284,6 +298,9 @@ func Decide(s State, owner string, cmd Command, ids *event.IDs, now time.Time, c
 		}
 		if !ok && next.Subscription == None && !next.AskOut && !next.PendingIn {
 			return out, nil // nothing to record for a stranger's unsubscribe
+		}
+		if !ok && s.full(c.MaxItems) {
+			return Outcome{}, fmt.Errorf("%w: %d items", ErrFull, len(s.Items))
 		}
 		return out, emit(TypeSubscriptionChanged, SubscriptionChanged{Contact: c.Contact,
 			Subscription: next.Subscription, AskOut: next.AskOut, PendingIn: next.PendingIn, Via: c.Stanza})

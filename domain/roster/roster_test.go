@@ -158,3 +158,44 @@ func TestEvolveRefusesNewerSchema(t *testing.T) {
 		t.Fatalf("err %v", err)
 	}
 }
+
+// A full roster takes no new contact, by roster set or by a subscription
+// stanza either way; its existing items still change, and a stanza that
+// would record nothing for a stranger is no error.
+func TestRosterFull(t *testing.T) {
+	t.Parallel()
+	const max = 2
+	set := func(c string) Command { return SetItem{Contact: c, Name: c, MaxItems: max} }
+	pres := func(c string, st Stanza) Command { return Presence{Contact: c, Stanza: st, MaxItems: max} }
+	full := []Command{set("a@example.com"), set("b@example.com")}
+	cases := []struct {
+		name string
+		then Command
+		err  error
+	}{
+		{"roster set of a new contact", set("c@example.com"), ErrFull},
+		{"subscribe to a new contact", pres("c@example.com", OutSubscribe), ErrFull},
+		{"subscription request from a stranger", pres("c@example.com", InSubscribe), ErrFull},
+		{"a stranger's unsubscribe records nothing", pres("c@example.com", InUnsubscribe), nil},
+		{"an approval nobody asked for records nothing", pres("c@example.com", InSubscribed), nil},
+		{"renaming a contact", SetItem{Contact: "a@example.com", Name: "A", MaxItems: max}, nil},
+		{"subscribing to a contact already there", pres("a@example.com", OutSubscribe), nil},
+		{"a request from a contact already there", pres("b@example.com", InSubscribe), nil},
+		{"no limit", SetItem{Contact: "c@example.com"}, nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, out, err := run(t, append(full[:len(full):len(full)], c.then)...)
+			if !errors.Is(err, c.err) {
+				t.Fatalf("%v, want %v", err, c.err)
+			}
+			if err != nil && (len(out.Events) > 0 || out.Forward || out.AutoReply) {
+				t.Fatalf("refused, yet %+v", out)
+			}
+		})
+	}
+	// Removing an item makes room again.
+	if _, _, err := run(t, append(full[:len(full):len(full)], RemoveItem{Contact: "a@example.com"}, set("c@example.com"))...); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,64 @@
+package main
+
+import (
+	"errors"
+	"io"
+	"testing"
+	"time"
+
+	"annals.im/annals/adapters/c2s"
+	"annals.im/annals/domain/pep"
+)
+
+func TestQuotaFlags(t *testing.T) {
+	parseQuotas := func(args ...string) (c2s.Config, error) {
+		var q quotaFlags
+		fs := newFlagSet("serve", io.Discard)
+		q.flags(fs)
+		if err := parse(fs, args); err != nil {
+			return c2s.Config{}, err
+		}
+		if err := q.validate(); err != nil {
+			return c2s.Config{}, err
+		}
+		var cfg c2s.Config
+		q.apply(&cfg)
+		return cfg, nil
+	}
+	cfg, err := parseQuotas()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := pep.Limits{MaxPayload: 64 << 10, MaxItems: 1000, MaxNodes: 100, MaxBytes: 1 << 20}
+	if cfg.RegistrationsPerAddress != 3 || cfg.RegistrationWindow != 10*time.Minute || cfg.MaxResources != 100 ||
+		cfg.MaxRosterItems != 1000 || cfg.PEPLimits != want {
+		t.Fatalf("defaults: %+v", cfg)
+	}
+	// 0 lifts the registration limit (benchmarks): c2s reads a negative as none.
+	if cfg, err = parseQuotas("--registrations-per-address", "0"); err != nil || cfg.RegistrationsPerAddress >= 0 {
+		t.Fatalf("--registrations-per-address 0: %d %v", cfg.RegistrationsPerAddress, err)
+	}
+	cfg, err = parseQuotas("--max-resources", "5", "--max-roster-items", "7", "--pep-max-payload", "2048", "--pep-max-items", "9",
+		"--pep-max-nodes", "3", "--pep-max-bytes", "4096", "--registrations-per-address", "2", "--registration-window", "1h")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.MaxResources != 5 || cfg.MaxRosterItems != 7 || cfg.RegistrationsPerAddress != 2 || cfg.RegistrationWindow != time.Hour ||
+		cfg.PEPLimits != (pep.Limits{MaxPayload: 2048, MaxItems: 9, MaxNodes: 3, MaxBytes: 4096}) {
+		t.Fatalf("set: %+v", cfg)
+	}
+	for _, bad := range [][]string{
+		{"--registrations-per-address", "-1"},
+		{"--registration-window", "0s"},
+		{"--max-resources", "0"},
+		{"--max-roster-items", "0"},
+		{"--pep-max-payload", "100"},
+		{"--pep-max-items", "0"},
+		{"--pep-max-nodes", "0"},
+		{"--pep-max-bytes", "1000"},
+	} {
+		if _, err := parseQuotas(bad...); !errors.Is(err, errUsage) {
+			t.Errorf("%v: %v, want a usage error", bad, err)
+		}
+	}
+}
