@@ -103,9 +103,9 @@ func dialLogin(addr, domain, user, password, resource string) (*loadClient, erro
 		c.nc.Close()
 		return nil, err
 	}
-	if st, _, err := c.next(); err != nil || st.Name.Local != "iq" {
+	if st, inner, err := c.next(); err != nil || st.Name.Local != "iq" || attr(st, "type") != "result" {
 		c.nc.Close()
-		return nil, fmt.Errorf("bind: %v", err)
+		return nil, fmt.Errorf("bind: %v %s", err, inner)
 	}
 	c.jid = user + "@" + domain + "/" + resource
 	c.nc.SetDeadline(time.Time{})
