@@ -33,9 +33,9 @@ func fields(q element) (username, password string, remove bool) {
 	for _, f := range children(q) {
 		switch f.XMLName.Local {
 		case "username":
-			username = strings.TrimSpace(string(f.Inner))
+			username = strings.TrimSpace(string(textOf(f)))
 		case "password":
-			password = string(f.Inner)
+			password = string(textOf(f))
 		case "remove":
 			remove = true
 		}

@@ -813,7 +813,7 @@ func (c *conn) startTLS() error {
 func (c *conn) bind(iq, b *element) (bound bool, err error) {
 	resource := ""
 	if r, ok := b.child(); ok && r.XMLName.Local == "resource" {
-		resource = strings.TrimSpace(string(r.Inner))
+		resource = strings.TrimSpace(string(textOf(r)))
 	}
 	if resource == "" {
 		resource = "annals-" + newID()[:8]

@@ -309,7 +309,10 @@ func TestRegistrationStanzas(t *testing.T) {
 	c.until("id='r3'")
 	set("r4", "<remove/>")
 	c.until("<registration-required")
-	if reg.users["romeo@localhost"] != "wherefore" {
+	// Fields are text: references are decoded, not taken as written.
+	set("r5", "<username>&#x6d;ercutio</username><password>a&amp;b</password>")
+	c.until("id='r5'")
+	if reg.users["romeo@localhost"] != "wherefore" || reg.users["mercutio@localhost"] != "a&b" {
 		t.Fatalf("registrar holds %v", reg.users)
 	}
 	// After login: change the password, then remove the account.
@@ -323,7 +326,7 @@ func TestRegistrationStanzas(t *testing.T) {
 	if got := d.until("</stream:stream>"); !strings.Contains(got, "id='p3'") {
 		t.Fatalf("remove: %s", got)
 	}
-	if _, ok := reg.users["juliet@localhost"]; ok || len(reg.users) != 1 {
+	if _, ok := reg.users["juliet@localhost"]; ok || len(reg.users) != 2 {
 		t.Fatalf("after remove the registrar holds %v", reg.users)
 	}
 }
