@@ -37,6 +37,7 @@ type xmppFlags struct {
 	// connection limits: see c2s.Config
 	maxConns, maxConnsPerIP int
 	loginTimeout            time.Duration
+	traffic                 trafficFlags
 }
 
 func envOr(name, def string) string {
@@ -72,6 +73,9 @@ func (x xmppFlags) validate() error {
 		return fmt.Errorf("%w: --max-stanza-depth %d: give between 8 and 1024 nested elements", errUsage, x.maxDepth)
 	}
 	if err := x.login.validate(); err != nil {
+		return err
+	}
+	if err := x.traffic.validate(x.maxStanza); err != nil {
 		return err
 	}
 	if x.maxConns < 0 || x.maxConnsPerIP < 1 || x.loginTimeout <= 0 {
@@ -134,6 +138,7 @@ func (x xmppFlags) listen(c Config, creds *credentials.Store, accounts *accounts
 		LoginTimeout:        x.loginTimeout,
 	}
 	x.login.apply(&cfg)
+	x.traffic.apply(&cfg)
 	srv, err := c2s.NewServer(cfg)
 	if err != nil {
 		return nil, nil, err
