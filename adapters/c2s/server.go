@@ -263,7 +263,7 @@ type conn struct {
 	out      chan string
 	outDone  chan struct{}
 	outBytes *atomic.Int64 // bytes in out and being written (traffic.go)
-	detached bool // stream management: the transport is gone, the session waits to be resumed
+	detached bool          // stream management: the transport is gone, the session waits to be resumed
 	sm       smState
 	// XEP-0352: while the client says it is inactive, stanzas that are
 	// not urgent wait in held.

@@ -29,7 +29,7 @@ const Name = "archive/v5"
 // Projection is the archive read model.
 type Projection struct{}
 
-func (Projection) Name() string     { return Name }
+func (Projection) Name() string { return Name }
 func (Projection) Tables() []string {
 	return []string{"archive", "archive_occupants", "archive_usage"}
 }
