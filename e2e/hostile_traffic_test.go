@@ -249,3 +249,121 @@ func TestHostileMAMPages(t *testing.T) {
 		}
 	}
 }
+
+// errorOf returns the condition of the error answer to the message with
+// id, or "" when the next thing c reads (up to a ping's answer) is not one.
+func errorOf(t *testing.T, c *loadClient, id string) string {
+	t.Helper()
+	ping := "ping-" + id
+	c.send("<iq type='get' id='" + ping + "'><ping xmlns='urn:xmpp:ping'/></iq>")
+	got := collectUntil(t, c, ping)
+	i := strings.Index(got, "id='"+id+"'")
+	if i < 0 || !strings.Contains(got[:i], "type='error'") && !strings.Contains(got[i:min(len(got), i+200)], "type='error'") {
+		return ""
+	}
+	for _, cond := range []string{"service-unavailable", "resource-constraint", "not-allowed"} {
+		if strings.Contains(got[i:], "<"+cond) {
+			return cond
+		}
+	}
+	return "other"
+}
+
+// An offline account's queue is bounded (--offline-max): past it messages
+// to it are refused with service-unavailable, and it gets the ones that
+// were kept when it comes online. An account that has stored as many
+// bytes of messages as it may (--archive-quota-bytes) gets
+// resource-constraint, and others still reach it and each other.
+func TestHostileOfflineAndArchiveQuota(t *testing.T) {
+	data := t.TempDir()
+	addUsers(t, data, map[string]string{"victim@localhost": "v-pw", "spammer@localhost": "s-pw", "friend@localhost": "f-pw"})
+	s, _ := serveOn(t, data, "--offline-max", "20", "--archive-quota-bytes", "300000")
+	addr := fmt.Sprintf("127.0.0.1:%d", s.port)
+	spammer := login(t, addr, "spammer", "s-pw", "desk")
+	defer spammer.close()
+	for i := range 25 {
+		id := "o" + strconv.Itoa(i)
+		spammer.send("<message to='victim@localhost' type='chat' id='" + id + "'><body>offline " + id + "</body></message>")
+		want := ""
+		if i >= 20 {
+			want = "service-unavailable"
+		}
+		if got := errorOf(t, spammer, id); got != want {
+			t.Fatalf("offline message %d: error %q, want %q", i, got, want)
+		}
+	}
+	victim := login(t, addr, "victim", "v-pw", "desk")
+	defer victim.close()
+	victim.send("<presence/><iq type='get' id='vp'><ping xmlns='urn:xmpp:ping'/></iq>")
+	got := collectUntil(t, victim, "vp")
+	victim.send("<iq type='get' id='vp2'><ping xmlns='urn:xmpp:ping'/></iq>")
+	got += collectUntil(t, victim, "vp2")
+	if n := strings.Count(got, "offline o"); n != 20 {
+		t.Errorf("the victim got %d offline messages, want the 20 kept", n)
+	}
+
+	// 40 KB messages to an online account: the quota of 300,000 bytes
+	// lets seven through.
+	friend := login(t, addr, "friend", "f-pw", "desk")
+	defer friend.close()
+	friend.send("<presence/>")
+	ask(t, friend, "<iq type='get' id='fp'><ping xmlns='urn:xmpp:ping'/></iq>")
+	body := strings.Repeat("z", 40000)
+	refused := -1
+	for i := range 12 {
+		id := "q" + strconv.Itoa(i)
+		spammer.send("<message to='friend@localhost' type='chat' id='" + id + "'><body>" + body + "</body></message>")
+		if cond := errorOf(t, spammer, id); cond == "resource-constraint" {
+			refused = i
+			break
+		} else if cond != "" {
+			t.Fatalf("message %d: %s", i, cond)
+		}
+	}
+	if refused < 5 || refused > 8 {
+		t.Fatalf("the quota refused message %d, want the 7th or so (-1: none)", refused)
+	}
+	// Others are served: the friend reaches the spammer and the victim.
+	friend.send("<message to='victim@localhost' type='chat' id='hi'><body>hello victim</body></message>")
+	awaitElem(t, victim, "message", "hello victim")
+	spammer.send("<presence/>")
+	ask(t, spammer, "<iq type='get' id='sp'><ping xmlns='urn:xmpp:ping'/></iq>")
+	friend.send("<message to='spammer@localhost' type='chat' id='hi2'><body>hello spammer</body></message>")
+	awaitElem(t, spammer, "message", "hello spammer")
+}
+
+// One account creates rooms until its rate is used up (--room-creations,
+// default 10 per 10 minutes): the next join that would create a room gets
+// not-allowed; it still joins a room that exists, and another account
+// still creates rooms. Before, one account made 300 rooms in 1.8 s.
+func TestHostileRoomCreation(t *testing.T) {
+	data := t.TempDir()
+	addUsers(t, data, map[string]string{"maker@localhost": "m-pw", "other@localhost": "o-pw"})
+	s, _ := serveOn(t, data, "--muc-lock-new-rooms=false")
+	addr := fmt.Sprintf("127.0.0.1:%d", s.port)
+	maker := login(t, addr, "maker", "m-pw", "desk")
+	defer maker.close()
+	join := func(c *loadClient, room, nick string) string {
+		t.Helper()
+		c.send("<presence to='" + room + "@conference.localhost/" + nick + "'><x xmlns='http://jabber.org/protocol/muc'/></presence>")
+		return awaitElem(t, c, "presence", "from='"+room+"@conference.localhost")
+	}
+	for i := range 10 {
+		if got := join(maker, "r"+strconv.Itoa(i), "maker"); strings.Contains(got, "type='error'") || !strings.Contains(got, "201") {
+			t.Fatalf("room %d: %s", i, got)
+		}
+	}
+	got := join(maker, "r10", "maker")
+	if !strings.Contains(got, "type='error'") || !strings.Contains(got, "not-allowed") {
+		t.Fatalf("the 11th new room: %s", got)
+	}
+	other := login(t, addr, "other", "o-pw", "desk")
+	defer other.close()
+	if got := join(other, "theirs", "other"); strings.Contains(got, "type='error'") || !strings.Contains(got, "201") {
+		t.Fatalf("another account's new room: %s", got)
+	}
+	if got := join(maker, "theirs", "maker"); strings.Contains(got, "type='error'") {
+		t.Fatalf("joining a room that exists: %s", got)
+	}
+	ask(t, other, "<iq type='get' id='op'><ping xmlns='urn:xmpp:ping'/></iq>")
+}
