@@ -48,7 +48,7 @@ type smState struct {
 }
 
 // errTooManyUnacked: the client left more unacknowledged than the server
-// keeps (the text follows XEP-0198's example, "too many unacked stanzas").
+// keeps (worded as ejabberd and Prosody word it).
 var errTooManyUnacked = errors.New("too many unacked stanzas")
 
 // sent keeps stanza until it is acknowledged. Past the bounds it keeps
