@@ -124,6 +124,15 @@ func (c *conn) chat(ctx context.Context, e *element, to jid.JID, typ string, m m
 			return nil
 		case errors.Is(err, account.ErrNotFound):
 			return c.write(c.errorReply(e, "cancel", "service-unavailable"))
+		case errors.Is(err, archive.ErrQuota):
+			// The sender's own storage is used up: resource-constraint
+			// (RFC 6120 §8.3.3.18), as for any resource it exhausted.
+			return c.write(c.errorReplyText(e, "wait", "resource-constraint", "you have stored as many messages as this server keeps for an account"))
+		case errors.Is(err, archive.ErrOfflineFull):
+			// RFC 6121 §8.5.2.1.1: a message the server does not store for an
+			// offline recipient gets service-unavailable (ejabberd answers
+			// resource-constraint); the text says why.
+			return c.write(c.errorReplyText(e, "cancel", "service-unavailable", "the recipient has too many messages waiting offline"))
 		case err != nil:
 			c.log.Error("archiving a message failed", "err", err)
 			return c.write(c.errorReply(e, "wait", "resource-constraint"))

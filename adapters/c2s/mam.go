@@ -78,6 +78,7 @@ func (c *conn) mamIQ(ctx context.Context, e *element, q element, acct string, ro
 			return fail(err)
 		}
 		query.Groupchat = query.Groupchat || room
+		query.MaxBytes = c.srv.cfg.MAMPageBytes
 		page, err := c.srv.cfg.Archive.Query(ctx, acct, query)
 		if err != nil {
 			return fail(err)

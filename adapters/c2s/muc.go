@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -174,6 +175,10 @@ func mucError(err error) (typ, cond string) {
 		return "cancel", "not-allowed"
 	case errors.Is(err, room.ErrInvalid):
 		return "modify", "bad-request"
+	case errors.Is(err, errTooManyRooms):
+		// XEP-0045 §10.1.1: a user who may not create a room gets
+		// not-allowed; the text says it is for now.
+		return "cancel", "not-allowed"
 	}
 	return "wait", "internal-server-error"
 }
@@ -291,10 +296,20 @@ func (c *conn) mucPresence(ctx context.Context, e *element, to jid.JID) error {
 		password = childText(&x, "password")
 		hist = parseHistory(&x)
 	}
+	// An account past its room-creation rate may still join rooms that
+	// exist; a join that would create one is refused (traffic.go).
+	create := slices.Contains(s.cfg.Domains, c.domain)
+	tooMany := s.creations.allow(acct)
 	_, st, out, err := s.roomJoin(ctx, r, room.Join{Account: acct, Nick: nick, Show: show, Status: status,
-		Create: slices.Contains(s.cfg.Domains, c.domain), Locked: s.cfg.LockNewRooms}, password)
+		Create: create && tooMany == nil, Locked: s.cfg.LockNewRooms}, password)
 	if err != nil {
+		if create && tooMany != nil && errors.Is(err, room.ErrNotFound) {
+			err = tooMany
+		}
 		return c.write(c.mucErrorReply(e, to.String(), err, "<x xmlns='"+nsMUC+"'/>"))
+	}
+	if out.Created {
+		s.creations.created(acct)
 	}
 	s.muc.attach(r, acct, c, show)
 	me := st.Occupants[acct]
@@ -361,7 +376,8 @@ func parseHistory(x *element) history {
 		h.maxChars = n
 	}
 	if n, err := strconv.Atoi(he.attr("seconds")); err == nil && n >= 0 {
-		h.since = time.Now().Add(-time.Duration(n) * time.Second)
+		// More seconds than a Duration holds would wrap into the future.
+		h.since = time.Now().Add(-time.Duration(min(n, math.MaxInt64/int(time.Second))) * time.Second)
 	}
 	if t, err := time.Parse(time.RFC3339Nano, he.attr("since")); err == nil && t.After(h.since) {
 		h.since = t
@@ -379,7 +395,8 @@ func (s *Server) sendHistory(ctx context.Context, c *conn, st room.State, h hist
 	if n <= 0 || s.cfg.Archive == nil {
 		return
 	}
-	page, err := s.cfg.Archive.Query(ctx, st.JID, archive.Query{Last: true, Max: min(n, archive.MaxPage), Groupchat: true, Start: h.since})
+	page, err := s.cfg.Archive.Query(ctx, st.JID, archive.Query{Last: true, Max: min(n, archive.MaxPage), Groupchat: true, Start: h.since,
+		MaxBytes: s.cfg.MAMPageBytes})
 	if err != nil {
 		c.log.Error("room history", "room", st.JID, "err", err)
 		return

@@ -102,6 +102,19 @@ type Config struct {
 	MaxResources            int
 	MaxRosterItems          int
 	PEPLimits               pep.Limits
+
+	// Traffic and storage bounds (traffic.go). MaxUnacked and
+	// MaxUnackedBytes bound a stream-management session's unacknowledged
+	// stanzas (defaults 5,000 and 8 MiB); OutQueueBytes the bytes waiting
+	// for a slow client (8 MiB, besides OutQueue stanzas); MAMPageBytes a
+	// MAM page or a room's join history (2 MiB). RoomCreations new rooms
+	// per account in RoomCreationWindow (10 per 10 minutes; negative: no
+	// limit).
+	MaxUnacked, MaxUnackedBytes int
+	OutQueueBytes               int
+	MAMPageBytes                int
+	RoomCreations               int
+	RoomCreationWindow          time.Duration
 }
 
 // Server accepts client connections.
@@ -125,6 +138,8 @@ type Server struct {
 	forwarded map[string]forwardedIQ // IQs to occupants awaiting an answer, by the id they went out with
 
 	occupantKey []byte // keys occupant ids (XEP-0421); see keys.go
+
+	creations *roomCreations // new rooms per account (traffic.go)
 }
 
 // NewServer checks cfg and returns a server.
@@ -157,6 +172,7 @@ func NewServer(cfg Config) (*Server, error) {
 	cfg.MUCDetachedShow = cmp.Or(cfg.MUCDetachedShow, "xa")
 	cfg.connDefaults()
 	cfg.quotaDefaults()
+	cfg.trafficDefaults()
 	if len(cfg.Secret) < 16 {
 		return nil, errors.New("c2s: the server secret is missing or shorter than 16 bytes")
 	}
@@ -171,8 +187,9 @@ func NewServer(cfg Config) (*Server, error) {
 			delay: cfg.FailureDelay, delayMax: cfg.FailureDelayMax, window: cfg.FailureWindow,
 			maxKeys: cfg.ThrottleKeys, trusted: cfg.TrustedProxies,
 		}),
-		limits: newConnLimits(cfg.MaxConnections, cfg.MaxConnectionsPerIP),
-		regs:   newRegistrations(cfg.RegistrationsPerAddress, cfg.RegistrationWindow, registrationKeys)}, nil
+		limits:    newConnLimits(cfg.MaxConnections, cfg.MaxConnectionsPerIP),
+		regs:      newRegistrations(cfg.RegistrationsPerAddress, cfg.RegistrationWindow, registrationKeys),
+		creations: newRoomCreations(cfg.RoomCreations, cfg.RoomCreationWindow)}, nil
 }
 
 // Serve accepts connections on ln until ctx ends.
@@ -261,12 +278,14 @@ type conn struct {
 	// connection is dropped instead of waiting for it.
 	out      chan string
 	outDone  chan struct{}
-	detached bool // stream management: the transport is gone, the session waits to be resumed
+	outBytes *atomic.Int64 // bytes in out and being written (traffic.go)
+	detached bool          // stream management: the transport is gone, the session waits to be resumed
 	sm       smState
 	// XEP-0352: while the client says it is inactive, stanzas that are
 	// not urgent wait in held.
-	inactive bool
-	held     []string
+	inactive  bool
+	held      []string
+	heldBytes int
 
 	resume   chan *transport // a new connection taking the session over
 	gone     chan struct{}   // closed when the session ends (replaced, shut down)
@@ -334,12 +353,14 @@ func (c *conn) deliver(s string, urgent bool) {
 				for i, h := range c.held {
 					if f, ok := presenceFrom(h); ok && f == from {
 						c.held = append(c.held[:i], c.held[i+1:]...)
+						c.heldBytes -= len(h)
 						break
 					}
 				}
 			}
-			if len(c.held) < maxHeld {
+			if len(c.held) < maxHeld && c.heldBytes+len(s) <= maxHeldBytes {
 				c.held = append(c.held, s)
+				c.heldBytes += len(s)
 				return
 			}
 		}
@@ -373,7 +394,7 @@ const maxHeld = 256
 
 func (c *conn) flushHeldLocked() {
 	held := c.held
-	c.held = nil
+	c.held, c.heldBytes = nil, 0
 	for _, h := range held {
 		if err := c.writeLocked(h, true); err != nil {
 			return
@@ -413,7 +434,9 @@ func (c *conn) countLocked(s string) error {
 		return nil
 	}
 	if err := c.sm.sent(s); err != nil {
-		c.log.Warn("closing a session whose client acknowledges nothing", "jid", c.jid.String(), "unacked", len(c.sm.unacked))
+		c.log.Warn("closing a session whose client acknowledges nothing", "jid", c.jid.String(), "unacked", len(c.sm.unacked), "unacked_bytes", c.sm.bytes)
+		// Nothing will be resent: a resumption of this session fails.
+		c.sm.drop()
 		c.endLocked((&streamError{cond: "policy-violation", text: err.Error()}).xml() + "</stream:stream>")
 		return err
 	}
@@ -421,8 +444,12 @@ func (c *conn) countLocked(s string) error {
 }
 
 func (c *conn) enqueue(s string) bool {
+	if !c.outRoom(len(s)) {
+		return false
+	}
 	select {
 	case c.out <- s:
+		c.outBytes.Add(int64(len(s)))
 		return true
 	default:
 		return false
@@ -457,14 +484,16 @@ func (c *conn) writeNow(s string) error {
 // startQueue switches the session to queued writes on its current
 // connection; the caller holds wmu.
 func (c *conn) startQueueLocked() {
-	out, done, nc, w := make(chan string, OutQueue), make(chan struct{}), c.nc, c.w
-	c.out, c.outDone = out, done
+	out, done, nc, w, queued := make(chan string, OutQueue), make(chan struct{}), c.nc, c.w, new(atomic.Int64)
+	c.out, c.outDone, c.outBytes = out, done, queued
 	go func() {
 		defer close(done)
 		defer nc.Close()
 		for s := range out {
 			nc.SetWriteDeadline(time.Now().Add(30 * time.Second))
-			if _, err := w.WriteString(s); err != nil {
+			_, err := w.WriteString(s)
+			queued.Add(-int64(len(s)))
+			if err != nil {
 				return
 			}
 			// Flush when nothing more is waiting: one write for a burst.

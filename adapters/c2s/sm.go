@@ -2,6 +2,7 @@ package c2s
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/xml"
 	"errors"
@@ -22,9 +23,13 @@ const (
 
 const ackRequest = "<r xmlns='" + nsSM + "'/>"
 
-// maxUnacked bounds the stanzas a session keeps for a client that does not
-// acknowledge them; past it the session ends.
-const maxUnacked = 10000
+// DefaultMaxUnacked and DefaultMaxUnackedBytes bound what a session keeps
+// for a client that does not acknowledge it, in stanzas and in bytes; past
+// either the session ends (see traffic.go for why these values).
+const (
+	DefaultMaxUnacked      = 5000
+	DefaultMaxUnackedBytes = 8 << 20
+)
 
 // ackEvery: under load, the server asks for an ack after this many
 // unacknowledged stanzas; when the client keeps up, after each burst.
@@ -36,18 +41,37 @@ type smState struct {
 	resumable bool
 	count     uint32   // stanzas sent since <enabled/>, modulo 2^32
 	unacked   []string // the last len(unacked) of them, not yet acknowledged
+	bytes     int      // the length of unacked's stanzas together
 	requested bool     // an <r/> is outstanding
+	// maxItems and maxBytes bound unacked (0: the defaults).
+	maxItems, maxBytes int
 }
 
-var errTooManyUnacked = fmt.Errorf("more than %d stanzas unacknowledged", maxUnacked)
+// errTooManyUnacked: the client left more unacknowledged than the server
+// keeps (worded as ejabberd and Prosody word it).
+var errTooManyUnacked = errors.New("too many unacked stanzas")
 
+// sent keeps stanza until it is acknowledged. Past the bounds it keeps
+// nothing more and reports why; one stanza is always kept, so that a
+// bound below the largest stanza does not end every session.
 func (s *smState) sent(stanza string) error {
-	if len(s.unacked) >= maxUnacked {
-		return errTooManyUnacked
+	maxItems, maxBytes := cmp.Or(s.maxItems, DefaultMaxUnacked), cmp.Or(s.maxBytes, DefaultMaxUnackedBytes)
+	switch {
+	case len(s.unacked) >= maxItems:
+		return fmt.Errorf("%w: more than %d", errTooManyUnacked, maxItems)
+	case len(s.unacked) > 0 && s.bytes+len(stanza) > maxBytes:
+		return fmt.Errorf("%w: more than %d bytes", errTooManyUnacked, maxBytes)
 	}
 	s.count++
 	s.unacked = append(s.unacked, stanza)
+	s.bytes += len(stanza)
 	return nil
+}
+
+// drop forgets every unacknowledged stanza: the session is over and
+// nothing will be sent again.
+func (s *smState) drop() {
+	s.unacked, s.bytes = nil, 0
 }
 
 // wantAck reports whether to ask for an ack now, given how many writes
@@ -73,10 +97,13 @@ func (s *smState) ack(h uint32) error {
 		return nil
 	}
 	done := len(s.unacked) - int(pending)
+	for _, x := range s.unacked[:done] {
+		s.bytes -= len(x)
+	}
 	clear(s.unacked[:done])
 	s.unacked = s.unacked[done:]
 	if len(s.unacked) == 0 {
-		s.unacked = nil // let the backing array go
+		s.unacked, s.bytes = nil, 0 // let the backing array go
 	}
 	s.requested = false
 	return nil
@@ -156,6 +183,7 @@ func (c *conn) enableSM(e *element) error {
 		return c.writeLocked("<failed xmlns='"+nsSM+"'><unexpected-request xmlns='"+nsStanzas+"'/></failed>", false)
 	}
 	c.sm.enabled = true
+	c.sm.maxItems, c.sm.maxBytes = c.srv.cfg.MaxUnacked, c.srv.cfg.MaxUnackedBytes
 	c.handled = 0 // h counts from <enable/> on (XEP-0198 §4)
 	resume := e.attr("resume") == "true" || e.attr("resume") == "1"
 	if !resume || c.srv.cfg.ResumeTimeout <= 0 {

@@ -22,6 +22,11 @@ type archiveService struct {
 	store    eventstore.Store
 	reader   *archiveproj.Reader
 	ids      *event.IDs
+	// quotaBytes bounds the bytes of 1:1 messages an account may have
+	// stored, offlineMax the messages waiting for an offline account (0:
+	// no bound); see traffic.go.
+	quotaBytes int64
+	offlineMax int64
 }
 
 func (a *archiveService) state(ctx context.Context, bare string) (accountState, error) {
@@ -62,6 +67,9 @@ func (a *archiveService) Record(ctx context.Context, m archive.Send) (archive.Me
 			return archive.MessageSent{}, archive.ErrDuplicate
 		}
 	}
+	if err := a.quota(ctx, m, senderBare, recipientBare); err != nil {
+		return archive.MessageSent{}, err
+	}
 	evs, err := archive.Decide(m, a.ids, time.Now(), "c2s")
 	if err != nil || len(evs) == 0 {
 		return archive.MessageSent{}, err
@@ -72,6 +80,34 @@ func (a *archiveService) Record(ctx context.Context, m archive.Send) (archive.Me
 	var d archive.MessageSent
 	err = evs[0].Decode(archive.Schema, &d)
 	return d, err
+}
+
+// quota refuses a message that would be stored past the sender's quota
+// or the recipient's offline queue (one lookup each, in archive_usage).
+// What is not stored (no party archives it, the recipient is online)
+// costs nothing and is not refused.
+func (a *archiveService) quota(ctx context.Context, m archive.Send, senderBare, recipientBare string) error {
+	self := senderBare == recipientBare
+	offline := m.Offline && m.ArchiveRecipient && !self
+	if a.quotaBytes > 0 && (m.ArchiveSender || (m.ArchiveRecipient && !self)) {
+		u, err := a.reader.Usage(ctx, senderBare)
+		if err != nil {
+			return err
+		}
+		if u.SentBytes+int64(len(m.Stanza)) > a.quotaBytes {
+			return fmt.Errorf("%w: %s has %d bytes stored, at most %d", archive.ErrQuota, senderBare, u.SentBytes, a.quotaBytes)
+		}
+	}
+	if a.offlineMax > 0 && offline {
+		u, err := a.reader.Usage(ctx, recipientBare)
+		if err != nil {
+			return err
+		}
+		if u.Offline >= a.offlineMax {
+			return fmt.Errorf("%w: %d messages wait for %s", archive.ErrOfflineFull, u.Offline, recipientBare)
+		}
+	}
+	return nil
 }
 
 func (a *archiveService) Query(ctx context.Context, acct string, q archive.Query) (archive.Page, error) {

@@ -54,6 +54,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&x.maxConnsPerIP, "max-connections-per-ip", c2s.DefaultMaxConnectionsPerIP, "client connections open at once from one IPv4 address or IPv6 /64")
 	fs.DurationVar(&x.loginTimeout, "login-timeout", c2s.DefaultLoginTimeout, "time from connecting to a bound resource before the connection is closed")
 	x.quotas.flags(fs)
+	x.traffic.flags(fs)
 	fs.StringVar(&memLimit, "memory-limit", "auto", "Go heap soft limit: auto (half the memory available), off, or a size such as 2GiB (GOMEMLIMIT wins)")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -124,6 +125,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	store.SetInline(inline)
 	arch := &archiveService{accounts: accounts, store: store, reader: archiveproj.NewReader(o.db, store.Unsynced), ids: accounts.ids}
+	x.traffic.applyArchive(arch)
 	rooms := newRooms(store, accounts.ids, o.db, x.muc)
 	accounts.forgetIn(rooms, store, o.db)
 	// The session reactor follows the log from here: account events of any

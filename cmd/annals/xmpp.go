@@ -38,6 +38,7 @@ type xmppFlags struct {
 	maxConns, maxConnsPerIP int
 	loginTimeout            time.Duration
 	quotas                  quotaFlags // per-account quotas: quotas.go
+	traffic                 trafficFlags
 }
 
 func envOr(name, def string) string {
@@ -76,6 +77,9 @@ func (x xmppFlags) validate() error {
 		return err
 	}
 	if err := x.quotas.validate(); err != nil {
+		return err
+	}
+	if err := x.traffic.validate(x.maxStanza); err != nil {
 		return err
 	}
 	if x.maxConns < 0 || x.maxConnsPerIP < 1 || x.loginTimeout <= 0 {
@@ -139,6 +143,7 @@ func (x xmppFlags) listen(c Config, creds *credentials.Store, accounts *accounts
 	}
 	x.login.apply(&cfg)
 	x.quotas.apply(&cfg)
+	x.traffic.apply(&cfg)
 	srv, err := c2s.NewServer(cfg)
 	if err != nil {
 		return nil, nil, err

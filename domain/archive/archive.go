@@ -29,6 +29,12 @@ var (
 	// computed ID, so this is the same message sent again (a retry after
 	// a stream resumption) and must be neither stored nor delivered twice.
 	ErrDuplicate = errors.New("archive: message already archived")
+	// ErrQuota: the sender has stored as many bytes of messages as it may;
+	// the message is neither stored nor delivered.
+	ErrQuota = errors.New("archive: the sender's storage quota is used up")
+	// ErrOfflineFull: the recipient has as many messages waiting offline
+	// as it may; the message is neither stored nor delivered.
+	ErrOfflineFull = errors.New("archive: the recipient's offline queue is full")
 )
 
 // MaxMessageID is the longest message id attribute that becomes part of an

@@ -1,6 +1,9 @@
 package archive
 
-import "time"
+import (
+	"math"
+	"time"
+)
 
 // Page sizes of archive queries: a query without max gets DefaultPage
 // results, and no page is larger than MaxPage (a larger max is clamped).
@@ -20,6 +23,10 @@ type Query struct {
 	RSMAfter, RSMBefore string
 	IDs                 []string // only these entries (mam#extended)
 	Max                 int      // 0: DefaultPage; clamped to MaxPage
+	// MaxBytes bounds the stanzas of the page together (0: no bound): the
+	// page stops before the entry that would pass it, always keeping one,
+	// and is then not complete, so that RSM paging goes on from its edge.
+	MaxBytes int
 	// Last asks for the page at the end of the range (RSM <before/>, empty
 	// or with an ID): the last Max entries instead of the first.
 	Last bool
@@ -38,6 +45,26 @@ func (q Query) Limit() int {
 		return MaxPage
 	}
 	return q.Max
+}
+
+// The instants an archive can tell apart: times are kept as Unix
+// nanoseconds in an int64, from 1677-09-21 to 2262-04-11.
+var (
+	MinTime = time.Unix(0, math.MinInt64).UTC()
+	MaxTime = time.Unix(0, math.MaxInt64).UTC()
+)
+
+// UnixNano is t in Unix nanoseconds, clamped to [MinTime, MaxTime]: a
+// query's end in the year 9999 means "no end", not an overflow into the
+// past (time.Time.UnixNano is undefined out of range).
+func UnixNano(t time.Time) int64 {
+	switch {
+	case t.Before(MinTime):
+		return math.MinInt64
+	case t.After(MaxTime):
+		return math.MaxInt64
+	}
+	return t.UnixNano()
 }
 
 // Entry is one archived message.

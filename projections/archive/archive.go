@@ -21,13 +21,18 @@ import (
 // v4: stanzas are stored re-serialized (wellformed.Salvage), so that what
 // was archived before the server refused malformed XML replays as XML
 // every client parses.
-const Name = "archive/v4"
+//
+// v5: archive_usage counts, per account, the bytes of 1:1 messages it sent
+// and the messages waiting for it offline (quotas, cmd/annals traffic.go).
+const Name = "archive/v5"
 
 // Projection is the archive read model.
 type Projection struct{}
 
-func (Projection) Name() string     { return Name }
-func (Projection) Tables() []string { return []string{"archive", "archive_occupants"} }
+func (Projection) Name() string { return Name }
+func (Projection) Tables() []string {
+	return []string{"archive", "archive_occupants", "archive_usage"}
+}
 func (Projection) Schema() string {
 	return `CREATE TABLE IF NOT EXISTS archive (
 		account   TEXT NOT NULL,    -- whose archive
@@ -45,6 +50,15 @@ func (Projection) Schema() string {
 		room    TEXT NOT NULL,
 		account TEXT NOT NULL,
 		PRIMARY KEY (room, account)
+	) WITHOUT ROWID;
+	-- Per account, kept with the rows in the same transaction so that a
+	-- quota check is one lookup: sent_bytes, the stanza bytes of the 1:1
+	-- messages it sent that were stored (the log's copy; the read model's
+	-- copies are not counted again); offline, its rows with offline = 1.
+	CREATE TABLE IF NOT EXISTS archive_usage (
+		account    TEXT PRIMARY KEY,
+		sent_bytes INTEGER NOT NULL DEFAULT 0,
+		offline    INTEGER NOT NULL DEFAULT 0
 	) WITHOUT ROWID;
 	CREATE UNIQUE INDEX IF NOT EXISTS archive_order ON archive (account, at, pos);
 	CREATE UNIQUE INDEX IF NOT EXISTS archive_ids ON archive (account, id);
@@ -65,17 +79,26 @@ func (Projection) Apply(ctx context.Context, tx *sql.Tx, e event.Envelope) error
 		if err := e.Decode(archive.Schema, &d); err != nil {
 			return err
 		}
+		// The log keeps the stanza whatever becomes of it here: the sender
+		// is charged for it.
+		if err := addUsage(ctx, tx, bare(d.From), int64(len(d.Stanza)), 0); err != nil {
+			return err
+		}
 		d.Stanza = wellformed.Salvage(d.Stanza)
 		if d.Stanza == "" {
 			return nil // nothing a client could read: the log keeps the event
 		}
 		if d.SenderID != "" {
-			if err := insert(ctx, tx, e, row{acct: bare(d.From), id: d.SenderID, with: d.To, stanza: d.Stanza}); err != nil {
+			if _, err := insert(ctx, tx, e, row{acct: bare(d.From), id: d.SenderID, with: d.To, stanza: d.Stanza}); err != nil {
 				return err
 			}
 		}
 		if d.RecipientID != "" {
-			return insert(ctx, tx, e, row{acct: bare(d.To), id: d.RecipientID, with: d.From, offline: d.Offline, stanza: d.Stanza})
+			added, err := insert(ctx, tx, e, row{acct: bare(d.To), id: d.RecipientID, with: d.From, offline: d.Offline, stanza: d.Stanza})
+			if err != nil || !added || !d.Offline {
+				return err
+			}
+			return addUsage(ctx, tx, bare(d.To), 0, 1)
 		}
 	case room.TypeJoined:
 		var d room.Joined
@@ -108,13 +131,24 @@ func (Projection) Apply(ctx context.Context, tx *sql.Tx, e event.Envelope) error
 			return err
 		}
 		acct := strings.TrimPrefix(e.Stream, "account-")
-		_, err := tx.ExecContext(ctx, `UPDATE archive SET offline = 0
+		res, err := tx.ExecContext(ctx, `UPDATE archive SET offline = 0
 			WHERE account = ?1 AND offline = 1 AND (at, pos) <= (SELECT at, pos FROM archive WHERE account = ?1 AND id = ?2)`,
 			acct, d.Through)
-		return err
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err != nil || n == 0 {
+			return err
+		}
+		return addUsage(ctx, tx, acct, 0, -n)
 	case account.TypeDeleted:
-		// A deleted account's archive goes with it.
-		_, err := tx.ExecContext(ctx, `DELETE FROM archive WHERE account = ?`, strings.TrimPrefix(e.Stream, "account-"))
+		// A deleted account's archive goes with it, and what it was charged.
+		acct := strings.TrimPrefix(e.Stream, "account-")
+		if _, err := tx.ExecContext(ctx, `DELETE FROM archive_usage WHERE account = ?`, acct); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `DELETE FROM archive WHERE account = ?`, acct)
 		return err
 	}
 	return nil
@@ -161,13 +195,24 @@ type row struct {
 
 // insert adds one party's row, timed as atOf says. A second row with an
 // ID the account already has is dropped: the first one stays, on every
-// replay alike.
-func insert(ctx context.Context, tx *sql.Tx, e event.Envelope, x row) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO archive (account, at, pos, id, with_bare, with_full, offline, groupchat, stanza)
+// replay alike. added reports whether the row went in.
+func insert(ctx context.Context, tx *sql.Tx, e event.Envelope, x row) (added bool, err error) {
+	res, err := tx.ExecContext(ctx, `INSERT INTO archive (account, at, pos, id, with_bare, with_full, offline, groupchat, stanza)
 		VALUES (?3, `+atOf("?3", "?1")+`, ?2, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT DO NOTHING`,
 		e.OccurredAt.UnixNano(), int64(e.Position.Commit), x.acct, x.id, bare(x.with), x.with, x.offline, x.groupchat, x.stanza)
 	if err != nil {
-		return fmt.Errorf("archive: insert %s into %s: %w", x.id, x.acct, err)
+		return false, fmt.Errorf("archive: insert %s into %s: %w", x.id, x.acct, err)
+	}
+	n, err := res.RowsAffected()
+	return n > 0, err
+}
+
+// addUsage adds to acct's counters in archive_usage.
+func addUsage(ctx context.Context, tx *sql.Tx, acct string, sentBytes, offline int64) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO archive_usage (account, sent_bytes, offline) VALUES (?1, ?2, ?3)
+		ON CONFLICT (account) DO UPDATE SET sent_bytes = sent_bytes + ?2, offline = offline + ?3`, acct, sentBytes, offline)
+	if err != nil {
+		return fmt.Errorf("archive: usage of %s: %w", acct, err)
 	}
 	return nil
 }
@@ -216,17 +261,29 @@ func (r *Reader) durable(rows []found) (kept []found, dropped bool) {
 }
 
 func (r *Reader) scan(rows *sql.Rows) ([]found, error) {
+	out, _, err := r.scanBytes(rows, 0)
+	return out, err
+}
+
+// scanBytes reads rows until their stanzas together would pass maxBytes
+// (0: no bound), keeping at least one; cut reports that it stopped early.
+// The driver holds one row at a time, so a page costs its bound and one
+// stanza more, whatever the rows left in the query.
+func (r *Reader) scanBytes(rows *sql.Rows, maxBytes int) (out []found, cut bool, err error) {
 	defer rows.Close()
-	var out []found
+	total := 0
 	for rows.Next() {
 		var x found
 		if err := rows.Scan(&x.at, &x.pos, &x.entry.ID, &x.entry.Stanza); err != nil {
-			return nil, err
+			return nil, false, err
+		}
+		if total += len(x.entry.Stanza); maxBytes > 0 && total > maxBytes && len(out) > 0 {
+			return out, true, nil
 		}
 		x.entry.At = time.Unix(0, x.at).UTC()
 		out = append(out, x)
 	}
-	return out, rows.Err()
+	return out, false, rows.Err()
 }
 
 // locate returns the (at, pos) of the entry with archive ID id.
@@ -256,10 +313,10 @@ func (r *Reader) Query(ctx context.Context, acct string, q archive.Query) (archi
 		}
 	}
 	if !q.Start.IsZero() {
-		where, args = append(where, "at >= ?"), append(args, q.Start.UnixNano())
+		where, args = append(where, "at >= ?"), append(args, archive.UnixNano(q.Start))
 	}
 	if !q.End.IsZero() {
-		where, args = append(where, "at <= ?"), append(args, q.End.UnixNano())
+		where, args = append(where, "at <= ?"), append(args, archive.UnixNano(q.End))
 	}
 	for _, b := range []struct{ id, op string }{{q.AfterID, ">"}, {q.RSMAfter, ">"}, {q.BeforeID, "<"}, {q.RSMBefore, "<"}} {
 		if b.id == "" {
@@ -292,12 +349,12 @@ func (r *Reader) Query(ctx context.Context, acct string, q archive.Query) (archi
 	if err != nil {
 		return archive.Page{}, fmt.Errorf("archive: query: %w", err)
 	}
-	got, err := r.scan(rows)
+	got, cut, err := r.scanBytes(rows, q.MaxBytes)
 	if err != nil {
 		return archive.Page{}, fmt.Errorf("archive: query: %w", err)
 	}
 	got, dropped := r.durable(got)
-	more := dropped || len(got) > limit
+	more := cut || dropped || len(got) > limit
 	if len(got) > limit {
 		got = got[:limit]
 	}
@@ -369,4 +426,25 @@ func (r *Reader) Has(ctx context.Context, acct, id string) (bool, error) {
 		return false, nil
 	}
 	return err == nil, err
+}
+
+// Usage is what an account has stored: the bytes of the 1:1 messages it
+// sent (each counted once, as the log keeps it) and how many messages wait
+// for it offline.
+type Usage struct {
+	SentBytes int64
+	Offline   int64
+}
+
+// Usage returns acct's counters: one lookup, whatever the archive's size.
+func (r *Reader) Usage(ctx context.Context, acct string) (Usage, error) {
+	var u Usage
+	err := r.db.QueryRowContext(ctx, `SELECT sent_bytes, offline FROM archive_usage WHERE account = ?`, acct).Scan(&u.SentBytes, &u.Offline)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Usage{}, nil
+	}
+	if err != nil {
+		return Usage{}, fmt.Errorf("archive: usage of %s: %w", acct, err)
+	}
+	return u, nil
 }

@@ -30,10 +30,12 @@ type fixture struct {
 	n      int
 }
 
-func open(t *testing.T) *fixture {
+func open(t *testing.T) *fixture { return openWith(t, sqlite.DurabilityFull) }
+
+func openWith(t *testing.T, d sqlite.Durability) *fixture {
 	t.Helper()
 	ctx := context.Background()
-	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "a.db"), sqlite.Options{Durability: sqlite.DurabilityFull})
+	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "a.db"), sqlite.Options{Durability: d})
 	if err != nil {
 		t.Fatal(err)
 	}
