@@ -367,3 +367,48 @@ func TestHostileRoomCreation(t *testing.T) {
 	}
 	ask(t, other, "<iq type='get' id='op'><ping xmlns='urn:xmpp:ping'/></iq>")
 }
+
+// An offline backlog larger than the outbound queue (80 messages of
+// 200 KiB, 16 MiB against 8 MiB) reaches a client that reads it, even one
+// that starts reading late: the flush waits for the client instead of
+// dropping it as one that does not read, and every message arrives once.
+func TestHostileOfflineBacklog(t *testing.T) {
+	data := t.TempDir()
+	addUsers(t, data, map[string]string{"away@localhost": "a-pw", "talker@localhost": "t-pw"})
+	s, _ := serveOn(t, data)
+	addr := fmt.Sprintf("127.0.0.1:%d", s.port)
+	talker := login(t, addr, "talker", "t-pw", "desk")
+	defer talker.close()
+	big := strings.Repeat("x", 200<<10)
+	const n = 80
+	for i := range n {
+		id := "b" + strconv.Itoa(i)
+		talker.send("<message to='away@localhost' type='chat' id='" + id + "'><body>" + id + " " + big + "</body></message>")
+	}
+	talker.send("<iq type='get' id='sent'><ping xmlns='urn:xmpp:ping'/></iq>")
+	collectUntil(t, talker, "sent")
+
+	away := login(t, addr, "away", "a-pw", "desk")
+	defer away.close()
+	away.send("<presence/>")
+	time.Sleep(2 * time.Second) // the backlog piles up before the client reads
+	seen := map[string]int{}
+	away.nc.SetReadDeadline(time.Now().Add(60 * time.Second))
+	for len(seen) < n {
+		st, inner, err := away.next()
+		if err != nil {
+			t.Fatalf("after %d of %d offline messages: %v", len(seen), n, err)
+		}
+		if st.Name.Local == "message" && strings.Contains(inner, big) {
+			seen[attr(st, "id")]++
+		}
+	}
+	for id, k := range seen {
+		if k != 1 {
+			t.Errorf("%s arrived %d times", id, k)
+		}
+	}
+	away.nc.SetReadDeadline(time.Time{})
+	ask(t, away, "<iq type='get' id='still'><ping xmlns='urn:xmpp:ping'/></iq>")
+	ask(t, talker, "<iq type='get' id='too'><ping xmlns='urn:xmpp:ping'/></iq>")
+}

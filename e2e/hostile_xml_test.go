@@ -117,17 +117,5 @@ func TestHostileXMLLimits(t *testing.T) {
 // the stream error that ended it ("" for none).
 func streamErrorOf(t *testing.T, c *loadClient) string {
 	t.Helper()
-	c.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
-	for {
-		st, inner, err := c.next()
-		if err != nil {
-			return ""
-		}
-		if st.Name.Local == "error" && st.Name.Space == "http://etherx.jabber.org/streams" {
-			if i := strings.Index(inner, "<"); i >= 0 {
-				name := inner[i+1:]
-				return name[:strings.IndexAny(name, " />")]
-			}
-		}
-	}
+	return readStreamError(c, 10*time.Second)
 }

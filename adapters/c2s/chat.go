@@ -222,8 +222,12 @@ func (s *Server) availableOf(account string) []*conn {
 	return out
 }
 
-// offlineBatch is how many waiting messages one flush step reads.
-const offlineBatch = 256
+// offlineBatch is how many waiting messages one flush step reads;
+// offlineWait how long one of them waits for the client to make room.
+const (
+	offlineBatch = 256
+	offlineWait  = 10 * time.Second
+)
 
 // flushOffline hands the messages that waited for the account to c, its
 // session that just became available, with a delay stamp (XEP-0203), and
@@ -245,13 +249,32 @@ func (s *Server) flushOffline(ctx context.Context, c *conn) {
 		if len(waiting) == 0 {
 			return
 		}
+		// Each message waits for the client to make room: a backlog larger
+		// than the queues would otherwise get the session dropped as one
+		// that does not read, with the messages already marked delivered.
+		// The wait is bounded, since senders to the account wait for the
+		// lock meanwhile; what is left waits for the next session (and is
+		// in the archive).
+		sent := 0
 		for _, m := range waiting {
-			st := insertChild(m.Stanza, "<delay xmlns='"+nsDelay+"' from='"+escape(c.domain)+"' stamp='"+stamp(m.At)+"'/>")
-			c.deliver(withStanzaID(st, acct, m.ID), true)
+			st := withStanzaID(insertChild(m.Stanza, "<delay xmlns='"+nsDelay+"' from='"+escape(c.domain)+"' stamp='"+stamp(m.At)+"'/>"), acct, m.ID)
+			wctx, cancel := context.WithTimeout(ctx, offlineWait)
+			ok := c.waitForRoom(wctx, len(st))
+			cancel()
+			if !ok {
+				break
+			}
+			c.deliver(st, true)
+			sent++
 		}
-		if err := s.cfg.Archive.Delivered(ctx, acct, waiting[len(waiting)-1].ID); err != nil {
-			c.log.Error("recording offline delivery", "err", err)
-			return
+		if sent > 0 {
+			if err := s.cfg.Archive.Delivered(ctx, acct, waiting[sent-1].ID); err != nil {
+				c.log.Error("recording offline delivery", "err", err)
+				return
+			}
+		}
+		if sent < len(waiting) {
+			return // the session ended: the rest wait for the next one
 		}
 		if len(waiting) < offlineBatch {
 			return

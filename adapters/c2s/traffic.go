@@ -2,6 +2,7 @@ package c2s
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -137,5 +138,37 @@ func (r *roomCreations) sweep() {
 	}
 	if len(r.times) >= roomCreationKeys {
 		delete(r.times, oldest)
+	}
+}
+
+// waitForRoom waits until a stanza of n bytes can be queued for c with
+// room to spare: the outbound queue at most half full in stanzas and in
+// bytes, and with stream management, half the unacknowledged bounds. It is
+// for the server's own bulk sends (the offline backlog), which must wait
+// for a client to read rather than get it dropped as one that does not.
+// False: the session ended or ctx did first.
+func (c *conn) waitForRoom(ctx context.Context, n int) bool {
+	for {
+		c.wmu.Lock()
+		closed := c.closed
+		room := c.out == nil || len(c.out) < OutQueue/2 && c.outBytes.Load()+int64(n) <= int64(c.srv.cfg.OutQueueBytes/2)
+		if c.sm.enabled {
+			maxItems, maxBytes := cmp.Or(c.sm.maxItems, DefaultMaxUnacked), cmp.Or(c.sm.maxBytes, DefaultMaxUnackedBytes)
+			room = room && len(c.sm.unacked) < maxItems/2 && c.sm.bytes+n <= maxBytes/2
+		}
+		c.wmu.Unlock()
+		switch {
+		case closed:
+			return false
+		case room:
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-c.gone:
+			return false
+		case <-time.After(10 * time.Millisecond):
+		}
 	}
 }
