@@ -330,14 +330,20 @@ func TestHostileLoginMemory(t *testing.T) {
 }
 
 // vmRSS returns the resident set size of process pid in KiB.
-func vmRSS(t *testing.T, pid int) int {
+func vmRSS(t *testing.T, pid int) int { return procStatusKB(t, pid, "VmRSS") }
+
+// vmHWM returns the peak resident set size of process pid in KiB.
+func vmHWM(t *testing.T, pid int) int { return procStatusKB(t, pid, "VmHWM") }
+
+// procStatusKB reads a "Name: N kB" line of /proc/<pid>/status.
+func procStatusKB(t *testing.T, pid int, name string) int {
 	t.Helper()
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+		if rest, ok := strings.CutPrefix(line, name+":"); ok {
 			kb, err := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(rest), " kB"))
 			if err != nil {
 				t.Fatal(err)
@@ -345,6 +351,6 @@ func vmRSS(t *testing.T, pid int) int {
 			return kb
 		}
 	}
-	t.Fatal("no VmRSS")
+	t.Fatalf("no %s in /proc/%d/status", name, pid)
 	return 0
 }

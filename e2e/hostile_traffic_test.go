@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -13,26 +12,6 @@ import (
 // Issue 10 item 7 (traffic and storage) and the MAM part of item 9: what one
 // session or one account makes annals serve hold in memory or on disk is
 // bounded, and the attacker is the one refused or cut off.
-
-// vmHWM returns the peak resident set size of process pid in KiB.
-func vmHWM(t *testing.T, pid int) int {
-	t.Helper()
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, err := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(rest), " kB"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			return kb
-		}
-	}
-	t.Fatal("no VmHWM")
-	return 0
-}
 
 // readStreamError reads c until its stream ends and returns the condition
 // of the stream error it got ("" for none); for a goroutine, so no t.
