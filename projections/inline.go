@@ -51,10 +51,8 @@ func (ip *InlineProjection) Apply(ctx context.Context, tx *sql.Tx, evs []event.E
 	if len(evs) == 0 {
 		return nil
 	}
-	for _, e := range evs {
-		if err := ip.p.Apply(ctx, tx, e); err != nil {
-			return &ApplyError{Projection: ip.p.Name(), Event: e, Err: err}
-		}
+	if err := applyAll(ctx, tx, ip.p, evs); err != nil {
+		return err
 	}
 	last := evs[len(evs)-1].Position
 	_, err := tx.ExecContext(ctx, `UPDATE projection_checkpoints SET commit_pos = ?, prepare_pos = ? WHERE name = ?`,

@@ -27,6 +27,31 @@ type Projection interface {
 	Apply(ctx context.Context, tx *sql.Tx, e event.Envelope) error
 }
 
+// Batcher is implemented by a projection that folds a batch of events
+// at once, e.g. summing per key before it writes: the runner then calls
+// ApplyBatch instead of Apply. An error names its event with *ApplyError.
+type Batcher interface {
+	ApplyBatch(ctx context.Context, tx *sql.Tx, evs []event.Envelope) error
+}
+
+// applyAll folds evs into p, in tx.
+func applyAll(ctx context.Context, tx *sql.Tx, p Projection, evs []event.Envelope) error {
+	if b, ok := p.(Batcher); ok {
+		err := b.ApplyBatch(ctx, tx, evs)
+		var ae *ApplyError
+		if err != nil && !errors.As(err, &ae) {
+			err = &ApplyError{Projection: p.Name(), Event: evs[0], Err: err}
+		}
+		return err
+	}
+	for _, e := range evs {
+		if err := p.Apply(ctx, tx, e); err != nil {
+			return &ApplyError{Projection: p.Name(), Event: e, Err: err}
+		}
+	}
+	return nil
+}
+
 // Log is the part of an event store the runner reads.
 type Log interface {
 	ReadAll(ctx context.Context, after event.Position, max int) ([]event.Envelope, error)
@@ -194,18 +219,20 @@ func CheckpointOf(ctx context.Context, db *sql.DB, name string) (event.Position,
 func (r *Runner) apply(ctx context.Context, p Projection, from event.Position, batch []event.Envelope) (event.Position, error) {
 	last := from
 	err := r.inTx(ctx, func(tx *sql.Tx) error {
-		for _, e := range batch {
-			if !last.Less(e.Position) {
-				continue
+		var fresh []event.Envelope
+		for i, e := range batch {
+			if last.Less(e.Position) {
+				fresh = batch[i:]
+				break
 			}
-			if err := p.Apply(ctx, tx, e); err != nil {
-				return &ApplyError{Projection: p.Name(), Event: e, Err: err}
-			}
-			last = e.Position
 		}
-		if last == from {
+		if len(fresh) == 0 {
 			return nil
 		}
+		if err := applyAll(ctx, tx, p, fresh); err != nil {
+			return err
+		}
+		last = fresh[len(fresh)-1].Position
 		_, err := tx.ExecContext(ctx, `UPDATE projection_checkpoints SET commit_pos = ?, prepare_pos = ? WHERE name = ?`,
 			last.Commit, last.Prepare, p.Name())
 		return err

@@ -116,7 +116,7 @@ func (c *conn) chat(ctx context.Context, e *element, to jid.JID, typ string, m m
 	switch {
 	case m.archivable() && s.cfg.Archive != nil:
 		var err error
-		rec, err = s.cfg.Archive.Record(ctx, archive.Send{From: c.jid, To: to, Kind: typ, Stanza: stanza,
+		rec, err = s.cfg.Archive.Record(ctx, archive.Send{From: c.jid, To: to, Kind: typ, Stanza: stanza, Reserialized: true,
 			MessageID: e.attr("id"), Session: c.sid, Offline: len(direct) == 0})
 		switch {
 		case errors.Is(err, archive.ErrDuplicate):

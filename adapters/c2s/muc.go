@@ -453,7 +453,7 @@ func (c *conn) mucMessage(ctx context.Context, e *element, to jid.JID) error {
 		stripped := *e
 		stripped.Inner = append(slices.Clip(m.inner), s.occupantIDXML(r, acct)...)
 		stanza := restamp(&stripped, r+"/"+o.Nick)
-		return room.Post{Account: acct, ID: id, Stanza: withoutTo(stanza)}
+		return room.Post{Account: acct, ID: id, Stanza: withoutTo(stanza), Reserialized: true}
 	})
 	if err != nil {
 		return c.write(c.mucErrorReply(e, r, err, ""))

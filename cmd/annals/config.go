@@ -114,7 +114,7 @@ func (c Config) logger(w io.Writer) *slog.Logger {
 
 // allProjections is every read model this build keeps.
 func allProjections() []projections.Projection {
-	return []projections.Projection{accounts.Projection{}, archiveproj.Projection{}, rooms.Projection{}}
+	return []projections.Projection{accounts.Projection{}, archiveproj.Projection{}, archiveproj.UsageProjection{}, rooms.Projection{}}
 }
 
 // openStore opens the log. With create false it refuses to make a new,

@@ -9,6 +9,7 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"annals.im/annals/domain/event"
+	"annals.im/annals/domain/wellformed"
 )
 
 // Event types, written by hand: renaming a Go type must not orphan stored events.
@@ -55,6 +56,9 @@ type MessageSent struct {
 	// Offline: no client of the recipient was available, so the message
 	// waits for the recipient's next session (XEP-0160 style delivery).
 	Offline bool `json:"offline,omitempty"`
+	// WellFormed: Stanza was checked namespace-well-formed when decided
+	// (wellformed.Canonical); events written before the check lack it.
+	WellFormed bool `json:"well_formed,omitempty"`
 }
 
 // OfflineDelivered is the data of TypeOfflineDelivered, in the recipient's
@@ -88,6 +92,10 @@ type Send struct {
 	// Whether each party archives it, from their preferences.
 	ArchiveSender, ArchiveRecipient bool
 	Offline                         bool
+	// Reserialized: Stanza was written from the tokens of a strict read
+	// (wellformed.WriteInner, as the c2s reader does), so Decide need not
+	// parse it again; otherwise Decide checks it.
+	Reserialized bool
 }
 
 // Decide returns the MessageSent event for c, or nothing when neither
@@ -105,8 +113,15 @@ func Decide(c Send, ids *event.IDs, now time.Time, cause string) ([]event.Envelo
 	case c.Stanza == "":
 		return nil, fmt.Errorf("%w: empty stanza", ErrInvalid)
 	}
+	// What is stored is replayed to clients: it must parse, whoever
+	// decides.
+	if !c.Reserialized {
+		if _, err := wellformed.Canonical(c.Stanza); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+		}
+	}
 	self := c.From.Bare().Equal(c.To.Bare())
-	d := MessageSent{From: c.From.String(), To: c.To.String(), Kind: c.Kind, Stanza: c.Stanza}
+	d := MessageSent{From: c.From.String(), To: c.To.String(), Kind: c.Kind, Stanza: c.Stanza, WellFormed: true}
 	if c.ArchiveSender {
 		d.SenderID = SenderID(c.Session, c.MessageID, ids, now)
 	}

@@ -39,6 +39,7 @@ func TestDecide(t *testing.T) {
 		{"sender without resource", with(func(c *Send) { c.From = j("romeo@example.com") }), "", false, false, ErrInvalid},
 		{"recipient is a server", with(func(c *Send) { c.To = j("example.com") }), "", false, false, ErrInvalid},
 		{"no session", with(func(c *Send) { c.Session = "" }), "", false, false, ErrInvalid},
+		{"stanza that is not namespace-well-formed", with(func(c *Send) { c.Stanza = "<message><foo:bar/></message>" }), "", false, false, ErrInvalid},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -61,6 +62,9 @@ func TestDecide(t *testing.T) {
 			var d MessageSent
 			if err := evs[0].Decode(Schema, &d); err != nil {
 				t.Fatal(err)
+			}
+			if !d.WellFormed {
+				t.Error("a checked stanza is not marked well_formed")
 			}
 			switch tt.sender {
 			case "ulid":

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"annals.im/annals/domain/event"
+	"annals.im/annals/domain/wellformed"
 )
 
 // Commands. Account and By are bare JIDs of the accounts acting.
@@ -43,6 +44,9 @@ type (
 	// it decides on); ID is the room archive's ID.
 	Post struct {
 		Account, Stanza, ID string
+		// Reserialized: Stanza was written from the tokens of a strict
+		// read (wellformed.WriteInner), so Decide need not parse it again.
+		Reserialized bool
 	}
 	SetSubject struct {
 		Account, Subject string
@@ -184,7 +188,12 @@ func Decide(s State, c any, ids *event.IDs, now time.Time, cause string) (Outcom
 		case c.ID == "" || c.Stanza == "":
 			return out, fmt.Errorf("%w: no archive ID or no stanza", ErrInvalid)
 		}
-		return out, emit(TypeMessagePosted, MessagePosted{Account: c.Account, Nick: o.Nick, ID: c.ID, Stanza: c.Stanza})
+		if !c.Reserialized {
+			if _, err := wellformed.Canonical(c.Stanza); err != nil {
+				return out, fmt.Errorf("%w: %v", ErrInvalid, err)
+			}
+		}
+		return out, emit(TypeMessagePosted, MessagePosted{Account: c.Account, Nick: o.Nick, ID: c.ID, Stanza: c.Stanza, WellFormed: true})
 	case SetSubject:
 		o, ok := s.Occupants[c.Account]
 		switch {

@@ -212,6 +212,9 @@ type (
 		Nick    string `json:"nick"`
 		ID      string `json:"id"`     // the room archive's ID, also the stanza-id by the room
 		Stanza  string `json:"stanza"` // as broadcast: from the occupant's room JID, no to, no stanza-ids
+		// WellFormed: Stanza was checked namespace-well-formed when decided
+		// (wellformed.Canonical); events written before the check lack it.
+		WellFormed bool `json:"well_formed,omitempty"`
 	}
 	Destroyed struct {
 		Reason    string `json:"reason,omitempty"`

@@ -136,6 +136,7 @@ func TestDecide(t *testing.T) {
 		{"visitor may not post", open(Configure{By: "romeo@x", Config: moderated}, Join{Account: "tybalt@x", Nick: "Tybalt"}),
 			Post{Account: "tybalt@x", ID: "1", Stanza: "<message/>"}, nil, ErrNoVoice, nil},
 		{"non-occupant may not post", open(), Post{Account: "tybalt@x", ID: "1", Stanza: "<message/>"}, nil, ErrNotOccupant, nil},
+		{"a stanza that is not namespace-well-formed is not posted", open(), Post{Account: "juliet@x", ID: "r1", Stanza: "<message><foo:bar/></message>"}, nil, ErrInvalid, nil},
 		{"occupant posts under its nick", open(), Post{Account: "juliet@x", ID: "r1", Stanza: "<message id='m1'/>"},
 			[]event.Type{TypeMessagePosted}, nil, func(t *testing.T, s State, out Outcome) {
 				var d MessagePosted

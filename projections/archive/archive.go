@@ -18,21 +18,16 @@ import (
 // Name is stored with the checkpoint; change it and the read model is
 // rebuilt from the start of the log.
 //
-// v4: stanzas are stored re-serialized (wellformed.Salvage), so that what
-// was archived before the server refused malformed XML replays as XML
-// every client parses.
-//
-// v5: archive_usage counts, per account, the bytes of 1:1 messages it sent
-// and the messages waiting for it offline (quotas, cmd/annals traffic.go).
-const Name = "archive/v5"
+// v4: stanzas of events written before the server refused malformed XML
+// (those without well_formed) are stored re-serialized (wellformed.Salvage),
+// so that they replay as XML every client parses.
+const Name = "archive/v4"
 
 // Projection is the archive read model.
 type Projection struct{}
 
-func (Projection) Name() string { return Name }
-func (Projection) Tables() []string {
-	return []string{"archive", "archive_occupants", "archive_usage"}
-}
+func (Projection) Name() string     { return Name }
+func (Projection) Tables() []string { return []string{"archive", "archive_occupants"} }
 func (Projection) Schema() string {
 	return `CREATE TABLE IF NOT EXISTS archive (
 		account   TEXT NOT NULL,    -- whose archive
@@ -50,15 +45,6 @@ func (Projection) Schema() string {
 		room    TEXT NOT NULL,
 		account TEXT NOT NULL,
 		PRIMARY KEY (room, account)
-	) WITHOUT ROWID;
-	-- Per account, kept with the rows in the same transaction so that a
-	-- quota check is one lookup: sent_bytes, the stanza bytes of the 1:1
-	-- messages it sent that were stored (the log's copy; the read model's
-	-- copies are not counted again); offline, its rows with offline = 1.
-	CREATE TABLE IF NOT EXISTS archive_usage (
-		account    TEXT PRIMARY KEY,
-		sent_bytes INTEGER NOT NULL DEFAULT 0,
-		offline    INTEGER NOT NULL DEFAULT 0
 	) WITHOUT ROWID;
 	CREATE UNIQUE INDEX IF NOT EXISTS archive_order ON archive (account, at, pos);
 	CREATE UNIQUE INDEX IF NOT EXISTS archive_ids ON archive (account, id);
@@ -79,26 +65,18 @@ func (Projection) Apply(ctx context.Context, tx *sql.Tx, e event.Envelope) error
 		if err := e.Decode(archive.Schema, &d); err != nil {
 			return err
 		}
-		// The log keeps the stanza whatever becomes of it here: the sender
-		// is charged for it.
-		if err := addUsage(ctx, tx, bare(d.From), int64(len(d.Stanza)), 0); err != nil {
-			return err
-		}
-		d.Stanza = wellformed.Salvage(d.Stanza)
-		if d.Stanza == "" {
-			return nil // nothing a client could read: the log keeps the event
+		if !d.WellFormed {
+			if d.Stanza = wellformed.Salvage(d.Stanza); d.Stanza == "" {
+				return nil // nothing a client could read: the log keeps the event
+			}
 		}
 		if d.SenderID != "" {
-			if _, err := insert(ctx, tx, e, row{acct: bare(d.From), id: d.SenderID, with: d.To, stanza: d.Stanza}); err != nil {
+			if err := insert(ctx, tx, e, row{acct: bare(d.From), id: d.SenderID, with: d.To, stanza: d.Stanza}); err != nil {
 				return err
 			}
 		}
 		if d.RecipientID != "" {
-			added, err := insert(ctx, tx, e, row{acct: bare(d.To), id: d.RecipientID, with: d.From, offline: d.Offline, stanza: d.Stanza})
-			if err != nil || !added || !d.Offline {
-				return err
-			}
-			return addUsage(ctx, tx, bare(d.To), 0, 1)
+			return insert(ctx, tx, e, row{acct: bare(d.To), id: d.RecipientID, with: d.From, offline: d.Offline, stanza: d.Stanza})
 		}
 	case room.TypeJoined:
 		var d room.Joined
@@ -131,24 +109,13 @@ func (Projection) Apply(ctx context.Context, tx *sql.Tx, e event.Envelope) error
 			return err
 		}
 		acct := strings.TrimPrefix(e.Stream, "account-")
-		res, err := tx.ExecContext(ctx, `UPDATE archive SET offline = 0
+		_, err := tx.ExecContext(ctx, `UPDATE archive SET offline = 0
 			WHERE account = ?1 AND offline = 1 AND (at, pos) <= (SELECT at, pos FROM archive WHERE account = ?1 AND id = ?2)`,
 			acct, d.Through)
-		if err != nil {
-			return err
-		}
-		n, err := res.RowsAffected()
-		if err != nil || n == 0 {
-			return err
-		}
-		return addUsage(ctx, tx, acct, 0, -n)
+		return err
 	case account.TypeDeleted:
-		// A deleted account's archive goes with it, and what it was charged.
-		acct := strings.TrimPrefix(e.Stream, "account-")
-		if _, err := tx.ExecContext(ctx, `DELETE FROM archive_usage WHERE account = ?`, acct); err != nil {
-			return err
-		}
-		_, err := tx.ExecContext(ctx, `DELETE FROM archive WHERE account = ?`, acct)
+		// A deleted account's archive goes with it.
+		_, err := tx.ExecContext(ctx, `DELETE FROM archive WHERE account = ?`, strings.TrimPrefix(e.Stream, "account-"))
 		return err
 	}
 	return nil
@@ -164,8 +131,10 @@ func postGroupchat(ctx context.Context, tx *sql.Tx, e event.Envelope) error {
 		return err
 	}
 	r := strings.TrimPrefix(e.Stream, "room-")
-	if d.Stanza = wellformed.Salvage(d.Stanza); d.Stanza == "" {
-		return nil // nothing a client could read: the log keeps the event
+	if !d.WellFormed {
+		if d.Stanza = wellformed.Salvage(d.Stanza); d.Stanza == "" {
+			return nil // nothing a client could read: the log keeps the event
+		}
 	}
 	_, err := tx.ExecContext(ctx, `INSERT INTO archive (account, at, pos, id, with_bare, with_full, offline, groupchat, stanza)
 		SELECT o.account, `+atOf("o.account", "?1")+`, ?2, ?3, ?4, ?5, 0, 1, ?6
@@ -196,23 +165,12 @@ type row struct {
 // insert adds one party's row, timed as atOf says. A second row with an
 // ID the account already has is dropped: the first one stays, on every
 // replay alike. added reports whether the row went in.
-func insert(ctx context.Context, tx *sql.Tx, e event.Envelope, x row) (added bool, err error) {
-	res, err := tx.ExecContext(ctx, `INSERT INTO archive (account, at, pos, id, with_bare, with_full, offline, groupchat, stanza)
+func insert(ctx context.Context, tx *sql.Tx, e event.Envelope, x row) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO archive (account, at, pos, id, with_bare, with_full, offline, groupchat, stanza)
 		VALUES (?3, `+atOf("?3", "?1")+`, ?2, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT DO NOTHING`,
 		e.OccurredAt.UnixNano(), int64(e.Position.Commit), x.acct, x.id, bare(x.with), x.with, x.offline, x.groupchat, x.stanza)
 	if err != nil {
-		return false, fmt.Errorf("archive: insert %s into %s: %w", x.id, x.acct, err)
-	}
-	n, err := res.RowsAffected()
-	return n > 0, err
-}
-
-// addUsage adds to acct's counters in archive_usage.
-func addUsage(ctx context.Context, tx *sql.Tx, acct string, sentBytes, offline int64) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO archive_usage (account, sent_bytes, offline) VALUES (?1, ?2, ?3)
-		ON CONFLICT (account) DO UPDATE SET sent_bytes = sent_bytes + ?2, offline = offline + ?3`, acct, sentBytes, offline)
-	if err != nil {
-		return fmt.Errorf("archive: usage of %s: %w", acct, err)
+		return fmt.Errorf("archive: insert %s into %s: %w", x.id, x.acct, err)
 	}
 	return nil
 }
@@ -426,25 +384,4 @@ func (r *Reader) Has(ctx context.Context, acct, id string) (bool, error) {
 		return false, nil
 	}
 	return err == nil, err
-}
-
-// Usage is what an account has stored: the bytes of the 1:1 messages it
-// sent (each counted once, as the log keeps it) and how many messages wait
-// for it offline.
-type Usage struct {
-	SentBytes int64
-	Offline   int64
-}
-
-// Usage returns acct's counters: one lookup, whatever the archive's size.
-func (r *Reader) Usage(ctx context.Context, acct string) (Usage, error) {
-	var u Usage
-	err := r.db.QueryRowContext(ctx, `SELECT sent_bytes, offline FROM archive_usage WHERE account = ?`, acct).Scan(&u.SentBytes, &u.Offline)
-	if errors.Is(err, sql.ErrNoRows) {
-		return Usage{}, nil
-	}
-	if err != nil {
-		return Usage{}, fmt.Errorf("archive: usage of %s: %w", acct, err)
-	}
-	return u, nil
 }

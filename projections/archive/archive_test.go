@@ -2,6 +2,7 @@ package archive_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -23,6 +24,7 @@ import (
 
 type fixture struct {
 	store  *sqlite.Store
+	db     *sql.DB
 	runner *projections.Runner
 	reader *archive.Reader
 	ids    *event.IDs
@@ -49,7 +51,7 @@ func openWith(t *testing.T, d sqlite.Durability) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{store: store, runner: runner, reader: archive.NewReader(db, store.Unsynced), ids: event.NewIDs(),
+	return &fixture{store: store, db: db, runner: runner, reader: archive.NewReader(db, store.Unsynced), ids: event.NewIDs(),
 		t0: time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)}
 }
 
@@ -332,20 +334,21 @@ func (f *fixture) roomState(r string) (room.State, error) {
 	return st, nil
 }
 
-// A stanza archived before the server refused malformed XML is replayed
-// re-serialized, without the content no client could parse.
+// A stanza archived before the server refused malformed XML (an event
+// without well_formed) is replayed re-serialized, without the content no
+// client could parse.
 func TestMalformedStoredStanzaIsSalvaged(t *testing.T) {
 	f := open(t)
 	f.inline(t)
 	ctx := context.Background()
-	c := domain.Send{From: jid.MustParse("romeo@x/a"), To: jid.MustParse("juliet@x"), Kind: "chat", MessageID: "m1", Session: "s",
-		Stanza:        "<message xmlns='jabber:client' id='m1'><foo:bar/><body>hi</body></message>",
-		ArchiveSender: true, ArchiveRecipient: true}
-	evs, err := domain.Decide(c, f.ids, f.t0, "test")
+	old := domain.MessageSent{From: "romeo@x/a", To: "juliet@x", Kind: "chat",
+		Stanza:   "<message xmlns='jabber:client' id='m1'><foo:bar/><body>hi</body></message>",
+		SenderID: "s:m1", RecipientID: f.ids.New(f.t0).String()}
+	e, err := event.New(f.ids, f.t0, domain.TypeMessageSent, domain.Schema, "test", old)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.store.Append(ctx, domain.Stream("romeo@x", "juliet@x"), eventstore.Any, evs...); err != nil {
+	if _, err := f.store.Append(ctx, domain.Stream("romeo@x", "juliet@x"), eventstore.Any, e); err != nil {
 		t.Fatal(err)
 	}
 	for _, acct := range []string{"romeo@x", "juliet@x"} {

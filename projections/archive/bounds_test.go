@@ -12,6 +12,7 @@ import (
 	"annals.im/annals/domain/account"
 	domain "annals.im/annals/domain/archive"
 	"annals.im/annals/eventstore"
+	"annals.im/annals/projections"
 	"annals.im/annals/projections/archive"
 )
 
@@ -119,36 +120,46 @@ func TestQueryTimesClamped(t *testing.T) {
 	}
 }
 
-// archive_usage follows the rows: the sender is charged each stored
-// message's bytes once, the recipient's offline count goes up and down with
-// its waiting messages, and deletion forgets the account's counters.
+// The usage read model charges the sender each 1:1 message's bytes once
+// (batches summed per account), and forgets a deleted account's; the
+// offline count follows the waiting rows.
 func TestUsage(t *testing.T) {
 	f := open(t)
 	f.inline(t)
 	ctx := context.Background()
+	usage, err := projections.NewRunner(ctx, f.db, nil, archive.UsageProjection{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	a := f.send(t, "romeo@x/desk", "juliet@x", "o1", true)
 	f.send(t, "romeo@x/desk", "juliet@x", "o2", true)
 	f.send(t, "juliet@x/desk", "romeo@x", "r1", false)
-	want := func(acct string, u archive.Usage) {
+	want := func(acct string, sent, offline int64) {
 		t.Helper()
-		got, err := f.reader.Usage(ctx, acct)
-		if err != nil || got != u {
-			t.Fatalf("%s: %+v, want %+v (%v)", acct, got, u, err)
+		if _, err := usage.CatchUp(ctx, f.store); err != nil {
+			t.Fatal(err)
+		}
+		gotSent, err1 := f.reader.SentBytes(ctx, acct)
+		gotOff, err2 := f.reader.Offlines(ctx, acct)
+		if gotSent != sent || gotOff != offline || err1 != nil || err2 != nil {
+			t.Fatalf("%s: sent %d offline %d, want %d %d (%v %v)", acct, gotSent, gotOff, sent, offline, err1, err2)
 		}
 	}
-	stanza := len(a.Stanza) // every message of send has the same length
-	want("romeo@x", archive.Usage{SentBytes: int64(2 * stanza)})
-	want("juliet@x", archive.Usage{SentBytes: int64(stanza), Offline: 2})
-	want("nobody@x", archive.Usage{})
+	stanza := int64(len(a.Stanza)) // every message of send has the same length
+	want("romeo@x", 2*stanza, 0)
+	want("juliet@x", stanza, 2)
+	want("nobody@x", 0, 0)
 	evs, _ := domain.Delivered(a.RecipientID, f.ids, f.t0, "test")
 	if _, err := f.store.Append(ctx, "account-juliet@x", eventstore.Any, evs...); err != nil {
 		t.Fatal(err)
 	}
-	want("juliet@x", archive.Usage{SentBytes: int64(stanza), Offline: 1})
+	want("juliet@x", stanza, 1)
 	del, _ := account.Decide(account.State{Exists: true}, account.Delete{}, f.ids, f.t0, "test")
 	if _, err := f.store.Append(ctx, "account-juliet@x", eventstore.Any, del...); err != nil {
 		t.Fatal(err)
 	}
-	want("juliet@x", archive.Usage{})
-	want("romeo@x", archive.Usage{SentBytes: int64(2 * stanza)})
+	want("juliet@x", 0, 0)
+	want("romeo@x", 2*stanza, 0)
+	f.send(t, "juliet@x/desk", "romeo@x", "r2", false) // a later account of the name starts from zero
+	want("juliet@x", stanza, 0)
 }
