@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -33,6 +34,21 @@ type Projection interface {
 type Batcher interface {
 	ApplyBatch(ctx context.Context, tx *sql.Tx, evs []event.Envelope) error
 }
+
+// Selective is implemented by a projection that reads only some events: a
+// batch with none of them changes nothing, so the runner moves its
+// checkpoint in memory and writes it at most CheckpointLag later, instead
+// of taking SQLite's write lock (and an fsync) for every batch the
+// log's writer commits. An idle projection cost the writer a tenth of its
+// throughput in BenchmarkMUC that way.
+type Selective interface {
+	Reads(e event.Envelope) bool
+}
+
+// CheckpointLag is how long the checkpoint of a Selective projection may
+// stay behind the events it skipped; it is what a reader waiting for the
+// read model to reach the log's head may wait in addition.
+const CheckpointLag = 250 * time.Millisecond
 
 // applyAll folds evs into p, in tx.
 func applyAll(ctx context.Context, tx *sql.Tx, p Projection, evs []event.Envelope) error {
@@ -233,9 +249,7 @@ func (r *Runner) apply(ctx context.Context, p Projection, from event.Position, b
 			return err
 		}
 		last = fresh[len(fresh)-1].Position
-		_, err := tx.ExecContext(ctx, `UPDATE projection_checkpoints SET commit_pos = ?, prepare_pos = ? WHERE name = ?`,
-			last.Commit, last.Prepare, p.Name())
-		return err
+		return saveCheckpoint(ctx, tx, p.Name(), last)
 	})
 	if err != nil {
 		return from, err
@@ -369,22 +383,59 @@ func (r *Runner) Run(ctx context.Context, subscribe Subscribe) error {
 }
 
 func (r *Runner) follow(ctx context.Context, subscribe Subscribe, p Projection) error {
-	pos, err := r.Checkpoint(ctx, p.Name())
+	saved, err := r.Checkpoint(ctx, p.Name())
 	if err != nil {
 		return err
 	}
-	sub, err := subscribe(ctx, pos)
+	sub, err := subscribe(ctx, saved)
 	if err != nil {
 		return err
 	}
 	defer sub.Close()
+	sel, _ := p.(Selective)
+	pos := saved // what has been applied or skipped; saved may lag it
 	for {
-		batch, err := sub.Next(ctx)
+		next := ctx
+		cancel := context.CancelFunc(func() {})
+		if pos != saved {
+			next, cancel = context.WithTimeout(ctx, CheckpointLag)
+		}
+		batch, err := sub.Next(next)
+		cancel()
+		switch {
+		case err != nil && pos != saved && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded):
+			// Quiet for a while after skipped events: write where we are.
+			if err := r.inTx(ctx, func(tx *sql.Tx) error { return saveCheckpoint(ctx, tx, p.Name(), pos) }); err != nil {
+				return err
+			}
+			saved = pos
+			continue
+		case err != nil:
+			return err
+		}
+		if sel != nil && !slices.ContainsFunc(batch, sel.Reads) {
+			pos = later(pos, batch[len(batch)-1].Position)
+			continue
+		}
+		applied, err := r.apply(ctx, p, pos, batch)
 		if err != nil {
 			return err
 		}
-		if pos, err = r.apply(ctx, p, pos, batch); err != nil {
-			return err
+		if applied != pos { // apply wrote its checkpoint
+			pos, saved = applied, applied
 		}
 	}
+}
+
+func later(a, b event.Position) event.Position {
+	if a.Less(b) {
+		return b
+	}
+	return a
+}
+
+func saveCheckpoint(ctx context.Context, tx *sql.Tx, name string, pos event.Position) error {
+	_, err := tx.ExecContext(ctx, `UPDATE projection_checkpoints SET commit_pos = ?, prepare_pos = ? WHERE name = ?`,
+		pos.Commit, pos.Prepare, name)
+	return err
 }

@@ -213,3 +213,38 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// A Selective projection skips batches it reads nothing of without a
+// transaction, and writes its checkpoint past them once the log has been
+// quiet for CheckpointLag; a batch it reads is applied and saved at once.
+func TestSelectiveCheckpoint(t *testing.T) {
+	f := newFixture(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	r, err := projections.NewRunner(ctx, f.db, nil, accounts.Projection{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go r.Run(ctx, func(ctx context.Context, after event.Position) (projections.Tail, error) {
+		return f.store.Subscribe(ctx, after)
+	})
+	created := f.create(t, "a@example.com", 1)
+	waitFor(t, func() bool { cp, _ := r.Checkpoint(ctx, accounts.Name); return cp == created.Position })
+	// An event the accounts projection does not read.
+	e, err := event.New(f.ids, time.Unix(1800000000, 0), "SomethingElse", 1, "", struct{}{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := f.store.Append(ctx, "elsewhere", eventstore.NoStream, e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	waitFor(t, func() bool { cp, _ := r.Checkpoint(ctx, accounts.Name); return cp == out[0].Position })
+	if took := time.Since(start); took < projections.CheckpointLag/2 {
+		t.Errorf("the checkpoint past a skipped batch was written after %v: not lazily", took)
+	}
+	if n := count(t, f.db); n != 1 {
+		t.Fatalf("%d accounts, want 1", n)
+	}
+}

@@ -99,3 +99,8 @@ func List(ctx context.Context, db *sql.DB) ([]Account, error) {
 	}
 	return out, rows.Err()
 }
+
+// Reads implements projections.Selective: account lifecycle events only.
+func (Projection) Reads(e event.Envelope) bool {
+	return e.Type == account.TypeCreated || e.Type == account.TypePasswordChanged || e.Type == account.TypeDeleted
+}

@@ -91,3 +91,8 @@ func (r *Reader) Offlines(ctx context.Context, acct string) (int64, error) {
 	}
 	return n, nil
 }
+
+// Reads implements projections.Selective.
+func (UsageProjection) Reads(e event.Envelope) bool {
+	return e.Type == archive.TypeMessageSent || e.Type == account.TypeDeleted
+}

@@ -197,3 +197,6 @@ func Of(ctx context.Context, db *sql.DB, account string) ([]string, error) {
 	}
 	return out, rows.Err()
 }
+
+// Reads implements projections.Selective: room streams only.
+func (Projection) Reads(e event.Envelope) bool { return strings.HasPrefix(e.Stream, "room-") }
