@@ -1,0 +1,99 @@
+package c2s
+
+import (
+	"context"
+	"crypto/tls"
+	"log/slog"
+	"net/netip"
+	"time"
+
+	"annals.im/annals/adapters/credentials"
+	"annals.im/annals/domain/pep"
+)
+
+// Config is what a Server needs.
+type Config struct {
+	Domains   []string
+	TLS       *tls.Config // offered with STARTTLS, which is then required
+	Plaintext bool        // allow streams without TLS (loopback only: see CheckPlaintext)
+	// Credentials returns the keys of the account with the given bare JID.
+	Credentials func(ctx context.Context, bareJID string) (credentials.Credentials, error)
+	// Secret is the server's one secret, kept stable across restarts.
+	// SCRAM's salts made up for unknown users are keyed with it as is
+	// (sasl.Start), as before keys per purpose, so that an unknown name's
+	// salt does not change on upgrade (a changed salt would tell an observer
+	// who asked before that the name is unknown); every other purpose
+	// derives its own key from it (keys.go).
+	Secret      []byte
+	MaxStanza   int // bytes; default 256 KiB
+	MaxDepth    int // elements nested in a stanza, the stream's included; default wellformed.DefaultMaxDepth
+	IdleTimeout time.Duration
+	Accounts    Accounts // rosters; nil: no roster service
+	// Registration turns on in-band registration (XEP-0077) through
+	// Registrar; off by default.
+	Registration bool
+	Registrar    Registrar
+	// Archive records and reads 1:1 messages (XEP-0313); nil: messages
+	// are routed only.
+	Archive Archive
+	// MUCDomain is the multi-user chat service's domain (XEP-0045), served
+	// with Rooms; "" for none. LockNewRooms keeps a new room closed to
+	// others until its owner configures it (XEP-0045 §10.1).
+	MUCDomain    string
+	Rooms        Rooms
+	LockNewRooms bool
+	// MUCDetachedShow is an account's show in a room while none of its
+	// clients is attached; default xa.
+	MUCDetachedShow string
+	// PEP is the accounts' personal eventing service (XEP-0163), used for
+	// bookmarks (XEP-0402); nil for none.
+	PEP PEP
+	// ResumeTimeout is how long a session whose connection broke waits to
+	// be resumed (XEP-0198); default 300 s, negative: no resumption.
+	ResumeTimeout time.Duration
+	Version       string // software version reported by XEP-0092
+	Log           *slog.Logger
+
+	// Login throttling (throttle.go): failures per account and per
+	// address (IPv6: per /64) answered without delay, defaults 5 and 10;
+	// then each attempt waits FailureDelay (1 s), doubling per failure up
+	// to FailureDelayMax (20 s). A key quiet for FailureWindow (15 min) is
+	// forgotten; at most ThrottleKeys (65,536) keys are held. Clients at
+	// TrustedProxies are not throttled by address, only by account.
+	FailuresPerAccount, FailuresPerIP int
+	FailureDelay, FailureDelayMax     time.Duration
+	FailureWindow                     time.Duration
+	ThrottleKeys                      int
+	TrustedProxies                    []netip.Prefix
+
+	// MaxConnections caps the connections open at once, MaxConnectionsPerIP
+	// those from one address (an IPv6 /64); LoginTimeout is how long a
+	// connection has from accept to a bound resource. See listen.go.
+	MaxConnections, MaxConnectionsPerIP int
+	LoginTimeout                        time.Duration
+
+	// Account quotas (quota.go). RegistrationsPerAddress in-band
+	// registrations are allowed per address (IPv6: per /64) per
+	// RegistrationWindow; MaxResources sessions of one account may be bound
+	// at once, detached resumable ones included; MaxRosterItems contacts fit
+	// in one roster. Zero: the default; negative: no limit. PEPLimits bound
+	// each account's PEP nodes; its zero fields are no limit.
+	RegistrationsPerAddress int
+	RegistrationWindow      time.Duration
+	MaxResources            int
+	MaxRosterItems          int
+	PEPLimits               pep.Limits
+
+	// Traffic and storage bounds (traffic.go). MaxUnacked and
+	// MaxUnackedBytes bound a stream-management session's unacknowledged
+	// stanzas (defaults 5,000 and 8 MiB); OutQueueBytes the bytes waiting
+	// for a slow client (8 MiB, besides OutQueue stanzas); MAMPageBytes a
+	// MAM page or a room's join history (2 MiB). RoomCreations new rooms
+	// per account in RoomCreationWindow (10 per 10 minutes; negative: no
+	// limit).
+	MaxUnacked, MaxUnackedBytes int
+	OutQueueBytes               int
+	MAMPageBytes                int
+	RoomCreations               int
+	RoomCreationWindow          time.Duration
+}
