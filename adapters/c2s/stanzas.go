@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/xml"
 	"fmt"
+	"slices"
 	"strings"
 
 	"mellium.im/xmpp/jid"
@@ -55,14 +56,25 @@ func (c *conn) stanzas(ctx context.Context) error {
 }
 
 // Features the server advertises in disco#info (XEP-0030).
-var serverFeatures = []string{nsDisco, nsItems, nsPing, nsVersion, nsCarbons}
+// jabber:iq:private is among them: clients (poezio) look for it here
+// before they use private XML storage for bookmarks.
+var serverFeatures = []string{nsDisco, nsItems, nsPing, nsVersion, nsCarbons, nsPrivate}
 
 func (c *conn) iq(e *element) error {
 	typ := e.attr("type")
 	to := e.attr("to")
 	if typ == "result" || typ == "error" {
-		if j, err := jid.Parse(to); err == nil && c.srv.isMUC(j) && j.Resourcepart() != "" {
+		j, err := jid.Parse(to)
+		switch {
+		case err != nil:
+		case c.srv.isMUC(j) && j.Resourcepart() != "":
 			c.occupantIQReply(e) // an answer to an IQ the room forwarded
+		case j.Resourcepart() != "":
+			// An answer to another client's IQ goes to it; to a resource
+			// that has gone, nowhere (errors are never answered).
+			if t := c.srv.sessionAt(j); t != nil {
+				t.deliver(restamp(e, c.jid.String()), true)
+			}
 		}
 		return nil // else a reply to nothing we asked
 	}
@@ -125,13 +137,40 @@ func (c *conn) iq(e *element) error {
 		}
 		b.WriteString("</query>")
 		return reply(b.String())
+	case child.XMLName.Space == nsItems && typ == "get" && toServer && child.attr("node") == "":
+		// The services this server runs, so that clients find the rooms
+		// (XEP-0045 §6.1 starts from the server's items).
+		items := ""
+		if c.srv.cfg.MUCDomain != "" && c.srv.cfg.Rooms != nil {
+			items = "<item jid='" + escape(c.srv.cfg.MUCDomain) + "' name='Chatrooms'/>"
+		}
+		return reply("<query xmlns='" + nsItems + "'>" + items + "</query>")
 	case child.XMLName.Space == nsItems && typ == "get" && (toServer || toSelf):
 		return reply("<query xmlns='" + nsItems + "'/>")
 	case child.XMLName.Space == nsVersion && typ == "get" && toServer:
 		return reply("<query xmlns='" + nsVersion + "'><name>Annals</name><version>" + escape(c.srv.cfg.Version) + "</version></query>")
 	}
+	if j, err := jid.Parse(to); err == nil && j.Resourcepart() != "" && !toSelf && c.srv.isLocal(j) {
+		// RFC 6121 §8.5.3.1: an IQ to a connected resource is delivered
+		// to it (its answer comes back through the case above); to a
+		// resource that is not connected, service-unavailable (§8.5.3.2.1).
+		if t := c.srv.sessionAt(j); t != nil {
+			t.deliver(restamp(e, c.jid.String()), true)
+			return nil
+		}
+	}
 	return c.write(c.errorReply(e, "cancel", "service-unavailable"))
 }
+
+// sessionAt returns the session bound to full JID j, or nil.
+func (s *Server) sessionAt(j jid.JID) *conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sessions[j.Bare().String()][j.Resourcepart()]
+}
+
+// isLocal reports whether j is at one of the domains this server serves.
+func (s *Server) isLocal(j jid.JID) bool { return slices.Contains(s.cfg.Domains, j.Domainpart()) }
 
 // errorReply answers e from this session with an error, to the session's
 // own full JID: a from the client wrote is never trusted (RFC 6120 §8.1.2.1).

@@ -1,0 +1,55 @@
+package c2s
+
+import (
+	"strings"
+	"testing"
+)
+
+// An IQ to another client's full JID is delivered to it from the sender's
+// full JID, and its answer comes back the same way (RFC 6121 §8.5.3.1);
+// an IQ to a resource that is not connected gets service-unavailable; an
+// answer to a resource that has gone is dropped, not answered.
+func TestIQBetweenClients(t *testing.T) {
+	addr := rawServer(t, 0)
+	romeo, juliet := dial(t, addr), dial(t, addr)
+	romeo.loginAs("romeo", "orchard")
+	juliet.login("balcony")
+
+	romeo.send("<iq type='get' id='v1' to='juliet@localhost/balcony'><query xmlns='jabber:iq:version'/></iq>")
+	got := juliet.until("id='v1'")
+	if !strings.Contains(got, "from='romeo@localhost/orchard'") || !strings.Contains(got, "jabber:iq:version") {
+		t.Fatalf("juliet got %q", got)
+	}
+	juliet.send("<iq type='result' id='v1' to='romeo@localhost/orchard'><query xmlns='jabber:iq:version'><name>Balcony</name></query></iq>")
+	if got := romeo.until("id='v1'"); !strings.Contains(got, "from='juliet@localhost/balcony'") || !strings.Contains(got, "<name>Balcony</name>") {
+		t.Fatalf("romeo got %q", got)
+	}
+
+	romeo.send("<iq type='get' id='v2' to='juliet@localhost/gone'><ping xmlns='urn:xmpp:ping'/></iq>")
+	if got := romeo.until("id='v2'"); !strings.Contains(got, "type='error'") || !strings.Contains(got, "service-unavailable") {
+		t.Fatalf("IQ to a resource that is not connected: %q", got)
+	}
+	juliet.send("<iq type='error' id='x' to='romeo@localhost/gone'><error type='cancel'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>")
+	// Nothing comes back for an answer to nowhere: the next IQ's answer is
+	// the first thing juliet reads.
+	juliet.send("<iq type='get' id='p' ><ping xmlns='urn:xmpp:ping'/></iq>")
+	if got := juliet.until("id='p'"); strings.Contains(got, "id='x'") {
+		t.Fatalf("an answer to nowhere was answered: %q", got)
+	}
+}
+
+// The server's disco#items lists the room service (XEP-0045 §6.1) and its
+// disco#info the private XML storage clients look for.
+func TestServerDisco(t *testing.T) {
+	addr, _ := mucServerRooms(t)
+	c := dial(t, addr)
+	c.login("desk")
+	c.send("<iq type='get' id='i'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>")
+	if got := c.until("id='i'"); !strings.Contains(got, "jid='conference.localhost'") {
+		t.Fatalf("disco#items: %q", got)
+	}
+	c.send("<iq type='get' id='f'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
+	if got := c.until("id='f'"); !strings.Contains(got, "var='jabber:iq:private'") {
+		t.Fatalf("disco#info: %q", got)
+	}
+}
