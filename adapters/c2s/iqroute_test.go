@@ -53,3 +53,23 @@ func TestServerDisco(t *testing.T) {
 		t.Fatalf("disco#info: %q", got)
 	}
 }
+
+// An occupant's exit text reaches the others with its unavailable
+// presence (XEP-0045 §7.14).
+func TestMUCExitStatus(t *testing.T) {
+	addr, _ := mucServerRooms(t)
+	owner, jul := dial(t, addr), dial(t, addr)
+	owner.loginAs("romeo", "o")
+	jul.login("balcony")
+	owner.send(`<presence to='` + hall + `/Romeo'/>`)
+	owner.until("code='201'")
+	configure(t, owner, "cfg", map[string]string{})
+	jul.send(`<presence to='` + hall + `/Juliet'/>`)
+	jul.until("code='110'")
+	owner.until("/Juliet'")
+	jul.send(`<presence to='` + hall + `/Juliet' type='unavailable'><status>good night</status></presence>`)
+	got := owner.until("</status>")
+	if !strings.Contains(got, "type='unavailable'") || !strings.Contains(got, "<status>good night</status>") {
+		t.Fatalf("the exit reached the owner without its text: %q", got)
+	}
+}

@@ -688,12 +688,17 @@ func (s *Server) announceExit(before, after room.State, d room.Left) {
 	if d.Reason != "" && d.Cause != "leave" {
 		inner = "<reason>" + escape(d.Reason) + "</reason>"
 	}
+	// An occupant's own exit text reaches the others (XEP-0045 §7.14).
+	status := ""
+	if d.Cause == "leave" && d.Reason != "" {
+		status = "<status>" + escape(d.Reason) + "</status>"
+	}
 	s.roomBroadcast(after, func(viewer, to string) string {
-		return s.occupantXML(after, o, viewer, to, "unavailable", codes, inner)
+		return insertChild(s.occupantXML(after, o, viewer, to, "unavailable", codes, inner), status)
 	}, false)
 	self := append([]int{110}, codes...)
 	for _, t := range s.muc.sessions(after.JID, d.Account) {
-		t.deliver(s.occupantXML(after, o, d.Account, t.jid.String(), "unavailable", self, inner), true)
+		t.deliver(insertChild(s.occupantXML(after, o, d.Account, t.jid.String(), "unavailable", self, inner), status), true)
 	}
 	s.muc.detachAccount(after.JID, d.Account)
 	s.setAutojoin(context.Background(), d.Account, after.JID, "", false)

@@ -423,6 +423,11 @@ func TestUserCommands(t *testing.T) {
 		{"", []string{"user", "passwd", "romeo@localhost", "--password", "doth"}, 0, "password set"},
 		{"", []string{"user", "list"}, 0, "juliet@localhost\tcreated "},
 		{"", []string{"user", "del", "romeo@localhost"}, 0, "deleted"},
+		// Flags before or after the JID, as people type them.
+		{"", []string{"user", "add", "--password", "mercutio-pw", "mercutio@localhost"}, 0, "password set"},
+		{"", []string{"user", "passwd", "--password", "queen-mab", "mercutio@localhost"}, 0, "password set"},
+		{"", []string{"user", "del", "mercutio@localhost", "tybalt@localhost"}, 2, "unexpected argument"},
+		{"", []string{"user", "--help"}, 0, "Usage:"},
 	}
 	for _, c := range cases {
 		out, code := run(c.stdin, c.args...)

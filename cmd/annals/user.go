@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -34,6 +35,10 @@ func user(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		return fmt.Errorf("%w: user needs add, passwd, del or list", errUsage)
 	}
 	sub, rest := args[0], args[1:]
+	if sub == "help" || sub == "-h" || sub == "--help" {
+		fmt.Fprint(stdout, userUsage)
+		return nil
+	}
 	var (
 		c              Config
 		password       string
@@ -47,19 +52,30 @@ func user(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	}
 	var target string
 	switch sub {
-	case "add", "passwd", "del":
-		// The JID comes first, flags after it, as people type it.
-		if len(rest) == 0 || strings.HasPrefix(rest[0], "-") {
-			return fmt.Errorf("%w: annals user %s needs a JID, e.g. juliet@localhost", errUsage, sub)
-		}
-		target, rest = rest[0], rest[1:]
-	case "list":
+	case "add", "passwd", "del", "list":
 	default:
 		fmt.Fprint(stderr, userUsage)
 		return fmt.Errorf("%w: unknown user command %q", errUsage, sub)
 	}
-	if err := parse(fs, rest); err != nil {
-		return err
+	// The JID may stand before, between or after the flags, as people type
+	// it: flags are parsed up to it, then after it.
+	for {
+		if err := fs.Parse(rest); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return err
+			}
+			return fmt.Errorf("%w: %v", errUsage, err)
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		if target != "" || sub == "list" {
+			return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
+		}
+		target, rest = fs.Arg(0), fs.Args()[1:]
+	}
+	if target == "" && sub != "list" {
+		return fmt.Errorf("%w: annals user %s needs a JID, e.g. juliet@localhost", errUsage, sub)
 	}
 	if sub == "list" {
 		return userList(ctx, c, stdout, stderr)
