@@ -25,6 +25,16 @@ func TestIQBetweenClients(t *testing.T) {
 		t.Fatalf("romeo got %q", got)
 	}
 
+	// A forged from is replaced by the sender's full JID.
+	romeo.send("<iq type='get' id='v3' from='nurse@localhost/kitchen' to='juliet@localhost/balcony'><ping xmlns='urn:xmpp:ping'/></iq>")
+	if got := juliet.until("id='v3'"); strings.Contains(got, "nurse") || !strings.Contains(got, "from='romeo@localhost/orchard'") {
+		t.Fatalf("a forged from reached juliet: %q", got)
+	}
+	// A to that is no JID is answered, not routed.
+	romeo.send("<iq type='get' id='v4' to='juliet@@localhost/balcony'><ping xmlns='urn:xmpp:ping'/></iq>")
+	if got := romeo.until("id='v4'"); !strings.Contains(got, "type='error'") {
+		t.Fatalf("IQ to a malformed JID: %q", got)
+	}
 	romeo.send("<iq type='get' id='v2' to='juliet@localhost/gone'><ping xmlns='urn:xmpp:ping'/></iq>")
 	if got := romeo.until("id='v2'"); !strings.Contains(got, "type='error'") || !strings.Contains(got, "service-unavailable") {
 		t.Fatalf("IQ to a resource that is not connected: %q", got)
@@ -57,12 +67,7 @@ func TestServerDisco(t *testing.T) {
 // An occupant's exit text reaches the others with its unavailable
 // presence (XEP-0045 §7.14).
 func TestMUCExitStatus(t *testing.T) {
-	addr, _ := mucServerRooms(t)
-	owner, jul := dial(t, addr), dial(t, addr)
-	owner.loginAs("romeo", "o")
-	jul.login("balcony")
-	owner.send(`<presence to='` + hall + `/Romeo'/>`)
-	owner.until("code='201'")
+	_, _, owner, jul := hallWithOwner(t)
 	configure(t, owner, "cfg", map[string]string{})
 	jul.send(`<presence to='` + hall + `/Juliet'/>`)
 	jul.until("code='110'")

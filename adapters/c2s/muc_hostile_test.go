@@ -20,6 +20,20 @@ func mucServerRooms(t *testing.T) (string, *memRooms) {
 	return addr, rooms
 }
 
+// hallWithOwner starts a server with a room service, logs Romeo in and has
+// him create the hall (locked until configured), and logs Juliet in: the
+// start of every MUC test here.
+func hallWithOwner(t *testing.T) (addr string, rooms *memRooms, owner, jul *rawClient) {
+	t.Helper()
+	addr, rooms = mucServerRooms(t)
+	owner, jul = dial(t, addr), dial(t, addr)
+	owner.loginAs("romeo", "o")
+	jul.login("balcony")
+	owner.send(`<presence to='` + hall + `/Romeo'/>`)
+	owner.until("code='201'")
+	return addr, rooms, owner, jul
+}
+
 // configure submits fields (var -> value) to the room as its owner.
 func configure(t *testing.T, owner *rawClient, id string, fields map[string]string) {
 	t.Helper()
@@ -38,12 +52,7 @@ func configure(t *testing.T, owner *rawClient, id string, fields map[string]stri
 // a room configured before verifiers (a legacy hash) still lets the right
 // password in.
 func TestMUCRoomPassword(t *testing.T) {
-	addr, rooms := mucServerRooms(t)
-	owner, jul := dial(t, addr), dial(t, addr)
-	owner.loginAs("romeo", "o")
-	jul.login("balcony")
-	owner.send(`<presence to='` + hall + `/Romeo'/>`)
-	owner.until("code='201'")
+	_, rooms, owner, jul := hallWithOwner(t)
 	configure(t, owner, "cfg", map[string]string{cfgPWProtected: "1", cfgSecret: "s3cret"})
 	st, _ := rooms.Get(t.Context(), hall)
 	if h := st.Config.PasswordHash; !strings.HasPrefix(h, "$pbkdf2-sha256$i=") || strings.Contains(h, "s3cret") {
@@ -77,12 +86,7 @@ func TestMUCRoomPassword(t *testing.T) {
 // XEP-0045 §7.5: a private message of type groupchat is refused with
 // bad-request and reaches nobody; a chat one still goes through.
 func TestMUCPrivateGroupchatRefused(t *testing.T) {
-	addr, _ := mucServerRooms(t)
-	owner, jul := dial(t, addr), dial(t, addr)
-	owner.loginAs("romeo", "o")
-	jul.login("balcony")
-	owner.send(`<presence to='` + hall + `/Romeo'/>`)
-	owner.until("code='201'")
+	_, _, owner, jul := hallWithOwner(t)
 	configure(t, owner, "cfg", nil)
 	jul.send(`<presence to='` + hall + `/Juliet'/>`)
 	jul.until("code='110'")
@@ -101,12 +105,7 @@ func TestMUCPrivateGroupchatRefused(t *testing.T) {
 // its archive nor its subject (nor, members-only, its description);
 // an open room shows both, and its members and occupants see everything.
 func TestMUCOutsiders(t *testing.T) {
-	addr, _ := mucServerRooms(t)
-	owner, jul := dial(t, addr), dial(t, addr)
-	owner.loginAs("romeo", "o")
-	jul.login("balcony")
-	owner.send(`<presence to='` + hall + `/Romeo'/>`)
-	owner.until("code='201'")
+	_, _, owner, jul := hallWithOwner(t)
 	configure(t, owner, "c0", map[string]string{cfgDesc: "plans for the ball"})
 	owner.send(`<message to='` + hall + `' type='groupchat' id='s'><subject>masks at nine</subject></message>`)
 	owner.until("masks at nine")

@@ -1,0 +1,211 @@
+package c2s
+
+// Telling a room's sessions what its events did, and detaching them.
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"annals.im/annals/domain/room"
+)
+
+// publishRoom tells the room's sessions what the events of out did.
+func (s *Server) publishRoom(before, after room.State, out room.Outcome) {
+	for _, ev := range out.Events {
+		switch ev.Type {
+		case room.TypeMessagePosted:
+			var d room.MessagePosted
+			if ev.Decode(room.Schema, &d) != nil {
+				continue
+			}
+			msg := insertChild(d.Stanza, stanzaIDXML(after.JID, d.ID))
+			for acct := range after.Occupants {
+				// Each account's copy also carries the ID its own archive has.
+				own := insertChild(msg, stanzaIDXML(acct, d.ID))
+				for _, t := range s.muc.sessions(after.JID, acct) {
+					t.deliver(withTo(own, t.jid.String()), true)
+				}
+			}
+		case room.TypeSubjectSet:
+			var d room.SubjectSet
+			if ev.Decode(room.Schema, &d) != nil {
+				continue
+			}
+			s.roomBroadcast(after, func(_, to string) string {
+				return fmt.Sprintf(`<message xmlns='%s' type='groupchat' from='%s' to='%s' id='%s'><subject>%s</subject></message>`,
+					nsClient, escape(after.JID+"/"+d.Nick), escape(to), newID(), escape(d.Subject))
+			}, true)
+		case room.TypePresenceChanged, room.TypeRoleSet, room.TypeAffiliationSet:
+			var d struct {
+				Account string `json:"account"`
+				JID     string `json:"jid"`
+			}
+			if ev.Decode(room.Schema, &d) != nil {
+				continue
+			}
+			o, ok := after.Occupants[d.Account+d.JID]
+			if !ok {
+				continue // not in the room (or leaving: its exit says it)
+			}
+			s.roomBroadcast(after, func(viewer, to string) string {
+				var codes []int
+				if viewer == o.Account {
+					codes = selfCodes(after)
+				}
+				return s.occupantXML(after, o, viewer, to, "", codes, "")
+			}, false)
+		case room.TypeNickChanged:
+			var d room.NickChanged
+			if ev.Decode(room.Schema, &d) != nil {
+				continue
+			}
+			o, old := after.Occupants[d.Account], before.Occupants[d.Account]
+			// XEP-0045 §7.6: unavailable from the old nick with 303 and the
+			// new one, then available from the new nick.
+			s.roomBroadcast(after, func(viewer, to string) string {
+				codes := []int{303}
+				if viewer == o.Account {
+					codes = append(codes, 110)
+				}
+				x := s.occupantXML(after, old, viewer, to, "unavailable", codes, "")
+				return strings.Replace(x, "<item ", "<item nick='"+escape(o.Nick)+"' ", 1)
+			}, false)
+			s.roomBroadcast(after, func(viewer, to string) string {
+				var codes []int
+				if viewer == o.Account {
+					codes = selfCodes(after)
+				}
+				return s.occupantXML(after, o, viewer, to, "", codes, "")
+			}, false)
+			s.setAutojoin(context.Background(), o.Account, after.JID, o.Nick, true)
+		case room.TypeLeft:
+			var d room.Left
+			if ev.Decode(room.Schema, &d) != nil {
+				continue
+			}
+			s.announceExit(before, after, d)
+		case room.TypeDestroyed:
+			var d room.Destroyed
+			if ev.Decode(room.Schema, &d) != nil {
+				continue
+			}
+			s.announceDestroyed(before, d)
+		}
+	}
+}
+
+// exitCodes are the status codes of each cause of leaving (XEP-0045 §15.6).
+var exitCodes = map[string]int{"kick": 307, "ban": 301, "affiliation": 321, "members-only": 322, "shutdown": 332}
+
+// announceExit tells everyone in the room, and every session of the
+// account that left, that it is gone; the account's sessions detach.
+func (s *Server) announceExit(before, after room.State, d room.Left) {
+	o, ok := before.Occupants[d.Account]
+	if !ok {
+		return
+	}
+	o.Role = room.NoRole
+	var codes []int
+	if code, ok := exitCodes[d.Cause]; ok {
+		codes = append(codes, code)
+	}
+	inner := ""
+	if d.Reason != "" && d.Cause != "leave" {
+		inner = "<reason>" + escape(d.Reason) + "</reason>"
+	}
+	// An occupant's own exit text reaches the others (XEP-0045 §7.14).
+	status := ""
+	if d.Cause == "leave" && d.Reason != "" {
+		status = "<status>" + escape(d.Reason) + "</status>"
+	}
+	s.roomBroadcast(after, func(viewer, to string) string {
+		return insertChild(s.occupantXML(after, o, viewer, to, "unavailable", codes, inner), status)
+	}, false)
+	self := append([]int{110}, codes...)
+	for _, t := range s.muc.sessions(after.JID, d.Account) {
+		t.deliver(insertChild(s.occupantXML(after, o, d.Account, t.jid.String(), "unavailable", self, inner), status), true)
+	}
+	s.muc.detachAccount(after.JID, d.Account)
+	s.setAutojoin(context.Background(), d.Account, after.JID, "", false)
+}
+
+// announceDestroyed tells every session in a destroyed room (§10.9).
+func (s *Server) announceDestroyed(before room.State, d room.Destroyed) {
+	inner := "<destroy"
+	if d.Alternate != "" {
+		inner += " jid='" + escape(d.Alternate) + "'"
+	}
+	inner += ">"
+	if d.Reason != "" {
+		inner += "<reason>" + escape(d.Reason) + "</reason>"
+	}
+	inner += "</destroy>"
+	for acct, o := range before.Occupants {
+		o.Role = room.NoRole
+		for _, t := range s.muc.sessions(before.JID, acct) {
+			x := s.occupantXML(before, o, acct, t.jid.String(), "unavailable", []int{110}, "")
+			t.deliver(strings.Replace(x, "</item>", "</item>"+inner, 1), true)
+		}
+		s.muc.detachAccount(before.JID, acct)
+	}
+}
+
+// roomsShutdown tells every attached session that it is out of its rooms
+// because the service stops (status 332). The accounts stay occupants:
+// the rooms and their rosters are in the log, and a client attaches again
+// when it rejoins after the restart.
+func (s *Server) roomsShutdown() {
+	if s.cfg.Rooms == nil {
+		return
+	}
+	s.muc.mu.Lock()
+	type attached struct {
+		room, acct string
+		c          *conn
+	}
+	var all []attached
+	for r, accts := range s.muc.rooms {
+		for acct, sessions := range accts {
+			for c := range sessions {
+				all = append(all, attached{r, acct, c})
+			}
+		}
+	}
+	s.muc.mu.Unlock()
+	states := map[string]room.State{}
+	for _, a := range all {
+		st, ok := states[a.room]
+		if !ok {
+			var err error
+			if st, err = s.cfg.Rooms.Get(context.Background(), a.room); err != nil {
+				continue
+			}
+			states[a.room] = st
+		}
+		o, in := st.Occupants[a.acct]
+		if !in {
+			continue
+		}
+		o.Role = room.NoRole
+		a.c.deliver(s.occupantXML(st, o, a.acct, a.c.jid.String(), "unavailable", []int{110, 332}, ""), true)
+	}
+}
+
+// mucSessionGone detaches a session that ended from its rooms: the
+// account stays in them, and its presence there follows its remaining
+// sessions (XEP-0045 has no way to say "no client", so xa).
+func (s *Server) mucSessionGone(c *conn) {
+	if s.cfg.Rooms == nil {
+		return
+	}
+	acct := c.jid.Bare().String()
+	for _, r := range s.muc.detachSession(c) {
+		if before, st, out, err := s.roomDo(context.Background(), r, func(st room.State) any {
+			o := st.Occupants[acct]
+			return room.SetPresence{Account: acct, Show: s.roomShow(r, acct), Status: o.Status}
+		}); err == nil {
+			s.publishRoom(before, st, out)
+		}
+	}
+}
