@@ -133,13 +133,13 @@ func (a *accountsService) SetPassword(ctx context.Context, bare, password, sessi
 }
 
 func (a *accountsService) Roster(ctx context.Context, acct string) (roster.State, error) {
-	st, err := a.owner.Get(ctx, "account-"+acct)
+	st, err := a.owner.Get(ctx, account.StreamOf(acct))
 	return st.Roster, err
 }
 
 func (a *accountsService) Do(ctx context.Context, acct string, cmd roster.Command, cause string) (roster.Outcome, roster.State, error) {
 	var out roster.Outcome
-	st, _, err := a.owner.Do(ctx, "account-"+acct, func(s accountState) ([]event.Envelope, error) {
+	st, _, err := a.owner.Do(ctx, account.StreamOf(acct), func(s accountState) ([]event.Envelope, error) {
 		if !s.Account.Exists {
 			// Subscriptions of an account that does not exist are not kept.
 			out = roster.Outcome{}
@@ -166,7 +166,7 @@ func newPEP(a *accountsService, pwds *secrets.Store) *pepService {
 }
 
 func (p *pepService) Node(ctx context.Context, acct, node string) (pep.Node, error) {
-	st, err := p.a.owner.Get(ctx, "account-"+acct)
+	st, err := p.a.owner.Get(ctx, account.StreamOf(acct))
 	return st.PEP.Nodes[node], err
 }
 
@@ -187,7 +187,7 @@ func (p *pepService) Do(ctx context.Context, acct string, cmd any) error {
 		cmd = c
 	}
 	var before pep.State
-	st, _, err := p.a.owner.Do(ctx, "account-"+acct, func(s accountState) ([]event.Envelope, error) {
+	st, _, err := p.a.owner.Do(ctx, account.StreamOf(acct), func(s accountState) ([]event.Envelope, error) {
 		if !s.Account.Exists {
 			return nil, fmt.Errorf("%w: %s", account.ErrNotFound, acct)
 		}

@@ -30,7 +30,7 @@ type archiveService struct {
 }
 
 func (a *archiveService) state(ctx context.Context, bare string) (accountState, error) {
-	return a.accounts.owner.Get(ctx, "account-"+bare)
+	return a.accounts.owner.Get(ctx, account.StreamOf(bare))
 }
 
 func (a *archiveService) Exists(ctx context.Context, bare string) (bool, error) {
@@ -125,7 +125,7 @@ func (a *archiveService) Offline(ctx context.Context, acct string, max int) ([]a
 
 // do runs an archive command on an existing account's stream.
 func (a *archiveService) do(ctx context.Context, acct string, decide func() ([]event.Envelope, error)) error {
-	_, _, err := a.accounts.owner.Do(ctx, "account-"+acct, func(s accountState) ([]event.Envelope, error) {
+	_, _, err := a.accounts.owner.Do(ctx, account.StreamOf(acct), func(s accountState) ([]event.Envelope, error) {
 		if !s.Account.Exists {
 			return nil, fmt.Errorf("%w: %s", account.ErrNotFound, acct)
 		}

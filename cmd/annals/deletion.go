@@ -170,8 +170,8 @@ func sessionReactor(ctx context.Context, store eventstore.Store, after event.Pos
 			return fmt.Errorf("session reactor: %w", err)
 		}
 		for _, e := range batch {
-			acct, ok := strings.CutPrefix(e.Stream, "account-")
-			if !ok {
+			acct := account.JIDOf(e.Stream)
+			if acct == "" {
 				continue
 			}
 			switch e.Type {

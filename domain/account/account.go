@@ -3,6 +3,7 @@ package account
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"mellium.im/xmpp/jid"
@@ -43,8 +44,25 @@ type Deleted struct {
 	Reason string `json:"reason,omitempty"`
 }
 
+// streamPrefix begins the name of every account's stream.
+const streamPrefix = "account-"
+
 // Stream returns the stream name of the account with bare JID j.
-func Stream(j jid.JID) string { return "account-" + j.Bare().String() }
+func Stream(j jid.JID) string { return streamPrefix + j.Bare().String() }
+
+// StreamOf returns the stream name of the account whose bare JID, already
+// checked, is bare.
+func StreamOf(bare string) string { return streamPrefix + bare }
+
+// JIDOf returns the bare JID of the account whose stream is stream, or ""
+// for a stream that is not an account's.
+func JIDOf(stream string) string {
+	bare, _ := strings.CutPrefix(stream, streamPrefix)
+	if bare == stream {
+		return ""
+	}
+	return bare
+}
 
 // ParseJID parses s as an account's bare JID.
 func ParseJID(s string) (jid.JID, error) {

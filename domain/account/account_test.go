@@ -336,3 +336,18 @@ func TestStream(t *testing.T) {
 		}
 	}
 }
+
+// An account's stream name and the account it names go both ways; other
+// streams name no account.
+func TestStreamNames(t *testing.T) {
+	for stream, want := range map[string]string{
+		account.StreamOf("romeo@localhost"):    "romeo@localhost",
+		account.Stream(jid.MustParse("a@b/c")): "a@b",
+		"room-hall@conference.localhost":       "",
+		"account-":                             "",
+	} {
+		if got := account.JIDOf(stream); got != want {
+			t.Errorf("JIDOf(%q) = %q, want %q", stream, got, want)
+		}
+	}
+}

@@ -30,8 +30,21 @@ const (
 // Schema is the newest schema of each event type that this build reads and writes.
 const Schema = 1
 
+// streamPrefix begins the name of every room's stream.
+const streamPrefix = "room-"
+
 // Stream returns the stream name of the room with bare JID room.
-func Stream(room string) string { return "room-" + room }
+func Stream(room string) string { return streamPrefix + room }
+
+// JIDOf returns the bare JID of the room whose stream is stream, or ""
+// for a stream that is not a room's.
+func JIDOf(stream string) string {
+	room, _ := strings.CutPrefix(stream, streamPrefix)
+	if room == stream {
+		return ""
+	}
+	return room
+}
 
 // Affiliation is a long-lived relation of a JID to a room (XEP-0045 §5.2).
 type Affiliation string
@@ -266,7 +279,7 @@ func Evolve(s State, e event.Envelope) (State, error) {
 		if err := e.Decode(Schema, &d); err != nil {
 			return s, err
 		}
-		s.JID = e.Stream[len("room-"):]
+		s.JID = JIDOf(e.Stream)
 		s.Exists, s.Locked, s.Config = true, d.Locked, d.Config
 		s.Affiliations = map[string]Affiliation{d.Owner: Owner}
 		s.Occupants = map[string]Occupant{}

@@ -276,3 +276,18 @@ func equal(a, b []event.Type) bool {
 	}
 	return true
 }
+
+// A room's stream name and the room it names go both ways; other streams
+// name no room.
+func TestStreamNames(t *testing.T) {
+	for stream, want := range map[string]string{
+		Stream("hall@conference.localhost"): "hall@conference.localhost",
+		"account-romeo@localhost":           "",
+		"room-":                             "",
+		"chat-a@x/b@x":                      "",
+	} {
+		if got := JIDOf(stream); got != want {
+			t.Errorf("JIDOf(%q) = %q, want %q", stream, got, want)
+		}
+	}
+}

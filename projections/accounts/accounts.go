@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"strings"
 
 	"annals.im/annals/domain/account"
 	"annals.im/annals/domain/event"
@@ -37,7 +36,7 @@ func (Projection) Apply(ctx context.Context, tx *sql.Tx, e event.Envelope) error
 		if err = e.Decode(account.Schema, &d); err != nil {
 			return err
 		}
-		if want := "account-" + d.JID; want != e.Stream {
+		if want := account.StreamOf(d.JID); want != e.Stream {
 			return fmt.Errorf("accounts: AccountCreated for %s in stream %s", d.JID, e.Stream)
 		}
 		_, err = tx.ExecContext(ctx, `INSERT INTO accounts (jid, created_at, version) VALUES (?, ?, ?)`,
@@ -48,13 +47,13 @@ func (Projection) Apply(ctx context.Context, tx *sql.Tx, e event.Envelope) error
 			return err
 		}
 		err = updateOne(ctx, tx, e, `UPDATE accounts SET password_changed_at = ?, version = ? WHERE jid = ?`,
-			e.OccurredAt.UnixNano(), e.Version, strings.TrimPrefix(e.Stream, "account-"))
+			e.OccurredAt.UnixNano(), e.Version, account.JIDOf(e.Stream))
 	case account.TypeDeleted:
 		var d account.Deleted
 		if err = e.Decode(account.Schema, &d); err != nil {
 			return err
 		}
-		err = updateOne(ctx, tx, e, `DELETE FROM accounts WHERE jid = ?`, strings.TrimPrefix(e.Stream, "account-"))
+		err = updateOne(ctx, tx, e, `DELETE FROM accounts WHERE jid = ?`, account.JIDOf(e.Stream))
 	}
 	return err
 }

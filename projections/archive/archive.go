@@ -84,17 +84,17 @@ func (Projection) Apply(ctx context.Context, tx *sql.Tx, e event.Envelope) error
 			return err
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO archive_occupants (room, account) VALUES (?, ?) ON CONFLICT DO NOTHING`,
-			strings.TrimPrefix(e.Stream, "room-"), d.Account)
+			room.JIDOf(e.Stream), d.Account)
 		return err
 	case room.TypeLeft:
 		var d room.Left
 		if err := e.Decode(room.Schema, &d); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, `DELETE FROM archive_occupants WHERE room = ? AND account = ?`, strings.TrimPrefix(e.Stream, "room-"), d.Account)
+		_, err := tx.ExecContext(ctx, `DELETE FROM archive_occupants WHERE room = ? AND account = ?`, room.JIDOf(e.Stream), d.Account)
 		return err
 	case room.TypeDestroyed:
-		r := strings.TrimPrefix(e.Stream, "room-")
+		r := room.JIDOf(e.Stream)
 		if _, err := tx.ExecContext(ctx, `DELETE FROM archive_occupants WHERE room = ?`, r); err != nil {
 			return err
 		}
@@ -108,14 +108,14 @@ func (Projection) Apply(ctx context.Context, tx *sql.Tx, e event.Envelope) error
 		if err := e.Decode(archive.Schema, &d); err != nil {
 			return err
 		}
-		acct := strings.TrimPrefix(e.Stream, "account-")
+		acct := account.JIDOf(e.Stream)
 		_, err := tx.ExecContext(ctx, `UPDATE archive SET offline = 0
 			WHERE account = ?1 AND offline = 1 AND (at, pos) <= (SELECT at, pos FROM archive WHERE account = ?1 AND id = ?2)`,
 			acct, d.Through)
 		return err
 	case account.TypeDeleted:
 		// A deleted account's archive goes with it.
-		_, err := tx.ExecContext(ctx, `DELETE FROM archive WHERE account = ?`, strings.TrimPrefix(e.Stream, "account-"))
+		_, err := tx.ExecContext(ctx, `DELETE FROM archive WHERE account = ?`, account.JIDOf(e.Stream))
 		return err
 	}
 	return nil
@@ -130,7 +130,7 @@ func postGroupchat(ctx context.Context, tx *sql.Tx, e event.Envelope) error {
 	if err := e.Decode(room.Schema, &d); err != nil {
 		return err
 	}
-	r := strings.TrimPrefix(e.Stream, "room-")
+	r := room.JIDOf(e.Stream)
 	if !d.WellFormed {
 		if d.Stanza = wellformed.Salvage(d.Stanza); d.Stanza == "" {
 			return nil // nothing a client could read: the log keeps the event

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 
 	"annals.im/annals/domain/account"
 	"annals.im/annals/domain/archive"
@@ -52,7 +51,7 @@ func (p UsageProjection) ApplyBatch(ctx context.Context, tx *sql.Tx, evs []event
 			}
 			sent[bare(d.From)] += int64(len(d.Stanza))
 		case account.TypeDeleted:
-			acct := strings.TrimPrefix(e.Stream, "account-")
+			acct := account.JIDOf(e.Stream)
 			delete(sent, acct)
 			deleted = append(deleted, acct)
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"strings"
 
 	"annals.im/annals/domain/event"
 	"annals.im/annals/domain/room"
@@ -55,10 +54,10 @@ func (Projection) Schema() string {
 
 // Apply implements projections.Projection.
 func (Projection) Apply(ctx context.Context, tx *sql.Tx, e event.Envelope) error {
-	if !strings.HasPrefix(e.Stream, "room-") {
+	r := room.JIDOf(e.Stream)
+	if r == "" {
 		return nil
 	}
-	r := strings.TrimPrefix(e.Stream, "room-")
 	exec := func(q string, args ...any) error {
 		_, err := tx.ExecContext(ctx, q, args...)
 		return err
@@ -199,4 +198,4 @@ func Of(ctx context.Context, db *sql.DB, account string) ([]string, error) {
 }
 
 // Reads implements projections.Selective: room streams only.
-func (Projection) Reads(e event.Envelope) bool { return strings.HasPrefix(e.Stream, "room-") }
+func (Projection) Reads(e event.Envelope) bool { return room.JIDOf(e.Stream) != "" }
