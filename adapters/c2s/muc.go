@@ -11,12 +11,12 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"mellium.im/xmpp/jid"
 
 	"annals.im/annals/domain/archive"
+	"annals.im/annals/domain/event"
 	"annals.im/annals/domain/room"
 )
 
@@ -39,6 +39,9 @@ type Rooms interface {
 	// state (or the error it returns instead) and appends its events; cmd
 	// may run more than once.
 	Do(ctx context.Context, room string, cmd func(room.State) any) (room.Outcome, room.State, error)
+	// At returns the room as it was after the event with the given version
+	// (the empty room for 0): the log follower folds a room from there.
+	At(ctx context.Context, room string, version uint64) (room.State, error)
 	// NewID returns a fresh archive ID for a room message.
 	NewID() string
 	// Public lists the rooms anyone may find (disco#items on the service).
@@ -48,84 +51,6 @@ type Rooms interface {
 // RoomItem is a listed room.
 type RoomItem struct {
 	JID, Name string
-}
-
-// attachments records which sessions of which accounts are attached to
-// which rooms, with each session's show (XEP-0045 presence) there.
-type attachments struct {
-	mu    sync.Mutex
-	rooms map[string]map[string]map[*conn]string // room -> account -> session -> show
-}
-
-func (a *attachments) attach(r, acct string, c *conn, show string) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.rooms == nil {
-		a.rooms = make(map[string]map[string]map[*conn]string)
-	}
-	if a.rooms[r] == nil {
-		a.rooms[r] = make(map[string]map[*conn]string)
-	}
-	if a.rooms[r][acct] == nil {
-		a.rooms[r][acct] = make(map[*conn]string)
-	}
-	a.rooms[r][acct][c] = show
-}
-
-// detachAccount forgets every session of acct in room r.
-func (a *attachments) detachAccount(r, acct string) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	delete(a.rooms[r], acct)
-}
-
-// detachSession forgets c everywhere and returns the rooms it was in.
-func (a *attachments) detachSession(c *conn) []string {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	var out []string
-	for r, accts := range a.rooms {
-		for _, sessions := range accts {
-			if _, ok := sessions[c]; ok {
-				delete(sessions, c)
-				out = append(out, r)
-			}
-		}
-	}
-	return out
-}
-
-// sessions returns the sessions of acct attached to r.
-func (a *attachments) sessions(r, acct string) []*conn {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	out := make([]*conn, 0, len(a.rooms[r][acct]))
-	for c := range a.rooms[r][acct] {
-		out = append(out, c)
-	}
-	return out
-}
-
-func (a *attachments) attached(r, acct string, c *conn) bool {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	_, ok := a.rooms[r][acct][c]
-	return ok
-}
-
-// show is the account's presence in the room: the most available show of
-// its attached sessions; ok is false when none is attached.
-func (a *attachments) show(r, acct string) (show string, ok bool) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	best, found := "", false
-	rank := map[string]int{"chat": 0, "": 1, "away": 2, "dnd": 3, "xa": 4}
-	for _, s := range a.rooms[r][acct] {
-		if !found || rank[s] < rank[best] {
-			best, found = s, true
-		}
-	}
-	return best, found
 }
 
 // roomShow is the account's show in room r: its sessions' best, or
@@ -234,18 +159,6 @@ func selfCodes(st room.State, extra ...int) []int {
 	return append(codes, extra...)
 }
 
-// broadcast sends each occupant's attached sessions what stanza builds
-// for that occupant (nothing when it returns "").
-func (s *Server) roomBroadcast(st room.State, stanza func(viewer string, to string) string, urgent bool) {
-	for acct := range st.Occupants {
-		for _, t := range s.muc.sessions(st.JID, acct) {
-			if x := stanza(acct, t.jid.String()); x != "" {
-				t.deliver(x, urgent)
-			}
-		}
-	}
-}
-
 // mucPresence handles a presence from this session to a room occupant JID.
 func (c *conn) mucPresence(ctx context.Context, e *element, to jid.JID) error {
 	s := c.srv
@@ -257,7 +170,7 @@ func (c *conn) mucPresence(ctx context.Context, e *element, to jid.JID) error {
 	switch e.attr("type") {
 	case "unavailable":
 		// An explicit exit from any client: the account leaves.
-		before, st, out, err := s.roomDo(ctx, r, func(room.State) any { return room.Leave{Account: acct, Status: status} })
+		_, _, _, err := s.roomDo(ctx, r, func(room.State) any { return room.Leave{Account: acct, Status: status} })
 		if err != nil {
 			if errors.Is(err, room.ErrNotOccupant) || errors.Is(err, room.ErrNotFound) {
 				// Not in the room: still tell this client it is out.
@@ -266,8 +179,7 @@ func (c *conn) mucPresence(ctx context.Context, e *element, to jid.JID) error {
 			}
 			return c.write(c.mucErrorReply(e, to.String(), err, ""))
 		}
-		s.publishRoom(before, st, out)
-		return nil
+		return nil // the exit is told from the log (muc_publish.go)
 	case "":
 	default:
 		return nil // probes, subscriptions and errors to rooms end here
@@ -278,7 +190,7 @@ func (c *conn) mucPresence(ctx context.Context, e *element, to jid.JID) error {
 	if s.muc.attached(r, acct, c) {
 		// A status or nick change from an attached session.
 		s.muc.attach(r, acct, c, show)
-		before, st, out, err := s.roomDo(ctx, r, func(st room.State) any {
+		_, _, _, err := s.roomDo(ctx, r, func(st room.State) any {
 			if o, ok := st.Occupants[acct]; ok && o.Nick != nick {
 				return room.ChangeNick{Account: acct, Nick: nick}
 			}
@@ -287,7 +199,6 @@ func (c *conn) mucPresence(ctx context.Context, e *element, to jid.JID) error {
 		if err != nil {
 			return c.write(c.mucErrorReply(e, to.String(), err, ""))
 		}
-		s.publishRoom(before, st, out)
 		return nil
 	}
 	password := ""
@@ -300,9 +211,13 @@ func (c *conn) mucPresence(ctx context.Context, e *element, to jid.JID) error {
 	// exist; a join that would create one is refused (traffic.go).
 	create := slices.Contains(s.cfg.Domains, c.domain)
 	tooMany := s.creations.allow(acct)
+	// Attached before the join is appended, so that no later event of the
+	// room passes this session by (muc_attach.go).
+	s.muc.attach(r, acct, c, show)
 	_, st, out, err := s.roomJoin(ctx, r, room.Join{Account: acct, Nick: nick, Show: show, Status: status,
 		Create: create && tooMany == nil, Locked: s.cfg.LockNewRooms}, password)
 	if err != nil {
+		s.muc.cancel(r, acct, c)
 		if create && tooMany != nil && errors.Is(err, room.ErrNotFound) {
 			err = tooMany
 		}
@@ -311,7 +226,6 @@ func (c *conn) mucPresence(ctx context.Context, e *element, to jid.JID) error {
 	if out.Created {
 		s.creations.created(acct)
 	}
-	s.muc.attach(r, acct, c, show)
 	me := st.Occupants[acct]
 	// The new session gets the room: the others' presence, then its own,
 	// then the history it asked for, then the subject (XEP-0045 §7.2.3).
@@ -327,10 +241,10 @@ func (c *conn) mucPresence(ctx context.Context, e *element, to jid.JID) error {
 	if out.NickFixed {
 		codes = append(codes, 210)
 	}
-	if out.Already {
-		c.deliver(withID(s.occupantXML(st, me, acct, c.jid.String(), "", selfCodes(st, codes...), ""), e.attr("id")), true)
-	} else {
-		s.publishJoin(st, me, codes, c, e.attr("id"))
+	// The others learn of the join from the log; this session from here,
+	// with the id of its join presence (XEP-0045 §7.2.3).
+	c.deliver(withID(s.occupantXML(st, me, acct, c.jid.String(), "", selfCodes(st, codes...), ""), e.attr("id")), true)
+	if !out.Already {
 		s.setAutojoin(ctx, acct, r, me.Nick, true)
 	}
 	s.sendHistory(ctx, c, st, hist)
@@ -344,15 +258,17 @@ func (c *conn) mucPresence(ctx context.Context, e *element, to jid.JID) error {
 	}
 	c.deliver(fmt.Sprintf(`<message xmlns='%s' type='groupchat' from='%s' to='%s' id='%s'>%s</message>`,
 		nsClient, escape(from), escape(c.jid.String()), newID(), subject), true)
+	if !s.muc.ready(r, acct, c, st.Version) {
+		c.log.Warn("room join: the room said more than a joining session may hold back", "room", r, "max_pending", maxPending)
+		return &streamError{cond: "resource-constraint", text: "the room was too busy while this session joined it"}
+	}
 	if !out.Already {
 		return nil
 	}
 	// The account's presence in the room may have changed with this session.
-	if before, st, out, err := s.roomDo(ctx, r, func(room.State) any {
+	s.roomDo(ctx, r, func(room.State) any {
 		return room.SetPresence{Account: acct, Show: s.roomShow(r, acct), Status: status}
-	}); err == nil {
-		s.publishRoom(before, st, out)
-	}
+	})
 	return nil
 }
 
@@ -438,17 +354,15 @@ func (c *conn) mucMessage(ctx context.Context, e *element, to jid.JID) error {
 	}
 	m := scanMessage(e)
 	if subj, ok := childNamed(e, nsClient, "subject"); ok && !m.body {
-		before, st, out, err := s.roomDo(ctx, r, func(room.State) any {
+		if _, _, _, err := s.roomDo(ctx, r, func(room.State) any {
 			return room.SetSubject{Account: acct, Subject: string(textOf(subj))}
-		})
-		if err != nil {
+		}); err != nil {
 			return c.write(c.mucErrorReply(e, r, err, ""))
 		}
-		s.publishRoom(before, st, out)
 		return nil
 	}
 	id := s.cfg.Rooms.NewID()
-	before, st, out, err := s.roomDo(ctx, r, func(st room.State) any {
+	_, _, _, err := s.roomDo(ctx, r, func(st room.State) any {
 		o := st.Occupants[acct]
 		stripped := *e
 		stripped.Inner = append(slices.Clip(m.inner), s.occupantIDXML(r, acct)...)
@@ -458,8 +372,7 @@ func (c *conn) mucMessage(ctx context.Context, e *element, to jid.JID) error {
 	if err != nil {
 		return c.write(c.mucErrorReply(e, r, err, ""))
 	}
-	s.publishRoom(before, st, out)
-	return nil
+	return nil // the room's sessions, this one too, get it from the log
 }
 
 // withoutTo removes the to attribute of a serialized stanza.
@@ -544,28 +457,6 @@ func (c *conn) mucInvite(ctx context.Context, e *element, to jid.JID, x *element
 	return nil
 }
 
-// publishJoin shows a new occupant to every session in the room, once;
-// its own sessions get the self-presence with codes.
-//
-// The joining session (joiner, nil for a join without one) gets its
-// self-presence with the id of its join presence (XEP-0045 §7.2.3).
-func (s *Server) publishJoin(st room.State, me room.Occupant, codes []int, joiner *conn, id string) {
-	self := ""
-	if joiner != nil {
-		self = joiner.jid.String()
-	}
-	s.roomBroadcast(st, func(viewer, to string) string {
-		if viewer != me.Account {
-			return s.occupantXML(st, me, viewer, to, "", nil, "")
-		}
-		x := s.occupantXML(st, me, viewer, to, "", selfCodes(st, codes...), "")
-		if to == self {
-			x = withID(x, id)
-		}
-		return x
-	}, true)
-}
-
 // withID sets the id of a stanza this package serialized, if id is given.
 func withID(stanza, id string) string {
 	if id == "" {
@@ -576,12 +467,38 @@ func withID(stanza, id string) string {
 }
 
 // roomDo runs a room command and returns the room before and after it.
+// What its events did reaches the room's sessions from the log; here,
+// only what follows from them for the account that caused them.
 func (s *Server) roomDo(ctx context.Context, r string, cmd func(room.State) any) (before, after room.State, out room.Outcome, err error) {
 	out, after, err = s.cfg.Rooms.Do(ctx, r, func(st room.State) any {
 		before = st // the state of the run that counted: Do may decide again
 		return cmd(st)
 	})
+	if err == nil {
+		s.bookmarkRooms(ctx, r, out.Events)
+	}
 	return before, after, out, err
+}
+
+// bookmarkRooms keeps the accounts' bookmarks (XEP-0402) in step with
+// what events did to their occupancy: autojoin off after an exit, the
+// new nick after a change. It runs in the process that decided the
+// command, once, not in every process that sees the events.
+func (s *Server) bookmarkRooms(ctx context.Context, r string, evs []event.Envelope) {
+	for _, e := range evs {
+		switch e.Type {
+		case room.TypeLeft:
+			var d room.Left
+			if e.Decode(room.Schema, &d) == nil {
+				s.setAutojoin(ctx, d.Account, r, "", false)
+			}
+		case room.TypeNickChanged:
+			var d room.NickChanged
+			if e.Decode(room.Schema, &d) == nil {
+				s.setAutojoin(ctx, d.Account, r, d.Nick, true)
+			}
+		}
+	}
 }
 
 // childNamed returns e's first child with that name.

@@ -4,19 +4,19 @@ import (
 	"strings"
 	"testing"
 
-	"annals.im/annals/domain/event"
 	"annals.im/annals/domain/room"
 )
 
 // mucServerRooms is mucServer with its rooms at hand.
 func mucServerRooms(t *testing.T) (string, *memRooms) {
-	rooms := &memRooms{rooms: map[string]room.State{}, ids: event.NewIDs()}
+	rooms := newMemRooms()
 	addr := serverWith(t, func(cfg *Config) {
 		cfg.Accounts = noContacts{}
 		cfg.MUCDomain = "conference.localhost"
 		cfg.Rooms = rooms
 		cfg.LockNewRooms = true
 	})
+	rooms.follow(t, servers[addr])
 	return addr, rooms
 }
 

@@ -216,11 +216,9 @@ func (c *conn) mucAdmin(ctx context.Context, e *element, q element, st room.Stat
 			return fail(fmt.Errorf("%w: an item needs a role or an affiliation", room.ErrInvalid))
 		}
 	}
-	before, after, out, err := s.roomDo(ctx, st.JID, func(room.State) any { return batch })
-	if err != nil {
+	if _, _, _, err := s.roomDo(ctx, st.JID, func(room.State) any { return batch }); err != nil {
 		return fail(err)
 	}
-	s.publishRoom(before, after, out)
 	return reply("")
 }
 
@@ -377,13 +375,11 @@ func (c *conn) mucOwner(ctx context.Context, e *element, q element, st room.Stat
 		return reply("<query xmlns='" + nsMUCOwner + "'>" + configForm(st.Config) + "</query>")
 	}
 	if d, ok := childNamed(&q, nsMUCOwner, "destroy"); ok {
-		before, after, out, err := s.roomDo(ctx, st.JID, func(room.State) any {
+		if _, _, _, err := s.roomDo(ctx, st.JID, func(room.State) any {
 			return room.Destroy{By: acct, Reason: childText(&d, "reason"), Alternate: d.attr("jid")}
-		})
-		if err != nil {
+		}); err != nil {
 			return fail(err)
 		}
-		s.publishRoom(before, after, out)
 		return reply("")
 	}
 	x, ok := childNamed(&q, nsData, "x")
@@ -413,19 +409,10 @@ func (c *conn) mucOwner(ctx context.Context, e *element, q element, st room.Stat
 	default:
 		return fail(fmt.Errorf("%w: form type %q", room.ErrInvalid, x.attr("type")))
 	}
-	before, after, out, err := s.roomDo(ctx, st.JID, cmd)
-	if err != nil {
+	if _, _, _, err := s.roomDo(ctx, st.JID, cmd); err != nil {
 		return fail(err)
 	}
-	s.publishRoom(before, after, out)
-	if len(out.Events) > 0 && out.Events[0].Type == room.TypeConfigured && !before.Locked {
-		// Status 104: the configuration changed (§10.2.1).
-		s.roomBroadcast(after, func(_, to string) string {
-			return fmt.Sprintf(`<message xmlns='%s' type='groupchat' from='%s' to='%s' id='%s'><x xmlns='%s'><status code='104'/></x></message>`,
-				nsClient, escape(after.JID), escape(to), newID(), nsMUCUser)
-		}, false)
-	}
-	return reply("")
+	return reply("") // status 104 and the unlocking reach the room from the log
 }
 
 // An IQ to an occupant is forwarded to one attached session of its

@@ -7,92 +7,128 @@ import (
 	"fmt"
 	"strings"
 
+	"annals.im/annals/domain/event"
 	"annals.im/annals/domain/room"
 )
 
-// publishRoom tells the room's sessions what the events of out did.
-func (s *Server) publishRoom(before, after room.State, out room.Outcome) {
-	for _, ev := range out.Events {
-		switch ev.Type {
-		case room.TypeMessagePosted:
-			var d room.MessagePosted
-			if ev.Decode(room.Schema, &d) != nil {
-				continue
-			}
-			msg := insertChild(d.Stanza, stanzaIDXML(after.JID, d.ID))
-			for acct := range after.Occupants {
-				// Each account's copy also carries the ID its own archive has.
-				own := insertChild(msg, stanzaIDXML(acct, d.ID))
-				for _, t := range s.muc.sessions(after.JID, acct) {
-					t.deliver(withTo(own, t.jid.String()), true)
-				}
-			}
-		case room.TypeSubjectSet:
-			var d room.SubjectSet
-			if ev.Decode(room.Schema, &d) != nil {
-				continue
-			}
-			s.roomBroadcast(after, func(_, to string) string {
-				return fmt.Sprintf(`<message xmlns='%s' type='groupchat' from='%s' to='%s' id='%s'><subject>%s</subject></message>`,
-					nsClient, escape(after.JID+"/"+d.Nick), escape(to), newID(), escape(d.Subject))
-			}, true)
-		case room.TypePresenceChanged, room.TypeRoleSet, room.TypeAffiliationSet:
-			var d struct {
-				Account string `json:"account"`
-				JID     string `json:"jid"`
-			}
-			if ev.Decode(room.Schema, &d) != nil {
-				continue
-			}
-			o, ok := after.Occupants[d.Account+d.JID]
-			if !ok {
-				continue // not in the room (or leaving: its exit says it)
-			}
-			s.roomBroadcast(after, func(viewer, to string) string {
-				var codes []int
-				if viewer == o.Account {
-					codes = selfCodes(after)
-				}
-				return s.occupantXML(after, o, viewer, to, "", codes, "")
-			}, false)
-		case room.TypeNickChanged:
-			var d room.NickChanged
-			if ev.Decode(room.Schema, &d) != nil {
-				continue
-			}
-			o, old := after.Occupants[d.Account], before.Occupants[d.Account]
-			// XEP-0045 §7.6: unavailable from the old nick with 303 and the
-			// new one, then available from the new nick.
-			s.roomBroadcast(after, func(viewer, to string) string {
-				codes := []int{303}
-				if viewer == o.Account {
-					codes = append(codes, 110)
-				}
-				x := s.occupantXML(after, old, viewer, to, "unavailable", codes, "")
-				return strings.Replace(x, "<item ", "<item nick='"+escape(o.Nick)+"' ", 1)
-			}, false)
-			s.roomBroadcast(after, func(viewer, to string) string {
-				var codes []int
-				if viewer == o.Account {
-					codes = selfCodes(after)
-				}
-				return s.occupantXML(after, o, viewer, to, "", codes, "")
-			}, false)
-			s.setAutojoin(context.Background(), o.Account, after.JID, o.Nick, true)
-		case room.TypeLeft:
-			var d room.Left
-			if ev.Decode(room.Schema, &d) != nil {
-				continue
-			}
-			s.announceExit(before, after, d)
-		case room.TypeDestroyed:
-			var d room.Destroyed
-			if ev.Decode(room.Schema, &d) != nil {
-				continue
-			}
-			s.announceDestroyed(before, d)
+// publishRoom tells the room's sessions what event e did to the room,
+// before and after it.
+func (s *Server) publishRoom(before, after room.State, e event.Envelope) {
+	v := e.Version
+	switch e.Type {
+	case room.TypeJoined:
+		var d room.Joined
+		if e.Decode(room.Schema, &d) != nil {
+			return
 		}
+		if o, ok := after.Occupants[d.Account]; ok {
+			s.publishJoin(after, o, v)
+		}
+	case room.TypeMessagePosted:
+		var d room.MessagePosted
+		if e.Decode(room.Schema, &d) != nil {
+			return
+		}
+		msg := insertChild(d.Stanza, stanzaIDXML(after.JID, d.ID))
+		for acct := range after.Occupants {
+			// Each account's copy also carries the ID its own archive has.
+			own := insertChild(msg, stanzaIDXML(acct, d.ID))
+			s.muc.tell(after.JID, acct, v, func(c *conn) string { return withTo(own, c.jid.String()) }, true)
+		}
+	case room.TypeSubjectSet:
+		var d room.SubjectSet
+		if e.Decode(room.Schema, &d) != nil {
+			return
+		}
+		s.roomBroadcast(after, v, func(_, to string) string {
+			return fmt.Sprintf(`<message xmlns='%s' type='groupchat' from='%s' to='%s' id='%s'><subject>%s</subject></message>`,
+				nsClient, escape(after.JID+"/"+d.Nick), escape(to), newID(), escape(d.Subject))
+		}, true)
+	case room.TypeConfigured:
+		if !before.Exists || before.Locked {
+			return // the first configuration unlocks a room nobody else is in
+		}
+		// Status 104: the configuration changed (XEP-0045 §10.2.1).
+		s.roomBroadcast(after, v, func(_, to string) string {
+			return fmt.Sprintf(`<message xmlns='%s' type='groupchat' from='%s' to='%s' id='%s'><x xmlns='%s'><status code='104'/></x></message>`,
+				nsClient, escape(after.JID), escape(to), newID(), nsMUCUser)
+		}, false)
+	case room.TypePresenceChanged, room.TypeRoleSet, room.TypeAffiliationSet:
+		var d struct {
+			Account string `json:"account"`
+			JID     string `json:"jid"`
+		}
+		if e.Decode(room.Schema, &d) != nil {
+			return
+		}
+		o, ok := after.Occupants[d.Account+d.JID]
+		if !ok {
+			return // not in the room (or leaving: its exit says it)
+		}
+		s.roomBroadcast(after, v, func(viewer, to string) string {
+			var codes []int
+			if viewer == o.Account {
+				codes = selfCodes(after)
+			}
+			return s.occupantXML(after, o, viewer, to, "", codes, "")
+		}, false)
+	case room.TypeNickChanged:
+		var d room.NickChanged
+		if e.Decode(room.Schema, &d) != nil {
+			return
+		}
+		o, old := after.Occupants[d.Account], before.Occupants[d.Account]
+		// XEP-0045 §7.6: unavailable from the old nick with 303 and the
+		// new one, then available from the new nick.
+		s.roomBroadcast(after, v, func(viewer, to string) string {
+			codes := []int{303}
+			if viewer == o.Account {
+				codes = append(codes, 110)
+			}
+			x := s.occupantXML(after, old, viewer, to, "unavailable", codes, "")
+			return strings.Replace(x, "<item ", "<item nick='"+escape(o.Nick)+"' ", 1)
+		}, false)
+		s.roomBroadcast(after, v, func(viewer, to string) string {
+			var codes []int
+			if viewer == o.Account {
+				codes = selfCodes(after)
+			}
+			return s.occupantXML(after, o, viewer, to, "", codes, "")
+		}, false)
+	case room.TypeLeft:
+		var d room.Left
+		if e.Decode(room.Schema, &d) != nil {
+			return
+		}
+		s.announceExit(before, after, v, d)
+	case room.TypeDestroyed:
+		var d room.Destroyed
+		if e.Decode(room.Schema, &d) != nil {
+			return
+		}
+		s.announceDestroyed(before, v, d)
 	}
+}
+
+// roomBroadcast sends each occupant's attached sessions what stanza builds
+// for that occupant (nothing when it returns ""), as the event at version
+// tells it.
+func (s *Server) roomBroadcast(st room.State, version uint64, stanza func(viewer string, to string) string, urgent bool) {
+	for acct := range st.Occupants {
+		s.muc.tell(st.JID, acct, version, func(c *conn) string { return stanza(acct, c.jid.String()) }, urgent)
+	}
+}
+
+// publishJoin shows a new occupant to every session in the room; its own
+// sessions already attached get their self-presence (the joining session
+// has it in its join's answer).
+func (s *Server) publishJoin(st room.State, me room.Occupant, version uint64) {
+	s.roomBroadcast(st, version, func(viewer, to string) string {
+		if viewer != me.Account {
+			return s.occupantXML(st, me, viewer, to, "", nil, "")
+		}
+		return s.occupantXML(st, me, viewer, to, "", selfCodes(st), "")
+	}, true)
 }
 
 // exitCodes are the status codes of each cause of leaving (XEP-0045 §15.6).
@@ -100,7 +136,7 @@ var exitCodes = map[string]int{"kick": 307, "ban": 301, "affiliation": 321, "mem
 
 // announceExit tells everyone in the room, and every session of the
 // account that left, that it is gone; the account's sessions detach.
-func (s *Server) announceExit(before, after room.State, d room.Left) {
+func (s *Server) announceExit(before, after room.State, version uint64, d room.Left) {
 	o, ok := before.Occupants[d.Account]
 	if !ok {
 		return
@@ -119,19 +155,18 @@ func (s *Server) announceExit(before, after room.State, d room.Left) {
 	if d.Cause == "leave" && d.Reason != "" {
 		status = "<status>" + escape(d.Reason) + "</status>"
 	}
-	s.roomBroadcast(after, func(viewer, to string) string {
+	s.roomBroadcast(after, version, func(viewer, to string) string {
 		return insertChild(s.occupantXML(after, o, viewer, to, "unavailable", codes, inner), status)
 	}, false)
 	self := append([]int{110}, codes...)
-	for _, t := range s.muc.sessions(after.JID, d.Account) {
-		t.deliver(insertChild(s.occupantXML(after, o, d.Account, t.jid.String(), "unavailable", self, inner), status), true)
-	}
+	s.muc.tell(after.JID, d.Account, version, func(c *conn) string {
+		return insertChild(s.occupantXML(after, o, d.Account, c.jid.String(), "unavailable", self, inner), status)
+	}, true)
 	s.muc.detachAccount(after.JID, d.Account)
-	s.setAutojoin(context.Background(), d.Account, after.JID, "", false)
 }
 
 // announceDestroyed tells every session in a destroyed room (§10.9).
-func (s *Server) announceDestroyed(before room.State, d room.Destroyed) {
+func (s *Server) announceDestroyed(before room.State, version uint64, d room.Destroyed) {
 	inner := "<destroy"
 	if d.Alternate != "" {
 		inner += " jid='" + escape(d.Alternate) + "'"
@@ -143,10 +178,10 @@ func (s *Server) announceDestroyed(before room.State, d room.Destroyed) {
 	inner += "</destroy>"
 	for acct, o := range before.Occupants {
 		o.Role = room.NoRole
-		for _, t := range s.muc.sessions(before.JID, acct) {
-			x := s.occupantXML(before, o, acct, t.jid.String(), "unavailable", []int{110}, "")
-			t.deliver(strings.Replace(x, "</item>", "</item>"+inner, 1), true)
-		}
+		s.muc.tell(before.JID, acct, version, func(c *conn) string {
+			x := s.occupantXML(before, o, acct, c.jid.String(), "unavailable", []int{110}, "")
+			return strings.Replace(x, "</item>", "</item>"+inner, 1)
+		}, true)
 		s.muc.detachAccount(before.JID, acct)
 	}
 }
@@ -201,11 +236,9 @@ func (s *Server) mucSessionGone(c *conn) {
 	}
 	acct := c.jid.Bare().String()
 	for _, r := range s.muc.detachSession(c) {
-		if before, st, out, err := s.roomDo(context.Background(), r, func(st room.State) any {
+		s.roomDo(context.Background(), r, func(st room.State) any {
 			o := st.Occupants[acct]
 			return room.SetPresence{Account: acct, Show: s.roomShow(r, acct), Status: o.Status}
-		}); err == nil {
-			s.publishRoom(before, st, out)
-		}
+		})
 	}
 }

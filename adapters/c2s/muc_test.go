@@ -1,65 +1,16 @@
 package c2s
 
 import (
-	"context"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"annals.im/annals/domain/event"
 	"annals.im/annals/domain/room"
 )
 
-// memRooms keeps room states in memory, deciding with the real rules: the
-// persistence of rooms is tested elsewhere (eventstore/owner, cmd).
-type memRooms struct {
-	mu    sync.Mutex
-	rooms map[string]room.State
-	ids   *event.IDs
-}
-
-func (m *memRooms) Get(_ context.Context, r string) (room.State, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	st := m.rooms[r]
-	st.JID = r
-	return st, nil
-}
-
-func (m *memRooms) Do(_ context.Context, r string, cmd func(room.State) any) (room.Outcome, room.State, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	st := m.rooms[r]
-	st.JID = r
-	c := cmd(st)
-	if err, ok := c.(error); ok {
-		return room.Outcome{}, st, err
-	}
-	out, err := room.Decide(st, c, m.ids, time.Now(), "test")
-	if err != nil {
-		return out, st, err
-	}
-	for _, e := range out.Events {
-		e.Stream, e.Version = room.Stream(r), st.Version+1
-		if st, err = room.Evolve(st, e); err != nil {
-			return out, st, err
-		}
-	}
-	m.rooms[r] = st
-	return out, st, nil
-}
-
-func (m *memRooms) NewID() string                              { return m.ids.New(time.Now()).String() }
-func (m *memRooms) Public(context.Context) ([]RoomItem, error) { return nil, nil }
-
 func mucServer(t *testing.T) string {
-	return serverWith(t, func(cfg *Config) {
-		cfg.Accounts = noContacts{}
-		cfg.MUCDomain = "conference.localhost"
-		cfg.Rooms = &memRooms{rooms: map[string]room.State{}, ids: event.NewIDs()}
-		cfg.LockNewRooms = true
-	})
+	addr, _ := mucServerRooms(t)
+	return addr
 }
 
 const hall = "hall@conference.localhost"
@@ -228,5 +179,26 @@ func TestMUCOccupantIQ(t *testing.T) {
 	j.send(`<iq type='get' id='v2' to='` + hall + `/Nobody'><query xmlns='jabber:iq:version'/></iq>`)
 	if got := j.until("id='v2'"); !strings.Contains(got, "item-not-found") {
 		t.Fatalf("IQ to an unknown nick: %q", got)
+	}
+}
+
+// A room event that no command of this server made (another process or
+// node appended it) reaches the attached sessions from the log.
+func TestMUCEventFromAnotherProcess(t *testing.T) {
+	_, rooms, owner, _ := hallWithOwner(t)
+	rooms.mu.Lock()
+	st := rooms.rooms[hall]
+	out, err := room.Decide(st, room.Post{Account: "romeo@localhost", ID: "01ELSEWHERE",
+		Stanza: "<message xmlns='jabber:client' type='groupchat' from='" + hall + "/Romeo' id='x'><body>from elsewhere</body></message>"},
+		rooms.ids, time.Now(), "test")
+	if err == nil {
+		_, err = rooms.appendLocked(hall, out.Events)
+	}
+	rooms.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := owner.until("from elsewhere"); !strings.Contains(got, "id='01ELSEWHERE'") {
+		t.Errorf("the message without its archive ID: %q", got)
 	}
 }

@@ -343,19 +343,11 @@ func (s *Server) followBookmark(ctx context.Context, acct string, it pep.Item) {
 		if nick == "" {
 			nick, _, _ = strings.Cut(acct, "@")
 		}
-		_, after, out, err := s.roomJoin(ctx, r.String(), room.Join{Account: acct, Nick: nick, Show: "xa"}, b.password)
-		if err != nil {
+		if _, _, _, err := s.roomJoin(ctx, r.String(), room.Join{Account: acct, Nick: nick, Show: "xa"}, b.password); err != nil {
 			s.cfg.Log.Info("bookmark autojoin refused", "account", acct, "room", r.String(), "err", err)
-			return
-		}
-		if len(out.Events) > 0 {
-			s.publishJoin(after, after.Occupants[acct], nil, nil, "")
 		}
 	case !want && in:
-		before, after, out, err := s.roomDo(ctx, r.String(), func(room.State) any { return room.Leave{Account: acct} })
-		if err == nil {
-			s.publishRoom(before, after, out)
-		}
+		s.roomDo(ctx, r.String(), func(room.State) any { return room.Leave{Account: acct} })
 	}
 }
 

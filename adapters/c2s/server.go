@@ -42,6 +42,7 @@ type Server struct {
 	refused   atomic.Int64 // connections refused by limits since last reported
 	delivery  deliveryLocks
 	muc       attachments
+	views     roomViews            // rooms as the log follower folded them; Publish's goroutine only
 	ended     map[string]time.Time // bare JID -> when EndAccount last ended its sessions
 
 	fwdMu     sync.Mutex
@@ -91,8 +92,8 @@ func NewServer(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	return &Server{cfg: cfg, occupantKey: occupantKey, sessions: make(map[string]map[string]*conn), resumable: make(map[string]*conn), conns: make(map[*conn]struct{}),
-		forwarded: make(map[string]forwardedIQ),
-		expired:   make(map[string]expiredSession), throttle: newThrottle(throttleConfig{
+		forwarded: make(map[string]forwardedIQ), views: make(roomViews),
+		expired: make(map[string]expiredSession), throttle: newThrottle(throttleConfig{
 			freeAccount: cfg.FailuresPerAccount, freeAddress: cfg.FailuresPerIP,
 			delay: cfg.FailureDelay, delayMax: cfg.FailureDelayMax, window: cfg.FailureWindow,
 			maxKeys: cfg.ThrottleKeys, trusted: cfg.TrustedProxies,

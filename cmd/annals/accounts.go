@@ -103,7 +103,7 @@ func (a *accountsService) Register(ctx context.Context, bare, password string) e
 // SetPassword records a password change and stores the new keys. session
 // is the id of the client session that asked (in-band), "" for the
 // operator: it becomes the event's cause, and every other session of the
-// account is ended when serve sees the event (sessionReactor).
+// account is ended when serve sees the event (followLog).
 func (a *accountsService) SetPassword(ctx context.Context, bare, password, session string) error {
 	c, err := credentials.Derive(password)
 	if err != nil {

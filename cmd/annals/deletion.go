@@ -149,13 +149,15 @@ func passwordCause(session string) string {
 	return "session:" + session
 }
 
-// sessionReactor follows the log from after and ends the sessions that an
-// account event takes the ground from: all of a deleted account's (then
-// sweeps its rooms and contacts again), and all but the asking one's
-// after a password change. It sees the events
-// of every process, so `annals user del` and `user passwd` beside a
-// running serve take effect at once.
-func sessionReactor(ctx context.Context, store eventstore.Store, after event.Position, srv *c2s.Server, accounts *accountsService, log *slog.Logger) error {
+// followLog follows the log from after, the events of every process: it
+// hands every batch to the c2s server, which delivers room events to the
+// sessions attached to the rooms, and ends the sessions that an account
+// event takes the ground from: all of a deleted account's (then sweeps
+// its rooms and contacts again), and all but the asking one's after a
+// password change. So `annals user del` and `user passwd` beside a
+// running serve take effect at once, and so does any room event another
+// process appends.
+func followLog(ctx context.Context, store eventstore.Store, after event.Position, srv *c2s.Server, accounts *accountsService, log *slog.Logger) error {
 	sub, err := store.Subscribe(ctx, after)
 	if err != nil {
 		return err
@@ -167,8 +169,10 @@ func sessionReactor(ctx context.Context, store eventstore.Store, after event.Pos
 			if ctx.Err() != nil || errors.Is(err, eventstore.ErrClosed) {
 				return nil
 			}
-			return fmt.Errorf("session reactor: %w", err)
+			return fmt.Errorf("log follower: %w", err)
 		}
+		// Room events reach the sessions attached to the rooms.
+		srv.Publish(ctx, batch)
 		for _, e := range batch {
 			acct := account.JIDOf(e.Stream)
 			if acct == "" {

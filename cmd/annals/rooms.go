@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"time"
 
 	"annals.im/annals/adapters/c2s"
@@ -18,13 +19,14 @@ import (
 // "room-<JID>" streams in this process.
 type roomsService struct {
 	owner  *streamowner.Owner[room.State]
+	store  eventstore.Store
 	ids    *event.IDs
 	db     *sql.DB // the rooms read model
 	domain string  // of the MUC service
 }
 
 func newRooms(store eventstore.Store, ids *event.IDs, db *sql.DB, domain string) *roomsService {
-	return &roomsService{owner: streamowner.New(store, room.Evolve), ids: ids, db: db, domain: domain}
+	return &roomsService{owner: streamowner.New(store, room.Evolve), store: store, ids: ids, db: db, domain: domain}
 }
 
 // Public lists the public rooms from the rooms read model, which follows
@@ -42,6 +44,29 @@ func (r *roomsService) Get(ctx context.Context, jid string) (room.State, error) 
 	st, err := r.owner.Get(ctx, room.Stream(jid))
 	st.JID = jid // also for a room that does not exist (yet)
 	return st, err
+}
+
+// At folds the room's stream up to and including version, for the log
+// follower (c2s.Server.Publish) meeting a room it has not folded yet.
+func (r *roomsService) At(ctx context.Context, jid string, version uint64) (room.State, error) {
+	st := room.State{JID: jid}
+	for next := uint64(1); next <= version; {
+		evs, err := r.store.ReadStream(ctx, room.Stream(jid), next, int(min(version-next+1, 1024)))
+		if err != nil {
+			return st, fmt.Errorf("room %s at version %d: %w", jid, version, err)
+		}
+		if len(evs) == 0 {
+			return st, fmt.Errorf("room %s at version %d: the stream ends at %d", jid, version, next-1)
+		}
+		for _, e := range evs {
+			if st, err = room.Evolve(st, e); err != nil {
+				return st, fmt.Errorf("room %s at version %d: %w", jid, e.Version, err)
+			}
+			next = e.Version + 1
+		}
+	}
+	st.JID = jid
+	return st, nil
 }
 
 // Do decides the command cmd builds from the room's state (cmd returns an

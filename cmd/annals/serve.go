@@ -128,8 +128,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	x.traffic.applyArchive(arch)
 	rooms := newRooms(store, accounts.ids, o.db, x.muc)
 	accounts.forgetIn(rooms, store, o.db)
-	// The session reactor follows the log from here: account events of any
-	// process from now on end the sessions they concern.
+	// The log is followed from here: room events and account changes of
+	// any process from now on reach the sessions they concern.
 	reactFrom, err := runner.Checkpoint(ctx, accountsproj.Name)
 	if err != nil {
 		return err
@@ -155,8 +155,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	xmppDone := make(chan error, 1)
 	go func() { xmppDone <- srv.Serve(ctx, ln) }()
 	go func() {
-		if err := sessionReactor(ctx, store, reactFrom, srv, accounts, log); err != nil {
-			log.Error("account events no longer end sessions", "err", err)
+		if err := followLog(ctx, store, reactFrom, srv, accounts, log); err != nil {
+			log.Error("the log is no longer followed: room events and account changes reach no session", "err", err)
 		}
 	}()
 	err = runner.Run(ctx, subscribe(store))

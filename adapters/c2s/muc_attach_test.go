@@ -1,0 +1,79 @@
+package c2s
+
+import (
+	"bufio"
+	"net"
+	"strings"
+	"testing"
+)
+
+// recordingConn is a session whose writes are kept in order.
+func recordingConn(t *testing.T) (*conn, *strings.Builder) {
+	t.Helper()
+	var b strings.Builder
+	a, other := net.Pipe()
+	t.Cleanup(func() { a.Close(); other.Close() })
+	return &conn{nc: a, w: bufio.NewWriter(&b)}, &b
+}
+
+// A joining session gets the room's events after its join's answer, in
+// log order, without those its answer already showed; a live session
+// gets them at once; a join that fails leaves nothing attached.
+func TestAttachmentJoinProtocol(t *testing.T) {
+	var a attachments
+	live, liveOut := recordingConn(t)
+	joiner, joinOut := recordingConn(t)
+	a.attach("r", "alice", live, "")
+	if !a.ready("r", "alice", live, 3) {
+		t.Fatal("ready refused")
+	}
+	a.attach("r", "bob", joiner, "")
+	if a.attached("r", "bob", joiner) {
+		t.Error("a joining session counts as attached")
+	}
+	tell := func(acct string, v int) {
+		a.tell("r", acct, uint64(v), func(*conn) string { return "<e" + string(rune('0'+v)) + "/>" }, true)
+	}
+	for v := 4; v <= 7; v++ {
+		tell("alice", v)
+		tell("bob", v)
+	}
+	if got := joinOut.String(); got != "" {
+		t.Fatalf("a joining session got %q before its answer", got)
+	}
+	joiner.deliver("<answer/>", true) // its answer showed the room at version 5
+	if !a.ready("r", "bob", joiner, 5) {
+		t.Fatal("ready refused")
+	}
+	tell("bob", 8)
+	if got, want := joinOut.String(), "<answer/><e6/><e7/><e8/>"; got != want {
+		t.Errorf("joining session got %q, want %q", got, want)
+	}
+	if got, want := liveOut.String(), "<e4/><e5/><e6/><e7/>"; got != want {
+		t.Errorf("live session got %q, want %q", got, want)
+	}
+
+	failed, _ := recordingConn(t)
+	a.attach("r", "carol", failed, "")
+	a.cancel("r", "carol", failed)
+	if len(a.sessions("r", "carol")) != 0 {
+		t.Error("a failed join left its session attached")
+	}
+}
+
+// A joining session that would hold back more than maxPending stanzas is
+// refused at ready rather than told the room out of order.
+func TestAttachmentPendingBound(t *testing.T) {
+	var a attachments
+	c, _ := recordingConn(t)
+	a.attach("r", "bob", c, "")
+	for v := range maxPending + 1 {
+		a.tell("r", "bob", uint64(v+1), func(*conn) string { return "<m/>" }, true)
+	}
+	if a.ready("r", "bob", c, 0) {
+		t.Error("ready accepted a session that missed stanzas")
+	}
+	if a.occupied("r") {
+		t.Error("the refused session is still attached")
+	}
+}

@@ -1,0 +1,73 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"annals.im/annals/domain/event"
+	"annals.im/annals/domain/room"
+	"annals.im/annals/eventstore/owner"
+	"annals.im/annals/eventstore/sqlite"
+)
+
+// Sessions see what the log says, whichever process wrote it: a room
+// message appended by another process (this test, opening the same store
+// as a second node would) reaches both occupants' sessions, and an account
+// deleted with the CLI loses its session and leaves the room in everyone's
+// eyes. Before delivery from the log, neither reached anyone.
+func TestDeliveryFromTheLog(t *testing.T) {
+	s := startServer(t, map[string]string{"alice@localhost": "a-pw", "bob@localhost": "b-pw"})
+	addr := fmt.Sprintf("127.0.0.1:%d", s.port)
+	const hall = "hall@conference.localhost"
+	alice, bob := login(t, addr, "alice", "a-pw", "desk"), login(t, addr, "bob", "b-pw", "phone")
+	alice.send("<presence to='" + hall + "/alice'><x xmlns='http://jabber.org/protocol/muc'/></presence>")
+	awaitElem(t, alice, "message", "<subject")
+	ask(t, alice, "<iq type='set' id='cfg' to='"+hall+"'><query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' type='submit'/></query></iq>")
+	bob.send("<presence to='" + hall + "/bob'><x xmlns='http://jabber.org/protocol/muc'/></presence>")
+	awaitElem(t, bob, "message", "<subject")
+	awaitElem(t, alice, "presence", "from='"+hall+"/bob'")
+
+	// Another process appends a message of Bob's to the room's stream.
+	ctx := context.Background()
+	store, err := sqlite.Open(ctx, filepath.Join(s.data, "annals.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rooms := owner.New(store, room.Evolve)
+	ids := event.NewIDs()
+	_, _, err = rooms.Do(ctx, room.Stream(hall), func(st room.State) ([]event.Envelope, error) {
+		st.JID = hall
+		out, err := room.Decide(st, room.Post{Account: "bob@localhost", ID: ids.New(time.Now()).String(),
+			Stanza: "<message xmlns='jabber:client' type='groupchat' from='" + hall + "/bob' id='n2'><body>from another node</body></message>"},
+			ids, time.Now(), "test")
+		return out.Events, err
+	})
+	store.Close()
+	if err != nil {
+		t.Fatalf("appending from a second process: %v", err)
+	}
+	for _, c := range []*loadClient{alice, bob} {
+		got := awaitElem(t, c, "message", "from another node")
+		if !strings.Contains(got, "urn:xmpp:sid:0") {
+			t.Errorf("a message from the log without its stanza-id: %s", got)
+		}
+	}
+
+	// The CLI deletes Bob while serve runs: his session ends, and Alice
+	// sees him leave the room.
+	if out, err := exec.Command(bin, "user", "del", "bob@localhost", "--data", s.data).CombinedOutput(); err != nil {
+		t.Fatalf("user del: %v\n%s", err, out)
+	}
+	if got := readStreamError(bob, 10*time.Second); !strings.Contains(got, "not-authorized") {
+		t.Errorf("the deleted account's session: %q", got)
+	}
+	got := awaitElem(t, alice, "presence", "from='"+hall+"/bob'")
+	if !strings.Contains(got, "type='unavailable'") {
+		t.Errorf("the deleted account's exit: %s", got)
+	}
+}
