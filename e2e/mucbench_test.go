@@ -1,15 +1,10 @@
 package e2e
 
 import (
-	"database/sql"
-	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"runtime/debug"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,7 +17,8 @@ import (
 
 // BenchmarkMUC is the group chat part of `make bench`: MUC fan-out on
 // Annals, Prosody (mod_muc with muc_mam) and ejabberd (mod_muc with MAM on
-// every room) in the same run, each archiving on SQLite.
+// every room) in the same run, each archiving on SQLite. BenchmarkMUCRooms
+// below is its other workload, on servers of its own.
 //
 // ANNALS_BENCH_MUC_ACCOUNTS accounts (default 50, u0..) log in twice each
 // (plain TLS sessions, no stream management) and every session joins one
@@ -47,160 +43,80 @@ import (
 // After the run it counts the archive rows the messages left in each
 // server's SQLite database, per message sent.
 //
-// Quick run: ANNALS_BENCH_MUC_ACCOUNTS=10 ANNALS_BENCH_MUC_PER_SENDER=20 go test -run '^$' -bench MUC -benchtime 1x ./e2e/
+// Quick run: ANNALS_BENCH_MUC_ACCOUNTS=10 ANNALS_BENCH_MUC_PER_SENDER=20 go test -run '^$' -bench 'MUC$' -benchtime 1x ./e2e/
 func BenchmarkMUC(b *testing.B) {
 	defer debug.SetGCPercent(debug.SetGCPercent(400))
 	p := mucParams{
+		rooms:     []string{"bench@conference.localhost"},
 		accounts:  envInt(b, "ANNALS_BENCH_MUC_ACCOUNTS", 50),
 		sessions:  2,
 		senders:   envInt(b, "ANNALS_BENCH_MUC_SENDERS", 10),
 		perSender: envInt(b, "ANNALS_BENCH_MUC_PER_SENDER", 200),
 		window:    envInt(b, "ANNALS_BENCH_MUC_WINDOW", 8),
-		room:      "bench@conference.localhost",
 	}
 	p.senders = min(p.senders, p.accounts)
 	peerSameNick := os.Getenv("ANNALS_BENCH_MUC_PEER_NICKS") == "same"
-
-	type mucServer struct {
-		name     string
-		addr     string
-		sameNick bool
-		stop     func()
-		count    func() (archiveCount, error)
-		cpu      func() time.Duration // the server's CPU time so far, 0 if unknown
-	}
-	var servers []*mucServer
-	adata := b.TempDir()
-	s, cmd := serveOnB(b, adata, "--registration", "--registrations-per-address", "0")
-	servers = append(servers, &mucServer{name: "annals", addr: "127.0.0.1:" + strconv.Itoa(s.port), sameNick: true,
-		stop:  func() { cmd.Process.Kill(); cmd.Wait() },
-		cpu:   func() time.Duration { return procCPU(cmd.Process.Pid) },
-		count: func() (archiveCount, error) { return countAnnalsArchive(filepath.Join(adata, "annals.db"), p.room) }})
-	pdir := b.TempDir()
-	if addr, stop, err := startProsody(pdir); err == nil {
-		servers = append(servers, &mucServer{name: "prosody", addr: addr, sameNick: peerSameNick, stop: stop,
-			count: func() (archiveCount, error) { return countProsodyArchive(filepath.Join(pdir, "prosody.sqlite")) },
-			cpu: func() time.Duration {
-				pid, _ := os.ReadFile(filepath.Join(pdir, "prosody.pid"))
-				n, _ := strconv.Atoi(strings.TrimSpace(string(pid)))
-				return procCPU(n)
-			}})
-	} else {
-		b.Logf("prosody not measured: %v", err)
-	}
-	if edir, err := os.MkdirTemp("", "annals-ejabberd"); err != nil {
-		b.Fatal(err)
-	} else if addr, stop, err := startEjabberdIn(edir); err == nil {
-		servers = append(servers, &mucServer{name: "ejabberd", addr: addr, sameNick: peerSameNick, stop: stop,
-			count: func() (archiveCount, error) { return countEjabberdArchive(filepath.Join(edir, "ejabberd.db")) },
-			cpu: func() time.Duration {
-				out, _ := exec.Command("pgrep", "-u", "ejabberd", "beam.smp").Output()
-				n, _ := strconv.Atoi(strings.TrimSpace(string(out)))
-				return procCPU(n)
-			}})
-		defer func() {
-			if os.Getenv("ANNALS_BENCH_KEEP") == "" {
-				os.RemoveAll(edir)
-			}
-		}()
-	} else {
-		os.RemoveAll(edir)
-		b.Logf("ejabberd not measured: %v", err)
-	}
-	defer func() {
-		for _, s := range servers {
-			s.stop()
-		}
-	}()
-
-	figs := map[string]mucFigures{}
-	arch := map[string]archiveCount{}
-	why := map[string]string{}
-	if only := os.Getenv("ANNALS_BENCH_MUC_SERVERS"); only != "" {
-		servers = slices.DeleteFunc(servers, func(s *mucServer) bool {
-			if !slices.Contains(strings.Split(only, ","), s.name) {
-				s.stop()
-				return true
-			}
-			return false
-		})
-	}
-	for _, s := range servers {
-		b.Run(s.name, func(b *testing.B) {
-			if err := makeAccountsN(s.addr, p.accounts); err != nil {
-				why[s.name] = err.Error()
-				b.Fatalf("%s: %v", s.name, err)
-			}
-			q := p
-			q.sameNick, q.addr, q.cpu = s.sameNick, s.addr, s.cpu
-			f, err := benchMUC(q)
-			if err != nil {
-				why[s.name] = err.Error()
-				b.Errorf("%s: %v", s.name, err)
-			}
-			if f.delivered == 0 {
-				return
-			}
-			figs[s.name] = f
-			b.ReportMetric(f.rate, "delivered/s")
-			b.ReportMetric(ms(f.p50), "p50-ms")
-			b.ReportMetric(ms(f.p99), "p99-ms")
-			if a, err := s.count(); err != nil {
-				b.Logf("%s: archive not counted: %v", s.name, err)
-			} else {
-				arch[s.name] = a
-				b.ReportMetric(float64(a.total())/float64(f.sent), "archive-writes/msg")
-			}
-		})
-	}
-
-	fmt.Printf("muc: 1 room, %d accounts x %d sessions (plain TLS, no SM), %d senders x %d groupchat messages, window %d; room archive (MAM) on SQLite\n",
-		p.accounts, p.sessions, p.senders, p.perSender, p.window)
 	peerNicks := "two nicks per account (uN-a, uN-b): every session is an occupant"
 	if peerSameNick {
 		peerNicks = "one nick per account for both sessions"
 	}
-	fmt.Printf("  annals: one nick per account, the account is the occupant (%d occupants); peers: %s\n", p.accounts, peerNicks)
-	best := ""
-	for _, s := range servers {
-		if f, ok := figs[s.name]; ok && s.name != "annals" && (best == "" || f.rate > figs[best].rate) {
-			best = s.name
-		}
+	runMUC(b, p, peerSameNick,
+		fmt.Sprintf("muc: 1 room, %d accounts x %d sessions (plain TLS, no SM), %d senders x %d groupchat messages, window %d; room archive (MAM) on SQLite\n",
+			p.accounts, p.sessions, p.senders, p.perSender, p.window)+
+			fmt.Sprintf("  annals: one nick per account, the account is the occupant (%d occupants); peers: %s\n", p.accounts, peerNicks))
+}
+
+// BenchmarkMUCRooms is BenchmarkMUC's second workload, shaped like an
+// independent load test of Annals: several rooms of single-session
+// occupants, where every server has as many occupants as sessions.
+//
+// ANNALS_BENCH_MUC_ROOMS rooms (default 5; bench0.. on conference.localhost)
+// each get ANNALS_BENCH_MUC_ROOMS_OCCUPANTS accounts of their own (default
+// 20; room r has u(20r)..u(20r+19)), each logged in once over STARTTLS (no
+// stream management) and joined with its own nick; the first occupant of a
+// room creates it as an instant room. ANNALS_BENCH_MUC_ROOMS_SENDERS
+// occupants of each room (default 2) each send
+// ANNALS_BENCH_MUC_ROOMS_PER_SENDER groupchat messages (default 200) to
+// their room, all rooms at once, pipelined with ANNALS_BENCH_MUC_WINDOW as
+// in BenchmarkMUC. Every occupant counts the messages of its room it
+// receives (its own reflections included) and their latency from send to
+// receipt; delivered/s is messages x occupants per room over the time from
+// the first send to the last receipt. Figures, archive counts and the
+// annals/best-peer ratio are reported as BenchmarkMUC reports them, on
+// servers started again for this workload (ANNALS_BENCH_MUC_SERVERS applies).
+//
+// Only this one: go test -run '^$' -bench MUCRooms -benchtime 1x ./e2e/
+func BenchmarkMUCRooms(b *testing.B) {
+	defer debug.SetGCPercent(debug.SetGCPercent(400))
+	p := mucParams{
+		accounts:  envInt(b, "ANNALS_BENCH_MUC_ROOMS_OCCUPANTS", 20),
+		sessions:  1,
+		senders:   envInt(b, "ANNALS_BENCH_MUC_ROOMS_SENDERS", 2),
+		perSender: envInt(b, "ANNALS_BENCH_MUC_ROOMS_PER_SENDER", 200),
+		window:    envInt(b, "ANNALS_BENCH_MUC_WINDOW", 8),
 	}
-	for _, s := range servers {
-		f, ok := figs[s.name]
-		if !ok {
-			fmt.Printf("  %-9s not measured: %s\n", s.name, why[s.name])
-			continue
-		}
-		line := fmt.Sprintf("  %-9s %8.0f delivered/s  p50 %8.2f ms  p99 %8.2f ms   delivered %d/%d (dup %d) in %v, %d sent",
-			s.name, f.rate, ms(f.p50), ms(f.p99), f.delivered, f.expected, f.dups, f.elapsed.Round(time.Millisecond), f.sent)
-		if f.cpu > 0 {
-			line += fmt.Sprintf("   CPU: server %.0f%%, client %.0f%% of one core", 100*f.cpu.Seconds()/f.elapsed.Seconds(), 100*f.clientCPU.Seconds()/f.elapsed.Seconds())
-		}
-		if a, ok := arch[s.name]; ok {
-			line += fmt.Sprintf("   archive writes/msg %.2f (%s)", float64(a.total())/float64(f.sent), a.detail(f.sent))
-		}
-		if f.errs > 0 {
-			line += fmt.Sprintf("   %d error stanzas, first: %s", f.errs, f.firstErr)
-		}
-		fmt.Println(line)
+	for r := range envInt(b, "ANNALS_BENCH_MUC_ROOMS", 5) {
+		p.rooms = append(p.rooms, "bench"+strconv.Itoa(r)+"@conference.localhost")
 	}
-	if a, ok := figs["annals"]; ok && best != "" {
-		fmt.Printf("  annals/%s: delivered/s x%.2f (target >= 2)   p99 x%.2f\n", best, a.rate/figs[best].rate, ms(a.p99)/ms(figs[best].p99))
-	}
+	p.senders = min(p.senders, p.accounts)
+	runMUC(b, p, false,
+		fmt.Sprintf("muc rooms: %d rooms x %d accounts x 1 session (STARTTLS, no SM), %d senders per room x %d groupchat messages, window %d; room archive (MAM) on SQLite\n",
+			len(p.rooms), p.accounts, p.senders, p.perSender, p.window)+
+			fmt.Sprintf("  every server: one nick per account, every session an occupant (%d occupants in all)\n", len(p.rooms)*p.accounts))
 }
 
 type mucParams struct {
-	accounts, sessions         int
-	senders, perSender, window int
-	addr, room                 string
-	sameNick                   bool // both sessions of an account take one nick
+	rooms                      []string // each with accounts of its own
+	accounts, sessions         int      // accounts per room, sessions per account
+	senders, perSender, window int      // senders per room
+	addr                       string
+	sameNick                   bool // the sessions of an account take one nick
 	cpu                        func() time.Duration
 }
 
 type mucFigures struct {
 	sent, expected, delivered, dups int
+	stray                           int // messages received from a session outside the receiver's room
 	errs                            int
 	firstErr                        string
 	elapsed, cpu, clientCPU         time.Duration // CPU time of the server and of this client, from the first send to the last receipt
@@ -216,14 +132,17 @@ type mucSession struct {
 	*loadClient
 	idx     int    // index of the session in the run; carried in the ids it sends
 	nick    string // the nick it joins with
+	room    string // the room it joins and sends to
+	peers   [2]int // the indices of its room's sessions: peers[0] <= idx < peers[1]
 	ctl     chan []byte
 	window  chan struct{} // slots for this session's messages not yet reflected
 	dlv     atomic.Int64
 	lastAt  atomic.Int64 // UnixNano of the last benchmark message received
-	mu      sync.Mutex   // guards lat, seen, errs, firstErr
+	mu      sync.Mutex   // guards lat, seen, dups, stray, errs, first
 	lat     []time.Duration
 	seen    map[uint64]struct{}
 	dups    int
+	stray   int
 	errs    int
 	first   string
 	dead    chan struct{}
@@ -260,6 +179,11 @@ func (m *mucSession) read() {
 			now := time.Now()
 			key := uint64(sess)<<32 | uint64(k)
 			m.mu.Lock()
+			if sess < m.peers[0] || sess >= m.peers[1] {
+				m.stray++ // another room's message: not counted as delivered
+				m.mu.Unlock()
+				continue
+			}
 			if _, dup := m.seen[key]; dup {
 				m.dups++
 				m.mu.Unlock()
@@ -355,9 +279,11 @@ func (m *mucSession) join(room string) error {
 	return err
 }
 
-// benchMUC runs the load on p.accounts accounts made by makeAccountsN.
+// benchMUC runs the load on the len(p.rooms) x p.accounts accounts made by
+// makeAccountsN.
 func benchMUC(p mucParams) (mucFigures, error) {
-	n := p.accounts * p.sessions
+	perRoom := p.accounts * p.sessions // sessions in each room
+	n := len(p.rooms) * perRoom
 	sess := make([]*mucSession, n)
 	defer func() {
 		var wg sync.WaitGroup
@@ -378,7 +304,8 @@ func benchMUC(p mucParams) (mucFigures, error) {
 		}
 		mu.Unlock()
 	}
-	// Session i is account i/sessions' session i%sessions.
+	// Session i is account i/sessions' session i%sessions; account a is in
+	// room a/accounts.
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 16)
 	for i := 0; i < n; i++ {
@@ -394,10 +321,11 @@ func benchMUC(p mucParams) (mucFigures, error) {
 				return
 			}
 			nick := "u" + strconv.Itoa(a)
-			if !p.sameNick {
+			if p.sessions > 1 && !p.sameNick {
 				nick += "-" + string(rune('a'+k))
 			}
-			m := &mucSession{loadClient: c, idx: i, nick: nick, ctl: make(chan []byte, 256),
+			m := &mucSession{loadClient: c, idx: i, nick: nick, room: p.rooms[a/p.accounts],
+				peers: [2]int{i - i%perRoom, i - i%perRoom + perRoom}, ctl: make(chan []byte, 256),
 				window: make(chan struct{}, p.window), seen: map[uint64]struct{}{}, dead: make(chan struct{})}
 			go m.read()
 			if err := m.send("<presence/>"); err != nil {
@@ -410,18 +338,24 @@ func benchMUC(p mucParams) (mucFigures, error) {
 	if firstErr != nil {
 		return mucFigures{}, firstErr
 	}
-	// The creator first, then everyone else, a few at a time.
-	if err := sess[0].join(p.room); err != nil {
-		return mucFigures{}, err
+	// Each room's creator (its first session) first, then everyone else,
+	// a few at a time.
+	for r := range p.rooms {
+		if err := sess[r*perRoom].join(p.rooms[r]); err != nil {
+			return mucFigures{}, err
+		}
 	}
 	sem = make(chan struct{}, 8)
-	for _, m := range sess[1:] {
+	for i, m := range sess {
+		if i%perRoom == 0 {
+			continue
+		}
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			if err := m.join(p.room); err != nil {
+			if err := m.join(m.room); err != nil {
 				fail(err)
 			}
 		}()
@@ -433,13 +367,15 @@ func benchMUC(p mucParams) (mucFigures, error) {
 	// Let the last joins' presence broadcasts settle.
 	time.Sleep(time.Second)
 
-	// Senders: the first session of accounts spread over the room.
+	// Senders: the first session of accounts spread over each room.
 	var senders []*mucSession
-	for j := 0; j < p.senders; j++ {
-		senders = append(senders, sess[(j*p.accounts/p.senders)*p.sessions])
+	for r := range p.rooms {
+		for j := 0; j < p.senders; j++ {
+			senders = append(senders, sess[r*perRoom+(j*p.accounts/p.senders)*p.sessions])
+		}
 	}
-	f := mucFigures{sent: p.senders * p.perSender}
-	f.expected = f.sent * n
+	f := mucFigures{sent: len(senders) * p.perSender}
+	f.expected = f.sent * perRoom
 	cpu0, client0 := p.cpu(), procCPU(os.Getpid())
 	start := time.Now()
 	for _, m := range senders {
@@ -458,7 +394,7 @@ func benchMUC(p mucParams) (mucFigures, error) {
 				}
 				ns := time.Now().UnixNano()
 				tok := fmt.Sprintf("bm-%d-%d-%d", ns, m.idx, k)
-				if err := m.send("<message to='" + p.room + "' type='groupchat' id='" + tok + "'><body>" + tok +
+				if err := m.send("<message to='" + m.room + "' type='groupchat' id='" + tok + "'><body>" + tok +
 					" groupchat message " + strconv.Itoa(k) + " of the MUC benchmark</body></message>"); err != nil {
 					fail(err)
 					return
@@ -498,6 +434,7 @@ func benchMUC(p mucParams) (mucFigures, error) {
 		m.mu.Lock()
 		lat = append(lat, m.lat...)
 		f.dups += m.dups
+		f.stray += m.stray
 		f.errs += m.errs
 		if f.firstErr == "" {
 			f.firstErr = m.first
@@ -509,8 +446,11 @@ func benchMUC(p mucParams) (mucFigures, error) {
 	f.elapsed = time.Unix(0, end).Sub(start)
 	f.rate = float64(f.delivered) / f.elapsed.Seconds()
 	f.p50, f.p99 = percentile(lat, 50), percentile(lat, 99)
+	if firstErr == nil && f.stray > 0 {
+		firstErr = fmt.Errorf("%d messages reached sessions outside the sender's room", f.stray)
+	}
 	if firstErr == nil && f.delivered < f.expected {
-		firstErr = fmt.Errorf("%d of %d deliveries (%d messages x %d sessions) after 30 s without progress", f.delivered, f.expected, f.sent, n)
+		firstErr = fmt.Errorf("%d of %d deliveries (%d messages x %d sessions in their room) after 30 s without progress", f.delivered, f.expected, f.sent, perRoom)
 	}
 	return f, firstErr
 }
@@ -660,103 +600,4 @@ func startTag(b []byte) string {
 		}
 	}
 	return string(b)
-}
-
-// archiveCount is a server's archive rows for the benchmark's messages, by
-// where they are kept.
-type archiveCount struct {
-	by map[string]int
-}
-
-func (a archiveCount) total() int {
-	t := 0
-	for _, n := range a.by {
-		t += n
-	}
-	return t
-}
-
-func (a archiveCount) detail(sent int) string {
-	var parts []string
-	for _, k := range []string{"room", "users"} {
-		if n, ok := a.by[k]; ok {
-			parts = append(parts, fmt.Sprintf("%s %d = %.2f/msg", k, n, float64(n)/float64(sent)))
-		}
-	}
-	return strings.Join(parts, ", ")
-}
-
-// countRows runs a query giving (group, count) rows on a SQLite database,
-// read-only, until the total stops changing for a second (Annals' archive is
-// a projection that may trail the messages).
-func countRows(db, query string, args ...any) (archiveCount, error) {
-	d, err := sql.Open("sqlite3", "file:"+db+"?mode=ro&_busy_timeout=10000")
-	if err != nil {
-		return archiveCount{}, err
-	}
-	defer d.Close()
-	var a archiveCount
-	prev := -1
-	for deadline := time.Now().Add(time.Minute); ; {
-		a = archiveCount{by: map[string]int{}}
-		rs, err := d.Query(query, args...)
-		if err != nil {
-			return a, err
-		}
-		for rs.Next() {
-			var k string
-			var n int
-			if err := rs.Scan(&k, &n); err != nil {
-				rs.Close()
-				return a, err
-			}
-			a.by[k] += n
-		}
-		rs.Close()
-		if err := rs.Err(); err != nil {
-			return a, err
-		}
-		if a.total() == prev || time.Now().After(deadline) {
-			return a, nil
-		}
-		prev = a.total()
-		time.Sleep(time.Second)
-	}
-}
-
-func countAnnalsArchive(db, room string) (archiveCount, error) {
-	return countRows(db, `SELECT CASE WHEN account = ? THEN 'room' ELSE 'users' END, count(*) FROM archive WHERE groupchat = 1 GROUP BY 1`, room)
-}
-
-func countProsodyArchive(db string) (archiveCount, error) {
-	return countRows(db, `SELECT CASE WHEN "store" = 'muc_log' THEN 'room' ELSE 'users' END, count(*) FROM "prosodyarchive" WHERE "value" LIKE '%bm-%' GROUP BY 1`)
-}
-
-func countEjabberdArchive(db string) (archiveCount, error) {
-	if _, err := os.Stat(db); errors.Is(err, os.ErrNotExist) {
-		return archiveCount{}, err
-	}
-	return countRows(db, `SELECT CASE WHEN username LIKE '%@conference.%' THEN 'room' ELSE 'users' END, count(*) FROM archive WHERE xml LIKE '%bm-%' GROUP BY 1`)
-}
-
-// procCPU is the user and system CPU time of process pid and its threads,
-// from /proc (0 if unknown).
-func procCPU(pid int) time.Duration {
-	if pid <= 0 {
-		return 0
-	}
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0
-	}
-	// Fields after the command's closing parenthesis: state is field 3,
-	// utime and stime are fields 14 and 15.
-	i := strings.LastIndexByte(string(b), ')')
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 13 {
-		return 0
-	}
-	u, _ := strconv.ParseInt(f[11], 10, 64)
-	s, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(u+s) * time.Second / 100 // USER_HZ
 }
