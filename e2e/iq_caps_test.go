@@ -47,21 +47,51 @@ func TestIQCapsVer(t *testing.T) {
 	}
 }
 
-// checkCaps checks the entity capabilities facts both drivers print: each
-// client saw the other's presence with a c element for node (XEP-0115
-// §4), asked the other's full JID for disco#info of node#ver, got the
-// answer from that client, whose hash is the one announced (§5.4); and
-// the other client saw the lookup, from the asker's full JID.
-func checkCaps(t *testing.T, rs []result, node string) {
+// The caps nodes (XEP-0115 §4) the clients of the drivers announce.
+const (
+	slixCapsNode   = "https://annals.im/e2e/slixmpp"
+	xmppjsCapsNode = "https://annals.im/e2e/xmppjs"
+)
+
+// checkContacts checks the facts of the earlier clients that made the
+// accounts contacts: a subscription both ways on each side.
+func checkContacts(t *testing.T, subs []result) {
 	t.Helper()
-	// The clients that came first made the accounts contacts both ways.
-	subs := all(rs, "subscription")
 	if len(subs) != 2 || slices.ContainsFunc(subs, func(r result) bool { return str(r["subscription"]) != "both" }) {
 		t.Fatalf("the accounts did not become contacts both ways: %v", subs)
 	}
+}
+
+// checkCapsVerified checks that slixmpp's own XEP-0115 plugin, in n
+// clients, asked the other client and accepted its answer: the lookup
+// every client makes when a contact appears. peer_answered, where the
+// driver knows it, counts the lookups the other client had answered by
+// then.
+func checkCapsVerified(t *testing.T, rs []result, n int) {
+	t.Helper()
+	got := all(rs, "caps-verified")
+	for _, r := range got {
+		who := str(r["who"])
+		answered, known := r["peer_answered"].(float64)
+		if r["verified"] != true || known && answered < 1 {
+			t.Errorf("%s's caps plugin did not ask %s and verify its hash: %v", who, iqPeer[who], r)
+		}
+	}
+	if len(got) != n && !t.Failed() {
+		t.Errorf("%d caps-verified facts, want %d: %v", len(got), n, rs)
+	}
+}
+
+// checkCaps checks the entity capabilities facts both drivers print: each
+// client saw the other's presence with a c element for its node (XEP-0115
+// §4), asked the other's full JID for disco#info of node#ver, got the
+// answer from that client, whose hash is the one announced (§5.4); and
+// the other client saw the lookup, from the asker's full JID.
+func checkCaps(t *testing.T, rs []result, nodes map[string]string) {
+	t.Helper()
 	vers := map[string]bool{}
 	for _, who := range []string{"a", "b"} {
-		peer := iqClients[iqPeer[who]]
+		peer, node := iqClients[iqPeer[who]], nodes[iqPeer[who]]
 		p := findWho(t, rs, "caps-presence", who)
 		c, _ := p["caps"].(map[string]any)
 		if str(p["sender"]) != peer || c == nil || str(c["node"]) != node || str(c["hash"]) != "sha-1" || str(c["ver"]) == "" {

@@ -7,6 +7,7 @@ lookups (XEP-0115).
 Usage: slix_iq.py PORT SCENARIO ARGS...
 
   between  A_JID PW B_JID PW
+  mixed    A_JID PW PEER_FULL_JID   (with iq.mjs answer as the peer)
 
 Earlier clients of both accounts ("a-first", "b-gone") make them contacts
 both ways ("subscription" facts) and leave; then clients "a" and "b"
@@ -104,13 +105,13 @@ async def ask(x, kind, to):
     out(**fact)
 
 
-async def ibb(x, y):
-    """x sends y IBB_SIZE random bytes over an in-band bytestream of
-    IBB_BLOCK-byte blocks, carried in IQs: open, data..., close."""
+async def ibb(x, to):
+    """x sends full JID to IBB_SIZE random bytes over an in-band
+    bytestream of IBB_BLOCK-byte blocks, carried in IQs: open, data...,
+    close. Returns the stream's id."""
     data = os.urandom(IBB_SIZE)
     sid = "ibb-" + rand()
     x.ibb_out.add(sid)
-    to = y.boundjid.full
     fact = {"event": "ibb", "who": x.label, "to": to, "sid": sid, "size": len(data), "sha256": sha256(data),
             "block_size": IBB_BLOCK}
     try:
@@ -121,6 +122,11 @@ async def ibb(x, y):
     except (IqError, IqTimeout) as e:
         fact.update(ok=False, **error_fields(e))
     out(**fact)
+    return sid
+
+
+async def ibb_received(y, sid):
+    """What y received on stream sid."""
     got = {"event": "ibb-received", "who": y.label, "sid": sid}
     r = y.ibb_in.get(sid)
     if r is None:
@@ -141,12 +147,11 @@ async def offline(x, to):
         out(event="offline", who=x.label, to=to, ok=False, **error_fields(e))
 
 
-async def caps(x, y):
-    """What x learnt of y's entity capabilities: the c element of y's
-    presence, the disco#info of node#ver asked by hand, and whether x's
+async def caps(x, peer, y=None):
+    """What x learnt of the entity capabilities of full JID peer (client
+    y, if in this process): the c element of its presence, whether x's
     caps plugin (which asks by itself on seeing the presence) verified
-    the hash."""
-    peer = y.boundjid.full
+    the hash, and the disco#info of node#ver asked by hand."""
     for _ in range(40):
         if peer in x.caps_seen:
             break
@@ -163,7 +168,8 @@ async def caps(x, y):
         await asyncio.sleep(0.1)
     # The lookups y's client had answered by then: the plugin's own went
     # over the wire, as each client has only its own hash cached.
-    out(event="caps-verified", who=x.label, peer=peer, verified=verified, peer_answered=len(y.caps_asked))
+    answered = {"peer_answered": len(y.caps_asked)} if y else {}
+    out(event="caps-verified", who=x.label, peer=peer, verified=verified, **answered)
     node = "%s#%s" % (seen["node"], seen["ver"])
     fact = {"event": "caps-info", "who": x.label, "to": peer, "node": node}
     try:
@@ -214,7 +220,7 @@ async def between(port, ajid, apw, bjid, bpw):
         to = y.boundjid.full
         for kind in ("disco", "version", "ping"):
             await ask(x, kind, to)
-        await ibb(x, y)
+        await ibb_received(y, await ibb(x, to))
     await offline(a, gone.boundjid.full)
     await offline(b, a.boundjid.bare + "/nowhere")
     # Entity capabilities, as at login: each client announces its hash in
@@ -228,14 +234,38 @@ async def between(port, ajid, apw, bjid, bpw):
         await asyncio.sleep(0.1)
     b.send_presence()
     for x, y in ((a, b), (b, a)):
-        await caps(x, y)
+        await caps(x, y.boundjid.full, y)
     for x in (a, b):
         out(event="caps-asked", who=x.label, asked=x.caps_asked)
     await a.close()
     await b.close()
 
 
-SCENARIOS = {"between": (between, 4)}
+async def mixed(port, ajid, apw, peer):
+    """Client a asks peer, a client of another library already online
+    and a contact, everything it asked in between, tells it "your turn"
+    in a chat message, and waits for its "done" while it asks back."""
+    a = make(ajid, apw, "desk", "a")
+    await a.login(port)
+    await a["xep_0030"].add_identity(category="client", itype="pc", name="annals-e2e-" + a.label)
+    await a["xep_0115"].update_caps(broadcast=False)
+    a.send_presence()
+    for kind in ("disco", "version", "ping"):
+        await ask(a, kind, peer)
+    await ibb(a, peer)
+    await caps(a, peer)
+    a.send_message(mto=peer, mbody="your turn", mtype="chat")
+    for _ in range(300):
+        if any(m.get("from") == peer and m.get("body") == "done" for m in a.inbox):
+            break
+        await asyncio.sleep(0.1)
+    for sid in list(a.ibb_in):
+        await ibb_received(a, sid)
+    out(event="caps-asked", who=a.label, asked=a.caps_asked)
+    await a.close()
+
+
+SCENARIOS = {"between": (between, 4), "mixed": (mixed, 3)}
 
 if __name__ == "__main__":
     run(SCENARIOS, "slix_iq.py", 90)

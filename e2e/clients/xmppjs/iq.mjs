@@ -5,6 +5,7 @@
 // announces its entity capabilities (XEP-0115) by hand.
 //
 // Usage: node iq.mjs PORT between A_JID PW B_JID PW
+//        node iq.mjs PORT answer B_JID PW   (with slix_iq.py mixed)
 //
 // Facts, as slix_iq.py prints them: "subscription" for the earlier
 // clients that make the accounts contacts; "disco", "version", "ping",
@@ -174,12 +175,12 @@ async function ask(x, to, kind) {
   out(fact);
 }
 
-// ibb: x sends y IBB_SIZE random bytes in IBB_BLOCK-byte blocks over an
-// in-band bytestream carried in IQs: open, data..., close.
-async function ibb(x, y) {
+// ibb: x sends full JID to IBB_SIZE random bytes in IBB_BLOCK-byte
+// blocks over an in-band bytestream carried in IQs: open, data..., close.
+// It returns the stream's id.
+async function ibb(x, to) {
   const data = randomBytes(IBB_SIZE);
   const sid = `ibb-${rand()}`;
-  const to = y.c.jid.toString();
   const fact = { event: "ibb", who: x.label, to, sid, size: data.length, sha256: sha256(data), block_size: IBB_BLOCK };
   try {
     const opened = await request(x, xml("iq", { type: "set", to }, xml("open", { xmlns: NS_IBB, sid, "block-size": String(IBB_BLOCK), stanza: "iq" })));
@@ -193,6 +194,11 @@ async function ibb(x, y) {
     Object.assign(fact, { ok: false }, errorFields(err));
   }
   out(fact);
+  return sid;
+}
+
+// ibbReceived prints what y received on stream sid.
+function ibbReceived(y, sid) {
   const s = y.ibbIn.get(sid);
   const got = { event: "ibb-received", who: y.label, sid };
   if (!s) {
@@ -214,11 +220,10 @@ async function offline(x, to) {
   }
 }
 
-// caps: what x learnt of y's entity capabilities: the c element of y's
-// presence, then y's answer to disco#info of node#ver, as a client that
-// has not seen that hash before asks it (XEP-0115 §6.2).
-async function caps(x, y) {
-  const peer = y.c.jid.toString();
+// caps: what x learnt of full JID peer's entity capabilities: the c
+// element of its presence, then its answer to disco#info of node#ver, as
+// a client that has not seen that hash before asks it (XEP-0115 §6.2).
+async function caps(x, peer) {
   for (let i = 0; i < 40 && !x.capsSeen.has(peer); i++) await sleep(100);
   const seen = x.capsSeen.get(peer) ?? null;
   out({ event: "caps-presence", who: x.label, sender: peer, caps: seen });
@@ -278,7 +283,7 @@ async function between(port, aJid, aPw, bJid, bPw) {
   for (const [x, y] of [[a, b], [b, a]]) {
     const to = y.c.jid.toString();
     for (const kind of ["disco", "version", "ping"]) await ask(x, to, kind);
-    await ibb(x, y);
+    ibbReceived(y, await ibb(x, to));
   }
   await offline(a, gone.c.jid.toString());
   await offline(b, `${a.c.jid.bare()}/nowhere`);
@@ -290,9 +295,33 @@ async function between(port, aJid, aPw, bJid, bPw) {
   await a.c.send(initial(a));
   for (let i = 0; i < 50 && !a.capsSeen.has(a.c.jid.toString()); i++) await sleep(100); // the server's echo
   await b.c.send(initial(b));
-  for (const [x, y] of [[a, b], [b, a]]) await caps(x, y);
+  for (const [x, y] of [[a, b], [b, a]]) await caps(x, y.c.jid.toString());
   for (const x of [a, b]) out({ event: "caps-asked", who: x.label, asked: x.capsAsked });
   await Promise.all([a, b].map((x) => x.c.stop().catch(() => {})));
 }
 
-runMain({ between: [between, 4] }, "iq.mjs", 60000);
+// answer: b logs in and announces its caps, says it is ready, and answers
+// until a client of another library (slix_iq.py mixed), a contact, tells
+// it "your turn" in a chat message; then it asks that client everything
+// in turn and says "done".
+async function answer(port, bJid, bPw) {
+  const b = makeClient(port, bJid, bPw, "phone", "b");
+  let turn;
+  const asker = new Promise((resolve) => (turn = resolve));
+  b.c.on("stanza", (el) => {
+    if (el.is("message") && el.getChildText("body") === "your turn") turn(el.attrs.from);
+  });
+  await login(b);
+  await b.c.send(xml("presence", {}, xml("c", { xmlns: NS_CAPS, hash: "sha-1", node: CAPS_NODE, ver: b.ver })));
+  out({ event: "ready", who: b.label, jid: b.c.jid.toString() });
+  const peer = await withTimeout(asker, 30000, "waiting for the other client's turn");
+  for (const kind of ["disco", "version", "ping"]) await ask(b, peer, kind);
+  await ibb(b, peer);
+  await caps(b, peer);
+  for (const sid of b.ibbIn.keys()) ibbReceived(b, sid);
+  out({ event: "caps-asked", who: b.label, asked: b.capsAsked });
+  await b.c.send(xml("message", { to: peer, type: "chat" }, xml("body", {}, "done")));
+  await b.c.stop().catch(() => {});
+}
+
+runMain({ between: [between, 4], answer: [answer, 2] }, "iq.mjs", 60000);
