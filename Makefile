@@ -50,8 +50,11 @@ race:
 unit:
 	$(GO) test $(GOFLAGS_) -count=1 ./...
 
-# The dependency rule: domain/ imports only the standard library, ulid and
-# mellium.im/xmpp/jid; eventstore, projections and adapters never reach cmd/.
+# The dependency rules: domain/ imports only the standard library, ulid and
+# mellium.im/xmpp/jid; eventstore, projections and adapters never reach cmd/;
+# a feature (adapters/features/X) imports neither the session core
+# (adapters/c2s) nor another feature, and nothing outside features imports
+# one: only cmd/ wires them (tests included).
 MODULE := $(shell $(GO) list -m)
 depcheck:
 	@bad=$$($(GO) list $(GOFLAGS_) -f '{{$$p := .ImportPath}}{{range .Imports}}{{$$p}} {{.}}{{"\n"}}{{end}}{{range .TestImports}}{{$$p}} {{.}}{{"\n"}}{{end}}{{range .XTestImports}}{{$$p}} {{.}}{{"\n"}}{{end}}' ./domain/... \
@@ -64,6 +67,13 @@ depcheck:
 		[ -d $$dir ] || continue; \
 		bad="$$bad$$($(GO) list $(GOFLAGS_) -deps -test -f '{{.ImportPath}}' ./$$dir/... | grep -E '^$(MODULE)/cmd(/|$$)' | sed "s|^|$$dir may not import: |")"; \
 	done; \
+	bad="$$bad$$($(GO) list $(GOFLAGS_) -f '{{$$p := .ImportPath}}{{range .Imports}}{{$$p}} {{.}}{{"\n"}}{{end}}{{range .TestImports}}{{$$p}} {{.}}{{"\n"}}{{end}}{{range .XTestImports}}{{$$p}} {{.}}{{"\n"}}{{end}}' ./adapters/... \
+		| awk -v f='$(MODULE)/adapters/features/' -v core='$(MODULE)/adapters/c2s' 'NF==2 { \
+			own = ""; if (index($$1, f) == 1) { split(substr($$1, length(f) + 1), a, "/"); own = a[1] } \
+			dep = ""; if (index($$2, f) == 1) { split(substr($$2, length(f) + 1), b, "/"); dep = b[1] } \
+			if (own == "" && dep != "") print "the core may not import a feature: " $$1 " -> " $$2; \
+			if (own != "" && dep != "" && dep != own) print "a feature may not import another: " $$1 " -> " $$2; \
+			if (own != "" && index($$2, core) == 1) print "a feature may not import the session core: " $$1 " -> " $$2 }')"; \
 	if [ -n "$$bad" ]; then echo "$$bad"; exit 1; fi; echo "depcheck: ok"
 
 # Append and replay throughput, each beside the raw SQLite baseline of the

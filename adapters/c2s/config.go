@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"annals.im/annals/adapters/credentials"
+	"annals.im/annals/adapters/mux"
 	"annals.im/annals/domain/pep"
 )
 
@@ -51,8 +52,11 @@ type Config struct {
 	// ResumeTimeout is how long a session whose connection broke waits to
 	// be resumed (XEP-0198); default 300 s, negative: no resumption.
 	ResumeTimeout time.Duration
-	Version       string // software version reported by XEP-0092
-	Log           *slog.Logger
+	// Mux holds the features registered by packages of their own
+	// (adapters/features); the server adds its built-in ones to it. nil:
+	// only the built-in ones.
+	Mux *mux.Mux
+	Log *slog.Logger
 
 	// Login throttling (throttle.go): failures per account and per
 	// address (IPv6: per /64) answered without delay, defaults 5 and 10;

@@ -1,8 +1,11 @@
 package c2s
 
 import (
+	"slices"
 	"strings"
 	"testing"
+
+	"annals.im/annals/adapters/mux"
 )
 
 // An IQ to another client's full JID is delivered to it from the sender's
@@ -48,19 +51,18 @@ func TestIQBetweenClients(t *testing.T) {
 	}
 }
 
-// The server's disco#items lists the room service (XEP-0045 §6.1) and its
-// disco#info the private XML storage clients look for.
+// The server registers its room service as an item of the server's
+// disco#items (XEP-0045 §6.1) and private XML storage as one of its
+// features, which clients look for (adapters/features/disco answers from
+// these registrations).
 func TestServerDisco(t *testing.T) {
 	addr, _ := mucServerRooms(t)
-	c := dial(t, addr)
-	c.login("desk")
-	c.send("<iq type='get' id='i'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>")
-	if got := c.until("id='i'"); !strings.Contains(got, "jid='conference.localhost'") {
-		t.Fatalf("disco#items: %q", got)
+	m := servers[addr].cfg.Mux
+	if items := m.Items(mux.Server); !slices.Contains(items, mux.Item{JID: "conference.localhost", Name: "Chatrooms"}) {
+		t.Errorf("server items: %v", items)
 	}
-	c.send("<iq type='get' id='f'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
-	if got := c.until("id='f'"); !strings.Contains(got, "var='jabber:iq:private'") {
-		t.Fatalf("disco#info: %q", got)
+	if f := m.Features(mux.Server); !slices.Contains(f, nsPrivate) || !slices.Contains(f, nsCarbons) {
+		t.Errorf("server features: %v", f)
 	}
 }
 

@@ -23,6 +23,7 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"annals.im/annals/adapters/mux"
 	"annals.im/annals/adapters/sasl"
 	"annals.im/annals/domain/wellformed"
 )
@@ -87,11 +88,14 @@ func NewServer(cfg Config) (*Server, error) {
 	if len(cfg.Secret) < 16 {
 		return nil, errors.New("c2s: the server secret is missing or shorter than 16 bytes")
 	}
+	if cfg.Mux == nil {
+		cfg.Mux = mux.New()
+	}
 	occupantKey, err := purposeKey(cfg.Secret, purposeOccupantID)
 	if err != nil {
 		return nil, err
 	}
-	return &Server{cfg: cfg, occupantKey: occupantKey, sessions: make(map[string]map[string]*conn), resumable: make(map[string]*conn), conns: make(map[*conn]struct{}),
+	s := &Server{cfg: cfg, occupantKey: occupantKey, sessions: make(map[string]map[string]*conn), resumable: make(map[string]*conn), conns: make(map[*conn]struct{}),
 		forwarded: make(map[string]forwardedIQ), views: make(roomViews),
 		expired: make(map[string]expiredSession), throttle: newThrottle(throttleConfig{
 			freeAccount: cfg.FailuresPerAccount, freeAddress: cfg.FailuresPerIP,
@@ -100,7 +104,9 @@ func NewServer(cfg Config) (*Server, error) {
 		}),
 		limits:    newConnLimits(cfg.MaxConnections, cfg.MaxConnectionsPerIP),
 		regs:      newRegistrations(cfg.RegistrationsPerAddress, cfg.RegistrationWindow, registrationKeys),
-		creations: newRoomCreations(cfg.RoomCreations, cfg.RoomCreationWindow)}, nil
+		creations: newRoomCreations(cfg.RoomCreations, cfg.RoomCreationWindow)}
+	s.registerBuiltins(cfg.Mux)
+	return s, nil
 }
 
 // Serve accepts connections on ln until ctx ends.

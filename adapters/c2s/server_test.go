@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"annals.im/annals/adapters/credentials"
+	"annals.im/annals/adapters/mux"
 	"annals.im/annals/domain/account"
 )
 
@@ -41,6 +42,7 @@ func serverWith(t *testing.T, tweak func(*Config)) string {
 		},
 		Secret: []byte("0123456789abcdef"),
 		Log:    slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Mux:    testMux(),
 	}
 	tweak(&cfg)
 	srv, err := NewServer(cfg)
@@ -59,6 +61,18 @@ func serverWith(t *testing.T, tweak func(*Config)) string {
 	stops[ln.Addr().String()] = stop
 	servers[ln.Addr().String()] = srv
 	return ln.Addr().String()
+}
+
+// testMux is the mux of test servers: pings to the server, which tests
+// use to see that a session is served, answered as the ping feature
+// package does (the core's tests import no feature).
+func testMux() *mux.Mux {
+	m := mux.New()
+	m.Handle(mux.Server, "urn:xmpp:ping", func(_ context.Context, iq *mux.IQ) error {
+		iq.Result("")
+		return nil
+	})
+	return m
 }
 
 // stops lets a test stop the server at an address before its cleanup.

@@ -9,6 +9,8 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"annals.im/annals/adapters/mux"
+	"annals.im/annals/adapters/stanza"
 	"annals.im/annals/domain/wellformed"
 )
 
@@ -55,11 +57,6 @@ func (c *conn) stanzas(ctx context.Context) error {
 	}
 }
 
-// Features the server advertises in disco#info (XEP-0030).
-// jabber:iq:private is among them: clients (poezio) look for it here
-// before they use private XML storage for bookmarks.
-var serverFeatures = []string{nsDisco, nsItems, nsPing, nsVersion, nsCarbons, nsPrivate}
-
 func (c *conn) iq(e *element) error {
 	typ := e.attr("type")
 	to := e.attr("to")
@@ -85,71 +82,19 @@ func (c *conn) iq(e *element) error {
 	if !ok {
 		return c.write(c.errorReply(e, "modify", "bad-request"))
 	}
-	// Replies come from what was asked, to the sender's full JID.
-	reply := func(payload string) error {
-		return c.write(fmt.Sprintf(`<iq type='result' id='%s'%s>%s</iq>`, escape(e.attr("id")),
-			toFrom(c.jid.String(), to), payload))
-	}
-	toServer := to == "" || to == c.domain
-	toSelf := to == c.jid.Bare().String() || to == c.jid.String()
 	if j, err := jid.Parse(to); err == nil && to != "" && c.srv.isMUC(j) {
 		return c.mucIQ(context.Background(), e, child, j)
 	}
-	switch {
-	case child.XMLName.Space == nsRoster && (toServer || toSelf) && c.srv.cfg.Accounts != nil:
-		return c.rosterIQ(context.Background(), e, child)
-	case child.XMLName.Space == nsSession && typ == "set":
-		return reply("")
-	case child.XMLName.Space == nsMAM && (toServer && to == "" || toSelf) && c.srv.cfg.Archive != nil:
-		return c.mamIQ(context.Background(), e, child, c.jid.Bare().String(), false)
-	case child.XMLName.Space == nsPubsub && (to == "" || to == c.jid.Bare().String()) && c.srv.cfg.PEP != nil:
-		return c.pubsubIQ(context.Background(), e, child)
-	case child.XMLName.Space == nsPrivate && (to == "" || to == c.jid.Bare().String()):
-		return c.privateIQ(context.Background(), e, child)
-	case child.XMLName.Space == nsCarbons && typ == "set" && toServer &&
-		(child.XMLName.Local == "enable" || child.XMLName.Local == "disable"):
-		// NOTSPEC(XEP-0280 §4): disable is acknowledged but changes nothing:
-		// every client of the account sees every 1:1 message, always.
-		return reply("")
-	case child.XMLName.Space == nsPing && typ == "get" && (toServer || toSelf):
-		return reply("")
-	case child.XMLName.Space == nsDisco && typ == "get" && toServer:
-		var b strings.Builder
-		b.WriteString("<query xmlns='" + nsDisco + "'><identity category='server' type='im' name='Annals'/>")
-		for _, f := range serverFeatures {
-			b.WriteString("<feature var='" + f + "'/>")
-		}
-		b.WriteString("</query>")
-		return reply(b.String())
-	case child.XMLName.Space == nsDisco && typ == "get" && toSelf:
-		var b strings.Builder
-		b.WriteString("<query xmlns='" + nsDisco + "'><identity category='account' type='registered'/>")
-		if c.srv.cfg.PEP != nil {
-			b.WriteString("<identity category='pubsub' type='pep'/>")
-			for _, f := range pepFeatures {
-				b.WriteString("<feature var='" + f + "'/>")
+	for _, d := range c.destinations(to) {
+		iq := &mux.IQ{Stanza: (*stanza.Element)(e), Payload: stanza.Element(child), Session: c, From: c.replyFrom(e)}
+		if handled, err := c.srv.cfg.Mux.Serve(context.Background(), d, iq); handled {
+			if err != nil {
+				c.log.Error("IQ handler failed", "ns", child.XMLName.Space, "dest", d.String(), "err", err)
 			}
+			return nil
 		}
-		if c.srv.cfg.Archive != nil {
-			for _, f := range accountFeatures {
-				b.WriteString("<feature var='" + f + "'/>")
-			}
-		}
-		b.WriteString("</query>")
-		return reply(b.String())
-	case child.XMLName.Space == nsItems && typ == "get" && toServer && child.attr("node") == "":
-		// The services this server runs, so that clients find the rooms
-		// (XEP-0045 §6.1 starts from the server's items).
-		items := ""
-		if c.srv.cfg.MUCDomain != "" && c.srv.cfg.Rooms != nil {
-			items = "<item jid='" + escape(c.srv.cfg.MUCDomain) + "' name='Chatrooms'/>"
-		}
-		return reply("<query xmlns='" + nsItems + "'>" + items + "</query>")
-	case child.XMLName.Space == nsItems && typ == "get" && (toServer || toSelf):
-		return reply("<query xmlns='" + nsItems + "'/>")
-	case child.XMLName.Space == nsVersion && typ == "get" && toServer:
-		return reply("<query xmlns='" + nsVersion + "'><name>Annals</name><version>" + escape(c.srv.cfg.Version) + "</version></query>")
 	}
+	toSelf := to == c.jid.Bare().String() || to == c.jid.String()
 	if j, err := jid.Parse(to); err == nil && j.Resourcepart() != "" && !toSelf && c.srv.isLocal(j) {
 		// RFC 6121 §8.5.3.1: an IQ to a connected resource is delivered
 		// to it (its answer comes back through the case above); to a

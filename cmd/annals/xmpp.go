@@ -13,6 +13,11 @@ import (
 	"slices"
 	"time"
 
+	"annals.im/annals/adapters/features/disco"
+	"annals.im/annals/adapters/features/ping"
+	softwareversion "annals.im/annals/adapters/features/version"
+	"annals.im/annals/adapters/mux"
+
 	"annals.im/annals/adapters/c2s"
 	"annals.im/annals/adapters/credentials"
 	"annals.im/annals/domain/account"
@@ -93,6 +98,15 @@ func (x xmppFlags) validate() error {
 	return nil
 }
 
+// features are the feature packages served: one line each.
+func features() *mux.Mux {
+	m := mux.New()
+	disco.Register(m, "Annals")
+	ping.Register(m)
+	softwareversion.Register(m, "Annals", version)
+	return m
+}
+
 // listen builds the c2s server and opens its listener.
 func (x xmppFlags) listen(c Config, creds *credentials.Store, accounts *accountsService, peps *pepService, arch *archiveService, rooms *roomsService, log *slog.Logger) (*c2s.Server, net.Listener, error) {
 	var cert tls.Certificate
@@ -134,7 +148,7 @@ func (x xmppFlags) listen(c Config, creds *credentials.Store, accounts *accounts
 		Secret:          secret,
 		MaxStanza:       x.maxStanza,
 		MaxDepth:        x.maxDepth,
-		Version:         version,
+		Mux:             features(),
 		Log:             log,
 
 		MaxConnections:      x.maxConns,

@@ -1,0 +1,95 @@
+package c2s
+
+// The features still built into this package, registered on the mux like
+// any feature package's, so that dispatch and disco treat them alike. Each
+// moves out to adapters/features as it is rewritten against mux and stanza
+// alone (issue 11).
+
+import (
+	"context"
+
+	"mellium.im/xmpp/jid"
+
+	"annals.im/annals/adapters/mux"
+	"annals.im/annals/adapters/stanza"
+)
+
+// JID and Send make a session a mux.Session.
+func (c *conn) JID() jid.JID { return c.jid }
+
+func (c *conn) Send(s string) {
+	if err := c.write(s); err != nil {
+		c.log.Debug("write failed", "err", err)
+	}
+}
+
+// builtin adapts one of this package's IQ handlers, which answer with
+// stanzas they build, to a mux.Handler.
+func builtin(h func(c *conn, ctx context.Context, e *element, q element) error) mux.Handler {
+	return func(ctx context.Context, iq *mux.IQ) error {
+		c := iq.Session.(*conn)
+		// A write error means the connection is gone: the stream's reader
+		// finds out on its own.
+		h(c, ctx, (*element)(iq.Stanza), element(iq.Payload))
+		iq.Answered()
+		return nil
+	}
+}
+
+// registerBuiltins registers this package's features on m.
+func (s *Server) registerBuiltins(m *mux.Mux) {
+	// RFC 3921's session establishment, long a no-op (RFC 6121 drops it);
+	// older clients still ask.
+	m.Handle(mux.Server, nsSession, func(_ context.Context, iq *mux.IQ) error {
+		if iq.Type() != "set" {
+			return stanza.Errorf("bad-request", "session establishment is an IQ set")
+		}
+		iq.Result("")
+		return nil
+	})
+	m.Handle(mux.Server, nsCarbons, func(_ context.Context, iq *mux.IQ) error {
+		if l := iq.Payload.XMLName.Local; iq.Type() != "set" || l != "enable" && l != "disable" {
+			return stanza.Errorf("bad-request", "carbons are enabled or disabled with an IQ set")
+		}
+		// NOTSPEC(XEP-0280 §4): disable is acknowledged but changes
+		// nothing: every client of the account sees every 1:1 message,
+		// always.
+		iq.Result("")
+		return nil
+	}, nsCarbons)
+	if s.cfg.Accounts != nil {
+		m.Handle(mux.Account, nsRoster, builtin((*conn).rosterIQ))
+	}
+	if s.cfg.Archive != nil {
+		m.Handle(mux.Account, nsMAM, builtin(func(c *conn, ctx context.Context, e *element, q element) error {
+			return c.mamIQ(ctx, e, q, c.jid.Bare().String(), false)
+		}), accountFeatures...)
+	}
+	if s.cfg.PEP != nil {
+		m.Handle(mux.Account, nsPubsub, builtin((*conn).pubsubIQ), pepFeatures...)
+		m.Identity(mux.Account, mux.Identity{Category: "pubsub", Type: "pep"})
+	}
+	m.Handle(mux.Account, nsPrivate, builtin((*conn).privateIQ))
+	// Clients (poezio) look for private XML storage on the server before
+	// they keep bookmarks there.
+	m.Feature(mux.Server, nsPrivate)
+	if s.cfg.MUCDomain != "" && s.cfg.Rooms != nil {
+		// Clients find the rooms from the server's items (XEP-0045 §6.1).
+		m.Item(mux.Server, mux.Item{JID: s.cfg.MUCDomain, Name: "Chatrooms"})
+	}
+}
+
+// destinations are where an IQ get or set to `to` from c may be handled
+// on the mux, in order: no to is the account's (RFC 6120 §10.3.3), and
+// what the server answers there too.
+func (c *conn) destinations(to string) []mux.Dest {
+	switch to {
+	case "":
+		return []mux.Dest{mux.Server, mux.Account}
+	case c.domain:
+		return []mux.Dest{mux.Server}
+	case c.jid.Bare().String(), c.jid.String():
+		return []mux.Dest{mux.Account}
+	}
+	return nil
+}

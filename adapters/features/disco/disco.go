@@ -1,0 +1,86 @@
+// Package disco answers service discovery (XEP-0030) for the server and
+// for the sender's own account, from what the features registered on the
+// mux: identities and features for disco#info, items for disco#items.
+// Nothing is listed by hand, so what is advertised is what is served.
+package disco
+
+import (
+	"context"
+	"strings"
+
+	"annals.im/annals/adapters/mux"
+	"annals.im/annals/adapters/stanza"
+)
+
+// Namespaces of XEP-0030.
+const (
+	NSInfo  = "http://jabber.org/protocol/disco#info"
+	NSItems = "http://jabber.org/protocol/disco#items"
+)
+
+// Register answers disco#info and disco#items on m for the server (named
+// serverName, an IM server) and for accounts. Call it before or after
+// the other features: answers are built when asked.
+func Register(m *mux.Mux, serverName string) {
+	m.Identity(mux.Server, mux.Identity{Category: "server", Type: "im", Name: serverName})
+	m.Identity(mux.Account, mux.Identity{Category: "account", Type: "registered"})
+	for _, d := range []mux.Dest{mux.Server, mux.Account} {
+		m.Handle(d, NSInfo, info(m, d), NSInfo, NSItems)
+		m.Handle(d, NSItems, items(m, d))
+	}
+}
+
+func info(m *mux.Mux, d mux.Dest) mux.Handler {
+	return func(_ context.Context, iq *mux.IQ) error {
+		if iq.Type() != "get" {
+			return stanza.Errorf("bad-request", "disco#info is an IQ get")
+		}
+		var b strings.Builder
+		b.WriteString("<query xmlns='" + NSInfo + "'")
+		if node := iq.Payload.Attr("node"); node != "" {
+			// The same answer for any node (entity capabilities ask with
+			// node#ver): the server has no nodes of its own.
+			b.WriteString(" node='" + stanza.Escape(node) + "'")
+		}
+		b.WriteString(">")
+		for _, id := range m.Identities(d) {
+			b.WriteString("<identity category='" + stanza.Escape(id.Category) + "' type='" + stanza.Escape(id.Type) + "'")
+			if id.Name != "" {
+				b.WriteString(" name='" + stanza.Escape(id.Name) + "'")
+			}
+			b.WriteString("/>")
+		}
+		for _, f := range m.Features(d) {
+			b.WriteString("<feature var='" + stanza.Escape(f) + "'/>")
+		}
+		b.WriteString("</query>")
+		iq.Result(b.String())
+		return nil
+	}
+}
+
+func items(m *mux.Mux, d mux.Dest) mux.Handler {
+	return func(_ context.Context, iq *mux.IQ) error {
+		if iq.Type() != "get" {
+			return stanza.Errorf("bad-request", "disco#items is an IQ get")
+		}
+		var b strings.Builder
+		b.WriteString("<query xmlns='" + NSItems + "'")
+		node := iq.Payload.Attr("node")
+		if node != "" {
+			b.WriteString(" node='" + stanza.Escape(node) + "'>")
+		} else {
+			b.WriteString(">")
+			for _, it := range m.Items(d) {
+				b.WriteString("<item jid='" + stanza.Escape(it.JID) + "'")
+				if it.Name != "" {
+					b.WriteString(" name='" + stanza.Escape(it.Name) + "'")
+				}
+				b.WriteString("/>")
+			}
+		}
+		b.WriteString("</query>")
+		iq.Result(b.String())
+		return nil
+	}
+}

@@ -1,0 +1,68 @@
+// Package muxtest helps feature packages test their handlers: a session
+// that keeps what is sent to it, and a way to ask a mux as the session
+// core would.
+package muxtest
+
+import (
+	"bytes"
+	"context"
+	"encoding/xml"
+	"fmt"
+	"strings"
+
+	"mellium.im/xmpp/jid"
+
+	"annals.im/annals/adapters/mux"
+	"annals.im/annals/adapters/stanza"
+	"annals.im/annals/domain/wellformed"
+)
+
+// Session is a mux.Session that keeps what it is sent.
+type Session struct {
+	Full jid.JID
+	Sent []string
+}
+
+func (s *Session) JID() jid.JID       { return s.Full }
+func (s *Session) Send(stanza string) { s.Sent = append(s.Sent, stanza) }
+
+// Ask sends the IQ serialized in iq from session s to d on m, as the core
+// would (answered from `from`), and returns what the session was sent.
+// handled is false when no handler took it.
+func Ask(m *mux.Mux, d mux.Dest, s *Session, from, iq string) (answer string, handled bool, err error) {
+	e, err := Parse(iq)
+	if err != nil {
+		return "", false, err
+	}
+	payload, _ := e.Child()
+	s.Sent = nil
+	handled, err = m.Serve(context.Background(), d, &mux.IQ{Stanza: e, Payload: payload, Session: s, From: from})
+	if len(s.Sent) > 1 {
+		return "", handled, fmt.Errorf("muxtest: %d answers: %q", len(s.Sent), s.Sent)
+	}
+	if len(s.Sent) == 1 {
+		answer = s.Sent[0]
+	}
+	return answer, handled, err
+}
+
+// Parse reads one stanza as a client stream's reader would.
+func Parse(x string) (*stanza.Element, error) {
+	d := wellformed.NewDecoder(strings.NewReader("<s xmlns='"+stanza.NSClient+"'>"+x+"</s>"), wellformed.DefaultMaxDepth)
+	if _, err := d.Token(); err != nil { // <s>
+		return nil, err
+	}
+	tok, err := d.Token()
+	if err != nil {
+		return nil, err
+	}
+	start, ok := tok.(xml.StartElement)
+	if !ok {
+		return nil, fmt.Errorf("muxtest: %q is not an element", x)
+	}
+	var inner bytes.Buffer
+	if err := d.WriteInner(&inner, start); err != nil {
+		return nil, err
+	}
+	return &stanza.Element{XMLName: start.Name, Attrs: start.Attr, Inner: inner.Bytes()}, nil
+}

@@ -1,0 +1,9 @@
+// Package stanza is what the XMPP adapters and the features they serve
+// share about stanzas: the element as read from a stream (kept as its
+// re-serialized bytes, so it can be routed without a round trip through
+// Go structs), namespaces of RFC 6120/6121, escaping, and stanza errors
+// (RFC 6120 §8.3) with the one table from conditions to their types.
+//
+// It imports nothing of Annals: the session core, the router and every
+// feature package may import it.
+package stanza

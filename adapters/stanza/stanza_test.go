@@ -1,0 +1,54 @@
+package stanza_test
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"annals.im/annals/adapters/mux/muxtest"
+	"annals.im/annals/adapters/stanza"
+)
+
+// An element's attributes, children (inheriting the default namespace)
+// and text read as the stream said them.
+func TestElement(t *testing.T) {
+	e, err := muxtest.Parse(`<message to='a@b' xml:lang='en' id='&amp;1'><body>hi &lt;3<b/>!</body><x xmlns='urn:x'><y/></x></message>`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Attr("id") != "&1" || e.Attr("lang") != "en" || e.Attr("from") != "" {
+		t.Errorf("attributes: id %q lang %q", e.Attr("id"), e.Attr("lang"))
+	}
+	kids := e.Children()
+	if len(kids) != 2 || kids[0].XMLName.Space != stanza.NSClient || kids[1].XMLName.Space != "urn:x" {
+		t.Fatalf("children: %+v", kids)
+	}
+	if got := kids[0].Text(); got != "hi <3!" {
+		t.Errorf("text %q", got)
+	}
+	x, ok := e.Named("urn:x", "x")
+	if y, _ := x.Child(); !ok || y.XMLName.Space != "urn:x" || y.XMLName.Local != "y" {
+		t.Errorf("named child: %+v %v", x, ok)
+	}
+}
+
+// Each condition goes out with its usual type; text is escaped; an error
+// that is not a stanza error says nothing of itself to the client.
+func TestErrors(t *testing.T) {
+	for cond, typ := range map[string]string{"item-not-found": "cancel", "forbidden": "auth", "bad-request": "modify", "resource-constraint": "wait"} {
+		if got := stanza.Errorf(cond, "").XML(); !strings.HasPrefix(got, "<error type='"+typ+"'><"+cond+" ") {
+			t.Errorf("%s: %s", cond, got)
+		}
+	}
+	if got := stanza.Errorf("not-allowed", "a <b>").XML(); !strings.Contains(got, ">a &lt;b&gt;</text>") {
+		t.Errorf("text: %s", got)
+	}
+	wrapped := fmt.Errorf("deciding: %w", stanza.Errorf("conflict", "taken"))
+	if se := stanza.ErrorOf(wrapped); se.Cond != "conflict" {
+		t.Errorf("wrapped: %+v", se)
+	}
+	if se := stanza.ErrorOf(errors.New("secret path /var/x")); se.Cond != "internal-server-error" || se.Text != "" {
+		t.Errorf("internal: %+v", se)
+	}
+}
