@@ -76,6 +76,7 @@ func (s *Server) registerBuiltins(m *mux.Mux) {
 	if s.cfg.MUCDomain != "" && s.cfg.Rooms != nil {
 		// Clients find the rooms from the server's items (XEP-0045 §6.1).
 		m.Item(mux.Server, mux.Item{JID: s.cfg.MUCDomain, Name: "Chatrooms"})
+		m.Mount(s.cfg.MUCDomain, mucService{s})
 	}
 }
 

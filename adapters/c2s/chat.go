@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"hash/fnv"
-	"slices"
 	"sync"
 	"time"
 
@@ -56,13 +55,6 @@ func (c *conn) message(ctx context.Context, e *element) error {
 		if to, err = jid.Parse(e.attr("to")); err != nil {
 			return c.write(c.errorReply(e, "modify", "jid-malformed"))
 		}
-	}
-	if c.srv.isMUC(to) {
-		return c.mucMessage(ctx, e, to)
-	}
-	if !slices.Contains(c.srv.cfg.Domains, to.Domainpart()) {
-		// Until s2s exists no other server is reachable.
-		return c.write(c.errorReply(e, "cancel", "remote-server-not-found"))
 	}
 	typ := e.attr("type")
 	if typ == "" {

@@ -80,3 +80,29 @@ func TestMUCExitStatus(t *testing.T) {
 		t.Fatalf("the exit reached the owner without its text: %q", got)
 	}
 }
+
+// Stanzas to another server are answered remote-server-not-found, one
+// rule for every kind (no s2s yet), except errors and answers, which are
+// never answered; a subscription request still reaches the roster.
+func TestRouteRemote(t *testing.T) {
+	addr := rawServer(t, 0)
+	c := dial(t, addr)
+	c.login("balcony")
+	for _, s := range []string{
+		"<iq type='get' id='r1' to='example.net'><ping xmlns='urn:xmpp:ping'/></iq>",
+		"<message type='chat' id='r2' to='mercutio@example.net'><body>hi</body></message>",
+		"<presence id='r3' to='room@conference.example.net/nick'/>",
+	} {
+		c.send(s)
+		id := s[strings.Index(s, "id='")+4 : strings.Index(s, "id='")+6]
+		if got := c.until("id='" + id + "'"); !strings.Contains(got, "type='error'") || !strings.Contains(got, "remote-server-not-found") {
+			t.Errorf("%s: %q", s, got)
+		}
+	}
+	c.send("<message type='error' id='e1' to='mercutio@example.net'><error type='cancel'><gone xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>")
+	c.send("<iq type='result' id='e2' to='mercutio@example.net/x'/>")
+	c.send("<iq type='get' id='p'><ping xmlns='urn:xmpp:ping'/></iq>")
+	if got := c.until("id='p'"); strings.Contains(got, "id='e1'") || strings.Contains(got, "id='e2'") {
+		t.Errorf("an error or an answer was answered: %q", got)
+	}
+}

@@ -15,7 +15,8 @@ import (
 //     presence, history, subject: XEP-0045 §7.2.3) goes out.
 //  3. ready(version of the room the answer showed) sends what is pending
 //     and newer than that version, in log order, and the session is live:
-//     later events are delivered to it as the follower meets them.
+//     later events are delivered to it as the follower meets them, and
+//     those the answer showed are not, however late the follower is.
 //
 // So the session sees each event once, after its join's answer, in log
 // order, whichever process appended it.
@@ -30,6 +31,7 @@ type attachments struct {
 type attachment struct {
 	show    string // the session's show in the room (XEP-0045 presence)
 	joining bool   // between attach and ready: deliveries wait in pending
+	since   uint64 // the room's version its join's answer showed (set by ready)
 	pending []pendingStanza
 	// overflow: more than maxPending waited; the join's answer took too
 	// long for the room's traffic, and the session cannot be told the rest
@@ -87,7 +89,7 @@ func (a *attachments) ready(r, acct string, c *conn, version uint64) bool {
 			c.deliver(p.stanza, p.urgent)
 		}
 	}
-	at.joining, at.pending = false, nil
+	at.joining, at.pending, at.since = false, nil, version
 	return true
 }
 
@@ -119,6 +121,9 @@ func (a *attachments) tell(r, acct string, version uint64, stanza func(c *conn) 
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for c, at := range a.rooms[r][acct] {
+		if !at.joining && version <= at.since {
+			continue // its join's answer showed this already
+		}
 		x := stanza(c)
 		switch {
 		case x == "":

@@ -45,6 +45,8 @@ func TestAttachmentJoinProtocol(t *testing.T) {
 	if !a.ready("r", "bob", joiner, 5) {
 		t.Fatal("ready refused")
 	}
+	// A late follower's event that the answer showed is not told again.
+	tell("bob", 5)
 	tell("bob", 8)
 	if got, want := joinOut.String(), "<answer/><e6/><e7/><e8/>"; got != want {
 		t.Errorf("joining session got %q, want %q", got, want)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 
 	"mellium.im/xmpp/jid"
@@ -14,9 +13,6 @@ import (
 
 // presence handles a presence stanza from this session (RFC 6121 §4).
 func (c *conn) presence(ctx context.Context, e *element) error {
-	if j, err := jid.Parse(e.attr("to")); err == nil && e.attr("to") != "" && c.srv.isMUC(j) {
-		return c.mucPresence(ctx, e, j)
-	}
 	if c.srv.cfg.Accounts == nil {
 		return nil // no rosters, no presence to share
 	}
@@ -45,10 +41,6 @@ func (c *conn) presence(ctx context.Context, e *element) error {
 		t, err := jid.Parse(to)
 		if err != nil {
 			return c.write(c.errorReply(e, "modify", "jid-malformed"))
-		}
-		if !slices.Contains(c.srv.cfg.Domains, t.Domainpart()) {
-			// Other servers (and their rooms) are out of reach until s2s.
-			return c.write(c.errorReplyText(e, "cancel", "remote-server-not-found", "this server does not reach other servers yet"))
 		}
 		for _, target := range c.srv.route(t) {
 			target.deliver(withTo(stamped, target.jid.String()), false)

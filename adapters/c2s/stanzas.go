@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/xml"
 	"fmt"
-	"slices"
 	"strings"
 
 	"mellium.im/xmpp/jid"
@@ -32,14 +31,14 @@ func (c *conn) stanzas(ctx context.Context) error {
 				err = rerr
 				break
 			}
-			err = c.iq(e)
+			err = c.routeStanza(ctx, e)
 		case xml.Name{Space: nsClient, Local: "message"}:
-			err = c.message(ctx, e)
+			err = c.routeStanza(ctx, e)
 		case xml.Name{Space: nsStream, Local: "error"}:
 			c.log.Info("the client sent a stream error", "error", clip(string(e.Inner), 256))
 			return errStreamClosed
 		case xml.Name{Space: nsClient, Local: "presence"}:
-			err = c.presence(ctx, e)
+			err = c.routeStanza(ctx, e)
 		default:
 			ok, err := c.smElement(e)
 			if err != nil {
@@ -64,8 +63,6 @@ func (c *conn) iq(e *element) error {
 		j, err := jid.Parse(to)
 		switch {
 		case err != nil:
-		case c.srv.isMUC(j) && j.Resourcepart() != "":
-			c.occupantIQReply(e) // an answer to an IQ the room forwarded
 		case j.Resourcepart() != "":
 			// An answer to another client's IQ goes to it; to a resource
 			// that has gone, nowhere (errors are never answered).
@@ -81,9 +78,6 @@ func (c *conn) iq(e *element) error {
 	child, ok := e.child()
 	if !ok {
 		return c.write(c.errorReply(e, "modify", "bad-request"))
-	}
-	if j, err := jid.Parse(to); err == nil && to != "" && c.srv.isMUC(j) {
-		return c.mucIQ(context.Background(), e, child, j)
 	}
 	for _, d := range c.destinations(to) {
 		iq := &mux.IQ{Stanza: (*stanza.Element)(e), Payload: stanza.Element(child), Session: c, From: c.replyFrom(e)}
@@ -113,9 +107,6 @@ func (s *Server) sessionAt(j jid.JID) *conn {
 	defer s.mu.Unlock()
 	return s.sessions[j.Bare().String()][j.Resourcepart()]
 }
-
-// isLocal reports whether j is at one of the domains this server serves.
-func (s *Server) isLocal(j jid.JID) bool { return slices.Contains(s.cfg.Domains, j.Domainpart()) }
 
 // errorReply answers e from this session with an error, to the session's
 // own full JID: a from the client wrote is never trusted (RFC 6120 §8.1.2.1).

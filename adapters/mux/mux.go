@@ -103,6 +103,7 @@ type Mux struct {
 	features   [dests][]string
 	identities [dests][]Identity
 	items      [dests][]Item
+	services   map[string]Service // by domain
 }
 
 // New returns an empty Mux.

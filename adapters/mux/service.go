@@ -1,0 +1,39 @@
+package mux
+
+import (
+	"context"
+	"fmt"
+
+	"mellium.im/xmpp/jid"
+
+	"annals.im/annals/adapters/stanza"
+)
+
+// Service is a service mounted on a domain of its own, such as the
+// multi-user chat service on conference.<domain>: every stanza a session
+// sends to that domain or to a JID on it is the service's to handle and
+// answer, whatever its kind.
+type Service interface {
+	// Handle takes stanza e (an iq, message or presence) from s, sent to
+	// to, a JID at the service's domain. It answers s itself, with a
+	// stanza error where it refuses; an error it returns is for the log.
+	Handle(ctx context.Context, s Session, e *stanza.Element, to jid.JID) error
+}
+
+// Mount makes svc the service of domain. A domain mounted twice is a
+// wiring mistake and panics.
+func (m *Mux) Mount(domain string, svc Service) {
+	if m.services == nil {
+		m.services = make(map[string]Service)
+	}
+	if _, dup := m.services[domain]; dup {
+		panic(fmt.Sprintf("mux: a service is already mounted on %s", domain))
+	}
+	m.services[domain] = svc
+}
+
+// Service returns the service mounted on domain.
+func (m *Mux) Service(domain string) (Service, bool) {
+	svc, ok := m.services[domain]
+	return svc, ok
+}
