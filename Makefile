@@ -102,8 +102,8 @@ fuzz:
 	$(GO) test $(GOFLAGS_) -run '^$$' -fuzz '^FuzzCanonical$$' -fuzztime $(FUZZTIME) ./domain/event/
 	$(GO) test $(GOFLAGS_) -run '^$$' -fuzz '^FuzzExchange$$' -fuzztime $(FUZZTIME) ./adapters/sasl/
 	$(GO) test $(GOFLAGS_) -run '^$$' -fuzz '^FuzzCanonical$$' -fuzztime $(FUZZTIME) ./domain/wellformed/
-	$(GO) test $(GOFLAGS_) -run '^$$' -fuzz '^FuzzRestamp$$' -fuzztime $(FUZZTIME) ./adapters/c2s/
-	$(GO) test $(GOFLAGS_) -run '^$$' -fuzz '^FuzzScanMessage$$' -fuzztime $(FUZZTIME) ./adapters/c2s/
+	$(GO) test $(GOFLAGS_) -run '^$$' -fuzz '^FuzzRestamp$$' -fuzztime $(FUZZTIME) ./adapters/stanza/
+	$(GO) test $(GOFLAGS_) -run '^$$' -fuzz '^FuzzScanMessage$$' -fuzztime $(FUZZTIME) ./adapters/stanza/
 	$(GO) test $(GOFLAGS_) -run '^$$' -fuzz '^FuzzMAMQuery$$' -fuzztime $(FUZZTIME) ./adapters/c2s/
 
 clean:

@@ -71,7 +71,7 @@ func (c *conn) authenticate(ctx context.Context, auth *element) (ok bool, err er
 		}
 		return c.srv.cfg.Credentials(ctx, j.String())
 	}
-	mech := auth.attr("mechanism")
+	mech := auth.Attr("mechanism")
 	x, err := sasl.Start(mech, lookup, c.srv.cfg.Secret)
 	if err != nil {
 		return fail("invalid-mechanism")

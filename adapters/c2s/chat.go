@@ -9,6 +9,7 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"annals.im/annals/adapters/stanza"
 	"annals.im/annals/domain/account"
 	"annals.im/annals/domain/archive"
 )
@@ -50,24 +51,24 @@ func (l *deliveryLocks) of(bare string) *sync.RWMutex {
 // message handles a message from this session.
 func (c *conn) message(ctx context.Context, e *element) error {
 	to := c.jid.Bare() // no to: the user's own account (RFC 6120 §8.1.1.1)
-	if e.attr("to") != "" {
+	if e.Attr("to") != "" {
 		var err error
-		if to, err = jid.Parse(e.attr("to")); err != nil {
+		if to, err = jid.Parse(e.Attr("to")); err != nil {
 			return c.write(c.errorReply(e, "modify", "jid-malformed"))
 		}
 	}
-	typ := e.attr("type")
+	typ := e.Attr("type")
 	if typ == "" {
 		typ = "normal"
 	}
-	m := scanMessage(e)
+	m := stanza.ScanMessage(e)
 	stripped := *e
-	stripped.Inner = m.inner
-	stanza := restamp(&stripped, c.jid.String())
+	stripped.Inner = m.Inner
+	wire := stanza.Restamp(&stripped, c.jid.String())
 	switch typ {
 	case "chat", "normal":
 		if to.Localpart() != "" {
-			return c.chat(ctx, e, to, typ, m, stanza)
+			return c.chat(ctx, e, to, typ, m, wire)
 		}
 	case "groupchat", "headline", "error":
 	default:
@@ -82,7 +83,7 @@ func (c *conn) message(ctx context.Context, e *element) error {
 		return c.write(c.errorReply(e, "cancel", "service-unavailable"))
 	}
 	for _, t := range targets {
-		t.deliver(stanza, m.body)
+		t.deliver(wire, m.Body)
 	}
 	return nil
 }
@@ -96,7 +97,7 @@ func (c *conn) message(ctx context.Context, e *element) error {
 // is the point of server-side chat state. <no-store/> and
 // <no-permanent-store/> are honoured: such a message is forked but kept in
 // no archive (so it has no archive ID).
-func (c *conn) chat(ctx context.Context, e *element, to jid.JID, typ string, m msgInfo, stanza string) error {
+func (c *conn) chat(ctx context.Context, e *element, to jid.JID, typ string, m stanza.MessageInfo, wire string) error {
 	s := c.srv
 	sender, recipient := c.jid.Bare().String(), to.Bare().String()
 	self := sender == recipient
@@ -106,13 +107,13 @@ func (c *conn) chat(ctx context.Context, e *element, to jid.JID, typ string, m m
 	direct, others := s.targets(to)
 	var rec archive.MessageSent
 	switch {
-	case m.archivable() && s.cfg.Archive != nil:
+	case m.Archivable() && s.cfg.Archive != nil:
 		var err error
-		rec, err = s.cfg.Archive.Record(ctx, archive.Send{From: c.jid, To: to, Kind: typ, Stanza: stanza, Reserialized: true,
-			MessageID: e.attr("id"), Session: c.sid, Offline: len(direct) == 0})
+		rec, err = s.cfg.Archive.Record(ctx, archive.Send{From: c.jid, To: to, Kind: typ, Stanza: wire, Reserialized: true,
+			MessageID: e.Attr("id"), Session: c.sid, Offline: len(direct) == 0})
 		switch {
 		case errors.Is(err, archive.ErrDuplicate):
-			c.log.Debug("message sent again on the same session: stored and delivered already", "id", clip(e.attr("id"), 256))
+			c.log.Debug("message sent again on the same session: stored and delivered already", "id", clip(e.Attr("id"), 256))
 			return nil
 		case errors.Is(err, account.ErrNotFound):
 			return c.write(c.errorReply(e, "cancel", "service-unavailable"))
@@ -141,10 +142,10 @@ func (c *conn) chat(ctx context.Context, e *element, to jid.JID, typ string, m m
 	case len(direct) == 0:
 		return c.write(c.errorReply(e, "cancel", "service-unavailable"))
 	}
-	urgent := m.body || m.crypted
+	urgent := m.Body || m.Crypted
 	if self {
 		// A note to oneself: one archive entry, every other client gets it.
-		note := withStanzaID(stanza, sender, rec.SenderID)
+		note := withStanzaID(wire, sender, rec.SenderID)
 		for _, t := range append(direct, others...) {
 			if t != c {
 				t.deliver(note, urgent)
@@ -152,27 +153,27 @@ func (c *conn) chat(ctx context.Context, e *element, to jid.JID, typ string, m m
 		}
 		return nil
 	}
-	in := withStanzaID(stanza, recipient, rec.RecipientID)
+	in := withStanzaID(wire, recipient, rec.RecipientID)
 	for _, t := range direct {
 		t.deliver(in, urgent)
 	}
 	for _, t := range others {
-		t.deliver(carbon("received", recipient, t.jid.String(), typ, in), urgent)
+		t.deliver(stanza.Carbon("received", recipient, t.jid.String(), typ, in), urgent)
 	}
-	out := withStanzaID(stanza, sender, rec.SenderID)
+	out := withStanzaID(wire, sender, rec.SenderID)
 	for _, t := range s.availableOf(sender) {
 		if t != c {
-			t.deliver(carbon("sent", sender, t.jid.String(), typ, out), urgent)
+			t.deliver(stanza.Carbon("sent", sender, t.jid.String(), typ, out), urgent)
 		}
 	}
 	return nil
 }
 
-func withStanzaID(stanza, by, id string) string {
+func withStanzaID(wire, by, id string) string {
 	if id == "" {
-		return stanza
+		return wire
 	}
-	return insertChild(stanza, stanzaIDXML(by, id))
+	return stanza.InsertChild(wire, stanza.IDElement(by, id))
 }
 
 // targets finds who gets a 1:1 message to `to`: direct gets the message
@@ -249,7 +250,7 @@ func (s *Server) flushOffline(ctx context.Context, c *conn) {
 		// in the archive).
 		sent := 0
 		for _, m := range waiting {
-			st := withStanzaID(insertChild(m.Stanza, "<delay xmlns='"+nsDelay+"' from='"+escape(c.domain)+"' stamp='"+stamp(m.At)+"'/>"), acct, m.ID)
+			st := withStanzaID(stanza.InsertChild(m.Stanza, "<delay xmlns='"+nsDelay+"' from='"+stanza.Escape(c.domain)+"' stamp='"+stanza.Stamp(m.At)+"'/>"), acct, m.ID)
 			wctx, cancel := context.WithTimeout(ctx, offlineWait)
 			ok := c.waitForRoom(wctx, len(st))
 			cancel()
@@ -273,6 +274,3 @@ func (s *Server) flushOffline(ctx context.Context, c *conn) {
 		}
 	}
 }
-
-// stamp formats t as an XEP-0082 DateTime in UTC with microseconds.
-func stamp(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000000Z") }

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"annals.im/annals/adapters/stanza"
 )
 
 // Defaults of the connection limits (Config.MaxConnections,
@@ -139,7 +141,7 @@ func (s *Server) admit(nc net.Conn) (net.Conn, bool) {
 	// A fresh socket's send buffer is empty: this write does not wait.
 	nc.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
 	io.WriteString(nc, fmt.Sprintf(`<?xml version='1.0'?><stream:stream xmlns='%s' xmlns:stream='%s' id='%s' from='%s' version='1.0'>`,
-		nsClient, nsStream, newID(), escape(s.cfg.Domains[0]))+refusal.xml()+"</stream:stream>")
+		nsClient, nsStream, stanza.NewID(), stanza.Escape(s.cfg.Domains[0]))+refusal.xml()+"</stream:stream>")
 	nc.Close()
 	return nil, false
 }

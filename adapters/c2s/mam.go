@@ -11,6 +11,7 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"annals.im/annals/adapters/stanza"
 	"annals.im/annals/domain/archive"
 )
 
@@ -41,7 +42,7 @@ func badRequest(format string, args ...any) error {
 // errorReplyText is errorReply with an explanation.
 func (c *conn) errorReplyText(e *element, typ, cond, text string) string {
 	return fmt.Sprintf(`<%s type='error' id='%s'%s><error type='%s'><%s xmlns='%s'/><text xmlns='%s'>%s</text></error></%s>`,
-		e.XMLName.Local, escape(e.attr("id")), toFrom(c.jid.String(), c.replyFrom(e)), typ, cond, nsStanzas, nsStanzas, escape(text), e.XMLName.Local)
+		e.XMLName.Local, stanza.Escape(e.Attr("id")), stanza.ToFrom(c.jid.String(), c.replyFrom(e)), typ, cond, nsStanzas, nsStanzas, stanza.Escape(text), e.XMLName.Local)
 }
 
 // mamIQ answers the XEP-0313 requests on an archive: the user's own, or
@@ -50,10 +51,10 @@ func (c *conn) errorReplyText(e *element, typ, cond, text string) string {
 func (c *conn) mamIQ(ctx context.Context, e *element, q element, acct string, room bool) error {
 	from := ""
 	if room {
-		from = " from='" + escape(acct) + "'"
+		from = " from='" + stanza.Escape(acct) + "'"
 	}
 	reply := func(payload string) error {
-		return c.write(fmt.Sprintf(`<iq type='result' id='%s' to='%s'%s>%s</iq>`, escape(e.attr("id")), escape(c.jid.String()), from, payload))
+		return c.write(fmt.Sprintf(`<iq type='result' id='%s' to='%s'%s>%s</iq>`, stanza.Escape(e.Attr("id")), stanza.Escape(c.jid.String()), from, payload))
 	}
 	fail := func(err error) error {
 		var qe *queryError
@@ -68,7 +69,7 @@ func (c *conn) mamIQ(ctx context.Context, e *element, q element, acct string, ro
 		c.log.Error("archive request failed", "err", err)
 		return c.write(c.errorReply(e, "wait", "internal-server-error"))
 	}
-	typ := e.attr("type")
+	typ := e.Attr("type")
 	switch {
 	case q.XMLName.Local == "query" && typ == "get":
 		return reply(mamForm)
@@ -88,15 +89,15 @@ func (c *conn) mamIQ(ctx context.Context, e *element, q element, acct string, ro
 			page.Complete, page.Entries = len(page.Entries) == 0, nil
 		}
 		queryID := ""
-		if id := q.attr("queryid"); id != "" {
-			queryID = " queryid='" + escape(id) + "'"
+		if id := q.Attr("queryid"); id != "" {
+			queryID = " queryid='" + stanza.Escape(id) + "'"
 		}
 		out := make([]string, 0, len(page.Entries)+1)
-		head := "<message xmlns='" + nsClient + "' to='" + escape(c.jid.String()) + "' from='" + escape(acct) +
+		head := "<message xmlns='" + nsClient + "' to='" + stanza.Escape(c.jid.String()) + "' from='" + stanza.Escape(acct) +
 			"'><result xmlns='" + nsMAM + "'" + queryID + " id='"
 		for _, en := range page.Entries {
-			out = append(out, head+escape(en.ID)+"'><forwarded xmlns='"+nsForward+"'><delay xmlns='"+nsDelay+
-				"' stamp='"+stamp(en.At)+"'/>"+en.Stanza+"</forwarded></result></message>")
+			out = append(out, head+stanza.Escape(en.ID)+"'><forwarded xmlns='"+nsForward+"'><delay xmlns='"+nsDelay+
+				"' stamp='"+stanza.Stamp(en.At)+"'/>"+en.Stanza+"</forwarded></result></message>")
 		}
 		var fin strings.Builder
 		fin.WriteString("<fin xmlns='" + nsMAM + "'")
@@ -105,11 +106,11 @@ func (c *conn) mamIQ(ctx context.Context, e *element, q element, acct string, ro
 		}
 		fin.WriteString("><set xmlns='" + nsRSM + "'>")
 		if n := len(page.Entries); n > 0 {
-			fin.WriteString("<first>" + escape(page.Entries[0].ID) + "</first><last>" + escape(page.Entries[n-1].ID) + "</last>")
+			fin.WriteString("<first>" + stanza.Escape(page.Entries[0].ID) + "</first><last>" + stanza.Escape(page.Entries[n-1].ID) + "</last>")
 		}
 		fin.WriteString("</set></fin>")
 		// The results and the answer go out together, in order.
-		out = append(out, fmt.Sprintf(`<iq type='result' id='%s' to='%s'%s>%s</iq>`, escape(e.attr("id")), escape(c.jid.String()), from, fin.String()))
+		out = append(out, fmt.Sprintf(`<iq type='result' id='%s' to='%s'%s>%s</iq>`, stanza.Escape(e.Attr("id")), stanza.Escape(c.jid.String()), from, fin.String()))
 		return c.writeAll(out)
 	case q.XMLName.Local == "metadata" && typ == "get":
 		first, last, ok, err := c.srv.cfg.Archive.Bounds(ctx, acct)
@@ -120,7 +121,7 @@ func (c *conn) mamIQ(ctx context.Context, e *element, q element, acct string, ro
 			return reply("<metadata xmlns='" + nsMAM + "'/>")
 		}
 		return reply(fmt.Sprintf("<metadata xmlns='%s'><start id='%s' timestamp='%s'/><end id='%s' timestamp='%s'/></metadata>",
-			nsMAM, escape(first.ID), stamp(first.At), escape(last.ID), stamp(last.At)))
+			nsMAM, stanza.Escape(first.ID), stanza.Stamp(first.At), stanza.Escape(last.ID), stanza.Stamp(last.At)))
 	case q.XMLName.Local == "prefs" && room:
 		return c.write(c.errorReply(e, "cancel", "feature-not-implemented"))
 	case q.XMLName.Local == "prefs" && typ == "get":
@@ -154,7 +155,7 @@ const mamForm = `<query xmlns='` + nsMAM + `'><x xmlns='` + nsData + `' type='fo
 // parseMAMQuery reads a query's form, RSM set and flip-page.
 func parseMAMQuery(q element) (archive.Query, error) {
 	var query archive.Query
-	for _, ch := range children(q) {
+	for _, ch := range q.Children() {
 		switch ch.XMLName {
 		case xml.Name{Space: nsData, Local: "x"}:
 			if err := parseMAMForm(ch, &query); err != nil {
@@ -172,25 +173,25 @@ func parseMAMQuery(q element) (archive.Query, error) {
 }
 
 func parseMAMForm(x element, query *archive.Query) error {
-	if t := x.attr("type"); t != "submit" && t != "" {
+	if t := x.Attr("type"); t != "submit" && t != "" {
 		return badRequest("the form's type is %q, not submit", t)
 	}
 	formType := ""
-	for _, f := range children(x) {
+	for _, f := range x.Children() {
 		if f.XMLName.Local != "field" {
 			continue
 		}
 		var values []string
-		for _, v := range children(f) {
+		for _, v := range f.Children() {
 			if v.XMLName.Local == "value" {
-				values = append(values, string(textOf(v)))
+				values = append(values, v.Text())
 			}
 		}
 		one := ""
 		if len(values) > 0 {
 			one = strings.TrimSpace(values[0])
 		}
-		switch name := f.attr("var"); name {
+		switch name := f.Attr("var"); name {
 		case "FORM_TYPE":
 			formType = one
 		case "with":
@@ -239,8 +240,8 @@ func parseMAMForm(x element, query *archive.Query) error {
 }
 
 func parseRSM(set element, query *archive.Query) error {
-	for _, ch := range children(set) {
-		v := strings.TrimSpace(string(textOf(ch)))
+	for _, ch := range set.Children() {
+		v := strings.TrimSpace(ch.Text())
 		switch ch.XMLName.Local {
 		case "max":
 			n, err := strconv.Atoi(v)
@@ -264,27 +265,16 @@ func parseRSM(set element, query *archive.Query) error {
 
 // rsmMaxZero reports whether the query's RSM set says <max>0</max>.
 func rsmMaxZero(q element) bool {
-	for _, ch := range children(q) {
+	for _, ch := range q.Children() {
 		if ch.XMLName == (xml.Name{Space: nsRSM, Local: "set"}) {
-			for _, m := range children(ch) {
-				if m.XMLName.Local == "max" && strings.TrimSpace(string(textOf(m))) == "0" {
+			for _, m := range ch.Children() {
+				if m.XMLName.Local == "max" && strings.TrimSpace(m.Text()) == "0" {
 					return true
 				}
 			}
 		}
 	}
 	return false
-}
-
-// textOf returns the character data of e (its inner XML unescaped).
-func textOf(e element) []byte {
-	var s struct {
-		Text string `xml:",chardata"`
-	}
-	if err := xml.Unmarshal(append(append([]byte("<t>"), e.Inner...), "</t>"...), &s); err != nil {
-		return nil
-	}
-	return []byte(s.Text)
 }
 
 func prefsXML(p archive.Prefs) string {
@@ -295,24 +285,24 @@ func prefsXML(p archive.Prefs) string {
 	}
 	b.WriteString("<prefs xmlns='" + nsMAM + "' default='" + def + "'><always>")
 	for _, j := range p.Always {
-		b.WriteString("<jid>" + escape(j) + "</jid>")
+		b.WriteString("<jid>" + stanza.Escape(j) + "</jid>")
 	}
 	b.WriteString("</always><never>")
 	for _, j := range p.Never {
-		b.WriteString("<jid>" + escape(j) + "</jid>")
+		b.WriteString("<jid>" + stanza.Escape(j) + "</jid>")
 	}
 	b.WriteString("</never></prefs>")
 	return b.String()
 }
 
 func parsePrefs(q element) (archive.Prefs, error) {
-	p := archive.Prefs{Default: q.attr("default")}
-	for _, list := range children(q) {
-		for _, j := range children(list) {
+	p := archive.Prefs{Default: q.Attr("default")}
+	for _, list := range q.Children() {
+		for _, j := range list.Children() {
 			if j.XMLName.Local != "jid" {
 				continue
 			}
-			v := strings.TrimSpace(string(textOf(j)))
+			v := strings.TrimSpace(j.Text())
 			switch list.XMLName.Local {
 			case "always":
 				p.Always = append(p.Always, v)

@@ -15,6 +15,7 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"annals.im/annals/adapters/stanza"
 	"annals.im/annals/domain/archive"
 	"annals.im/annals/domain/event"
 	"annals.im/annals/domain/room"
@@ -71,7 +72,7 @@ func (s *Server) occupantID(r, acct string) string {
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:18])
 }
 
-const nsOccupantID = "urn:xmpp:occupant-id:0"
+const nsOccupantID = stanza.NSOccupantID
 
 func (s *Server) occupantIDXML(r, acct string) string {
 	return "<occupant-id xmlns='" + nsOccupantID + "' id='" + s.occupantID(r, acct) + "'/>"
@@ -112,8 +113,8 @@ func mucError(err error) (typ, cond string) {
 func (c *conn) mucErrorReply(e *element, from string, err error, extra string) string {
 	typ, cond := mucError(err)
 	return fmt.Sprintf(`<%s type='error' id='%s' from='%s' to='%s'>%s<error type='%s'><%s xmlns='%s'/><text xmlns='%s'>%s</text></error></%s>`,
-		e.XMLName.Local, escape(e.attr("id")), escape(from), escape(c.jid.String()), extra, typ, cond, nsStanzas, nsStanzas,
-		escape(strings.TrimPrefix(err.Error(), "room: ")), e.XMLName.Local)
+		e.XMLName.Local, stanza.Escape(e.Attr("id")), stanza.Escape(from), stanza.Escape(c.jid.String()), extra, typ, cond, nsStanzas, nsStanzas,
+		stanza.Escape(strings.TrimPrefix(err.Error(), "room: ")), e.XMLName.Local)
 }
 
 // isMUC reports whether to is on the MUC service.
@@ -124,13 +125,13 @@ func (s *Server) isMUC(to jid.JID) bool {
 // occupantXML is an occupant's presence as viewer (an account) sees it.
 func (s *Server) occupantXML(st room.State, o room.Occupant, viewer, to, typ string, codes []int, inner string) string {
 	var b strings.Builder
-	b.WriteString("<presence xmlns='" + nsClient + "' from='" + escape(st.JID+"/"+o.Nick) + "' to='" + escape(to) + "'")
+	b.WriteString("<presence xmlns='" + nsClient + "' from='" + stanza.Escape(st.JID+"/"+o.Nick) + "' to='" + stanza.Escape(to) + "'")
 	if typ != "" {
 		b.WriteString(" type='" + typ + "'")
 	}
 	b.WriteString("><x xmlns='" + nsMUCUser + "'><item affiliation='" + string(st.Affiliation(o.Account)) + "' role='" + string(o.Role) + "'")
 	if self := viewer == o.Account; self || st.Config.WhoisAnyone || st.Occupants[viewer].Role == room.Moderator {
-		b.WriteString(" jid='" + escape(o.Account) + "'")
+		b.WriteString(" jid='" + stanza.Escape(o.Account) + "'")
 	}
 	b.WriteString(">" + inner + "</item>")
 	for _, code := range codes {
@@ -139,10 +140,10 @@ func (s *Server) occupantXML(st room.State, o room.Occupant, viewer, to, typ str
 	b.WriteString("</x>" + s.occupantIDXML(st.JID, o.Account))
 	if typ == "" {
 		if o.Show != "" {
-			b.WriteString("<show>" + escape(o.Show) + "</show>")
+			b.WriteString("<show>" + stanza.Escape(o.Show) + "</show>")
 		}
 		if o.Status != "" {
-			b.WriteString("<status>" + escape(o.Status) + "</status>")
+			b.WriteString("<status>" + stanza.Escape(o.Status) + "</status>")
 		}
 	}
 	b.WriteString("</presence>")
@@ -165,9 +166,9 @@ func (c *conn) mucPresence(ctx context.Context, e *element, to jid.JID) error {
 	r := to.Bare().String()
 	acct := c.jid.Bare().String()
 	nick := to.Resourcepart()
-	show := childText(e, "show")
-	status := childText(e, "status")
-	switch e.attr("type") {
+	show := e.ChildText("show")
+	status := e.ChildText("status")
+	switch e.Attr("type") {
 	case "unavailable":
 		// An explicit exit from any client: the account leaves.
 		_, _, _, err := s.roomDo(ctx, r, func(room.State) any { return room.Leave{Account: acct, Status: status} })
@@ -175,7 +176,7 @@ func (c *conn) mucPresence(ctx context.Context, e *element, to jid.JID) error {
 			if errors.Is(err, room.ErrNotOccupant) || errors.Is(err, room.ErrNotFound) {
 				// Not in the room: still tell this client it is out.
 				return c.write(fmt.Sprintf(`<presence from='%s' to='%s' type='unavailable'><x xmlns='%s'><item affiliation='none' role='none'/><status code='110'/></x></presence>`,
-					escape(to.String()), escape(c.jid.String()), nsMUCUser))
+					stanza.Escape(to.String()), stanza.Escape(c.jid.String()), nsMUCUser))
 			}
 			return c.write(c.mucErrorReply(e, to.String(), err, ""))
 		}
@@ -203,8 +204,8 @@ func (c *conn) mucPresence(ctx context.Context, e *element, to jid.JID) error {
 	}
 	password := ""
 	var hist history
-	if x, ok := childNamed(e, nsMUC, "x"); ok {
-		password = childText(&x, "password")
+	if x, ok := e.Named(nsMUC, "x"); ok {
+		password = x.ChildText("password")
 		hist = parseHistory(&x)
 	}
 	// An account past its room-creation rate may still join rooms that
@@ -243,21 +244,21 @@ func (c *conn) mucPresence(ctx context.Context, e *element, to jid.JID) error {
 	}
 	// The others learn of the join from the log; this session from here,
 	// with the id of its join presence (XEP-0045 §7.2.3).
-	c.deliver(withID(s.occupantXML(st, me, acct, c.jid.String(), "", selfCodes(st, codes...), ""), e.attr("id")), true)
+	c.deliver(stanza.WithID(s.occupantXML(st, me, acct, c.jid.String(), "", selfCodes(st, codes...), ""), e.Attr("id")), true)
 	if !out.Already {
 		s.setAutojoin(ctx, acct, r, me.Nick, true)
 	}
 	s.sendHistory(ctx, c, st, hist)
 	subject := "<subject/>"
 	if st.Subject != "" {
-		subject = "<subject>" + escape(st.Subject) + "</subject>"
+		subject = "<subject>" + stanza.Escape(st.Subject) + "</subject>"
 	}
 	from := st.JID
 	if st.SubjectNick != "" {
 		from += "/" + st.SubjectNick
 	}
 	c.deliver(fmt.Sprintf(`<message xmlns='%s' type='groupchat' from='%s' to='%s' id='%s'>%s</message>`,
-		nsClient, escape(from), escape(c.jid.String()), newID(), subject), true)
+		nsClient, stanza.Escape(from), stanza.Escape(c.jid.String()), stanza.NewID(), subject), true)
 	if !s.muc.ready(r, acct, c, st.Version) {
 		c.log.Warn("room join: the room said more than a joining session may hold back", "room", r, "max_pending", maxPending)
 		return &streamError{cond: "resource-constraint", text: "the room was too busy while this session joined it"}
@@ -281,21 +282,21 @@ type history struct {
 
 func parseHistory(x *element) history {
 	h := history{maxStanzas: -1, maxChars: -1}
-	he, ok := childNamed(x, nsMUC, "history")
+	he, ok := x.Named(nsMUC, "history")
 	if !ok {
 		return h
 	}
-	if n, err := strconv.Atoi(he.attr("maxstanzas")); err == nil && n >= 0 {
+	if n, err := strconv.Atoi(he.Attr("maxstanzas")); err == nil && n >= 0 {
 		h.maxStanzas = n
 	}
-	if n, err := strconv.Atoi(he.attr("maxchars")); err == nil && n >= 0 {
+	if n, err := strconv.Atoi(he.Attr("maxchars")); err == nil && n >= 0 {
 		h.maxChars = n
 	}
-	if n, err := strconv.Atoi(he.attr("seconds")); err == nil && n >= 0 {
+	if n, err := strconv.Atoi(he.Attr("seconds")); err == nil && n >= 0 {
 		// More seconds than a Duration holds would wrap into the future.
 		h.since = time.Now().Add(-time.Duration(min(n, math.MaxInt64/int(time.Second))) * time.Second)
 	}
-	if t, err := time.Parse(time.RFC3339Nano, he.attr("since")); err == nil && t.After(h.since) {
+	if t, err := time.Parse(time.RFC3339Nano, he.Attr("since")); err == nil && t.After(h.since) {
 		h.since = t
 	}
 	return h
@@ -329,8 +330,8 @@ func (s *Server) sendHistory(ctx context.Context, c *conn, st room.State, h hist
 		page.Entries = page.Entries[first:]
 	}
 	for _, en := range page.Entries {
-		m := insertChild(en.Stanza, "<delay xmlns='"+nsDelay+"' from='"+escape(st.JID)+"' stamp='"+stamp(en.At)+"'/>")
-		c.deliver(withTo(insertChild(m, stanzaIDXML(st.JID, en.ID)), c.jid.String()), true)
+		m := stanza.InsertChild(en.Stanza, "<delay xmlns='"+nsDelay+"' from='"+stanza.Escape(st.JID)+"' stamp='"+stanza.Stamp(en.At)+"'/>")
+		c.deliver(stanza.WithTo(stanza.InsertChild(m, stanza.IDElement(st.JID, en.ID)), c.jid.String()), true)
 	}
 }
 
@@ -339,7 +340,7 @@ func (c *conn) mucMessage(ctx context.Context, e *element, to jid.JID) error {
 	s := c.srv
 	r := to.Bare().String()
 	acct := c.jid.Bare().String()
-	typ := e.attr("type")
+	typ := e.Attr("type")
 	if to.Resourcepart() != "" {
 		return c.mucPrivate(ctx, e, to)
 	}
@@ -347,15 +348,15 @@ func (c *conn) mucMessage(ctx context.Context, e *element, to jid.JID) error {
 		return nil
 	}
 	if typ != "groupchat" {
-		if inv, ok := childNamed(e, nsMUCUser, "x"); ok {
+		if inv, ok := e.Named(nsMUCUser, "x"); ok {
 			return c.mucInvite(ctx, e, to, &inv)
 		}
 		return c.write(c.mucErrorReply(e, r, fmt.Errorf("%w: messages to a room are of type groupchat", room.ErrInvalid), ""))
 	}
-	m := scanMessage(e)
-	if subj, ok := childNamed(e, nsClient, "subject"); ok && !m.body {
+	m := stanza.ScanMessage(e)
+	if subj, ok := e.Named(nsClient, "subject"); ok && !m.Body {
 		if _, _, _, err := s.roomDo(ctx, r, func(room.State) any {
-			return room.SetSubject{Account: acct, Subject: string(textOf(subj))}
+			return room.SetSubject{Account: acct, Subject: subj.Text()}
 		}); err != nil {
 			return c.write(c.mucErrorReply(e, r, err, ""))
 		}
@@ -365,25 +366,14 @@ func (c *conn) mucMessage(ctx context.Context, e *element, to jid.JID) error {
 	_, _, _, err := s.roomDo(ctx, r, func(st room.State) any {
 		o := st.Occupants[acct]
 		stripped := *e
-		stripped.Inner = append(slices.Clip(m.inner), s.occupantIDXML(r, acct)...)
-		stanza := restamp(&stripped, r+"/"+o.Nick)
-		return room.Post{Account: acct, ID: id, Stanza: withoutTo(stanza), Reserialized: true}
+		stripped.Inner = append(slices.Clip(m.Inner), s.occupantIDXML(r, acct)...)
+		wire := stanza.Restamp(&stripped, r+"/"+o.Nick)
+		return room.Post{Account: acct, ID: id, Stanza: stanza.WithoutTo(wire), Reserialized: true}
 	})
 	if err != nil {
 		return c.write(c.mucErrorReply(e, r, err, ""))
 	}
 	return nil // the room's sessions, this one too, get it from the log
-}
-
-// withoutTo removes the to attribute of a serialized stanza.
-func withoutTo(stanza string) string {
-	end := strings.IndexByte(stanza, '>')
-	head := stanza[:end]
-	if i := strings.Index(head, " to='"); i >= 0 {
-		j := strings.IndexByte(head[i+5:], '\'')
-		return head[:i] + head[i+5+j+1:] + stanza[end:]
-	}
-	return stanza
 }
 
 // mucPrivate forwards a private message to an occupant: every attached
@@ -399,7 +389,7 @@ func (c *conn) mucPrivate(ctx context.Context, e *element, to jid.JID) error {
 	me, in := st.Occupants[acct]
 	target, found := st.ByNick(to.Resourcepart())
 	switch {
-	case e.attr("type") == "groupchat":
+	case e.Attr("type") == "groupchat":
 		// XEP-0045 §7.5: a private message of type groupchat would show
 		// in the recipient's client as said in the room (a forged subject,
 		// say): refused.
@@ -409,17 +399,17 @@ func (c *conn) mucPrivate(ctx context.Context, e *element, to jid.JID) error {
 	case !found:
 		return c.write(c.mucErrorReply(e, to.String(), room.ErrItemNotFound, ""))
 	}
-	m := scanMessage(e)
+	m := stanza.ScanMessage(e)
 	stripped := *e
-	stripped.Inner = append(slices.Clip(m.inner), ("<x xmlns='" + nsMUCUser + "'/>" + s.occupantIDXML(r, acct))...)
-	stanza := restamp(&stripped, r+"/"+me.Nick)
+	stripped.Inner = append(slices.Clip(m.Inner), ("<x xmlns='" + nsMUCUser + "'/>" + s.occupantIDXML(r, acct))...)
+	wire := stanza.Restamp(&stripped, r+"/"+me.Nick)
 	for _, t := range s.muc.sessions(r, target.Account) {
-		t.deliver(withTo(stanza, t.jid.String()), m.body)
+		t.deliver(stanza.WithTo(wire, t.jid.String()), m.Body)
 	}
 	// The sender's other sessions in the room see what it sent.
 	for _, t := range s.muc.sessions(r, acct) {
 		if t != c {
-			t.deliver(carbon("sent", acct, t.jid.String(), e.attr("type"), withTo(restamp(&stripped, c.jid.String()), to.String())), m.body)
+			t.deliver(stanza.Carbon("sent", acct, t.jid.String(), e.Attr("type"), stanza.WithTo(stanza.Restamp(&stripped, c.jid.String()), to.String())), m.Body)
 		}
 	}
 	return nil
@@ -430,8 +420,8 @@ func (c *conn) mucInvite(ctx context.Context, e *element, to jid.JID, x *element
 	s := c.srv
 	r := to.Bare().String()
 	acct := c.jid.Bare().String()
-	inv, ok := childNamed(x, nsMUCUser, "invite")
-	invitee, err := jid.Parse(inv.attr("to"))
+	inv, ok := x.Named(nsMUCUser, "invite")
+	invitee, err := jid.Parse(inv.Attr("to"))
 	if !ok || err != nil {
 		return c.write(c.mucErrorReply(e, r, fmt.Errorf("%w: an invitation needs an invitee", room.ErrInvalid), ""))
 	}
@@ -440,30 +430,21 @@ func (c *conn) mucInvite(ctx context.Context, e *element, to jid.JID, x *element
 		return c.write(c.mucErrorReply(e, r, err, ""))
 	}
 	reason := ""
-	if rs := childText(&inv, "reason"); rs != "" {
-		reason = "<reason>" + escape(rs) + "</reason>"
+	if rs := inv.ChildText("reason"); rs != "" {
+		reason = "<reason>" + stanza.Escape(rs) + "</reason>"
 	}
 	// The room keeps only a hash of its password: a password in the
 	// invitation is one the inviter put there.
 	password := ""
-	if p := childText(x, "password"); p != "" && st.Config.PasswordHash != "" {
-		password = "<password>" + escape(p) + "</password>"
+	if p := x.ChildText("password"); p != "" && st.Config.PasswordHash != "" {
+		password = "<password>" + stanza.Escape(p) + "</password>"
 	}
-	stanza := fmt.Sprintf(`<message xmlns='%s' from='%s' to='%%s'><x xmlns='%s'><invite from='%s'>%s</invite>%s</x></message>`,
-		nsClient, escape(r), nsMUCUser, escape(c.jid.String()), reason, password)
+	wire := fmt.Sprintf(`<message xmlns='%s' from='%s' to='%%s'><x xmlns='%s'><invite from='%s'>%s</invite>%s</x></message>`,
+		nsClient, stanza.Escape(r), nsMUCUser, stanza.Escape(c.jid.String()), reason, password)
 	for _, t := range s.route(invitee) {
-		t.deliver(fmt.Sprintf(stanza, escape(t.jid.String())), true)
+		t.deliver(fmt.Sprintf(wire, stanza.Escape(t.jid.String())), true)
 	}
 	return nil
-}
-
-// withID sets the id of a stanza this package serialized, if id is given.
-func withID(stanza, id string) string {
-	if id == "" {
-		return stanza
-	}
-	i := strings.IndexAny(stanza, " >")
-	return stanza[:i] + " id='" + escape(id) + "'" + stanza[i:]
 }
 
 // roomDo runs a room command and returns the room before and after it.
@@ -499,25 +480,4 @@ func (s *Server) bookmarkRooms(ctx context.Context, r string, evs []event.Envelo
 			}
 		}
 	}
-}
-
-// childNamed returns e's first child with that name.
-func childNamed(e *element, space, local string) (element, bool) {
-	for _, ch := range children(*e) {
-		if ch.XMLName.Space == space && ch.XMLName.Local == local {
-			return ch, true
-		}
-	}
-	return element{}, false
-}
-
-// childText returns the text of e's first child called local, in e's
-// namespace or jabber:client.
-func childText(e *element, local string) string {
-	for _, ch := range children(*e) {
-		if ch.XMLName.Local == local {
-			return strings.TrimSpace(string(textOf(ch)))
-		}
-	}
-	return ""
 }

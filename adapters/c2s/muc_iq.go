@@ -11,17 +11,18 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"annals.im/annals/adapters/stanza"
 	"annals.im/annals/domain/room"
 )
 
 // mucIQ answers an IQ to the MUC service, a room or an occupant.
 func (c *conn) mucIQ(ctx context.Context, e *element, q element, to jid.JID) error {
 	s := c.srv
-	typ := e.attr("type")
+	typ := e.Attr("type")
 	acct := c.jid.Bare().String()
 	reply := func(payload string) error {
 		return c.write(fmt.Sprintf(`<iq type='result' id='%s' from='%s' to='%s'>%s</iq>`,
-			escape(e.attr("id")), escape(to.String()), escape(c.jid.String()), payload))
+			stanza.Escape(e.Attr("id")), stanza.Escape(to.String()), stanza.Escape(c.jid.String()), payload))
 	}
 	fail := func(err error) error { return c.write(c.mucErrorReply(e, to.String(), err, "")) }
 	switch {
@@ -39,7 +40,7 @@ func (c *conn) mucIQ(ctx context.Context, e *element, q element, to jid.JID) err
 			var b strings.Builder
 			b.WriteString("<query xmlns='" + nsItems + "'>")
 			for _, r := range list {
-				b.WriteString("<item jid='" + escape(r.JID) + "' name='" + escape(cmpOr(r.Name, r.JID)) + "'/>")
+				b.WriteString("<item jid='" + stanza.Escape(r.JID) + "' name='" + stanza.Escape(cmpOr(r.Name, r.JID)) + "'/>")
 			}
 			b.WriteString("</query>")
 			return reply(b.String())
@@ -97,7 +98,7 @@ func (c *conn) mucIQ(ctx context.Context, e *element, q element, to jid.JID) err
 // members-only), and a public room's name is listed in disco#items anyway.
 func roomInfo(st room.State, viewer string) string {
 	var b strings.Builder
-	b.WriteString("<query xmlns='" + nsDisco + "'><identity category='conference' type='text' name='" + escape(cmpOr(st.Config.Name, st.JID)) + "'/>")
+	b.WriteString("<query xmlns='" + nsDisco + "'><identity category='conference' type='text' name='" + stanza.Escape(cmpOr(st.Config.Name, st.JID)) + "'/>")
 	feature := func(on bool, yes, no string) {
 		if on {
 			b.WriteString("<feature var='" + yes + "'/>")
@@ -119,11 +120,11 @@ func roomInfo(st room.State, viewer string) string {
 	b.WriteString("<x xmlns='" + nsData + "' type='result'><field var='FORM_TYPE' type='hidden'><value>http://jabber.org/protocol/muc#roominfo</value></field>")
 	insider := st.Insider(viewer)
 	if insider || !st.Config.MembersOnly {
-		b.WriteString("<field var='muc#roominfo_description'><value>" + escape(st.Config.Description) + "</value></field>")
+		b.WriteString("<field var='muc#roominfo_description'><value>" + stanza.Escape(st.Config.Description) + "</value></field>")
 	}
 	if insider {
 		b.WriteString("<field var='muc#roominfo_occupants'><value>" + strconv.Itoa(len(st.Occupants)) + "</value></field>")
-		b.WriteString("<field var='muc#roominfo_subject'><value>" + escape(st.Subject) + "</value></field>")
+		b.WriteString("<field var='muc#roominfo_subject'><value>" + stanza.Escape(st.Subject) + "</value></field>")
 	}
 	b.WriteString("</x></query>")
 	return b.String()
@@ -141,7 +142,7 @@ func (c *conn) mucAdmin(ctx context.Context, e *element, q element, st room.Stat
 	s := c.srv
 	acct := c.jid.Bare().String()
 	items := []element{}
-	for _, ch := range children(q) {
+	for _, ch := range q.Children() {
 		if ch.XMLName.Local == "item" {
 			items = append(items, ch)
 		}
@@ -149,16 +150,16 @@ func (c *conn) mucAdmin(ctx context.Context, e *element, q element, st room.Stat
 	if len(items) == 0 {
 		return fail(fmt.Errorf("%w: no item", room.ErrInvalid))
 	}
-	if e.attr("type") == "get" {
+	if e.Attr("type") == "get" {
 		it := items[0]
 		var b strings.Builder
 		b.WriteString("<query xmlns='" + nsMUCAdmin + "'>")
 		switch {
-		case it.attr("affiliation") != "":
-			a, ok := room.ParseAffiliation(it.attr("affiliation"))
+		case it.Attr("affiliation") != "":
+			a, ok := room.ParseAffiliation(it.Attr("affiliation"))
 			mine := st.Affiliation(acct)
 			if !ok || a == room.None {
-				return fail(fmt.Errorf("%w: affiliation %q", room.ErrInvalid, it.attr("affiliation")))
+				return fail(fmt.Errorf("%w: affiliation %q", room.ErrInvalid, it.Attr("affiliation")))
 			}
 			if mine != room.Owner && mine != room.Admin && !(a == room.Member && mine == room.Member) {
 				return fail(room.ErrForbidden)
@@ -171,19 +172,19 @@ func (c *conn) mucAdmin(ctx context.Context, e *element, q element, st room.Stat
 			}
 			slices.Sort(js)
 			for _, j := range js {
-				b.WriteString("<item affiliation='" + string(a) + "' jid='" + escape(j) + "'/>")
+				b.WriteString("<item affiliation='" + string(a) + "' jid='" + stanza.Escape(j) + "'/>")
 			}
-		case it.attr("role") != "":
-			r, ok := room.ParseRole(it.attr("role"))
+		case it.Attr("role") != "":
+			r, ok := room.ParseRole(it.Attr("role"))
 			if !ok {
-				return fail(fmt.Errorf("%w: role %q", room.ErrInvalid, it.attr("role")))
+				return fail(fmt.Errorf("%w: role %q", room.ErrInvalid, it.Attr("role")))
 			}
 			if st.Occupants[acct].Role != room.Moderator {
 				return fail(room.ErrForbidden)
 			}
 			for _, o := range st.Occupants {
 				if o.Role == r {
-					b.WriteString("<item role='" + string(r) + "' nick='" + escape(o.Nick) + "' jid='" + escape(o.Account) +
+					b.WriteString("<item role='" + string(r) + "' nick='" + stanza.Escape(o.Nick) + "' jid='" + stanza.Escape(o.Account) +
 						"' affiliation='" + string(st.Affiliation(o.Account)) + "'/>")
 				}
 			}
@@ -196,19 +197,19 @@ func (c *conn) mucAdmin(ctx context.Context, e *element, q element, st room.Stat
 	// All items of a request apply together or not at all (§9.5).
 	var batch room.Batch
 	for _, it := range items {
-		reason := childText(&it, "reason")
+		reason := it.ChildText("reason")
 		switch {
-		case it.attr("role") != "":
-			r, ok := room.ParseRole(it.attr("role"))
-			nick := it.attr("nick")
+		case it.Attr("role") != "":
+			r, ok := room.ParseRole(it.Attr("role"))
+			nick := it.Attr("nick")
 			if !ok || nick == "" {
 				return fail(fmt.Errorf("%w: a role change needs a role and a nick", room.ErrInvalid))
 			}
 			batch = append(batch, room.SetRole{By: acct, Nick: nick, Role: r, Reason: reason})
-		case it.attr("affiliation") != "":
-			a, ok := room.ParseAffiliation(it.attr("affiliation"))
-			j, err := jid.Parse(it.attr("jid"))
-			if !ok || err != nil || it.attr("jid") == "" {
+		case it.Attr("affiliation") != "":
+			a, ok := room.ParseAffiliation(it.Attr("affiliation"))
+			j, err := jid.Parse(it.Attr("jid"))
+			if !ok || err != nil || it.Attr("jid") == "" {
 				return fail(fmt.Errorf("%w: an affiliation change needs an affiliation and a JID", room.ErrInvalid))
 			}
 			batch = append(batch, room.SetAffiliation{By: acct, JID: j.Bare().String(), Affiliation: a, Reason: reason})
@@ -244,7 +245,7 @@ func configForm(cfg room.Config) string {
 	b.WriteString("<x xmlns='" + nsData + "' type='form'><title>Room configuration</title>")
 	b.WriteString("<field var='FORM_TYPE' type='hidden'><value>http://jabber.org/protocol/muc#roomconfig</value></field>")
 	field := func(v, typ, label, value string) {
-		b.WriteString("<field var='" + v + "' type='" + typ + "' label='" + escape(label) + "'><value>" + escape(value) + "</value></field>")
+		b.WriteString("<field var='" + v + "' type='" + typ + "' label='" + stanza.Escape(label) + "'><value>" + stanza.Escape(value) + "</value></field>")
 	}
 	boolean := func(x bool) string {
 		if x {
@@ -280,14 +281,14 @@ func configForm(cfg room.Config) string {
 // is the verifier of the form's password (hashRoomSecret).
 func parseConfig(cfg room.Config, x element, secretHash string) (room.Config, error) {
 	secret, protected := "", cfg.PasswordHash != ""
-	for _, f := range children(x) {
+	for _, f := range x.Children() {
 		if f.XMLName.Local != "field" {
 			continue
 		}
 		v := ""
-		for _, val := range children(f) {
+		for _, val := range f.Children() {
 			if val.XMLName.Local == "value" {
-				v = strings.TrimSpace(string(textOf(val)))
+				v = strings.TrimSpace(val.Text())
 				break
 			}
 		}
@@ -298,17 +299,17 @@ func parseConfig(cfg room.Config, x element, secretHash string) (room.Config, er
 			case "0", "false", "":
 				return false, nil
 			}
-			return false, fmt.Errorf("%w: %s: %q is not a boolean", room.ErrInvalid, f.attr("var"), v)
+			return false, fmt.Errorf("%w: %s: %q is not a boolean", room.ErrInvalid, f.Attr("var"), v)
 		}
 		number := func() (int, error) {
 			n, err := strconv.Atoi(cmpOr(v, "0"))
 			if err != nil || n < 0 {
-				return 0, fmt.Errorf("%w: %s: %q is not a count", room.ErrInvalid, f.attr("var"), v)
+				return 0, fmt.Errorf("%w: %s: %q is not a count", room.ErrInvalid, f.Attr("var"), v)
 			}
 			return n, nil
 		}
 		var err error
-		switch f.attr("var") {
+		switch f.Attr("var") {
 		case "FORM_TYPE":
 			if v != "http://jabber.org/protocol/muc#roomconfig" {
 				return cfg, fmt.Errorf("%w: FORM_TYPE %q", room.ErrInvalid, v)
@@ -347,7 +348,7 @@ func parseConfig(cfg room.Config, x element, secretHash string) (room.Config, er
 		case cfgHistory, "muc#roomconfig_historylength":
 			cfg.HistoryLength, err = number()
 		default:
-			err = fmt.Errorf("%w: unknown field %q", room.ErrInvalid, f.attr("var"))
+			err = fmt.Errorf("%w: unknown field %q", room.ErrInvalid, f.Attr("var"))
 		}
 		if err != nil {
 			return cfg, err
@@ -371,23 +372,23 @@ func (c *conn) mucOwner(ctx context.Context, e *element, q element, st room.Stat
 	if st.Affiliation(acct) != room.Owner {
 		return fail(room.ErrForbidden)
 	}
-	if e.attr("type") == "get" {
+	if e.Attr("type") == "get" {
 		return reply("<query xmlns='" + nsMUCOwner + "'>" + configForm(st.Config) + "</query>")
 	}
-	if d, ok := childNamed(&q, nsMUCOwner, "destroy"); ok {
+	if d, ok := q.Named(nsMUCOwner, "destroy"); ok {
 		if _, _, _, err := s.roomDo(ctx, st.JID, func(room.State) any {
-			return room.Destroy{By: acct, Reason: childText(&d, "reason"), Alternate: d.attr("jid")}
+			return room.Destroy{By: acct, Reason: d.ChildText("reason"), Alternate: d.Attr("jid")}
 		}); err != nil {
 			return fail(err)
 		}
 		return reply("")
 	}
-	x, ok := childNamed(&q, nsData, "x")
+	x, ok := q.Named(nsData, "x")
 	if !ok {
 		return fail(fmt.Errorf("%w: no form", room.ErrInvalid))
 	}
 	var cmd func(room.State) any
-	switch x.attr("type") {
+	switch x.Attr("type") {
 	case "cancel":
 		if !st.Locked {
 			return reply("")
@@ -407,7 +408,7 @@ func (c *conn) mucOwner(ctx context.Context, e *element, q element, st room.Stat
 			return room.Configure{By: acct, Config: cfg}
 		}
 	default:
-		return fail(fmt.Errorf("%w: form type %q", room.ErrInvalid, x.attr("type")))
+		return fail(fmt.Errorf("%w: form type %q", room.ErrInvalid, x.Attr("type")))
 	}
 	if _, _, _, err := s.roomDo(ctx, st.JID, cmd); err != nil {
 		return fail(err)
@@ -447,7 +448,7 @@ func (c *conn) forwardOccupantIQ(e *element, st room.State, to jid.JID) error {
 		// The account is in the room but none of its clients is.
 		return c.write(c.errorReplyText(e, "wait", "recipient-unavailable", "no client of this occupant is in the room now"))
 	}
-	fid := "muc-" + newID()
+	fid := "muc-" + stanza.NewID()
 	s.fwdMu.Lock()
 	if len(s.forwarded) >= maxForwarded {
 		now := time.Now()
@@ -460,12 +461,12 @@ func (c *conn) forwardOccupantIQ(e *element, st room.State, to jid.JID) error {
 			s.forwarded = make(map[string]forwardedIQ)
 		}
 	}
-	s.forwarded[fid] = forwardedIQ{asker: c, id: e.attr("id"), room: st.JID, target: target.Account, nick: target.Nick,
+	s.forwarded[fid] = forwardedIQ{asker: c, id: e.Attr("id"), room: st.JID, target: target.Account, nick: target.Nick,
 		expires: time.Now().Add(5 * time.Minute)}
 	s.fwdMu.Unlock()
 	t := sessions[0]
 	fwd := withAttr(e, "id", fid)
-	t.deliver(withTo(restamp(&fwd, st.JID+"/"+me.Nick), t.jid.String()), true)
+	t.deliver(stanza.WithTo(stanza.Restamp(&fwd, st.JID+"/"+me.Nick), t.jid.String()), true)
 	return nil
 }
 
@@ -474,16 +475,16 @@ func (c *conn) forwardOccupantIQ(e *element, st room.State, to jid.JID) error {
 func (c *conn) occupantIQReply(e *element) bool {
 	s := c.srv
 	s.fwdMu.Lock()
-	f, ok := s.forwarded[e.attr("id")]
+	f, ok := s.forwarded[e.Attr("id")]
 	if ok && f.target == c.jid.Bare().String() {
-		delete(s.forwarded, e.attr("id"))
+		delete(s.forwarded, e.Attr("id"))
 	}
 	s.fwdMu.Unlock()
 	if !ok || f.target != c.jid.Bare().String() {
 		return false
 	}
 	back := withAttr(e, "id", f.id)
-	f.asker.deliver(withTo(restamp(&back, f.room+"/"+f.nick), f.asker.jid.String()), true)
+	f.asker.deliver(stanza.WithTo(stanza.Restamp(&back, f.room+"/"+f.nick), f.asker.jid.String()), true)
 	return true
 }
 

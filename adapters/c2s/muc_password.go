@@ -58,11 +58,11 @@ func (s *Server) roomJoin(ctx context.Context, r string, j room.Join, password s
 // the command: the form may be decided more than once.
 func hashRoomSecret(x element) (string, error) {
 	secret := ""
-	for _, f := range children(x) {
-		if f.XMLName.Local == "field" && f.attr("var") == cfgSecret {
-			for _, val := range children(f) {
+	for _, f := range x.Children() {
+		if f.XMLName.Local == "field" && f.Attr("var") == cfgSecret {
+			for _, val := range f.Children() {
 				if val.XMLName.Local == "value" {
-					secret = strings.TrimSpace(string(textOf(val)))
+					secret = strings.TrimSpace(val.Text())
 					break
 				}
 			}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 
+	"annals.im/annals/adapters/stanza"
 	"annals.im/annals/domain/event"
 	"annals.im/annals/domain/room"
 )
@@ -29,11 +30,11 @@ func (s *Server) publishRoom(before, after room.State, e event.Envelope) {
 		if e.Decode(room.Schema, &d) != nil {
 			return
 		}
-		msg := insertChild(d.Stanza, stanzaIDXML(after.JID, d.ID))
+		msg := stanza.InsertChild(d.Stanza, stanza.IDElement(after.JID, d.ID))
 		for acct := range after.Occupants {
 			// Each account's copy also carries the ID its own archive has.
-			own := insertChild(msg, stanzaIDXML(acct, d.ID))
-			s.muc.tell(after.JID, acct, v, func(c *conn) string { return withTo(own, c.jid.String()) }, true)
+			own := stanza.InsertChild(msg, stanza.IDElement(acct, d.ID))
+			s.muc.tell(after.JID, acct, v, func(c *conn) string { return stanza.WithTo(own, c.jid.String()) }, true)
 		}
 	case room.TypeSubjectSet:
 		var d room.SubjectSet
@@ -42,7 +43,7 @@ func (s *Server) publishRoom(before, after room.State, e event.Envelope) {
 		}
 		s.roomBroadcast(after, v, func(_, to string) string {
 			return fmt.Sprintf(`<message xmlns='%s' type='groupchat' from='%s' to='%s' id='%s'><subject>%s</subject></message>`,
-				nsClient, escape(after.JID+"/"+d.Nick), escape(to), newID(), escape(d.Subject))
+				nsClient, stanza.Escape(after.JID+"/"+d.Nick), stanza.Escape(to), stanza.NewID(), stanza.Escape(d.Subject))
 		}, true)
 	case room.TypeConfigured:
 		if !before.Exists || before.Locked {
@@ -51,7 +52,7 @@ func (s *Server) publishRoom(before, after room.State, e event.Envelope) {
 		// Status 104: the configuration changed (XEP-0045 §10.2.1).
 		s.roomBroadcast(after, v, func(_, to string) string {
 			return fmt.Sprintf(`<message xmlns='%s' type='groupchat' from='%s' to='%s' id='%s'><x xmlns='%s'><status code='104'/></x></message>`,
-				nsClient, escape(after.JID), escape(to), newID(), nsMUCUser)
+				nsClient, stanza.Escape(after.JID), stanza.Escape(to), stanza.NewID(), nsMUCUser)
 		}, false)
 	case room.TypePresenceChanged, room.TypeRoleSet, room.TypeAffiliationSet:
 		var d struct {
@@ -86,7 +87,7 @@ func (s *Server) publishRoom(before, after room.State, e event.Envelope) {
 				codes = append(codes, 110)
 			}
 			x := s.occupantXML(after, old, viewer, to, "unavailable", codes, "")
-			return strings.Replace(x, "<item ", "<item nick='"+escape(o.Nick)+"' ", 1)
+			return strings.Replace(x, "<item ", "<item nick='"+stanza.Escape(o.Nick)+"' ", 1)
 		}, false)
 		s.roomBroadcast(after, v, func(viewer, to string) string {
 			var codes []int
@@ -148,19 +149,19 @@ func (s *Server) announceExit(before, after room.State, version uint64, d room.L
 	}
 	inner := ""
 	if d.Reason != "" && d.Cause != "leave" {
-		inner = "<reason>" + escape(d.Reason) + "</reason>"
+		inner = "<reason>" + stanza.Escape(d.Reason) + "</reason>"
 	}
 	// An occupant's own exit text reaches the others (XEP-0045 §7.14).
 	status := ""
 	if d.Cause == "leave" && d.Reason != "" {
-		status = "<status>" + escape(d.Reason) + "</status>"
+		status = "<status>" + stanza.Escape(d.Reason) + "</status>"
 	}
 	s.roomBroadcast(after, version, func(viewer, to string) string {
-		return insertChild(s.occupantXML(after, o, viewer, to, "unavailable", codes, inner), status)
+		return stanza.InsertChild(s.occupantXML(after, o, viewer, to, "unavailable", codes, inner), status)
 	}, false)
 	self := append([]int{110}, codes...)
 	s.muc.tell(after.JID, d.Account, version, func(c *conn) string {
-		return insertChild(s.occupantXML(after, o, d.Account, c.jid.String(), "unavailable", self, inner), status)
+		return stanza.InsertChild(s.occupantXML(after, o, d.Account, c.jid.String(), "unavailable", self, inner), status)
 	}, true)
 	s.muc.detachAccount(after.JID, d.Account)
 }
@@ -169,11 +170,11 @@ func (s *Server) announceExit(before, after room.State, version uint64, d room.L
 func (s *Server) announceDestroyed(before room.State, version uint64, d room.Destroyed) {
 	inner := "<destroy"
 	if d.Alternate != "" {
-		inner += " jid='" + escape(d.Alternate) + "'"
+		inner += " jid='" + stanza.Escape(d.Alternate) + "'"
 	}
 	inner += ">"
 	if d.Reason != "" {
-		inner += "<reason>" + escape(d.Reason) + "</reason>"
+		inner += "<reason>" + stanza.Escape(d.Reason) + "</reason>"
 	}
 	inner += "</destroy>"
 	for acct, o := range before.Occupants {

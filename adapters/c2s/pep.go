@@ -12,6 +12,7 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"annals.im/annals/adapters/stanza"
 	"annals.im/annals/domain/pep"
 	"annals.im/annals/domain/room"
 )
@@ -52,18 +53,18 @@ var pepFeatures = []string{nsPubsub + "#publish", pubsubOptionsNS, nsPubsub + "#
 func (c *conn) pubsubIQ(ctx context.Context, e *element, q element) error {
 	acct := c.jid.Bare().String()
 	reply := func(payload string) error {
-		return c.write(fmt.Sprintf(`<iq type='result' id='%s' to='%s'>%s</iq>`, escape(e.attr("id")), escape(c.jid.String()), payload))
+		return c.write(fmt.Sprintf(`<iq type='result' id='%s' to='%s'>%s</iq>`, stanza.Escape(e.Attr("id")), stanza.Escape(c.jid.String()), payload))
 	}
 	fail := func(err error) error { return c.write(c.pepErrorReply(e, err)) }
-	kids := children(q)
+	kids := q.Children()
 	if len(kids) == 0 {
 		return fail(fmt.Errorf("%w: empty pubsub request", pep.ErrInvalid))
 	}
 	op := kids[0]
-	node := op.attr("node")
+	node := op.Attr("node")
 	switch {
-	case e.attr("type") == "set" && op.XMLName.Local == "publish":
-		item, ok := childNamed(&op, nsPubsub, "item")
+	case e.Attr("type") == "set" && op.XMLName.Local == "publish":
+		item, ok := op.Named(nsPubsub, "item")
 		if !ok || len(strings.TrimSpace(string(item.Inner))) == 0 {
 			return fail(fmt.Errorf("%w: publish one item with a payload", pep.ErrInvalid))
 		}
@@ -77,43 +78,43 @@ func (c *conn) pubsubIQ(ctx context.Context, e *element, q element) error {
 				opts = &cfg
 			}
 		}
-		id := item.attr("id")
+		id := item.Attr("id")
 		if id == "" {
-			id = newID()
+			id = stanza.NewID()
 		}
 		if err := c.srv.pepPublish(ctx, acct, node, pep.Item{ID: id, Payload: strings.TrimSpace(string(item.Inner))}, opts, true); err != nil {
 			return fail(err)
 		}
-		return reply(fmt.Sprintf(`<pubsub xmlns='%s'><publish node='%s'><item id='%s'/></publish></pubsub>`, nsPubsub, escape(node), escape(id)))
-	case e.attr("type") == "set" && op.XMLName.Local == "retract":
-		item, ok := childNamed(&op, nsPubsub, "item")
-		if !ok || item.attr("id") == "" {
+		return reply(fmt.Sprintf(`<pubsub xmlns='%s'><publish node='%s'><item id='%s'/></publish></pubsub>`, nsPubsub, stanza.Escape(node), stanza.Escape(id)))
+	case e.Attr("type") == "set" && op.XMLName.Local == "retract":
+		item, ok := op.Named(nsPubsub, "item")
+		if !ok || item.Attr("id") == "" {
 			return fail(fmt.Errorf("%w: retract names an item", pep.ErrInvalid))
 		}
-		if err := c.srv.pepRetract(ctx, acct, node, item.attr("id"), true); err != nil {
+		if err := c.srv.pepRetract(ctx, acct, node, item.Attr("id"), true); err != nil {
 			return fail(err)
 		}
 		return reply("")
-	case e.attr("type") == "get" && op.XMLName.Local == "items":
+	case e.Attr("type") == "get" && op.XMLName.Local == "items":
 		n, err := c.srv.pepNode(ctx, acct, node)
 		if err != nil {
 			return fail(err)
 		}
 		items := n.Items
-		if m, err := strconv.Atoi(op.attr("max_items")); err == nil && m >= 0 && m < len(items) {
+		if m, err := strconv.Atoi(op.Attr("max_items")); err == nil && m >= 0 && m < len(items) {
 			items = items[len(items)-m:]
 		}
-		if want, ok := childNamed(&op, nsPubsub, "item"); ok && want.attr("id") != "" {
-			it, found := n.Item(want.attr("id"))
+		if want, ok := op.Named(nsPubsub, "item"); ok && want.Attr("id") != "" {
+			it, found := n.Item(want.Attr("id"))
 			if !found {
 				return fail(pep.ErrItemNotFound)
 			}
 			items = []pep.Item{it}
 		}
 		var b strings.Builder
-		b.WriteString("<pubsub xmlns='" + nsPubsub + "'><items node='" + escape(node) + "'>")
+		b.WriteString("<pubsub xmlns='" + nsPubsub + "'><items node='" + stanza.Escape(node) + "'>")
 		for _, it := range items {
-			b.WriteString("<item id='" + escape(it.ID) + "'>" + it.Payload + "</item>")
+			b.WriteString("<item id='" + stanza.Escape(it.ID) + "'>" + it.Payload + "</item>")
 		}
 		b.WriteString("</items></pubsub>")
 		return reply(b.String())
@@ -125,7 +126,7 @@ func (c *conn) pepErrorReply(e *element, err error) string {
 	switch {
 	case errors.Is(err, pep.ErrPrecondition):
 		return fmt.Sprintf(`<iq type='error' id='%s' to='%s'><error type='cancel'><conflict xmlns='%s'/><precondition-not-met xmlns='%s'/></error></iq>`,
-			escape(e.attr("id")), escape(c.jid.String()), nsStanzas, nsPubsubErrors)
+			stanza.Escape(e.Attr("id")), stanza.Escape(c.jid.String()), nsStanzas, nsPubsubErrors)
 	case errors.Is(err, pep.ErrItemNotFound):
 		return c.errorReplyText(e, "cancel", "item-not-found", err.Error())
 	case errors.Is(err, pep.ErrInvalid):
@@ -150,25 +151,25 @@ func (c *conn) pepErrorReply(e *element, err error) string {
 // stanza error's.
 func (c *conn) pepError(e *element, typ, cond, pubsubCond, text string) string {
 	return fmt.Sprintf(`<iq type='error' id='%s' to='%s'><error type='%s'><%s xmlns='%s'/><%s xmlns='%s'/><text xmlns='%s'>%s</text></error></iq>`,
-		escape(e.attr("id")), escape(c.jid.String()), typ, cond, nsStanzas, pubsubCond, nsPubsubErrors, nsStanzas, escape(text))
+		stanza.Escape(e.Attr("id")), stanza.Escape(c.jid.String()), typ, cond, nsStanzas, pubsubCond, nsPubsubErrors, nsStanzas, stanza.Escape(text))
 }
 
 // parsePublishOptions reads the publish-options form (XEP-0223).
 // "max" is maxItems.
 func parsePublishOptions(po element, maxItems int) (pep.Config, error) {
 	var cfg pep.Config
-	x, ok := childNamed(&po, nsData, "x")
+	x, ok := po.Named(nsData, "x")
 	if !ok {
 		return cfg, nil
 	}
-	for _, f := range children(x) {
+	for _, f := range x.Children() {
 		v := ""
-		for _, val := range children(f) {
+		for _, val := range f.Children() {
 			if val.XMLName.Local == "value" {
-				v = strings.TrimSpace(string(textOf(val)))
+				v = strings.TrimSpace(val.Text())
 			}
 		}
-		switch f.attr("var") {
+		switch f.Attr("var") {
 		case "pubsub#access_model":
 			cfg.AccessModel = v
 		case "pubsub#max_items":
@@ -202,7 +203,7 @@ func (s *Server) pepPublish(ctx context.Context, acct, node string, it pep.Item,
 	if err := s.cfg.PEP.Do(ctx, acct, pep.Publish{Node: node, Item: logged, Options: opts, Passwords: passwords, Limits: s.cfg.PEPLimits}); err != nil {
 		return err
 	}
-	s.pepNotify(acct, node, "<item id='"+escape(it.ID)+"'>"+it.Payload+"</item>")
+	s.pepNotify(acct, node, "<item id='"+stanza.Escape(it.ID)+"'>"+it.Payload+"</item>")
 	if byClient && node == nsBookmarks {
 		s.followBookmark(ctx, acct, it)
 	}
@@ -213,7 +214,7 @@ func (s *Server) pepRetract(ctx context.Context, acct, node, id string, byClient
 	if err := s.cfg.PEP.Do(ctx, acct, pep.Retract{Node: node, ID: id}); err != nil {
 		return err
 	}
-	s.pepNotify(acct, node, "<retract id='"+escape(id)+"'/>")
+	s.pepNotify(acct, node, "<retract id='"+stanza.Escape(id)+"'/>")
 	if byClient && node == nsBookmarks {
 		s.followBookmark(ctx, acct, pep.Item{ID: id})
 	}
@@ -228,7 +229,7 @@ func (s *Server) pepRetract(ctx context.Context, acct, node, id string, byClient
 func (s *Server) pepNotify(acct, node, items string) {
 	for _, t := range s.availableOf(acct) {
 		t.deliver(fmt.Sprintf(`<message xmlns='%s' from='%s' to='%s' type='headline' id='%s'><event xmlns='%s'><items node='%s'>%s</items></event></message>`,
-			nsClient, escape(acct), escape(t.jid.String()), newID(), nsPubsubEvent, escape(node), items), false)
+			nsClient, stanza.Escape(acct), stanza.Escape(t.jid.String()), stanza.NewID(), nsPubsubEvent, stanza.Escape(node), items), false)
 	}
 }
 
@@ -250,8 +251,8 @@ func parseBookmark(payload string) (bookmark, element, bool) {
 	if err := xmlUnmarshal(payload, &e); err != nil || e.XMLName.Local != "conference" {
 		return bookmark{}, e, false
 	}
-	return bookmark{autojoin: e.attr("autojoin") == "true" || e.attr("autojoin") == "1", name: e.attr("name"),
-		nick: childText(&e, "nick"), password: childText(&e, "password")}, e, true
+	return bookmark{autojoin: e.Attr("autojoin") == "true" || e.Attr("autojoin") == "1", name: e.Attr("name"),
+		nick: e.ChildText("nick"), password: e.ChildText("password")}, e, true
 }
 
 // bookmarkPayload renders a conference bookmark, keeping what the old
@@ -267,16 +268,16 @@ func bookmarkPayload(old element, had bool, b bookmark, setPassword bool) string
 		inner = strings.TrimSpace(passwordPattern.ReplaceAllString(inner, ""))
 		if b.password != "" {
 			// XEP-0402's order: nick, password, extensions.
-			password = "<password>" + escape(b.password) + "</password>"
+			password = "<password>" + stanza.Escape(b.password) + "</password>"
 		}
 	}
 	name := ""
 	if b.name != "" {
-		name = " name='" + escape(b.name) + "'"
+		name = " name='" + stanza.Escape(b.name) + "'"
 	}
 	nick := ""
 	if b.nick != "" {
-		nick = "<nick>" + escape(b.nick) + "</nick>"
+		nick = "<nick>" + stanza.Escape(b.nick) + "</nick>"
 	}
 	return "<conference xmlns='" + nsBookmarks + "' autojoin='" + strconv.FormatBool(b.autojoin) + "'" + name + ">" + nick + password + inner + "</conference>"
 }
@@ -355,18 +356,18 @@ func (s *Server) followBookmark(ctx context.Context, acct string, it pep.Item) {
 // converted to and from the PEP bookmarks (XEP-0402 §5.2 compatibility).
 func (c *conn) privateIQ(ctx context.Context, e *element, q element) error {
 	acct := c.jid.Bare().String()
-	storage, ok := childNamed(&q, nsBookmarksXML, "storage")
+	storage, ok := q.Named(nsBookmarksXML, "storage")
 	if !ok || c.srv.cfg.PEP == nil {
 		return c.write(c.errorReplyText(e, "cancel", "service-unavailable", "only storage:bookmarks is kept here"))
 	}
 	reply := func(payload string) error {
-		return c.write(fmt.Sprintf(`<iq type='result' id='%s' to='%s'>%s</iq>`, escape(e.attr("id")), escape(c.jid.String()), payload))
+		return c.write(fmt.Sprintf(`<iq type='result' id='%s' to='%s'>%s</iq>`, stanza.Escape(e.Attr("id")), stanza.Escape(c.jid.String()), payload))
 	}
 	n, err := c.srv.pepNode(ctx, acct, nsBookmarks)
 	if err != nil {
 		return c.write(c.pepErrorReply(e, err))
 	}
-	if e.attr("type") == "get" {
+	if e.Attr("type") == "get" {
 		var b strings.Builder
 		b.WriteString("<query xmlns='" + nsPrivate + "'><storage xmlns='" + nsBookmarksXML + "'>")
 		for _, it := range n.Items {
@@ -374,16 +375,16 @@ func (c *conn) privateIQ(ctx context.Context, e *element, q element) error {
 			if !ok {
 				continue
 			}
-			b.WriteString("<conference jid='" + escape(it.ID) + "' autojoin='" + strconv.FormatBool(bm.autojoin) + "'")
+			b.WriteString("<conference jid='" + stanza.Escape(it.ID) + "' autojoin='" + strconv.FormatBool(bm.autojoin) + "'")
 			if bm.name != "" {
-				b.WriteString(" name='" + escape(bm.name) + "'")
+				b.WriteString(" name='" + stanza.Escape(bm.name) + "'")
 			}
 			b.WriteString(">")
 			if bm.nick != "" {
-				b.WriteString("<nick>" + escape(bm.nick) + "</nick>")
+				b.WriteString("<nick>" + stanza.Escape(bm.nick) + "</nick>")
 			}
 			if bm.password != "" {
-				b.WriteString("<password>" + escape(bm.password) + "</password>")
+				b.WriteString("<password>" + stanza.Escape(bm.password) + "</password>")
 			}
 			b.WriteString("</conference>")
 		}
@@ -392,16 +393,16 @@ func (c *conn) privateIQ(ctx context.Context, e *element, q element) error {
 	}
 	// A set replaces the whole list: publish what is there, retract what is not.
 	keep := map[string]bool{}
-	for _, conf := range children(storage) {
+	for _, conf := range storage.Children() {
 		if conf.XMLName.Local != "conference" {
 			continue
 		}
-		room, err := jid.Parse(conf.attr("jid"))
+		room, err := jid.Parse(conf.Attr("jid"))
 		if err != nil {
 			return c.write(c.errorReplyText(e, "modify", "bad-request", "conference without a valid jid"))
 		}
-		bm := bookmark{autojoin: conf.attr("autojoin") == "true" || conf.attr("autojoin") == "1", name: conf.attr("name"),
-			nick: childText(&conf, "nick"), password: childText(&conf, "password")}
+		bm := bookmark{autojoin: conf.Attr("autojoin") == "true" || conf.Attr("autojoin") == "1", name: conf.Attr("name"),
+			nick: conf.ChildText("nick"), password: conf.ChildText("password")}
 		old, had := n.Item(room.String())
 		_, oldEl, parsed := parseBookmark(old.Payload)
 		payload := bookmarkPayload(oldEl, had && parsed, bm, true)

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 
+	"annals.im/annals/adapters/stanza"
 	"annals.im/annals/domain/pep"
 )
 
@@ -75,12 +76,12 @@ func passwordSpans(payload string) ([]passwordSpan, error) {
 func passwordElement(space, text string) string {
 	x := "<password"
 	if space != "" {
-		x += " xmlns='" + escape(space) + "'"
+		x += " xmlns='" + stanza.Escape(space) + "'"
 	}
 	if text == "" {
 		return x + "/>"
 	}
-	return x + ">" + escape(text) + "</password>"
+	return x + ">" + stanza.Escape(text) + "</password>"
 }
 
 // splitPasswords returns payload with every bookmark password emptied,

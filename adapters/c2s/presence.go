@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 
 	"mellium.im/xmpp/jid"
 
+	"annals.im/annals/adapters/stanza"
 	"annals.im/annals/domain/roster"
 )
 
@@ -17,8 +17,8 @@ func (c *conn) presence(ctx context.Context, e *element) error {
 		return nil // no rosters, no presence to share
 	}
 	account := c.jid.Bare().String()
-	typ := e.attr("type")
-	to := e.attr("to")
+	typ := e.Attr("type")
+	to := e.Attr("to")
 	switch typ {
 	case "subscribe", "subscribed", "unsubscribe", "unsubscribed":
 		contact, err := jid.Parse(to)
@@ -35,7 +35,7 @@ func (c *conn) presence(ctx context.Context, e *element) error {
 	default:
 		return c.write(c.errorReply(e, "modify", "bad-request"))
 	}
-	stamped := restamp(e, c.jid.String())
+	stamped := stanza.Restamp(e, c.jid.String())
 	if to != "" {
 		// Directed presence: delivered as it is, not remembered.
 		t, err := jid.Parse(to)
@@ -43,7 +43,7 @@ func (c *conn) presence(ctx context.Context, e *element) error {
 			return c.write(c.errorReply(e, "modify", "jid-malformed"))
 		}
 		for _, target := range c.srv.route(t) {
-			target.deliver(withTo(stamped, target.jid.String()), false)
+			target.deliver(stanza.WithTo(stamped, target.jid.String()), false)
 		}
 		return nil
 	}
@@ -72,10 +72,10 @@ func (c *conn) presence(ctx context.Context, e *element) error {
 // broadcast sends this session's presence to every session of the account,
 // itself included (RFC 6121 §4.2.2), and to every session of the contacts
 // subscribed to it (From or Both).
-func (s *Server) broadcast(ctx context.Context, c *conn, stanza string) {
+func (s *Server) broadcast(ctx context.Context, c *conn, wire string) {
 	account := c.jid.Bare().String()
 	for _, o := range s.sessionsOf(account) {
-		o.deliver(withTo(stanza, o.jid.String()), false)
+		o.deliver(stanza.WithTo(wire, o.jid.String()), false)
 	}
 	st, err := s.cfg.Accounts.Roster(ctx, account)
 	if err != nil {
@@ -87,7 +87,7 @@ func (s *Server) broadcast(ctx context.Context, c *conn, stanza string) {
 			continue
 		}
 		for _, o := range s.sessionsOf(contact) {
-			o.deliver(withTo(stanza, o.jid.String()), false)
+			o.deliver(stanza.WithTo(wire, o.jid.String()), false)
 		}
 	}
 }
@@ -117,7 +117,7 @@ func (s *Server) presenceOf(account string, c *conn) {
 		p := o.available
 		s.mu.Unlock()
 		if p != "" && o != c {
-			c.deliver(withTo(p, c.jid.String()), false)
+			c.deliver(stanza.WithTo(p, c.jid.String()), false)
 		}
 	}
 }
@@ -134,7 +134,7 @@ func (s *Server) presenceTo(from, to string) {
 func (s *Server) unavailableTo(from, to string) {
 	for _, o := range s.sessionsOf(from) {
 		for _, c := range s.sessionsOf(to) {
-			c.deliver(fmt.Sprintf(`<presence type='unavailable' from='%s' to='%s'/>`, escape(o.jid.String()), escape(c.jid.String())), false)
+			c.deliver(fmt.Sprintf(`<presence type='unavailable' from='%s' to='%s'/>`, stanza.Escape(o.jid.String()), stanza.Escape(c.jid.String())), false)
 		}
 	}
 }
@@ -147,26 +147,6 @@ func (s *Server) goneUnavailable(c *conn) {
 	c.available = ""
 	s.mu.Unlock()
 	if was != "" {
-		s.broadcast(context.Background(), c, fmt.Sprintf(`<presence type='unavailable' from='%s'/>`, escape(c.jid.String())))
+		s.broadcast(context.Background(), c, fmt.Sprintf(`<presence type='unavailable' from='%s'/>`, stanza.Escape(c.jid.String())))
 	}
-}
-
-// withTo sets (or replaces) the to attribute of a serialized stanza.
-func withTo(stanza, to string) string {
-	end := strings.IndexByte(stanza, '>')
-	if end < 0 {
-		return stanza
-	}
-	head := stanza[:end]
-	if i := strings.Index(head, " to='"); i >= 0 {
-		j := strings.IndexByte(head[i+5:], '\'')
-		head = head[:i] + head[i+5+j+1:]
-	}
-	selfClosing := strings.HasSuffix(head, "/")
-	head = strings.TrimSuffix(head, "/")
-	head += " to='" + escape(to) + "'"
-	if selfClosing {
-		head += "/"
-	}
-	return head + stanza[end:]
 }

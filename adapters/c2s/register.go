@@ -10,6 +10,7 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"annals.im/annals/adapters/credentials"
+	"annals.im/annals/adapters/stanza"
 	"annals.im/annals/domain/account"
 )
 
@@ -30,12 +31,12 @@ type Registrar interface {
 
 // fields reads the simple registration fields of a query.
 func fields(q element) (username, password string, remove bool) {
-	for _, f := range children(q) {
+	for _, f := range q.Children() {
 		switch f.XMLName.Local {
 		case "username":
-			username = strings.TrimSpace(string(textOf(f)))
+			username = strings.TrimSpace(f.Text())
 		case "password":
-			password = string(textOf(f))
+			password = f.Text()
 		case "remove":
 			remove = true
 		}
@@ -54,14 +55,14 @@ func (c *conn) register(ctx context.Context, e *element, q element) (removed boo
 	if !c.secure && !c.srv.cfg.Plaintext {
 		return false, c.write(c.errorReply(e, "modify", "not-acceptable"))
 	}
-	result := fmt.Sprintf(`<iq type='result' id='%s'%s/>`, escape(e.attr("id")), toFrom(c.jid.String(), ""))
-	if e.attr("type") == "get" {
+	result := fmt.Sprintf(`<iq type='result' id='%s'%s/>`, stanza.Escape(e.Attr("id")), stanza.ToFrom(c.jid.String(), ""))
+	if e.Attr("type") == "get" {
 		registered := ""
 		if c.user != "" {
-			registered = "<registered/><username>" + escape(c.user) + "</username>"
+			registered = "<registered/><username>" + stanza.Escape(c.user) + "</username>"
 		}
 		return false, c.write(fmt.Sprintf(`<iq type='result' id='%s'%s><query xmlns='%s'><instructions>Choose a username and password.</instructions>%s<username/><password/></query></iq>`,
-			escape(e.attr("id")), toFrom(c.jid.String(), ""), nsRegister, registered))
+			stanza.Escape(e.Attr("id")), stanza.ToFrom(c.jid.String(), ""), nsRegister, registered))
 	}
 	user, password, remove := fields(q)
 	// The name is normalised as bind and SASL normalise it: registering

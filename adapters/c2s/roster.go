@@ -10,6 +10,7 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"annals.im/annals/adapters/stanza"
 	"annals.im/annals/domain/roster"
 )
 
@@ -25,7 +26,7 @@ type Accounts interface {
 // rosterIQ answers roster get and set (RFC 6121 §2, XEP-0237 versions).
 func (c *conn) rosterIQ(ctx context.Context, e *element, q element) error {
 	account := c.jid.Bare().String()
-	switch e.attr("type") {
+	switch e.Attr("type") {
 	case "get":
 		st, err := c.srv.cfg.Accounts.Roster(ctx, account)
 		if err != nil {
@@ -33,34 +34,34 @@ func (c *conn) rosterIQ(ctx context.Context, e *element, q element) error {
 			return c.write(c.errorReply(e, "wait", "internal-server-error"))
 		}
 		ver := strconv.FormatUint(st.Version, 10)
-		if q.attr("ver") == ver {
+		if q.Attr("ver") == ver {
 			// The client's copy is current: an empty result (RFC 6121 §2.6.3).
-			return c.write(fmt.Sprintf(`<iq type='result' id='%s' to='%s'/>`, escape(e.attr("id")), escape(c.jid.String())))
+			return c.write(fmt.Sprintf(`<iq type='result' id='%s' to='%s'/>`, stanza.Escape(e.Attr("id")), stanza.Escape(c.jid.String())))
 		}
 		var b strings.Builder
 		for _, it := range st.Items {
 			b.WriteString(itemXML(it, false))
 		}
 		return c.write(fmt.Sprintf(`<iq type='result' id='%s' to='%s'><query xmlns='%s' ver='%s'>%s</query></iq>`,
-			escape(e.attr("id")), escape(c.jid.String()), nsRoster, ver, b.String()))
+			stanza.Escape(e.Attr("id")), stanza.Escape(c.jid.String()), nsRoster, ver, b.String()))
 	case "set":
-		item, ok := q.child()
-		contact, err := jid.Parse(item.attr("jid"))
+		item, ok := q.Child()
+		contact, err := jid.Parse(item.Attr("jid"))
 		if !ok || item.XMLName.Local != "item" || err != nil {
 			return c.write(c.errorReply(e, "modify", "bad-request"))
 		}
 		contactBare := contact.Bare().String()
 		var cmd roster.Command
-		if item.attr("subscription") == "remove" {
+		if item.Attr("subscription") == "remove" {
 			cmd = roster.RemoveItem{Contact: contactBare}
 		} else {
-			set := roster.SetItem{Contact: contactBare, Name: item.attr("name"), MaxItems: c.srv.rosterLimit()}
+			set := roster.SetItem{Contact: contactBare, Name: item.Attr("name"), MaxItems: c.srv.rosterLimit()}
 			for _, g := range groups(item) {
 				set.Groups = append(set.Groups, g)
 			}
 			cmd = set
 		}
-		out, st, err := c.srv.cfg.Accounts.Do(ctx, account, cmd, e.attr("id"))
+		out, st, err := c.srv.cfg.Accounts.Do(ctx, account, cmd, e.Attr("id"))
 		switch {
 		case err == roster.ErrSelf || err == roster.ErrBadGroup:
 			return c.write(c.errorReply(e, "modify", "not-acceptable"))
@@ -72,7 +73,7 @@ func (c *conn) rosterIQ(ctx context.Context, e *element, q element) error {
 			c.log.Error("roster set", "err", err)
 			return c.write(c.errorReply(e, "wait", "internal-server-error"))
 		}
-		if err := c.write(fmt.Sprintf(`<iq type='result' id='%s' to='%s'/>`, escape(e.attr("id")), escape(c.jid.String()))); err != nil {
+		if err := c.write(fmt.Sprintf(`<iq type='result' id='%s' to='%s'/>`, stanza.Escape(e.Attr("id")), stanza.Escape(c.jid.String()))); err != nil {
 			return err
 		}
 		if len(out.Events) > 0 {
@@ -110,9 +111,9 @@ func groups(item element) []string {
 // itemXML renders an item; removed renders subscription='remove'.
 func itemXML(it roster.Item, removed bool) string {
 	var b strings.Builder
-	b.WriteString("<item jid='" + escape(it.Contact) + "'")
+	b.WriteString("<item jid='" + stanza.Escape(it.Contact) + "'")
 	if it.Name != "" {
-		b.WriteString(" name='" + escape(it.Name) + "'")
+		b.WriteString(" name='" + stanza.Escape(it.Name) + "'")
 	}
 	sub := string(it.Subscription)
 	if removed {
@@ -124,7 +125,7 @@ func itemXML(it roster.Item, removed bool) string {
 	}
 	b.WriteString(">")
 	for _, g := range it.Groups {
-		b.WriteString("<group>" + escape(g) + "</group>")
+		b.WriteString("<group>" + stanza.Escape(g) + "</group>")
 	}
 	b.WriteString("</item>")
 	return b.String()
@@ -140,7 +141,7 @@ func (s *Server) push(account string, st roster.State, contact string) {
 	item := itemXML(it, !ok)
 	for _, c := range s.sessionsOf(account) {
 		c.write(fmt.Sprintf(`<iq type='set' id='push%s' to='%s'><query xmlns='%s' ver='%d'>%s</query></iq>`,
-			newID(), escape(c.jid.String()), nsRoster, st.Version, item))
+			stanza.NewID(), stanza.Escape(c.jid.String()), nsRoster, st.Version, item))
 	}
 }
 
@@ -163,8 +164,8 @@ func (s *Server) sessionsOf(account string) []*conn {
 // It returns roster.ErrFull when the stanza would add a contact to the
 // account's full roster; nothing is sent then. A request that would add
 // a contact to the *contact's* full roster is dropped.
-func (s *Server) subscription(ctx context.Context, account, contact string, stanza roster.Stanza, quiet bool) error {
-	out, err := s.applyPresence(ctx, account, contact, stanza)
+func (s *Server) subscription(ctx context.Context, account, contact string, kind roster.Stanza, quiet bool) error {
+	out, err := s.applyPresence(ctx, account, contact, kind)
 	if err != nil || !out.Forward && !quiet {
 		return err
 	}
@@ -175,7 +176,7 @@ func (s *Server) subscription(ctx context.Context, account, contact string, stan
 	in := map[roster.Stanza]roster.Stanza{
 		roster.OutSubscribe: roster.InSubscribe, roster.OutSubscribed: roster.InSubscribed,
 		roster.OutUnsubscribe: roster.InUnsubscribe, roster.OutUnsubscribed: roster.InUnsubscribed,
-	}[stanza]
+	}[kind]
 	cout, err := s.applyPresence(ctx, contact, account, in)
 	if err != nil {
 		// NOTSPEC(RFC 6121 §3.1.3): a request the contact's full roster
@@ -184,10 +185,10 @@ func (s *Server) subscription(ctx context.Context, account, contact string, stan
 		// how many contacts the account has.
 		return nil
 	}
-	typ := strings.TrimPrefix(string(stanza), "out-")
+	typ := strings.TrimPrefix(string(kind), "out-")
 	if cout.Forward {
 		for _, c := range s.sessionsOf(contact) {
-			c.write(fmt.Sprintf(`<presence type='%s' from='%s' to='%s'/>`, typ, escape(account), escape(contact)))
+			c.write(fmt.Sprintf(`<presence type='%s' from='%s' to='%s'/>`, typ, stanza.Escape(account), stanza.Escape(contact)))
 		}
 	}
 	switch {
@@ -206,14 +207,14 @@ func (s *Server) subscription(ctx context.Context, account, contact string, stan
 // applyPresence runs a subscription stanza on account's roster and pushes
 // the changed item to the account's sessions. After a failure, which is
 // logged, the stanza goes no further.
-func (s *Server) applyPresence(ctx context.Context, account, contact string, stanza roster.Stanza) (roster.Outcome, error) {
-	out, st, err := s.cfg.Accounts.Do(ctx, account, roster.Presence{Contact: contact, Stanza: stanza, MaxItems: s.rosterLimit()}, "presence")
+func (s *Server) applyPresence(ctx context.Context, account, contact string, kind roster.Stanza) (roster.Outcome, error) {
+	out, st, err := s.cfg.Accounts.Do(ctx, account, roster.Presence{Contact: contact, Stanza: kind, MaxItems: s.rosterLimit()}, "presence")
 	if errors.Is(err, roster.ErrFull) {
-		s.cfg.Log.Info("subscription refused: the roster is full", "account", account, "contact", contact, "stanza", stanza, "max_roster_items", s.cfg.MaxRosterItems)
+		s.cfg.Log.Info("subscription refused: the roster is full", "account", account, "contact", contact, "stanza", kind, "max_roster_items", s.cfg.MaxRosterItems)
 		return out, err
 	}
 	if err != nil {
-		s.cfg.Log.Error("subscription", "account", account, "contact", contact, "stanza", stanza, "err", err)
+		s.cfg.Log.Error("subscription", "account", account, "contact", contact, "stanza", kind, "err", err)
 		return out, err
 	}
 	if len(out.Events) > 0 {

@@ -27,7 +27,7 @@ import (
 //
 // A to that is no JID is left to the kind's handler, which answers it.
 func (c *conn) routeStanza(ctx context.Context, e *element) error {
-	if to := e.attr("to"); to != "" {
+	if to := e.Attr("to"); to != "" {
 		if j, err := jid.Parse(to); err == nil {
 			if svc, ok := c.srv.cfg.Mux.Service(j.Domainpart()); ok {
 				if err := svc.Handle(ctx, c, (*stanza.Element)(e), j); err != nil {
@@ -52,7 +52,7 @@ func (c *conn) routeStanza(ctx context.Context, e *element) error {
 
 // remote answers a stanza to another server: none is reachable yet.
 func (c *conn) remote(e *element) error {
-	typ := e.attr("type")
+	typ := e.Attr("type")
 	if typ == "error" || e.XMLName.Local == "iq" && typ == "result" {
 		return nil // errors and answers are never answered (RFC 6120 §8.3.1)
 	}
@@ -60,7 +60,7 @@ func (c *conn) remote(e *element) error {
 }
 
 func isSubscription(e *element) bool {
-	return e.XMLName.Local == "presence" && slices.Contains([]string{"subscribe", "subscribed", "unsubscribe", "unsubscribed", "probe"}, e.attr("type"))
+	return e.XMLName.Local == "presence" && slices.Contains([]string{"subscribe", "subscribed", "unsubscribe", "unsubscribed", "probe"}, e.Attr("type"))
 }
 
 // isLocal reports whether j is at one of the domains this server serves.
@@ -83,7 +83,7 @@ func (m mucService) Handle(ctx context.Context, sess mux.Session, e *stanza.Elem
 		case typ != "get" && typ != "set" || e.Attr("id") == "":
 			return c.write(c.errorReply(el, "modify", "bad-request"))
 		}
-		child, ok := el.child()
+		child, ok := el.Child()
 		if !ok {
 			return c.write(c.errorReply(el, "modify", "bad-request"))
 		}

@@ -5,9 +5,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"crypto/rand"
 	"crypto/tls"
-	"encoding/hex"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -25,6 +23,7 @@ import (
 
 	"annals.im/annals/adapters/mux"
 	"annals.im/annals/adapters/sasl"
+	"annals.im/annals/adapters/stanza"
 	"annals.im/annals/domain/wellformed"
 )
 
@@ -317,7 +316,7 @@ func (c *conn) next() (*element, error) {
 			if n := c.dec.InputOffset() - begin; n > int64(c.srv.cfg.MaxStanza) {
 				return nil, &streamError{cond: "policy-violation", text: fmt.Sprintf("stanza of %d bytes: the limit is %d", n, c.srv.cfg.MaxStanza)}
 			}
-			return &element{XMLName: t.Name, Attrs: ownAttrs(t.Attr), Inner: inner.Bytes()}, nil
+			return &element{XMLName: t.Name, Attrs: stanza.OwnAttrs(t.Attr), Inner: inner.Bytes()}, nil
 		case xml.EndElement:
 			return nil, errStreamClosed // </stream:stream>
 		case xml.CharData:
@@ -373,7 +372,7 @@ func (c *conn) openStream() error {
 }
 
 func (c *conn) header(t xml.StartElement) error {
-	c.id = newID()
+	c.id = stanza.NewID()
 	to := ""
 	for _, a := range t.Attr {
 		if a.Name.Local == "to" && a.Name.Space == "" {
@@ -386,7 +385,7 @@ func (c *conn) header(t xml.StartElement) error {
 	}
 	// The header goes out even for a bad one: a stream error needs a stream.
 	c.write(fmt.Sprintf(`<?xml version='1.0'?><stream:stream xmlns='%s' xmlns:stream='%s' id='%s' from='%s' version='1.0' xml:lang='en'>`,
-		nsClient, nsStream, c.id, escape(from)))
+		nsClient, nsStream, c.id, stanza.Escape(from)))
 	switch {
 	case t.Name.Space != nsStream || t.Name.Local != "stream":
 		return &streamError{cond: "invalid-namespace"}
@@ -454,7 +453,7 @@ func (c *conn) negotiate(ctx context.Context) (restart bool, err error) {
 			}
 			// A failed attempt: the client may try again on this stream.
 		case c.user == "" && e.XMLName.Local == "iq" && isRegister(e):
-			q, _ := e.child()
+			q, _ := e.Child()
 			if _, err := c.register(ctx, e, q); err != nil {
 				return false, err
 			}
@@ -472,8 +471,8 @@ func (c *conn) negotiate(ctx context.Context) (restart bool, err error) {
 			if err := c.write("<failed xmlns='" + nsSM + "'><unexpected-request xmlns='" + nsStanzas + "'/></failed>"); err != nil {
 				return false, err
 			}
-		case e.XMLName.Local == "iq" && e.attr("type") == "set":
-			child, _ := e.child()
+		case e.XMLName.Local == "iq" && e.Attr("type") == "set":
+			child, _ := e.Child()
 			if child.XMLName != (xml.Name{Space: nsBind, Local: "bind"}) {
 				c.write(c.errorReply(e, "cancel", "not-authorized"))
 				continue
@@ -511,11 +510,11 @@ func (c *conn) startTLS() error {
 // may try again.
 func (c *conn) bind(iq, b *element) (bound bool, err error) {
 	resource := ""
-	if r, ok := b.child(); ok && r.XMLName.Local == "resource" {
-		resource = strings.TrimSpace(string(textOf(r)))
+	if r, ok := b.Child(); ok && r.XMLName.Local == "resource" {
+		resource = strings.TrimSpace(r.Text())
 	}
 	if resource == "" {
-		resource = "annals-" + newID()[:8]
+		resource = "annals-" + stanza.NewID()[:8]
 	}
 	j, err := jid.New(c.user, c.domain, resource)
 	if err != nil {
@@ -541,7 +540,7 @@ func (c *conn) bind(iq, b *element) (bound bool, err error) {
 	}
 	c.login.done()
 	return true, c.write(fmt.Sprintf(`<iq type='result' id='%s'><bind xmlns='%s'><jid>%s</jid></bind></iq>`,
-		escape(iq.attr("id")), nsBind, escape(j.String())))
+		stanza.Escape(iq.Attr("id")), nsBind, stanza.Escape(j.String())))
 }
 
 // Outcomes of bindSession.
@@ -594,8 +593,8 @@ func (s *Server) unbind(c *conn) {
 }
 
 func isRegister(e *element) bool {
-	q, ok := e.child()
-	return ok && q.XMLName.Space == nsRegister && (e.attr("type") == "get" || e.attr("type") == "set")
+	q, ok := e.Child()
+	return ok && q.XMLName.Space == nsRegister && (e.Attr("type") == "get" || e.Attr("type") == "set")
 }
 
 func remoteHost(nc net.Conn) string {
@@ -604,11 +603,4 @@ func remoteHost(nc net.Conn) string {
 		return nc.RemoteAddr().String()
 	}
 	return host
-}
-
-// newID returns 16 random hex digits, used for stream ids.
-func newID() string {
-	b := make([]byte, 8)
-	rand.Read(b)
-	return hex.EncodeToString(b)
 }

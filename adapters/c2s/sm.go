@@ -137,7 +137,7 @@ func (c *conn) smElement(e *element) (ok bool, err error) {
 		}
 		return true, c.writeNonza(fmt.Sprintf("<a xmlns='%s' h='%d'/>", nsSM, c.handled))
 	case xml.Name{Space: nsSM, Local: "a"}:
-		h, perr := strconv.ParseUint(e.attr("h"), 10, 32)
+		h, perr := strconv.ParseUint(e.Attr("h"), 10, 32)
 		if perr != nil {
 			return true, &streamError{cond: "bad-format", text: "h is not a 32-bit count"}
 		}
@@ -185,7 +185,7 @@ func (c *conn) enableSM(e *element) error {
 	c.sm.enabled = true
 	c.sm.maxItems, c.sm.maxBytes = c.srv.cfg.MaxUnacked, c.srv.cfg.MaxUnackedBytes
 	c.handled = 0 // h counts from <enable/> on (XEP-0198 §4)
-	resume := e.attr("resume") == "true" || e.attr("resume") == "1"
+	resume := e.Attr("resume") == "true" || e.Attr("resume") == "1"
 	if !resume || c.srv.cfg.ResumeTimeout <= 0 {
 		return c.writeLocked("<enabled xmlns='"+nsSM+"'/>", false)
 	}
@@ -280,8 +280,8 @@ func (c *conn) attach(ctx context.Context, t *transport) error {
 // this connection to the detached session it names. ok is false when it
 // cannot (then the client may bind a new session on this stream).
 func (c *conn) resumeSession(e *element) (ok bool, err error) {
-	previd := e.attr("previd")
-	h, herr := strconv.ParseUint(e.attr("h"), 10, 32)
+	previd := e.Attr("previd")
+	h, herr := strconv.ParseUint(e.Attr("h"), 10, 32)
 	bare := c.user + "@" + c.domain
 	s := c.srv
 	s.mu.Lock()

@@ -10,7 +10,6 @@ import (
 
 	"annals.im/annals/adapters/mux"
 	"annals.im/annals/adapters/stanza"
-	"annals.im/annals/domain/wellformed"
 )
 
 // stanzas handles a bound session's stanzas until the stream ends.
@@ -22,8 +21,8 @@ func (c *conn) stanzas(ctx context.Context) error {
 		}
 		switch e.XMLName {
 		case xml.Name{Space: nsClient, Local: "iq"}:
-			if isRegister(e) && (e.attr("to") == "" || e.attr("to") == c.domain) {
-				q, _ := e.child()
+			if isRegister(e) && (e.Attr("to") == "" || e.Attr("to") == c.domain) {
+				q, _ := e.Child()
 				removed, rerr := c.register(ctx, e, q)
 				if removed {
 					return &streamError{cond: "not-authorized", text: "the account was removed"}
@@ -57,8 +56,8 @@ func (c *conn) stanzas(ctx context.Context) error {
 }
 
 func (c *conn) iq(e *element) error {
-	typ := e.attr("type")
-	to := e.attr("to")
+	typ := e.Attr("type")
+	to := e.Attr("to")
 	if typ == "result" || typ == "error" {
 		j, err := jid.Parse(to)
 		switch {
@@ -67,15 +66,15 @@ func (c *conn) iq(e *element) error {
 			// An answer to another client's IQ goes to it; to a resource
 			// that has gone, nowhere (errors are never answered).
 			if t := c.srv.sessionAt(j); t != nil {
-				t.deliver(restamp(e, c.jid.String()), true)
+				t.deliver(stanza.Restamp(e, c.jid.String()), true)
 			}
 		}
 		return nil // else a reply to nothing we asked
 	}
-	if typ != "get" && typ != "set" || e.attr("id") == "" {
+	if typ != "get" && typ != "set" || e.Attr("id") == "" {
 		return c.write(c.errorReply(e, "modify", "bad-request"))
 	}
-	child, ok := e.child()
+	child, ok := e.Child()
 	if !ok {
 		return c.write(c.errorReply(e, "modify", "bad-request"))
 	}
@@ -94,7 +93,7 @@ func (c *conn) iq(e *element) error {
 		// to it (its answer comes back through the case above); to a
 		// resource that is not connected, service-unavailable (§8.5.3.2.1).
 		if t := c.srv.sessionAt(j); t != nil {
-			t.deliver(restamp(e, c.jid.String()), true)
+			t.deliver(stanza.Restamp(e, c.jid.String()), true)
 			return nil
 		}
 	}
@@ -112,14 +111,14 @@ func (s *Server) sessionAt(j jid.JID) *conn {
 // own full JID: a from the client wrote is never trusted (RFC 6120 §8.1.2.1).
 func (c *conn) errorReply(e *element, typ, cond string) string {
 	return fmt.Sprintf(`<%s type='error' id='%s'%s><error type='%s'><%s xmlns='%s'/></error></%s>`,
-		e.XMLName.Local, escape(e.attr("id")), toFrom(c.jid.String(), c.replyFrom(e)), typ, cond, nsStanzas, e.XMLName.Local)
+		e.XMLName.Local, stanza.Escape(e.Attr("id")), stanza.ToFrom(c.jid.String(), c.replyFrom(e)), typ, cond, nsStanzas, e.XMLName.Local)
 }
 
 // replyFrom is the from of an answer to e: the address it was sent to,
 // or, when that is not a valid JID (clients drop stanzas from invalid
 // JIDs), the nearest valid one: without an empty resource, else the server.
 func (c *conn) replyFrom(e *element) string {
-	to := e.attr("to")
+	to := e.Attr("to")
 	if to == "" {
 		return ""
 	}
@@ -145,32 +144,4 @@ func (s *Server) route(to jid.JID) []*conn {
 		}
 	}
 	return s.sessionsOf(to.Bare().String())
-}
-
-// restamp re-encodes e with from replaced by the sender's full JID. Inner
-// is as the stream reader re-serialized it (wellformed.WriteInner), so it
-// declares every namespace it uses and needs nothing from e's attributes.
-func restamp(e *element, from string) string {
-	var b strings.Builder
-	// The namespace is explicit, so the copy stays a jabber:client stanza
-	// when it is forwarded inside another element (XEP-0297).
-	b.WriteString("<" + e.XMLName.Local + " xmlns='" + nsClient + "'")
-	for _, a := range e.Attrs {
-		if a.Name.Space == "" && (a.Name.Local == "from" || a.Name.Local == "xmlns") {
-			continue
-		}
-		name := a.Name.Local
-		switch a.Name.Space {
-		case "":
-		case "xml", wellformed.XMLNamespace:
-			name = "xml:" + name
-		default:
-			continue // other namespaced attributes are dropped rather than guessed at
-		}
-		b.WriteString(" " + name + "='" + escape(a.Value) + "'")
-	}
-	b.WriteString(" from='" + escape(from) + "'>")
-	b.Write(e.Inner)
-	b.WriteString("</" + e.XMLName.Local + ">")
-	return b.String()
 }

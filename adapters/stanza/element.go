@@ -78,6 +78,17 @@ func (e *Element) Named(space, local string) (Element, bool) {
 	return Element{}, false
 }
 
+// ChildText returns the trimmed text of e's first child called local,
+// in whatever namespace.
+func (e *Element) ChildText(local string) string {
+	for _, ch := range e.Children() {
+		if ch.XMLName.Local == local {
+			return strings.TrimSpace(ch.Text())
+		}
+	}
+	return ""
+}
+
 // Text returns the character data directly inside e, unescaped.
 func (e *Element) Text() string {
 	var b strings.Builder

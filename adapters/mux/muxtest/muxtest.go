@@ -4,11 +4,8 @@
 package muxtest
 
 import (
-	"bytes"
 	"context"
-	"encoding/xml"
 	"fmt"
-	"strings"
 
 	"mellium.im/xmpp/jid"
 
@@ -48,21 +45,5 @@ func Ask(m *mux.Mux, d mux.Dest, s *Session, from, iq string) (answer string, ha
 
 // Parse reads one stanza as a client stream's reader would.
 func Parse(x string) (*stanza.Element, error) {
-	d := wellformed.NewDecoder(strings.NewReader("<s xmlns='"+stanza.NSClient+"'>"+x+"</s>"), wellformed.DefaultMaxDepth)
-	if _, err := d.Token(); err != nil { // <s>
-		return nil, err
-	}
-	tok, err := d.Token()
-	if err != nil {
-		return nil, err
-	}
-	start, ok := tok.(xml.StartElement)
-	if !ok {
-		return nil, fmt.Errorf("muxtest: %q is not an element", x)
-	}
-	var inner bytes.Buffer
-	if err := d.WriteInner(&inner, start); err != nil {
-		return nil, err
-	}
-	return &stanza.Element{XMLName: start.Name, Attrs: start.Attr, Inner: inner.Bytes()}, nil
+	return stanza.Parse([]byte(x), wellformed.DefaultMaxDepth)
 }

@@ -1,0 +1,106 @@
+package stanza
+
+import (
+	"bytes"
+	"encoding/xml"
+	"strings"
+)
+
+// MessageInfo is what the server needs to know about a message's payload.
+type MessageInfo struct {
+	Inner   []byte // the children, without stanza-ids (XEP-0359) and occupant-ids (XEP-0421)
+	Body    bool   // a non-empty <body/>
+	Store   bool   // XEP-0334 <store/>
+	NoStore bool   // XEP-0334 <no-store/> or <no-permanent-store/>
+	Crypted bool   // an end-to-end encrypted payload (OMEMO, OpenPGP)
+}
+
+// Archivable says whether the message goes into the archives: what a
+// person would want to read back (a body, or an encrypted one), or what
+// the sender asked to keep; never what it asked not to keep. Chat states,
+// receipts and markers without a body are forked but not archived.
+func (m MessageInfo) Archivable() bool {
+	return (m.Body || m.Crypted || m.Store) && !m.NoStore
+}
+
+// encrypted payloads that stand for a body.
+var encrypted = map[xml.Name]bool{
+	{Space: "eu.siacs.conversations.axolotl", Local: "encrypted"}: true,
+	{Space: "urn:xmpp:omemo:2", Local: "encrypted"}:               true,
+	{Space: "urn:xmpp:openpgp:0", Local: "openpgp"}:               true,
+	{Space: "jabber:x:encrypted", Local: "x"}:                     true,
+}
+
+// ScanMessage reads the top-level children of a message. The children are
+// parsed inside a wrapper that declares the prefixes the message element
+// declared, so that a prefixed stanza-id is recognized as well.
+func ScanMessage(e *Element) MessageInfo {
+	var head strings.Builder
+	head.WriteString("<w xmlns='" + NSClient + "'")
+	for _, a := range e.Attrs {
+		if a.Name.Space == "xmlns" {
+			head.WriteString(" xmlns:" + a.Name.Local + "='" + Escape(a.Value) + "'")
+		}
+	}
+	head.WriteString(">")
+	off := int64(head.Len())
+	doc := append(append([]byte(head.String()), e.Inner...), "</w>"...)
+	d := xml.NewDecoder(bytes.NewReader(doc))
+	var (
+		m     MessageInfo
+		drop  [][2]int64 // byte ranges of Inner to remove
+		depth int
+		start int64
+		cur   xml.Name
+		text  bool
+	)
+	for {
+		before := d.InputOffset()
+		tok, err := d.Token()
+		if err != nil {
+			break
+		}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			depth++
+			if depth == 2 {
+				start, cur, text = before, t.Name, false
+				switch {
+				case t.Name.Space == NSHints && t.Name.Local == "store":
+					m.Store = true
+				case t.Name.Space == NSHints && (t.Name.Local == "no-store" || t.Name.Local == "no-permanent-store"):
+					m.NoStore = true
+				case encrypted[t.Name]:
+					m.Crypted = true
+				}
+			}
+		case xml.CharData:
+			if depth == 2 && len(bytes.TrimSpace(t)) > 0 {
+				text = true
+			}
+		case xml.EndElement:
+			if depth == 2 {
+				switch {
+				case cur == xml.Name{Space: NSStanzaID, Local: "stanza-id"}, cur == xml.Name{Space: NSOccupantID, Local: "occupant-id"}:
+					// Both are the server's to say (XEP-0359 §4, XEP-0421 §4).
+					drop = append(drop, [2]int64{start - off, d.InputOffset() - off})
+				case cur == xml.Name{Space: NSClient, Local: "body"} && text:
+					m.Body = true
+				}
+			}
+			depth--
+		}
+	}
+	if len(drop) == 0 {
+		m.Inner = e.Inner
+		return m
+	}
+	var kept []byte
+	last := int64(0)
+	for _, r := range drop {
+		kept = append(kept, e.Inner[last:r[0]]...)
+		last = r[1]
+	}
+	m.Inner = append(kept, e.Inner[last:]...)
+	return m
+}
