@@ -59,6 +59,18 @@ func TestRecord(t *testing.T) {
 	t.Parallel()
 	env, _, arch := open(t, archive.Limits{})
 	stream := domain.Stream(juliet, romeo)
+	record := func(to, id, body string) func(context.Context) (domain.MessageSent, error) {
+		return func(ctx context.Context) (domain.MessageSent, error) { return arch.Record(ctx, msg(to, id, body)) }
+	}
+	// prefsThen sets acct's preferences, then records a message to romeo.
+	prefsThen := func(acct, policy, id string) func(context.Context) (domain.MessageSent, error) {
+		return func(ctx context.Context) (domain.MessageSent, error) {
+			if err := arch.SetPrefs(ctx, acct, domain.Prefs{Default: policy}); err != nil {
+				return domain.MessageSent{}, err
+			}
+			return arch.Record(ctx, msg(romeo, id, "unheard"))
+		}
+	}
 	steps := []struct {
 		name      string
 		cause     string // given in the context; "" none
@@ -69,27 +81,13 @@ func TestRecord(t *testing.T) {
 		events    int  // in the conversation's stream afterwards
 		want      string
 	}{
-		{"first", "", func(ctx context.Context) (domain.MessageSent, error) { return arch.Record(ctx, msg(romeo, "m1", "hi")) },
-			nil, true, true, 1, "c2s"},
-		{"the same again", "", func(ctx context.Context) (domain.MessageSent, error) { return arch.Record(ctx, msg(romeo, "m1", "hi")) },
-			domain.ErrDuplicate, false, false, 1, "c2s"},
-		{"for a stanza", "msg-2", func(ctx context.Context) (domain.MessageSent, error) { return arch.Record(ctx, msg(romeo, "m2", "there")) },
-			nil, true, true, 2, "msg-2"},
-		{"to a stranger", "msg-3", func(ctx context.Context) (domain.MessageSent, error) {
-			return arch.Record(ctx, msg("nurse@example.com", "m3", "who?"))
-		}, account.ErrNotFound, false, false, 2, "msg-2"},
-		{"the recipient archives nothing", "msg-4", func(ctx context.Context) (domain.MessageSent, error) {
-			if err := arch.SetPrefs(ctx, romeo, domain.Prefs{Default: domain.Never}); err != nil {
-				return domain.MessageSent{}, err
-			}
-			return arch.Record(ctx, msg(romeo, "m4", "unheard"))
-		}, nil, true, false, 3, "msg-4"},
-		{"nobody archives", "msg-5", func(ctx context.Context) (domain.MessageSent, error) {
-			if err := arch.SetPrefs(ctx, juliet, domain.Prefs{Default: domain.Roster}); err != nil {
-				return domain.MessageSent{}, err
-			}
-			return arch.Record(ctx, msg(romeo, "m5", "gone"))
-		}, nil, false, false, 3, "msg-4"},
+		{"first", "", record(romeo, "m1", "hi"), nil, true, true, 1, "c2s"},
+		{"the same again", "", record(romeo, "m1", "hi"), domain.ErrDuplicate, false, false, 1, "c2s"},
+		{"for a stanza", "msg-2", record(romeo, "m2", "there"), nil, true, true, 2, "msg-2"},
+		{"to a stranger", "msg-3", record("nurse@example.com", "m3", "who?"), account.ErrNotFound, false, false, 2, "msg-2"},
+		{"the recipient archives nothing", "msg-4", prefsThen(romeo, domain.Never, "m4"), nil, true, false, 3, "msg-4"},
+		// Romeo is not in juliet's roster.
+		{"nobody archives", "msg-5", prefsThen(juliet, domain.Roster, "m5"), nil, false, false, 3, "msg-4"},
 	}
 	for _, s := range steps {
 		ctx := event.WithCause(context.Background(), s.cause)
