@@ -66,7 +66,8 @@ func (a *Service) Remove(ctx context.Context, bare string) error {
 // deletion, for a room a still-live session joined meanwhile. Its events
 // share one cause: the caller's, or "account-deleted".
 func (a *Service) forget(ctx context.Context, bare string, st State) error {
-	ctx = event.WithCause(ctx, event.Cause(ctx, causeDeleted))
+	cause := event.Cause(ctx, causeDeleted)
+	ctx = event.WithCause(ctx, cause)
 	if a.opts.Rooms != nil {
 		rs, err := a.opts.Rooms.Of(ctx, bare)
 		if err != nil {
@@ -78,7 +79,6 @@ func (a *Service) forget(ctx context.Context, bare string, st State) error {
 			}
 		}
 	}
-	cause := event.Cause(ctx, causeDeleted)
 	for contact := range st.Roster.Items {
 		for _, s := range []roster.Stanza{roster.InUnsubscribe, roster.InUnsubscribed} {
 			if _, _, err := a.Do(ctx, contact, roster.Presence{Contact: bare, Stanza: s}, cause); err != nil {
