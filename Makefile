@@ -50,30 +50,44 @@ race:
 unit:
 	$(GO) test $(GOFLAGS_) -count=1 ./...
 
-# The dependency rules: domain/ imports only the standard library, ulid and
-# mellium.im/xmpp/jid; eventstore, projections and adapters never reach cmd/;
-# a feature (adapters/features/X) imports neither the session core
-# (adapters/c2s) nor another feature, and nothing outside features imports
-# one: only cmd/ wires them (tests included).
+# The dependency rules. domain/ imports only the standard library, ulid
+# and mellium.im/xmpp/jid. eventstore, projections, adapters and app never
+# reach cmd/. A feature (adapters/features/X) imports neither the session
+# core (adapters/c2s) nor another feature, and nothing outside features
+# imports one. The application services (app/) and the client adapter
+# (adapters/c2s) know each other only through the small interfaces c2s
+# declares: app/ imports no adapters/c2s, and nothing but cmd/ imports
+# app/ (domain/ cannot, by its own rule). Only cmd/ wires them (tests
+# included). forbid DIR PKG reports every package under DIR, its tests
+# included, that depends on MODULE/PKG or a package under it, directly or
+# not; a go list that fails (an import cycle is how most such imports
+# show) fails the check too.
 MODULE := $(shell $(GO) list -m)
 depcheck:
-	@bad=$$($(GO) list $(GOFLAGS_) -f '{{$$p := .ImportPath}}{{range .Imports}}{{$$p}} {{.}}{{"\n"}}{{end}}{{range .TestImports}}{{$$p}} {{.}}{{"\n"}}{{end}}{{range .XTestImports}}{{$$p}} {{.}}{{"\n"}}{{end}}' ./domain/... \
-		| awk -v m='$(MODULE)' 'NF==2 { split($$2, a, "/"); \
+	@forbid() { [ -d $$1 ] || return 0; \
+		deps=$$($(GO) list $(GOFLAGS_) -test -f '{{.ImportPath}}|{{join .Deps " "}}' ./$$1/...) \
+			|| { echo "depcheck: go list ./$$1/... failed"; return; }; \
+		printf '%s\n' "$$deps" | awk -F'|' -v dir=$$1 -v m='$(MODULE)' -v pkg=$$2 'BEGIN { re = "^" m "/" pkg "(/|$$)" } \
+			{ n = split($$2, d, " "); for (i = 1; i <= n; i++) if (d[i] ~ re) print dir " may not import: " $$1 " -> " d[i] }' \
+		| sort -u; }; \
+	imports() { $(GO) list $(GOFLAGS_) -f '{{$$p := .ImportPath}}{{range .Imports}}{{$$p}} {{.}}{{"\n"}}{{end}}{{range .TestImports}}{{$$p}} {{.}}{{"\n"}}{{end}}{{range .XTestImports}}{{$$p}} {{.}}{{"\n"}}{{end}}' ./$$1/... \
+		|| echo "depcheck: go list ./$$1/... failed"; }; \
+	bad=$$( { \
+		imports domain | awk -v m='$(MODULE)' 'NF==2 { split($$2, a, "/"); \
 			if (a[1] !~ /\./) next; \
 			if (index($$2, m "/domain/") == 1) next; \
 			if ($$2 == "github.com/oklog/ulid/v2" || $$2 == "mellium.im/xmpp/jid") next; \
-			print "domain may not import: " $$1 " -> " $$2 }'); \
-	for dir in eventstore projections adapters; do \
-		[ -d $$dir ] || continue; \
-		bad="$$bad$$($(GO) list $(GOFLAGS_) -deps -test -f '{{.ImportPath}}' ./$$dir/... | grep -E '^$(MODULE)/cmd(/|$$)' | sed "s|^|$$dir may not import: |")"; \
-	done; \
-	bad="$$bad$$($(GO) list $(GOFLAGS_) -f '{{$$p := .ImportPath}}{{range .Imports}}{{$$p}} {{.}}{{"\n"}}{{end}}{{range .TestImports}}{{$$p}} {{.}}{{"\n"}}{{end}}{{range .XTestImports}}{{$$p}} {{.}}{{"\n"}}{{end}}' ./adapters/... \
-		| awk -v f='$(MODULE)/adapters/features/' -v core='$(MODULE)/adapters/c2s' 'NF==2 { \
+			print "domain may not import: " $$1 " -> " $$2 } /^depcheck: /'; \
+		imports adapters | awk -v f='$(MODULE)/adapters/features/' -v core='$(MODULE)/adapters/c2s' 'NF==2 { \
 			own = ""; if (index($$1, f) == 1) { split(substr($$1, length(f) + 1), a, "/"); own = a[1] } \
 			dep = ""; if (index($$2, f) == 1) { split(substr($$2, length(f) + 1), b, "/"); dep = b[1] } \
 			if (own == "" && dep != "") print "the core may not import a feature: " $$1 " -> " $$2; \
 			if (own != "" && dep != "" && dep != own) print "a feature may not import another: " $$1 " -> " $$2; \
-			if (own != "" && index($$2, core) == 1) print "a feature may not import the session core: " $$1 " -> " $$2 }')"; \
+			if (own != "" && index($$2, core) == 1) print "a feature may not import the session core: " $$1 " -> " $$2 } /^depcheck: /'; \
+		for dir in eventstore projections adapters app; do forbid $$dir cmd; done; \
+		forbid app adapters/c2s; \
+		for dir in eventstore projections adapters; do forbid $$dir app; done; \
+	} ); \
 	if [ -n "$$bad" ]; then echo "$$bad"; exit 1; fi; echo "depcheck: ok"
 
 # Append and replay throughput, each beside the raw SQLite baseline of the

@@ -454,6 +454,12 @@ func TestUserCommands(t *testing.T) {
 			t.Fatalf("the log lacks %s:\n%s", typ, log)
 		}
 	}
+	// And which command did it.
+	for _, cause := range []string{"cli:user add", "cli:user passwd", "cli:user del"} {
+		if !strings.Contains(log, `"cause":"`+cause+`"`) {
+			t.Fatalf("no event caused by %q:\n%s", cause, log)
+		}
+	}
 	if fi, err := os.Stat(filepath.Join(dir, "annals.db")); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("annals.db mode %v (err %v), want 0600", fi.Mode().Perm(), err)
 	}

@@ -17,6 +17,10 @@ import (
 	"annals.im/annals/adapters/c2s"
 	"annals.im/annals/adapters/credentials"
 	"annals.im/annals/adapters/secrets"
+	"annals.im/annals/app/accounts"
+	"annals.im/annals/app/archive"
+	"annals.im/annals/app/pep"
+	"annals.im/annals/app/rooms"
 	"annals.im/annals/domain/account"
 	"annals.im/annals/domain/event"
 	"annals.im/annals/domain/wellformed"
@@ -104,9 +108,17 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	accounts := newAccounts(store, creds) // the one owner of account streams in this process
+	pwds, err := secrets.Open(ctx, o.db)
+	if err != nil {
+		return err
+	}
+	// The one owner of the room streams and the one of the account streams
+	// in this process; a deletion takes the account out of its rooms.
+	ids := event.NewIDs()
+	rms := rooms.New(store, ids, o.db, x.muc)
+	accts := accounts.New(store, creds, ids, accounts.Options{Rooms: rms, Secrets: pwds})
 	if demo {
-		if err := demoAccount(ctx, c, x.domains[0], accounts, stdout); err != nil {
+		if err := demoAccount(event.WithCause(ctx, "cli:serve --demo"), c, x.domains[0], accts, stdout); err != nil {
 			return err
 		}
 	}
@@ -124,22 +136,14 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	store.SetInline(inline)
-	arch := &archiveService{accounts: accounts, store: store, reader: archiveproj.NewReader(o.db, store.Unsynced), ids: accounts.ids}
-	x.traffic.applyArchive(arch)
-	rooms := newRooms(store, accounts.ids, o.db, x.muc)
-	accounts.forgetIn(rooms, store, o.db)
+	arch := archive.New(accts, store, archiveproj.NewReader(o.db, store.Unsynced), ids, x.traffic.archiveLimits())
 	// The log is followed from here: room events and account changes of
 	// any process from now on reach the sessions they concern.
 	reactFrom, err := runner.Checkpoint(ctx, accountsproj.Name)
 	if err != nil {
 		return err
 	}
-	pwds, err := secrets.Open(ctx, o.db)
-	if err != nil {
-		return err
-	}
-	accounts.pwds = pwds
-	srv, ln, err := x.listen(c, creds, accounts, newPEP(accounts, pwds), arch, rooms, log)
+	srv, ln, err := x.listen(c, creds, accts, pep.New(accts, pwds, ids), arch, rms, log)
 	if err != nil {
 		return err
 	}
@@ -155,7 +159,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	xmppDone := make(chan error, 1)
 	go func() { xmppDone <- srv.Serve(ctx, ln) }()
 	go func() {
-		if err := followLog(ctx, store, reactFrom, srv, accounts, log); err != nil {
+		if err := followLog(ctx, store, reactFrom, srv, accts, log); err != nil {
 			log.Error("the log is no longer followed: room events and account changes reach no session", "err", err)
 		}
 	}()
@@ -241,7 +245,7 @@ func subscribe(store *sqlite.Store) projections.Subscribe {
 // exists and prints its password. The password is kept in
 // DATA/demo-password (mode 0600), a secret beside the log, so that every
 // start can print it again.
-func demoAccount(ctx context.Context, c Config, domain string, a *accountsService, stdout io.Writer) error {
+func demoAccount(ctx context.Context, c Config, domain string, a *accounts.Service, stdout io.Writer) error {
 	demoJID := "demo@" + domain
 	pwFile := filepath.Join(c.Data, "demo-password")
 	password, err := os.ReadFile(pwFile)

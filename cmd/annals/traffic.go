@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"annals.im/annals/adapters/c2s"
+	"annals.im/annals/app/archive"
 )
 
 // trafficFlags are the serve flags that bound what one session or one
@@ -69,7 +70,7 @@ func (t trafficFlags) apply(cfg *c2s.Config) {
 	}
 }
 
-// applyArchive sets the storage quotas of the archive service.
-func (t trafficFlags) applyArchive(a *archiveService) {
-	a.quotaBytes, a.offlineMax = t.archiveQuotaBytes, t.offlineMax
+// archiveLimits are the storage quotas of the archive service.
+func (t trafficFlags) archiveLimits() archive.Limits {
+	return archive.Limits{QuotaBytes: t.archiveQuotaBytes, OfflineMax: t.offlineMax}
 }

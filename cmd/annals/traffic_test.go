@@ -29,10 +29,8 @@ func TestTrafficFlags(t *testing.T) {
 		cfg.RoomCreations != 10 || cfg.RoomCreationWindow != 10*time.Minute {
 		t.Fatalf("defaults: %+v", cfg)
 	}
-	var a archiveService
-	f.applyArchive(&a)
-	if a.offlineMax != 5000 || a.quotaBytes != 1<<30 {
-		t.Fatalf("archive defaults: offline %d, quota %d", a.offlineMax, a.quotaBytes)
+	if l := f.archiveLimits(); l.OfflineMax != 5000 || l.QuotaBytes != 1<<30 {
+		t.Fatalf("archive defaults: %+v", l)
 	}
 	f, err = parseTraffic("--room-creations", "0", "--offline-max", "0", "--archive-quota-bytes", "0")
 	if err != nil {

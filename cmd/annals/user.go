@@ -15,9 +15,12 @@ import (
 
 	"annals.im/annals/adapters/credentials"
 	"annals.im/annals/adapters/secrets"
+	"annals.im/annals/app/accounts"
+	"annals.im/annals/app/rooms"
 	"annals.im/annals/domain/account"
+	"annals.im/annals/domain/event"
 	"annals.im/annals/eventstore/sqlite"
-	"annals.im/annals/projections/accounts"
+	accountsproj "annals.im/annals/projections/accounts"
 )
 
 const userUsage = `Usage:
@@ -96,6 +99,8 @@ func user(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		return err
 	}
 	defer closeAll()
+	// The events this command appends say which command caused them.
+	ctx = event.WithCause(ctx, "cli:user "+sub)
 	switch sub {
 	case "add", "passwd":
 		if password != "" && randomPassword {
@@ -137,7 +142,7 @@ func user(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 
 // openAccounts opens the store and the credentials beside it for the
 // account commands of the CLI.
-func openAccounts(ctx context.Context, c Config, create bool, stderr io.Writer) (*accountsService, func() error, error) {
+func openAccounts(ctx context.Context, c Config, create bool, stderr io.Writer) (*accounts.Service, func() error, error) {
 	store, err := openStore(ctx, c, create, c.logger(stderr))
 	if err != nil {
 		return nil, nil, err
@@ -153,13 +158,15 @@ func openAccounts(ctx context.Context, c Config, create bool, stderr io.Writer) 
 		store.Close()
 		return nil, nil, err
 	}
-	a := newAccounts(store, creds)
-	a.forgetIn(newRooms(store, a.ids, db, ""), store, db)
-	if a.pwds, err = secrets.Open(ctx, db); err != nil {
+	pwds, err := secrets.Open(ctx, db)
+	if err != nil {
 		db.Close()
 		store.Close()
 		return nil, nil, err
 	}
+	// No MUC domain: the rooms are here only for a deletion to leave them.
+	ids := event.NewIDs()
+	a := accounts.New(store, creds, ids, accounts.Options{Rooms: rooms.New(store, ids, db, ""), Secrets: pwds})
 	return a, func() error { return errors.Join(db.Close(), store.Close()) }, nil
 }
 
@@ -206,7 +213,7 @@ func userList(ctx context.Context, c Config, stdout, stderr io.Writer) error {
 }
 
 func printAccounts(ctx context.Context, db *sql.DB, stdout io.Writer) error {
-	list, err := accounts.List(ctx, db)
+	list, err := accountsproj.List(ctx, db)
 	if err != nil {
 		return err
 	}

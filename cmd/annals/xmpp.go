@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/tls"
 	"errors"
@@ -20,6 +21,10 @@ import (
 
 	"annals.im/annals/adapters/c2s"
 	"annals.im/annals/adapters/credentials"
+	"annals.im/annals/app/accounts"
+	"annals.im/annals/app/archive"
+	"annals.im/annals/app/pep"
+	"annals.im/annals/app/rooms"
 	"annals.im/annals/domain/account"
 )
 
@@ -108,7 +113,7 @@ func features() *mux.Mux {
 }
 
 // listen builds the c2s server and opens its listener.
-func (x xmppFlags) listen(c Config, creds *credentials.Store, accounts *accountsService, peps *pepService, arch *archiveService, rooms *roomsService, log *slog.Logger) (*c2s.Server, net.Listener, error) {
+func (x xmppFlags) listen(c Config, creds *credentials.Store, accts *accounts.Service, peps *pep.Service, arch *archive.Service, rms *rooms.Service, log *slog.Logger) (*c2s.Server, net.Listener, error) {
 	var cert tls.Certificate
 	var err error
 	if x.cert != "" {
@@ -135,12 +140,12 @@ func (x xmppFlags) listen(c Config, creds *credentials.Store, accounts *accounts
 		TLS:             c2s.ServerTLS(cert),
 		Plaintext:       x.plaintext,
 		Credentials:     creds.Get,
-		Accounts:        accounts,
+		Accounts:        accts,
 		Registration:    x.registration,
-		Registrar:       accounts,
+		Registrar:       accts,
 		Archive:         arch,
 		MUCDomain:       x.muc,
-		Rooms:           rooms,
+		Rooms:           c2sRooms{rms},
 		LockNewRooms:    x.lockRooms,
 		MUCDetachedShow: x.detachedShow,
 		PEP:             peps,
@@ -167,6 +172,21 @@ func (x xmppFlags) listen(c Config, creds *credentials.Store, accounts *accounts
 		return nil, nil, fmt.Errorf("c2s: %w", err)
 	}
 	return srv, ln, nil
+}
+
+// c2sRooms gives c2s the rooms service, whose room list is of the domain's
+// type (room.Listed) while c2s.Rooms declares its own (c2s.RoomItem):
+// neither may import the other. Once c2s says `type RoomItem =
+// room.Listed`, the service satisfies c2s.Rooms as it is and this goes.
+type c2sRooms struct{ *rooms.Service }
+
+func (r c2sRooms) Public(ctx context.Context) ([]c2s.RoomItem, error) {
+	list, err := r.Service.Public(ctx)
+	out := make([]c2s.RoomItem, len(list))
+	for i, l := range list {
+		out[i] = c2s.RoomItem{JID: l.JID, Name: l.Name}
+	}
+	return out, err
 }
 
 // secretFile returns the 32 random bytes kept in path, making them on first

@@ -115,6 +115,13 @@ type Occupant struct {
 	Status  string `json:"status,omitempty"`
 }
 
+// Listed is a room as the service lists it to anyone (disco#items):
+// a value type, so that the rooms service (app/rooms) and the adapters
+// that show the list share it without importing each other.
+type Listed struct {
+	JID, Name string
+}
+
 // State is what the rules know about one room.
 type State struct {
 	JID          string

@@ -1,0 +1,39 @@
+package accounts
+
+import (
+	"annals.im/annals/domain/account"
+	"annals.im/annals/domain/archive"
+	"annals.im/annals/domain/event"
+	"annals.im/annals/domain/pep"
+	"annals.im/annals/domain/roster"
+)
+
+// State is everything folded from an account's stream.
+type State struct {
+	Account account.State
+	Roster  roster.State
+	Prefs   archive.Prefs // archiving preferences (XEP-0441)
+	PEP     pep.State     // personal eventing nodes (XEP-0163): bookmarks
+}
+
+// Evolve folds one event of an account's stream. State is kept per
+// incarnation: AccountCreated starts from nothing, so an account
+// registered under a deleted one's name inherits none of its roster,
+// bookmarks or preferences.
+func Evolve(s State, e event.Envelope) (State, error) {
+	if e.Type == account.TypeCreated {
+		s = State{}
+	}
+	var err error
+	if s.Account, err = account.Evolve(s.Account, e); err != nil {
+		return s, err
+	}
+	if s.Roster, err = roster.Evolve(s.Roster, e); err != nil {
+		return s, err
+	}
+	if s.Prefs, err = archive.EvolvePrefs(s.Prefs, e); err != nil {
+		return s, err
+	}
+	s.PEP, err = pep.Evolve(s.PEP, e)
+	return s, err
+}
