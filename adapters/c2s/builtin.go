@@ -17,6 +17,8 @@ import (
 // JID and Send make a session a mux.Session.
 func (c *conn) JID() jid.JID { return c.jid }
 
+func (c *conn) Deliver(s string, urgent bool) { c.deliver(s, urgent) }
+
 func (c *conn) Send(s string) {
 	if err := c.write(s); err != nil {
 		c.log.Debug("write failed", "err", err)
@@ -73,11 +75,6 @@ func (s *Server) registerBuiltins(m *mux.Mux) {
 	// Clients (poezio) look for private XML storage on the server before
 	// they keep bookmarks there.
 	m.Feature(mux.Server, nsPrivate)
-	if s.cfg.MUCDomain != "" && s.cfg.Rooms != nil {
-		// Clients find the rooms from the server's items (XEP-0045 §6.1).
-		m.Item(mux.Server, mux.Item{JID: s.cfg.MUCDomain, Name: "Chatrooms"})
-		m.Mount(s.cfg.MUCDomain, mucService{s})
-	}
 }
 
 // destinations are where an IQ get or set to `to` from c may be handled

@@ -37,15 +37,6 @@ type Config struct {
 	// Archive records and reads 1:1 messages (XEP-0313); nil: messages
 	// are routed only.
 	Archive Archive
-	// MUCDomain is the multi-user chat service's domain (XEP-0045), served
-	// with Rooms; "" for none. LockNewRooms keeps a new room closed to
-	// others until its owner configures it (XEP-0045 §10.1).
-	MUCDomain    string
-	Rooms        Rooms
-	LockNewRooms bool
-	// MUCDetachedShow is an account's show in a room while none of its
-	// clients is attached; default xa.
-	MUCDetachedShow string
 	// PEP is the accounts' personal eventing service (XEP-0163), used for
 	// bookmarks (XEP-0402); nil for none.
 	PEP PEP
@@ -92,12 +83,8 @@ type Config struct {
 	// MaxUnackedBytes bound a stream-management session's unacknowledged
 	// stanzas (defaults 5,000 and 8 MiB); OutQueueBytes the bytes waiting
 	// for a slow client (8 MiB, besides OutQueue stanzas); MAMPageBytes a
-	// MAM page or a room's join history (2 MiB). RoomCreations new rooms
-	// per account in RoomCreationWindow (10 per 10 minutes; negative: no
-	// limit).
+	// MAM page (2 MiB).
 	MaxUnacked, MaxUnackedBytes int
 	OutQueueBytes               int
 	MAMPageBytes                int
-	RoomCreations               int
-	RoomCreationWindow          time.Duration
 }

@@ -15,11 +15,13 @@ import (
 // key, never as a key, so even the SCRAM salts below, which keep using the
 // secret itself as their HMAC key, reveal nothing about a derived key.
 const (
-	purposeOccupantID = "annals/occupant-id/v1"
+	// PurposeOccupantID keys the room service's occupant ids (XEP-0421).
+	PurposeOccupantID = "annals/occupant-id/v1"
 )
 
-// purposeKey derives the 32-byte key for purpose from secret.
-func purposeKey(secret []byte, purpose string) ([]byte, error) {
+// DeriveKey derives the 32-byte key for purpose from secret, for the core
+// and for the services mounted on it (cmd/ hands them their keys).
+func DeriveKey(secret []byte, purpose string) ([]byte, error) {
 	k, err := hkdf.Key(sha256.New, secret, nil, purpose, 32)
 	if err != nil {
 		return nil, fmt.Errorf("c2s: derive the %s key: %w", purpose, err)

@@ -11,10 +11,9 @@ import (
 // that name's room and account (one key, one HMAC), unmasking accounts in
 // semi-anonymous rooms. With a key per purpose it is not.
 func TestFakeSaltIsNoOccupantID(t *testing.T) {
-	addr := rawServer(t, 0)
-	srv := servers[addr]
+	addr, rooms := mucServerRooms(t)
 	room, acct := "room@conference.localhost", "juliet@localhost"
-	id, err := base64.RawURLEncoding.DecodeString(srv.occupantID(room, acct))
+	id, err := base64.RawURLEncoding.DecodeString(rooms.service.OccupantID(room, acct))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"annals.im/annals/adapters/features/muc"
 	"annals.im/annals/domain/event"
 	"annals.im/annals/domain/room"
 )
@@ -21,6 +22,7 @@ type memRooms struct {
 	log     []event.Envelope            // every room's events, in order
 	changed chan struct{}               // closed and replaced at each append
 	ids     *event.IDs
+	service *muc.Service // the room service using them
 }
 
 func newMemRooms() *memRooms {
@@ -113,5 +115,5 @@ func (m *memRooms) follow(t *testing.T, srv *Server) {
 	t.Cleanup(func() { cancel(); <-done })
 }
 
-func (m *memRooms) NewID() string                              { return m.ids.New(time.Now()).String() }
-func (m *memRooms) Public(context.Context) ([]RoomItem, error) { return nil, nil }
+func (m *memRooms) NewID() string                                 { return m.ids.New(time.Now()).String() }
+func (m *memRooms) Public(context.Context) ([]room.Listed, error) { return nil, nil }

@@ -4,21 +4,37 @@ import (
 	"strings"
 	"testing"
 
+	"annals.im/annals/adapters/features/muc"
 	"annals.im/annals/domain/room"
 )
 
 // mucServerRooms is mucServer with its rooms at hand.
 func mucServerRooms(t *testing.T) (string, *memRooms) {
 	rooms := newMemRooms()
-	addr := serverWith(t, func(cfg *Config) {
-		cfg.Accounts = noContacts{}
-		cfg.MUCDomain = "conference.localhost"
-		cfg.Rooms = rooms
-		cfg.LockNewRooms = true
+	addr := serverMounting(t, func(cfg *Config) { cfg.Accounts = noContacts{} }, func(srv *Server) {
+		key, err := DeriveKey(srv.cfg.Secret, PurposeOccupantID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		svc, err := muc.New(muc.Config{Domain: "conference.localhost", Domains: srv.cfg.Domains, Rooms: rooms,
+			LockNewRooms: true, OccupantKey: key, Log: srv.cfg.Log}, srv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		svc.Register(srv.cfg.Mux)
+		rooms.service = svc
 	})
 	rooms.follow(t, servers[addr])
 	return addr, rooms
 }
+
+// Fields of the room configuration form (muc#roomconfig, XEP-0045 §15.5.3).
+const (
+	cfgDesc        = "muc#roomconfig_roomdesc"
+	cfgMembersOnly = "muc#roomconfig_membersonly"
+	cfgPWProtected = "muc#roomconfig_passwordprotectedroom"
+	cfgSecret      = "muc#roomconfig_roomsecret"
+)
 
 // hallWithOwner starts a server with a room service, logs Romeo in and has
 // him create the hall (locked until configured), and logs Juliet in: the

@@ -14,7 +14,6 @@ import (
 
 	"annals.im/annals/adapters/stanza"
 	"annals.im/annals/domain/pep"
-	"annals.im/annals/domain/room"
 )
 
 // The account's own PEP service (XEP-0163), enough for bookmarks
@@ -291,10 +290,10 @@ func (s *Server) bookmarkOptions() *pep.Config {
 // pepMaxItems is the highest pubsub#max_items ("max").
 func (s *Server) pepMaxItems() int { return cmp.Or(s.cfg.PEPLimits.MaxItems, pep.MaxItems) }
 
-// setAutojoin keeps the account's bookmark of a room in step with its
+// SetAutojoin keeps the account's bookmark of a room in step with its
 // occupancy: joining sets autojoin (creating the bookmark), leaving
-// clears it.
-func (s *Server) setAutojoin(ctx context.Context, acct, r, nick string, autojoin bool) {
+// clears it. The room service calls it (muc.Host).
+func (s *Server) SetAutojoin(ctx context.Context, acct, r, nick string, autojoin bool) {
 	if s.cfg.PEP == nil {
 		return
 	}
@@ -320,36 +319,27 @@ func (s *Server) setAutojoin(ctx context.Context, acct, r, nick string, autojoin
 	}
 }
 
-// followBookmark makes the account join or leave the room a client's
-// bookmark change names: autojoin true joins (with the bookmark's nick,
-// no session attached until a client joins), false or a retraction leaves.
+// followBookmark has the room service of the room a client's bookmark
+// change names make the account join or leave it: autojoin true joins
+// (with the bookmark's nick, no session attached until a client joins),
+// false or a retraction leaves.
 func (s *Server) followBookmark(ctx context.Context, acct string, it pep.Item) {
-	if s.cfg.Rooms == nil {
+	r, err := jid.Parse(it.ID)
+	if err != nil || r.Localpart() == "" || r.Resourcepart() != "" {
 		return
 	}
-	r, err := jid.Parse(it.ID)
-	if err != nil || !s.isMUC(r) || r.Localpart() == "" {
+	svc, ok := s.cfg.Mux.Service(r.Domainpart())
+	f, follows := svc.(bookmarkFollower)
+	if !ok || !follows {
 		return
 	}
 	b, _, ok := parseBookmark(it.Payload)
-	want := ok && b.autojoin
-	st, err := s.cfg.Rooms.Get(ctx, r.String())
-	if err != nil {
-		return
-	}
-	_, in := st.Occupants[acct]
-	switch {
-	case want && !in:
-		nick := b.nick
-		if nick == "" {
-			nick, _, _ = strings.Cut(acct, "@")
-		}
-		if _, _, _, err := s.roomJoin(ctx, r.String(), room.Join{Account: acct, Nick: nick, Show: "xa"}, b.password); err != nil {
-			s.cfg.Log.Info("bookmark autojoin refused", "account", acct, "room", r.String(), "err", err)
-		}
-	case !want && in:
-		s.roomDo(ctx, r.String(), func(room.State) any { return room.Leave{Account: acct} })
-	}
+	f.FollowBookmark(ctx, acct, r.String(), b.nick, b.password, ok && b.autojoin)
+}
+
+// bookmarkFollower is a service whose rooms bookmarks can join.
+type bookmarkFollower interface {
+	FollowBookmark(ctx context.Context, acct, room, nick, password string, autojoin bool)
 }
 
 // privateIQ answers XEP-0049 private XML storage for XEP-0048 bookmarks,

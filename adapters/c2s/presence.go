@@ -64,7 +64,7 @@ func (c *conn) presence(ctx context.Context, e *element) error {
 		// RFC 6121 §4.6.2 would end the client's directed presence to its
 		// rooms; here the account occupies them, so the client only
 		// detaches.
-		c.srv.mucSessionGone(c)
+		c.srv.sessionGone(c)
 	}
 	return nil
 }

@@ -5,11 +5,11 @@ package c2s
 
 import (
 	"context"
+	"errors"
 	"slices"
 
 	"mellium.im/xmpp/jid"
 
-	"annals.im/annals/adapters/mux"
 	"annals.im/annals/adapters/stanza"
 )
 
@@ -30,7 +30,12 @@ func (c *conn) routeStanza(ctx context.Context, e *element) error {
 	if to := e.Attr("to"); to != "" {
 		if j, err := jid.Parse(to); err == nil {
 			if svc, ok := c.srv.cfg.Mux.Service(j.Domainpart()); ok {
-				if err := svc.Handle(ctx, c, (*stanza.Element)(e), j); err != nil {
+				err := svc.Handle(ctx, c, e, j)
+				var se *stanza.StreamError
+				switch {
+				case errors.As(err, &se):
+					return &streamError{cond: se.Cond, text: se.Text}
+				case err != nil:
 					c.log.Error("service failed", "service", j.Domainpart(), "err", err)
 				}
 				return nil
@@ -65,32 +70,3 @@ func isSubscription(e *element) bool {
 
 // isLocal reports whether j is at one of the domains this server serves.
 func (s *Server) isLocal(j jid.JID) bool { return slices.Contains(s.cfg.Domains, j.Domainpart()) }
-
-// mucService mounts the built-in room service on the mux.
-type mucService struct{ s *Server }
-
-func (m mucService) Handle(ctx context.Context, sess mux.Session, e *stanza.Element, to jid.JID) error {
-	c := sess.(*conn)
-	el := (*element)(e)
-	switch e.XMLName.Local {
-	case "iq":
-		switch typ := e.Attr("type"); {
-		case typ == "result" || typ == "error":
-			if to.Resourcepart() != "" {
-				c.occupantIQReply(el) // an answer to an IQ the room forwarded
-			}
-			return nil
-		case typ != "get" && typ != "set" || e.Attr("id") == "":
-			return c.write(c.errorReply(el, "modify", "bad-request"))
-		}
-		child, ok := el.Child()
-		if !ok {
-			return c.write(c.errorReply(el, "modify", "bad-request"))
-		}
-		return c.mucIQ(ctx, el, child, to)
-	case "message":
-		return c.mucMessage(ctx, el, to)
-	default:
-		return c.mucPresence(ctx, el, to)
-	}
-}

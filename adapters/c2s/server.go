@@ -41,16 +41,7 @@ type Server struct {
 	regs      *registrations
 	refused   atomic.Int64 // connections refused by limits since last reported
 	delivery  deliveryLocks
-	muc       attachments
-	views     roomViews            // rooms as the log follower folded them; Publish's goroutine only
 	ended     map[string]time.Time // bare JID -> when EndAccount last ended its sessions
-
-	fwdMu     sync.Mutex
-	forwarded map[string]forwardedIQ // IQs to occupants awaiting an answer, by the id they went out with
-
-	occupantKey []byte // keys occupant ids (XEP-0421); see keys.go
-
-	creations *roomCreations // new rooms per account (traffic.go)
 }
 
 // NewServer checks cfg and returns a server.
@@ -80,7 +71,6 @@ func NewServer(cfg Config) (*Server, error) {
 	cfg.FailureWindow = cmp.Or(cfg.FailureWindow, 15*time.Minute)
 	cfg.ThrottleKeys = cmp.Or(cfg.ThrottleKeys, 1<<16)
 	cfg.ResumeTimeout = cmp.Or(cfg.ResumeTimeout, 300*time.Second)
-	cfg.MUCDetachedShow = cmp.Or(cfg.MUCDetachedShow, "xa")
 	cfg.connDefaults()
 	cfg.quotaDefaults()
 	cfg.trafficDefaults()
@@ -90,20 +80,14 @@ func NewServer(cfg Config) (*Server, error) {
 	if cfg.Mux == nil {
 		cfg.Mux = mux.New()
 	}
-	occupantKey, err := purposeKey(cfg.Secret, purposeOccupantID)
-	if err != nil {
-		return nil, err
-	}
-	s := &Server{cfg: cfg, occupantKey: occupantKey, sessions: make(map[string]map[string]*conn), resumable: make(map[string]*conn), conns: make(map[*conn]struct{}),
-		forwarded: make(map[string]forwardedIQ), views: make(roomViews),
+	s := &Server{cfg: cfg, sessions: make(map[string]map[string]*conn), resumable: make(map[string]*conn), conns: make(map[*conn]struct{}),
 		expired: make(map[string]expiredSession), throttle: newThrottle(throttleConfig{
 			freeAccount: cfg.FailuresPerAccount, freeAddress: cfg.FailuresPerIP,
 			delay: cfg.FailureDelay, delayMax: cfg.FailureDelayMax, window: cfg.FailureWindow,
 			maxKeys: cfg.ThrottleKeys, trusted: cfg.TrustedProxies,
 		}),
-		limits:    newConnLimits(cfg.MaxConnections, cfg.MaxConnectionsPerIP),
-		regs:      newRegistrations(cfg.RegistrationsPerAddress, cfg.RegistrationWindow, registrationKeys),
-		creations: newRoomCreations(cfg.RoomCreations, cfg.RoomCreationWindow)}
+		limits: newConnLimits(cfg.MaxConnections, cfg.MaxConnectionsPerIP),
+		regs:   newRegistrations(cfg.RegistrationsPerAddress, cfg.RegistrationWindow, registrationKeys)}
 	s.registerBuiltins(cfg.Mux)
 	return s, nil
 }
@@ -115,7 +99,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ln.Close()
 		// Every connection ends with the server (RFC 6120 §4.9.3.21);
 		// detached sessions stop waiting on ctx themselves.
-		s.roomsShutdown()
+		s.services(func(svc mux.Service) {
+			if sd, ok := svc.(interface{ Shutdown() }); ok {
+				sd.Shutdown()
+			}
+		})
 		s.mu.Lock()
 		conns := slices.Collect(maps.Keys(s.conns))
 		s.mu.Unlock()
@@ -235,7 +223,7 @@ func (c *conn) serve(ctx context.Context) {
 		c.srv.goneUnavailable(c)
 	}
 	c.srv.unbind(c)
-	c.srv.mucSessionGone(c)
+	c.srv.sessionGone(c)
 	c.srv.forgetResumable(c)
 	c.shutdown(final)
 	c.wmu.Lock()

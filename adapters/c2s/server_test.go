@@ -26,6 +26,12 @@ func rawServer(t *testing.T, maxStanza int) string {
 
 // serverWith is rawServer with its configuration adjusted by tweak.
 func serverWith(t *testing.T, tweak func(*Config)) string {
+	return serverMounting(t, tweak, nil)
+}
+
+// serverMounting is serverWith that lets mount register services on the
+// server's mux (they need the server itself) before it serves.
+func serverMounting(t *testing.T, tweak func(*Config), mount func(*Server)) string {
 	t.Helper()
 	creds, err := credentials.Derive("balcony")
 	if err != nil {
@@ -48,6 +54,9 @@ func serverWith(t *testing.T, tweak func(*Config)) string {
 	srv, err := NewServer(cfg)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if mount != nil {
+		mount(srv)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

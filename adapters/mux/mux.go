@@ -39,8 +39,14 @@ type Session interface {
 	// JID is the session's bound full JID: the sender, whatever from the
 	// client wrote (RFC 6120 §8.1.2.1).
 	JID() jid.JID
-	// Send queues a stanza to the client, after everything queued before.
+	// Send queues a stanza to the client, after everything queued before:
+	// answers, and errors.
 	Send(stanza string)
+	// Deliver queues a stanza that is no answer (a message, a presence from
+	// elsewhere). While the client says it is inactive (XEP-0352) one
+	// that is not urgent may be held back, a newer presence from the same
+	// entity replacing the one held.
+	Deliver(stanza string, urgent bool)
 }
 
 // IQ is an IQ get or set being handled.

@@ -3,6 +3,8 @@ package mux
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 
 	"mellium.im/xmpp/jid"
 
@@ -36,4 +38,14 @@ func (m *Mux) Mount(domain string, svc Service) {
 func (m *Mux) Service(domain string) (Service, bool) {
 	svc, ok := m.services[domain]
 	return svc, ok
+}
+
+// Services returns the mounted services, each once, ordered by domain.
+func (m *Mux) Services() []Service {
+	domains := slices.Sorted(maps.Keys(m.services))
+	out := make([]Service, len(domains))
+	for i, d := range domains {
+		out[i] = m.services[d]
+	}
+	return out
 }

@@ -79,3 +79,13 @@ func (e *Error) XML() string {
 	b.WriteString("</error>")
 	return b.String()
 }
+
+// StreamError is what a feature returns to have the session's stream end
+// with a stream error (RFC 6120 §4.9) rather than a stanza answered: when
+// it can no longer serve the session as the protocol promises.
+type StreamError struct {
+	Cond string // a defined condition, e.g. "resource-constraint"
+	Text string
+}
+
+func (e *StreamError) Error() string { return "stream error: " + e.Cond + ": " + e.Text }

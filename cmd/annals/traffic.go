@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"annals.im/annals/adapters/c2s"
+	"annals.im/annals/adapters/features/muc"
 	"annals.im/annals/app/archive"
 )
 
@@ -38,8 +39,8 @@ func (t *trafficFlags) flags(fs *flag.FlagSet) {
 	fs.IntVar(&t.mamPageBytes, "mam-page-bytes", c2s.DefaultMAMPageBytes, "bytes of messages in one archive page (XEP-0313) or room join history; a fuller page stops early and paging goes on")
 	fs.Int64Var(&t.offlineMax, "offline-max", defaultOfflineMax, "messages waiting for an offline account; more are refused with service-unavailable (0: no limit)")
 	fs.Int64Var(&t.archiveQuotaBytes, "archive-quota-bytes", defaultArchiveQuotaBytes, "bytes of 1:1 messages an account may have stored by sending them; past it they are refused with resource-constraint (0: no limit)")
-	fs.IntVar(&t.roomCreations, "room-creations", c2s.DefaultRoomCreations, "new rooms an account may create per --room-creation-window; more joins that would create one get not-allowed (0: no limit)")
-	fs.DurationVar(&t.roomCreationWindow, "room-creation-window", c2s.DefaultRoomCreationWindow, "the window of --room-creations")
+	fs.IntVar(&t.roomCreations, "room-creations", muc.DefaultRoomCreations, "new rooms an account may create per --room-creation-window; more joins that would create one get not-allowed (0: no limit)")
+	fs.DurationVar(&t.roomCreationWindow, "room-creation-window", muc.DefaultRoomCreationWindow, "the window of --room-creations")
 }
 
 func (t trafficFlags) validate(maxStanza int) error {
@@ -60,13 +61,19 @@ func (t trafficFlags) validate(maxStanza int) error {
 	return nil
 }
 
-// apply sets the session bounds and the room-creation rate of cfg.
+// apply sets the session bounds of cfg.
 func (t trafficFlags) apply(cfg *c2s.Config) {
 	cfg.MaxUnacked, cfg.MaxUnackedBytes = t.maxUnacked, t.maxUnackedBytes
 	cfg.OutQueueBytes, cfg.MAMPageBytes = t.outQueueBytes, t.mamPageBytes
+}
+
+// applyMUC sets the room service's join history bound and room-creation
+// rate.
+func (t trafficFlags) applyMUC(cfg *muc.Config) {
+	cfg.HistoryBytes = t.mamPageBytes
 	cfg.RoomCreations, cfg.RoomCreationWindow = t.roomCreations, t.roomCreationWindow
 	if t.roomCreations == 0 {
-		cfg.RoomCreations = -1 // c2s: no limit
+		cfg.RoomCreations = -1 // muc: no limit
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"annals.im/annals/adapters/c2s"
+	"annals.im/annals/adapters/features/muc"
 )
 
 func TestTrafficFlags(t *testing.T) {
@@ -24,10 +25,12 @@ func TestTrafficFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	var cfg c2s.Config
+	var rooms muc.Config
 	f.apply(&cfg)
+	f.applyMUC(&rooms)
 	if cfg.MaxUnacked != 5000 || cfg.MaxUnackedBytes != 8<<20 || cfg.OutQueueBytes != 8<<20 || cfg.MAMPageBytes != 2<<20 ||
-		cfg.RoomCreations != 10 || cfg.RoomCreationWindow != 10*time.Minute {
-		t.Fatalf("defaults: %+v", cfg)
+		rooms.HistoryBytes != 2<<20 || rooms.RoomCreations != 10 || rooms.RoomCreationWindow != 10*time.Minute {
+		t.Fatalf("defaults: %+v %+v", cfg, rooms)
 	}
 	if l := f.archiveLimits(); l.OfflineMax != 5000 || l.QuotaBytes != 1<<30 {
 		t.Fatalf("archive defaults: %+v", l)
@@ -36,9 +39,9 @@ func TestTrafficFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.apply(&cfg)
-	if cfg.RoomCreations >= 0 {
-		t.Fatalf("--room-creations 0 is no limit, got %d", cfg.RoomCreations)
+	f.applyMUC(&rooms)
+	if rooms.RoomCreations >= 0 {
+		t.Fatalf("--room-creations 0 is no limit, got %d", rooms.RoomCreations)
 	}
 	for _, bad := range [][]string{
 		{"--sm-max-unacked", "0"},

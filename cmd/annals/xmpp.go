@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"crypto/rand"
 	"crypto/tls"
 	"errors"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"annals.im/annals/adapters/features/disco"
+	"annals.im/annals/adapters/features/muc"
 	"annals.im/annals/adapters/features/ping"
 	softwareversion "annals.im/annals/adapters/features/version"
 	"annals.im/annals/adapters/mux"
@@ -136,25 +136,21 @@ func (x xmppFlags) listen(c Config, creds *credentials.Store, accts *accounts.Se
 		resume = -1 // c2s: no resumption
 	}
 	cfg := c2s.Config{
-		Domains:         x.domains,
-		TLS:             c2s.ServerTLS(cert),
-		Plaintext:       x.plaintext,
-		Credentials:     creds.Get,
-		Accounts:        accts,
-		Registration:    x.registration,
-		Registrar:       accts,
-		Archive:         arch,
-		MUCDomain:       x.muc,
-		Rooms:           c2sRooms{rms},
-		LockNewRooms:    x.lockRooms,
-		MUCDetachedShow: x.detachedShow,
-		PEP:             peps,
-		ResumeTimeout:   resume,
-		Secret:          secret,
-		MaxStanza:       x.maxStanza,
-		MaxDepth:        x.maxDepth,
-		Mux:             features(),
-		Log:             log,
+		Domains:       x.domains,
+		TLS:           c2s.ServerTLS(cert),
+		Plaintext:     x.plaintext,
+		Credentials:   creds.Get,
+		Accounts:      accts,
+		Registration:  x.registration,
+		Registrar:     accts,
+		Archive:       arch,
+		PEP:           peps,
+		ResumeTimeout: resume,
+		Secret:        secret,
+		MaxStanza:     x.maxStanza,
+		MaxDepth:      x.maxDepth,
+		Mux:           features(),
+		Log:           log,
 
 		MaxConnections:      x.maxConns,
 		MaxConnectionsPerIP: x.maxConnsPerIP,
@@ -167,26 +163,25 @@ func (x xmppFlags) listen(c Config, creds *credentials.Store, accts *accounts.Se
 	if err != nil {
 		return nil, nil, err
 	}
+	if x.muc != "" {
+		key, err := c2s.DeriveKey(secret, c2s.PurposeOccupantID)
+		if err != nil {
+			return nil, nil, err
+		}
+		mcfg := muc.Config{Domain: x.muc, Domains: x.domains, Rooms: rms, Archive: arch, LockNewRooms: x.lockRooms,
+			DetachedShow: x.detachedShow, OccupantKey: key, Log: log}
+		x.traffic.applyMUC(&mcfg)
+		svc, err := muc.New(mcfg, srv)
+		if err != nil {
+			return nil, nil, err
+		}
+		svc.Register(cfg.Mux)
+	}
 	ln, err := net.Listen("tcp", x.c2s)
 	if err != nil {
 		return nil, nil, fmt.Errorf("c2s: %w", err)
 	}
 	return srv, ln, nil
-}
-
-// c2sRooms gives c2s the rooms service, whose room list is of the domain's
-// type (room.Listed) while c2s.Rooms declares its own (c2s.RoomItem):
-// neither may import the other. Once c2s says `type RoomItem =
-// room.Listed`, the service satisfies c2s.Rooms as it is and this goes.
-type c2sRooms struct{ *rooms.Service }
-
-func (r c2sRooms) Public(ctx context.Context) ([]c2s.RoomItem, error) {
-	list, err := r.Service.Public(ctx)
-	out := make([]c2s.RoomItem, len(list))
-	for i, l := range list {
-		out[i] = c2s.RoomItem{JID: l.JID, Name: l.Name}
-	}
-	return out, err
 }
 
 // secretFile returns the 32 random bytes kept in path, making them on first

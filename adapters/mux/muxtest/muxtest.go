@@ -23,6 +23,9 @@ type Session struct {
 func (s *Session) JID() jid.JID       { return s.Full }
 func (s *Session) Send(stanza string) { s.Sent = append(s.Sent, stanza) }
 
+// Deliver keeps what is delivered with what is sent, in order.
+func (s *Session) Deliver(stanza string, _ bool) { s.Sent = append(s.Sent, stanza) }
+
 // Ask sends the IQ serialized in iq from session s to d on m, as the core
 // would (answered from `from`), and returns what the session was sent.
 // handled is false when no handler took it.

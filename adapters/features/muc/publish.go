@@ -1,4 +1,4 @@
-package c2s
+package muc
 
 // Telling a room's sessions what its events did, and detaching them.
 
@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 
+	"annals.im/annals/adapters/mux"
 	"annals.im/annals/adapters/stanza"
 	"annals.im/annals/domain/event"
 	"annals.im/annals/domain/room"
@@ -14,7 +15,7 @@ import (
 
 // publishRoom tells the room's sessions what event e did to the room,
 // before and after it.
-func (s *Server) publishRoom(before, after room.State, e event.Envelope) {
+func (s *Service) publishRoom(before, after room.State, e event.Envelope) {
 	v := e.Version
 	switch e.Type {
 	case room.TypeJoined:
@@ -34,7 +35,7 @@ func (s *Server) publishRoom(before, after room.State, e event.Envelope) {
 		for acct := range after.Occupants {
 			// Each account's copy also carries the ID its own archive has.
 			own := stanza.InsertChild(msg, stanza.IDElement(acct, d.ID))
-			s.muc.tell(after.JID, acct, v, func(c *conn) string { return stanza.WithTo(own, c.jid.String()) }, true)
+			s.muc.tell(after.JID, acct, v, func(c mux.Session) string { return stanza.WithTo(own, c.JID().String()) }, true)
 		}
 	case room.TypeSubjectSet:
 		var d room.SubjectSet
@@ -114,16 +115,16 @@ func (s *Server) publishRoom(before, after room.State, e event.Envelope) {
 // roomBroadcast sends each occupant's attached sessions what stanza builds
 // for that occupant (nothing when it returns ""), as the event at version
 // tells it.
-func (s *Server) roomBroadcast(st room.State, version uint64, stanza func(viewer string, to string) string, urgent bool) {
+func (s *Service) roomBroadcast(st room.State, version uint64, stanza func(viewer string, to string) string, urgent bool) {
 	for acct := range st.Occupants {
-		s.muc.tell(st.JID, acct, version, func(c *conn) string { return stanza(acct, c.jid.String()) }, urgent)
+		s.muc.tell(st.JID, acct, version, func(c mux.Session) string { return stanza(acct, c.JID().String()) }, urgent)
 	}
 }
 
 // publishJoin shows a new occupant to every session in the room; its own
 // sessions already attached get their self-presence (the joining session
 // has it in its join's answer).
-func (s *Server) publishJoin(st room.State, me room.Occupant, version uint64) {
+func (s *Service) publishJoin(st room.State, me room.Occupant, version uint64) {
 	s.roomBroadcast(st, version, func(viewer, to string) string {
 		if viewer != me.Account {
 			return s.occupantXML(st, me, viewer, to, "", nil, "")
@@ -137,7 +138,7 @@ var exitCodes = map[string]int{"kick": 307, "ban": 301, "affiliation": 321, "mem
 
 // announceExit tells everyone in the room, and every session of the
 // account that left, that it is gone; the account's sessions detach.
-func (s *Server) announceExit(before, after room.State, version uint64, d room.Left) {
+func (s *Service) announceExit(before, after room.State, version uint64, d room.Left) {
 	o, ok := before.Occupants[d.Account]
 	if !ok {
 		return
@@ -160,14 +161,14 @@ func (s *Server) announceExit(before, after room.State, version uint64, d room.L
 		return stanza.InsertChild(s.occupantXML(after, o, viewer, to, "unavailable", codes, inner), status)
 	}, false)
 	self := append([]int{110}, codes...)
-	s.muc.tell(after.JID, d.Account, version, func(c *conn) string {
-		return stanza.InsertChild(s.occupantXML(after, o, d.Account, c.jid.String(), "unavailable", self, inner), status)
+	s.muc.tell(after.JID, d.Account, version, func(c mux.Session) string {
+		return stanza.InsertChild(s.occupantXML(after, o, d.Account, c.JID().String(), "unavailable", self, inner), status)
 	}, true)
 	s.muc.detachAccount(after.JID, d.Account)
 }
 
 // announceDestroyed tells every session in a destroyed room (§10.9).
-func (s *Server) announceDestroyed(before room.State, version uint64, d room.Destroyed) {
+func (s *Service) announceDestroyed(before room.State, version uint64, d room.Destroyed) {
 	inner := "<destroy"
 	if d.Alternate != "" {
 		inner += " jid='" + stanza.Escape(d.Alternate) + "'"
@@ -179,26 +180,23 @@ func (s *Server) announceDestroyed(before room.State, version uint64, d room.Des
 	inner += "</destroy>"
 	for acct, o := range before.Occupants {
 		o.Role = room.NoRole
-		s.muc.tell(before.JID, acct, version, func(c *conn) string {
-			x := s.occupantXML(before, o, acct, c.jid.String(), "unavailable", []int{110}, "")
+		s.muc.tell(before.JID, acct, version, func(c mux.Session) string {
+			x := s.occupantXML(before, o, acct, c.JID().String(), "unavailable", []int{110}, "")
 			return strings.Replace(x, "</item>", "</item>"+inner, 1)
 		}, true)
 		s.muc.detachAccount(before.JID, acct)
 	}
 }
 
-// roomsShutdown tells every attached session that it is out of its rooms
+// Shutdown tells every attached session that it is out of its rooms
 // because the service stops (status 332). The accounts stay occupants:
 // the rooms and their rosters are in the log, and a client attaches again
 // when it rejoins after the restart.
-func (s *Server) roomsShutdown() {
-	if s.cfg.Rooms == nil {
-		return
-	}
+func (s *Service) Shutdown() {
 	s.muc.mu.Lock()
 	type attached struct {
 		room, acct string
-		c          *conn
+		c          mux.Session
 	}
 	var all []attached
 	for r, accts := range s.muc.rooms {
@@ -224,22 +222,43 @@ func (s *Server) roomsShutdown() {
 			continue
 		}
 		o.Role = room.NoRole
-		a.c.deliver(s.occupantXML(st, o, a.acct, a.c.jid.String(), "unavailable", []int{110, 332}, ""), true)
+		a.c.Deliver(s.occupantXML(st, o, a.acct, a.c.JID().String(), "unavailable", []int{110, 332}, ""), true)
 	}
 }
 
-// mucSessionGone detaches a session that ended from its rooms: the
-// account stays in them, and its presence there follows its remaining
-// sessions (XEP-0045 has no way to say "no client", so xa).
-func (s *Server) mucSessionGone(c *conn) {
-	if s.cfg.Rooms == nil {
-		return
-	}
-	acct := c.jid.Bare().String()
+// SessionGone detaches a session that ended, or that said it is
+// unavailable, from its rooms: the account stays in them, and its
+// presence there follows its remaining sessions (XEP-0045 has no way to
+// say "no client", so xa).
+func (s *Service) SessionGone(c mux.Session) {
+	acct := c.JID().Bare().String()
 	for _, r := range s.muc.detachSession(c) {
 		s.roomDo(context.Background(), r, func(st room.State) any {
 			o := st.Occupants[acct]
 			return room.SetPresence{Account: acct, Show: s.roomShow(r, acct), Status: o.Status}
 		})
+	}
+}
+
+// FollowBookmark makes acct join or leave room as a client's change to its
+// bookmark of it says (XEP-0402): autojoin joins, with nick or the
+// account's local part (no session attached until a client joins); no
+// autojoin leaves.
+func (s *Service) FollowBookmark(ctx context.Context, acct, r, nick, password string, autojoin bool) {
+	st, err := s.cfg.Rooms.Get(ctx, r)
+	if err != nil {
+		return
+	}
+	_, in := st.Occupants[acct]
+	switch {
+	case autojoin && !in:
+		if nick == "" {
+			nick, _, _ = strings.Cut(acct, "@")
+		}
+		if _, _, _, err := s.roomJoin(ctx, r, room.Join{Account: acct, Nick: nick, Show: "xa"}, password); err != nil {
+			s.cfg.Log.Info("bookmark autojoin refused", "account", acct, "room", r, "err", err)
+		}
+	case !autojoin && in:
+		s.roomDo(ctx, r, func(room.State) any { return room.Leave{Account: acct} })
 	}
 }

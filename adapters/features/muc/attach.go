@@ -1,7 +1,9 @@
-package c2s
+package muc
 
 import (
 	"sync"
+
+	"annals.im/annals/adapters/mux"
 )
 
 // Which sessions are attached to which rooms. Room events reach a session
@@ -24,7 +26,7 @@ import (
 // attachments records the sessions attached to rooms.
 type attachments struct {
 	mu    sync.Mutex
-	rooms map[string]map[string]map[*conn]*attachment // room -> account -> session
+	rooms map[string]map[string]map[mux.Session]*attachment // room -> account -> session
 }
 
 // attachment is one session's attachment to a room.
@@ -51,7 +53,7 @@ const maxPending = 1024
 
 // attach attaches c to room r for account acct as joining (see above);
 // an attached session only changes its show.
-func (a *attachments) attach(r, acct string, c *conn, show string) {
+func (a *attachments) attach(r, acct string, c mux.Session, show string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if at, ok := a.rooms[r][acct][c]; ok {
@@ -59,13 +61,13 @@ func (a *attachments) attach(r, acct string, c *conn, show string) {
 		return
 	}
 	if a.rooms == nil {
-		a.rooms = make(map[string]map[string]map[*conn]*attachment)
+		a.rooms = make(map[string]map[string]map[mux.Session]*attachment)
 	}
 	if a.rooms[r] == nil {
-		a.rooms[r] = make(map[string]map[*conn]*attachment)
+		a.rooms[r] = make(map[string]map[mux.Session]*attachment)
 	}
 	if a.rooms[r][acct] == nil {
-		a.rooms[r][acct] = make(map[*conn]*attachment)
+		a.rooms[r][acct] = make(map[mux.Session]*attachment)
 	}
 	a.rooms[r][acct][c] = &attachment{show: show, joining: true}
 }
@@ -73,7 +75,7 @@ func (a *attachments) attach(r, acct string, c *conn, show string) {
 // ready ends c's join in r: what waited and is newer than version (the
 // room as its join's answer showed it) is delivered, and c is live. It
 // reports false when too much waited: the caller ends the session.
-func (a *attachments) ready(r, acct string, c *conn, version uint64) bool {
+func (a *attachments) ready(r, acct string, c mux.Session, version uint64) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	at, ok := a.rooms[r][acct][c]
@@ -86,7 +88,7 @@ func (a *attachments) ready(r, acct string, c *conn, version uint64) bool {
 	}
 	for _, p := range at.pending {
 		if p.version > version {
-			c.deliver(p.stanza, p.urgent)
+			c.Deliver(p.stanza, p.urgent)
 		}
 	}
 	at.joining, at.pending, at.since = false, nil, version
@@ -94,7 +96,7 @@ func (a *attachments) ready(r, acct string, c *conn, version uint64) bool {
 }
 
 // cancel detaches c from r after a join that failed.
-func (a *attachments) cancel(r, acct string, c *conn) {
+func (a *attachments) cancel(r, acct string, c mux.Session) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if at, ok := a.rooms[r][acct][c]; ok && at.joining {
@@ -102,7 +104,7 @@ func (a *attachments) cancel(r, acct string, c *conn) {
 	}
 }
 
-func (a *attachments) removeLocked(r, acct string, c *conn) {
+func (a *attachments) removeLocked(r, acct string, c mux.Session) {
 	delete(a.rooms[r][acct], c)
 	if len(a.rooms[r][acct]) == 0 {
 		delete(a.rooms[r], acct)
@@ -117,7 +119,7 @@ func (a *attachments) removeLocked(r, acct string, c *conn) {
 // now, joining ones once their join is answered. Stanzas are delivered
 // under the lock, so that ready's flush and the follower's next event
 // cannot pass each other.
-func (a *attachments) tell(r, acct string, version uint64, stanza func(c *conn) string, urgent bool) {
+func (a *attachments) tell(r, acct string, version uint64, stanza func(c mux.Session) string, urgent bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for c, at := range a.rooms[r][acct] {
@@ -128,7 +130,7 @@ func (a *attachments) tell(r, acct string, version uint64, stanza func(c *conn) 
 		switch {
 		case x == "":
 		case !at.joining:
-			c.deliver(x, urgent)
+			c.Deliver(x, urgent)
 		case len(at.pending) < maxPending:
 			at.pending = append(at.pending, pendingStanza{version, x, urgent})
 		default:
@@ -156,7 +158,7 @@ func (a *attachments) detachAccount(r, acct string) {
 }
 
 // detachSession forgets c everywhere and returns the rooms it was in.
-func (a *attachments) detachSession(c *conn) []string {
+func (a *attachments) detachSession(c mux.Session) []string {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	var out []string
@@ -173,10 +175,10 @@ func (a *attachments) detachSession(c *conn) []string {
 
 // sessions returns the sessions of acct attached to r, for what does not
 // come from the log (private messages, invitations).
-func (a *attachments) sessions(r, acct string) []*conn {
+func (a *attachments) sessions(r, acct string) []mux.Session {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	out := make([]*conn, 0, len(a.rooms[r][acct]))
+	out := make([]mux.Session, 0, len(a.rooms[r][acct]))
 	for c := range a.rooms[r][acct] {
 		out = append(out, c)
 	}
@@ -184,7 +186,7 @@ func (a *attachments) sessions(r, acct string) []*conn {
 }
 
 // attached reports whether c is live in r (joined and answered).
-func (a *attachments) attached(r, acct string, c *conn) bool {
+func (a *attachments) attached(r, acct string, c mux.Session) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	at, ok := a.rooms[r][acct][c]

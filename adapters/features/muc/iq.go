@@ -1,4 +1,4 @@
-package c2s
+package muc
 
 import (
 	"context"
@@ -53,7 +53,7 @@ func (c *conn) mucIQ(ctx context.Context, e *element, q element, to jid.JID) err
 		me, in := st.Occupants[acct]
 		if q.XMLName.Space == nsPing && typ == "get" && in && me.Nick == to.Resourcepart() {
 			// XEP-0410 self-ping: is this client still in the room?
-			if s.muc.attached(st.JID, acct, c) {
+			if s.muc.attached(st.JID, acct, c.sess) {
 				return reply("")
 			}
 			return fail(room.ErrNotOccupant)
@@ -82,7 +82,7 @@ func (c *conn) mucIQ(ctx context.Context, e *element, q element, to jid.JID) err
 			if !st.Insider(acct) {
 				return fail(room.ErrForbidden)
 			}
-			return c.mamIQ(ctx, e, q, st.JID, true)
+			return s.host.ServeMAM(ctx, c.sess, e, q, st.JID)
 		}
 	}
 	return c.write(c.errorReplyText(e, "cancel", "feature-not-implemented", "not offered by the chat service"))
@@ -466,7 +466,7 @@ func (c *conn) forwardOccupantIQ(e *element, st room.State, to jid.JID) error {
 	s.fwdMu.Unlock()
 	t := sessions[0]
 	fwd := withAttr(e, "id", fid)
-	t.deliver(stanza.WithTo(stanza.Restamp(&fwd, st.JID+"/"+me.Nick), t.jid.String()), true)
+	t.Deliver(stanza.WithTo(stanza.Restamp(&fwd, st.JID+"/"+me.Nick), t.JID().String()), true)
 	return nil
 }
 

@@ -1,19 +1,23 @@
-package c2s
+package muc
 
 import (
-	"bufio"
-	"net"
 	"strings"
 	"testing"
+
+	"annals.im/annals/adapters/mux"
+	"annals.im/annals/adapters/mux/muxtest"
+	"mellium.im/xmpp/jid"
 )
 
-// recordingConn is a session whose writes are kept in order.
-func recordingConn(t *testing.T) (*conn, *strings.Builder) {
-	t.Helper()
-	var b strings.Builder
-	a, other := net.Pipe()
-	t.Cleanup(func() { a.Close(); other.Close() })
-	return &conn{nc: a, w: bufio.NewWriter(&b)}, &b
+// recorder is a session that keeps what it is delivered, in order.
+type recorder struct{ muxtest.Session }
+
+func (r *recorder) String() string { return strings.Join(r.Sent, "") }
+
+// recordingConn is a session whose deliveries are kept in order.
+func recordingConn(t *testing.T) (*recorder, *recorder) {
+	r := &recorder{muxtest.Session{Full: jid.MustParse("someone@localhost/x")}}
+	return r, r
 }
 
 // A joining session gets the room's events after its join's answer, in
@@ -32,7 +36,7 @@ func TestAttachmentJoinProtocol(t *testing.T) {
 		t.Error("a joining session counts as attached")
 	}
 	tell := func(acct string, v int) {
-		a.tell("r", acct, uint64(v), func(*conn) string { return "<e" + string(rune('0'+v)) + "/>" }, true)
+		a.tell("r", acct, uint64(v), func(mux.Session) string { return "<e" + string(rune('0'+v)) + "/>" }, true)
 	}
 	for v := 4; v <= 7; v++ {
 		tell("alice", v)
@@ -41,7 +45,7 @@ func TestAttachmentJoinProtocol(t *testing.T) {
 	if got := joinOut.String(); got != "" {
 		t.Fatalf("a joining session got %q before its answer", got)
 	}
-	joiner.deliver("<answer/>", true) // its answer showed the room at version 5
+	joiner.Deliver("<answer/>", true) // its answer showed the room at version 5
 	if !a.ready("r", "bob", joiner, 5) {
 		t.Fatal("ready refused")
 	}
@@ -70,7 +74,7 @@ func TestAttachmentPendingBound(t *testing.T) {
 	c, _ := recordingConn(t)
 	a.attach("r", "bob", c, "")
 	for v := range maxPending + 1 {
-		a.tell("r", "bob", uint64(v+1), func(*conn) string { return "<m/>" }, true)
+		a.tell("r", "bob", uint64(v+1), func(mux.Session) string { return "<m/>" }, true)
 	}
 	if a.ready("r", "bob", c, 0) {
 		t.Error("ready accepted a session that missed stanzas")

@@ -1,4 +1,4 @@
-package c2s
+package muc
 
 import (
 	"context"
@@ -22,7 +22,7 @@ var errNeedPassword = errors.New("c2s: the room's password is to be checked")
 // verifier first when the join depends on it. A join that needs no
 // password (most: benchmarks join rooms without one) is decided at once,
 // with no extra read of the room.
-func (s *Server) roomJoin(ctx context.Context, r string, j room.Join, password string) (before, after room.State, out room.Outcome, err error) {
+func (s *Service) roomJoin(ctx context.Context, r string, j room.Join, password string) (before, after room.State, out room.Outcome, err error) {
 	checked := map[string]bool{} // verifier -> password matches it
 	// The room's verifier may change between the check and the join (its
 	// owner sets another password): then it is checked again, a bounded

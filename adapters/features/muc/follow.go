@@ -1,4 +1,4 @@
-package c2s
+package muc
 
 // Delivery from the log: the room events any process appended, as this
 // process's sessions see them.
@@ -12,16 +12,13 @@ import (
 
 // Publish tells this server's sessions what the committed events of batch
 // did: each room event reaches the sessions attached to the room (see
-// muc_attach.go), whichever process appended it: this one, the CLI, or
+// attach.go), whichever process appended it: this one, the CLI, or
 // another node. Commands never deliver their own events; they only answer
 // the session that sent them.
 //
 // Publish is called by one goroutine, with the log's batches in order
 // (the store's subscription from the position the server started at).
-func (s *Server) Publish(ctx context.Context, batch []event.Envelope) {
-	if s.cfg.Rooms == nil {
-		return
-	}
+func (s *Service) Publish(ctx context.Context, batch []event.Envelope) {
 	for _, e := range batch {
 		if r := room.JIDOf(e.Stream); r != "" {
 			s.publishRoomEvent(ctx, r, e)
@@ -43,7 +40,7 @@ type roomViews map[string]roomView
 // folded again from the log when an attached session needs them.
 const maxRoomViews = 1 << 16
 
-func (s *Server) publishRoomEvent(ctx context.Context, r string, e event.Envelope) {
+func (s *Service) publishRoomEvent(ctx context.Context, r string, e event.Envelope) {
 	v, ok := s.views[r]
 	if !ok || v.version+1 != e.Version {
 		// The follower keeps a room folded only while someone here is

@@ -1,4 +1,4 @@
-package c2s
+package muc
 
 import (
 	"context"
@@ -21,61 +21,26 @@ import (
 	"annals.im/annals/domain/room"
 )
 
-// The multi-user chat service (XEP-0045), where the account, not the
-// session, occupies a room: a session's join presence attaches it to the
-// account's occupancy, messages are forked to every attached session, and
-// the room sees one occupant per account whatever its clients do.
-
-const (
-	nsMUC      = "http://jabber.org/protocol/muc"
-	nsMUCUser  = "http://jabber.org/protocol/muc#user"
-	nsMUCAdmin = "http://jabber.org/protocol/muc#admin"
-	nsMUCOwner = "http://jabber.org/protocol/muc#owner"
-)
-
-// Rooms is what the c2s adapter needs from the room streams.
-type Rooms interface {
-	Get(ctx context.Context, room string) (room.State, error)
-	// Do decides the command that cmd builds from the room's current
-	// state (or the error it returns instead) and appends its events; cmd
-	// may run more than once.
-	Do(ctx context.Context, room string, cmd func(room.State) any) (room.Outcome, room.State, error)
-	// At returns the room as it was after the event with the given version
-	// (the empty room for 0): the log follower folds a room from there.
-	At(ctx context.Context, room string, version uint64) (room.State, error)
-	// NewID returns a fresh archive ID for a room message.
-	NewID() string
-	// Public lists the rooms anyone may find (disco#items on the service).
-	Public(ctx context.Context) ([]RoomItem, error)
-}
-
-// RoomItem is a listed room.
-type RoomItem struct {
-	JID, Name string
-}
-
 // roomShow is the account's show in room r: its sessions' best, or
 // Config.MUCDetachedShow (default xa) when no session is attached, since
 // the account stays in the room (XEP-0045 has no "no client").
-func (s *Server) roomShow(r, acct string) string {
+func (s *Service) roomShow(r, acct string) string {
 	if show, ok := s.muc.show(r, acct); ok {
 		return show
 	}
-	return s.cfg.MUCDetachedShow
+	return s.cfg.DetachedShow
 }
 
-// occupantID is the XEP-0421 occupant id of an account in a room: stable,
+// OccupantID is the XEP-0421 occupant id of an account in a room: stable,
 // and not computable from the JIDs without the server's secret.
-func (s *Server) occupantID(r, acct string) string {
+func (s *Service) OccupantID(r, acct string) string {
 	m := hmac.New(sha256.New, s.occupantKey)
 	m.Write([]byte("occupant-id\x00" + r + "\x00" + acct))
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:18])
 }
 
-const nsOccupantID = stanza.NSOccupantID
-
-func (s *Server) occupantIDXML(r, acct string) string {
-	return "<occupant-id xmlns='" + nsOccupantID + "' id='" + s.occupantID(r, acct) + "'/>"
+func (s *Service) occupantIDXML(r, acct string) string {
+	return "<occupant-id xmlns='" + nsOccupantID + "' id='" + s.OccupantID(r, acct) + "'/>"
 }
 
 // mucErrors maps room rule errors onto XEP-0045 stanza errors.
@@ -117,13 +82,8 @@ func (c *conn) mucErrorReply(e *element, from string, err error, extra string) s
 		stanza.Escape(strings.TrimPrefix(err.Error(), "room: ")), e.XMLName.Local)
 }
 
-// isMUC reports whether to is on the MUC service.
-func (s *Server) isMUC(to jid.JID) bool {
-	return s.cfg.MUCDomain != "" && s.cfg.Rooms != nil && to.Domainpart() == s.cfg.MUCDomain
-}
-
 // occupantXML is an occupant's presence as viewer (an account) sees it.
-func (s *Server) occupantXML(st room.State, o room.Occupant, viewer, to, typ string, codes []int, inner string) string {
+func (s *Service) occupantXML(st room.State, o room.Occupant, viewer, to, typ string, codes []int, inner string) string {
 	var b strings.Builder
 	b.WriteString("<presence xmlns='" + nsClient + "' from='" + stanza.Escape(st.JID+"/"+o.Nick) + "' to='" + stanza.Escape(to) + "'")
 	if typ != "" {
@@ -188,9 +148,9 @@ func (c *conn) mucPresence(ctx context.Context, e *element, to jid.JID) error {
 	if nick == "" {
 		return c.write(c.mucErrorReply(e, to.String(), fmt.Errorf("%w: no nick", room.ErrBadNick), ""))
 	}
-	if s.muc.attached(r, acct, c) {
+	if s.muc.attached(r, acct, c.sess) {
 		// A status or nick change from an attached session.
-		s.muc.attach(r, acct, c, show)
+		s.muc.attach(r, acct, c.sess, show)
 		_, _, _, err := s.roomDo(ctx, r, func(st room.State) any {
 			if o, ok := st.Occupants[acct]; ok && o.Nick != nick {
 				return room.ChangeNick{Account: acct, Nick: nick}
@@ -210,15 +170,15 @@ func (c *conn) mucPresence(ctx context.Context, e *element, to jid.JID) error {
 	}
 	// An account past its room-creation rate may still join rooms that
 	// exist; a join that would create one is refused (traffic.go).
-	create := slices.Contains(s.cfg.Domains, c.domain)
+	create := slices.Contains(s.cfg.Domains, c.jid.Domainpart())
 	tooMany := s.creations.allow(acct)
 	// Attached before the join is appended, so that no later event of the
 	// room passes this session by (muc_attach.go).
-	s.muc.attach(r, acct, c, show)
+	s.muc.attach(r, acct, c.sess, show)
 	_, st, out, err := s.roomJoin(ctx, r, room.Join{Account: acct, Nick: nick, Show: show, Status: status,
 		Create: create && tooMany == nil, Locked: s.cfg.LockNewRooms}, password)
 	if err != nil {
-		s.muc.cancel(r, acct, c)
+		s.muc.cancel(r, acct, c.sess)
 		if create && tooMany != nil && errors.Is(err, room.ErrNotFound) {
 			err = tooMany
 		}
@@ -246,7 +206,7 @@ func (c *conn) mucPresence(ctx context.Context, e *element, to jid.JID) error {
 	// with the id of its join presence (XEP-0045 §7.2.3).
 	c.deliver(stanza.WithID(s.occupantXML(st, me, acct, c.jid.String(), "", selfCodes(st, codes...), ""), e.Attr("id")), true)
 	if !out.Already {
-		s.setAutojoin(ctx, acct, r, me.Nick, true)
+		s.host.SetAutojoin(ctx, acct, r, me.Nick, true)
 	}
 	s.sendHistory(ctx, c, st, hist)
 	subject := "<subject/>"
@@ -259,9 +219,9 @@ func (c *conn) mucPresence(ctx context.Context, e *element, to jid.JID) error {
 	}
 	c.deliver(fmt.Sprintf(`<message xmlns='%s' type='groupchat' from='%s' to='%s' id='%s'>%s</message>`,
 		nsClient, stanza.Escape(from), stanza.Escape(c.jid.String()), stanza.NewID(), subject), true)
-	if !s.muc.ready(r, acct, c, st.Version) {
+	if !s.muc.ready(r, acct, c.sess, st.Version) {
 		c.log.Warn("room join: the room said more than a joining session may hold back", "room", r, "max_pending", maxPending)
-		return &streamError{cond: "resource-constraint", text: "the room was too busy while this session joined it"}
+		return &stanza.StreamError{Cond: "resource-constraint", Text: "the room was too busy while this session joined it"}
 	}
 	if !out.Already {
 		return nil
@@ -304,7 +264,7 @@ func parseHistory(x *element) history {
 
 // sendHistory sends the last messages of the room to a joining session,
 // from the room's archive, with delay stamps (XEP-0045 §7.2.15).
-func (s *Server) sendHistory(ctx context.Context, c *conn, st room.State, h history) {
+func (s *Service) sendHistory(ctx context.Context, c *conn, st room.State, h history) {
 	n := st.Config.HistoryLength
 	if h.maxStanzas >= 0 && h.maxStanzas < n {
 		n = h.maxStanzas
@@ -313,7 +273,7 @@ func (s *Server) sendHistory(ctx context.Context, c *conn, st room.State, h hist
 		return
 	}
 	page, err := s.cfg.Archive.Query(ctx, st.JID, archive.Query{Last: true, Max: min(n, archive.MaxPage), Groupchat: true, Start: h.since,
-		MaxBytes: s.cfg.MAMPageBytes})
+		MaxBytes: s.cfg.HistoryBytes})
 	if err != nil {
 		c.log.Error("room history", "room", st.JID, "err", err)
 		return
@@ -404,12 +364,12 @@ func (c *conn) mucPrivate(ctx context.Context, e *element, to jid.JID) error {
 	stripped.Inner = append(slices.Clip(m.Inner), ("<x xmlns='" + nsMUCUser + "'/>" + s.occupantIDXML(r, acct))...)
 	wire := stanza.Restamp(&stripped, r+"/"+me.Nick)
 	for _, t := range s.muc.sessions(r, target.Account) {
-		t.deliver(stanza.WithTo(wire, t.jid.String()), m.Body)
+		t.Deliver(stanza.WithTo(wire, t.JID().String()), m.Body)
 	}
 	// The sender's other sessions in the room see what it sent.
 	for _, t := range s.muc.sessions(r, acct) {
-		if t != c {
-			t.deliver(stanza.Carbon("sent", acct, t.jid.String(), e.Attr("type"), stanza.WithTo(stanza.Restamp(&stripped, c.jid.String()), to.String())), m.Body)
+		if t != c.sess {
+			t.Deliver(stanza.Carbon("sent", acct, t.JID().String(), e.Attr("type"), stanza.WithTo(stanza.Restamp(&stripped, c.jid.String()), to.String())), m.Body)
 		}
 	}
 	return nil
@@ -441,8 +401,8 @@ func (c *conn) mucInvite(ctx context.Context, e *element, to jid.JID, x *element
 	}
 	wire := fmt.Sprintf(`<message xmlns='%s' from='%s' to='%%s'><x xmlns='%s'><invite from='%s'>%s</invite>%s</x></message>`,
 		nsClient, stanza.Escape(r), nsMUCUser, stanza.Escape(c.jid.String()), reason, password)
-	for _, t := range s.route(invitee) {
-		t.deliver(fmt.Sprintf(wire, stanza.Escape(t.jid.String())), true)
+	for _, t := range s.host.Sessions(invitee) {
+		t.Deliver(fmt.Sprintf(wire, stanza.Escape(t.JID().String())), true)
 	}
 	return nil
 }
@@ -450,7 +410,7 @@ func (c *conn) mucInvite(ctx context.Context, e *element, to jid.JID, x *element
 // roomDo runs a room command and returns the room before and after it.
 // What its events did reaches the room's sessions from the log; here,
 // only what follows from them for the account that caused them.
-func (s *Server) roomDo(ctx context.Context, r string, cmd func(room.State) any) (before, after room.State, out room.Outcome, err error) {
+func (s *Service) roomDo(ctx context.Context, r string, cmd func(room.State) any) (before, after room.State, out room.Outcome, err error) {
 	out, after, err = s.cfg.Rooms.Do(ctx, r, func(st room.State) any {
 		before = st // the state of the run that counted: Do may decide again
 		return cmd(st)
@@ -465,18 +425,18 @@ func (s *Server) roomDo(ctx context.Context, r string, cmd func(room.State) any)
 // what events did to their occupancy: autojoin off after an exit, the
 // new nick after a change. It runs in the process that decided the
 // command, once, not in every process that sees the events.
-func (s *Server) bookmarkRooms(ctx context.Context, r string, evs []event.Envelope) {
+func (s *Service) bookmarkRooms(ctx context.Context, r string, evs []event.Envelope) {
 	for _, e := range evs {
 		switch e.Type {
 		case room.TypeLeft:
 			var d room.Left
 			if e.Decode(room.Schema, &d) == nil {
-				s.setAutojoin(ctx, d.Account, r, "", false)
+				s.host.SetAutojoin(ctx, d.Account, r, "", false)
 			}
 		case room.TypeNickChanged:
 			var d room.NickChanged
 			if e.Decode(room.Schema, &d) == nil {
-				s.setAutojoin(ctx, d.Account, r, d.Nick, true)
+				s.host.SetAutojoin(ctx, d.Account, r, d.Nick, true)
 			}
 		}
 	}

@@ -1,0 +1,62 @@
+package c2s
+
+// What the core offers the services mounted on the mux (the room service's
+// muc.Host), and how it tells them of sessions, the log and shutdown.
+
+import (
+	"context"
+
+	"mellium.im/xmpp/jid"
+
+	"annals.im/annals/adapters/mux"
+	"annals.im/annals/adapters/stanza"
+	"annals.im/annals/domain/event"
+)
+
+// Sessions returns the sessions a stanza to j reaches: the full JID's, or
+// every one of the bare JID's.
+func (s *Server) Sessions(j jid.JID) []mux.Session {
+	conns := s.route(j)
+	out := make([]mux.Session, len(conns))
+	for i, c := range conns {
+		out[i] = c
+	}
+	return out
+}
+
+// ServeMAM answers a MAM request on the archive of room (XEP-0313 on a
+// MUC room), as the room service asks once it has checked access.
+func (s *Server) ServeMAM(ctx context.Context, sess mux.Session, e *stanza.Element, q stanza.Element, room string) error {
+	return sess.(*conn).mamIQ(ctx, e, q, room, true)
+}
+
+// services calls f with each service mounted on the mux.
+func (s *Server) services(f func(mux.Service)) {
+	for _, svc := range s.cfg.Mux.Services() {
+		f(svc)
+	}
+}
+
+// sessionGone tells the services that c ended or became unavailable.
+func (s *Server) sessionGone(c *conn) {
+	s.services(func(svc mux.Service) {
+		if g, ok := svc.(interface{ SessionGone(mux.Session) }); ok {
+			g.SessionGone(c)
+		}
+	})
+}
+
+// Publish hands the committed events of batch to the services that
+// deliver from the log (the room service: muc.Service.Publish). It is
+// called by one goroutine, with the log's batches in order (the store's
+// subscription from the position the server started at), whichever
+// process appended them.
+func (s *Server) Publish(ctx context.Context, batch []event.Envelope) {
+	s.services(func(svc mux.Service) {
+		if p, ok := svc.(interface {
+			Publish(context.Context, []event.Envelope)
+		}); ok {
+			p.Publish(ctx, batch)
+		}
+	})
+}

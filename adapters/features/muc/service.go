@@ -1,0 +1,196 @@
+package muc
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"mellium.im/xmpp/jid"
+
+	"annals.im/annals/adapters/mux"
+	"annals.im/annals/adapters/stanza"
+	"annals.im/annals/domain/archive"
+	"annals.im/annals/domain/room"
+)
+
+// Namespaces of XEP-0045 and of what rooms answer.
+const (
+	nsMUC        = "http://jabber.org/protocol/muc"
+	nsMUCUser    = "http://jabber.org/protocol/muc#user"
+	nsMUCAdmin   = "http://jabber.org/protocol/muc#admin"
+	nsMUCOwner   = "http://jabber.org/protocol/muc#owner"
+	nsClient     = stanza.NSClient
+	nsStanzas    = stanza.NSStanzas
+	nsStanzaID   = stanza.NSStanzaID
+	nsOccupantID = stanza.NSOccupantID
+	nsDelay      = stanza.NSDelay
+	nsDisco      = "http://jabber.org/protocol/disco#info"
+	nsItems      = "http://jabber.org/protocol/disco#items"
+	nsPing       = "urn:xmpp:ping"
+	nsMAM        = "urn:xmpp:mam:2"
+	nsData       = "jabber:x:data"
+)
+
+// Rooms is what the service needs from the room streams.
+type Rooms interface {
+	Get(ctx context.Context, room string) (room.State, error)
+	// At returns the room as it was after the event with the given version
+	// (the empty room for 0): the log follower folds a room from there.
+	At(ctx context.Context, room string, version uint64) (room.State, error)
+	// Do decides the command that cmd builds from the room's current
+	// state (or the error it returns instead) and appends its events; cmd
+	// may run more than once.
+	Do(ctx context.Context, room string, cmd func(room.State) any) (room.Outcome, room.State, error)
+	// NewID returns a fresh archive ID for a room message.
+	NewID() string
+	// Public lists the rooms anyone may find (disco#items on the service).
+	Public(ctx context.Context) ([]room.Listed, error)
+}
+
+// Archive reads a room's archive, for the history a joining session gets.
+type Archive interface {
+	Query(ctx context.Context, archive string, q archive.Query) (archive.Page, error)
+}
+
+// Host is what the service needs from the session core.
+type Host interface {
+	// Sessions returns the sessions a stanza to j reaches: the full JID's,
+	// or every available one of the bare JID's.
+	Sessions(j jid.JID) []mux.Session
+	// SetAutojoin keeps acct's bookmark of room in step with its
+	// occupancy (XEP-0402): autojoin with nick, or not.
+	SetAutojoin(ctx context.Context, acct, room, nick string, autojoin bool)
+	// ServeMAM answers the MAM request e (payload q) from s on the
+	// archive of room (XEP-0313 on a MUC room).
+	ServeMAM(ctx context.Context, s mux.Session, e *stanza.Element, q stanza.Element, room string) error
+}
+
+// Config is what the service needs.
+type Config struct {
+	Domain  string   // the service's own, e.g. conference.localhost
+	Domains []string // the server's: their accounts may create rooms
+	Rooms   Rooms
+	Archive Archive // nil: no join history
+	// LockNewRooms keeps a new room closed to others until its owner
+	// configures it (XEP-0045 §10.1).
+	LockNewRooms bool
+	// DetachedShow is an account's show in a room while none of its
+	// clients is attached; default xa.
+	DetachedShow string
+	// HistoryBytes bounds the history sent to a joining session.
+	HistoryBytes int
+	// RoomCreations new rooms per account in RoomCreationWindow (defaults
+	// DefaultRoomCreations and DefaultRoomCreationWindow; negative: no
+	// limit).
+	RoomCreations      int
+	RoomCreationWindow time.Duration
+	// OccupantKey keys occupant ids (XEP-0421): at least 16 bytes, derived
+	// from the server's secret for this purpose only.
+	OccupantKey []byte
+	Log         *slog.Logger
+}
+
+// Service is the multi-user chat service.
+type Service struct {
+	cfg  Config
+	host Host
+
+	muc   attachments
+	views roomViews // rooms as the log follower folded them; Publish's goroutine only
+
+	fwdMu     sync.Mutex
+	forwarded map[string]forwardedIQ // IQs to occupants awaiting an answer, by the id they went out with
+
+	creations   *roomCreations
+	occupantKey []byte
+}
+
+// New returns the service, ready to be mounted on cfg.Domain.
+func New(cfg Config, host Host) (*Service, error) {
+	if cfg.Domain == "" || cfg.Rooms == nil || host == nil {
+		return nil, errors.New("muc: a domain, rooms and a host are needed")
+	}
+	if len(cfg.OccupantKey) < 16 {
+		return nil, errors.New("muc: the occupant id key is missing or shorter than 16 bytes")
+	}
+	cfg.DetachedShow = cmp.Or(cfg.DetachedShow, "xa")
+	cfg.RoomCreations = cmp.Or(cfg.RoomCreations, DefaultRoomCreations)
+	cfg.RoomCreationWindow = cmp.Or(cfg.RoomCreationWindow, DefaultRoomCreationWindow)
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	return &Service{cfg: cfg, host: host, views: make(roomViews), forwarded: make(map[string]forwardedIQ),
+		creations: newRoomCreations(cfg.RoomCreations, cfg.RoomCreationWindow), occupantKey: cfg.OccupantKey}, nil
+}
+
+// Register mounts the service on m, and lists it among the server's
+// items so that clients find it (XEP-0045 §6.1).
+func (s *Service) Register(m *mux.Mux) {
+	m.Mount(s.cfg.Domain, s)
+	m.Item(mux.Server, mux.Item{JID: s.cfg.Domain, Name: "Chatrooms"})
+}
+
+// conn is a client session as the service handles one of its stanzas.
+type conn struct {
+	srv  *Service
+	sess mux.Session
+	jid  jid.JID
+	log  *slog.Logger
+}
+
+func (s *Service) conn(sess mux.Session) *conn {
+	j := sess.JID()
+	return &conn{srv: s, sess: sess, jid: j, log: s.cfg.Log.With("jid", j.String())}
+}
+
+// write answers the session; it never fails here (a broken connection is
+// the core's to notice), and returns an error only to keep handlers short.
+func (c *conn) write(x string) error {
+	c.sess.Send(x)
+	return nil
+}
+
+func (c *conn) deliver(x string, urgent bool) { c.sess.Deliver(x, urgent) }
+
+// Handle takes every stanza a session sends to the service's domain.
+func (s *Service) Handle(ctx context.Context, sess mux.Session, e *stanza.Element, to jid.JID) error {
+	c := s.conn(sess)
+	switch e.XMLName.Local {
+	case "iq":
+		switch typ := e.Attr("type"); {
+		case typ == "result" || typ == "error":
+			if to.Resourcepart() != "" {
+				c.occupantIQReply(e) // an answer to an IQ the room forwarded
+			}
+			return nil
+		case typ != "get" && typ != "set" || e.Attr("id") == "":
+			return c.write(c.errorReply(e, "modify", "bad-request"))
+		}
+		child, ok := e.Child()
+		if !ok {
+			return c.write(c.errorReply(e, "modify", "bad-request"))
+		}
+		return c.mucIQ(ctx, e, child, to)
+	case "message":
+		return c.mucMessage(ctx, e, to)
+	default:
+		return c.mucPresence(ctx, e, to)
+	}
+}
+
+// errorReply answers e from the address it was sent to.
+func (c *conn) errorReply(e *element, typ, cond string) string {
+	return c.errorReplyText(e, typ, cond, "")
+}
+
+func (c *conn) errorReplyText(e *element, typ, cond, text string) string {
+	se := &stanza.Error{Type: typ, Cond: cond, Text: text}
+	return "<" + e.XMLName.Local + " type='error' id='" + stanza.Escape(e.Attr("id")) + "'" +
+		stanza.ToFrom(c.jid.String(), e.Attr("to")) + ">" + se.XML() + "</" + e.XMLName.Local + ">"
+}
+
+// element is a stanza as the session core read it.
+type element = stanza.Element
