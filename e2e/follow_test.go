@@ -32,11 +32,22 @@ func TestDeliveryFromTheLog(t *testing.T) {
 	awaitElem(t, bob, "message", "<subject")
 	awaitElem(t, alice, "presence", "from='"+hall+"/bob'")
 
+	// A message of Alice's, whose event names the stanza as its cause.
+	alice.send("<message to='" + hall + "' type='groupchat' id='g1'><body>from this node</body></message>")
+	awaitElem(t, bob, "message", "from this node")
+
 	// Another process appends a message of Bob's to the room's stream.
 	ctx := context.Background()
 	store, err := sqlite.Open(ctx, filepath.Join(s.data, "annals.db"), sqlite.Options{})
 	if err != nil {
 		t.Fatal(err)
+	}
+	evs, err := store.ReadStream(ctx, room.Stream(hall), 1, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last := evs[len(evs)-1]; last.Type != room.TypeMessagePosted || !strings.HasPrefix(last.Cause, "c2s:") || !strings.HasSuffix(last.Cause, "/g1") {
+		t.Errorf("the message's event: %s caused by %q, want c2s:<session>/g1", last.Type, last.Cause)
 	}
 	rooms := owner.New(store, room.Evolve)
 	ids := event.NewIDs()

@@ -11,6 +11,7 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"annals.im/annals/adapters/stanza"
+	"annals.im/annals/domain/event"
 	"annals.im/annals/domain/roster"
 )
 
@@ -61,7 +62,7 @@ func (c *conn) rosterIQ(ctx context.Context, e *element, q element) error {
 			}
 			cmd = set
 		}
-		out, st, err := c.srv.cfg.Accounts.Do(ctx, account, cmd, e.Attr("id"))
+		out, st, err := c.srv.cfg.Accounts.Do(ctx, account, cmd, event.Cause(ctx, "c2s"))
 		switch {
 		case err == roster.ErrSelf || err == roster.ErrBadGroup:
 			return c.write(c.errorReply(e, "modify", "not-acceptable"))
@@ -208,7 +209,7 @@ func (s *Server) subscription(ctx context.Context, account, contact string, kind
 // the changed item to the account's sessions. After a failure, which is
 // logged, the stanza goes no further.
 func (s *Server) applyPresence(ctx context.Context, account, contact string, kind roster.Stanza) (roster.Outcome, error) {
-	out, st, err := s.cfg.Accounts.Do(ctx, account, roster.Presence{Contact: contact, Stanza: kind, MaxItems: s.rosterLimit()}, "presence")
+	out, st, err := s.cfg.Accounts.Do(ctx, account, roster.Presence{Contact: contact, Stanza: kind, MaxItems: s.rosterLimit()}, event.Cause(ctx, "presence"))
 	if errors.Is(err, roster.ErrFull) {
 		s.cfg.Log.Info("subscription refused: the roster is full", "account", account, "contact", contact, "stanza", kind, "max_roster_items", s.cfg.MaxRosterItems)
 		return out, err

@@ -47,7 +47,7 @@ func (c *conn) routeStanza(ctx context.Context, e *element) error {
 	}
 	switch e.XMLName.Local {
 	case "iq":
-		return c.iq(e)
+		return c.iq(ctx, e)
 	case "message":
 		return c.message(ctx, e)
 	default:

@@ -10,15 +10,19 @@ import (
 
 	"annals.im/annals/adapters/mux"
 	"annals.im/annals/adapters/stanza"
+	"annals.im/annals/domain/event"
 )
 
 // stanzas handles a bound session's stanzas until the stream ends.
-func (c *conn) stanzas(ctx context.Context) error {
+func (c *conn) stanzas(session context.Context) error {
 	for {
 		e, err := c.next()
 		if err != nil {
 			return err
 		}
+		// Every event a stanza causes says which: the session and the
+		// stanza's id (the client's, bounded by event.WithCause).
+		ctx := event.WithCause(session, "c2s:"+c.sid+"/"+e.Attr("id"))
 		switch e.XMLName {
 		case xml.Name{Space: nsClient, Local: "iq"}:
 			if isRegister(e) && (e.Attr("to") == "" || e.Attr("to") == c.domain) {
@@ -55,7 +59,7 @@ func (c *conn) stanzas(ctx context.Context) error {
 	}
 }
 
-func (c *conn) iq(e *element) error {
+func (c *conn) iq(ctx context.Context, e *element) error {
 	typ := e.Attr("type")
 	to := e.Attr("to")
 	if typ == "result" || typ == "error" {
@@ -80,7 +84,7 @@ func (c *conn) iq(e *element) error {
 	}
 	for _, d := range c.destinations(to) {
 		iq := &mux.IQ{Stanza: (*stanza.Element)(e), Payload: stanza.Element(child), Session: c, From: c.replyFrom(e)}
-		if handled, err := c.srv.cfg.Mux.Serve(context.Background(), d, iq); handled {
+		if handled, err := c.srv.cfg.Mux.Serve(ctx, d, iq); handled {
 			if err != nil {
 				c.log.Error("IQ handler failed", "ns", child.XMLName.Space, "dest", d.String(), "err", err)
 			}
