@@ -119,7 +119,7 @@ fuzz:
 	$(GO) test $(GOFLAGS_) -run '^$$' -fuzz '^FuzzCanonical$$' -fuzztime $(FUZZTIME) ./domain/wellformed/
 	$(GO) test $(GOFLAGS_) -run '^$$' -fuzz '^FuzzRestamp$$' -fuzztime $(FUZZTIME) ./adapters/stanza/
 	$(GO) test $(GOFLAGS_) -run '^$$' -fuzz '^FuzzScanMessage$$' -fuzztime $(FUZZTIME) ./adapters/stanza/
-	$(GO) test $(GOFLAGS_) -run '^$$' -fuzz '^FuzzMAMQuery$$' -fuzztime $(FUZZTIME) ./adapters/c2s/
+	$(GO) test $(GOFLAGS_) -run '^$$' -fuzz '^FuzzMAMQuery$$' -fuzztime $(FUZZTIME) ./adapters/features/mam/
 
 clean:
 	rm -rf bin

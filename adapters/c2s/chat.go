@@ -14,8 +14,8 @@ import (
 	"annals.im/annals/domain/archive"
 )
 
-// Archive is what the c2s adapter needs from the message archive
-// (XEP-0313) and the log behind it.
+// Archive is what 1:1 chat needs from the message archive and the log
+// behind it (queries are the mam feature's).
 type Archive interface {
 	// Exists reports whether the account with this bare JID exists.
 	Exists(ctx context.Context, bare string) (bool, error)
@@ -25,14 +25,10 @@ type Archive interface {
 	// already has the computed ID (a retry); account.ErrNotFound: no
 	// such recipient.
 	Record(ctx context.Context, m archive.Send) (archive.MessageSent, error)
-	Query(ctx context.Context, acct string, q archive.Query) (archive.Page, error)
-	Bounds(ctx context.Context, acct string) (first, last archive.Entry, ok bool, err error)
 	// Offline returns the messages waiting for acct's next session, and
 	// Delivered records that they were handed over through one ID.
 	Offline(ctx context.Context, acct string, max int) ([]archive.Entry, error)
 	Delivered(ctx context.Context, acct, through string) error
-	Prefs(ctx context.Context, acct string) (archive.Prefs, error)
-	SetPrefs(ctx context.Context, acct string, p archive.Prefs) error
 }
 
 // deliveryLocks serialize, per recipient account, "is a client available,

@@ -9,7 +9,6 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"annals.im/annals/adapters/mux"
-	"annals.im/annals/adapters/stanza"
 	"annals.im/annals/domain/event"
 )
 
@@ -22,12 +21,6 @@ func (s *Server) Sessions(j jid.JID) []mux.Session {
 		out[i] = c
 	}
 	return out
-}
-
-// ServeMAM answers a MAM request on the archive of room (XEP-0313 on a
-// MUC room), as the room service asks once it has checked access.
-func (s *Server) ServeMAM(ctx context.Context, sess mux.Session, e *stanza.Element, q stanza.Element, room string) error {
-	return sess.(*conn).mamIQ(ctx, e, q, room, true)
 }
 
 // services calls f with each service mounted on the mux.

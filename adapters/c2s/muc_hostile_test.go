@@ -1,10 +1,13 @@
 package c2s
 
 import (
+	"context"
 	"strings"
 	"testing"
 
+	"annals.im/annals/adapters/features/mam"
 	"annals.im/annals/adapters/features/muc"
+	"annals.im/annals/domain/archive"
 	"annals.im/annals/domain/room"
 )
 
@@ -17,7 +20,7 @@ func mucServerRooms(t *testing.T) (string, *memRooms) {
 			t.Fatal(err)
 		}
 		svc, err := muc.New(muc.Config{Domain: "conference.localhost", Domains: srv.cfg.Domains, Rooms: rooms,
-			LockNewRooms: true, OccupantKey: key, Log: srv.cfg.Log}, srv)
+			LockNewRooms: true, OccupantKey: key, Log: srv.cfg.Log, RoomArchive: mam.New(emptyArchives{}, 0, srv.cfg.Log)}, srv)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -35,6 +38,20 @@ const (
 	cfgPWProtected = "muc#roomconfig_passwordprotectedroom"
 	cfgSecret      = "muc#roomconfig_roomsecret"
 )
+
+// emptyArchives hold nothing: the rooms' archives of these tests.
+type emptyArchives struct{}
+
+func (emptyArchives) Query(context.Context, string, archive.Query) (archive.Page, error) {
+	return archive.Page{Complete: true}, nil
+}
+func (emptyArchives) Bounds(context.Context, string) (first, last archive.Entry, ok bool, err error) {
+	return first, last, false, nil
+}
+func (emptyArchives) Prefs(context.Context, string) (archive.Prefs, error) {
+	return archive.Prefs{}, nil
+}
+func (emptyArchives) SetPrefs(context.Context, string, archive.Prefs) error { return nil }
 
 // hallWithOwner starts a server with a room service, logs Romeo in and has
 // him create the hall (locked until configured), and logs Juliet in: the

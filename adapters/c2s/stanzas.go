@@ -118,6 +118,12 @@ func (c *conn) errorReply(e *element, typ, cond string) string {
 		e.XMLName.Local, stanza.Escape(e.Attr("id")), stanza.ToFrom(c.jid.String(), c.replyFrom(e)), typ, cond, nsStanzas, e.XMLName.Local)
 }
 
+// errorReplyText is errorReply with an explanation.
+func (c *conn) errorReplyText(e *element, typ, cond, text string) string {
+	return fmt.Sprintf(`<%s type='error' id='%s'%s><error type='%s'><%s xmlns='%s'/><text xmlns='%s'>%s</text></error></%s>`,
+		e.XMLName.Local, stanza.Escape(e.Attr("id")), stanza.ToFrom(c.jid.String(), c.replyFrom(e)), typ, cond, nsStanzas, nsStanzas, stanza.Escape(text), e.XMLName.Local)
+}
+
 // replyFrom is the from of an answer to e: the address it was sent to,
 // or, when that is not a valid JID (clients drop stanzas from invalid
 // JIDs), the nearest valid one: without an empty resource, else the server.

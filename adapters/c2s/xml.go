@@ -27,6 +27,10 @@ const (
 	nsCarbons  = stanza.NSCarbons
 	nsForward  = stanza.NSForward
 	nsDelay    = stanza.NSDelay
+	nsData     = "jabber:x:data"
+	// nsArchiveID advertises, on the account, that the sender's archive ID
+	// of a message is "<session id>:<message id>" (see README).
+	nsArchiveID = "https://annals.im/protocol/archive-id"
 )
 
 // element is a stanza as read from the stream.

@@ -42,6 +42,9 @@ type Session interface {
 	// Send queues a stanza to the client, after everything queued before:
 	// answers, and errors.
 	Send(stanza string)
+	// SendAll sends stanzas as Send does, in order and in one write (a
+	// page of results and its answer).
+	SendAll(stanzas []string)
 	// Deliver queues a stanza that is no answer (a message, a presence from
 	// elsewhere). While the client says it is inactive (XEP-0352) one
 	// that is not urgent may be held back, a newer presence from the same

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"annals.im/annals/adapters/features/disco"
+	"annals.im/annals/adapters/features/mam"
 	"annals.im/annals/adapters/features/muc"
 	"annals.im/annals/adapters/features/ping"
 	softwareversion "annals.im/annals/adapters/features/version"
@@ -103,13 +104,13 @@ func (x xmppFlags) validate() error {
 	return nil
 }
 
-// features are the feature packages served: one line each.
-func features() *mux.Mux {
-	m := mux.New()
+// features registers the feature packages served on m: one line each.
+// Those that need the server itself (the room service) follow in listen.
+func features(m *mux.Mux, archives *mam.Service) {
 	disco.Register(m, "Annals")
 	ping.Register(m)
 	softwareversion.Register(m, "Annals", version)
-	return m
+	archives.Register(m)
 }
 
 // listen builds the c2s server and opens its listener.
@@ -149,7 +150,7 @@ func (x xmppFlags) listen(c Config, creds *credentials.Store, accts *accounts.Se
 		Secret:        secret,
 		MaxStanza:     x.maxStanza,
 		MaxDepth:      x.maxDepth,
-		Mux:           features(),
+		Mux:           mux.New(),
 		Log:           log,
 
 		MaxConnections:      x.maxConns,
@@ -159,6 +160,8 @@ func (x xmppFlags) listen(c Config, creds *credentials.Store, accts *accounts.Se
 	x.login.apply(&cfg)
 	x.quotas.apply(&cfg)
 	x.traffic.apply(&cfg)
+	archives := mam.New(arch, cfg.MAMPageBytes, log)
+	features(cfg.Mux, archives)
 	srv, err := c2s.NewServer(cfg)
 	if err != nil {
 		return nil, nil, err
@@ -168,7 +171,7 @@ func (x xmppFlags) listen(c Config, creds *credentials.Store, accts *accounts.Se
 		if err != nil {
 			return nil, nil, err
 		}
-		mcfg := muc.Config{Domain: x.muc, Domains: x.domains, Rooms: rms, Archive: arch, LockNewRooms: x.lockRooms,
+		mcfg := muc.Config{Domain: x.muc, Domains: x.domains, Rooms: rms, Archive: arch, RoomArchive: archives, LockNewRooms: x.lockRooms,
 			DetachedShow: x.detachedShow, OccupantKey: key, Log: log}
 		x.traffic.applyMUC(&mcfg)
 		svc, err := muc.New(mcfg, srv)

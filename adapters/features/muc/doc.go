@@ -12,6 +12,6 @@
 // them, and the IQs forwarded to occupants awaiting an answer.
 //
 // The package imports the mux and stanza packages, never the session
-// core; what it needs of the core (sessions of a JID, bookmarks, the MAM
-// handler) comes through Host.
+// core; what it needs of the core (sessions of a JID, bookmarks) comes
+// through Host, and MAM on rooms through RoomArchive.
 package muc

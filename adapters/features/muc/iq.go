@@ -76,13 +76,13 @@ func (c *conn) mucIQ(ctx context.Context, e *element, q element, to jid.JID) err
 			return c.mucAdmin(ctx, e, q, st, reply, fail)
 		case q.XMLName.Space == nsMUCOwner:
 			return c.mucOwner(ctx, e, q, st, reply, fail)
-		case q.XMLName.Space == nsMAM && q.XMLName.Local == "query":
+		case q.XMLName.Space == nsMAM && q.XMLName.Local == "query" && s.cfg.RoomArchive != nil:
 			// Only an open, public room without a password is readable
 			// from outside (room.State.Insider).
 			if !st.Insider(acct) {
 				return fail(room.ErrForbidden)
 			}
-			return s.host.ServeMAM(ctx, c.sess, e, q, st.JID)
+			return s.cfg.RoomArchive.ServeRoom(ctx, c.sess, e, q, st.JID)
 		}
 	}
 	return c.write(c.errorReplyText(e, "cancel", "feature-not-implemented", "not offered by the chat service"))

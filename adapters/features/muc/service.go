@@ -63,9 +63,12 @@ type Host interface {
 	// SetAutojoin keeps acct's bookmark of room in step with its
 	// occupancy (XEP-0402): autojoin with nick, or not.
 	SetAutojoin(ctx context.Context, acct, room, nick string, autojoin bool)
-	// ServeMAM answers the MAM request e (payload q) from s on the
-	// archive of room (XEP-0313 on a MUC room).
-	ServeMAM(ctx context.Context, s mux.Session, e *stanza.Element, q stanza.Element, room string) error
+}
+
+// RoomArchive answers MAM requests on a room's archive (XEP-0313 §5), for
+// those the room lets read it (the mam feature's Service).
+type RoomArchive interface {
+	ServeRoom(ctx context.Context, s mux.Session, e *stanza.Element, q stanza.Element, room string) error
 }
 
 // Config is what the service needs.
@@ -74,6 +77,8 @@ type Config struct {
 	Domains []string // the server's: their accounts may create rooms
 	Rooms   Rooms
 	Archive Archive // nil: no join history
+	// RoomArchive answers MAM on rooms; nil: feature-not-implemented.
+	RoomArchive RoomArchive
 	// LockNewRooms keeps a new room closed to others until its owner
 	// configures it (XEP-0045 §10.1).
 	LockNewRooms bool

@@ -23,6 +23,9 @@ type Session struct {
 func (s *Session) JID() jid.JID       { return s.Full }
 func (s *Session) Send(stanza string) { s.Sent = append(s.Sent, stanza) }
 
+// SendAll keeps each stanza as Send does.
+func (s *Session) SendAll(stanzas []string) { s.Sent = append(s.Sent, stanzas...) }
+
 // Deliver keeps what is delivered with what is sent, in order.
 func (s *Session) Deliver(stanza string, _ bool) { s.Sent = append(s.Sent, stanza) }
 

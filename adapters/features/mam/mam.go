@@ -1,16 +1,26 @@
-package c2s
+// Package mam answers message archive management (XEP-0313, with the
+// #extended queries and XEP-0441 preferences) on the sender's own archive
+// and, for the room service, on a room's: the query form, RSM paging
+// (XEP-0059), flip-page, metadata. It reads through Archive and never
+// writes messages: archiving happens where messages are routed.
+//
+// Pages are bounded in items (archive.MaxPage) and bytes (PageBytes),
+// and a page and its answer are sent as one write.
+package mam
 
 import (
 	"context"
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"time"
 
 	"mellium.im/xmpp/jid"
 
+	"annals.im/annals/adapters/mux"
 	"annals.im/annals/adapters/stanza"
 	"annals.im/annals/domain/archive"
 )
@@ -20,13 +30,47 @@ const (
 	nsMAMExtended = "urn:xmpp:mam:2#extended"
 	nsRSM         = "http://jabber.org/protocol/rsm"
 	nsData        = "jabber:x:data"
-	// nsArchiveID advertises, on the account, that the sender's archive ID
-	// of a message is "<session id>:<message id>" (see README).
-	nsArchiveID = "https://annals.im/protocol/archive-id"
 )
 
-// accountFeatures are advertised in disco#info of the user's own bare JID.
-var accountFeatures = []string{nsMAM, nsMAMExtended, nsMAM + "#groupchat-field", nsMAM + "#groupchat-available", nsStanzaID, nsArchiveID}
+// Archive is what answering needs of the archives.
+type Archive interface {
+	Query(ctx context.Context, acct string, q archive.Query) (archive.Page, error)
+	Bounds(ctx context.Context, acct string) (first, last archive.Entry, ok bool, err error)
+	Prefs(ctx context.Context, acct string) (archive.Prefs, error)
+	SetPrefs(ctx context.Context, acct string, p archive.Prefs) error
+}
+
+// Service answers MAM requests.
+type Service struct {
+	archive   Archive
+	pageBytes int
+	log       *slog.Logger
+}
+
+// New returns the service, reading from a, with pages of at most
+// pageBytes of stanzas (0: no bound but archive.MaxPage items).
+func New(a Archive, pageBytes int, log *slog.Logger) *Service {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Service{archive: a, pageBytes: pageBytes, log: log}
+}
+
+// Register answers MAM on the sender's own account on m.
+func (s *Service) Register(m *mux.Mux) {
+	m.Handle(mux.Account, nsMAM, func(ctx context.Context, iq *mux.IQ) error {
+		// serve answers with stanzas of its own (a page is many).
+		defer iq.Answered()
+		return s.serve(ctx, iq.Session, iq.Stanza, iq.Payload, iq.Session.JID().Bare().String(), iq.From, false)
+	}, nsMAM, nsMAMExtended, nsMAM+"#groupchat-field", nsMAM+"#groupchat-available")
+}
+
+// ServeRoom answers the MAM request e (payload q) from sess on the archive
+// of room, which holds nothing but groupchat and has no preferences. The
+// room service calls it once it has checked that sess may read the room.
+func (s *Service) ServeRoom(ctx context.Context, sess mux.Session, e *stanza.Element, q stanza.Element, room string) error {
+	return s.serve(ctx, sess, e, q, room, room, true)
+}
 
 // queryError is a stanza error with a text for the client.
 type queryError struct {
@@ -39,35 +83,36 @@ func badRequest(format string, args ...any) error {
 	return &queryError{"modify", "bad-request", fmt.Sprintf(format, args...)}
 }
 
-// errorReplyText is errorReply with an explanation.
-func (c *conn) errorReplyText(e *element, typ, cond, text string) string {
-	return fmt.Sprintf(`<%s type='error' id='%s'%s><error type='%s'><%s xmlns='%s'/><text xmlns='%s'>%s</text></error></%s>`,
-		e.XMLName.Local, stanza.Escape(e.Attr("id")), stanza.ToFrom(c.jid.String(), c.replyFrom(e)), typ, cond, nsStanzas, nsStanzas, stanza.Escape(text), e.XMLName.Local)
-}
-
-// mamIQ answers the XEP-0313 requests on an archive: the user's own, or
-// a room's (room true), which holds nothing but groupchat and has no
-// preferences.
-func (c *conn) mamIQ(ctx context.Context, e *element, q element, acct string, room bool) error {
+// serve answers the XEP-0313 requests on an archive: the user's own, or a
+// room's (room true). The answer comes from `answerFrom` (the address
+// asked; "" when none was); errors returned are for the log.
+func (s *Service) serve(ctx context.Context, sess mux.Session, e *stanza.Element, q stanza.Element, acct, answerFrom string, room bool) error {
+	to := sess.JID().String()
 	from := ""
-	if room {
-		from = " from='" + stanza.Escape(acct) + "'"
+	if answerFrom != "" {
+		from = " from='" + stanza.Escape(answerFrom) + "'"
 	}
 	reply := func(payload string) error {
-		return c.write(fmt.Sprintf(`<iq type='result' id='%s' to='%s'%s>%s</iq>`, stanza.Escape(e.Attr("id")), stanza.Escape(c.jid.String()), from, payload))
+		sess.Send(fmt.Sprintf(`<iq type='result' id='%s' to='%s'%s>%s</iq>`, stanza.Escape(e.Attr("id")), stanza.Escape(to), from, payload))
+		return nil
+	}
+	answer := func(typ, cond, text string) error {
+		se := &stanza.Error{Type: typ, Cond: cond, Text: text}
+		sess.Send(fmt.Sprintf(`<iq type='error' id='%s' to='%s'%s>%s</iq>`, stanza.Escape(e.Attr("id")), stanza.Escape(to), from, se.XML()))
+		return nil
 	}
 	fail := func(err error) error {
 		var qe *queryError
 		switch {
 		case errors.As(err, &qe):
-			return c.write(c.errorReplyText(e, qe.typ, qe.cond, qe.text))
+			return answer(qe.typ, qe.cond, qe.text)
 		case errors.Is(err, archive.ErrItemNotFound):
-			return c.write(c.errorReplyText(e, "cancel", "item-not-found", err.Error()))
+			return answer("cancel", "item-not-found", err.Error())
 		case errors.Is(err, archive.ErrInvalid):
-			return c.write(c.errorReplyText(e, "modify", "bad-request", err.Error()))
+			return answer("modify", "bad-request", err.Error())
 		}
-		c.log.Error("archive request failed", "err", err)
-		return c.write(c.errorReply(e, "wait", "internal-server-error"))
+		answer("wait", "internal-server-error", "")
+		return fmt.Errorf("mam: archive of %s: %w", acct, err)
 	}
 	typ := e.Attr("type")
 	switch {
@@ -79,8 +124,8 @@ func (c *conn) mamIQ(ctx context.Context, e *element, q element, acct string, ro
 			return fail(err)
 		}
 		query.Groupchat = query.Groupchat || room
-		query.MaxBytes = c.srv.cfg.MAMPageBytes
-		page, err := c.srv.cfg.Archive.Query(ctx, acct, query)
+		query.MaxBytes = s.pageBytes
+		page, err := s.archive.Query(ctx, acct, query)
 		if err != nil {
 			return fail(err)
 		}
@@ -93,10 +138,10 @@ func (c *conn) mamIQ(ctx context.Context, e *element, q element, acct string, ro
 			queryID = " queryid='" + stanza.Escape(id) + "'"
 		}
 		out := make([]string, 0, len(page.Entries)+1)
-		head := "<message xmlns='" + nsClient + "' to='" + stanza.Escape(c.jid.String()) + "' from='" + stanza.Escape(acct) +
+		head := "<message xmlns='" + stanza.NSClient + "' to='" + stanza.Escape(to) + "' from='" + stanza.Escape(acct) +
 			"'><result xmlns='" + nsMAM + "'" + queryID + " id='"
 		for _, en := range page.Entries {
-			out = append(out, head+stanza.Escape(en.ID)+"'><forwarded xmlns='"+nsForward+"'><delay xmlns='"+nsDelay+
+			out = append(out, head+stanza.Escape(en.ID)+"'><forwarded xmlns='"+stanza.NSForward+"'><delay xmlns='"+stanza.NSDelay+
 				"' stamp='"+stanza.Stamp(en.At)+"'/>"+en.Stanza+"</forwarded></result></message>")
 		}
 		var fin strings.Builder
@@ -110,10 +155,11 @@ func (c *conn) mamIQ(ctx context.Context, e *element, q element, acct string, ro
 		}
 		fin.WriteString("</set></fin>")
 		// The results and the answer go out together, in order.
-		out = append(out, fmt.Sprintf(`<iq type='result' id='%s' to='%s'%s>%s</iq>`, stanza.Escape(e.Attr("id")), stanza.Escape(c.jid.String()), from, fin.String()))
-		return c.writeAll(out)
+		out = append(out, fmt.Sprintf(`<iq type='result' id='%s' to='%s'%s>%s</iq>`, stanza.Escape(e.Attr("id")), stanza.Escape(to), from, fin.String()))
+		sess.SendAll(out)
+		return nil
 	case q.XMLName.Local == "metadata" && typ == "get":
-		first, last, ok, err := c.srv.cfg.Archive.Bounds(ctx, acct)
+		first, last, ok, err := s.archive.Bounds(ctx, acct)
 		if err != nil {
 			return fail(err)
 		}
@@ -123,9 +169,9 @@ func (c *conn) mamIQ(ctx context.Context, e *element, q element, acct string, ro
 		return reply(fmt.Sprintf("<metadata xmlns='%s'><start id='%s' timestamp='%s'/><end id='%s' timestamp='%s'/></metadata>",
 			nsMAM, stanza.Escape(first.ID), stanza.Stamp(first.At), stanza.Escape(last.ID), stanza.Stamp(last.At)))
 	case q.XMLName.Local == "prefs" && room:
-		return c.write(c.errorReply(e, "cancel", "feature-not-implemented"))
+		return answer("cancel", "feature-not-implemented", "a room's archive has no preferences")
 	case q.XMLName.Local == "prefs" && typ == "get":
-		p, err := c.srv.cfg.Archive.Prefs(ctx, acct)
+		p, err := s.archive.Prefs(ctx, acct)
 		if err != nil {
 			return fail(err)
 		}
@@ -135,12 +181,12 @@ func (c *conn) mamIQ(ctx context.Context, e *element, q element, acct string, ro
 		if err != nil {
 			return fail(err)
 		}
-		if err := c.srv.cfg.Archive.SetPrefs(ctx, acct, p); err != nil {
+		if err := s.archive.SetPrefs(ctx, acct, p); err != nil {
 			return fail(err)
 		}
 		return reply(prefsXML(p))
 	}
-	return c.write(c.errorReply(e, "cancel", "feature-not-implemented"))
+	return answer("cancel", "feature-not-implemented", "")
 }
 
 // mamForm is the query form (XEP-0313 §4.1.1).
@@ -153,7 +199,7 @@ const mamForm = `<query xmlns='` + nsMAM + `'><x xmlns='` + nsData + `' type='fo
 	`</x></query>`
 
 // parseMAMQuery reads a query's form, RSM set and flip-page.
-func parseMAMQuery(q element) (archive.Query, error) {
+func parseMAMQuery(q stanza.Element) (archive.Query, error) {
 	var query archive.Query
 	for _, ch := range q.Children() {
 		switch ch.XMLName {
@@ -172,7 +218,7 @@ func parseMAMQuery(q element) (archive.Query, error) {
 	return query, nil
 }
 
-func parseMAMForm(x element, query *archive.Query) error {
+func parseMAMForm(x stanza.Element, query *archive.Query) error {
 	if t := x.Attr("type"); t != "submit" && t != "" {
 		return badRequest("the form's type is %q, not submit", t)
 	}
@@ -239,7 +285,7 @@ func parseMAMForm(x element, query *archive.Query) error {
 	return nil
 }
 
-func parseRSM(set element, query *archive.Query) error {
+func parseRSM(set stanza.Element, query *archive.Query) error {
 	for _, ch := range set.Children() {
 		v := strings.TrimSpace(ch.Text())
 		switch ch.XMLName.Local {
@@ -264,7 +310,7 @@ func parseRSM(set element, query *archive.Query) error {
 }
 
 // rsmMaxZero reports whether the query's RSM set says <max>0</max>.
-func rsmMaxZero(q element) bool {
+func rsmMaxZero(q stanza.Element) bool {
 	for _, ch := range q.Children() {
 		if ch.XMLName == (xml.Name{Space: nsRSM, Local: "set"}) {
 			for _, m := range ch.Children() {
@@ -295,7 +341,7 @@ func prefsXML(p archive.Prefs) string {
 	return b.String()
 }
 
-func parsePrefs(q element) (archive.Prefs, error) {
+func parsePrefs(q stanza.Element) (archive.Prefs, error) {
 	p := archive.Prefs{Default: q.Attr("default")}
 	for _, list := range q.Children() {
 		for _, j := range list.Children() {

@@ -1,4 +1,4 @@
-package c2s
+package mam
 
 import (
 	"errors"
@@ -11,9 +11,11 @@ import (
 	"annals.im/annals/domain/wellformed"
 )
 
-// stanzaSeeds adds every stanza in testdata/stanzas to the corpus.
-func stanzaSeeds(f *testing.F) {
-	seeds, _ := filepath.Glob("../../testdata/stanzas/*.xml")
+// FuzzMAMQuery: any query element parses to a query or a stanza error,
+// never a panic, and a parsed query asks for at most MaxPage results.
+// Seeds: testdata/stanzas.
+func FuzzMAMQuery(f *testing.F) {
+	seeds, _ := filepath.Glob("../../../testdata/stanzas/*.xml")
 	for _, p := range seeds {
 		b, err := os.ReadFile(p)
 		if err != nil {
@@ -21,12 +23,6 @@ func stanzaSeeds(f *testing.F) {
 		}
 		f.Add(b)
 	}
-}
-
-// FuzzMAMQuery: any query element parses to a query or a stanza error,
-// never a panic, and a parsed query asks for at most MaxPage results.
-func FuzzMAMQuery(f *testing.F) {
-	stanzaSeeds(f)
 	f.Fuzz(func(t *testing.T, in []byte) {
 		e, err := stanza.Parse(in, wellformed.DefaultMaxDepth)
 		if err != nil {
