@@ -75,14 +75,6 @@ func (s *Server) registerBuiltins(m *mux.Mux) {
 		// sender's archive ID is "<session id>:<message id>" (see README).
 		m.Feature(mux.Account, nsStanzaID, nsArchiveID)
 	}
-	if s.cfg.PEP != nil {
-		m.Handle(mux.Account, nsPubsub, builtin((*conn).pubsubIQ), pepFeatures...)
-		m.Identity(mux.Account, mux.Identity{Category: "pubsub", Type: "pep"})
-	}
-	m.Handle(mux.Account, nsPrivate, builtin((*conn).privateIQ))
-	// Clients (poezio) look for private XML storage on the server before
-	// they keep bookmarks there.
-	m.Feature(mux.Server, nsPrivate)
 }
 
 // destinations are where an IQ get or set to `to` from c may be handled

@@ -9,7 +9,6 @@ import (
 
 	"annals.im/annals/adapters/credentials"
 	"annals.im/annals/adapters/mux"
-	"annals.im/annals/domain/pep"
 )
 
 // Config is what a Server needs.
@@ -37,9 +36,6 @@ type Config struct {
 	// Archive records and reads 1:1 messages (XEP-0313); nil: messages
 	// are routed only.
 	Archive Archive
-	// PEP is the accounts' personal eventing service (XEP-0163), used for
-	// bookmarks (XEP-0402); nil for none.
-	PEP PEP
 	// ResumeTimeout is how long a session whose connection broke waits to
 	// be resumed (XEP-0198); default 300 s, negative: no resumption.
 	ResumeTimeout time.Duration
@@ -71,13 +67,11 @@ type Config struct {
 	// registrations are allowed per address (IPv6: per /64) per
 	// RegistrationWindow; MaxResources sessions of one account may be bound
 	// at once, detached resumable ones included; MaxRosterItems contacts fit
-	// in one roster. Zero: the default; negative: no limit. PEPLimits bound
-	// each account's PEP nodes; its zero fields are no limit.
+	// in one roster. Zero: the default; negative: no limit.
 	RegistrationsPerAddress int
 	RegistrationWindow      time.Duration
 	MaxResources            int
 	MaxRosterItems          int
-	PEPLimits               pep.Limits
 
 	// Traffic and storage bounds (traffic.go). MaxUnacked and
 	// MaxUnackedBytes bound a stream-management session's unacknowledged

@@ -1,9 +1,14 @@
-// Package c2s is the client-to-server XMPP adapter: it accepts client
-// connections, negotiates TLS, SASL (package sasl), resource binding and
-// stream management, and turns stanzas into domain commands (rosters,
-// 1:1 messages, rooms, PEP) and their outcomes into stanzas. It also
-// serves the multi-user chat service, whose occupants are accounts; the
-// sessions attached to each room are the only room state it keeps.
+// Package c2s is the session core of the client-to-server XMPP adapter:
+// it accepts client connections, negotiates TLS, SASL (package sasl),
+// resource binding and stream management (XEP-0198, CSI), and routes each
+// stanza by its destination (router.go): to a service mounted on the mux
+// (the rooms), to another server (not reachable yet), or to this server,
+// its accounts and their resources, where the mux's feature handlers
+// (adapters/features) and the features still built in here (rosters and
+// presence, 1:1 messages) serve it. It hands the log's batches to the
+// mounted services (Publish) and offers them the sessions (host.go).
+//
+// It imports no feature package (make depcheck); cmd/ wires them.
 //
 // Invariants: an unencrypted stream is only ever accepted on a loopback
 // address (CheckPlaintext); generated private keys are written readable by

@@ -23,6 +23,17 @@ func (s *Server) Sessions(j jid.JID) []mux.Session {
 	return out
 }
 
+// Available returns the sessions of acct (a bare JID) that sent available
+// presence.
+func (s *Server) Available(acct string) []mux.Session {
+	conns := s.availableOf(acct)
+	out := make([]mux.Session, len(conns))
+	for i, c := range conns {
+		out[i] = c
+	}
+	return out
+}
+
 // services calls f with each service mounted on the mux.
 func (s *Server) services(f func(mux.Service)) {
 	for _, svc := range s.cfg.Mux.Services() {

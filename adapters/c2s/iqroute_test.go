@@ -51,17 +51,16 @@ func TestIQBetweenClients(t *testing.T) {
 	}
 }
 
-// The server registers its room service as an item of the server's
-// disco#items (XEP-0045 §6.1) and private XML storage as one of its
-// features, which clients look for (adapters/features/disco answers from
-// these registrations).
+// The room service registers itself as an item of the server's
+// disco#items (XEP-0045 §6.1), and carbons are among the server's
+// features (adapters/features/disco answers from these registrations).
 func TestServerDisco(t *testing.T) {
 	addr, _ := mucServerRooms(t)
 	m := servers[addr].cfg.Mux
 	if items := m.Items(mux.Server); !slices.Contains(items, mux.Item{JID: "conference.localhost", Name: "Chatrooms"}) {
 		t.Errorf("server items: %v", items)
 	}
-	if f := m.Features(mux.Server); !slices.Contains(f, nsPrivate) || !slices.Contains(f, nsCarbons) {
+	if f := m.Features(mux.Server); !slices.Contains(f, nsCarbons) {
 		t.Errorf("server features: %v", f)
 	}
 }

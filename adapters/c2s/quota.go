@@ -8,7 +8,7 @@ import (
 
 // Account quotas: how many accounts one address may register in-band, how
 // many resources one account may bind at once, how many contacts one
-// roster holds and what one account keeps in PEP (pep.Limits). Each bounds
+// roster holds (PEP's limits are the pep feature's). Each bounds
 // what one client can make the server hold, whatever it sends.
 
 // Defaults of the account quotas (Config fields of the same names).

@@ -80,5 +80,9 @@ func (q quotaFlags) apply(cfg *c2s.Config) {
 	cfg.RegistrationWindow = q.registrationWindow
 	cfg.MaxResources = q.resources
 	cfg.MaxRosterItems = q.rosterItems
-	cfg.PEPLimits = pep.Limits{MaxPayload: q.pepPayload, MaxItems: q.pepItems, MaxNodes: q.pepNodes, MaxBytes: q.pepBytes}
+}
+
+// pepLimits bound each account's PEP nodes.
+func (q quotaFlags) pepLimits() pep.Limits {
+	return pep.Limits{MaxPayload: q.pepPayload, MaxItems: q.pepItems, MaxNodes: q.pepNodes, MaxBytes: q.pepBytes}
 }

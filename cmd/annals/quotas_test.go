@@ -11,8 +11,9 @@ import (
 )
 
 func TestQuotaFlags(t *testing.T) {
+	var q quotaFlags // the flags parseQuotas read last
 	parseQuotas := func(args ...string) (c2s.Config, error) {
-		var q quotaFlags
+		q = quotaFlags{}
 		fs := newFlagSet("serve", io.Discard)
 		q.flags(fs)
 		if err := parse(fs, args); err != nil {
@@ -31,7 +32,7 @@ func TestQuotaFlags(t *testing.T) {
 	}
 	want := pep.Limits{MaxPayload: 64 << 10, MaxItems: 1000, MaxNodes: 100, MaxBytes: 1 << 20}
 	if cfg.RegistrationsPerAddress != 3 || cfg.RegistrationWindow != 10*time.Minute || cfg.MaxResources != 100 ||
-		cfg.MaxRosterItems != 1000 || cfg.PEPLimits != want {
+		cfg.MaxRosterItems != 1000 || q.pepLimits() != want {
 		t.Fatalf("defaults: %+v", cfg)
 	}
 	// 0 lifts the registration limit (benchmarks): c2s reads a negative as none.
@@ -44,7 +45,7 @@ func TestQuotaFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	if cfg.MaxResources != 5 || cfg.MaxRosterItems != 7 || cfg.RegistrationsPerAddress != 2 || cfg.RegistrationWindow != time.Hour ||
-		cfg.PEPLimits != (pep.Limits{MaxPayload: 2048, MaxItems: 9, MaxNodes: 3, MaxBytes: 4096}) {
+		q.pepLimits() != (pep.Limits{MaxPayload: 2048, MaxItems: 9, MaxNodes: 3, MaxBytes: 4096}) {
 		t.Fatalf("set: %+v", cfg)
 	}
 	for _, bad := range [][]string{

@@ -13,6 +13,8 @@ import (
 	"slices"
 	"time"
 
+	peppkg "annals.im/annals/adapters/features/pep"
+
 	"annals.im/annals/adapters/features/disco"
 	"annals.im/annals/adapters/features/mam"
 	"annals.im/annals/adapters/features/muc"
@@ -145,7 +147,6 @@ func (x xmppFlags) listen(c Config, creds *credentials.Store, accts *accounts.Se
 		Registration:  x.registration,
 		Registrar:     accts,
 		Archive:       arch,
-		PEP:           peps,
 		ResumeTimeout: resume,
 		Secret:        secret,
 		MaxStanza:     x.maxStanza,
@@ -166,12 +167,14 @@ func (x xmppFlags) listen(c Config, creds *credentials.Store, accts *accounts.Se
 	if err != nil {
 		return nil, nil, err
 	}
+	bookmarks := peppkg.New(peppkg.Config{PEP: peps, Limits: x.quotas.pepLimits(), Log: log}, srv)
+	bookmarks.Register(cfg.Mux)
 	if x.muc != "" {
 		key, err := c2s.DeriveKey(secret, c2s.PurposeOccupantID)
 		if err != nil {
 			return nil, nil, err
 		}
-		mcfg := muc.Config{Domain: x.muc, Domains: x.domains, Rooms: rms, Archive: arch, RoomArchive: archives, LockNewRooms: x.lockRooms,
+		mcfg := muc.Config{Domain: x.muc, Domains: x.domains, Rooms: rms, Archive: arch, RoomArchive: archives, Bookmarks: bookmarks, LockNewRooms: x.lockRooms,
 			DetachedShow: x.detachedShow, OccupantKey: key, Log: log}
 		x.traffic.applyMUC(&mcfg)
 		svc, err := muc.New(mcfg, srv)

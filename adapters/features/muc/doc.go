@@ -12,6 +12,7 @@
 // them, and the IQs forwarded to occupants awaiting an answer.
 //
 // The package imports the mux and stanza packages, never the session
-// core; what it needs of the core (sessions of a JID, bookmarks) comes
-// through Host, and MAM on rooms through RoomArchive.
+// core; what it needs of the core (the sessions of a JID) comes through
+// Host, and of other features through RoomArchive (MAM on rooms) and
+// Bookmarks, which cmd/ wires.
 package muc

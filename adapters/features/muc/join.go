@@ -206,7 +206,7 @@ func (c *conn) mucPresence(ctx context.Context, e *element, to jid.JID) error {
 	// with the id of its join presence (XEP-0045 §7.2.3).
 	c.deliver(stanza.WithID(s.occupantXML(st, me, acct, c.jid.String(), "", selfCodes(st, codes...), ""), e.Attr("id")), true)
 	if !out.Already {
-		s.host.SetAutojoin(ctx, acct, r, me.Nick, true)
+		s.setAutojoin(ctx, acct, r, me.Nick, true)
 	}
 	s.sendHistory(ctx, c, st, hist)
 	subject := "<subject/>"
@@ -431,13 +431,21 @@ func (s *Service) bookmarkRooms(ctx context.Context, r string, evs []event.Envel
 		case room.TypeLeft:
 			var d room.Left
 			if e.Decode(room.Schema, &d) == nil {
-				s.host.SetAutojoin(ctx, d.Account, r, "", false)
+				s.setAutojoin(ctx, d.Account, r, "", false)
 			}
 		case room.TypeNickChanged:
 			var d room.NickChanged
 			if e.Decode(room.Schema, &d) == nil {
-				s.host.SetAutojoin(ctx, d.Account, r, d.Nick, true)
+				s.setAutojoin(ctx, d.Account, r, d.Nick, true)
 			}
 		}
+	}
+}
+
+// setAutojoin keeps acct's bookmark of room r in step, if bookmarks are
+// kept.
+func (s *Service) setAutojoin(ctx context.Context, acct, r, nick string, autojoin bool) {
+	if s.cfg.Bookmarks != nil {
+		s.cfg.Bookmarks.SetAutojoin(ctx, acct, r, nick, autojoin)
 	}
 }

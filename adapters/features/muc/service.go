@@ -60,8 +60,13 @@ type Host interface {
 	// Sessions returns the sessions a stanza to j reaches: the full JID's,
 	// or every available one of the bare JID's.
 	Sessions(j jid.JID) []mux.Session
-	// SetAutojoin keeps acct's bookmark of room in step with its
-	// occupancy (XEP-0402): autojoin with nick, or not.
+}
+
+// Bookmarks keeps accounts' bookmarks (XEP-0402) in step with their
+// occupancy: the pep feature's Service.
+type Bookmarks interface {
+	// SetAutojoin sets acct's bookmark of room to autojoin with nick, or
+	// clears its autojoin.
 	SetAutojoin(ctx context.Context, acct, room, nick string, autojoin bool)
 }
 
@@ -79,6 +84,8 @@ type Config struct {
 	Archive Archive // nil: no join history
 	// RoomArchive answers MAM on rooms; nil: feature-not-implemented.
 	RoomArchive RoomArchive
+	// Bookmarks follow occupancy; nil: bookmarks are not touched.
+	Bookmarks Bookmarks
 	// LockNewRooms keeps a new room closed to others until its owner
 	// configures it (XEP-0045 §10.1).
 	LockNewRooms bool

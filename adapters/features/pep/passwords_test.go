@@ -1,4 +1,4 @@
-package c2s
+package pep
 
 import (
 	"errors"
@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"annals.im/annals/domain/pep"
+	pepdomain "annals.im/annals/domain/pep"
 )
 
 func TestSplitPasswords(t *testing.T) {
@@ -53,7 +53,7 @@ func TestSplitPasswords(t *testing.T) {
 			t.Errorf("%s: filled back to %v, want %v", tt.name, b, a)
 		}
 	}
-	if _, _, err := splitPasswords("<conference><password>s3cret</password>"); !errors.Is(err, pep.ErrInvalid) {
+	if _, _, err := splitPasswords("<conference><password>s3cret</password>"); !errors.Is(err, pepdomain.ErrInvalid) {
 		t.Errorf("an unreadable payload: %v", err)
 	}
 	// An old item that kept its password in the payload is served as it is.

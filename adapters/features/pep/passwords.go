@@ -1,4 +1,4 @@
-package c2s
+package pep
 
 import (
 	"context"
@@ -10,14 +10,14 @@ import (
 	"strings"
 
 	"annals.im/annals/adapters/stanza"
-	"annals.im/annals/domain/pep"
+	pepdomain "annals.im/annals/domain/pep"
 )
 
 // Bookmarks carry room passwords (XEP-0402 <password/>, and XEP-0048's
 // in storage:bookmarks). An item's payload becomes part of an event, and
 // events are never erased, so the passwords are taken out before the
 // publication is decided: the event keeps an empty <password/> where
-// each was and says that there were some (pep.Item.HasPassword); the
+// each was and says that there were some (pepdomain.Item.HasPassword); the
 // passwords themselves are kept beside the log by the PEP port, where
 // deleting the item or the account erases them. Every read that serves
 // the account's own clients (items, the XEP-0048 view, autojoin) puts
@@ -45,12 +45,12 @@ func passwordSpans(payload string) ([]passwordSpan, error) {
 		tok, err := dec.Token()
 		if errors.Is(err, io.EOF) {
 			if len(stack) > 0 {
-				return nil, fmt.Errorf("%w: a payload with an unclosed element", pep.ErrInvalid)
+				return nil, fmt.Errorf("%w: a payload with an unclosed element", pepdomain.ErrInvalid)
 			}
 			return spans, nil
 		}
 		if err != nil {
-			return nil, fmt.Errorf("%w: payload: %v", pep.ErrInvalid, err)
+			return nil, fmt.Errorf("%w: payload: %v", pepdomain.ErrInvalid, err)
 		}
 		switch t := tok.(type) {
 		case xml.StartElement:
@@ -135,9 +135,9 @@ func fillPasswords(payload string, passwords []string) string {
 
 // pepNode reads one of the account's nodes with the passwords kept beside
 // the log back in its items: for the account's own clients only.
-func (s *Server) pepNode(ctx context.Context, acct, node string) (pep.Node, error) {
+func (s *Service) pepNode(ctx context.Context, acct, node string) (pepdomain.Node, error) {
 	n, err := s.cfg.PEP.Node(ctx, acct, node)
-	if err != nil || !slices.ContainsFunc(n.Items, func(it pep.Item) bool { return it.HasPassword }) {
+	if err != nil || !slices.ContainsFunc(n.Items, func(it pepdomain.Item) bool { return it.HasPassword }) {
 		return n, err
 	}
 	passwords, err := s.cfg.PEP.Passwords(ctx, acct, node)

@@ -1,4 +1,4 @@
-package c2s
+package pep
 
 import (
 	"cmp"
@@ -13,14 +13,8 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"annals.im/annals/adapters/stanza"
-	"annals.im/annals/domain/pep"
+	pepdomain "annals.im/annals/domain/pep"
 )
-
-// The account's own PEP service (XEP-0163), enough for bookmarks
-// (XEP-0402) and their XEP-0048 private-XML compatibility, tied to the
-// MUC service: the account joining a room sets its bookmark's autojoin,
-// leaving clears it, and a client publishing autojoin makes the account
-// join or leave.
 
 const (
 	nsPubsub        = "http://jabber.org/protocol/pubsub"
@@ -34,13 +28,13 @@ const (
 
 // PEP is the account's personal eventing service, kept in its stream.
 type PEP interface {
-	Node(ctx context.Context, acct, node string) (pep.Node, error)
-	// Do runs a pep.Publish or pep.Retract on the account's nodes; a
+	Node(ctx context.Context, acct, node string) (pepdomain.Node, error)
+	// Do runs a pepdomain.Publish or pepdomain.Retract on the account's nodes; a
 	// publication's Passwords are kept beside the log (and a retraction
 	// erases them).
 	Do(ctx context.Context, acct string, cmd any) error
 	// Passwords returns the passwords kept beside the log for the node's
-	// items (pep.Item.HasPassword), by item ID, as pep.Publish had them.
+	// items (pepdomain.Item.HasPassword), by item ID, as pepdomain.Publish had them.
 	Passwords(ctx context.Context, acct, node string) (map[string][]string, error)
 }
 
@@ -57,7 +51,7 @@ func (c *conn) pubsubIQ(ctx context.Context, e *element, q element) error {
 	fail := func(err error) error { return c.write(c.pepErrorReply(e, err)) }
 	kids := q.Children()
 	if len(kids) == 0 {
-		return fail(fmt.Errorf("%w: empty pubsub request", pep.ErrInvalid))
+		return fail(fmt.Errorf("%w: empty pubsub request", pepdomain.ErrInvalid))
 	}
 	op := kids[0]
 	node := op.Attr("node")
@@ -65,9 +59,9 @@ func (c *conn) pubsubIQ(ctx context.Context, e *element, q element) error {
 	case e.Attr("type") == "set" && op.XMLName.Local == "publish":
 		item, ok := op.Named(nsPubsub, "item")
 		if !ok || len(strings.TrimSpace(string(item.Inner))) == 0 {
-			return fail(fmt.Errorf("%w: publish one item with a payload", pep.ErrInvalid))
+			return fail(fmt.Errorf("%w: publish one item with a payload", pepdomain.ErrInvalid))
 		}
-		var opts *pep.Config
+		var opts *pepdomain.Config
 		for _, k := range kids[1:] {
 			if k.XMLName.Local == "publish-options" {
 				cfg, err := parsePublishOptions(k, c.srv.pepMaxItems())
@@ -81,14 +75,14 @@ func (c *conn) pubsubIQ(ctx context.Context, e *element, q element) error {
 		if id == "" {
 			id = stanza.NewID()
 		}
-		if err := c.srv.pepPublish(ctx, acct, node, pep.Item{ID: id, Payload: strings.TrimSpace(string(item.Inner))}, opts, true); err != nil {
+		if err := c.srv.pepPublish(ctx, acct, node, pepdomain.Item{ID: id, Payload: strings.TrimSpace(string(item.Inner))}, opts, true); err != nil {
 			return fail(err)
 		}
 		return reply(fmt.Sprintf(`<pubsub xmlns='%s'><publish node='%s'><item id='%s'/></publish></pubsub>`, nsPubsub, stanza.Escape(node), stanza.Escape(id)))
 	case e.Attr("type") == "set" && op.XMLName.Local == "retract":
 		item, ok := op.Named(nsPubsub, "item")
 		if !ok || item.Attr("id") == "" {
-			return fail(fmt.Errorf("%w: retract names an item", pep.ErrInvalid))
+			return fail(fmt.Errorf("%w: retract names an item", pepdomain.ErrInvalid))
 		}
 		if err := c.srv.pepRetract(ctx, acct, node, item.Attr("id"), true); err != nil {
 			return fail(err)
@@ -106,9 +100,9 @@ func (c *conn) pubsubIQ(ctx context.Context, e *element, q element) error {
 		if want, ok := op.Named(nsPubsub, "item"); ok && want.Attr("id") != "" {
 			it, found := n.Item(want.Attr("id"))
 			if !found {
-				return fail(pep.ErrItemNotFound)
+				return fail(pepdomain.ErrItemNotFound)
 			}
-			items = []pep.Item{it}
+			items = []pepdomain.Item{it}
 		}
 		var b strings.Builder
 		b.WriteString("<pubsub xmlns='" + nsPubsub + "'><items node='" + stanza.Escape(node) + "'>")
@@ -123,23 +117,23 @@ func (c *conn) pubsubIQ(ctx context.Context, e *element, q element) error {
 
 func (c *conn) pepErrorReply(e *element, err error) string {
 	switch {
-	case errors.Is(err, pep.ErrPrecondition):
+	case errors.Is(err, pepdomain.ErrPrecondition):
 		return fmt.Sprintf(`<iq type='error' id='%s' to='%s'><error type='cancel'><conflict xmlns='%s'/><precondition-not-met xmlns='%s'/></error></iq>`,
 			stanza.Escape(e.Attr("id")), stanza.Escape(c.jid.String()), nsStanzas, nsPubsubErrors)
-	case errors.Is(err, pep.ErrItemNotFound):
+	case errors.Is(err, pepdomain.ErrItemNotFound):
 		return c.errorReplyText(e, "cancel", "item-not-found", err.Error())
-	case errors.Is(err, pep.ErrInvalid):
+	case errors.Is(err, pepdomain.ErrInvalid):
 		return c.errorReplyText(e, "modify", "bad-request", err.Error())
-	case errors.Is(err, pep.ErrPayloadTooBig):
+	case errors.Is(err, pepdomain.ErrPayloadTooBig):
 		// XEP-0060 §7.1.3.4.
 		return c.pepError(e, "modify", "not-acceptable", "payload-too-big", err.Error())
-	case errors.Is(err, pep.ErrTooManyNodes):
+	case errors.Is(err, pepdomain.ErrTooManyNodes):
 		// NOTSPEC(XEP-0060 §7.1.3): no condition is given for a publication
 		// that would create a node past a limit; the schema's
 		// <max-nodes-exceeded/> says which, under resource-constraint (type
 		// cancel: the same request fails until the user frees room).
 		return c.pepError(e, "cancel", "resource-constraint", "max-nodes-exceeded", err.Error())
-	case errors.Is(err, pep.ErrQuota):
+	case errors.Is(err, pepdomain.ErrQuota):
 		return c.errorReplyText(e, "cancel", "resource-constraint", err.Error())
 	}
 	c.log.Error("PEP request failed", "err", err)
@@ -155,8 +149,8 @@ func (c *conn) pepError(e *element, typ, cond, pubsubCond, text string) string {
 
 // parsePublishOptions reads the publish-options form (XEP-0223).
 // "max" is maxItems.
-func parsePublishOptions(po element, maxItems int) (pep.Config, error) {
-	var cfg pep.Config
+func parsePublishOptions(po element, maxItems int) (pepdomain.Config, error) {
+	var cfg pepdomain.Config
 	x, ok := po.Named(nsData, "x")
 	if !ok {
 		return cfg, nil
@@ -178,7 +172,7 @@ func parsePublishOptions(po element, maxItems int) (pep.Config, error) {
 			}
 			n, err := strconv.Atoi(v)
 			if err != nil {
-				return cfg, fmt.Errorf("%w: pubsub#max_items %q", pep.ErrInvalid, v)
+				return cfg, fmt.Errorf("%w: pubsub#max_items %q", pepdomain.ErrInvalid, v)
 			}
 			cfg.MaxItems = n
 		}
@@ -193,13 +187,13 @@ func parsePublishOptions(po element, maxItems int) (pep.Config, error) {
 //
 // Bookmark passwords in the payload are kept beside the log, never in it
 // (pep_passwords.go); the account's clients are notified with them.
-func (s *Server) pepPublish(ctx context.Context, acct, node string, it pep.Item, opts *pep.Config, byClient bool) error {
+func (s *Service) pepPublish(ctx context.Context, acct, node string, it pepdomain.Item, opts *pepdomain.Config, byClient bool) error {
 	payload, passwords, err := splitPasswords(it.Payload)
 	if err != nil {
 		return err
 	}
-	logged := pep.Item{ID: it.ID, Payload: payload}
-	if err := s.cfg.PEP.Do(ctx, acct, pep.Publish{Node: node, Item: logged, Options: opts, Passwords: passwords, Limits: s.cfg.PEPLimits}); err != nil {
+	logged := pepdomain.Item{ID: it.ID, Payload: payload}
+	if err := s.cfg.PEP.Do(ctx, acct, pepdomain.Publish{Node: node, Item: logged, Options: opts, Passwords: passwords, Limits: s.cfg.Limits}); err != nil {
 		return err
 	}
 	s.pepNotify(acct, node, "<item id='"+stanza.Escape(it.ID)+"'>"+it.Payload+"</item>")
@@ -209,13 +203,13 @@ func (s *Server) pepPublish(ctx context.Context, acct, node string, it pep.Item,
 	return nil
 }
 
-func (s *Server) pepRetract(ctx context.Context, acct, node, id string, byClient bool) error {
-	if err := s.cfg.PEP.Do(ctx, acct, pep.Retract{Node: node, ID: id}); err != nil {
+func (s *Service) pepRetract(ctx context.Context, acct, node, id string, byClient bool) error {
+	if err := s.cfg.PEP.Do(ctx, acct, pepdomain.Retract{Node: node, ID: id}); err != nil {
 		return err
 	}
 	s.pepNotify(acct, node, "<retract id='"+stanza.Escape(id)+"'/>")
 	if byClient && node == nsBookmarks {
-		s.followBookmark(ctx, acct, pep.Item{ID: id})
+		s.followBookmark(ctx, acct, pepdomain.Item{ID: id})
 	}
 	return nil
 }
@@ -225,10 +219,10 @@ func (s *Server) pepRetract(ctx context.Context, acct, node, id string, byClient
 // NOTSPEC(XEP-0163 §4.3): without entity capabilities the server cannot
 // know which clients asked for +notify, so every available client of the
 // account gets its own nodes' events; clients ignore what they do not know.
-func (s *Server) pepNotify(acct, node, items string) {
-	for _, t := range s.availableOf(acct) {
-		t.deliver(fmt.Sprintf(`<message xmlns='%s' from='%s' to='%s' type='headline' id='%s'><event xmlns='%s'><items node='%s'>%s</items></event></message>`,
-			nsClient, stanza.Escape(acct), stanza.Escape(t.jid.String()), stanza.NewID(), nsPubsubEvent, stanza.Escape(node), items), false)
+func (s *Service) pepNotify(acct, node, items string) {
+	for _, t := range s.host.Available(acct) {
+		t.Deliver(fmt.Sprintf(`<message xmlns='%s' from='%s' to='%s' type='headline' id='%s'><event xmlns='%s'><items node='%s'>%s</items></event></message>`,
+			nsClient, stanza.Escape(acct), stanza.Escape(t.JID().String()), stanza.NewID(), nsPubsubEvent, stanza.Escape(node), items), false)
 	}
 }
 
@@ -283,20 +277,17 @@ func bookmarkPayload(old element, had bool, b bookmark, setPassword bool) string
 
 // bookmarkOptions are the bookmarks node's publish-options (XEP-0402
 // §3): whitelist, and as many items as a node may hold ("max").
-func (s *Server) bookmarkOptions() *pep.Config {
-	return &pep.Config{AccessModel: pep.Whitelist, MaxItems: s.pepMaxItems()}
+func (s *Service) bookmarkOptions() *pepdomain.Config {
+	return &pepdomain.Config{AccessModel: pepdomain.Whitelist, MaxItems: s.pepMaxItems()}
 }
 
 // pepMaxItems is the highest pubsub#max_items ("max").
-func (s *Server) pepMaxItems() int { return cmp.Or(s.cfg.PEPLimits.MaxItems, pep.MaxItems) }
+func (s *Service) pepMaxItems() int { return cmp.Or(s.cfg.Limits.MaxItems, pepdomain.MaxItems) }
 
 // SetAutojoin keeps the account's bookmark of a room in step with its
 // occupancy: joining sets autojoin (creating the bookmark), leaving
-// clears it. The room service calls it (muc.Host).
-func (s *Server) SetAutojoin(ctx context.Context, acct, r, nick string, autojoin bool) {
-	if s.cfg.PEP == nil {
-		return
-	}
+// clears it. The room service calls it (muc.Bookmarks).
+func (s *Service) SetAutojoin(ctx context.Context, acct, r, nick string, autojoin bool) {
 	n, err := s.pepNode(ctx, acct, nsBookmarks)
 	if err != nil {
 		s.cfg.Log.Error("reading bookmarks", "account", acct, "err", err)
@@ -314,7 +305,7 @@ func (s *Server) SetAutojoin(ctx context.Context, acct, r, nick string, autojoin
 	if autojoin {
 		b.nick = nick
 	}
-	if err := s.pepPublish(ctx, acct, nsBookmarks, pep.Item{ID: r, Payload: bookmarkPayload(old, had && ok, b, false)}, s.bookmarkOptions(), false); err != nil {
+	if err := s.pepPublish(ctx, acct, nsBookmarks, pepdomain.Item{ID: r, Payload: bookmarkPayload(old, had && ok, b, false)}, s.bookmarkOptions(), false); err != nil {
 		s.cfg.Log.Error("updating a bookmark", "account", acct, "room", r, "err", err)
 	}
 }
@@ -323,12 +314,12 @@ func (s *Server) SetAutojoin(ctx context.Context, acct, r, nick string, autojoin
 // change names make the account join or leave it: autojoin true joins
 // (with the bookmark's nick, no session attached until a client joins),
 // false or a retraction leaves.
-func (s *Server) followBookmark(ctx context.Context, acct string, it pep.Item) {
+func (s *Service) followBookmark(ctx context.Context, acct string, it pepdomain.Item) {
 	r, err := jid.Parse(it.ID)
 	if err != nil || r.Localpart() == "" || r.Resourcepart() != "" {
 		return
 	}
-	svc, ok := s.cfg.Mux.Service(r.Domainpart())
+	svc, ok := s.mux.Service(r.Domainpart())
 	f, follows := svc.(bookmarkFollower)
 	if !ok || !follows {
 		return
@@ -347,7 +338,7 @@ type bookmarkFollower interface {
 func (c *conn) privateIQ(ctx context.Context, e *element, q element) error {
 	acct := c.jid.Bare().String()
 	storage, ok := q.Named(nsBookmarksXML, "storage")
-	if !ok || c.srv.cfg.PEP == nil {
+	if !ok {
 		return c.write(c.errorReplyText(e, "cancel", "service-unavailable", "only storage:bookmarks is kept here"))
 	}
 	reply := func(payload string) error {
@@ -400,7 +391,7 @@ func (c *conn) privateIQ(ctx context.Context, e *element, q element) error {
 		if had && old.Payload == payload {
 			continue
 		}
-		if err := c.srv.pepPublish(ctx, acct, nsBookmarks, pep.Item{ID: room.String(), Payload: payload}, c.srv.bookmarkOptions(), true); err != nil {
+		if err := c.srv.pepPublish(ctx, acct, nsBookmarks, pepdomain.Item{ID: room.String(), Payload: payload}, c.srv.bookmarkOptions(), true); err != nil {
 			return c.write(c.pepErrorReply(e, err))
 		}
 	}

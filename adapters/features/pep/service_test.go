@@ -1,0 +1,80 @@
+package pep
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"mellium.im/xmpp/jid"
+
+	"annals.im/annals/adapters/mux"
+	"annals.im/annals/adapters/mux/muxtest"
+	pepdomain "annals.im/annals/domain/pep"
+)
+
+// memPEP keeps one node's items and the passwords beside them, applying
+// publications as the account stream would, without its limits.
+type memPEP struct {
+	node      pepdomain.Node
+	passwords map[string][]string
+	published []pepdomain.Publish
+}
+
+func (m *memPEP) Node(context.Context, string, string) (pepdomain.Node, error) { return m.node, nil }
+
+func (m *memPEP) Do(_ context.Context, _ string, cmd any) error {
+	if p, ok := cmd.(pepdomain.Publish); ok {
+		p.Item.HasPassword = len(p.Passwords) > 0 // as the account stream records it
+		m.published = append(m.published, p)
+		m.node.Items = append(m.node.Items, p.Item)
+		if m.passwords == nil {
+			m.passwords = map[string][]string{}
+		}
+		m.passwords[p.Item.ID] = p.Passwords
+	}
+	return nil
+}
+
+func (m *memPEP) Passwords(context.Context, string, string) (map[string][]string, error) {
+	return m.passwords, nil
+}
+
+// hostOf is a core with one available session.
+type hostOf struct{ s mux.Session }
+
+func (h hostOf) Available(string) []mux.Session { return []mux.Session{h.s} }
+
+// A bookmark published by a client is logged without its password, which
+// is kept beside the log, and the account's available clients are told;
+// its own clients read it back with the password. Registration advertises
+// PEP on the account and private storage on the server.
+func TestPublishBookmark(t *testing.T) {
+	store := &memPEP{}
+	desk := &muxtest.Session{Full: jid.MustParse("juliet@localhost/desk")}
+	s := New(Config{PEP: store}, hostOf{desk})
+	m := mux.New()
+	s.Register(m)
+	if f := m.Features(mux.Server); len(f) != 1 || f[0] != nsPrivate {
+		t.Errorf("server features %v", f)
+	}
+	if ids := m.Identities(mux.Account); len(ids) != 1 || ids[0].Type != "pep" {
+		t.Errorf("account identities %v", ids)
+	}
+	phone := &muxtest.Session{Full: jid.MustParse("juliet@localhost/phone")}
+	got, handled, err := muxtest.Ask(m, mux.Account, phone, "", "<iq type='set' id='b'><pubsub xmlns='"+nsPubsub+"'><publish node='"+nsBookmarks+
+		"'><item id='hall@conference.localhost'><conference xmlns='"+nsBookmarks+"' autojoin='true'><nick>J</nick><password>s3cret</password></conference></item></publish></pubsub></iq>")
+	if !handled || err != nil || !strings.Contains(got, "type='result'") {
+		t.Fatalf("publish: %q %v %v", got, handled, err)
+	}
+	if len(store.published) != 1 || strings.Contains(store.published[0].Item.Payload, "s3cret") ||
+		len(store.published[0].Passwords) != 1 || store.published[0].Passwords[0] != "s3cret" {
+		t.Fatalf("logged %+v", store.published)
+	}
+	if n := strings.Join(desk.Sent, ""); !strings.Contains(n, "<event xmlns='http://jabber.org/protocol/pubsub#event'>") || !strings.Contains(n, "hall@conference.localhost") {
+		t.Errorf("the account's client was not told: %q", n)
+	}
+	got, _, _ = muxtest.Ask(m, mux.Account, phone, "", "<iq type='get' id='g'><pubsub xmlns='"+nsPubsub+"'><items node='"+nsBookmarks+"'/></pubsub></iq>")
+	if !strings.Contains(got, "s3cret") {
+		t.Errorf("the own client reads the bookmark without its password: %q", got)
+	}
+}
