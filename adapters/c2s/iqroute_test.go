@@ -1,11 +1,13 @@
 package c2s
 
 import (
+	"context"
 	"slices"
 	"strings"
 	"testing"
 
 	"annals.im/annals/adapters/mux"
+	"annals.im/annals/domain/roster"
 )
 
 // An IQ to another client's full JID is delivered to it from the sender's
@@ -103,5 +105,38 @@ func TestRouteRemote(t *testing.T) {
 	c.send("<iq type='get' id='p'><ping xmlns='urn:xmpp:ping'/></iq>")
 	if got := c.until("id='p'"); strings.Contains(got, "id='e1'") || strings.Contains(got, "id='e2'") {
 		t.Errorf("an error or an answer was answered: %q", got)
+	}
+}
+
+// lovers are Romeo and Juliet, each subscribed to the other.
+type lovers struct{ noContacts }
+
+func (lovers) Roster(_ context.Context, acct string) (roster.State, error) {
+	other := map[string]string{"romeo@localhost": "juliet@localhost", "juliet@localhost": "romeo@localhost"}[acct]
+	return roster.State{Items: map[string]roster.Item{other: {Contact: other, Subscription: roster.Both}}}, nil
+}
+
+// Presence goes to a contact's available resources only (RFC 6121 §4.2.2,
+// §4.4.2): a session that has sent no initial presence gets none, and
+// learns the contact's presence by probe when it becomes available.
+func TestPresenceToAvailableResources(t *testing.T) {
+	addr := serverWith(t, func(cfg *Config) { cfg.Accounts = lovers{} })
+	romeo, quiet, seen := dial(t, addr), dial(t, addr), dial(t, addr)
+	romeo.loginAs("romeo", "orchard")
+	quiet.loginAs("juliet", "balcony")
+	seen.loginAs("juliet", "garden")
+	seen.send("<presence/>")
+	seen.until("from='juliet@localhost/garden'") // its own presence back
+	romeo.send("<presence><status>here</status></presence>")
+	if got := seen.until("<status>here</status>"); !strings.Contains(got, "from='romeo@localhost/orchard'") {
+		t.Fatalf("the available session: %q", got)
+	}
+	quiet.send("<iq type='get' id='p'><ping xmlns='urn:xmpp:ping'/></iq>")
+	if got := quiet.until("id='p'"); strings.Contains(got, "<presence") {
+		t.Fatalf("a session without initial presence got presence: %q", got)
+	}
+	quiet.send("<presence/>")
+	if got := quiet.until("<status>here</status>"); !strings.Contains(got, "from='romeo@localhost/orchard'") {
+		t.Fatalf("the probe on becoming available: %q", got)
 	}
 }

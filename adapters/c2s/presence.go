@@ -69,13 +69,18 @@ func (c *conn) presence(ctx context.Context, e *element) error {
 	return nil
 }
 
-// broadcast sends this session's presence to every session of the account,
-// itself included (RFC 6121 §4.2.2), and to every session of the contacts
-// subscribed to it (From or Both).
+// broadcast sends this session's presence to itself and every available
+// session of the account (RFC 6121 §4.2.2), and to every available
+// session of the contacts subscribed to it (From or Both): a session that
+// has sent no initial presence yet gets none (§4.2.2, §4.4.2); it learns
+// its contacts' presence by probe when it becomes available.
 func (s *Server) broadcast(ctx context.Context, c *conn, wire string) {
 	account := c.jid.Bare().String()
-	for _, o := range s.sessionsOf(account) {
-		o.deliver(stanza.WithTo(wire, o.jid.String()), false)
+	c.deliver(stanza.WithTo(wire, c.jid.String()), false)
+	for _, o := range s.availableOf(account) {
+		if o != c {
+			o.deliver(stanza.WithTo(wire, o.jid.String()), false)
+		}
 	}
 	st, err := s.cfg.Accounts.Roster(ctx, account)
 	if err != nil {
@@ -86,7 +91,7 @@ func (s *Server) broadcast(ctx context.Context, c *conn, wire string) {
 		if it.Subscription != roster.From && it.Subscription != roster.Both {
 			continue
 		}
-		for _, o := range s.sessionsOf(contact) {
+		for _, o := range s.availableOf(contact) {
 			o.deliver(stanza.WithTo(wire, o.jid.String()), false)
 		}
 	}
@@ -122,18 +127,19 @@ func (s *Server) presenceOf(account string, c *conn) {
 	}
 }
 
-// presenceTo sends from's current presence to every session of to.
+// presenceTo sends from's current presence to every available session of
+// to.
 func (s *Server) presenceTo(from, to string) {
-	for _, c := range s.sessionsOf(to) {
+	for _, c := range s.availableOf(to) {
 		s.presenceOf(from, c)
 	}
 }
 
-// unavailableTo tells every session of to that from's sessions are gone
-// from its view (after a subscription ended).
+// unavailableTo tells every available session of to that from's
+// available sessions are gone from its view (after a subscription ended).
 func (s *Server) unavailableTo(from, to string) {
-	for _, o := range s.sessionsOf(from) {
-		for _, c := range s.sessionsOf(to) {
+	for _, o := range s.availableOf(from) {
+		for _, c := range s.availableOf(to) {
 			c.deliver(fmt.Sprintf(`<presence type='unavailable' from='%s' to='%s'/>`, stanza.Escape(o.jid.String()), stanza.Escape(c.jid.String())), false)
 		}
 	}
