@@ -114,7 +114,15 @@ func (c Config) logger(w io.Writer) *slog.Logger {
 
 // allProjections is every read model this build keeps.
 func allProjections() []projections.Projection {
-	return []projections.Projection{accounts.Projection{}, archiveproj.Projection{}, archiveproj.UsageProjection{}, rooms.Projection{}}
+	return []projections.Projection{accounts.Projection{}, archiveModel(), archiveproj.UsageProjection{}, rooms.Projection{}}
+}
+
+// archiveModel is the archive read model. ANNALS_ARCHIVE_MODEL=stays keeps
+// a room's message once, read through each account's stays in the room
+// (archiveproj.Projection.Stays), to measure it beside the default, which
+// copies it into each occupant's archive; a change rebuilds the archive.
+func archiveModel() archiveproj.Projection {
+	return archiveproj.Projection{Stays: os.Getenv("ANNALS_ARCHIVE_MODEL") == "stays"}
 }
 
 // openStore opens the log. With create false it refuses to make a new,

@@ -23,7 +23,6 @@ import (
 	"annals.im/annals/eventstore/sqlite"
 	"annals.im/annals/projections"
 	accountsproj "annals.im/annals/projections/accounts"
-	archiveproj "annals.im/annals/projections/archive"
 )
 
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -119,12 +118,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	// The archive is kept in the store's write transactions from now on:
 	// an appended message is archived when its append returns.
-	inline, err := runner.Inline(archiveproj.Name)
+	inline, err := runner.Inline(archiveModel().Name())
 	if err != nil {
 		return err
 	}
 	store.SetInline(inline)
-	arch := &archiveService{accounts: accounts, store: store, reader: archiveproj.NewReader(o.db, store.Unsynced), ids: accounts.ids}
+	arch := &archiveService{accounts: accounts, store: store, reader: archiveModel().Reader(o.db, store.Unsynced), ids: accounts.ids}
 	x.traffic.applyArchive(arch)
 	rooms := newRooms(store, accounts.ids, o.db, x.muc)
 	accounts.forgetIn(rooms, store, o.db)
