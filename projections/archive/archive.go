@@ -214,6 +214,8 @@ type Reader struct {
 	// eventstore/sqlite.Store.Unsynced); nil when every commit is durable.
 	unsynced func() int64
 	stays    bool // the model of Projection.Stays
+	// roomBatch replaces the constant of that name, in tests.
+	roomBatch int
 }
 
 // NewReader reads the archive in db, kept by Projection{}; see

@@ -1,11 +1,13 @@
 package archive
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -262,20 +264,45 @@ func roomOf(key string) string {
 	return r
 }
 
-// roomsOf lists the room archives acct has stays in.
-func roomsOf(ctx context.Context, db querier, acct string) ([]string, error) {
-	rows, err := db.QueryContext(ctx, `SELECT DISTINCT room FROM archive_stays WHERE account = ?`, acct)
+// stayed is a room archive an account has stays in, and the stamps of
+// the first entry and the last exit: its rows there lie between.
+type stayed struct {
+	key      string
+	from, to int64
+}
+
+// roomBatch is how many of an account's rooms a query lists first: those
+// whose stays end last (begin first, paging forward). The others are
+// listed only if the page reaches back that far, so that an account that
+// was in many rooms once pays for them only when it reads that far.
+const roomBatch = 16
+
+// roomsOf lists the room archives acct has stays in, in the direction of
+// paging by where their stays end (desc) or begin, from offset, at most
+// limit (-1: all): every one, or those of the room with bare JID with
+// (its own and those it had before it was destroyed: "<room> <position>",
+// which sort after it and before "<room>!").
+func roomsOf(ctx context.Context, db querier, acct, with string, desc bool, offset, limit int) ([]stayed, error) {
+	q, args := `SELECT room, min(since_at) AS first, max(until_at) AS last FROM archive_stays WHERE account = ?`, []any{acct}
+	if with != "" {
+		q, args = q+` AND room >= ? AND room < ?`, append(args, with, with+"!")
+	}
+	order := ` GROUP BY room ORDER BY first, room`
+	if desc {
+		order = ` GROUP BY room ORDER BY last DESC, room`
+	}
+	rows, err := db.QueryContext(ctx, q+order+` LIMIT ? OFFSET ?`, append(args, limit, offset)...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []string
+	var out []stayed
 	for rows.Next() {
-		var k string
-		if err := rows.Scan(&k); err != nil {
+		var x stayed
+		if err := rows.Scan(&x.key, &x.from, &x.to); err != nil {
 			return nil, err
 		}
-		out = append(out, k)
+		out = append(out, x)
 	}
 	return out, rows.Err()
 }
@@ -304,16 +331,24 @@ func (r *Reader) locateStays(ctx context.Context, db querier, acct, id string) (
 type arm struct {
 	sql  string
 	args []any
+	// Stamps of the arm's rows are at least from and at most to: a merge
+	// need not open it before its other arms reach there.
+	from, to int64
 }
 
 // arms returns the parts of acct's archive that q reads, each selecting
 // cols (at, pos, id and a stanza) in the direction of paging, at most n,
-// with where and args from filters (the stamp as +at) and their span.
+// with where and args from filters (the stamp as +at) and their span; and
+// rest, non-nil when more rooms remain to list, to list them.
 //
 // Each arm's index range is the span's stamps (and a stay's): the exact
 // bounds are written +at, so that SQLite does not take one of them for
 // the range instead and walk a room's rows outside the stay.
-func arms(ctx context.Context, db querier, acct string, q archive.Query, cols string, where []string, args []any, sp span, n int) ([]arm, error) {
+func (r *Reader) arms(ctx context.Context, db querier, acct string, q archive.Query, cols string, where []string, args []any, sp span, n int) (out []arm, rest func() ([]arm, error), err error) {
+	batch := roomBatch
+	if r.roomBatch > 0 {
+		batch = r.roomBatch
+	}
 	dir := ""
 	if q.Last {
 		dir = " DESC"
@@ -322,11 +357,10 @@ func arms(ctx context.Context, db querier, acct string, q archive.Query, cols st
 	if len(where) > 0 {
 		cond = " AND " + strings.Join(where, " AND ")
 	}
-	var keys []string
+	var keys []stayed
 	if q.Groupchat {
-		var err error
-		if keys, err = roomsOf(ctx, db, acct); err != nil {
-			return nil, err
+		if keys, err = roomsOf(ctx, db, acct, bare(q.With), q.Last, 0, batch+1); err != nil {
+			return nil, nil, err
 		}
 	}
 	// An account's own rows are 1:1 (only a room's are groupchat): saying
@@ -339,46 +373,58 @@ func arms(ctx context.Context, db querier, acct string, q archive.Query, cols st
 	if len(q.IDs) > 0 {
 		from += " INDEXED BY archive_ids" // a few rows by ID, not a walk of the account's
 	}
-	out := []arm{{`SELECT ` + cols + ` FROM ` + from + ` WHERE ` + own + ` AND at >= ? AND at <= ?` + cond +
+	out = []arm{{`SELECT ` + cols + ` FROM ` + from + ` WHERE ` + own + ` AND at >= ? AND at <= ?` + cond +
 		` ORDER BY at` + dir + `, pos` + dir + ` LIMIT ?`,
-		append(append([]any{acct, sp.lo, sp.hi}, args...), n)}}
-	for _, k := range keys {
-		if q.With != "" && roomOf(k) != bare(q.With) {
-			continue
-		}
-		if len(q.IDs) > 0 {
-			// A few rows by ID, each in a stay if the last stay to begin
-			// before it has not ended.
-			out = append(out, arm{`SELECT ` + cols + ` FROM archive a INDEXED BY archive_ids WHERE a.account = ?` + cond + `
-				AND (SELECT s.until FROM archive_stays s WHERE s.account = ? AND s.room = a.account AND s.since < a.pos
-					ORDER BY s.since DESC LIMIT 1) > a.pos
-				ORDER BY at` + dir + `, pos` + dir + ` LIMIT ?`,
-				append(append([]any{k}, args...), acct, n)})
-			continue
-		}
-		// Stays are disjoint and ordered: one stay after another, each
-		// walked along the index, is the room's rows in order.
-		out = append(out, arm{`SELECT ` + cols + ` FROM archive_stays s CROSS JOIN archive a
-			WHERE s.account = ?1 AND s.room = ?2 AND s.until_at >= ?3 AND s.since_at <= ?4
-			AND a.account = s.room AND a.at >= max(s.since_at, ?3) AND a.at <= min(s.until_at, ?4)
-			AND (+a.at, a.pos) > (s.since_at, s.since) AND (+a.at, a.pos) < (s.until_at, s.until)` + cond +
-			` ORDER BY s.since` + dir + `, a.at` + dir + `, a.pos` + dir + ` LIMIT ?`,
-			append(append([]any{acct, k, sp.lo, sp.hi}, args...), n)})
+		append(append([]any{acct, sp.lo, sp.hi}, args...), n), math.MinInt64, math.MaxInt64}}
+	if len(keys) > 0 && len(q.IDs) > 0 {
+		// A few rows by ID, from any of the account's rooms, each in a
+		// stay if the last stay to begin before it has not ended.
+		return append(out, arm{`SELECT ` + cols + ` FROM archive a INDEXED BY archive_ids
+			WHERE a.account IN (SELECT room FROM archive_stays WHERE account = ?)` + cond + `
+			AND (SELECT s.until FROM archive_stays s WHERE s.account = ? AND s.room = a.account AND s.since < a.pos
+				ORDER BY s.since DESC LIMIT 1) > a.pos
+			ORDER BY at` + dir + `, pos` + dir + ` LIMIT ?`,
+			append(append([]any{acct}, args...), acct, n), math.MinInt64, math.MaxInt64}), nil, nil
 	}
-	return out, nil
+	// Stays are disjoint and ordered: one stay after another, each walked
+	// along the index, is the room's rows in order.
+	stays := `SELECT ` + cols + ` FROM archive_stays s CROSS JOIN archive a
+		WHERE s.account = ?1 AND s.room = ?2 AND s.until_at >= ?3 AND s.since_at <= ?4
+		AND a.account = s.room AND a.at >= max(s.since_at, ?3) AND a.at <= min(s.until_at, ?4)
+		AND (+a.at, a.pos) > (s.since_at, s.since) AND (+a.at, a.pos) < (s.until_at, s.until)` + cond +
+		` ORDER BY s.since` + dir + `, a.at` + dir + `, a.pos` + dir + ` LIMIT ?`
+	add := func(out []arm, keys []stayed) []arm {
+		for _, x := range keys {
+			if q.With != "" && roomOf(x.key) != bare(q.With) || x.to < sp.lo || x.from > sp.hi {
+				continue
+			}
+			out = append(out, arm{stays, append(append([]any{acct, x.key, sp.lo, sp.hi}, args...), n), x.from, x.to})
+		}
+		return out
+	}
+	if len(keys) > batch {
+		keys = keys[:batch]
+		rest = func() ([]arm, error) {
+			more, err := roomsOf(ctx, db, acct, bare(q.With), q.Last, batch, -1)
+			return add(nil, more), err
+		}
+	}
+	return add(out, keys), rest, nil
 }
 
 // merged reads the arms together, a row at a time from each, and
 // returns their first n rows in the direction of paging, or fewer up to
 // where their stanzas would pass maxBytes (0: no bound), keeping at least
-// one; cut reports that it stopped there, as scanBytes does.
-func merged(ctx context.Context, db querier, arms []arm, desc bool, n, maxBytes int) (out []found, cut bool, err error) {
+// one; cut reports that it stopped there, as scanBytes does. An arm is
+// opened only once the rows taken reach its stamps: of an account's many
+// rooms, a page of recent entries reads the few it was in lately.
+func merged(ctx context.Context, db querier, arms []arm, rest func() ([]arm, error), desc bool, n, maxBytes int) (out []found, cut bool, err error) {
 	type cursor struct {
 		rows *sql.Rows
 		head found
 		ok   bool
 	}
-	cs := make([]*cursor, 0, len(arms))
+	var cs []*cursor
 	defer func() {
 		for _, c := range cs {
 			c.rows.Close()
@@ -391,17 +437,14 @@ func merged(ctx context.Context, db querier, arms []arm, desc bool, n, maxBytes 
 		c.head = found{}
 		return c.rows.Scan(&c.head.at, &c.head.pos, &c.head.entry.ID, &c.head.entry.Stanza)
 	}
-	for _, a := range arms {
-		rows, err := db.QueryContext(ctx, a.sql, a.args...)
-		if err != nil {
-			return nil, false, err
+	// edge is where an arm's rows begin in the direction of paging.
+	edge := func(a arm) int64 {
+		if desc {
+			return -a.to
 		}
-		c := &cursor{rows: rows}
-		cs = append(cs, c)
-		if err := next(c); err != nil {
-			return nil, false, err
-		}
+		return a.from
 	}
+	pending := slices.SortedFunc(slices.Values(arms), func(a, b arm) int { return cmp.Compare(edge(a), edge(b)) })
 	before := func(x, y found) bool {
 		if desc {
 			x, y = y, x
@@ -411,10 +454,34 @@ func merged(ctx context.Context, db querier, arms []arm, desc bool, n, maxBytes 
 	total := 0
 	for len(out) < n {
 		var best *cursor
-		for _, c := range cs {
-			if c.ok && (best == nil || before(c.head, best.head)) {
-				best = c
+		for {
+			for _, c := range cs {
+				if c.ok && (best == nil || before(c.head, best.head)) {
+					best = c
+				}
 			}
+			if len(pending) == 0 && rest != nil {
+				more, err := rest()
+				if err != nil {
+					return nil, false, err
+				}
+				pending, rest = slices.SortedFunc(slices.Values(more), func(a, b arm) int { return cmp.Compare(edge(a), edge(b)) }), nil
+			}
+			// The next arm may hold a row before best, or tie its stamp.
+			if len(pending) == 0 || best != nil && edge(pending[0]) > edge(arm{from: best.head.at, to: best.head.at}) {
+				break
+			}
+			rows, err := db.QueryContext(ctx, pending[0].sql, pending[0].args...)
+			if err != nil {
+				return nil, false, err
+			}
+			pending = pending[1:]
+			c := &cursor{rows: rows}
+			cs = append(cs, c)
+			if err := next(c); err != nil {
+				return nil, false, err
+			}
+			best = nil
 		}
 		if best == nil {
 			break
@@ -459,11 +526,11 @@ func (r *Reader) queryStays(ctx context.Context, acct string, q archive.Query) (
 		if err != nil {
 			return err
 		}
-		arms, err := arms(ctx, tx, acct, q, "a.at, a.pos, a.id, a.stanza", where, args, sp, q.Limit()+1)
+		arms, rest, err := r.arms(ctx, tx, acct, q, "a.at, a.pos, a.id, a.stanza", where, args, sp, q.Limit()+1)
 		if err != nil {
 			return fmt.Errorf("archive: query: %w", err)
 		}
-		got, cut, err := merged(ctx, tx, arms, q.Last, q.Limit()+1, q.MaxBytes)
+		got, cut, err := merged(ctx, tx, arms, rest, q.Last, q.Limit()+1, q.MaxBytes)
 		if err != nil {
 			return fmt.Errorf("archive: query: %w", err)
 		}
@@ -478,11 +545,11 @@ func (r *Reader) boundsStays(ctx context.Context, acct string) (first, last arch
 		end := func(last bool) (archive.Entry, bool, error) {
 			q := archive.Query{Groupchat: true, Last: last}
 			// A few rows, in case the newest are not durable yet.
-			arms, err := arms(ctx, tx, acct, q, "a.at, a.pos, a.id, ''", nil, nil, span{math.MinInt64, math.MaxInt64}, 64)
+			arms, rest, err := r.arms(ctx, tx, acct, q, "a.at, a.pos, a.id, ''", nil, nil, span{math.MinInt64, math.MaxInt64}, 64)
 			if err != nil {
 				return archive.Entry{}, false, err
 			}
-			got, _, err := merged(ctx, tx, arms, last, 64, 0)
+			got, _, err := merged(ctx, tx, arms, rest, last, 64, 0)
 			if err != nil {
 				return archive.Entry{}, false, err
 			}

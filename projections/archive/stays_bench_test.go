@@ -180,11 +180,12 @@ type appendChunk struct {
 	evs    []event.Envelope
 }
 
-// readLog makes me@x's history: readChats 1:1 and readGroupchat room
+// readLog makes me@x's history: first past rooms it was in for 5
+// messages each and left, then readChats 1:1 and readGroupchat room
 // messages, in chunks of 10 taken in turns; me@x leaves each room after
 // every stay room messages there and comes back after one it misses. It
 // returns the log and the archive IDs of me@x's entries, in order.
-func readLog(tb testing.TB, stay int) (log []appendChunk, mine []string) {
+func readLog(tb testing.TB, stay, past int) (log []appendChunk, mine []string) {
 	ids := event.NewIDs()
 	at := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
 	ev := func(typ event.Type, schema int, data any) event.Envelope {
@@ -194,6 +195,23 @@ func readLog(tb testing.TB, stay int) (log []appendChunk, mine []string) {
 			tb.Fatal(err)
 		}
 		return e
+	}
+	n := 0
+	post := func(r, nick string) (event.Envelope, string) {
+		n++
+		id := ids.New(at).String()
+		return ev(room.TypeMessagePosted, room.Schema, room.MessagePosted{Account: "u01@x", Nick: nick, ID: id, WellFormed: true,
+			Stanza: fmt.Sprintf("<message xmlns='jabber:client' type='groupchat' from='%s/%s' id='m%d'><body>message %d: did the build go green today?</body></message>", r, nick, n, n)}), id
+	}
+	for i := range past {
+		r := fmt.Sprintf("old%d@conference.x", i)
+		evs := []event.Envelope{ev(room.TypeJoined, room.Schema, room.Joined{Occupant: room.Occupant{Account: "me@x", Nick: "me"}})}
+		for range 5 {
+			e, id := post(r, "u01")
+			mine = append(mine, id)
+			evs = append(evs, e)
+		}
+		log = append(log, appendChunk{room.Stream(r), append(evs, ev(room.TypeLeft, room.Schema, room.Left{Account: "me@x", Cause: "leave"}))})
 	}
 	rooms := make([]string, readRooms)
 	for i := range rooms {
@@ -209,13 +227,6 @@ func readLog(tb testing.TB, stay int) (log []appendChunk, mine []string) {
 		log = append(log, appendChunk{room.Stream(rooms[i]), evs})
 	}
 	inRoom := make([]int, readRooms) // messages me@x saw since it came in
-	n := 0
-	post := func(r, nick string) (event.Envelope, string) {
-		n++
-		id := ids.New(at).String()
-		return ev(room.TypeMessagePosted, room.Schema, room.MessagePosted{Account: "u01@x", Nick: nick, ID: id, WellFormed: true,
-			Stanza: fmt.Sprintf("<message xmlns='jabber:client' type='groupchat' from='%s/%s' id='m%d'><body>message %d: did the build go green today?</body></message>", r, nick, n, n)}), id
-	}
 	for step := 0; step < (readChats+readGroupchat)/10; step++ {
 		if step%5 == 4 {
 			c := fmt.Sprintf("c%d@x", (step/5)%10)
@@ -271,8 +282,9 @@ func load(tb testing.TB, m model, log []appendChunk) *fixture {
 }
 
 func BenchmarkStaysRead(b *testing.B) {
-	for _, stay := range []int{100, 10} {
-		log, mine := readLog(b, stay)
+	for _, shape := range []struct{ stay, past int }{{100, 0}, {10, 0}, {100, 200}} {
+		stay := shape.stay
+		log, mine := readLog(b, stay, shape.past)
 		var fs []*fixture
 		for _, m := range models[:2] {
 			start := time.Now()
@@ -281,6 +293,7 @@ func BenchmarkStaysRead(b *testing.B) {
 			fs = append(fs, f)
 		}
 		mid, late := mine[len(mine)/2], mine[len(mine)-200]
+		first := mine[0]
 		t0 := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
 		qs := []struct {
 			name string
@@ -294,10 +307,12 @@ func BenchmarkStaysRead(b *testing.B) {
 			{"50 after the middle", domain.Query{Groupchat: true, Max: 50, RSMAfter: mid}},
 			{"a minute from start=", domain.Query{Groupchat: true, Max: 50, Start: t0.Add(10 * time.Second), End: t0.Add(70 * time.Second)}},
 			{"ids (2)", domain.Query{Groupchat: true, IDs: []string{mid, late}}},
+			{"first 50", domain.Query{Groupchat: true, Max: 50}},
+			{"50 after the first", domain.Query{Groupchat: true, Max: 50, RSMAfter: first}},
 		}
 		ctx := context.Background()
-		fmt.Printf("\nMAM on me@x: %d entries (%d 1:1, %d groupchat in %d rooms of %d), out of a room and back every %d of its messages; µs over %d queries each, models in turns\n",
-			readChats+readGroupchat, readChats, readGroupchat, readRooms, readOccupants, stay, readRepeats)
+		fmt.Printf("\nMAM on me@x: %d entries (%d 1:1, %d groupchat in %d rooms of %d), out of a room and back every %d of its messages, %d rooms left before; µs over %d queries each, models in turns\n",
+			len(mine), readChats, readGroupchat, readRooms, readOccupants, stay, shape.past, readRepeats)
 		tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "  query\tcopies p50\tp99\tstays p50\tp99\tstays/copies p50")
 		for _, x := range qs {
@@ -324,7 +339,7 @@ func BenchmarkStaysRead(b *testing.B) {
 			}
 			fmt.Fprintf(tw, "  %s\t%d\t%d\t%d\t%d\t%.2fx\n", x.name, p(0, .5).Microseconds(), p(0, .99).Microseconds(),
 				p(1, .5).Microseconds(), p(1, .99).Microseconds(), float64(p(1, .5))/float64(p(0, .5)))
-			b.Run(fmt.Sprintf("stay-%d/%s", stay, x.name), func(b *testing.B) {
+			b.Run(fmt.Sprintf("stay-%d-past-%d/%s", stay, shape.past, x.name), func(b *testing.B) {
 				b.ReportMetric(float64(p(0, .5).Microseconds()), "copies-p50-µs")
 				b.ReportMetric(float64(p(1, .5).Microseconds()), "stays-p50-µs")
 			})
