@@ -117,12 +117,13 @@ func allProjections() []projections.Projection {
 	return []projections.Projection{accounts.Projection{}, archiveModel(), archiveproj.UsageProjection{}, rooms.Projection{}}
 }
 
-// archiveModel is the archive read model. ANNALS_ARCHIVE_MODEL=stays keeps
-// a room's message once, read through each account's stays in the room
-// (archiveproj.Projection.Stays), to measure it beside the default, which
-// copies it into each occupant's archive; a change rebuilds the archive.
+// archiveModel is the archive read model: a room's message kept once,
+// read through each account's stays in the room
+// (archiveproj.Projection.Stays); ANNALS_ARCHIVE_MODEL=copies copies it
+// into each occupant's archive instead, as before archive/v5, to measure
+// both. A change rebuilds the archive from the log.
 func archiveModel() archiveproj.Projection {
-	return archiveproj.Projection{Stays: os.Getenv("ANNALS_ARCHIVE_MODEL") == "stays"}
+	return archiveproj.Projection{Stays: os.Getenv("ANNALS_ARCHIVE_MODEL") != "copies"}
 }
 
 // openStore opens the log. With create false it refuses to make a new,
