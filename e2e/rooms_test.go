@@ -41,6 +41,8 @@ func dumpRooms(t *testing.T, data string) string {
 		"SELECT * FROM room_affiliations ORDER BY room, jid",
 		"SELECT account, at, pos, id, with_bare, with_full, offline, groupchat, stanza FROM archive ORDER BY account, pos",
 		"SELECT * FROM archive_occupants ORDER BY room, account",
+		"SELECT * FROM archive_stays ORDER BY account, room, since",
+		"SELECT * FROM archive_clock",
 	} {
 		out, err := exec.Command("sqlite3", data+"/annals.db", q).CombinedOutput()
 		if err != nil {

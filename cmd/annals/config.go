@@ -114,7 +114,16 @@ func (c Config) logger(w io.Writer) *slog.Logger {
 
 // allProjections is every read model this build keeps.
 func allProjections() []projections.Projection {
-	return []projections.Projection{accounts.Projection{}, archiveproj.Projection{}, archiveproj.UsageProjection{}, rooms.Projection{}}
+	return []projections.Projection{accounts.Projection{}, archiveModel(), archiveproj.UsageProjection{}, rooms.Projection{}}
+}
+
+// archiveModel is the archive read model: a room's message kept once,
+// read through each account's stays in the room
+// (archiveproj.Projection.Stays); ANNALS_ARCHIVE_MODEL=copies copies it
+// into each occupant's archive instead, as before archive/v5, to measure
+// both. A change rebuilds the archive from the log.
+func archiveModel() archiveproj.Projection {
+	return archiveproj.Projection{Stays: os.Getenv("ANNALS_ARCHIVE_MODEL") != "copies"}
 }
 
 // openStore opens the log. With create false it refuses to make a new,

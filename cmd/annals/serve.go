@@ -27,7 +27,6 @@ import (
 	"annals.im/annals/eventstore/sqlite"
 	"annals.im/annals/projections"
 	accountsproj "annals.im/annals/projections/accounts"
-	archiveproj "annals.im/annals/projections/archive"
 )
 
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -131,12 +130,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	// The archive is kept in the store's write transactions from now on:
 	// an appended message is archived when its append returns.
-	inline, err := runner.Inline(archiveproj.Name)
+	inline, err := runner.Inline(archiveModel().Name())
 	if err != nil {
 		return err
 	}
 	store.SetInline(inline)
-	arch := archive.New(accts, store, archiveproj.NewReader(o.db, store.Unsynced), ids, x.traffic.archiveLimits())
+	arch := archive.New(accts, store, archiveModel().Reader(o.db, store.Unsynced), ids, x.traffic.archiveLimits())
 	// The log is followed from here: room events and account changes of
 	// any process from now on reach the sessions they concern.
 	reactFrom, err := runner.Checkpoint(ctx, accountsproj.Name)

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -24,10 +25,27 @@ import (
 const Name = "archive/v4"
 
 // Projection is the archive read model.
-type Projection struct{}
+type Projection struct {
+	// Stays keeps a room's message once, in the room's archive, and each
+	// account's stays in its rooms (stays.go): an account's archive is then
+	// its own rows and the rooms' rows of its stays, read together. Without
+	// it a room's message is copied into each occupant's archive.
+	Stays bool
+}
 
-func (Projection) Name() string     { return Name }
-func (Projection) Tables() []string { return []string{"archive", "archive_occupants"} }
+func (p Projection) Name() string {
+	if p.Stays {
+		return NameStays
+	}
+	return Name
+}
+
+// Tables are both models' tables, whichever is kept: switching models
+// rebuilds the read model, and that drops the other model's rows too.
+func (Projection) Tables() []string {
+	return []string{"archive", "archive_occupants", "archive_stays", "archive_clock"}
+}
+
 func (Projection) Schema() string {
 	return `CREATE TABLE IF NOT EXISTS archive (
 		account   TEXT NOT NULL,    -- whose archive
@@ -54,11 +72,14 @@ func (Projection) Schema() string {
 	CREATE INDEX IF NOT EXISTS archive_with ON archive (account, with_bare, at, pos) WHERE groupchat = 0;
 	CREATE INDEX IF NOT EXISTS archive_offline ON archive (account, at, pos) WHERE offline = 1;
 	-- A user's 1:1 conversation without the rooms' messages, which may be most rows.
-	CREATE INDEX IF NOT EXISTS archive_chats ON archive (account, at, pos) WHERE groupchat = 0;`
+	CREATE INDEX IF NOT EXISTS archive_chats ON archive (account, at, pos) WHERE groupchat = 0;` + staysSchema
 }
 
 // Apply implements projections.Projection.
-func (Projection) Apply(ctx context.Context, tx *sql.Tx, e event.Envelope) error {
+func (p Projection) Apply(ctx context.Context, tx *sql.Tx, e event.Envelope) error {
+	if p.Stays {
+		return applyStays(ctx, tx, e)
+	}
 	switch e.Type {
 	case archive.TypeMessageSent:
 		var d archive.MessageSent
@@ -104,21 +125,27 @@ func (Projection) Apply(ctx context.Context, tx *sql.Tx, e event.Envelope) error
 	case room.TypeMessagePosted:
 		return postGroupchat(ctx, tx, e)
 	case archive.TypeOfflineDelivered:
-		var d archive.OfflineDelivered
-		if err := e.Decode(archive.Schema, &d); err != nil {
-			return err
-		}
-		acct := account.JIDOf(e.Stream)
-		_, err := tx.ExecContext(ctx, `UPDATE archive SET offline = 0
-			WHERE account = ?1 AND offline = 1 AND (at, pos) <= (SELECT at, pos FROM archive WHERE account = ?1 AND id = ?2)`,
-			acct, d.Through)
-		return err
+		return offlineDelivered(ctx, tx, e)
 	case account.TypeDeleted:
 		// A deleted account's archive goes with it.
 		_, err := tx.ExecContext(ctx, `DELETE FROM archive WHERE account = ?`, account.JIDOf(e.Stream))
 		return err
 	}
 	return nil
+}
+
+// offlineDelivered clears the offline mark of an account's rows up to the
+// one delivered last.
+func offlineDelivered(ctx context.Context, tx *sql.Tx, e event.Envelope) error {
+	var d archive.OfflineDelivered
+	if err := e.Decode(archive.Schema, &d); err != nil {
+		return err
+	}
+	acct := account.JIDOf(e.Stream)
+	_, err := tx.ExecContext(ctx, `UPDATE archive SET offline = 0
+		WHERE account = ?1 AND offline = 1 AND (at, pos) <= (SELECT at, pos FROM archive WHERE account = ?1 AND id = ?2)`,
+		acct, d.Through)
+	return err
 }
 
 // postGroupchat archives a room's message once in the room's archive and
@@ -186,9 +213,13 @@ type Reader struct {
 	// unsynced returns the first position not yet durable, or 0 (see
 	// eventstore/sqlite.Store.Unsynced); nil when every commit is durable.
 	unsynced func() int64
+	stays    bool // the model of Projection.Stays
+	// roomBatch replaces the constant of that name, in tests.
+	roomBatch int
 }
 
-// NewReader reads the archive in db.
+// NewReader reads the archive in db, kept by Projection{}; see
+// Projection.Reader for either model.
 func NewReader(db *sql.DB, unsynced func() int64) *Reader {
 	if unsynced == nil {
 		unsynced = func() int64 { return 0 }
@@ -244,9 +275,15 @@ func (r *Reader) scanBytes(rows *sql.Rows, maxBytes int) (out []found, cut bool,
 	return out, false, rows.Err()
 }
 
+// querier is a *sql.DB or a *sql.Tx.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
 // locate returns the (at, pos) of the entry with archive ID id.
-func (r *Reader) locate(ctx context.Context, acct, id string) (at, pos int64, err error) {
-	err = r.db.QueryRowContext(ctx, `SELECT at, pos FROM archive WHERE account = ? AND id = ?`, acct, id).Scan(&at, &pos)
+func (r *Reader) locate(ctx context.Context, db querier, acct, id string) (at, pos int64, err error) {
+	err = db.QueryRowContext(ctx, `SELECT at, pos FROM archive WHERE account = ? AND id = ?`, acct, id).Scan(&at, &pos)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, 0, fmt.Errorf("%w: %q", archive.ErrItemNotFound, id)
 	}
@@ -258,45 +295,21 @@ func (r *Reader) locate(ctx context.Context, acct, id string) (at, pos int64, er
 
 // Query answers q on acct's archive.
 func (r *Reader) Query(ctx context.Context, acct string, q archive.Query) (archive.Page, error) {
+	if r.stays {
+		return r.queryStays(ctx, acct, q)
+	}
 	where := []string{"account = ?"}
 	args := []any{acct}
 	if !q.Groupchat {
 		where = append(where, "groupchat = 0")
 	}
-	if q.With != "" {
-		if b := bare(q.With); b == q.With {
-			where, args = append(where, "with_bare = ?"), append(args, b)
-		} else {
-			where, args = append(where, "with_bare = ?", "with_full = ?"), append(args, b, q.With)
-		}
+	more, moreArgs, _, err := filters(ctx, q, func(ctx context.Context, id string) (int64, int64, error) {
+		return r.locate(ctx, r.db, acct, id)
+	}, "at")
+	if err != nil {
+		return archive.Page{}, err
 	}
-	if !q.Start.IsZero() {
-		where, args = append(where, "at >= ?"), append(args, archive.UnixNano(q.Start))
-	}
-	if !q.End.IsZero() {
-		where, args = append(where, "at <= ?"), append(args, archive.UnixNano(q.End))
-	}
-	for _, b := range []struct{ id, op string }{{q.AfterID, ">"}, {q.RSMAfter, ">"}, {q.BeforeID, "<"}, {q.RSMBefore, "<"}} {
-		if b.id == "" {
-			continue
-		}
-		at, pos, err := r.locate(ctx, acct, b.id)
-		if err != nil {
-			return archive.Page{}, err
-		}
-		where, args = append(where, "(at, pos) "+b.op+" (?, ?)"), append(args, at, pos)
-	}
-	if len(q.IDs) > 0 {
-		for _, id := range q.IDs {
-			if _, _, err := r.locate(ctx, acct, id); err != nil {
-				return archive.Page{}, err
-			}
-		}
-		where = append(where, "id IN (?"+strings.Repeat(", ?", len(q.IDs)-1)+")")
-		for _, id := range q.IDs {
-			args = append(args, id)
-		}
-	}
+	where, args = append(where, more...), append(args, moreArgs...)
 	limit := q.Limit()
 	order := "at, pos"
 	if q.Last {
@@ -311,6 +324,70 @@ func (r *Reader) Query(ctx context.Context, acct string, q archive.Query) (archi
 	if err != nil {
 		return archive.Page{}, fmt.Errorf("archive: query: %w", err)
 	}
+	return r.page(q, got, cut), nil
+}
+
+// locator finds the (at, pos) of the entry with an archive ID.
+type locator func(ctx context.Context, id string) (at, pos int64, err error)
+
+// span is the stamps a query's rows may have, inclusive.
+type span struct{ lo, hi int64 }
+
+// filters returns the conditions q puts on an archive's rows, but for
+// the account's, with their arguments; the columns are the archive's,
+// unqualified, but for the stamp, which is at (e.g. "+at" to keep the
+// index to bounds of one's own). It returns too the stamps the
+// conditions allow.
+func filters(ctx context.Context, q archive.Query, locate locator, at string) (where []string, args []any, s span, err error) {
+	s = span{math.MinInt64, math.MaxInt64}
+	if q.With != "" {
+		if b := bare(q.With); b == q.With {
+			where, args = append(where, "with_bare = ?"), append(args, b)
+		} else {
+			where, args = append(where, "with_bare = ?", "with_full = ?"), append(args, b, q.With)
+		}
+	}
+	if !q.Start.IsZero() {
+		s.lo = archive.UnixNano(q.Start)
+		where, args = append(where, at+" >= ?"), append(args, s.lo)
+	}
+	if !q.End.IsZero() {
+		s.hi = archive.UnixNano(q.End)
+		where, args = append(where, at+" <= ?"), append(args, s.hi)
+	}
+	for _, b := range []struct{ id, op string }{{q.AfterID, ">"}, {q.RSMAfter, ">"}, {q.BeforeID, "<"}, {q.RSMBefore, "<"}} {
+		if b.id == "" {
+			continue
+		}
+		t, pos, err := locate(ctx, b.id)
+		if err != nil {
+			return nil, nil, s, err
+		}
+		if b.op == ">" {
+			s.lo = max(s.lo, t)
+		} else {
+			s.hi = min(s.hi, t)
+		}
+		where, args = append(where, "("+at+", pos) "+b.op+" (?, ?)"), append(args, t, pos)
+	}
+	if len(q.IDs) > 0 {
+		for _, id := range q.IDs {
+			if _, _, err := locate(ctx, id); err != nil {
+				return nil, nil, s, err
+			}
+		}
+		where = append(where, "id IN (?"+strings.Repeat(", ?", len(q.IDs)-1)+")")
+		for _, id := range q.IDs {
+			args = append(args, id)
+		}
+	}
+	return where, args, s, nil
+}
+
+// page makes q's answer of the rows got in the direction of paging, at
+// most one more than the page holds; cut says more were left unread.
+func (r *Reader) page(q archive.Query, got []found, cut bool) archive.Page {
+	limit := q.Limit()
 	got, dropped := r.durable(got)
 	more := cut || dropped || len(got) > limit
 	if len(got) > limit {
@@ -326,12 +403,15 @@ func (r *Reader) Query(ctx context.Context, acct string, q archive.Query) (archi
 	for i, x := range got {
 		page.Entries[i] = x.entry
 	}
-	return page, nil
+	return page
 }
 
 // Bounds returns the first and last entries of acct's archive (XEP-0313
 // metadata); ok is false for an empty archive.
 func (r *Reader) Bounds(ctx context.Context, acct string) (first, last archive.Entry, ok bool, err error) {
+	if r.stays {
+		return r.boundsStays(ctx, acct)
+	}
 	end := func(order string) (archive.Entry, bool, error) {
 		// A few rows, in case the newest are not durable yet.
 		rows, err := r.db.QueryContext(ctx, `SELECT at, pos, id, '' FROM archive WHERE account = ? ORDER BY `+order+` LIMIT 64`, acct)

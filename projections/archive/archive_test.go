@@ -32,9 +32,14 @@ type fixture struct {
 	n      int
 }
 
-func open(t *testing.T) *fixture { return openWith(t, sqlite.DurabilityFull) }
+func open(t testing.TB) *fixture { return openWith(t, sqlite.DurabilityFull) }
 
-func openWith(t *testing.T, d sqlite.Durability) *fixture {
+func openWith(t testing.TB, d sqlite.Durability) *fixture {
+	return openModel(t, d, archive.Projection{})
+}
+
+// openModel opens a store whose archive read model is p.
+func openModel(t testing.TB, d sqlite.Durability, p archive.Projection) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "a.db"), sqlite.Options{Durability: d})
@@ -47,15 +52,15 @@ func openWith(t *testing.T, d sqlite.Durability) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	runner, err := projections.NewRunner(ctx, db, nil, archive.Projection{})
+	runner, err := projections.NewRunner(ctx, db, nil, p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{store: store, db: db, runner: runner, reader: archive.NewReader(db, store.Unsynced), ids: event.NewIDs(),
+	return &fixture{store: store, db: db, runner: runner, reader: p.Reader(db, store.Unsynced), ids: event.NewIDs(),
 		t0: time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)}
 }
 
-func (f *fixture) inline(t *testing.T) {
+func (f *fixture) inline(t testing.TB) {
 	ip, err := f.runner.Inline("archive")
 	if err != nil {
 		t.Fatal(err)
