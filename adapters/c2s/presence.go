@@ -7,6 +7,7 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"annals.im/annals/adapters/mux"
 	"annals.im/annals/adapters/stanza"
 	"annals.im/annals/domain/roster"
 )
@@ -153,6 +154,10 @@ func (s *Server) goneUnavailable(c *conn) {
 	c.available = ""
 	s.mu.Unlock()
 	if was != "" {
-		s.broadcast(context.Background(), c, fmt.Sprintf(`<presence type='unavailable' from='%s'/>`, stanza.Escape(c.jid.String())))
+		// The session is gone, and with it its context: the broadcast gets
+		// a bounded one of its own, so a stuck store cannot hold teardown.
+		ctx, cancel := context.WithTimeout(context.Background(), mux.TeardownTimeout)
+		defer cancel()
+		s.broadcast(ctx, c, fmt.Sprintf(`<presence type='unavailable' from='%s'/>`, stanza.Escape(c.jid.String())))
 	}
 }

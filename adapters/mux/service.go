@@ -5,11 +5,17 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"time"
 
 	"mellium.im/xmpp/jid"
 
 	"annals.im/annals/adapters/stanza"
 )
+
+// TeardownTimeout bounds what a service does for a session that is gone
+// (SessionGone) or for a server that stops (Shutdown): their contexts are
+// gone with them, and a stuck store must not hold teardown forever.
+const TeardownTimeout = 10 * time.Second
 
 // Service is a service mounted on a domain of its own, such as the
 // multi-user chat service on conference.<domain>: every stanza a session

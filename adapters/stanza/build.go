@@ -53,15 +53,12 @@ func Restamp(e *Element, from string) string {
 
 // WithTo sets the to attribute of a stanza this server serialized.
 func WithTo(stanza, to string) string {
+	stanza = WithoutTo(stanza)
 	end := strings.IndexByte(stanza, '>')
 	if end < 0 {
 		return stanza
 	}
 	head := stanza[:end]
-	if i := strings.Index(head, " to='"); i >= 0 {
-		j := strings.IndexByte(head[i+5:], '\'')
-		head = head[:i] + head[i+5+j+1:]
-	}
 	selfClosing := strings.HasSuffix(head, "/")
 	head = strings.TrimSuffix(head, "/")
 	head += " to='" + Escape(to) + "'"

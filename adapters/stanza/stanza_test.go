@@ -52,3 +52,20 @@ func TestErrors(t *testing.T) {
 		t.Errorf("internal: %+v", se)
 	}
 }
+
+// The splicing helpers keep a serialized stanza well-formed: to replaced
+// or added, self-closing or not, children added before the end tag.
+func TestSplicing(t *testing.T) {
+	for _, tc := range []struct{ got, want string }{
+		{stanza.WithTo("<presence from='a@b'/>", "c@d/e"), "<presence from='a@b' to='c@d/e'/>"},
+		{stanza.WithTo("<message to='x@y' id='1'><body/></message>", "c&d"), "<message id='1' to='c&amp;d'><body/></message>"},
+		{stanza.WithoutTo("<message to='x@y' id='1'/>"), "<message id='1'/>"},
+		{stanza.WithoutTo("<message id='1'/>"), "<message id='1'/>"},
+		{stanza.WithID("<presence from='a'/>", "p<1"), "<presence id='p&lt;1' from='a'/>"},
+		{stanza.InsertChild("<message><body>x</body></message>", "<y/>"), "<message><body>x</body><y/></message>"},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("got %s, want %s", tc.got, tc.want)
+		}
+	}
+}

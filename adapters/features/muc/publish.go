@@ -67,13 +67,7 @@ func (s *Service) publishRoom(before, after room.State, e event.Envelope) {
 		if !ok {
 			return // not in the room (or leaving: its exit says it)
 		}
-		s.roomBroadcast(after, v, func(viewer, to string) string {
-			var codes []int
-			if viewer == o.Account {
-				codes = selfCodes(after)
-			}
-			return s.occupantXML(after, o, viewer, to, "", codes, "")
-		}, false)
+		s.announcePresence(after, o, v)
 	case room.TypeNickChanged:
 		var d room.NickChanged
 		if e.Decode(room.Schema, &d) != nil {
@@ -90,13 +84,7 @@ func (s *Service) publishRoom(before, after room.State, e event.Envelope) {
 			x := s.occupantXML(after, old, viewer, to, "unavailable", codes, "")
 			return strings.Replace(x, "<item ", "<item nick='"+stanza.Escape(o.Nick)+"' ", 1)
 		}, false)
-		s.roomBroadcast(after, v, func(viewer, to string) string {
-			var codes []int
-			if viewer == o.Account {
-				codes = selfCodes(after)
-			}
-			return s.occupantXML(after, o, viewer, to, "", codes, "")
-		}, false)
+		s.announcePresence(after, o, v)
 	case room.TypeLeft:
 		var d room.Left
 		if e.Decode(room.Schema, &d) != nil {
@@ -110,6 +98,18 @@ func (s *Service) publishRoom(before, after room.State, e event.Envelope) {
 		}
 		s.announceDestroyed(before, v, d)
 	}
+}
+
+// announcePresence tells every session in the room occupant o's presence,
+// its own sessions with their self codes.
+func (s *Service) announcePresence(st room.State, o room.Occupant, version uint64) {
+	s.roomBroadcast(st, version, func(viewer, to string) string {
+		var codes []int
+		if viewer == o.Account {
+			codes = selfCodes(st)
+		}
+		return s.occupantXML(st, o, viewer, to, "", codes, "")
+	}, false)
 }
 
 // roomBroadcast sends each occupant's attached sessions what stanza builds
@@ -193,6 +193,8 @@ func (s *Service) announceDestroyed(before room.State, version uint64, d room.De
 // the rooms and their rosters are in the log, and a client attaches again
 // when it rejoins after the restart.
 func (s *Service) Shutdown() {
+	ctx, cancel := context.WithTimeout(context.Background(), mux.TeardownTimeout)
+	defer cancel()
 	s.muc.mu.Lock()
 	type attached struct {
 		room, acct string
@@ -212,7 +214,7 @@ func (s *Service) Shutdown() {
 		st, ok := states[a.room]
 		if !ok {
 			var err error
-			if st, err = s.cfg.Rooms.Get(context.Background(), a.room); err != nil {
+			if st, err = s.cfg.Rooms.Get(ctx, a.room); err != nil {
 				continue
 			}
 			states[a.room] = st
@@ -232,8 +234,10 @@ func (s *Service) Shutdown() {
 // say "no client", so xa).
 func (s *Service) SessionGone(c mux.Session) {
 	acct := c.JID().Bare().String()
+	ctx, cancel := context.WithTimeout(context.Background(), mux.TeardownTimeout)
+	defer cancel()
 	for _, r := range s.muc.detachSession(c) {
-		s.roomDo(context.Background(), r, func(st room.State) any {
+		s.roomDo(ctx, r, func(st room.State) any {
 			o := st.Occupants[acct]
 			return room.SetPresence{Account: acct, Show: s.roomShow(r, acct), Status: o.Status}
 		})
