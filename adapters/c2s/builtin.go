@@ -12,6 +12,7 @@ import (
 
 	"annals.im/annals/adapters/mux"
 	"annals.im/annals/adapters/stanza"
+	"annals.im/annals/domain/roster"
 )
 
 // JID and Send make a session a mux.Session.
@@ -79,8 +80,9 @@ func (s *Server) registerBuiltins(m *mux.Mux) {
 
 // destinations are where an IQ get or set to `to` from c may be handled
 // on the mux, in order: no to is the account's (RFC 6120 §10.3.3), and
-// what the server answers there too.
-func (c *conn) destinations(to string) []mux.Dest {
+// what the server answers there too; another local account's bare JID is
+// a Contact to those it shares its presence with.
+func (c *conn) destinations(ctx context.Context, to string) []mux.Dest {
 	switch to {
 	case "":
 		return []mux.Dest{mux.Server, mux.Account}
@@ -89,5 +91,23 @@ func (c *conn) destinations(to string) []mux.Dest {
 	case c.jid.Bare().String(), c.jid.String():
 		return []mux.Dest{mux.Account}
 	}
+	if j, err := jid.Parse(to); err == nil && j.Resourcepart() == "" && j.Localpart() != "" && c.srv.isLocal(j) && c.srv.sharesPresence(ctx, j.String(), c.jid.Bare().String()) {
+		return []mux.Dest{mux.Contact}
+	}
 	return nil
+}
+
+// sharesPresence reports whether account lets viewer see its presence (a
+// From or Both subscription), which is what the server may tell viewer on
+// account's behalf.
+func (s *Server) sharesPresence(ctx context.Context, account, viewer string) bool {
+	if s.cfg.Accounts == nil {
+		return false
+	}
+	st, err := s.cfg.Accounts.Roster(ctx, account)
+	if err != nil {
+		return false
+	}
+	it, ok := st.Items[viewer]
+	return ok && (it.Subscription == roster.From || it.Subscription == roster.Both)
 }

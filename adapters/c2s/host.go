@@ -44,7 +44,7 @@ func (s *Server) services(f func(mux.Service)) {
 // sessionGone tells the services that c ended or became unavailable.
 func (s *Server) sessionGone(c *conn) {
 	s.services(func(svc mux.Service) {
-		if g, ok := svc.(interface{ SessionGone(mux.Session) }); ok {
+		if g, ok := svc.(mux.SessionWatcher); ok {
 			g.SessionGone(c)
 		}
 	})
@@ -57,9 +57,7 @@ func (s *Server) sessionGone(c *conn) {
 // process appended them.
 func (s *Server) Publish(ctx context.Context, batch []event.Envelope) {
 	s.services(func(svc mux.Service) {
-		if p, ok := svc.(interface {
-			Publish(context.Context, []event.Envelope)
-		}); ok {
+		if p, ok := svc.(mux.LogFollower); ok {
 			p.Publish(ctx, batch)
 		}
 	})

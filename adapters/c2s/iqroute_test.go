@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"annals.im/annals/adapters/features/disco"
 	"annals.im/annals/adapters/mux"
 	"annals.im/annals/domain/roster"
 )
@@ -138,5 +139,23 @@ func TestPresenceToAvailableResources(t *testing.T) {
 	quiet.send("<presence/>")
 	if got := quiet.until("<status>here</status>"); !strings.Contains(got, "from='romeo@localhost/orchard'") {
 		t.Fatalf("the probe on becoming available: %q", got)
+	}
+}
+
+// The server answers disco#info on another account's bare JID for it to
+// those the account shares its presence with, and service-unavailable to
+// anyone else, as for an account that does not exist (RFC 6121 §8.5.1).
+func TestIQToContactBareJID(t *testing.T) {
+	addr := serverMounting(t, func(cfg *Config) { cfg.Accounts = lovers{} }, func(srv *Server) { disco.Register(srv.cfg.Mux, "Annals") })
+	romeo := dial(t, addr)
+	romeo.loginAs("romeo", "orchard")
+	romeo.send("<iq type='get' id='d1' to='juliet@localhost'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
+	got := romeo.until("id='d1'")
+	if !strings.Contains(got, "type='result'") || !strings.Contains(got, "from='juliet@localhost'") || !strings.Contains(got, "category='account'") {
+		t.Fatalf("disco#info to a contact's bare JID: %q", got)
+	}
+	romeo.send("<iq type='get' id='d2' to='nurse@localhost'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
+	if got := romeo.until("id='d2'"); !strings.Contains(got, "service-unavailable") || !strings.Contains(got, "from='nurse@localhost'") {
+		t.Fatalf("disco#info to a stranger's bare JID: %q", got)
 	}
 }

@@ -100,7 +100,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		// Every connection ends with the server (RFC 6120 §4.9.3.21);
 		// detached sessions stop waiting on ctx themselves.
 		s.services(func(svc mux.Service) {
-			if sd, ok := svc.(interface{ Shutdown() }); ok {
+			if sd, ok := svc.(mux.Stopper); ok {
 				sd.Shutdown()
 			}
 		})

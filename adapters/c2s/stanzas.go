@@ -82,8 +82,8 @@ func (c *conn) iq(ctx context.Context, e *element) error {
 	if !ok {
 		return c.write(c.errorReply(e, "modify", "bad-request"))
 	}
-	for _, d := range c.destinations(to) {
-		iq := &mux.IQ{Stanza: (*stanza.Element)(e), Payload: stanza.Element(child), Session: c, From: c.replyFrom(e)}
+	for _, d := range c.destinations(ctx, to) {
+		iq := &mux.IQ{Stanza: e, Payload: child, Session: c, From: c.replyFrom(e)}
 		if handled, err := c.srv.cfg.Mux.Serve(ctx, d, iq); handled {
 			if err != nil {
 				c.log.Error("IQ handler failed", "ns", child.XMLName.Space, "dest", d.String(), "err", err)

@@ -21,6 +21,11 @@ const (
 	// Account: the sender's own bare JID; the server answers on the
 	// account's behalf (RFC 6121 §8.5.1).
 	Account
+	// Contact: another local account's bare JID, asked by someone the
+	// account shares its presence with (a From or Both subscription): the
+	// server answers on that account's behalf (RFC 6121 §8.5.1); anyone
+	// else gets service-unavailable, as if there were no such account.
+	Contact
 	dests
 )
 
@@ -30,6 +35,8 @@ func (d Dest) String() string {
 		return "server"
 	case Account:
 		return "account"
+	case Contact:
+		return "contact"
 	}
 	return fmt.Sprintf("Dest(%d)", int(d))
 }

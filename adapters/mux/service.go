@@ -10,6 +10,7 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"annals.im/annals/adapters/stanza"
+	"annals.im/annals/domain/event"
 )
 
 // TeardownTimeout bounds what a service does for a session that is gone
@@ -24,9 +25,26 @@ const TeardownTimeout = 10 * time.Second
 type Service interface {
 	// Handle takes stanza e (an iq, message or presence) from s, sent to
 	// to, a JID at the service's domain. It answers s itself, with a
-	// stanza error where it refuses; an error it returns is for the log.
+	// stanza error where it refuses; an error it returns is for the log,
+	// but a *stanza.StreamError ends the session's stream with it.
 	Handle(ctx context.Context, s Session, e *stanza.Element, to jid.JID) error
 }
+
+// What the session core tells the services that implement these, besides
+// the stanzas sent to them.
+type (
+	// SessionWatcher is told when a session ends or says it is unavailable
+	// (its context is gone: use TeardownTimeout).
+	SessionWatcher interface{ SessionGone(s Session) }
+	// Stopper is told that the server stops, before the streams end.
+	Stopper interface{ Shutdown() }
+	// LogFollower is given each batch of the log as it commits, whichever
+	// process appended it, from one goroutine and in log order: what it
+	// delivers from there reaches sessions once the events are durable.
+	LogFollower interface {
+		Publish(ctx context.Context, batch []event.Envelope)
+	}
+)
 
 // Mount makes svc the service of domain. A domain mounted twice is a
 // wiring mistake and panics.

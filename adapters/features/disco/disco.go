@@ -19,12 +19,15 @@ const (
 )
 
 // Register answers disco#info and disco#items on m for the server (named
-// serverName, an IM server) and for accounts. Call it before or after
-// the other features: answers are built when asked.
+// serverName, an IM server), for the own account and, to its contacts,
+// for another account (an account, with what features registered there).
+// Call it before or after the other features: answers are built when
+// asked.
 func Register(m *mux.Mux, serverName string) {
 	m.Identity(mux.Server, mux.Identity{Category: "server", Type: "im", Name: serverName})
 	m.Identity(mux.Account, mux.Identity{Category: "account", Type: "registered"})
-	for _, d := range []mux.Dest{mux.Server, mux.Account} {
+	m.Identity(mux.Contact, mux.Identity{Category: "account", Type: "registered"})
+	for _, d := range []mux.Dest{mux.Server, mux.Account, mux.Contact} {
 		m.Handle(d, NSInfo, info(m, d), NSInfo, NSItems)
 		m.Handle(d, NSItems, items(m, d))
 	}

@@ -44,6 +44,9 @@ func TestAnswersFromRegistrations(t *testing.T) {
 		{"account info", mux.Account, "<iq type='get' id='1'><query xmlns='" + disco.NSInfo + "'/></iq>",
 			[]string{"category='account' type='registered'", "category='pubsub' type='pep'"},
 			[]string{"jabber:iq:version", "carbons"}},
+		{"contact info", mux.Contact, "<iq type='get' id='1'><query xmlns='" + disco.NSInfo + "'/></iq>",
+			[]string{"category='account' type='registered'"},
+			[]string{"pubsub", "jabber:iq:version", "carbons"}},
 		{"a set", mux.Server, "<iq type='set' id='1'><query xmlns='" + disco.NSInfo + "'/></iq>",
 			[]string{"type='error'", "bad-request"}, nil},
 	} {

@@ -206,3 +206,10 @@ func (c *conn) errorReplyText(e *element, typ, cond, text string) string {
 
 // element is a stanza as the session core read it.
 type element = stanza.Element
+
+// What the core tells the room service.
+var (
+	_ mux.SessionWatcher = (*Service)(nil)
+	_ mux.Stopper        = (*Service)(nil)
+	_ mux.LogFollower    = (*Service)(nil)
+)
