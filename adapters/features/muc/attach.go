@@ -34,6 +34,11 @@ type attachment struct {
 	show    string // the session's show in the room (XEP-0045 presence)
 	joining bool   // between attach and ready: deliveries wait in pending
 	since   uint64 // the room's version its join's answer showed (set by ready)
+	// goneAt: the version of an exit of the account that came while this
+	// session was joining (0: none). ready still sends what waited (the
+	// exit among it) and forgets the session, unless its join came after
+	// the exit.
+	goneAt  uint64
 	pending []pendingStanza
 	// overflow: more than maxPending waited; the join's answer took too
 	// long for the room's traffic, and the session cannot be told the rest
@@ -92,6 +97,10 @@ func (a *attachments) ready(r, acct string, c mux.Session, version uint64) bool 
 		}
 	}
 	at.joining, at.pending, at.since = false, nil, version
+	if at.goneAt > version {
+		a.removeLocked(r, acct, c)
+	}
+	at.goneAt = 0
 	return true
 }
 
@@ -147,13 +156,18 @@ func (a *attachments) occupied(r string) bool {
 	return len(a.rooms[r]) > 0
 }
 
-// detachAccount forgets every session of acct in room r.
-func (a *attachments) detachAccount(r, acct string) {
+// detachAccount forgets every session of acct in room r, which the
+// account left at version. A session still joining keeps what waits for
+// it until its answer is out (ready decides then).
+func (a *attachments) detachAccount(r, acct string, version uint64) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	delete(a.rooms[r], acct)
-	if len(a.rooms[r]) == 0 {
-		delete(a.rooms, r)
+	for c, at := range a.rooms[r][acct] {
+		if at.joining {
+			at.goneAt = version
+			continue
+		}
+		a.removeLocked(r, acct, c)
 	}
 }
 
@@ -179,8 +193,10 @@ func (a *attachments) sessions(r, acct string) []mux.Session {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	out := make([]mux.Session, 0, len(a.rooms[r][acct]))
-	for c := range a.rooms[r][acct] {
-		out = append(out, c)
+	for c, at := range a.rooms[r][acct] {
+		if at.goneAt == 0 {
+			out = append(out, c)
+		}
 	}
 	return out
 }
@@ -200,6 +216,9 @@ func (a *attachments) show(r, acct string) (show string, ok bool) {
 	defer a.mu.Unlock()
 	best, found := "", false
 	for _, at := range a.rooms[r][acct] {
+		if at.goneAt != 0 {
+			continue
+		}
 		if !found || showRank[at.show] < showRank[best] {
 			best, found = at.show, true
 		}

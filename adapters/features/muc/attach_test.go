@@ -83,3 +83,30 @@ func TestAttachmentPendingBound(t *testing.T) {
 		t.Error("the refused session is still attached")
 	}
 }
+
+// An exit of the account that the log tells while a session of it is
+// still joining reaches that session after its answer, and the session is
+// detached then; a join that came after the exit keeps it attached.
+func TestAttachmentExitWhileJoining(t *testing.T) {
+	var a attachments
+	s, out := recordingConn(t)
+	a.attach("r", "bob", s, "")
+	a.tell("r", "bob", 7, func(mux.Session) string { return "<exit/>" }, true)
+	a.detachAccount("r", "bob", 7)
+	s.Deliver("<answer/>", true) // the answer showed the room at version 5
+	a.ready("r", "bob", s, 5)
+	if got := out.String(); got != "<answer/><exit/>" {
+		t.Errorf("got %q", got)
+	}
+	if a.occupied("r") {
+		t.Error("the session is still attached after its account's exit")
+	}
+
+	again, _ := recordingConn(t)
+	a.attach("r", "bob", again, "")
+	a.detachAccount("r", "bob", 7)
+	a.ready("r", "bob", again, 9) // its join came after the exit
+	if !a.attached("r", "bob", again) {
+		t.Error("a join after the exit was detached")
+	}
+}

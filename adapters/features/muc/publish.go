@@ -164,7 +164,7 @@ func (s *Service) announceExit(before, after room.State, version uint64, d room.
 	s.muc.tell(after.JID, d.Account, version, func(c mux.Session) string {
 		return stanza.InsertChild(s.occupantXML(after, o, d.Account, c.JID().String(), "unavailable", self, inner), status)
 	}, true)
-	s.muc.detachAccount(after.JID, d.Account)
+	s.muc.detachAccount(after.JID, d.Account, version)
 }
 
 // announceDestroyed tells every session in a destroyed room (§10.9).
@@ -184,7 +184,7 @@ func (s *Service) announceDestroyed(before room.State, version uint64, d room.De
 			x := s.occupantXML(before, o, acct, c.JID().String(), "unavailable", []int{110}, "")
 			return strings.Replace(x, "</item>", "</item>"+inner, 1)
 		}, true)
-		s.muc.detachAccount(before.JID, acct)
+		s.muc.detachAccount(before.JID, acct, version)
 	}
 }
 
