@@ -22,6 +22,7 @@ import (
 
 	"annals.im/annals/adapters/mux"
 	"annals.im/annals/adapters/stanza"
+	"annals.im/annals/adapters/stanza/form"
 	"annals.im/annals/domain/archive"
 )
 
@@ -218,28 +219,19 @@ func parseMAMQuery(q stanza.Element) (archive.Query, error) {
 	return query, nil
 }
 
+// parseMAMForm applies the query form x (XEP-0313 §4.1.1, and the
+// #extended fields) to query.
 func parseMAMForm(x stanza.Element, query *archive.Query) error {
-	if t := x.Attr("type"); t != "submit" && t != "" {
-		return badRequest("the form's type is %q, not submit", t)
+	f, err := form.Parse(x)
+	if err != nil {
+		return badRequest("%v", err)
 	}
-	formType := ""
-	for _, f := range x.Children() {
-		if f.XMLName.Local != "field" {
-			continue
-		}
-		var values []string
-		for _, v := range f.Children() {
-			if v.XMLName.Local == "value" {
-				values = append(values, v.Text())
-			}
-		}
-		one := ""
-		if len(values) > 0 {
-			one = strings.TrimSpace(values[0])
-		}
-		switch name := f.Attr("var"); name {
-		case "FORM_TYPE":
-			formType = one
+	if f.Type != form.TypeSubmit && f.Type != "" {
+		return badRequest("the form's type is %q, not submit", f.Type)
+	}
+	for _, fl := range f.Fields {
+		one := fl.Value()
+		switch name := fl.Var; name {
 		case "with":
 			if one == "" {
 				continue
@@ -267,9 +259,11 @@ func parseMAMForm(x stanza.Element, query *archive.Query) error {
 		case "before-id":
 			query.BeforeID = one
 		case "include-groupchat":
-			query.Groupchat = one == "true" || one == "1"
+			if query.Groupchat, err = fl.Bool(); err != nil {
+				return badRequest("%v", err)
+			}
 		case "ids":
-			for _, v := range values {
+			for _, v := range fl.Values {
 				if v = strings.TrimSpace(v); v != "" {
 					query.IDs = append(query.IDs, v)
 				}
@@ -279,7 +273,7 @@ func parseMAMForm(x stanza.Element, query *archive.Query) error {
 			return badRequest("unsupported field %q", name)
 		}
 	}
-	if formType != nsMAM {
+	if f.FormType != nsMAM {
 		return badRequest("FORM_TYPE must be %s", nsMAM)
 	}
 	return nil

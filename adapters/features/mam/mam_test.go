@@ -12,6 +12,7 @@ import (
 
 	"annals.im/annals/adapters/mux"
 	"annals.im/annals/adapters/mux/muxtest"
+	"annals.im/annals/adapters/stanza/form"
 	"annals.im/annals/domain/archive"
 )
 
@@ -47,7 +48,7 @@ func (f *fakeArchive) SetPrefs(_ context.Context, _ string, p archive.Prefs) err
 	return nil
 }
 
-const form = "<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'><value>urn:xmpp:mam:2</value></field>%s</x>"
+const queryForm = "<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'><value>urn:xmpp:mam:2</value></field>%s</x>"
 
 // Requests on the own archive and on a room's are answered from the
 // archive, page and answer in order, errors as stanza errors with the
@@ -69,7 +70,7 @@ func TestServe(t *testing.T) {
 	}{
 		{"form", "<iq type='get' id='f'><query xmlns='urn:xmpp:mam:2'/></iq>",
 			[]string{"type='result'", "var='with'", "var='ids'"}, nil},
-		{"query", "<iq type='set' id='q'><query xmlns='urn:xmpp:mam:2' queryid='x'>" + fmt.Sprintf(form, "<field var='with'><value>b@x</value></field>") +
+		{"query", "<iq type='set' id='q'><query xmlns='urn:xmpp:mam:2' queryid='x'>" + fmt.Sprintf(queryForm, "<field var='with'><value>b@x</value></field>") +
 			"<set xmlns='http://jabber.org/protocol/rsm'><max>10</max></set></query></iq>",
 			[]string{"queryid='x' id='A1'", "<body>one</body>", "stamp='2026-11-30T05:00:01.000000Z'", "<fin xmlns='urn:xmpp:mam:2' complete='true'>", "<first>A1</first><last>A2</last>"},
 			func(t *testing.T) {
@@ -77,9 +78,31 @@ func TestServe(t *testing.T) {
 					t.Errorf("asked %+v", a.asked)
 				}
 			}},
-		{"unknown field", "<iq type='set' id='u'><query xmlns='urn:xmpp:mam:2'>" + fmt.Sprintf(form, "<field var='colour'><value>red</value></field>") + "</query></iq>",
+		{"unknown field", "<iq type='set' id='u'><query xmlns='urn:xmpp:mam:2'>" + fmt.Sprintf(queryForm, "<field var='colour'><value>red</value></field>") + "</query></iq>",
 			[]string{"type='error'", "bad-request", "unsupported field"}, nil},
-		{"no such id", "<iq type='set' id='n'><query xmlns='urn:xmpp:mam:2'>" + fmt.Sprintf(form, "<field var='after-id'><value>nope</value></field>") + "</query></iq>",
+		{"extended fields", "<iq type='set' id='x'><query xmlns='urn:xmpp:mam:2'>" + fmt.Sprintf(queryForm,
+			"<field var='ids' type='list-multi'><value> A1 </value><value>A2</value><value/></field><field var='include-groupchat' type='boolean'><value>1</value></field>"+
+				"<field var='start'><value>2026-11-30T05:00:00Z</value></field><field type='fixed'><value>Only these</value></field>") + "</query></iq>",
+			[]string{"<fin "}, func(t *testing.T) {
+				if strings.Join(a.asked.IDs, ",") != "A1,A2" || !a.asked.Groupchat || !a.asked.Start.Equal(at) {
+					t.Errorf("asked %+v", a.asked)
+				}
+			}},
+		{"no FORM_TYPE", "<iq type='set' id='nf'><query xmlns='urn:xmpp:mam:2'><x xmlns='jabber:x:data' type='submit'><field var='with'><value>b@x</value></field></x></query></iq>",
+			[]string{"type='error'", "bad-request", "FORM_TYPE must be urn:xmpp:mam:2"}, nil},
+		{"form of another type", "<iq type='set' id='ft'><query xmlns='urn:xmpp:mam:2'><x xmlns='jabber:x:data' type='result'/></query></iq>",
+			[]string{"type='error'", "bad-request", "not submit"}, nil},
+		{"bad JID", "<iq type='set' id='bj'><query xmlns='urn:xmpp:mam:2'>" + fmt.Sprintf(queryForm, "<field var='with'><value>@x</value></field>") + "</query></iq>",
+			[]string{"type='error'", "bad-request", "is not a JID"}, nil},
+		{"bad boolean", "<iq type='set' id='bb'><query xmlns='urn:xmpp:mam:2'>" + fmt.Sprintf(queryForm, "<field var='include-groupchat'><value>yes</value></field>") + "</query></iq>",
+			[]string{"type='error'", "bad-request", "include-groupchat: &#34;yes&#34; is not a boolean"}, nil},
+		{"duplicate FORM_TYPE", "<iq type='set' id='d'><query xmlns='urn:xmpp:mam:2'>" + fmt.Sprintf(queryForm, "<field var='FORM_TYPE'><value>urn:example</value></field>") + "</query></iq>",
+			[]string{"type='error'", "bad-request", "FORM_TYPE"}, nil},
+		{"field without var", "<iq type='set' id='v'><query xmlns='urn:xmpp:mam:2'>" + fmt.Sprintf(queryForm, "<field><value>b@x</value></field>") + "</query></iq>",
+			[]string{"type='error'", "bad-request", "without a var"}, nil},
+		{"too many ids", "<iq type='set' id='many'><query xmlns='urn:xmpp:mam:2'>" + fmt.Sprintf(queryForm, "<field var='ids'>"+strings.Repeat("<value>A1</value>", 300)+"</field>") + "</query></iq>",
+			[]string{"type='error'", "bad-request", "more than 256 values"}, nil},
+		{"no such id", "<iq type='set' id='n'><query xmlns='urn:xmpp:mam:2'>" + fmt.Sprintf(queryForm, "<field var='after-id'><value>nope</value></field>") + "</query></iq>",
 			[]string{"item-not-found"}, nil},
 		{"metadata", "<iq type='get' id='m'><metadata xmlns='urn:xmpp:mam:2'/></iq>",
 			[]string{"<start id='A1' timestamp='2026-11-30T05:00:00.000000Z'/><end id='A2'"}, nil},
@@ -88,8 +111,8 @@ func TestServe(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, handled, err := muxtest.Ask(m, mux.Account, sess, "", tc.iq)
-			if tc.name == "query" { // a page: the results and the answer, one write
-				got = strings.Join(sess.Sent, "")
+			if tc.name == "query" || tc.name == "extended fields" { // a page: the results and the answer, one write
+				got, sess.Sent = strings.Join(sess.Sent, ""), nil
 				handled, err = true, nil
 			}
 			if !handled || err != nil {
@@ -127,5 +150,27 @@ func TestServe(t *testing.T) {
 	got, _, err := muxtest.Ask(m, mux.Account, sess, "", "<iq type='set' id='e'><query xmlns='urn:xmpp:mam:2'/></iq>")
 	if err == nil || !strings.Contains(got, "internal-server-error") || strings.Contains(got, "fire") {
 		t.Errorf("store failure: %q, %v", got, err)
+	}
+}
+
+// Every field the query form offers is one a query may submit: the form
+// read back through the parser, each field returned empty, is accepted.
+func TestFormOffersWhatIsRead(t *testing.T) {
+	q, err := muxtest.Parse(mamForm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, _ := q.Child()
+	offered, err := form.Parse(x)
+	if err != nil || offered.Type != form.TypeForm || offered.FormType != nsMAM || len(offered.Fields) != 7 {
+		t.Fatalf("offered form: %+v, %v", offered, err)
+	}
+	var b strings.Builder
+	for _, f := range offered.Fields {
+		b.WriteString("<field var='" + f.Var + "' type='" + f.Type + "'><value/></field>")
+	}
+	sub, _ := muxtest.Parse("<query xmlns='urn:xmpp:mam:2'>" + fmt.Sprintf(queryForm, b.String()) + "</query>")
+	if _, err := parseMAMQuery(*sub); err != nil {
+		t.Fatalf("submitting the offered fields: %v", err)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"annals.im/annals/adapters/stanza"
+	"annals.im/annals/adapters/stanza/form"
 	"annals.im/annals/domain/room"
 )
 
@@ -225,6 +226,7 @@ func (c *conn) mucAdmin(ctx context.Context, e *element, q element, st room.Stat
 
 // The configuration form (muc#roomconfig, XEP-0045 §15.5.3).
 const (
+	nsRoomConfig   = "http://jabber.org/protocol/muc#roomconfig"
 	cfgName        = "muc#roomconfig_roomname"
 	cfgDesc        = "muc#roomconfig_roomdesc"
 	cfgPersistent  = "muc#roomconfig_persistentroom"
@@ -243,7 +245,7 @@ const (
 func configForm(cfg room.Config) string {
 	var b strings.Builder
 	b.WriteString("<x xmlns='" + nsData + "' type='form'><title>Room configuration</title>")
-	b.WriteString("<field var='FORM_TYPE' type='hidden'><value>http://jabber.org/protocol/muc#roomconfig</value></field>")
+	b.WriteString("<field var='FORM_TYPE' type='hidden'><value>" + nsRoomConfig + "</value></field>")
 	field := func(v, typ, label, value string) {
 		b.WriteString("<field var='" + v + "' type='" + typ + "' label='" + stanza.Escape(label) + "'><value>" + stanza.Escape(value) + "</value></field>")
 	}
@@ -279,41 +281,32 @@ func configForm(cfg room.Config) string {
 
 // parseConfig applies a submitted configuration form to cfg; secretHash
 // is the verifier of the form's password (hashRoomSecret).
-func parseConfig(cfg room.Config, x element, secretHash string) (room.Config, error) {
+func parseConfig(cfg room.Config, f *form.Form, secretHash string) (room.Config, error) {
+	// The empty form that makes an instant room (XEP-0045 §10.1.2) has no
+	// FORM_TYPE; a submission with fields but none is taken as
+	// muc#roomconfig too, as it always was here.
+	if f.FormType != "" && f.FormType != nsRoomConfig {
+		return cfg, fmt.Errorf("%w: FORM_TYPE %q", room.ErrInvalid, f.FormType)
+	}
 	secret, protected := "", cfg.PasswordHash != ""
-	for _, f := range x.Children() {
-		if f.XMLName.Local != "field" {
-			continue
-		}
-		v := ""
-		for _, val := range f.Children() {
-			if val.XMLName.Local == "value" {
-				v = strings.TrimSpace(val.Text())
-				break
-			}
-		}
+	for _, fl := range f.Fields {
+		v := fl.Value()
 		boolean := func() (bool, error) {
-			switch v {
-			case "1", "true":
-				return true, nil
-			case "0", "false", "":
-				return false, nil
+			b, err := fl.Bool()
+			if err != nil {
+				return false, fmt.Errorf("%w: %v", room.ErrInvalid, err)
 			}
-			return false, fmt.Errorf("%w: %s: %q is not a boolean", room.ErrInvalid, f.Attr("var"), v)
+			return b, nil
 		}
 		number := func() (int, error) {
 			n, err := strconv.Atoi(cmpOr(v, "0"))
 			if err != nil || n < 0 {
-				return 0, fmt.Errorf("%w: %s: %q is not a count", room.ErrInvalid, f.Attr("var"), v)
+				return 0, fmt.Errorf("%w: %s: %q is not a count", room.ErrInvalid, fl.Var, v)
 			}
 			return n, nil
 		}
 		var err error
-		switch f.Attr("var") {
-		case "FORM_TYPE":
-			if v != "http://jabber.org/protocol/muc#roomconfig" {
-				return cfg, fmt.Errorf("%w: FORM_TYPE %q", room.ErrInvalid, v)
-			}
+		switch fl.Var {
 		case cfgName:
 			cfg.Name = v
 		case cfgDesc:
@@ -348,7 +341,7 @@ func parseConfig(cfg room.Config, x element, secretHash string) (room.Config, er
 		case cfgHistory, "muc#roomconfig_historylength":
 			cfg.HistoryLength, err = number()
 		default:
-			err = fmt.Errorf("%w: unknown field %q", room.ErrInvalid, f.Attr("var"))
+			err = fmt.Errorf("%w: unknown field %q", room.ErrInvalid, fl.Var)
 		}
 		if err != nil {
 			return cfg, err
@@ -387,28 +380,34 @@ func (c *conn) mucOwner(ctx context.Context, e *element, q element, st room.Stat
 	if !ok {
 		return fail(fmt.Errorf("%w: no form", room.ErrInvalid))
 	}
+	// The form is read once, here: the command below may be decided more
+	// than once.
+	f, err := form.Parse(x)
+	if err != nil {
+		return fail(fmt.Errorf("%w: %v", room.ErrInvalid, err))
+	}
 	var cmd func(room.State) any
-	switch x.Attr("type") {
-	case "cancel":
+	switch f.Type {
+	case form.TypeCancel:
 		if !st.Locked {
 			return reply("")
 		}
 		// Cancelling the first configuration abandons the new room (§10.1.3).
 		cmd = func(room.State) any { return room.Destroy{By: acct, Reason: "configuration cancelled"} }
-	case "submit":
-		secretHash, err := hashRoomSecret(x)
+	case form.TypeSubmit:
+		secretHash, err := hashRoomSecret(f)
 		if err != nil {
 			return fail(err)
 		}
 		cmd = func(cur room.State) any {
-			cfg, err := parseConfig(cur.Config, x, secretHash)
+			cfg, err := parseConfig(cur.Config, f, secretHash)
 			if err != nil {
 				return err
 			}
 			return room.Configure{By: acct, Config: cfg}
 		}
 	default:
-		return fail(fmt.Errorf("%w: form type %q", room.ErrInvalid, x.Attr("type")))
+		return fail(fmt.Errorf("%w: form type %q", room.ErrInvalid, f.Type))
 	}
 	if _, _, _, err := s.roomDo(ctx, st.JID, cmd); err != nil {
 		return fail(err)

@@ -4,8 +4,8 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
-	"strings"
 
+	"annals.im/annals/adapters/stanza/form"
 	"annals.im/annals/domain/room"
 )
 
@@ -56,18 +56,9 @@ func (s *Service) roomJoin(ctx context.Context, r string, j room.Join, password 
 // hashRoomSecret returns the verifier of the room password a submitted
 // configuration form sets ("" when it sets none), computed once, before
 // the command: the form may be decided more than once.
-func hashRoomSecret(x element) (string, error) {
-	secret := ""
-	for _, f := range x.Children() {
-		if f.XMLName.Local == "field" && f.Attr("var") == cfgSecret {
-			for _, val := range f.Children() {
-				if val.XMLName.Local == "value" {
-					secret = strings.TrimSpace(val.Text())
-					break
-				}
-			}
-		}
-	}
+func hashRoomSecret(f *form.Form) (string, error) {
+	field, _ := f.Field(cfgSecret)
+	secret := field.Value()
 	if secret == "" {
 		return "", nil
 	}

@@ -13,6 +13,7 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"annals.im/annals/adapters/stanza"
+	"annals.im/annals/adapters/stanza/form"
 	pepdomain "annals.im/annals/domain/pep"
 )
 
@@ -155,29 +156,26 @@ func parsePublishOptions(po element, maxItems int) (pepdomain.Config, error) {
 	if !ok {
 		return cfg, nil
 	}
-	for _, f := range x.Children() {
-		v := ""
-		for _, val := range f.Children() {
-			if val.XMLName.Local == "value" {
-				v = strings.TrimSpace(val.Text())
-			}
+	f, err := form.Parse(x)
+	if err != nil {
+		return cfg, fmt.Errorf("%w: %v", pepdomain.ErrInvalid, err)
+	}
+	// persist_items (always), send_last_published_item and FORM_TYPE
+	// need nothing: items are always kept, in the log.
+	if fl, ok := f.Field("pubsub#access_model"); ok {
+		cfg.AccessModel = fl.Value()
+	}
+	if fl, ok := f.Field("pubsub#max_items"); ok {
+		v := fl.Value()
+		if v == "max" {
+			cfg.MaxItems = maxItems
+			return cfg, nil
 		}
-		switch f.Attr("var") {
-		case "pubsub#access_model":
-			cfg.AccessModel = v
-		case "pubsub#max_items":
-			if v == "max" {
-				cfg.MaxItems = maxItems
-				continue
-			}
-			n, err := strconv.Atoi(v)
-			if err != nil {
-				return cfg, fmt.Errorf("%w: pubsub#max_items %q", pepdomain.ErrInvalid, v)
-			}
-			cfg.MaxItems = n
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return cfg, fmt.Errorf("%w: pubsub#max_items %q", pepdomain.ErrInvalid, v)
 		}
-		// persist_items (always), send_last_published_item and FORM_TYPE
-		// need nothing: items are always kept, in the log.
+		cfg.MaxItems = n
 	}
 	return cfg, nil
 }
