@@ -8,6 +8,10 @@ import (
 
 	"annals.im/annals/adapters/mux/muxtest"
 	"annals.im/annals/adapters/stanza"
+	"annals.im/annals/domain/archive"
+	"annals.im/annals/domain/pep"
+	"annals.im/annals/domain/room"
+	"annals.im/annals/domain/roster"
 )
 
 // An element's attributes, children (inheriting the default namespace)
@@ -66,6 +70,31 @@ func TestSplicing(t *testing.T) {
 	} {
 		if tc.got != tc.want {
 			t.Errorf("got %s, want %s", tc.got, tc.want)
+		}
+	}
+}
+
+// Each domain rule error is answered with its condition and its text
+// without the package prefix; a stanza error is itself; anything else is
+// internal-server-error and says nothing.
+func TestErrorFor(t *testing.T) {
+	for _, tc := range []struct {
+		err        error
+		typ, cond  string
+		text       string
+		ruleOrSelf bool
+	}{
+		{fmt.Errorf("%w: no nick", room.ErrBadNick), "modify", "jid-malformed", "not a valid nick: no nick", true},
+		{room.ErrMembersOnly, "auth", "registration-required", "members only", true},
+		{fmt.Errorf("deciding: %w", pep.ErrItemNotFound), "cancel", "item-not-found", "deciding: pep: no such item", true},
+		{archive.ErrItemNotFound, "cancel", "item-not-found", "no such archive ID", true},
+		{roster.ErrFull, "cancel", "resource-constraint", "the roster is full", true},
+		{stanza.Errorf("gone", "moved"), "", "gone", "moved", true},
+		{errors.New("disk on fire"), "wait", "internal-server-error", "", false},
+	} {
+		se, ok := stanza.ErrorFor(tc.err)
+		if se.Type != tc.typ || se.Cond != tc.cond || se.Text != tc.text || ok != tc.ruleOrSelf {
+			t.Errorf("%v: %+v %v", tc.err, se, ok)
 		}
 	}
 }

@@ -107,12 +107,12 @@ func (s *Service) serve(ctx context.Context, sess mux.Session, e *stanza.Element
 		switch {
 		case errors.As(err, &qe):
 			return answer(qe.typ, qe.cond, qe.text)
-		case errors.Is(err, archive.ErrItemNotFound):
-			return answer("cancel", "item-not-found", err.Error())
-		case errors.Is(err, archive.ErrInvalid):
-			return answer("modify", "bad-request", err.Error())
 		}
-		answer("wait", "internal-server-error", "")
+		se, ok := stanza.ErrorFor(err)
+		answer(se.Type, se.Cond, se.Text)
+		if ok {
+			return nil
+		}
 		return fmt.Errorf("mam: archive of %s: %w", acct, err)
 	}
 	typ := e.Attr("type")

@@ -44,42 +44,25 @@ func (s *Service) occupantIDXML(r, acct string) string {
 }
 
 // mucErrors maps room rule errors onto XEP-0045 stanza errors.
-func mucError(err error) (typ, cond string) {
-	switch {
-	case errors.Is(err, room.ErrNotFound), errors.Is(err, room.ErrLocked), errors.Is(err, room.ErrItemNotFound):
-		return "cancel", "item-not-found"
-	case errors.Is(err, room.ErrConflict), errors.Is(err, room.ErrLastOwner):
-		return "cancel", "conflict"
-	case errors.Is(err, room.ErrBadNick):
-		return "modify", "jid-malformed"
-	case errors.Is(err, room.ErrBanned), errors.Is(err, room.ErrNoVoice), errors.Is(err, room.ErrForbidden):
-		return "auth", "forbidden"
-	case errors.Is(err, room.ErrMembersOnly):
-		return "auth", "registration-required"
-	case errors.Is(err, room.ErrPassword):
-		return "auth", "not-authorized"
-	case errors.Is(err, room.ErrFull):
-		return "wait", "service-unavailable"
-	case errors.Is(err, room.ErrNotOccupant):
-		return "modify", "not-acceptable"
-	case errors.Is(err, room.ErrNotAllowed):
-		return "cancel", "not-allowed"
-	case errors.Is(err, room.ErrInvalid):
-		return "modify", "bad-request"
-	case errors.Is(err, errTooManyRooms):
+func mucError(err error) *stanza.Error {
+	if errors.Is(err, errTooManyRooms) {
 		// XEP-0045 §10.1.1: a user who may not create a room gets
 		// not-allowed; the text says it is for now.
-		return "cancel", "not-allowed"
+		return &stanza.Error{Type: "cancel", Cond: "not-allowed", Text: strings.TrimPrefix(err.Error(), "room: ")}
 	}
-	return "wait", "internal-server-error"
+	se, _ := stanza.ErrorFor(err)
+	return se
 }
 
-// mucErrorReply answers e from `from` (the room or an occupant JID).
+// mucErrorReply answers e from `from` (the room or an occupant JID); an
+// error that is no rule's is internal-server-error, its details logged.
 func (c *conn) mucErrorReply(e *element, from string, err error, extra string) string {
-	typ, cond := mucError(err)
-	return fmt.Sprintf(`<%s type='error' id='%s' from='%s' to='%s'>%s<error type='%s'><%s xmlns='%s'/><text xmlns='%s'>%s</text></error></%s>`,
-		e.XMLName.Local, stanza.Escape(e.Attr("id")), stanza.Escape(from), stanza.Escape(c.jid.String()), extra, typ, cond, nsStanzas, nsStanzas,
-		stanza.Escape(strings.TrimPrefix(err.Error(), "room: ")), e.XMLName.Local)
+	se := mucError(err)
+	if se.Cond == "internal-server-error" {
+		c.log.Error("room request failed", "err", err)
+	}
+	return fmt.Sprintf(`<%s type='error' id='%s' from='%s' to='%s'>%s%s</%s>`,
+		e.XMLName.Local, stanza.Escape(e.Attr("id")), stanza.Escape(from), stanza.Escape(c.jid.String()), extra, se.XML(), e.XMLName.Local)
 }
 
 // occupantXML is an occupant's presence as viewer (an account) sees it.

@@ -121,10 +121,6 @@ func (c *conn) pepErrorReply(e *element, err error) string {
 	case errors.Is(err, pepdomain.ErrPrecondition):
 		return fmt.Sprintf(`<iq type='error' id='%s' to='%s'><error type='cancel'><conflict xmlns='%s'/><precondition-not-met xmlns='%s'/></error></iq>`,
 			stanza.Escape(e.Attr("id")), stanza.Escape(c.jid.String()), nsStanzas, nsPubsubErrors)
-	case errors.Is(err, pepdomain.ErrItemNotFound):
-		return c.errorReplyText(e, "cancel", "item-not-found", err.Error())
-	case errors.Is(err, pepdomain.ErrInvalid):
-		return c.errorReplyText(e, "modify", "bad-request", err.Error())
 	case errors.Is(err, pepdomain.ErrPayloadTooBig):
 		// XEP-0060 §7.1.3.4.
 		return c.pepError(e, "modify", "not-acceptable", "payload-too-big", err.Error())
@@ -134,8 +130,9 @@ func (c *conn) pepErrorReply(e *element, err error) string {
 		// <max-nodes-exceeded/> says which, under resource-constraint (type
 		// cancel: the same request fails until the user frees room).
 		return c.pepError(e, "cancel", "resource-constraint", "max-nodes-exceeded", err.Error())
-	case errors.Is(err, pepdomain.ErrQuota):
-		return c.errorReplyText(e, "cancel", "resource-constraint", err.Error())
+	}
+	if se, ok := stanza.ErrorFor(err); ok {
+		return c.errorReplyText(e, se.Type, se.Cond, se.Text)
 	}
 	c.log.Error("PEP request failed", "err", err)
 	return c.errorReply(e, "wait", "internal-server-error")
