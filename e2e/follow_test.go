@@ -25,6 +25,13 @@ func TestDeliveryFromTheLog(t *testing.T) {
 	addr := fmt.Sprintf("127.0.0.1:%d", s.port)
 	const hall = "hall@conference.localhost"
 	alice, bob := login(t, addr, "alice", "a-pw", "desk"), login(t, addr, "bob", "b-pw", "phone")
+	// Contacts both ways.
+	alice.send("<presence to='bob@localhost' type='subscribe'/>")
+	awaitElem(t, bob, "presence", "type='subscribe'")
+	bob.send("<presence to='alice@localhost' type='subscribed'/><presence to='alice@localhost' type='subscribe'/>")
+	awaitElem(t, alice, "presence", "type='subscribe'")
+	alice.send("<presence to='bob@localhost' type='subscribed'/>")
+	awaitElem(t, alice, "iq", "subscription='both'") // the roster push of the subscription
 	alice.send("<presence to='" + hall + "/alice'><x xmlns='http://jabber.org/protocol/muc'/></presence>")
 	awaitElem(t, alice, "message", "<subject")
 	ask(t, alice, "<iq type='set' id='cfg' to='"+hall+"'><query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' type='submit'/></query></iq>")
@@ -69,8 +76,9 @@ func TestDeliveryFromTheLog(t *testing.T) {
 		}
 	}
 
-	// The CLI deletes Bob while serve runs: his session ends, and Alice
-	// sees him leave the room.
+	// The CLI deletes Bob while serve runs: his session ends, Alice sees
+	// him leave the room, and her roster no longer shares presence with
+	// him (the deletion's unsubscriptions, pushed from the log).
 	if out, err := exec.Command(bin, "user", "del", "bob@localhost", "--data", s.data).CombinedOutput(); err != nil {
 		t.Fatalf("user del: %v\n%s", err, out)
 	}
@@ -80,5 +88,8 @@ func TestDeliveryFromTheLog(t *testing.T) {
 	got := awaitElem(t, alice, "presence", "from='"+hall+"/bob'")
 	if !strings.Contains(got, "type='unavailable'") {
 		t.Errorf("the deleted account's exit: %s", got)
+	}
+	if got := awaitElem(t, alice, "iq", "jid='bob@localhost'"); !strings.Contains(got, "subscription='none'") {
+		t.Errorf("alice's roster push after bob's deletion: %s", got)
 	}
 }

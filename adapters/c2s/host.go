@@ -50,15 +50,35 @@ func (s *Server) sessionGone(c *conn) {
 	})
 }
 
-// Publish hands the committed events of batch to the services that
-// deliver from the log (the room service: muc.Service.Publish). It is
-// called by one goroutine, with the log's batches in order (the store's
-// subscription from the position the server started at), whichever
-// process appended them.
+// Publish delivers what the committed events of batch did: roster changes
+// are pushed to the account's sessions here (rosters.go), and the batch
+// goes to the services that deliver from the log (the room service:
+// muc.Service.Publish). It is called by one goroutine, with the log's
+// batches in order (the store's subscription from the position the server
+// started at), whichever process appended them.
+//
+// Log order holds across both: the services get the runs of events
+// between roster changes, each before the next push.
 func (s *Server) Publish(ctx context.Context, batch []event.Envelope) {
+	run := 0 // start of the events not yet handed to the services
+	for i, e := range batch {
+		if !isRosterEvent(e) {
+			continue
+		}
+		s.publishToServices(ctx, batch[run:i])
+		s.pushRoster(ctx, e)
+		run = i + 1
+	}
+	s.publishToServices(ctx, batch[run:])
+}
+
+func (s *Server) publishToServices(ctx context.Context, evs []event.Envelope) {
+	if len(evs) == 0 {
+		return
+	}
 	s.services(func(svc mux.Service) {
 		if p, ok := svc.(mux.LogFollower); ok {
-			p.Publish(ctx, batch)
+			p.Publish(ctx, evs)
 		}
 	})
 }

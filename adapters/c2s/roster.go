@@ -62,7 +62,7 @@ func (c *conn) rosterIQ(ctx context.Context, e *element, q element) error {
 			}
 			cmd = set
 		}
-		out, st, err := c.srv.cfg.Accounts.Do(ctx, account, cmd, event.Cause(ctx, "c2s"))
+		out, _, err := c.srv.cfg.Accounts.Do(ctx, account, cmd, event.Cause(ctx, "c2s"))
 		switch {
 		case err == roster.ErrSelf || err == roster.ErrBadGroup:
 			return c.write(c.errorReply(e, "modify", "not-acceptable"))
@@ -77,9 +77,7 @@ func (c *conn) rosterIQ(ctx context.Context, e *element, q element) error {
 		if err := c.write(fmt.Sprintf(`<iq type='result' id='%s' to='%s'/>`, stanza.Escape(e.Attr("id")), stanza.Escape(c.jid.String()))); err != nil {
 			return err
 		}
-		if len(out.Events) > 0 {
-			c.srv.push(account, st, contactBare)
-		}
+		// The push to the account's sessions comes from the log (Publish).
 		// A removed contact is told, as if the user had sent these (§2.5.2).
 		if out.Unsubscribe {
 			c.srv.subscription(ctx, account, contactBare, roster.OutUnsubscribe, true)
@@ -205,11 +203,11 @@ func (s *Server) subscription(ctx context.Context, account, contact string, kind
 	return nil
 }
 
-// applyPresence runs a subscription stanza on account's roster and pushes
-// the changed item to the account's sessions. After a failure, which is
-// logged, the stanza goes no further.
+// applyPresence runs a subscription stanza on account's roster (the
+// changed item reaches the account's sessions from the log). After a
+// failure, which is logged, the stanza goes no further.
 func (s *Server) applyPresence(ctx context.Context, account, contact string, kind roster.Stanza) (roster.Outcome, error) {
-	out, st, err := s.cfg.Accounts.Do(ctx, account, roster.Presence{Contact: contact, Stanza: kind, MaxItems: s.rosterLimit()}, event.Cause(ctx, "presence"))
+	out, _, err := s.cfg.Accounts.Do(ctx, account, roster.Presence{Contact: contact, Stanza: kind, MaxItems: s.rosterLimit()}, event.Cause(ctx, "presence"))
 	if errors.Is(err, roster.ErrFull) {
 		s.cfg.Log.Info("subscription refused: the roster is full", "account", account, "contact", contact, "stanza", kind, "max_roster_items", s.cfg.MaxRosterItems)
 		return out, err
@@ -217,9 +215,6 @@ func (s *Server) applyPresence(ctx context.Context, account, contact string, kin
 	if err != nil {
 		s.cfg.Log.Error("subscription", "account", account, "contact", contact, "stanza", kind, "err", err)
 		return out, err
-	}
-	if len(out.Events) > 0 {
-		s.push(account, st, contact)
 	}
 	return out, nil
 }
