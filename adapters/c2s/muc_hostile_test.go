@@ -7,6 +7,7 @@ import (
 
 	"annals.im/annals/adapters/features/mam"
 	"annals.im/annals/adapters/features/muc"
+	"annals.im/annals/adapters/keys"
 	"annals.im/annals/domain/archive"
 	"annals.im/annals/domain/room"
 )
@@ -15,7 +16,7 @@ import (
 func mucServerRooms(t *testing.T) (string, *memRooms) {
 	rooms := newMemRooms()
 	addr := serverMounting(t, func(cfg *Config) { cfg.Accounts = noContacts{} }, func(srv *Server) {
-		key, err := DeriveKey(srv.cfg.Secret, PurposeOccupantID)
+		key, err := keys.Derive(srv.cfg.Secret, keys.OccupantID)
 		if err != nil {
 			t.Fatal(err)
 		}

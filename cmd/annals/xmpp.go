@@ -14,6 +14,7 @@ import (
 	"time"
 
 	peppkg "annals.im/annals/adapters/features/pep"
+	"annals.im/annals/adapters/keys"
 
 	"annals.im/annals/adapters/features/disco"
 	"annals.im/annals/adapters/features/mam"
@@ -170,7 +171,7 @@ func (x xmppFlags) listen(c Config, creds *credentials.Store, accts *accounts.Se
 	bookmarks := peppkg.New(peppkg.Config{PEP: peps, Limits: x.quotas.pepLimits(), Log: log}, srv)
 	bookmarks.Register(cfg.Mux)
 	if x.muc != "" {
-		key, err := c2s.DeriveKey(secret, c2s.PurposeOccupantID)
+		key, err := keys.Derive(secret, keys.OccupantID)
 		if err != nil {
 			return nil, nil, err
 		}
