@@ -1,12 +1,19 @@
 // Package s2s is federation: XMPP streams between this server and others
 // (RFC 6120 server-to-server, XEP-0220 dialback, XEP-0178 SASL EXTERNAL,
-// XEP-0288 bidi). It is being built for issue 12; so far it holds the
-// dialback keys, the part every dialback exchange turns on.
+// XEP-0288 bidi). It is being built for issue 12 and is not wired into
+// serve yet. So far: the dialback keys; inbound streams (Server: STARTTLS
+// required, then dialback as receiving server, asking the authoritative
+// one through Config.Verify, and as authoritative server answering
+// <db:verify/>); outbound streams (Config.Dial: STARTTLS, then dialback;
+// Config.VerifyKey). Not yet: SASL EXTERNAL, bidi, finding peers (SRV),
+// one reused stream per domain pair with queues, and the bounds on peers,
+// connections and rates that item 5 asks for.
 //
-// Invariants (those that hold now, and those the streams will keep):
-// a dialback key is a function of the server's dialback secret (derived
-// from its one secret, adapters/keys) and of the domain pair and stream id
-// only, so any of our processes can verify a key another one sent; keys
-// are compared in constant time; nothing a peer sends is trusted before
-// the stream it came on authenticated its domain.
+// Invariants: a dialback key is a function of the server's dialback
+// secret (derived from its one secret, adapters/keys) and of the domain
+// pair and stream id only, so any of our processes can verify a key
+// another one sent; keys are compared in constant time; a peer's stanza
+// is taken only from a domain its stream authenticated (invalid-from
+// otherwise) and to one of ours; nothing is sent or read before TLS but
+// the negotiation.
 package s2s

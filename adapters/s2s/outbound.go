@@ -1,0 +1,148 @@
+package s2s
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"annals.im/annals/adapters/stanza"
+)
+
+// Outbound is an authenticated stream to another server, for stanzas
+// from one of our domains to one of its.
+type Outbound struct {
+	From, To string // our domain, theirs
+	mu       sync.Mutex
+	c        *conn
+}
+
+// Send writes a stanza (serialized, from From to To) to the peer.
+func (o *Outbound) Send(stanza string) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.c.send(stanza)
+}
+
+// Close ends the stream.
+func (o *Outbound) Close() error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.c.send("</stream:stream>")
+	return o.c.nc.Close()
+}
+
+// open connects to addr as from for to, negotiates TLS, and returns the
+// secured stream with the id of the peer's stream header.
+func (cfg *Config) open(ctx context.Context, addr, from, to string) (*conn, string, error) {
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, "", fmt.Errorf("s2s: connect to %s for %s: %w", addr, to, err)
+	}
+	c := newConn(nc, cfg.MaxStanza)
+	fail := func(err error) (*conn, string, error) {
+		nc.Close()
+		return nil, "", fmt.Errorf("s2s: stream to %s: %w", to, err)
+	}
+	deadline := time.Now().Add(cfg.Timeout)
+	if err := c.header(from, to, ""); err != nil {
+		return fail(err)
+	}
+	if _, _, _, err := c.readHeader(deadline); err != nil {
+		return fail(err)
+	}
+	if f, err := c.next(deadline); err != nil || f.XMLName.Local != "features" {
+		return fail(fmt.Errorf("no stream features (%v)", err))
+	} else if _, ok := f.Named(nsTLS, "starttls"); !ok {
+		return fail(errors.New("the peer offers no STARTTLS"))
+	}
+	if err := c.send("<starttls xmlns='" + nsTLS + "'/>"); err != nil {
+		return fail(err)
+	}
+	if p, err := c.next(deadline); err != nil || p.XMLName.Local != "proceed" {
+		return fail(fmt.Errorf("STARTTLS refused (%v)", err))
+	}
+	tcfg := cfg.ClientTLS(to).Clone()
+	tcfg.ServerName = to
+	tc := tls.Client(nc, tcfg)
+	tc.SetDeadline(deadline)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		return fail(fmt.Errorf("TLS: %w", err))
+	}
+	tc.SetDeadline(time.Time{})
+	c.nc = tc
+	c.reset()
+	if err := c.header(from, to, ""); err != nil {
+		return fail(err)
+	}
+	_, _, id, err := c.readHeader(deadline)
+	if err != nil {
+		return fail(err)
+	}
+	if id == "" {
+		return fail(errors.New("the peer's stream header has no id"))
+	}
+	if f, err := c.next(deadline); err != nil || f.XMLName.Local != "features" {
+		return fail(fmt.Errorf("no stream features after TLS (%v)", err))
+	}
+	return c, id, nil
+}
+
+// Dial opens a stream to the server at addr and authenticates from to it
+// with dialback (XEP-0220 §2.1.1): the key is the one this server's
+// secret makes for the pair and the peer's stream id, which the peer
+// checks with our authoritative server.
+func (cfg Config) Dial(ctx context.Context, addr, from, to string) (*Outbound, error) {
+	cfg.defaults()
+	c, id, err := cfg.open(ctx, addr, from, to)
+	if err != nil {
+		return nil, err
+	}
+	key := DialbackKey(cfg.Secret, to, from, id)
+	if err := c.send("<db:result from='" + stanza.Escape(from) + "' to='" + stanza.Escape(to) + "'>" + key + "</db:result>"); err != nil {
+		c.nc.Close()
+		return nil, err
+	}
+	r, err := c.next(time.Now().Add(cfg.Timeout))
+	switch {
+	case err != nil:
+		c.nc.Close()
+		return nil, fmt.Errorf("s2s: dialback with %s: %w", to, err)
+	case r.XMLName.Space != nsDialback || r.XMLName.Local != "result" || r.Attr("from") != to || r.Attr("to") != from:
+		c.nc.Close()
+		return nil, fmt.Errorf("s2s: dialback with %s: unexpected %s", to, r.XMLName.Local)
+	case r.Attr("type") != "valid":
+		c.nc.Close()
+		return nil, fmt.Errorf("s2s: dialback with %s: %s", to, r.Attr("type"))
+	}
+	return &Outbound{From: from, To: to, c: c}, nil
+}
+
+// VerifyKey asks the authoritative server of originating, at addr,
+// whether key is one it made for a stream from it to receiving with id
+// streamID (XEP-0220 §2.1.2), over a stream of its own.
+func (cfg Config) VerifyKey(ctx context.Context, addr, receiving, originating, streamID, key string) (bool, error) {
+	cfg.defaults()
+	c, _, err := cfg.open(ctx, addr, receiving, originating)
+	if err != nil {
+		return false, err
+	}
+	defer c.nc.Close()
+	if err := c.send("<db:verify from='" + stanza.Escape(receiving) + "' to='" + stanza.Escape(originating) + "' id='" + stanza.Escape(streamID) + "'>" +
+		stanza.Escape(key) + "</db:verify>"); err != nil {
+		return false, err
+	}
+	r, err := c.next(time.Now().Add(cfg.Timeout))
+	if err != nil {
+		return false, fmt.Errorf("s2s: verifying a key of %s: %w", originating, err)
+	}
+	if r.XMLName.Space != nsDialback || r.XMLName.Local != "verify" || r.Attr("id") != streamID || r.Attr("from") != originating {
+		return false, fmt.Errorf("s2s: verifying a key of %s: unexpected %s", originating, r.XMLName.Local)
+	}
+	c.send("</stream:stream>")
+	return r.Attr("type") == "valid", nil
+}

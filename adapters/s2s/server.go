@@ -1,0 +1,237 @@
+package s2s
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"slices"
+	"sync"
+	"time"
+
+	"mellium.im/xmpp/jid"
+
+	"annals.im/annals/adapters/stanza"
+)
+
+// Config is what federation needs.
+type Config struct {
+	Domains []string // the domains this server serves
+	// Secret is the dialback secret (adapters/keys, keys.Dialback).
+	Secret []byte
+	// TLS is offered with STARTTLS on inbound streams, and required.
+	TLS *tls.Config
+	// ClientTLS is the TLS configuration of an outbound stream to domain:
+	// the roots it verifies the peer against, or, for a lab's domain,
+	// none (said loudly in the log by the caller).
+	ClientTLS func(domain string) *tls.Config
+	// Verify asks the authoritative server of originating whether key is
+	// the one it made for a stream to receiving with id streamID
+	// (XEP-0220 §2.1.2; VerifyKey does it over a stream of its own).
+	Verify func(ctx context.Context, receiving, originating, streamID, key string) (bool, error)
+	// Deliver takes a stanza from a peer whose stream authenticated the
+	// stanza's from domain, to one of Domains.
+	Deliver func(from, to jid.JID, e *stanza.Element)
+	// MaxStanza bounds a peer's stanza in bytes (default 256 KiB);
+	// Timeout a negotiation step and an idle stream (default 60 s).
+	MaxStanza int
+	Timeout   time.Duration
+	Log       *slog.Logger
+}
+
+func (cfg *Config) defaults() {
+	if cfg.MaxStanza <= 0 {
+		cfg.MaxStanza = 256 << 10
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 60 * time.Second
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+}
+
+// Server accepts streams from other servers.
+type Server struct {
+	cfg Config
+}
+
+// NewServer checks cfg and returns a server.
+func NewServer(cfg Config) (*Server, error) {
+	if len(cfg.Domains) == 0 || len(cfg.Secret) < 16 || cfg.TLS == nil || cfg.Verify == nil || cfg.Deliver == nil {
+		return nil, errors.New("s2s: domains, a dialback secret, TLS, Verify and Deliver are needed")
+	}
+	cfg.defaults()
+	return &Server{cfg: cfg}, nil
+}
+
+// Serve accepts streams on ln until ctx ends.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	go func() { <-ctx.Done(); ln.Close() }()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("s2s: accept: %w", err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer nc.Close()
+			c := newConn(nc, s.cfg.MaxStanza)
+			if err := s.serve(ctx, c); err != nil {
+				var se *streamError
+				if errors.As(err, &se) {
+					c.fail(se)
+				}
+				s.cfg.Log.Info("s2s stream ended", "remote", nc.RemoteAddr().String(), "err", err)
+			}
+		}()
+	}
+}
+
+// inbound is the state of one inbound stream.
+type inbound struct {
+	id       string          // of our stream header (the dialback stream id)
+	domain   string          // ours, as the peer addressed it
+	verified map[string]bool // peer domains this stream authenticated
+	secure   bool
+}
+
+func (s *Server) serve(ctx context.Context, c *conn) error {
+	in := &inbound{verified: map[string]bool{}}
+	for {
+		// A stream: the header, our features, then what the peer sends.
+		_, to, _, err := c.readHeader(time.Now().Add(s.cfg.Timeout))
+		if err != nil {
+			return err
+		}
+		in.id = stanza.NewID()
+		if err := c.header(to, "", in.id); err != nil {
+			return err
+		}
+		if !slices.Contains(s.cfg.Domains, to) {
+			return &streamError{cond: "host-unknown", text: "this server does not serve " + to}
+		}
+		in.domain = to
+		features := "<stream:features><starttls xmlns='" + nsTLS + "'><required/></starttls></stream:features>"
+		if in.secure {
+			features = "<stream:features><dialback xmlns='" + nsDialbackFeature + "'><errors/></dialback></stream:features>"
+		}
+		if err := c.send(features); err != nil {
+			return err
+		}
+		restart, err := s.stanzas(ctx, c, in)
+		if err != nil || !restart {
+			return err
+		}
+	}
+}
+
+// stanzas handles a stream's elements; restart: a new stream follows
+// (after STARTTLS).
+func (s *Server) stanzas(ctx context.Context, c *conn, in *inbound) (restart bool, err error) {
+	for {
+		e, err := c.next(time.Now().Add(s.cfg.Timeout))
+		if err != nil {
+			return false, err
+		}
+		switch {
+		case !in.secure && e.XMLName.Space == nsTLS && e.XMLName.Local == "starttls":
+			if err := c.send("<proceed xmlns='" + nsTLS + "'/>"); err != nil {
+				return false, err
+			}
+			tc := tls.Server(c.nc, s.cfg.TLS)
+			tc.SetDeadline(time.Now().Add(s.cfg.Timeout))
+			if err := tc.HandshakeContext(ctx); err != nil {
+				return false, fmt.Errorf("s2s: TLS handshake: %w", err)
+			}
+			c.nc, in.secure = tc, true
+			c.reset()
+			return true, nil
+		case !in.secure:
+			return false, &streamError{cond: "policy-violation", text: "STARTTLS is required"}
+		case e.XMLName.Space == nsDialback && e.XMLName.Local == "result":
+			if err := s.result(ctx, c, in, e); err != nil {
+				return false, err
+			}
+		case e.XMLName.Space == nsDialback && e.XMLName.Local == "verify":
+			if err := s.verify(c, e); err != nil {
+				return false, err
+			}
+		case e.XMLName.Space == nsServer:
+			if err := s.stanza(in, e); err != nil {
+				return false, err
+			}
+		default:
+			return false, &streamError{cond: "unsupported-stanza-type", text: e.XMLName.Local}
+		}
+	}
+}
+
+// result handles a dialback key (XEP-0220 §2.2.1): the peer asks to send
+// from a domain of its to one of ours; the authoritative server of its
+// domain says whether the key is one it made.
+func (s *Server) result(ctx context.Context, c *conn, in *inbound, e *stanza.Element) error {
+	from, to := e.Attr("from"), e.Attr("to")
+	answer := func(typ string) error {
+		return c.send("<db:result xmlns:db='" + nsDialback + "' from='" + stanza.Escape(to) + "' to='" + stanza.Escape(from) + "' type='" + typ + "'/>")
+	}
+	f, err := jid.Parse(from)
+	if err != nil || f.Localpart() != "" || f.Resourcepart() != "" || slices.Contains(s.cfg.Domains, from) {
+		return &streamError{cond: "invalid-from", text: "not a peer's domain: " + from}
+	}
+	if !slices.Contains(s.cfg.Domains, to) {
+		return c.send("<db:result xmlns:db='" + nsDialback + "' from='" + stanza.Escape(to) + "' to='" + stanza.Escape(from) +
+			"' type='error'><error type='cancel'><item-not-found xmlns='" + stanza.NSStanzas + "'/></error></db:result>")
+	}
+	vctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	defer cancel()
+	ok, err := s.cfg.Verify(vctx, to, from, in.id, e.Text())
+	switch {
+	case err != nil:
+		s.cfg.Log.Info("dialback: the authoritative server did not answer", "domain", from, "err", err)
+		return c.send("<db:result xmlns:db='" + nsDialback + "' from='" + stanza.Escape(to) + "' to='" + stanza.Escape(from) +
+			"' type='error'><error type='cancel'><remote-server-not-found xmlns='" + stanza.NSStanzas + "'/></error></db:result>")
+	case !ok:
+		s.cfg.Log.Warn("dialback: invalid key", "domain", from)
+		answer("invalid")
+		return &streamError{cond: "not-authorized", text: "the dialback key is invalid"}
+	}
+	in.verified[from] = true
+	s.cfg.Log.Info("dialback: peer authenticated", "domain", from, "to", to)
+	return answer("valid")
+}
+
+// verify answers a receiving server that asks whether a key is one this
+// server made (XEP-0220 §2.2.2: this server is the authoritative one).
+func (s *Server) verify(c *conn, e *stanza.Element) error {
+	from, to, id := e.Attr("from"), e.Attr("to"), e.Attr("id")
+	typ := "invalid"
+	if slices.Contains(s.cfg.Domains, to) && VerifyDialbackKey(s.cfg.Secret, from, to, id, e.Text()) {
+		typ = "valid"
+	}
+	return c.send("<db:verify xmlns:db='" + nsDialback + "' from='" + stanza.Escape(to) + "' to='" + stanza.Escape(from) +
+		"' id='" + stanza.Escape(id) + "' type='" + typ + "'/>")
+}
+
+// stanza takes a stanza from the peer: its from must be at a domain this
+// stream authenticated (RFC 6120 §13.7.2.3), its to at one of ours.
+func (s *Server) stanza(in *inbound, e *stanza.Element) error {
+	from, err := jid.Parse(e.Attr("from"))
+	if err != nil || !in.verified[from.Domainpart()] {
+		return &streamError{cond: "invalid-from", text: "the stream did not authenticate " + e.Attr("from")}
+	}
+	to, err := jid.Parse(e.Attr("to"))
+	if err != nil || !slices.Contains(s.cfg.Domains, to.Domainpart()) {
+		return &streamError{cond: "host-unknown", text: "this server does not serve " + e.Attr("to")}
+	}
+	s.cfg.Deliver(from, to, e)
+	return nil
+}
