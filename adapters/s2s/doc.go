@@ -5,9 +5,10 @@
 // required, then dialback as receiving server, asking the authoritative
 // one through Config.Verify, and as authoritative server answering
 // <db:verify/>); outbound streams (Config.Dial: STARTTLS, then dialback;
-// Config.VerifyKey). Not yet: SASL EXTERNAL, bidi, finding peers (SRV),
-// one reused stream per domain pair with queues, and the bounds on peers,
-// connections and rates that item 5 asks for.
+// Config.VerifyKey); and the Pool, one outbound stream per domain pair,
+// reused, with what waits for it bounded and bounced with the right
+// condition. Not yet: SASL EXTERNAL, bidi, finding peers (SRV), and the
+// bounds on peers, inbound connections and rates that item 5 asks for.
 //
 // Invariants: a dialback key is a function of the server's dialback
 // secret (derived from its one secret, adapters/keys) and of the domain

@@ -1,0 +1,210 @@
+package s2s
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+)
+
+// Pool keeps one outbound stream per domain pair (our domain, theirs),
+// opened on the first stanza and reused, so that federation costs one
+// dialback per pair, not per stanza. Stanzas sent while the stream is
+// being set up wait, in order, bounded in count and bytes; those that
+// cannot be sent are bounced to the caller with the condition to answer
+// their sender with (RFC 6120 §8.3.3: remote-server-not-found when the
+// peer cannot be reached or refuses us, remote-server-timeout when it
+// does not answer in time, resource-constraint when too much waits).
+type Pool struct {
+	cfg PoolConfig
+
+	mu    sync.Mutex
+	links map[pair]*link
+}
+
+// PoolConfig is what a Pool needs.
+type PoolConfig struct {
+	Config
+	// Resolve returns where the server of domain listens (--s2s-route,
+	// then SRV and A/AAAA).
+	Resolve func(ctx context.Context, domain string) (addr string, err error)
+	// Bounce takes a stanza that could not be sent, and the stanza error
+	// condition its sender is to get.
+	Bounce func(stanza, cond string)
+	// MaxQueue and MaxQueueBytes bound what waits for one pair's stream
+	// (defaults 1,000 stanzas and 4 MiB); IdleTimeout closes a stream no
+	// stanza used for that long (default 5 minutes).
+	MaxQueue, MaxQueueBytes int
+	IdleTimeout             time.Duration
+}
+
+type pair struct{ from, to string }
+
+// link is one pair's stream, or its setting up.
+type link struct {
+	out   *Outbound // nil while connecting
+	queue []string
+	bytes int
+	last  time.Time // of the last stanza sent
+}
+
+// NewPool returns a pool; Close ends its streams.
+func NewPool(cfg PoolConfig) (*Pool, error) {
+	if cfg.Resolve == nil || cfg.Bounce == nil || len(cfg.Secret) < 16 || cfg.ClientTLS == nil {
+		return nil, errors.New("s2s: a pool needs Resolve, Bounce, a dialback secret and ClientTLS")
+	}
+	cfg.defaults()
+	if cfg.MaxQueue <= 0 {
+		cfg.MaxQueue = 1000
+	}
+	if cfg.MaxQueueBytes <= 0 {
+		cfg.MaxQueueBytes = 4 << 20
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = 5 * time.Minute
+	}
+	return &Pool{cfg: cfg, links: make(map[pair]*link)}, nil
+}
+
+// Send sends a serialized stanza from our domain to theirs, over the
+// pair's stream, opening it if there is none.
+func (p *Pool) Send(from, to, stanza string) {
+	k := pair{from, to}
+	p.mu.Lock()
+	l, ok := p.links[k]
+	switch {
+	case ok && l.out != nil:
+		p.mu.Unlock()
+		if err := l.out.Send(stanza); err != nil {
+			// The stream broke: forget it; the next stanza opens another.
+			p.drop(k, l)
+			p.cfg.Bounce(stanza, "remote-server-not-found")
+			return
+		}
+		p.mu.Lock()
+		l.last = time.Now()
+		p.mu.Unlock()
+		return
+	case ok:
+		defer p.mu.Unlock()
+		if len(l.queue) >= p.cfg.MaxQueue || l.bytes+len(stanza) > p.cfg.MaxQueueBytes {
+			p.cfg.Bounce(stanza, "resource-constraint")
+			return
+		}
+		l.queue = append(l.queue, stanza)
+		l.bytes += len(stanza)
+		return
+	}
+	l = &link{queue: []string{stanza}, bytes: len(stanza)}
+	p.links[k] = l
+	p.mu.Unlock()
+	go p.connect(k, l)
+}
+
+// connect opens the pair's stream, then sends what waited, in order:
+// the stream is handed to Send only once the queue is empty, so no
+// stanza overtakes one that waited. On failure everything that waited is
+// bounced.
+func (p *Pool) connect(k pair, l *link) {
+	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.Timeout)
+	defer cancel()
+	out, err := p.dial(ctx, k)
+	if err != nil {
+		cond := "remote-server-not-found"
+		if errors.Is(err, context.DeadlineExceeded) {
+			cond = "remote-server-timeout"
+		}
+		p.mu.Lock()
+		queued := l.queue
+		l.queue, l.bytes = nil, 0
+		if p.links[k] == l {
+			delete(p.links, k)
+		}
+		p.mu.Unlock()
+		p.cfg.Log.Info("s2s: no stream", "from", k.from, "to", k.to, "bounced", len(queued), "err", err)
+		for _, s := range queued {
+			p.cfg.Bounce(s, cond)
+		}
+		return
+	}
+	for {
+		p.mu.Lock()
+		queued := l.queue
+		l.queue, l.bytes = nil, 0
+		if len(queued) == 0 {
+			l.out, l.last = out, time.Now()
+			p.mu.Unlock()
+			break
+		}
+		p.mu.Unlock()
+		for i, s := range queued {
+			if err := out.Send(s); err != nil {
+				p.mu.Lock()
+				rest := append(queued[i:], l.queue...)
+				l.queue, l.bytes = nil, 0
+				if p.links[k] == l {
+					delete(p.links, k)
+				}
+				p.mu.Unlock()
+				out.Close()
+				for _, s := range rest {
+					p.cfg.Bounce(s, "remote-server-not-found")
+				}
+				return
+			}
+		}
+	}
+	go p.idle(k, l)
+}
+
+func (p *Pool) dial(ctx context.Context, k pair) (*Outbound, error) {
+	addr, err := p.cfg.Resolve(ctx, k.to)
+	if err != nil {
+		return nil, err
+	}
+	return p.cfg.Dial(ctx, addr, k.from, k.to)
+}
+
+// idle closes the pair's stream once no stanza used it for IdleTimeout.
+func (p *Pool) idle(k pair, l *link) {
+	for {
+		p.mu.Lock()
+		wait := time.Until(l.last.Add(p.cfg.IdleTimeout))
+		current := p.links[k] == l
+		p.mu.Unlock()
+		if !current {
+			return
+		}
+		if wait <= 0 {
+			p.drop(k, l)
+			return
+		}
+		time.Sleep(wait)
+	}
+}
+
+// drop forgets the pair's link l and closes its stream.
+func (p *Pool) drop(k pair, l *link) {
+	p.mu.Lock()
+	if p.links[k] == l {
+		delete(p.links, k)
+	}
+	out := l.out
+	p.mu.Unlock()
+	if out != nil {
+		out.Close()
+	}
+}
+
+// Close ends every stream.
+func (p *Pool) Close() {
+	p.mu.Lock()
+	links := p.links
+	p.links = make(map[pair]*link)
+	p.mu.Unlock()
+	for _, l := range links {
+		if l.out != nil {
+			l.out.Close()
+		}
+	}
+}

@@ -1,0 +1,137 @@
+package s2s
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// bounces records what a pool bounced.
+type bounces struct {
+	mu  sync.Mutex
+	got []string // "cond stanza"
+}
+
+func (b *bounces) add(stanza, cond string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.got = append(b.got, cond+" "+stanza)
+}
+
+func (b *bounces) all() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]string(nil), b.got...)
+}
+
+// poolFor is a pool sending as capulet, resolving with addrs and counting
+// its dials; a resolution waits for gate, if one is given.
+func poolFor(t *testing.T, capulet *peer, addrs map[string]string, dials *atomic.Int32, b *bounces, gate chan struct{}, tweak func(*PoolConfig)) *Pool {
+	t.Helper()
+	cfg := PoolConfig{Config: capulet.cfg, Bounce: b.add,
+		Resolve: func(_ context.Context, d string) (string, error) {
+			if gate != nil {
+				<-gate
+			}
+			dials.Add(1)
+			if a, ok := addrs[d]; ok {
+				return a, nil
+			}
+			return "", fmt.Errorf("no server for %s", d)
+		}}
+	if tweak != nil {
+		tweak(&cfg)
+	}
+	p, err := NewPool(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	return p
+}
+
+// Stanzas to one domain share one stream, arrive in the order sent, those
+// sent while it was being set up included; an idle stream is closed and
+// the next stanza opens another.
+func TestPoolReusesOneStreamInOrder(t *testing.T) {
+	addrs := map[string]string{}
+	at := func(d string) string { return addrs[d] }
+	capulet := startPeer(t, "capulet.example", "s3cr3tf0rd14lb4ck", at)
+	montague := startPeer(t, "montague.example", "d14lb4ck43v3r-montague", at)
+	addrs["capulet.example"], addrs["montague.example"] = capulet.addr, montague.addr
+	montague.got = make(chan delivered, 64)
+	var dials atomic.Int32
+	var b bounces
+	p := poolFor(t, capulet, addrs, &dials, &b, nil, func(c *PoolConfig) { c.IdleTimeout = 300 * time.Millisecond })
+	for i := range 20 {
+		p.Send("capulet.example", "montague.example",
+			fmt.Sprintf("<message xmlns='jabber:server' from='juliet@capulet.example' to='romeo@montague.example' id='m%d'/>", i))
+	}
+	for i := range 20 {
+		select {
+		case d := <-montague.got:
+			if id := d.e.Attr("id"); id != fmt.Sprintf("m%d", i) {
+				t.Fatalf("message %d arrived as %s", i, id)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("message %d never arrived; bounced %v", i, b.all())
+		}
+	}
+	if n := dials.Load(); n != 1 {
+		t.Errorf("%d streams for one pair", n)
+	}
+	time.Sleep(600 * time.Millisecond) // past the idle timeout
+	p.Send("capulet.example", "montague.example", "<message xmlns='jabber:server' from='juliet@capulet.example' to='romeo@montague.example' id='later'/>")
+	select {
+	case d := <-montague.got:
+		if d.e.Attr("id") != "later" {
+			t.Errorf("got %s", d.e.Attr("id"))
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the stanza after the idle close never arrived")
+	}
+	if n := dials.Load(); n != 2 {
+		t.Errorf("%d streams opened; want a second after the idle close", n)
+	}
+	if got := b.all(); len(got) != 0 {
+		t.Errorf("bounced %v", got)
+	}
+}
+
+// What cannot be sent is bounced with the condition its sender gets: an
+// unreachable or refusing peer remote-server-not-found, too much waiting
+// resource-constraint.
+func TestPoolBounces(t *testing.T) {
+	addrs := map[string]string{}
+	at := func(d string) string { return addrs[d] }
+	capulet := startPeer(t, "capulet.example", "s3cr3tf0rd14lb4ck", at)
+	addrs["capulet.example"] = capulet.addr
+	addrs["closed.example"] = "127.0.0.1:1" // nobody listens there
+	var dials atomic.Int32
+	var b bounces
+	gate := make(chan struct{}) // the streams are being set up until every stanza is sent
+	p := poolFor(t, capulet, addrs, &dials, &b, gate, func(c *PoolConfig) { c.MaxQueue = 3 })
+	for i := range 5 {
+		p.Send("capulet.example", "closed.example", fmt.Sprintf("<message id='c%d'/>", i))
+	}
+	p.Send("capulet.example", "nowhere.example", "<message id='n0'/>")
+	close(gate)
+	deadline := time.Now().Add(5 * time.Second)
+	for len(b.all()) < 6 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	got := strings.Join(b.all(), "\n")
+	for _, want := range []string{
+		"resource-constraint <message id='c3'/>", "resource-constraint <message id='c4'/>",
+		"remote-server-not-found <message id='c0'/>", "remote-server-not-found <message id='c2'/>",
+		"remote-server-not-found <message id='n0'/>",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("bounces lack %q:\n%s", want, got)
+		}
+	}
+}
