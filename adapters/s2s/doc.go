@@ -7,7 +7,8 @@
 // <db:verify/>); outbound streams (Config.Dial: STARTTLS, then dialback;
 // Config.VerifyKey); and the Pool, one outbound stream per domain pair,
 // reused, with what waits for it bounded and bounced with the right
-// condition. Not yet: SASL EXTERNAL, bidi, finding peers (SRV), and the
+// condition; and the Resolver (--s2s-route, SRV, the domain on 5269).
+// Not yet: SASL EXTERNAL, bidi, direct TLS (_xmpps-server), and the
 // bounds on peers, inbound connections and rates that item 5 asks for.
 //
 // Invariants: a dialback key is a function of the server's dialback

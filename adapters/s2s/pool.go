@@ -3,6 +3,7 @@ package s2s
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 )
@@ -18,16 +19,17 @@ import (
 type Pool struct {
 	cfg PoolConfig
 
-	mu    sync.Mutex
-	links map[pair]*link
+	mu     sync.Mutex
+	links  map[pair]*link
+	closed bool
 }
 
 // PoolConfig is what a Pool needs.
 type PoolConfig struct {
 	Config
-	// Resolve returns where the server of domain listens (--s2s-route,
-	// then SRV and A/AAAA).
-	Resolve func(ctx context.Context, domain string) (addr string, err error)
+	// Resolve returns where the server of domain listens, best first
+	// (Resolver.Resolve: --s2s-route, then SRV, then the domain on 5269).
+	Resolve func(ctx context.Context, domain string) (addrs []string, err error)
 	// Bounce takes a stanza that could not be sent, and the stanza error
 	// condition its sender is to get.
 	Bounce func(stanza, cond string)
@@ -71,6 +73,11 @@ func NewPool(cfg PoolConfig) (*Pool, error) {
 func (p *Pool) Send(from, to, stanza string) {
 	k := pair{from, to}
 	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		p.cfg.Bounce(stanza, "remote-server-not-found")
+		return
+	}
 	l, ok := p.links[k]
 	switch {
 	case ok && l.out != nil:
@@ -132,6 +139,11 @@ func (p *Pool) connect(k pair, l *link) {
 		queued := l.queue
 		l.queue, l.bytes = nil, 0
 		if len(queued) == 0 {
+			if p.links[k] != l { // closed or dropped meanwhile
+				p.mu.Unlock()
+				out.Close()
+				return
+			}
 			l.out, l.last = out, time.Now()
 			p.mu.Unlock()
 			break
@@ -157,12 +169,20 @@ func (p *Pool) connect(k pair, l *link) {
 	go p.idle(k, l)
 }
 
+// dial tries the peer's addresses in order until one gives a stream.
 func (p *Pool) dial(ctx context.Context, k pair) (*Outbound, error) {
-	addr, err := p.cfg.Resolve(ctx, k.to)
+	addrs, err := p.cfg.Resolve(ctx, k.to)
 	if err != nil {
 		return nil, err
 	}
-	return p.cfg.Dial(ctx, addr, k.from, k.to)
+	err = fmt.Errorf("s2s: no address for %s", k.to)
+	for _, a := range addrs {
+		var out *Outbound
+		if out, err = p.cfg.Dial(ctx, a, k.from, k.to); err == nil {
+			return out, nil
+		}
+	}
+	return nil, err
 }
 
 // idle closes the pair's stream once no stanza used it for IdleTimeout.
@@ -196,15 +216,18 @@ func (p *Pool) drop(k pair, l *link) {
 	}
 }
 
-// Close ends every stream.
+// Close ends every stream; what is sent afterwards is bounced.
 func (p *Pool) Close() {
 	p.mu.Lock()
-	links := p.links
-	p.links = make(map[pair]*link)
-	p.mu.Unlock()
-	for _, l := range links {
+	var outs []*Outbound
+	for _, l := range p.links {
 		if l.out != nil {
-			l.out.Close()
+			outs = append(outs, l.out)
 		}
+	}
+	p.links, p.closed = make(map[pair]*link), true
+	p.mu.Unlock()
+	for _, o := range outs {
+		o.Close()
 	}
 }

@@ -33,15 +33,15 @@ func (b *bounces) all() []string {
 func poolFor(t *testing.T, capulet *peer, addrs map[string]string, dials *atomic.Int32, b *bounces, gate chan struct{}, tweak func(*PoolConfig)) *Pool {
 	t.Helper()
 	cfg := PoolConfig{Config: capulet.cfg, Bounce: b.add,
-		Resolve: func(_ context.Context, d string) (string, error) {
+		Resolve: func(_ context.Context, d string) ([]string, error) {
 			if gate != nil {
 				<-gate
 			}
 			dials.Add(1)
 			if a, ok := addrs[d]; ok {
-				return a, nil
+				return []string{a}, nil
 			}
-			return "", fmt.Errorf("no server for %s", d)
+			return nil, fmt.Errorf("no server for %s", d)
 		}}
 	if tweak != nil {
 		tweak(&cfg)
