@@ -38,6 +38,7 @@ func (o *Outbound) Close() error {
 // open connects to addr as from for to, negotiates TLS, and returns the
 // secured stream with the id of the peer's stream header.
 func (cfg *Config) open(ctx context.Context, addr, from, to string) (*conn, string, error) {
+	cfg.defaults()
 	var d net.Dialer
 	nc, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {

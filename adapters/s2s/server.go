@@ -96,6 +96,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 }
 
+// maxDomainsPerStream bounds the peer domains one inbound stream may
+// authenticate (XEP-0220 §4 multiplexing): each costs a verification
+// round trip, and a peer hosting more opens more streams.
+const maxDomainsPerStream = 64
+
 // inbound is the state of one inbound stream.
 type inbound struct {
 	id       string          // of our stream header (the dialback stream id)
@@ -113,10 +118,14 @@ func (s *Server) serve(ctx context.Context, c *conn) error {
 			return err
 		}
 		in.id = stanza.NewID()
-		if err := c.header(to, "", in.id); err != nil {
+		ours := to
+		if !slices.Contains(s.cfg.Domains, to) {
+			ours = s.cfg.Domains[0] // the header goes out even for an error: a stream error needs a stream
+		}
+		if err := c.header(ours, "", in.id); err != nil {
 			return err
 		}
-		if !slices.Contains(s.cfg.Domains, to) {
+		if ours != to {
 			return &streamError{cond: "host-unknown", text: "this server does not serve " + to}
 		}
 		in.domain = to
@@ -203,6 +212,9 @@ func (s *Server) result(ctx context.Context, c *conn, in *inbound, e *stanza.Ele
 		s.cfg.Log.Warn("dialback: invalid key", "domain", from)
 		answer("invalid")
 		return &streamError{cond: "not-authorized", text: "the dialback key is invalid"}
+	}
+	if len(in.verified) >= maxDomainsPerStream {
+		return &streamError{cond: "policy-violation", text: fmt.Sprintf("at most %d domains per stream", maxDomainsPerStream)}
 	}
 	in.verified[from] = true
 	s.cfg.Log.Info("dialback: peer authenticated", "domain", from, "to", to)

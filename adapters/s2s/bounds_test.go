@@ -1,0 +1,64 @@
+package s2s
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"mellium.im/xmpp/jid"
+
+	"annals.im/annals/adapters/stanza"
+)
+
+// One inbound stream authenticates at most maxDomainsPerStream peer
+// domains; the next one ends the stream with policy-violation.
+func TestDomainsPerStreamBounded(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{
+		Domains: []string{"montague.example"}, Secret: []byte("d14lb4ck43v3r-montague"),
+		TLS:       &tls.Config{Certificates: []tls.Certificate{selfSigned(t, "montague.example")}, MinVersion: tls.VersionTLS12},
+		ClientTLS: func(string) *tls.Config { return &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12} },
+		// Every key is good here: the bound is what is tested.
+		Verify:  func(context.Context, string, string, string, string) (bool, error) { return true, nil },
+		Deliver: func(jid.JID, jid.JID, *stanza.Element) {},
+		Timeout: 5 * time.Second, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}
+	srv, err := NewServer(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { srv.Serve(ctx, ln); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	c, _, err := cfg.open(ctx, ln.Addr().String(), "peer0.example", "montague.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.nc.Close()
+	var last *stanza.Element
+	for i := range maxDomainsPerStream + 1 {
+		if err := c.send(fmt.Sprintf("<db:result from='peer%d.example' to='montague.example'>00</db:result>", i)); err != nil {
+			t.Fatal(err)
+		}
+		if last, err = c.next(time.Now().Add(5 * time.Second)); err != nil {
+			t.Fatalf("answer %d: %v", i, err)
+		}
+		if i < maxDomainsPerStream && last.Attr("type") != "valid" {
+			t.Fatalf("domain %d: %s %s", i, last.XMLName.Local, last.Attr("type"))
+		}
+	}
+	if last.XMLName.Local != "error" || !strings.Contains(string(last.Inner), "policy-violation") {
+		t.Fatalf("past the bound: %s %s", last.XMLName.Local, last.Inner)
+	}
+}
