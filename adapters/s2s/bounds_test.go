@@ -62,3 +62,35 @@ func TestDomainsPerStreamBounded(t *testing.T) {
 		t.Fatalf("past the bound: %s %s", last.XMLName.Local, last.Inner)
 	}
 }
+
+// Serve returns when its context ends, its open streams closed, however
+// idle they are.
+func TestServeStopsWithOpenStreams(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := NewServer(Config{Domains: []string{"montague.example"}, Secret: []byte("d14lb4ck43v3r-montague"),
+		TLS:     &tls.Config{Certificates: []tls.Certificate{selfSigned(t, "montague.example")}},
+		Verify:  func(context.Context, string, string, string, string) (bool, error) { return false, nil },
+		Deliver: func(jid.JID, jid.JID, *stanza.Element) {}, Timeout: time.Minute,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { srv.Serve(ctx, ln); close(done) }()
+	idle, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	time.Sleep(50 * time.Millisecond) // accepted
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(3 * time.Second):
+		t.Fatal("Serve waited for an idle stream's deadline")
+	}
+}

@@ -84,6 +84,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		go func() {
 			defer wg.Done()
 			defer nc.Close()
+			// Streams end with the server, not at their next read deadline.
+			defer context.AfterFunc(ctx, func() { nc.Close() })()
 			c := newConn(nc, s.cfg.MaxStanza)
 			if err := s.serve(ctx, c); err != nil {
 				var se *streamError
