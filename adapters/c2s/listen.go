@@ -6,11 +6,10 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/netip"
-	"sync"
 	"sync/atomic"
 	"time"
 
+	"annals.im/annals/adapters/connlimit"
 	"annals.im/annals/adapters/stanza"
 )
 
@@ -34,78 +33,6 @@ func (cfg *Config) connDefaults() {
 	if cfg.LoginTimeout <= 0 {
 		cfg.LoginTimeout = DefaultLoginTimeout
 	}
-}
-
-// connLimits counts the open client connections, in all and per address.
-// Every accepted connection is one file descriptor until it is closed:
-// counting them is what keeps a flood of idle connections from taking the
-// descriptors the store needs to open its files.
-type connLimits struct {
-	max, perAddr int
-
-	mu     sync.Mutex
-	total  int
-	byAddr map[string]int // addrKey -> open connections; no zero entries
-}
-
-func newConnLimits(max, perAddr int) *connLimits {
-	return &connLimits{max: max, perAddr: perAddr, byAddr: make(map[string]int)}
-}
-
-// admit takes a slot for a connection from key. When none is free it
-// returns the stream error to refuse the connection with.
-func (l *connLimits) admit(key string) (release func(), refusal *streamError) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	switch {
-	case l.total >= l.max:
-		// RFC 6120 §4.9.3.17: the server lacks the resources to serve
-		// the stream; which is what a full table of descriptors is.
-		return nil, &streamError{cond: "resource-constraint", text: "too many connections to this server; try again later"}
-	case l.byAddr[key] >= l.perAddr:
-		// RFC 6120 §4.9.3.14: a local policy, not a lack of resources:
-		// others are still served.
-		return nil, &streamError{cond: "policy-violation", text: fmt.Sprintf("too many connections from your address (at most %d)", l.perAddr)}
-	}
-	l.total++
-	l.byAddr[key]++
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			l.mu.Lock()
-			defer l.mu.Unlock()
-			l.total--
-			if l.byAddr[key]--; l.byAddr[key] <= 0 {
-				delete(l.byAddr, key)
-			}
-		})
-	}, nil
-}
-
-// open reports the connections counted now, in all and from key.
-func (l *connLimits) open(key string) (total, fromKey int) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.total, l.byAddr[key]
-}
-
-// addrKey is what the per-address cap counts by: an IPv4 address, or the
-// /64 an IPv6 address is in, since one subscriber usually gets a whole /64
-// and can pick any address in it.
-func addrKey(a net.Addr) string {
-	ap, err := netip.ParseAddrPort(a.String())
-	if err != nil {
-		return a.String() // not an IP address (a pipe in tests): one key each
-	}
-	ip := ap.Addr().Unmap()
-	if ip.Is4() {
-		return ip.String()
-	}
-	p, err := ip.WithZone("").Prefix(64)
-	if err != nil {
-		return ip.String()
-	}
-	return p.String()
 }
 
 // countedConn gives its slot back when it is closed, by whoever closes it:
@@ -132,11 +59,12 @@ func (c *countedConn) Close() error {
 // which is exactly what the cap is there to prevent; a client reading the
 // stream sees a well-formed stream with the reason in it.
 func (s *Server) admit(nc net.Conn) (net.Conn, bool) {
-	key := addrKey(nc.RemoteAddr())
-	release, refusal := s.limits.admit(key)
-	if refusal == nil {
+	key := connlimit.Key(nc.RemoteAddr())
+	release, cond, text := s.limits.Admit(key)
+	if release != nil {
 		return &countedConn{Conn: nc, release: release}, true
 	}
+	refusal := &streamError{cond: cond, text: text}
 	s.refused.Add(1)
 	// A fresh socket's send buffer is empty: this write does not wait.
 	nc.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
@@ -157,7 +85,7 @@ func (s *Server) reportRefused(ctx context.Context) {
 			return
 		case <-t.C:
 			if n := s.refused.Swap(0); n > 0 {
-				total, _ := s.limits.open("")
+				total, _ := s.limits.Open("")
 				s.cfg.Log.Warn("connections refused: over the connection caps", "refused", n, "open", total,
 					"max", s.cfg.MaxConnections, "max_per_ip", s.cfg.MaxConnectionsPerIP)
 			}

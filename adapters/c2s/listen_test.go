@@ -109,57 +109,6 @@ type osSyscallError struct{ errno syscall.Errno }
 func (e *osSyscallError) Error() string { return "accept4: " + e.errno.Error() }
 func (e *osSyscallError) Unwrap() error { return e.errno }
 
-func TestAddrKey(t *testing.T) {
-	for _, c := range []struct{ addr, want string }{
-		{"192.0.2.7:5222", "192.0.2.7"},
-		{"[::ffff:192.0.2.7]:5222", "192.0.2.7"},
-		{"[2001:db8:1:2:3:4:5:6]:5222", "2001:db8:1:2::/64"},
-		{"[2001:db8:1:2:ffff::1]:1", "2001:db8:1:2::/64"},
-		{"[fe80::1%eth0]:1", "fe80::/64"},
-		{"[::1]:1", "::/64"},
-	} {
-		addr, err := net.ResolveTCPAddr("tcp", c.addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := addrKey(addr); got != c.want {
-			t.Errorf("addrKey(%s) = %q, want %q", c.addr, got, c.want)
-		}
-	}
-}
-
-func TestConnLimits(t *testing.T) {
-	l := newConnLimits(3, 2)
-	var releases []func()
-	admit := func(key, wantCond string) {
-		t.Helper()
-		release, refusal := l.admit(key)
-		switch {
-		case wantCond == "" && refusal != nil:
-			t.Fatalf("%s refused: %v", key, refusal)
-		case wantCond != "" && (refusal == nil || refusal.cond != wantCond):
-			t.Fatalf("%s: got %v, want %s", key, refusal, wantCond)
-		case release != nil:
-			releases = append(releases, release)
-		}
-	}
-	admit("a", "")
-	admit("a", "")
-	admit("a", "policy-violation")
-	admit("b", "")
-	admit("c", "resource-constraint")
-	releases[0]()
-	releases[0]() // twice: counted once
-	admit("c", "")
-	admit("a", "resource-constraint")
-	for _, r := range releases {
-		r()
-	}
-	if total, a := l.open("a"); total != 0 || a != 0 || len(l.byAddr) != 0 {
-		t.Fatalf("after every release: %d open, %d from a, %d keys", total, a, len(l.byAddr))
-	}
-}
-
 // Connections over the caps get a stream error and are closed at once;
 // a closed connection frees its slot; other addresses are still served.
 func TestConnectionCaps(t *testing.T) {

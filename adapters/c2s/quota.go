@@ -44,7 +44,7 @@ func (cfg *Config) quotaDefaults() {
 	cfg.MaxRosterItems = cmp.Or(cfg.MaxRosterItems, DefaultMaxRosterItems)
 }
 
-// registrations counts in-band registrations per address (addrKey: an
+// registrations counts in-band registrations per address (connlimit.Key: an
 // IPv4 address or an IPv6 /64) over a sliding window. Loopback is an
 // address like any other: a TLS proxy on the host would otherwise lift
 // the limit for everyone behind it.

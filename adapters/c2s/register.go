@@ -9,6 +9,7 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"annals.im/annals/adapters/connlimit"
 	"annals.im/annals/adapters/credentials"
 	"annals.im/annals/adapters/stanza"
 	"annals.im/annals/domain/account"
@@ -91,7 +92,7 @@ func (c *conn) register(ctx context.Context, e *element, q element) (removed boo
 		return false, c.write(c.errorReply(e, "modify", "bad-request"))
 	case c.user != "":
 		opErr = reg.SetPassword(ctx, c.user+"@"+c.domain, password, c.sid)
-	case !c.srv.regs.allow(addrKey(c.nc.RemoteAddr()), time.Now()):
+	case !c.srv.regs.allow(connlimit.Key(c.nc.RemoteAddr()), time.Now()):
 		// NOTSPEC(XEP-0077 §3.1): the XEP's MAY for too many registrations
 		// is not-acceptable, which also means "a field is missing or wrong"
 		// (type modify), so a client would blame its form. The refusal is

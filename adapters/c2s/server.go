@@ -21,6 +21,7 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"annals.im/annals/adapters/connlimit"
 	"annals.im/annals/adapters/mux"
 	"annals.im/annals/adapters/sasl"
 	"annals.im/annals/adapters/stanza"
@@ -37,7 +38,7 @@ type Server struct {
 	conns     map[*conn]struct{}          // every session being served, bound or not
 	expired   map[string]expiredSession   // session id -> what a late resumption learns
 	throttle  *throttle
-	limits    *connLimits
+	limits    *connlimit.Limits
 	regs      *registrations
 	refused   atomic.Int64 // connections refused by limits since last reported
 	delivery  deliveryLocks
@@ -86,7 +87,7 @@ func NewServer(cfg Config) (*Server, error) {
 			delay: cfg.FailureDelay, delayMax: cfg.FailureDelayMax, window: cfg.FailureWindow,
 			maxKeys: cfg.ThrottleKeys, trusted: cfg.TrustedProxies,
 		}),
-		limits: newConnLimits(cfg.MaxConnections, cfg.MaxConnectionsPerIP),
+		limits: connlimit.New(cfg.MaxConnections, cfg.MaxConnectionsPerIP),
 		regs:   newRegistrations(cfg.RegistrationsPerAddress, cfg.RegistrationWindow, registrationKeys)}
 	s.registerBuiltins(cfg.Mux)
 	return s, nil

@@ -94,3 +94,57 @@ func TestServeStopsWithOpenStreams(t *testing.T) {
 		t.Fatal("Serve waited for an idle stream's deadline")
 	}
 }
+
+// Inbound streams are capped per address: one more is refused with
+// policy-violation at once, and a slot freed serves the next.
+func TestInboundConnectionsCapped(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := NewServer(Config{Domains: []string{"montague.example"}, Secret: []byte("d14lb4ck43v3r-montague"),
+		TLS:     &tls.Config{Certificates: []tls.Certificate{selfSigned(t, "montague.example")}},
+		Verify:  func(context.Context, string, string, string, string) (bool, error) { return false, nil },
+		Deliver: func(jid.JID, jid.JID, *stanza.Element) {}, Timeout: time.Minute, MaxConnectionsPerIP: 2,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { srv.Serve(ctx, ln); close(done) }()
+	defer func() { cancel(); <-done }()
+	var open []net.Conn
+	for range 2 {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		open = append(open, c)
+	}
+	time.Sleep(50 * time.Millisecond) // both accepted
+	third, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	third.SetReadDeadline(time.Now().Add(3 * time.Second))
+	got, _ := io.ReadAll(third)
+	if !strings.Contains(string(got), "policy-violation") {
+		t.Fatalf("the third connection from one address: %q", got)
+	}
+	open[0].Close()
+	time.Sleep(50 * time.Millisecond) // released
+	fourth, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fourth.Close()
+	fourth.Write([]byte("<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' to='montague.example' version='1.0'>"))
+	fourth.SetReadDeadline(time.Now().Add(3 * time.Second))
+	buf := make([]byte, 4096)
+	n, _ := fourth.Read(buf)
+	if !strings.Contains(string(buf[:n]), "stream:stream") || strings.Contains(string(buf[:n]), "policy-violation") {
+		t.Fatalf("after a slot was freed: %q", buf[:n])
+	}
+	open[1].Close()
+}

@@ -7,9 +7,11 @@
 // <db:verify/>); outbound streams (Config.Dial: STARTTLS, then dialback;
 // Config.VerifyKey); and the Pool, one outbound stream per domain pair,
 // reused, with what waits for it bounded and bounced with the right
-// condition; and the Resolver (--s2s-route, SRV, the domain on 5269).
-// Not yet: SASL EXTERNAL, bidi, direct TLS (_xmpps-server), and the
-// bounds on peers, inbound connections and rates that item 5 asks for.
+// condition; the Resolver (--s2s-route, SRV, the domain on 5269); and
+// caps on inbound streams, in all and per address (adapters/connlimit),
+// and on the domains one stream may authenticate.
+// Not yet: SASL EXTERNAL, bidi, direct TLS (_xmpps-server), stanza rates
+// per peer, and flags for the bounds (they are Config fields).
 //
 // Invariants: a dialback key is a function of the server's dialback
 // secret (derived from its one secret, adapters/keys) and of the domain

@@ -13,6 +13,7 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"annals.im/annals/adapters/connlimit"
 	"annals.im/annals/adapters/stanza"
 )
 
@@ -38,7 +39,11 @@ type Config struct {
 	// Timeout a negotiation step and an idle stream (default 60 s).
 	MaxStanza int
 	Timeout   time.Duration
-	Log       *slog.Logger
+	// MaxConnections and MaxConnectionsPerIP cap the inbound streams open
+	// at once, in all (default 256) and from one address (default 8: a
+	// peer needs one per domain pair it serves, plus verifications).
+	MaxConnections, MaxConnectionsPerIP int
+	Log                                 *slog.Logger
 }
 
 func (cfg *Config) defaults() {
@@ -51,11 +56,18 @@ func (cfg *Config) defaults() {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
+	if cfg.MaxConnections <= 0 {
+		cfg.MaxConnections = 256
+	}
+	if cfg.MaxConnectionsPerIP <= 0 {
+		cfg.MaxConnectionsPerIP = 8
+	}
 }
 
 // Server accepts streams from other servers.
 type Server struct {
-	cfg Config
+	cfg    Config
+	limits *connlimit.Limits
 }
 
 // NewServer checks cfg and returns a server.
@@ -64,7 +76,7 @@ func NewServer(cfg Config) (*Server, error) {
 		return nil, errors.New("s2s: domains, a dialback secret, TLS, Verify and Deliver are needed")
 	}
 	cfg.defaults()
-	return &Server{cfg: cfg}, nil
+	return &Server{cfg: cfg, limits: connlimit.New(cfg.MaxConnections, cfg.MaxConnectionsPerIP)}, nil
 }
 
 // Serve accepts streams on ln until ctx ends.
@@ -80,9 +92,20 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			}
 			return fmt.Errorf("s2s: accept: %w", err)
 		}
+		release, cond, text := s.limits.Admit(connlimit.Key(nc.RemoteAddr()))
+		if release == nil {
+			// Refused before the peer's header is read: waiting for it
+			// would hold the descriptor the cap is there to keep.
+			s.cfg.Log.Info("s2s connection refused", "remote", nc.RemoteAddr().String(), "condition", cond)
+			c := newConn(nc, s.cfg.MaxStanza)
+			c.header(s.cfg.Domains[0], "", stanza.NewID())
+			c.fail(&streamError{cond: cond, text: text})
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer release()
 			defer nc.Close()
 			// Streams end with the server, not at their next read deadline.
 			defer context.AfterFunc(ctx, func() { nc.Close() })()
