@@ -153,7 +153,7 @@ type conn struct {
 	nc  net.Conn
 	log *slog.Logger
 
-	lr     *limitReader
+	lr     *stanza.LimitReader
 	dec    *wellformed.Decoder
 	w      *bufio.Writer
 	secure bool
@@ -261,7 +261,7 @@ func (r idleReader) Read(p []byte) (int, error) {
 func (c *conn) restart() {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	c.lr = &limitReader{r: idleReader{c.nc, c.srv.cfg.IdleTimeout, &c.login}, max: c.srv.cfg.MaxStanza}
+	c.lr = &stanza.LimitReader{R: idleReader{c.nc, c.srv.cfg.IdleTimeout, &c.login}, Max: c.srv.cfg.MaxStanza}
 	c.dec = wellformed.NewDecoder(c.lr, c.srv.cfg.MaxDepth)
 	c.w = bufio.NewWriterSize(c.nc, 32<<10) // a MAM page (tens of KiB) in one TLS write
 }
@@ -284,7 +284,7 @@ func (c *conn) run(ctx context.Context) error {
 
 // next reads the next top-level element, skipping white space (keepalives).
 func (c *conn) next() (*element, error) {
-	c.lr.reset()
+	c.lr.Reset()
 	for {
 		begin := c.dec.InputOffset()
 		tok, err := c.dec.Token()
@@ -324,13 +324,13 @@ func (c *conn) readError(err error) error {
 	var we *wellformed.Error
 	var ne net.Error
 	switch {
-	case errors.Is(err, errTooBig):
+	case errors.Is(err, stanza.ErrTooBig):
 		return &streamError{cond: "policy-violation", text: fmt.Sprintf("stanza larger than %d bytes", c.srv.cfg.MaxStanza)}
-	case errors.Is(c.lr.err, errLoginTimeout):
+	case errors.Is(c.lr.Err, errLoginTimeout):
 		return &streamError{cond: "connection-timeout", text: fmt.Sprintf("not logged in within %v", c.srv.cfg.LoginTimeout)}
-	case errors.As(c.lr.err, &ne) && ne.Timeout(), errors.As(err, &ne) && ne.Timeout():
+	case errors.As(c.lr.Err, &ne) && ne.Timeout(), errors.As(err, &ne) && ne.Timeout():
 		return &streamError{cond: "connection-timeout"}
-	case c.lr.err != nil:
+	case c.lr.Err != nil:
 		// The connection broke or the client hung up without closing the
 		// stream: nothing to answer, and nobody to answer to.
 		return io.EOF

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"time"
 
+	"annals.im/annals/adapters/stanza"
 	"annals.im/annals/domain/wellformed"
 )
 
@@ -112,7 +113,7 @@ func (s *smState) ack(h uint32) error {
 // transport is a new connection that takes over a detached session.
 type transport struct {
 	nc     net.Conn
-	lr     *limitReader
+	lr     *stanza.LimitReader
 	dec    *wellformed.Decoder
 	w      *bufio.Writer
 	secure bool

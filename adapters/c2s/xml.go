@@ -1,9 +1,7 @@
 package c2s
 
 import (
-	"errors"
 	"fmt"
-	"io"
 
 	"annals.im/annals/adapters/stanza"
 )
@@ -35,33 +33,6 @@ const (
 
 // element is a stanza as read from the stream.
 type element = stanza.Element
-
-// errTooBig: a stanza went past the configured maximum size.
-var errTooBig = errors.New("c2s: stanza too big")
-
-// limitReader counts the bytes read since the last reset and fails once
-// they pass max: the decoder reads ahead by at most its buffer, so the
-// limit holds to within a few KiB.
-type limitReader struct {
-	r   io.Reader
-	n   int
-	max int
-	err error // what the connection returned, e.g. io.EOF when the client hung up
-}
-
-func (l *limitReader) Read(p []byte) (int, error) {
-	if l.n > l.max {
-		return 0, errTooBig
-	}
-	n, err := l.r.Read(p)
-	l.n += n
-	if err != nil {
-		l.err = err
-	}
-	return n, err
-}
-
-func (l *limitReader) reset() { l.n = 0 }
 
 // streamError is an RFC 6120 §4.9 stream error condition.
 type streamError struct {

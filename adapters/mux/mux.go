@@ -120,6 +120,7 @@ type Mux struct {
 	identities [dests][]Identity
 	items      [dests][]Item
 	services   map[string]Service // by domain
+	mounted    []Service          // the same, in the order mounted
 }
 
 // New returns an empty Mux.

@@ -3,8 +3,6 @@ package mux
 import (
 	"context"
 	"fmt"
-	"maps"
-	"slices"
 	"time"
 
 	"mellium.im/xmpp/jid"
@@ -56,6 +54,7 @@ func (m *Mux) Mount(domain string, svc Service) {
 		panic(fmt.Sprintf("mux: a service is already mounted on %s", domain))
 	}
 	m.services[domain] = svc
+	m.mounted = append(m.mounted, svc)
 }
 
 // Service returns the service mounted on domain.
@@ -64,12 +63,7 @@ func (m *Mux) Service(domain string) (Service, bool) {
 	return svc, ok
 }
 
-// Services returns the mounted services, each once, ordered by domain.
-func (m *Mux) Services() []Service {
-	domains := slices.Sorted(maps.Keys(m.services))
-	out := make([]Service, len(domains))
-	for i, d := range domains {
-		out[i] = m.services[d]
-	}
-	return out
-}
+// Services returns the mounted services, in the order mounted. The
+// core asks on every batch of the log and every session's end: the list
+// is kept, not rebuilt.
+func (m *Mux) Services() []Service { return m.mounted }

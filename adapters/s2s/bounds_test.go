@@ -16,9 +16,12 @@ import (
 	"annals.im/annals/adapters/stanza"
 )
 
-// One inbound stream authenticates at most maxDomainsPerStream peer
-// domains; the next one ends the stream with policy-violation.
-func TestDomainsPerStreamBounded(t *testing.T) {
+// hostileTarget starts montague.example, which takes every dialback key
+// (what these tests probe is what comes after), adjusted by tweak; it
+// returns the config a client of it can open streams with, its address,
+// and a stop that waits for Serve to return.
+func hostileTarget(t *testing.T, tweak func(*Config)) (Config, string, func()) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -27,10 +30,12 @@ func TestDomainsPerStreamBounded(t *testing.T) {
 		Domains: []string{"montague.example"}, Secret: []byte("d14lb4ck43v3r-montague"),
 		TLS:       &tls.Config{Certificates: []tls.Certificate{selfSigned(t, "montague.example")}, MinVersion: tls.VersionTLS12},
 		ClientTLS: func(string) *tls.Config { return &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12} },
-		// Every key is good here: the bound is what is tested.
-		Verify:  func(context.Context, string, string, string, string) (bool, error) { return true, nil },
-		Deliver: func(jid.JID, jid.JID, *stanza.Element) {},
-		Timeout: 5 * time.Second, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Verify:    func(context.Context, string, string, string, string) (bool, error) { return true, nil },
+		Deliver:   func(jid.JID, jid.JID, *stanza.Element) {},
+		Timeout:   5 * time.Second, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}
+	if tweak != nil {
+		tweak(&cfg)
 	}
 	srv, err := NewServer(cfg)
 	if err != nil {
@@ -39,9 +44,53 @@ func TestDomainsPerStreamBounded(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { srv.Serve(ctx, ln); close(done) }()
-	defer func() { cancel(); <-done }()
+	var once bool
+	stop := func() {
+		if !once {
+			once = true
+			cancel()
+			<-done
+		}
+	}
+	t.Cleanup(stop)
+	return cfg, ln.Addr().String(), stop
+}
 
-	c, _, err := cfg.open(ctx, ln.Addr().String(), "peer0.example", "montague.example")
+// authenticated opens a stream to addr that authenticated
+// capulet.example.
+func authenticated(t *testing.T, cfg Config, addr string) *conn {
+	t.Helper()
+	c, _, err := cfg.open(context.Background(), addr, "capulet.example", "montague.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.nc.Close() })
+	c.send("<db:result from='capulet.example' to='montague.example'>00</db:result>")
+	if r, err := c.next(time.Now().Add(5 * time.Second)); err != nil || r.Attr("type") != "valid" {
+		t.Fatalf("dialback: %v %v", r, err)
+	}
+	return c
+}
+
+// streamErrorOf reads until the stream error the server ends with.
+func streamErrorOf(t *testing.T, c *conn) string {
+	t.Helper()
+	for {
+		e, err := c.next(time.Now().Add(5 * time.Second))
+		if err != nil {
+			t.Fatalf("no stream error: %v", err)
+		}
+		if e.XMLName.Local == "error" && e.XMLName.Space == nsStream {
+			return string(e.Inner)
+		}
+	}
+}
+
+// One inbound stream authenticates at most maxDomainsPerStream peer
+// domains; the next one ends the stream with policy-violation.
+func TestDomainsPerStreamBounded(t *testing.T) {
+	cfg, addr, _ := hostileTarget(t, nil)
+	c, _, err := cfg.open(context.Background(), addr, "peer0.example", "montague.example")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,33 +112,64 @@ func TestDomainsPerStreamBounded(t *testing.T) {
 	}
 }
 
+// What an authenticated peer sends is held to the same rules as a
+// client's: a stanza past MaxStanza, XML that is not namespace-well-formed
+// and a stanza to a domain the server does not serve each end the
+// stream with their condition, and nothing of them is delivered.
+func TestHostilePeerStanzas(t *testing.T) {
+	delivered := make(chan string, 4)
+	cfg, addr, _ := hostileTarget(t, func(c *Config) {
+		c.MaxStanza = 4096
+		c.Deliver = func(_, _ jid.JID, e *stanza.Element) { delivered <- string(e.Inner) }
+	})
+	for _, tc := range []struct{ name, stanza, cond string }{
+		{"oversized", "<message from='a@capulet.example' to='b@montague.example'><body>" + strings.Repeat("x", 8192) + "</body></message>", "policy-violation"},
+		{"undeclared prefix", "<message from='a@capulet.example' to='b@montague.example'><foo:bar/></message>", "not-well-formed"},
+		{"not ours", "<message from='a@capulet.example' to='b@verona.example'><body>hi</body></message>", "host-unknown"},
+		{"not authenticated", "<message from='a@tybalt.example' to='b@montague.example'><body>hi</body></message>", "invalid-from"},
+	} {
+		c := authenticated(t, cfg, addr)
+		c.send(tc.stanza)
+		if got := streamErrorOf(t, c); !strings.Contains(got, tc.cond) {
+			t.Errorf("%s: stream error %s, want %s", tc.name, got, tc.cond)
+		}
+	}
+	// A stanza that never ends is cut off after MaxStanza and the reader's
+	// read-ahead, not read into memory for as long as the peer sends.
+	c := authenticated(t, cfg, addr)
+	go func() {
+		c.send("<message from='a@capulet.example' to='b@montague.example'><body>")
+		chunk := strings.Repeat("y", 64<<10)
+		for range 1024 { // 64 MiB, if the server kept reading
+			if c.send(chunk) != nil {
+				return
+			}
+		}
+	}()
+	if got := streamErrorOf(t, c); !strings.Contains(got, "policy-violation") {
+		t.Errorf("a stanza without end: %s", got)
+	}
+	select {
+	case d := <-delivered:
+		t.Errorf("delivered %q", d)
+	default:
+	}
+}
+
 // Serve returns when its context ends, its open streams closed, however
 // idle they are.
 func TestServeStopsWithOpenStreams(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := NewServer(Config{Domains: []string{"montague.example"}, Secret: []byte("d14lb4ck43v3r-montague"),
-		TLS:     &tls.Config{Certificates: []tls.Certificate{selfSigned(t, "montague.example")}},
-		Verify:  func(context.Context, string, string, string, string) (bool, error) { return false, nil },
-		Deliver: func(jid.JID, jid.JID, *stanza.Element) {}, Timeout: time.Minute,
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { srv.Serve(ctx, ln); close(done) }()
-	idle, err := net.Dial("tcp", ln.Addr().String())
+	_, addr, stop := hostileTarget(t, func(c *Config) { c.Timeout = time.Minute })
+	idle, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer idle.Close()
 	time.Sleep(50 * time.Millisecond) // accepted
-	cancel()
+	stopped := make(chan struct{})
+	go func() { stop(); close(stopped) }()
 	select {
-	case <-done:
+	case <-stopped:
 	case <-time.After(3 * time.Second):
 		t.Fatal("Serve waited for an idle stream's deadline")
 	}
@@ -98,32 +178,18 @@ func TestServeStopsWithOpenStreams(t *testing.T) {
 // Inbound streams are capped per address: one more is refused with
 // policy-violation at once, and a slot freed serves the next.
 func TestInboundConnectionsCapped(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := NewServer(Config{Domains: []string{"montague.example"}, Secret: []byte("d14lb4ck43v3r-montague"),
-		TLS:     &tls.Config{Certificates: []tls.Certificate{selfSigned(t, "montague.example")}},
-		Verify:  func(context.Context, string, string, string, string) (bool, error) { return false, nil },
-		Deliver: func(jid.JID, jid.JID, *stanza.Element) {}, Timeout: time.Minute, MaxConnectionsPerIP: 2,
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { srv.Serve(ctx, ln); close(done) }()
-	defer func() { cancel(); <-done }()
+	_, addr, _ := hostileTarget(t, func(c *Config) { c.Timeout, c.MaxConnectionsPerIP = time.Minute, 2 })
 	var open []net.Conn
 	for range 2 {
-		c, err := net.Dial("tcp", ln.Addr().String())
+		c, err := net.Dial("tcp", addr)
 		if err != nil {
 			t.Fatal(err)
 		}
+		defer c.Close()
 		open = append(open, c)
 	}
 	time.Sleep(50 * time.Millisecond) // both accepted
-	third, err := net.Dial("tcp", ln.Addr().String())
+	third, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +200,7 @@ func TestInboundConnectionsCapped(t *testing.T) {
 	}
 	open[0].Close()
 	time.Sleep(50 * time.Millisecond) // released
-	fourth, err := net.Dial("tcp", ln.Addr().String())
+	fourth, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,5 +212,4 @@ func TestInboundConnectionsCapped(t *testing.T) {
 	if !strings.Contains(string(buf[:n]), "stream:stream") || strings.Contains(string(buf[:n]), "policy-violation") {
 		t.Fatalf("after a slot was freed: %q", buf[:n])
 	}
-	open[1].Close()
 }

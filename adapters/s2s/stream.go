@@ -45,6 +45,7 @@ func (e *streamError) xml() string {
 // on TLS.
 type conn struct {
 	nc        net.Conn
+	lr        *stanza.LimitReader
 	dec       *wellformed.Decoder
 	w         *bufio.Writer
 	maxStanza int
@@ -58,7 +59,8 @@ func newConn(nc net.Conn, maxStanza int) *conn {
 
 // reset starts reading and writing a new stream on c.nc (after TLS).
 func (c *conn) reset() {
-	c.dec = wellformed.NewDecoder(c.nc, wellformed.DefaultMaxDepth)
+	c.lr = &stanza.LimitReader{R: c.nc, Max: c.maxStanza}
+	c.dec = wellformed.NewDecoder(c.lr, wellformed.DefaultMaxDepth)
 	c.w = bufio.NewWriter(c.nc)
 }
 
@@ -117,24 +119,18 @@ func (c *conn) readHeader(deadline time.Time) (from, to, id string, err error) {
 // next reads the next top-level element before deadline.
 func (c *conn) next(deadline time.Time) (*stanza.Element, error) {
 	c.nc.SetReadDeadline(deadline)
+	c.lr.Reset()
 	for {
 		begin := c.dec.InputOffset()
 		tok, err := c.dec.Token()
 		if err != nil {
-			var we *wellformed.Error
-			if errors.As(err, &we) {
-				return nil, &streamError{cond: we.Cond, text: we.Msg}
-			}
-			if errors.Is(err, io.EOF) {
-				return nil, errStreamEnd
-			}
-			return nil, err
+			return nil, readError(err)
 		}
 		switch t := tok.(type) {
 		case xml.StartElement:
 			var inner bytes.Buffer
 			if err := c.dec.WriteInner(&inner, t); err != nil {
-				return nil, err
+				return nil, readError(err)
 			}
 			if n := c.dec.InputOffset() - begin; n > int64(c.maxStanza) {
 				return nil, &streamError{cond: "policy-violation", text: fmt.Sprintf("stanza of %d bytes: the limit is %d", n, c.maxStanza)}
@@ -150,6 +146,22 @@ func (c *conn) next(deadline time.Time) (*stanza.Element, error) {
 			return nil, &streamError{cond: "restricted-xml"}
 		}
 	}
+}
+
+// readError is what a read error ends the stream with: the strict
+// reader's condition for input that is not namespace-well-formed, the
+// peer's own end, or the connection's error.
+func readError(err error) error {
+	var we *wellformed.Error
+	switch {
+	case errors.Is(err, stanza.ErrTooBig):
+		return &streamError{cond: "policy-violation", text: "stanza too big"}
+	case errors.As(err, &we):
+		return &streamError{cond: we.Cond, text: we.Msg}
+	case errors.Is(err, io.EOF):
+		return errStreamEnd
+	}
+	return err
 }
 
 // fail ends the stream with a stream error and closes the connection.
