@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"net"
+	"os/exec"
 	"strconv"
 	"testing"
 )
@@ -12,6 +13,7 @@ import (
 // the other's in its --s2s-route).
 type fedServer struct {
 	*server
+	cmd          *exec.Cmd
 	domain, host string
 	s2sPort      int
 }
@@ -41,7 +43,7 @@ func startFederated(t *testing.T, extra func(self, peer *fedServer) []string) (a
 		flags := []string{"--domain", self.domain, "--c2s", net.JoinHostPort(self.host, "0"), "--s2s", self.s2s(),
 			"--s2s-route", peer.domain + "=" + peer.s2s(), "--s2s-route", "conference." + peer.domain + "=" + peer.s2s()}
 		flags = append(flags, extra(self, peer)...)
-		self.server, _ = serveOn(t, data, flags...)
+		self.server, self.cmd = serveOn(t, data, flags...)
 	}
 	return a, b
 }
@@ -212,4 +214,17 @@ func firstID(r result) any {
 		return nil
 	}
 	return ids[0].(map[string]any)["id"]
+}
+
+// A room removes an occupant whose server is gone (status 333) once what
+// the room sends it bounces, and the others see it leave.
+func TestFederationGhostOccupant(t *testing.T) {
+	t.Parallel()
+	a, b := startFederated(t, dialback)
+	rs := fedDriver(t, "ghost", a, b, "juliet", "romeo", "hall@conference."+a.domain, strconv.Itoa(b.cmd.Process.Pid))
+	t.Logf("slixmpp saw: %v", rs)
+	r := find(t, rs, "left")
+	if fmt.Sprint(r["codes"]) != "[333]" || r["type"] != "unavailable" {
+		t.Fatalf("the ghost's exit: %v; want unavailable with status 333", r)
+	}
 }

@@ -6,10 +6,12 @@ package c2s
 
 import (
 	"cmp"
+	"context"
 	"fmt"
 
 	"mellium.im/xmpp/jid"
 
+	"annals.im/annals/adapters/mux"
 	"annals.im/annals/adapters/stanza"
 	"annals.im/annals/domain/roster"
 	"annals.im/annals/domain/wellformed"
@@ -78,7 +80,8 @@ func (s *Server) subscriptionOut(account, contact string, kind roster.Stanza) {
 // Bounce answers the local sender of a stanza that could not reach
 // another server with cond (remote-server-not-found or
 // remote-server-timeout, RFC 6120 §8.3.3), from the address it was sent
-// to. An error or an IQ answer is dropped: they are never answered.
+// to; a service's (a room's) gets it as the recipient's answer. An error
+// or an IQ answer is dropped: they are never answered.
 func (s *Server) Bounce(wire, cond string) {
 	e, err := stanza.Parse([]byte(wire), cmp.Or(s.cfg.MaxDepth, wellformed.DefaultMaxDepth))
 	if err != nil {
@@ -89,12 +92,32 @@ func (s *Server) Bounce(wire, cond string) {
 	if typ == "error" || e.XMLName.Local == "iq" && typ == "result" {
 		return
 	}
-	from, err := jid.Parse(e.Attr("from"))
-	if err != nil || !s.isLocal(from) || from.Resourcepart() == "" && e.XMLName.Local != "message" {
-		return // the server's own (a probe, a subscription): nobody to tell
+	from, err1 := jid.Parse(e.Attr("from"))
+	to, err2 := jid.Parse(e.Attr("to"))
+	if err1 != nil || err2 != nil {
+		return
 	}
 	reply := fmt.Sprintf(`<%s xmlns='%s' type='error' id='%s'%s><error type='%s'><%s xmlns='%s'/></error></%s>`,
-		e.XMLName.Local, nsClient, stanza.Escape(e.Attr("id")), stanza.ToFrom(from.String(), e.Attr("to")), stanza.Types[cond], cond, nsStanzas, e.XMLName.Local)
+		e.XMLName.Local, nsClient, stanza.Escape(e.Attr("id")), stanza.ToFrom(from.String(), to.String()), stanza.Types[cond], cond, nsStanzas, e.XMLName.Local)
+	if svc, ok := s.cfg.Mux.Service(from.Domainpart()); ok {
+		// A room's stanza to an occupant elsewhere: the room hears of it
+		// as if the occupant's server had answered (it may remove a ghost).
+		r, err := stanza.Parse([]byte(reply), cmp.Or(s.cfg.MaxDepth, wellformed.DefaultMaxDepth))
+		if err != nil {
+			return
+		}
+		// Not here and now: the pool may bounce from inside the send, and
+		// a room sends under its own locks.
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), mux.TeardownTimeout)
+			defer cancel()
+			svc.Handle(ctx, peer{srv: s, from: to.String(), domain: from.Domainpart()}, r, from)
+		}()
+		return
+	}
+	if !s.isLocal(from) || from.Resourcepart() == "" && e.XMLName.Local != "message" {
+		return // the server's own (a probe, a subscription): nobody to tell
+	}
 	for _, t := range s.route(from) {
 		t.deliver(stanza.WithTo(reply, t.jid.String()), true)
 	}

@@ -8,6 +8,7 @@ package c2s
 
 import (
 	"context"
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"slices"
@@ -64,6 +65,7 @@ func (s *Server) FromRemote(ctx context.Context, from, to jid.JID, e *stanza.Ele
 	if s.cfg.Remote == nil {
 		return
 	}
+	e = asClient(e)
 	p := peer{srv: s, from: from.String(), domain: to.Domainpart()}
 	ctx = event.WithCause(ctx, "s2s:"+from.Domainpart()+"/"+e.Attr("id"))
 	if svc, ok := s.cfg.Mux.Service(to.Domainpart()); ok {
@@ -85,6 +87,17 @@ func (s *Server) FromRemote(ctx context.Context, from, to jid.JID, e *stanza.Ele
 	case "iq":
 		s.iqFrom(ctx, r, e)
 	}
+}
+
+// asClient is e as a client would have sent it: in the client namespace,
+// its children in the stanza's namespace with it (Inner is written
+// relative to the stanza's), so that the handlers that look for
+// jabber:client children (a subject, an error) find them.
+func asClient(e *stanza.Element) *stanza.Element {
+	c := *e
+	c.XMLName.Space = stanza.NSClient
+	c.Attrs = slices.DeleteFunc(slices.Clone(e.Attrs), func(a xml.Attr) bool { return a.Name.Space == "" && a.Name.Local == "xmlns" })
+	return &c
 }
 
 // remoteStanza is a stanza's sender at another server and the address at

@@ -27,9 +27,12 @@ type (
 		Show, Status            string
 		Create, Locked          bool
 	}
-	// Leave: the account exits (an explicit unavailable presence).
+	// Leave: the account exits (an explicit unavailable presence), or,
+	// Gone, an occupant at another server is removed because its server
+	// answered the room with an error (it is no longer there).
 	Leave struct {
 		Account, Status string
+		Gone            bool
 	}
 	ChangeNick struct {
 		Account, Nick string
@@ -150,7 +153,11 @@ func Decide(s State, c any, ids *event.IDs, now time.Time, cause string) (Outcom
 		if _, ok := s.Occupants[c.Account]; !ok {
 			return out, ErrNotOccupant
 		}
-		if err := emit(TypeLeft, Left{Account: c.Account, Cause: "leave", Reason: c.Status}); err != nil {
+		left := Left{Account: c.Account, Cause: "leave", Reason: c.Status}
+		if c.Gone {
+			left.Cause = "error"
+		}
+		if err := emit(TypeLeft, left); err != nil {
 			return out, err
 		}
 		return out, s.destroyIfEmpty(emit, 1)

@@ -211,7 +211,7 @@ type (
 	Left struct {
 		Account string `json:"account"`
 		// Cause: leave, kick, ban, affiliation (321), members-only (322),
-		// shutdown (332).
+		// shutdown (332), error (333: its server answered with an error).
 		Cause  string `json:"cause"`
 		By     string `json:"by,omitempty"`
 		Reason string `json:"reason,omitempty"`

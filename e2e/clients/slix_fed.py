@@ -14,6 +14,9 @@ Usage: slix_fed.py SCENARIO A_ADDR A_JID A_PW B_ADDR B_JID B_PW
              presence
   iq         a pings b's client and asks b's server for disco#info; b pings
              a's client
+  ghost ROOM PID
+             b joins a's ROOM, b's server (PID) is killed, a talks until
+             the room says b is gone
   room ROOM  a joins ROOM (at its own server's or b's room service; made
              and configured if new), then b; each says something the
              other must see; b leaves
@@ -22,6 +25,8 @@ Prints one JSON object per line on stdout: facts, not verdicts. Exits 0
 when the scenario ran, non-zero (message on stderr) when it could not.
 """
 import asyncio
+import os
+import signal
 import ssl
 import sys
 import xml.etree.ElementTree as ET
@@ -272,7 +277,30 @@ async def room(a_addr, a_jid, a_pw, b_addr, b_jid, b_pw, room_jid):
     await asyncio.sleep(0.2)
 
 
-SCENARIOS = {"chat": chat, "subscribe": subscribe, "iq": iq, "room": room}
+async def ghost(a_addr, a_jid, a_pw, b_addr, b_jid, b_pw, room_jid, b_server_pid):
+    """b joins a's room from its server, which is then killed: a talks
+    until the room says b is gone."""
+    a = await Client(a_addr, a_jid + "/one", a_pw, "a").login()
+    b = await Client(b_addr, b_jid + "/desk", b_pw, "b").login()
+    out(event="joined", who="a", **await join(a, room_jid, "Alpha"))
+    out(event="joined", who="b", **await join(b, room_jid, "Beta"))
+    os.kill(int(b_server_pid), signal.SIGKILL)
+    beta = room_jid + "/Beta"
+    for i in range(40):
+        a.send_message(mto=room_jid, mbody="are you there? %d" % i, mtype="groupchat")
+        try:
+            gone = await a.next_presence(lambda p: p.get("from") == beta and p.get("type") == "unavailable", timeout=0.5)
+            out(event="left", who="a", after=i + 1, **muc_facts(gone))
+            break
+        except asyncio.TimeoutError:
+            pass
+    else:
+        out(event="left", who="a", error="never")
+    a.disconnect()
+    await asyncio.sleep(0.2)
+
+
+SCENARIOS = {"chat": chat, "subscribe": subscribe, "iq": iq, "room": room, "ghost": ghost}
 
 if __name__ == "__main__":
     if len(sys.argv) < 8 or sys.argv[1] not in SCENARIOS:

@@ -125,8 +125,13 @@ func (c *conn) mucPresence(ctx context.Context, e *element, to jid.JID) error {
 		}
 		return nil // the exit is told from the log (muc_publish.go)
 	case "":
+	case "error":
+		if c.gone(e) {
+			return c.leaveGone(ctx, r)
+		}
+		return nil
 	default:
-		return nil // probes, subscriptions and errors to rooms end here
+		return nil // probes and subscriptions to rooms end here
 	}
 	if nick == "" {
 		return c.write(c.mucErrorReply(e, to.String(), fmt.Errorf("%w: no nick", room.ErrBadNick), ""))
@@ -284,11 +289,16 @@ func (c *conn) mucMessage(ctx context.Context, e *element, to jid.JID) error {
 	r := to.Bare().String()
 	acct := c.acct
 	typ := e.Attr("type")
+	if typ == "error" {
+		if c.gone(e) {
+			return c.leaveGone(ctx, r)
+		}
+		if to.Resourcepart() == "" {
+			return nil
+		}
+	}
 	if to.Resourcepart() != "" {
 		return c.mucPrivate(ctx, e, to)
-	}
-	if typ == "error" {
-		return nil
 	}
 	if typ != "groupchat" {
 		if inv, ok := e.Named(nsMUCUser, "x"); ok {
@@ -432,4 +442,42 @@ func (s *Service) setAutojoin(ctx context.Context, acct, r, nick string, autojoi
 	if _, domain, _ := strings.Cut(acct, "@"); s.cfg.Bookmarks != nil && slices.Contains(s.cfg.Domains, domain) {
 		s.cfg.Bookmarks.SetAutojoin(ctx, acct, r, nick, autojoin)
 	}
+}
+
+// goneConditions are the errors that say an occupant is not there any
+// more (its server bounced what the room sent it).
+var goneConditions = map[string]bool{
+	"gone": true, "item-not-found": true, "recipient-unavailable": true, "redirect": true, "remote-server-not-found": true,
+	"remote-server-timeout": true, "service-unavailable": true, "jid-malformed": true,
+}
+
+// gone reports whether e, an error from this session's side, says that
+// an occupant from another server is gone. A local client's errors never
+// do: the core tells the room when its sessions end.
+func (c *conn) gone(e *element) bool {
+	if c.acct == c.jid.Bare().String() {
+		return false
+	}
+	x, ok := e.Named(nsClient, "error")
+	if !ok {
+		return false
+	}
+	for _, ch := range x.Children() {
+		if ch.XMLName.Space == nsStanzas && goneConditions[ch.XMLName.Local] {
+			return true
+		}
+	}
+	return false
+}
+
+// leaveGone removes an occupant from another server whose server
+// answered the room with an error that says it is gone: the others see it
+// leave with status 333 (XEP-0045, "Service removes user because of error
+// response"), as Prosody removes such "ghosts" too.
+func (c *conn) leaveGone(ctx context.Context, r string) error {
+	_, _, _, err := c.srv.roomDo(ctx, r, func(room.State) any { return room.Leave{Account: c.acct, Gone: true} })
+	if err != nil && !errors.Is(err, room.ErrNotOccupant) && !errors.Is(err, room.ErrNotFound) {
+		c.log.Error("removing an occupant whose server answered with an error", "room", r, "err", err)
+	}
+	return nil
 }

@@ -134,7 +134,7 @@ func (s *Service) publishJoin(st room.State, me room.Occupant, version uint64) {
 }
 
 // exitCodes are the status codes of each cause of leaving (XEP-0045 §15.6).
-var exitCodes = map[string]int{"kick": 307, "ban": 301, "affiliation": 321, "members-only": 322, "shutdown": 332}
+var exitCodes = map[string]int{"kick": 307, "ban": 301, "affiliation": 321, "members-only": 322, "shutdown": 332, "error": 333}
 
 // announceExit tells everyone in the room, and every session of the
 // account that left, that it is gone; the account's sessions detach.
