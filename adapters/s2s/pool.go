@@ -52,8 +52,8 @@ type link struct {
 
 // NewPool returns a pool; Close ends its streams.
 func NewPool(cfg PoolConfig) (*Pool, error) {
-	if cfg.Resolve == nil || cfg.Bounce == nil || len(cfg.Secret) < 16 || cfg.ClientTLS == nil {
-		return nil, errors.New("s2s: a pool needs Resolve, Bounce, a dialback secret and ClientTLS")
+	if cfg.Resolve == nil || cfg.Bounce == nil || len(cfg.Secret) < 16 {
+		return nil, errors.New("s2s: a pool needs Resolve, Bounce and a dialback secret")
 	}
 	cfg.defaults()
 	if cfg.MaxQueue <= 0 {
