@@ -9,12 +9,14 @@
 // server answering <db:verify/>); outbound streams (Config.Dial:
 // STARTTLS presenting our certificate, then EXTERNAL when the peer
 // offers it and its certificate verified, else dialback;
-// Config.VerifyKey); and the Pool, one outbound stream per domain pair,
-// reused, with what waits for it bounded and bounced with the right
-// condition; the Resolver (--s2s-route, SRV, the domain on 5269); and
+// Config.VerifyKey); XEP-0288 bidi both ways (Config.Bidi hands the
+// pool a stream a peer opened, Pool.Adopt; an outbound stream with bidi
+// delivers the peer's stanzas from its domain); and the Pool, one
+// outbound stream per domain pair, reused, with what waits for it
+// bounded and bounced with the right condition; the Resolver (--s2s-route, SRV, the domain on 5269); and
 // caps on inbound streams, in all and per address (adapters/connlimit),
 // on the domains one stream may authenticate, and on SASL attempts.
-// Not yet: bidi, direct TLS (_xmpps-server), stanza rates per peer, and
+// Not yet: direct TLS (_xmpps-server), stanza rates per peer, and
 // flags for the bounds (they are Config fields).
 //
 // Invariants: a dialback key is a function of the server's dialback

@@ -13,30 +13,58 @@ import (
 )
 
 // Outbound is an authenticated stream to another server, for stanzas
-// from one of our domains to one of its.
+// from one of our domains to one of its: one we opened, or, with bidi,
+// one the peer opened to us (Config.Bidi).
 type Outbound struct {
 	From, To string // our domain, theirs
-	// Auth is how the peer authenticated From: AuthExternal (SASL
-	// EXTERNAL with our certificate) or AuthDialback.
+	// Auth is how the stream authenticated the pair: AuthExternal (SASL
+	// EXTERNAL with a certificate) or AuthDialback.
 	Auth string
-	mu   sync.Mutex
-	c    *conn
+	// Bidi: the stream carries stanzas both ways (XEP-0288). On a stream
+	// we opened, what the peer sends from To to From goes to
+	// Config.Deliver.
+	Bidi bool
+
+	mu     sync.Mutex
+	c      *conn
+	closed bool
+	done   chan struct{}
+	once   sync.Once
+}
+
+func newOutbound(from, to, auth string, c *conn) *Outbound {
+	return &Outbound{From: from, To: to, Auth: auth, c: c, done: make(chan struct{})}
 }
 
 // Send writes a stanza (serialized, from From to To) to the peer.
 func (o *Outbound) Send(stanza string) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	if o.closed {
+		return net.ErrClosed
+	}
 	return o.c.send(stanza)
 }
 
-// Close ends the stream.
+// Close ends the stream (with bidi, both ways).
 func (o *Outbound) Close() error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	defer o.end()
+	if o.closed {
+		return nil
+	}
+	o.closed = true
 	o.c.send("</stream:stream>")
 	return o.c.nc.Close()
 }
+
+// Done is closed once the stream ended, closed by either side. Without
+// bidi nothing reads a stream we opened, so the peer's end shows only
+// when a Send fails.
+func (o *Outbound) Done() <-chan struct{} { return o.done }
+
+func (o *Outbound) end() { o.once.Do(func() { close(o.done) }) }
 
 // opened is a secured outbound stream, before authentication.
 type opened struct {
@@ -117,6 +145,23 @@ func (cfg Config) Dial(ctx context.Context, addr, from, to string) (*Outbound, e
 		return nil, err
 	}
 	c := o.c
+	// Bidi before authenticating (XEP-0288 §2), and only if what the peer
+	// sends back has somewhere to go.
+	bidi := cfg.Deliver != nil && offersBidi(o.features)
+	if bidi {
+		if err := c.send("<bidi xmlns='" + nsBidi + "'/>"); err != nil {
+			c.nc.Close()
+			return nil, err
+		}
+	}
+	authenticated := func(method string) *Outbound {
+		cfg.Log.Info("s2s stream authenticated", "from", from, "domain", to, "method", method, "bidi", bidi)
+		out := newOutbound(from, to, method, c)
+		if out.Bidi = bidi; bidi {
+			go cfg.readBidi(out)
+		}
+		return out
+	}
 	if offersExternal(o.features) {
 		if !o.verified {
 			// The peer would take our certificate, but we have not
@@ -130,8 +175,7 @@ func (cfg Config) Dial(ctx context.Context, addr, from, to string) (*Outbound, e
 				return nil, fmt.Errorf("s2s: EXTERNAL with %s: %w", to, err)
 			}
 			if ok {
-				cfg.Log.Info("s2s stream authenticated", "from", from, "domain", to, "method", AuthExternal)
-				return &Outbound{From: from, To: to, Auth: AuthExternal, c: c}, nil
+				return authenticated(AuthExternal), nil
 			}
 		}
 	}
@@ -152,8 +196,7 @@ func (cfg Config) Dial(ctx context.Context, addr, from, to string) (*Outbound, e
 		c.nc.Close()
 		return nil, fmt.Errorf("s2s: dialback with %s: %s", to, r.Attr("type"))
 	}
-	cfg.Log.Info("s2s stream authenticated", "from", from, "domain", to, "method", AuthDialback)
-	return &Outbound{From: from, To: to, Auth: AuthDialback, c: c}, nil
+	return authenticated(AuthDialback), nil
 }
 
 // VerifyKey asks the authoritative server of originating, at addr,

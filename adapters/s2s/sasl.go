@@ -73,6 +73,11 @@ func (s *Server) auth(c *conn, in *inbound, e *stanza.Element) error {
 		}
 		return nil
 	}
+	if len(in.handed) > 0 {
+		// The stream restarts on success, and our pool already sends on
+		// it (bidi): a stanza could fall between the two streams.
+		return fail("not-authorized", errors.New("SASL after dialback on a bidi stream"))
+	}
 	if mech := e.Attr("mechanism"); mech != "EXTERNAL" {
 		return fail("invalid-mechanism", fmt.Errorf("mechanism %q", clip(mech, 32)))
 	}
@@ -118,6 +123,7 @@ func (s *Server) auth(c *conn, in *inbound, e *stanza.Element) error {
 		return err
 	}
 	in.verified[in.from], in.sasl = true, true
+	in.pairs[pair{in.domain, in.from}] = AuthExternal
 	s.cfg.Log.Info("s2s peer authenticated", "remote", remote, "domain", in.from, "to", in.domain, "method", AuthExternal)
 	c.reset()
 	return errSASLRestart

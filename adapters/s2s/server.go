@@ -50,8 +50,13 @@ type Config struct {
 	// (XEP-0220 §2.1.2; VerifyKey does it over a stream of its own).
 	Verify func(ctx context.Context, receiving, originating, streamID, key string) (bool, error)
 	// Deliver takes a stanza from a peer whose stream authenticated the
-	// stanza's from domain, to one of Domains.
+	// stanza's from domain, to one of Domains. On an outbound stream it
+	// is what lets Dial ask for bidi.
 	Deliver func(from, to jid.JID, e *stanza.Element)
+	// Bidi, if set, offers XEP-0288 bidi on inbound streams, and takes,
+	// for each pair (one of our domains, a peer's) such a stream
+	// authenticated, an Outbound that sends on that stream (Pool.Adopt).
+	Bidi func(*Outbound)
 	// MaxStanza bounds a peer's stanza in bytes (default 256 KiB);
 	// Timeout a negotiation step and an idle stream (default 60 s).
 	MaxStanza int
@@ -156,10 +161,19 @@ type inbound struct {
 	certErr      error               // why the certificate does not authenticate from (nil: it does)
 	sasl         bool                // SASL succeeded: no more <auth/>
 	saslFailures int
+
+	bidi   bool               // the peer asked for bidi
+	pairs  map[pair]string    // (ours, theirs) authenticated, and how
+	handed map[pair]*Outbound // given to Config.Bidi
 }
 
 func (s *Server) serve(ctx context.Context, c *conn) error {
-	in := &inbound{verified: map[string]bool{}}
+	in := &inbound{verified: map[string]bool{}, pairs: map[pair]string{}, handed: map[pair]*Outbound{}}
+	defer func() {
+		for _, o := range in.handed {
+			o.end()
+		}
+	}()
 	for {
 		// A stream: the header, our features, then what the peer sends.
 		from, to, _, err := c.readHeader(time.Now().Add(s.cfg.Timeout))
@@ -179,16 +193,21 @@ func (s *Server) serve(ctx context.Context, c *conn) error {
 			return &streamError{cond: "host-unknown", text: "this server does not serve " + to}
 		}
 		in.domain = to
-		features := "<stream:features><starttls xmlns='" + nsTLS + "'><required/></starttls></stream:features>"
+		bidi := ""
+		if s.cfg.Bidi != nil && !in.bidi {
+			bidi = bidiFeature // before and after TLS (XEP-0288 §2)
+		}
+		features := "<stream:features><starttls xmlns='" + nsTLS + "'><required/></starttls>" + bidi + "</stream:features>"
 		if in.secure {
-			features = "<stream:features><dialback xmlns='" + nsDialbackFeature + "'><errors/></dialback></stream:features>"
+			features = "<stream:features>" + bidi + "<dialback xmlns='" + nsDialbackFeature + "'><errors/></dialback></stream:features>"
 			if !in.sasl && s.external(c, in) {
-				features = "<stream:features>" + mechanisms + "<dialback xmlns='" + nsDialbackFeature + "'><errors/></dialback></stream:features>"
+				features = "<stream:features>" + mechanisms + bidi + "<dialback xmlns='" + nsDialbackFeature + "'><errors/></dialback></stream:features>"
 			}
 		}
 		if err := c.send(features); err != nil {
 			return err
 		}
+		s.handBidi(c, in) // after SASL's restart
 		restart, err := s.stanzas(ctx, c, in)
 		if err != nil || !restart {
 			return err
@@ -235,10 +254,14 @@ func (s *Server) stanzas(ctx context.Context, c *conn, in *inbound) (restart boo
 			case err != nil:
 				return false, err
 			}
+		case e.XMLName.Space == nsBidi && e.XMLName.Local == "bidi" && s.cfg.Bidi != nil:
+			in.bidi = true
+			s.handBidi(c, in)
 		case e.XMLName.Space == nsDialback && e.XMLName.Local == "result":
 			if err := s.result(ctx, c, in, e); err != nil {
 				return false, err
 			}
+			s.handBidi(c, in)
 		case e.XMLName.Space == nsDialback && e.XMLName.Local == "verify":
 			if err := s.verify(c, e); err != nil {
 				return false, err
@@ -286,6 +309,7 @@ func (s *Server) result(ctx context.Context, c *conn, in *inbound, e *stanza.Ele
 		return &streamError{cond: "policy-violation", text: fmt.Sprintf("at most %d domains per stream", maxDomainsPerStream)}
 	}
 	in.verified[from] = true
+	in.pairs[pair{to, from}] = AuthDialback
 	s.cfg.Log.Info("dialback: peer authenticated", "domain", from, "to", to)
 	return answer("valid")
 }
