@@ -60,10 +60,11 @@ func hostileTarget(t *testing.T, tweak func(*Config)) (Config, string, func()) {
 // capulet.example.
 func authenticated(t *testing.T, cfg Config, addr string) *conn {
 	t.Helper()
-	c, _, err := cfg.open(context.Background(), addr, "capulet.example", "montague.example")
+	o, err := cfg.open(context.Background(), addr, "capulet.example", "montague.example")
 	if err != nil {
 		t.Fatal(err)
 	}
+	c := o.c
 	t.Cleanup(func() { c.nc.Close() })
 	c.send("<db:result from='capulet.example' to='montague.example'>00</db:result>")
 	if r, err := c.next(time.Now().Add(5 * time.Second)); err != nil || r.Attr("type") != "valid" {
@@ -90,10 +91,11 @@ func streamErrorOf(t *testing.T, c *conn) string {
 // domains; the next one ends the stream with policy-violation.
 func TestDomainsPerStreamBounded(t *testing.T) {
 	cfg, addr, _ := hostileTarget(t, nil)
-	c, _, err := cfg.open(context.Background(), addr, "peer0.example", "montague.example")
+	o, err := cfg.open(context.Background(), addr, "peer0.example", "montague.example")
 	if err != nil {
 		t.Fatal(err)
 	}
+	c := o.c
 	defer c.nc.Close()
 	var last *stanza.Element
 	for i := range maxDomainsPerStream + 1 {

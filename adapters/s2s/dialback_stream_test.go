@@ -8,11 +8,12 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"io"
 	"log/slog"
 	"math/big"
 	"net"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -38,23 +39,45 @@ func selfSigned(t *testing.T, domain string) tls.Certificate {
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
 
+// logBuffer keeps a server's log lines for a test to look for.
+type logBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
 type delivered struct {
 	from, to jid.JID
 	e        *stanza.Element
 }
 
-// peer is a federating server for the tests: its config and listener.
+// peer is a federating server for the tests: its config and listener,
+// what it delivered, how many dialback keys it had verified, its log.
 type peer struct {
-	cfg  Config
-	addr string
-	got  chan delivered
+	cfg      Config
+	addr     string
+	got      chan delivered
+	verifies atomic.Int32
+	log      *logBuffer
 }
 
 // startPeer serves domain with secret; verifyAt says where the
-// authoritative servers of other domains listen.
-func startPeer(t *testing.T, domain, secret string, verifyAt func(domain string) string) *peer {
+// authoritative servers of other domains listen; tweaks change the
+// config before the server starts.
+func startPeer(t *testing.T, domain, secret string, verifyAt func(domain string) string, tweaks ...func(*Config)) *peer {
 	t.Helper()
-	p := &peer{got: make(chan delivered, 8)}
+	p := &peer{got: make(chan delivered, 8), log: &logBuffer{}}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -67,10 +90,14 @@ func startPeer(t *testing.T, domain, secret string, verifyAt func(domain string)
 		ClientTLS: func(string) *tls.Config { return &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12} },
 		Deliver:   func(from, to jid.JID, e *stanza.Element) { p.got <- delivered{from, to, e} },
 		Timeout:   5 * time.Second,
-		Log:       slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Log:       slog.New(slog.NewTextHandler(p.log, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
 	p.cfg.Verify = func(ctx context.Context, receiving, originating, id, key string) (bool, error) {
+		p.verifies.Add(1)
 		return p.cfg.VerifyKey(ctx, verifyAt(originating), receiving, originating, id, key)
+	}
+	for _, tweak := range tweaks {
+		tweak(&p.cfg)
 	}
 	srv, err := NewServer(p.cfg)
 	if err != nil {

@@ -13,41 +13,82 @@ import (
 )
 
 // Outbound is an authenticated stream to another server, for stanzas
-// from one of our domains to one of its.
+// from one of our domains to one of its: one we opened, or, with bidi,
+// one the peer opened to us (Config.Bidi).
 type Outbound struct {
 	From, To string // our domain, theirs
-	mu       sync.Mutex
-	c        *conn
+	// Auth is how the stream authenticated the pair: AuthExternal (SASL
+	// EXTERNAL with a certificate) or AuthDialback.
+	Auth string
+	// Bidi: the stream carries stanzas both ways (XEP-0288). On a stream
+	// we opened, what the peer sends from To to From goes to
+	// Config.Deliver.
+	Bidi bool
+
+	mu     sync.Mutex
+	c      *conn
+	closed bool
+	done   chan struct{}
+	once   sync.Once
+}
+
+func newOutbound(from, to, auth string, c *conn) *Outbound {
+	return &Outbound{From: from, To: to, Auth: auth, c: c, done: make(chan struct{})}
 }
 
 // Send writes a stanza (serialized, from From to To) to the peer.
 func (o *Outbound) Send(stanza string) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	if o.closed {
+		return net.ErrClosed
+	}
 	return o.c.send(stanza)
 }
 
-// Close ends the stream.
+// Close ends the stream (with bidi, both ways).
 func (o *Outbound) Close() error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	defer o.end()
+	if o.closed {
+		return nil
+	}
+	o.closed = true
 	o.c.send("</stream:stream>")
 	return o.c.nc.Close()
 }
 
+// Done is closed once the stream ended, closed by either side. Without
+// bidi nothing reads a stream we opened, so the peer's end shows only
+// when a Send fails.
+func (o *Outbound) Done() <-chan struct{} { return o.done }
+
+func (o *Outbound) end() { o.once.Do(func() { close(o.done) }) }
+
+// opened is a secured outbound stream, before authentication.
+type opened struct {
+	c        *conn
+	id       string          // of the peer's stream header (the dialback stream id)
+	features *stanza.Element // the peer's, after TLS
+	// verified: the peer's certificate verified for its domain (not an
+	// insecure domain's, nor one ClientTLS skipped verifying).
+	verified bool
+}
+
 // open connects to addr as from for to, negotiates TLS, and returns the
-// secured stream with the id of the peer's stream header.
-func (cfg *Config) open(ctx context.Context, addr, from, to string) (*conn, string, error) {
+// secured stream.
+func (cfg *Config) open(ctx context.Context, addr, from, to string) (*opened, error) {
 	cfg.defaults()
 	var d net.Dialer
 	nc, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return nil, "", fmt.Errorf("s2s: connect to %s for %s: %w", addr, to, err)
+		return nil, fmt.Errorf("s2s: connect to %s for %s: %w", addr, to, err)
 	}
 	c := newConn(nc, cfg.MaxStanza)
-	fail := func(err error) (*conn, string, error) {
-		nc.Close()
-		return nil, "", fmt.Errorf("s2s: stream to %s: %w", to, err)
+	fail := func(err error) (*opened, error) {
+		c.nc.Close()
+		return nil, fmt.Errorf("s2s: stream to %s: %w", to, err)
 	}
 	deadline := time.Now().Add(cfg.Timeout)
 	if err := c.header(from, to, ""); err != nil {
@@ -67,9 +108,7 @@ func (cfg *Config) open(ctx context.Context, addr, from, to string) (*conn, stri
 	if p, err := c.next(deadline); err != nil || p.XMLName.Local != "proceed" {
 		return fail(fmt.Errorf("STARTTLS refused (%v)", err))
 	}
-	tcfg := cfg.ClientTLS(to).Clone()
-	tcfg.ServerName = to
-	tc := tls.Client(nc, tcfg)
+	tc := tls.Client(nc, cfg.clientTLS(from, to))
 	tc.SetDeadline(deadline)
 	if err := tc.HandshakeContext(ctx); err != nil {
 		return fail(fmt.Errorf("TLS: %w", err))
@@ -77,33 +116,70 @@ func (cfg *Config) open(ctx context.Context, addr, from, to string) (*conn, stri
 	tc.SetDeadline(time.Time{})
 	c.nc = tc
 	c.reset()
+	o := &opened{c: c, verified: len(tc.ConnectionState().VerifiedChains) > 0 && !cfg.insecure(to)}
 	if err := c.header(from, to, ""); err != nil {
 		return fail(err)
 	}
-	_, _, id, err := c.readHeader(deadline)
-	if err != nil {
+	if _, _, o.id, err = c.readHeader(deadline); err != nil {
 		return fail(err)
 	}
-	if id == "" {
+	if o.id == "" {
 		return fail(errors.New("the peer's stream header has no id"))
 	}
-	if f, err := c.next(deadline); err != nil || f.XMLName.Local != "features" {
+	if o.features, err = c.next(deadline); err != nil || o.features.XMLName.Local != "features" {
 		return fail(fmt.Errorf("no stream features after TLS (%v)", err))
 	}
-	return c, id, nil
+	return o, nil
 }
 
-// Dial opens a stream to the server at addr and authenticates from to it
-// with dialback (XEP-0220 §2.1.1): the key is the one this server's
-// secret makes for the pair and the peer's stream id, which the peer
-// checks with our authoritative server.
+// Dial opens a stream to the server at addr and authenticates from to it.
+// With SASL EXTERNAL (XEP-0178 §3) when the peer offers it and its own
+// certificate verified for to: the peer checked ours. Else with dialback
+// (XEP-0220 §2.1.1): the key is the one this server's secret makes for
+// the pair and the peer's stream id, which the peer checks with our
+// authoritative server.
 func (cfg Config) Dial(ctx context.Context, addr, from, to string) (*Outbound, error) {
 	cfg.defaults()
-	c, id, err := cfg.open(ctx, addr, from, to)
+	o, err := cfg.open(ctx, addr, from, to)
 	if err != nil {
 		return nil, err
 	}
-	key := DialbackKey(cfg.Secret, to, from, id)
+	c := o.c
+	// Bidi before authenticating (XEP-0288 §2), and only if what the peer
+	// sends back has somewhere to go.
+	bidi := cfg.Deliver != nil && offersBidi(o.features)
+	if bidi {
+		if err := c.send("<bidi xmlns='" + nsBidi + "'/>"); err != nil {
+			c.nc.Close()
+			return nil, err
+		}
+	}
+	authenticated := func(method string) *Outbound {
+		cfg.Log.Info("s2s stream authenticated", "from", from, "domain", to, "method", method, "bidi", bidi)
+		out := newOutbound(from, to, method, c)
+		if out.Bidi = bidi; bidi {
+			go cfg.readBidi(out)
+		}
+		return out
+	}
+	if offersExternal(o.features) {
+		if !o.verified {
+			// The peer would take our certificate, but we have not
+			// checked its: dialback at least asks its domain's
+			// authoritative server.
+			cfg.Log.Info("s2s: not using EXTERNAL: the peer's certificate is not verified; trying dialback", "domain", to)
+		} else {
+			ok, err := cfg.external(o, from, to)
+			if err != nil {
+				c.nc.Close()
+				return nil, fmt.Errorf("s2s: EXTERNAL with %s: %w", to, err)
+			}
+			if ok {
+				return authenticated(AuthExternal), nil
+			}
+		}
+	}
+	key := DialbackKey(cfg.Secret, to, from, o.id)
 	if err := c.send("<db:result from='" + stanza.Escape(from) + "' to='" + stanza.Escape(to) + "'>" + key + "</db:result>"); err != nil {
 		c.nc.Close()
 		return nil, err
@@ -120,7 +196,7 @@ func (cfg Config) Dial(ctx context.Context, addr, from, to string) (*Outbound, e
 		c.nc.Close()
 		return nil, fmt.Errorf("s2s: dialback with %s: %s", to, r.Attr("type"))
 	}
-	return &Outbound{From: from, To: to, c: c}, nil
+	return authenticated(AuthDialback), nil
 }
 
 // VerifyKey asks the authoritative server of originating, at addr,
@@ -128,10 +204,11 @@ func (cfg Config) Dial(ctx context.Context, addr, from, to string) (*Outbound, e
 // streamID (XEP-0220 §2.1.2), over a stream of its own.
 func (cfg Config) VerifyKey(ctx context.Context, addr, receiving, originating, streamID, key string) (bool, error) {
 	cfg.defaults()
-	c, _, err := cfg.open(ctx, addr, receiving, originating)
+	o, err := cfg.open(ctx, addr, receiving, originating)
 	if err != nil {
 		return false, err
 	}
+	c := o.c
 	defer c.nc.Close()
 	if err := c.send("<db:verify from='" + stanza.Escape(receiving) + "' to='" + stanza.Escape(originating) + "' id='" + stanza.Escape(streamID) + "'>" +
 		stanza.Escape(key) + "</db:verify>"); err != nil {

@@ -55,8 +55,8 @@ type link struct {
 
 // NewPool returns a pool; Close ends its streams.
 func NewPool(cfg PoolConfig) (*Pool, error) {
-	if cfg.Resolve == nil || cfg.Bounce == nil || len(cfg.Secret) < 16 || cfg.ClientTLS == nil {
-		return nil, errors.New("s2s: a pool needs Resolve, Bounce, a dialback secret and ClientTLS")
+	if cfg.Resolve == nil || cfg.Bounce == nil || len(cfg.Secret) < 16 {
+		return nil, errors.New("s2s: a pool needs Resolve, Bounce and a dialback secret")
 	}
 	cfg.defaults()
 	if cfg.MaxQueue <= 0 {
@@ -152,6 +152,7 @@ func (p *Pool) connect(k pair, l *link) {
 			}
 			l.out, l.last = out, time.Now()
 			p.mu.Unlock()
+			go p.watch(k, l)
 			break
 		}
 		p.mu.Unlock()
@@ -189,6 +190,32 @@ func (p *Pool) dial(ctx context.Context, k pair) (*Outbound, error) {
 		}
 	}
 	return nil, err
+}
+
+// Adopt makes o, a stream a peer opened to us with bidi (Config.Bidi),
+// the stream of its pair, unless the pair has one or is opening one:
+// stanzas from o.From to o.To then go over it, on no connection of our
+// own. It reports whether o was taken.
+func (p *Pool) Adopt(o *Outbound) bool {
+	k := pair{o.From, o.To}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, ok := p.links[k]; ok || p.closed {
+		return false
+	}
+	l := &link{out: o, last: time.Now()}
+	p.links[k] = l
+	go p.idle(k, l)
+	go p.watch(k, l)
+	return true
+}
+
+// watch forgets the pair's link once its stream ended, so that the next
+// stanza opens another instead of being bounced. (A stream we opened
+// without bidi ends here only when closed: nothing reads it.)
+func (p *Pool) watch(k pair, l *link) {
+	<-l.out.Done()
+	p.drop(k, l)
 }
 
 // idle closes the pair's stream once no stanza used it for IdleTimeout.

@@ -3,6 +3,7 @@ package s2s
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -22,19 +23,40 @@ type Config struct {
 	Domains []string // the domains this server serves
 	// Secret is the dialback secret (adapters/keys, keys.Dialback).
 	Secret []byte
-	// TLS is offered with STARTTLS on inbound streams, and required.
+	// TLS is offered with STARTTLS on inbound streams, and required. It
+	// asks peers for a client certificate (tls.RequestClientCert, unless
+	// ClientAuth asks already) without requiring one. The certificate it
+	// serves one of Domains with is also our client certificate on
+	// outbound streams from that domain, for SASL EXTERNAL.
 	TLS *tls.Config
-	// ClientTLS is the TLS configuration of an outbound stream to domain:
-	// the roots it verifies the peer against, or, for a lab's domain,
-	// none (said loudly in the log by the caller).
+	// Roots verifies peers' certificates (--s2s-ca): an inbound peer's
+	// client certificate for SASL EXTERNAL, and an outbound peer's server
+	// certificate when ClientTLS is nil. Nil: the system roots.
+	Roots *x509.CertPool
+	// Insecure reports whether domain is a lab's domain (repeatable
+	// --s2s-insecure-domain): when ClientTLS is nil, any certificate of
+	// it is accepted for TLS on outbound streams (logged at each use);
+	// in both roles a certificate never authenticates it with SASL
+	// EXTERNAL, so dialback is needed. Nil: no such domain.
+	Insecure func(domain string) bool
+	// ClientTLS, if set, is the TLS configuration of an outbound stream
+	// to domain, instead of Roots and Insecure's: the roots it verifies
+	// the peer against, or, for a lab's domain, none (said loudly in the
+	// log by the caller). Its ServerName is set to domain, and without a
+	// certificate of its own it presents TLS's.
 	ClientTLS func(domain string) *tls.Config
 	// Verify asks the authoritative server of originating whether key is
 	// the one it made for a stream to receiving with id streamID
 	// (XEP-0220 §2.1.2; VerifyKey does it over a stream of its own).
 	Verify func(ctx context.Context, receiving, originating, streamID, key string) (bool, error)
 	// Deliver takes a stanza from a peer whose stream authenticated the
-	// stanza's from domain, to one of Domains.
+	// stanza's from domain, to one of Domains. On an outbound stream it
+	// is what lets Dial ask for bidi.
 	Deliver func(from, to jid.JID, e *stanza.Element)
+	// Bidi, if set, offers XEP-0288 bidi on inbound streams, and takes,
+	// for each pair (one of our domains, a peer's) such a stream
+	// authenticated, an Outbound that sends on that stream (Pool.Adopt).
+	Bidi func(*Outbound)
 	// MaxStanza bounds a peer's stanza in bytes (default 256 KiB);
 	// Timeout a negotiation step and an idle stream (default 60 s).
 	MaxStanza int
@@ -67,6 +89,7 @@ func (cfg *Config) defaults() {
 // Server accepts streams from other servers.
 type Server struct {
 	cfg    Config
+	tls    *tls.Config // cfg.TLS, asking for client certificates
 	limits *connlimit.Limits
 }
 
@@ -76,7 +99,7 @@ func NewServer(cfg Config) (*Server, error) {
 		return nil, errors.New("s2s: domains, a dialback secret, TLS, Verify and Deliver are needed")
 	}
 	cfg.defaults()
-	return &Server{cfg: cfg, limits: connlimit.New(cfg.MaxConnections, cfg.MaxConnectionsPerIP)}, nil
+	return &Server{cfg: cfg, tls: cfg.serverTLS(), limits: connlimit.New(cfg.MaxConnections, cfg.MaxConnectionsPerIP)}, nil
 }
 
 // Serve accepts streams on ln until ctx ends.
@@ -130,18 +153,34 @@ const maxDomainsPerStream = 64
 type inbound struct {
 	id       string          // of our stream header (the dialback stream id)
 	domain   string          // ours, as the peer addressed it
+	from     string          // the peer's domain, as its stream header claims it
 	verified map[string]bool // peer domains this stream authenticated
 	secure   bool
+
+	chain        []*x509.Certificate // the peer's client certificate and intermediates
+	certErr      error               // why the certificate does not authenticate from (nil: it does)
+	sasl         bool                // SASL succeeded: no more <auth/>
+	saslFailures int
+
+	bidi   bool               // the peer asked for bidi
+	pairs  map[pair]string    // (ours, theirs) authenticated, and how
+	handed map[pair]*Outbound // given to Config.Bidi
 }
 
 func (s *Server) serve(ctx context.Context, c *conn) error {
-	in := &inbound{verified: map[string]bool{}}
+	in := &inbound{verified: map[string]bool{}, pairs: map[pair]string{}, handed: map[pair]*Outbound{}}
+	defer func() {
+		for _, o := range in.handed {
+			o.end()
+		}
+	}()
 	for {
 		// A stream: the header, our features, then what the peer sends.
-		_, to, _, err := c.readHeader(time.Now().Add(s.cfg.Timeout))
+		from, to, _, err := c.readHeader(time.Now().Add(s.cfg.Timeout))
 		if err != nil {
 			return err
 		}
+		in.from = from
 		in.id = stanza.NewID()
 		ours := to
 		if !slices.Contains(s.cfg.Domains, to) {
@@ -154,13 +193,21 @@ func (s *Server) serve(ctx context.Context, c *conn) error {
 			return &streamError{cond: "host-unknown", text: "this server does not serve " + to}
 		}
 		in.domain = to
-		features := "<stream:features><starttls xmlns='" + nsTLS + "'><required/></starttls></stream:features>"
+		bidi := ""
+		if s.cfg.Bidi != nil && !in.bidi {
+			bidi = bidiFeature // before and after TLS (XEP-0288 §2)
+		}
+		features := "<stream:features><starttls xmlns='" + nsTLS + "'><required/></starttls>" + bidi + "</stream:features>"
 		if in.secure {
-			features = "<stream:features><dialback xmlns='" + nsDialbackFeature + "'><errors/></dialback></stream:features>"
+			features = "<stream:features>" + bidi + "<dialback xmlns='" + nsDialbackFeature + "'><errors/></dialback></stream:features>"
+			if !in.sasl && s.external(c, in) {
+				features = "<stream:features>" + mechanisms + bidi + "<dialback xmlns='" + nsDialbackFeature + "'><errors/></dialback></stream:features>"
+			}
 		}
 		if err := c.send(features); err != nil {
 			return err
 		}
+		s.handBidi(c, in) // after SASL's restart
 		restart, err := s.stanzas(ctx, c, in)
 		if err != nil || !restart {
 			return err
@@ -181,20 +228,40 @@ func (s *Server) stanzas(ctx context.Context, c *conn, in *inbound) (restart boo
 			if err := c.send("<proceed xmlns='" + nsTLS + "'/>"); err != nil {
 				return false, err
 			}
-			tc := tls.Server(c.nc, s.cfg.TLS)
+			tc := tls.Server(c.nc, s.tls)
 			tc.SetDeadline(time.Now().Add(s.cfg.Timeout))
 			if err := tc.HandshakeContext(ctx); err != nil {
 				return false, fmt.Errorf("s2s: TLS handshake: %w", err)
 			}
 			c.nc, in.secure = tc, true
+			in.chain = tc.ConnectionState().PeerCertificates
 			c.reset()
 			return true, nil
+		case !in.secure && e.XMLName.Space == nsSASL && e.XMLName.Local == "auth":
+			// Nothing authenticates before TLS (RFC 6120 §6.4.5
+			// encryption-required), and the stream is not worth keeping.
+			s.cfg.Log.Info("s2s EXTERNAL refused", "remote", c.nc.RemoteAddr().String(), "domain", in.from, "condition", "encryption-required", "err", "before STARTTLS")
+			if err := c.send(saslFailure("encryption-required")); err != nil {
+				return false, err
+			}
+			return false, &streamError{cond: "policy-violation", text: "STARTTLS is required"}
 		case !in.secure:
 			return false, &streamError{cond: "policy-violation", text: "STARTTLS is required"}
+		case e.XMLName.Space == nsSASL && e.XMLName.Local == "auth":
+			switch err := s.auth(c, in, e); {
+			case errors.Is(err, errSASLRestart):
+				return true, nil
+			case err != nil:
+				return false, err
+			}
+		case e.XMLName.Space == nsBidi && e.XMLName.Local == "bidi" && s.cfg.Bidi != nil:
+			in.bidi = true
+			s.handBidi(c, in)
 		case e.XMLName.Space == nsDialback && e.XMLName.Local == "result":
 			if err := s.result(ctx, c, in, e); err != nil {
 				return false, err
 			}
+			s.handBidi(c, in)
 		case e.XMLName.Space == nsDialback && e.XMLName.Local == "verify":
 			if err := s.verify(c, e); err != nil {
 				return false, err
@@ -242,6 +309,7 @@ func (s *Server) result(ctx context.Context, c *conn, in *inbound, e *stanza.Ele
 		return &streamError{cond: "policy-violation", text: fmt.Sprintf("at most %d domains per stream", maxDomainsPerStream)}
 	}
 	in.verified[from] = true
+	in.pairs[pair{to, from}] = AuthDialback
 	s.cfg.Log.Info("dialback: peer authenticated", "domain", from, "to", to)
 	return answer("valid")
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"sync"
 	"time"
 
 	"annals.im/annals/adapters/stanza"
@@ -42,11 +43,13 @@ func (e *streamError) xml() string {
 }
 
 // conn is one server-to-server connection: its framing, on TCP and then
-// on TLS.
+// on TLS. One goroutine reads; writers are serialized (with bidi, the
+// pool writes stanzas on an inbound stream its server answers on).
 type conn struct {
 	nc        net.Conn
 	lr        *stanza.LimitReader
 	dec       *wellformed.Decoder
+	wmu       sync.Mutex
 	w         *bufio.Writer
 	maxStanza int
 }
@@ -61,10 +64,14 @@ func newConn(nc net.Conn, maxStanza int) *conn {
 func (c *conn) reset() {
 	c.lr = &stanza.LimitReader{R: c.nc, Max: c.maxStanza}
 	c.dec = wellformed.NewDecoder(c.lr, wellformed.DefaultMaxDepth)
+	c.wmu.Lock()
 	c.w = bufio.NewWriter(c.nc)
+	c.wmu.Unlock()
 }
 
 func (c *conn) send(s string) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
 	c.nc.SetWriteDeadline(time.Now().Add(30 * time.Second))
 	if _, err := c.w.WriteString(s); err != nil {
 		return err
