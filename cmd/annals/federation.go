@@ -94,15 +94,11 @@ func (f s2sFlags) newFederation(ctx context.Context, domains []string, cert tls.
 		Domains: domains,
 		Secret:  dbSecret,
 		TLS:     c2s.ServerTLS(cert),
-		ClientTLS: func(domain string) *tls.Config {
-			if slices.Contains(insecure, domain) {
-				log.Warn("s2s: the certificate of this domain's server is not checked (--s2s-insecure-domain)", "domain", domain)
-				return &tls.Config{ServerName: domain, InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}
-			}
-			return &tls.Config{ServerName: domain, RootCAs: roots, MinVersion: tls.VersionTLS12}
-		},
-		Deliver: func(from, to jid.JID, e *stanza.Element) { (*srv).FromRemote(ctx, from, to, e) },
-		Log:     log,
+		Roots:   roots,
+		// Said in the log on every stream to such a domain.
+		Insecure: func(domain string) bool { return slices.Contains(insecure, domain) },
+		Deliver:  func(from, to jid.JID, e *stanza.Element) { (*srv).FromRemote(ctx, from, to, e) },
+		Log:      log,
 	}
 	pool, err := s2s.NewPool(s2s.PoolConfig{Config: cfg, Resolve: resolver.Resolve,
 		Bounce: func(wire, cond string) { (*srv).Bounce(wire, cond) }})
@@ -110,6 +106,9 @@ func (f s2sFlags) newFederation(ctx context.Context, domains []string, cert tls.
 		return nil, err
 	}
 	cfg.Verify = pool.Verify
+	// A peer that offers bidi (XEP-0288) gets one connection per pair
+	// both ways: what it opened to us carries our stanzas back too.
+	cfg.Bidi = func(o *s2s.Outbound) { pool.Adopt(o) }
 	server, err := s2s.NewServer(cfg)
 	if err != nil {
 		return nil, err
