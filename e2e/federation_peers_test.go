@@ -96,12 +96,11 @@ func TestFederationPeersHarness(t *testing.T) {
 }
 
 // chat: a sends b a chat message, b answers; each must get the other's.
-// a and b are JID,PASSWORD,HOST:PORT (peer.account, annalsAccount).
-func (f *federation) chat(t *testing.T, a, b string) {
+func (f *federation) chat(t *testing.T, a, b account) {
 	t.Helper()
-	rs := f.slixFed(t, "chat", a, b)
+	rs := f.slixPeers(t, "chat", a, b)
 	noErrors(t, rs)
-	for who, want := range map[string][2]string{"b": {jidOf(a), "across the border"}, "a": {jidOf(b), "and back again"}} {
+	for who, want := range map[string][2]string{"b": {a.jid, "across the border"}, "a": {b.jid, "and back again"}} {
 		r := findWho(t, rs, "received", who)
 		if bareOf(str(r["sender"])) != want[0] || r["body"] != want[1] || r["type"] != "chat" {
 			t.Errorf("%s received %v; want %q from %s", who, r, want[1], want[0])
@@ -111,11 +110,11 @@ func (f *federation) chat(t *testing.T, a, b string) {
 
 // subscribe: a asks b for a subscription and both approve and ask back;
 // each must then see the other's presence and have subscription both.
-func (f *federation) subscribe(t *testing.T, a, b string) {
+func (f *federation) subscribe(t *testing.T, a, b account) {
 	t.Helper()
-	rs := f.slixFed(t, "subscribe", a, b)
+	rs := f.slixPeers(t, "subscribe", a, b)
 	noErrors(t, rs)
-	for who, other := range map[string]string{"a": jidOf(b), "b": jidOf(a)} {
+	for who, other := range map[string]string{"a": b.jid, "b": a.jid} {
 		if r := findWho(t, rs, "presence-seen", who); bareOf(str(r["sender"])) != other {
 			t.Errorf("%s never saw %s's presence: %v", who, other, r)
 		}
@@ -127,9 +126,9 @@ func (f *federation) subscribe(t *testing.T, a, b string) {
 
 // room: a creates room (an instant room), b joins it; each must see the
 // other's line, from the other's nick (a and b).
-func (f *federation) room(t *testing.T, room, a, b string) {
+func (f *federation) room(t *testing.T, room string, a, b account) {
 	t.Helper()
-	rs := f.slixFed(t, "room", a, b, room)
+	rs := f.slixPeers(t, "room", a, b, room)
 	noErrors(t, rs)
 	for _, r := range all(rs, "joined") {
 		if r["error"] != nil {
@@ -155,13 +154,11 @@ func noErrors(t *testing.T, rs []result) {
 	}
 }
 
-func jidOf(account string) string { j, _, _ := strings.Cut(account, ","); return j }
-
 func bareOf(j string) string { b, _, _ := strings.Cut(j, "/"); return b }
 
-// annalsAccount is an Annals account's argument for slix_fed.py.
-func annalsAccount(s *server, jid, password string) string {
-	return jid + "," + password + ",127.0.0.1:" + strconv.Itoa(s.port)
+// annalsAccount is an account of an Annals started by serveAnnals.
+func annalsAccount(s *server, jid, password string) account {
+	return account{addr: "127.0.0.1:" + strconv.Itoa(s.port), jid: jid, password: password}
 }
 
 // serveAnnals starts annals serve on data inside the namespace, its c2s

@@ -130,10 +130,16 @@ type peer struct {
 	log         string // its log file
 }
 
-// account is user's argument for slix_fed.py: JID,PASSWORD,HOST:PORT.
-func (p *peer) account(user, password string) string {
-	return user + "@" + p.domain + "," + password + "," + p.c2s
+// account is user at p, for a client driver.
+func (p *peer) account(user, password string) account {
+	return account{addr: p.c2s, jid: user + "@" + p.domain, password: password}
 }
+
+// account is where a client logs in, and as whom.
+type account struct{ addr, jid, password string }
+
+// args are the account's arguments for slix_peers.py: ADDR JID PW.
+func (a account) args() []string { return []string{a.addr, a.jid, a.password} }
 
 func (p *peer) logText() string {
 	b, _ := os.ReadFile(p.log)
@@ -360,8 +366,10 @@ func sortedKeys(m map[string]string) []string {
 	return keys
 }
 
-// slixFed runs clients/slix_fed.py inside the namespace.
-func (f *federation) slixFed(t *testing.T, args ...string) []result {
+// slixPeers runs clients/slix_peers.py inside the namespace: scenario
+// between a and b, then extra arguments.
+func (f *federation) slixPeers(t *testing.T, scenario string, a, b account, extra ...string) []result {
 	t.Helper()
-	return runDriver(t, "ip", append([]string{"netns", "exec", f.ns.name, "/usr/bin/python3", "clients/slix_fed.py"}, args...)...)
+	args := append([]string{"netns", "exec", f.ns.name, "/usr/bin/python3", "clients/slix_peers.py", scenario}, a.args()...)
+	return runDriver(t, "ip", append(append(args, b.args()...), extra...)...)
 }

@@ -1,14 +1,16 @@
 #!/usr/bin/python3
-"""Drive two accounts on two federated servers with slixmpp: each client
-logs in to its own server, and what one sends must cross the s2s link.
+"""Drive accounts on two federated servers of any make (Annals, Prosody,
+ejabberd) with slixmpp: each client logs in to its own server, and what
+one sends must cross the s2s link. Only what every server does: no
+archives, no carbons (slix_fed.py checks Annals' own).
 
-Usage: slix_fed.py SCENARIO A B [ROOM]
+Usage: slix_peers.py SCENARIO A_ADDR A_JID A_PW B_ADDR B_JID B_PW [ROOM]
 
-  chat       A B        A sends B a chat message, B answers
-  subscribe  A B        A asks B for a subscription; both approve and ask back
-  room       A B ROOM   A creates ROOM (instant), B joins; each says a line
+  ADDR is HOST:PORT of the user's own server (c2s).
 
-A and B are each JID,PASSWORD,HOST:PORT (the client's own server).
+  chat       a sends b a chat message, b answers
+  subscribe  a asks b for a subscription; both approve and ask back
+  room       a creates ROOM (an instant room), b joins; each says a line
 
 Prints one JSON object per line on stdout: facts, not verdicts. Exits 0
 when the scenario ran, non-zero (message on stderr) when it could not.
@@ -39,8 +41,7 @@ WAIT = 20
 
 
 class Client(slixmpp.ClientXMPP):
-    def __init__(self, spec, label):
-        jid, password, addr = spec.split(",", 2)
+    def __init__(self, addr, jid, password, label):
         host, port = addr.rsplit(":", 1)
         super().__init__(jid, password)
         self.label, self.addr = label, (host, int(port))
@@ -76,8 +77,8 @@ class Client(slixmpp.ClientXMPP):
         self.send_presence()
 
 
-async def both(a_spec, b_spec):
-    a, b = Client(a_spec, "a"), Client(b_spec, "b")
+async def both(a_args, b_args):
+    a, b = Client(*a_args, "a"), Client(*b_args, "b")
     await asyncio.gather(a.login(), b.login())
     return a, b
 
@@ -95,8 +96,8 @@ async def first(fut, sender=None):
     return fut.result() if fut.done() else None
 
 
-async def chat(a_spec, b_spec):
-    a, b = await both(a_spec, b_spec)
+async def chat(a_args, b_args):
+    a, b = await both(a_args, b_args)
     loop = asyncio.get_event_loop()
     got = {"a": loop.create_future(), "b": loop.create_future()}
 
@@ -117,10 +118,10 @@ async def chat(a_spec, b_spec):
     await bye(a, b)
 
 
-async def subscribe(a_spec, b_spec):
+async def subscribe(a_args, b_args):
     """slixmpp approves a request and asks back by default, so one request
     from a ends with a subscription both ways."""
-    a, b = await both(a_spec, b_spec)
+    a, b = await both(a_args, b_args)
     loop = asyncio.get_event_loop()
     seen = {"a": loop.create_future(), "b": loop.create_future()}
 
@@ -170,8 +171,8 @@ async def join(c, room, nick):
     return r
 
 
-async def room(a_spec, b_spec, room_jid):
-    a, b = await both(a_spec, b_spec)
+async def room(a_args, b_args, room_jid):
+    a, b = await both(a_args, b_args)
     loop = asyncio.get_event_loop()
     said = {"a": loop.create_future(), "b": loop.create_future()}
 
@@ -206,25 +207,26 @@ async def room(a_spec, b_spec, room_jid):
     await bye(a, b)
 
 
-SCENARIOS = {"chat": (chat, 2), "subscribe": (subscribe, 2), "room": (room, 3)}
+# Each scenario and the arguments it takes past the two accounts.
+SCENARIOS = {"chat": (chat, 0), "subscribe": (subscribe, 0), "room": (room, 1)}
 
 
 def main():
     logging.basicConfig(level=logging.CRITICAL)
     if len(sys.argv) < 2 or sys.argv[1] not in SCENARIOS:
-        sys.exit("usage: slix_fed.py {%s} ARGS..." % "|".join(SCENARIOS))
-    fn, nargs = SCENARIOS[sys.argv[1]]
-    args = sys.argv[2:]
-    if len(args) != nargs:
-        sys.exit("%s needs %d arguments" % (sys.argv[1], nargs))
+        sys.exit("usage: slix_peers.py {%s} A_ADDR A_JID A_PW B_ADDR B_JID B_PW [ROOM]" % "|".join(SCENARIOS))
+    scenario, args = sys.argv[1], sys.argv[2:]
+    fn, extra = SCENARIOS[scenario]
+    if len(args) != 6 + extra:
+        sys.exit("%s needs %d arguments" % (scenario, 6 + extra))
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     try:
-        loop.run_until_complete(asyncio.wait_for(fn(*args), 90))
+        loop.run_until_complete(asyncio.wait_for(fn(args[0:3], args[3:6], *args[6:]), 90))
     except Fatal as e:
         sys.exit(str(e))
     except asyncio.TimeoutError:
-        sys.exit("%s: timed out" % sys.argv[1])
+        sys.exit("%s: timed out" % scenario)
 
 
 if __name__ == "__main__":
