@@ -24,6 +24,9 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	bin = filepath.Join(dir, "annals")
+	// Every server a test starts listens for other servers (federation)
+	// on a port of its own, as several on one machine must.
+	os.Setenv("ANNALS_S2S", "127.0.0.1:0")
 	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/annals").CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "build annals: %v\n%s", err, out)
 		os.Exit(1)
@@ -88,7 +91,7 @@ func serveOn(t *testing.T, data string, flags ...string) (*server, *exec.Cmd) {
 // listens, and drains the rest in the background.
 func listeningPort(stdout io.Reader) (int, bool) {
 	lines := bufio.NewScanner(stdout)
-	addr := regexp.MustCompile(`on 127\.0\.0\.1:(\d+)`)
+	addr := regexp.MustCompile(`on 127\.\d+\.\d+\.\d+:(\d+)`)
 	for lines.Scan() {
 		if m := addr.FindStringSubmatch(lines.Text()); m != nil {
 			port, _ := strconv.Atoi(m[1])
@@ -296,7 +299,7 @@ func TestSlixmppDemoAccount(t *testing.T) {
 	port := 0
 	lines := bufio.NewScanner(stdout)
 	pw := regexp.MustCompile(`Demo account: demo@localhost  password: (\S+)`)
-	addr := regexp.MustCompile(`on 127\.0\.0\.1:(\d+)`)
+	addr := regexp.MustCompile(`on 127\.\d+\.\d+\.\d+:(\d+)`)
 	for port == 0 && lines.Scan() {
 		if m := pw.FindStringSubmatch(lines.Text()); m != nil {
 			password = m[1]

@@ -38,7 +38,11 @@ func (c *conn) Send(s string) {
 // stanzas they build, to a mux.Handler.
 func builtin(h func(c *conn, ctx context.Context, e *element, q element) error) mux.Handler {
 	return func(ctx context.Context, iq *mux.IQ) error {
-		c := iq.Session.(*conn)
+		c, ok := iq.Session.(*conn)
+		if !ok {
+			// A user at another server: these are the account's own.
+			return stanza.Errorf("service-unavailable", "")
+		}
 		// A write error means the connection is gone: the stream's reader
 		// finds out on its own.
 		h(c, ctx, (*element)(iq.Stanza), element(iq.Payload))

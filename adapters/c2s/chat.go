@@ -85,8 +85,9 @@ func (c *conn) message(ctx context.Context, e *element) error {
 }
 
 // chat handles a 1:1 message (chat or normal) to an account: it is
-// archived once for each party, delivered to every available client of
-// the recipient and copied to every other available client of the sender.
+// archived once for each local party, delivered to every available client
+// of a local recipient (or sent to a remote one's server) and copied to
+// every other available client of the sender.
 //
 // NOTSPEC(XEP-0280 §6): <private/> and XEP-0334 <no-copy/> do not stop the
 // copies: every client of both parties sees the whole conversation, which
@@ -96,71 +97,132 @@ func (c *conn) message(ctx context.Context, e *element) error {
 func (c *conn) chat(ctx context.Context, e *element, to jid.JID, typ string, m stanza.MessageInfo, wire string) error {
 	s := c.srv
 	sender, recipient := c.jid.Bare().String(), to.Bare().String()
-	self := sender == recipient
-	lock := s.delivery.of(recipient)
-	lock.RLock()
-	defer lock.RUnlock()
-	direct, others := s.targets(to)
-	var rec archive.MessageSent
+	remote := !s.isLocal(to)
+	r, err := s.recordChat(ctx, archive.Send{From: c.jid, To: to, Kind: typ, Stanza: wire, Reserialized: true,
+		MessageID: e.Attr("id"), Session: c.sid}, m.Archivable())
+	var se *stanza.Error
 	switch {
-	case m.Archivable() && s.cfg.Archive != nil:
-		var err error
-		rec, err = s.cfg.Archive.Record(ctx, archive.Send{From: c.jid, To: to, Kind: typ, Stanza: wire, Reserialized: true,
-			MessageID: e.Attr("id"), Session: c.sid, Offline: len(direct) == 0})
-		switch {
-		case errors.Is(err, archive.ErrDuplicate):
-			c.log.Debug("message sent again on the same session: stored and delivered already", "id", clip(e.Attr("id"), 256))
-			return nil
-		case errors.Is(err, account.ErrNotFound):
-			return c.write(c.errorReply(e, "cancel", "service-unavailable"))
-		case errors.Is(err, archive.ErrQuota):
-			// The sender's own storage is used up: resource-constraint
-			// (RFC 6120 §8.3.3.18), as for any resource it exhausted.
-			return c.write(c.errorReplyText(e, "wait", "resource-constraint", "you have stored as many messages as this server keeps for an account"))
-		case errors.Is(err, archive.ErrOfflineFull):
-			// RFC 6121 §8.5.2.1.1: a message the server does not store for an
-			// offline recipient gets service-unavailable (ejabberd answers
-			// resource-constraint); the text says why.
-			return c.write(c.errorReplyText(e, "cancel", "service-unavailable", "the recipient has too many messages waiting offline"))
-		case err != nil:
-			c.log.Error("archiving a message failed", "err", err)
-			return c.write(c.errorReply(e, "wait", "resource-constraint"))
-		}
-		if rec.Offline {
-			// Nobody to hand it to now: the recipient's next session gets
-			// it (flushOffline). The sender's other clients still see it.
-			direct, others = nil, nil
-		}
-	case len(direct) == 0 && s.cfg.Archive != nil:
-		if ok, err := s.cfg.Archive.Exists(ctx, recipient); err == nil && !ok {
-			return c.write(c.errorReply(e, "cancel", "service-unavailable"))
-		}
-	case len(direct) == 0:
-		return c.write(c.errorReply(e, "cancel", "service-unavailable"))
+	case errors.Is(err, archive.ErrDuplicate):
+		c.log.Debug("message sent again on the same session: stored and delivered already", "id", clip(e.Attr("id"), 256))
+		return nil
+	case errors.As(err, &se):
+		return c.write(c.errorFor(e, se))
+	case err != nil:
+		c.log.Error("archiving a message failed", "err", err)
+		return c.write(c.errorReply(e, "wait", "resource-constraint"))
 	}
+	defer r.unlock()
 	urgent := m.Body || m.Crypted
-	if self {
+	if sender == recipient {
 		// A note to oneself: one archive entry, every other client gets it.
-		note := withStanzaID(wire, sender, rec.SenderID)
-		for _, t := range append(direct, others...) {
+		note := withStanzaID(wire, sender, r.rec.SenderID)
+		for _, t := range append(r.direct, r.others...) {
 			if t != c {
 				t.deliver(note, urgent)
 			}
 		}
 		return nil
 	}
-	in := withStanzaID(wire, recipient, rec.RecipientID)
-	for _, t := range direct {
-		t.deliver(in, urgent)
+	if remote {
+		// Stored before it leaves: the sender's stanza-id is ours to give,
+		// the recipient's is its own server's.
+		s.cfg.Remote.Send(c.jid, to, wire)
+	} else {
+		r.deliver(wire, recipient, typ, urgent)
 	}
-	for _, t := range others {
-		t.deliver(stanza.Carbon("received", recipient, t.jid.String(), typ, in), urgent)
-	}
-	out := withStanzaID(wire, sender, rec.SenderID)
+	out := withStanzaID(wire, sender, r.rec.SenderID)
 	for _, t := range s.availableOf(sender) {
 		if t != c {
 			t.deliver(stanza.Carbon("sent", sender, t.jid.String(), typ, out), urgent)
 		}
+	}
+	return nil
+}
+
+// chatRoute is a recorded 1:1 message and the local clients of its
+// recipient it goes to, with the recipient's delivery lock held until
+// unlock.
+type chatRoute struct {
+	rec            archive.MessageSent
+	direct, others []*conn
+	unlock         func()
+}
+
+// deliver hands the message, with the recipient's stanza-id, to the
+// recipient's clients: the addressed ones, and a carbon to the others.
+func (r chatRoute) deliver(wire, recipient, typ string, urgent bool) {
+	in := withStanzaID(wire, recipient, r.rec.RecipientID)
+	for _, t := range r.direct {
+		t.deliver(in, urgent)
+	}
+	for _, t := range r.others {
+		t.deliver(stanza.Carbon("received", recipient, t.jid.String(), typ, in), urgent)
+	}
+}
+
+// recordChat archives a 1:1 message for whichever parties are local and
+// archive it, and finds the local recipient's clients, holding its
+// delivery lock (see deliveryLocks) until the route's unlock. A message
+// with nobody to hand it to waits, stored, for the recipient's next
+// session. It fails with archive.ErrDuplicate for a retry the sender's
+// archive has, with a *stanza.Error for the sender when the message is
+// refused, or with another error when storing failed.
+func (s *Server) recordChat(ctx context.Context, m archive.Send, archivable bool) (chatRoute, error) {
+	r := chatRoute{unlock: func() {}}
+	if s.isLocal(m.To) {
+		lock := s.delivery.of(m.To.Bare().String())
+		lock.RLock()
+		r.unlock = lock.RUnlock
+		r.direct, r.others = s.targets(m.To)
+	}
+	m.Offline = s.isLocal(m.To) && len(r.direct) == 0
+	var err error
+	if !archivable || s.cfg.Archive == nil {
+		err = s.checkRecipient(ctx, m.To, len(r.direct) > 0)
+	} else {
+		r.rec, err = s.cfg.Archive.Record(ctx, m)
+		switch {
+		case errors.Is(err, account.ErrNotFound):
+			err = stanza.Errorf("service-unavailable", "")
+		case errors.Is(err, archive.ErrQuota):
+			// The sender's own storage is used up: resource-constraint
+			// (RFC 6120 §8.3.3.18), as for any resource it exhausted.
+			err = &stanza.Error{Type: "wait", Cond: "resource-constraint", Text: "you have stored as many messages as this server keeps for an account"}
+		case errors.Is(err, archive.ErrOfflineFull):
+			// RFC 6121 §8.5.2.1.1: a message the server does not store for an
+			// offline recipient gets service-unavailable (ejabberd answers
+			// resource-constraint); the text says why.
+			err = stanza.Errorf("service-unavailable", "the recipient has too many messages waiting offline")
+		}
+		if r.rec.Offline {
+			// Nobody to hand it to now: the recipient's next session gets
+			// it (flushOffline). The sender's other clients still see it.
+			r.direct, r.others = nil, nil
+		}
+	}
+	if err != nil {
+		r.unlock()
+		var se *stanza.Error
+		if errors.As(err, &se) && se.Type == "" {
+			se.Type = stanza.Types[se.Cond]
+		}
+		return chatRoute{}, err
+	}
+	return r, nil
+}
+
+// checkRecipient refuses a message that is not archived (which would
+// find out) to a local account that does not exist; one with a client to
+// take it exists.
+func (s *Server) checkRecipient(ctx context.Context, to jid.JID, online bool) error {
+	if online || !s.isLocal(to) {
+		return nil
+	}
+	if s.cfg.Archive == nil {
+		return stanza.Errorf("service-unavailable", "")
+	}
+	if ok, err := s.cfg.Archive.Exists(ctx, to.Bare().String()); err == nil && !ok {
+		return stanza.Errorf("service-unavailable", "")
 	}
 	return nil
 }

@@ -36,6 +36,9 @@ type Config struct {
 	// Archive records and reads 1:1 messages (XEP-0313); nil: messages
 	// are routed only.
 	Archive Archive
+	// Remote reaches other servers (federation); nil: a stanza to another
+	// server is answered remote-server-not-found.
+	Remote Remote
 	// ResumeTimeout is how long a session whose connection broke waits to
 	// be resumed (XEP-0198); default 300 s, negative: no resumption.
 	ResumeTimeout time.Duration

@@ -92,6 +92,12 @@ func (s *Server) broadcast(ctx context.Context, c *conn, wire string) {
 		if it.Subscription != roster.From && it.Subscription != roster.Both {
 			continue
 		}
+		if s.remoteContact(contact) {
+			// To the contact's bare JID: its server hands it to each of
+			// the contact's available resources (RFC 6121 §4.4.2).
+			s.sendRemote(c.jid.String(), contact, stanza.WithTo(wire, contact))
+			continue
+		}
 		for _, o := range s.availableOf(contact) {
 			o.deliver(stanza.WithTo(wire, o.jid.String()), false)
 		}
@@ -100,6 +106,8 @@ func (s *Server) broadcast(ctx context.Context, c *conn, wire string) {
 
 // probe gives a session that just became available the presence of the
 // contacts it is subscribed to (To or Both) and of its own other sessions.
+// A contact at another server is probed there; the answers reach the
+// session as presence does.
 func (s *Server) probe(ctx context.Context, c *conn) {
 	account := c.jid.Bare().String()
 	st, err := s.cfg.Accounts.Roster(ctx, account)
@@ -108,7 +116,14 @@ func (s *Server) probe(ctx context.Context, c *conn) {
 		return
 	}
 	for contact, it := range st.Items {
-		if it.Subscription == roster.To || it.Subscription == roster.Both {
+		switch {
+		case it.Subscription != roster.To && it.Subscription != roster.Both:
+		case s.remoteContact(contact):
+			// The answers come to the account's bare JID (RFC 6121
+			// §4.3.2), so its other sessions see them again: harmless,
+			// and cheaper than keeping every remote contact's presence.
+			s.probeRemote(account, contact)
+		default:
 			s.presenceOf(contact, c)
 		}
 	}

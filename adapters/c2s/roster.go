@@ -169,8 +169,12 @@ func (s *Server) subscription(ctx context.Context, account, contact string, kind
 		return err
 	}
 	cj, err := jid.Parse(contact)
-	if err != nil || !s.local(cj.Domainpart()) {
-		return nil // remote contacts are reached once s2s exists
+	if err != nil {
+		return nil
+	}
+	if !s.local(cj.Domainpart()) {
+		s.subscriptionOut(account, contact, kind)
+		return nil
 	}
 	in := map[roster.Stanza]roster.Stanza{
 		roster.OutSubscribe: roster.InSubscribe, roster.OutSubscribed: roster.InSubscribed,

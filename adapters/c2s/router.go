@@ -18,9 +18,9 @@ import (
 //
 //   - a service mounted on the to's domain (the rooms) takes any stanza;
 //   - a domain this server neither serves nor mounts is another server's:
-//     remote-server-not-found, since there is no s2s yet (an error is
-//     never answered with an error; a subscription request still updates
-//     the sender's roster, as the presence handler does);
+//     the stanza goes there (federation.go), but for 1:1 chat, archived
+//     first (chat.go), and subscriptions, which update the sender's
+//     roster first (presence.go);
 //   - everything else is for this server, its accounts and their
 //     resources: iq (the mux, then the resource), message (1:1 chat and
 //     routing) and presence (rosters and directed presence).
@@ -40,8 +40,8 @@ func (c *conn) routeStanza(ctx context.Context, e *element) error {
 				}
 				return nil
 			}
-			if !c.srv.isLocal(j) && !isSubscription(e) {
-				return c.remote(e)
+			if !c.srv.isLocal(j) && !isSubscription(e) && (!isChat(e, j) || c.srv.cfg.Remote == nil) {
+				return c.remote(e, j)
 			}
 		}
 	}
@@ -55,13 +55,11 @@ func (c *conn) routeStanza(ctx context.Context, e *element) error {
 	}
 }
 
-// remote answers a stanza to another server: none is reachable yet.
-func (c *conn) remote(e *element) error {
+// isChat reports whether e is a 1:1 message to a user, which is archived
+// wherever the user is (chat.go).
+func isChat(e *element, to jid.JID) bool {
 	typ := e.Attr("type")
-	if typ == "error" || e.XMLName.Local == "iq" && typ == "result" {
-		return nil // errors and answers are never answered (RFC 6120 §8.3.1)
-	}
-	return c.write(c.errorReplyText(e, "cancel", "remote-server-not-found", "this server does not reach other servers yet"))
+	return e.XMLName.Local == "message" && (typ == "" || typ == "chat" || typ == "normal") && to.Localpart() != ""
 }
 
 func isSubscription(e *element) bool {

@@ -124,6 +124,14 @@ func (c *conn) errorReplyText(e *element, typ, cond, text string) string {
 		e.XMLName.Local, stanza.Escape(e.Attr("id")), stanza.ToFrom(c.jid.String(), c.replyFrom(e)), typ, cond, nsStanzas, nsStanzas, stanza.Escape(text), e.XMLName.Local)
 }
 
+// errorFor answers e with se.
+func (c *conn) errorFor(e *element, se *stanza.Error) string {
+	if se.Text == "" {
+		return c.errorReply(e, se.Type, se.Cond)
+	}
+	return c.errorReplyText(e, se.Type, se.Cond, se.Text)
+}
+
 // replyFrom is the from of an answer to e: the address it was sent to,
 // or, when that is not a valid JID (clients drop stanzas from invalid
 // JIDs), the nearest valid one: without an empty resource, else the server.

@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
+
+	"annals.im/annals/adapters/stanza"
 )
 
 // Pool keeps one outbound stream per domain pair (our domain, theirs),
@@ -69,8 +72,11 @@ func NewPool(cfg PoolConfig) (*Pool, error) {
 }
 
 // Send sends a serialized stanza from our domain to theirs, over the
-// pair's stream, opening it if there is none.
+// pair's stream, opening it if there is none. The stanza may be written
+// as for a client (xmlns='jabber:client'): it goes out in the server
+// namespace (RFC 6120 §4.8.3).
 func (p *Pool) Send(from, to, stanza string) {
+	stanza = ServerNamespace(stanza)
 	k := pair{from, to}
 	p.mu.Lock()
 	if p.closed {
@@ -230,4 +236,40 @@ func (p *Pool) Close() {
 	for _, o := range outs {
 		o.Close()
 	}
+}
+
+// Verify asks the authoritative server of originating whether key is one
+// it made for its stream to receiving with id streamID (XEP-0220 §2.1.2):
+// Config.Verify for a Server beside this pool, trying the addresses the
+// pool's resolver gives in order.
+func (p *Pool) Verify(ctx context.Context, receiving, originating, streamID, key string) (bool, error) {
+	addrs, err := p.cfg.Resolve(ctx, originating)
+	if err != nil {
+		return false, err
+	}
+	err = fmt.Errorf("s2s: no address for %s", originating)
+	for _, a := range addrs {
+		var ok bool
+		if ok, err = p.cfg.VerifyKey(ctx, a, receiving, originating, streamID, key); err == nil {
+			return ok, nil
+		}
+	}
+	return false, err
+}
+
+// ServerNamespace rewrites a stanza serialized for a client, whose start
+// tag declares xmlns='jabber:client', into the server namespace. Its
+// children declare their own namespaces where they differ from the
+// stanza's (stanza.Restamp), so they follow it. A stanza without the
+// declaration is already in the stream's default namespace.
+func ServerNamespace(s string) string {
+	end := strings.IndexByte(s, '>') // '>' is escaped in attribute values
+	if end < 0 {
+		return s
+	}
+	const client, server = " xmlns='" + stanza.NSClient + "'", " xmlns='" + nsServer + "'"
+	if i := strings.Index(s[:end], client); i >= 0 {
+		return s[:i] + server + s[i+len(client):]
+	}
+	return s
 }

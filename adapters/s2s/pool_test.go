@@ -135,3 +135,16 @@ func TestPoolBounces(t *testing.T) {
 		}
 	}
 }
+
+func TestServerNamespace(t *testing.T) {
+	for in, want := range map[string]string{
+		"<message xmlns='jabber:client' to='a@b'><body>x</body></message>":                                               "<message xmlns='jabber:server' to='a@b'><body>x</body></message>",
+		"<iq type='result' id='1' to='a@b/c'/>":                                                                          "<iq type='result' id='1' to='a@b/c'/>",
+		"<message to='a@b'><forwarded xmlns='urn:xmpp:forward:0'><message xmlns='jabber:client'/></forwarded></message>": "<message to='a@b'><forwarded xmlns='urn:xmpp:forward:0'><message xmlns='jabber:client'/></forwarded></message>",
+		"<presence xmlns='jabber:client' from='x&apos; xmlns=&apos;jabber:client'/>":                                     "<presence xmlns='jabber:server' from='x&apos; xmlns=&apos;jabber:client'/>",
+	} {
+		if got := ServerNamespace(in); got != want {
+			t.Errorf("ServerNamespace(%s)\n = %s\nwant %s", in, got, want)
+		}
+	}
+}

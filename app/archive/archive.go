@@ -3,7 +3,10 @@ package archive
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
+
+	"mellium.im/xmpp/jid"
 
 	"annals.im/annals/app/accounts"
 	"annals.im/annals/domain/account"
@@ -34,13 +37,18 @@ type Service struct {
 	reader   *archiveproj.Reader
 	ids      *event.IDs
 	limits   Limits
+	domains  []string
 }
 
 // New returns the archive service over store, answering from reader
 // (which the store keeps current inline), with the account streams of a.
-func New(a *accounts.Service, store eventstore.Store, reader *archiveproj.Reader, ids *event.IDs, limits Limits) *Service {
-	return &Service{accounts: a, store: store, reader: reader, ids: ids, limits: limits}
+// domains are the ones this server serves: a party elsewhere (federation)
+// has no archive here.
+func New(a *accounts.Service, store eventstore.Store, reader *archiveproj.Reader, ids *event.IDs, limits Limits, domains []string) *Service {
+	return &Service{accounts: a, store: store, reader: reader, ids: ids, limits: limits, domains: domains}
 }
+
+func (a *Service) local(j jid.JID) bool { return slices.Contains(a.domains, j.Domainpart()) }
 
 // Exists reports whether the account bare exists.
 func (a *Service) Exists(ctx context.Context, bare string) (bool, error) {
@@ -60,19 +68,30 @@ func inRoster(r roster.State, contact string) bool {
 // archive.ErrOfflineFull: a limit is reached.
 func (a *Service) Record(ctx context.Context, m archive.Send) (archive.MessageSent, error) {
 	senderBare, recipientBare := m.From.Bare().String(), m.To.Bare().String()
-	sender, err := a.accounts.Get(ctx, senderBare)
-	if err != nil {
-		return archive.MessageSent{}, err
+	senderLocal, recipientLocal := a.local(m.From), a.local(m.To)
+	if !senderLocal && !recipientLocal {
+		return archive.MessageSent{}, fmt.Errorf("%w: neither %s nor %s is at this server", archive.ErrInvalid, senderBare, recipientBare)
 	}
-	recipient, err := a.accounts.Get(ctx, recipientBare)
-	if err != nil {
-		return archive.MessageSent{}, err
+	// A party at another server has no account, preferences or archive
+	// here: only the local party archives (its own copy, as for a local
+	// conversation).
+	if senderLocal {
+		sender, err := a.accounts.Get(ctx, senderBare)
+		if err != nil {
+			return archive.MessageSent{}, err
+		}
+		m.ArchiveSender = sender.Prefs.Archives(m.To, inRoster(sender.Roster, recipientBare))
 	}
-	if !recipient.Account.Exists {
-		return archive.MessageSent{}, fmt.Errorf("%w: %s", account.ErrNotFound, recipientBare)
+	if recipientLocal {
+		recipient, err := a.accounts.Get(ctx, recipientBare)
+		if err != nil {
+			return archive.MessageSent{}, err
+		}
+		if !recipient.Account.Exists {
+			return archive.MessageSent{}, fmt.Errorf("%w: %s", account.ErrNotFound, recipientBare)
+		}
+		m.ArchiveRecipient = recipient.Prefs.Archives(m.From, inRoster(recipient.Roster, senderBare))
 	}
-	m.ArchiveSender = sender.Prefs.Archives(m.To, inRoster(sender.Roster, recipientBare))
-	m.ArchiveRecipient = recipient.Prefs.Archives(m.From, inRoster(recipient.Roster, senderBare))
 	if m.ArchiveSender && m.MessageID != "" && len(m.MessageID) <= archive.MaxMessageID {
 		has, err := a.reader.Has(ctx, senderBare, archive.ArchiveID(m.Session, m.MessageID))
 		if err != nil {
@@ -101,7 +120,9 @@ func (a *Service) Record(ctx context.Context, m archive.Send) (archive.MessageSe
 // or the recipient's offline queue. What is not stored (no party archives
 // it, the recipient is online) costs nothing and is not refused. The
 // sender's bytes come from the usage read model, which follows the log a
-// moment behind: a burst may pass the quota by what is in flight.
+// moment behind: a burst may pass the quota by what is in flight. A
+// sender at another server is charged as a local one is: what it can make
+// this server keep is bounded by the same quota.
 func (a *Service) quota(ctx context.Context, m archive.Send, senderBare, recipientBare string) error {
 	self := senderBare == recipientBare
 	offline := m.Offline && m.ArchiveRecipient && !self

@@ -34,7 +34,7 @@ func open(t *testing.T, limits archive.Limits) (*apptest.Env, *accounts.Service,
 			t.Fatal(err)
 		}
 	}
-	return env, a, archive.New(a, env.Store, archiveproj.NewReader(env.DB, env.Store.Unsynced), env.IDs, limits)
+	return env, a, archive.New(a, env.Store, archiveproj.NewReader(env.DB, env.Store.Unsynced), env.IDs, limits, []string{"example.com"})
 }
 
 // msg is a chat message from juliet's balcony session (s1) to to.
@@ -216,5 +216,36 @@ func TestOffline(t *testing.T) {
 	}
 	if first, last, ok, err := arch.Bounds(ctx, romeo); err != nil || !ok || first.ID != d.RecipientID || last.ID != d.RecipientID {
 		t.Fatalf("bounds of romeo's archive: %v %v %v %v", first, last, ok, err)
+	}
+}
+
+// A conversation with someone at another server is archived by the local
+// party alone, either way; a message between two remote parties, or to a
+// local account that does not exist, is refused.
+func TestRecordFederated(t *testing.T) {
+	t.Parallel()
+	_, _, arch := open(t, archive.Limits{})
+	ctx := context.Background()
+	out := msg("mercutio@elsewhere.example", "m1", "to verona")
+	d, err := arch.Record(ctx, out)
+	if err != nil || d.SenderID == "" || d.RecipientID != "" {
+		t.Fatalf("to a remote contact: %+v %v, want the sender's ID alone", d, err)
+	}
+	in := domain.Send{From: jid.MustParse("mercutio@elsewhere.example/street"), To: jid.MustParse(juliet), Kind: "chat",
+		Stanza: "<message xmlns='jabber:client' type='chat' id='r1'><body>from verona</body></message>"}
+	d, err = arch.Record(ctx, in)
+	if err != nil || d.SenderID != "" || d.RecipientID == "" {
+		t.Fatalf("from a remote contact: %+v %v, want the recipient's ID alone", d, err)
+	}
+	if n := count(t, arch, juliet); n != 2 {
+		t.Fatalf("juliet's archive has %d entries, want 2", n)
+	}
+	in.To = jid.MustParse("nurse@example.com")
+	if _, err := arch.Record(ctx, in); !errors.Is(err, account.ErrNotFound) {
+		t.Fatalf("to a local stranger: %v, want not found", err)
+	}
+	in.To = jid.MustParse("tybalt@other.example")
+	if _, err := arch.Record(ctx, in); !errors.Is(err, domain.ErrInvalid) {
+		t.Fatalf("between two remote parties: %v, want invalid", err)
 	}
 }

@@ -29,6 +29,9 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	bin = filepath.Join(dir, "annals")
+	// Every server a test starts listens for other servers (federation)
+	// on a port of its own, as several on one machine must.
+	os.Setenv("ANNALS_S2S", "127.0.0.1:0")
 	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "build annals: %v\n%s", err, out)

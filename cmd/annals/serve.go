@@ -58,6 +58,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&x.loginTimeout, "login-timeout", c2s.DefaultLoginTimeout, "time from connecting to a bound resource before the connection is closed")
 	x.quotas.flags(fs)
 	x.traffic.flags(fs)
+	x.s2s.flags(fs)
 	fs.StringVar(&memLimit, "memory-limit", "auto", "Go heap soft limit: auto (half the memory available), off, or a size such as 2GiB (GOMEMLIMIT wins)")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -135,14 +136,16 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	store.SetInline(inline)
-	arch := archive.New(accts, store, archiveModel().Reader(o.db, store.Unsynced), ids, x.traffic.archiveLimits())
+	arch := archive.New(accts, store, archiveModel().Reader(o.db, store.Unsynced), ids, x.traffic.archiveLimits(), x.domains)
 	// The log is followed from here: room events and account changes of
 	// any process from now on reach the sessions they concern.
 	reactFrom, err := runner.Checkpoint(ctx, accountsproj.Name)
 	if err != nil {
 		return err
 	}
-	srv, ln, err := x.listen(c, creds, accts, pep.New(accts, pwds, ids), arch, rms, log)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	srv, ln, fed, err := x.listen(ctx, c, creds, accts, pep.New(accts, pwds, ids), arch, rms, log)
 	if err != nil {
 		return err
 	}
@@ -153,10 +156,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if x.muc != "" {
 		fmt.Fprintf(stdout, "Group chat rooms are at <room>@%s.\n", x.muc)
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	xmppDone := make(chan error, 1)
+	xmppDone := make(chan error, 2)
 	go func() { xmppDone <- srv.Serve(ctx, ln) }()
+	if fed != nil {
+		log.Info("federation", "s2s", fed.ln.Addr().String())
+		fmt.Fprintf(stdout, "Other XMPP servers reach %s on %s.\n", strings.Join(x.domains, ", "), fed.ln.Addr())
+		go func() { xmppDone <- fed.serve(ctx) }()
+	}
 	go func() {
 		if err := followLog(ctx, store, reactFrom, srv, accts, log); err != nil {
 			log.Error("the log is no longer followed: room events and account changes reach no session", "err", err)
@@ -166,6 +172,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cancel()
 	if xerr := <-xmppDone; xerr != nil && err == nil {
 		err = xerr
+	}
+	if fed != nil {
+		if ferr := <-xmppDone; ferr != nil && err == nil {
+			err = ferr
+		}
 	}
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return err

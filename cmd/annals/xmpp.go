@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/tls"
 	"errors"
@@ -53,6 +54,7 @@ type xmppFlags struct {
 	loginTimeout            time.Duration
 	quotas                  quotaFlags // per-account quotas: quotas.go
 	traffic                 trafficFlags
+	s2s                     s2sFlags // federation.go
 }
 
 func envOr(name, def string) string {
@@ -96,6 +98,9 @@ func (x xmppFlags) validate() error {
 	if err := x.traffic.validate(x.maxStanza); err != nil {
 		return err
 	}
+	if err := x.s2s.validate(); err != nil {
+		return err
+	}
 	if x.maxConns < 0 || x.maxConnsPerIP < 1 || x.loginTimeout <= 0 {
 		return fmt.Errorf("%w: --max-connections must be 0 or more, --max-connections-per-ip 1 or more, --login-timeout more than 0", errUsage)
 	}
@@ -116,24 +121,24 @@ func features(m *mux.Mux, archives *mam.Service) {
 	archives.Register(m)
 }
 
-// listen builds the c2s server and opens its listener.
-func (x xmppFlags) listen(c Config, creds *credentials.Store, accts *accounts.Service, peps *pep.Service, arch *archive.Service, rms *rooms.Service, log *slog.Logger) (*c2s.Server, net.Listener, error) {
+// listen builds the c2s server and opens its listener, and federation's
+// unless --s2s is empty (fed is nil then).
+func (x xmppFlags) listen(ctx context.Context, c Config, creds *credentials.Store, accts *accounts.Service, peps *pep.Service, arch *archive.Service, rms *rooms.Service, log *slog.Logger) (_ *c2s.Server, _ net.Listener, fed *federation, err error) {
 	var cert tls.Certificate
-	var err error
 	if x.cert != "" {
 		cert, err = tls.LoadX509KeyPair(x.cert, x.key)
 	} else {
 		cert, err = c2s.LoadOrCreateCert(c.Data, x.domains, time.Now())
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("TLS certificate: %w", err)
+		return nil, nil, nil, fmt.Errorf("TLS certificate: %w", err)
 	}
 	// The server secret. Its file keeps the name it had when it keyed the
 	// made-up SCRAM salts only: renaming it would make existing
 	// installations forget it.
 	secret, err := secretFile(filepath.Join(c.Data, "fake-salt.key"))
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	resume := x.resume
 	if resume <= 0 {
@@ -162,33 +167,46 @@ func (x xmppFlags) listen(c Config, creds *credentials.Store, accts *accounts.Se
 	x.login.apply(&cfg)
 	x.quotas.apply(&cfg)
 	x.traffic.apply(&cfg)
+	var srv *c2s.Server
+	if x.s2s.addr != "" {
+		if fed, err = x.s2s.newFederation(ctx, x.domains, cert, secret, &srv, log); err != nil {
+			return nil, nil, nil, err
+		}
+		defer func() {
+			if err != nil {
+				fed.ln.Close()
+				fed.pool.Close()
+			}
+		}()
+		cfg.Remote = fed
+	}
 	archives := mam.New(arch, cfg.MAMPageBytes, log)
 	features(cfg.Mux, archives)
-	srv, err := c2s.NewServer(cfg)
+	srv, err = c2s.NewServer(cfg)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	bookmarks := peppkg.New(peppkg.Config{PEP: peps, Limits: x.quotas.pepLimits(), Log: log}, srv)
 	bookmarks.Register(cfg.Mux)
 	if x.muc != "" {
 		key, err := keys.Derive(secret, keys.OccupantID)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		mcfg := muc.Config{Domain: x.muc, Domains: x.domains, Rooms: rms, Archive: arch, RoomArchive: archives, Bookmarks: bookmarks, LockNewRooms: x.lockRooms,
 			DetachedShow: x.detachedShow, OccupantKey: key, Log: log}
 		x.traffic.applyMUC(&mcfg)
 		svc, err := muc.New(mcfg, srv)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		svc.Register(cfg.Mux)
 	}
 	ln, err := net.Listen("tcp", x.c2s)
 	if err != nil {
-		return nil, nil, fmt.Errorf("c2s: %w", err)
+		return nil, nil, nil, fmt.Errorf("c2s: %w", err)
 	}
-	return srv, ln, nil
+	return srv, ln, fed, nil
 }
 
 // secretFile returns the 32 random bytes kept in path, making them on first

@@ -104,11 +104,17 @@ func Decide(c Send, ids *event.IDs, now time.Time, cause string) ([]event.Envelo
 	switch {
 	case c.Kind != "chat" && c.Kind != "normal":
 		return nil, fmt.Errorf("%w: message type %q is not archived as 1:1 chat", ErrInvalid, c.Kind)
-	case c.From.Resourcepart() == "" || c.From.Localpart() == "":
-		return nil, fmt.Errorf("%w: sender %q is not a client's full JID", ErrInvalid, c.From)
+	case c.From.Localpart() == "":
+		return nil, fmt.Errorf("%w: sender %q is not a user", ErrInvalid, c.From)
 	case c.To.Localpart() == "":
 		return nil, fmt.Errorf("%w: recipient %q is not an account", ErrInvalid, c.To)
-	case c.Session == "":
+	// The sender's archive ID is computed from its session: a sender that
+	// archives is a client of ours, bound to a full JID. One at another
+	// server (federation) archives nothing here, and may write from its
+	// bare JID.
+	case c.ArchiveSender && c.From.Resourcepart() == "":
+		return nil, fmt.Errorf("%w: sender %q is not a client's full JID", ErrInvalid, c.From)
+	case c.ArchiveSender && c.Session == "":
 		return nil, fmt.Errorf("%w: no session id", ErrInvalid)
 	case c.Stanza == "":
 		return nil, fmt.Errorf("%w: empty stanza", ErrInvalid)

@@ -39,6 +39,10 @@ func TestDecide(t *testing.T) {
 		{"sender without resource", with(func(c *Send) { c.From = j("romeo@example.com") }), "", false, false, ErrInvalid},
 		{"recipient is a server", with(func(c *Send) { c.To = j("example.com") }), "", false, false, ErrInvalid},
 		{"no session", with(func(c *Send) { c.Session = "" }), "", false, false, ErrInvalid},
+		{"remote sender, bare, no session: the recipient archives", with(func(c *Send) {
+			c.From, c.Session, c.ArchiveSender = j("romeo@elsewhere.example"), "", false
+		}), "", true, false, nil},
+		{"sender is a server", with(func(c *Send) { c.From, c.ArchiveSender = j("elsewhere.example"), false }), "", false, false, ErrInvalid},
 		{"stanza that is not namespace-well-formed", with(func(c *Send) { c.Stanza = "<message><foo:bar/></message>" }), "", false, false, ErrInvalid},
 	}
 	for _, tt := range tests {

@@ -1,0 +1,245 @@
+package c2s
+
+// Federation, inbound: stanzas from users at other servers to this
+// server's accounts, as RFC 6121 says a server handles stanzas for its
+// users (§8.5): 1:1 chat archived and forked exactly as between local
+// users, subscriptions on the account's roster, probes answered, presence
+// and IQs delivered.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"mellium.im/xmpp/jid"
+
+	"annals.im/annals/adapters/mux"
+	"annals.im/annals/adapters/stanza"
+	"annals.im/annals/domain/archive"
+	"annals.im/annals/domain/event"
+	"annals.im/annals/domain/roster"
+)
+
+// peer is a user at another server as the features see it: a mux.Session
+// whose stanzas go back over federation, from the address it wrote to.
+type peer struct {
+	srv  *Server
+	jid  jid.JID // the sender, at another server
+	here jid.JID // the address at this server it wrote to
+}
+
+func (p *peer) JID() jid.JID { return p.jid }
+
+func (p *peer) Send(s string) { p.srv.cfg.Remote.Send(p.here, p.jid, s) }
+
+func (p *peer) SendAll(ss []string) {
+	for _, s := range ss {
+		p.Send(s)
+	}
+}
+
+func (p *peer) Deliver(s string, _ bool) { p.Send(s) }
+
+// fail answers e with an error, unless e is one or an IQ answer (RFC 6120
+// §8.3.1: errors are never answered).
+func (p *peer) fail(e *stanza.Element, se *stanza.Error) {
+	typ := e.Attr("type")
+	if typ == "error" || e.XMLName.Local == "iq" && typ == "result" {
+		return
+	}
+	p.Send(fmt.Sprintf(`<%s xmlns='%s' type='error' id='%s'%s>%s</%s>`, e.XMLName.Local, nsClient, stanza.Escape(e.Attr("id")),
+		stanza.ToFrom(p.jid.String(), p.here.String()), se.XML(), e.XMLName.Local))
+}
+
+// FromRemote takes a stanza a server sent from one of its users (its
+// stream authenticated from's domain) to to, at one of our domains. It is
+// called in the order the peer sent them; a stanza it refuses is answered
+// with an error to the sender.
+func (s *Server) FromRemote(ctx context.Context, from, to jid.JID, e *stanza.Element) {
+	p := &peer{srv: s, jid: from, here: to}
+	if s.cfg.Remote == nil || !s.isLocal(to) {
+		return
+	}
+	ctx = event.WithCause(ctx, "s2s:"+from.Domainpart()+"/"+e.Attr("id"))
+	if _, ok := s.cfg.Mux.Service(to.Domainpart()); ok {
+		// NOTSPEC(XEP-0045 §7.2): rooms here take no occupants from other
+		// servers yet (issue 12: one occupant per remote session).
+		p.fail(e, stanza.Errorf("service-unavailable", "rooms here take no users from other servers yet"))
+		return
+	}
+	switch e.XMLName.Local {
+	case "message":
+		s.messageFrom(ctx, p, e)
+	case "presence":
+		s.presenceFrom(ctx, p, e)
+	case "iq":
+		s.iqFrom(ctx, p, e)
+	}
+}
+
+func (s *Server) messageFrom(ctx context.Context, p *peer, e *stanza.Element) {
+	typ := e.Attr("type")
+	if typ == "" {
+		typ = "normal"
+	}
+	m := stanza.ScanMessage(e)
+	stripped := *e
+	stripped.Inner = m.Inner
+	wire := stanza.Restamp(&stripped, p.jid.String())
+	switch typ {
+	case "chat", "normal":
+		if p.here.Localpart() != "" {
+			s.chatFrom(ctx, p, e, typ, m, wire)
+			return
+		}
+	case "groupchat", "headline", "error":
+	default:
+		p.fail(e, stanza.Errorf("bad-request", ""))
+		return
+	}
+	targets := s.route(p.here)
+	if len(targets) == 0 && typ == "normal" {
+		p.fail(e, stanza.Errorf("service-unavailable", ""))
+	}
+	for _, t := range targets {
+		t.deliver(stanza.WithTo(wire, t.jid.String()), m.Body)
+	}
+}
+
+// chatFrom handles a 1:1 message from a user at another server: archived
+// for the local recipient and forked to its clients, as one from a local
+// user (chat).
+func (s *Server) chatFrom(ctx context.Context, p *peer, e *stanza.Element, typ string, m stanza.MessageInfo, wire string) {
+	r, err := s.recordChat(ctx, archive.Send{From: p.jid, To: p.here, Kind: typ, Stanza: wire, Reserialized: true, MessageID: e.Attr("id")}, m.Archivable())
+	var se *stanza.Error
+	switch {
+	case errors.As(err, &se):
+		p.fail(e, se)
+		return
+	case err != nil:
+		s.cfg.Log.Error("archiving a message from another server failed", "from", p.jid.String(), "err", err)
+		p.fail(e, &stanza.Error{Type: "wait", Cond: "resource-constraint"})
+		return
+	}
+	defer r.unlock()
+	r.deliver(wire, p.here.Bare().String(), typ, m.Body || m.Crypted)
+}
+
+func (s *Server) presenceFrom(ctx context.Context, p *peer, e *stanza.Element) {
+	if s.cfg.Accounts == nil {
+		return
+	}
+	account, contact := p.here.Bare().String(), p.jid.Bare().String()
+	switch typ := e.Attr("type"); typ {
+	case "subscribe", "subscribed", "unsubscribe", "unsubscribed":
+		if p.here.Localpart() == "" {
+			return
+		}
+		kind := roster.Stanza("in-" + typ)
+		out, err := s.applyPresence(ctx, account, contact, kind)
+		if err != nil {
+			return // logged; a full roster drops the request (subscription)
+		}
+		if out.Forward {
+			for _, c := range s.sessionsOf(account) {
+				c.write(fmt.Sprintf(`<presence type='%s' from='%s' to='%s'/>`, typ, stanza.Escape(contact), stanza.Escape(account)))
+			}
+		}
+		switch {
+		case out.AutoReply:
+			s.subscription(ctx, account, contact, roster.OutSubscribed, false)
+		case kind == roster.InUnsubscribed && out.Forward:
+			// The account no longer sees the contact (RFC 6121 §3.3.3).
+			for _, c := range s.availableOf(account) {
+				c.deliver(fmt.Sprintf(`<presence type='unavailable' from='%s' to='%s'/>`, stanza.Escape(contact), stanza.Escape(c.jid.String())), false)
+			}
+		}
+	case "probe":
+		s.answerProbe(ctx, p, account, contact)
+	case "", "unavailable", "error":
+		wire := stanza.Restamp(e, p.jid.String())
+		// To a client of ours, or else to every available one: a client
+		// that sent no presence asked for none (RFC 6121 §4.4.2).
+		targets := s.availableOf(account)
+		if t := s.sessionAt(p.here); t != nil && p.here.Resourcepart() != "" {
+			targets = []*conn{t}
+		}
+		for _, t := range targets {
+			t.deliver(stanza.WithTo(wire, t.jid.String()), false)
+		}
+	default:
+		p.fail(e, stanza.Errorf("bad-request", ""))
+	}
+}
+
+// answerProbe answers a probe from a contact at another server (RFC 6121
+// §4.3.2): with the presence of each of the account's available sessions
+// if the account shares it with the contact (From or Both), unavailable
+// if none is; and with unsubscribed if it does not share it.
+func (s *Server) answerProbe(ctx context.Context, p *peer, account, contact string) {
+	if p.here.Localpart() == "" {
+		return
+	}
+	if !s.sharesPresence(ctx, account, contact) {
+		p.Send(fmt.Sprintf(`<presence xmlns='%s' type='unsubscribed' from='%s' to='%s'/>`, nsClient, stanza.Escape(account), stanza.Escape(p.jid.String())))
+		return
+	}
+	sent := false
+	for _, o := range s.availableOf(account) {
+		s.mu.Lock()
+		wire := o.available
+		s.mu.Unlock()
+		if wire != "" {
+			s.sendRemote(o.jid.String(), p.jid.String(), stanza.WithTo(wire, p.jid.String()))
+			sent = true
+		}
+	}
+	if !sent {
+		p.Send(fmt.Sprintf(`<presence xmlns='%s' type='unavailable' from='%s' to='%s'/>`, nsClient, stanza.Escape(account), stanza.Escape(p.jid.String())))
+	}
+}
+
+// iqFrom handles an IQ from a user at another server: one to a client of
+// ours goes to it, an answer to one of our clients' IQs back to it, and
+// the server answers for its domain and, for those they share presence
+// with, for its accounts (RFC 6121 §8.5).
+func (s *Server) iqFrom(ctx context.Context, p *peer, e *stanza.Element) {
+	typ := e.Attr("type")
+	if p.here.Resourcepart() != "" {
+		if t := s.sessionAt(p.here); t != nil {
+			t.deliver(stanza.Restamp(e, p.jid.String()), true)
+			return
+		}
+		p.fail(e, stanza.Errorf("service-unavailable", ""))
+		return
+	}
+	if typ != "get" && typ != "set" {
+		if typ != "result" && typ != "error" {
+			p.fail(e, stanza.Errorf("bad-request", ""))
+		}
+		return // an answer to a question no client of ours asked
+	}
+	child, ok := e.Child()
+	if !ok || e.Attr("id") == "" {
+		p.fail(e, stanza.Errorf("bad-request", ""))
+		return
+	}
+	var dests []mux.Dest
+	switch {
+	case p.here.Localpart() == "" && slices.Contains(s.cfg.Domains, p.here.Domainpart()):
+		dests = []mux.Dest{mux.Server}
+	case s.sharesPresence(ctx, p.here.Bare().String(), p.jid.Bare().String()):
+		dests = []mux.Dest{mux.Contact}
+	}
+	for _, d := range dests {
+		iq := &mux.IQ{Stanza: e, Payload: child, Session: p, From: p.here.String()}
+		if handled, err := s.cfg.Mux.Serve(ctx, d, iq); handled {
+			if err != nil {
+				s.cfg.Log.Error("IQ handler failed", "ns", child.XMLName.Space, "dest", d.String(), "from", p.jid.String(), "err", err)
+			}
+			return
+		}
+	}
+	p.fail(e, stanza.Errorf("service-unavailable", ""))
+}

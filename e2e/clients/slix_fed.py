@@ -1,0 +1,218 @@
+#!/usr/bin/python3
+"""Drive two XMPP servers that federate with slixmpp: users at each, each
+client connected to its own server.
+
+Usage: slix_fed.py SCENARIO A_ADDR A_JID A_PW B_ADDR B_JID B_PW
+
+  ADDR is HOST:PORT of the user's own server (c2s).
+
+  chat       a (two clients) and b exchange 1:1 messages both ways; each
+             archive is then queried (MAM); a writes to a stranger at b's
+             server and to a domain nobody serves
+  subscribe  a asks b for a subscription; both approve and ask back, as
+             slixmpp does by default; each must then see the other's
+             presence
+  iq         a pings b's client and asks b's server for disco#info; b pings
+             a's client
+
+Prints one JSON object per line on stdout: facts, not verdicts. Exits 0
+when the scenario ran, non-zero (message on stderr) when it could not.
+"""
+import asyncio
+import ssl
+import sys
+import xml.etree.ElementTree as ET
+
+import slixmpp
+from slixmpp.exceptions import IqError, IqTimeout
+from slixmpp.xmlstream.handler import Callback
+from slixmpp.xmlstream.matcher import MatchXPath
+
+from common import NS_CLIENT, NS_MAM, child, error_of, local, out, rand, stanza_ids
+
+NS_CARBONS = "urn:xmpp:carbons:2"
+NS_FORWARD = "urn:xmpp:forward:0"
+
+
+class Client(slixmpp.ClientXMPP):
+    def __init__(self, addr, jid, password, label):
+        super().__init__(jid, password)
+        host, port = addr.rsplit(":", 1)
+        self.addr = (host, int(port))
+        self.label = label
+        # The servers' certificates are made by the tests.
+        self.ssl_context.check_hostname = False
+        self.ssl_context.verify_mode = ssl.CERT_NONE
+        for p in ("xep_0030", "xep_0199", "xep_0280", "xep_0297", "xep_0359"):
+            self.register_plugin(p)
+        self.inbox = asyncio.Queue()
+        self.mam = {}  # queryid -> [forwarded message elements]
+        self.started = asyncio.get_event_loop().create_future()
+        self.register_handler(Callback("fed message", MatchXPath("{%s}message" % NS_CLIENT), self._on_message))
+        self.add_event_handler("session_start", lambda _: self.started.done() or self.started.set_result(True))
+        self.add_event_handler("failed_auth", lambda _: self.started.done() or self.started.set_result(False))
+        self.add_event_handler("disconnected", lambda _: self.started.done() or self.started.set_result(False))
+
+    def _on_message(self, m):
+        res = child(m.xml, NS_MAM, "result")
+        if res is not None:
+            fwd = child(res, NS_FORWARD, "forwarded")
+            inner = [c for c in fwd if local(c.tag) == "message"] if fwd is not None else []
+            self.mam.setdefault(res.get("queryid"), []).extend(inner)
+            return
+        self.inbox.put_nowait(m.xml)
+
+    async def login(self):
+        self.connect(address=self.addr)
+        ok = await asyncio.wait_for(self.started, 20)
+        if not ok:
+            raise SystemExit("%s: login failed" % self.label)
+        return self
+
+    async def next_message(self, pred, timeout=15):
+        """The next message pred accepts; those before it are dropped."""
+        async def wait():
+            while True:
+                m = await self.inbox.get()
+                if pred(m):
+                    return m
+        return await asyncio.wait_for(wait(), timeout)
+
+    async def archive(self, with_jid):
+        """The bodies of the 1:1 messages with with_jid in the account's archive."""
+        qid = "q-" + rand()
+        iq = self.Iq()
+        iq["type"] = "set"
+        q = ET.SubElement(iq.xml, "{%s}query" % NS_MAM, {"queryid": qid})
+        x = ET.SubElement(q, "{jabber:x:data}x", {"type": "submit"})
+        for var, val in (("FORM_TYPE", NS_MAM), ("with", with_jid)):
+            f = ET.SubElement(x, "{jabber:x:data}field", {"var": var})
+            ET.SubElement(f, "{jabber:x:data}value").text = val
+        await iq.send(timeout=15)
+        await asyncio.sleep(0.2)
+        return [body_of(m) for m in self.mam.pop(qid, [])]
+
+
+def body_of(m):
+    for c in m:
+        if local(c.tag) == "body":
+            return c.text or ""
+    return None
+
+
+def carbon_of(m, kind):
+    """The message inside a carbon of kind (sent, received), or None."""
+    c = child(m, NS_CARBONS, kind)
+    fwd = child(c, NS_FORWARD, "forwarded")
+    if fwd is None:
+        return None
+    for e in fwd:
+        if local(e.tag) == "message":
+            return e
+    return None
+
+
+def facts(m):
+    return {"from": m.get("from"), "to": m.get("to"), "body": body_of(m), "stanza_ids": stanza_ids(m)}
+
+
+async def chat(a_addr, a_jid, a_pw, b_addr, b_jid, b_pw):
+    a1 = await Client(a_addr, a_jid + "/one", a_pw, "a1").login()
+    a2 = await Client(a_addr, a_jid + "/two", a_pw, "a2").login()
+    b = await Client(b_addr, b_jid + "/desk", b_pw, "b").login()
+    for c in (a1, a2, b):
+        c.send_presence()
+    await asyncio.sleep(0.5)
+    a1.send_message(mto=b_jid, mbody="wherefore art thou", mtype="chat")
+    got = await b.next_message(lambda m: body_of(m) == "wherefore art thou")
+    out(event="received", who="b", **facts(got))
+    sent = await a2.next_message(lambda m: carbon_of(m, "sent") is not None)
+    out(event="carbon-sent", who="a2", **facts(carbon_of(sent, "sent")))
+    b.send_message(mto=a_jid, mbody="deny thy father", mtype="chat")
+    for c in (a1, a2):
+        got = await c.next_message(lambda m: body_of(m) == "deny thy father")
+        out(event="received", who=c.label, **facts(got))
+    for c, other in ((a1, b_jid), (b, a_jid)):
+        out(event="archive", who=c.label, bodies=await c.archive(other))
+    stranger = "nobody@" + b_jid.split("@", 1)[1]
+    for to in (stranger, "someone@unreachable.invalid"):
+        a1.send_message(mto=to, mbody="anyone?", mtype="chat")
+        e = await a1.next_message(lambda m: m.get("type") == "error" and m.get("from") == to, timeout=30)
+        out(event="error", sender=to, **(error_of(e) or {}))
+    for c in (a1, a2, b):
+        c.disconnect()
+    await asyncio.sleep(0.2)
+
+
+async def subscribe(a_addr, a_jid, a_pw, b_addr, b_jid, b_pw):
+    a = Client(a_addr, a_jid, a_pw, "a")
+    b = Client(b_addr, b_jid, b_pw, "b")
+    loop = asyncio.get_event_loop()
+    seen = {"a": loop.create_future(), "b": loop.create_future()}
+
+    def watcher(who, other):
+        def on(p):
+            if p["from"].bare == other and not seen[who].done():
+                seen[who].set_result(str(p["from"]))
+        return on
+
+    a.add_event_handler("presence_available", watcher("a", b_jid))
+    b.add_event_handler("presence_available", watcher("b", a_jid))
+    await a.login()
+    await b.login()
+    a.send_presence()
+    b.send_presence()
+    a.send_presence_subscription(pto=b_jid, ptype="subscribe")
+    for who in ("a", "b"):
+        try:
+            out(event="presence-seen", who=who, sender=await asyncio.wait_for(seen[who], 20))
+        except asyncio.TimeoutError:
+            out(event="presence-seen", who=who, sender="")
+    await asyncio.sleep(0.5)
+    for who, c, other in (("a", a, b_jid), ("b", b, a_jid)):
+        await c.get_roster()
+        item = c.client_roster[other]
+        out(event="roster", who=who, contact=other, subscription=item["subscription"], pending_out=bool(item["pending_out"]))
+    a.disconnect()
+    b.disconnect()
+    await asyncio.sleep(0.2)
+
+
+async def iq(a_addr, a_jid, a_pw, b_addr, b_jid, b_pw):
+    a = await Client(a_addr, a_jid + "/one", a_pw, "a").login()
+    b = await Client(b_addr, b_jid + "/desk", b_pw, "b").login()
+    for who, c, to in (("a", a, b.boundjid.full), ("a", a, b.boundjid.domain), ("b", b, a.boundjid.full)):
+        try:
+            rtt = await c["xep_0199"].ping(jid=to, timeout=15)
+            out(event="ping", who=who, to=to, ok=True, rtt=rtt)
+        except (IqError, IqTimeout) as e:
+            out(event="ping", who=who, to=to, ok=False, error=str(e))
+    try:
+        info = await a["xep_0030"].get_info(jid=b.boundjid.domain, timeout=15)
+        out(event="disco", who="a", to=b.boundjid.domain, features=sorted(info["disco_info"]["features"]))
+    except (IqError, IqTimeout) as e:
+        out(event="disco", who="a", to=b.boundjid.domain, error=str(e))
+    gone = b.boundjid.bare + "/gone"
+    try:
+        await a["xep_0199"].ping(jid=gone, timeout=15)
+        out(event="ping-gone", ok=True)
+    except IqError as e:
+        out(event="ping-gone", ok=False, condition=e.iq["error"]["condition"])
+    except IqTimeout:
+        out(event="ping-gone", ok=False, condition="timeout")
+    a.disconnect()
+    b.disconnect()
+    await asyncio.sleep(0.2)
+
+
+SCENARIOS = {"chat": chat, "subscribe": subscribe, "iq": iq}
+
+if __name__ == "__main__":
+    if len(sys.argv) != 8 or sys.argv[1] not in SCENARIOS:
+        sys.exit(__doc__)
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        loop.run_until_complete(asyncio.wait_for(SCENARIOS[sys.argv[1]](*sys.argv[2:]), 120))
+    except asyncio.TimeoutError:
+        sys.exit("%s: timed out" % sys.argv[1])

@@ -1,0 +1,170 @@
+package e2e
+
+import (
+	"fmt"
+	"net"
+	"strconv"
+	"testing"
+)
+
+// fedServer is an Annals serving one domain at its own loopback address,
+// federating through --s2s on a port picked before it starts (each needs
+// the other's in its --s2s-route).
+type fedServer struct {
+	*server
+	domain, host string
+	s2sPort      int
+}
+
+func (f *fedServer) c2s() string { return net.JoinHostPort(f.host, strconv.Itoa(f.port)) }
+func (f *fedServer) s2s() string { return net.JoinHostPort(f.host, strconv.Itoa(f.s2sPort)) }
+
+// startFederated starts two Annals, capulet.test on 127.0.0.1 and
+// montague.test on 127.0.0.2, each its own data directory, routed to each
+// other; extra flags go to both (e.g. how certificates are checked).
+func startFederated(t *testing.T, extra func(self, peer *fedServer) []string) (a, b *fedServer) {
+	t.Helper()
+	a = &fedServer{domain: "capulet.test", host: "127.0.0.1"}
+	b = &fedServer{domain: "montague.test", host: "127.0.0.2"}
+	for _, f := range []*fedServer{a, b} {
+		ln, err := net.Listen("tcp", net.JoinHostPort(f.host, "0"))
+		if err != nil {
+			t.Skipf("no loopback address %s: %v", f.host, err)
+		}
+		f.s2sPort = ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+	}
+	for _, p := range [][2]*fedServer{{a, b}, {b, a}} {
+		self, peer := p[0], p[1]
+		data := t.TempDir()
+		addUsers(t, data, map[string]string{"juliet@" + self.domain: "pw-" + self.domain, "romeo@" + self.domain: "pw-" + self.domain})
+		flags := []string{"--domain", self.domain, "--c2s", net.JoinHostPort(self.host, "0"), "--s2s", self.s2s(),
+			"--s2s-route", peer.domain + "=" + peer.s2s()}
+		flags = append(flags, extra(self, peer)...)
+		self.server, _ = serveOn(t, data, flags...)
+	}
+	return a, b
+}
+
+// dialback: neither server can check the other's certificate (each made
+// its own), so each proves its name by dialback.
+func dialback(self, peer *fedServer) []string { return []string{"--s2s-insecure-domain", peer.domain} }
+
+func fedDriver(t *testing.T, scenario string, a, b *fedServer, aUser, bUser string) []result {
+	t.Helper()
+	return runDriver(t, "/usr/bin/python3", "clients/slix_fed.py", scenario,
+		a.c2s(), aUser+"@"+a.domain, "pw-"+a.domain, b.c2s(), bUser+"@"+b.domain, "pw-"+b.domain)
+}
+
+// Two Annals federate over dialback: 1:1 chat both ways, archived once per
+// local party and forked to every client; a subscription both ways; IQs to
+// clients and the server at the other side.
+func TestFederationDialback(t *testing.T) {
+	t.Parallel()
+	a, b := startFederated(t, dialback)
+	t.Run("chat", func(t *testing.T) {
+		rs := fedDriver(t, "chat", a, b, "juliet", "romeo")
+		t.Logf("slixmpp saw: %v", rs)
+		checkFederatedChat(t, rs, "juliet@"+a.domain, "romeo@"+b.domain)
+	})
+	t.Run("subscribe", func(t *testing.T) {
+		rs := fedDriver(t, "subscribe", b, a, "romeo", "romeo")
+		t.Logf("slixmpp saw: %v", rs)
+		checkSubscribed(t, rs)
+	})
+	t.Run("iq", func(t *testing.T) {
+		rs := fedDriver(t, "iq", a, b, "romeo", "juliet")
+		t.Logf("slixmpp saw: %v", rs)
+		checkFederatedIQ(t, rs, b.domain)
+	})
+}
+
+// checkFederatedChat reads the chat scenario's facts: aJID's two clients
+// and bJID's one at the other server.
+func checkFederatedChat(t *testing.T, rs []result, aJID, bJID string) {
+	t.Helper()
+	idsBy := func(r result) []string {
+		var by []string
+		for _, s := range r["stanza_ids"].([]any) {
+			by = append(by, fmt.Sprint(s.(map[string]any)["by"]))
+		}
+		return by
+	}
+	got := map[string]result{}
+	for _, r := range rs {
+		who := r["who"]
+		if who == nil {
+			who = r["sender"]
+		}
+		got[fmt.Sprint(r["event"], "/", who)] = r
+	}
+	if r := got["received/b"]; r == nil || r["from"] != aJID+"/one" || fmt.Sprint(idsBy(r)) != "["+bJID+"]" {
+		t.Errorf("b's server delivered %v; want it from %s/one with one stanza-id by %s", r, aJID, bJID)
+	}
+	if r := got["carbon-sent/a2"]; r == nil || r["to"] != bJID || fmt.Sprint(idsBy(r)) != "["+aJID+"]" {
+		t.Errorf("a's other client got %v as a sent carbon; want the message to %s with a's stanza-id", r, bJID)
+	}
+	for _, who := range []string{"a1", "a2"} {
+		if r := got["received/"+who]; r == nil || r["from"] != bJID+"/desk" || fmt.Sprint(idsBy(r)) != "["+aJID+"]" {
+			t.Errorf("%s got %v; want b's reply with one stanza-id by %s", who, r, aJID)
+		}
+	}
+	for _, who := range []string{"a1", "b"} {
+		if r := got["archive/"+who]; r == nil || fmt.Sprint(r["bodies"]) != "[wherefore art thou deny thy father]" {
+			t.Errorf("%s's archive: %v; want both messages, once each, in order", who, r)
+		}
+	}
+	stranger := "nobody@" + bJID[len("romeo@"):]
+	for sender, cond := range map[string]string{stranger: "service-unavailable", "someone@unreachable.invalid": "remote-server-not-found"} {
+		if r := got["error/"+sender]; r == nil || r["condition"] != cond {
+			t.Errorf("a message to %s came back as %v; want %s", sender, r, cond)
+		}
+	}
+}
+
+func checkSubscribed(t *testing.T, rs []result) {
+	t.Helper()
+	n := 0
+	for _, r := range rs {
+		switch r["event"] {
+		case "presence-seen":
+			n++
+			if r["sender"] == "" {
+				t.Errorf("%s never saw the other's presence", r["who"])
+			}
+		case "roster":
+			n++
+			if r["subscription"] != "both" || r["pending_out"] != false {
+				t.Errorf("%s's roster item: %v; want subscription both", r["who"], r)
+			}
+		}
+	}
+	if n != 4 {
+		t.Errorf("%d facts of 4", n)
+	}
+}
+
+func checkFederatedIQ(t *testing.T, rs []result, bDomain string) {
+	t.Helper()
+	pings := 0
+	for _, r := range rs {
+		switch r["event"] {
+		case "ping":
+			pings++
+			if r["ok"] != true {
+				t.Errorf("ping %v failed: %v", r["to"], r["error"])
+			}
+		case "disco":
+			if r["error"] != nil {
+				t.Errorf("disco#info of %s: %v", bDomain, r["error"])
+			}
+		case "ping-gone":
+			if r["condition"] != "service-unavailable" {
+				t.Errorf("a ping to a resource that is not there: %v; want service-unavailable", r)
+			}
+		}
+	}
+	if pings != 3 {
+		t.Errorf("%d pings of 3 answered or failed", pings)
+	}
+}
