@@ -116,10 +116,9 @@ type peerConfig struct {
 	// dialback makes the peer trust only the stranger CA, so that no
 	// certificate of the test is valid to it and it authenticates other
 	// servers with dialback; otherwise it trusts the test CA and uses
-	// SASL EXTERNAL where the other side offers it.
+	// SASL EXTERNAL where the other side offers it. Either way s2s TLS
+	// is required, as Annals requires it.
 	dialback bool
-	// tlsOptional offers s2s TLS without requiring it.
-	tlsOptional bool
 }
 
 // peer is a running Prosody or ejabberd.
@@ -216,14 +215,14 @@ https_ports = { }
 component_ports = { }
 authentication = "internal_hashed"
 c2s_require_encryption = true
-s2s_require_encryption = %[4]v
+s2s_require_encryption = true
 -- A certificate that does not verify is no reason to refuse: dialback.
 s2s_secure_auth = false
-ssl = { cafile = %[5]q }
-unbound = { hoststxt = %[6]q; resolvconf = %[7]q }
-log = { debug = %[8]q }
-VirtualHost %[9]q
-`, filepath.Join(dir, "data"), certs, cfg.addr, !cfg.tlsOptional, trust, f.ns.hosts, f.ns.resolv, p.log, cfg.domain)
+ssl = { cafile = %[4]q }
+unbound = { hoststxt = %[5]q; resolvconf = %[6]q }
+log = { debug = %[7]q }
+VirtualHost %[8]q
+`, filepath.Join(dir, "data"), certs, cfg.addr, trust, f.ns.hosts, f.ns.resolv, p.log, cfg.domain)
 	if cfg.muc != "" {
 		conf += fmt.Sprintf("Component %q \"muc\"\n", cfg.muc)
 	}
@@ -281,28 +280,24 @@ func (f *federation) startEjabberd(t *testing.T, cfg peerConfig) *peer {
 		t.Fatal(err)
 	}
 	writeFile(t, filepath.Join(dir, "trust.pem"), trustData, 0o644)
-	starttls := "required"
-	if cfg.tlsOptional {
-		starttls = "optional"
-	}
 	p := &peer{kind: "ejabberd", domain: cfg.domain, muc: cfg.muc, c2s: cfg.addr + ":5222", s2s: cfg.addr + ":5269",
 		log: filepath.Join(dir, "logs", "ejabberd.log")}
 	conf := fmt.Sprintf(`hosts: [%[1]q]
 loglevel: info
 certfiles: [%[2]q]
-s2s_use_starttls: %[3]s
-s2s_cafile: %[4]q
+s2s_use_starttls: required
+s2s_cafile: %[3]q
 # SRV fails at once in the namespace; bound it all the same.
 s2s_dns_timeout: 2
 s2s_dns_retries: 1
 outgoing_s2s_families: [ipv4]
 listen:
   - port: 5222
-    ip: %[5]q
+    ip: %[4]q
     module: ejabberd_c2s
     starttls_required: true
   - port: 5269
-    ip: %[5]q
+    ip: %[4]q
     module: ejabberd_s2s_in
 auth_method: internal
 modules:
@@ -310,7 +305,7 @@ modules:
   mod_disco: {}
   mod_ping: {}
   mod_s2s_dialback: {}
-`, cfg.domain, filepath.Join(dir, "server.pem"), starttls, filepath.Join(dir, "trust.pem"), cfg.addr)
+`, cfg.domain, filepath.Join(dir, "server.pem"), filepath.Join(dir, "trust.pem"), cfg.addr)
 	if cfg.muc != "" {
 		conf += fmt.Sprintf("  mod_muc:\n    host: %q\n", cfg.muc)
 	}
@@ -348,9 +343,18 @@ modules:
 		}
 	}
 	for _, u := range sortedKeys(cfg.users) {
-		ctl := f.ns.command("ejabberdctl", "register", u, cfg.domain, cfg.users[u])
-		ctl.Env = env
-		if out, err := ctl.CombinedOutput(); err != nil {
+		// ejabberd may still be starting parts of itself: a few tries.
+		var err error
+		var out []byte
+		for try := 0; try < 5; try++ {
+			ctl := f.ns.command("ejabberdctl", "register", u, cfg.domain, cfg.users[u])
+			ctl.Env = env
+			if out, err = ctl.CombinedOutput(); err == nil {
+				break
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+		if err != nil {
 			t.Fatalf("ejabberdctl register %s@%s: %v %s", u, cfg.domain, err, out)
 		}
 	}
