@@ -39,7 +39,7 @@ func startFederated(t *testing.T, extra func(self, peer *fedServer) []string) (a
 		data := t.TempDir()
 		addUsers(t, data, map[string]string{"juliet@" + self.domain: "pw-" + self.domain, "romeo@" + self.domain: "pw-" + self.domain})
 		flags := []string{"--domain", self.domain, "--c2s", net.JoinHostPort(self.host, "0"), "--s2s", self.s2s(),
-			"--s2s-route", peer.domain + "=" + peer.s2s()}
+			"--s2s-route", peer.domain + "=" + peer.s2s(), "--s2s-route", "conference." + peer.domain + "=" + peer.s2s()}
 		flags = append(flags, extra(self, peer)...)
 		self.server, _ = serveOn(t, data, flags...)
 	}
@@ -48,12 +48,14 @@ func startFederated(t *testing.T, extra func(self, peer *fedServer) []string) (a
 
 // dialback: neither server can check the other's certificate (each made
 // its own), so each proves its name by dialback.
-func dialback(self, peer *fedServer) []string { return []string{"--s2s-insecure-domain", peer.domain} }
+func dialback(self, peer *fedServer) []string {
+	return []string{"--s2s-insecure-domain", peer.domain, "--s2s-insecure-domain", "conference." + peer.domain}
+}
 
-func fedDriver(t *testing.T, scenario string, a, b *fedServer, aUser, bUser string) []result {
+func fedDriver(t *testing.T, scenario string, a, b *fedServer, aUser, bUser string, extra ...string) []result {
 	t.Helper()
-	return runDriver(t, "/usr/bin/python3", "clients/slix_fed.py", scenario,
-		a.c2s(), aUser+"@"+a.domain, "pw-"+a.domain, b.c2s(), bUser+"@"+b.domain, "pw-"+b.domain)
+	return runDriver(t, "/usr/bin/python3", append([]string{"clients/slix_fed.py", scenario,
+		a.c2s(), aUser + "@" + a.domain, "pw-" + a.domain, b.c2s(), bUser + "@" + b.domain, "pw-" + b.domain}, extra...)...)
 }
 
 // Two Annals federate over dialback: 1:1 chat both ways, archived once per
@@ -71,6 +73,13 @@ func TestFederationDialback(t *testing.T) {
 		rs := fedDriver(t, "subscribe", b, a, "romeo", "romeo")
 		t.Logf("slixmpp saw: %v", rs)
 		checkSubscribed(t, rs)
+	})
+	t.Run("room", func(t *testing.T) {
+		// A user at the other server is an occupant of a room here, one
+		// per session, and the room's traffic crosses both ways.
+		rs := fedDriver(t, "room", a, b, "juliet", "romeo", "hall@conference."+a.domain)
+		t.Logf("slixmpp saw: %v", rs)
+		checkFederatedRoom(t, rs, "hall@conference."+a.domain, "romeo@"+b.domain+"/desk")
 	})
 	t.Run("iq", func(t *testing.T) {
 		rs := fedDriver(t, "iq", a, b, "romeo", "juliet")
@@ -167,4 +176,40 @@ func checkFederatedIQ(t *testing.T, rs []result, bDomain string) {
 	if pings != 3 {
 		t.Errorf("%d pings of 3 answered or failed", pings)
 	}
+}
+
+// checkFederatedRoom reads the room scenario's facts: a at the room's
+// server, b (bJID, a full JID) at the other.
+func checkFederatedRoom(t *testing.T, rs []result, room, bJID string) {
+	t.Helper()
+	got := map[string]result{}
+	for _, r := range rs {
+		got[fmt.Sprint(r["event"], "/", r["who"])] = r
+	}
+	if r := got["joined/a"]; r == nil || r["error"] != nil || r["affiliation"] != "owner" {
+		t.Errorf("a's join: %v; want it in as the owner", r)
+	}
+	if r := got["joined/b"]; r == nil || r["error"] != nil || r["role"] != "participant" || r["jid"] != bJID {
+		t.Errorf("b's join from the other server: %v; want a participant, its full JID its own", r)
+	}
+	if r := got["occupant/a"]; r == nil || r["from"] != room+"/Beta" {
+		t.Errorf("a saw %v of b's join", r)
+	}
+	if r := got["groupchat/b"]; r == nil || r["from"] != room+"/Alpha" || fmt.Sprint(r["stanza_ids"]) != "[map[by:"+room+" id:"+fmt.Sprint(firstID(r))+"]]" {
+		t.Errorf("b got %v of a's message; want it with the room's stanza-id alone", r)
+	}
+	if r := got["groupchat/a"]; r == nil || r["from"] != room+"/Beta" {
+		t.Errorf("a got %v of b's message", r)
+	}
+	if r := got["left/a"]; r == nil || r["type"] != "unavailable" {
+		t.Errorf("a saw %v of b leaving", r)
+	}
+}
+
+func firstID(r result) any {
+	ids, _ := r["stanza_ids"].([]any)
+	if len(ids) == 0 {
+		return nil
+	}
+	return ids[0].(map[string]any)["id"]
 }

@@ -22,34 +22,38 @@ import (
 )
 
 // peer is a user at another server as the features see it: a mux.Session
-// whose stanzas go back over federation, from the address it wrote to.
+// whose stanzas go back over federation. It is a comparable value, so
+// that the same user is the same session to the room service from one
+// stanza to the next (its attachments are keyed by session).
 type peer struct {
-	srv  *Server
-	jid  jid.JID // the sender, at another server
-	here jid.JID // the address at this server it wrote to
+	srv    *Server
+	from   string // the user's full JID, at another server
+	domain string // ours that it wrote to, whose stream to its server answers
 }
 
-func (p *peer) JID() jid.JID { return p.jid }
+func (p peer) JID() jid.JID { return jid.MustParse(p.from) }
 
-func (p *peer) Send(s string) { p.srv.cfg.Remote.Send(p.here, p.jid, s) }
+func (p peer) Send(s string) {
+	p.srv.cfg.Remote.Send(jid.MustParse(p.domain), jid.MustParse(p.from), s)
+}
 
-func (p *peer) SendAll(ss []string) {
+func (p peer) SendAll(ss []string) {
 	for _, s := range ss {
 		p.Send(s)
 	}
 }
 
-func (p *peer) Deliver(s string, _ bool) { p.Send(s) }
+func (p peer) Deliver(s string, _ bool) { p.Send(s) }
 
-// fail answers e with an error, unless e is one or an IQ answer (RFC 6120
-// §8.3.1: errors are never answered).
-func (p *peer) fail(e *stanza.Element, se *stanza.Error) {
+// fail answers e with an error from the address it was sent to, unless e
+// is one or an IQ answer (RFC 6120 §8.3.1: errors are never answered).
+func (p peer) fail(e *stanza.Element, se *stanza.Error) {
 	typ := e.Attr("type")
 	if typ == "error" || e.XMLName.Local == "iq" && typ == "result" {
 		return
 	}
 	p.Send(fmt.Sprintf(`<%s xmlns='%s' type='error' id='%s'%s>%s</%s>`, e.XMLName.Local, nsClient, stanza.Escape(e.Attr("id")),
-		stanza.ToFrom(p.jid.String(), p.here.String()), se.XML(), e.XMLName.Local))
+		stanza.ToFrom(p.from, e.Attr("to")), se.XML(), e.XMLName.Local))
 }
 
 // FromRemote takes a stanza a server sent from one of its users (its
@@ -57,36 +61,48 @@ func (p *peer) fail(e *stanza.Element, se *stanza.Error) {
 // called in the order the peer sent them; a stanza it refuses is answered
 // with an error to the sender.
 func (s *Server) FromRemote(ctx context.Context, from, to jid.JID, e *stanza.Element) {
-	p := &peer{srv: s, jid: from, here: to}
-	if s.cfg.Remote == nil || !s.isLocal(to) {
+	if s.cfg.Remote == nil {
 		return
 	}
+	p := peer{srv: s, from: from.String(), domain: to.Domainpart()}
 	ctx = event.WithCause(ctx, "s2s:"+from.Domainpart()+"/"+e.Attr("id"))
-	if _, ok := s.cfg.Mux.Service(to.Domainpart()); ok {
-		// NOTSPEC(XEP-0045 §7.2): rooms here take no occupants from other
-		// servers yet (issue 12: one occupant per remote session).
-		p.fail(e, stanza.Errorf("service-unavailable", "rooms here take no users from other servers yet"))
+	if svc, ok := s.cfg.Mux.Service(to.Domainpart()); ok {
+		// A room: the service takes the user as an occupant of its own.
+		if err := svc.Handle(ctx, p, e, to); err != nil {
+			s.cfg.Log.Info("a service refused a stanza from another server", "service", to.Domainpart(), "from", p.from, "err", err)
+		}
 		return
 	}
+	if !s.isLocal(to) {
+		return
+	}
+	r := remoteStanza{peer: p, here: to, user: from}
 	switch e.XMLName.Local {
 	case "message":
-		s.messageFrom(ctx, p, e)
+		s.messageFrom(ctx, r, e)
 	case "presence":
-		s.presenceFrom(ctx, p, e)
+		s.presenceFrom(ctx, r, e)
 	case "iq":
-		s.iqFrom(ctx, p, e)
+		s.iqFrom(ctx, r, e)
 	}
 }
 
-func (s *Server) messageFrom(ctx context.Context, p *peer, e *stanza.Element) {
+// remoteStanza is a stanza's sender at another server and the address at
+// one of our domains it wrote to.
+type remoteStanza struct {
+	peer
+	here, user jid.JID
+}
+
+func (s *Server) messageFrom(ctx context.Context, p remoteStanza, e *stanza.Element) {
 	typ := e.Attr("type")
 	if typ == "" {
 		typ = "normal"
 	}
-	m := stanza.ScanMessage(e)
+	m := stanza.ScanRemoteMessage(e, s.ours)
 	stripped := *e
 	stripped.Inner = m.Inner
-	wire := stanza.Restamp(&stripped, p.jid.String())
+	wire := stanza.Restamp(&stripped, p.from)
 	switch typ {
 	case "chat", "normal":
 		if p.here.Localpart() != "" {
@@ -110,15 +126,15 @@ func (s *Server) messageFrom(ctx context.Context, p *peer, e *stanza.Element) {
 // chatFrom handles a 1:1 message from a user at another server: archived
 // for the local recipient and forked to its clients, as one from a local
 // user (chat).
-func (s *Server) chatFrom(ctx context.Context, p *peer, e *stanza.Element, typ string, m stanza.MessageInfo, wire string) {
-	r, err := s.recordChat(ctx, archive.Send{From: p.jid, To: p.here, Kind: typ, Stanza: wire, Reserialized: true, MessageID: e.Attr("id")}, m.Archivable())
+func (s *Server) chatFrom(ctx context.Context, p remoteStanza, e *stanza.Element, typ string, m stanza.MessageInfo, wire string) {
+	r, err := s.recordChat(ctx, archive.Send{From: p.user, To: p.here, Kind: typ, Stanza: wire, Reserialized: true, MessageID: e.Attr("id")}, m.Archivable())
 	var se *stanza.Error
 	switch {
 	case errors.As(err, &se):
 		p.fail(e, se)
 		return
 	case err != nil:
-		s.cfg.Log.Error("archiving a message from another server failed", "from", p.jid.String(), "err", err)
+		s.cfg.Log.Error("archiving a message from another server failed", "from", p.from, "err", err)
 		p.fail(e, &stanza.Error{Type: "wait", Cond: "resource-constraint"})
 		return
 	}
@@ -126,11 +142,11 @@ func (s *Server) chatFrom(ctx context.Context, p *peer, e *stanza.Element, typ s
 	r.deliver(wire, p.here.Bare().String(), typ, m.Body || m.Crypted)
 }
 
-func (s *Server) presenceFrom(ctx context.Context, p *peer, e *stanza.Element) {
+func (s *Server) presenceFrom(ctx context.Context, p remoteStanza, e *stanza.Element) {
 	if s.cfg.Accounts == nil {
 		return
 	}
-	account, contact := p.here.Bare().String(), p.jid.Bare().String()
+	account, contact := p.here.Bare().String(), p.user.Bare().String()
 	switch typ := e.Attr("type"); typ {
 	case "subscribe", "subscribed", "unsubscribe", "unsubscribed":
 		if p.here.Localpart() == "" {
@@ -158,7 +174,7 @@ func (s *Server) presenceFrom(ctx context.Context, p *peer, e *stanza.Element) {
 	case "probe":
 		s.answerProbe(ctx, p, account, contact)
 	case "", "unavailable", "error":
-		wire := stanza.Restamp(e, p.jid.String())
+		wire := stanza.Restamp(e, p.from)
 		// To a client of ours, or else to every available one: a client
 		// that sent no presence asked for none (RFC 6121 §4.4.2).
 		targets := s.availableOf(account)
@@ -177,12 +193,12 @@ func (s *Server) presenceFrom(ctx context.Context, p *peer, e *stanza.Element) {
 // §4.3.2): with the presence of each of the account's available sessions
 // if the account shares it with the contact (From or Both), unavailable
 // if none is; and with unsubscribed if it does not share it.
-func (s *Server) answerProbe(ctx context.Context, p *peer, account, contact string) {
+func (s *Server) answerProbe(ctx context.Context, p remoteStanza, account, contact string) {
 	if p.here.Localpart() == "" {
 		return
 	}
 	if !s.sharesPresence(ctx, account, contact) {
-		p.Send(fmt.Sprintf(`<presence xmlns='%s' type='unsubscribed' from='%s' to='%s'/>`, nsClient, stanza.Escape(account), stanza.Escape(p.jid.String())))
+		p.Send(fmt.Sprintf(`<presence xmlns='%s' type='unsubscribed' from='%s' to='%s'/>`, nsClient, stanza.Escape(account), stanza.Escape(p.from)))
 		return
 	}
 	sent := false
@@ -191,12 +207,12 @@ func (s *Server) answerProbe(ctx context.Context, p *peer, account, contact stri
 		wire := o.available
 		s.mu.Unlock()
 		if wire != "" {
-			s.sendRemote(o.jid.String(), p.jid.String(), stanza.WithTo(wire, p.jid.String()))
+			s.sendRemote(o.jid.String(), p.from, stanza.WithTo(wire, p.from))
 			sent = true
 		}
 	}
 	if !sent {
-		p.Send(fmt.Sprintf(`<presence xmlns='%s' type='unavailable' from='%s' to='%s'/>`, nsClient, stanza.Escape(account), stanza.Escape(p.jid.String())))
+		p.Send(fmt.Sprintf(`<presence xmlns='%s' type='unavailable' from='%s' to='%s'/>`, nsClient, stanza.Escape(account), stanza.Escape(p.from)))
 	}
 }
 
@@ -204,11 +220,11 @@ func (s *Server) answerProbe(ctx context.Context, p *peer, account, contact stri
 // ours goes to it, an answer to one of our clients' IQs back to it, and
 // the server answers for its domain and, for those they share presence
 // with, for its accounts (RFC 6121 §8.5).
-func (s *Server) iqFrom(ctx context.Context, p *peer, e *stanza.Element) {
+func (s *Server) iqFrom(ctx context.Context, p remoteStanza, e *stanza.Element) {
 	typ := e.Attr("type")
 	if p.here.Resourcepart() != "" {
 		if t := s.sessionAt(p.here); t != nil {
-			t.deliver(stanza.Restamp(e, p.jid.String()), true)
+			t.deliver(stanza.Restamp(e, p.from), true)
 			return
 		}
 		p.fail(e, stanza.Errorf("service-unavailable", ""))
@@ -229,17 +245,31 @@ func (s *Server) iqFrom(ctx context.Context, p *peer, e *stanza.Element) {
 	switch {
 	case p.here.Localpart() == "" && slices.Contains(s.cfg.Domains, p.here.Domainpart()):
 		dests = []mux.Dest{mux.Server}
-	case s.sharesPresence(ctx, p.here.Bare().String(), p.jid.Bare().String()):
+	case s.sharesPresence(ctx, p.here.Bare().String(), p.user.Bare().String()):
 		dests = []mux.Dest{mux.Contact}
 	}
 	for _, d := range dests {
-		iq := &mux.IQ{Stanza: e, Payload: child, Session: p, From: p.here.String()}
+		iq := &mux.IQ{Stanza: e, Payload: child, Session: p.peer, From: p.here.String()}
 		if handled, err := s.cfg.Mux.Serve(ctx, d, iq); handled {
 			if err != nil {
-				s.cfg.Log.Error("IQ handler failed", "ns", child.XMLName.Space, "dest", d.String(), "from", p.jid.String(), "err", err)
+				s.cfg.Log.Error("IQ handler failed", "ns", child.XMLName.Space, "dest", d.String(), "from", p.from, "err", err)
 			}
 			return
 		}
 	}
 	p.fail(e, stanza.Errorf("service-unavailable", ""))
+}
+
+// ours reports whether by (a stanza-id's) is one of this server's
+// entities: its domains, their accounts, its services. Only this server
+// gives stanza-ids by them.
+func (s *Server) ours(by string) bool {
+	j, err := jid.Parse(by)
+	if err != nil {
+		return true // not a JID: not a remote server's to give either
+	}
+	if _, ok := s.cfg.Mux.Service(j.Domainpart()); ok {
+		return true
+	}
+	return s.isLocal(j)
 }

@@ -31,10 +31,23 @@ var encrypted = map[xml.Name]bool{
 	{Space: "jabber:x:encrypted", Local: "x"}:                     true,
 }
 
-// ScanMessage reads the top-level children of a message. The children are
-// parsed inside a wrapper that declares the prefixes the message element
-// declared, so that a prefixed stanza-id is recognized as well.
-func ScanMessage(e *Element) MessageInfo {
+// ScanMessage reads the top-level children of a message from a client,
+// and drops its stanza-ids and occupant-ids: both are the server's to say
+// (XEP-0359 §4, XEP-0421 §4).
+func ScanMessage(e *Element) MessageInfo { return scanMessage(e, nil) }
+
+// ScanRemoteMessage is ScanMessage for a message from another server: it
+// drops only the stanza-ids by one of ours (ours(by)), which this server
+// alone gives; the others, and occupant-ids, are the remote server's and
+// its rooms' to say (a message from a room there carries the room's).
+func ScanRemoteMessage(e *Element, ours func(by string) bool) MessageInfo {
+	return scanMessage(e, ours)
+}
+
+// scanMessage parses the children inside a wrapper that declares the
+// prefixes the message element declared, so that a prefixed stanza-id is
+// recognized as well. ours nil drops every stanza-id and occupant-id.
+func scanMessage(e *Element, ours func(by string) bool) MessageInfo {
 	var head strings.Builder
 	head.WriteString("<w xmlns='" + NSClient + "'")
 	for _, a := range e.Attrs {
@@ -52,6 +65,7 @@ func ScanMessage(e *Element) MessageInfo {
 		depth int
 		start int64
 		cur   xml.Name
+		by    string // of the stanza-id being read
 		text  bool
 	)
 	for {
@@ -64,7 +78,12 @@ func ScanMessage(e *Element) MessageInfo {
 		case xml.StartElement:
 			depth++
 			if depth == 2 {
-				start, cur, text = before, t.Name, false
+				start, cur, text, by = before, t.Name, false, ""
+				for _, a := range t.Attr {
+					if a.Name.Space == "" && a.Name.Local == "by" {
+						by = a.Value
+					}
+				}
 				switch {
 				case t.Name.Space == NSHints && t.Name.Local == "store":
 					m.Store = true
@@ -81,8 +100,8 @@ func ScanMessage(e *Element) MessageInfo {
 		case xml.EndElement:
 			if depth == 2 {
 				switch {
-				case cur == xml.Name{Space: NSStanzaID, Local: "stanza-id"}, cur == xml.Name{Space: NSOccupantID, Local: "occupant-id"}:
-					// Both are the server's to say (XEP-0359 §4, XEP-0421 §4).
+				case cur == xml.Name{Space: NSStanzaID, Local: "stanza-id"} && (ours == nil || ours(by)),
+					cur == xml.Name{Space: NSOccupantID, Local: "occupant-id"} && ours == nil:
 					drop = append(drop, [2]int64{start - off, d.InputOffset() - off})
 				case cur == xml.Name{Space: NSClient, Local: "body"} && text:
 					m.Body = true

@@ -98,3 +98,24 @@ func TestErrorFor(t *testing.T) {
 		}
 	}
 }
+
+// A message from another server keeps the stanza-ids and occupant-ids of
+// others (a remote room's); one claiming to be by us is dropped.
+func TestScanRemoteMessage(t *testing.T) {
+	e, err := stanza.Parse([]byte(`<message xmlns='jabber:server' type='groupchat'><body>hi</body>`+
+		`<stanza-id xmlns='urn:xmpp:sid:0' by='hall@rooms.elsewhere' id='r1'/>`+
+		`<stanza-id xmlns='urn:xmpp:sid:0' by='juliet@capulet.test' id='forged'/>`+
+		`<occupant-id xmlns='urn:xmpp:occupant-id:0' id='o1'/></message>`), 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ours := func(by string) bool { return strings.HasSuffix(by, "@capulet.test") || by == "capulet.test" }
+	m := stanza.ScanRemoteMessage(e, ours)
+	got := string(m.Inner)
+	if !m.Body || !strings.Contains(got, "id='r1'") || strings.Contains(got, "forged") || !strings.Contains(got, "id='o1'") {
+		t.Fatalf("kept %s (body %v); want the room's stanza-id and occupant-id, not the forged one", got, m.Body)
+	}
+	if all := string(stanza.ScanMessage(e).Inner); strings.Contains(all, "stanza-id") || strings.Contains(all, "occupant-id") {
+		t.Fatalf("a client's message kept %s", all)
+	}
+}

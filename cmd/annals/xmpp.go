@@ -169,7 +169,13 @@ func (x xmppFlags) listen(ctx context.Context, c Config, creds *credentials.Stor
 	x.traffic.apply(&cfg)
 	var srv *c2s.Server
 	if x.s2s.addr != "" {
-		if fed, err = x.s2s.newFederation(ctx, x.domains, cert, secret, &srv, log); err != nil {
+		// The room service federates as a domain of its own: remote users
+		// join its rooms, and its stanzas go out from it.
+		served := slices.Clone(x.domains)
+		if x.muc != "" {
+			served = append(served, x.muc)
+		}
+		if fed, err = x.s2s.newFederation(ctx, served, cert, secret, &srv, log); err != nil {
 			return nil, nil, nil, err
 		}
 		defer func() {

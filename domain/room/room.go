@@ -129,17 +129,26 @@ type State struct {
 	Locked       bool // created, not yet configured: only the owner may enter
 	Config       Config
 	Affiliations map[string]Affiliation // bare JID -> affiliation other than none
-	Occupants    map[string]Occupant    // account -> occupant
+	Occupants    map[string]Occupant    // account (a remote occupant: its full JID) -> occupant
 	Subject      string
 	SubjectNick  string
 	Messages     int    // groupchat messages posted
 	Version      uint64 // last version folded in
 }
 
-// Affiliation returns j's affiliation (a bare JID).
+// Affiliation returns the affiliation of j: a bare JID, or the full JID
+// of an occupant from another server.
 func (s State) Affiliation(j string) Affiliation {
 	if a, ok := s.Affiliations[j]; ok {
 		return a
+	}
+	// An occupant from another server occupies the room as its full JID
+	// (one per session, XEP-0045 §7.2); affiliations are its bare JID's
+	// (§5.2), bans included.
+	if bare, _, full := strings.Cut(j, "/"); full {
+		if a, ok := s.Affiliations[bare]; ok {
+			return a
+		}
 	}
 	return None
 }

@@ -14,6 +14,9 @@ Usage: slix_fed.py SCENARIO A_ADDR A_JID A_PW B_ADDR B_JID B_PW
              presence
   iq         a pings b's client and asks b's server for disco#info; b pings
              a's client
+  room ROOM  a joins ROOM (at its own server's or b's room service; made
+             and configured if new), then b; each says something the
+             other must see; b leaves
 
 Prints one JSON object per line on stdout: facts, not verdicts. Exits 0
 when the scenario ran, non-zero (message on stderr) when it could not.
@@ -48,7 +51,9 @@ class Client(slixmpp.ClientXMPP):
         self.inbox = asyncio.Queue()
         self.mam = {}  # queryid -> [forwarded message elements]
         self.started = asyncio.get_event_loop().create_future()
+        self.presences = asyncio.Queue()
         self.register_handler(Callback("fed message", MatchXPath("{%s}message" % NS_CLIENT), self._on_message))
+        self.register_handler(Callback("fed presence", MatchXPath("{%s}presence" % NS_CLIENT), lambda p: self.presences.put_nowait(p.xml)))
         self.add_event_handler("session_start", lambda _: self.started.done() or self.started.set_result(True))
         self.add_event_handler("failed_auth", lambda _: self.started.done() or self.started.set_result(False))
         self.add_event_handler("disconnected", lambda _: self.started.done() or self.started.set_result(False))
@@ -76,6 +81,14 @@ class Client(slixmpp.ClientXMPP):
                 m = await self.inbox.get()
                 if pred(m):
                     return m
+        return await asyncio.wait_for(wait(), timeout)
+
+    async def next_presence(self, pred, timeout=15):
+        async def wait():
+            while True:
+                p = await self.presences.get()
+                if pred(p):
+                    return p
         return await asyncio.wait_for(wait(), timeout)
 
     async def archive(self, with_jid):
@@ -205,10 +218,64 @@ async def iq(a_addr, a_jid, a_pw, b_addr, b_jid, b_pw):
     await asyncio.sleep(0.2)
 
 
-SCENARIOS = {"chat": chat, "subscribe": subscribe, "iq": iq}
+NS_MUC = "http://jabber.org/protocol/muc"
+NS_MUC_USER = NS_MUC + "#user"
+NS_MUC_OWNER = NS_MUC + "#owner"
+
+
+def muc_facts(p):
+    x = child(p, NS_MUC_USER, "x")
+    item = child(x, NS_MUC_USER, "item")
+    return {"from": p.get("from"), "type": p.get("type", "available"),
+            "codes": sorted(int(c.get("code")) for c in (x.findall("{%s}status" % NS_MUC_USER) if x is not None else [])),
+            "affiliation": item.get("affiliation") if item is not None else None,
+            "role": item.get("role") if item is not None else None,
+            "jid": item.get("jid") if item is not None else None}
+
+
+async def join(c, room, nick):
+    """Join room as nick; its self-presence's facts (or its error's)."""
+    occupant = room + "/" + nick
+    p = c.make_presence(pto=occupant)
+    ET.SubElement(p.xml, "{%s}x" % NS_MUC)
+    p.send()
+    me = await c.next_presence(lambda p: p.get("from") == occupant)
+    if me.get("type") == "error":
+        return {"error": error_of(me)}
+    f = muc_facts(me)
+    if 201 in f["codes"]:
+        iq = c.Iq()
+        iq["type"], iq["to"] = "set", room
+        q = ET.SubElement(iq.xml, "{%s}query" % NS_MUC_OWNER)
+        ET.SubElement(q, "{jabber:x:data}x", {"type": "submit"})
+        await iq.send(timeout=15)
+    return f
+
+
+async def room(a_addr, a_jid, a_pw, b_addr, b_jid, b_pw, room_jid):
+    a = await Client(a_addr, a_jid + "/one", a_pw, "a").login()
+    b = await Client(b_addr, b_jid + "/desk", b_pw, "b").login()
+    out(event="joined", who="a", **await join(a, room_jid, "Alpha"))
+    out(event="joined", who="b", **await join(b, room_jid, "Beta"))
+    seen = await a.next_presence(lambda p: p.get("from") == room_jid + "/Beta")
+    out(event="occupant", who="a", **muc_facts(seen))
+    for c, other, body in ((a, b, "hello from here"), (b, a, "hello from afar")):
+        c.send_message(mto=room_jid, mbody=body, mtype="groupchat")
+        got = await other.next_message(lambda m: body_of(m) == body)
+        out(event="groupchat", who=other.label, **facts(got))
+    p = b.make_presence(pto=room_jid + "/Beta", ptype="unavailable")
+    p.send()
+    gone = await a.next_presence(lambda p: p.get("from") == room_jid + "/Beta" and p.get("type") == "unavailable")
+    out(event="left", who="a", **muc_facts(gone))
+    a.disconnect()
+    b.disconnect()
+    await asyncio.sleep(0.2)
+
+
+SCENARIOS = {"chat": chat, "subscribe": subscribe, "iq": iq, "room": room}
 
 if __name__ == "__main__":
-    if len(sys.argv) != 8 or sys.argv[1] not in SCENARIOS:
+    if len(sys.argv) < 8 or sys.argv[1] not in SCENARIOS:
         sys.exit(__doc__)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)

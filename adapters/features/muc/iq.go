@@ -20,7 +20,7 @@ import (
 func (c *conn) mucIQ(ctx context.Context, e *element, q element, to jid.JID) error {
 	s := c.srv
 	typ := e.Attr("type")
-	acct := c.jid.Bare().String()
+	acct := c.acct
 	reply := func(payload string) error {
 		return c.write(fmt.Sprintf(`<iq type='result' id='%s' from='%s' to='%s'>%s</iq>`,
 			stanza.Escape(e.Attr("id")), stanza.Escape(to.String()), stanza.Escape(c.jid.String()), payload))
@@ -141,7 +141,7 @@ func cmpOr(a, b string) string {
 // mucAdmin handles muc#admin: role and affiliation changes and lists.
 func (c *conn) mucAdmin(ctx context.Context, e *element, q element, st room.State, reply func(string) error, fail func(error) error) error {
 	s := c.srv
-	acct := c.jid.Bare().String()
+	acct := c.acct
 	items := []element{}
 	for _, ch := range q.Children() {
 		if ch.XMLName.Local == "item" {
@@ -361,7 +361,7 @@ func parseConfig(cfg room.Config, f *form.Form, secretHash string) (room.Config,
 // mucOwner handles muc#owner: the configuration form and destruction.
 func (c *conn) mucOwner(ctx context.Context, e *element, q element, st room.State, reply func(string) error, fail func(error) error) error {
 	s := c.srv
-	acct := c.jid.Bare().String()
+	acct := c.acct
 	if st.Affiliation(acct) != room.Owner {
 		return fail(room.ErrForbidden)
 	}
@@ -433,7 +433,7 @@ const maxForwarded = 10000
 
 func (c *conn) forwardOccupantIQ(e *element, st room.State, to jid.JID) error {
 	s := c.srv
-	acct := c.jid.Bare().String()
+	acct := c.acct
 	me, in := st.Occupants[acct]
 	target, found := st.ByNick(to.Resourcepart())
 	switch {
@@ -475,11 +475,11 @@ func (c *conn) occupantIQReply(e *element) bool {
 	s := c.srv
 	s.fwdMu.Lock()
 	f, ok := s.forwarded[e.Attr("id")]
-	if ok && f.target == c.jid.Bare().String() {
+	if ok && f.target == c.acct {
 		delete(s.forwarded, e.Attr("id"))
 	}
 	s.fwdMu.Unlock()
-	if !ok || f.target != c.jid.Bare().String() {
+	if !ok || f.target != c.acct {
 		return false
 	}
 	back := withAttr(e, "id", f.id)

@@ -107,7 +107,7 @@ func selfCodes(st room.State, extra ...int) []int {
 func (c *conn) mucPresence(ctx context.Context, e *element, to jid.JID) error {
 	s := c.srv
 	r := to.Bare().String()
-	acct := c.jid.Bare().String()
+	acct := c.acct
 	nick := to.Resourcepart()
 	show := e.ChildText("show")
 	status := e.ChildText("status")
@@ -282,7 +282,7 @@ func (s *Service) sendHistory(ctx context.Context, c *conn, st room.State, h his
 func (c *conn) mucMessage(ctx context.Context, e *element, to jid.JID) error {
 	s := c.srv
 	r := to.Bare().String()
-	acct := c.jid.Bare().String()
+	acct := c.acct
 	typ := e.Attr("type")
 	if to.Resourcepart() != "" {
 		return c.mucPrivate(ctx, e, to)
@@ -324,7 +324,7 @@ func (c *conn) mucMessage(ctx context.Context, e *element, to jid.JID) error {
 func (c *conn) mucPrivate(ctx context.Context, e *element, to jid.JID) error {
 	s := c.srv
 	r := to.Bare().String()
-	acct := c.jid.Bare().String()
+	acct := c.acct
 	st, err := s.cfg.Rooms.Get(ctx, r)
 	if err != nil {
 		return c.write(c.mucErrorReply(e, to.String(), err, ""))
@@ -362,7 +362,7 @@ func (c *conn) mucPrivate(ctx context.Context, e *element, to jid.JID) error {
 func (c *conn) mucInvite(ctx context.Context, e *element, to jid.JID, x *element) error {
 	s := c.srv
 	r := to.Bare().String()
-	acct := c.jid.Bare().String()
+	acct := c.acct
 	inv, ok := x.Named(nsMUCUser, "invite")
 	invitee, err := jid.Parse(inv.Attr("to"))
 	if !ok || err != nil {
@@ -426,9 +426,10 @@ func (s *Service) bookmarkRooms(ctx context.Context, r string, evs []event.Envel
 }
 
 // setAutojoin keeps acct's bookmark of room r in step, if bookmarks are
-// kept.
+// kept (acct is a bare JID: an account's).
 func (s *Service) setAutojoin(ctx context.Context, acct, r, nick string, autojoin bool) {
-	if s.cfg.Bookmarks != nil {
+	// An occupant from another server keeps its bookmarks there.
+	if _, domain, _ := strings.Cut(acct, "@"); s.cfg.Bookmarks != nil && slices.Contains(s.cfg.Domains, domain) {
 		s.cfg.Bookmarks.SetAutojoin(ctx, acct, r, nick, autojoin)
 	}
 }

@@ -233,7 +233,7 @@ func (s *Service) Shutdown() {
 // presence there follows its remaining sessions (XEP-0045 has no way to
 // say "no client", so xa).
 func (s *Service) SessionGone(c mux.Session) {
-	acct := c.JID().Bare().String()
+	acct := s.occupantOf(c.JID())
 	ctx, cancel := context.WithTimeout(context.Background(), mux.TeardownTimeout)
 	defer cancel()
 	for _, r := range s.muc.detachSession(c) {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -150,12 +151,25 @@ type conn struct {
 	srv  *Service
 	sess mux.Session
 	jid  jid.JID
+	acct string // the occupant it speaks for: see occupantOf
 	log  *slog.Logger
 }
 
 func (s *Service) conn(sess mux.Session) *conn {
 	j := sess.JID()
-	return &conn{srv: s, sess: sess, jid: j, log: s.cfg.Log.With("jid", j.String())}
+	return &conn{srv: s, sess: sess, jid: j, acct: s.occupantOf(j), log: s.cfg.Log.With("jid", j.String())}
+}
+
+// occupantOf is who a session occupies rooms as: a local session its
+// account, whose sessions attach to one occupancy; a user at another
+// server its full JID, one occupant per session as XEP-0045 has it, since
+// its server does not attach sessions (room.State.Affiliation finds the
+// bare JID's affiliation for it).
+func (s *Service) occupantOf(j jid.JID) string {
+	if slices.Contains(s.cfg.Domains, j.Domainpart()) {
+		return j.Bare().String()
+	}
+	return j.String()
 }
 
 // write answers the session; it never fails here (a broken connection is
