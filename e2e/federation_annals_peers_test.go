@@ -10,8 +10,8 @@ import (
 // by --s2s-route, they reach Annals through the namespace's hosts file.
 // Every certificate is from the test CA, which all three trust. A
 // slixmpp client on each side, for each peer: a 1:1 message both ways, a
-// subscription asked from each side, and an Annals account in a room of
-// the peer's MUC.
+// subscription asked from each side, an Annals account in a room of the
+// peer's MUC, and the peer's user in an Annals room.
 func TestFederationAnnalsPeers(t *testing.T) {
 	t.Parallel()
 	f := newFederation(t, fedHosts)
@@ -40,6 +40,7 @@ func TestFederationAnnalsPeers(t *testing.T) {
 			t.Run("subscribe from annals", func(t *testing.T) { f.subscribe(t, a1, alice) })
 			t.Run("subscribe from "+p.kind, func(t *testing.T) { f.subscribe(t, bob, a2) })
 			t.Run("annals account in "+p.kind+" room", func(t *testing.T) { f.room(t, "lobby@"+p.muc, bob, a2) })
+			t.Run(p.kind+" user in annals room", func(t *testing.T) { f.room(t, "hall-"+p.kind+"@rooms.annals.test", a1, bob) })
 		})
 	}
 	// Annals offers no SASL EXTERNAL yet (adapters/s2s/doc.go): the
