@@ -291,6 +291,10 @@ s2s_cafile: %[3]q
 s2s_dns_timeout: 2
 s2s_dns_retries: 1
 outgoing_s2s_families: [ipv4]
+# Its streams come from its own address, as a real server's would (and
+# count against another server's per-address caps apart from Prosody's,
+# which come from 127.0.0.1: Prosody 0.12 cannot choose).
+outgoing_s2s_ipv4_address: %[4]q
 listen:
   - port: 5222
     ip: %[4]q
