@@ -131,6 +131,22 @@ func (a *attachments) removeLocked(r, acct string, c mux.Session) {
 func (a *attachments) tell(r, acct string, version uint64, stanza func(c mux.Session) string, urgent bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.tellLocked(r, acct, version, stanza, urgent)
+}
+
+// tellExit tells acct's sessions in r of its exit at version, as tell
+// does, and detaches them (detachAccount) in the same hold of the lock: a
+// client that rejoins as soon as it reads its exit must find itself
+// detached, or its join would count as a change of presence in a room it
+// is no longer in.
+func (a *attachments) tellExit(r, acct string, version uint64, stanza func(c mux.Session) string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.tellLocked(r, acct, version, stanza, true)
+	a.detachAccountLocked(r, acct, version)
+}
+
+func (a *attachments) tellLocked(r, acct string, version uint64, stanza func(c mux.Session) string, urgent bool) {
 	for c, at := range a.rooms[r][acct] {
 		if !at.joining && version <= at.since {
 			continue // its join's answer showed this already
@@ -162,6 +178,10 @@ func (a *attachments) occupied(r string) bool {
 func (a *attachments) detachAccount(r, acct string, version uint64) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.detachAccountLocked(r, acct, version)
+}
+
+func (a *attachments) detachAccountLocked(r, acct string, version uint64) {
 	for c, at := range a.rooms[r][acct] {
 		if at.joining {
 			at.goneAt = version

@@ -3,6 +3,7 @@ package muc
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"annals.im/annals/adapters/mux"
 	"annals.im/annals/adapters/mux/muxtest"
@@ -108,5 +109,32 @@ func TestAttachmentExitWhileJoining(t *testing.T) {
 	a.ready("r", "bob", again, 9) // its join came after the exit
 	if !a.attached("r", "bob", again) {
 		t.Error("a join after the exit was detached")
+	}
+}
+
+// rejoiner is a session that, like a client, answers its exit at once by
+// asking whether it is still attached (what its rejoin's handling asks).
+type rejoiner struct {
+	muxtest.Session
+	a     *attachments
+	asked chan bool
+}
+
+func (r *rejoiner) Deliver(string, bool) {
+	go func() { r.asked <- r.a.attached("r", "bob", r) }()
+	time.Sleep(20 * time.Millisecond) // the client is quick; the server is not
+}
+
+// A session told of its exit is detached before anything it does next
+// is handled: a rejoin right after a kick is a join, not a change of
+// presence of an occupant that is gone (TestMUCKickAndBan met this).
+func TestAttachmentExitThenRejoin(t *testing.T) {
+	var a attachments
+	s := &rejoiner{Session: muxtest.Session{Full: jid.MustParse("bob@localhost/x")}, a: &a, asked: make(chan bool, 1)}
+	a.attach("r", "bob", s, "")
+	a.ready("r", "bob", s, 1)
+	a.tellExit("r", "bob", 2, func(mux.Session) string { return "<exit/>" })
+	if <-s.asked {
+		t.Fatal("the session was still attached when it read its exit")
 	}
 }

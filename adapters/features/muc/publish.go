@@ -161,10 +161,9 @@ func (s *Service) announceExit(before, after room.State, version uint64, d room.
 		return stanza.InsertChild(s.occupantXML(after, o, viewer, to, "unavailable", codes, inner), status)
 	}, false)
 	self := append([]int{110}, codes...)
-	s.muc.tell(after.JID, d.Account, version, func(c mux.Session) string {
+	s.muc.tellExit(after.JID, d.Account, version, func(c mux.Session) string {
 		return stanza.InsertChild(s.occupantXML(after, o, d.Account, c.JID().String(), "unavailable", self, inner), status)
-	}, true)
-	s.muc.detachAccount(after.JID, d.Account, version)
+	})
 }
 
 // announceDestroyed tells every session in a destroyed room (§10.9).
@@ -180,11 +179,10 @@ func (s *Service) announceDestroyed(before room.State, version uint64, d room.De
 	inner += "</destroy>"
 	for acct, o := range before.Occupants {
 		o.Role = room.NoRole
-		s.muc.tell(before.JID, acct, version, func(c mux.Session) string {
+		s.muc.tellExit(before.JID, acct, version, func(c mux.Session) string {
 			x := s.occupantXML(before, o, acct, c.JID().String(), "unavailable", []int{110}, "")
 			return strings.Replace(x, "</item>", "</item>"+inner, 1)
-		}, true)
-		s.muc.detachAccount(before.JID, acct, version)
+		})
 	}
 }
 
