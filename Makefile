@@ -23,13 +23,19 @@ test: tools fmtcheck vet depcheck race
 
 # Tests drive the sqlite3 CLI (to tamper with a log) and two third-party
 # XMPP clients, slixmpp (Debian) and xmpp.js (npm, pinned in
-# e2e/clients/xmppjs/package-lock.json); install them when missing.
+# e2e/clients/xmppjs/package-lock.json); the federation tests run Debian's
+# Prosody (resolving through lua-unbound) and ejabberd as peers, in a
+# network namespace (iproute2). Install them when missing.
 tools:
 	@missing=""; \
 	command -v sqlite3 >/dev/null || missing="$$missing sqlite3"; \
 	/usr/bin/python3 -c 'import slixmpp' 2>/dev/null || missing="$$missing python3-slixmpp"; \
 	command -v node >/dev/null || missing="$$missing nodejs"; \
 	command -v npm >/dev/null || missing="$$missing npm"; \
+	command -v ip >/dev/null || missing="$$missing iproute2"; \
+	command -v prosody >/dev/null || missing="$$missing prosody"; \
+	dpkg -s lua-unbound >/dev/null 2>&1 || missing="$$missing lua-unbound"; \
+	command -v ejabberdctl >/dev/null || missing="$$missing ejabberd"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages for the tests:$$missing"; \
 		(apt-get update -qq && apt-get install -y -qq $$missing) >/dev/null || exit 1; \
