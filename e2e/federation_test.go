@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"net"
 	"os/exec"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -48,6 +50,21 @@ func startFederated(t *testing.T, extra func(self, peer *fedServer) []string) (a
 	return a, b
 }
 
+// external: a test CA made each server's certificate (its domain and
+// its room service's), and each trusts that CA: they authenticate with
+// SASL EXTERNAL (XEP-0178).
+func external(t *testing.T) func(self, peer *fedServer) []string {
+	dir := t.TempDir()
+	ca := newTestCA(t, dir, "Annals federation test CA")
+	return func(self, peer *fedServer) []string {
+		cert, key := ca.issue(t, self.domain, "conference."+self.domain)
+		certFile, keyFile := filepath.Join(dir, self.domain+".crt"), filepath.Join(dir, self.domain+".key")
+		writeFile(t, certFile, cert, 0o600)
+		writeFile(t, keyFile, key, 0o600)
+		return []string{"--tls-cert", certFile, "--tls-key", keyFile, "--s2s-ca", ca.file}
+	}
+}
+
 // dialback: neither server can check the other's certificate (each made
 // its own), so each proves its name by dialback.
 func dialback(self, peer *fedServer) []string {
@@ -88,6 +105,43 @@ func TestFederationDialback(t *testing.T) {
 		t.Logf("slixmpp saw: %v", rs)
 		checkFederatedIQ(t, rs, b.domain)
 	})
+	for _, f := range []*fedServer{a, b} {
+		logs := f.logs.String()
+		if !strings.Contains(logs, "method=dialback") || strings.Contains(logs, "method=EXTERNAL") {
+			t.Errorf("%s authenticated its peers otherwise than by dialback alone:\n%s", f.domain, grepLines(logs, "method="))
+		}
+	}
+}
+
+// Two Annals whose certificates each other trusts federate with SASL
+// EXTERNAL, no dialback, and everything of the dialback test works alike.
+func TestFederationExternal(t *testing.T) {
+	t.Parallel()
+	a, b := startFederated(t, external(t))
+	t.Run("chat", func(t *testing.T) {
+		checkFederatedChat(t, fedDriver(t, "chat", a, b, "juliet", "romeo"), "juliet@"+a.domain, "romeo@"+b.domain)
+	})
+	t.Run("subscribe", func(t *testing.T) { checkSubscribed(t, fedDriver(t, "subscribe", b, a, "romeo", "romeo")) })
+	t.Run("room", func(t *testing.T) {
+		rs := fedDriver(t, "room", a, b, "juliet", "romeo", "hall@conference."+a.domain)
+		checkFederatedRoom(t, rs, "hall@conference."+a.domain, "romeo@"+b.domain+"/desk")
+	})
+	for _, f := range []*fedServer{a, b} {
+		logs := f.logs.String()
+		if !strings.Contains(logs, "method=EXTERNAL") || strings.Contains(logs, "method=dialback") {
+			t.Errorf("%s authenticated its peers otherwise than by EXTERNAL alone:\n%s", f.domain, grepLines(logs, "method="))
+		}
+	}
+}
+
+func grepLines(text, sub string) string {
+	var out []string
+	for _, l := range strings.Split(text, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 // checkFederatedChat reads the chat scenario's facts: aJID's two clients

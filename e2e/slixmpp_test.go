@@ -40,6 +40,7 @@ func TestMain(m *testing.M) {
 type server struct {
 	port int
 	data string
+	logs *lockedBuffer // its standard error, when serveOn started it
 }
 
 func startServer(t *testing.T, users map[string]string) *server {
@@ -68,8 +69,8 @@ func serveOn(t *testing.T, data string, flags ...string) (*server, *exec.Cmd) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs bytes.Buffer
-	cmd.Stderr = &logs
+	logs := &lockedBuffer{}
+	cmd.Stderr = logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +85,7 @@ func serveOn(t *testing.T, data string, flags ...string) (*server, *exec.Cmd) {
 	if !ok {
 		t.Fatalf("server did not say where it listens")
 	}
-	return &server{port: port, data: data}, cmd
+	return &server{port: port, data: data, logs: logs}, cmd
 }
 
 // listeningPort reads serve's standard output until it says where it
