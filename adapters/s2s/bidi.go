@@ -77,6 +77,13 @@ func (cfg *Config) readBidi(o *Outbound) {
 func (cfg *Config) fromPeer(o *Outbound, e *stanza.Element) error {
 	switch {
 	case e.XMLName.Space == nsServer:
+		if o.limit == nil {
+			o.limit = newLimiter(cfg.MaxStanzaRate, cfg.StanzaBurst)
+		}
+		if err := o.limit.take(time.Now()); err != nil {
+			cfg.Log.Warn("s2s peer flooding: stream ended", "remote", o.c.nc.RemoteAddr().String(), "domain", o.To, "err", err)
+			return err
+		}
 		from, err := jid.Parse(e.Attr("from"))
 		if err != nil || from.Domainpart() != o.To {
 			return &streamError{cond: "invalid-from", text: "this stream authenticated " + o.To + " only"}

@@ -28,6 +28,7 @@ type Outbound struct {
 	mu     sync.Mutex
 	c      *conn
 	closed bool
+	limit  *limiter // what the peer sends back with bidi; its reader's
 	done   chan struct{}
 	once   sync.Once
 }
@@ -44,6 +45,16 @@ func (o *Outbound) Send(stanza string) error {
 		return net.ErrClosed
 	}
 	return o.c.send(stanza)
+}
+
+// SendAll sends stanzas in order, in one flush.
+func (o *Outbound) SendAll(stanzas []string) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.closed {
+		return net.ErrClosed
+	}
+	return o.c.sendAll(stanzas)
 }
 
 // Close ends the stream (with bidi, both ways).

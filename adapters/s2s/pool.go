@@ -1,6 +1,7 @@
 package s2s
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -13,17 +14,22 @@ import (
 
 // Pool keeps one outbound stream per domain pair (our domain, theirs),
 // opened on the first stanza and reused, so that federation costs one
-// dialback per pair, not per stanza. Stanzas sent while the stream is
-// being set up wait, in order, bounded in count and bytes; those that
-// cannot be sent are bounced to the caller with the condition to answer
-// their sender with (RFC 6120 §8.3.3: remote-server-not-found when the
-// peer cannot be reached or refuses us, remote-server-timeout when it
-// does not answer in time, resource-constraint when too much waits).
+// authentication per pair, not per stanza. Each pair's stream has a
+// writer of its own: Send only queues, so that a peer that reads slowly
+// (or not at all) holds up nobody but its own queue, never a client's
+// session or a room sending under its locks; and what waits is written
+// in one flush. The queues are bounded, per pair and in all, in count and
+// bytes; what cannot be sent is bounced to the caller with the condition
+// to answer its sender with (RFC 6120 §8.3.3: remote-server-not-found
+// when the peer cannot be reached or refuses us, remote-server-timeout
+// when it does not answer in time, resource-constraint when too much
+// waits).
 type Pool struct {
 	cfg PoolConfig
 
 	mu     sync.Mutex
 	links  map[pair]*link
+	queued int // bytes waiting in every link's queue
 	closed bool
 }
 
@@ -34,23 +40,35 @@ type PoolConfig struct {
 	// (Resolver.Resolve: --s2s-route, then SRV, then the domain on 5269).
 	Resolve func(ctx context.Context, domain string) (addrs []string, err error)
 	// Bounce takes a stanza that could not be sent, and the stanza error
-	// condition its sender is to get.
+	// condition its sender is to get. It may be called from inside Send.
 	Bounce func(stanza, cond string)
 	// MaxQueue and MaxQueueBytes bound what waits for one pair's stream
-	// (defaults 1,000 stanzas and 4 MiB); IdleTimeout closes a stream no
-	// stanza used for that long (default 5 minutes).
+	// (defaults 1,000 stanzas and 4 MiB), MaxQueuedBytes what waits for
+	// all (64 MiB), MaxPeers the pairs with a stream or a queue (1,024);
+	// IdleTimeout closes a stream no stanza used for that long (default 5
+	// minutes).
 	MaxQueue, MaxQueueBytes int
+	MaxQueuedBytes          int
+	MaxPeers                int
 	IdleTimeout             time.Duration
 }
 
+// Defaults of PoolConfig's bounds.
+const (
+	DefaultMaxQueue       = 1000
+	DefaultMaxQueueBytes  = 4 << 20
+	DefaultMaxQueuedBytes = 64 << 20
+	DefaultMaxPeers       = 1024
+)
+
 type pair struct{ from, to string }
 
-// link is one pair's stream, or its setting up.
+// link is one pair's stream, or its setting up, and what waits for it.
 type link struct {
-	out   *Outbound // nil while connecting
+	out   *Outbound // nil while connecting; set once, before the writer reads it
 	queue []string
 	bytes int
-	last  time.Time // of the last stanza sent
+	wake  chan struct{} // stanzas were queued: the writer looks
 }
 
 // NewPool returns a pool; Close ends its streams.
@@ -59,19 +77,15 @@ func NewPool(cfg PoolConfig) (*Pool, error) {
 		return nil, errors.New("s2s: a pool needs Resolve, Bounce and a dialback secret")
 	}
 	cfg.defaults()
-	if cfg.MaxQueue <= 0 {
-		cfg.MaxQueue = 1000
-	}
-	if cfg.MaxQueueBytes <= 0 {
-		cfg.MaxQueueBytes = 4 << 20
-	}
-	if cfg.IdleTimeout <= 0 {
-		cfg.IdleTimeout = 5 * time.Minute
-	}
+	cfg.MaxQueue = cmp.Or(max(cfg.MaxQueue, 0), DefaultMaxQueue)
+	cfg.MaxQueueBytes = cmp.Or(max(cfg.MaxQueueBytes, 0), DefaultMaxQueueBytes)
+	cfg.MaxQueuedBytes = cmp.Or(max(cfg.MaxQueuedBytes, 0), DefaultMaxQueuedBytes)
+	cfg.MaxPeers = cmp.Or(max(cfg.MaxPeers, 0), DefaultMaxPeers)
+	cfg.IdleTimeout = cmp.Or(max(cfg.IdleTimeout, 0), 5*time.Minute)
 	return &Pool{cfg: cfg, links: make(map[pair]*link)}, nil
 }
 
-// Send sends a serialized stanza from our domain to theirs, over the
+// Send queues a serialized stanza from our domain to theirs for the
 // pair's stream, opening it if there is none. The stanza may be written
 // as for a client (xmlns='jabber:client'): it goes out in the server
 // namespace (RFC 6120 §4.8.3).
@@ -85,95 +99,117 @@ func (p *Pool) Send(from, to, stanza string) {
 		return
 	}
 	l, ok := p.links[k]
-	switch {
-	case ok && l.out != nil:
+	if !ok && len(p.links) >= p.cfg.MaxPeers {
 		p.mu.Unlock()
-		if err := l.out.Send(stanza); err != nil {
-			// The stream broke: forget it; the next stanza opens another.
-			p.drop(k, l)
-			p.cfg.Bounce(stanza, "remote-server-not-found")
-			return
-		}
-		p.mu.Lock()
-		l.last = time.Now()
-		p.mu.Unlock()
-		return
-	case ok:
-		defer p.mu.Unlock()
-		if len(l.queue) >= p.cfg.MaxQueue || l.bytes+len(stanza) > p.cfg.MaxQueueBytes {
-			p.cfg.Bounce(stanza, "resource-constraint")
-			return
-		}
-		l.queue = append(l.queue, stanza)
-		l.bytes += len(stanza)
+		p.cfg.Log.Warn("s2s: too many peers at once; stanza bounced", "from", from, "to", to, "max_peers", p.cfg.MaxPeers)
+		p.cfg.Bounce(stanza, "resource-constraint")
 		return
 	}
-	l = &link{queue: []string{stanza}, bytes: len(stanza)}
-	p.links[k] = l
+	if ok && (len(l.queue) >= p.cfg.MaxQueue || l.bytes+len(stanza) > p.cfg.MaxQueueBytes) || p.queued+len(stanza) > p.cfg.MaxQueuedBytes {
+		p.mu.Unlock()
+		p.cfg.Bounce(stanza, "resource-constraint")
+		return
+	}
+	if !ok {
+		l = &link{wake: make(chan struct{}, 1)}
+		p.links[k] = l
+		go p.run(k, l)
+	}
+	l.queue = append(l.queue, stanza)
+	l.bytes += len(stanza)
+	p.queued += len(stanza)
 	p.mu.Unlock()
-	go p.connect(k, l)
+	select {
+	case l.wake <- struct{}{}:
+	default: // the writer has been told already
+	}
 }
 
-// connect opens the pair's stream, then sends what waited, in order:
-// the stream is handed to Send only once the queue is empty, so no
-// stanza overtakes one that waited. On failure everything that waited is
-// bounced.
-func (p *Pool) connect(k pair, l *link) {
-	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.Timeout)
-	defer cancel()
-	out, err := p.dial(ctx, k)
-	if err != nil {
-		cond := "remote-server-not-found"
-		if errors.Is(err, context.DeadlineExceeded) {
-			cond = "remote-server-timeout"
+// run is a pair's writer: it opens the stream (unless one was adopted),
+// then writes what is queued, in order, until the stream breaks, idles
+// for IdleTimeout, or the pool closes.
+func (p *Pool) run(k pair, l *link) {
+	if l.out == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), p.cfg.Timeout)
+		out, err := p.dial(ctx, k)
+		cancel()
+		if err != nil {
+			cond := "remote-server-not-found"
+			if errors.Is(err, context.DeadlineExceeded) {
+				cond = "remote-server-timeout"
+			}
+			p.end(k, l, cond, err, nil)
+			return
 		}
 		p.mu.Lock()
-		queued := l.queue
-		l.queue, l.bytes = nil, 0
-		if p.links[k] == l {
-			delete(p.links, k)
-		}
+		l.out = out
 		p.mu.Unlock()
-		p.cfg.Log.Info("s2s: no stream", "from", k.from, "to", k.to, "bounced", len(queued), "err", err)
-		for _, s := range queued {
-			p.cfg.Bounce(s, cond)
-		}
-		return
 	}
+	idle := time.NewTimer(p.cfg.IdleTimeout)
+	defer idle.Stop()
 	for {
 		p.mu.Lock()
-		queued := l.queue
+		batch := l.queue
+		p.queued -= l.bytes
 		l.queue, l.bytes = nil, 0
-		if len(queued) == 0 {
-			if p.links[k] != l { // closed or dropped meanwhile
-				p.mu.Unlock()
-				out.Close()
+		current := p.links[k] == l
+		p.mu.Unlock()
+		if !current { // the pool closed, or dropped the link
+			p.end(k, l, "remote-server-not-found", errors.New("s2s: the pool closed the stream"), batch)
+			return
+		}
+		if len(batch) > 0 {
+			if err := l.out.SendAll(batch); err != nil {
+				// Some may have gone out before the error: those are
+				// bounced too, which tells their senders less than the
+				// truth rather than nothing.
+				p.end(k, l, "remote-server-not-found", err, batch)
 				return
 			}
-			l.out, l.last = out, time.Now()
-			p.mu.Unlock()
-			go p.watch(k, l)
-			break
+			idle.Reset(p.cfg.IdleTimeout)
+			continue
 		}
-		p.mu.Unlock()
-		for i, s := range queued {
-			if err := out.Send(s); err != nil {
-				p.mu.Lock()
-				rest := append(queued[i:], l.queue...)
-				l.queue, l.bytes = nil, 0
-				if p.links[k] == l {
-					delete(p.links, k)
-				}
-				p.mu.Unlock()
-				out.Close()
-				for _, s := range rest {
-					p.cfg.Bounce(s, "remote-server-not-found")
-				}
+		select {
+		case <-l.wake:
+		case <-l.out.Done():
+			p.end(k, l, "remote-server-not-found", errors.New("s2s: the stream ended"), nil)
+			return
+		case <-idle.C:
+			p.mu.Lock()
+			quiet := len(l.queue) == 0
+			if quiet && p.links[k] == l {
+				delete(p.links, k)
+			}
+			p.mu.Unlock()
+			if quiet {
+				l.out.Close()
 				return
 			}
 		}
 	}
-	go p.idle(k, l)
+}
+
+// end forgets the pair's link l, closes its stream, and bounces batch
+// and whatever still waits with cond.
+func (p *Pool) end(k pair, l *link, cond string, err error, batch []string) {
+	p.mu.Lock()
+	if p.links[k] == l {
+		delete(p.links, k)
+	}
+	rest := append(batch, l.queue...)
+	p.queued -= l.bytes
+	l.queue, l.bytes = nil, 0
+	out := l.out
+	p.mu.Unlock()
+	if out != nil {
+		out.Close()
+	}
+	if len(rest) > 0 {
+		p.cfg.Log.Info("s2s: stream gone", "from", k.from, "to", k.to, "bounced", len(rest), "err", err)
+	}
+	for _, s := range rest {
+		p.cfg.Bounce(s, cond)
+	}
 }
 
 // dial tries the peer's addresses in order until one gives a stream.
@@ -200,68 +236,27 @@ func (p *Pool) Adopt(o *Outbound) bool {
 	k := pair{o.From, o.To}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if _, ok := p.links[k]; ok || p.closed {
+	if _, ok := p.links[k]; ok || p.closed || len(p.links) >= p.cfg.MaxPeers {
 		return false
 	}
-	l := &link{out: o, last: time.Now()}
+	l := &link{out: o, wake: make(chan struct{}, 1)}
 	p.links[k] = l
-	go p.idle(k, l)
-	go p.watch(k, l)
+	go p.run(k, l)
 	return true
 }
 
-// watch forgets the pair's link once its stream ended, so that the next
-// stanza opens another instead of being bounced. (A stream we opened
-// without bidi ends here only when closed: nothing reads it.)
-func (p *Pool) watch(k pair, l *link) {
-	<-l.out.Done()
-	p.drop(k, l)
-}
-
-// idle closes the pair's stream once no stanza used it for IdleTimeout.
-func (p *Pool) idle(k pair, l *link) {
-	for {
-		p.mu.Lock()
-		wait := time.Until(l.last.Add(p.cfg.IdleTimeout))
-		current := p.links[k] == l
-		p.mu.Unlock()
-		if !current {
-			return
-		}
-		if wait <= 0 {
-			p.drop(k, l)
-			return
-		}
-		time.Sleep(wait)
-	}
-}
-
-// drop forgets the pair's link l and closes its stream.
-func (p *Pool) drop(k pair, l *link) {
-	p.mu.Lock()
-	if p.links[k] == l {
-		delete(p.links, k)
-	}
-	out := l.out
-	p.mu.Unlock()
-	if out != nil {
-		out.Close()
-	}
-}
-
-// Close ends every stream; what is sent afterwards is bounced.
+// Close ends every stream; what waits, and what is sent afterwards, is
+// bounced.
 func (p *Pool) Close() {
 	p.mu.Lock()
-	var outs []*Outbound
-	for _, l := range p.links {
-		if l.out != nil {
-			outs = append(outs, l.out)
-		}
-	}
+	links := p.links
 	p.links, p.closed = make(map[pair]*link), true
 	p.mu.Unlock()
-	for _, o := range outs {
-		o.Close()
+	for _, l := range links {
+		select {
+		case l.wake <- struct{}{}: // its writer finds itself dropped
+		default:
+		}
 	}
 }
 

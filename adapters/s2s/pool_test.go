@@ -148,3 +148,52 @@ func TestServerNamespace(t *testing.T) {
 		}
 	}
 }
+
+// A peer that stops reading holds up nobody: Send only queues, whatever
+// the peer does, and past the pair's bound what is sent is bounced
+// resource-constraint, while a pair with another peer goes on.
+func TestPoolSlowPeerBlocksNobody(t *testing.T) {
+	addrs := map[string]string{}
+	at := func(d string) string { return addrs[d] }
+	capulet := startPeer(t, "capulet.example", "s3cr3tf0rd14lb4ck", at)
+	stuck := startPeer(t, "montague.example", "d14lb4ck43v3r-montague", at) // nobody drains its deliveries
+	other := startPeer(t, "verona.example", "v3r0n4-d14lb4ck-s3cr3t", at)
+	addrs["capulet.example"], addrs["montague.example"], addrs["verona.example"] = capulet.addr, stuck.addr, other.addr
+	other.got = make(chan delivered, 1)
+	// At the end its stream is let go, so that its server can stop.
+	t.Cleanup(func() {
+		go func() {
+			for range stuck.got {
+			}
+		}()
+	})
+	var dials atomic.Int32
+	var b bounces
+	p := poolFor(t, capulet, addrs, &dials, &b, nil, func(c *PoolConfig) { c.MaxQueueBytes = 1 << 20 })
+	body := strings.Repeat("x", 16<<10)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 2000 { // 32 MiB, more than the socket buffers and the queue
+			p.Send("capulet.example", "montague.example",
+				fmt.Sprintf("<message xmlns='jabber:server' from='juliet@capulet.example' to='romeo@montague.example' id='s%d'><body>%s</body></message>", i, body))
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second): // a blocked write waits 30 s
+		t.Fatal("Send blocked on a peer that does not read")
+	}
+	if got := strings.Join(b.all(), "\n"); !strings.Contains(got, "resource-constraint") {
+		t.Errorf("nothing bounced resource-constraint for a peer that does not read")
+	}
+	p.Send("capulet.example", "verona.example", "<message xmlns='jabber:server' from='juliet@capulet.example' to='friar@verona.example' id='v'/>")
+	select {
+	case d := <-other.got:
+		if d.e.Attr("id") != "v" {
+			t.Errorf("verona got %s", d.e.Attr("id"))
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("another peer was not served while one was stuck")
+	}
+}

@@ -65,7 +65,13 @@ type Config struct {
 	// at once, in all (default 256) and from one address (default 8: a
 	// peer needs one per domain pair it serves, plus verifications).
 	MaxConnections, MaxConnectionsPerIP int
-	Log                                 *slog.Logger
+	// MaxStanzaRate and StanzaBurst bound the stanzas one peer stream
+	// sends (defaults DefaultMaxStanzaRate per second and
+	// DefaultStanzaBurst at once); past them the stream ends with
+	// policy-violation.
+	MaxStanzaRate float64
+	StanzaBurst   int
+	Log           *slog.Logger
 }
 
 func (cfg *Config) defaults() {
@@ -80,6 +86,12 @@ func (cfg *Config) defaults() {
 	}
 	if cfg.MaxConnections <= 0 {
 		cfg.MaxConnections = 256
+	}
+	if cfg.MaxStanzaRate <= 0 {
+		cfg.MaxStanzaRate = DefaultMaxStanzaRate
+	}
+	if cfg.StanzaBurst <= 0 {
+		cfg.StanzaBurst = DefaultStanzaBurst
 	}
 	if cfg.MaxConnectionsPerIP <= 0 {
 		cfg.MaxConnectionsPerIP = 8
@@ -162,13 +174,16 @@ type inbound struct {
 	sasl         bool                // SASL succeeded: no more <auth/>
 	saslFailures int
 
+	limit  *limiter // the peer's stanzas
+	remote string   // the peer's address, for the log
+
 	bidi   bool               // the peer asked for bidi
 	pairs  map[pair]string    // (ours, theirs) authenticated, and how
 	handed map[pair]*Outbound // given to Config.Bidi
 }
 
 func (s *Server) serve(ctx context.Context, c *conn) error {
-	in := &inbound{verified: map[string]bool{}, pairs: map[pair]string{}, handed: map[pair]*Outbound{}}
+	in := &inbound{verified: map[string]bool{}, pairs: map[pair]string{}, handed: map[pair]*Outbound{}, remote: c.nc.RemoteAddr().String()}
 	defer func() {
 		for _, o := range in.handed {
 			o.end()
@@ -329,6 +344,13 @@ func (s *Server) verify(c *conn, e *stanza.Element) error {
 // stanza takes a stanza from the peer: its from must be at a domain this
 // stream authenticated (RFC 6120 §13.7.2.3), its to at one of ours.
 func (s *Server) stanza(in *inbound, e *stanza.Element) error {
+	if in.limit == nil {
+		in.limit = newLimiter(s.cfg.MaxStanzaRate, s.cfg.StanzaBurst)
+	}
+	if err := in.limit.take(time.Now()); err != nil {
+		s.cfg.Log.Warn("s2s peer flooding: stream ended", "remote", in.remote, "domain", in.from, "err", err)
+		return err
+	}
 	from, err := jid.Parse(e.Attr("from"))
 	if err != nil || !in.verified[from.Domainpart()] {
 		return &streamError{cond: "invalid-from", text: "the stream did not authenticate " + e.Attr("from")}

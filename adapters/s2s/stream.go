@@ -79,6 +79,20 @@ func (c *conn) send(s string) error {
 	return c.w.Flush()
 }
 
+// sendAll writes ss in order and flushes once: what waited for a peer
+// goes out in as few packets as the buffer allows.
+func (c *conn) sendAll(ss []string) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.nc.SetWriteDeadline(time.Now().Add(30 * time.Second))
+	for _, s := range ss {
+		if _, err := c.w.WriteString(s); err != nil {
+			return err
+		}
+	}
+	return c.w.Flush()
+}
+
 // header sends our stream header.
 func (c *conn) header(from, to, id string) error {
 	h := "<?xml version='1.0'?><stream:stream xmlns='" + nsServer + "' xmlns:stream='" + nsStream + "' xmlns:db='" + nsDialback +

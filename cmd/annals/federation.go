@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"slices"
+	"time"
 
 	"mellium.im/xmpp/jid"
 
@@ -28,6 +29,15 @@ type s2sFlags struct {
 	routes   stringList
 	ca       string
 	insecure stringList
+	// Bounds on what other servers make this one hold (s2s.Config and
+	// s2s.PoolConfig; docs/security.md).
+	maxStanza               int
+	stanzaRate              float64
+	stanzaBurst             int
+	maxConns, maxConnsPerIP int
+	maxPeers                int
+	queueBytes, queuedBytes int
+	idle                    time.Duration
 }
 
 func (f *s2sFlags) flags(fs *flag.FlagSet) {
@@ -35,6 +45,15 @@ func (f *s2sFlags) flags(fs *flag.FlagSet) {
 	fs.Var(&f.routes, "s2s-route", "DOMAIN=HOST:PORT: reach DOMAIN's server there instead of by DNS (repeatable; tests and closed networks)")
 	fs.StringVar(&f.ca, "s2s-ca", envOr("ANNALS_S2S_CA", ""), "PEM file of the certificate authorities other servers' certificates are checked against (default: the system's)")
 	fs.Var(&f.insecure, "s2s-insecure-domain", "accept any certificate from this domain's server, which then proves its name by dialback (repeatable; labs and tests only, logged on every stream)")
+	fs.IntVar(&f.maxStanza, "s2s-max-stanza", 256<<10, "largest stanza another server may send, in bytes; a larger one ends its stream with policy-violation")
+	fs.Float64Var(&f.stanzaRate, "s2s-max-stanza-rate", s2s.DefaultMaxStanzaRate, "stanzas per second one stream of another server may send, sustained; past it and the burst its stream ends with policy-violation")
+	fs.IntVar(&f.stanzaBurst, "s2s-stanza-burst", s2s.DefaultStanzaBurst, "stanzas one stream of another server may send at once above --s2s-max-stanza-rate")
+	fs.IntVar(&f.maxConns, "s2s-max-connections", 256, "streams other servers may have open to this one at once")
+	fs.IntVar(&f.maxConnsPerIP, "s2s-max-connections-per-ip", 8, "streams other servers may have open at once from one IPv4 address or IPv6 /64 (one per domain pair, plus dialback checks)")
+	fs.IntVar(&f.maxPeers, "s2s-max-peers", s2s.DefaultMaxPeers, "domain pairs this server keeps an outbound stream or queue for at once; stanzas to more are bounced resource-constraint")
+	fs.IntVar(&f.queueBytes, "s2s-queue-bytes", s2s.DefaultMaxQueueBytes, "bytes waiting for one other server's stream; past it stanzas are bounced resource-constraint")
+	fs.IntVar(&f.queuedBytes, "s2s-queued-bytes", s2s.DefaultMaxQueuedBytes, "bytes waiting for all other servers' streams together")
+	fs.DurationVar(&f.idle, "s2s-idle-timeout", 5*time.Minute, "an outbound stream no stanza used for this long is closed")
 }
 
 func (f s2sFlags) validate() error {
@@ -47,6 +66,18 @@ func (f s2sFlags) validate() error {
 		if _, err := account.ParseJID("a@" + d); err != nil {
 			return fmt.Errorf("%w: --s2s-insecure-domain %q is not a domain", errUsage, d)
 		}
+	}
+	switch {
+	case f.maxStanza < 4096 || f.maxStanza > 64<<20:
+		return fmt.Errorf("%w: --s2s-max-stanza %d: give bytes between 4096 and 67108864", errUsage, f.maxStanza)
+	case f.stanzaRate <= 0 || f.stanzaBurst < 1:
+		return fmt.Errorf("%w: --s2s-max-stanza-rate and --s2s-stanza-burst must be more than 0", errUsage)
+	case f.maxConns < 1 || f.maxConnsPerIP < 1 || f.maxPeers < 1:
+		return fmt.Errorf("%w: --s2s-max-connections, --s2s-max-connections-per-ip and --s2s-max-peers must be 1 or more", errUsage)
+	case f.queueBytes < f.maxStanza || f.queuedBytes < f.queueBytes:
+		return fmt.Errorf("%w: --s2s-queue-bytes must hold a stanza of --s2s-max-stanza, and --s2s-queued-bytes one queue", errUsage)
+	case f.idle <= 0:
+		return fmt.Errorf("%w: --s2s-idle-timeout must be more than 0", errUsage)
 	}
 	if f.addr != "" {
 		if _, _, err := net.SplitHostPort(f.addr); err != nil {
@@ -99,9 +130,16 @@ func (f s2sFlags) newFederation(ctx context.Context, domains []string, cert tls.
 		Insecure: func(domain string) bool { return slices.Contains(insecure, domain) },
 		Deliver:  func(from, to jid.JID, e *stanza.Element) { (*srv).FromRemote(ctx, from, to, e) },
 		Log:      log,
+
+		MaxStanza:           f.maxStanza,
+		MaxStanzaRate:       f.stanzaRate,
+		StanzaBurst:         f.stanzaBurst,
+		MaxConnections:      f.maxConns,
+		MaxConnectionsPerIP: f.maxConnsPerIP,
 	}
 	pool, err := s2s.NewPool(s2s.PoolConfig{Config: cfg, Resolve: resolver.Resolve,
-		Bounce: func(wire, cond string) { (*srv).Bounce(wire, cond) }})
+		Bounce:        func(wire, cond string) { (*srv).Bounce(wire, cond) },
+		MaxQueueBytes: f.queueBytes, MaxQueuedBytes: f.queuedBytes, MaxPeers: f.maxPeers, IdleTimeout: f.idle})
 	if err != nil {
 		return nil, err
 	}
