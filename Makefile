@@ -44,7 +44,7 @@ tools:
 		(echo "installing xmpp.js for the tests (npm ci)"; cd e2e/clients/xmppjs && npm ci --no-audit --no-fund --loglevel=error)
 
 fmtcheck:
-	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	@out=$$(gofmt -l $$(git ls-files --cached --others --exclude-standard '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 vet:
