@@ -282,3 +282,16 @@ func TestFederationGhostOccupant(t *testing.T) {
 		t.Fatalf("the ghost's exit: %v; want unavailable with status 333", r)
 	}
 }
+
+// A server that stops tells its users' contacts at other servers that
+// they are gone: the last presences go out before the streams end.
+func TestFederationShutdown(t *testing.T) {
+	t.Parallel()
+	a, b := startFederated(t, dialback)
+	checkSubscribed(t, fedDriver(t, "subscribe", a, b, "romeo", "romeo"))
+	rs := fedDriver(t, "stop", a, b, "romeo", "romeo", strconv.Itoa(a.cmd.Process.Pid))
+	t.Logf("slixmpp saw: %v", rs)
+	if r := find(t, rs, "unavailable"); r["sender"] == "" {
+		t.Fatalf("romeo@%s never saw his contact at the stopping server go unavailable", b.domain)
+	}
+}

@@ -70,6 +70,14 @@ func (o *Outbound) Close() error {
 	return o.c.nc.Close()
 }
 
+// Abort cuts the connection at once, without the closing tag: a write
+// blocked on a peer that does not read fails now rather than at its
+// deadline.
+func (o *Outbound) Abort() {
+	o.c.nc.Close() // safe beside a blocked write; that write then fails
+	o.end()
+}
+
 // Done is closed once the stream ended, closed by either side. Without
 // bidi nothing reads a stream we opened, so the peer's end shows only
 // when a Send fails.

@@ -27,10 +27,11 @@ import (
 type Pool struct {
 	cfg PoolConfig
 
-	mu     sync.Mutex
-	links  map[pair]*link
-	queued int // bytes waiting in every link's queue
-	closed bool
+	mu      sync.Mutex
+	links   map[pair]*link
+	queued  int // bytes waiting in every link's queue
+	closed  bool
+	writers sync.WaitGroup
 }
 
 // PoolConfig is what a Pool needs.
@@ -113,6 +114,7 @@ func (p *Pool) Send(from, to, stanza string) {
 	if !ok {
 		l = &link{wake: make(chan struct{}, 1)}
 		p.links[k] = l
+		p.writers.Add(1)
 		go p.run(k, l)
 	}
 	l.queue = append(l.queue, stanza)
@@ -129,6 +131,7 @@ func (p *Pool) Send(from, to, stanza string) {
 // then writes what is queued, in order, until the stream breaks, idles
 // for IdleTimeout, or the pool closes.
 func (p *Pool) run(k pair, l *link) {
+	defer p.writers.Done()
 	if l.out == nil {
 		ctx, cancel := context.WithTimeout(context.Background(), p.cfg.Timeout)
 		out, err := p.dial(ctx, k)
@@ -152,10 +155,10 @@ func (p *Pool) run(k pair, l *link) {
 		batch := l.queue
 		p.queued -= l.bytes
 		l.queue, l.bytes = nil, 0
-		current := p.links[k] == l
+		closing := p.closed
 		p.mu.Unlock()
-		if !current { // the pool closed, or dropped the link
-			p.end(k, l, "remote-server-not-found", errors.New("s2s: the pool closed the stream"), batch)
+		if closing && len(batch) == 0 { // what waited is out: the stream ends
+			p.end(k, l, "remote-server-not-found", nil, nil)
 			return
 		}
 		if len(batch) > 0 {
@@ -241,22 +244,44 @@ func (p *Pool) Adopt(o *Outbound) bool {
 	}
 	l := &link{out: o, wake: make(chan struct{}, 1)}
 	p.links[k] = l
+	p.writers.Add(1)
 	go p.run(k, l)
 	return true
 }
 
-// Close ends every stream; what waits, and what is sent afterwards, is
-// bounced.
+// drainTimeout bounds how long Close waits for what was queued to go
+// out: a server that stops does not wait for peers that do not read.
+const drainTimeout = 5 * time.Second
+
+// Close ends every stream once what waits for it is written (the
+// unavailable presences of the clients a stopping server ends, say), for
+// at most drainTimeout; what is sent afterwards is bounced.
 func (p *Pool) Close() {
 	p.mu.Lock()
-	links := p.links
-	p.links, p.closed = make(map[pair]*link), true
+	p.closed = true
+	links := make([]*link, 0, len(p.links))
+	for _, l := range p.links {
+		links = append(links, l)
+	}
 	p.mu.Unlock()
 	for _, l := range links {
 		select {
-		case l.wake <- struct{}{}: // its writer finds itself dropped
+		case l.wake <- struct{}{}: // its writer finds the pool closing
 		default:
 		}
+	}
+	done := make(chan struct{})
+	go func() { p.writers.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(drainTimeout):
+		p.mu.Lock()
+		for _, l := range links {
+			if l.out != nil {
+				l.out.Abort() // its writer's write fails and it bounces the rest
+			}
+		}
+		p.mu.Unlock()
 	}
 }
 

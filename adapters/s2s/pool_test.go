@@ -197,3 +197,36 @@ func TestPoolSlowPeerBlocksNobody(t *testing.T) {
 		t.Fatal("another peer was not served while one was stuck")
 	}
 }
+
+// Close lets what waits go out before the streams end (a stopping
+// server's last unavailable presences), and bounces what comes after.
+func TestPoolCloseDrains(t *testing.T) {
+	addrs := map[string]string{}
+	at := func(d string) string { return addrs[d] }
+	capulet := startPeer(t, "capulet.example", "s3cr3tf0rd14lb4ck", at)
+	montague := startPeer(t, "montague.example", "d14lb4ck43v3r-montague", at)
+	addrs["capulet.example"], addrs["montague.example"] = capulet.addr, montague.addr
+	montague.got = make(chan delivered, 64)
+	var dials atomic.Int32
+	var b bounces
+	p := poolFor(t, capulet, addrs, &dials, &b, nil, nil)
+	for i := range 50 {
+		p.Send("capulet.example", "montague.example",
+			fmt.Sprintf("<presence xmlns='jabber:server' type='unavailable' from='juliet@capulet.example/%d' to='romeo@montague.example'/>", i))
+	}
+	p.Close()
+	p.Send("capulet.example", "montague.example", "<message xmlns='jabber:server' from='juliet@capulet.example' to='romeo@montague.example' id='late'/>")
+	for i := range 50 {
+		select {
+		case d := <-montague.got:
+			if want := fmt.Sprintf("juliet@capulet.example/%d", i); d.from.String() != want {
+				t.Fatalf("stanza %d came from %s", i, d.from)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("stanza %d of those queued before Close never arrived; bounced %v", i, b.all())
+		}
+	}
+	if got := b.all(); len(got) != 1 || !strings.Contains(got[0], "id='late'") {
+		t.Errorf("bounced %v; want only the stanza sent after Close", got)
+	}
+}

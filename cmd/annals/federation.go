@@ -175,10 +175,3 @@ func (f s2sFlags) roots() (*x509.CertPool, error) {
 	}
 	return pool, nil
 }
-
-// serve accepts other servers' streams until ctx ends, then closes the
-// outbound ones.
-func (f *federation) serve(ctx context.Context) error {
-	defer f.pool.Close()
-	return f.server.Serve(ctx, f.ln)
-}

@@ -156,12 +156,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if x.muc != "" {
 		fmt.Fprintf(stdout, "Group chat rooms are at <room>@%s.\n", x.muc)
 	}
-	xmppDone := make(chan error, 2)
-	go func() { xmppDone <- srv.Serve(ctx, ln) }()
+	c2sDone, fedDone := make(chan error, 1), make(chan error, 1)
+	go func() { c2sDone <- srv.Serve(ctx, ln) }()
 	if fed != nil {
 		log.Info("federation", "s2s", fed.ln.Addr().String())
 		fmt.Fprintf(stdout, "Other XMPP servers reach %s on %s.\n", strings.Join(x.domains, ", "), fed.ln.Addr())
-		go func() { xmppDone <- fed.serve(ctx) }()
+		go func() { fedDone <- fed.server.Serve(ctx, fed.ln) }()
 	}
 	go func() {
 		if err := followLog(ctx, store, reactFrom, srv, accts, log); err != nil {
@@ -170,11 +170,14 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}()
 	err = runner.Run(ctx, subscribe(store))
 	cancel()
-	if xerr := <-xmppDone; xerr != nil && err == nil {
+	if xerr := <-c2sDone; xerr != nil && err == nil {
 		err = xerr
 	}
 	if fed != nil {
-		if ferr := <-xmppDone; ferr != nil && err == nil {
+		// Once every session ended: their last presences to contacts at
+		// other servers are queued, and go out before the streams end.
+		fed.pool.Close()
+		if ferr := <-fedDone; ferr != nil && err == nil {
 			err = ferr
 		}
 	}

@@ -17,6 +17,8 @@ Usage: slix_fed.py SCENARIO A_ADDR A_JID A_PW B_ADDR B_JID B_PW
   ghost ROOM PID
              b joins a's ROOM, b's server (PID) is killed, a talks until
              the room says b is gone
+  stop PID   a and b (subscribed both ways) are available; a's server
+             (PID) stops; b must see a go unavailable
   room ROOM  a joins ROOM (at its own server's or b's room service; made
              and configured if new), then b; each says something the
              other must see; b leaves
@@ -300,7 +302,26 @@ async def ghost(a_addr, a_jid, a_pw, b_addr, b_jid, b_pw, room_jid, b_server_pid
     await asyncio.sleep(0.2)
 
 
-SCENARIOS = {"chat": chat, "subscribe": subscribe, "iq": iq, "room": room, "ghost": ghost}
+async def stop(a_addr, a_jid, a_pw, b_addr, b_jid, b_pw, a_server_pid):
+    """a and b share presence; a's server (PID) is stopped (SIGINT): b must
+    see a go unavailable."""
+    a = await Client(a_addr, a_jid + "/one", a_pw, "a").login()
+    b = await Client(b_addr, b_jid + "/desk", b_pw, "b").login()
+    b.send_presence()
+    a.send_presence()
+    p = await b.next_presence(lambda p: p.get("from", "").startswith(a_jid + "/") and p.get("type") is None, timeout=20)
+    out(event="available", who="b", sender=p.get("from"))
+    os.kill(int(a_server_pid), signal.SIGINT)
+    try:
+        p = await b.next_presence(lambda p: p.get("from", "").startswith(a_jid + "/") and p.get("type") == "unavailable", timeout=20)
+        out(event="unavailable", who="b", sender=p.get("from"))
+    except asyncio.TimeoutError:
+        out(event="unavailable", who="b", sender="")
+    b.disconnect()
+    await asyncio.sleep(0.2)
+
+
+SCENARIOS = {"stop": stop, "chat": chat, "subscribe": subscribe, "iq": iq, "room": room, "ghost": ghost}
 
 if __name__ == "__main__":
     if len(sys.argv) < 8 or sys.argv[1] not in SCENARIOS:
