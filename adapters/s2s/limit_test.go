@@ -1,6 +1,7 @@
 package s2s
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"sync/atomic"
@@ -76,5 +77,35 @@ func TestHostilePeerFlood(t *testing.T) {
 	}
 	if delivered.Load() == before {
 		t.Error("a calm stream of the same peer was not served after the flood")
+	}
+}
+
+// A stream that authenticated a domain may stay quiet between bursts for
+// IdleTimeout; one that did not is cut off after a negotiation step's
+// Timeout.
+func TestInboundIdle(t *testing.T) {
+	delivered := make(chan string, 1)
+	cfg, addr, _ := hostileTarget(t, func(c *Config) {
+		c.Timeout, c.IdleTimeout = 300*time.Millisecond, 5*time.Second
+		c.Deliver = func(_, _ jid.JID, e *stanza.Element) { delivered <- e.Attr("id") }
+	})
+	c := authenticated(t, cfg, addr)
+	time.Sleep(900 * time.Millisecond) // three negotiation timeouts
+	c.send("<message from='a@capulet.example' to='b@montague.example' id='after-a-pause'/>")
+	select {
+	case id := <-delivered:
+		if id != "after-a-pause" {
+			t.Fatalf("delivered %s", id)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("an authenticated stream was cut off while quiet for less than IdleTimeout")
+	}
+	o, err := cfg.open(context.Background(), addr, "capulet.example", "montague.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.c.nc.Close()
+	if _, err := o.c.next(time.Now().Add(5 * time.Second)); err == nil {
+		t.Fatal("a stream that never authenticated was kept past Timeout")
 	}
 }

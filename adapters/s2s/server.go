@@ -58,9 +58,13 @@ type Config struct {
 	// authenticated, an Outbound that sends on that stream (Pool.Adopt).
 	Bidi func(*Outbound)
 	// MaxStanza bounds a peer's stanza in bytes (default 256 KiB);
-	// Timeout a negotiation step and an idle stream (default 60 s).
-	MaxStanza int
-	Timeout   time.Duration
+	// Timeout bounds a negotiation step (default 60 s); IdleTimeout an
+	// authenticated inbound stream on which the peer sends nothing
+	// (default 10 minutes): a peer keeps its
+	// stream between bursts, and opens another after.
+	MaxStanza   int
+	Timeout     time.Duration
+	IdleTimeout time.Duration
 	// MaxConnections and MaxConnectionsPerIP cap the inbound streams open
 	// at once, in all (default 256) and from one address (default 8: a
 	// peer needs one per domain pair it serves, plus verifications).
@@ -77,6 +81,9 @@ type Config struct {
 func (cfg *Config) defaults() {
 	if cfg.MaxStanza <= 0 {
 		cfg.MaxStanza = 256 << 10
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = 10 * time.Minute
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 60 * time.Second
@@ -234,7 +241,11 @@ func (s *Server) serve(ctx context.Context, c *conn) error {
 // (after STARTTLS).
 func (s *Server) stanzas(ctx context.Context, c *conn, in *inbound) (restart bool, err error) {
 	for {
-		e, err := c.next(time.Now().Add(s.cfg.Timeout))
+		wait := s.cfg.Timeout
+		if len(in.verified) > 0 {
+			wait = s.cfg.IdleTimeout
+		}
+		e, err := c.next(time.Now().Add(wait))
 		if err != nil {
 			return false, err
 		}

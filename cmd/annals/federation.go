@@ -45,7 +45,7 @@ func (f *s2sFlags) flags(fs *flag.FlagSet) {
 	fs.Var(&f.routes, "s2s-route", "DOMAIN=HOST:PORT: reach DOMAIN's server there instead of by DNS (repeatable; tests and closed networks)")
 	fs.StringVar(&f.ca, "s2s-ca", envOr("ANNALS_S2S_CA", ""), "PEM file of the certificate authorities other servers' certificates are checked against (default: the system's)")
 	fs.Var(&f.insecure, "s2s-insecure-domain", "accept any certificate from this domain's server, which then proves its name by dialback (repeatable; labs and tests only, logged on every stream)")
-	fs.IntVar(&f.maxStanza, "s2s-max-stanza", 256<<10, "largest stanza another server may send, in bytes; a larger one ends its stream with policy-violation")
+	fs.IntVar(&f.maxStanza, "s2s-max-stanza", 512<<10, "largest stanza another server may send, in bytes; a larger one ends its stream with policy-violation")
 	fs.Float64Var(&f.stanzaRate, "s2s-max-stanza-rate", s2s.DefaultMaxStanzaRate, "stanzas per second one stream of another server may send, sustained; past it and the burst its stream ends with policy-violation")
 	fs.IntVar(&f.stanzaBurst, "s2s-stanza-burst", s2s.DefaultStanzaBurst, "stanzas one stream of another server may send at once above --s2s-max-stanza-rate")
 	fs.IntVar(&f.maxConns, "s2s-max-connections", 256, "streams other servers may have open to this one at once")
@@ -53,7 +53,7 @@ func (f *s2sFlags) flags(fs *flag.FlagSet) {
 	fs.IntVar(&f.maxPeers, "s2s-max-peers", s2s.DefaultMaxPeers, "domain pairs this server keeps an outbound stream or queue for at once; stanzas to more are bounced resource-constraint")
 	fs.IntVar(&f.queueBytes, "s2s-queue-bytes", s2s.DefaultMaxQueueBytes, "bytes waiting for one other server's stream; past it stanzas are bounced resource-constraint")
 	fs.IntVar(&f.queuedBytes, "s2s-queued-bytes", s2s.DefaultMaxQueuedBytes, "bytes waiting for all other servers' streams together")
-	fs.DurationVar(&f.idle, "s2s-idle-timeout", 5*time.Minute, "an outbound stream no stanza used for this long is closed")
+	fs.DurationVar(&f.idle, "s2s-idle-timeout", 10*time.Minute, "a stream to or from another server that carried no stanza for this long is closed (the next stanza opens another)")
 }
 
 func (f s2sFlags) validate() error {
@@ -136,6 +136,7 @@ func (f s2sFlags) newFederation(ctx context.Context, domains []string, cert tls.
 		StanzaBurst:         f.stanzaBurst,
 		MaxConnections:      f.maxConns,
 		MaxConnectionsPerIP: f.maxConnsPerIP,
+		IdleTimeout:         f.idle,
 	}
 	pool, err := s2s.NewPool(s2s.PoolConfig{Config: cfg, Resolve: resolver.Resolve,
 		Bounce:        func(wire, cond string) { (*srv).Bounce(wire, cond) },
