@@ -94,11 +94,12 @@ func TestFederationDialback(t *testing.T) {
 		checkSubscribed(t, rs)
 	})
 	t.Run("room", func(t *testing.T) {
-		// A user at the other server is an occupant of a room here, one
-		// per session, and the room's traffic crosses both ways.
+		// A user at the other server is an occupant of a room here (one
+		// per session; its server, Annals, joins once for the account),
+		// and the room's traffic crosses both ways.
 		rs := fedDriver(t, "room", a, b, "juliet", "romeo", "hall@conference."+a.domain)
 		t.Logf("slixmpp saw: %v", rs)
-		checkFederatedRoom(t, rs, "hall@conference."+a.domain, "romeo@"+b.domain+"/desk")
+		checkFederatedRoom(t, rs, "hall@conference."+a.domain, "romeo@"+b.domain+"/annals-rooms")
 	})
 	t.Run("iq", func(t *testing.T) {
 		rs := fedDriver(t, "iq", a, b, "romeo", "juliet")
@@ -124,7 +125,7 @@ func TestFederationExternal(t *testing.T) {
 	t.Run("subscribe", func(t *testing.T) { checkSubscribed(t, fedDriver(t, "subscribe", b, a, "romeo", "romeo")) })
 	t.Run("room", func(t *testing.T) {
 		rs := fedDriver(t, "room", a, b, "juliet", "romeo", "hall@conference."+a.domain)
-		checkFederatedRoom(t, rs, "hall@conference."+a.domain, "romeo@"+b.domain+"/desk")
+		checkFederatedRoom(t, rs, "hall@conference."+a.domain, "romeo@"+b.domain+"/annals-rooms")
 	})
 	for _, f := range []*fedServer{a, b} {
 		logs := f.logs.String()
@@ -246,7 +247,7 @@ func checkFederatedRoom(t *testing.T, rs []result, room, bJID string) {
 		t.Errorf("a's join: %v; want it in as the owner", r)
 	}
 	if r := got["joined/b"]; r == nil || r["error"] != nil || r["role"] != "participant" || r["jid"] != bJID {
-		t.Errorf("b's join from the other server: %v; want a participant, its full JID its own", r)
+		t.Errorf("b's join from the other server: %v; want a participant, as its account's occupant JID %s", r, bJID)
 	}
 	if r := got["occupant/a"]; r == nil || r["from"] != room+"/Beta" {
 		t.Errorf("a saw %v of b's join", r)
@@ -293,5 +294,48 @@ func TestFederationShutdown(t *testing.T) {
 	t.Logf("slixmpp saw: %v", rs)
 	if r := find(t, rs, "unavailable"); r["sender"] == "" {
 		t.Fatalf("romeo@%s never saw his contact at the stopping server go unavailable", b.domain)
+	}
+}
+
+// An account joins a room at another server once, whatever its clients
+// do: the room sees one occupant (the account's rooms resource), a second
+// client attaches without a second join and gets the room as last heard,
+// both clients see everything said, one client leaving does not take the
+// account out, and an explicit exit does.
+func TestFederationRemoteRoomAttach(t *testing.T) {
+	t.Parallel()
+	a, b := startFederated(t, dialback)
+	room := "hall@conference." + b.domain
+	rs := fedDriver(t, "attach", a, b, "juliet", "romeo", room)
+	t.Logf("slixmpp saw: %v", rs)
+	got := map[string]result{}
+	var groupchats []result
+	for _, r := range rs {
+		if r["event"] == "groupchat" {
+			groupchats = append(groupchats, r)
+		}
+		got[fmt.Sprint(r["event"], "/", r["who"])] = r
+	}
+	if r := got["occupant/b"]; r == nil || r["jid"] != "juliet@"+a.domain+"/annals-rooms" {
+		t.Errorf("the room saw %v; want the account's one occupant, juliet@%s/annals-rooms", r, a.domain)
+	}
+	if r := got["joined/a2"]; r == nil || r["error"] != nil || fmt.Sprint(r["codes"]) != "[110 170]" || fmt.Sprint(r["others"]) != "["+room+"/Beta]" {
+		t.Errorf("the second client's join: %v; want its own presence (110) and the other occupant, as last heard", r)
+	}
+	if len(groupchats) != 4 {
+		t.Errorf("%d groupchat messages seen, want 4 (b's at both clients, a2's at b and a1)", len(groupchats))
+	}
+	for _, r := range groupchats {
+		// The room's stanza-id, and for the local account its own; none
+		// by an account of the other server.
+		if ids := fmt.Sprint(r["stanza_ids"]); strings.Contains(ids, "juliet@") && r["who"] != "b" || strings.Contains(ids, "annals-rooms") {
+			t.Errorf("%s got stanza-ids %s", r["who"], ids)
+		}
+	}
+	if r := got["after-a2-left/b"]; r == nil || fmt.Sprint(r["presences"]) != "[]" {
+		t.Errorf("when one client left the room saw %v; want nothing (the account stays)", r)
+	}
+	if r := got["left/b"]; r == nil || r["type"] != "unavailable" {
+		t.Errorf("after an explicit exit the room saw %v", r)
 	}
 }

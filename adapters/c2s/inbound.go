@@ -79,6 +79,13 @@ func (s *Server) FromRemote(ctx context.Context, from, to jid.JID, e *stanza.Ele
 		return
 	}
 	r := remoteStanza{peer: p, here: to, user: from}
+	if to.Resourcepart() == roomsResource {
+		// To an account as it occupies a room elsewhere.
+		if !s.fromRemoteRoom(r, e) {
+			r.fail(e, stanza.Errorf("service-unavailable", ""))
+		}
+		return
+	}
 	switch e.XMLName.Local {
 	case "message":
 		s.messageFrom(ctx, r, e)

@@ -40,6 +40,20 @@ func (c *conn) routeStanza(ctx context.Context, e *element) error {
 				}
 				return nil
 			}
+			if !c.srv.isLocal(j) {
+				// A room elsewhere the account is in, or joins, is the
+				// account's (remoterooms.go).
+				switch e.XMLName.Local {
+				case "presence":
+					if c.remoteRoomPresence(e, j) {
+						return nil
+					}
+				case "message":
+					if c.remoteRoomMessage(e, j) {
+						return nil
+					}
+				}
+			}
 			if !c.srv.isLocal(j) && !isSubscription(e) && (!isChat(e, j) || c.srv.cfg.Remote == nil) {
 				return c.remote(e, j)
 			}

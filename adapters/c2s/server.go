@@ -42,6 +42,7 @@ type Server struct {
 	regs      *registrations
 	refused   atomic.Int64 // connections refused by limits since last reported
 	delivery  deliveryLocks
+	remote    remoteRooms          // the accounts' rooms at other servers
 	ended     map[string]time.Time // bare JID -> when EndAccount last ended its sessions
 }
 
@@ -502,7 +503,9 @@ func (c *conn) bind(iq, b *element) (bound bool, err error) {
 	if r, ok := b.Child(); ok && r.XMLName.Local == "resource" {
 		resource = strings.TrimSpace(r.Text())
 	}
-	if resource == "" {
+	if resource == "" || resource == roomsResource {
+		// The server's own resource for rooms elsewhere is not a
+		// client's to take (RFC 6120 §7.7.2.1: the server may pick).
 		resource = "annals-" + stanza.NewID()[:8]
 	}
 	j, err := jid.New(c.user, c.domain, resource)

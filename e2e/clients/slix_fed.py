@@ -17,6 +17,9 @@ Usage: slix_fed.py SCENARIO A_ADDR A_JID A_PW B_ADDR B_JID B_PW
   ghost ROOM PID
              b joins a's ROOM, b's server (PID) is killed, a talks until
              the room says b is gone
+  attach ROOM
+             b makes ROOM at its server; a joins it from two clients: one
+             occupant, both clients see everything
   stop PID   a and b (subscribed both ways) are available; a's server
              (PID) stops; b must see a go unavailable
   room ROOM  a joins ROOM (at its own server's or b's room service; made
@@ -321,7 +324,54 @@ async def stop(a_addr, a_jid, a_pw, b_addr, b_jid, b_pw, a_server_pid):
     await asyncio.sleep(0.2)
 
 
-SCENARIOS = {"stop": stop, "chat": chat, "subscribe": subscribe, "iq": iq, "room": room, "ghost": ghost}
+async def attach(a_addr, a_jid, a_pw, b_addr, b_jid, b_pw, room_jid):
+    """b makes ROOM at its server; a joins it from two clients: the room
+    must see one occupant, and both clients everything said there."""
+    b = await Client(b_addr, b_jid + "/desk", b_pw, "b").login()
+    out(event="joined", who="b", **await join(b, room_jid, "Beta"))
+    a1 = await Client(a_addr, a_jid + "/one", a_pw, "a1").login()
+    a2 = await Client(a_addr, a_jid + "/two", a_pw, "a2").login()
+    alpha = room_jid + "/Alpha"
+    out(event="joined", who="a1", **await join(a1, room_jid, "Alpha"))
+    seen = await b.next_presence(lambda p: p.get("from") == alpha)
+    out(event="occupant", who="b", **muc_facts(seen))
+    # The others' presence comes before the client's own (XEP-0045 §7.2.3).
+    p = a2.make_presence(pto=alpha)
+    ET.SubElement(p.xml, "{%s}x" % NS_MUC)
+    p.send()
+    others = []
+    while True:
+        got = await a2.next_presence(lambda p: p.get("from", "").startswith(room_jid + "/"))
+        if got.get("from") == alpha:
+            break
+        others.append(got.get("from"))
+    out(event="joined", who="a2", others=others, **muc_facts(got))
+    b.send_message(mto=room_jid, mbody="to all of you", mtype="groupchat")
+    for c in (a1, a2):
+        got = await c.next_message(lambda m: body_of(m) == "to all of you")
+        out(event="groupchat", who=c.label, **facts(got))
+    a2.send_message(mto=room_jid, mbody="from the second client", mtype="groupchat")
+    for c in (b, a1):
+        got = await c.next_message(lambda m: body_of(m) == "from the second client")
+        out(event="groupchat", who=c.label, **facts(got))
+    a2.disconnect()
+    await asyncio.sleep(1)
+    more = []
+    while not b.presences.empty():
+        p = b.presences.get_nowait()
+        if p.get("from") == alpha:
+            more.append(muc_facts(p))
+    out(event="after-a2-left", who="b", presences=more)
+    p = a1.make_presence(pto=alpha, ptype="unavailable")
+    p.send()
+    gone = await b.next_presence(lambda p: p.get("from") == alpha and p.get("type") == "unavailable")
+    out(event="left", who="b", **muc_facts(gone))
+    a1.disconnect()
+    b.disconnect()
+    await asyncio.sleep(0.2)
+
+
+SCENARIOS = {"attach": attach, "stop": stop, "chat": chat, "subscribe": subscribe, "iq": iq, "room": room, "ghost": ghost}
 
 if __name__ == "__main__":
     if len(sys.argv) < 8 or sys.argv[1] not in SCENARIOS:

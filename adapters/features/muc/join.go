@@ -439,7 +439,7 @@ func (s *Service) bookmarkRooms(ctx context.Context, r string, evs []event.Envel
 // kept (acct is a bare JID: an account's).
 func (s *Service) setAutojoin(ctx context.Context, acct, r, nick string, autojoin bool) {
 	// An occupant from another server keeps its bookmarks there.
-	if _, domain, _ := strings.Cut(acct, "@"); s.cfg.Bookmarks != nil && slices.Contains(s.cfg.Domains, domain) {
+	if s.cfg.Bookmarks != nil && s.local(acct) {
 		s.cfg.Bookmarks.SetAutojoin(ctx, acct, r, nick, autojoin)
 	}
 }

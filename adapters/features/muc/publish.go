@@ -33,8 +33,12 @@ func (s *Service) publishRoom(before, after room.State, e event.Envelope) {
 		}
 		msg := stanza.InsertChild(d.Stanza, stanza.IDElement(after.JID, d.ID))
 		for acct := range after.Occupants {
-			// Each account's copy also carries the ID its own archive has.
-			own := stanza.InsertChild(msg, stanza.IDElement(acct, d.ID))
+			// Each account's copy also carries the ID its own archive has;
+			// an occupant from elsewhere has no archive here.
+			own := msg
+			if s.local(acct) {
+				own = stanza.InsertChild(msg, stanza.IDElement(acct, d.ID))
+			}
 			s.muc.tell(after.JID, acct, v, func(c mux.Session) string { return stanza.WithTo(own, c.JID().String()) }, true)
 		}
 	case room.TypeSubjectSet:

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -170,6 +171,13 @@ func (s *Service) occupantOf(j jid.JID) string {
 		return j.Bare().String()
 	}
 	return j.String()
+}
+
+// local reports whether occupant acct is an account of this server.
+func (s *Service) local(acct string) bool {
+	_, domain, _ := strings.Cut(acct, "@")
+	domain, _, _ = strings.Cut(domain, "/")
+	return slices.Contains(s.cfg.Domains, domain)
 }
 
 // write answers the session; it never fails here (a broken connection is
