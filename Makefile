@@ -125,6 +125,8 @@ fuzz:
 	$(GO) test $(GOFLAGS_) -run '^$$' -fuzz '^FuzzCanonical$$' -fuzztime $(FUZZTIME) ./domain/wellformed/
 	$(GO) test $(GOFLAGS_) -run '^$$' -fuzz '^FuzzRestamp$$' -fuzztime $(FUZZTIME) ./adapters/stanza/
 	$(GO) test $(GOFLAGS_) -run '^$$' -fuzz '^FuzzScanMessage$$' -fuzztime $(FUZZTIME) ./adapters/stanza/
+	$(GO) test $(GOFLAGS_) -run '^$$' -fuzz '^FuzzScanRemoteMessage$$' -fuzztime $(FUZZTIME) ./adapters/stanza/
+	$(GO) test $(GOFLAGS_) -run '^$$' -fuzz '^FuzzServerNamespace$$' -fuzztime $(FUZZTIME) ./adapters/s2s/
 	$(GO) test $(GOFLAGS_) -run '^$$' -fuzz '^FuzzMAMQuery$$' -fuzztime $(FUZZTIME) ./adapters/features/mam/
 
 clean:

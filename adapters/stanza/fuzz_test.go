@@ -137,3 +137,45 @@ func FuzzScanMessage(f *testing.F) {
 		}
 	})
 }
+
+// FuzzScanRemoteMessage: whatever another server sends, the payload kept
+// and forwarded is namespace-well-formed and keeps no stanza-id by one of
+// ours (here, anything at capulet.test), while the others' survive.
+func FuzzScanRemoteMessage(f *testing.F) {
+	stanzaSeeds(f)
+	f.Add([]byte("<message type='groupchat'><body>x</body><stanza-id xmlns='urn:xmpp:sid:0' by='hall@rooms.example' id='r'/><stanza-id xmlns='urn:xmpp:sid:0' by='juliet@capulet.test' id='f'/></message>"))
+	ours := func(by string) bool { return strings.HasSuffix(by, "capulet.test") }
+	f.Fuzz(func(t *testing.T, in []byte) {
+		e, err := stanza.Parse(in, wellformed.DefaultMaxDepth)
+		if err != nil {
+			return
+		}
+		m := stanza.ScanRemoteMessage(e, ours)
+		stripped := *e
+		stripped.Inner = m.Inner
+		out := stanza.Restamp(&stripped, "romeo@montague.test/orchard")
+		strictlyWellFormed(t, out)
+		back, err := stanza.Parse([]byte(out), wellformed.DefaultMaxDepth)
+		if err != nil {
+			t.Fatalf("not well-formed: %v\nin:  %s\nout: %s", err, in, out)
+		}
+		kept := 0
+		for _, c := range back.Children() {
+			if c.XMLName == (xml.Name{Space: stanza.NSStanzaID, Local: "stanza-id"}) {
+				if ours(c.Attr("by")) {
+					t.Fatalf("a stanza-id by one of ours survived: %s\nin: %s", out, in)
+				}
+				kept++
+			}
+		}
+		want := 0
+		for _, c := range e.Children() {
+			if c.XMLName == (xml.Name{Space: stanza.NSStanzaID, Local: "stanza-id"}) && !ours(c.Attr("by")) {
+				want++
+			}
+		}
+		if kept != want {
+			t.Fatalf("%d stanza-ids of others kept, want %d: %s\nin: %s", kept, want, out, in)
+		}
+	})
+}
