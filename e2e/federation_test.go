@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // fedServer is an Annals serving one domain at its own loopback address,
@@ -337,5 +338,27 @@ func TestFederationRemoteRoomAttach(t *testing.T) {
 	}
 	if r := got["left/b"]; r == nil || r["type"] != "unavailable" {
 		t.Errorf("after an explicit exit the room saw %v", r)
+	}
+}
+
+// Deleting an account tells its contacts at other servers: their rosters
+// end the subscription both ways, as a local contact's would.
+func TestFederationAccountDeleted(t *testing.T) {
+	t.Parallel()
+	a, b := startFederated(t, dialback)
+	checkSubscribed(t, fedDriver(t, "subscribe", a, b, "juliet", "romeo"))
+	if out, err := exec.Command(bin, "user", "del", "juliet@"+a.domain, "--data", a.data).CombinedOutput(); err != nil {
+		t.Fatalf("user del: %v\n%s", err, out)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		r := find(t, fedDriver(t, "roster", b, a, "romeo", "juliet"), "roster")
+		if r["subscription"] == "none" && r["pending_out"] == false {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("romeo's roster item for the deleted juliet: %v; want subscription none", r)
+		}
+		time.Sleep(300 * time.Millisecond)
 	}
 }

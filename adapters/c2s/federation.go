@@ -133,3 +133,20 @@ func (s *Server) remoteContact(contact string) bool {
 	j, err := jid.Parse(contact)
 	return err == nil && !s.isLocal(j)
 }
+
+// AccountGone tells the contacts at other servers of a deleted account
+// that it no longer shares or wants presence (RFC 6121 §2.5.2, XEP-0077
+// §3.2): unsubscribe and unsubscribed from its bare JID, as local
+// contacts' rosters are told by the deletion itself. The log follower
+// calls it when it sees the deletion, whichever process made it.
+func (s *Server) AccountGone(acct string, contacts []string) {
+	for _, contact := range contacts {
+		if !s.remoteContact(contact) {
+			continue
+		}
+		for _, typ := range []string{"unsubscribe", "unsubscribed"} {
+			s.sendRemote(acct, contact, fmt.Sprintf(`<presence xmlns='%s' type='%s' from='%s' to='%s'/>`,
+				nsClient, typ, stanza.Escape(acct), stanza.Escape(contact)))
+		}
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 
 	"annals.im/annals/adapters/c2s"
 	"annals.im/annals/app/accounts"
@@ -46,6 +48,11 @@ func followLog(ctx context.Context, store eventstore.Store, after event.Position
 			case account.TypeDeleted:
 				n := srv.EndAccount(acct, "not-authorized", "the account was deleted", "")
 				log.Info("account deleted: sessions ended", "account", acct, "sessions", n)
+				// The deleted incarnation's roster is still folded: its
+				// contacts at other servers are told here.
+				if st, err := accts.Get(ctx, acct); err == nil && !st.Account.Exists {
+					srv.AccountGone(acct, slices.Collect(maps.Keys(st.Roster.Items)))
+				}
 				if err := accts.SweepDeleted(ctx, acct); err != nil {
 					log.Error("a deleted account's rooms and contacts", "account", acct, "err", err)
 				}

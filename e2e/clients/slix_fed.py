@@ -17,6 +17,7 @@ Usage: slix_fed.py SCENARIO A_ADDR A_JID A_PW B_ADDR B_JID B_PW
   ghost ROOM PID
              b joins a's ROOM, b's server (PID) is killed, a talks until
              the room says b is gone
+  roster     a's roster item for b
   attach ROOM
              b makes ROOM at its server; a joins it from two clients: one
              occupant, both clients see everything
@@ -371,7 +372,20 @@ async def attach(a_addr, a_jid, a_pw, b_addr, b_jid, b_pw, room_jid):
     await asyncio.sleep(0.2)
 
 
-SCENARIOS = {"attach": attach, "stop": stop, "chat": chat, "subscribe": subscribe, "iq": iq, "room": room, "ghost": ghost}
+async def roster(a_addr, a_jid, a_pw, b_addr, b_jid, b_pw):
+    """a's roster item for b (b's server is not contacted)."""
+    a = await Client(a_addr, a_jid + "/roster", a_pw, "a").login()
+    await a.get_roster()
+    if b_jid in a.client_roster:
+        item = a.client_roster[b_jid]
+        out(event="roster", who="a", contact=b_jid, subscription=item["subscription"], pending_out=bool(item["pending_out"]))
+    else:
+        out(event="roster", who="a", contact=b_jid, subscription="")
+    a.disconnect()
+    await asyncio.sleep(0.2)
+
+
+SCENARIOS = {"roster": roster, "attach": attach, "stop": stop, "chat": chat, "subscribe": subscribe, "iq": iq, "room": room, "ghost": ghost}
 
 if __name__ == "__main__":
     if len(sys.argv) < 8 or sys.argv[1] not in SCENARIOS:
