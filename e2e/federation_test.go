@@ -19,6 +19,14 @@ type fedServer struct {
 	cmd          *exec.Cmd
 	domain, host string
 	s2sPort      int
+	flags        []string // serve's, to start it again
+}
+
+// restart starts the server again on its data once it has stopped.
+func (f *fedServer) restart(t *testing.T) {
+	t.Helper()
+	f.cmd.Wait()
+	f.server, f.cmd = serveOn(t, f.data, f.flags...)
 }
 
 func (f *fedServer) c2s() string { return net.JoinHostPort(f.host, strconv.Itoa(f.port)) }
@@ -46,6 +54,7 @@ func startFederated(t *testing.T, extra func(self, peer *fedServer) []string) (a
 		flags := []string{"--domain", self.domain, "--c2s", net.JoinHostPort(self.host, "0"), "--s2s", self.s2s(),
 			"--s2s-route", peer.domain + "=" + peer.s2s(), "--s2s-route", "conference." + peer.domain + "=" + peer.s2s()}
 		flags = append(flags, extra(self, peer)...)
+		self.flags = flags
 		self.server, self.cmd = serveOn(t, data, flags...)
 	}
 	return a, b
@@ -360,5 +369,25 @@ func TestFederationAccountDeleted(t *testing.T) {
 			t.Fatalf("romeo's roster item for the deleted juliet: %v; want subscription none", r)
 		}
 		time.Sleep(300 * time.Millisecond)
+	}
+}
+
+// A server that stops tells the occupants from other servers that they
+// are out (332), and after the restart they are not in its rooms: their
+// sessions lived in the process that stopped.
+func TestFederationRemoteOccupantsRestart(t *testing.T) {
+	t.Parallel()
+	a, b := startFederated(t, dialback)
+	room := "hall@conference." + a.domain
+	rs := fedDriver(t, "stop-room", a, b, "juliet", "romeo", room, strconv.Itoa(a.cmd.Process.Pid))
+	t.Logf("slixmpp saw: %v", rs)
+	if r := find(t, rs, "out"); !strings.Contains(fmt.Sprint(r["codes"]), "332") {
+		t.Errorf("the occupant from the other server was told %v when the room's server stopped; want 332", r)
+	}
+	a.restart(t)
+	rs = fedDriver(t, "others", a, b, "juliet", "romeo", room)
+	t.Logf("slixmpp saw: %v", rs)
+	if r := find(t, rs, "joined"); fmt.Sprint(r["others"]) != "[]" {
+		t.Errorf("after the restart the room still has %v; want nobody from the other server", r["others"])
 	}
 }

@@ -96,7 +96,9 @@ func NewServer(cfg Config) (*Server, error) {
 
 // Serve accepts connections on ln until ctx ends.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	stopped := make(chan struct{})
 	go func() {
+		defer close(stopped)
 		<-ctx.Done()
 		ln.Close()
 		// Every connection ends with the server (RFC 6120 §4.9.3.21);
@@ -120,6 +122,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		nc, err := s.accept(ctx, ln)
 		if err != nil {
 			if ctx.Err() != nil {
+				// Returns once the services were told (what they say on
+				// the way out, to other servers too, is queued by then)
+				// and every session ended.
+				<-stopped
 				return nil
 			}
 			return fmt.Errorf("c2s: accept: %w", err)

@@ -3,6 +3,7 @@ package rooms
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 
@@ -117,6 +118,32 @@ func (r *Service) NewID() string { return r.ids.New(time.Now()).String() }
 func (r *Service) Forget(ctx context.Context, jid, acct string) error {
 	_, _, err := r.Do(ctx, jid, func(room.State) any { return room.Forget{Account: acct} })
 	return err
+}
+
+// SweepRemoteOccupants removes from their rooms the occupants from other
+// servers (Leave, cause shutdown): a server that starts has no session of
+// theirs, which lived in the process that stopped; their clients join
+// again. It returns how many it removed.
+func (r *Service) SweepRemoteOccupants(ctx context.Context) (int, error) {
+	if err := r.readModelAt(ctx); err != nil {
+		return 0, err
+	}
+	occ, err := roomsproj.RemoteOccupants(ctx, r.db)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, o := range occ {
+		_, _, err := r.Do(ctx, o.Room, func(room.State) any { return room.Leave{Account: o.Account, Cause: "shutdown"} })
+		switch {
+		case err == nil:
+			n++
+		case errors.Is(err, room.ErrNotOccupant), errors.Is(err, room.ErrNotFound):
+		default:
+			return n, fmt.Errorf("room %s: %s: %w", o.Room, o.Account, err)
+		}
+	}
+	return n, nil
 }
 
 // Of lists the rooms acct occupies or is affiliated with, from the rooms

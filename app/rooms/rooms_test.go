@@ -178,3 +178,40 @@ func TestOfWaitsForTheReadModel(t *testing.T) {
 		t.Fatalf("Of after Forget: %v %v", got, err)
 	}
 }
+
+// At start the occupants from other servers leave their rooms (cause
+// shutdown); the accounts here stay.
+func TestSweepRemoteOccupants(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	env, rms := open(t)
+	for _, c := range []func(room.State) any{
+		joinCmd("juliet@example.com", "juliet"),
+		joinCmd("romeo@elsewhere.example/orchard", "romeo"),
+		joinCmd("mercutio@elsewhere.example/street", "mercutio"),
+	} {
+		if _, _, err := rms.Do(ctx, hall, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	env.CatchUp(t)
+	n, err := rms.SweepRemoteOccupants(ctx)
+	if err != nil || n != 2 {
+		t.Fatalf("swept %d: %v; want the 2 remote occupants", n, err)
+	}
+	st, err := rms.Get(ctx, hall)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := st.Occupants["juliet@example.com"]; !ok || len(st.Occupants) != 1 {
+		t.Fatalf("occupants after the sweep: %v; want juliet alone", st.Occupants)
+	}
+	var d room.Left
+	if e := env.Last(t, room.Stream(hall)); e.Type != room.TypeLeft || e.Decode(room.Schema, &d) != nil || d.Cause != "shutdown" {
+		t.Fatalf("the last event: %s %+v; want a departure for shutdown", e.Type, d)
+	}
+	env.CatchUp(t)
+	if n, err := rms.SweepRemoteOccupants(ctx); err != nil || n != 0 {
+		t.Fatalf("a second sweep removed %d (%v)", n, err)
+	}
+}

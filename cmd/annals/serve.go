@@ -137,6 +137,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	store.SetInline(inline)
 	arch := archive.New(accts, store, archiveModel().Reader(o.db, store.Unsynced), ids, x.traffic.archiveLimits(), x.domains)
+	// Occupants from other servers lived in the process that stopped:
+	// they leave their rooms now (their clients join again).
+	if n, err := rms.SweepRemoteOccupants(event.WithCause(ctx, "serve:start")); err != nil {
+		return fmt.Errorf("rooms: occupants from other servers: %w", err)
+	} else if n > 0 {
+		log.Info("occupants from other servers left their rooms at start", "occupants", n)
+	}
 	// The log is followed from here: room events and account changes of
 	// any process from now on reach the sessions they concern.
 	reactFrom, err := runner.Checkpoint(ctx, accountsproj.Name)
@@ -158,10 +165,15 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	c2sDone, fedDone := make(chan error, 1), make(chan error, 1)
 	go func() { c2sDone <- srv.Serve(ctx, ln) }()
+	// Federation outlives the client service by the pool's drain: the last
+	// presences go out on the streams peers opened (bidi), and a new
+	// stream's dialback needs this listener to answer.
+	fedCtx, fedStop := context.WithCancel(context.WithoutCancel(ctx))
+	defer fedStop()
 	if fed != nil {
 		log.Info("federation", "s2s", fed.ln.Addr().String())
 		fmt.Fprintf(stdout, "Other XMPP servers reach %s on %s.\n", strings.Join(x.domains, ", "), fed.ln.Addr())
-		go func() { fedDone <- fed.server.Serve(ctx, fed.ln) }()
+		go func() { fedDone <- fed.server.Serve(fedCtx, fed.ln) }()
 	}
 	go func() {
 		if err := followLog(ctx, store, reactFrom, srv, accts, log); err != nil {
@@ -177,6 +189,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		// Once every session ended: their last presences to contacts at
 		// other servers are queued, and go out before the streams end.
 		fed.pool.Close()
+		fedStop()
 		if ferr := <-fedDone; ferr != nil && err == nil {
 			err = ferr
 		}

@@ -27,12 +27,14 @@ type (
 		Show, Status            string
 		Create, Locked          bool
 	}
-	// Leave: the account exits (an explicit unavailable presence), or,
-	// Gone, an occupant at another server is removed because its server
-	// answered the room with an error (it is no longer there).
+	// Leave: the account exits (an explicit unavailable presence), or an
+	// occupant at another server is removed: Cause "error" when its
+	// server answered the room with an error (it is no longer there),
+	// "shutdown" when this server stopped while it was in (its session
+	// here did not survive the restart). "" is an exit.
 	Leave struct {
 		Account, Status string
-		Gone            bool
+		Cause           string
 	}
 	ChangeNick struct {
 		Account, Nick string
@@ -154,8 +156,12 @@ func Decide(s State, c any, ids *event.IDs, now time.Time, cause string) (Outcom
 			return out, ErrNotOccupant
 		}
 		left := Left{Account: c.Account, Cause: "leave", Reason: c.Status}
-		if c.Gone {
-			left.Cause = "error"
+		switch c.Cause {
+		case "":
+		case "error", "shutdown":
+			left.Cause = c.Cause
+		default:
+			return out, fmt.Errorf("%w: leaving for %q", ErrInvalid, c.Cause)
 		}
 		if err := emit(TypeLeft, left); err != nil {
 			return out, err

@@ -116,6 +116,7 @@ func TestDecide(t *testing.T) {
 		{"invisible nick", open(), Join{Account: "tybalt@x", Nick: "   "}, nil, ErrBadNick, nil},
 		{"banned", open(SetAffiliation{By: "romeo@x", JID: "tybalt@x", Affiliation: Outcast}),
 			Join{Account: "tybalt@x", Nick: "Tybalt"}, nil, ErrBanned, nil},
+		{"leaving for no known cause", open(), Leave{Account: "juliet@x", Cause: "boredom"}, nil, ErrInvalid, nil},
 		{"a banned user's session from another server", open(SetAffiliation{By: "romeo@x", JID: "tybalt@elsewhere", Affiliation: Outcast}),
 			Join{Account: "tybalt@elsewhere/street", Nick: "Tybalt"}, nil, ErrBanned, nil},
 		{"a member's session from another server enters members-only", open(Configure{By: "romeo@x", Config: membersOnly}, SetAffiliation{By: "romeo@x", JID: "nurse@elsewhere", Affiliation: Member}),

@@ -18,6 +18,11 @@ Usage: slix_fed.py SCENARIO A_ADDR A_JID A_PW B_ADDR B_JID B_PW
              b joins a's ROOM, b's server (PID) is killed, a talks until
              the room says b is gone
   roster     a's roster item for b
+  stop-room ROOM PID
+             a makes ROOM, b joins from its server, a's server (PID)
+             stops: b is told it is out
+  others ROOM
+             a joins ROOM: who else is in it
   attach ROOM
              b makes ROOM at its server; a joins it from two clients: one
              occupant, both clients see everything
@@ -385,7 +390,43 @@ async def roster(a_addr, a_jid, a_pw, b_addr, b_jid, b_pw):
     await asyncio.sleep(0.2)
 
 
-SCENARIOS = {"roster": roster, "attach": attach, "stop": stop, "chat": chat, "subscribe": subscribe, "iq": iq, "room": room, "ghost": ghost}
+async def stop_room(a_addr, a_jid, a_pw, b_addr, b_jid, b_pw, room_jid, a_server_pid):
+    """a makes ROOM, b joins it from its server; a's server (PID) stops:
+    b is told it is out."""
+    a = await Client(a_addr, a_jid + "/one", a_pw, "a").login()
+    b = await Client(b_addr, b_jid + "/desk", b_pw, "b").login()
+    out(event="joined", who="a", **await join(a, room_jid, "Alpha"))
+    out(event="joined", who="b", **await join(b, room_jid, "Beta"))
+    os.kill(int(a_server_pid), signal.SIGINT)
+    try:
+        p = await b.next_presence(lambda p: p.get("from") == room_jid + "/Beta" and p.get("type") == "unavailable", timeout=20)
+        out(event="out", who="b", **muc_facts(p))
+    except asyncio.TimeoutError:
+        out(event="out", who="b", codes=[])
+    b.disconnect()
+    await asyncio.sleep(0.2)
+
+
+async def others(a_addr, a_jid, a_pw, b_addr, b_jid, b_pw, room_jid):
+    """a joins ROOM: who else is in it."""
+    a = await Client(a_addr, a_jid + "/one", a_pw, "a").login()
+    me = room_jid + "/Alpha"
+    p = a.make_presence(pto=me)
+    ET.SubElement(p.xml, "{%s}x" % NS_MUC)
+    p.send()
+    seen = []
+    while True:
+        got = await a.next_presence(lambda p: p.get("from", "").startswith(room_jid + "/"))
+        if got.get("from") == me:
+            break
+        if got.get("type") is None:
+            seen.append(got.get("from"))
+    out(event="joined", who="a", others=seen, **muc_facts(got))
+    a.disconnect()
+    await asyncio.sleep(0.2)
+
+
+SCENARIOS = {"stop-room": stop_room, "others": others, "roster": roster, "attach": attach, "stop": stop, "chat": chat, "subscribe": subscribe, "iq": iq, "room": room, "ghost": ghost}
 
 if __name__ == "__main__":
     if len(sys.argv) < 8 or sys.argv[1] not in SCENARIOS:

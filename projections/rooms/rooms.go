@@ -199,3 +199,26 @@ func Of(ctx context.Context, db *sql.DB, account string) ([]string, error) {
 
 // Reads implements projections.Selective: room streams only.
 func (Projection) Reads(e event.Envelope) bool { return room.JIDOf(e.Stream) != "" }
+
+// Occupancy is an occupant of a room.
+type Occupancy struct{ Room, Account string }
+
+// RemoteOccupants lists the occupants from other servers, as far as the
+// read model has followed the log: they occupy rooms as their full JIDs,
+// which no account here has.
+func RemoteOccupants(ctx context.Context, db *sql.DB) ([]Occupancy, error) {
+	rows, err := db.QueryContext(ctx, `SELECT room, account FROM room_occupants WHERE instr(account, '/') > 0 ORDER BY 1, 2`)
+	if err != nil {
+		return nil, fmt.Errorf("rooms: remote occupants: %w", err)
+	}
+	defer rows.Close()
+	var out []Occupancy
+	for rows.Next() {
+		var o Occupancy
+		if err := rows.Scan(&o.Room, &o.Account); err != nil {
+			return nil, err
+		}
+		out = append(out, o)
+	}
+	return out, rows.Err()
+}

@@ -475,7 +475,7 @@ func (c *conn) gone(e *element) bool {
 // leave with status 333 (XEP-0045, "Service removes user because of error
 // response"), as Prosody removes such "ghosts" too.
 func (c *conn) leaveGone(ctx context.Context, r string) error {
-	_, _, _, err := c.srv.roomDo(ctx, r, func(room.State) any { return room.Leave{Account: c.acct, Gone: true} })
+	_, _, _, err := c.srv.roomDo(ctx, r, func(room.State) any { return room.Leave{Account: c.acct, Cause: "error"} })
 	if err != nil && !errors.Is(err, room.ErrNotOccupant) && !errors.Is(err, room.ErrNotFound) {
 		c.log.Error("removing an occupant whose server answered with an error", "room", r, "err", err)
 	}
