@@ -99,12 +99,15 @@ depcheck:
 
 # Append and replay throughput, each beside the raw SQLite baseline of the
 # same run; then XMPP logins/s and messages/s, Annals beside Prosody and
-# ejabberd started by the benchmark on loopback (one run: ~2 minutes).
+# ejabberd started by the benchmark on loopback (one run: ~2 minutes);
+# then 1:1 messages/s across two federated Annals beside two federated
+# Prosody, in a network namespace (~2 minutes).
 bench: tools bench-tools
 	$(GO) test $(GOFLAGS_) -run '^$$' -bench . -benchtime 1x -count 3 ./eventstore/sqlite/
 	$(GO) test $(GOFLAGS_) -run '^$$' -bench XMPP -benchtime 1x -count 1 -timeout 30m ./e2e/
 	$(GO) test $(GOFLAGS_) -run '^$$' -bench Chat -benchtime 1x -count 1 -timeout 60m ./e2e/
 	$(GO) test $(GOFLAGS_) -run '^$$' -bench MUC -benchtime 1x -count 1 -timeout 30m ./e2e/
+	$(GO) test $(GOFLAGS_) -run '^$$' -bench Federation -benchtime 1x -count 1 -timeout 20m ./e2e/
 
 # The peers make bench compares against, from Debian; never part of Annals.
 BENCH_PEERS := prosody lua-dbi-sqlite3 ejabberd erlang-p1-sqlite3

@@ -53,7 +53,7 @@ var (
 // ends. Every name a peer needs is given here: Prosody reads the hosts
 // file once, when it starts. It skips t, saying why, where namespaces
 // cannot be made.
-func newNetns(t *testing.T, hosts map[string]string) *netns {
+func newNetns(t testing.TB, hosts map[string]string) *netns {
 	t.Helper()
 	netnsReaping.Do(reapNetns)
 	n := &netns{name: fmt.Sprintf("%s%d-%d", netnsPrefix, os.Getpid(), netnsSeq.Add(1))}
@@ -137,7 +137,7 @@ func netnsPids(name string) []int {
 // removeNetns kills what is left in the namespace (ejabberd's epmd
 // outlives ejabberd; a peer that would not stop) and deletes it. Only
 // processes started in it by this test can be in it.
-func removeNetns(t *testing.T, name string) {
+func removeNetns(t testing.TB, name string) {
 	for try := 0; ; try++ {
 		pids := netnsPids(name)
 		if len(pids) == 0 {

@@ -35,7 +35,7 @@ type testCA struct {
 	file string // the CA certificate, PEM: what a peer trusts
 }
 
-func newTestCA(t *testing.T, dir, name string) *testCA {
+func newTestCA(t testing.TB, dir, name string) *testCA {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -58,7 +58,7 @@ func newTestCA(t *testing.T, dir, name string) *testCA {
 // DNS subject alternative names, which RFC 6125 lets an XMPP server check)
 // and returns its PEM certificate and key. The certificate serves both as
 // server and as client: an s2s stream's initiator shows it for EXTERNAL.
-func (ca *testCA) issue(t *testing.T, names ...string) (certPEM, keyPEM []byte) {
+func (ca *testCA) issue(t testing.TB, names ...string) (certPEM, keyPEM []byte) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -80,7 +80,7 @@ func (ca *testCA) issue(t *testing.T, names ...string) (certPEM, keyPEM []byte) 
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder})
 }
 
-func writeFile(t *testing.T, path string, data []byte, mode os.FileMode) {
+func writeFile(t testing.TB, path string, data []byte, mode os.FileMode) {
 	t.Helper()
 	if err := os.WriteFile(path, data, mode); err != nil {
 		t.Fatal(err)
@@ -101,7 +101,7 @@ type federation struct {
 
 // newFederation makes the namespace, with hosts mapping each domain to
 // its address, and the CAs.
-func newFederation(t *testing.T, hosts map[string]string) *federation {
+func newFederation(t testing.TB, hosts map[string]string) *federation {
 	t.Helper()
 	ns := newNetns(t, hosts)
 	return &federation{ns: ns, dir: ns.dir, ca: newTestCA(t, ns.dir, "Annals test CA"), stranger: newTestCA(t, ns.dir, "Unrelated CA")}
