@@ -87,6 +87,11 @@ func (f s2sFlags) validate() error {
 	return nil
 }
 
+// inboundWorkers handle other servers' stanzas side by side (a sender's
+// in order), each holding at most inboundDepth: enough to fill the
+// store's group commits, few enough to stay bounded.
+const inboundWorkers, inboundDepth = 32, 64
+
 // federation is the route to other servers (c2s.Remote) and the listener
 // they reach us on.
 type federation struct {
@@ -128,8 +133,9 @@ func (f s2sFlags) newFederation(ctx context.Context, domains []string, cert tls.
 		Roots:   roots,
 		// Said in the log on every stream to such a domain.
 		Insecure: func(domain string) bool { return slices.Contains(insecure, domain) },
-		Deliver:  func(from, to jid.JID, e *stanza.Element) { (*srv).FromRemote(ctx, from, to, e) },
-		Log:      log,
+		// Senders side by side, each in order (s2s.Ordered).
+		Deliver: s2s.Ordered(ctx, inboundWorkers, inboundDepth, func(from, to jid.JID, e *stanza.Element) { (*srv).FromRemote(ctx, from, to, e) }),
+		Log:     log,
 
 		MaxStanza:           f.maxStanza,
 		MaxStanzaRate:       f.stanzaRate,
