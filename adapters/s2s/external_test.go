@@ -125,7 +125,14 @@ func TestExternalBetweenTwoServers(t *testing.T) {
 // stanzas. The peer falls back to dialback on its stream, and its
 // stanzas go through once dialback succeeds (our choice: a bad
 // certificate is not worse than none, which dialback-only servers have).
+// The same over direct TLS (XEP-0368 §3: certificates are validated as
+// for STARTTLS).
 func TestExternalRefusedFallsBackToDialback(t *testing.T) {
+	t.Run("STARTTLS", func(t *testing.T) { testExternalRefused(t, "") })
+	t.Run("direct TLS", func(t *testing.T) { testExternalRefused(t, DirectTLS) })
+}
+
+func testExternalRefused(t *testing.T, via string) {
 	ca, mantua := newCA(t, "Verona CA"), newCA(t, "Mantua CA")
 	trustCA := func(c *Config) { c.Roots = ca.pool }
 	for _, tc := range []struct {
@@ -155,10 +162,10 @@ func TestExternalRefusedFallsBackToDialback(t *testing.T) {
 					c.ClientTLS = cmpOr(c.ClientTLS, func(string) *tls.Config { return &tls.Config{InsecureSkipVerify: true} })
 				})
 			montague := startPeer(t, "montague.example", "d14lb4ck43v3r-montague", at, tc.montague)
-			addrs["capulet.example"], addrs["montague.example"] = capulet.addr, montague.addr
+			addrs["capulet.example"], addrs["montague.example"] = via+capulet.addr, via+montague.addr
 			ctx := context.Background()
 
-			o, err := capulet.cfg.open(ctx, montague.addr, "capulet.example", "montague.example")
+			o, err := capulet.cfg.open(ctx, via+montague.addr, "capulet.example", "montague.example")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -179,11 +186,14 @@ func TestExternalRefusedFallsBackToDialback(t *testing.T) {
 				t.Errorf("montague's log does not say why:\n%s", log)
 			}
 
-			out, err := capulet.cfg.Dial(ctx, montague.addr, "capulet.example", "montague.example")
+			out, err := capulet.cfg.Dial(ctx, via+montague.addr, "capulet.example", "montague.example")
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer out.Close()
+			if via != "" && !strings.Contains(montague.log.String(), "s2s direct TLS") {
+				t.Errorf("not over direct TLS:\n%s", montague.log)
+			}
 			if out.Auth != AuthDialback || montague.verifies.Load() != 1 {
 				t.Errorf("authenticated with %s after %d verifications, want dialback after 1", out.Auth, montague.verifies.Load())
 			}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -96,38 +97,35 @@ type opened struct {
 }
 
 // open connects to addr as from for to, negotiates TLS, and returns the
-// secured stream.
+// secured stream. At an address with the DirectTLS prefix the TLS
+// handshake comes first (XEP-0368 §3: SNI the peer's domain, ALPN
+// xmpp-server, the certificate checked as for STARTTLS, and no STARTTLS
+// after); elsewhere the stream begins in the clear and STARTTLS is
+// required.
 func (cfg *Config) open(ctx context.Context, addr, from, to string) (*opened, error) {
 	cfg.defaults()
+	hostport, direct := strings.CutPrefix(addr, DirectTLS)
 	var d net.Dialer
-	nc, err := d.DialContext(ctx, "tcp", addr)
+	nc, err := d.DialContext(ctx, "tcp", hostport)
 	if err != nil {
 		return nil, fmt.Errorf("s2s: connect to %s for %s: %w", addr, to, err)
 	}
 	c := newConn(nc, cfg.MaxStanza)
 	fail := func(err error) (*opened, error) {
 		c.nc.Close()
-		return nil, fmt.Errorf("s2s: stream to %s: %w", to, err)
+		return nil, fmt.Errorf("s2s: stream to %s at %s: %w", to, addr, err)
 	}
 	deadline := time.Now().Add(cfg.Timeout)
-	if err := c.header(from, to, ""); err != nil {
-		return fail(err)
+	if !direct {
+		if err := c.startTLS(from, to, deadline); err != nil {
+			return fail(err)
+		}
 	}
-	if _, _, _, err := c.readHeader(deadline); err != nil {
-		return fail(err)
+	tcfg := cfg.clientTLS(from, to)
+	if direct {
+		tcfg.NextProtos = []string{alpnServer}
 	}
-	if f, err := c.next(deadline); err != nil || f.XMLName.Local != "features" {
-		return fail(fmt.Errorf("no stream features (%v)", err))
-	} else if _, ok := f.Named(nsTLS, "starttls"); !ok {
-		return fail(errors.New("the peer offers no STARTTLS"))
-	}
-	if err := c.send("<starttls xmlns='" + nsTLS + "'/>"); err != nil {
-		return fail(err)
-	}
-	if p, err := c.next(deadline); err != nil || p.XMLName.Local != "proceed" {
-		return fail(fmt.Errorf("STARTTLS refused (%v)", err))
-	}
-	tc := tls.Client(nc, cfg.clientTLS(from, to))
+	tc := tls.Client(nc, tcfg)
 	tc.SetDeadline(deadline)
 	if err := tc.HandshakeContext(ctx); err != nil {
 		return fail(fmt.Errorf("TLS: %w", err))
@@ -151,7 +149,31 @@ func (cfg *Config) open(ctx context.Context, addr, from, to string) (*opened, er
 	return o, nil
 }
 
-// Dial opens a stream to the server at addr and authenticates from to it.
+// startTLS opens a stream in the clear on c and asks for TLS, which the
+// peer must offer; the handshake is the caller's.
+func (c *conn) startTLS(from, to string, deadline time.Time) error {
+	if err := c.header(from, to, ""); err != nil {
+		return err
+	}
+	if _, _, _, err := c.readHeader(deadline); err != nil {
+		return err
+	}
+	if f, err := c.next(deadline); err != nil || f.XMLName.Local != "features" {
+		return fmt.Errorf("no stream features (%v)", err)
+	} else if _, ok := f.Named(nsTLS, "starttls"); !ok {
+		return errors.New("the peer offers no STARTTLS")
+	}
+	if err := c.send("<starttls xmlns='" + nsTLS + "'/>"); err != nil {
+		return err
+	}
+	if p, err := c.next(deadline); err != nil || p.XMLName.Local != "proceed" {
+		return fmt.Errorf("STARTTLS refused (%v)", err)
+	}
+	return nil
+}
+
+// Dial opens a stream to the server at addr (with the DirectTLS prefix:
+// direct TLS) and authenticates from to it.
 // With SASL EXTERNAL (XEP-0178 §3) when the peer offers it and its own
 // certificate verified for to: the peer checked ours. Else with dialback
 // (XEP-0220 §2.1.1): the key is the one this server's secret makes for
@@ -174,7 +196,7 @@ func (cfg Config) Dial(ctx context.Context, addr, from, to string) (*Outbound, e
 		}
 	}
 	authenticated := func(method string) *Outbound {
-		cfg.Log.Info("s2s stream authenticated", "from", from, "domain", to, "method", method, "bidi", bidi)
+		cfg.Log.Info("s2s stream authenticated", "from", from, "domain", to, "method", method, "bidi", bidi, "addr", addr)
 		out := newOutbound(from, to, method, c)
 		if out.Bidi = bidi; bidi {
 			go cfg.readBidi(out)

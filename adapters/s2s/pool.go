@@ -38,7 +38,8 @@ type Pool struct {
 type PoolConfig struct {
 	Config
 	// Resolve returns where the server of domain listens, best first
-	// (Resolver.Resolve: --s2s-route, then SRV, then the domain on 5269).
+	// (Resolver.Resolve: --s2s-route, then SRV, then the domain on 5269);
+	// an address with the DirectTLS prefix speaks direct TLS.
 	Resolve func(ctx context.Context, domain string) (addrs []string, err error)
 	// Bounce takes a stanza that could not be sent, and the stanza error
 	// condition its sender is to get. It may be called from inside Send.

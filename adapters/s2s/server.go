@@ -107,9 +107,12 @@ func (cfg *Config) defaults() {
 
 // Server accepts streams from other servers.
 type Server struct {
-	cfg    Config
-	tls    *tls.Config // cfg.TLS, asking for client certificates
-	limits *connlimit.Limits
+	cfg Config
+	tls *tls.Config // cfg.TLS, asking for client certificates
+	// directTLSConfig is tls with ALPN xmpp-server (XEP-0368 §3), for
+	// streams that begin with TLS.
+	directTLSConfig *tls.Config
+	limits          *connlimit.Limits
 }
 
 // NewServer checks cfg and returns a server.
@@ -118,7 +121,10 @@ func NewServer(cfg Config) (*Server, error) {
 		return nil, errors.New("s2s: domains, a dialback secret, TLS, Verify and Deliver are needed")
 	}
 	cfg.defaults()
-	return &Server{cfg: cfg, tls: cfg.serverTLS(), limits: connlimit.New(cfg.MaxConnections, cfg.MaxConnectionsPerIP)}, nil
+	s := &Server{cfg: cfg, tls: cfg.serverTLS(), limits: connlimit.New(cfg.MaxConnections, cfg.MaxConnectionsPerIP)}
+	s.directTLSConfig = s.tls.Clone()
+	s.directTLSConfig.NextProtos = []string{alpnServer}
+	return s, nil
 }
 
 // Serve accepts streams on ln until ctx ends.
@@ -196,6 +202,9 @@ func (s *Server) serve(ctx context.Context, c *conn) error {
 			o.end()
 		}
 	}()
+	if err := s.directTLS(ctx, c, in); err != nil {
+		return err
+	}
 	for {
 		// A stream: the header, our features, then what the peer sends.
 		from, to, _, err := c.readHeader(time.Now().Add(s.cfg.Timeout))

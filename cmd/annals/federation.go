@@ -42,7 +42,7 @@ type s2sFlags struct {
 
 func (f *s2sFlags) flags(fs *flag.FlagSet) {
 	fs.StringVar(&f.addr, "s2s", envOr("ANNALS_S2S", ":5269"), "server-to-server listen address: federation with other XMPP servers (\"\": off; $ANNALS_S2S)")
-	fs.Var(&f.routes, "s2s-route", "DOMAIN=HOST:PORT: reach DOMAIN's server there instead of by DNS (repeatable; tests and closed networks)")
+	fs.Var(&f.routes, "s2s-route", "DOMAIN=HOST:PORT, or DOMAIN=tls:HOST:PORT for direct TLS: reach DOMAIN's server there instead of by DNS (repeatable; tests and closed networks)")
 	fs.StringVar(&f.ca, "s2s-ca", envOr("ANNALS_S2S_CA", ""), "PEM file of the certificate authorities other servers' certificates are checked against (default: the system's)")
 	fs.Var(&f.insecure, "s2s-insecure-domain", "accept any certificate from this domain's server, which then proves its name by dialback (repeatable; labs and tests only, logged on every stream)")
 	fs.IntVar(&f.maxStanza, "s2s-max-stanza", 512<<10, "largest stanza another server may send, in bytes; a larger one ends its stream with policy-violation")
