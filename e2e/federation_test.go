@@ -111,6 +111,14 @@ func TestFederationDialback(t *testing.T) {
 		t.Logf("slixmpp saw: %v", rs)
 		checkFederatedRoom(t, rs, "hall@conference."+a.domain, "romeo@"+b.domain+"/annals-rooms")
 	})
+	t.Run("invite", func(t *testing.T) {
+		// A room's mediated invitation reaches a user at the other server.
+		rs := fedDriver(t, "invite", a, b, "juliet", "romeo", "ball@conference."+a.domain)
+		t.Logf("slixmpp saw: %v", rs)
+		if r := find(t, rs, "invited"); r["from"] != "ball@conference."+a.domain || r["by"] != "juliet@"+a.domain+"/one" || r["reason"] != "come to the hall" {
+			t.Errorf("the invitation arrived as %v", r)
+		}
+	})
 	t.Run("iq", func(t *testing.T) {
 		rs := fedDriver(t, "iq", a, b, "romeo", "juliet")
 		t.Logf("slixmpp saw: %v", rs)

@@ -13,8 +13,12 @@ import (
 )
 
 // Sessions returns the sessions a stanza to j reaches: the full JID's, or
-// every one of the bare JID's.
+// every one of the bare JID's; for a JID at another server, one that
+// sends there (from the domain each stanza says).
 func (s *Server) Sessions(j jid.JID) []mux.Session {
+	if _, mounted := s.cfg.Mux.Service(j.Domainpart()); !s.isLocal(j) && !mounted && s.cfg.Remote != nil {
+		return []mux.Session{peer{srv: s, from: j.String()}}
+	}
 	conns := s.route(j)
 	out := make([]mux.Session, len(conns))
 	for i, c := range conns {

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"mellium.im/xmpp/jid"
 
@@ -29,13 +30,42 @@ import (
 type peer struct {
 	srv    *Server
 	from   string // the user's full JID, at another server
-	domain string // ours that it wrote to, whose stream to its server answers
+	domain string // ours that it wrote to, whose stream to its server answers; "": each stanza's from
 }
 
 func (p peer) JID() jid.JID { return jid.MustParse(p.from) }
 
 func (p peer) Send(s string) {
-	p.srv.cfg.Remote.Send(jid.MustParse(p.domain), jid.MustParse(p.from), s)
+	domain := p.domain
+	if domain == "" {
+		domain = fromDomain(s)
+	}
+	from, err := jid.Parse(domain)
+	if err != nil {
+		p.srv.cfg.Log.Error("a stanza to another server has no from of ours", "to", p.from)
+		return
+	}
+	p.srv.cfg.Remote.Send(from, jid.MustParse(p.from), s)
+}
+
+// fromDomain is the domain of the from of a stanza this server wrote
+// (single-quoted attributes, '>' escaped in values): the stream to the
+// peer must be the one for that domain.
+func fromDomain(s string) string {
+	end := strings.IndexByte(s, '>')
+	if end < 0 {
+		return ""
+	}
+	_, v, ok := strings.Cut(s[:end], " from='")
+	if !ok {
+		return ""
+	}
+	v, _, _ = strings.Cut(v, "'")
+	if _, d, ok := strings.Cut(v, "@"); ok {
+		v = d
+	}
+	v, _, _ = strings.Cut(v, "/")
+	return v
 }
 
 func (p peer) SendAll(ss []string) {

@@ -65,3 +65,17 @@ func TestRemoteRoomOccupantsBounded(t *testing.T) {
 		t.Fatalf("%d occupants kept, want %d", len(rr.occupants), maxRemoteOccupants)
 	}
 }
+
+func TestFromDomain(t *testing.T) {
+	for in, want := range map[string]string{
+		"<message xmlns='jabber:client' from='hall@conference.capulet.test' to='romeo@montague.test'>": "conference.capulet.test",
+		"<presence from='juliet@capulet.test/balcony' to='x'/>":                                        "capulet.test",
+		"<iq type='result' from='capulet.test' id='1'/>":                                               "capulet.test",
+		"<iq type='result' id='1' to='a@b'/>":                                                          "",
+		"<message to='a@b'><x from='evil.test'/></message>":                                            "",
+	} {
+		if got := fromDomain(in); got != want {
+			t.Errorf("fromDomain(%s) = %q, want %q", in, got, want)
+		}
+	}
+}

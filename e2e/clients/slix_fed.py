@@ -21,6 +21,8 @@ Usage: slix_fed.py SCENARIO A_ADDR A_JID A_PW B_ADDR B_JID B_PW
   stop-room ROOM PID
              a makes ROOM, b joins from its server, a's server (PID)
              stops: b is told it is out
+  invite ROOM
+             a makes ROOM and invites b, at another server
   others ROOM
              a joins ROOM: who else is in it
   attach ROOM
@@ -426,7 +428,28 @@ async def others(a_addr, a_jid, a_pw, b_addr, b_jid, b_pw, room_jid):
     await asyncio.sleep(0.2)
 
 
-SCENARIOS = {"stop-room": stop_room, "others": others, "roster": roster, "attach": attach, "stop": stop, "chat": chat, "subscribe": subscribe, "iq": iq, "room": room, "ghost": ghost}
+async def invite(a_addr, a_jid, a_pw, b_addr, b_jid, b_pw, room_jid):
+    """a makes ROOM and invites b (mediated, XEP-0045 §7.8.2), who is at
+    another server."""
+    a = await Client(a_addr, a_jid + "/one", a_pw, "a").login()
+    b = await Client(b_addr, b_jid + "/desk", b_pw, "b").login()
+    b.send_presence()
+    out(event="joined", who="a", **await join(a, room_jid, "Alpha"))
+    m = a.make_message(mto=room_jid)
+    x = ET.SubElement(m.xml, "{%s}x" % NS_MUC_USER)
+    inv = ET.SubElement(x, "{%s}invite" % NS_MUC_USER, {"to": b_jid})
+    ET.SubElement(inv, "{%s}reason" % NS_MUC_USER).text = "come to the hall"
+    m.send()
+    got = await b.next_message(lambda m: child(child(m, NS_MUC_USER, "x"), NS_MUC_USER, "invite") is not None)
+    i = child(child(got, NS_MUC_USER, "x"), NS_MUC_USER, "invite")
+    reason = child(i, NS_MUC_USER, "reason")
+    out(event="invited", who="b", **{"from": got.get("from"), "by": i.get("from"), "reason": reason.text if reason is not None else None})
+    a.disconnect()
+    b.disconnect()
+    await asyncio.sleep(0.2)
+
+
+SCENARIOS = {"invite": invite, "stop-room": stop_room, "others": others, "roster": roster, "attach": attach, "stop": stop, "chat": chat, "subscribe": subscribe, "iq": iq, "room": room, "ghost": ghost}
 
 if __name__ == "__main__":
     if len(sys.argv) < 8 or sys.argv[1] not in SCENARIOS:
