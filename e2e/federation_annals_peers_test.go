@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"strings"
 	"testing"
 )
 
@@ -69,5 +70,21 @@ func annalsWithPeers(t *testing.T, dialback bool) {
 	})
 	if in, out := ej.ejabberdAuth("annals.test"); in != want || out != want {
 		t.Errorf("ejabberd authenticated annals.test's stream by %q, its own by %q; want %s both ways", in, out, want)
+	}
+}
+
+// Annals reaches Prosody over direct TLS (XEP-0368: --s2s-route
+// DOMAIN=tls:HOST:PORT, Prosody's s2s_direct_tls_ports): a message both
+// ways, Prosody answering over its own STARTTLS stream.
+func TestFederationProsodyDirectTLS(t *testing.T) {
+	t.Parallel()
+	f := newFederation(t, fedHosts)
+	pr := f.startProsody(t, peerConfig{domain: "prosody.test", addr: prosodyAddr, users: map[string]string{"alice": "alice-pw"}, directTLS: true})
+	data := t.TempDir()
+	addUsers(t, data, map[string]string{"carol@annals.test": "carol-pw"})
+	s := f.serveAnnals(t, data, []*peer{pr}, "--s2s-route", "prosody.test=tls:"+prosodyAddr+":5270")
+	f.chat(t, annalsAccount(s, "carol@annals.test", "carol-pw"), pr.account("alice", "alice-pw"))
+	if got := grepLines(s.logs.String(), "s2s stream authenticated"); !strings.Contains(got, "addr=tls:"+prosodyAddr+":5270") {
+		t.Errorf("Annals' stream to Prosody was not direct TLS:\n%s", got)
 	}
 }

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -196,8 +195,8 @@ func (f *federation) serveAnnals(t *testing.T, data string, peers []*peer, flags
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs bytes.Buffer
-	cmd.Stderr = &logs
+	logs := &lockedBuffer{}
+	cmd.Stderr = logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -212,5 +211,5 @@ func (f *federation) serveAnnals(t *testing.T, data string, peers []*peer, flags
 	if !ok {
 		t.Fatalf("annals did not say where it listens")
 	}
-	return &server{port: port, data: data}
+	return &server{port: port, data: data, logs: logs}
 }

@@ -119,6 +119,9 @@ type peerConfig struct {
 	// SASL EXTERNAL where the other side offers it. Either way s2s TLS
 	// is required, as Annals requires it.
 	dialback bool
+	// directTLS (Prosody only) also listens for direct TLS streams
+	// (XEP-0368) on addr:5270.
+	directTLS bool
 }
 
 // peer is a running Prosody or ejabberd.
@@ -209,6 +212,7 @@ c2s_ports = { 5222 }
 c2s_interfaces = { %[3]q }
 s2s_ports = { 5269 }
 s2s_interfaces = { %[3]q }
+%[9]s
 -- Nothing else: an HTTP or component port would bind 127.0.0.1.
 http_ports = { }
 https_ports = { }
@@ -222,7 +226,7 @@ ssl = { cafile = %[4]q }
 unbound = { hoststxt = %[5]q; resolvconf = %[6]q }
 log = { debug = %[7]q }
 VirtualHost %[8]q
-`, filepath.Join(dir, "data"), certs, cfg.addr, trust, f.ns.hosts, f.ns.resolv, p.log, cfg.domain)
+`, filepath.Join(dir, "data"), certs, cfg.addr, trust, f.ns.hosts, f.ns.resolv, p.log, cfg.domain, directTLSPorts(cfg))
 	if cfg.muc != "" {
 		conf += fmt.Sprintf("Component %q \"muc\"\n", cfg.muc)
 	}
@@ -380,4 +384,12 @@ func (f *federation) slixPeers(t *testing.T, scenario string, a, b account, extr
 	t.Helper()
 	args := append([]string{"netns", "exec", f.ns.name, "/usr/bin/python3", "clients/slix_peers.py", scenario}, a.args()...)
 	return runDriver(t, "ip", append(append(args, b.args()...), extra...)...)
+}
+
+// directTLSPorts is Prosody's setting for cfg.directTLS.
+func directTLSPorts(cfg peerConfig) string {
+	if !cfg.directTLS {
+		return ""
+	}
+	return "s2s_direct_tls_ports = { 5270 }"
 }
