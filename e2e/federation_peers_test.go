@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -190,26 +189,5 @@ func (f *federation) serveAnnals(t *testing.T, data string, peers []*peer, flags
 			args = append(args, "--s2s-route", p.muc+"="+p.s2s)
 		}
 	}
-	cmd := f.ns.command(bin, append(args, flags...)...)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs := &lockedBuffer{}
-	cmd.Stderr = logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(os.Interrupt)
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("annals log:\n%s", tail(logs.String(), 48<<10))
-		}
-	})
-	port, ok := listeningPort(stdout)
-	if !ok {
-		t.Fatalf("annals did not say where it listens")
-	}
-	return &server{port: port, data: data, logs: logs}
+	return startServe(t, f.ns.command(bin, append(args, flags...)...), data)
 }

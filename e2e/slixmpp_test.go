@@ -65,6 +65,13 @@ func addUsers(t *testing.T, data string, users map[string]string) {
 func serveOn(t *testing.T, data string, flags ...string) (*server, *exec.Cmd) {
 	t.Helper()
 	cmd := exec.Command(bin, append([]string{"serve", "--data", data, "--c2s", "127.0.0.1:0", "--log-level", "debug"}, flags...)...)
+	return startServe(t, cmd, data), cmd
+}
+
+// startServe starts cmd, an annals serve on data, keeping its log (shown
+// when the test fails), and stops it when the test ends.
+func startServe(t *testing.T, cmd *exec.Cmd, data string) *server {
+	t.Helper()
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -78,14 +85,14 @@ func serveOn(t *testing.T, data string, flags ...string) (*server, *exec.Cmd) {
 		cmd.Process.Signal(os.Interrupt)
 		cmd.Wait()
 		if t.Failed() {
-			t.Logf("server log:\n%s", logs.String())
+			t.Logf("server log:\n%s", tail(logs.String(), 48<<10))
 		}
 	})
 	port, ok := listeningPort(stdout)
 	if !ok {
 		t.Fatalf("server did not say where it listens")
 	}
-	return &server{port: port, data: data, logs: logs}, cmd
+	return &server{port: port, data: data, logs: logs}
 }
 
 // listeningPort reads serve's standard output until it says where it
