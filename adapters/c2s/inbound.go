@@ -203,19 +203,8 @@ func (s *Server) presenceFrom(ctx context.Context, p remoteStanza, e *stanza.Ele
 			return
 		}
 		kind := roster.Stanza("in-" + typ)
-		out, err := s.applyPresence(ctx, account, contact, kind)
-		if err != nil {
-			return // logged; a full roster drops the request (subscription)
-		}
-		if out.Forward {
-			for _, c := range s.sessionsOf(account) {
-				c.write(fmt.Sprintf(`<presence type='%s' from='%s' to='%s'/>`, typ, stanza.Escape(contact), stanza.Escape(account)))
-			}
-		}
-		switch {
-		case out.AutoReply:
-			s.subscription(ctx, account, contact, roster.OutSubscribed, false)
-		case kind == roster.InUnsubscribed && out.Forward:
+		out, err := s.receiveSubscription(ctx, account, contact, kind)
+		if err == nil && !out.AutoReply && out.Forward && kind == roster.InUnsubscribed {
 			// The account no longer sees the contact (RFC 6121 §3.3.3).
 			for _, c := range s.availableOf(account) {
 				c.deliver(fmt.Sprintf(`<presence type='unavailable' from='%s' to='%s'/>`, stanza.Escape(contact), stanza.Escape(c.jid.String())), false)

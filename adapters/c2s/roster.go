@@ -180,31 +180,44 @@ func (s *Server) subscription(ctx context.Context, account, contact string, kind
 		roster.OutSubscribe: roster.InSubscribe, roster.OutSubscribed: roster.InSubscribed,
 		roster.OutUnsubscribe: roster.InUnsubscribe, roster.OutUnsubscribed: roster.InUnsubscribed,
 	}[kind]
-	cout, err := s.applyPresence(ctx, contact, account, in)
-	if err != nil {
+	cout, err := s.receiveSubscription(ctx, contact, account, in)
+	if err != nil || cout.AutoReply || !cout.Forward {
 		// NOTSPEC(RFC 6121 §3.1.3): a request the contact's full roster
 		// cannot take is dropped, as one the contact ignores would be: the
 		// sender's item stays pending. An error back would tell a stranger
 		// how many contacts the account has.
 		return nil
 	}
-	typ := strings.TrimPrefix(string(kind), "out-")
-	if cout.Forward {
-		for _, c := range s.sessionsOf(contact) {
-			c.write(fmt.Sprintf(`<presence type='%s' from='%s' to='%s'/>`, typ, stanza.Escape(account), stanza.Escape(contact)))
-		}
-	}
-	switch {
-	case cout.AutoReply:
-		s.subscription(ctx, contact, account, roster.OutSubscribed, false)
-	case in == roster.InSubscribed && cout.Forward:
+	switch in {
+	case roster.InSubscribed:
 		s.presenceTo(account, contact) // the contact now sees the account
-	case in == roster.InUnsubscribe && cout.Forward:
+	case roster.InUnsubscribe:
 		s.unavailableTo(contact, account) // the account no longer sees the contact
-	case in == roster.InUnsubscribed && cout.Forward:
+	case roster.InUnsubscribed:
 		s.unavailableTo(account, contact) // the contact no longer sees the account
 	}
 	return nil
+}
+
+// receiveSubscription runs a subscription stanza from `from` (an account
+// here or a user elsewhere) on the roster of account, a local one, and
+// does what the contact's side does (RFC 6121 §3): its clients see the
+// stanza if it goes on, and a pre-approved request is approved.
+func (s *Server) receiveSubscription(ctx context.Context, account, from string, in roster.Stanza) (roster.Outcome, error) {
+	out, err := s.applyPresence(ctx, account, from, in)
+	if err != nil {
+		return out, err
+	}
+	if out.Forward {
+		typ := strings.TrimPrefix(string(in), "in-")
+		for _, c := range s.sessionsOf(account) {
+			c.write(fmt.Sprintf(`<presence type='%s' from='%s' to='%s'/>`, typ, stanza.Escape(from), stanza.Escape(account)))
+		}
+	}
+	if out.AutoReply {
+		s.subscription(ctx, account, from, roster.OutSubscribed, false)
+	}
+	return out, nil
 }
 
 // applyPresence runs a subscription stanza on account's roster (the
