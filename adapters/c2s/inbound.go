@@ -88,9 +88,10 @@ func (p peer) fail(e *stanza.Element, se *stanza.Error) {
 }
 
 // FromRemote takes a stanza a server sent from one of its users (its
-// stream authenticated from's domain) to to, at one of our domains. It is
-// called in the order the peer sent them; a stanza it refuses is answered
-// with an error to the sender.
+// stream authenticated from's domain) to to, at one of our domains. Each
+// sender's stanzas come in the order sent, different senders' side by
+// side (s2s.Ordered); a stanza it refuses is answered with an error to the
+// sender.
 func (s *Server) FromRemote(ctx context.Context, from, to jid.JID, e *stanza.Element) {
 	if s.cfg.Remote == nil {
 		return
