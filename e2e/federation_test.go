@@ -398,4 +398,20 @@ func TestFederationRemoteOccupantsRestart(t *testing.T) {
 	if r := find(t, rs, "joined"); fmt.Sprint(r["others"]) != "[]" {
 		t.Errorf("after the restart the room still has %v; want nobody from the other server", r["others"])
 	}
+	// The other way: an account of a stopping server leaves the rooms it
+	// is in elsewhere (its occupancy lived in the process that stopped).
+	elsewhere := "court@conference." + b.domain
+	rs = fedDriver(t, "stop-joiner", a, b, "juliet", "romeo", elsewhere, strconv.Itoa(a.cmd.Process.Pid))
+	t.Logf("slixmpp saw: %v", rs)
+	if r := find(t, rs, "left"); r["type"] != "unavailable" || fmt.Sprint(r["codes"]) != "[]" {
+		t.Errorf("when its server stopped, the account's occupancy of a room elsewhere %v; want it left (not removed as a ghost, 333)", r)
+	}
+	a.restart(t)
+	// Its nick is free again: another user takes it, and finds the room's
+	// creator alone there.
+	rs = fedDriver(t, "others", b, a, "juliet", "romeo", elsewhere)
+	t.Logf("slixmpp saw: %v", rs)
+	if r := find(t, rs, "joined"); r["type"] != "available" || fmt.Sprint(r["others"]) != "["+elsewhere+"/Beta]" {
+		t.Errorf("after its server's restart the room elsewhere: %v; want its nick free and only the creator in", r)
+	}
 }

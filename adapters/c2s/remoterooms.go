@@ -328,3 +328,31 @@ func (s *Server) detachRemoteRooms(c *conn) {
 		s.cfg.Remote.Send(occupantJID(c.jid), to, roomPresence(occupantJID(c.jid).String(), to.String(), bestShow(rr), ""))
 	}
 }
+
+// leaveRemoteRooms takes every account out of its rooms elsewhere when
+// the server stops: the occupancy lives in this process, and a room that
+// kept it would take the account's next join, after the restart, for a
+// presence update of an occupant it already has.
+func (s *Server) leaveRemoteRooms() {
+	if s.cfg.Remote == nil {
+		return
+	}
+	s.remote.mu.Lock()
+	defer s.remote.mu.Unlock()
+	for acct, rooms := range s.remote.rooms {
+		a, err := jid.Parse(acct)
+		if err != nil {
+			continue
+		}
+		from := occupantJID(a)
+		for room, rr := range rooms {
+			to, err := jid.Parse(room + "/" + rr.nick)
+			if err != nil {
+				continue
+			}
+			s.cfg.Remote.Send(from, to, fmt.Sprintf(`<presence xmlns='%s' type='unavailable' from='%s' to='%s'><status>the server stopped</status></presence>`,
+				nsClient, stanza.Escape(from.String()), stanza.Escape(to.String())))
+		}
+	}
+	s.remote.rooms = nil
+}

@@ -108,6 +108,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 				sd.Shutdown()
 			}
 		})
+		s.leaveRemoteRooms()
 		s.mu.Lock()
 		conns := slices.Collect(maps.Keys(s.conns))
 		s.mu.Unlock()

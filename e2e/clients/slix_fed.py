@@ -21,6 +21,9 @@ Usage: slix_fed.py SCENARIO A_ADDR A_JID A_PW B_ADDR B_JID B_PW
   stop-room ROOM PID
              a makes ROOM, b joins from its server, a's server (PID)
              stops: b is told it is out
+  stop-joiner ROOM PID
+             b makes ROOM at its server, a joins from its own, a's
+             server (PID) stops: b sees a leave
   invite ROOM
              a makes ROOM and invites b, at another server
   others ROOM
@@ -449,7 +452,24 @@ async def invite(a_addr, a_jid, a_pw, b_addr, b_jid, b_pw, room_jid):
     await asyncio.sleep(0.2)
 
 
-SCENARIOS = {"invite": invite, "stop-room": stop_room, "others": others, "roster": roster, "attach": attach, "stop": stop, "chat": chat, "subscribe": subscribe, "iq": iq, "room": room, "ghost": ghost}
+async def stop_joiner(a_addr, a_jid, a_pw, b_addr, b_jid, b_pw, room_jid, a_server_pid):
+    """b makes ROOM at its server, a joins it from its own; a's server
+    (PID) stops: b sees a leave."""
+    b = await Client(b_addr, b_jid + "/desk", b_pw, "b").login()
+    out(event="joined", who="b", **await join(b, room_jid, "Beta"))
+    a = await Client(a_addr, a_jid + "/one", a_pw, "a").login()
+    out(event="joined", who="a", **await join(a, room_jid, "Alpha"))
+    os.kill(int(a_server_pid), signal.SIGINT)
+    try:
+        p = await b.next_presence(lambda p: p.get("from") == room_jid + "/Alpha" and p.get("type") == "unavailable", timeout=20)
+        out(event="left", who="b", **muc_facts(p))
+    except asyncio.TimeoutError:
+        out(event="left", who="b", type="")
+    b.disconnect()
+    await asyncio.sleep(0.2)
+
+
+SCENARIOS = {"stop-joiner": stop_joiner, "invite": invite, "stop-room": stop_room, "others": others, "roster": roster, "attach": attach, "stop": stop, "chat": chat, "subscribe": subscribe, "iq": iq, "room": room, "ghost": ghost}
 
 if __name__ == "__main__":
     if len(sys.argv) < 8 or sys.argv[1] not in SCENARIOS:
