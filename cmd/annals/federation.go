@@ -88,9 +88,13 @@ func (f s2sFlags) validate() error {
 }
 
 // inboundWorkers handle other servers' stanzas side by side (a sender's
-// in order), each holding at most inboundDepth: enough to fill the
-// store's group commits, few enough to stay bounded.
-const inboundWorkers, inboundDepth = 32, 64
+// in order), each holding at most inboundDepth, all together at most
+// inboundBytes: enough to fill the store's group commits, and a bound on
+// what peers can make this server hold however large their stanzas.
+const (
+	inboundWorkers, inboundDepth = 32, 64
+	inboundBytes                 = 32 << 20
+)
 
 // federation is the route to other servers (c2s.Remote) and the listener
 // they reach us on.
@@ -134,7 +138,7 @@ func (f s2sFlags) newFederation(ctx context.Context, domains []string, cert tls.
 		// Said in the log on every stream to such a domain.
 		Insecure: func(domain string) bool { return slices.Contains(insecure, domain) },
 		// Senders side by side, each in order (s2s.Ordered).
-		Deliver: s2s.Ordered(ctx, inboundWorkers, inboundDepth, func(from, to jid.JID, e *stanza.Element) { (*srv).FromRemote(ctx, from, to, e) }),
+		Deliver: s2s.Ordered(ctx, inboundWorkers, inboundDepth, inboundBytes, func(from, to jid.JID, e *stanza.Element) { (*srv).FromRemote(ctx, from, to, e) }),
 		Log:     log,
 
 		MaxStanza:           f.maxStanza,
