@@ -38,6 +38,7 @@ type s2sFlags struct {
 	maxPeers                int
 	queueBytes, queuedBytes int
 	idle                    time.Duration
+	inbound, inboundBytes   int // stanzas from peers waiting to be handled
 }
 
 func (f *s2sFlags) flags(fs *flag.FlagSet) {
@@ -53,6 +54,8 @@ func (f *s2sFlags) flags(fs *flag.FlagSet) {
 	fs.IntVar(&f.maxPeers, "s2s-max-peers", s2s.DefaultMaxPeers, "domain pairs this server keeps an outbound stream or queue for at once; stanzas to more are bounced resource-constraint")
 	fs.IntVar(&f.queueBytes, "s2s-queue-bytes", s2s.DefaultMaxQueueBytes, "bytes waiting for one other server's stream; past it stanzas are bounced resource-constraint")
 	fs.IntVar(&f.queuedBytes, "s2s-queued-bytes", s2s.DefaultMaxQueuedBytes, "bytes waiting for all other servers' streams together")
+	fs.IntVar(&f.inbound, "s2s-inbound-queue", inboundWorkers*64, "stanzas from other servers waiting to be handled, in all; past it their streams wait")
+	fs.IntVar(&f.inboundBytes, "s2s-inbound-queue-bytes", 32<<20, "bytes of stanzas from other servers waiting to be handled, in all")
 	fs.DurationVar(&f.idle, "s2s-idle-timeout", 10*time.Minute, "a stream to or from another server that carried no stanza for this long is closed (the next stanza opens another)")
 }
 
@@ -78,6 +81,8 @@ func (f s2sFlags) validate() error {
 		return fmt.Errorf("%w: --s2s-queue-bytes must hold a stanza of --s2s-max-stanza, and --s2s-queued-bytes one queue", errUsage)
 	case f.idle <= 0:
 		return fmt.Errorf("%w: --s2s-idle-timeout must be more than 0", errUsage)
+	case f.inbound < inboundWorkers || f.inboundBytes < f.maxStanza:
+		return fmt.Errorf("%w: --s2s-inbound-queue must be at least %d (one per worker), --s2s-inbound-queue-bytes hold a stanza of --s2s-max-stanza", errUsage, inboundWorkers)
 	}
 	if f.addr != "" {
 		if _, _, err := net.SplitHostPort(f.addr); err != nil {
@@ -88,13 +93,9 @@ func (f s2sFlags) validate() error {
 }
 
 // inboundWorkers handle other servers' stanzas side by side (a sender's
-// in order), each holding at most inboundDepth, all together at most
-// inboundBytes: enough to fill the store's group commits, and a bound on
-// what peers can make this server hold however large their stanzas.
-const (
-	inboundWorkers, inboundDepth = 32, 64
-	inboundBytes                 = 32 << 20
-)
+// in order): enough to fill the store's group commits. What waits for
+// them is bounded by --s2s-inbound-queue and --s2s-inbound-queue-bytes.
+const inboundWorkers = 32
 
 // federation is the route to other servers (c2s.Remote) and the listener
 // they reach us on.
@@ -138,7 +139,7 @@ func (f s2sFlags) newFederation(ctx context.Context, domains []string, cert tls.
 		// Said in the log on every stream to such a domain.
 		Insecure: func(domain string) bool { return slices.Contains(insecure, domain) },
 		// Senders side by side, each in order (s2s.Ordered).
-		Deliver: s2s.Ordered(ctx, inboundWorkers, inboundDepth, inboundBytes, func(from, to jid.JID, e *stanza.Element) { (*srv).FromRemote(ctx, from, to, e) }),
+		Deliver: s2s.Ordered(ctx, inboundWorkers, f.inbound/inboundWorkers, f.inboundBytes, func(from, to jid.JID, e *stanza.Element) { (*srv).FromRemote(ctx, from, to, e) }),
 		Log:     log,
 
 		MaxStanza:           f.maxStanza,

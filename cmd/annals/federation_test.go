@@ -26,7 +26,7 @@ func TestS2SFlags(t *testing.T) {
 	}
 	if f.addr != ":5269" || f.maxStanza != 512<<10 || f.stanzaRate != s2s.DefaultMaxStanzaRate || f.stanzaBurst != s2s.DefaultStanzaBurst ||
 		f.maxConns != 256 || f.maxConnsPerIP != 8 || f.maxPeers != s2s.DefaultMaxPeers || f.queueBytes != 4<<20 || f.queuedBytes != 64<<20 ||
-		f.idle != 10*time.Minute {
+		f.idle != 10*time.Minute || f.inbound != 2048 || f.inboundBytes != 32<<20 {
 		t.Fatalf("defaults: %+v", f)
 	}
 	if f, err := parseS2S("--s2s", "", "--s2s-route", "example.org=127.0.0.1:5269", "--s2s-insecure-domain", "lab.example"); err != nil || f.addr != "" {
