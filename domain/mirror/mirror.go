@@ -1,0 +1,228 @@
+package mirror
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"annals.im/annals/domain/event"
+)
+
+// Event types, written by hand: renaming a Go type must not orphan stored events.
+const (
+	TypeApplied event.Type = "MirrorApplied"
+	TypePosted  event.Type = "MirrorPosted"
+)
+
+// Schema is the newest schema of each event type that this build reads and writes.
+const Schema = 1
+
+const streamPrefix = "mirror-"
+
+// Stream is the stream of the mirror of the room with bare JID room.
+func Stream(room string) string { return streamPrefix + room }
+
+// RoomOf is the room a mirror stream replicates, or "" for another stream.
+func RoomOf(stream string) string {
+	room, ok := strings.CutPrefix(stream, streamPrefix)
+	if !ok {
+		return ""
+	}
+	return room
+}
+
+// Kinds of what the master says at a sequence.
+const (
+	Presence = "presence" // an occupant's presence: joined, changed, left
+	Message  = "message"  // a groupchat message
+	Subject  = "subject"  // the room's subject
+	Config   = "config"   // the room's configuration (a data form)
+	Roster   = "roster"   // the whole roster at once (a new mirror, a resync)
+)
+
+// Occupant is an occupant of the room as the master describes it.
+type Occupant struct {
+	Nick        string `json:"nick"`
+	JID         string `json:"jid,omitempty"` // its real JID, when the room shows it
+	Affiliation string `json:"affiliation,omitempty"`
+	Role        string `json:"role,omitempty"`
+	Show        string `json:"show,omitempty"`
+	Status      string `json:"status,omitempty"`
+}
+
+// Applied is what the master said at sequence Seq.
+type Applied struct {
+	Seq  uint64 `json:"seq"`
+	Kind string `json:"kind"`
+	// Stanza is the master's stanza as the mirror hands it on (a message,
+	// a presence, the subject); empty for a roster.
+	Stanza string `json:"stanza,omitempty"`
+	// Occupant is the presence's occupant; Gone: it left.
+	Occupant *Occupant `json:"occupant,omitempty"`
+	Gone     bool      `json:"gone,omitempty"`
+	// Occupants is a roster's whole list.
+	Occupants []Occupant `json:"occupants,omitempty"`
+	Subject   string     `json:"subject,omitempty"`
+	// Accepts is the local id of a message of the mirror's own users that
+	// this one is the master's copy of.
+	Accepts string `json:"accepts,omitempty"`
+}
+
+// Posted is a message a local user of the mirror sent the room; it waits
+// for the master to accept it.
+type Posted struct {
+	LocalID string `json:"local_id"`
+	Account string `json:"account"`
+	Nick    string `json:"nick"`
+	Stanza  string `json:"stanza"`
+	// Partitioned: the link was down, so the mirror's users saw it at
+	// once, before the master ordered it.
+	Partitioned bool `json:"partitioned,omitempty"`
+}
+
+// State is the replica, as folded from its stream.
+type State struct {
+	Room      string
+	Seq       uint64              // the last master sequence applied
+	Occupants map[string]Occupant // by nick
+	Subject   string
+	Config    string   // the configuration form as the master sent it
+	Pending   []Posted // posted and not accepted, in posting order
+	Version   uint64   // of the stream
+}
+
+// IsPending reports whether the local message localID waits for the master.
+func (s State) IsPending(localID string) bool {
+	return slices.ContainsFunc(s.Pending, func(p Posted) bool { return p.LocalID == localID })
+}
+
+// Commands.
+type (
+	// Apply: the master said something at a sequence.
+	Apply struct{ Applied }
+	// Post: a local user sent the room a message.
+	Post struct{ Posted }
+)
+
+// Errors of Decide.
+var (
+	// ErrStale: the sequence was applied already (a resend, a duplicate):
+	// nothing to do, and nothing to deliver again.
+	ErrStale = errors.New("mirror: sequence applied already")
+	// ErrInvalid: a command that cannot be applied.
+	ErrInvalid = errors.New("mirror: invalid")
+)
+
+// GapError says the master skipped sequences: the caller asks it to
+// resend what follows After.
+type GapError struct{ After, Got uint64 }
+
+func (e *GapError) Error() string {
+	return fmt.Sprintf("mirror: sequence %d after %d: %d missing", e.Got, e.After, e.Got-e.After-1)
+}
+
+// MaxPending bounds the messages the mirror's users may post while the
+// master has not accepted them (a long partition): past it the room
+// refuses new ones until the link is back.
+const MaxPending = 10000
+
+// Decide checks a command against the replica and returns its events.
+func Decide(s State, c any, ids *event.IDs, now time.Time, cause string) ([]event.Envelope, error) {
+	switch c := c.(type) {
+	case Apply:
+		a := c.Applied
+		switch {
+		case a.Seq == 0:
+			return nil, fmt.Errorf("%w: sequence 0", ErrInvalid)
+		case a.Seq <= s.Seq:
+			return nil, ErrStale
+		case a.Seq > s.Seq+1:
+			return nil, &GapError{After: s.Seq, Got: a.Seq}
+		}
+		switch a.Kind {
+		case Presence:
+			if a.Occupant == nil || a.Occupant.Nick == "" {
+				return nil, fmt.Errorf("%w: a presence without its occupant", ErrInvalid)
+			}
+		case Message, Subject, Config:
+		case Roster:
+			if a.Occupant != nil || a.Gone {
+				return nil, fmt.Errorf("%w: a roster names its occupants in Occupants", ErrInvalid)
+			}
+		default:
+			return nil, fmt.Errorf("%w: kind %q", ErrInvalid, a.Kind)
+		}
+		if a.Accepts != "" && (a.Kind != Message || !s.IsPending(a.Accepts)) {
+			// A copy of a message accepted before (a resend after a
+			// partition) is applied as the master's, accepting nothing.
+			a.Accepts = ""
+		}
+		e, err := event.New(ids, now, TypeApplied, Schema, cause, a)
+		return []event.Envelope{e}, err
+	case Post:
+		p := c.Posted
+		switch {
+		case p.LocalID == "" || p.Account == "" || p.Nick == "" || p.Stanza == "":
+			return nil, fmt.Errorf("%w: a post needs a local id, an account, a nick and the stanza", ErrInvalid)
+		case s.IsPending(p.LocalID):
+			return nil, ErrStale
+		case len(s.Pending) >= MaxPending:
+			return nil, fmt.Errorf("%w: %d messages wait for the master already", ErrInvalid, len(s.Pending))
+		}
+		e, err := event.New(ids, now, TypePosted, Schema, cause, p)
+		return []event.Envelope{e}, err
+	}
+	return nil, fmt.Errorf("%w: command %T", ErrInvalid, c)
+}
+
+// Evolve folds one event into the replica. Maps and slices are copied
+// before a change: a State handed out earlier must not change under its
+// holder.
+func Evolve(s State, e event.Envelope) (State, error) {
+	s.Room = RoomOf(e.Stream)
+	switch e.Type {
+	case TypeApplied:
+		var a Applied
+		if err := e.Decode(Schema, &a); err != nil {
+			return s, err
+		}
+		s.Seq = a.Seq
+		switch a.Kind {
+		case Presence:
+			s.Occupants = maps.Clone(s.Occupants)
+			if s.Occupants == nil {
+				s.Occupants = map[string]Occupant{}
+			}
+			if a.Gone {
+				delete(s.Occupants, a.Occupant.Nick)
+			} else {
+				s.Occupants[a.Occupant.Nick] = *a.Occupant
+			}
+		case Roster:
+			s.Occupants = make(map[string]Occupant, len(a.Occupants))
+			for _, o := range a.Occupants {
+				s.Occupants[o.Nick] = o
+			}
+		case Subject:
+			s.Subject = a.Subject
+		case Config:
+			s.Config = a.Stanza
+		}
+		if a.Accepts != "" {
+			s.Pending = slices.DeleteFunc(slices.Clone(s.Pending), func(p Posted) bool { return p.LocalID == a.Accepts })
+		}
+	case TypePosted:
+		var p Posted
+		if err := e.Decode(Schema, &p); err != nil {
+			return s, err
+		}
+		s.Pending = append(slices.Clip(s.Pending), p)
+	default:
+		return s, fmt.Errorf("mirror: unknown event type %s", e.Type)
+	}
+	s.Version = e.Version
+	return s, nil
+}
