@@ -16,6 +16,7 @@ import (
 	"annals.im/annals/projections"
 	"annals.im/annals/projections/accounts"
 	archiveproj "annals.im/annals/projections/archive"
+	"annals.im/annals/projections/mirrors"
 	"annals.im/annals/projections/rooms"
 )
 
@@ -114,7 +115,7 @@ func (c Config) logger(w io.Writer) *slog.Logger {
 
 // allProjections is every read model this build keeps.
 func allProjections() []projections.Projection {
-	return []projections.Projection{accounts.Projection{}, archiveModel(), archiveproj.UsageProjection{}, rooms.Projection{}}
+	return []projections.Projection{accounts.Projection{}, archiveModel(), archiveproj.UsageProjection{}, rooms.Projection{}, mirrors.Projection{}}
 }
 
 // archiveModel is the archive read model: a room's message kept once,
