@@ -17,6 +17,7 @@ import (
 	"annals.im/annals/projections"
 	accountsproj "annals.im/annals/projections/accounts"
 	archiveproj "annals.im/annals/projections/archive"
+	mirrorsproj "annals.im/annals/projections/mirrors"
 	roomsproj "annals.im/annals/projections/rooms"
 )
 
@@ -53,7 +54,7 @@ func Open(t testing.TB) *Env {
 		t.Fatal(err)
 	}
 	runner, err := projections.NewRunner(ctx, db, nil,
-		accountsproj.Projection{}, archiveproj.Projection{}, archiveproj.UsageProjection{}, roomsproj.Projection{})
+		accountsproj.Projection{}, archiveproj.Projection{}, archiveproj.UsageProjection{}, roomsproj.Projection{}, mirrorsproj.Projection{})
 	if err != nil {
 		t.Fatal(err)
 	}
