@@ -24,6 +24,7 @@ var domainErrors = []struct {
 	{room.ErrLocked, "cancel", "item-not-found"},
 	{room.ErrItemNotFound, "cancel", "item-not-found"},
 	{room.ErrConflict, "cancel", "conflict"},
+	{room.ErrMirroredNick, "modify", "not-acceptable"},
 	{room.ErrLastOwner, "cancel", "conflict"},
 	{room.ErrBadNick, "modify", "jid-malformed"},
 	{room.ErrBanned, "auth", "forbidden"},

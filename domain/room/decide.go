@@ -26,6 +26,7 @@ type (
 		Account, Nick, Verified string
 		Show, Status            string
 		Create, Locked          bool
+		Via                     string // the DMUC3 mirror it joins through ("": directly)
 	}
 	// Leave: the account exits (an explicit unavailable presence), or an
 	// occupant at another server is removed: Cause "error" when its
@@ -128,9 +129,12 @@ func Decide(s State, c any, ids *event.IDs, now time.Time, cause string) (Outcom
 			if err := emit(TypeCreated, Created{Owner: c.Account, Locked: c.Locked, Config: DefaultConfig()}); err != nil {
 				return out, err
 			}
-			return out, emit(TypeJoined, Joined{Occupant{Account: c.Account, Nick: c.Nick, Role: Moderator, Show: c.Show, Status: c.Status}})
+			return out, emit(TypeJoined, Joined{Occupant{Account: c.Account, Nick: c.Nick, Role: Moderator, Show: c.Show, Status: c.Status, Via: c.Via}})
 		}
 		if o, ok := s.Occupants[c.Account]; ok {
+			if (c.Via != "" || o.Via != "") && o.Nick != c.Nick {
+				return out, ErrMirroredNick
+			}
 			out.Already, out.NickFixed = true, o.Nick != c.Nick
 			return out, nil
 		}
@@ -150,7 +154,7 @@ func Decide(s State, c any, ids *event.IDs, now time.Time, cause string) (Outcom
 		if _, taken := s.ByNick(c.Nick); taken {
 			return out, ErrConflict
 		}
-		return out, emit(TypeJoined, Joined{Occupant{Account: c.Account, Nick: c.Nick, Role: s.DefaultRole(a), Show: c.Show, Status: c.Status}})
+		return out, emit(TypeJoined, Joined{Occupant{Account: c.Account, Nick: c.Nick, Role: s.DefaultRole(a), Show: c.Show, Status: c.Status, Via: c.Via}})
 	case Leave:
 		if _, ok := s.Occupants[c.Account]; !ok {
 			return out, ErrNotOccupant
@@ -174,6 +178,8 @@ func Decide(s State, c any, ids *event.IDs, now time.Time, cause string) (Outcom
 			return out, ErrNotOccupant
 		case o.Nick == c.Nick:
 			return out, nil
+		case o.Via != "":
+			return out, ErrMirroredNick
 		}
 		if err := ValidNick(s.JID, c.Nick); err != nil {
 			return out, err

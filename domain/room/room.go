@@ -108,11 +108,15 @@ func DefaultConfig() Config {
 
 // Occupant is an account in the room.
 type Occupant struct {
-	Account string `json:"account"` // bare JID
+	Account string `json:"account"` // bare JID (a remote occupant: its full JID)
 	Nick    string `json:"nick"`
 	Role    Role   `json:"role"`
 	Show    string `json:"show,omitempty"` // "", away, chat, dnd, xa
 	Status  string `json:"status,omitempty"`
+	// Via is the DMUC3 mirror the occupant joined through (its JID, e.g.
+	// mirror.example.net): what the room says reaches it through that
+	// mirror, once for all the mirror's occupants (docs/dmuc.md).
+	Via string `json:"via,omitempty"`
 }
 
 // Listed is a room as the service lists it to anyone (disco#items):
@@ -268,6 +272,9 @@ var (
 	ErrLastOwner    = errors.New("room: a room needs an owner")                // conflict
 	ErrInvalid      = errors.New("room: invalid")                              // bad-request
 	ErrItemNotFound = errors.New("room: no such occupant")                     // item-not-found
+	// ErrMirroredNick: a nick through a DMUC3 mirror is the one it joined
+	// with: never rewritten, never changed (the ProtoXEP's business rules).
+	ErrMirroredNick = errors.New("room: a nick through a mirror does not change") // not-acceptable
 )
 
 // ValidNick checks a nick: a valid resource part of the room's JID.

@@ -116,6 +116,16 @@ func TestDecide(t *testing.T) {
 		{"invisible nick", open(), Join{Account: "tybalt@x", Nick: "   "}, nil, ErrBadNick, nil},
 		{"banned", open(SetAffiliation{By: "romeo@x", JID: "tybalt@x", Affiliation: Outcast}),
 			Join{Account: "tybalt@x", Nick: "Tybalt"}, nil, ErrBanned, nil},
+		{"a join through a mirror keeps its nick and its mirror", open(), Join{Account: "wayne@raleigh/annals-rooms", Nick: "Wayne", Via: "mirror.raleigh"},
+			[]event.Type{TypeJoined}, nil, func(t *testing.T, s State, _ Outcome) {
+				if o := s.Occupants["wayne@raleigh/annals-rooms"]; o.Via != "mirror.raleigh" || o.Nick != "Wayne" {
+					t.Errorf("occupant %+v", o)
+				}
+			}},
+		{"the master never rewrites a mirrored nick", open(Join{Account: "wayne@raleigh/annals-rooms", Nick: "Wayne", Via: "mirror.raleigh"}),
+			Join{Account: "wayne@raleigh/annals-rooms", Nick: "Bruce", Via: "mirror.raleigh"}, nil, ErrMirroredNick, nil},
+		{"a mirrored nick does not change", open(Join{Account: "wayne@raleigh/annals-rooms", Nick: "Wayne", Via: "mirror.raleigh"}),
+			ChangeNick{Account: "wayne@raleigh/annals-rooms", Nick: "Bruce"}, nil, ErrMirroredNick, nil},
 		{"leaving for no known cause", open(), Leave{Account: "juliet@x", Cause: "boredom"}, nil, ErrInvalid, nil},
 		{"a banned user's session from another server", open(SetAffiliation{By: "romeo@x", JID: "tybalt@elsewhere", Affiliation: Outcast}),
 			Join{Account: "tybalt@elsewhere/street", Nick: "Tybalt"}, nil, ErrBanned, nil},
