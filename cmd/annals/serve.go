@@ -59,6 +59,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	x.quotas.flags(fs)
 	x.traffic.flags(fs)
 	x.s2s.flags(fs)
+	fs.Var(&x.mirrorTrust, "mirror-trust", "a server whose DMUC3 mirrors may mirror the rooms here (repeatable; docs/dmuc.md)")
 	fs.StringVar(&memLimit, "memory-limit", "auto", "Go heap soft limit: auto (half the memory available), off, or a size such as 2GiB (GOMEMLIMIT wins)")
 	if err := parse(fs, args); err != nil {
 		return err

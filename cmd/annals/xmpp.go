@@ -54,7 +54,8 @@ type xmppFlags struct {
 	loginTimeout            time.Duration
 	quotas                  quotaFlags // per-account quotas: quotas.go
 	traffic                 trafficFlags
-	s2s                     s2sFlags // federation.go
+	s2s                     s2sFlags   // federation.go
+	mirrorTrust             stringList // servers whose DMUC3 mirrors may mirror our rooms
 }
 
 func envOr(name, def string) string {
@@ -100,6 +101,11 @@ func (x xmppFlags) validate() error {
 	}
 	if err := x.s2s.validate(); err != nil {
 		return err
+	}
+	for _, d := range x.mirrorTrust {
+		if _, err := account.ParseJID("a@" + d); err != nil {
+			return fmt.Errorf("%w: --mirror-trust %q is not a domain", errUsage, d)
+		}
 	}
 	if x.maxConns < 0 || x.maxConnsPerIP < 1 || x.loginTimeout <= 0 {
 		return fmt.Errorf("%w: --max-connections must be 0 or more, --max-connections-per-ip 1 or more, --login-timeout more than 0", errUsage)
@@ -200,7 +206,7 @@ func (x xmppFlags) listen(ctx context.Context, c Config, creds *credentials.Stor
 			return nil, nil, nil, err
 		}
 		mcfg := muc.Config{Domain: x.muc, Domains: x.domains, Rooms: rms, Archive: arch, RoomArchive: archives, Bookmarks: bookmarks, LockNewRooms: x.lockRooms,
-			DetachedShow: x.detachedShow, OccupantKey: key, Log: log}
+			DetachedShow: x.detachedShow, OccupantKey: key, MirrorTrust: x.mirrorTrust, Log: log}
 		x.traffic.applyMUC(&mcfg)
 		svc, err := muc.New(mcfg, srv)
 		if err != nil {

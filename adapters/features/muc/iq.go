@@ -30,8 +30,7 @@ func (c *conn) mucIQ(ctx context.Context, e *element, q element, to jid.JID) err
 	case to.Localpart() == "": // the service itself
 		switch {
 		case q.XMLName.Space == nsDisco && typ == "get":
-			return reply("<query xmlns='" + nsDisco + "'><identity category='conference' type='text' name='Chatrooms'/>" +
-				"<feature var='" + nsMUC + "'/><feature var='" + nsDisco + "'/><feature var='" + nsItems + "'/></query>")
+			return reply(s.serviceInfo())
 		case q.XMLName.Space == nsItems && typ == "get":
 			list, err := s.cfg.Rooms.Public(ctx)
 			if err != nil {
@@ -499,4 +498,15 @@ func withAttr(e *element, name, value string) element {
 	}
 	out.Attrs = append(out.Attrs, xml.Attr{Name: xml.Name{Local: name}, Value: value})
 	return out
+}
+
+// serviceInfo is the service's disco#info: MUC, and DMUC3 when some
+// server's mirrors are trusted (docs/dmuc.md).
+func (s *Service) serviceInfo() string {
+	dmuc := ""
+	if len(s.cfg.MirrorTrust) > 0 {
+		dmuc = "<feature var='" + nsDMUC + "'/>"
+	}
+	return "<query xmlns='" + nsDisco + "'><identity category='conference' type='text' name='Chatrooms'/>" +
+		"<feature var='" + nsMUC + "'/><feature var='" + nsDisco + "'/><feature var='" + nsItems + "'/>" + dmuc + "</query>"
 }

@@ -164,7 +164,7 @@ func (c *conn) mucPresence(ctx context.Context, e *element, to jid.JID) error {
 	// room passes this session by (muc_attach.go).
 	s.muc.attach(r, acct, c.sess, show)
 	_, st, out, err := s.roomJoin(ctx, r, room.Join{Account: acct, Nick: nick, Show: show, Status: status,
-		Create: create && tooMany == nil, Locked: s.cfg.LockNewRooms}, password)
+		Create: create && tooMany == nil, Locked: s.cfg.LockNewRooms, Via: s.mirrorVia(c.jid, e)}, password)
 	if err != nil {
 		s.muc.cancel(r, acct, c.sess)
 		if create && tooMany != nil && errors.Is(err, room.ErrNotFound) {

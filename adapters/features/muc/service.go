@@ -34,6 +34,10 @@ const (
 	nsPing       = "urn:xmpp:ping"
 	nsMAM        = "urn:xmpp:mam:2"
 	nsData       = "jabber:x:data"
+	// nsDMUC is DMUC3's feature and join element; nsDMUC0 its payloads
+	// between master and mirror (the ProtoXEP's urn:xmpp:dmuc:0).
+	nsDMUC  = "http://tridsys.com/protocol/dmuc"
+	nsDMUC0 = "urn:xmpp:dmuc:0"
 )
 
 // Rooms is what the service needs from the room streams.
@@ -104,6 +108,10 @@ type Config struct {
 	// OccupantKey keys occupant ids (XEP-0421): at least 16 bytes, derived
 	// from the server's secret for this purpose only.
 	OccupantKey []byte
+	// MirrorTrust are the servers whose DMUC3 mirrors may mirror rooms
+	// here (--mirror-trust; docs/dmuc.md); none: the service offers no
+	// mirroring, and a join through a mirror is an ordinary one.
+	MirrorTrust []string
 	Log         *slog.Logger
 }
 
@@ -235,3 +243,25 @@ var (
 	_ mux.Stopper        = (*Service)(nil)
 	_ mux.LogFollower    = (*Service)(nil)
 )
+
+// mirrorVia is the DMUC3 mirror a join says it comes through (<dmuc
+// from='mirror.D'/>, ProtoXEP §3.2.1), if the service trusts it: the
+// user is at a server of MirrorTrust, and the mirror is that server or
+// one of its subdomains. An untrusted one is logged and the join goes on
+// as an ordinary one (plain federated MUC).
+func (s *Service) mirrorVia(user jid.JID, e *element) string {
+	d, ok := e.Named(nsDMUC, "dmuc")
+	if !ok {
+		return ""
+	}
+	via := d.Attr("from")
+	server := user.Domainpart()
+	mirror, err := jid.Parse(via)
+	trusted := err == nil && slices.Contains(s.cfg.MirrorTrust, server) && mirror.Localpart() == "" && mirror.Resourcepart() == "" &&
+		(mirror.Domainpart() == server || strings.HasSuffix(mirror.Domainpart(), "."+server))
+	if !trusted {
+		s.cfg.Log.Warn("a join through a mirror this service does not trust: taken as an ordinary join", "jid", user.String(), "mirror", via)
+		return ""
+	}
+	return mirror.String()
+}
