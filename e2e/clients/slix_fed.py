@@ -21,6 +21,8 @@ Usage: slix_fed.py SCENARIO A_ADDR A_JID A_PW B_ADDR B_JID B_PW
   stop-room ROOM PID
              a makes ROOM, b joins from its server, a's server (PID)
              stops: b is told it is out
+  host ROOM N BODY
+             a makes ROOM, waits for N others, says BODY (b unused: -)
   stop-joiner ROOM PID
              b makes ROOM at its server, a joins from its own, a's
              server (PID) stops: b sees a leave
@@ -469,7 +471,27 @@ async def stop_joiner(a_addr, a_jid, a_pw, b_addr, b_jid, b_pw, room_jid, a_serv
     await asyncio.sleep(0.2)
 
 
-SCENARIOS = {"stop-joiner": stop_joiner, "invite": invite, "stop-room": stop_room, "others": others, "roster": roster, "attach": attach, "stop": stop, "chat": chat, "subscribe": subscribe, "iq": iq, "room": room, "ghost": ghost}
+async def host(a_addr, a_jid, a_pw, _b_addr, _b_jid, _b_pw, room_jid, n, body):
+    """a makes ROOM, waits until N others are in it, and says BODY (b is
+    not used: the others come from elsewhere)."""
+    a = await Client(a_addr, a_jid + "/one", a_pw, "a").login()
+    out(event="joined", who="a", **await join(a, room_jid, "Host"))
+    seen = set()
+    try:
+        while len(seen) < int(n):
+            p = await a.next_presence(lambda p: p.get("from", "").startswith(room_jid + "/") and p.get("type") is None, timeout=30)
+            if p.get("from") != room_jid + "/Host":
+                seen.add(p.get("from"))
+    except asyncio.TimeoutError:
+        pass
+    a.send_message(mto=room_jid, mbody=body, mtype="groupchat")
+    await a.next_message(lambda m: body_of(m) == body)
+    out(event="said", who="a", seen=len(seen))
+    a.disconnect()
+    await asyncio.sleep(0.2)
+
+
+SCENARIOS = {"host": host, "stop-joiner": stop_joiner, "invite": invite, "stop-room": stop_room, "others": others, "roster": roster, "attach": attach, "stop": stop, "chat": chat, "subscribe": subscribe, "iq": iq, "room": room, "ghost": ghost}
 
 if __name__ == "__main__":
     if len(sys.argv) < 8 or sys.argv[1] not in SCENARIOS:

@@ -161,12 +161,27 @@ func (c *conn) mucPresence(ctx context.Context, e *element, to jid.JID) error {
 	create := slices.Contains(s.cfg.Domains, c.jid.Domainpart())
 	tooMany := s.creations.allow(acct)
 	// Attached before the join is appended, so that no later event of the
-	// room passes this session by (muc_attach.go).
-	s.muc.attach(r, acct, c.sess, show)
+	// room passes this session by (muc_attach.go). A user joining through
+	// a mirror is not attached itself: the mirror is, once for all its
+	// users, and tells them.
+	attachAs, attached := acct, c.sess
+	via := s.mirrorVia(c.jid, e)
+	if via != "" {
+		if ms := s.mirrorSession(via); ms != nil {
+			attachAs, attached = mirrorKey(via), ms
+		} else {
+			via = ""
+		}
+	}
+	attachShow := show
+	if via != "" {
+		attachShow = "" // a mirror's show is none: its users have their own
+	}
+	s.muc.attach(r, attachAs, attached, attachShow)
 	_, st, out, err := s.roomJoin(ctx, r, room.Join{Account: acct, Nick: nick, Show: show, Status: status,
-		Create: create && tooMany == nil, Locked: s.cfg.LockNewRooms, Via: s.mirrorVia(c.jid, e)}, password)
+		Create: create && tooMany == nil, Locked: s.cfg.LockNewRooms, Via: via}, password)
 	if err != nil {
-		s.muc.cancel(r, acct, c.sess)
+		s.muc.cancel(r, attachAs, attached)
 		if create && tooMany != nil && errors.Is(err, room.ErrNotFound) {
 			err = tooMany
 		}
@@ -207,16 +222,21 @@ func (c *conn) mucPresence(ctx context.Context, e *element, to jid.JID) error {
 	}
 	c.deliver(fmt.Sprintf(`<message xmlns='%s' type='groupchat' from='%s' to='%s' id='%s'>%s</message>`,
 		nsClient, stanza.Escape(from), stanza.Escape(c.jid.String()), stanza.NewID(), subject), true)
-	if !s.muc.ready(r, acct, c.sess, st.Version) {
+	if !s.muc.ready(r, attachAs, attached, st.Version) {
 		c.log.Warn("room join: the room said more than a joining session may hold back", "room", r, "max_pending", maxPending)
 		return &stanza.StreamError{Cond: "resource-constraint", Text: "the room was too busy while this session joined it"}
 	}
 	if !out.Already {
 		return nil
 	}
-	// The account's presence in the room may have changed with this session.
+	// The account's presence in the room may have changed with this
+	// session; one through a mirror has the presence it sent.
+	roomShow := s.roomShow(r, acct)
+	if via != "" {
+		roomShow = show
+	}
 	s.roomDo(ctx, r, func(room.State) any {
-		return room.SetPresence{Account: acct, Show: s.roomShow(r, acct), Status: status}
+		return room.SetPresence{Account: acct, Show: roomShow, Status: status}
 	})
 	return nil
 }

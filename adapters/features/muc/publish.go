@@ -32,7 +32,11 @@ func (s *Service) publishRoom(before, after room.State, e event.Envelope) {
 			return
 		}
 		msg := stanza.InsertChild(d.Stanza, stanza.IDElement(after.JID, d.ID))
-		for acct := range after.Occupants {
+		s.tellMirrors(after.JID, v, func(to string) string { return stanza.WithTo(msg, to) }, true)
+		for acct, o := range after.Occupants {
+			if o.Via != "" {
+				continue // its mirror tells it
+			}
 			// Each account's copy also carries the ID its own archive has;
 			// an occupant from elsewhere has no archive here.
 			own := msg
@@ -120,9 +124,15 @@ func (s *Service) announcePresence(st room.State, o room.Occupant, version uint6
 // for that occupant (nothing when it returns ""), as the event at version
 // tells it.
 func (s *Service) roomBroadcast(st room.State, version uint64, stanza func(viewer string, to string) string, urgent bool) {
-	for acct := range st.Occupants {
+	for acct, o := range st.Occupants {
+		if o.Via != "" {
+			continue // its mirror tells it
+		}
 		s.muc.tell(st.JID, acct, version, func(c mux.Session) string { return stanza(acct, c.JID().String()) }, urgent)
 	}
+	// A mirror gets what anyone in the room sees (viewer ""): it adds
+	// what only its own user may see (status 110) itself.
+	s.tellMirrors(st.JID, version, func(to string) string { return stanza("", to) }, urgent)
 }
 
 // publishJoin shows a new occupant to every session in the room; its own
@@ -168,6 +178,9 @@ func (s *Service) announceExit(before, after room.State, version uint64, d room.
 	s.muc.tellExit(after.JID, d.Account, version, func(c mux.Session) string {
 		return stanza.InsertChild(s.occupantXML(after, o, d.Account, c.JID().String(), "unavailable", self, inner), status)
 	})
+	if o.Via != "" {
+		s.mirrorUnused(after, o.Via, version)
+	}
 }
 
 // announceDestroyed tells every session in a destroyed room (§10.9).
@@ -187,6 +200,13 @@ func (s *Service) announceDestroyed(before room.State, version uint64, d room.De
 			x := s.occupantXML(before, o, acct, c.JID().String(), "unavailable", []int{110}, "")
 			return strings.Replace(x, "</item>", "</item>"+inner, 1)
 		})
+		if o.Via != "" {
+			x := strings.Replace(s.occupantXML(before, o, "", "", "unavailable", nil, ""), "</item>", "</item>"+inner, 1)
+			s.tellMirrors(before.JID, version, func(to string) string { return stanza.WithTo(x, to) }, true)
+		}
+	}
+	for _, key := range s.muc.mirrors(before.JID) {
+		s.muc.detachAccount(before.JID, key, version)
 	}
 }
 

@@ -1,0 +1,176 @@
+package e2e
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"mellium.im/xmpp/jid"
+
+	"annals.im/annals/adapters/s2s"
+	"annals.im/annals/adapters/stanza"
+)
+
+// fakeMirror stands for the other server's side of DMUC3 (issue 13)
+// until Annals has its own mirror service: montague.test and its mirror
+// service mirror.montague.test, built on this project's s2s package,
+// recording every stanza the master sends either.
+type fakeMirror struct {
+	cfg  s2s.Config
+	addr string
+	mu   sync.Mutex
+	got  []string // "to kind type: inner"
+}
+
+func startFakeMirror(t *testing.T, ca *testCA) *fakeMirror {
+	t.Helper()
+	certPEM, keyPEM := ca.issue(t, "montague.test", "mirror.montague.test")
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(ca.cert)
+	f := &fakeMirror{}
+	f.cfg = s2s.Config{
+		Domains: []string{"montague.test", "mirror.montague.test"},
+		Secret:  []byte("the fake mirror's dialback secret"),
+		TLS:     &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+		Roots:   roots,
+		Verify:  func(context.Context, string, string, string, string) (bool, error) { return false, nil },
+		Deliver: func(_, to jid.JID, e *stanza.Element) {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			f.got = append(f.got, fmt.Sprintf("%s %s %s: %s", to, e.XMLName.Local, e.Attr("type"), e.Inner))
+		},
+		Timeout: 10 * time.Second,
+		Log:     slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}
+	srv, err := s2s.NewServer(f.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.3:0")
+	if err != nil {
+		t.Skipf("no loopback address 127.0.0.3: %v", err)
+	}
+	f.addr = ln.Addr().String()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); srv.Serve(ctx, ln) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return f
+}
+
+func (f *fakeMirror) received() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.got...)
+}
+
+// A DMUC3 master (--mirror-trust) tells a mirror each room event once,
+// with its sequence, however many of the mirror's users are in the room,
+// and none of them on their own.
+func TestDMUCMasterFansOutOncePerMirror(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ca := newTestCA(t, dir, "DMUC test CA")
+	mirror := startFakeMirror(t, ca)
+	cert, key := ca.issue(t, "capulet.test", "conference.capulet.test")
+	certFile, keyFile := filepath.Join(dir, "capulet.crt"), filepath.Join(dir, "capulet.key")
+	writeFile(t, certFile, cert, 0o600)
+	writeFile(t, keyFile, key, 0o600)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2sAddr := ln.Addr().String()
+	ln.Close()
+	data := t.TempDir()
+	addUsers(t, data, map[string]string{"juliet@capulet.test": "pw"})
+	master, _ := serveOn(t, data, "--domain", "capulet.test", "--s2s", s2sAddr, "--tls-cert", certFile, "--tls-key", keyFile,
+		"--s2s-ca", ca.file, "--mirror-trust", "montague.test",
+		"--s2s-route", "montague.test="+mirror.addr, "--s2s-route", "mirror.montague.test="+mirror.addr)
+	room := "hall@conference.capulet.test"
+
+	// Juliet makes the room here and waits for three users of the other
+	// server, who join through its mirror; then she says something.
+	results := make(chan []result, 1)
+	go func() {
+		results <- runDriverFor(t, "/usr/bin/python3", "clients/slix_fed.py", "host", "127.0.0.1:"+strconv.Itoa(master.port), "juliet@capulet.test", "pw",
+			"-", "-", "-", room, "3", "to everyone, near and far")
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := mirror.cfg.Dial(ctx, s2sAddr, "montague.test", "conference.capulet.test")
+	if err != nil {
+		t.Fatalf("the mirror's server could not reach the master: %v", err)
+	}
+	defer out.Close()
+	for i := range 3 {
+		user := fmt.Sprintf("u%d@montague.test/annals-rooms", i)
+		for joined := false; !joined; {
+			out.Send(fmt.Sprintf("<presence xmlns='jabber:server' from='%s' to='%s/U%d'><x xmlns='http://jabber.org/protocol/muc'/>"+
+				"<dmuc xmlns='http://tridsys.com/protocol/dmuc' from='mirror.montague.test'/></presence>", user, room, i))
+			deadline := time.Now().Add(2 * time.Second)
+			for !joined && time.Now().Before(deadline) {
+				for _, r := range mirror.received() {
+					joined = joined || strings.HasPrefix(r, user+" presence : ") && strings.Contains(r, "code='110'")
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("%s never got into the room; the mirror received:\n%s", user, strings.Join(mirror.received(), "\n"))
+			}
+		}
+	}
+	rs := <-results
+	t.Logf("slixmpp saw: %v", rs)
+	if r := find(t, rs, "said"); r["seen"] != float64(3) {
+		t.Fatalf("juliet saw %v of the mirror's users join; want 3", r["seen"])
+	}
+	time.Sleep(500 * time.Millisecond)
+	var toMirror, toUsers []string
+	for _, r := range mirror.received() {
+		if !strings.Contains(r, "to everyone, near and far") {
+			continue
+		}
+		if strings.HasPrefix(r, "mirror.montague.test ") {
+			toMirror = append(toMirror, r)
+		} else {
+			toUsers = append(toUsers, r)
+		}
+	}
+	if len(toMirror) != 1 || !strings.Contains(toMirror[0], "urn:xmpp:dmuc:0") || !strings.Contains(toMirror[0], "seq='") {
+		t.Errorf("the mirror got the message %d times: %v; want once, with its sequence", len(toMirror), toMirror)
+	}
+	if len(toUsers) != 0 {
+		t.Errorf("the mirror's users got the message on their own: %v", toUsers)
+	}
+}
+
+// runDriverFor is runDriver for a goroutine: it returns what it can and
+// reports failures with t.Error.
+func runDriverFor(t *testing.T, prog string, args ...string) []result {
+	defer func() {
+		if r := recover(); r != nil {
+			t.Errorf("driver: %v", r)
+		}
+	}()
+	var rs []result
+	ok := t.Run("driver", func(t *testing.T) { rs = runDriver(t, prog, args...) })
+	if !ok {
+		t.Error("the driver failed")
+	}
+	return rs
+}
