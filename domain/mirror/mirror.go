@@ -139,7 +139,9 @@ func Decide(s State, c any, ids *event.IDs, now time.Time, cause string) ([]even
 			return nil, fmt.Errorf("%w: sequence 0", ErrInvalid)
 		case a.Seq <= s.Seq:
 			return nil, ErrStale
-		case a.Seq > s.Seq+1:
+		case a.Seq > s.Seq+1 && a.Kind != Roster:
+			// A roster is the room's whole state at its sequence (a new
+			// mirror, a resync): it may jump ahead; anything else may not.
 			return nil, &GapError{After: s.Seq, Got: a.Seq}
 		}
 		switch a.Kind {

@@ -79,6 +79,14 @@ func TestDecide(t *testing.T) {
 		{name: "one from the past is ignored", given: []any{join(1, "Juliet"), msg(2, "")}, when: join(1, "Tybalt"), err: ErrStale},
 		{name: "a gap asks for a resend", given: []any{join(1, "Juliet")}, when: msg(5, ""), gap: &GapError{After: 1, Got: 5}},
 		{name: "far in the future is a gap too", when: msg(1<<40, ""), gap: &GapError{After: 0, Got: 1 << 40}},
+		{name: "a roster may jump ahead: the room's state at its sequence", given: []any{join(1, "Juliet")},
+			when: Apply{Applied{Seq: 40, Kind: Roster, Occupants: []Occupant{{Nick: "Romeo"}}}}, check: func(t *testing.T, s State) {
+				if s.Seq != 40 || len(s.Occupants) != 1 {
+					t.Errorf("state %+v", s)
+				}
+			}},
+		{name: "a roster from the past is stale", given: []any{join(1, "Juliet"), msg(2, "")},
+			when: Apply{Applied{Seq: 2, Kind: Roster}}, err: ErrStale},
 		{name: "sequence 0 is none", when: msg(0, ""), err: ErrInvalid},
 		{name: "a presence needs its occupant", when: Apply{Applied{Seq: 1, Kind: Presence}}, err: ErrInvalid},
 		{name: "an unknown kind", when: Apply{Applied{Seq: 1, Kind: "poem"}}, err: ErrInvalid},
