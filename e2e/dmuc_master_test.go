@@ -157,6 +157,20 @@ func TestDMUCMasterFansOutOncePerMirror(t *testing.T) {
 	if len(toUsers) != 0 {
 		t.Errorf("the mirror's users got the message on their own: %v", toUsers)
 	}
+	// The mirror was introduced once: the configuration, and the roster
+	// at the room's sequence, when its first user joined.
+	configs, rosters := 0, 0
+	for _, r := range mirror.received() {
+		if strings.HasPrefix(r, "mirror.montague.test iq set: <config xmlns='urn:xmpp:dmuc:0'>") && strings.Contains(r, "muc#roomconfig") {
+			configs++
+		}
+		if strings.HasPrefix(r, "mirror.montague.test iq set: <roster xmlns='urn:xmpp:dmuc:0' seq='") && strings.Contains(r, "name='Host'") {
+			rosters++
+		}
+	}
+	if configs != 1 || rosters != 1 {
+		t.Errorf("the mirror got %d configurations and %d rosters; want one of each", configs, rosters)
+	}
 }
 
 // runDriverFor is runDriver for a goroutine: it returns what it can and

@@ -174,8 +174,10 @@ func (c *conn) mucPresence(ctx context.Context, e *element, to jid.JID) error {
 		}
 	}
 	attachShow := show
+	newMirror := false
 	if via != "" {
 		attachShow = "" // a mirror's show is none: its users have their own
+		newMirror = !s.muc.attached(r, attachAs, attached)
 	}
 	s.muc.attach(r, attachAs, attached, attachShow)
 	_, st, out, err := s.roomJoin(ctx, r, room.Join{Account: acct, Nick: nick, Show: show, Status: status,
@@ -189,6 +191,11 @@ func (c *conn) mucPresence(ctx context.Context, e *element, to jid.JID) error {
 	}
 	if out.Created {
 		s.creations.created(acct)
+	}
+	if newMirror {
+		// A mirror new to the room gets its configuration and roster
+		// first (ProtoXEP §3.2.1), the roster at the room's sequence.
+		s.introduceMirror(st, attached)
 	}
 	me := st.Occupants[acct]
 	// The new session gets the room: the others' presence, then its own,

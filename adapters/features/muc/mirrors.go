@@ -73,3 +73,33 @@ func (a *attachments) mirrors(r string) []string {
 	}
 	return out
 }
+
+// introduceMirror sends a mirror new to room st the room's configuration
+// and its roster (ProtoXEP §3.2.1: urn:xmpp:dmuc:0 <config/> and
+// <roster/>), the roster carrying the room's sequence: the mirror's
+// replica starts there (docs/dmuc.md).
+// NOTSPEC(ProtoXEP §3.2.1): the roster items carry role, show and status
+// besides affiliation, jid and name, so that the mirror can show the
+// occupants' presence without a second round.
+func (s *Service) introduceMirror(st room.State, m mux.Session) {
+	m.Send("<iq xmlns='" + nsClient + "' type='set' id='" + stanza.NewID() + "' from='" + stanza.Escape(st.JID) + "' to='" + stanza.Escape(m.JID().String()) +
+		"'><config xmlns='" + nsDMUC0 + "'>" + configForm(st.Config) + "</config></iq>")
+	var b strings.Builder
+	b.WriteString("<iq xmlns='" + nsClient + "' type='set' id='" + stanza.NewID() + "' from='" + stanza.Escape(st.JID) + "' to='" + stanza.Escape(m.JID().String()) +
+		"'><roster xmlns='" + nsDMUC0 + "' seq='" + strconv.FormatUint(st.Version, 10) + "'>")
+	for _, o := range st.Occupants {
+		b.WriteString("<item affiliation='" + string(st.Affiliation(o.Account)) + "' role='" + string(o.Role) + "' name='" + stanza.Escape(o.Nick) + "'")
+		if st.Config.WhoisAnyone || o.Via == m.JID().String() {
+			b.WriteString(" jid='" + stanza.Escape(o.Account) + "'")
+		}
+		if o.Show != "" {
+			b.WriteString(" show='" + stanza.Escape(o.Show) + "'")
+		}
+		if o.Status != "" {
+			b.WriteString(" status='" + stanza.Escape(o.Status) + "'")
+		}
+		b.WriteString("/>")
+	}
+	b.WriteString("</roster></iq>")
+	m.Send(b.String())
+}
