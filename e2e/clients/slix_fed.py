@@ -35,6 +35,10 @@ Usage: slix_fed.py SCENARIO A_ADDR A_JID A_PW B_ADDR B_JID B_PW
              occupant, both clients see everything
   stop PID   a and b (subscribed both ways) are available; a's server
              (PID) stops; b must see a go unavailable
+  say TIMEOUT
+             a writes b one chat message, then b writes a one: for each,
+             whether it arrived and after how long (ms, from sending),
+             the error its sender got back, or neither within TIMEOUT s
   room ROOM  a joins ROOM (at its own server's or b's room service; made
              and configured if new), then b; each says something the
              other must see; b leaves
@@ -491,7 +495,48 @@ async def host(a_addr, a_jid, a_pw, _b_addr, _b_jid, _b_pw, room_jid, n, body):
     await asyncio.sleep(0.2)
 
 
-SCENARIOS = {"host": host, "stop-joiner": stop_joiner, "invite": invite, "stop-room": stop_room, "others": others, "roster": roster, "attach": attach, "stop": stop, "chat": chat, "subscribe": subscribe, "iq": iq, "room": room, "ghost": ghost}
+async def say(a_addr, a_jid, a_pw, b_addr, b_jid, b_pw, timeout):
+    """One chat message each way, each timed; over a link the test may
+    have cut or throttled."""
+    timeout = float(timeout)
+    a = await Client(a_addr, a_jid + "/one", a_pw, "a").login()
+    b = await Client(b_addr, b_jid + "/desk", b_pw, "b").login()
+    for c in (a, b):
+        c.send_presence()
+    await asyncio.sleep(0.5)
+    loop = asyncio.get_event_loop()
+
+    async def first(c, pred):
+        while True:
+            m = await c.inbox.get()
+            if pred(m):
+                return m
+
+    for sender, to, receiver in ((a, b_jid, b), (b, a_jid, a)):
+        body = "%s to %s %s" % (sender.label, receiver.label, rand())
+        start = loop.time()
+        sender.send_message(mto=to, mbody=body, mtype="chat")
+        arrived = asyncio.ensure_future(first(receiver, lambda m: body_of(m) == body and m.get("type") != "error"))
+        bounced = asyncio.ensure_future(first(sender, lambda m: m.get("type") == "error" and m.get("from") == to))
+        await asyncio.wait({arrived, bounced}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        fact = {"event": "said", "who": sender.label, "to": receiver.label, "arrived": False, "error": None}
+        if bounced.done():
+            fact["error"] = (error_of(bounced.result()) or {}).get("condition")
+            fact["error_ms"] = round((loop.time() - start) * 1000)
+            # Bounced and delivered too would be a bug: give it a moment.
+            await asyncio.wait({arrived}, timeout=0.5)
+        if arrived.done():
+            fact["arrived"] = True
+            fact["ms"] = round((loop.time() - start) * 1000) if not bounced.done() else None
+        for f in (arrived, bounced):
+            f.cancel()
+        out(**fact)
+    for c in (a, b):
+        c.disconnect()
+    await asyncio.sleep(0.2)
+
+
+SCENARIOS = {"host": host, "say": say, "stop-joiner": stop_joiner, "invite": invite, "stop-room": stop_room, "others": others, "roster": roster, "attach": attach, "stop": stop, "chat": chat, "subscribe": subscribe, "iq": iq, "room": room, "ghost": ghost}
 
 if __name__ == "__main__":
     if len(sys.argv) < 8 or sys.argv[1] not in SCENARIOS:
