@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -138,8 +139,11 @@ func (p *Pool) run(k pair, l *link) {
 		out, err := p.dial(ctx, k)
 		cancel()
 		if err != nil {
+			// A peer that does not answer in time, whether the connect or
+			// the stream's negotiation timed out, is remote-server-timeout
+			// (RFC 6120 §8.3.3.16); anything else, not found.
 			cond := "remote-server-not-found"
-			if errors.Is(err, context.DeadlineExceeded) {
+			if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) {
 				cond = "remote-server-timeout"
 			}
 			p.end(k, l, cond, err, nil)

@@ -3,6 +3,7 @@ package s2s
 import (
 	"context"
 	"fmt"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -228,5 +229,40 @@ func TestPoolCloseDrains(t *testing.T) {
 	}
 	if got := b.all(); len(got) != 1 || !strings.Contains(got[0], "id='late'") {
 		t.Errorf("bounced %v; want only the stanza sent after Close", got)
+	}
+}
+
+// A peer that takes the connection and then says nothing is
+// remote-server-timeout once the negotiation's time is up, not
+// remote-server-not-found (the connect itself succeeded).
+func TestPoolSilentPeerTimesOut(t *testing.T) {
+	addrs := map[string]string{}
+	at := func(d string) string { return addrs[d] }
+	capulet := startPeer(t, "capulet.example", "s3cr3tf0rd14lb4ck", at)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // held open, silent, until the test ends
+		}
+	}()
+	addrs["silent.example"] = ln.Addr().String()
+	var dials atomic.Int32
+	var b bounces
+	p := poolFor(t, capulet, addrs, &dials, &b, nil, func(c *PoolConfig) { c.Timeout = 300 * time.Millisecond })
+	p.Send("capulet.example", "silent.example", "<message id='s0'/>")
+	deadline := time.Now().Add(5 * time.Second)
+	for len(b.all()) == 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := b.all(); len(got) != 1 || !strings.HasPrefix(got[0], "remote-server-timeout ") {
+		t.Fatalf("bounced %v; want remote-server-timeout", got)
 	}
 }
