@@ -123,3 +123,54 @@ func scanMessage(e *Element, ours func(by string) bool) MessageInfo {
 	m.Inner = append(kept, e.Inner[last:]...)
 	return m
 }
+
+// WithoutChildren returns e's children, as Inner holds them, without the
+// top-level ones called name (a payload the server consumes and does not
+// hand on, e.g. DMUC3's sequence element).
+func WithoutChildren(e *Element, name xml.Name) []byte {
+	var head strings.Builder
+	head.WriteString("<w xmlns='" + Escape(e.defaultNS()) + "'")
+	for _, a := range e.Attrs {
+		if a.Name.Space == "xmlns" {
+			head.WriteString(" xmlns:" + a.Name.Local + "='" + Escape(a.Value) + "'")
+		}
+	}
+	head.WriteString(">")
+	off := int64(head.Len())
+	d := xml.NewDecoder(bytes.NewReader(append(append([]byte(head.String()), e.Inner...), "</w>"...)))
+	var (
+		drop  [][2]int64
+		depth int
+		start int64
+		cur   xml.Name
+	)
+	for {
+		before := d.InputOffset()
+		tok, err := d.Token()
+		if err != nil {
+			break
+		}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			depth++
+			if depth == 2 {
+				start, cur = before, t.Name
+			}
+		case xml.EndElement:
+			if depth == 2 && cur == name {
+				drop = append(drop, [2]int64{start - off, d.InputOffset() - off})
+			}
+			depth--
+		}
+	}
+	if len(drop) == 0 {
+		return e.Inner
+	}
+	var kept []byte
+	last := int64(0)
+	for _, r := range drop {
+		kept = append(kept, e.Inner[last:r[0]]...)
+		last = r[1]
+	}
+	return append(kept, e.Inner[last:]...)
+}

@@ -1,6 +1,7 @@
 package stanza_test
 
 import (
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"strings"
@@ -117,5 +118,19 @@ func TestScanRemoteMessage(t *testing.T) {
 	}
 	if all := string(stanza.ScanMessage(e).Inner); strings.Contains(all, "stanza-id") || strings.Contains(all, "occupant-id") {
 		t.Fatalf("a client's message kept %s", all)
+	}
+}
+
+// WithoutChildren drops the top-level children of one name, prefixed or
+// not, and keeps the rest byte for byte.
+func TestWithoutChildren(t *testing.T) {
+	e, err := stanza.Parse([]byte(`<message xmlns='jabber:client' xmlns:d='urn:xmpp:dmuc:0'><body>hi</body><d:dmuc seq='1'/>`+
+		`<x xmlns='urn:x'><dmuc xmlns='urn:xmpp:dmuc:0' seq='inner'/></x><dmuc xmlns='urn:xmpp:dmuc:0' seq='2'/></message>`), 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := string(stanza.WithoutChildren(e, xml.Name{Space: "urn:xmpp:dmuc:0", Local: "dmuc"}))
+	if strings.Contains(got, "seq='1'") || strings.Contains(got, "seq='2'") || !strings.Contains(got, "seq='inner'") || !strings.HasPrefix(got, "<body>hi</body>") {
+		t.Fatalf("kept %s", got)
 	}
 }
