@@ -171,3 +171,25 @@ func lockData(c Config) (*os.File, error) {
 }
 
 func joinNames(ss []string) string { return strings.Join(ss, ", ") }
+
+// parseAround parses fs's flags before, between and after at most one
+// argument, which people type anywhere among the flags, and returns that
+// argument ("" when there is none).
+func parseAround(fs *flag.FlagSet, args []string) (string, error) {
+	var arg string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return "", err
+			}
+			return "", fmt.Errorf("%w: %v", errUsage, err)
+		}
+		if fs.NArg() == 0 {
+			return arg, nil
+		}
+		if arg != "" {
+			return "", fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
+		}
+		arg, args = fs.Arg(0), fs.Args()[1:]
+	}
+}

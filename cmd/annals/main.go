@@ -22,6 +22,7 @@ Usage:
   annals audit query  [--data DIR] [--stream S] [--type T] [--since TIME] [--until TIME] [--limit N] [--json]
   annals audit verify [--data DIR]
   annals audit head   [--data DIR] [--at POSITION]
+  annals mirror list|status ROOM|rebuild ROOM [--data DIR]
 
 Every command takes --data (default ./var, or $ANNALS_DATA).
 Run "annals COMMAND -h" for a command's flags.
@@ -60,6 +61,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return audit(ctx, rest, stdout, stderr)
 	case "user":
 		return user(ctx, rest, stdin, stdout, stderr)
+	case "mirror":
+		return mirrorCmd(ctx, rest, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

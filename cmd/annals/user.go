@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -53,29 +52,18 @@ func user(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		fs.StringVar(&password, "password", "", "the password (visible to other local users in the process list; prefer stdin)")
 		fs.BoolVar(&randomPassword, "random-password", false, "generate a password and print it")
 	}
-	var target string
 	switch sub {
 	case "add", "passwd", "del", "list":
 	default:
 		fmt.Fprint(stderr, userUsage)
 		return fmt.Errorf("%w: unknown user command %q", errUsage, sub)
 	}
-	// The JID may stand before, between or after the flags, as people type
-	// it: flags are parsed up to it, then after it.
-	for {
-		if err := fs.Parse(rest); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return err
-			}
-			return fmt.Errorf("%w: %v", errUsage, err)
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		if target != "" || sub == "list" {
-			return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
-		}
-		target, rest = fs.Arg(0), fs.Args()[1:]
+	target, err := parseAround(fs, rest)
+	if err != nil {
+		return err
+	}
+	if target != "" && sub == "list" {
+		return fmt.Errorf("%w: unexpected argument %q", errUsage, target)
 	}
 	if target == "" && sub != "list" {
 		return fmt.Errorf("%w: annals user %s needs a JID, e.g. juliet@localhost", errUsage, sub)

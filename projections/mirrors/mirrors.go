@@ -165,3 +165,61 @@ func History(ctx context.Context, db *sql.DB, room string, max int) ([]Message, 
 	}
 	return out, rows.Err()
 }
+
+// RebuildRoom drops the rows of room's mirror and folds its stream's
+// events, evs (the whole stream, in order), again, in one transaction:
+// `annals mirror rebuild ROOM`. The other rooms' rows and the
+// projection's checkpoint stay as they are.
+func RebuildRoom(ctx context.Context, db *sql.DB, room string, evs []event.Envelope) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("mirrors: rebuild %s: %w", room, err)
+	}
+	defer tx.Rollback()
+	for _, t := range []string{"mirror_rooms", "mirror_occupants", "mirror_messages"} {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM `+t+` WHERE room = ?`, room); err != nil {
+			return fmt.Errorf("mirrors: rebuild %s: %w", room, err)
+		}
+	}
+	for _, e := range evs {
+		if mirror.RoomOf(e.Stream) != room {
+			return fmt.Errorf("mirrors: rebuild %s: an event of %s", room, e.Stream)
+		}
+		if err := (Projection{}).Apply(ctx, tx, e); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
+}
+
+// Summary is a mirrored room as `annals mirror list` shows it.
+type Summary struct {
+	Room               string
+	Seq                uint64
+	Pending, Occupants int
+	Messages           int
+	Subject            string
+	Version            uint64
+}
+
+// List returns every mirrored room, as far as the read model has
+// followed the log.
+func List(ctx context.Context, db *sql.DB) ([]Summary, error) {
+	rows, err := db.QueryContext(ctx, `SELECT r.room, r.seq, r.pending, r.subject, r.version,
+		(SELECT count(*) FROM mirror_occupants o WHERE o.room = r.room),
+		(SELECT count(*) FROM mirror_messages m WHERE m.room = r.room)
+		FROM mirror_rooms r ORDER BY r.room`)
+	if err != nil {
+		return nil, fmt.Errorf("mirrors: list: %w", err)
+	}
+	defer rows.Close()
+	var out []Summary
+	for rows.Next() {
+		var s Summary
+		if err := rows.Scan(&s.Room, &s.Seq, &s.Pending, &s.Subject, &s.Version, &s.Occupants, &s.Messages); err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,139 @@
+package main
+
+// annals mirror: the operators' view of the DMUC3 mirrors this server
+// keeps (issue 13, docs/dmuc.md), from their read model.
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+
+	"annals.im/annals/domain/event"
+	"annals.im/annals/domain/mirror"
+	"annals.im/annals/eventstore/sqlite"
+	mirrorsproj "annals.im/annals/projections/mirrors"
+)
+
+const mirrorUsage = `Usage:
+  annals mirror list   [--data DIR]        the rooms mirrored here: last master sequence, pending posts, occupants, messages
+  annals mirror status [--data DIR] ROOM   one mirrored room in detail
+  annals mirror rebuild [--data DIR] ROOM  drop ROOM's mirror tables and replay its events (serve must be stopped)`
+
+func mirrorCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, mirrorUsage)
+		return fmt.Errorf("%w: mirror needs list, status or rebuild", errUsage)
+	}
+	var c Config
+	fs := newFlagSet("mirror "+args[0], stderr)
+	c.flags(fs, false)
+	room, err := parseAround(fs, args[1:])
+	if err != nil {
+		return err
+	}
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	switch sub := args[0]; {
+	case sub == "list" && room == "":
+		return withMirrors(ctx, c, stderr, func(db *sql.DB) error { return mirrorList(ctx, db, stdout) })
+	case sub == "status" && room != "":
+		return withMirrors(ctx, c, stderr, func(db *sql.DB) error { return mirrorStatus(ctx, db, room, stdout) })
+	case sub == "rebuild" && room != "":
+		return mirrorRebuild(ctx, c, room, stdout, stderr)
+	}
+	fmt.Fprintln(stderr, mirrorUsage)
+	return fmt.Errorf("%w: mirror %v", errUsage, args)
+}
+
+// withMirrors runs f on the read model: brought up to date first unless a
+// server is running, which keeps it current (as user list does).
+func withMirrors(ctx context.Context, c Config, stderr io.Writer, f func(*sql.DB) error) error {
+	log := c.logger(stderr)
+	if o, err := openOwner(ctx, c, false, log); err == nil {
+		defer o.Close()
+		if _, err := o.runner.CatchUp(ctx, o.store); err != nil {
+			return err
+		}
+		return f(o.db)
+	} else if !errors.Is(err, errInUse) {
+		return err
+	}
+	store, err := openStore(ctx, c, false, log)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	db, err := sqlite.OpenDB(store.Path())
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	return f(db)
+}
+
+func mirrorList(ctx context.Context, db *sql.DB, stdout io.Writer) error {
+	list, err := mirrorsproj.List(ctx, db)
+	if err != nil {
+		return err
+	}
+	if len(list) == 0 {
+		fmt.Fprintln(stdout, "no room is mirrored here")
+	}
+	for _, s := range list {
+		fmt.Fprintf(stdout, "%s\tseq %d\tpending %d\toccupants %d\tmessages %d\n", s.Room, s.Seq, s.Pending, s.Occupants, s.Messages)
+	}
+	return nil
+}
+
+func mirrorStatus(ctx context.Context, db *sql.DB, room string, stdout io.Writer) error {
+	list, err := mirrorsproj.List(ctx, db)
+	if err != nil {
+		return err
+	}
+	for _, s := range list {
+		if s.Room != room {
+			continue
+		}
+		fmt.Fprintf(stdout, "room %s\nlast master sequence %d (stream version %d)\nsubject %q\npending posts %d\noccupants %d\nmessages %d\n",
+			s.Room, s.Seq, s.Version, s.Subject, s.Pending, s.Occupants, s.Messages)
+		return nil
+	}
+	return fmt.Errorf("%w: %s is not mirrored here", errUsage, room)
+}
+
+// mirrorRebuild replays the mirror stream of room into its read model.
+func mirrorRebuild(ctx context.Context, c Config, room string, stdout, stderr io.Writer) error {
+	o, err := openOwner(ctx, c, false, c.logger(stderr))
+	if err != nil {
+		return err
+	}
+	defer o.Close()
+	// The rest of the read model first, so that the room's rows are the
+	// only ones replayed here.
+	if _, err := o.runner.CatchUp(ctx, o.store); err != nil {
+		return err
+	}
+	var evs []event.Envelope
+	for from := uint64(1); ; {
+		page, err := o.store.ReadStream(ctx, mirror.Stream(room), from, 1024)
+		if err != nil {
+			return err
+		}
+		evs = append(evs, page...)
+		if len(page) < 1024 {
+			break
+		}
+		from = page[len(page)-1].Version + 1
+	}
+	if len(evs) == 0 {
+		return fmt.Errorf("%w: %s is not mirrored here (no %s stream)", errUsage, room, mirror.Stream(room))
+	}
+	if err := mirrorsproj.RebuildRoom(ctx, o.db, room, evs); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s: replayed %d events\n", room, len(evs))
+	return nil
+}
