@@ -44,83 +44,36 @@ func ScanRemoteMessage(e *Element, ours func(by string) bool) MessageInfo {
 	return scanMessage(e, ours)
 }
 
-// scanMessage parses the children inside a wrapper that declares the
-// prefixes the message element declared, so that a prefixed stanza-id is
-// recognized as well. ours nil drops every stanza-id and occupant-id.
+// scanMessage reads the children (topLevel). ours nil drops every
+// stanza-id and occupant-id.
 func scanMessage(e *Element, ours func(by string) bool) MessageInfo {
-	var head strings.Builder
-	head.WriteString("<w xmlns='" + NSClient + "'")
-	for _, a := range e.Attrs {
-		if a.Name.Space == "xmlns" {
-			head.WriteString(" xmlns:" + a.Name.Local + "='" + Escape(a.Value) + "'")
-		}
-	}
-	head.WriteString(">")
-	off := int64(head.Len())
-	doc := append(append([]byte(head.String()), e.Inner...), "</w>"...)
-	d := xml.NewDecoder(bytes.NewReader(doc))
 	var (
-		m     MessageInfo
-		drop  [][2]int64 // byte ranges of Inner to remove
-		depth int
-		start int64
-		cur   xml.Name
-		by    string // of the stanza-id being read
-		text  bool
+		m    MessageInfo
+		drop [][2]int64 // byte ranges of Inner to remove
 	)
-	for {
-		before := d.InputOffset()
-		tok, err := d.Token()
-		if err != nil {
-			break
+	topLevel(e, NSClient, func(c child) {
+		name := c.start.Name
+		by := ""
+		for _, a := range c.start.Attr {
+			if a.Name.Space == "" && a.Name.Local == "by" {
+				by = a.Value
+			}
 		}
-		switch t := tok.(type) {
-		case xml.StartElement:
-			depth++
-			if depth == 2 {
-				start, cur, text, by = before, t.Name, false, ""
-				for _, a := range t.Attr {
-					if a.Name.Space == "" && a.Name.Local == "by" {
-						by = a.Value
-					}
-				}
-				switch {
-				case t.Name.Space == NSHints && t.Name.Local == "store":
-					m.Store = true
-				case t.Name.Space == NSHints && (t.Name.Local == "no-store" || t.Name.Local == "no-permanent-store"):
-					m.NoStore = true
-				case encrypted[t.Name]:
-					m.Crypted = true
-				}
-			}
-		case xml.CharData:
-			if depth == 2 && len(bytes.TrimSpace(t)) > 0 {
-				text = true
-			}
-		case xml.EndElement:
-			if depth == 2 {
-				switch {
-				case cur == xml.Name{Space: NSStanzaID, Local: "stanza-id"} && (ours == nil || ours(by)),
-					cur == xml.Name{Space: NSOccupantID, Local: "occupant-id"} && ours == nil:
-					drop = append(drop, [2]int64{start - off, d.InputOffset() - off})
-				case cur == xml.Name{Space: NSClient, Local: "body"} && text:
-					m.Body = true
-				}
-			}
-			depth--
+		switch {
+		case name.Space == NSHints && name.Local == "store":
+			m.Store = true
+		case name.Space == NSHints && (name.Local == "no-store" || name.Local == "no-permanent-store"):
+			m.NoStore = true
+		case encrypted[name]:
+			m.Crypted = true
+		case name == xml.Name{Space: NSStanzaID, Local: "stanza-id"} && (ours == nil || ours(by)),
+			name == xml.Name{Space: NSOccupantID, Local: "occupant-id"} && ours == nil:
+			drop = append(drop, [2]int64{c.begin, c.end})
+		case name == xml.Name{Space: NSClient, Local: "body"} && c.text:
+			m.Body = true
 		}
-	}
-	if len(drop) == 0 {
-		m.Inner = e.Inner
-		return m
-	}
-	var kept []byte
-	last := int64(0)
-	for _, r := range drop {
-		kept = append(kept, e.Inner[last:r[0]]...)
-		last = r[1]
-	}
-	m.Inner = append(kept, e.Inner[last:]...)
+	})
+	m.Inner = without(e.Inner, drop)
 	return m
 }
 
@@ -128,8 +81,28 @@ func scanMessage(e *Element, ours func(by string) bool) MessageInfo {
 // top-level ones called name (a payload the server consumes and does not
 // hand on, e.g. DMUC3's sequence element).
 func WithoutChildren(e *Element, name xml.Name) []byte {
+	var drop [][2]int64
+	topLevel(e, e.defaultNS(), func(c child) {
+		if c.start.Name == name {
+			drop = append(drop, [2]int64{c.begin, c.end})
+		}
+	})
+	return without(e.Inner, drop)
+}
+
+// child is a top-level child of an element, as topLevel reads it.
+type child struct {
+	start      xml.StartElement
+	begin, end int64 // its bytes in Inner
+	text       bool  // non-space text directly inside it
+}
+
+// topLevel calls visit with each top-level child of e, in order. The
+// children are parsed inside a wrapper in namespace ns that declares the
+// prefixes e declared, so that a prefixed child is recognised too.
+func topLevel(e *Element, ns string, visit func(child)) {
 	var head strings.Builder
-	head.WriteString("<w xmlns='" + Escape(e.defaultNS()) + "'")
+	head.WriteString("<w xmlns='" + Escape(ns) + "'")
 	for _, a := range e.Attrs {
 		if a.Name.Space == "xmlns" {
 			head.WriteString(" xmlns:" + a.Name.Local + "='" + Escape(a.Value) + "'")
@@ -139,38 +112,45 @@ func WithoutChildren(e *Element, name xml.Name) []byte {
 	off := int64(head.Len())
 	d := xml.NewDecoder(bytes.NewReader(append(append([]byte(head.String()), e.Inner...), "</w>"...)))
 	var (
-		drop  [][2]int64
 		depth int
-		start int64
-		cur   xml.Name
+		cur   child
 	)
 	for {
 		before := d.InputOffset()
 		tok, err := d.Token()
 		if err != nil {
-			break
+			return
 		}
 		switch t := tok.(type) {
 		case xml.StartElement:
 			depth++
 			if depth == 2 {
-				start, cur = before, t.Name
+				cur = child{start: t.Copy(), begin: before - off}
+			}
+		case xml.CharData:
+			if depth == 2 && len(bytes.TrimSpace(t)) > 0 {
+				cur.text = true
 			}
 		case xml.EndElement:
-			if depth == 2 && cur == name {
-				drop = append(drop, [2]int64{start - off, d.InputOffset() - off})
+			if depth == 2 {
+				cur.end = d.InputOffset() - off
+				visit(cur)
 			}
 			depth--
 		}
 	}
+}
+
+// without is inner without the byte ranges drop, in order.
+func without(inner []byte, drop [][2]int64) []byte {
 	if len(drop) == 0 {
-		return e.Inner
+		return inner
 	}
 	var kept []byte
 	last := int64(0)
 	for _, r := range drop {
-		kept = append(kept, e.Inner[last:r[0]]...)
+		kept = append(kept, inner[last:r[0]]...)
 		last = r[1]
 	}
-	return append(kept, e.Inner[last:]...)
+	return append(kept, inner[last:]...)
 }

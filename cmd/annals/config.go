@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"flag"
 	"fmt"
@@ -192,4 +193,31 @@ func parseAround(fs *flag.FlagSet, args []string) (string, error) {
 		}
 		arg, args = fs.Arg(0), fs.Args()[1:]
 	}
+}
+
+// withReadModels runs f on the read models: brought up to date first,
+// unless a server is running, which keeps them current (and holds the
+// lock a catch-up needs).
+func withReadModels(ctx context.Context, c Config, stderr io.Writer, f func(*sql.DB) error) error {
+	log := c.logger(stderr)
+	if o, err := openOwner(ctx, c, false, log); err == nil {
+		defer o.Close()
+		if _, err := o.runner.CatchUp(ctx, o.store); err != nil {
+			return err
+		}
+		return f(o.db)
+	} else if !errors.Is(err, errInUse) {
+		return err
+	}
+	store, err := openStore(ctx, c, false, log)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	db, err := sqlite.OpenDB(store.Path())
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	return f(db)
 }

@@ -6,13 +6,11 @@ package main
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"io"
 
 	"annals.im/annals/domain/event"
 	"annals.im/annals/domain/mirror"
-	"annals.im/annals/eventstore/sqlite"
 	mirrorsproj "annals.im/annals/projections/mirrors"
 )
 
@@ -38,40 +36,14 @@ func mirrorCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	switch sub := args[0]; {
 	case sub == "list" && room == "":
-		return withMirrors(ctx, c, stderr, func(db *sql.DB) error { return mirrorList(ctx, db, stdout) })
+		return withReadModels(ctx, c, stderr, func(db *sql.DB) error { return mirrorList(ctx, db, stdout) })
 	case sub == "status" && room != "":
-		return withMirrors(ctx, c, stderr, func(db *sql.DB) error { return mirrorStatus(ctx, db, room, stdout) })
+		return withReadModels(ctx, c, stderr, func(db *sql.DB) error { return mirrorStatus(ctx, db, room, stdout) })
 	case sub == "rebuild" && room != "":
 		return mirrorRebuild(ctx, c, room, stdout, stderr)
 	}
 	fmt.Fprintln(stderr, mirrorUsage)
 	return fmt.Errorf("%w: mirror %v", errUsage, args)
-}
-
-// withMirrors runs f on the read model: brought up to date first unless a
-// server is running, which keeps it current (as user list does).
-func withMirrors(ctx context.Context, c Config, stderr io.Writer, f func(*sql.DB) error) error {
-	log := c.logger(stderr)
-	if o, err := openOwner(ctx, c, false, log); err == nil {
-		defer o.Close()
-		if _, err := o.runner.CatchUp(ctx, o.store); err != nil {
-			return err
-		}
-		return f(o.db)
-	} else if !errors.Is(err, errInUse) {
-		return err
-	}
-	store, err := openStore(ctx, c, false, log)
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-	db, err := sqlite.OpenDB(store.Path())
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	return f(db)
 }
 
 func mirrorList(ctx context.Context, db *sql.DB, stdout io.Writer) error {

@@ -176,28 +176,7 @@ func catchUpIdle(ctx context.Context, c Config, stderr io.Writer) error {
 // userList prints the accounts read model. When no server holds the data
 // directory, it first brings the read model up to date itself.
 func userList(ctx context.Context, c Config, stdout, stderr io.Writer) error {
-	log := c.logger(stderr)
-	if o, err := openOwner(ctx, c, false, log); err == nil {
-		defer o.Close()
-		if _, err := o.runner.CatchUp(ctx, o.store); err != nil {
-			return err
-		}
-		return printAccounts(ctx, o.db, stdout)
-	} else if !errors.Is(err, errInUse) {
-		return err
-	}
-	// A running server keeps the read model current.
-	store, err := openStore(ctx, c, false, log)
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-	db, err := sqlite.OpenDB(store.Path())
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	return printAccounts(ctx, db, stdout)
+	return withReadModels(ctx, c, stderr, func(db *sql.DB) error { return printAccounts(ctx, db, stdout) })
 }
 
 func printAccounts(ctx context.Context, db *sql.DB, stdout io.Writer) error {
