@@ -8,6 +8,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -187,4 +189,48 @@ func runDriverFor(t *testing.T, prog string, args ...string) []result {
 		t.Error("the driver failed")
 	}
 	return rs
+}
+
+// Two Annals, capulet.test the master and montague.test mirroring its
+// rooms (--mirror-of, --mirror-trust): an account of montague joins a
+// room at capulet from two clients through montague's mirror; the room's
+// traffic reaches both clients, each message once, and montague's
+// replica of the room holds it (annals mirror list).
+func TestDMUCMirrorJoin(t *testing.T) {
+	t.Parallel()
+	a, b := startFederated(t, func(self, peer *fedServer) []string {
+		flags := dialback(self, peer)
+		if self.domain == "capulet.test" {
+			return append(flags, "--mirror-trust", "montague.test", "--s2s-insecure-domain", "mirror.montague.test",
+				"--s2s-route", "mirror.montague.test="+peer.s2s())
+		}
+		return append(flags, "--mirror-of", "conference.capulet.test")
+	})
+	room := "hall@conference.capulet.test"
+	rs := fedDriver(t, "attach", b, a, "romeo", "juliet", room)
+	t.Logf("slixmpp saw: %v", rs)
+	got := map[string]result{}
+	groupchats := 0
+	for _, r := range rs {
+		if r["event"] == "groupchat" {
+			groupchats++
+		}
+		got[fmt.Sprint(r["event"], "/", r["who"])] = r
+	}
+	if r := got["occupant/b"]; r == nil || r["jid"] != "romeo@montague.test/annals-rooms" {
+		t.Errorf("the room saw %v; want the account's one occupant", r)
+	}
+	if groupchats != 4 {
+		t.Errorf("%d groupchat messages seen, want 4 (juliet's at both clients, the second client's at juliet and the first)", groupchats)
+	}
+	if !strings.Contains(b.logs.String(), "dmuc") && !strings.Contains(a.logs.String(), "mirror.montague.test") {
+		t.Log("no trace of the mirror in the logs")
+	}
+	b.cmd.Process.Signal(os.Interrupt)
+	b.cmd.Wait()
+	out, err := exec.Command(bin, "mirror", "list", "--data", b.data).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), room+"\tseq ") || strings.Contains(string(out), "seq 0\t") {
+		t.Fatalf("montague's replica: %v\n%s", err, out)
+	}
+	t.Logf("annals mirror list: %s", out)
 }

@@ -39,6 +39,11 @@ type Config struct {
 	// Remote reaches other servers (federation); nil: a stanza to another
 	// server is answered remote-server-not-found.
 	Remote Remote
+	// MirrorOf are the MUC services elsewhere whose rooms this server
+	// mirrors (DMUC3, docs/dmuc.md), through its service MirrorDomain: an
+	// account's join to one of their rooms says so.
+	MirrorOf     []string
+	MirrorDomain string
 	// ResumeTimeout is how long a session whose connection broke waits to
 	// be resumed (XEP-0198); default 300 s, negative: no resumption.
 	ResumeTimeout time.Duration

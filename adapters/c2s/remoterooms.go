@@ -14,6 +14,7 @@ package c2s
 // XEP-0045 leaves to the user's server; the room cannot tell.
 
 import (
+	"encoding/xml"
 	"fmt"
 	"maps"
 	"slices"
@@ -35,7 +36,10 @@ const (
 	maxRemoteOccupants = 5000 // occupants' presences kept per room, for sessions that attach later
 )
 
-const nsMUC = "http://jabber.org/protocol/muc"
+const (
+	nsMUC  = "http://jabber.org/protocol/muc"
+	nsDMUC = "http://tridsys.com/protocol/dmuc"
+)
 
 // remoteRoom is an account's occupancy of a room at another server.
 type remoteRoom struct {
@@ -94,6 +98,11 @@ func (c *conn) remoteRoomPresence(e *element, to jid.JID) bool {
 			s.remote.rooms[acct] = map[string]*remoteRoom{}
 		}
 		s.remote.rooms[acct][room] = rr
+		if s.mirrored(to) {
+			// Through this server's mirror (ProtoXEP §3.2.1): the master
+			// tells the mirror, once for all its users, which tells them.
+			e = withChild(e, "<dmuc xmlns='"+nsDMUC+"' from='"+stanza.Escape(s.cfg.MirrorDomain)+"'/>")
+		}
 		s.roomSend(c.jid, to, e, "")
 		return true
 	case typ == "unavailable":
@@ -355,4 +364,59 @@ func (s *Server) leaveRemoteRooms() {
 		}
 	}
 	s.remote.rooms = nil
+}
+
+// mirrored reports whether room j is at a service this server mirrors.
+func (s *Server) mirrored(j jid.JID) bool {
+	return s.cfg.MirrorDomain != "" && slices.Contains(s.cfg.MirrorOf, j.Domainpart())
+}
+
+// withChild is e with child (serialized) appended to its payload.
+func withChild(e *element, child string) *element {
+	c := *e
+	c.Inner = append(slices.Clip(e.Inner), child...)
+	return &c
+}
+
+// FromMirror hands what a mirrored room said (a presence or groupchat
+// message from it, its sequence checked and applied by the mirror
+// service) to every account here that is in the room: kept for sessions
+// that attach later and forked to the attached ones, as what a room
+// elsewhere sends an account's occupant JID.
+func (s *Server) FromMirror(from jid.JID, e *stanza.Element) {
+	room := from.Bare().String()
+	s.remote.mu.Lock()
+	nicks := map[string]string{} // account -> its nick in the room
+	for acct, rooms := range s.remote.rooms {
+		if rr := rooms[room]; rr != nil {
+			nicks[acct] = rr.nick
+		}
+	}
+	s.remote.mu.Unlock()
+	for acct, nick := range nicks {
+		a, err := jid.Parse(acct)
+		if err != nil {
+			continue
+		}
+		here := occupantJID(a)
+		mine := e
+		if e.XMLName.Local == "presence" && from.Resourcepart() == nick {
+			// The master tells the mirror what anyone sees; the account's
+			// own presence (a kick, say) is its own to know (status 110).
+			mine = withSelfCode(e)
+		}
+		s.fromRemoteRoom(remoteStanza{peer: peer{srv: s, from: from.String(), domain: here.Domainpart()}, here: here, user: from}, mine)
+	}
+}
+
+// withSelfCode is presence e with status 110 in its muc#user payload.
+func withSelfCode(e *stanza.Element) *stanza.Element {
+	x, ok := e.Named(nsMUC+"#user", "x")
+	if !ok {
+		return e
+	}
+	rest := stanza.WithoutChildren(e, xml.Name{Space: nsMUC + "#user", Local: "x"})
+	c := *e
+	c.Inner = append(slices.Clip(rest), ("<x xmlns='" + nsMUC + "#user'>" + string(x.Inner) + "<status code='110'/></x>")...)
+	return &c
 }

@@ -19,6 +19,7 @@ import (
 	"annals.im/annals/adapters/secrets"
 	"annals.im/annals/app/accounts"
 	"annals.im/annals/app/archive"
+	appmirrors "annals.im/annals/app/mirrors"
 	"annals.im/annals/app/pep"
 	"annals.im/annals/app/rooms"
 	"annals.im/annals/domain/account"
@@ -59,6 +60,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	x.quotas.flags(fs)
 	x.traffic.flags(fs)
 	x.s2s.flags(fs)
+	fs.Var(&x.mirrorOf, "mirror-of", "a MUC service of another server whose rooms this server mirrors for its users, DMUC3 (repeatable; needs --s2s; docs/dmuc.md)")
 	fs.Var(&x.mirrorTrust, "mirror-trust", "a server whose DMUC3 mirrors may mirror the rooms here (repeatable; docs/dmuc.md)")
 	fs.StringVar(&memLimit, "memory-limit", "auto", "Go heap soft limit: auto (half the memory available), off, or a size such as 2GiB (GOMEMLIMIT wins)")
 	if err := parse(fs, args); err != nil {
@@ -155,7 +157,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	srv, ln, fed, err := x.listen(ctx, c, creds, accts, pep.New(accts, pwds, ids), arch, rms, log)
+	srv, ln, fed, err := x.listen(ctx, c, creds, accts, pep.New(accts, pwds, ids), arch, rms, appmirrors.New(store, ids, o.db), log)
 	if err != nil {
 		return err
 	}

@@ -19,6 +19,7 @@ import (
 
 	"annals.im/annals/adapters/features/disco"
 	"annals.im/annals/adapters/features/mam"
+	mirrorfeature "annals.im/annals/adapters/features/mirror"
 	"annals.im/annals/adapters/features/muc"
 	"annals.im/annals/adapters/features/ping"
 	softwareversion "annals.im/annals/adapters/features/version"
@@ -28,6 +29,7 @@ import (
 	"annals.im/annals/adapters/credentials"
 	"annals.im/annals/app/accounts"
 	"annals.im/annals/app/archive"
+	appmirrors "annals.im/annals/app/mirrors"
 	"annals.im/annals/app/pep"
 	"annals.im/annals/app/rooms"
 	"annals.im/annals/domain/account"
@@ -56,6 +58,7 @@ type xmppFlags struct {
 	traffic                 trafficFlags
 	s2s                     s2sFlags   // federation.go
 	mirrorTrust             stringList // servers whose DMUC3 mirrors may mirror our rooms
+	mirrorOf                stringList // MUC services elsewhere whose rooms we mirror
 }
 
 func envOr(name, def string) string {
@@ -102,10 +105,13 @@ func (x xmppFlags) validate() error {
 	if err := x.s2s.validate(); err != nil {
 		return err
 	}
-	for _, d := range x.mirrorTrust {
+	for _, d := range append(slices.Clone(x.mirrorTrust), x.mirrorOf...) {
 		if _, err := account.ParseJID("a@" + d); err != nil {
-			return fmt.Errorf("%w: --mirror-trust %q is not a domain", errUsage, d)
+			return fmt.Errorf("%w: --mirror-trust and --mirror-of take domains: %q is none", errUsage, d)
 		}
+	}
+	if len(x.mirrorOf) > 0 && x.s2s.addr == "" {
+		return fmt.Errorf("%w: --mirror-of mirrors rooms of other servers: it needs --s2s", errUsage)
 	}
 	if x.maxConns < 0 || x.maxConnsPerIP < 1 || x.loginTimeout <= 0 {
 		return fmt.Errorf("%w: --max-connections must be 0 or more, --max-connections-per-ip 1 or more, --login-timeout more than 0", errUsage)
@@ -129,7 +135,7 @@ func features(m *mux.Mux, archives *mam.Service) {
 
 // listen builds the c2s server and opens its listener, and federation's
 // unless --s2s is empty (fed is nil then).
-func (x xmppFlags) listen(ctx context.Context, c Config, creds *credentials.Store, accts *accounts.Service, peps *pep.Service, arch *archive.Service, rms *rooms.Service, log *slog.Logger) (_ *c2s.Server, _ net.Listener, fed *federation, err error) {
+func (x xmppFlags) listen(ctx context.Context, c Config, creds *credentials.Store, accts *accounts.Service, peps *pep.Service, arch *archive.Service, rms *rooms.Service, mirrors *appmirrors.Service, log *slog.Logger) (_ *c2s.Server, _ net.Listener, fed *federation, err error) {
 	var cert tls.Certificate
 	if x.cert != "" {
 		cert, err = tls.LoadX509KeyPair(x.cert, x.key)
@@ -181,6 +187,10 @@ func (x xmppFlags) listen(ctx context.Context, c Config, creds *credentials.Stor
 		if x.muc != "" {
 			served = append(served, x.muc)
 		}
+		if len(x.mirrorOf) > 0 {
+			served = append(served, x.mirrorDomain())
+			cfg.MirrorOf, cfg.MirrorDomain = x.mirrorOf, x.mirrorDomain()
+		}
 		if fed, err = x.s2s.newFederation(ctx, served, cert, secret, &srv, log); err != nil {
 			return nil, nil, nil, err
 		}
@@ -214,6 +224,13 @@ func (x xmppFlags) listen(ctx context.Context, c Config, creds *credentials.Stor
 		}
 		svc.Register(cfg.Mux)
 	}
+	if len(x.mirrorOf) > 0 {
+		svc, err := mirrorfeature.New(mirrorfeature.Config{Domain: x.mirrorDomain(), MirrorOf: x.mirrorOf, Replicas: mirrors, Log: log}, srv)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		svc.Register(cfg.Mux)
+	}
 	ln, err := net.Listen("tcp", x.c2s)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("c2s: %w", err)
@@ -240,3 +257,6 @@ func secretFile(path string) ([]byte, error) {
 	}
 	return b, nil
 }
+
+// mirrorDomain is this server's DMUC3 mirror service: mirror.<first domain>.
+func (x xmppFlags) mirrorDomain() string { return "mirror." + x.domains[0] }
