@@ -91,13 +91,10 @@ func (p Projection) Apply(ctx context.Context, tx *sql.Tx, e event.Envelope) err
 				return nil // nothing a client could read: the log keeps the event
 			}
 		}
-		if d.SenderID != "" {
-			if err := insert(ctx, tx, e, row{acct: bare(d.From), id: d.SenderID, with: d.To, stanza: d.Stanza}); err != nil {
+		for _, x := range chatRows(d) {
+			if err := insert(ctx, tx, e, x); err != nil {
 				return err
 			}
-		}
-		if d.RecipientID != "" {
-			return insert(ctx, tx, e, row{acct: bare(d.To), id: d.RecipientID, with: d.From, offline: d.Offline, stanza: d.Stanza})
 		}
 	case room.TypeJoined:
 		var d room.Joined
@@ -187,6 +184,19 @@ type row struct {
 	acct, id, with     string
 	offline, groupchat bool
 	stanza             string
+}
+
+// chatRows are the archive rows of a 1:1 message: one per party that
+// archives it (none for a party elsewhere).
+func chatRows(d archive.MessageSent) []row {
+	var rows []row
+	if d.SenderID != "" {
+		rows = append(rows, row{acct: bare(d.From), id: d.SenderID, with: d.To, stanza: d.Stanza})
+	}
+	if d.RecipientID != "" {
+		rows = append(rows, row{acct: bare(d.To), id: d.RecipientID, with: d.From, offline: d.Offline, stanza: d.Stanza})
+	}
+	return rows
 }
 
 // insert adds one party's row, timed as atOf says. A second row with an

@@ -91,13 +91,10 @@ func applyStays(ctx context.Context, tx *sql.Tx, e event.Envelope) error {
 		if err := tick(ctx, tx, e); err != nil {
 			return err
 		}
-		if d.SenderID != "" {
-			if err := insertClocked(ctx, tx, e, row{acct: bare(d.From), id: d.SenderID, with: d.To, stanza: d.Stanza}); err != nil {
+		for _, x := range chatRows(d) {
+			if err := insertClocked(ctx, tx, e, x); err != nil {
 				return err
 			}
-		}
-		if d.RecipientID != "" {
-			return insertClocked(ctx, tx, e, row{acct: bare(d.To), id: d.RecipientID, with: d.From, offline: d.Offline, stanza: d.Stanza})
 		}
 	case room.TypeJoined:
 		var d room.Joined
