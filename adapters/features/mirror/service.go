@@ -92,6 +92,9 @@ func (s *Service) Handle(ctx context.Context, sess mux.Session, e *stanza.Elemen
 			"' to='" + stanza.Escape(from.String()) + "'/>")
 		return nil
 	case "presence", "message":
+		if e.Attr("from") != from.String() {
+			return nil // not what the checks above looked at: nothing to place
+		}
 		a, err := Read(e)
 		if err != nil {
 			s.cfg.Log.Warn("mirror: a stanza the master sent cannot be placed", "from", from.String(), "err", err)
