@@ -2,7 +2,9 @@ package room
 
 import (
 	"fmt"
+	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"annals.im/annals/domain/event"
@@ -338,18 +340,26 @@ func (s State) setAffiliation(c SetAffiliation, emit func(event.Type, any) error
 	if err := emit(TypeAffiliationSet, AffiliationSet{JID: c.JID, Affiliation: c.Affiliation, By: c.By, Reason: c.Reason}); err != nil {
 		return err
 	}
-	o, present := s.Occupants[c.JID]
-	if !present {
-		return nil
-	}
-	switch {
-	case c.Affiliation == Outcast:
-		return emit(TypeLeft, Left{Account: c.JID, Cause: "ban", By: c.By, Reason: c.Reason})
-	case s.Config.MembersOnly && affRank[c.Affiliation] < affRank[Member]:
-		return emit(TypeLeft, Left{Account: c.JID, Cause: "affiliation", By: c.By, Reason: c.Reason})
-	}
-	if role := s.DefaultRole(c.Affiliation); role != o.Role {
-		return emit(TypeRoleSet, RoleSet{Account: c.JID, Role: role, By: c.By, Reason: c.Reason})
+	// The occupants the affiliation is theirs: an account here, or each
+	// session of a user from another server, which occupies the room as
+	// its full JID (Affiliation): a ban removes them all.
+	for _, acct := range slices.Sorted(maps.Keys(s.Occupants)) {
+		if bare, _, _ := strings.Cut(acct, "/"); bare != c.JID {
+			continue
+		}
+		o := s.Occupants[acct]
+		var err error
+		switch {
+		case c.Affiliation == Outcast:
+			err = emit(TypeLeft, Left{Account: acct, Cause: "ban", By: c.By, Reason: c.Reason})
+		case s.Config.MembersOnly && affRank[c.Affiliation] < affRank[Member]:
+			err = emit(TypeLeft, Left{Account: acct, Cause: "affiliation", By: c.By, Reason: c.Reason})
+		case s.DefaultRole(c.Affiliation) != o.Role:
+			err = emit(TypeRoleSet, RoleSet{Account: acct, Role: s.DefaultRole(c.Affiliation), By: c.By, Reason: c.Reason})
+		}
+		if err != nil {
+			return err
+		}
 	}
 	return nil
 }

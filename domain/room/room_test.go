@@ -203,6 +203,13 @@ func TestDecide(t *testing.T) {
 					t.Errorf("%+v", d)
 				}
 			}},
+		{"a ban removes every session of a user from another server", open(Join{Account: "tybalt@elsewhere/a", Nick: "Tybalt"}, Join{Account: "tybalt@elsewhere/b", Nick: "Tybalt2"}),
+			SetAffiliation{By: "romeo@x", JID: "tybalt@elsewhere", Affiliation: Outcast},
+			[]event.Type{TypeAffiliationSet, TypeLeft, TypeLeft}, nil, func(t *testing.T, s State, _ Outcome) {
+				if len(s.Occupants) != 2 {
+					t.Errorf("occupants %v", s.Occupants)
+				}
+			}},
 		{"admin cannot make admins", open(SetAffiliation{By: "romeo@x", JID: "juliet@x", Affiliation: Admin}),
 			SetAffiliation{By: "juliet@x", JID: "nurse@x", Affiliation: Admin}, nil, ErrForbidden, nil},
 		{"admin cannot ban an owner", open(SetAffiliation{By: "romeo@x", JID: "juliet@x", Affiliation: Admin}),
