@@ -43,7 +43,7 @@ func startFederated(t *testing.T, extra func(self, peer *fedServer) []string) (a
 // startFederatedVia is startFederated with each server routed to where
 // route(self, peer) says peer's s2s port is reached (a proxy, say), once
 // both ports are picked: for a, then for b. A nil route is peer.s2s().
-func startFederatedVia(t *testing.T, extra func(self, peer *fedServer) []string, route func(self, peer *fedServer) string) (a, b *fedServer) {
+func startFederatedVia(t *testing.T, extra func(self, peer *fedServer) []string, route func(self, peer *fedServer) string, more ...string) (a, b *fedServer) {
 	t.Helper()
 	a = &fedServer{domain: "capulet.test", host: "127.0.0.1"}
 	b = &fedServer{domain: "montague.test", host: "127.0.0.2"}
@@ -58,13 +58,17 @@ func startFederatedVia(t *testing.T, extra func(self, peer *fedServer) []string,
 	for _, p := range [][2]*fedServer{{a, b}, {b, a}} {
 		self, peer := p[0], p[1]
 		data := t.TempDir()
-		addUsers(t, data, map[string]string{"juliet@" + self.domain: "pw-" + self.domain, "romeo@" + self.domain: "pw-" + self.domain})
+		users := map[string]string{}
+		for _, u := range append([]string{"juliet", "romeo"}, more...) {
+			users[u+"@"+self.domain] = "pw-" + self.domain
+		}
+		addUsers(t, data, users)
 		to := peer.s2s()
 		if route != nil {
 			to = route(self, peer)
 		}
 		flags := []string{"--domain", self.domain, "--c2s", net.JoinHostPort(self.host, "0"), "--s2s", self.s2s(),
-			"--s2s-route", peer.domain + "=" + to, "--s2s-route", "conference." + peer.domain + "=" + to}
+			"--s2s-route", peer.domain + "=" + to, "--s2s-route", "conference." + peer.domain + "=" + to, "--s2s-route", "mirror." + peer.domain + "=" + to}
 		flags = append(flags, extra(self, peer)...)
 		self.flags = flags
 		self.server, self.cmd = serveOn(t, data, flags...)

@@ -463,7 +463,7 @@ func (l *link) Count() linkCount {
 // startLinked is startFederated over a link: capulet.test (a, 127.0.0.1)
 // and montague.test (b, 127.0.0.2) reach each other only through two
 // proxies at 127.0.0.3.
-func startLinked(t *testing.T, extra func(self, peer *fedServer) []string) (a, b *fedServer, l *link) {
+func startLinked(t *testing.T, extra func(self, peer *fedServer) []string, users ...string) (a, b *fedServer, l *link) {
 	t.Helper()
 	l = &link{ab: &linkDir{}, ba: &linkDir{}}
 	a, b = startFederatedVia(t, extra, func(self, peer *fedServer) string {
@@ -474,6 +474,6 @@ func startLinked(t *testing.T, extra func(self, peer *fedServer) []string) (a, b
 		p := newLinkProxyOn(t, "127.0.0.3:0", peer.s2s(), up, down)
 		l.proxies = append(l.proxies, p)
 		return p.Addr()
-	})
+	}, users...)
 	return a, b, l
 }

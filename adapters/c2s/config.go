@@ -44,6 +44,9 @@ type Config struct {
 	// account's join to one of their rooms says so.
 	MirrorOf     []string
 	MirrorDomain string
+	// Mirror is the mirror service (nil: none): it takes what accounts
+	// say in the rooms it mirrors.
+	Mirror Mirror
 	// ResumeTimeout is how long a session whose connection broke waits to
 	// be resumed (XEP-0198); default 300 s, negative: no resumption.
 	ResumeTimeout time.Duration

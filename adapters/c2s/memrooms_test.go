@@ -51,6 +51,13 @@ func (m *memRooms) At(_ context.Context, r string, version uint64) (room.State, 
 	return st, nil
 }
 
+func (m *memRooms) Events(_ context.Context, r string, after uint64, max int) ([]event.Envelope, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	evs := m.events[r][min(after, uint64(len(m.events[r]))):]
+	return append([]event.Envelope(nil), evs[:min(max, len(evs))]...), nil
+}
+
 func (m *memRooms) Do(_ context.Context, r string, cmd func(room.State) any) (room.Outcome, room.State, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()

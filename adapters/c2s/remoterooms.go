@@ -14,7 +14,7 @@ package c2s
 // XEP-0045 leaves to the user's server; the room cannot tell.
 
 import (
-	"encoding/xml"
+	"context"
 	"fmt"
 	"maps"
 	"slices"
@@ -113,6 +113,11 @@ func (c *conn) remoteRoomPresence(e *element, to jid.JID) bool {
 	case typ != "":
 		return false
 	}
+	if to.Resourcepart() != rr.nick && s.mirrored(to) {
+		// ProtoXEP, business rules: no nick change through a mirror.
+		c.write(c.errorReplyText(e, "modify", "not-acceptable", "a nick cannot change in a room this server mirrors"))
+		return true
+	}
 	_, attached := rr.sessions[c]
 	rr.sessions[c] = e.ChildText("show")
 	if !attached && rr.joined {
@@ -188,7 +193,7 @@ func roomPresence(from, to, show, status string) string {
 // remoteRoomMessage sends a session's groupchat or private message to a
 // room elsewhere the account is in, from its occupant JID; false: the
 // account is in no such room.
-func (c *conn) remoteRoomMessage(e *element, to jid.JID) bool {
+func (c *conn) remoteRoomMessage(ctx context.Context, e *element, to jid.JID) bool {
 	s := c.srv
 	if s.cfg.Remote == nil {
 		return false
@@ -198,6 +203,10 @@ func (c *conn) remoteRoomMessage(e *element, to jid.JID) bool {
 	s.remote.mu.Unlock()
 	if rr == nil || e.Attr("type") != "groupchat" && to.Resourcepart() == "" {
 		return false
+	}
+	if e.Attr("type") == "groupchat" && s.mirrored(to) && s.cfg.Mirror != nil {
+		c.mirrorPost(ctx, e, to, rr.nick)
+		return true
 	}
 	s.roomSend(c.jid, to, e, "")
 	return true
@@ -366,57 +375,9 @@ func (s *Server) leaveRemoteRooms() {
 	s.remote.rooms = nil
 }
 
-// mirrored reports whether room j is at a service this server mirrors.
-func (s *Server) mirrored(j jid.JID) bool {
-	return s.cfg.MirrorDomain != "" && slices.Contains(s.cfg.MirrorOf, j.Domainpart())
-}
-
 // withChild is e with child (serialized) appended to its payload.
 func withChild(e *element, child string) *element {
 	c := *e
 	c.Inner = append(slices.Clip(e.Inner), child...)
-	return &c
-}
-
-// FromMirror hands what a mirrored room said (a presence or groupchat
-// message from it, its sequence checked and applied by the mirror
-// service) to every account here that is in the room: kept for sessions
-// that attach later and forked to the attached ones, as what a room
-// elsewhere sends an account's occupant JID.
-func (s *Server) FromMirror(from jid.JID, e *stanza.Element) {
-	room := from.Bare().String()
-	s.remote.mu.Lock()
-	nicks := map[string]string{} // account -> its nick in the room
-	for acct, rooms := range s.remote.rooms {
-		if rr := rooms[room]; rr != nil {
-			nicks[acct] = rr.nick
-		}
-	}
-	s.remote.mu.Unlock()
-	for acct, nick := range nicks {
-		a, err := jid.Parse(acct)
-		if err != nil {
-			continue
-		}
-		here := occupantJID(a)
-		mine := e
-		if e.XMLName.Local == "presence" && from.Resourcepart() == nick {
-			// The master tells the mirror what anyone sees; the account's
-			// own presence (a kick, say) is its own to know (status 110).
-			mine = withSelfCode(e)
-		}
-		s.fromRemoteRoom(remoteStanza{peer: peer{srv: s, from: from.String(), domain: here.Domainpart()}, here: here, user: from}, mine)
-	}
-}
-
-// withSelfCode is presence e with status 110 in its muc#user payload.
-func withSelfCode(e *stanza.Element) *stanza.Element {
-	x, ok := e.Named(nsMUC+"#user", "x")
-	if !ok {
-		return e
-	}
-	rest := stanza.WithoutChildren(e, xml.Name{Space: nsMUC + "#user", Local: "x"})
-	c := *e
-	c.Inner = append(slices.Clip(rest), ("<x xmlns='" + nsMUC + "#user'>" + string(x.Inner) + "<status code='110'/></x>")...)
 	return &c
 }

@@ -49,7 +49,7 @@ func (c *conn) routeStanza(ctx context.Context, e *element) error {
 						return nil
 					}
 				case "message":
-					if c.remoteRoomMessage(e, j) {
+					if c.remoteRoomMessage(ctx, e, j) {
 						return nil
 					}
 				}

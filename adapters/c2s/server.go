@@ -117,6 +117,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		}
 	}()
 	go s.reportRefused(ctx)
+	s.services(func(svc mux.Service) {
+		if r, ok := svc.(mux.Runner); ok {
+			go r.Run(ctx)
+		}
+	})
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for {

@@ -36,6 +36,10 @@ type (
 	SessionWatcher interface{ SessionGone(s Session) }
 	// Stopper is told that the server stops, before the streams end.
 	Stopper interface{ Shutdown() }
+	// Runner has work of its own while the server serves (watching
+	// links, say): Run is started in a goroutine when the server starts
+	// serving and returns when ctx ends.
+	Runner interface{ Run(ctx context.Context) }
 	// LogFollower is given each batch of the log as it commits, whichever
 	// process appended it, from one goroutine and in log order: what it
 	// delivers from there reaches sessions once the events are durable.

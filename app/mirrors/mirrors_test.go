@@ -14,7 +14,7 @@ import (
 const hall = "hall@conference.capulet.example"
 
 func msg(seq uint64, body, accepts string) mirror.Apply {
-	return mirror.Apply{Applied: mirror.Applied{Seq: seq, Kind: mirror.Message, Accepts: accepts,
+	return mirror.Apply{Applied: mirror.Applied{Seq: seq, Kind: mirror.Message, Nick: "Romeo", Accepts: accepts,
 		Stanza: "<message type='groupchat'><body>" + body + "</body></message>"}}
 }
 

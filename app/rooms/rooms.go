@@ -92,6 +92,16 @@ func (r *Service) At(ctx context.Context, jid string, version uint64) (room.Stat
 	return st, nil
 }
 
+// Events returns up to max events of the room's stream after version
+// after: what a DMUC3 mirror that missed them asks for again.
+func (r *Service) Events(ctx context.Context, jid string, after uint64, max int) ([]event.Envelope, error) {
+	evs, err := r.store.ReadStream(ctx, room.Stream(jid), after+1, max)
+	if err != nil {
+		return nil, fmt.Errorf("room %s after version %d: %w", jid, after, err)
+	}
+	return evs, nil
+}
+
 // Do decides the command cmd builds from the room's state (cmd returns an
 // error instead to refuse) and appends its events.
 func (r *Service) Do(ctx context.Context, jid string, cmd func(room.State) any) (room.Outcome, room.State, error) {

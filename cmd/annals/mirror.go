@@ -8,15 +8,22 @@ import (
 	"database/sql"
 	"fmt"
 	"io"
+	"strconv"
 
+	"mellium.im/xmpp/jid"
+
+	"annals.im/annals/adapters/stanza"
 	"annals.im/annals/domain/event"
 	"annals.im/annals/domain/mirror"
+	"annals.im/annals/domain/wellformed"
 	mirrorsproj "annals.im/annals/projections/mirrors"
 )
 
 const mirrorUsage = `Usage:
   annals mirror list   [--data DIR]        the rooms mirrored here: last master sequence, pending posts, occupants, messages
   annals mirror status [--data DIR] ROOM   one mirrored room in detail
+  annals mirror history [--data DIR] [--max N] ROOM
+                                           its last N messages (100): the master's sequence, the nick and the body, in the master's order; posts it has not accepted last
   annals mirror rebuild [--data DIR] ROOM  drop ROOM's mirror tables and replay its events (serve must be stopped)`
 
 func mirrorCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -27,6 +34,7 @@ func mirrorCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	var c Config
 	fs := newFlagSet("mirror "+args[0], stderr)
 	c.flags(fs, false)
+	maxMessages := fs.Int("max", 100, "messages history shows, at most")
 	room, err := parseAround(fs, args[1:])
 	if err != nil {
 		return err
@@ -39,6 +47,8 @@ func mirrorCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return withReadModels(ctx, c, stderr, func(db *sql.DB) error { return mirrorList(ctx, db, stdout) })
 	case sub == "status" && room != "":
 		return withReadModels(ctx, c, stderr, func(db *sql.DB) error { return mirrorStatus(ctx, db, room, stdout) })
+	case sub == "history" && room != "" && *maxMessages > 0:
+		return withReadModels(ctx, c, stderr, func(db *sql.DB) error { return mirrorHistory(ctx, db, room, *maxMessages, stdout) })
 	case sub == "rebuild" && room != "":
 		return mirrorRebuild(ctx, c, room, stdout, stderr)
 	}
@@ -74,6 +84,35 @@ func mirrorStatus(ctx context.Context, db *sql.DB, room string, stdout io.Writer
 		return nil
 	}
 	return fmt.Errorf("%w: %s is not mirrored here", errUsage, room)
+}
+
+// mirrorHistory prints the last max messages of room as the mirror keeps
+// them, one a line: the master's sequence ("pending" for a post it has
+// not accepted), the nick, the body.
+func mirrorHistory(ctx context.Context, db *sql.DB, room string, max int, stdout io.Writer) error {
+	msgs, err := mirrorsproj.History(ctx, db, room, max)
+	if err != nil {
+		return err
+	}
+	for _, m := range msgs {
+		seq := "pending"
+		if m.Seq != 0 {
+			seq = strconv.FormatUint(m.Seq, 10)
+		}
+		e, err := stanza.Parse([]byte(m.Stanza), wellformed.DefaultMaxDepth)
+		if err != nil {
+			return fmt.Errorf("a message of %s's mirror: %w", room, err)
+		}
+		nick := ""
+		if from, err := jid.Parse(e.Attr("from")); err == nil {
+			nick = from.Resourcepart()
+		}
+		if m.Account != "" {
+			nick = m.Account // a post's stanza is from its account's occupant JID
+		}
+		fmt.Fprintf(stdout, "%s\t%s\t%s\n", seq, nick, e.ChildText("body"))
+	}
+	return nil
 }
 
 // mirrorRebuild replays the mirror stream of room into its read model.

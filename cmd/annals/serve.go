@@ -16,6 +16,7 @@ import (
 
 	"annals.im/annals/adapters/c2s"
 	"annals.im/annals/adapters/credentials"
+	"annals.im/annals/adapters/features/muc"
 	"annals.im/annals/adapters/secrets"
 	"annals.im/annals/app/accounts"
 	"annals.im/annals/app/archive"
@@ -62,6 +63,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	x.s2s.flags(fs)
 	fs.Var(&x.mirrorOf, "mirror-of", "a MUC service of another server whose rooms this server mirrors for its users, DMUC3 (repeatable; needs --s2s; docs/dmuc.md)")
 	fs.Var(&x.mirrorTrust, "mirror-trust", "a server whose DMUC3 mirrors may mirror the rooms here (repeatable; docs/dmuc.md)")
+	fs.DurationVar(&x.mirrorTimeout, "mirror-timeout", muc.DefaultMirrorTimeout, "DMUC3: how long a link between a master and a mirror may be silent before each side takes it for lost (the mirror pings every third of it)")
+	fs.IntVar(&x.mirrorResendPage, "mirror-resend-page", muc.DefaultMirrorResendPage, "DMUC3: room events a master resends a mirror per request")
 	fs.StringVar(&memLimit, "memory-limit", "auto", "Go heap soft limit: auto (half the memory available), off, or a size such as 2GiB (GOMEMLIMIT wins)")
 	if err := parse(fs, args); err != nil {
 		return err

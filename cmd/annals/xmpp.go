@@ -59,6 +59,8 @@ type xmppFlags struct {
 	s2s                     s2sFlags   // federation.go
 	mirrorTrust             stringList // servers whose DMUC3 mirrors may mirror our rooms
 	mirrorOf                stringList // MUC services elsewhere whose rooms we mirror
+	mirrorTimeout           time.Duration
+	mirrorResendPage        int
 }
 
 func envOr(name, def string) string {
@@ -180,6 +182,7 @@ func (x xmppFlags) listen(ctx context.Context, c Config, creds *credentials.Stor
 	x.quotas.apply(&cfg)
 	x.traffic.apply(&cfg)
 	var srv *c2s.Server
+	mirrorSvc := &lateMirror{} // the mirror service needs the server, which needs it
 	if x.s2s.addr != "" {
 		// The room service federates as a domain of its own: remote users
 		// join its rooms, and its stanzas go out from it.
@@ -189,7 +192,7 @@ func (x xmppFlags) listen(ctx context.Context, c Config, creds *credentials.Stor
 		}
 		if len(x.mirrorOf) > 0 {
 			served = append(served, x.mirrorDomain())
-			cfg.MirrorOf, cfg.MirrorDomain = x.mirrorOf, x.mirrorDomain()
+			cfg.MirrorOf, cfg.MirrorDomain, cfg.Mirror = x.mirrorOf, x.mirrorDomain(), mirrorSvc
 		}
 		if fed, err = x.s2s.newFederation(ctx, served, cert, secret, &srv, log); err != nil {
 			return nil, nil, nil, err
@@ -216,7 +219,8 @@ func (x xmppFlags) listen(ctx context.Context, c Config, creds *credentials.Stor
 			return nil, nil, nil, err
 		}
 		mcfg := muc.Config{Domain: x.muc, Domains: x.domains, Rooms: rms, Archive: arch, RoomArchive: archives, Bookmarks: bookmarks, LockNewRooms: x.lockRooms,
-			DetachedShow: x.detachedShow, OccupantKey: key, MirrorTrust: x.mirrorTrust, Log: log}
+			DetachedShow: x.detachedShow, OccupantKey: key, MirrorTrust: x.mirrorTrust, MirrorTimeout: x.mirrorTimeout,
+			MirrorResendPage: x.mirrorResendPage, Log: log}
 		x.traffic.applyMUC(&mcfg)
 		svc, err := muc.New(mcfg, srv)
 		if err != nil {
@@ -225,10 +229,12 @@ func (x xmppFlags) listen(ctx context.Context, c Config, creds *credentials.Stor
 		svc.Register(cfg.Mux)
 	}
 	if len(x.mirrorOf) > 0 {
-		svc, err := mirrorfeature.New(mirrorfeature.Config{Domain: x.mirrorDomain(), MirrorOf: x.mirrorOf, Replicas: mirrors, Log: log}, srv)
+		svc, err := mirrorfeature.New(mirrorfeature.Config{Domain: x.mirrorDomain(), MirrorOf: x.mirrorOf, Replicas: mirrors, Send: fed.Send,
+			Timeout: x.mirrorTimeout, Log: log}, srv)
 		if err != nil {
 			return nil, nil, nil, err
 		}
+		mirrorSvc.Service = svc
 		svc.Register(cfg.Mux)
 	}
 	ln, err := net.Listen("tcp", x.c2s)
@@ -257,6 +263,10 @@ func secretFile(path string) ([]byte, error) {
 	}
 	return b, nil
 }
+
+// lateMirror is the mirror service for the session core, set once both
+// exist.
+type lateMirror struct{ *mirrorfeature.Service }
 
 // mirrorDomain is this server's DMUC3 mirror service: mirror.<first domain>.
 func (x xmppFlags) mirrorDomain() string { return "mirror." + x.domains[0] }

@@ -41,6 +41,7 @@ const (
 	Subject  = "subject"  // the room's subject
 	Config   = "config"   // the room's configuration (a data form)
 	Roster   = "roster"   // the whole roster at once (a new mirror, a resync)
+	Tick     = "tick"     // a room event with nothing for the mirror to show: its sequence alone
 )
 
 // Occupant is an occupant of the room as the master describes it.
@@ -53,9 +54,14 @@ type Occupant struct {
 	Status      string `json:"status,omitempty"`
 }
 
-// Applied is what the master said at sequence Seq.
+// Applied is what the master said at sequence Seq. One room event may
+// take several stanzas (a nick change is an exit and an entrance; a
+// room's end tells each occupant): they share the sequence and are its
+// parts 0, 1, … in order, More on all but the last.
 type Applied struct {
 	Seq  uint64 `json:"seq"`
+	Part uint32 `json:"part,omitempty"`
+	More bool   `json:"more,omitempty"`
 	Kind string `json:"kind"`
 	// Stanza is the master's stanza as the mirror hands it on (a message,
 	// a presence, the subject); empty for a roster.
@@ -66,9 +72,14 @@ type Applied struct {
 	// Occupants is a roster's whole list.
 	Occupants []Occupant `json:"occupants,omitempty"`
 	Subject   string     `json:"subject,omitempty"`
+	// Nick is who said a message.
+	Nick string `json:"nick,omitempty"`
 	// Accepts is the local id of a message of the mirror's own users that
 	// this one is the master's copy of.
 	Accepts string `json:"accepts,omitempty"`
+	// Seen: the post it accepts was delivered here when it was posted
+	// (during a partition), so the mirror's users are not told again.
+	Seen bool `json:"seen,omitempty"`
 }
 
 // Posted is a message a local user of the mirror sent the room; it waits
@@ -87,6 +98,8 @@ type Posted struct {
 type State struct {
 	Room      string
 	Seq       uint64              // the last master sequence applied
+	Part      uint32              // its last part applied
+	More      bool                // more parts of Seq are to come
 	Occupants map[string]Occupant // by nick
 	Subject   string
 	Config    string   // the configuration form as the master sent it
@@ -98,6 +111,17 @@ type State struct {
 func (s State) IsPending(localID string) bool {
 	return slices.ContainsFunc(s.Pending, func(p Posted) bool { return p.LocalID == localID })
 }
+
+// Posted returns the pending post localID (ok false: none waits).
+func (s State) Posted(localID string) (Posted, bool) {
+	i := slices.IndexFunc(s.Pending, func(p Posted) bool { return p.LocalID == localID })
+	if i < 0 {
+		return Posted{}, false
+	}
+	return s.Pending[i], true
+}
+
+func (s State) pending(localID string) Posted { p, _ := s.Posted(localID); return p }
 
 // Commands.
 type (
@@ -117,7 +141,8 @@ var (
 )
 
 // GapError says the master skipped sequences: the caller asks it to
-// resend what follows After.
+// resend what follows After (a sequence whose parts came only in part is
+// asked for whole: After is the one before it).
 type GapError struct{ After, Got uint64 }
 
 func (e *GapError) Error() string {
@@ -137,11 +162,20 @@ func Decide(s State, c any, ids *event.IDs, now time.Time, cause string) ([]even
 		switch {
 		case a.Seq == 0:
 			return nil, fmt.Errorf("%w: sequence 0", ErrInvalid)
-		case a.Seq <= s.Seq:
+		case a.Seq < s.Seq || a.Seq == s.Seq && (a.Part <= s.Part || a.Kind == Roster):
 			return nil, ErrStale
-		case a.Seq > s.Seq+1 && a.Kind != Roster:
+		case a.Kind == Roster:
 			// A roster is the room's whole state at its sequence (a new
 			// mirror, a resync): it may jump ahead; anything else may not.
+			if a.Part != 0 || a.More {
+				return nil, fmt.Errorf("%w: a roster in parts", ErrInvalid)
+			}
+		case s.More && (a.Seq != s.Seq || a.Part != s.Part+1):
+			return nil, &GapError{After: s.Seq - 1, Got: a.Seq}
+		case !s.More && (a.Seq != s.Seq+1 || a.Part != 0):
+			if a.Seq == s.Seq {
+				return nil, ErrStale // a later part of a sequence applied whole
+			}
 			return nil, &GapError{After: s.Seq, Got: a.Seq}
 		}
 		switch a.Kind {
@@ -149,7 +183,7 @@ func Decide(s State, c any, ids *event.IDs, now time.Time, cause string) ([]even
 			if a.Occupant == nil || a.Occupant.Nick == "" {
 				return nil, fmt.Errorf("%w: a presence without its occupant", ErrInvalid)
 			}
-		case Message, Subject, Config:
+		case Message, Subject, Config, Tick:
 		case Roster:
 			if a.Occupant != nil || a.Gone {
 				return nil, fmt.Errorf("%w: a roster names its occupants in Occupants", ErrInvalid)
@@ -157,11 +191,14 @@ func Decide(s State, c any, ids *event.IDs, now time.Time, cause string) ([]even
 		default:
 			return nil, fmt.Errorf("%w: kind %q", ErrInvalid, a.Kind)
 		}
-		if a.Accepts != "" && (a.Kind != Message || !s.IsPending(a.Accepts)) {
+		if a.Accepts != "" && (a.Kind != Message || s.pending(a.Accepts).Nick != a.Nick) {
 			// A copy of a message accepted before (a resend after a
-			// partition) is applied as the master's, accepting nothing.
+			// partition), or one whose sender is not the post's (an
+			// origin-id anyone may write), is applied as the master's,
+			// accepting nothing.
 			a.Accepts = ""
 		}
+		a.Seen = a.Accepts != "" && s.pending(a.Accepts).Partitioned
 		e, err := event.New(ids, now, TypeApplied, Schema, cause, a)
 		return []event.Envelope{e}, err
 	case Post:
@@ -191,7 +228,7 @@ func Evolve(s State, e event.Envelope) (State, error) {
 		if err := e.Decode(Schema, &a); err != nil {
 			return s, err
 		}
-		s.Seq = a.Seq
+		s.Seq, s.Part, s.More = a.Seq, a.Part, a.More
 		switch a.Kind {
 		case Presence:
 			s.Occupants = maps.Clone(s.Occupants)

@@ -48,7 +48,14 @@ func leave(seq uint64, nick string) Apply {
 }
 
 func msg(seq uint64, accepts string) Apply {
-	return Apply{Applied{Seq: seq, Kind: Message, Stanza: "<message type='groupchat'><body>hi</body></message>", Accepts: accepts}}
+	return Apply{Applied{Seq: seq, Kind: Message, Nick: "Romeo", Stanza: "<message type='groupchat'><body>hi</body></message>", Accepts: accepts}}
+}
+
+// part is part i of sequence seq's presences, more to come unless last.
+func part(seq uint64, i uint32, last bool, nick string) Apply {
+	a := join(seq, nick)
+	a.Part, a.More = i, !last
+	return a
 }
 
 func post(id string) Post {
@@ -120,6 +127,34 @@ func TestDecide(t *testing.T) {
 				t.Errorf("state %+v", s)
 			}
 		}},
+		{name: "a partition's post was seen when posted", given: []any{Post{Posted{LocalID: "l1", Account: "romeo@montague.example", Nick: "Romeo", Stanza: "<message/>", Partitioned: true}}},
+			when: msg(1, "l1"), check: func(t *testing.T, s State) {
+				if s.IsPending("l1") || s.Seq != 1 {
+					t.Errorf("state %+v", s)
+				}
+			}},
+		{name: "a copy from another nick accepts nothing", given: []any{post("l1")},
+			when: Apply{Applied{Seq: 1, Kind: Message, Nick: "Tybalt", Stanza: "<message/>", Accepts: "l1"}}, check: func(t *testing.T, s State) {
+				if !s.IsPending("l1") || s.Seq != 1 {
+					t.Errorf("state %+v", s)
+				}
+			}},
+		{name: "the parts of a sequence apply in order", given: []any{join(1, "Juliet"), part(2, 0, false, "Romeo")}, when: part(2, 1, true, "Tybalt"),
+			check: func(t *testing.T, s State) {
+				if s.Seq != 2 || s.More || len(s.Occupants) != 3 {
+					t.Errorf("state %+v", s)
+				}
+			}},
+		{name: "a part again is stale", given: []any{part(1, 0, false, "Romeo"), part(1, 1, false, "Tybalt")}, when: part(1, 1, false, "Tybalt"), err: ErrStale},
+		{name: "a later part of a whole sequence is stale", given: []any{part(1, 0, true, "Romeo")}, when: part(1, 1, true, "Tybalt"), err: ErrStale},
+		{name: "a part skipped asks for the whole sequence again", given: []any{join(1, "Juliet"), part(2, 0, false, "Romeo")}, when: part(2, 2, true, "Tybalt"),
+			gap: &GapError{After: 1, Got: 2}},
+		{name: "the next sequence before the last part asks for it again", given: []any{join(1, "Juliet"), part(2, 0, false, "Romeo")}, when: msg(3, ""),
+			gap: &GapError{After: 1, Got: 3}},
+		{name: "a next sequence must begin at its first part", given: []any{join(1, "Juliet")}, when: part(2, 1, true, "Romeo"),
+			gap: &GapError{After: 1, Got: 2}},
+		{name: "a roster in parts", when: Apply{Applied{Seq: 3, Kind: Roster, More: true}}, err: ErrInvalid},
+		{name: "a roster at the sequence applied is stale", given: []any{join(1, "Juliet")}, when: Apply{Applied{Seq: 1, Kind: Roster}}, err: ErrStale},
 		{name: "a copy accepting nothing pending is the master's message", given: []any{post("l1"), msg(1, "l1")}, when: msg(2, "l1"),
 			check: func(t *testing.T, s State) {
 				if s.Seq != 2 || len(s.Pending) != 0 {

@@ -74,7 +74,7 @@ func (f *fixture) catchUp(t *testing.T) {
 }
 
 func msg(seq uint64, body, accepts string) mirror.Apply {
-	return mirror.Apply{Applied: mirror.Applied{Seq: seq, Kind: mirror.Message, Accepts: accepts,
+	return mirror.Apply{Applied: mirror.Applied{Seq: seq, Kind: mirror.Message, Nick: "Romeo", Accepts: accepts,
 		Stanza: "<message type='groupchat'><body>" + body + "</body></message>"}}
 }
 

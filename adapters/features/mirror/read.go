@@ -1,6 +1,7 @@
 package mirror
 
 import (
+	"bytes"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -30,11 +31,10 @@ var ErrNoSequence = errors.New("mirror: no sequence")
 // the sequence element.
 func Read(e *stanza.Element) (mirror.Applied, error) {
 	var a mirror.Applied
-	seq, rest, err := sequence(e)
+	rest, err := sequence(e, &a)
 	if err != nil {
 		return a, err
 	}
-	a.Seq = seq
 	from, err := jid.Parse(e.Attr("from"))
 	if err != nil || from.Localpart() == "" {
 		return a, fmt.Errorf("mirror: from %q is no room or occupant", e.Attr("from"))
@@ -56,6 +56,11 @@ func Read(e *stanza.Element) (mirror.Applied, error) {
 		}
 		a.Gone = e.Attr("type") == "unavailable"
 	case "message":
+		if len(bytes.TrimSpace(rest)) == 0 && e.Attr("type") == "" && from.Resourcepart() == "" {
+			// Nothing but the sequence: a room event with nothing to show.
+			a.Kind = mirror.Tick
+			return a, nil
+		}
 		if e.Attr("type") != "groupchat" {
 			return a, fmt.Errorf("mirror: a message of type %q from a room", e.Attr("type"))
 		}
@@ -65,7 +70,7 @@ func Read(e *stanza.Element) (mirror.Applied, error) {
 			a.Kind, a.Subject = mirror.Subject, e.ChildText("subject")
 			return a, nil
 		}
-		a.Kind = mirror.Message
+		a.Kind, a.Nick = mirror.Message, from.Resourcepart()
 		if o, ok := e.Named(nsSID, "origin-id"); ok {
 			a.Accepts = o.Attr("id")
 		}
@@ -75,17 +80,28 @@ func Read(e *stanza.Element) (mirror.Applied, error) {
 	return a, nil
 }
 
-// sequence finds e's sequence element and returns e's payload without it.
-func sequence(e *stanza.Element) (uint64, []byte, error) {
+// sequence reads e's sequence element (<dmuc seq='N' part='I'
+// more='true'/>: parts of one room event) into a and returns e's payload
+// without it.
+func sequence(e *stanza.Element, a *mirror.Applied) ([]byte, error) {
 	d, ok := e.Named(nsDMUC0, "dmuc")
 	if !ok {
-		return 0, nil, ErrNoSequence
+		return nil, ErrNoSequence
 	}
 	seq, err := strconv.ParseUint(d.Attr("seq"), 10, 64)
 	if err != nil || seq == 0 {
-		return 0, nil, fmt.Errorf("%w: seq %q", ErrNoSequence, d.Attr("seq"))
+		return nil, fmt.Errorf("%w: seq %q", ErrNoSequence, d.Attr("seq"))
 	}
-	return seq, stanza.WithoutChildren(e, xml.Name{Space: nsDMUC0, Local: "dmuc"}), nil
+	a.Seq = seq
+	if p := d.Attr("part"); p != "" {
+		part, err := strconv.ParseUint(p, 10, 32)
+		if err != nil {
+			return nil, fmt.Errorf("%w: part %q", ErrNoSequence, p)
+		}
+		a.Part = uint32(part)
+	}
+	a.More = d.Attr("more") == "true"
+	return stanza.WithoutChildren(e, xml.Name{Space: nsDMUC0, Local: "dmuc"}), nil
 }
 
 // ReadRoster reads the roster a master sends a new mirror (<roster

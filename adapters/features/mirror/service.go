@@ -1,11 +1,15 @@
 package mirror
 
 import (
+	"cmp"
 	"context"
 	"encoding/xml"
 	"errors"
 	"log/slog"
 	"slices"
+	"strings"
+	"sync"
+	"time"
 
 	"mellium.im/xmpp/jid"
 
@@ -18,12 +22,21 @@ import (
 // Replicas keeps the mirrored rooms' replicas (app/mirrors).
 type Replicas interface {
 	Do(ctx context.Context, room string, c any) (mirror.State, []event.Envelope, error)
+	Get(ctx context.Context, room string) (mirror.State, error)
 }
 
-// Host is what the service needs from the session core: handing what a
-// mirrored room said to the accounts here that are in it.
+// Host is what the service needs from the session core (c2s.Server).
 type Host interface {
+	// FromMirror hands what a mirrored room said to the accounts here
+	// that are in it.
 	FromMirror(from jid.JID, e *stanza.Element)
+	// MirroredRooms lists the mirrored rooms accounts here are in.
+	MirroredRooms() []string
+	// LocalNicks are the nicks of the accounts here in room.
+	LocalNicks(room string) map[string]bool
+	// Rejoin sends the master each account's join to room again (after a
+	// link loss), asking for no history.
+	Rejoin(room string)
 }
 
 // Config is what the service needs.
@@ -31,24 +44,39 @@ type Config struct {
 	Domain   string   // its own, mirror.<domain>
 	MirrorOf []string // the MUC services elsewhere it mirrors (--mirror-of)
 	Replicas Replicas
-	Log      *slog.Logger
+	// Send sends a stanza to another server (c2s's Remote).
+	Send func(from, to jid.JID, stanza string)
+	// Timeout: a master that leaves the pings unanswered that long is
+	// taken for lost (DefaultTimeout).
+	Timeout time.Duration
+	Log     *slog.Logger
 }
 
 // Service is the mirror service.
 type Service struct {
 	cfg  Config
 	host Host
+	base context.Context // for the resyncs: the server's, from Run
+
+	mu      sync.Mutex
+	links   map[string]*masterLink          // master service -> its link
+	waits   map[string]chan *stanza.Element // IQ id -> where its answer goes
+	syncing map[string]*syncState           // room -> its resync in progress
+	seen    map[string]uint64               // room -> the highest sequence the master sent
+	failed  map[string]time.Time            // room -> when its last catch-up failed
 }
 
 // New returns the service, ready to be mounted on cfg.Domain.
 func New(cfg Config, host Host) (*Service, error) {
-	if cfg.Domain == "" || cfg.Replicas == nil || host == nil {
-		return nil, errors.New("mirror: a domain, replicas and a host are needed")
+	if cfg.Domain == "" || cfg.Replicas == nil || cfg.Send == nil || host == nil {
+		return nil, errors.New("mirror: a domain, replicas, a sender and a host are needed")
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	return &Service{cfg: cfg, host: host}, nil
+	cfg.Timeout = cmp.Or(max(cfg.Timeout, 0), DefaultTimeout)
+	return &Service{cfg: cfg, host: host, base: context.Background(), links: map[string]*masterLink{}, waits: map[string]chan *stanza.Element{},
+		syncing: map[string]*syncState{}, seen: map[string]uint64{}, failed: map[string]time.Time{}}, nil
 }
 
 // Register mounts the service on m.
@@ -62,10 +90,36 @@ func (s *Service) Register(m *mux.Mux) { m.Mount(s.cfg.Domain, s) }
 func (s *Service) Handle(ctx context.Context, sess mux.Session, e *stanza.Element, to jid.JID) error {
 	from := sess.JID()
 	typ := e.Attr("type")
-	if typ == "error" || e.XMLName.Local == "iq" && typ == "result" {
+	master := from.Domainpart()
+	if !slices.Contains(s.cfg.MirrorOf, master) {
+		if typ == "error" || e.XMLName.Local == "iq" && typ == "result" {
+			return nil
+		}
+		s.cfg.Log.Warn("mirror: a stanza from a service this server does not mirror", "from", from.String())
+		return s.fail(sess, e, to, "not-allowed")
+	}
+	if typ == "error" {
+		if e.XMLName.Local == "iq" && strings.HasPrefix(e.Attr("id"), pingPrefix) && goneError(e) {
+			s.down(master, "a ping came back: "+errorCondition(e))
+		}
+		if e.XMLName.Local == "iq" {
+			s.answered(e)
+		}
 		return nil
 	}
-	if from.Localpart() == "" || !slices.Contains(s.cfg.MirrorOf, from.Domainpart()) {
+	if s.heardFrom(master, time.Now()) {
+		// The link is back: each room catches up, and the accounts here
+		// join again (ProtoXEP §3.5).
+		s.cfg.Log.Info("mirror: the link to a master is back", "master", master)
+		for _, r := range s.roomsAt(master) {
+			s.resync(s.serverCtx(), r, true)
+		}
+	}
+	if e.XMLName.Local == "iq" && typ == "result" {
+		s.answered(e)
+		return nil
+	}
+	if from.Localpart() == "" {
 		s.cfg.Log.Warn("mirror: a stanza from a service this server does not mirror", "from", from.String())
 		return s.fail(sess, e, to, "not-allowed")
 	}
@@ -84,7 +138,7 @@ func (s *Service) Handle(ctx context.Context, sess mux.Session, e *stanza.Elemen
 			if err != nil {
 				return s.fail(sess, e, to, "bad-request")
 			}
-			s.apply(ctx, room, a)
+			s.apply(ctx, from.Bare(), a)
 		default:
 			return s.fail(sess, e, to, "service-unavailable")
 		}
@@ -100,35 +154,83 @@ func (s *Service) Handle(ctx context.Context, sess mux.Session, e *stanza.Elemen
 			s.cfg.Log.Warn("mirror: a stanza the master sent cannot be placed", "from", from.String(), "err", err)
 			return nil
 		}
-		if s.apply(ctx, room, a) {
-			plain := *e
-			plain.Inner = stanza.WithoutChildren(e, xml.Name{Space: nsDMUC0, Local: "dmuc"})
-			s.host.FromMirror(from, &plain)
+		if !s.apply(ctx, from.Bare(), a) || a.Kind == mirror.Tick {
+			return nil
 		}
+		if a.Kind == mirror.Presence && a.Gone && hasStatus(e, "333") && s.host.LocalNicks(room)[a.Occupant.Nick] {
+			// The master took an account here out because it lost the
+			// link to this mirror (ProtoXEP §3.5); the account is still
+			// in the room here, and joins again.
+			s.resync(s.serverCtx(), from.Bare(), true)
+			return nil
+		}
+		plain := *e
+		plain.Inner = stanza.WithoutChildren(e, xml.Name{Space: nsDMUC0, Local: "dmuc"})
+		s.host.FromMirror(from, &plain)
 	}
 	return nil
 }
 
-// apply applies a to the replica of room; false: it was applied before
-// (a resend), and nobody is told again.
-func (s *Service) apply(ctx context.Context, room string, a mirror.Applied) bool {
-	_, _, err := s.cfg.Replicas.Do(ctx, room, mirror.Apply{Applied: a})
+// apply applies a to the replica of room r; false: nobody is to be told
+// (it was applied before, it came after a gap and waits for the resend,
+// or the accounts here saw it when they posted it).
+func (s *Service) apply(ctx context.Context, r jid.JID, a mirror.Applied) bool {
+	room := r.String()
+	_, evs, err := s.cfg.Replicas.Do(ctx, room, mirror.Apply{Applied: a})
 	var gap *mirror.GapError
 	switch {
 	case err == nil:
-		return true
+		var done mirror.Applied
+		return len(evs) == 1 && evs[0].Decode(mirror.Schema, &done) == nil && !done.Seen
 	case errors.Is(err, mirror.ErrStale):
 		return false
 	case errors.As(err, &gap):
-		// NOTSPEC(docs/dmuc.md, "Sequence"): the resend request is not
-		// built yet; the users still get what came, the replica waits for
-		// the next roster.
-		s.cfg.Log.Warn("mirror: the master skipped sequences; the replica waits for a resync", "room", room, "after", gap.After, "got", gap.Got)
-		return true
+		// Not told now: the resend tells it in order, once.
+		s.mu.Lock()
+		s.seen[room] = max(s.seen[room], gap.Got)
+		s.mu.Unlock()
+		s.cfg.Log.Info("mirror: the master skipped sequences; asking for them", "room", room, "after", gap.After, "got", gap.Got)
+		s.resync(s.serverCtx(), r, false)
+		return false
 	default:
 		s.cfg.Log.Error("mirror: applying what the master said", "room", room, "err", err)
 		return false
 	}
+}
+
+// serverCtx is the server's context once Run has it.
+func (s *Service) serverCtx() context.Context {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.base
+}
+
+// hasStatus reports whether presence e has muc#user status code.
+func hasStatus(e *stanza.Element, code string) bool {
+	x, _ := e.Named(nsMUCUser, "x")
+	for _, st := range x.Children() {
+		if st.XMLName.Local == "status" && st.Attr("code") == code {
+			return true
+		}
+	}
+	return false
+}
+
+// goneConditions are the errors that say the other side is not there.
+var goneConditions = map[string]bool{"remote-server-not-found": true, "remote-server-timeout": true, "service-unavailable": true, "gone": true}
+
+// goneError reports whether error stanza e says the master is gone.
+func goneError(e *stanza.Element) bool { return goneConditions[errorCondition(e)] }
+
+// errorCondition is error stanza e's defined condition, or "".
+func errorCondition(e *stanza.Element) string {
+	x, _ := e.Named(stanza.NSClient, "error")
+	for _, ch := range x.Children() {
+		if ch.XMLName.Space == stanza.NSStanzas && ch.XMLName.Local != "text" {
+			return ch.XMLName.Local
+		}
+	}
+	return ""
 }
 
 // fail answers e with an error, from the address it was sent to.

@@ -31,6 +31,8 @@ func (c *conn) mucIQ(ctx context.Context, e *element, q element, to jid.JID) err
 		switch {
 		case q.XMLName.Space == nsDisco && typ == "get":
 			return reply(s.serviceInfo())
+		case q.XMLName.Space == nsPing && typ == "get":
+			return reply("") // XEP-0199; a mirror's keepalive too
 		case q.XMLName.Space == nsItems && typ == "get":
 			list, err := s.cfg.Rooms.Public(ctx)
 			if err != nil {
@@ -72,6 +74,8 @@ func (c *conn) mucIQ(ctx context.Context, e *element, q element, to jid.JID) err
 			return reply(roomInfo(st, acct))
 		case q.XMLName.Space == nsItems && typ == "get":
 			return reply("<query xmlns='" + nsItems + "'/>") // semi-anonymous: occupants are not listed
+		case q.XMLName == xml.Name{Space: nsDMUC0, Local: "room"} && typ == "get":
+			return c.resendToMirror(ctx, e, q, st, reply, fail)
 		case q.XMLName.Space == nsMUCAdmin:
 			return c.mucAdmin(ctx, e, q, st, reply, fail)
 		case q.XMLName.Space == nsMUCOwner:

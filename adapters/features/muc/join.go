@@ -482,19 +482,26 @@ var goneConditions = map[string]bool{
 // an occupant from another server is gone. A local client's errors never
 // do: the core tells the room when its sessions end.
 func (c *conn) gone(e *element) bool {
-	if c.acct == c.jid.Bare().String() {
-		return false
-	}
+	return c.acct != c.jid.Bare().String() && goneError(e)
+}
+
+// goneError reports whether error stanza e has one of goneConditions.
+func goneError(e *element) bool {
+	return goneConditions[errorCondition(e)]
+}
+
+// errorCondition is error stanza e's defined condition, or "".
+func errorCondition(e *element) string {
 	x, ok := e.Named(nsClient, "error")
 	if !ok {
-		return false
+		return ""
 	}
 	for _, ch := range x.Children() {
-		if ch.XMLName.Space == nsStanzas && goneConditions[ch.XMLName.Local] {
-			return true
+		if ch.XMLName.Space == nsStanzas && ch.XMLName.Local != "text" {
+			return ch.XMLName.Local
 		}
 	}
-	return false
+	return ""
 }
 
 // leaveGone removes an occupant from another server whose server

@@ -5,6 +5,8 @@ package muc
 // the event's version as the mirror's sequence number.
 
 import (
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -12,6 +14,7 @@ import (
 
 	"annals.im/annals/adapters/mux"
 	"annals.im/annals/adapters/stanza"
+	"annals.im/annals/domain/event"
 	"annals.im/annals/domain/room"
 )
 
@@ -22,9 +25,134 @@ const mirrorPrefix = "mirror "
 func mirrorKey(via string) string { return mirrorPrefix + via }
 
 // seqXML is the sequence element a master's stanza to a mirror carries:
-// the room event's version (docs/dmuc.md, "Sequence").
-func seqXML(version uint64) string {
-	return "<dmuc xmlns='" + nsDMUC0 + "' seq='" + strconv.FormatUint(version, 10) + "'/>"
+// the room event's version, and which of its stanzas this is when it
+// takes several (docs/dmuc.md, "Sequence").
+func seqXML(version uint64, part, parts int) string {
+	x := "<dmuc xmlns='" + nsDMUC0 + "' seq='" + strconv.FormatUint(version, 10) + "'"
+	if part > 0 {
+		x += " part='" + strconv.Itoa(part) + "'"
+	}
+	if part < parts-1 {
+		x += " more='true'"
+	}
+	return x + "/>"
+}
+
+// mirrorStanza is a stanza a mirror is told of a room event.
+type mirrorStanza struct {
+	xml    string
+	urgent bool
+}
+
+// forMirror renders what the mirror via is told of event e, which made
+// before into after: what anyone in the room sees, with the real JIDs of
+// the mirror's own users (it adds what only its own user may see, status
+// 110, itself), addressed to the mirror, without the sequence. The live
+// path (publishMirrors) and a resend (resendToMirror) both render with
+// it, so a mirror that asks again gets the same.
+func (s *Service) forMirror(before, after room.State, e event.Envelope, via string) []mirrorStanza {
+	if out := s.renderForMirror(before, after, e, via); len(out) > 0 {
+		return out
+	}
+	// An event with nothing for the mirror's users (the affiliation of
+	// someone not in the room, say) still takes a sequence: without it
+	// the mirror would wait for it as for a lost stanza.
+	return []mirrorStanza{{"<message xmlns='" + nsClient + "' from='" + stanza.Escape(after.JID) + "' to='" + stanza.Escape(via) + "'></message>", false}}
+}
+
+func (s *Service) renderForMirror(before, after room.State, e event.Envelope, via string) []mirrorStanza {
+	viewer := func(o room.Occupant) string {
+		if o.Via == via {
+			return o.Account // its jid, not its self codes: those are given explicitly
+		}
+		return ""
+	}
+	one := func(x string, urgent bool) []mirrorStanza { return []mirrorStanza{{x, urgent}} }
+	switch e.Type {
+	case room.TypeJoined:
+		var d room.Joined
+		if e.Decode(room.Schema, &d) == nil {
+			if o, ok := after.Occupants[d.Account]; ok {
+				return one(s.occupantXML(after, o, viewer(o), via, "", nil, ""), true)
+			}
+		}
+	case room.TypeMessagePosted:
+		var d room.MessagePosted
+		if e.Decode(room.Schema, &d) == nil {
+			return one(stanza.WithTo(stanza.InsertChild(d.Stanza, stanza.IDElement(after.JID, d.ID)), via), true)
+		}
+	case room.TypeSubjectSet:
+		var d room.SubjectSet
+		if e.Decode(room.Schema, &d) == nil {
+			return one(subjectXML(after.JID, d, via), true)
+		}
+	case room.TypeConfigured:
+		if before.Exists && !before.Locked {
+			return one(configChangedXML(after.JID, via), false)
+		}
+	case room.TypePresenceChanged, room.TypeRoleSet, room.TypeAffiliationSet:
+		var d struct {
+			Account string `json:"account"`
+			JID     string `json:"jid"`
+		}
+		if e.Decode(room.Schema, &d) == nil {
+			if o, ok := after.Occupants[d.Account+d.JID]; ok {
+				return one(s.occupantXML(after, o, viewer(o), via, "", nil, ""), false)
+			}
+		}
+	case room.TypeNickChanged:
+		var d room.NickChanged
+		if e.Decode(room.Schema, &d) == nil {
+			o, old := after.Occupants[d.Account], before.Occupants[d.Account]
+			return []mirrorStanza{{s.nickGoneXML(after, old, o.Nick, viewer(o), via, []int{303}), false},
+				{s.occupantXML(after, o, viewer(o), via, "", nil, ""), false}}
+		}
+	case room.TypeLeft:
+		var d room.Left
+		if e.Decode(room.Schema, &d) == nil {
+			if o, ok := before.Occupants[d.Account]; ok {
+				o.Role = room.NoRole
+				return one(s.exitXML(after, o, d, viewer(o), via, exitCodesOf(d)), false)
+			}
+		}
+	case room.TypeDestroyed:
+		var d room.Destroyed
+		if e.Decode(room.Schema, &d) == nil {
+			// One part per occupant, in the accounts' order: a resend
+			// gives the same parts as the live telling.
+			var out []mirrorStanza
+			for _, acct := range slices.Sorted(maps.Keys(before.Occupants)) {
+				o := before.Occupants[acct]
+				out = append(out, mirrorStanza{s.destroyedXML(before, o, d, viewer(o), via, nil), true})
+			}
+			return out
+		}
+	}
+	return nil
+}
+
+// publishMirrors tells each mirror attached to the room what event e did
+// to it, once however many of the mirror's users are in, and detaches a
+// mirror none of whose users is left.
+func (s *Service) publishMirrors(before, after room.State, e event.Envelope) {
+	for _, key := range s.muc.mirrors(after.JID) {
+		parts := s.forMirror(before, after, e, strings.TrimPrefix(key, mirrorPrefix))
+		for i, p := range parts {
+			x := stanza.InsertChild(p.xml, seqXML(e.Version, i, len(parts)))
+			s.muc.tell(after.JID, key, e.Version, func(mux.Session) string { return x }, p.urgent)
+		}
+	}
+	switch e.Type {
+	case room.TypeLeft:
+		var d room.Left
+		if e.Decode(room.Schema, &d) == nil && before.Occupants[d.Account].Via != "" {
+			s.mirrorUnused(after, before.Occupants[d.Account].Via, e.Version)
+		}
+	case room.TypeDestroyed:
+		for _, key := range s.muc.mirrors(after.JID) {
+			s.muc.detachAccount(after.JID, key, e.Version)
+		}
+	}
 }
 
 // mirrorSession is the session that reaches mirror via, or nil when the
@@ -38,16 +166,6 @@ func (s *Service) mirrorSession(via string) mux.Session {
 		return sess
 	}
 	return nil
-}
-
-// tellMirrors sends each mirror attached to the room what build makes of
-// the event at version, addressed to the mirror, with its sequence.
-func (s *Service) tellMirrors(r string, version uint64, build func(to string) string, urgent bool) {
-	for _, key := range s.muc.mirrors(r) {
-		s.muc.tell(r, key, version, func(c mux.Session) string {
-			return stanza.InsertChild(build(c.JID().String()), seqXML(version))
-		}, urgent)
-	}
 }
 
 // mirrorUnused detaches the mirror via from room st once no occupant

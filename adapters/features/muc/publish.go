@@ -32,7 +32,6 @@ func (s *Service) publishRoom(before, after room.State, e event.Envelope) {
 			return
 		}
 		msg := stanza.InsertChild(d.Stanza, stanza.IDElement(after.JID, d.ID))
-		s.tellMirrors(after.JID, v, func(to string) string { return stanza.WithTo(msg, to) }, true)
 		for acct, o := range after.Occupants {
 			if o.Via != "" {
 				continue // its mirror tells it
@@ -50,19 +49,13 @@ func (s *Service) publishRoom(before, after room.State, e event.Envelope) {
 		if e.Decode(room.Schema, &d) != nil {
 			return
 		}
-		s.roomBroadcast(after, v, func(_, to string) string {
-			return fmt.Sprintf(`<message xmlns='%s' type='groupchat' from='%s' to='%s' id='%s'><subject>%s</subject></message>`,
-				nsClient, stanza.Escape(after.JID+"/"+d.Nick), stanza.Escape(to), stanza.NewID(), stanza.Escape(d.Subject))
-		}, true)
+		s.roomBroadcast(after, v, func(_, to string) string { return subjectXML(after.JID, d, to) }, true)
 	case room.TypeConfigured:
 		if !before.Exists || before.Locked {
 			return // the first configuration unlocks a room nobody else is in
 		}
 		// Status 104: the configuration changed (XEP-0045 §10.2.1).
-		s.roomBroadcast(after, v, func(_, to string) string {
-			return fmt.Sprintf(`<message xmlns='%s' type='groupchat' from='%s' to='%s' id='%s'><x xmlns='%s'><status code='104'/></x></message>`,
-				nsClient, stanza.Escape(after.JID), stanza.Escape(to), stanza.NewID(), nsMUCUser)
-		}, false)
+		s.roomBroadcast(after, v, func(_, to string) string { return configChangedXML(after.JID, to) }, false)
 	case room.TypePresenceChanged, room.TypeRoleSet, room.TypeAffiliationSet:
 		var d struct {
 			Account string `json:"account"`
@@ -89,8 +82,7 @@ func (s *Service) publishRoom(before, after room.State, e event.Envelope) {
 			if viewer == o.Account {
 				codes = append(codes, 110)
 			}
-			x := s.occupantXML(after, old, viewer, to, "unavailable", codes, "")
-			return strings.Replace(x, "<item ", "<item nick='"+stanza.Escape(o.Nick)+"' ", 1)
+			return s.nickGoneXML(after, old, o.Nick, viewer, to, codes)
 		}, false)
 		s.announcePresence(after, o, v)
 	case room.TypeLeft:
@@ -106,6 +98,57 @@ func (s *Service) publishRoom(before, after room.State, e event.Envelope) {
 		}
 		s.announceDestroyed(before, v, d)
 	}
+	s.publishMirrors(before, after, e)
+}
+
+// subjectXML is the message that tells the subject d (XEP-0045 §8.1).
+func subjectXML(r string, d room.SubjectSet, to string) string {
+	return fmt.Sprintf(`<message xmlns='%s' type='groupchat' from='%s' to='%s' id='%s'><subject>%s</subject></message>`,
+		nsClient, stanza.Escape(r+"/"+d.Nick), stanza.Escape(to), stanza.NewID(), stanza.Escape(d.Subject))
+}
+
+// configChangedXML is status 104: the configuration changed (XEP-0045 §10.2.1).
+func configChangedXML(r, to string) string {
+	return fmt.Sprintf(`<message xmlns='%s' type='groupchat' from='%s' to='%s' id='%s'><x xmlns='%s'><status code='104'/></x></message>`,
+		nsClient, stanza.Escape(r), stanza.Escape(to), stanza.NewID(), nsMUCUser)
+}
+
+// nickGoneXML is old's unavailable presence of a nick change to nick
+// (XEP-0045 §7.6).
+func (s *Service) nickGoneXML(st room.State, old room.Occupant, nick, viewer, to string, codes []int) string {
+	x := s.occupantXML(st, old, viewer, to, "unavailable", codes, "")
+	return strings.Replace(x, "<item ", "<item nick='"+stanza.Escape(nick)+"' ", 1)
+}
+
+// exitXML is o's unavailable presence of leaving with d, as viewer sees
+// it (self codes in codes), with the reason, and an occupant's own exit
+// text (XEP-0045 §7.14).
+func (s *Service) exitXML(st room.State, o room.Occupant, d room.Left, viewer, to string, codes []int) string {
+	inner := ""
+	if d.Reason != "" && d.Cause != "leave" {
+		inner = "<reason>" + stanza.Escape(d.Reason) + "</reason>"
+	}
+	x := s.occupantXML(st, o, viewer, to, "unavailable", codes, inner)
+	if d.Cause == "leave" && d.Reason != "" {
+		x = stanza.InsertChild(x, "<status>"+stanza.Escape(d.Reason)+"</status>")
+	}
+	return x
+}
+
+// destroyedXML is o's unavailable presence in a room destroyed with d
+// (XEP-0045 §10.9).
+func (s *Service) destroyedXML(st room.State, o room.Occupant, d room.Destroyed, viewer, to string, codes []int) string {
+	inner := "<destroy"
+	if d.Alternate != "" {
+		inner += " jid='" + stanza.Escape(d.Alternate) + "'"
+	}
+	inner += ">"
+	if d.Reason != "" {
+		inner += "<reason>" + stanza.Escape(d.Reason) + "</reason>"
+	}
+	inner += "</destroy>"
+	o.Role = room.NoRole
+	return strings.Replace(s.occupantXML(st, o, viewer, to, "unavailable", codes, ""), "</item>", "</item>"+inner, 1)
 }
 
 // announcePresence tells every session in the room occupant o's presence,
@@ -126,13 +169,10 @@ func (s *Service) announcePresence(st room.State, o room.Occupant, version uint6
 func (s *Service) roomBroadcast(st room.State, version uint64, stanza func(viewer string, to string) string, urgent bool) {
 	for acct, o := range st.Occupants {
 		if o.Via != "" {
-			continue // its mirror tells it
+			continue // its mirror tells it (publishMirrors)
 		}
 		s.muc.tell(st.JID, acct, version, func(c mux.Session) string { return stanza(acct, c.JID().String()) }, urgent)
 	}
-	// A mirror gets what anyone in the room sees (viewer ""): it adds
-	// what only its own user may see (status 110) itself.
-	s.tellMirrors(st.JID, version, func(to string) string { return stanza("", to) }, urgent)
 }
 
 // publishJoin shows a new occupant to every session in the room; its own
@@ -158,55 +198,28 @@ func (s *Service) announceExit(before, after room.State, version uint64, d room.
 		return
 	}
 	o.Role = room.NoRole
-	var codes []int
-	if code, ok := exitCodes[d.Cause]; ok {
-		codes = append(codes, code)
-	}
-	inner := ""
-	if d.Reason != "" && d.Cause != "leave" {
-		inner = "<reason>" + stanza.Escape(d.Reason) + "</reason>"
-	}
-	// An occupant's own exit text reaches the others (XEP-0045 §7.14).
-	status := ""
-	if d.Cause == "leave" && d.Reason != "" {
-		status = "<status>" + stanza.Escape(d.Reason) + "</status>"
-	}
-	s.roomBroadcast(after, version, func(viewer, to string) string {
-		return stanza.InsertChild(s.occupantXML(after, o, viewer, to, "unavailable", codes, inner), status)
-	}, false)
+	codes := exitCodesOf(d)
+	s.roomBroadcast(after, version, func(viewer, to string) string { return s.exitXML(after, o, d, viewer, to, codes) }, false)
 	self := append([]int{110}, codes...)
 	s.muc.tellExit(after.JID, d.Account, version, func(c mux.Session) string {
-		return stanza.InsertChild(s.occupantXML(after, o, d.Account, c.JID().String(), "unavailable", self, inner), status)
+		return s.exitXML(after, o, d, d.Account, c.JID().String(), self)
 	})
-	if o.Via != "" {
-		s.mirrorUnused(after, o.Via, version)
+}
+
+// exitCodesOf are the status codes others see of an exit.
+func exitCodesOf(d room.Left) []int {
+	if code, ok := exitCodes[d.Cause]; ok {
+		return []int{code}
 	}
+	return nil
 }
 
 // announceDestroyed tells every session in a destroyed room (§10.9).
 func (s *Service) announceDestroyed(before room.State, version uint64, d room.Destroyed) {
-	inner := "<destroy"
-	if d.Alternate != "" {
-		inner += " jid='" + stanza.Escape(d.Alternate) + "'"
-	}
-	inner += ">"
-	if d.Reason != "" {
-		inner += "<reason>" + stanza.Escape(d.Reason) + "</reason>"
-	}
-	inner += "</destroy>"
 	for acct, o := range before.Occupants {
-		o.Role = room.NoRole
 		s.muc.tellExit(before.JID, acct, version, func(c mux.Session) string {
-			x := s.occupantXML(before, o, acct, c.JID().String(), "unavailable", []int{110}, "")
-			return strings.Replace(x, "</item>", "</item>"+inner, 1)
+			return s.destroyedXML(before, o, d, acct, c.JID().String(), []int{110})
 		})
-		if o.Via != "" {
-			x := strings.Replace(s.occupantXML(before, o, "", "", "unavailable", nil, ""), "</item>", "</item>"+inner, 1)
-			s.tellMirrors(before.JID, version, func(to string) string { return stanza.WithTo(x, to) }, true)
-		}
-	}
-	for _, key := range s.muc.mirrors(before.JID) {
-		s.muc.detachAccount(before.JID, key, version)
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"annals.im/annals/adapters/mux"
 	"annals.im/annals/adapters/stanza"
 	"annals.im/annals/domain/archive"
+	"annals.im/annals/domain/event"
 	"annals.im/annals/domain/room"
 )
 
@@ -46,6 +47,9 @@ type Rooms interface {
 	// At returns the room as it was after the event with the given version
 	// (the empty room for 0): the log follower folds a room from there.
 	At(ctx context.Context, room string, version uint64) (room.State, error)
+	// Events returns up to max events of the room's stream after version
+	// after, in order (a mirror's resend).
+	Events(ctx context.Context, room string, after uint64, max int) ([]event.Envelope, error)
 	// Do decides the command that cmd builds from the room's current
 	// state (or the error it returns instead) and appends its events; cmd
 	// may run more than once.
@@ -112,7 +116,12 @@ type Config struct {
 	// here (--mirror-trust; docs/dmuc.md); none: the service offers no
 	// mirroring, and a join through a mirror is an ordinary one.
 	MirrorTrust []string
-	Log         *slog.Logger
+	// MirrorTimeout: a mirror silent that long is taken for lost
+	// (DefaultMirrorTimeout); MirrorResendPage bounds the room events
+	// one resend renders (DefaultMirrorResendPage).
+	MirrorTimeout    time.Duration
+	MirrorResendPage int
+	Log              *slog.Logger
 }
 
 // Service is the multi-user chat service.
@@ -125,6 +134,8 @@ type Service struct {
 
 	fwdMu     sync.Mutex
 	forwarded map[string]forwardedIQ // IQs to occupants awaiting an answer, by the id they went out with
+
+	links mirrorLinks // DMUC3: what the master knows of its mirrors' links
 
 	creations   *roomCreations
 	occupantKey []byte
@@ -139,6 +150,8 @@ func New(cfg Config, host Host) (*Service, error) {
 		return nil, errors.New("muc: the occupant id key is missing or shorter than 16 bytes")
 	}
 	cfg.DetachedShow = cmp.Or(cfg.DetachedShow, "xa")
+	cfg.MirrorTimeout = cmp.Or(max(cfg.MirrorTimeout, 0), DefaultMirrorTimeout)
+	cfg.MirrorResendPage = cmp.Or(max(cfg.MirrorResendPage, 0), DefaultMirrorResendPage)
 	cfg.RoomCreations = cmp.Or(cfg.RoomCreations, DefaultRoomCreations)
 	cfg.RoomCreationWindow = cmp.Or(cfg.RoomCreationWindow, DefaultRoomCreationWindow)
 	if cfg.Log == nil {
@@ -200,6 +213,16 @@ func (c *conn) deliver(x string, urgent bool) { c.sess.Deliver(x, urgent) }
 // Handle takes every stanza a session sends to the service's domain.
 func (s *Service) Handle(ctx context.Context, sess mux.Session, e *stanza.Element, to jid.JID) error {
 	c := s.conn(sess)
+	if s.isMirror(c.jid) && len(s.muc.roomsOf(c.jid.String())) > 0 {
+		// A mirror's link: what it says shows the link is up; an error
+		// that says it is gone (a bounce) shows the link is lost.
+		if e.Attr("type") != "error" {
+			s.links.heardFrom(c.jid.String(), time.Now())
+		} else if goneError(e) {
+			s.mirrorLost(ctx, c.jid.String(), "a stanza to it came back: "+errorCondition(e))
+			return nil
+		}
+	}
 	switch e.XMLName.Local {
 	case "iq":
 		switch typ := e.Attr("type"); {
@@ -242,6 +265,7 @@ var (
 	_ mux.SessionWatcher = (*Service)(nil)
 	_ mux.Stopper        = (*Service)(nil)
 	_ mux.LogFollower    = (*Service)(nil)
+	_ mux.Runner         = (*Service)(nil)
 )
 
 // mirrorVia is the DMUC3 mirror a join says it comes through (<dmuc
