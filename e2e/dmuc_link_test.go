@@ -177,6 +177,21 @@ func TestDMUCLink(t *testing.T) {
 	for _, m := range archived["messages"].([]any) {
 		master = append(master, fmt.Sprint(m.(map[string]any)["body"]))
 	}
+	// Each account of the mirror's archives the room's messages of its
+	// stay, in the master's order: its stay lasted through the cut.
+	for _, c := range []struct {
+		name string
+		from int // romeo joined after the first three
+	}{{"alice", 0}, {"bob", 0}, {"carol2", 0}, {"romeo", 3}} {
+		r := p.do(map[string]any{"op": "mam", "name": c.name, "to": "", "with": room, "groupchat": true}, false)
+		var got []string
+		for _, m := range r["messages"].([]any) {
+			got = append(got, fmt.Sprint(m.(map[string]any)["body"]))
+		}
+		if want := master[min(c.from, len(master)):]; !slices.Equal(got, want) {
+			t.Errorf("%s's archive of the room: %q; want %q", c.name, got, want)
+		}
+	}
 	b.cmd.Process.Signal(os.Interrupt)
 	b.cmd.Wait()
 	out, err := exec.Command(bin, "mirror", "history", "--data", b.data, room).CombinedOutput()

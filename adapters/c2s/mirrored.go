@@ -106,14 +106,14 @@ func (s *Server) MirroredRooms() []string {
 	return out
 }
 
-// LocalNicks are the nicks of the accounts here in room.
-func (s *Server) LocalNicks(room string) map[string]bool {
+// LocalNicks are the nicks of the accounts here in room, and whose.
+func (s *Server) LocalNicks(room string) map[string]string {
 	s.remote.mu.Lock()
 	defer s.remote.mu.Unlock()
-	out := map[string]bool{}
-	for _, rooms := range s.remote.rooms {
+	out := map[string]string{}
+	for acct, rooms := range s.remote.rooms {
 		if rr := rooms[room]; rr != nil {
-			out[rr.nick] = true
+			out[rr.nick] = acct
 		}
 	}
 	return out

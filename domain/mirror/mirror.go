@@ -52,6 +52,11 @@ type Occupant struct {
 	Role        string `json:"role,omitempty"`
 	Show        string `json:"show,omitempty"`
 	Status      string `json:"status,omitempty"`
+	// Local is the account of this server the occupant is (the mirror
+	// knows its own accounts' nicks), "" for anyone else: its entries and
+	// exits are that account's stays in the room, and the room's messages
+	// during them are in its archive.
+	Local string `json:"local,omitempty"`
 }
 
 // Applied is what the master said at sequence Seq. One room event may
@@ -72,8 +77,10 @@ type Applied struct {
 	// Occupants is a roster's whole list.
 	Occupants []Occupant `json:"occupants,omitempty"`
 	Subject   string     `json:"subject,omitempty"`
-	// Nick is who said a message.
+	// Nick is who said a message; ID its archive ID at the master (the
+	// room's XEP-0359 stanza-id), which the mirror's archives keep.
 	Nick string `json:"nick,omitempty"`
+	ID   string `json:"id,omitempty"`
 	// Accepts is the local id of a message of the mirror's own users that
 	// this one is the master's copy of.
 	Accepts string `json:"accepts,omitempty"`

@@ -11,7 +11,8 @@ Reads one JSON command per line on stdin:
   {"op": "leave", "name": N, "to": OCCUPANT}
   {"op": "admin", "name": N, "room": ROOM, "nick": NICK, "role": R}
   {"op": "admin", "name": N, "room": ROOM, "jid": JID, "affiliation": A}
-  {"op": "mam", "name": N, "to": ARCHIVE, "with": JID}       (all pages; "to" "" is the account's)
+  {"op": "mam", "name": N, "to": ARCHIVE, "with": JID, "groupchat": B}
+                                   (all pages; "to" "" is the account's; groupchat: include-groupchat)
   {"op": "quit"}
 
 Each command may carry an "id", which its "done" fact repeats. Prints
@@ -92,8 +93,9 @@ class Puppet(slixmpp.ClientXMPP):
         out(event="presence", name=self.name, **muc_facts(p.xml))
 
 
-async def mam(c, to, with_jid):
-    """Every message of an archive, oldest first, page by page."""
+async def mam(c, to, with_jid, groupchat=False):
+    """Every message of an archive, oldest first, page by page;
+    groupchat: include rooms' messages in the account's own archive."""
     bodies, after = [], None
     for _ in range(100):
         qid = "q-" + rand()
@@ -102,12 +104,16 @@ async def mam(c, to, with_jid):
         if to:
             iq["to"] = to
         q = ET.SubElement(iq.xml, "{%s}query" % NS_MAM, {"queryid": qid})
-        if with_jid:
+        if with_jid or groupchat:
             x = ET.SubElement(q, "{%s}x" % NS_DATA, {"type": "submit"})
             f = ET.SubElement(x, "{%s}field" % NS_DATA, {"var": "FORM_TYPE", "type": "hidden"})
             ET.SubElement(f, "{%s}value" % NS_DATA).text = NS_MAM
-            f = ET.SubElement(x, "{%s}field" % NS_DATA, {"var": "with"})
-            ET.SubElement(f, "{%s}value" % NS_DATA).text = with_jid
+            if with_jid:
+                f = ET.SubElement(x, "{%s}field" % NS_DATA, {"var": "with"})
+                ET.SubElement(f, "{%s}value" % NS_DATA).text = with_jid
+            if groupchat:
+                f = ET.SubElement(x, "{%s}field" % NS_DATA, {"var": "include-groupchat", "type": "boolean"})
+                ET.SubElement(f, "{%s}value" % NS_DATA).text = "true"
         rsm = ET.SubElement(q, "{%s}set" % NS_RSM)
         ET.SubElement(rsm, "{%s}max" % NS_RSM).text = "100"
         if after:
@@ -181,7 +187,7 @@ async def run():
                 await iq.send(timeout=15)
                 out(event="done", id=cid)
             elif op == "mam":
-                out(event="done", id=cid, messages=await mam(c, cmd.get("to"), cmd.get("with")))
+                out(event="done", id=cid, messages=await mam(c, cmd.get("to"), cmd.get("with"), cmd.get("groupchat", False)))
             else:
                 raise RuntimeError("unknown op " + op)
         except (IqError, IqTimeout, RuntimeError, asyncio.TimeoutError, KeyError) as e:

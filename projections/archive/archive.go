@@ -12,6 +12,7 @@ import (
 	"annals.im/annals/domain/account"
 	"annals.im/annals/domain/archive"
 	"annals.im/annals/domain/event"
+	"annals.im/annals/domain/mirror"
 	"annals.im/annals/domain/room"
 	"annals.im/annals/domain/wellformed"
 )
@@ -22,7 +23,8 @@ import (
 // v4: stanzas of events written before the server refused malformed XML
 // (those without well_formed) are stored re-serialized (wellformed.Salvage),
 // so that they replay as XML every client parses.
-const Name = "archive/v4"
+// v6: the messages of rooms this server mirrors (mirrors.go).
+const Name = "archive/v6"
 
 // Projection is the archive read model.
 type Projection struct {
@@ -101,16 +103,13 @@ func (p Projection) Apply(ctx context.Context, tx *sql.Tx, e event.Envelope) err
 		if err := e.Decode(room.Schema, &d); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO archive_occupants (room, account) VALUES (?, ?) ON CONFLICT DO NOTHING`,
-			room.JIDOf(e.Stream), d.Account)
-		return err
+		return enter(ctx, tx, room.JIDOf(e.Stream), d.Account)
 	case room.TypeLeft:
 		var d room.Left
 		if err := e.Decode(room.Schema, &d); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, `DELETE FROM archive_occupants WHERE room = ? AND account = ?`, room.JIDOf(e.Stream), d.Account)
-		return err
+		return exit(ctx, tx, room.JIDOf(e.Stream), d.Account)
 	case room.TypeDestroyed:
 		r := room.JIDOf(e.Stream)
 		if _, err := tx.ExecContext(ctx, `DELETE FROM archive_occupants WHERE room = ?`, r); err != nil {
@@ -120,7 +119,18 @@ func (p Projection) Apply(ctx context.Context, tx *sql.Tx, e event.Envelope) err
 		_, err := tx.ExecContext(ctx, `DELETE FROM archive WHERE account = ?`, r)
 		return err
 	case room.TypeMessagePosted:
-		return postGroupchat(ctx, tx, e)
+		var d room.MessagePosted
+		if err := e.Decode(room.Schema, &d); err != nil {
+			return err
+		}
+		if !d.WellFormed {
+			if d.Stanza = wellformed.Salvage(d.Stanza); d.Stanza == "" {
+				return nil // nothing a client could read: the log keeps the event
+			}
+		}
+		return postGroupchat(ctx, tx, e, room.JIDOf(e.Stream), d.ID, d.Nick, d.Stanza)
+	case mirror.TypeApplied:
+		return applyMirror(ctx, tx, e, false)
 	case archive.TypeOfflineDelivered:
 		return offlineDelivered(ctx, tx, e)
 	case account.TypeDeleted:
@@ -145,28 +155,31 @@ func offlineDelivered(ctx context.Context, tx *sql.Tx, e event.Envelope) error {
 	return err
 }
 
-// postGroupchat archives a room's message once in the room's archive and
-// once in the archive of each account occupying the room, in one
-// statement: with fifty occupants a message is fifty-one rows, and the
-// writer's time per message is what bounds a busy room.
-func postGroupchat(ctx context.Context, tx *sql.Tx, e event.Envelope) error {
-	var d room.MessagePosted
-	if err := e.Decode(room.Schema, &d); err != nil {
-		return err
-	}
-	r := room.JIDOf(e.Stream)
-	if !d.WellFormed {
-		if d.Stanza = wellformed.Salvage(d.Stanza); d.Stanza == "" {
-			return nil // nothing a client could read: the log keeps the event
-		}
-	}
+// enter and exit keep which accounts occupy room r: its messages land
+// in their archives.
+func enter(ctx context.Context, tx *sql.Tx, r, acct string) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO archive_occupants (room, account) VALUES (?, ?) ON CONFLICT DO NOTHING`, r, acct)
+	return err
+}
+
+func exit(ctx context.Context, tx *sql.Tx, r, acct string) error {
+	_, err := tx.ExecContext(ctx, `DELETE FROM archive_occupants WHERE room = ? AND account = ?`, r, acct)
+	return err
+}
+
+// postGroupchat archives a room's message (archive ID id, said by nick)
+// once in the room's archive and once in the archive of each account
+// occupying the room, in one statement: with fifty occupants a message
+// is fifty-one rows, and the writer's time per message is what bounds a
+// busy room.
+func postGroupchat(ctx context.Context, tx *sql.Tx, e event.Envelope, r, id, nick, stanza string) error {
 	_, err := tx.ExecContext(ctx, `INSERT INTO archive (account, at, pos, id, with_bare, with_full, offline, groupchat, stanza)
 		SELECT o.account, `+atOf("o.account", "?1")+`, ?2, ?3, ?4, ?5, 0, 1, ?6
 		FROM (SELECT ?4 AS account UNION ALL SELECT account FROM archive_occupants WHERE room = ?4) AS o
 		WHERE true ON CONFLICT DO NOTHING`,
-		e.OccurredAt.UnixNano(), int64(e.Position.Commit), d.ID, r, r+"/"+d.Nick, d.Stanza)
+		e.OccurredAt.UnixNano(), int64(e.Position.Commit), id, r, r+"/"+nick, stanza)
 	if err != nil {
-		return fmt.Errorf("archive: %s in %s: %w", d.ID, r, err)
+		return fmt.Errorf("archive: %s in %s: %w", id, r, err)
 	}
 	return nil
 }

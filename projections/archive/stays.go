@@ -15,6 +15,7 @@ import (
 	"annals.im/annals/domain/account"
 	"annals.im/annals/domain/archive"
 	"annals.im/annals/domain/event"
+	"annals.im/annals/domain/mirror"
 	"annals.im/annals/domain/room"
 	"annals.im/annals/domain/wellformed"
 )
@@ -23,7 +24,9 @@ import (
 //
 // v5: a room's message is one row, in the room's archive; an account's
 // groupchat entries are the rows of its rooms during its stays in them.
-const NameStays = "archive/v5"
+//
+// v7: the messages of rooms this server mirrors (mirrors.go).
+const NameStays = "archive/v7"
 
 // The model of Projection.Stays. A room's message is one row (account is
 // the room). archive_stays holds each account's stays in each room: from
@@ -101,20 +104,13 @@ func applyStays(ctx context.Context, tx *sql.Tx, e event.Envelope) error {
 		if err := e.Decode(room.Schema, &d); err != nil {
 			return err
 		}
-		// A second entry without an exit (Projection{}'s ON CONFLICT) changes nothing.
-		_, err := tx.ExecContext(ctx, `INSERT INTO archive_stays (account, room, since, since_at, until, until_at)
-			SELECT ?1, ?2, ?3, c.at, `+openEnd+`, `+openEnd+` FROM archive_clock c
-			WHERE NOT EXISTS (SELECT 1 FROM archive_stays WHERE room = ?2 AND account = ?1 AND until = `+openEnd+`)`,
-			d.Account, room.JIDOf(e.Stream), int64(e.Position.Commit))
-		return err
+		return stayBegins(ctx, tx, e, room.JIDOf(e.Stream), d.Account)
 	case room.TypeLeft:
 		var d room.Left
 		if err := e.Decode(room.Schema, &d); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, `UPDATE archive_stays SET until = ?3, until_at = (SELECT at FROM archive_clock)
-			WHERE room = ?1 AND account = ?2 AND until = `+openEnd, room.JIDOf(e.Stream), d.Account, int64(e.Position.Commit))
-		return err
+		return stayEnds(ctx, tx, e, room.JIDOf(e.Stream), d.Account)
 	case room.TypeDestroyed:
 		return destroyStays(ctx, tx, e)
 	case room.TypeMessagePosted:
@@ -127,17 +123,40 @@ func applyStays(ctx context.Context, tx *sql.Tx, e event.Envelope) error {
 				return nil
 			}
 		}
-		if err := tick(ctx, tx, e); err != nil {
-			return err
-		}
-		r := room.JIDOf(e.Stream)
-		return insertClocked(ctx, tx, e, row{acct: r, id: d.ID, with: r + "/" + d.Nick, groupchat: true, stanza: d.Stanza})
+		return roomRow(ctx, tx, e, room.JIDOf(e.Stream), d.ID, d.Nick, d.Stanza)
+	case mirror.TypeApplied:
+		return applyMirror(ctx, tx, e, true)
 	case archive.TypeOfflineDelivered:
 		return offlineDelivered(ctx, tx, e)
 	case account.TypeDeleted:
 		return deleteStays(ctx, tx, e)
 	}
 	return nil
+}
+
+// stayBegins and stayEnds keep acct's stays in room r, at e.
+func stayBegins(ctx context.Context, tx *sql.Tx, e event.Envelope, r, acct string) error {
+	// A second entry without an exit (Projection{}'s ON CONFLICT) changes nothing.
+	_, err := tx.ExecContext(ctx, `INSERT INTO archive_stays (account, room, since, since_at, until, until_at)
+		SELECT ?1, ?2, ?3, c.at, `+openEnd+`, `+openEnd+` FROM archive_clock c
+		WHERE NOT EXISTS (SELECT 1 FROM archive_stays WHERE room = ?2 AND account = ?1 AND until = `+openEnd+`)`,
+		acct, r, int64(e.Position.Commit))
+	return err
+}
+
+func stayEnds(ctx context.Context, tx *sql.Tx, e event.Envelope, r, acct string) error {
+	_, err := tx.ExecContext(ctx, `UPDATE archive_stays SET until = ?3, until_at = (SELECT at FROM archive_clock)
+		WHERE room = ?1 AND account = ?2 AND until = `+openEnd, r, acct, int64(e.Position.Commit))
+	return err
+}
+
+// roomRow is a room's message (archive ID id, said by nick), once, in
+// the room's archive.
+func roomRow(ctx context.Context, tx *sql.Tx, e event.Envelope, r, id, nick, stanza string) error {
+	if err := tick(ctx, tx, e); err != nil {
+		return err
+	}
+	return insertClocked(ctx, tx, e, row{acct: r, id: id, with: r + "/" + nick, groupchat: true, stanza: stanza})
 }
 
 // tick moves the clock to e's time if that is later.

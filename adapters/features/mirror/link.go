@@ -105,7 +105,7 @@ func (s *Service) partition(r jid.JID) {
 	}
 	local := s.host.LocalNicks(r.String())
 	for nick, o := range st.Occupants {
-		if local[nick] {
+		if local[nick] != "" {
 			continue
 		}
 		from, err := r.WithResource(nick)

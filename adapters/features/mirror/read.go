@@ -71,6 +71,11 @@ func Read(e *stanza.Element) (mirror.Applied, error) {
 			return a, nil
 		}
 		a.Kind, a.Nick = mirror.Message, from.Resourcepart()
+		for _, c := range e.Children() {
+			if c.XMLName == (xml.Name{Space: nsSID, Local: "stanza-id"}) && c.Attr("by") == from.Bare().String() {
+				a.ID = c.Attr("id")
+			}
+		}
 		if o, ok := e.Named(nsSID, "origin-id"); ok {
 			a.Accepts = o.Attr("id")
 		}

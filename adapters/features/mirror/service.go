@@ -32,8 +32,9 @@ type Host interface {
 	FromMirror(from jid.JID, e *stanza.Element)
 	// MirroredRooms lists the mirrored rooms accounts here are in.
 	MirroredRooms() []string
-	// LocalNicks are the nicks of the accounts here in room.
-	LocalNicks(room string) map[string]bool
+	// LocalNicks are the nicks of the accounts here in room, and whose
+	// they are.
+	LocalNicks(room string) map[string]string
 	// Rejoin sends the master each account's join to room again (after a
 	// link loss), asking for no history.
 	Rejoin(room string)
@@ -138,6 +139,10 @@ func (s *Service) Handle(ctx context.Context, sess mux.Session, e *stanza.Elemen
 			if err != nil {
 				return s.fail(sess, e, to, "bad-request")
 			}
+			locals := s.host.LocalNicks(room)
+			for i := range a.Occupants {
+				a.Occupants[i].Local = locals[a.Occupants[i].Nick]
+			}
 			s.apply(ctx, from.Bare(), a)
 		default:
 			return s.fail(sess, e, to, "service-unavailable")
@@ -154,13 +159,21 @@ func (s *Service) Handle(ctx context.Context, sess mux.Session, e *stanza.Elemen
 			s.cfg.Log.Warn("mirror: a stanza the master sent cannot be placed", "from", from.String(), "err", err)
 			return nil
 		}
+		lost := false
+		if a.Kind == mirror.Presence {
+			acct := s.host.LocalNicks(room)[a.Occupant.Nick]
+			// The master took an account here out because it lost the
+			// link to this mirror (ProtoXEP §3.5): the account is still
+			// in the room here, and joins again; its stay goes on.
+			lost = acct != "" && a.Gone && hasStatus(e, "333")
+			if !lost {
+				a.Occupant.Local = acct
+			}
+		}
 		if !s.apply(ctx, from.Bare(), a) || a.Kind == mirror.Tick {
 			return nil
 		}
-		if a.Kind == mirror.Presence && a.Gone && hasStatus(e, "333") && s.host.LocalNicks(room)[a.Occupant.Nick] {
-			// The master took an account here out because it lost the
-			// link to this mirror (ProtoXEP §3.5); the account is still
-			// in the room here, and joins again.
+		if lost {
 			s.resync(s.serverCtx(), from.Bare(), true)
 			return nil
 		}

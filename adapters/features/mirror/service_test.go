@@ -71,10 +71,10 @@ func (h *told) FromMirror(from jid.JID, e *stanza.Element) {
 
 func (h *told) MirroredRooms() []string { return []string{hall} }
 
-func (h *told) LocalNicks(string) map[string]bool {
-	out := map[string]bool{}
+func (h *told) LocalNicks(string) map[string]string {
+	out := map[string]string{}
 	for _, n := range h.local {
-		out[n] = true
+		out[n] = strings.ToLower(n) + "@montague.example"
 	}
 	return out
 }

@@ -1,0 +1,100 @@
+package archive
+
+// Rooms this server mirrors (DMUC3, docs/dmuc.md). Such a room has no
+// room stream here, only its replica's (domain/mirror): the accounts
+// here in it are the occupants the mirror marked as theirs
+// (Occupant.Local), and the master's messages land in their archives as
+// a room's here do, under the master's archive IDs, in the master's
+// order. A post of an account here enters the archives when the master's
+// copy accepts it.
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+
+	"annals.im/annals/domain/event"
+	"annals.im/annals/domain/mirror"
+)
+
+// applyMirror folds a mirror's MirrorApplied into either model.
+func applyMirror(ctx context.Context, tx *sql.Tx, e event.Envelope, stays bool) error {
+	var a mirror.Applied
+	if err := e.Decode(mirror.Schema, &a); err != nil {
+		return err
+	}
+	r := mirror.RoomOf(e.Stream)
+	begin := func(acct string) error { return enter(ctx, tx, r, acct) }
+	end := func(acct string) error { return exit(ctx, tx, r, acct) }
+	inRoom := `SELECT account FROM archive_occupants WHERE room = ?`
+	if stays {
+		begin = func(acct string) error { return stayBegins(ctx, tx, e, r, acct) }
+		end = func(acct string) error { return stayEnds(ctx, tx, e, r, acct) }
+		inRoom = `SELECT account FROM archive_stays WHERE room = ? AND until = ` + openEnd
+	}
+	switch a.Kind {
+	case mirror.Presence:
+		switch {
+		case a.Occupant == nil || a.Occupant.Local == "":
+			return nil
+		case a.Gone:
+			return end(a.Occupant.Local)
+		default:
+			return begin(a.Occupant.Local)
+		}
+	case mirror.Roster:
+		// The room's whole state: the accounts here it names are in it,
+		// the others are not.
+		named := map[string]bool{}
+		for _, o := range a.Occupants {
+			if o.Local != "" {
+				named[o.Local] = true
+				if err := begin(o.Local); err != nil {
+					return err
+				}
+			}
+		}
+		gone, err := accounts(ctx, tx, inRoom, r)
+		if err != nil {
+			return err
+		}
+		for _, acct := range gone {
+			if !named[acct] {
+				if err := end(acct); err != nil {
+					return err
+				}
+			}
+		}
+	case mirror.Message:
+		if a.Stanza == "" {
+			return nil
+		}
+		id := a.ID
+		if id == "" {
+			id = e.ID.String() // a master that gave none: the mirror's own, as unique
+		}
+		if stays {
+			return roomRow(ctx, tx, e, r, id, a.Nick, a.Stanza)
+		}
+		return postGroupchat(ctx, tx, e, r, id, a.Nick, a.Stanza)
+	}
+	return nil
+}
+
+// accounts runs query (one parameter, the room) for a list of accounts.
+func accounts(ctx context.Context, tx *sql.Tx, query, r string) ([]string, error) {
+	rows, err := tx.QueryContext(ctx, query, r)
+	if err != nil {
+		return nil, fmt.Errorf("archive: who is in %s: %w", r, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var acct string
+		if err := rows.Scan(&acct); err != nil {
+			return nil, err
+		}
+		out = append(out, acct)
+	}
+	return out, rows.Err()
+}
