@@ -129,6 +129,7 @@ fuzz:
 	$(GO) test $(GOFLAGS_) -run '^$$' -fuzz '^FuzzRestamp$$' -fuzztime $(FUZZTIME) ./adapters/stanza/
 	$(GO) test $(GOFLAGS_) -run '^$$' -fuzz '^FuzzScanMessage$$' -fuzztime $(FUZZTIME) ./adapters/stanza/
 	$(GO) test $(GOFLAGS_) -run '^$$' -fuzz '^FuzzScanRemoteMessage$$' -fuzztime $(FUZZTIME) ./adapters/stanza/
+	$(GO) test $(GOFLAGS_) -run '^$$' -fuzz '^FuzzEscapeLocal$$' -fuzztime $(FUZZTIME) ./adapters/stanza/
 	$(GO) test $(GOFLAGS_) -run '^$$' -fuzz '^FuzzServerNamespace$$' -fuzztime $(FUZZTIME) ./adapters/s2s/
 	$(GO) test $(GOFLAGS_) -run '^$$' -fuzz '^FuzzRead$$' -fuzztime $(FUZZTIME) ./adapters/features/mirror/
 	$(GO) test $(GOFLAGS_) -run '^$$' -fuzz '^FuzzMAMQuery$$' -fuzztime $(FUZZTIME) ./adapters/features/mam/

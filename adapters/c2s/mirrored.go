@@ -149,3 +149,14 @@ func (s *Server) Rejoin(room string) {
 		s.cfg.Remote.Send(from, to, b.String())
 	}
 }
+
+// ToOccupant hands what a mirrored room sent through the mirror for one
+// account (a join refused, ProtoXEP §3.2.2) to that account, as if the
+// room had sent it to its occupant JID; false: user is no account's
+// occupant JID here in that room.
+func (s *Server) ToOccupant(user, from jid.JID, e *stanza.Element) bool {
+	if !s.isLocal(user) || user.Resourcepart() != roomsResource {
+		return false
+	}
+	return s.fromRemoteRoom(remoteStanza{peer: peer{srv: s, from: from.String(), domain: user.Domainpart()}, here: user, user: from}, e)
+}

@@ -25,9 +25,17 @@ var (
 // (wire: the stanza from its occupant JID to the room) as pending, with
 // an origin-id (XEP-0359; the client's own if it gave one), and sends it
 // to the master, whose copy accepts it and tells everyone here, in the
-// master's order. A refusal is a *stanza.Error. While the link is lost the accounts here are told at
-// once instead (FMUC's primary-primary mode for a partition, XEP-0289
-// §5), and it goes to the master when the link is back.
+// master's order. While the link is lost the accounts here are told at
+// once instead, and it goes to the master when the link is back. A
+// refusal is a *stanza.Error.
+//
+// NOTSPEC(ProtoXEP §3.4): the ProtoXEP's mirror tells its users a
+// message before the master has it, so two sides may see two orders. The
+// ProtoXEP is silent on order; this follows FMUC (XEP-0289 §1.1,
+// "Primary-Replica mode", and its TBD: "the sending room waits for the
+// echo back"): one order, the master's, while the link is up, and
+// "Primary-Primary mode" only while it is lost, whose messages the
+// archives then keep in the order the master gave them.
 func (s *Service) Post(ctx context.Context, r jid.JID, acct, nick, wire string) error {
 	e, err := stanza.Parse([]byte(wire), 64)
 	if err != nil {

@@ -38,6 +38,10 @@ type Host interface {
 	// Rejoin sends the master each account's join to room again (after a
 	// link loss), asking for no history.
 	Rejoin(room string)
+	// ToOccupant hands what room occupant from sent one account's
+	// occupant JID user, as if the room had sent it there; false: no
+	// such account is in the room.
+	ToOccupant(user, from jid.JID, e *stanza.Element) bool
 }
 
 // Config is what the service needs.
@@ -98,6 +102,16 @@ func (s *Service) Handle(ctx context.Context, sess mux.Session, e *stanza.Elemen
 		}
 		s.cfg.Log.Warn("mirror: a stanza from a service this server does not mirror", "from", from.String())
 		return s.fail(sess, e, to, "not-allowed")
+	}
+	if to.Localpart() != "" {
+		// For one user (ProtoXEP §3.2.2: a join refused), named by its
+		// escaped JID (XEP-0106): an account of this server's occupant
+		// JID, or nobody.
+		user, err := jid.Parse(stanza.UnescapeLocal(to.Localpart()))
+		if e.XMLName.Local == "iq" || e.Attr("from") != from.String() || err != nil || !s.host.ToOccupant(user, from, e) {
+			s.cfg.Log.Warn("mirror: a stanza for a user the mirror does not have", "from", from.String(), "to", to.String())
+		}
+		return nil
 	}
 	if typ == "error" {
 		if e.XMLName.Local == "iq" && strings.HasPrefix(e.Attr("id"), pingPrefix) && goneError(e) {

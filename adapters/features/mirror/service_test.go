@@ -85,6 +85,16 @@ func (h *told) Rejoin(string) {
 	h.rejoins++
 }
 
+func (h *told) ToOccupant(user, from jid.JID, e *stanza.Element) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if user.Domainpart() != "montague.example" {
+		return false
+	}
+	h.got = append(h.got, "to "+user.String()+" from "+from.String()+" "+string(e.Inner))
+	return true
+}
+
 func (h *told) all() []string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -287,4 +297,32 @@ func between(s, before, after string) string {
 	_, rest, _ := strings.Cut(s, before)
 	out, _, _ := strings.Cut(rest, after)
 	return out
+}
+
+// A stanza for one user (a join refused, ProtoXEP §3.2.2) comes to the
+// user's escaped JID at the mirror: it reaches that user, and only an
+// account of this server's occupant JID; it changes no replica.
+func TestForOneUser(t *testing.T) {
+	reps := &replicas{st: map[string]mirror.State{}, ids: event.NewIDs()}
+	host := &told{}
+	s := newService(t, reps, host, &wire{})
+	refusal := func(to string) {
+		e, err := muxtest.Parse("<presence type='error' from='" + hall + "/Nurse'><x xmlns='http://jabber.org/protocol/muc'/>" +
+			"<error type='cancel'><conflict xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></presence>")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Handle(context.Background(), &muxtest.Session{Full: jid.MustParse(hall + "/Nurse")}, e, jid.MustParse(to)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	refusal(`romeo\40montague.example\2fannals-rooms@mirror.montague.example`)
+	refusal(`tybalt\40evil.example\2fx@mirror.montague.example`)
+	got := host.all()
+	if len(got) != 1 || !strings.HasPrefix(got[0], "to romeo@montague.example/annals-rooms from "+hall+"/Nurse ") || !strings.Contains(got[0], "conflict") {
+		t.Fatalf("told %v; want the refusal for romeo, once", got)
+	}
+	if len(reps.st) != 0 {
+		t.Fatalf("replicas %v", reps.st)
+	}
 }

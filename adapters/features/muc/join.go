@@ -187,7 +187,14 @@ func (c *conn) mucPresence(ctx context.Context, e *element, to jid.JID) error {
 		if create && tooMany != nil && errors.Is(err, room.ErrNotFound) {
 			err = tooMany
 		}
-		return c.write(c.mucErrorReply(e, to.String(), err, "<x xmlns='"+nsMUC+"'/>"))
+		refusal := c.mucErrorReply(e, to.String(), err, "<x xmlns='"+nsMUC+"'/>")
+		if via != "" {
+			// ProtoXEP §3.2.2: through the mirror, to an escaped JID
+			// that names the user (XEP-0106), for it alone.
+			attached.Send(stanza.WithTo(refusal, stanza.EscapeLocal(c.jid.String())+"@"+via))
+			return nil
+		}
+		return c.write(refusal)
 	}
 	if out.Created {
 		s.creations.created(acct)
