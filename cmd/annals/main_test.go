@@ -325,6 +325,12 @@ func TestCLIErrors(t *testing.T) {
 		{[]string{"serve", "--data", dir, "--allow-plaintext", "--c2s", "0.0.0.0:5222"}, 2, "only allowed on loopback"},
 		{[]string{"serve", "--data", dir, "--domain", "not a domain"}, 2, "--domain"},
 		{[]string{"serve", "--data", dir, "--tls-cert", "x.pem"}, 2, "together"},
+		{[]string{"serve", "--data", dir, "--s2s", "", "--mirror-of", "conference.example.org"}, 2, "needs --s2s"},
+		{[]string{"serve", "--data", dir, "--mirror-service=false", "--mirror-of", "conference.example.org"}, 2, "--mirror-service"},
+		{[]string{"serve", "--data", dir, "--mirror-of", "not a domain"}, 2, "--mirror-of take domains"},
+		{[]string{"serve", "--data", dir, "--mirror-timeout", "0s"}, 2, "--mirror-timeout"},
+		{[]string{"serve", "--data", dir, "--mirror-resend-page", "0"}, 2, "--mirror-resend-page"},
+		{[]string{"mirror", "history", "--data", dir, "--max", "0", "hall@conference.example.org"}, 2, "Usage"},
 		{[]string{"rebuild", "--data", dir, "--projection", "nope"}, 2, "no such projection"},
 	}
 	for _, c := range cases {

@@ -61,6 +61,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	x.quotas.flags(fs)
 	x.traffic.flags(fs)
 	x.s2s.flags(fs)
+	fs.BoolVar(&x.mirrorService, "mirror-service", true, "DMUC3: serve the mirror service mirror.<first domain> when --s2s is on; it mirrors only the --mirror-of services (docs/dmuc.md)")
 	fs.Var(&x.mirrorOf, "mirror-of", "a MUC service of another server whose rooms this server mirrors for its users, DMUC3 (repeatable; needs --s2s; docs/dmuc.md)")
 	fs.Var(&x.mirrorTrust, "mirror-trust", "a server whose DMUC3 mirrors may mirror the rooms here (repeatable; docs/dmuc.md)")
 	fs.DurationVar(&x.mirrorTimeout, "mirror-timeout", muc.DefaultMirrorTimeout, "DMUC3: how long a link between a master and a mirror may be silent before each side takes it for lost (the mirror pings every third of it)")

@@ -59,6 +59,7 @@ type xmppFlags struct {
 	s2s                     s2sFlags   // federation.go
 	mirrorTrust             stringList // servers whose DMUC3 mirrors may mirror our rooms
 	mirrorOf                stringList // MUC services elsewhere whose rooms we mirror
+	mirrorService           bool       // serve mirror.<domain> (with --s2s)
 	mirrorTimeout           time.Duration
 	mirrorResendPage        int
 }
@@ -112,8 +113,11 @@ func (x xmppFlags) validate() error {
 			return fmt.Errorf("%w: --mirror-trust and --mirror-of take domains: %q is none", errUsage, d)
 		}
 	}
-	if len(x.mirrorOf) > 0 && x.s2s.addr == "" {
-		return fmt.Errorf("%w: --mirror-of mirrors rooms of other servers: it needs --s2s", errUsage)
+	if len(x.mirrorOf) > 0 && (x.s2s.addr == "" || !x.mirrorService) {
+		return fmt.Errorf("%w: --mirror-of mirrors rooms of other servers: it needs --s2s and the mirror service (--mirror-service)", errUsage)
+	}
+	if x.mirrorTimeout < 3*time.Millisecond || x.mirrorResendPage < 1 {
+		return fmt.Errorf("%w: --mirror-timeout must be more than 3ms, --mirror-resend-page 1 or more", errUsage)
 	}
 	if x.maxConns < 0 || x.maxConnsPerIP < 1 || x.loginTimeout <= 0 {
 		return fmt.Errorf("%w: --max-connections must be 0 or more, --max-connections-per-ip 1 or more, --login-timeout more than 0", errUsage)
@@ -190,7 +194,7 @@ func (x xmppFlags) listen(ctx context.Context, c Config, creds *credentials.Stor
 		if x.muc != "" {
 			served = append(served, x.muc)
 		}
-		if len(x.mirrorOf) > 0 {
+		if x.mirrorService {
 			served = append(served, x.mirrorDomain())
 			cfg.MirrorOf, cfg.MirrorDomain, cfg.Mirror = x.mirrorOf, x.mirrorDomain(), mirrorSvc
 		}
@@ -228,7 +232,9 @@ func (x xmppFlags) listen(ctx context.Context, c Config, creds *credentials.Stor
 		}
 		svc.Register(cfg.Mux)
 	}
-	if len(x.mirrorOf) > 0 {
+	if x.s2s.addr != "" && x.mirrorService {
+		// On with federation (issue 13): it mirrors nothing but the
+		// --mirror-of services, and refuses the rest.
 		svc, err := mirrorfeature.New(mirrorfeature.Config{Domain: x.mirrorDomain(), MirrorOf: x.mirrorOf, Replicas: mirrors, Send: fed.Send,
 			Timeout: x.mirrorTimeout, Log: log}, srv)
 		if err != nil {
