@@ -217,6 +217,12 @@ func TestDMUCLink(t *testing.T) {
 			t.Errorf("%q is missing from the archives", body)
 		}
 	}
+	// The operator sees that the link went down and came back.
+	out, err = exec.Command(bin, "mirror", "list", "--data", b.data).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), room+"\t") || !strings.Contains(string(out), "\tpending 0\t") || !strings.Contains(string(out), "\tlink up since ") {
+		t.Errorf("annals mirror list: %v\n%s", err, out)
+	}
+	t.Logf("annals mirror list: %s", out)
 }
 
 // hasCode reports whether a presence fact has status code.

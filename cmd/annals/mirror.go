@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
+	"time"
 
 	"mellium.im/xmpp/jid"
 
@@ -20,7 +22,8 @@ import (
 )
 
 const mirrorUsage = `Usage:
-  annals mirror list   [--data DIR]        the rooms mirrored here: last master sequence, pending posts, occupants, messages
+  annals mirror list   [--data DIR]        the rooms mirrored here: last master sequence, pending posts, occupants, messages,
+                                           the link to the master (up or down, since when) and when it last said something
   annals mirror status [--data DIR] ROOM   one mirrored room in detail
   annals mirror history [--data DIR] [--max N] ROOM
                                            its last N messages (100): the master's sequence, the nick and the body, in the master's order; posts it has not accepted last
@@ -65,7 +68,8 @@ func mirrorList(ctx context.Context, db *sql.DB, stdout io.Writer) error {
 		fmt.Fprintln(stdout, "no room is mirrored here")
 	}
 	for _, s := range list {
-		fmt.Fprintf(stdout, "%s\tseq %d\tpending %d\toccupants %d\tmessages %d\n", s.Room, s.Seq, s.Pending, s.Occupants, s.Messages)
+		fmt.Fprintf(stdout, "%s\tseq %d\tpending %d\toccupants %d\tmessages %d\tlink %s\theard %s\n", s.Room, s.Seq, s.Pending, s.Occupants, s.Messages,
+			linkState(s), ago(s.Heard))
 	}
 	return nil
 }
@@ -79,11 +83,40 @@ func mirrorStatus(ctx context.Context, db *sql.DB, room string, stdout io.Writer
 		if s.Room != room {
 			continue
 		}
-		fmt.Fprintf(stdout, "room %s\nlast master sequence %d (stream version %d)\nsubject %q\npending posts %d\noccupants %d\nmessages %d\n",
-			s.Room, s.Seq, s.Version, s.Subject, s.Pending, s.Occupants, s.Messages)
+		fmt.Fprintf(stdout, "room %s\nmaster %s\nlink %s\nlast heard from the master %s\nlast master sequence %d (stream version %d)\nsubject %q\npending posts %d\noccupants %d\nmessages %d\n",
+			s.Room, masterOf(s.Room), linkState(s), ago(s.Heard), s.Seq, s.Version, s.Subject, s.Pending, s.Occupants, s.Messages)
 		return nil
 	}
 	return fmt.Errorf("%w: %s is not mirrored here", errUsage, room)
+}
+
+// linkState is what the log says of the link to the room's master: up
+// or down, and since when (as the server last recorded it; a server
+// that stopped recorded nothing since).
+func linkState(s mirrorsproj.Summary) string {
+	state := "up"
+	if s.Down {
+		state = "down"
+	}
+	if !s.LinkAt.IsZero() {
+		state += " since " + s.LinkAt.Format(time.RFC3339)
+	}
+	return state
+}
+
+// ago is t and how long ago it was: the mirror's lag behind a master
+// that says something often.
+func ago(t time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	return t.Format(time.RFC3339) + " (" + time.Since(t).Round(time.Second).String() + " ago)"
+}
+
+// masterOf is the MUC service of room.
+func masterOf(room string) string {
+	_, service, _ := strings.Cut(room, "@")
+	return service
 }
 
 // mirrorHistory prints the last max messages of room as the mirror keeps

@@ -15,6 +15,7 @@ import (
 const (
 	TypeApplied event.Type = "MirrorApplied"
 	TypePosted  event.Type = "MirrorPosted"
+	TypeLinked  event.Type = "MirrorLinked"
 )
 
 // Schema is the newest schema of each event type that this build reads and writes.
@@ -101,6 +102,14 @@ type Posted struct {
 	Partitioned bool `json:"partitioned,omitempty"`
 }
 
+// Linked is the link to the room's master going down or coming back, as
+// the mirror saw it: for the operators (annals mirror list) and the
+// auditors.
+type Linked struct {
+	Up  bool   `json:"up"`
+	Why string `json:"why,omitempty"`
+}
+
 // State is the replica, as folded from its stream.
 type State struct {
 	Room      string
@@ -111,6 +120,7 @@ type State struct {
 	Subject   string
 	Config    string   // the configuration form as the master sent it
 	Pending   []Posted // posted and not accepted, in posting order
+	Down      bool     // the link to the master is lost
 	Version   uint64   // of the stream
 }
 
@@ -136,6 +146,8 @@ type (
 	Apply struct{ Applied }
 	// Post: a local user sent the room a message.
 	Post struct{ Posted }
+	// Link: the link to the master went down or came back.
+	Link struct{ Linked }
 )
 
 // Errors of Decide.
@@ -220,6 +232,12 @@ func Decide(s State, c any, ids *event.IDs, now time.Time, cause string) ([]even
 		}
 		e, err := event.New(ids, now, TypePosted, Schema, cause, p)
 		return []event.Envelope{e}, err
+	case Link:
+		if s.Down == !c.Up {
+			return nil, nil // as it was: nothing to record
+		}
+		e, err := event.New(ids, now, TypeLinked, Schema, cause, c.Linked)
+		return []event.Envelope{e}, err
 	}
 	return nil, fmt.Errorf("%w: command %T", ErrInvalid, c)
 }
@@ -266,6 +284,12 @@ func Evolve(s State, e event.Envelope) (State, error) {
 			return s, err
 		}
 		s.Pending = append(slices.Clip(s.Pending), p)
+	case TypeLinked:
+		var l Linked
+		if err := e.Decode(Schema, &l); err != nil {
+			return s, err
+		}
+		s.Down = !l.Up
 	default:
 		return s, fmt.Errorf("mirror: unknown event type %s", e.Type)
 	}

@@ -155,6 +155,21 @@ func TestDecide(t *testing.T) {
 			gap: &GapError{After: 1, Got: 2}},
 		{name: "a roster in parts", when: Apply{Applied{Seq: 3, Kind: Roster, More: true}}, err: ErrInvalid},
 		{name: "a roster at the sequence applied is stale", given: []any{join(1, "Juliet")}, when: Apply{Applied{Seq: 1, Kind: Roster}}, err: ErrStale},
+		{name: "the link goes down", when: Link{Linked{Up: false, Why: "silent"}}, check: func(t *testing.T, s State) {
+			if !s.Down || s.Version != 1 {
+				t.Errorf("state %+v", s)
+			}
+		}},
+		{name: "and comes back", given: []any{Link{Linked{Up: false}}}, when: Link{Linked{Up: true}}, check: func(t *testing.T, s State) {
+			if s.Down || s.Version != 2 {
+				t.Errorf("state %+v", s)
+			}
+		}},
+		{name: "a link as it was records nothing", given: []any{Link{Linked{Up: false}}}, when: Link{Linked{Up: false}}, check: func(t *testing.T, s State) {
+			if !s.Down || s.Version != 1 {
+				t.Errorf("state %+v", s)
+			}
+		}},
 		{name: "a copy accepting nothing pending is the master's message", given: []any{post("l1"), msg(1, "l1")}, when: msg(2, "l1"),
 			check: func(t *testing.T, s State) {
 				if s.Seq != 2 || len(s.Pending) != 0 {

@@ -10,8 +10,8 @@ import (
 // Every mirror event type has a frozen sample that this build still
 // reads, with the values it was written with.
 func TestFrozenSamples(t *testing.T) {
-	posted, applied := eventtest.Sample(t, TypePosted), eventtest.Sample(t, TypeApplied)
-	if !event.Verify(nil, posted) || !event.Verify(nil, applied) {
+	posted, applied, linked := eventtest.Sample(t, TypePosted), eventtest.Sample(t, TypeApplied), eventtest.Sample(t, TypeLinked)
+	if !event.Verify(nil, posted) || !event.Verify(nil, applied) || !event.Verify(nil, linked) {
 		t.Fatal("a sample does not verify")
 	}
 	s, err := Evolve(State{}, posted)
@@ -20,5 +20,8 @@ func TestFrozenSamples(t *testing.T) {
 	}
 	if s, err = Evolve(s, applied); err != nil || s.IsPending("l-01") || s.Seq != 7 {
 		t.Fatalf("after MirrorApplied: %+v %v", s, err)
+	}
+	if s, err = Evolve(s, linked); err != nil || !s.Down || s.Version != 3 {
+		t.Fatalf("after MirrorLinked: %+v %v", s, err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"time"
 
 	"annals.im/annals/domain/event"
 	"annals.im/annals/domain/mirror"
@@ -11,7 +12,9 @@ import (
 
 // Name is stored with the checkpoint; change it and the read model is
 // rebuilt from the start of the log.
-const Name = "mirrors/v1"
+//
+// v2: the link's state (MirrorLinked) and when the master was last heard.
+const Name = "mirrors/v2"
 
 // Projection is the mirrors read model.
 type Projection struct{}
@@ -26,7 +29,10 @@ func (Projection) Schema() string {
 		seq     INTEGER NOT NULL, -- the last master sequence applied
 		subject TEXT NOT NULL,
 		pending INTEGER NOT NULL, -- local messages the master has not accepted
-		version INTEGER NOT NULL
+		version INTEGER NOT NULL,
+		link_down INTEGER NOT NULL DEFAULT 0, -- 1: the link to the master is lost
+		link_at   INTEGER NOT NULL DEFAULT 0, -- Unix ns of the last change of the link, 0: none
+		heard_at  INTEGER NOT NULL DEFAULT 0  -- Unix ns of the last thing the master said
 	) WITHOUT ROWID;
 	CREATE TABLE IF NOT EXISTS mirror_occupants (
 		room        TEXT NOT NULL,
@@ -75,6 +81,15 @@ func (Projection) Apply(ctx context.Context, tx *sql.Tx, e event.Envelope) error
 			return err
 		}
 		err = applied(exec, r, e.Version, a)
+		if err == nil {
+			err = exec(`UPDATE mirror_rooms SET heard_at = ? WHERE room = ?`, e.OccurredAt.UnixNano(), r)
+		}
+	case mirror.TypeLinked:
+		var l mirror.Linked
+		if err := e.Decode(mirror.Schema, &l); err != nil {
+			return err
+		}
+		err = exec(`UPDATE mirror_rooms SET link_down = ?, link_at = ? WHERE room = ?`, !l.Up, e.OccurredAt.UnixNano(), r)
 	case mirror.TypePosted:
 		var p mirror.Posted
 		if err := e.Decode(mirror.Schema, &p); err != nil {
@@ -200,12 +215,16 @@ type Summary struct {
 	Messages           int
 	Subject            string
 	Version            uint64
+	// Down: the link to the master is lost, since LinkAt (zero: it
+	// never went down); Heard is when the master last said something.
+	Down          bool
+	LinkAt, Heard time.Time
 }
 
 // List returns every mirrored room, as far as the read model has
 // followed the log.
 func List(ctx context.Context, db *sql.DB) ([]Summary, error) {
-	rows, err := db.QueryContext(ctx, `SELECT r.room, r.seq, r.pending, r.subject, r.version,
+	rows, err := db.QueryContext(ctx, `SELECT r.room, r.seq, r.pending, r.subject, r.version, r.link_down, r.link_at, r.heard_at,
 		(SELECT count(*) FROM mirror_occupants o WHERE o.room = r.room),
 		(SELECT count(*) FROM mirror_messages m WHERE m.room = r.room)
 		FROM mirror_rooms r ORDER BY r.room`)
@@ -216,10 +235,20 @@ func List(ctx context.Context, db *sql.DB) ([]Summary, error) {
 	var out []Summary
 	for rows.Next() {
 		var s Summary
-		if err := rows.Scan(&s.Room, &s.Seq, &s.Pending, &s.Subject, &s.Version, &s.Occupants, &s.Messages); err != nil {
+		var linkAt, heard int64
+		if err := rows.Scan(&s.Room, &s.Seq, &s.Pending, &s.Subject, &s.Version, &s.Down, &linkAt, &heard, &s.Occupants, &s.Messages); err != nil {
 			return nil, err
 		}
+		s.LinkAt, s.Heard = unixNano(linkAt), unixNano(heard)
 		out = append(out, s)
 	}
 	return out, rows.Err()
+}
+
+// unixNano is the time n Unix nanoseconds say, or zero for 0.
+func unixNano(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
 }

@@ -138,7 +138,11 @@ func TestRebuildReproduces(t *testing.T) {
 	for i := range 20 {
 		f.do(t, post(fmt.Sprintf("l%d", i), fmt.Sprintf("p%d", i)))
 	}
+	f.do(t, mirror.Link{Linked: mirror.Linked{Up: false, Why: "test"}})
 	for i := range 30 {
+		if i == 10 {
+			f.do(t, mirror.Link{Linked: mirror.Linked{Up: true}})
+		}
 		accepts := ""
 		if i%2 == 0 && i/2 < 20 {
 			accepts = fmt.Sprintf("l%d", i/2)
@@ -159,7 +163,7 @@ func dump(t *testing.T, db *sql.DB) []string {
 	t.Helper()
 	var out []string
 	for _, q := range []string{
-		`SELECT room, seq, subject, pending, version FROM mirror_rooms ORDER BY room`,
+		`SELECT room, seq, subject, pending, version, link_down, link_at, heard_at FROM mirror_rooms ORDER BY room`,
 		`SELECT room, nick, jid, affiliation, role, show, status FROM mirror_occupants ORDER BY room, nick`,
 		`SELECT room, version, coalesce(seq, -1), local_id, account, stanza FROM mirror_messages ORDER BY room, version`,
 	} {
@@ -219,5 +223,34 @@ func TestRebuildRoom(t *testing.T) {
 	}
 	if err := mirrors.RebuildRoom(ctx, f.db, other, stream); err == nil {
 		t.Fatal("a room rebuilt from another's events")
+	}
+}
+
+// The link's state and when the master last spoke: what annals mirror
+// list shows an operator.
+func TestLinkState(t *testing.T) {
+	f := open(t)
+	list := func() mirrors.Summary {
+		t.Helper()
+		f.catchUp(t)
+		l, err := mirrors.List(context.Background(), f.db)
+		if err != nil || len(l) != 1 {
+			t.Fatalf("list %v %v", l, err)
+		}
+		return l[0]
+	}
+	f.do(t, mirror.Apply{Applied: mirror.Applied{Seq: 1, Kind: mirror.Roster}})
+	s := list()
+	if s.Down || !s.LinkAt.IsZero() || s.Heard.IsZero() {
+		t.Fatalf("after a roster: %+v", s)
+	}
+	heard := s.Heard
+	f.do(t, mirror.Link{Linked: mirror.Linked{Up: false, Why: "test"}})
+	if s = list(); !s.Down || s.LinkAt.IsZero() || s.Heard != heard {
+		t.Fatalf("link down: %+v", s)
+	}
+	f.do(t, mirror.Link{Linked: mirror.Linked{Up: true}})
+	if s = list(); s.Down || s.LinkAt.IsZero() {
+		t.Fatalf("link back: %+v", s)
 	}
 }

@@ -79,7 +79,16 @@ func (s *Service) down(master, why string) {
 	rooms := s.roomsAt(master)
 	s.cfg.Log.Warn("mirror: the link to a master is lost; its rooms go on here", "master", master, "rooms", len(rooms), "why", why)
 	for _, r := range rooms {
+		s.linked(r, false, why)
 		s.partition(r)
+	}
+}
+
+// linked records in room r's stream that the link to its master went
+// down or came back (annals mirror list shows it).
+func (s *Service) linked(r jid.JID, up bool, why string) {
+	if _, _, err := s.cfg.Replicas.Do(s.serverCtx(), r.String(), mirror.Link{Linked: mirror.Linked{Up: up, Why: why}}); err != nil {
+		s.cfg.Log.Error("mirror: recording the link's state", "room", r.String(), "up", up, "err", err)
 	}
 }
 

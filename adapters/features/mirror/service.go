@@ -127,6 +127,7 @@ func (s *Service) Handle(ctx context.Context, sess mux.Session, e *stanza.Elemen
 		// join again (ProtoXEP §3.5).
 		s.cfg.Log.Info("mirror: the link to a master is back", "master", master)
 		for _, r := range s.roomsAt(master) {
+			s.linked(r, true, "")
 			s.resync(s.serverCtx(), r, true)
 		}
 	}

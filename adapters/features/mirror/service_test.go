@@ -248,6 +248,9 @@ func TestPartition(t *testing.T) {
 	s := newService(t, reps, host, w)
 	handle(t, s, hall, "<iq type='set' id='r'><roster xmlns='urn:xmpp:dmuc:0' seq='4'><item name='J' affiliation='owner'/><item name='R'/></roster></iq>")
 	s.down("conference.capulet.example", "test")
+	if !reps.get(hall).Down {
+		t.Fatal("the link loss is not in the replica's stream")
+	}
 	got := host.all()
 	if len(got) != 1 || !strings.HasPrefix(got[0], hall+"/J ") || !strings.Contains(got[0], "code='333'") || !strings.Contains(got[0], "type='unavailable'") && !strings.Contains(got[0], "role='none'") {
 		t.Fatalf("told %v at the link loss; want J leaving with 333, and nobody else", got)
@@ -273,6 +276,9 @@ func TestPartition(t *testing.T) {
 	// The master answers a ping: the link is back.
 	handle(t, s, "conference.capulet.example", "<iq type='result' id='"+pingPrefix+"1'/>")
 	ask := w.waitFor(t, "after='4'")
+	if reps.get(hall).Down {
+		t.Fatal("the link's return is not in the replica's stream")
+	}
 	handle(t, s, hall+"/J", roomMsg("5", "J", "meanwhile"))
 	handle(t, s, hall, "<iq type='result' id='"+between(ask, "id='", "'")+"'><room xmlns='urn:xmpp:dmuc:0' last='5' complete='true'/></iq>")
 	w.waitFor(t, "<body>alone</body>")
