@@ -173,6 +173,48 @@ func TestDMUCMasterFansOutOncePerMirror(t *testing.T) {
 	if configs != 1 || rosters != 1 {
 		t.Errorf("the mirror got %d configurations and %d rosters; want one of each", configs, rosters)
 	}
+
+	// A resend: every event of the room after the one asked, with its
+	// sequence, then where it ended and that it was all; a sequence the
+	// room has not reached: bad-request.
+	ms, err := mirror.cfg.Dial(ctx, s2sAddr, "mirror.montague.test", "conference.capulet.test")
+	if err != nil {
+		t.Fatalf("the mirror service could not reach the master: %v", err)
+	}
+	defer ms.Close()
+	ask := func(from, id, after string) string {
+		mark := len(mirror.received())
+		ms.Send(fmt.Sprintf("<iq xmlns='jabber:server' type='get' id='%s' from='%s' to='%s'><room xmlns='urn:xmpp:dmuc:0' after='%s'/></iq>", id, from, room, after))
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			for _, r := range mirror.received()[mark:] {
+				if strings.HasPrefix(r, from+" iq result: ") || strings.HasPrefix(r, from+" iq error: ") {
+					return r
+				}
+			}
+		}
+		t.Fatalf("no answer to resend %s", id)
+		return ""
+	}
+	mark := len(mirror.received())
+	answer := ask("mirror.montague.test", "resend-1", "0")
+	if !strings.Contains(answer, " iq result: ") || !strings.Contains(answer, "complete='true'") {
+		t.Errorf("the resend's answer: %s", answer)
+	}
+	resent := 0
+	for _, r := range mirror.received()[mark:] {
+		if strings.HasPrefix(r, "mirror.montague.test ") && strings.Contains(r, "urn:xmpp:dmuc:0") && strings.Contains(r, "seq='") {
+			resent++
+		}
+	}
+	if last := between(answer, "last='", "'"); resent == 0 || last == "" || last == "0" {
+		t.Errorf("resent %d stanzas, last %q; want the room's events", resent, last)
+	}
+	if !strings.Contains(between(strings.Join(mirror.received()[mark:], "\n"), "", " iq result: "), "to everyone, near and far") {
+		t.Error("the resend does not hold the message")
+	}
+	if r := ask("mirror.montague.test", "resend-2", "100000"); !strings.Contains(r, "bad-request") {
+		t.Errorf("a resend after a sequence the room has not reached: %s", r)
+	}
 }
 
 // runDriverFor is runDriver for a goroutine: it returns what it can and
@@ -233,4 +275,12 @@ func TestDMUCMirrorJoin(t *testing.T) {
 		t.Fatalf("montague's replica: %v\n%s", err, out)
 	}
 	t.Logf("annals mirror list: %s", out)
+}
+
+// between is the text of s between the first before and the after that
+// follows it ("" before: from the start).
+func between(s, before, after string) string {
+	_, rest, _ := strings.Cut(s, before)
+	out, _, _ := strings.Cut(rest, after)
+	return out
 }

@@ -3,8 +3,10 @@ package muc
 import (
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"mellium.im/xmpp/jid"
 
@@ -50,5 +52,34 @@ func TestMirrorVia(t *testing.T) {
 	}
 	if strings.Contains((&Service{}).serviceInfo(), nsDMUC) {
 		t.Error("a service that trusts no mirror says it offers DMUC3")
+	}
+}
+
+// What the master knows of its mirrors' links: one silent since before a
+// moment is lost, one heard since is not; a resend is answered at most
+// once per resendGap to each mirror; a mirror service is one of a
+// trusted server, nothing else.
+func TestMirrorLinks(t *testing.T) {
+	var l mirrorLinks
+	t0 := time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)
+	l.heardFrom("mirror.a.example", t0)
+	l.heardFrom("mirror.b.example", t0.Add(time.Minute))
+	if got := l.silent([]string{"mirror.a.example", "mirror.b.example", "mirror.c.example"}, t0.Add(30*time.Second)); !slices.Equal(got, []string{"mirror.a.example", "mirror.c.example"}) {
+		t.Errorf("silent: %v", got)
+	}
+	l.forget("mirror.b.example")
+	if got := l.silent([]string{"mirror.b.example"}, t0); len(got) != 1 {
+		t.Errorf("a forgotten mirror is not silent: %v", got)
+	}
+	if !l.allowResend("mirror.a.example", t0) || l.allowResend("mirror.a.example", t0.Add(resendGap/2)) || !l.allowResend("mirror.b.example", t0) ||
+		!l.allowResend("mirror.a.example", t0.Add(2*resendGap)) {
+		t.Error("resends are not one per resendGap per mirror")
+	}
+	s := &Service{cfg: Config{MirrorTrust: []string{"raleigh.example"}}}
+	for j, want := range map[string]bool{"mirror.raleigh.example": true, "raleigh.example": true, "evilraleigh.example": false,
+		"wayne@mirror.raleigh.example": false, "mirror.raleigh.example/x": false, "mirror.evil.example": false} {
+		if got := s.isMirror(jid.MustParse(j)); got != want {
+			t.Errorf("isMirror(%s) = %v", j, got)
+		}
 	}
 }
