@@ -179,33 +179,79 @@ func TestDMUCLink(t *testing.T) {
 	}
 	// Each account of the mirror's archives the room's messages of its
 	// stay, in the master's order: its stay lasted through the cut.
-	for _, c := range []struct {
-		name string
-		from int // romeo joined after the first three
-	}{{"alice", 0}, {"bob", 0}, {"carol2", 0}, {"romeo", 3}} {
-		r := p.do(map[string]any{"op": "mam", "name": c.name, "to": "", "with": room, "groupchat": true}, false)
-		var got []string
-		for _, m := range r["messages"].([]any) {
-			got = append(got, fmt.Sprint(m.(map[string]any)["body"]))
-		}
-		if want := master[min(c.from, len(master)):]; !slices.Equal(got, want) {
-			t.Errorf("%s's archive of the room: %q; want %q", c.name, got, want)
+	archives := func(when string) {
+		t.Helper()
+		for _, c := range []struct {
+			name string
+			from int // romeo joined after the first three
+		}{{"alice", 0}, {"bob", 0}, {"carol2", 0}, {"romeo", 3}} {
+			r := p.do(map[string]any{"op": "mam", "name": c.name, "to": "", "with": room, "groupchat": true}, false)
+			var got []string
+			for _, m := range r["messages"].([]any) {
+				got = append(got, fmt.Sprint(m.(map[string]any)["body"]))
+			}
+			if want := master[min(c.from, len(master)):]; !slices.Equal(got, want) {
+				t.Errorf("%s: %s's archive of the room: %q; want %q", when, c.name, got, want)
+			}
 		}
 	}
+	archives("after the heal")
+	history := func() (bodies []string, pending int) {
+		t.Helper()
+		out, err := exec.Command(bin, "mirror", "history", "--data", b.data, room).CombinedOutput()
+		if err != nil {
+			t.Fatalf("annals mirror history: %v\n%s", err, out)
+		}
+		for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			if f := strings.SplitN(line, "\t", 3); len(f) == 3 && f[0] != "pending" {
+				bodies = append(bodies, f[2])
+			} else {
+				pending++
+			}
+		}
+		return bodies, pending
+	}
+
+	// An operator has the mirror take the room from the master again:
+	// the same history, and nobody is told anything twice.
+	status := func() (seq, version int) {
+		t.Helper()
+		out, err := exec.Command(bin, "mirror", "status", "--data", b.data, room).CombinedOutput()
+		if err != nil {
+			t.Fatalf("annals mirror status: %v\n%s", err, out)
+		}
+		fmt.Sscanf(between(string(out), "last master sequence ", "\n"), "%d (stream version %d)", &seq, &version)
+		return seq, version
+	}
+	told := len(p.all(is("event", "message")))
+	seq, version := status()
+	out, err := exec.Command(bin, "mirror", "rebuild", "--from-master", "--data", b.data, room).CombinedOutput()
+	if err != nil {
+		t.Fatalf("annals mirror rebuild --from-master: %v\n%s", err, out)
+	}
+	// Taken again: the stream holds each of the master's events once more.
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		s, v := status()
+		got, _ := history()
+		if s == seq && v > version+seq/2 && slices.Equal(got, master) {
+			t.Logf("refetched: sequence %d, stream version %d -> %d", s, version, v)
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("after --from-master the mirror is at sequence %d, stream version %d (from %d), and keeps %q; want %d, more than %d, %q",
+				s, v, version, got, seq, version+seq/2, master)
+		}
+	}
+	time.Sleep(300 * time.Millisecond)
+	if n := len(p.all(is("event", "message"))); n != told {
+		t.Errorf("the refetch told the clients %d messages; want none", n-told)
+	}
+	archives("after the refetch")
+
 	b.cmd.Process.Signal(os.Interrupt)
 	b.cmd.Wait()
-	out, err := exec.Command(bin, "mirror", "history", "--data", b.data, room).CombinedOutput()
-	if err != nil {
-		t.Fatalf("annals mirror history: %v\n%s", err, out)
-	}
-	var mirrored []string
-	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		f := strings.SplitN(line, "\t", 3)
-		if len(f) != 3 || f[0] == "pending" {
-			t.Errorf("the mirror's history has %q; want every message accepted", line)
-			continue
-		}
-		mirrored = append(mirrored, f[2])
+	mirrored, pending := history()
+	if pending != 0 {
+		t.Errorf("the mirror's history has %d lines not accepted; want every message accepted", pending)
 	}
 	t.Logf("the master's archive: %q", master)
 	t.Logf("the mirror's: %q", mirrored)

@@ -331,6 +331,7 @@ func TestCLIErrors(t *testing.T) {
 		{[]string{"serve", "--data", dir, "--mirror-timeout", "0s"}, 2, "--mirror-timeout"},
 		{[]string{"serve", "--data", dir, "--mirror-resend-page", "0"}, 2, "--mirror-resend-page"},
 		{[]string{"mirror", "history", "--data", dir, "--max", "0", "hall@conference.example.org"}, 2, "Usage"},
+		{[]string{"mirror", "rebuild", "--from-master", "--data", dir, "hall@conference.example.org"}, 2, "start annals serve first"},
 		{[]string{"rebuild", "--data", dir, "--projection", "nope"}, 2, "no such projection"},
 	}
 	for _, c := range cases {

@@ -6,6 +6,7 @@ package main
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -15,6 +16,7 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"annals.im/annals/adapters/stanza"
+	appmirrors "annals.im/annals/app/mirrors"
 	"annals.im/annals/domain/event"
 	"annals.im/annals/domain/mirror"
 	"annals.im/annals/domain/wellformed"
@@ -27,7 +29,9 @@ const mirrorUsage = `Usage:
   annals mirror status [--data DIR] ROOM   one mirrored room in detail
   annals mirror history [--data DIR] [--max N] ROOM
                                            its last N messages (100): the master's sequence, the nick and the body, in the master's order; posts it has not accepted last
-  annals mirror rebuild [--data DIR] ROOM  drop ROOM's mirror tables and replay its events (serve must be stopped)`
+  annals mirror rebuild [--data DIR] ROOM  drop ROOM's mirror tables and replay its events (serve must be stopped)
+  annals mirror rebuild --from-master [--data DIR] ROOM
+                                           ask the running server to take ROOM from its master again, from the first sequence`
 
 func mirrorCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
@@ -38,6 +42,7 @@ func mirrorCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs := newFlagSet("mirror "+args[0], stderr)
 	c.flags(fs, false)
 	maxMessages := fs.Int("max", 100, "messages history shows, at most")
+	fromMaster := fs.Bool("from-master", false, "rebuild: ask the running server to take the room from its master again")
 	room, err := parseAround(fs, args[1:])
 	if err != nil {
 		return err
@@ -52,6 +57,8 @@ func mirrorCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return withReadModels(ctx, c, stderr, func(db *sql.DB) error { return mirrorStatus(ctx, db, room, stdout) })
 	case sub == "history" && room != "" && *maxMessages > 0:
 		return withReadModels(ctx, c, stderr, func(db *sql.DB) error { return mirrorHistory(ctx, db, room, *maxMessages, stdout) })
+	case sub == "rebuild" && room != "" && *fromMaster:
+		return mirrorRefetch(ctx, c, room, stdout, stderr)
 	case sub == "rebuild" && room != "":
 		return mirrorRebuild(ctx, c, room, stdout, stderr)
 	}
@@ -145,6 +152,35 @@ func mirrorHistory(ctx context.Context, db *sql.DB, room string, max int, stdout
 		}
 		fmt.Fprintf(stdout, "%s\t%s\t%s\n", seq, nick, e.ChildText("body"))
 	}
+	return nil
+}
+
+// mirrorRefetch appends MirrorReset to room's mirror stream: the running
+// server sees it in the log and takes the room from its master again.
+// Without a running server nobody would fetch: it refuses.
+func mirrorRefetch(ctx context.Context, c Config, room string, stdout, stderr io.Writer) error {
+	log := c.logger(stderr)
+	if o, err := openOwner(ctx, c, false, log); err == nil {
+		o.Close()
+		return fmt.Errorf("%w: --from-master asks the running server to fetch %s from its master: start annals serve first", errUsage, room)
+	} else if !errors.Is(err, errInUse) {
+		return err
+	}
+	store, err := openStore(ctx, c, false, log)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	if evs, err := store.ReadStream(ctx, mirror.Stream(room), 1, 1); err != nil {
+		return err
+	} else if len(evs) == 0 {
+		return fmt.Errorf("%w: %s is not mirrored here (no %s stream)", errUsage, room, mirror.Stream(room))
+	}
+	ctx = event.WithCause(ctx, "cli:mirror rebuild --from-master")
+	if _, _, err := appmirrors.New(store, event.NewIDs(), nil).Do(ctx, room, mirror.Refetch{Reset: mirror.Reset{Why: "annals mirror rebuild --from-master"}}); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s: the server takes it from its master again; annals mirror status %s shows how far it is\n", room, room)
 	return nil
 }
 

@@ -16,6 +16,7 @@ const (
 	TypeApplied event.Type = "MirrorApplied"
 	TypePosted  event.Type = "MirrorPosted"
 	TypeLinked  event.Type = "MirrorLinked"
+	TypeReset   event.Type = "MirrorReset"
 )
 
 // Schema is the newest schema of each event type that this build reads and writes.
@@ -110,6 +111,14 @@ type Linked struct {
 	Why string `json:"why,omitempty"`
 }
 
+// Reset is an operator's asking for the room again from the master
+// (annals mirror rebuild --from-master): the replica forgets what the
+// master said and takes it again from the first sequence; the posts the
+// master has not accepted still wait.
+type Reset struct {
+	Why string `json:"why,omitempty"`
+}
+
 // State is the replica, as folded from its stream.
 type State struct {
 	Room      string
@@ -148,6 +157,8 @@ type (
 	Post struct{ Posted }
 	// Link: the link to the master went down or came back.
 	Link struct{ Linked }
+	// Refetch: take the room from the master again.
+	Refetch struct{ Reset }
 )
 
 // Errors of Decide.
@@ -232,6 +243,9 @@ func Decide(s State, c any, ids *event.IDs, now time.Time, cause string) ([]even
 		}
 		e, err := event.New(ids, now, TypePosted, Schema, cause, p)
 		return []event.Envelope{e}, err
+	case Refetch:
+		e, err := event.New(ids, now, TypeReset, Schema, cause, c.Reset)
+		return []event.Envelope{e}, err
 	case Link:
 		if s.Down == !c.Up {
 			return nil, nil // as it was: nothing to record
@@ -284,6 +298,8 @@ func Evolve(s State, e event.Envelope) (State, error) {
 			return s, err
 		}
 		s.Pending = append(slices.Clip(s.Pending), p)
+	case TypeReset:
+		s.Seq, s.Part, s.More, s.Occupants, s.Subject, s.Config = 0, 0, false, nil, "", ""
 	case TypeLinked:
 		var l Linked
 		if err := e.Decode(Schema, &l); err != nil {

@@ -155,6 +155,18 @@ func TestDecide(t *testing.T) {
 			gap: &GapError{After: 1, Got: 2}},
 		{name: "a roster in parts", when: Apply{Applied{Seq: 3, Kind: Roster, More: true}}, err: ErrInvalid},
 		{name: "a roster at the sequence applied is stale", given: []any{join(1, "Juliet")}, when: Apply{Applied{Seq: 1, Kind: Roster}}, err: ErrStale},
+		{name: "a refetch forgets what the master said, not what waits for it", given: []any{join(1, "Juliet"), post("l1"), msg(2, ""), Apply{Applied{Seq: 3, Kind: Subject, Subject: "Verona"}}},
+			when: Refetch{Reset{Why: "test"}}, check: func(t *testing.T, s State) {
+				if s.Seq != 0 || len(s.Occupants) != 0 || s.Subject != "" || !s.IsPending("l1") {
+					t.Errorf("state %+v", s)
+				}
+			}},
+		{name: "after a refetch the first sequence applies again", given: []any{join(1, "Juliet"), msg(2, ""), Refetch{}}, when: join(1, "Juliet"),
+			check: func(t *testing.T, s State) {
+				if s.Seq != 1 || len(s.Occupants) != 1 {
+					t.Errorf("state %+v", s)
+				}
+			}},
 		{name: "the link goes down", when: Link{Linked{Up: false, Why: "silent"}}, check: func(t *testing.T, s State) {
 			if !s.Down || s.Version != 1 {
 				t.Errorf("state %+v", s)

@@ -84,6 +84,15 @@ func (Projection) Apply(ctx context.Context, tx *sql.Tx, e event.Envelope) error
 		if err == nil {
 			err = exec(`UPDATE mirror_rooms SET heard_at = ? WHERE room = ?`, e.OccurredAt.UnixNano(), r)
 		}
+	case mirror.TypeReset:
+		// The master's part goes; the posts it has not accepted stay.
+		err = exec(`DELETE FROM mirror_occupants WHERE room = ?`, r)
+		if err == nil {
+			err = exec(`DELETE FROM mirror_messages WHERE room = ? AND seq IS NOT NULL`, r)
+		}
+		if err == nil {
+			err = exec(`UPDATE mirror_rooms SET seq = 0, subject = '' WHERE room = ?`, r)
+		}
 	case mirror.TypeLinked:
 		var l mirror.Linked
 		if err := e.Decode(mirror.Schema, &l); err != nil {

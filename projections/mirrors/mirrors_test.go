@@ -254,3 +254,28 @@ func TestLinkState(t *testing.T) {
 		t.Fatalf("link back: %+v", s)
 	}
 }
+
+// A refetch drops what the master said and keeps the posts it has not
+// accepted; what the master says again is kept as before.
+func TestRefetch(t *testing.T) {
+	f := open(t)
+	f.do(t, mirror.Apply{Applied: mirror.Applied{Seq: 1, Kind: mirror.Roster, Occupants: []mirror.Occupant{{Nick: "Juliet"}}}})
+	f.do(t, msg(2, "m2", ""))
+	f.do(t, post("l1", "mine"))
+	f.do(t, mirror.Refetch{Reset: mirror.Reset{Why: "test"}})
+	f.catchUp(t)
+	h, err := mirrors.History(context.Background(), f.db, room, 10)
+	if err != nil || len(h) != 1 || h[0].LocalID != "l1" || h[0].Seq != 0 {
+		t.Fatalf("after a refetch: %+v %v", h, err)
+	}
+	l, _ := mirrors.List(context.Background(), f.db)
+	if len(l) != 1 || l[0].Seq != 0 || l[0].Occupants != 0 || l[0].Pending != 1 {
+		t.Fatalf("list %+v", l)
+	}
+	f.do(t, mirror.Apply{Applied: mirror.Applied{Seq: 1, Kind: mirror.Presence, Occupant: &mirror.Occupant{Nick: "Juliet"}}})
+	f.do(t, msg(2, "m2", ""))
+	f.catchUp(t)
+	if h, _ = mirrors.History(context.Background(), f.db, room, 10); len(h) != 2 || h[0].Seq != 2 {
+		t.Fatalf("fetched again: %+v", h)
+	}
+}

@@ -69,6 +69,7 @@ type Service struct {
 	syncing map[string]*syncState           // room -> its resync in progress
 	seen    map[string]uint64               // room -> the highest sequence the master sent
 	failed  map[string]time.Time            // room -> when its last catch-up failed
+	quietTo map[string]uint64               // room -> refetched up to here: nobody is told again
 }
 
 // New returns the service, ready to be mounted on cfg.Domain.
@@ -81,7 +82,8 @@ func New(cfg Config, host Host) (*Service, error) {
 	}
 	cfg.Timeout = cmp.Or(max(cfg.Timeout, 0), DefaultTimeout)
 	return &Service{cfg: cfg, host: host, base: context.Background(), links: map[string]*masterLink{}, waits: map[string]chan *stanza.Element{},
-		syncing: map[string]*syncState{}, seen: map[string]uint64{}, failed: map[string]time.Time{}}, nil
+		syncing: map[string]*syncState{}, seen: map[string]uint64{}, failed: map[string]time.Time{},
+		quietTo: map[string]uint64{}}, nil
 }
 
 // Register mounts the service on m.
@@ -175,7 +177,7 @@ func (s *Service) Handle(ctx context.Context, sess mux.Session, e *stanza.Elemen
 			return nil
 		}
 		lost := false
-		if a.Kind == mirror.Presence {
+		if a.Kind == mirror.Presence && !s.refetching(room, a.Seq) {
 			acct := s.host.LocalNicks(room)[a.Occupant.Nick]
 			// The master took an account here out because it lost the
 			// link to this mirror (ProtoXEP §3.5): the account is still
@@ -208,8 +210,12 @@ func (s *Service) apply(ctx context.Context, r jid.JID, a mirror.Applied) bool {
 	var gap *mirror.GapError
 	switch {
 	case err == nil:
+		s.mu.Lock()
+		s.seen[room] = max(s.seen[room], a.Seq)
+		quiet := a.Seq <= s.quietTo[room]
+		s.mu.Unlock()
 		var done mirror.Applied
-		return len(evs) == 1 && evs[0].Decode(mirror.Schema, &done) == nil && !done.Seen
+		return len(evs) == 1 && evs[0].Decode(mirror.Schema, &done) == nil && !done.Seen && !quiet
 	case errors.Is(err, mirror.ErrStale):
 		return false
 	case errors.As(err, &gap):
