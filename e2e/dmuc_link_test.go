@@ -247,6 +247,30 @@ func TestDMUCLink(t *testing.T) {
 	}
 	archives("after the refetch")
 
+	// The master restarts: it sweeps the occupants from elsewhere (332),
+	// and the mirror joins its users again, who never leave the room.
+	mark = p.mark()
+	a.cmd.Process.Signal(os.Interrupt)
+	a.restart(t)
+	login("juliet2", a, "juliet", "again")
+	join("juliet2", "Juliet")
+	for _, nick := range []string{"Alice", "Carol"} {
+		p.waitSince(mark, "juliet sees "+nick+" back after the restart", 30*time.Second, sees("juliet2", nick, "available"))
+	}
+	say("alice", "m6 after the master's restart", "juliet2", "carol1", "carol2", "alice")
+	for _, name := range []string{"alice", "carol1", "carol2"} {
+		if gone := p.all(func(r result) bool {
+			return r["name"] == name && r["event"] == "presence" && r["type"] == "unavailable" && r["from"] == occupant(map[string]string{"alice": "Alice", "carol1": "Carol", "carol2": "Carol"}[name])
+		}); len(gone) > 0 {
+			t.Errorf("%s was told it left the room: %v", name, gone)
+		}
+	}
+	master = append(master, "m6 after the master's restart")
+	bodies = append(bodies, "m6 after the master's restart")
+	if i, j := slices.Index(master, "p1 alice while cut"), slices.Index(master, "p2 bob while cut"); i > j {
+		t.Errorf("the master took the posts of the cut in another order than the mirror's users saw them: %q", master)
+	}
+
 	b.cmd.Process.Signal(os.Interrupt)
 	b.cmd.Wait()
 	mirrored, pending := history()

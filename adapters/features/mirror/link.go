@@ -184,6 +184,28 @@ func (s *Service) retryBehind() {
 	}
 }
 
+// checkBoot reads which run of the master answered a ping: after a
+// restart, however short, the master has swept the accounts here out of
+// its rooms (332) and forgotten this mirror, so each room catches up and
+// the accounts join again.
+func (s *Service) checkBoot(master string, e *stanza.Element) {
+	d, ok := e.Named(nsDMUC0, "dmuc")
+	if !ok || d.Attr("boot") == "" {
+		return
+	}
+	s.mu.Lock()
+	was := s.boots[master]
+	s.boots[master] = d.Attr("boot")
+	s.mu.Unlock()
+	if was == "" || was == d.Attr("boot") {
+		return
+	}
+	s.cfg.Log.Info("mirror: the master restarted; its rooms catch up and the accounts here join again", "master", master)
+	for _, r := range s.roomsAt(master) {
+		s.resync(s.serverCtx(), r, true)
+	}
+}
+
 // pingPrefix begins the ids of the mirror's pings.
 const pingPrefix = "dmuc-ping-"
 
@@ -349,12 +371,33 @@ func (s *Service) rejoin(ctx context.Context, r jid.JID) {
 		s.cfg.Log.Error("mirror: reading what waits for the master", "room", r.String(), "err", err)
 		return
 	}
-	for _, p := range st.Pending {
-		s.sendPost(r, p)
-	}
 	if len(st.Pending) > 0 {
 		s.cfg.Log.Info("mirror: messages said while the link was lost go to the master", "room", r.String(), "count", len(st.Pending))
 	}
+	for i, p := range st.Pending {
+		if i > 0 && p.Account != st.Pending[i-1].Account {
+			// The master orders each sender's stanzas, not two senders'
+			// (s2s.Ordered): the next account's waits for the last one's
+			// to be accepted, so that the master takes them in the order
+			// the accounts here saw them.
+			s.waitAccepted(ctx, r.String(), st.Pending[i-1].LocalID)
+		}
+		s.sendPost(r, p)
+	}
+}
+
+// waitAccepted waits, up to the timeout, until the master accepted the
+// post localID.
+func (s *Service) waitAccepted(ctx context.Context, room, localID string) {
+	deadline := time.Now().Add(s.cfg.Timeout)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		st, err := s.cfg.Replicas.Get(ctx, room)
+		if err != nil || !st.IsPending(localID) {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	s.cfg.Log.Warn("mirror: a post the master did not accept in time; the next goes anyway", "room", room, "local_id", localID)
 }
 
 // sendPost sends the post p to the master of room r, from its occupant.

@@ -70,6 +70,7 @@ type Service struct {
 	seen    map[string]uint64               // room -> the highest sequence the master sent
 	failed  map[string]time.Time            // room -> when its last catch-up failed
 	quietTo map[string]uint64               // room -> refetched up to here: nobody is told again
+	boots   map[string]string               // master -> the run of it its pings last answered from
 }
 
 // New returns the service, ready to be mounted on cfg.Domain.
@@ -83,7 +84,7 @@ func New(cfg Config, host Host) (*Service, error) {
 	cfg.Timeout = cmp.Or(max(cfg.Timeout, 0), DefaultTimeout)
 	return &Service{cfg: cfg, host: host, base: context.Background(), links: map[string]*masterLink{}, waits: map[string]chan *stanza.Element{},
 		syncing: map[string]*syncState{}, seen: map[string]uint64{}, failed: map[string]time.Time{},
-		quietTo: map[string]uint64{}}, nil
+		quietTo: map[string]uint64{}, boots: map[string]string{}}, nil
 }
 
 // Register mounts the service on m.
@@ -134,6 +135,9 @@ func (s *Service) Handle(ctx context.Context, sess mux.Session, e *stanza.Elemen
 		}
 	}
 	if e.XMLName.Local == "iq" && typ == "result" {
+		if strings.HasPrefix(e.Attr("id"), pingPrefix) {
+			s.checkBoot(master, e)
+		}
 		s.answered(e)
 		return nil
 	}
@@ -179,10 +183,12 @@ func (s *Service) Handle(ctx context.Context, sess mux.Session, e *stanza.Elemen
 		lost := false
 		if a.Kind == mirror.Presence && !s.refetching(room, a.Seq) {
 			acct := s.host.LocalNicks(room)[a.Occupant.Nick]
-			// The master took an account here out because it lost the
-			// link to this mirror (ProtoXEP §3.5): the account is still
-			// in the room here, and joins again; its stay goes on.
-			lost = acct != "" && a.Gone && hasStatus(e, "333")
+			// The master took an account here out for no doing of its
+			// own: it lost the link to this mirror (333, ProtoXEP §3.5),
+			// or it restarted and swept the occupants from elsewhere
+			// (332). The account is still in the room here, and joins
+			// again; its stay goes on. A kick or a ban is told.
+			lost = acct != "" && a.Gone && (hasStatus(e, "333") || hasStatus(e, "332"))
 			if !lost {
 				a.Occupant.Local = acct
 			}

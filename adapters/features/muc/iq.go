@@ -31,8 +31,13 @@ func (c *conn) mucIQ(ctx context.Context, e *element, q element, to jid.JID) err
 		switch {
 		case q.XMLName.Space == nsDisco && typ == "get":
 			return reply(s.serviceInfo())
+		case q.XMLName.Space == nsPing && typ == "get" && s.isMirror(c.jid):
+			// A mirror's keepalive: the answer says which run of this
+			// service it is, so that a mirror learns of a restart however
+			// short (its users were swept, docs/dmuc.md).
+			return reply("<dmuc xmlns='" + nsDMUC0 + "' boot='" + s.boot + "'/>")
 		case q.XMLName.Space == nsPing && typ == "get":
-			return reply("") // XEP-0199; a mirror's keepalive too
+			return reply("") // XEP-0199
 		case q.XMLName.Space == nsItems && typ == "get":
 			list, err := s.cfg.Rooms.Public(ctx)
 			if err != nil {

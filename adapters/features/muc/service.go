@@ -136,6 +136,7 @@ type Service struct {
 	forwarded map[string]forwardedIQ // IQs to occupants awaiting an answer, by the id they went out with
 
 	links mirrorLinks // DMUC3: what the master knows of its mirrors' links
+	boot  string      // this run of the service, for its mirrors' pings
 
 	creations   *roomCreations
 	occupantKey []byte
@@ -158,7 +159,7 @@ func New(cfg Config, host Host) (*Service, error) {
 		cfg.Log = slog.Default()
 	}
 	return &Service{cfg: cfg, host: host, views: make(roomViews), forwarded: make(map[string]forwardedIQ),
-		creations: newRoomCreations(cfg.RoomCreations, cfg.RoomCreationWindow), occupantKey: cfg.OccupantKey}, nil
+		creations: newRoomCreations(cfg.RoomCreations, cfg.RoomCreationWindow), occupantKey: cfg.OccupantKey, boot: stanza.NewID()}, nil
 }
 
 // Register mounts the service on m, and lists it among the server's
