@@ -15,6 +15,7 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"annals.im/annals/adapters/mux"
 	"annals.im/annals/adapters/stanza"
 )
 
@@ -23,6 +24,9 @@ type Mirror interface {
 	// Post records and sends a groupchat message an account here sends a
 	// mirrored room as nick; wire is the stanza from its occupant JID.
 	Post(ctx context.Context, room jid.JID, acct, nick, wire string) error
+	// Refused takes the master's refusal of the message with id that
+	// acct sent the room (a stanza error condition).
+	Refused(ctx context.Context, room jid.JID, acct, id, cond string)
 }
 
 // mirrored reports whether room j is at a service this server mirrors.
@@ -159,4 +163,12 @@ func (s *Server) ToOccupant(user, from jid.JID, e *stanza.Element) bool {
 		return false
 	}
 	return s.fromRemoteRoom(remoteStanza{peer: peer{srv: s, from: from.String(), domain: user.Domainpart()}, here: user, user: from}, e)
+}
+
+// mirrorRefused tells the mirror service that the master refused acct's
+// message id to room.
+func (s *Server) mirrorRefused(room jid.JID, acct, id, cond string) {
+	ctx, cancel := context.WithTimeout(context.Background(), mux.TeardownTimeout)
+	defer cancel()
+	s.cfg.Mirror.Refused(ctx, room, acct, id, cond)
 }

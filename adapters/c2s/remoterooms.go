@@ -237,6 +237,11 @@ func (s *Server) fromRemoteRoom(p remoteStanza, e *stanza.Element) bool {
 		if hasSubject(e) {
 			rr.subject = wire
 		}
+		if e.Attr("type") == "error" && s.mirrored(p.user) && s.cfg.Mirror != nil {
+			// The master refused a message of the account's: the mirror's
+			// post of it waits no more (not here: this holds remote.mu).
+			go s.mirrorRefused(p.user.Bare(), acct, e.Attr("id"), stanza.ErrorCondition(e))
+		}
 	case "iq":
 		// A room asks its occupant (XEP-0410 self-ping, version, …):
 		// the account answers a ping; the rest is nobody's to answer.

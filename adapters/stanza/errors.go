@@ -89,3 +89,18 @@ type StreamError struct {
 }
 
 func (e *StreamError) Error() string { return "stream error: " + e.Cond + ": " + e.Text }
+
+// ErrorCondition is error stanza e's defined condition (RFC 6120 §8.3.3),
+// or "" when it has none.
+func ErrorCondition(e *Element) string {
+	x, ok := e.Named(NSClient, "error")
+	if !ok {
+		return ""
+	}
+	for _, ch := range x.Children() {
+		if ch.XMLName.Space == NSStanzas && ch.XMLName.Local != "text" {
+			return ch.XMLName.Local
+		}
+	}
+	return ""
+}

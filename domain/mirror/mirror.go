@@ -17,6 +17,7 @@ const (
 	TypePosted  event.Type = "MirrorPosted"
 	TypeLinked  event.Type = "MirrorLinked"
 	TypeReset   event.Type = "MirrorReset"
+	TypeRefused event.Type = "MirrorRefused"
 )
 
 // Schema is the newest schema of each event type that this build reads and writes.
@@ -119,6 +120,14 @@ type Reset struct {
 	Why string `json:"why,omitempty"`
 }
 
+// Refused is the master's refusal of a post (its sender was banned
+// while the link was lost, say): it waits no more, and no archive takes
+// it.
+type Refused struct {
+	LocalID   string `json:"local_id"`
+	Condition string `json:"condition,omitempty"` // the stanza error's
+}
+
 // State is the replica, as folded from its stream.
 type State struct {
 	Room      string
@@ -159,6 +168,8 @@ type (
 	Link struct{ Linked }
 	// Refetch: take the room from the master again.
 	Refetch struct{ Reset }
+	// Refuse: the master refused a post.
+	Refuse struct{ Refused }
 )
 
 // Errors of Decide.
@@ -246,6 +257,12 @@ func Decide(s State, c any, ids *event.IDs, now time.Time, cause string) ([]even
 	case Refetch:
 		e, err := event.New(ids, now, TypeReset, Schema, cause, c.Reset)
 		return []event.Envelope{e}, err
+	case Refuse:
+		if !s.IsPending(c.LocalID) {
+			return nil, ErrStale
+		}
+		e, err := event.New(ids, now, TypeRefused, Schema, cause, c.Refused)
+		return []event.Envelope{e}, err
 	case Link:
 		if s.Down == !c.Up {
 			return nil, nil // as it was: nothing to record
@@ -300,6 +317,12 @@ func Evolve(s State, e event.Envelope) (State, error) {
 		s.Pending = append(slices.Clip(s.Pending), p)
 	case TypeReset:
 		s.Seq, s.Part, s.More, s.Occupants, s.Subject, s.Config = 0, 0, false, nil, "", ""
+	case TypeRefused:
+		var r Refused
+		if err := e.Decode(Schema, &r); err != nil {
+			return s, err
+		}
+		s.Pending = slices.DeleteFunc(slices.Clone(s.Pending), func(p Posted) bool { return p.LocalID == r.LocalID })
 	case TypeLinked:
 		var l Linked
 		if err := e.Decode(Schema, &l); err != nil {

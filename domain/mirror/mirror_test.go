@@ -167,6 +167,13 @@ func TestDecide(t *testing.T) {
 					t.Errorf("state %+v", s)
 				}
 			}},
+		{name: "a refused post waits no more", given: []any{post("l1"), post("l2")}, when: Refuse{Refused{LocalID: "l1", Condition: "forbidden"}},
+			check: func(t *testing.T, s State) {
+				if s.IsPending("l1") || !s.IsPending("l2") {
+					t.Errorf("state %+v", s)
+				}
+			}},
+		{name: "a refusal of nothing pending", given: []any{post("l1")}, when: Refuse{Refused{LocalID: "l9"}}, err: ErrStale},
 		{name: "the link goes down", when: Link{Linked{Up: false, Why: "silent"}}, check: func(t *testing.T, s State) {
 			if !s.Down || s.Version != 1 {
 				t.Errorf("state %+v", s)

@@ -93,6 +93,15 @@ func (Projection) Apply(ctx context.Context, tx *sql.Tx, e event.Envelope) error
 		if err == nil {
 			err = exec(`UPDATE mirror_rooms SET seq = 0, subject = '' WHERE room = ?`, r)
 		}
+	case mirror.TypeRefused:
+		var d mirror.Refused
+		if err := e.Decode(mirror.Schema, &d); err != nil {
+			return err
+		}
+		err = exec(`DELETE FROM mirror_messages WHERE room = ? AND local_id = ? AND seq IS NULL`, r, d.LocalID)
+		if err == nil {
+			err = exec(`UPDATE mirror_rooms SET pending = pending - 1 WHERE room = ?`, r)
+		}
 	case mirror.TypeLinked:
 		var l mirror.Linked
 		if err := e.Decode(mirror.Schema, &l); err != nil {

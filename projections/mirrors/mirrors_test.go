@@ -262,6 +262,8 @@ func TestRefetch(t *testing.T) {
 	f.do(t, mirror.Apply{Applied: mirror.Applied{Seq: 1, Kind: mirror.Roster, Occupants: []mirror.Occupant{{Nick: "Juliet"}}}})
 	f.do(t, msg(2, "m2", ""))
 	f.do(t, post("l1", "mine"))
+	f.do(t, post("l2", "refused"))
+	f.do(t, mirror.Refuse{Refused: mirror.Refused{LocalID: "l2", Condition: "forbidden"}})
 	f.do(t, mirror.Refetch{Reset: mirror.Reset{Why: "test"}})
 	f.catchUp(t)
 	h, err := mirrors.History(context.Background(), f.db, room, 10)

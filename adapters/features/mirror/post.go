@@ -78,3 +78,27 @@ func (s *Service) Post(ctx context.Context, r jid.JID, acct, nick, wire string) 
 	s.host.FromMirror(from, local)
 	return nil
 }
+
+// Refused takes the master's refusal of a message account acct sent
+// room r (a groupchat error to its occupant JID, answering the stanza
+// with id): the post it answers waits no more. The account's sessions
+// get the error as from any room.
+func (s *Service) Refused(ctx context.Context, r jid.JID, acct, id, cond string) {
+	if id == "" {
+		return // nothing names the post
+	}
+	st, err := s.cfg.Replicas.Get(ctx, r.String())
+	if err != nil {
+		return
+	}
+	for _, p := range st.Pending {
+		e, err := stanza.Parse([]byte(p.Stanza), 64)
+		if err != nil || p.Account != acct || e.Attr("id") != id {
+			continue
+		}
+		if _, _, err := s.cfg.Replicas.Do(ctx, r.String(), mirror.Refuse{Refused: mirror.Refused{LocalID: p.LocalID, Condition: cond}}); err == nil {
+			s.cfg.Log.Info("mirror: the master refused a post", "room", r.String(), "account", acct, "condition", cond)
+		}
+		return
+	}
+}

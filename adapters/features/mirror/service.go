@@ -118,7 +118,7 @@ func (s *Service) Handle(ctx context.Context, sess mux.Session, e *stanza.Elemen
 	}
 	if typ == "error" {
 		if e.XMLName.Local == "iq" && strings.HasPrefix(e.Attr("id"), pingPrefix) && goneError(e) {
-			s.down(master, "a ping came back: "+errorCondition(e))
+			s.down(master, "a ping came back: "+stanza.ErrorCondition(e))
 		}
 		if e.XMLName.Local == "iq" {
 			s.answered(e)
@@ -260,18 +260,7 @@ func hasStatus(e *stanza.Element, code string) bool {
 var goneConditions = map[string]bool{"remote-server-not-found": true, "remote-server-timeout": true, "service-unavailable": true, "gone": true}
 
 // goneError reports whether error stanza e says the master is gone.
-func goneError(e *stanza.Element) bool { return goneConditions[errorCondition(e)] }
-
-// errorCondition is error stanza e's defined condition, or "".
-func errorCondition(e *stanza.Element) string {
-	x, _ := e.Named(stanza.NSClient, "error")
-	for _, ch := range x.Children() {
-		if ch.XMLName.Space == stanza.NSStanzas && ch.XMLName.Local != "text" {
-			return ch.XMLName.Local
-		}
-	}
-	return ""
-}
+func goneError(e *stanza.Element) bool { return goneConditions[stanza.ErrorCondition(e)] }
 
 // fail answers e with an error, from the address it was sent to.
 func (s *Service) fail(sess mux.Session, e *stanza.Element, to jid.JID, cond string) error {

@@ -332,3 +332,29 @@ func TestForOneUser(t *testing.T) {
 		t.Fatalf("replicas %v", reps.st)
 	}
 }
+
+// The master refuses a post (its sender was banned while the link was
+// lost): the post the refusal's id names, of that account, waits no more;
+// another account's post with the same id is not touched.
+func TestRefused(t *testing.T) {
+	reps := &replicas{st: map[string]mirror.State{}, ids: event.NewIDs()}
+	s := newService(t, reps, &told{local: []string{"R", "B"}}, &wire{})
+	s.down("conference.capulet.example", "test")
+	ctx := context.Background()
+	for _, p := range []struct{ acct, nick, id string }{{"romeo@montague.example", "R", "m1"}, {"benvolio@montague.example", "B", "m1"}, {"romeo@montague.example", "R", "m2"}} {
+		wire := "<message xmlns='jabber:client' type='groupchat' id='" + p.id + "' from='" + p.acct + "/annals-rooms' to='" + hall + "'><body>" + p.id + "</body></message>"
+		if err := s.Post(ctx, jid.MustParse(hall), p.acct, p.nick, wire); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Refused(ctx, jid.MustParse(hall), "romeo@montague.example", "m1", "forbidden")
+	s.Refused(ctx, jid.MustParse(hall), "romeo@montague.example", "", "forbidden") // names nothing
+	st := reps.get(hall)
+	var left []string
+	for _, p := range st.Pending {
+		left = append(left, p.Account+" "+between(p.Stanza, "id='", "'"))
+	}
+	if !slices.Equal(left, []string{"benvolio@montague.example m1", "romeo@montague.example m2"}) {
+		t.Fatalf("pending %v", left)
+	}
+}

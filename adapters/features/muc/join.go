@@ -494,21 +494,7 @@ func (c *conn) gone(e *element) bool {
 
 // goneError reports whether error stanza e has one of goneConditions.
 func goneError(e *element) bool {
-	return goneConditions[errorCondition(e)]
-}
-
-// errorCondition is error stanza e's defined condition, or "".
-func errorCondition(e *element) string {
-	x, ok := e.Named(nsClient, "error")
-	if !ok {
-		return ""
-	}
-	for _, ch := range x.Children() {
-		if ch.XMLName.Space == nsStanzas && ch.XMLName.Local != "text" {
-			return ch.XMLName.Local
-		}
-	}
-	return ""
+	return goneConditions[stanza.ErrorCondition(e)]
 }
 
 // leaveGone removes an occupant from another server whose server

@@ -220,7 +220,7 @@ func (s *Service) Handle(ctx context.Context, sess mux.Session, e *stanza.Elemen
 		if e.Attr("type") != "error" {
 			s.links.heardFrom(c.jid.String(), time.Now())
 		} else if goneError(e) {
-			s.mirrorLost(ctx, c.jid.String(), "a stanza to it came back: "+errorCondition(e))
+			s.mirrorLost(ctx, c.jid.String(), "a stanza to it came back: "+stanza.ErrorCondition(e))
 			return nil
 		}
 	}
