@@ -31,7 +31,7 @@ from slixmpp.exceptions import IqError, IqTimeout
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
 
-from common import NS_CLIENT, NS_MAM, NS_DATA, NS_RSM, child, error_of, local, out, rand, stanza_ids
+from common import NS_CLIENT, NS_MAM, child, error_of, local, mam_query, out, stanza_ids
 
 NS_MUC = "http://jabber.org/protocol/muc"
 NS_MUC_USER = NS_MUC + "#user"
@@ -62,12 +62,12 @@ class Puppet(slixmpp.ClientXMPP):
         super().__init__(jid, password)
         host, port = addr.rsplit(":", 1)
         self.addr = (host, int(port))
-        self.name = name
+        self.name = self.label = name
         self.ssl_context.check_hostname = False
         self.ssl_context.verify_mode = ssl.CERT_NONE
         for p in ("xep_0030", "xep_0199", "xep_0297", "xep_0359"):
             self.register_plugin(p)
-        self.mam = {}
+        self.mam_results = {}  # queryid -> [messages], for common.mam_query
         self.started = asyncio.get_event_loop().create_future()
         self.register_handler(Callback("puppet message", MatchXPath("{%s}message" % NS_CLIENT), self._on_message))
         self.register_handler(Callback("puppet presence", MatchXPath("{%s}presence" % NS_CLIENT), self._on_presence))
@@ -81,7 +81,8 @@ class Puppet(slixmpp.ClientXMPP):
             fwd = child(res, NS_FORWARD, "forwarded")
             for c in (fwd if fwd is not None else []):
                 if local(c.tag) == "message":
-                    self.mam.setdefault(res.get("queryid"), []).append(c)
+                    self.mam_results.setdefault(res.get("queryid"), []).append(
+                        {"from": c.get("from"), "body": body_of(c), "stanza_ids": stanza_ids(c)})
             return
         x = m.xml
         out(event="message", name=self.name, **{"from": x.get("from"), "type": x.get("type", "normal"), "body": body_of(x),
@@ -96,37 +97,23 @@ class Puppet(slixmpp.ClientXMPP):
 async def mam(c, to, with_jid, groupchat=False):
     """Every message of an archive, oldest first, page by page;
     groupchat: include rooms' messages in the account's own archive."""
-    bodies, after = [], None
+    fields = []
+    if with_jid:
+        fields.append(("with", [with_jid]))
+    if groupchat:
+        fields.append(("include-groupchat", ["true"]))
+    got, after = [], None
     for _ in range(100):
-        qid = "q-" + rand()
-        iq = c.Iq()
-        iq["type"] = "set"
-        if to:
-            iq["to"] = to
-        q = ET.SubElement(iq.xml, "{%s}query" % NS_MAM, {"queryid": qid})
-        if with_jid or groupchat:
-            x = ET.SubElement(q, "{%s}x" % NS_DATA, {"type": "submit"})
-            f = ET.SubElement(x, "{%s}field" % NS_DATA, {"var": "FORM_TYPE", "type": "hidden"})
-            ET.SubElement(f, "{%s}value" % NS_DATA).text = NS_MAM
-            if with_jid:
-                f = ET.SubElement(x, "{%s}field" % NS_DATA, {"var": "with"})
-                ET.SubElement(f, "{%s}value" % NS_DATA).text = with_jid
-            if groupchat:
-                f = ET.SubElement(x, "{%s}field" % NS_DATA, {"var": "include-groupchat", "type": "boolean"})
-                ET.SubElement(f, "{%s}value" % NS_DATA).text = "true"
-        rsm = ET.SubElement(q, "{%s}set" % NS_RSM)
-        ET.SubElement(rsm, "{%s}max" % NS_RSM).text = "100"
-        if after:
-            ET.SubElement(rsm, "{%s}after" % NS_RSM).text = after
-        res = await iq.send(timeout=20)
-        for m in c.mam.pop(qid, []):
-            bodies.append({"from": m.get("from"), "body": body_of(m), "stanza_ids": stanza_ids(m)})
-        fin = child(res.xml, NS_MAM, "fin")
-        last = child(child(fin, NS_RSM, "set"), NS_RSM, "last")
-        if fin is None or fin.get("complete") == "true" or last is None:
-            return bodies
-        after = last.text
-    return bodies
+        rsm = [("max", 100)] + ([("after", after)] if after else [])
+        f = await mam_query(c, "puppet", to=to or None, fields=fields, rsm=rsm, timeout=20, report=False)
+        if not f["ok"]:
+            raise RuntimeError("mam: %s" % f.get("error"))
+        got += f["results"]
+        fin = f["fin"]
+        if fin is None or fin["complete"] == "true" or not fin["last"]:
+            break
+        after = fin["last"]
+    return got
 
 
 async def run():
