@@ -10,16 +10,20 @@ import (
 	"time"
 )
 
-// A DMUC3 master and its mirror over a link the test cuts and heals
-// (issue 13's "Done means"): capulet.test (127.0.0.1) has the room and
-// two users, montague.test (127.0.0.2) mirrors it for two users and one
-// account with two clients, all slixmpp. Connected: they join through the
-// mirror, talk both ways, a late joiner gets history, a nick change
-// through the mirror is refused, a join error reaches only its user.
-// Cut: each side sees the other's users leave and the mirror's users
-// talk on. Healed: both sides have every message once, the master's
-// order in its archive and the mirror's. Then the master kicks and bans
-// the mirror's users.
+// A DMUC3 master and its mirror over a link the test cuts, heals and
+// thins (issue 13's "Done means"): capulet.test (127.0.0.1) has the room
+// and two users, montague.test (127.0.0.2) mirrors it for two users and
+// one account with two clients, plus a late joiner; all slixmpp.
+//   - Connected: they join through the mirror and talk both ways; the
+//     late joiner gets history; a nick change through the mirror is
+//     refused; a join error reaches only its user.
+//   - Cut: each side sees the other's users leave, and each side's users
+//     talk on among themselves.
+//   - Healed, then thinned to 4,000 bytes a second: every client has
+//     every message once, and the master's archive, the mirror's and each
+//     mirror account's hold them in the master's order.
+//   - The master kicks and bans the mirror's users; an operator has the
+//     mirror take the room again (--from-master); the master restarts.
 func TestDMUCLink(t *testing.T) {
 	t.Parallel()
 	const room = "hall@conference.capulet.test"
@@ -136,7 +140,10 @@ func TestDMUCLink(t *testing.T) {
 		p.waitFor(name+" hears p3", 30*time.Second, is("event", "message", "name", name, "type", "groupchat", "body", "p3 juliet while cut"))
 	}
 	say("juliet", "m4 after the heal", everyone...)
+	// A thin link: 4,000 bytes a second each way, 150 ms of latency.
+	l.Throttle(4000, 150*time.Millisecond)
 	say("bob", "m5 after the heal", everyone...)
+	l.Throttle(0, 0)
 
 	// Every client got every message once (the late joiner's history
 	// aside, which comes delayed).
