@@ -11,7 +11,6 @@ package archive
 import (
 	"context"
 	"database/sql"
-	"fmt"
 
 	"annals.im/annals/domain/event"
 	"annals.im/annals/domain/mirror"
@@ -26,11 +25,9 @@ func applyMirror(ctx context.Context, tx *sql.Tx, e event.Envelope, stays bool) 
 	r := mirror.RoomOf(e.Stream)
 	begin := func(acct string) error { return enter(ctx, tx, r, acct) }
 	end := func(acct string) error { return exit(ctx, tx, r, acct) }
-	inRoom := `SELECT account FROM archive_occupants WHERE room = ?`
 	if stays {
 		begin = func(acct string) error { return stayBegins(ctx, tx, e, r, acct) }
 		end = func(acct string) error { return stayEnds(ctx, tx, e, r, acct) }
-		inRoom = `SELECT account FROM archive_stays WHERE room = ? AND until = ` + openEnd
 	}
 	switch a.Kind {
 	case mirror.Presence:
@@ -43,24 +40,13 @@ func applyMirror(ctx context.Context, tx *sql.Tx, e event.Envelope, stays bool) 
 			return begin(a.Occupant.Local)
 		}
 	case mirror.Roster:
-		// The room's whole state: the accounts here it names are in it,
-		// the others are not.
-		named := map[string]bool{}
+		// The accounts here it names are in the room. It ends no stay: a
+		// roster comes when the mirror is attached again, and the
+		// accounts here that are not in it yet are joining again after a
+		// link loss (their exits, when they leave, are presences).
 		for _, o := range a.Occupants {
 			if o.Local != "" {
-				named[o.Local] = true
 				if err := begin(o.Local); err != nil {
-					return err
-				}
-			}
-		}
-		gone, err := accounts(ctx, tx, inRoom, r)
-		if err != nil {
-			return err
-		}
-		for _, acct := range gone {
-			if !named[acct] {
-				if err := end(acct); err != nil {
 					return err
 				}
 			}
@@ -79,22 +65,4 @@ func applyMirror(ctx context.Context, tx *sql.Tx, e event.Envelope, stays bool) 
 		return postGroupchat(ctx, tx, e, r, id, a.Nick, a.Stanza)
 	}
 	return nil
-}
-
-// accounts runs query (one parameter, the room) for a list of accounts.
-func accounts(ctx context.Context, tx *sql.Tx, query, r string) ([]string, error) {
-	rows, err := tx.QueryContext(ctx, query, r)
-	if err != nil {
-		return nil, fmt.Errorf("archive: who is in %s: %w", r, err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var acct string
-		if err := rows.Scan(&acct); err != nil {
-			return nil, err
-		}
-		out = append(out, acct)
-	}
-	return out, rows.Err()
 }
