@@ -103,6 +103,7 @@ type linkProxy struct {
 	ln       net.Listener
 	target   string
 	up, down *linkDir
+	dial     dialFunc // how to reach target
 
 	mu        sync.Mutex
 	mode      cutMode
@@ -126,28 +127,49 @@ type proxyConn struct {
 // closeWait bounds how long Close waits for the proxy's goroutines.
 const closeWait = 5 * time.Second
 
+// dialFunc connects to a proxy's target.
+type dialFunc func(ctx context.Context, addr string) (net.Conn, error)
+
+func dialTCP(ctx context.Context, addr string) (net.Conn, error) {
+	d := net.Dialer{Timeout: 5 * time.Second}
+	return d.DialContext(ctx, "tcp", addr)
+}
+
 // newLinkProxy listens at listen (a loopback HOST:PORT; port 0 picks
 // one, see Addr) and forwards to target until the test ends.
-func newLinkProxy(t *testing.T, listen, target string) *linkProxy {
+func newLinkProxy(t testing.TB, listen, target string) *linkProxy {
 	t.Helper()
 	return newLinkProxyOn(t, listen, target, &linkDir{}, &linkDir{})
 }
 
 // newLinkProxyOn is newLinkProxy shaped by up (client to target) and
 // down (target to client), which other proxies may share.
-func newLinkProxyOn(t *testing.T, listen, target string, up, down *linkDir) *linkProxy {
+func newLinkProxyOn(t testing.TB, listen, target string, up, down *linkDir) *linkProxy {
 	t.Helper()
-	for _, a := range []string{listen, target} {
+	checkLoopback(t, listen, target)
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		t.Skipf("link proxy: cannot listen at %s: %v", listen, err)
+	}
+	return serveLinkProxy(t, ln, target, up, down, dialTCP)
+}
+
+func checkLoopback(t testing.TB, addrs ...string) {
+	t.Helper()
+	for _, a := range addrs {
 		host, _, err := net.SplitHostPort(a)
 		if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
 			t.Fatalf("link proxy: %q is not a loopback HOST:PORT", a)
 		}
 	}
-	ln, err := net.Listen("tcp", listen)
-	if err != nil {
-		t.Skipf("link proxy: cannot listen at %s: %v", listen, err)
-	}
-	p := &linkProxy{ln: ln, target: target, up: up, down: down,
+}
+
+// serveLinkProxy forwards what ln accepts to target, reached with dial,
+// until the test ends (a proxy inside a network namespace: ln made
+// there, dial dialing from there).
+func serveLinkProxy(t testing.TB, ln net.Listener, target string, up, down *linkDir, dial dialFunc) *linkProxy {
+	t.Helper()
+	p := &linkProxy{ln: ln, target: target, up: up, down: down, dial: dial,
 		conns: map[*proxyConn]struct{}{}, held: map[net.Conn]struct{}{}}
 	p.wg.Add(1)
 	go p.accept()
@@ -304,8 +326,7 @@ func (p *linkProxy) forward(pc *proxyConn) {
 		p.mu.Unlock()
 		pc.kill()
 	}()
-	d := net.Dialer{Timeout: 5 * time.Second}
-	server, err := d.DialContext(pc.ctx, "tcp", p.target)
+	server, err := p.dial(pc.ctx, p.target)
 	if err != nil { // the client sees a reset, as it would have a refusal
 		p.killConn(pc)
 		return
