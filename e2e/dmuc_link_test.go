@@ -82,6 +82,15 @@ func TestDMUCLink(t *testing.T) {
 	say("alice", "m2 from the mirror", everyone...)
 	say("carol2", "m3 from carol's second client", everyone...)
 
+	// A change of presence through the mirror is one for the room, not a
+	// second join: the master answers nothing back over the link.
+	mark := p.mark()
+	p.do(map[string]any{"op": "presence", "name": "bob", "to": occupant("Bob"), "show": "away"}, false)
+	p.waitSince(mark, "juliet sees bob away", 10*time.Second, is("event", "presence", "name", "juliet", "from", occupant("Bob"), "show", "away"))
+	if again := p.all(is("event", "presence", "name", "bob", "from", occupant("Juliet"))); len(again) != 1 {
+		t.Errorf("bob was told of Juliet %d times; want once (a presence change answered as a join?): %v", len(again), again)
+	}
+
 	// A nick change through the mirror: not-acceptable, from the mirror's
 	// side; the room does not hear of it.
 	p.do(map[string]any{"op": "presence", "name": "alice", "to": occupant("Alicia")}, false)
@@ -121,7 +130,7 @@ func TestDMUCLink(t *testing.T) {
 
 	// Healed: the mirror's users are back at the master, the master's at
 	// the mirror, and what each side said meanwhile reaches the other.
-	mark := p.mark()
+	mark = p.mark()
 	l.Heal()
 	for _, nick := range []string{"Alice", "Bob", "Carol", "Romeo"} {
 		p.waitSince(mark, "juliet sees "+nick+" back", 60*time.Second, sees("juliet", nick, "available"))

@@ -54,6 +54,7 @@ def muc_facts(p):
             "codes": sorted(int(c.get("code")) for c in (x.findall("{%s}status" % NS_MUC_USER) if x is not None else [])),
             "affiliation": item.get("affiliation") if item is not None else None,
             "role": item.get("role") if item is not None else None,
+            "show": (child(p, NS_CLIENT, "show").text or "") if child(p, NS_CLIENT, "show") is not None else "",
             "error": error_of(p) if p.get("type") == "error" else None}
 
 

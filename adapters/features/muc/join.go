@@ -150,6 +150,20 @@ func (c *conn) mucPresence(ctx context.Context, e *element, to jid.JID) error {
 		}
 		return nil
 	}
+	if _, join := e.Named(nsMUC, "x"); !join {
+		// A presence update of an occupant through a mirror, which is
+		// not attached itself (its mirror is): a change of presence, not
+		// a join, and no join's answer over the link.
+		if st, err := s.cfg.Rooms.Get(ctx, r); err == nil {
+			if o, ok := st.Occupants[acct]; ok && o.Via != "" && o.Nick == nick {
+				_, _, _, err := s.roomDo(ctx, r, func(room.State) any { return room.SetPresence{Account: acct, Show: show, Status: status} })
+				if err != nil {
+					return c.write(c.mucErrorReply(e, to.String(), err, ""))
+				}
+				return nil
+			}
+		}
+	}
 	password := ""
 	var hist history
 	if x, ok := e.Named(nsMUC, "x"); ok {
