@@ -146,6 +146,16 @@ func (s *Service) Handle(ctx context.Context, sess mux.Session, e *stanza.Elemen
 		return s.fail(sess, e, to, "not-allowed")
 	}
 	room := from.Bare().String()
+	if !s.inUse(room) {
+		// No account here is in the room (or joining it): a master may
+		// not make this server keep replicas of rooms nobody here asked
+		// for.
+		s.cfg.Log.Warn("mirror: a stanza for a room no account here is in", "from", from.String())
+		if e.XMLName.Local == "iq" {
+			return s.fail(sess, e, to, "not-acceptable")
+		}
+		return nil
+	}
 	switch e.XMLName.Local {
 	case "iq":
 		q, ok := e.Child()
@@ -236,6 +246,17 @@ func (s *Service) apply(ctx context.Context, r jid.JID, a mirror.Applied) bool {
 		s.cfg.Log.Error("mirror: applying what the master said", "room", room, "err", err)
 		return false
 	}
+}
+
+// inUse reports whether an account here is in room (or joining it), or
+// an operator asked for it again (a refetch).
+func (s *Service) inUse(room string) bool {
+	if len(s.host.LocalNicks(room)) > 0 {
+		return true
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.quietTo[room] > 0
 }
 
 // serverCtx is the server's context once Run has it.

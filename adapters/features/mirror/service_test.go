@@ -167,7 +167,7 @@ func roomMsg(seq, nick, body string) string {
 // and the next sequence are applied and handed on once.
 func TestHandle(t *testing.T) {
 	reps := &replicas{st: map[string]mirror.State{}, ids: event.NewIDs()}
-	host := &told{}
+	host := &told{local: []string{"R"}}
 	s := newService(t, reps, host, &wire{})
 	send := func(from, in string) *muxtest.Session { t.Helper(); return handle(t, s, from, in) }
 	msg := func(seq, body string) string { return roomMsg(seq, "J", body) }
@@ -203,7 +203,7 @@ func TestHandle(t *testing.T) {
 // once, and asks again only when the answer says more follows.
 func TestResyncAfterGap(t *testing.T) {
 	reps := &replicas{st: map[string]mirror.State{}, ids: event.NewIDs()}
-	host, w := &told{}, &wire{}
+	host, w := &told{local: []string{"R"}}, &wire{}
 	s := newService(t, reps, host, w)
 	handle(t, s, hall, "<iq type='set' id='r'><roster xmlns='urn:xmpp:dmuc:0' seq='4'><item name='J'/></roster></iq>")
 	handle(t, s, hall+"/J", roomMsg("5", "J", "five"))
@@ -356,5 +356,22 @@ func TestRefused(t *testing.T) {
 	}
 	if !slices.Equal(left, []string{"benvolio@montague.example m1", "romeo@montague.example m2"}) {
 		t.Fatalf("pending %v", left)
+	}
+}
+
+// A master may not make the mirror keep a replica of a room no account
+// here is in: its roster gets not-acceptable and its stanzas are
+// dropped, nothing applied.
+func TestRoomNobodyIsIn(t *testing.T) {
+	reps := &replicas{st: map[string]mirror.State{}, ids: event.NewIDs()}
+	host := &told{}
+	s := newService(t, reps, host, &wire{})
+	if sess := handle(t, s, hall, "<iq type='set' id='r'><roster xmlns='urn:xmpp:dmuc:0' seq='4'><item name='J'/></roster></iq>"); len(sess.Sent) != 1 ||
+		!strings.Contains(sess.Sent[0], "not-acceptable") {
+		t.Fatalf("a roster of a room nobody here is in: %v", sess.Sent)
+	}
+	handle(t, s, hall+"/J", roomMsg("5", "J", "unasked"))
+	if len(reps.st) != 0 || len(host.all()) != 0 {
+		t.Fatalf("replicas %v, told %v", reps.st, host.all())
 	}
 }
