@@ -149,11 +149,14 @@ func (p *puppets) waitSince(mark int, what string, timeout time.Duration, pred f
 }
 
 // all returns the facts pred accepts so far.
-func (p *puppets) all(pred func(result) bool) []result {
+func (p *puppets) all(pred func(result) bool) []result { return p.allSince(0, pred) }
+
+// allSince returns the facts from mark on that pred accepts.
+func (p *puppets) allSince(mark int, pred func(result) bool) []result {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var out []result
-	for _, r := range p.facts {
+	for _, r := range p.facts[min(mark, len(p.facts)):] {
 		if pred(r) {
 			out = append(out, r)
 		}
