@@ -35,6 +35,8 @@ func (c *conn) mucIQ(ctx context.Context, e *element, q element, to jid.JID) err
 			// A mirror's keepalive: the answer says which run of this
 			// service it is, so that a mirror learns of a restart however
 			// short (its users were swept, docs/dmuc.md).
+			// NOTSPEC(XEP-0199 §4): a ping's result is empty; the ProtoXEP
+			// has no keepalive. A client that pings gets the empty one.
 			return reply("<dmuc xmlns='" + nsDMUC0 + "' boot='" + s.boot + "'/>")
 		case q.XMLName.Space == nsPing && typ == "get":
 			return reply("") // XEP-0199
