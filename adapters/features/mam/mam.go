@@ -249,9 +249,18 @@ func parseMAMForm(x stanza.Element, query *archive.Query) error {
 			if err != nil {
 				return badRequest("%s: %q is not an XEP-0082 DateTime", name, one)
 			}
-			if name == "start" {
+			switch {
+			case name == "start":
 				query.Start = t
-			} else {
+			case wholeSecond(one):
+				// NOTSPEC(XEP-0313 §4.1.1): an end given to the second
+				// covers that whole second. Clients that keep stamps to the
+				// second (poezio) ask up to the stamp of a message they
+				// have; read as the instant, the query would leave out the
+				// messages stored later in that second, and the client asks
+				// again and shows one twice.
+				query.End = t.Add(time.Second - time.Nanosecond)
+			default:
 				query.End = t
 			}
 		case "after-id":
@@ -352,4 +361,10 @@ func parsePrefs(q stanza.Element) (archive.Prefs, error) {
 		}
 	}
 	return p, nil
+}
+
+// wholeSecond reports an XEP-0082 DateTime without fractions of a second.
+func wholeSecond(v string) bool {
+	_, clock, ok := strings.Cut(v, "T")
+	return ok && !strings.Contains(clock, ".")
 }

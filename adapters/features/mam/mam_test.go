@@ -174,3 +174,31 @@ func TestFormOffersWhatIsRead(t *testing.T) {
 		t.Fatalf("submitting the offered fields: %v", err)
 	}
 }
+
+// An end given to the second covers that whole second (poezio asks up
+// to the stamp of a message it has, kept to the second); one with a
+// fraction is the instant it names; a start is always the instant.
+func TestEndToTheSecond(t *testing.T) {
+	for _, c := range []struct {
+		field, value string
+		start, end   time.Time
+	}{
+		{"end", "2026-11-30T00:43:48Z", time.Time{}, time.Date(2026, 11, 30, 0, 43, 48, 999999999, time.UTC)},
+		{"end", "2026-11-30T00:43:48.250Z", time.Time{}, time.Date(2026, 11, 30, 0, 43, 48, 250000000, time.UTC)},
+		{"end", "2026-11-30T01:43:48+01:00", time.Time{}, time.Date(2026, 11, 30, 0, 43, 48, 999999999, time.UTC)},
+		{"start", "2026-11-30T00:43:48Z", time.Date(2026, 11, 30, 0, 43, 48, 0, time.UTC), time.Time{}},
+	} {
+		q, err := muxtest.Parse(fmt.Sprintf("<query xmlns='urn:xmpp:mam:2'>"+queryForm+"</query>",
+			"<field var='"+c.field+"'><value>"+c.value+"</value></field>"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := parseMAMQuery(*q)
+		if err != nil {
+			t.Fatalf("%s %s: %v", c.field, c.value, err)
+		}
+		if !got.Start.Equal(c.start) || !got.End.Equal(c.end) {
+			t.Errorf("%s %s: start %v end %v; want %v %v", c.field, c.value, got.Start, got.End, c.start, c.end)
+		}
+	}
+}
