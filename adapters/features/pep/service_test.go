@@ -78,3 +78,46 @@ func TestPublishBookmark(t *testing.T) {
 		t.Errorf("the own client reads the bookmark without its password: %q", got)
 	}
 }
+
+// Private XML storage (XEP-0049) keeps one element per namespace, as a
+// whitelist PEP node's item (XEP-0223); a get before any set gets the
+// element back empty; one element only, and never in a reserved
+// namespace.
+func TestPrivateStorage(t *testing.T) {
+	store := &memPEP{}
+	desk := &muxtest.Session{Full: jid.MustParse("juliet@localhost/desk")}
+	s := New(Config{PEP: store}, hostOf{desk})
+	m := mux.New()
+	s.Register(m)
+	phone := &muxtest.Session{Full: jid.MustParse("juliet@localhost/phone")}
+	ask := func(x string) string {
+		t.Helper()
+		got, handled, err := muxtest.Ask(m, mux.Account, phone, "", x)
+		if !handled || err != nil {
+			t.Fatalf("%s: %v %v", x, handled, err)
+		}
+		return got
+	}
+	if got := ask("<iq type='get' id='g0'><query xmlns='jabber:iq:private'><prefs xmlns='exodus:prefs'/></query></iq>"); !strings.Contains(got, "<prefs xmlns='exodus:prefs'/>") {
+		t.Errorf("nothing stored yet: %q", got)
+	}
+	if got := ask("<iq type='set' id='s'><query xmlns='jabber:iq:private'><prefs xmlns='exodus:prefs'><defaultnick>Hamlet</defaultnick></prefs></query></iq>"); !strings.Contains(got, "type='result'") {
+		t.Fatalf("set: %q", got)
+	}
+	if len(store.published) != 1 || store.published[0].Node != "exodus:prefs" || store.published[0].Options == nil ||
+		store.published[0].Options.AccessModel != pepdomain.Whitelist || store.published[0].Item.ID != privateItem {
+		t.Fatalf("published %+v", store.published)
+	}
+	if got := ask("<iq type='get' id='g1'><query xmlns='jabber:iq:private'><prefs xmlns='exodus:prefs'/></query></iq>"); !strings.Contains(got, "<defaultnick>Hamlet</defaultnick>") {
+		t.Errorf("read back: %q", got)
+	}
+	for _, bad := range []string{
+		"<iq type='set' id='b1'><query xmlns='jabber:iq:private'><a xmlns='x:a'/><b xmlns='x:b'/></query></iq>",
+		"<iq type='set' id='b2'><query xmlns='jabber:iq:private'><message xmlns='jabber:client'/></query></iq>",
+		"<iq type='get' id='b3'><query xmlns='jabber:iq:private'/></iq>",
+	} {
+		if got := ask(bad); !strings.Contains(got, "type='error'") {
+			t.Errorf("%s: %q", bad, got)
+		}
+	}
+}
