@@ -95,8 +95,11 @@ func (c *conn) destinations(ctx context.Context, to string) []mux.Dest {
 	case c.jid.Bare().String(), c.jid.String():
 		return []mux.Dest{mux.Account}
 	}
-	if j, err := jid.Parse(to); err == nil && j.Resourcepart() == "" && j.Localpart() != "" && c.srv.isLocal(j) && c.srv.sharesPresence(ctx, j.String(), c.jid.Bare().String()) {
-		return []mux.Dest{mux.Contact}
+	if j, err := jid.Parse(to); err == nil && j.Resourcepart() == "" && j.Localpart() != "" && c.srv.isLocal(j) {
+		if c.srv.sharesPresence(ctx, j.String(), c.jid.Bare().String()) {
+			return []mux.Dest{mux.Contact, mux.Anyone}
+		}
+		return []mux.Dest{mux.Anyone}
 	}
 	return nil
 }

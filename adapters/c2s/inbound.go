@@ -285,8 +285,11 @@ func (s *Server) iqFrom(ctx context.Context, p remoteStanza, e *stanza.Element) 
 	switch {
 	case p.here.Localpart() == "" && slices.Contains(s.cfg.Domains, p.here.Domainpart()):
 		dests = []mux.Dest{mux.Server}
+	case p.here.Localpart() == "" || p.here.Resourcepart() != "":
 	case s.sharesPresence(ctx, p.here.Bare().String(), p.user.Bare().String()):
-		dests = []mux.Dest{mux.Contact}
+		dests = []mux.Dest{mux.Contact, mux.Anyone}
+	default:
+		dests = []mux.Dest{mux.Anyone}
 	}
 	for _, d := range dests {
 		iq := &mux.IQ{Stanza: e, Payload: child, Session: p.peer, From: p.here.String()}

@@ -26,6 +26,11 @@ const (
 	// server answers on that account's behalf (RFC 6121 §8.5.1); anyone
 	// else gets service-unavailable, as if there were no such account.
 	Contact
+	// Anyone: another local account's bare JID, asked by anyone, after
+	// Contact for a contact: the handler decides what the asker may see
+	// (a PEP node's access model, XEP-0060 §4.5); it must not tell a
+	// stranger more than that the account has such a node.
+	Anyone
 	dests
 )
 
@@ -37,6 +42,8 @@ func (d Dest) String() string {
 		return "account"
 	case Contact:
 		return "contact"
+	case Anyone:
+		return "anyone"
 	}
 	return fmt.Sprintf("Dest(%d)", int(d))
 }

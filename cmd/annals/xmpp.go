@@ -215,7 +215,7 @@ func (x xmppFlags) listen(ctx context.Context, c Config, creds *credentials.Stor
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	bookmarks := peppkg.New(peppkg.Config{PEP: peps, Limits: x.quotas.pepLimits(), Log: log}, srv)
+	bookmarks := peppkg.New(peppkg.Config{PEP: peps, Rosters: accts, Limits: x.quotas.pepLimits(), Log: log}, srv)
 	bookmarks.Register(cfg.Mux)
 	if x.muc != "" {
 		key, err := keys.Derive(secret, keys.OccupantID)

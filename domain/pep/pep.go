@@ -21,9 +21,13 @@ const Schema = 1
 // Access models (XEP-0060 §4.5) this service keeps apart.
 const (
 	Presence  = "presence"
+	Roster    = "roster" // the groups in Config.RosterGroups
 	Whitelist = "whitelist"
 	Open      = "open"
 )
+
+// MaxRosterGroups bounds a node's pubsub#roster_groups_allowed.
+const MaxRosterGroups = 64
 
 // MaxItems bounds any node when Limits.MaxItems is not set.
 const MaxItems = 1000
@@ -43,6 +47,9 @@ type Limits struct {
 type Config struct {
 	AccessModel string `json:"access_model"`
 	MaxItems    int    `json:"max_items"`
+	// RosterGroups are the owner's roster groups whose contacts may read
+	// a node with the roster access model.
+	RosterGroups []string `json:"roster_groups,omitempty"`
 }
 
 // Item is one published item: its ID and payload (the item's child XML).
@@ -99,7 +106,40 @@ var (
 	ErrPayloadTooBig = errors.New("pep: payload too big")                 // not-acceptable + payload-too-big
 	ErrTooManyNodes  = errors.New("pep: too many nodes")                  // resource-constraint + max-nodes-exceeded
 	ErrQuota         = errors.New("pep: the account's items are too big") // resource-constraint
+	// Reading another account's node (XEP-0060 §6.5.9).
+	ErrNotSubscribed    = errors.New("pep: presence subscription required") // not-authorized + presence-subscription-required
+	ErrNotInRosterGroup = errors.New("pep: not in a roster group allowed")  // not-authorized + not-in-roster-group
+	ErrClosedNode       = errors.New("pep: the node is the owner's alone")  // not-allowed + closed-node
 )
+
+// Reader is who asks to read an account's node, as the owner's roster
+// sees them.
+type Reader struct {
+	Owner      bool     // the account itself
+	Subscribed bool     // the owner shares its presence with them (From or Both)
+	InRoster   bool     // in the owner's roster, whatever the subscription
+	Groups     []string // the owner's roster groups they are in
+}
+
+// CanRead reports whether r may read node n (XEP-0060 §4.5), or the
+// error that says why not.
+func (n Node) CanRead(r Reader) error {
+	switch {
+	case r.Owner || n.Config.AccessModel == Open:
+		return nil
+	case n.Config.AccessModel == Presence || n.Config.AccessModel == "":
+		if r.Subscribed {
+			return nil
+		}
+		return ErrNotSubscribed
+	case n.Config.AccessModel == Roster:
+		if r.InRoster && slices.ContainsFunc(r.Groups, func(g string) bool { return slices.Contains(n.Config.RosterGroups, g) }) {
+			return nil
+		}
+		return ErrNotInRosterGroup
+	}
+	return ErrClosedNode
+}
 
 // Publish is the command to publish an item; Options are the
 // publish-options (nil: none given).
@@ -159,8 +199,10 @@ func Decide(s State, c any, ids *event.IDs, now time.Time, cause string) ([]even
 		}
 		if o := c.Options; o != nil {
 			switch {
-			case o.AccessModel != "" && o.AccessModel != Presence && o.AccessModel != Whitelist && o.AccessModel != Open:
+			case o.AccessModel != "" && o.AccessModel != Presence && o.AccessModel != Roster && o.AccessModel != Whitelist && o.AccessModel != Open:
 				return nil, fmt.Errorf("%w: access model %q", ErrInvalid, o.AccessModel)
+			case len(o.RosterGroups) > MaxRosterGroups:
+				return nil, fmt.Errorf("%w: %d roster groups (at most %d)", ErrInvalid, len(o.RosterGroups), MaxRosterGroups)
 			case o.MaxItems < 0 || o.MaxItems > maxItems:
 				return nil, fmt.Errorf("%w: max_items %d (1 to %d)", ErrInvalid, o.MaxItems, maxItems)
 			case exists && o.AccessModel != "" && o.AccessModel != cfg.AccessModel:
@@ -172,6 +214,9 @@ func Decide(s State, c any, ids *event.IDs, now time.Time, cause string) ([]even
 			}
 			if o.MaxItems > 0 {
 				cfg.MaxItems = o.MaxItems
+			}
+			if o.RosterGroups != nil {
+				cfg.RosterGroups = o.RosterGroups
 			}
 		}
 		if lim.MaxNodes > 0 && !exists && len(s.Nodes) >= lim.MaxNodes {

@@ -52,7 +52,8 @@ func TestPublishRetract(t *testing.T) {
 		err  error
 	}{
 		{"no payload", State{}, Publish{Node: bm}, ErrInvalid},
-		{"bad access model", State{}, Publish{Node: bm, Item: Item{Payload: "<x/>"}, Options: &Config{AccessModel: "roster"}}, ErrInvalid},
+		{"bad access model", State{}, Publish{Node: bm, Item: Item{Payload: "<x/>"}, Options: &Config{AccessModel: "authorize"}}, ErrInvalid},
+		{"too many roster groups", State{}, Publish{Node: bm, Item: Item{Payload: "<x/>"}, Options: &Config{AccessModel: Roster, RosterGroups: make([]string, MaxRosterGroups+1)}}, ErrInvalid},
 		{"options differ from the node", fold(t, Publish{Node: bm, Item: Item{ID: "a", Payload: "<x/>"}, Options: wl}),
 			Publish{Node: bm, Item: Item{Payload: "<x/>"}, Options: &Config{AccessModel: Open}}, ErrPrecondition},
 		{"retract unknown", State{}, Retract{Node: bm, ID: "nope"}, ErrItemNotFound},
@@ -130,6 +131,40 @@ func TestLimits(t *testing.T) {
 	for _, tt := range tests {
 		if _, err := Decide(tt.s, tt.c, event.NewIDs(), now, ""); !errors.Is(err, tt.err) {
 			t.Errorf("%s: %v, want %v", tt.name, err, tt.err)
+		}
+	}
+}
+
+// Who may read a node of another account (XEP-0060 §4.5): the owner
+// always; anyone an open one; a presence one whom the owner shares its
+// presence with; a roster one the contacts in its groups; a whitelist
+// one nobody else.
+func TestCanRead(t *testing.T) {
+	node := func(model string, groups ...string) Node {
+		return Node{Config: Config{AccessModel: model, MaxItems: 1, RosterGroups: groups}}
+	}
+	owner, stranger := Reader{Owner: true}, Reader{}
+	friend := Reader{Subscribed: true, InRoster: true, Groups: []string{"Friends"}}
+	asked := Reader{InRoster: true, Groups: []string{"Work"}} // in the roster, not shown presence
+	for _, c := range []struct {
+		name string
+		n    Node
+		r    Reader
+		want error
+	}{
+		{"open to a stranger", node(Open), stranger, nil},
+		{"presence to a stranger", node(Presence), stranger, ErrNotSubscribed},
+		{"presence to a contact without a subscription", node(Presence), asked, ErrNotSubscribed},
+		{"presence to a subscriber", node(Presence), friend, nil},
+		{"presence to the owner", node(Presence), owner, nil},
+		{"roster to its group", node(Roster, "Friends"), friend, nil},
+		{"roster to another group", node(Roster, "Friends"), asked, ErrNotInRosterGroup},
+		{"roster to a stranger", node(Roster, "Friends"), stranger, ErrNotInRosterGroup},
+		{"whitelist to a subscriber", node(Whitelist), friend, ErrClosedNode},
+		{"whitelist to the owner", node(Whitelist), owner, nil},
+	} {
+		if err := c.n.CanRead(c.r); !errors.Is(err, c.want) || (c.want == nil) != (err == nil) {
+			t.Errorf("%s: %v, want %v", c.name, err, c.want)
 		}
 	}
 }

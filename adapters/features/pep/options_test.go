@@ -2,6 +2,7 @@ package pep
 
 import (
 	"errors"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -31,6 +32,8 @@ func TestParsePublishOptions(t *testing.T) {
 			"<field var='pubsub#access_model'><value>whitelist</value></field>" + tail, pepdomain.Config{AccessModel: "whitelist", MaxItems: 500}, ""},
 		{"a count", head + "<field var='pubsub#max_items' type='text-single'><value> 7 </value></field>" + tail, pepdomain.Config{MaxItems: 7}, ""},
 		{"no form", "<publish-options xmlns='http://jabber.org/protocol/pubsub'/>", pepdomain.Config{}, ""},
+		{"roster groups", head + "<field var='pubsub#access_model'><value>roster</value></field><field var='pubsub#roster_groups_allowed' type='list-multi'>" +
+			"<value>Friends</value><value>Family</value></field>" + tail, pepdomain.Config{AccessModel: "roster", RosterGroups: []string{"Friends", "Family"}}, ""},
 		{"not a count", head + "<field var='pubsub#max_items'><value>lots</value></field>" + tail, pepdomain.Config{}, `pubsub#max_items "lots"`},
 		{"no count", head + "<field var='pubsub#max_items'/>" + tail, pepdomain.Config{}, `pubsub#max_items ""`},
 		{"twice", head + "<field var='pubsub#max_items'><value>1</value></field><field var='pubsub#max_items'><value>max</value></field>" + tail,
@@ -45,7 +48,7 @@ func TestParsePublishOptions(t *testing.T) {
 			}
 			got, err := parsePublishOptions(*po, 500)
 			switch {
-			case tc.err == "" && (err != nil || got != tc.want):
+			case tc.err == "" && (err != nil || !reflect.DeepEqual(got, tc.want)):
 				t.Fatalf("got %+v, %v; want %+v", got, err, tc.want)
 			case tc.err != "" && (!errors.Is(err, pepdomain.ErrInvalid) || !strings.Contains(err.Error(), tc.err)):
 				t.Fatalf("got %v; want pepdomain.ErrInvalid saying %q", err, tc.err)

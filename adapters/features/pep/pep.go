@@ -94,24 +94,14 @@ func (c *conn) pubsubIQ(ctx context.Context, e *element, q element) error {
 		if err != nil {
 			return fail(err)
 		}
-		items := n.Items
-		if m, err := strconv.Atoi(op.Attr("max_items")); err == nil && m >= 0 && m < len(items) {
-			items = items[len(items)-m:]
+		if n.Config.AccessModel == "" && len(n.Items) == 0 {
+			return fail(pepdomain.ErrItemNotFound) // never made (XEP-0060 §6.5.9.11)
 		}
-		if want, ok := op.Named(nsPubsub, "item"); ok && want.Attr("id") != "" {
-			it, found := n.Item(want.Attr("id"))
-			if !found {
-				return fail(pepdomain.ErrItemNotFound)
-			}
-			items = []pepdomain.Item{it}
+		items, err := selectItems(n, op)
+		if err != nil {
+			return fail(err)
 		}
-		var b strings.Builder
-		b.WriteString("<pubsub xmlns='" + nsPubsub + "'><items node='" + stanza.Escape(node) + "'>")
-		for _, it := range items {
-			b.WriteString("<item id='" + stanza.Escape(it.ID) + "'>" + it.Payload + "</item>")
-		}
-		b.WriteString("</items></pubsub>")
-		return reply(b.String())
+		return reply(renderItems(node, items))
 	}
 	return c.write(c.errorReply(e, "cancel", "feature-not-implemented"))
 }
@@ -161,6 +151,9 @@ func parsePublishOptions(po element, maxItems int) (pepdomain.Config, error) {
 	// need nothing: items are always kept, in the log.
 	if fl, ok := f.Field("pubsub#access_model"); ok {
 		cfg.AccessModel = fl.Value()
+	}
+	if fl, ok := f.Field("pubsub#roster_groups_allowed"); ok {
+		cfg.RosterGroups = append([]string{}, fl.Values...)
 	}
 	if fl, ok := f.Field("pubsub#max_items"); ok {
 		v := fl.Value()

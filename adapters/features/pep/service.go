@@ -38,9 +38,12 @@ type Host interface {
 
 // Config is what the service needs.
 type Config struct {
-	PEP    PEP
-	Limits pepdomain.Limits // zero fields: no limit
-	Log    *slog.Logger
+	PEP PEP
+	// Rosters says who may read an account's nodes (nil: only open ones
+	// are anyone's to read).
+	Rosters Rosters
+	Limits  pepdomain.Limits // zero fields: no limit
+	Log     *slog.Logger
 }
 
 // Service is the PEP service.
@@ -63,6 +66,7 @@ func New(cfg Config, host Host) *Service {
 func (s *Service) Register(m *mux.Mux) {
 	s.mux = m
 	m.Handle(mux.Account, nsPubsub, s.handler((*conn).pubsubIQ), pepFeatures...)
+	m.Handle(mux.Anyone, nsPubsub, s.handler((*conn).othersPubsubIQ))
 	m.Identity(mux.Account, mux.Identity{Category: "pubsub", Type: "pep"})
 	m.Handle(mux.Account, nsPrivate, s.handler((*conn).privateIQ))
 	// Clients (poezio) look for private XML storage on the server before

@@ -10,6 +10,7 @@ import (
 	"annals.im/annals/adapters/mux"
 	"annals.im/annals/adapters/mux/muxtest"
 	pepdomain "annals.im/annals/domain/pep"
+	"annals.im/annals/domain/roster"
 )
 
 // memPEP keeps one node's items and the passwords beside them, applying
@@ -119,5 +120,46 @@ func TestPrivateStorage(t *testing.T) {
 		if got := ask(bad); !strings.Contains(got, "type='error'") {
 			t.Errorf("%s: %q", bad, got)
 		}
+	}
+}
+
+// rosterOf is an owner's roster.
+type rosterOf roster.State
+
+func (r rosterOf) Roster(context.Context, string) (roster.State, error) { return roster.State(r), nil }
+
+// Another account's node: an items request is answered from it, as its
+// access model allows (a roster node to the contacts of its groups), and
+// nothing else of it is anyone else's to do (a publication: forbidden).
+func TestOthersNodes(t *testing.T) {
+	store := &memPEP{node: pepdomain.Node{Config: pepdomain.Config{AccessModel: pepdomain.Roster, MaxItems: 1, RosterGroups: []string{"Friends"}},
+		Items: []pepdomain.Item{{ID: "current", Payload: "<mood xmlns='http://jabber.org/protocol/mood'><happy/></mood>"}}}}
+	owner := "juliet@localhost"
+	s := New(Config{PEP: store, Rosters: rosterOf{Items: map[string]roster.Item{
+		"romeo@localhost":  {Contact: "romeo@localhost", Groups: []string{"Friends"}, Subscription: roster.Both},
+		"tybalt@localhost": {Contact: "tybalt@localhost", Groups: []string{"Family"}, Subscription: roster.Both},
+	}}}, hostOf{})
+	m := mux.New()
+	s.Register(m)
+	ask := func(who, x string) string {
+		t.Helper()
+		got, handled, err := muxtest.Ask(m, mux.Anyone, &muxtest.Session{Full: jid.MustParse(who + "/desk")}, owner, x)
+		if !handled || err != nil {
+			t.Fatalf("%s: %v %v", x, handled, err)
+		}
+		return got
+	}
+	get := "<iq type='get' id='g'><pubsub xmlns='" + nsPubsub + "'><items node='http://jabber.org/protocol/mood'/></pubsub></iq>"
+	if got := ask("romeo@localhost", get); !strings.Contains(got, "<happy/>") || !strings.Contains(got, "from='"+owner+"'") {
+		t.Errorf("a contact in the group: %q", got)
+	}
+	if got := ask("tybalt@localhost", get); !strings.Contains(got, "not-in-roster-group") {
+		t.Errorf("a contact in another group: %q", got)
+	}
+	if got := ask("romeo@localhost", "<iq type='set' id='p'><pubsub xmlns='"+nsPubsub+"'><publish node='x'><item><x xmlns='x'/></item></publish></pubsub></iq>"); !strings.Contains(got, "forbidden") {
+		t.Errorf("a publication to another account's node: %q", got)
+	}
+	if len(store.published) != 0 {
+		t.Errorf("published %+v", store.published)
 	}
 }

@@ -1,0 +1,56 @@
+package e2e
+
+import (
+	"fmt"
+	"strconv"
+	"testing"
+)
+
+// PEP for contacts (issue 14), with slixmpp's own plugins (XEP-0084,
+// 0172, 0060 with publish-options): alice's avatar and nickname (access
+// model presence) are bob's to read, her contact, and not carol's, a
+// stranger (not-authorized, presence-subscription-required); her OMEMO
+// device list and bundle (open) are anyone's; a node she has not made is
+// item-not-found to all.
+func TestPEPForContacts(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, map[string]string{"alice@localhost": "pw", "bob@localhost": "pw", "carol@localhost": "pw"})
+	rs := runDriver(t, "/usr/bin/python3", "clients/slix_pep.py", "127.0.0.1:"+strconv.Itoa(s.port), "pw", "alice@localhost", "bob@localhost", "carol@localhost")
+	got := map[string]result{}
+	for _, r := range rs {
+		if r["event"] == "read" {
+			got[fmt.Sprint(r["who"], " ", r["what"])] = r
+		}
+	}
+	readable := func(who, what string) {
+		t.Helper()
+		r := got[who+" "+what]
+		if r == nil || r["error"] != nil || len(r["ids"].([]any)) == 0 {
+			t.Errorf("%s reading alice's %s: %v; want her items", who, what, r)
+		}
+	}
+	refused := func(who, what, cond, pubsub string) {
+		t.Helper()
+		r := got[who+" "+what]
+		e, _ := r["error"].(map[string]any)
+		if e == nil || e["condition"] != cond || pubsub != "" && e["pubsub"] != pubsub {
+			t.Errorf("%s reading alice's %s: %v; want %s %s", who, what, r, cond, pubsub)
+		}
+	}
+	for _, who := range []string{"alice", "bob"} {
+		for _, what := range []string{"avatar-data", "avatar-metadata", "nick", "devicelist", "bundle"} {
+			readable(who, what)
+		}
+		if r := got[who+" avatar-data"]; r["avatar_intact"] != true {
+			t.Errorf("%s got alice's avatar: %v; want its bytes under its SHA-1", who, r)
+		}
+	}
+	readable("carol", "devicelist")
+	readable("carol", "bundle")
+	for _, what := range []string{"avatar-data", "avatar-metadata", "nick"} {
+		refused("carol", what, "not-authorized", "presence-subscription-required")
+	}
+	for _, who := range []string{"alice", "bob", "carol"} {
+		refused(who, "no-such-node", "item-not-found", "")
+	}
+}
