@@ -2,7 +2,9 @@ package e2e
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -52,5 +54,41 @@ func TestPEPForContacts(t *testing.T) {
 	}
 	for _, who := range []string{"alice", "bob", "carol"} {
 		refused(who, "no-such-node", "item-not-found", "")
+	}
+}
+
+// A contact whose client asks for a node's events (+notify in its
+// XEP-0115 caps) hears of alice's publications; a stranger asking the
+// same hears of none; a client of the contact's that comes online later
+// gets the last item of each such node.
+func TestPEPNotifications(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, map[string]string{"alice@localhost": "pw", "bob@localhost": "pw", "carol@localhost": "pw"})
+	rs := runDriver(t, "/usr/bin/python3", "clients/slix_pep.py", "127.0.0.1:"+strconv.Itoa(s.port), "pw", "alice@localhost", "bob@localhost", "carol@localhost")
+	events := map[string][]string{}
+	for _, r := range rs {
+		if r["event"] == "events" {
+			for _, ev := range r["events"].([]any) {
+				pair := ev.([]any)
+				events[fmt.Sprint(r["who"])] = append(events[fmt.Sprint(r["who"])], fmt.Sprint(pair[0], " ", pair[1]))
+			}
+		}
+	}
+	want := []string{"alice@localhost urn:xmpp:avatar:metadata", "alice@localhost http://jabber.org/protocol/nick",
+		"alice@localhost eu.siacs.conversations.axolotl.devicelist"}
+	for _, who := range []string{"bob", "bob-phone"} {
+		for _, w := range want {
+			if !slices.Contains(events[who], w) {
+				t.Errorf("%s heard %v; want %q among them", who, events[who], w)
+			}
+		}
+		for _, ev := range events[who] {
+			if strings.Contains(ev, "avatar:data") || strings.Contains(ev, "bundles") {
+				t.Errorf("%s heard %q, which it did not ask for", who, ev)
+			}
+		}
+	}
+	if len(events["carol"]) != 0 {
+		t.Errorf("carol, a stranger, heard %v", events["carol"])
 	}
 }

@@ -48,6 +48,7 @@ func (s *Server) services(f func(mux.Service)) {
 // sessionGone tells the services that c ended or became unavailable.
 func (s *Server) sessionGone(c *conn) {
 	s.detachRemoteRooms(c)
+	s.caps.forget(c)
 	s.services(func(svc mux.Service) {
 		if g, ok := svc.(mux.SessionWatcher); ok {
 			g.SessionGone(c)

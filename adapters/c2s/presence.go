@@ -61,6 +61,9 @@ func (c *conn) presence(ctx context.Context, e *element) error {
 		c.srv.probe(ctx, c)
 		c.srv.flushOffline(ctx, c)
 	}
+	if typ == "" {
+		c.learnCaps(ctx, e, initial)
+	}
 	if typ == "unavailable" {
 		// RFC 6121 §4.6.2 would end the client's directed presence to its
 		// rooms; here the account occupies them, so the client only

@@ -43,6 +43,7 @@ type Server struct {
 	refused   atomic.Int64 // connections refused by limits since last reported
 	delivery  deliveryLocks
 	remote    remoteRooms          // the accounts' rooms at other servers
+	caps      capsCache            // clients' capabilities by verification string (caps.go)
 	ended     map[string]time.Time // bare JID -> when EndAccount last ended its sessions
 }
 
@@ -184,6 +185,7 @@ type conn struct {
 	sid string
 
 	available string // the last broadcast available presence, stamped; "" when unavailable (guarded by srv.mu)
+	caps      capsOf // what the client can do (XEP-0115, caps.go; guarded by srv.mu)
 
 	// handled counts the stanzas from the client handled so far (XEP-0198
 	// h); only the session's goroutine touches it.

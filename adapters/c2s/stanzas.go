@@ -65,6 +65,7 @@ func (c *conn) iq(ctx context.Context, e *element) error {
 	if typ == "result" || typ == "error" {
 		j, err := jid.Parse(to)
 		switch {
+		case c.capsAnswer(ctx, e):
 		case err != nil:
 		case j.Resourcepart() != "":
 			// An answer to another client's IQ goes to it; to a resource

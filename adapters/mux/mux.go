@@ -128,6 +128,7 @@ type Mux struct {
 	items      [dests][]Item
 	services   map[string]Service // by domain
 	mounted    []Service          // the same, in the order mounted
+	available  []func(ctx context.Context, s Session)
 }
 
 // New returns an empty Mux.

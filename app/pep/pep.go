@@ -35,6 +35,12 @@ func (p *Service) Node(ctx context.Context, acct, node string) (pep.Node, error)
 	return st.PEP.Nodes[node], err
 }
 
+// Nodes returns all of acct's nodes, by name (nil when it has none).
+func (p *Service) Nodes(ctx context.Context, acct string) (map[string]pep.Node, error) {
+	st, err := p.accounts.Get(ctx, acct)
+	return st.PEP.Nodes, err
+}
+
 // Passwords returns the passwords kept for the items of acct's node, by
 // item ID.
 func (p *Service) Passwords(ctx context.Context, acct, node string) (map[string][]string, error) {

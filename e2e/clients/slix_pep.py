@@ -20,6 +20,8 @@ import xml.etree.ElementTree as ET
 import slixmpp
 from slixmpp.exceptions import IqError, IqTimeout
 from slixmpp.plugins.xep_0004 import Form
+from slixmpp.xmlstream.handler import Callback
+from slixmpp.xmlstream.matcher import MatchXPath
 
 from common import error_fact, out
 
@@ -29,19 +31,31 @@ NS_AXOLOTL = "eu.siacs.conversations.axolotl"
 AVATAR = bytes(range(256)) * 4  # an image's bytes, as far as the server cares
 
 
+INTERESTS = ["urn:xmpp:avatar:metadata", "http://jabber.org/protocol/nick", NS_DEVICELIST]
+
+
 class Client(slixmpp.ClientXMPP):
-    def __init__(self, addr, jid, password, label):
+    def __init__(self, addr, jid, password, label, interests=()):
         super().__init__(jid, password)
         host, port = addr.rsplit(":", 1)
         self.addr = (host, int(port))
         self.label = label
         self.ssl_context.check_hostname = False
         self.ssl_context.verify_mode = ssl.CERT_NONE
-        for p in ("xep_0030", "xep_0060", "xep_0084", "xep_0163", "xep_0172"):
+        for p in ("xep_0030", "xep_0060", "xep_0084", "xep_0115", "xep_0163", "xep_0172"):
             self.register_plugin(p)
+        for ns in interests:
+            self["xep_0163"].add_interest(ns)  # +notify in the caps this client's presence carries
+        self.events = []  # (from, node) of each PEP event it received
+        self.register_handler(Callback("pep event", MatchXPath("{jabber:client}message/{http://jabber.org/protocol/pubsub#event}event"), self._on_event))
         self.started = asyncio.get_event_loop().create_future()
         self.add_event_handler("session_start", lambda _: self.started.done() or self.started.set_result(True))
         self.add_event_handler("failed_auth", lambda _: self.started.done() or self.started.set_result(False))
+
+    def _on_event(self, m):
+        ev = m.xml.find("{http://jabber.org/protocol/pubsub#event}event")
+        for items in ev.findall("{http://jabber.org/protocol/pubsub#event}items"):
+            self.events.append([m["from"].bare, items.get("node")])
 
     async def login(self):
         self.connect(address=self.addr)
@@ -83,8 +97,8 @@ async def read(c, owner, node, what):
 
 async def main(addr, password, alice_jid, bob_jid, carol_jid):
     alice = await Client(addr, alice_jid + "/desk", password, "alice").login()
-    bob = await Client(addr, bob_jid + "/desk", password, "bob").login()
-    carol = await Client(addr, carol_jid + "/desk", password, "carol").login()
+    bob = await Client(addr, bob_jid + "/desk", password, "bob", INTERESTS).login()
+    carol = await Client(addr, carol_jid + "/desk", password, "carol", INTERESTS).login()
     subscribed = asyncio.get_event_loop().create_future()
     bob.add_event_handler("presence_available", lambda p: p["from"].bare == alice_jid and not subscribed.done() and subscribed.set_result(True))
     alice.send_presence_subscription(pto=bob_jid, ptype="subscribe")
@@ -102,6 +116,14 @@ async def main(addr, password, alice_jid, bob_jid, carol_jid):
     ET.SubElement(bundle, "{%s}identityKey" % NS_AXOLOTL).text = "BWlkZW50aXR5"
     await alice["xep_0060"].publish(alice_jid, NS_BUNDLES + ":4223", id="current", payload=bundle, options=open_access())
     out(event="published", who="alice")
+    await asyncio.sleep(1)
+    for c in (bob, carol):
+        out(event="events", who=c.label, events=c.events)
+    # A client of bob's that comes online now gets the last items of the
+    # nodes it asks events of.
+    phone = await Client(addr, bob_jid + "/phone", password, "bob-phone", INTERESTS).login()
+    await asyncio.sleep(1.5)
+    out(event="events", who="bob-phone", events=phone.events)
 
     for c in (bob, carol, alice):
         await read(c, alice_jid, "urn:xmpp:avatar:data", "avatar-data")
@@ -110,7 +132,7 @@ async def main(addr, password, alice_jid, bob_jid, carol_jid):
         await read(c, alice_jid, NS_DEVICELIST, "devicelist")
         await read(c, alice_jid, NS_BUNDLES + ":4223", "bundle")
         await read(c, alice_jid, "urn:xmpp:nothing-here", "no-such-node")
-    for c in (alice, bob, carol):
+    for c in (alice, bob, carol, phone):
         c.disconnect()
     await asyncio.sleep(0.3)
 

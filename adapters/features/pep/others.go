@@ -44,7 +44,7 @@ func (c *conn) othersPubsubIQ(ctx context.Context, e *element, q element) error 
 		return c.write(c.errorReplyText(e, "cancel", "feature-not-implemented", "only items can be read from another account's nodes"))
 	}
 	node := op.Attr("node")
-	n, err := c.srv.pepNode(ctx, owner, node)
+	n, err := c.srv.cfg.PEP.Node(ctx, owner, node) // not pepNode: passwords are the owner's alone
 	if err != nil {
 		return fail(err)
 	}

@@ -30,6 +30,8 @@ const (
 // PEP is the account's personal eventing service, kept in its stream.
 type PEP interface {
 	Node(ctx context.Context, acct, node string) (pepdomain.Node, error)
+	// Nodes returns all of the account's nodes, by name.
+	Nodes(ctx context.Context, acct string) (map[string]pepdomain.Node, error)
 	// Do runs a pepdomain.Publish or pepdomain.Retract on the account's nodes; a
 	// publication's Passwords are kept beside the log (and a retraction
 	// erases them).
@@ -184,7 +186,7 @@ func (s *Service) pepPublish(ctx context.Context, acct, node string, it pepdomai
 	if err := s.cfg.PEP.Do(ctx, acct, pepdomain.Publish{Node: node, Item: logged, Options: opts, Passwords: passwords, Limits: s.cfg.Limits}); err != nil {
 		return err
 	}
-	s.pepNotify(acct, node, "<item id='"+stanza.Escape(it.ID)+"'>"+it.Payload+"</item>")
+	s.pepNotify(ctx, acct, node, "<item id='"+stanza.Escape(it.ID)+"'>"+it.Payload+"</item>")
 	if byClient && node == nsBookmarks {
 		s.followBookmark(ctx, acct, it)
 	}
@@ -195,23 +197,11 @@ func (s *Service) pepRetract(ctx context.Context, acct, node, id string, byClien
 	if err := s.cfg.PEP.Do(ctx, acct, pepdomain.Retract{Node: node, ID: id}); err != nil {
 		return err
 	}
-	s.pepNotify(acct, node, "<retract id='"+stanza.Escape(id)+"'/>")
+	s.pepNotify(ctx, acct, node, "<retract id='"+stanza.Escape(id)+"'/>")
 	if byClient && node == nsBookmarks {
 		s.followBookmark(ctx, acct, pepdomain.Item{ID: id})
 	}
 	return nil
-}
-
-// pepNotify sends an event to every available session of the account.
-//
-// NOTSPEC(XEP-0163 §4.3): without entity capabilities the server cannot
-// know which clients asked for +notify, so every available client of the
-// account gets its own nodes' events; clients ignore what they do not know.
-func (s *Service) pepNotify(acct, node, items string) {
-	for _, t := range s.host.Available(acct) {
-		t.Deliver(fmt.Sprintf(`<message xmlns='%s' from='%s' to='%s' type='headline' id='%s'><event xmlns='%s'><items node='%s'>%s</items></event></message>`,
-			nsClient, stanza.Escape(acct), stanza.Escape(t.JID().String()), stanza.NewID(), nsPubsubEvent, stanza.Escape(node), items), false)
-	}
 }
 
 // bookmark is what the server reads of a XEP-0402 conference bookmark.

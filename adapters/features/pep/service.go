@@ -1,15 +1,19 @@
-// Package pep is the account's own personal eventing service (XEP-0163),
-// enough for bookmarks (XEP-0402) and their XEP-0048 private-XML
-// compatibility (XEP-0049), tied to the room services: the account
-// joining a room sets its bookmark's autojoin, leaving clears it
-// (SetAutojoin, which the room service calls), and a client publishing
-// autojoin makes the account join or leave (the service mounted on the
-// room's domain, if it follows bookmarks).
+// Package pep is the accounts' personal eventing service (XEP-0163):
+// any node a client publishes, read by others as its access model allows
+// (open, presence, roster groups, whitelist; others.go), its events sent
+// to the account's clients and to those of its contacts that ask for them
+// (+notify, from the entity capabilities the session core learns) and
+// the last item to a client that comes online (notify.go); private XML
+// storage (XEP-0049) on top of it (private.go); and bookmarks (XEP-0402)
+// tied to the room services: the account joining a room sets its
+// bookmark's autojoin, leaving clears it (SetAutojoin, which the room
+// service calls), and a client publishing autojoin makes the account
+// join or leave.
 //
 // Items are events in the account's stream (the PEP port); a bookmark's
 // room password is taken out of the payload before it is logged and kept
-// beside the log, and put back for the account's own clients. Nodes are
-// bounded by Limits.
+// beside the log, and put back for the account's own clients only. Nodes
+// are bounded by Limits.
 package pep
 
 import (
@@ -67,6 +71,7 @@ func (s *Service) Register(m *mux.Mux) {
 	s.mux = m
 	m.Handle(mux.Account, nsPubsub, s.handler((*conn).pubsubIQ), pepFeatures...)
 	m.Handle(mux.Anyone, nsPubsub, s.handler((*conn).othersPubsubIQ))
+	m.OnAvailable(s.sessionAvailable)
 	m.Identity(mux.Account, mux.Identity{Category: "pubsub", Type: "pep"})
 	m.Handle(mux.Account, nsPrivate, s.handler((*conn).privateIQ))
 	// Clients (poezio) look for private XML storage on the server before

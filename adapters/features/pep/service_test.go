@@ -23,6 +23,10 @@ type memPEP struct {
 
 func (m *memPEP) Node(context.Context, string, string) (pepdomain.Node, error) { return m.node, nil }
 
+func (m *memPEP) Nodes(context.Context, string) (map[string]pepdomain.Node, error) {
+	return map[string]pepdomain.Node{"node": m.node}, nil
+}
+
 func (m *memPEP) Do(_ context.Context, _ string, cmd any) error {
 	if p, ok := cmd.(pepdomain.Publish); ok {
 		p.Item.HasPassword = len(p.Passwords) > 0 // as the account stream records it
