@@ -17,15 +17,16 @@ import (
 )
 
 // pepNotify sends an event of node to the clients that are to hear of it:
-// the account's own that ask for it, or whose capabilities are not known
-// (they may have asked: clients ignore what they do not know), and those
-// of the contacts the account shares its presence with, that may read
-// the node and ask for its events.
+// every available client of the account's own, and those of the contacts
+// the account shares its presence with that may read the node and ask
+// for its events.
+//
+// NOTSPEC(XEP-0163 §4.3): the account's own clients hear of its nodes
+// whether they asked or not (clients ignore what they do not know):
+// clients that keep bookmarks there have relied on it, asking or not.
 func (s *Service) pepNotify(ctx context.Context, acct, node, items string) {
 	for _, t := range s.host.Available(acct) {
-		if yes, known := notifies(t, node); yes || !known {
-			t.Deliver(eventXML(acct, t.JID().String(), node, items), false)
-		}
+		t.Deliver(eventXML(acct, t.JID().String(), node, items), false)
 	}
 	n, err := s.cfg.PEP.Node(ctx, acct, node)
 	if err != nil || s.cfg.Rosters == nil {
