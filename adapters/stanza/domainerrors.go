@@ -23,6 +23,7 @@ var domainErrors = []struct {
 	{room.ErrNotFound, "cancel", "item-not-found"},
 	{room.ErrLocked, "cancel", "item-not-found"},
 	{room.ErrItemNotFound, "cancel", "item-not-found"},
+	{room.ErrNoSuchMessage, "cancel", "item-not-found"},
 	{room.ErrConflict, "cancel", "conflict"},
 	{room.ErrMirroredNick, "modify", "not-acceptable"},
 	{room.ErrLastOwner, "cancel", "conflict"},

@@ -55,6 +55,8 @@ type (
 		// Reserialized: Stanza was written from the tokens of a strict
 		// read (wellformed.WriteInner), so Decide need not parse it again.
 		Reserialized bool
+		// Retracts: the stanza retracts an earlier message (XEP-0424).
+		Retracts Retracts
 	}
 	SetSubject struct {
 		Account, Subject string
@@ -214,7 +216,15 @@ func Decide(s State, c any, ids *event.IDs, now time.Time, cause string) (Outcom
 				return out, fmt.Errorf("%w: %v", ErrInvalid, err)
 			}
 		}
-		return out, emit(TypeMessagePosted, MessagePosted{Account: c.Account, Nick: o.Nick, ID: c.ID, Stanza: c.Stanza, WellFormed: true})
+		if err := emit(TypeMessagePosted, MessagePosted{Account: c.Account, Nick: o.Nick, ID: c.ID, Stanza: c.Stanza, WellFormed: true}); err != nil {
+			return out, err
+		}
+		return out, s.retraction(c, c.ID, emit)
+	case Moderate:
+		if _, err := wellformed.Canonical(c.Notice); c.Notice != "" && err != nil {
+			return out, fmt.Errorf("%w: %v", ErrInvalid, err)
+		}
+		return out, s.moderate(c, emit)
 	case SetSubject:
 		o, ok := s.Occupants[c.Account]
 		switch {

@@ -376,6 +376,8 @@ func Evolve(s State, e event.Envelope) (State, error) {
 			return s, err
 		}
 		s.Messages++
+	case TypeMessageRetracted:
+		// Nothing of the room's state: the archives show it (a tombstone).
 	case TypeDestroyed:
 		var d Destroyed
 		if err := e.Decode(Schema, &d); err != nil {

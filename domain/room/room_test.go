@@ -194,6 +194,27 @@ func TestDecide(t *testing.T) {
 		{"nobody kicks an owner", open(SetAffiliation{By: "romeo@x", JID: "juliet@x", Affiliation: Admin}),
 			SetRole{By: "juliet@x", Nick: "Romeo", Role: NoRole}, nil, ErrNotAllowed, nil},
 		{"kick an unknown nick", open(), SetRole{By: "romeo@x", Nick: "Ghost", Role: NoRole}, nil, ErrItemNotFound, nil},
+		{"the author retracts its message", open(), Post{Account: "juliet@x", ID: "m2", Reserialized: true,
+			Stanza:   "<message xmlns='jabber:client' type='groupchat'><retract xmlns='urn:xmpp:message-retract:1' id='m1'/></message>",
+			Retracts: Retracts{ID: "m1", Author: "juliet@x"}}, []event.Type{TypeMessagePosted, TypeMessageRetracted}, nil, func(t *testing.T, _ State, out Outcome) {
+			var d MessageRetracted
+			out.Events[1].Decode(Schema, &d)
+			if d.ID != "m1" || d.By != "juliet@x" || d.Moderated || d.Notice != "m2" {
+				t.Errorf("%+v", d)
+			}
+		}},
+		{"another's retraction is only a message", open(), Post{Account: "juliet@x", ID: "m2", Reserialized: true, Stanza: "<message/>",
+			Retracts: Retracts{ID: "m1", Author: "romeo@x"}}, []event.Type{TypeMessagePosted}, nil, nil},
+		{"a moderator moderates", open(), Moderate{By: "romeo@x", ID: "m1", Author: "juliet@x", Reason: "spam", Notice: "<message xmlns='jabber:client'/>", NoticeID: "n1"},
+			[]event.Type{TypeMessagePosted, TypeMessageRetracted}, nil, func(t *testing.T, _ State, out Outcome) {
+				var d MessageRetracted
+				out.Events[1].Decode(Schema, &d)
+				if d.ID != "m1" || d.Author != "juliet@x" || d.By != "romeo@x" || !d.Moderated || d.Reason != "spam" || d.Notice != "n1" {
+					t.Errorf("%+v", d)
+				}
+			}},
+		{"a participant does not moderate", open(), Moderate{By: "juliet@x", ID: "m1", Author: "romeo@x", Notice: "<message/>", NoticeID: "n1"}, nil, ErrForbidden, nil},
+		{"a moderation of no message", open(), Moderate{By: "romeo@x", ID: "m9", Notice: "<message/>", NoticeID: "n1"}, nil, ErrNoSuchMessage, nil},
 		{"voice revoked", open(), SetRole{By: "romeo@x", Nick: "Juliet", Role: Visitor}, []event.Type{TypeRoleSet}, nil, nil},
 		{"ban removes the occupant (301)", open(), SetAffiliation{By: "romeo@x", JID: "juliet@x", Affiliation: Outcast},
 			[]event.Type{TypeAffiliationSet, TypeLeft}, nil, func(t *testing.T, s State, out Outcome) {

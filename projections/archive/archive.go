@@ -24,7 +24,8 @@ import (
 // (those without well_formed) are stored re-serialized (wellformed.Salvage),
 // so that they replay as XML every client parses.
 // v6: the messages of rooms this server mirrors (mirrors.go).
-const Name = "archive/v6"
+// v8: a room message's author, and retractions as tombstones (retract.go).
+const Name = "archive/v8"
 
 // Projection is the archive read model.
 type Projection struct {
@@ -58,7 +59,8 @@ func (Projection) Schema() string {
 		with_full TEXT NOT NULL,
 		offline   INTEGER NOT NULL, -- 1 while waiting for the account's next session
 		groupchat INTEGER NOT NULL, -- 1 for a room's message (in the room's archive or an occupant's)
-		stanza    TEXT NOT NULL
+		stanza    TEXT NOT NULL,
+		author    TEXT NOT NULL DEFAULT '' -- a room message's occupant (its account), for retractions
 	);
 	-- Which accounts occupy which room: a room's message lands once in each.
 	CREATE TABLE IF NOT EXISTS archive_occupants (
@@ -128,7 +130,9 @@ func (p Projection) Apply(ctx context.Context, tx *sql.Tx, e event.Envelope) err
 				return nil // nothing a client could read: the log keeps the event
 			}
 		}
-		return postGroupchat(ctx, tx, e, room.JIDOf(e.Stream), d.ID, d.Nick, d.Stanza)
+		return postGroupchat(ctx, tx, e, room.JIDOf(e.Stream), d.ID, d.Nick, d.Account, d.Stanza)
+	case room.TypeMessageRetracted:
+		return retract(ctx, tx, e)
 	case mirror.TypeApplied:
 		return applyMirror(ctx, tx, e, false)
 	case archive.TypeOfflineDelivered:
@@ -172,12 +176,12 @@ func exit(ctx context.Context, tx *sql.Tx, r, acct string) error {
 // occupying the room, in one statement: with fifty occupants a message
 // is fifty-one rows, and the writer's time per message is what bounds a
 // busy room.
-func postGroupchat(ctx context.Context, tx *sql.Tx, e event.Envelope, r, id, nick, stanza string) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO archive (account, at, pos, id, with_bare, with_full, offline, groupchat, stanza)
-		SELECT o.account, `+atOf("o.account", "?1")+`, ?2, ?3, ?4, ?5, 0, 1, ?6
+func postGroupchat(ctx context.Context, tx *sql.Tx, e event.Envelope, r, id, nick, author, stanza string) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO archive (account, at, pos, id, with_bare, with_full, offline, groupchat, stanza, author)
+		SELECT o.account, `+atOf("o.account", "?1")+`, ?2, ?3, ?4, ?5, 0, 1, ?6, ?7
 		FROM (SELECT ?4 AS account UNION ALL SELECT account FROM archive_occupants WHERE room = ?4) AS o
 		WHERE true ON CONFLICT DO NOTHING`,
-		e.OccurredAt.UnixNano(), int64(e.Position.Commit), id, r, r+"/"+nick, stanza)
+		e.OccurredAt.UnixNano(), int64(e.Position.Commit), id, r, withNick(r, nick), stanza, author)
 	if err != nil {
 		return fmt.Errorf("archive: %s in %s: %w", id, r, err)
 	}
@@ -196,7 +200,16 @@ func atOf(account, param string) string {
 type row struct {
 	acct, id, with     string
 	offline, groupchat bool
-	stanza             string
+	stanza, author     string
+}
+
+// withNick is the JID a room message is with: the occupant's, or the
+// room's own for what the room itself says (a moderation's notice).
+func withNick(r, nick string) string {
+	if nick == "" {
+		return r
+	}
+	return r + "/" + nick
 }
 
 // chatRows are the archive rows of a 1:1 message: one per party that

@@ -81,6 +81,8 @@ func (c *conn) mucIQ(ctx context.Context, e *element, q element, to jid.JID) err
 			return reply(roomInfo(st, acct))
 		case q.XMLName.Space == nsItems && typ == "get":
 			return reply("<query xmlns='" + nsItems + "'/>") // semi-anonymous: occupants are not listed
+		case (q.XMLName == xml.Name{Space: nsModerate1, Local: "moderate"} || q.XMLName == xml.Name{Space: nsFasten, Local: "apply-to"}) && typ == "set":
+			return c.moderate(ctx, e, q, st, reply, fail)
 		case q.XMLName == xml.Name{Space: nsDMUC0, Local: "room"} && typ == "get":
 			return c.resendToMirror(ctx, e, q, st, reply, fail)
 		case q.XMLName.Space == nsMUCAdmin:
@@ -117,7 +119,7 @@ func roomInfo(st room.State, viewer string) string {
 			b.WriteString("<feature var='" + no + "'/>")
 		}
 	}
-	for _, f := range []string{nsMUC, nsMAM, nsStanzaID, nsOccupantID, "muc_unsecured"} {
+	for _, f := range []string{nsMUC, nsMAM, nsStanzaID, nsOccupantID, nsModerate0, nsModerate1, nsRetract1, nsRetract1 + "#tombstone", "muc_unsecured"} {
 		if f == "muc_unsecured" && st.Config.PasswordHash != "" {
 			f = "muc_passwordprotected"
 		}

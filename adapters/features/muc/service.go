@@ -60,9 +60,11 @@ type Rooms interface {
 	Public(ctx context.Context) ([]room.Listed, error)
 }
 
-// Archive reads a room's archive, for the history a joining session gets.
+// Archive reads a room's archive, for the history a joining session gets
+// and for whose a message is (a retraction's check).
 type Archive interface {
 	Query(ctx context.Context, archive string, q archive.Query) (archive.Page, error)
+	Author(ctx context.Context, room, id string) (string, error)
 }
 
 // Host is what the service needs from the session core.
