@@ -11,7 +11,9 @@ import (
 // moderation of his next one reach every client (alice's two and bob's);
 // the room's archive then holds tombstones in their places, and the
 // retraction and the moderation notice beside them; bob, no moderator,
-// cannot moderate alice's message.
+// cannot moderate alice's message. In 1:1 chat, bob's retraction of a
+// message to alice reaches both her clients and her archive holds a
+// tombstone in its place (XEP-0424 §5), and the message he kept as it was.
 func TestRetractAndModerate(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, map[string]string{"alice@localhost": "pw", "bob@localhost": "pw"})
@@ -58,5 +60,29 @@ func TestRetractAndModerate(t *testing.T) {
 	}
 	if retractions != 2 {
 		t.Errorf("the archive holds %d retractions; want bob's and the moderation notice: %v", retractions, byID)
+	}
+
+	for _, r := range rs {
+		if r["event"] != "chat" {
+			continue
+		}
+		got := false
+		for _, m := range r["messages"].([]any) {
+			got = got || m.(map[string]any)["retracts"] == "typo-1"
+		}
+		if !got {
+			t.Errorf("%s did not get bob's retraction: %v", r["who"], r["messages"])
+		}
+	}
+	byMsgID := map[string]map[string]any{}
+	for _, m := range find(t, rs, "chat-archive")["messages"].([]any) {
+		m := m.(map[string]any)
+		byMsgID[fmt.Sprint(m["id"])] = m
+	}
+	if m := byMsgID["typo-1"]; m == nil || m["tombstone"] != true || m["body"] != nil {
+		t.Errorf("alice's archive holds for the retracted message: %v; want a tombstone", m)
+	}
+	if m := byMsgID["kept-1"]; m == nil || m["body"] != "kept" {
+		t.Errorf("alice's archive holds for the kept message: %v", m)
 	}
 }

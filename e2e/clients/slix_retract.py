@@ -37,6 +37,7 @@ class Client(slixmpp.ClientXMPP):
             self.register_plugin(p)
         self.got = []  # every groupchat message: body, stanza-id, what it retracts or moderates
         self.mam_results = {}
+        self.chats = []
         self.register_handler(Callback("gc", MatchXPath("{%s}message" % NS_CLIENT), self._on_message))
         self.started = asyncio.get_event_loop().create_future()
         self.add_event_handler("session_start", lambda _: self.started.done() or self.started.set_result(True))
@@ -52,6 +53,10 @@ class Client(slixmpp.ClientXMPP):
             return
         if x.get("type") == "groupchat":
             self.got.append(describe(x, None))
+        elif x.get("type") == "chat":
+            d = describe(x, None)
+            d["id"] = x.get("id")
+            self.chats.append(d)
 
     async def login(self):
         self.connect(address=self.addr)
@@ -61,7 +66,7 @@ class Client(slixmpp.ClientXMPP):
 
 
 def describe(m, archive_id):
-    """What a test looks at in a room message (or a tombstone)."""
+    """What a test looks at in a message (or a tombstone)."""
     body = child(m, NS_CLIENT, "body")
     sid = [s.get("id") for s in m.findall("{%s}stanza-id" % NS_SID)]
     retract, moderated, retracted = None, False, False
@@ -76,7 +81,7 @@ def describe(m, archive_id):
         if tag == "retracted":
             retracted = True
     return {"from": m.get("from"), "body": body.text if body is not None else None, "stanza_id": archive_id or (sid[0] if sid else None),
-            "retracts": retract, "moderated": moderated, "tombstone": retracted}
+            "retracts": retract, "moderated": moderated, "tombstone": retracted, "id": m.get("id")}
 
 
 async def join(c, room, nick, make=False):
@@ -129,8 +134,21 @@ async def main(addr, password, alice_jid, bob_jid, room):
         out(event="bob-moderates", error=None)
     except IqError as e:
         out(event="bob-moderates", error=error_fact(e))
+    # 1:1: bob writes alice something and takes it back.
+    m = b.make_message(mto=alice_jid, mbody="a typo", mtype="chat")
+    m["id"] = "typo-1"
+    m.send()
+    m = b.make_message(mto=alice_jid, mbody="kept", mtype="chat")
+    m["id"] = "kept-1"
+    m.send()
+    await asyncio.sleep(0.5)
+    b["xep_0424"].send_retraction(alice_jid, "typo-1", mtype="chat")
     await asyncio.sleep(1)
     out(event="ids", oops=oops, spam=spam, welcome=welcome)
+    for c in (a1, a2):
+        out(event="chat", who=c.label, messages=c.chats)
+    f = await mam_query(a1, "chat", fields=[("with", [bob_jid])], report=False)
+    out(event="chat-archive", messages=f["results"])
     for c in (a1, a2, b):
         out(event="received", who=c.label, messages=c.got)
     f = await mam_query(b, "room", to=room, report=False)

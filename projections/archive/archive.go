@@ -25,7 +25,8 @@ import (
 // so that they replay as XML every client parses.
 // v6: the messages of rooms this server mirrors (mirrors.go).
 // v8: a room message's author, and retractions as tombstones (retract.go).
-const Name = "archive/v8"
+// v10: 1:1 messages' authors and ids, and their retractions.
+const Name = "archive/v10"
 
 // Projection is the archive read model.
 type Projection struct {
@@ -60,7 +61,8 @@ func (Projection) Schema() string {
 		offline   INTEGER NOT NULL, -- 1 while waiting for the account's next session
 		groupchat INTEGER NOT NULL, -- 1 for a room's message (in the room's archive or an occupant's)
 		stanza    TEXT NOT NULL,
-		author    TEXT NOT NULL DEFAULT '' -- a room message's occupant (its account), for retractions
+		author    TEXT NOT NULL DEFAULT '', -- who wrote it (a room's occupant, a 1:1 sender's bare JID), for retractions
+		msg_id    TEXT NOT NULL DEFAULT ''  -- a 1:1 message's own id attribute, which a retraction names
 	);
 	-- Which accounts occupy which room: a room's message lands once in each.
 	CREATE TABLE IF NOT EXISTS archive_occupants (
@@ -100,6 +102,7 @@ func (p Projection) Apply(ctx context.Context, tx *sql.Tx, e event.Envelope) err
 				return err
 			}
 		}
+		return retractChat(ctx, tx, e, d)
 	case room.TypeJoined:
 		var d room.Joined
 		if err := e.Decode(room.Schema, &d); err != nil {
@@ -201,6 +204,7 @@ type row struct {
 	acct, id, with     string
 	offline, groupchat bool
 	stanza, author     string
+	msgID              string // a 1:1 message's id attribute
 }
 
 // withNick is the JID a room message is with: the occupant's, or the
@@ -216,11 +220,12 @@ func withNick(r, nick string) string {
 // archives it (none for a party elsewhere).
 func chatRows(d archive.MessageSent) []row {
 	var rows []row
+	msgID := messageID(d.Stanza)
 	if d.SenderID != "" {
-		rows = append(rows, row{acct: bare(d.From), id: d.SenderID, with: d.To, stanza: d.Stanza})
+		rows = append(rows, row{acct: bare(d.From), id: d.SenderID, with: d.To, stanza: d.Stanza, author: bare(d.From), msgID: msgID})
 	}
 	if d.RecipientID != "" {
-		rows = append(rows, row{acct: bare(d.To), id: d.RecipientID, with: d.From, offline: d.Offline, stanza: d.Stanza})
+		rows = append(rows, row{acct: bare(d.To), id: d.RecipientID, with: d.From, offline: d.Offline, stanza: d.Stanza, author: bare(d.From), msgID: msgID})
 	}
 	return rows
 }
@@ -229,9 +234,9 @@ func chatRows(d archive.MessageSent) []row {
 // ID the account already has is dropped: the first one stays, on every
 // replay alike. added reports whether the row went in.
 func insert(ctx context.Context, tx *sql.Tx, e event.Envelope, x row) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO archive (account, at, pos, id, with_bare, with_full, offline, groupchat, stanza)
-		VALUES (?3, `+atOf("?3", "?1")+`, ?2, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT DO NOTHING`,
-		e.OccurredAt.UnixNano(), int64(e.Position.Commit), x.acct, x.id, bare(x.with), x.with, x.offline, x.groupchat, x.stanza)
+	_, err := tx.ExecContext(ctx, `INSERT INTO archive (account, at, pos, id, with_bare, with_full, offline, groupchat, stanza, author, msg_id)
+		VALUES (?3, `+atOf("?3", "?1")+`, ?2, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT DO NOTHING`,
+		e.OccurredAt.UnixNano(), int64(e.Position.Commit), x.acct, x.id, bare(x.with), x.with, x.offline, x.groupchat, x.stanza, x.author, x.msgID)
 	if err != nil {
 		return fmt.Errorf("archive: insert %s into %s: %w", x.id, x.acct, err)
 	}

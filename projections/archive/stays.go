@@ -27,7 +27,8 @@ import (
 //
 // v7: the messages of rooms this server mirrors (mirrors.go).
 // v9: a room message's author, and retractions as tombstones (retract.go).
-const NameStays = "archive/v9"
+// v11: 1:1 messages' authors and ids, and their retractions.
+const NameStays = "archive/v11"
 
 // The model of Projection.Stays. A room's message is one row (account is
 // the room). archive_stays holds each account's stays in each room: from
@@ -100,6 +101,7 @@ func applyStays(ctx context.Context, tx *sql.Tx, e event.Envelope) error {
 				return err
 			}
 		}
+		return retractChat(ctx, tx, e, d)
 	case room.TypeJoined:
 		var d room.Joined
 		if err := e.Decode(room.Schema, &d); err != nil {
@@ -170,9 +172,9 @@ func tick(ctx context.Context, tx *sql.Tx, e event.Envelope) error {
 
 // insertClocked adds a row stamped with the clock (after tick).
 func insertClocked(ctx context.Context, tx *sql.Tx, e event.Envelope, x row) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO archive (account, at, pos, id, with_bare, with_full, offline, groupchat, stanza, author)
-		VALUES (?1, (SELECT at FROM archive_clock), ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT DO NOTHING`,
-		x.acct, int64(e.Position.Commit), x.id, bare(x.with), x.with, x.offline, x.groupchat, x.stanza, x.author)
+	_, err := tx.ExecContext(ctx, `INSERT INTO archive (account, at, pos, id, with_bare, with_full, offline, groupchat, stanza, author, msg_id)
+		VALUES (?1, (SELECT at FROM archive_clock), ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT DO NOTHING`,
+		x.acct, int64(e.Position.Commit), x.id, bare(x.with), x.with, x.offline, x.groupchat, x.stanza, x.author, x.msgID)
 	if err != nil {
 		return fmt.Errorf("archive: insert %s into %s: %w", x.id, x.acct, err)
 	}
