@@ -60,6 +60,7 @@ type xmppFlags struct {
 	mirrorTrust             stringList // servers whose DMUC3 mirrors may mirror our rooms
 	mirrorOf                stringList // MUC services elsewhere whose rooms we mirror
 	mirrorService           bool       // serve mirror.<domain> (with --s2s)
+	idleLeave               time.Duration
 	mirrorTimeout           time.Duration
 	mirrorResendPage        int
 }
@@ -115,6 +116,9 @@ func (x xmppFlags) validate() error {
 	}
 	if len(x.mirrorOf) > 0 && (x.s2s.addr == "" || !x.mirrorService) {
 		return fmt.Errorf("%w: --mirror-of mirrors rooms of other servers: it needs --s2s and the mirror service (--mirror-service)", errUsage)
+	}
+	if x.idleLeave < 0 {
+		return fmt.Errorf("%w: --muc-idle-leave must be 0 (never) or more", errUsage)
 	}
 	if x.mirrorTimeout < 3*time.Millisecond || x.mirrorResendPage < 1 {
 		return fmt.Errorf("%w: --mirror-timeout must be more than 3ms, --mirror-resend-page 1 or more", errUsage)
@@ -224,7 +228,7 @@ func (x xmppFlags) listen(ctx context.Context, c Config, creds *credentials.Stor
 		}
 		mcfg := muc.Config{Domain: x.muc, Domains: x.domains, Rooms: rms, Archive: arch, RoomArchive: archives, Bookmarks: bookmarks, LockNewRooms: x.lockRooms,
 			DetachedShow: x.detachedShow, OccupantKey: key, MirrorTrust: x.mirrorTrust, MirrorTimeout: x.mirrorTimeout,
-			MirrorResendPage: x.mirrorResendPage, Log: log}
+			MirrorResendPage: x.mirrorResendPage, IdleLeave: x.idleLeave, Occupancies: rms, Log: log}
 		x.traffic.applyMUC(&mcfg)
 		svc, err := muc.New(mcfg, srv)
 		if err != nil {

@@ -166,7 +166,7 @@ func Decide(s State, c any, ids *event.IDs, now time.Time, cause string) (Outcom
 		left := Left{Account: c.Account, Cause: "leave", Reason: c.Status}
 		switch c.Cause {
 		case "":
-		case "error", "shutdown":
+		case "error", "shutdown", "idle":
 			left.Cause = c.Cause
 		default:
 			return out, fmt.Errorf("%w: leaving for %q", ErrInvalid, c.Cause)

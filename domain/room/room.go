@@ -215,7 +215,8 @@ type (
 	Left struct {
 		Account string `json:"account"`
 		// Cause: leave, kick, ban, affiliation (321), members-only (322),
-		// shutdown (332), error (333: its server answered with an error).
+		// shutdown (332), error (333: its server answered with an error),
+		// idle (no client of the account came for --muc-idle-leave).
 		Cause  string `json:"cause"`
 		By     string `json:"by,omitempty"`
 		Reason string `json:"reason,omitempty"`

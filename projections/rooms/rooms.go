@@ -222,3 +222,22 @@ func RemoteOccupants(ctx context.Context, db *sql.DB) ([]Occupancy, error) {
 	}
 	return out, rows.Err()
 }
+
+// LocalOccupants lists the occupants that are accounts here (bare JIDs),
+// as far as the read model has followed the log.
+func LocalOccupants(ctx context.Context, db *sql.DB) ([]Occupancy, error) {
+	rows, err := db.QueryContext(ctx, `SELECT room, account FROM room_occupants WHERE instr(account, '/') = 0 ORDER BY 1, 2`)
+	if err != nil {
+		return nil, fmt.Errorf("rooms: local occupants: %w", err)
+	}
+	defer rows.Close()
+	var out []Occupancy
+	for rows.Next() {
+		var o Occupancy
+		if err := rows.Scan(&o.Room, &o.Account); err != nil {
+			return nil, err
+		}
+		out = append(out, o)
+	}
+	return out, rows.Err()
+}

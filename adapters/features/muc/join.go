@@ -471,8 +471,10 @@ func (s *Service) bookmarkRooms(ctx context.Context, r string, evs []event.Envel
 	for _, e := range evs {
 		switch e.Type {
 		case room.TypeLeft:
+			// An idle account keeps its bookmark: its client joins again
+			// when it comes back.
 			var d room.Left
-			if e.Decode(room.Schema, &d) == nil {
+			if e.Decode(room.Schema, &d) == nil && d.Cause != "idle" {
 				s.setAutojoin(ctx, d.Account, r, "", false)
 			}
 		case room.TypeNickChanged:

@@ -123,7 +123,12 @@ type Config struct {
 	// one resend renders (DefaultMirrorResendPage).
 	MirrorTimeout    time.Duration
 	MirrorResendPage int
-	Log              *slog.Logger
+	// IdleLeave: an account none of whose clients has been attached to a
+	// room for that long leaves it (0: never); Occupancies lists the
+	// accounts here in rooms (the rooms read model) for it.
+	IdleLeave   time.Duration
+	Occupancies Occupancies
+	Log         *slog.Logger
 }
 
 // Service is the multi-user chat service.
@@ -138,6 +143,7 @@ type Service struct {
 	forwarded map[string]forwardedIQ // IQs to occupants awaiting an answer, by the id they went out with
 
 	links mirrorLinks // DMUC3: what the master knows of its mirrors' links
+	idle  idleSince   // accounts here with no client in their rooms (idle.go)
 	boot  string      // this run of the service, for its mirrors' pings
 
 	creations   *roomCreations
