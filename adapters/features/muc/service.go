@@ -123,7 +123,9 @@ type Config struct {
 	// one resend renders (DefaultMirrorResendPage).
 	MirrorTimeout    time.Duration
 	MirrorResendPage int
-	Log              *slog.Logger
+	// VCardMaxBytes bounds a room's vCard (XEP-0486); 0: no limit.
+	VCardMaxBytes int
+	Log           *slog.Logger
 }
 
 // Service is the multi-user chat service.
