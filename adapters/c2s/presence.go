@@ -37,6 +37,9 @@ func (c *conn) presence(ctx context.Context, e *element) error {
 		return c.write(c.errorReply(e, "modify", "bad-request"))
 	}
 	stamped := stanza.Restamp(e, c.jid.String())
+	if typ == "" {
+		stamped = c.srv.dress(ctx, account, e, stamped)
+	}
 	if to != "" {
 		// Directed presence: delivered as it is, not remembered.
 		t, err := jid.Parse(to)
@@ -48,15 +51,17 @@ func (c *conn) presence(ctx context.Context, e *element) error {
 		}
 		return nil
 	}
+	c.presenceMu.Lock()
 	c.srv.mu.Lock()
 	initial := c.available == "" && typ == ""
 	if typ == "" {
-		c.available = stamped
+		c.available, c.availableEl = stamped, e
 	} else {
-		c.available = ""
+		c.available, c.availableEl = "", nil
 	}
 	c.srv.mu.Unlock()
 	c.srv.broadcast(ctx, c, stamped)
+	c.presenceMu.Unlock()
 	if initial {
 		c.srv.probe(ctx, c)
 		c.srv.flushOffline(ctx, c)
@@ -167,9 +172,11 @@ func (s *Server) unavailableTo(from, to string) {
 // goneUnavailable broadcasts unavailable for a session that ends while
 // available (RFC 6121 §4.5.4).
 func (s *Server) goneUnavailable(c *conn) {
+	c.presenceMu.Lock()
+	defer c.presenceMu.Unlock()
 	s.mu.Lock()
 	was := c.available
-	c.available = ""
+	c.available, c.availableEl = "", nil
 	s.mu.Unlock()
 	if was != "" {
 		// The session is gone, and with it its context: the broadcast gets
@@ -177,5 +184,38 @@ func (s *Server) goneUnavailable(c *conn) {
 		ctx, cancel := context.WithTimeout(context.Background(), mux.TeardownTimeout)
 		defer cancel()
 		s.broadcast(ctx, c, fmt.Sprintf(`<presence type='unavailable' from='%s'/>`, stanza.Escape(c.jid.String())))
+	}
+}
+
+// dress adds to stamped, e as restamped, what the features add to the
+// account's available presence (mux.PresenceChild).
+func (s *Server) dress(ctx context.Context, account string, e *element, stamped string) string {
+	for _, f := range s.cfg.Mux.PresenceChildren() {
+		if child := f(ctx, account, e); child != "" {
+			stamped = stanza.InsertChild(stamped, child)
+		}
+	}
+	return stamped
+}
+
+// RefreshPresence broadcasts again the presence of each available session
+// of account, dressed anew: what a feature adds to it changed (its
+// vCard's avatar, XEP-0153), and a client that knows nothing of it sends
+// no new presence. Each session's latest presence is sent, in order with
+// its own (presenceMu); one that went unavailable meanwhile is left alone.
+func (s *Server) RefreshPresence(ctx context.Context, account string) {
+	for _, o := range s.availableOf(account) {
+		o.presenceMu.Lock()
+		s.mu.Lock()
+		el := o.availableEl
+		s.mu.Unlock()
+		if el != nil {
+			wire := s.dress(ctx, account, el, stanza.Restamp(el, o.jid.String()))
+			s.mu.Lock()
+			o.available = wire
+			s.mu.Unlock()
+			s.broadcast(ctx, o, wire)
+		}
+		o.presenceMu.Unlock()
 	}
 }

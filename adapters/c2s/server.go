@@ -186,6 +186,12 @@ type conn struct {
 
 	available string // the last broadcast available presence, stamped; "" when unavailable (guarded by srv.mu)
 	caps      capsOf // what the client can do (XEP-0115, caps.go; guarded by srv.mu)
+	// availableEl is that presence as the client sent it, for
+	// RefreshPresence to dress again (guarded by srv.mu).
+	availableEl *element
+	// presenceMu keeps the session's presence broadcasts in order: its own
+	// and RefreshPresence's, run from another session's goroutine.
+	presenceMu sync.Mutex
 
 	// handled counts the stanzas from the client handled so far (XEP-0198
 	// h); only the session's goroutine touches it.

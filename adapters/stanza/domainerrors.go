@@ -8,6 +8,7 @@ import (
 	"annals.im/annals/domain/pep"
 	"annals.im/annals/domain/room"
 	"annals.im/annals/domain/roster"
+	"annals.im/annals/domain/vcard"
 )
 
 // domainErrors is the one table from the domain's rule errors to the
@@ -44,6 +45,9 @@ var domainErrors = []struct {
 	// XEP-0313.
 	{archive.ErrItemNotFound, "cancel", "item-not-found"},
 	{archive.ErrInvalid, "modify", "bad-request"},
+	// XEP-0054 (and XEP-0486 for rooms).
+	{vcard.ErrTooBig, "modify", "not-acceptable"},
+	{vcard.ErrInvalid, "modify", "bad-request"},
 	// RFC 6121 rosters.
 	{roster.ErrSelf, "modify", "bad-request"},
 	{roster.ErrNoItem, "cancel", "item-not-found"},

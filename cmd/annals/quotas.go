@@ -10,8 +10,8 @@ import (
 )
 
 // quotaFlags are the serve flags of the per-account quotas (adapters/c2s
-// quota.go, domain/roster, domain/pep): what one address may register and
-// what one account may hold.
+// quota.go, domain/roster, domain/pep, domain/vcard): what one address may
+// register and what one account (or room) may hold.
 type quotaFlags struct {
 	registrations      int // per address per registrationWindow; 0: no limit
 	registrationWindow time.Duration
@@ -21,6 +21,7 @@ type quotaFlags struct {
 	pepItems           int
 	pepNodes           int
 	pepBytes           int
+	vcardBytes         int
 }
 
 // Defaults of the PEP quotas.
@@ -36,6 +37,14 @@ const (
 	// defaultPEPBytes is what one account's nodes may hold in all: their
 	// state is held in memory while the account is in use.
 	defaultPEPBytes = 1 << 20
+	// defaultVCardBytes bounds an account's or a room's vCard: room for a
+	// photo of some 90 KiB (base64 grows it by a third), far above the
+	// 8 KiB XEP-0153 §4.6 asks of avatars. It stays well under the default
+	// --max-stanza (256 KiB), so that a vCard past it gets a clean
+	// not-acceptable instead of a stream ended for its size, and so that
+	// the answer that carries it reaches servers with a smaller stanza
+	// limit. It is held in memory with the account's state.
+	defaultVCardBytes = 128 << 10
 )
 
 func (q *quotaFlags) flags(fs *flag.FlagSet) {
@@ -47,9 +56,12 @@ func (q *quotaFlags) flags(fs *flag.FlagSet) {
 	fs.IntVar(&q.pepItems, "pep-max-items", pep.MaxItems, "the highest pubsub#max_items of a PEP node (\"max\" means this)")
 	fs.IntVar(&q.pepNodes, "pep-max-nodes", defaultPEPNodes, "PEP nodes one account may have; a publication creating another gets resource-constraint")
 	fs.IntVar(&q.pepBytes, "pep-max-bytes", defaultPEPBytes, "bytes of all one account's PEP node names, item IDs and payloads; a publication growing past it gets resource-constraint")
+	fs.IntVar(&q.vcardBytes, "vcard-max-bytes", defaultVCardBytes, "bytes of one account's or room's vCard (vcard-temp), its photo included; a larger one gets not-acceptable")
 }
 
-func (q quotaFlags) validate() error {
+// validate checks the quotas; maxStanza is --max-stanza, which a vCard
+// must fit in.
+func (q quotaFlags) validate(maxStanza int) error {
 	switch {
 	case q.registrations < 0 || q.registrations > 10000:
 		return fmt.Errorf("%w: --registrations-per-address %d: give 0 (no limit) to 10000", errUsage, q.registrations)
@@ -67,6 +79,8 @@ func (q quotaFlags) validate() error {
 		return fmt.Errorf("%w: --pep-max-nodes %d: give 1 or more", errUsage, q.pepNodes)
 	case q.pepBytes < q.pepPayload:
 		return fmt.Errorf("%w: --pep-max-bytes %d: give at least --pep-max-payload (%d)", errUsage, q.pepBytes, q.pepPayload)
+	case q.vcardBytes < 1024 || q.vcardBytes > maxStanza-1024:
+		return fmt.Errorf("%w: --vcard-max-bytes %d: give from 1024 bytes to --max-stanza less 1024 (%d): the IQ that sets a vCard must fit in a stanza", errUsage, q.vcardBytes, maxStanza-1024)
 	}
 	return nil
 }

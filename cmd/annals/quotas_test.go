@@ -19,7 +19,7 @@ func TestQuotaFlags(t *testing.T) {
 		if err := parse(fs, args); err != nil {
 			return c2s.Config{}, err
 		}
-		if err := q.validate(); err != nil {
+		if err := q.validate(256 << 10); err != nil {
 			return c2s.Config{}, err
 		}
 		var cfg c2s.Config
@@ -32,7 +32,7 @@ func TestQuotaFlags(t *testing.T) {
 	}
 	want := pep.Limits{MaxPayload: 64 << 10, MaxItems: 1000, MaxNodes: 100, MaxBytes: 1 << 20}
 	if cfg.RegistrationsPerAddress != 3 || cfg.RegistrationWindow != 10*time.Minute || cfg.MaxResources != 100 ||
-		cfg.MaxRosterItems != 1000 || q.pepLimits() != want {
+		cfg.MaxRosterItems != 1000 || q.pepLimits() != want || q.vcardBytes != 128<<10 {
 		t.Fatalf("defaults: %+v", cfg)
 	}
 	// 0 lifts the registration limit (benchmarks): c2s reads a negative as none.
@@ -40,12 +40,12 @@ func TestQuotaFlags(t *testing.T) {
 		t.Fatalf("--registrations-per-address 0: %d %v", cfg.RegistrationsPerAddress, err)
 	}
 	cfg, err = parseQuotas("--max-resources", "5", "--max-roster-items", "7", "--pep-max-payload", "2048", "--pep-max-items", "9",
-		"--pep-max-nodes", "3", "--pep-max-bytes", "4096", "--registrations-per-address", "2", "--registration-window", "1h")
+		"--pep-max-nodes", "3", "--pep-max-bytes", "4096", "--registrations-per-address", "2", "--registration-window", "1h", "--vcard-max-bytes", "2048")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if cfg.MaxResources != 5 || cfg.MaxRosterItems != 7 || cfg.RegistrationsPerAddress != 2 || cfg.RegistrationWindow != time.Hour ||
-		q.pepLimits() != (pep.Limits{MaxPayload: 2048, MaxItems: 9, MaxNodes: 3, MaxBytes: 4096}) {
+		q.pepLimits() != (pep.Limits{MaxPayload: 2048, MaxItems: 9, MaxNodes: 3, MaxBytes: 4096}) || q.vcardBytes != 2048 {
 		t.Fatalf("set: %+v", cfg)
 	}
 	for _, bad := range [][]string{
@@ -57,6 +57,8 @@ func TestQuotaFlags(t *testing.T) {
 		{"--pep-max-items", "0"},
 		{"--pep-max-nodes", "0"},
 		{"--pep-max-bytes", "1000"},
+		{"--vcard-max-bytes", "1000"},
+		{"--vcard-max-bytes", "300000"}, // no IQ that large fits in --max-stanza 256 KiB
 	} {
 		if _, err := parseQuotas(bad...); !errors.Is(err, errUsage) {
 			t.Errorf("%v: %v, want a usage error", bad, err)

@@ -23,6 +23,7 @@ import (
 	appmirrors "annals.im/annals/app/mirrors"
 	"annals.im/annals/app/pep"
 	"annals.im/annals/app/rooms"
+	appvcard "annals.im/annals/app/vcard"
 	"annals.im/annals/domain/account"
 	"annals.im/annals/domain/event"
 	"annals.im/annals/domain/wellformed"
@@ -162,7 +163,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	srv, ln, fed, err := x.listen(ctx, c, creds, accts, pep.New(accts, pwds, ids), arch, rms, appmirrors.New(store, ids, o.db), log)
+	srv, ln, fed, err := x.listen(ctx, c, creds, accts, pep.New(accts, pwds, ids), appvcard.New(accts, ids), arch, rms, appmirrors.New(store, ids, o.db), log)
 	if err != nil {
 		return err
 	}

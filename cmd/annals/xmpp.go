@@ -22,6 +22,7 @@ import (
 	mirrorfeature "annals.im/annals/adapters/features/mirror"
 	"annals.im/annals/adapters/features/muc"
 	"annals.im/annals/adapters/features/ping"
+	vcardfeature "annals.im/annals/adapters/features/vcard"
 	softwareversion "annals.im/annals/adapters/features/version"
 	"annals.im/annals/adapters/mux"
 
@@ -32,6 +33,7 @@ import (
 	appmirrors "annals.im/annals/app/mirrors"
 	"annals.im/annals/app/pep"
 	"annals.im/annals/app/rooms"
+	appvcard "annals.im/annals/app/vcard"
 	"annals.im/annals/domain/account"
 )
 
@@ -100,7 +102,7 @@ func (x xmppFlags) validate() error {
 	if err := x.login.validate(); err != nil {
 		return err
 	}
-	if err := x.quotas.validate(); err != nil {
+	if err := x.quotas.validate(x.maxStanza); err != nil {
 		return err
 	}
 	if err := x.traffic.validate(x.maxStanza); err != nil {
@@ -145,7 +147,7 @@ func features(m *mux.Mux, archives *mam.Service) {
 
 // listen builds the c2s server and opens its listener, and federation's
 // unless --s2s is empty (fed is nil then).
-func (x xmppFlags) listen(ctx context.Context, c Config, creds *credentials.Store, accts *accounts.Service, peps *pep.Service, arch *archive.Service, rms *rooms.Service, mirrors *appmirrors.Service, log *slog.Logger) (_ *c2s.Server, _ net.Listener, fed *federation, err error) {
+func (x xmppFlags) listen(ctx context.Context, c Config, creds *credentials.Store, accts *accounts.Service, peps *pep.Service, vcards *appvcard.Service, arch *archive.Service, rms *rooms.Service, mirrors *appmirrors.Service, log *slog.Logger) (_ *c2s.Server, _ net.Listener, fed *federation, err error) {
 	var cert tls.Certificate
 	if x.cert != "" {
 		cert, err = tls.LoadX509KeyPair(x.cert, x.key)
@@ -221,6 +223,7 @@ func (x xmppFlags) listen(ctx context.Context, c Config, creds *credentials.Stor
 	}
 	bookmarks := peppkg.New(peppkg.Config{PEP: peps, Rosters: accts, Limits: x.quotas.pepLimits(), Log: log}, srv)
 	bookmarks.Register(cfg.Mux)
+	vcardfeature.New(vcardfeature.Config{VCards: vcards, MaxBytes: x.quotas.vcardBytes, Log: log}, srv).Register(cfg.Mux)
 	if x.muc != "" {
 		key, err := keys.Derive(secret, keys.OccupantID)
 		if err != nil {
@@ -228,7 +231,7 @@ func (x xmppFlags) listen(ctx context.Context, c Config, creds *credentials.Stor
 		}
 		mcfg := muc.Config{Domain: x.muc, Domains: x.domains, Rooms: rms, Archive: arch, RoomArchive: archives, Bookmarks: bookmarks, LockNewRooms: x.lockRooms,
 			DetachedShow: x.detachedShow, OccupantKey: key, MirrorTrust: x.mirrorTrust, MirrorTimeout: x.mirrorTimeout,
-			MirrorResendPage: x.mirrorResendPage, IdleLeave: x.idleLeave, Occupancies: rms, Log: log}
+			MirrorResendPage: x.mirrorResendPage, IdleLeave: x.idleLeave, Occupancies: rms, VCardMaxBytes: x.quotas.vcardBytes, Log: log}
 		x.traffic.applyMUC(&mcfg)
 		svc, err := muc.New(mcfg, srv)
 		if err != nil {

@@ -6,6 +6,15 @@ import (
 	"time"
 
 	"annals.im/annals/domain/event"
+	"annals.im/annals/domain/vcard"
+)
+
+// avatarVCard holds a 1x1 PNG whose SHA-1 is avatarSHA1 (sha1sum of the
+// decoded bytes).
+const (
+	avatarVCard = "<vCard xmlns='vcard-temp'><PHOTO><TYPE>image/png</TYPE><BINVAL>" +
+		"iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==</BINVAL></PHOTO></vCard>"
+	avatarSHA1 = "b2bbe763c7e1828c750d53f78550709a6fea19be"
 )
 
 const roomJID = "hall@conference.example.com"
@@ -186,6 +195,29 @@ func TestDecide(t *testing.T) {
 			[]event.Type{TypeConfigured, TypeLeft}, nil, func(t *testing.T, s State, _ Outcome) {
 				if _, in := s.Occupants["juliet@x"]; in {
 					t.Error("juliet is still in")
+				}
+			}},
+		{"an owner sets the room's vCard: its avatar's hash is kept", open(), SetVCard{By: "romeo@x", XML: avatarVCard, MaxBytes: 4096},
+			[]event.Type{TypeVCardSet}, nil, func(t *testing.T, s State, _ Outcome) {
+				if s.VCard.XML == "" || len(s.VCard.PhotoHashes) != 1 || s.VCard.PhotoHashes[0] != avatarSHA1 {
+					t.Errorf("vCard %+v", s.VCard)
+				}
+			}},
+		{"a participant may not set the room's vCard", open(), SetVCard{By: "juliet@x", XML: avatarVCard}, nil, ErrForbidden, nil},
+		{"an admin may not either (XEP-0486: owners)", open(SetAffiliation{By: "romeo@x", JID: "juliet@x", Affiliation: Admin}),
+			SetVCard{By: "juliet@x", XML: avatarVCard}, nil, ErrForbidden, nil},
+		{"a room's vCard over the limit", open(), SetVCard{By: "romeo@x", XML: avatarVCard, MaxBytes: 64}, nil, vcard.ErrTooBig, nil},
+		{"the same vCard again: nothing", open(SetVCard{By: "romeo@x", XML: avatarVCard}), SetVCard{By: "romeo@x", XML: avatarVCard}, nil, nil, nil},
+		{"an empty vCard takes the avatar away", open(SetVCard{By: "romeo@x", XML: avatarVCard}), SetVCard{By: "romeo@x", XML: "<vCard xmlns='vcard-temp'/>"},
+			[]event.Type{TypeVCardSet}, nil, func(t *testing.T, s State, _ Outcome) {
+				if len(s.VCard.PhotoHashes) != 0 {
+					t.Errorf("vCard %+v", s.VCard)
+				}
+			}},
+		{"destroying the room forgets its vCard", open(SetVCard{By: "romeo@x", XML: avatarVCard}), Destroy{By: "romeo@x"},
+			[]event.Type{TypeDestroyed}, nil, func(t *testing.T, s State, _ Outcome) {
+				if s.VCard.XML != "" {
+					t.Errorf("vCard %+v", s.VCard)
 				}
 			}},
 		{"kick", open(), SetRole{By: "romeo@x", Nick: "Juliet", Role: NoRole, Reason: "out"}, []event.Type{TypeLeft}, nil, nil},

@@ -39,6 +39,13 @@ func TestFrozenSamples(t *testing.T) {
 	if s, err = Evolve(s, read(TypeMessageRetracted)); err != nil || s.Messages != 1 {
 		t.Fatalf("after the retraction: %+v %v", s, err)
 	}
+	vc := read(TypeVCardSet)
+	if !event.Verify(nil, vc) {
+		t.Fatal("RoomVCardSet sample does not verify")
+	}
+	if s, err = Evolve(s, vc); err != nil || len(s.VCard.PhotoHashes) != 1 || s.VCard.PhotoHashes[0] != avatarSHA1 || s.VCard.XML == "" {
+		t.Fatalf("after the vCard: %+v %v", s.VCard, err)
+	}
 	if s, err = Evolve(s, read(TypeLeft)); err != nil || len(s.Occupants) != 1 {
 		t.Fatalf("after the kick: %+v %v", s.Occupants, err)
 	}

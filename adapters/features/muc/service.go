@@ -128,7 +128,9 @@ type Config struct {
 	// accounts here in rooms (the rooms read model) for it.
 	IdleLeave   time.Duration
 	Occupancies Occupancies
-	Log         *slog.Logger
+	// VCardMaxBytes bounds a room's vCard (XEP-0486); 0: no limit.
+	VCardMaxBytes int
+	Log           *slog.Logger
 }
 
 // Service is the multi-user chat service.
