@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"mellium.im/xmpp/jid"
+
+	"annals.im/annals/adapters/stanza"
 	"annals.im/annals/domain/account"
 	"annals.im/annals/domain/archive"
 	"annals.im/annals/domain/blocking"
@@ -403,5 +406,63 @@ func TestBlockedOfflineMessages(t *testing.T) {
 	defer arch.mu.Unlock()
 	if arch.delivered != "r2" {
 		t.Fatalf("delivered through %q, want r2", arch.delivered)
+	}
+}
+
+// What a user at another server sends an account that blocks its domain
+// is refused (a chat message, an IQ get) or dropped (presence, a
+// subscription, a probe, an IQ answer) before anything is recorded or
+// delivered; what the account sends there is refused with <blocked/>
+// and never leaves.
+func TestBlockingFederated(t *testing.T) {
+	mem := newMemBlocking()
+	remote := &sentRemote{}
+	var srv *Server
+	addr := serverMounting(t, func(cfg *Config) { cfg.Accounts, cfg.Blocking, cfg.Remote = lovers{}, mem, remote },
+		func(s *Server) { srv = s })
+	mem.follow(t, srv)
+	j := login(t, addr, "juliet", "balcony")
+	j.c.send("<presence/>")
+	j.next("from='juliet@localhost/balcony'")
+	j.c.send("<iq type='set' id='b1'><block xmlns='urn:xmpp:blocking'><item jid='montague.example'/></block></iq>")
+	j.next("type='result' id='b1'")
+
+	from, to := jid.MustParse("romeo@montague.example/orchard"), jid.MustParse("juliet@localhost")
+	ctx := context.Background()
+	for _, in := range []string{
+		"<message xmlns='jabber:server' type='chat' id='m1'><body>from afar</body></message>",
+		"<iq xmlns='jabber:server' type='get' id='q1'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>",
+		"<presence xmlns='jabber:server'><status>afar</status></presence>",
+		"<presence xmlns='jabber:server' type='subscribe'/>",
+		"<presence xmlns='jabber:server' type='probe'/>",
+		"<iq xmlns='jabber:server' type='result' id='q2'/>",
+		"<message xmlns='jabber:server' type='headline' id='m2'><body>news</body></message>",
+	} {
+		e, err := stanza.Parse([]byte(in), 8)
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv.FromRemote(ctx, from, to, e)
+	}
+	remote.mu.Lock()
+	sent := strings.Join(remote.sent, "\n")
+	remote.mu.Unlock()
+	for _, id := range []string{"m1", "q1"} {
+		if !strings.Contains(sent, "id='"+id+"'") {
+			t.Errorf("%s was not refused: %q", id, sent)
+		}
+	}
+	if n := strings.Count(sent, "<service-unavailable"); n != 2 || strings.Contains(sent, "<presence") || strings.Contains(sent, "id='m2'") {
+		t.Errorf("what went back: %q", sent)
+	}
+	if got := j.ping("p1"); strings.Contains(got, "montague.example") {
+		t.Fatalf("Juliet got something from a blocked domain: %q", got)
+	}
+	j.c.send("<message to='romeo@montague.example' type='chat' id='m3'><body>to afar</body></message>")
+	if got := j.next("id='m3'") + j.next("</message>"); !strings.Contains(got, "<blocked xmlns='urn:xmpp:blocking:errors'/>") {
+		t.Fatalf("a message to a blocked domain: %q", got)
+	}
+	if n := remote.count(); n != 2 {
+		t.Fatalf("%d stanzas went to other servers, want the 2 errors", n)
 	}
 }
