@@ -46,6 +46,9 @@ func (c *conn) presence(ctx context.Context, e *element) error {
 		if err != nil {
 			return c.write(c.errorReply(e, "modify", "jid-malformed"))
 		}
+		if c.srv.blocksLocal(ctx, t, c.jid) {
+			return nil // dropped without a word (XEP-0191 §3.3)
+		}
 		for _, target := range c.srv.route(t) {
 			target.deliver(stanza.WithTo(stamped, target.jid.String()), false)
 		}
@@ -82,7 +85,9 @@ func (c *conn) presence(ctx context.Context, e *element) error {
 // session of the account (RFC 6121 §4.2.2), and to every available
 // session of the contacts subscribed to it (From or Both): a session that
 // has sent no initial presence yet gets none (§4.2.2, §4.4.2); it learns
-// its contacts' presence by probe when it becomes available.
+// its contacts' presence by probe when it becomes available. A contact
+// that the account blocks, or that blocks the account, gets none
+// (XEP-0191 §3.3).
 func (s *Server) broadcast(ctx context.Context, c *conn, wire string) {
 	account := c.jid.Bare().String()
 	c.deliver(stanza.WithTo(wire, c.jid.String()), false)
@@ -103,10 +108,16 @@ func (s *Server) broadcast(ctx context.Context, c *conn, wire string) {
 		if s.remoteContact(contact) {
 			// To the contact's bare JID: its server hands it to each of
 			// the contact's available resources (RFC 6121 §4.4.2).
-			s.sendRemote(c.jid.String(), contact, stanza.WithTo(wire, contact))
+			if !s.eitherBlocks(ctx, account, contact) {
+				s.sendRemote(c.jid.String(), contact, stanza.WithTo(wire, contact))
+			}
 			continue
 		}
-		for _, o := range s.availableOf(contact) {
+		targets := s.availableOf(contact)
+		if len(targets) > 0 && s.eitherBlocks(ctx, account, contact) {
+			continue
+		}
+		for _, o := range targets {
 			o.deliver(stanza.WithTo(wire, o.jid.String()), false)
 		}
 	}
@@ -115,7 +126,8 @@ func (s *Server) broadcast(ctx context.Context, c *conn, wire string) {
 // probe gives a session that just became available the presence of the
 // contacts it is subscribed to (To or Both) and of its own other sessions.
 // A contact at another server is probed there; the answers reach the
-// session as presence does.
+// session as presence does. A contact blocked either way is not asked
+// (XEP-0191 §3.3).
 func (s *Server) probe(ctx context.Context, c *conn) {
 	account := c.jid.Bare().String()
 	st, err := s.cfg.Accounts.Roster(ctx, account)
@@ -126,12 +138,13 @@ func (s *Server) probe(ctx context.Context, c *conn) {
 	for contact, it := range st.Items {
 		switch {
 		case it.Subscription != roster.To && it.Subscription != roster.Both:
+		case s.remoteContact(contact) && s.eitherBlocks(ctx, account, contact):
 		case s.remoteContact(contact):
 			// The answers come to the account's bare JID (RFC 6121
 			// §4.3.2), so its other sessions see them again: harmless,
 			// and cheaper than keeping every remote contact's presence.
 			s.probeRemote(account, contact)
-		default:
+		case len(s.availableOf(contact)) > 0 && !s.eitherBlocks(ctx, account, contact):
 			s.presenceOf(contact, c)
 		}
 	}
@@ -152,16 +165,23 @@ func (s *Server) presenceOf(account string, c *conn) {
 }
 
 // presenceTo sends from's current presence to every available session of
-// to.
-func (s *Server) presenceTo(from, to string) {
+// to, unless either blocks the other.
+func (s *Server) presenceTo(ctx context.Context, from, to string) {
+	if s.eitherBlocks(ctx, from, to) {
+		return
+	}
 	for _, c := range s.availableOf(to) {
 		s.presenceOf(from, c)
 	}
 }
 
 // unavailableTo tells every available session of to that from's
-// available sessions are gone from its view (after a subscription ended).
-func (s *Server) unavailableTo(from, to string) {
+// available sessions are gone from its view (after a subscription ended),
+// unless either blocks the other (then they were gone already).
+func (s *Server) unavailableTo(ctx context.Context, from, to string) {
+	if s.eitherBlocks(ctx, from, to) {
+		return
+	}
 	for _, o := range s.availableOf(from) {
 		for _, c := range s.availableOf(to) {
 			c.deliver(fmt.Sprintf(`<presence type='unavailable' from='%s' to='%s'/>`, stanza.Escape(o.jid.String()), stanza.Escape(c.jid.String())), false)

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"annals.im/annals/domain/archive"
+	"annals.im/annals/domain/blocking"
 	"annals.im/annals/domain/pep"
 	"annals.im/annals/domain/room"
 	"annals.im/annals/domain/roster"
@@ -53,6 +54,10 @@ var domainErrors = []struct {
 	{roster.ErrNoItem, "cancel", "item-not-found"},
 	{roster.ErrBadGroup, "modify", "not-acceptable"},
 	{roster.ErrFull, "cancel", "resource-constraint"},
+	// XEP-0191.
+	{blocking.ErrInvalid, "modify", "bad-request"},
+	{blocking.ErrMalformed, "modify", "jid-malformed"},
+	{blocking.ErrFull, "cancel", "resource-constraint"},
 }
 
 // ErrorFor returns the stanza error a domain rule error is answered with,

@@ -6,17 +6,19 @@ import (
 	"time"
 
 	"annals.im/annals/adapters/c2s"
+	"annals.im/annals/domain/blocking"
 	"annals.im/annals/domain/pep"
 )
 
 // quotaFlags are the serve flags of the per-account quotas (adapters/c2s
-// quota.go, domain/roster, domain/pep, domain/vcard): what one address may
-// register and what one account (or room) may hold.
+// quota.go, domain/roster, domain/pep, domain/vcard, domain/blocking):
+// what one address may register and what one account (or room) may hold.
 type quotaFlags struct {
 	registrations      int // per address per registrationWindow; 0: no limit
 	registrationWindow time.Duration
 	resources          int
 	rosterItems        int
+	blockedJIDs        int
 	pepPayload         int
 	pepItems           int
 	pepNodes           int
@@ -52,6 +54,7 @@ func (q *quotaFlags) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&q.registrationWindow, "registration-window", c2s.DefaultRegistrationWindow, "the window --registrations-per-address counts over")
 	fs.IntVar(&q.resources, "max-resources", c2s.DefaultMaxResources, "sessions one account may have bound at once, detached resumable ones included; the next bind gets resource-constraint")
 	fs.IntVar(&q.rosterItems, "max-roster-items", c2s.DefaultMaxRosterItems, "contacts one roster may hold; adding another gets resource-constraint")
+	fs.IntVar(&q.blockedJIDs, "max-blocked-jids", blocking.DefaultMaxJIDs, "JIDs one block list (XEP-0191) may hold; blocking another gets resource-constraint")
 	fs.IntVar(&q.pepPayload, "pep-max-payload", defaultPEPPayload, "bytes of one PEP item's payload; a larger one gets not-acceptable with payload-too-big")
 	fs.IntVar(&q.pepItems, "pep-max-items", pep.MaxItems, "the highest pubsub#max_items of a PEP node (\"max\" means this)")
 	fs.IntVar(&q.pepNodes, "pep-max-nodes", defaultPEPNodes, "PEP nodes one account may have; a publication creating another gets resource-constraint")
@@ -71,6 +74,8 @@ func (q quotaFlags) validate(maxStanza int) error {
 		return fmt.Errorf("%w: --max-resources %d: give 1 or more", errUsage, q.resources)
 	case q.rosterItems < 1:
 		return fmt.Errorf("%w: --max-roster-items %d: give 1 or more", errUsage, q.rosterItems)
+	case q.blockedJIDs < 1:
+		return fmt.Errorf("%w: --max-blocked-jids %d: give 1 or more", errUsage, q.blockedJIDs)
 	case q.pepPayload < 1024:
 		return fmt.Errorf("%w: --pep-max-payload %d: give 1024 bytes or more (a bookmark or an avatar's metadata needs a few hundred)", errUsage, q.pepPayload)
 	case q.pepItems < 1:
@@ -94,6 +99,7 @@ func (q quotaFlags) apply(cfg *c2s.Config) {
 	cfg.RegistrationWindow = q.registrationWindow
 	cfg.MaxResources = q.resources
 	cfg.MaxRosterItems = q.rosterItems
+	cfg.MaxBlockedJIDs = q.blockedJIDs
 }
 
 // pepLimits bound each account's PEP nodes.

@@ -32,19 +32,19 @@ func TestQuotaFlags(t *testing.T) {
 	}
 	want := pep.Limits{MaxPayload: 64 << 10, MaxItems: 1000, MaxNodes: 100, MaxBytes: 1 << 20}
 	if cfg.RegistrationsPerAddress != 3 || cfg.RegistrationWindow != 10*time.Minute || cfg.MaxResources != 100 ||
-		cfg.MaxRosterItems != 1000 || q.pepLimits() != want || q.vcardBytes != 128<<10 {
+		cfg.MaxRosterItems != 1000 || cfg.MaxBlockedJIDs != 1000 || q.pepLimits() != want || q.vcardBytes != 128<<10 {
 		t.Fatalf("defaults: %+v", cfg)
 	}
 	// 0 lifts the registration limit (benchmarks): c2s reads a negative as none.
 	if cfg, err = parseQuotas("--registrations-per-address", "0"); err != nil || cfg.RegistrationsPerAddress >= 0 {
 		t.Fatalf("--registrations-per-address 0: %d %v", cfg.RegistrationsPerAddress, err)
 	}
-	cfg, err = parseQuotas("--max-resources", "5", "--max-roster-items", "7", "--pep-max-payload", "2048", "--pep-max-items", "9",
+	cfg, err = parseQuotas("--max-resources", "5", "--max-roster-items", "7", "--max-blocked-jids", "8", "--pep-max-payload", "2048", "--pep-max-items", "9",
 		"--pep-max-nodes", "3", "--pep-max-bytes", "4096", "--registrations-per-address", "2", "--registration-window", "1h", "--vcard-max-bytes", "2048")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.MaxResources != 5 || cfg.MaxRosterItems != 7 || cfg.RegistrationsPerAddress != 2 || cfg.RegistrationWindow != time.Hour ||
+	if cfg.MaxResources != 5 || cfg.MaxRosterItems != 7 || cfg.MaxBlockedJIDs != 8 || cfg.RegistrationsPerAddress != 2 || cfg.RegistrationWindow != time.Hour ||
 		q.pepLimits() != (pep.Limits{MaxPayload: 2048, MaxItems: 9, MaxNodes: 3, MaxBytes: 4096}) || q.vcardBytes != 2048 {
 		t.Fatalf("set: %+v", cfg)
 	}
@@ -53,6 +53,7 @@ func TestQuotaFlags(t *testing.T) {
 		{"--registration-window", "0s"},
 		{"--max-resources", "0"},
 		{"--max-roster-items", "0"},
+		{"--max-blocked-jids", "0"},
 		{"--pep-max-payload", "100"},
 		{"--pep-max-items", "0"},
 		{"--pep-max-nodes", "0"},

@@ -174,6 +174,7 @@ func (x xmppFlags) listen(ctx context.Context, c Config, creds *credentials.Stor
 		Plaintext:     x.plaintext,
 		Credentials:   creds.Get,
 		Accounts:      accts,
+		Blocking:      accts,
 		Registration:  x.registration,
 		Registrar:     accts,
 		Archive:       arch,
