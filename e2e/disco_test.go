@@ -33,7 +33,7 @@ func TestDiscoListsWhatIsServed(t *testing.T) {
 	}{
 		{"localhost", []string{
 			"http://jabber.org/protocol/disco#info", "http://jabber.org/protocol/disco#items",
-			"jabber:iq:private", "jabber:iq:version", "urn:xmpp:carbons:2", "urn:xmpp:ping",
+			"jabber:iq:private", "jabber:iq:version", "urn:xmpp:blocking", "urn:xmpp:carbons:2", "urn:xmpp:ping",
 			"vcard-temp",
 		}},
 		{"juliet@localhost", []string{
@@ -41,7 +41,7 @@ func TestDiscoListsWhatIsServed(t *testing.T) {
 			"http://jabber.org/protocol/pubsub#persistent-items", "http://jabber.org/protocol/pubsub#publish",
 			"http://jabber.org/protocol/pubsub#publish-options", "http://jabber.org/protocol/pubsub#retract-items",
 			"http://jabber.org/protocol/pubsub#retrieve-items",
-			"https://annals.im/protocol/archive-id", "urn:xmpp:bookmarks:1#compat",
+			"https://annals.im/protocol/archive-id", "urn:xmpp:blocking", "urn:xmpp:bookmarks:1#compat",
 			"urn:xmpp:mam:2", "urn:xmpp:mam:2#extended", "urn:xmpp:mam:2#groupchat-available", "urn:xmpp:mam:2#groupchat-field",
 			"urn:xmpp:message-retract:1#tombstone", "urn:xmpp:sid:0", "vcard-temp",
 		}},

@@ -309,3 +309,9 @@ func fromOf(s string) (jid.JID, bool) {
 var attrUnescaper = strings.NewReplacer("&amp;", "&", "&lt;", "<", "&gt;", ">", "&#39;", "'", "&#34;", `"`, "&quot;", `"`, "&apos;", "'")
 
 func unescapeAttr(s string) string { return attrUnescaper.Replace(s) }
+
+// EitherBlocks reports whether account a blocks b or b blocks a (bare
+// JIDs): what a feature that tells one of the other (PEP events) asks.
+func (s *Server) EitherBlocks(ctx context.Context, a, b string) bool {
+	return s.eitherBlocks(ctx, a, b)
+}
