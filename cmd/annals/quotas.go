@@ -84,10 +84,19 @@ func (q quotaFlags) validate(maxStanza int) error {
 		return fmt.Errorf("%w: --pep-max-nodes %d: give 1 or more", errUsage, q.pepNodes)
 	case q.pepBytes < q.pepPayload:
 		return fmt.Errorf("%w: --pep-max-bytes %d: give at least --pep-max-payload (%d)", errUsage, q.pepBytes, q.pepPayload)
-	case q.vcardBytes < 1024 || q.vcardBytes > maxStanza-1024:
+	case q.vcardBytes < 1024 || q.vcardBytes != defaultVCardBytes && q.vcardBytes > maxStanza-1024:
 		return fmt.Errorf("%w: --vcard-max-bytes %d: give from 1024 bytes to --max-stanza less 1024 (%d): the IQ that sets a vCard must fit in a stanza", errUsage, q.vcardBytes, maxStanza-1024)
 	}
 	return nil
+}
+
+// vcardMax is the vCard bound in force: the flag's, or, left at its
+// default with a --max-stanza too small for it, what fits in a stanza.
+func (q quotaFlags) vcardMax(maxStanza int) int {
+	if q.vcardBytes == defaultVCardBytes && q.vcardBytes > maxStanza-1024 {
+		return max(maxStanza-1024, 1024)
+	}
+	return q.vcardBytes
 }
 
 // apply sets the quotas' part of cfg.

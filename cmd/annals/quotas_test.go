@@ -66,3 +66,19 @@ func TestQuotaFlags(t *testing.T) {
 		}
 	}
 }
+
+// The vCard bound left at its default shrinks to fit a smaller
+// --max-stanza (TestHostileXMLLimits serves with 8192); one given stays.
+func TestVCardMaxFitsTheStanza(t *testing.T) {
+	q := quotaFlags{vcardBytes: defaultVCardBytes}
+	if got := q.vcardMax(8192); got != 8192-1024 {
+		t.Errorf("default with --max-stanza 8192: %d", got)
+	}
+	if got := q.vcardMax(256 << 10); got != defaultVCardBytes {
+		t.Errorf("default with --max-stanza 256 KiB: %d", got)
+	}
+	q.vcardBytes = 2048
+	if got := q.vcardMax(8192); got != 2048 {
+		t.Errorf("given 2048: %d", got)
+	}
+}

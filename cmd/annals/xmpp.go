@@ -224,7 +224,7 @@ func (x xmppFlags) listen(ctx context.Context, c Config, creds *credentials.Stor
 	}
 	bookmarks := peppkg.New(peppkg.Config{PEP: peps, Rosters: accts, Limits: x.quotas.pepLimits(), Log: log}, srv)
 	bookmarks.Register(cfg.Mux)
-	vcardfeature.New(vcardfeature.Config{VCards: vcards, MaxBytes: x.quotas.vcardBytes, Log: log}, srv).Register(cfg.Mux)
+	vcardfeature.New(vcardfeature.Config{VCards: vcards, MaxBytes: x.quotas.vcardMax(x.maxStanza), Log: log}, srv).Register(cfg.Mux)
 	if x.muc != "" {
 		key, err := keys.Derive(secret, keys.OccupantID)
 		if err != nil {
@@ -232,7 +232,7 @@ func (x xmppFlags) listen(ctx context.Context, c Config, creds *credentials.Stor
 		}
 		mcfg := muc.Config{Domain: x.muc, Domains: x.domains, Rooms: rms, Archive: arch, RoomArchive: archives, Bookmarks: bookmarks, LockNewRooms: x.lockRooms,
 			DetachedShow: x.detachedShow, OccupantKey: key, MirrorTrust: x.mirrorTrust, MirrorTimeout: x.mirrorTimeout,
-			MirrorResendPage: x.mirrorResendPage, IdleLeave: x.idleLeave, Occupancies: rms, VCardMaxBytes: x.quotas.vcardBytes, Log: log}
+			MirrorResendPage: x.mirrorResendPage, IdleLeave: x.idleLeave, Occupancies: rms, VCardMaxBytes: x.quotas.vcardMax(x.maxStanza), Log: log}
 		x.traffic.applyMUC(&mcfg)
 		svc, err := muc.New(mcfg, srv)
 		if err != nil {
