@@ -33,7 +33,7 @@ func TestDiscoListsWhatIsServed(t *testing.T) {
 	}{
 		{"localhost", []string{
 			"http://jabber.org/protocol/disco#info", "http://jabber.org/protocol/disco#items",
-			"jabber:iq:private", "jabber:iq:version", "urn:xmpp:blocking", "urn:xmpp:carbons:2", "urn:xmpp:ping",
+			"jabber:iq:last", "jabber:iq:private", "jabber:iq:version", "urn:xmpp:blocking", "urn:xmpp:carbons:2", "urn:xmpp:ping",
 			"vcard-temp",
 		}},
 		{"juliet@localhost", []string{

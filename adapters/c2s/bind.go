@@ -1,9 +1,11 @@
 package c2s
 
 import (
+	"context"
 	"fmt"
 	"strings"
 
+	"annals.im/annals/adapters/mux"
 	"annals.im/annals/adapters/stanza"
 	"mellium.im/xmpp/jid"
 )
@@ -92,11 +94,39 @@ func (s *Server) unbind(c *conn) {
 	}
 	s.mu.Lock()
 	bare, res := c.jid.Bare().String(), c.jid.Resourcepart()
+	last := false
 	if s.sessions[bare][res] == c {
 		delete(s.sessions[bare], res)
 		if len(s.sessions[bare]) == 0 {
 			delete(s.sessions, bare)
+			last = true
 		}
 	}
+	status := c.lastStatus
 	s.mu.Unlock()
+	if last {
+		s.wentOffline(bare, status)
+	}
+}
+
+// LastSeen is what records an account's last session ending (app/accounts).
+type LastSeen interface {
+	WentOffline(ctx context.Context, bare, status string) error
+}
+
+// wentOffline records that the account's last session here ended
+// (XEP-0012 last activity): not on the session's way out, which a store
+// write would slow.
+func (s *Server) wentOffline(bare, status string) {
+	ls, ok := s.cfg.Accounts.(LastSeen)
+	if !ok {
+		return
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), mux.TeardownTimeout)
+		defer cancel()
+		if err := ls.WentOffline(ctx, bare, status); err != nil {
+			s.cfg.Log.Debug("last activity not recorded", "account", bare, "err", err)
+		}
+	}()
 }

@@ -61,6 +61,7 @@ func (c *conn) presence(ctx context.Context, e *element) error {
 		c.available, c.availableEl = stamped, e
 	} else {
 		c.available, c.availableEl = "", nil
+		c.lastStatus = e.ChildText("status")
 	}
 	c.srv.mu.Unlock()
 	c.srv.broadcast(ctx, c, stamped)

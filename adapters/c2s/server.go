@@ -190,6 +190,9 @@ type conn struct {
 
 	available string // the last broadcast available presence, stamped; "" when unavailable (guarded by srv.mu)
 	caps      capsOf // what the client can do (XEP-0115, caps.go; guarded by srv.mu)
+	// lastStatus is the status of the session's unavailable presence, for
+	// the account's last activity (XEP-0012; guarded by srv.mu).
+	lastStatus string
 	// availableEl is that presence as the client sent it, for
 	// RefreshPresence to dress again (guarded by srv.mu).
 	availableEl *element

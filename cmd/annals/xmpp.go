@@ -18,6 +18,7 @@ import (
 	"annals.im/annals/adapters/keys"
 
 	"annals.im/annals/adapters/features/disco"
+	lastactivity "annals.im/annals/adapters/features/last"
 	"annals.im/annals/adapters/features/mam"
 	mirrorfeature "annals.im/annals/adapters/features/mirror"
 	"annals.im/annals/adapters/features/muc"
@@ -224,6 +225,7 @@ func (x xmppFlags) listen(ctx context.Context, c Config, creds *credentials.Stor
 	}
 	bookmarks := peppkg.New(peppkg.Config{PEP: peps, Rosters: accts, Limits: x.quotas.pepLimits(), Log: log}, srv)
 	bookmarks.Register(cfg.Mux)
+	lastactivity.New(accts, srv).Register(cfg.Mux)
 	vcardfeature.New(vcardfeature.Config{VCards: vcards, MaxBytes: x.quotas.vcardMax(x.maxStanza), Log: log}, srv).Register(cfg.Mux)
 	if x.muc != "" {
 		key, err := keys.Derive(secret, keys.OccupantID)

@@ -16,6 +16,7 @@ const (
 	TypeCreated         event.Type = "AccountCreated"
 	TypePasswordChanged event.Type = "AccountPasswordChanged"
 	TypeDeleted         event.Type = "AccountDeleted"
+	TypeWentOffline     event.Type = "AccountWentOffline"
 )
 
 // Schema is the newest schema of each event type that this build reads and writes.
@@ -43,6 +44,16 @@ type PasswordChanged struct {
 type Deleted struct {
 	Reason string `json:"reason,omitempty"`
 }
+
+// WentOffline is the data of TypeWentOffline: the account's last session
+// ended (XEP-0012 last activity counts from the event's time), with the
+// status its client left, if any.
+type WentOffline struct {
+	Status string `json:"status,omitempty"`
+}
+
+// MaxStatus bounds the status kept of a logout.
+const MaxStatus = 1024
 
 // streamPrefix begins the name of every account's stream.
 const streamPrefix = "account-"
@@ -81,6 +92,10 @@ type State struct {
 	JID     string
 	Exists  bool
 	Version uint64 // last version folded in; the expected version of the next append
+	// LastOffline is when the account's last session ended (zero: never
+	// since it was created), and LastStatus the status it left.
+	LastOffline time.Time
+	LastStatus  string
 }
 
 // Evolve folds one event of the account's stream into s.
@@ -91,7 +106,7 @@ func Evolve(s State, e event.Envelope) (State, error) {
 		if err := e.Decode(Schema, &d); err != nil {
 			return s, err
 		}
-		s.JID, s.Exists = d.JID, true
+		s = State{JID: d.JID, Exists: true}
 	case TypePasswordChanged:
 		var d PasswordChanged
 		if err := e.Decode(Schema, &d); err != nil {
@@ -103,6 +118,12 @@ func Evolve(s State, e event.Envelope) (State, error) {
 			return s, err
 		}
 		s.Exists = false
+	case TypeWentOffline:
+		var d WentOffline
+		if err := e.Decode(Schema, &d); err != nil {
+			return s, err
+		}
+		s.LastOffline, s.LastStatus = e.OccurredAt, d.Status
 	default:
 		// Later issues add roster and room events to this stream; lifecycle
 		// state does not depend on them.
@@ -123,9 +144,13 @@ type ChangePassword struct{ Mechanisms []string }
 // Delete removes the account.
 type Delete struct{ Reason string }
 
+// GoOffline records that the account's last session ended.
+type GoOffline struct{ Status string }
+
 func (Create) command()         {}
 func (ChangePassword) command() {}
 func (Delete) command()         {}
+func (GoOffline) command()      {}
 
 // Decide returns the events that carry out c on an account in state s, or a
 // domain error. ids, now and cause only stamp the new envelopes.
@@ -150,6 +175,14 @@ func Decide(s State, c Command, ids *event.IDs, now time.Time, cause string) ([]
 			return nil, ErrNotFound
 		}
 		t, data = TypeDeleted, Deleted(c)
+	case GoOffline:
+		if !s.Exists {
+			return nil, ErrNotFound
+		}
+		if len(c.Status) > MaxStatus {
+			c.Status = strings.ToValidUTF8(c.Status[:MaxStatus], "")
+		}
+		t, data = TypeWentOffline, WentOffline(c)
 	default:
 		return nil, fmt.Errorf("account: unknown command %T", c)
 	}

@@ -141,6 +141,18 @@ func TestDecide(t *testing.T) {
 			then:  []then{{account.TypeDeleted, `{"reason":"user request"}`}},
 		},
 		{
+			name:       "the last session ends",
+			given:      []event.Envelope{created()},
+			when:       account.GoOffline{Status: "gone fishing"},
+			then:       []then{{account.TypeWentOffline, `{"status":"gone fishing"}`}},
+			thenExists: true,
+		},
+		{
+			name:    "the last session of no account",
+			when:    account.GoOffline{},
+			thenErr: account.ErrNotFound,
+		},
+		{
 			name:  "delete without a reason omits the field",
 			given: []event.Envelope{created()},
 			when:  account.Delete{},

@@ -63,6 +63,11 @@ func TestSamplesDecode(t *testing.T) {
 				t.Errorf("no reason in %+v", d)
 			}
 		}},
+		{account.TypeWentOffline, func() any { return new(account.WentOffline) }, func(t *testing.T, v any) {
+			if d := v.(*account.WentOffline); d.Status == "" {
+				t.Errorf("no status in %+v", d)
+			}
+		}},
 	}
 	for _, tc := range tests {
 		t.Run(string(tc.typ), func(t *testing.T) {
