@@ -1,0 +1,34 @@
+package main
+
+import (
+	"slices"
+	"strings"
+	"testing"
+)
+
+// --admin takes bare JIDs of accounts at the served domains (each once,
+// normalized), and serve refuses to start with in-band registration
+// while an admin's account does not exist.
+func TestAdminFlags(t *testing.T) {
+	t.Parallel()
+	x := xmppFlags{domains: []string{"example.com", "localhost"}, admins: stringList{"Admin@example.com", "admin@example.com", "root@localhost"}}
+	if err := x.validateAdmins(); err != nil || !slices.Equal(x.admins, stringList{"admin@example.com", "root@localhost"}) {
+		t.Fatalf("admins %v, %v", x.admins, err)
+	}
+	dir := t.TempDir()
+	seed(t, dir, "a@example.com")
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--admin", "example.com"}, "--admin \"example.com\": give the bare JID of an account here"},
+		{[]string{"--admin", "a@example.com/desk"}, "--admin"},
+		{[]string{"--domain", "example.com", "--admin", "a@elsewhere.example"}, "not at a domain this server serves"},
+		{[]string{"--domain", "example.com", "--registration", "--admin", "nobody@example.com"}, "would let anyone register it"},
+	} {
+		out, errOut, code := annals(t, append([]string{"serve", "--data", dir, "--c2s", "127.0.0.1:0", "--s2s", ""}, c.args...)...)
+		if code != 2 || !strings.Contains(out+errOut, c.want) {
+			t.Errorf("serve %v: code %d, output %q; want code 2 and %q", c.args, code, out+errOut, c.want)
+		}
+	}
+}
