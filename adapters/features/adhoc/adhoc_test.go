@@ -16,6 +16,7 @@ import (
 	"annals.im/annals/adapters/mux"
 	"annals.im/annals/adapters/mux/muxtest"
 	"annals.im/annals/adapters/stanza"
+	"annals.im/annals/adapters/stanza/form"
 	"annals.im/annals/domain/account"
 	"annals.im/annals/domain/event"
 )
@@ -381,5 +382,37 @@ func TestChangeUserPassword(t *testing.T) {
 	wants(t, f.command(f.admin, changePw, " sessionid='"+sid+"'", submit("accountjid=juliet@localhost", "password=n3w")), "status='completed'", "Changed the password of juliet@localhost")
 	if f.accts.pw["juliet@localhost"] != "n3w" || !slices.Equal(f.accts.causes, []string{"passwd juliet@localhost adhoc:admin@localhost"}) {
 		t.Errorf("accounts %v, causes %v", f.accts.pw, f.accts.causes)
+	}
+}
+
+// The stages of a command whose first stage cannot complete it: execute
+// means next there and complete on the last; prev shows the first stage
+// with what was submitted, private fields left out; submitting a stage
+// again replaces what it gave before.
+func TestStages(t *testing.T) {
+	f := newFixture(t, Config{}, nil)
+	var got values
+	f.svc.commands = append(f.svc.commands, &command{node: "wizard", name: "Wizard", stages: []stage{
+		{title: "One", fields: []field{{name: "a", typ: form.TextSingle, required: true, maxValues: 1, maxBytes: 8},
+			{name: "secret", typ: form.TextPrivate, maxValues: 1, maxBytes: 8}}},
+		{title: "Two", fields: []field{{name: "b", typ: form.TextSingle, maxValues: 1, maxBytes: 8}}},
+	}, complete: func(_ context.Context, _ *request, v values) (string, error) {
+		got = v
+		return note("info", "done"), nil
+	}})
+	sid := f.start(f.admin, "wizard")
+	wants(t, f.admin.Sent[0], "<actions execute='next'><next/></actions>", "<title>One</title>")
+	cmdErr(t, f.command(f.admin, "wizard", " sessionid='"+sid+"' action='complete'", submit("a=1")), "bad-request", "bad-action")
+	wants(t, f.command(f.admin, "wizard", " sessionid='"+sid+"'", submit("a=1", "secret=s3")),
+		"status='executing'", "<actions execute='complete'><prev/><complete/></actions>", "<title>Two</title>")
+	back := f.command(f.admin, "wizard", " sessionid='"+sid+"' action='prev'", "")
+	wants(t, back, "<title>One</title>", "var='a'><required/><value>1</value></field>", "var='secret'></field>")
+	if strings.Contains(back, "s3") {
+		t.Errorf("a private value shown again: %s", back)
+	}
+	f.command(f.admin, "wizard", " sessionid='"+sid+"' action='next'", submit("a=2"))
+	wants(t, f.command(f.admin, "wizard", " sessionid='"+sid+"' action='complete'", submit("b=3")), "status='completed'", "<note type='info'>done</note>")
+	if len(got) != 2 || got.one("a") != "2" || got.one("b") != "3" {
+		t.Errorf("values %v", got)
 	}
 }

@@ -62,7 +62,11 @@ func (st *stage) render(v values) string {
 	}
 	b.WriteString(hiddenFormType)
 	for _, f := range st.fields {
-		b.WriteString("<field type='" + f.typ + "' var='" + f.name + "' label='" + stanza.Escape(f.label) + "'>")
+		b.WriteString("<field type='" + f.typ + "' var='" + f.name + "'")
+		if f.label != "" {
+			b.WriteString(" label='" + stanza.Escape(f.label) + "'")
+		}
+		b.WriteString(">")
 		if f.required {
 			b.WriteString("<required/>")
 		}
