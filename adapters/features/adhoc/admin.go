@@ -50,6 +50,10 @@ func adminCommands() []*command {
 				password("password", "The password for this account", true), password("password-verify", "Retype password", false)},
 			check: checkAddUser,
 		}}, complete: addUser},
+		// NOTSPEC(XEP-0133 §4.2): the sample flow deletes when the form is
+		// submitted; here execute there goes on to a confirmation stage
+		// that names the accounts (the actions say so, XEP-0050 §3.4), and
+		// complete from the first stage deletes at once.
 		{node: NSAdmin + "#delete-user", name: "Delete a User", stages: []stage{{
 			title: "Deleting a User", instructions: "Fill out this form to delete users.",
 			fields: []field{{name: "accountjids", typ: form.JIDMulti, label: "The Jabber ID(s) to delete", required: true,

@@ -3,10 +3,12 @@ package adhoc
 import (
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"mellium.im/xmpp/jid"
 
+	"annals.im/annals/adapters/mux"
 	"annals.im/annals/adapters/mux/muxtest"
 )
 
@@ -139,5 +141,39 @@ func TestParseAdmin(t *testing.T) {
 	}
 	if _, err := New(Config{Domains: domains, Admins: []string{"admin@elsewhere.example"}}, online{}); err == nil {
 		t.Error("New took an admin elsewhere")
+	}
+}
+
+// Admins' clients run commands at once, some on one session: the
+// session table stays consistent (run under -race) and within bounds.
+func TestConcurrentSessions(t *testing.T) {
+	f := newFixture(t, Config{MaxSessions: 6, MaxSessionsPerAdmin: 6}, nil)
+	shared := f.start(f.admin, deleteUserNode)
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s := &muxtest.Session{Full: jid.MustParse("admin@localhost/r" + strconv.Itoa(i))}
+			desk := &muxtest.Session{Full: f.admin.Full}
+			for range 50 {
+				ask := func(s *muxtest.Session, attrs string) string {
+					got, _, err := muxtest.Ask(f.m, mux.Server, s, "localhost",
+						"<iq type='set' id='c'><command xmlns='"+NS+"' node='"+deleteUserNode+"'"+attrs+"/></iq>")
+					if err != nil {
+						t.Error(err)
+					}
+					return got
+				}
+				if m := sessionID.FindStringSubmatch(ask(s, " action='execute'")); m != nil {
+					ask(s, " sessionid='"+m[1]+"' action='cancel'")
+				}
+				ask(desk, " sessionid='"+shared+"' action='prev'") // bad-action, or expired once pushed out
+			}
+		}()
+	}
+	wg.Wait()
+	if n := f.svc.sessions.count(); n > 6 {
+		t.Errorf("%d sessions open, more than the bound", n)
 	}
 }
