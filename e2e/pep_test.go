@@ -52,7 +52,13 @@ func TestPEPForContacts(t *testing.T) {
 	for _, what := range []string{"avatar-data", "avatar-metadata", "nick"} {
 		refused("carol", what, "not-authorized", "presence-subscription-required")
 	}
-	for _, who := range []string{"alice", "bob", "carol"} {
+	// NOTSPEC(XEP-0060 §6.5.9.11): the owner reads a node it never made
+	// as empty, as Annals always answered it (clients ask for their
+	// bookmarks before they have any); anyone else gets item-not-found.
+	if r := got["alice no-such-node"]; r == nil || r["error"] != nil {
+		t.Errorf("alice reading a node she never made: %v; want it empty", r)
+	}
+	for _, who := range []string{"bob", "carol"} {
 		refused(who, "no-such-node", "item-not-found", "")
 	}
 }

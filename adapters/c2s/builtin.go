@@ -75,6 +75,12 @@ func (s *Server) registerBuiltins(m *mux.Mux) {
 	if s.cfg.Accounts != nil {
 		m.Handle(mux.Account, nsRoster, builtin((*conn).rosterIQ))
 	}
+	if s.cfg.Blocking != nil {
+		// XEP-0191 §3.1: the server advertises it, and the IQs (without a
+		// to) are the account's; an IQ to the own bare JID is answered too.
+		m.Handle(mux.Account, nsBlocking, s.blockingIQ, nsBlocking)
+		m.Feature(mux.Server, nsBlocking)
+	}
 	if s.cfg.Archive != nil {
 		// Every 1:1 message is archived with a stanza-id (XEP-0359), and its
 		// sender's archive ID is "<session id>:<message id>" (see README).

@@ -71,6 +71,9 @@ func (c *conn) message(ctx context.Context, e *element) error {
 		return c.write(c.errorReply(e, "modify", "bad-request"))
 	}
 	// Not 1:1 chat: routed as RFC 6121 §8.5 says, neither forked nor archived.
+	if c.srv.blocksLocal(ctx, to, c.jid) {
+		return c.refusedBy(e)
+	}
 	targets := c.srv.route(to)
 	if len(targets) == 0 {
 		if typ == "error" || typ == "headline" || typ == "groupchat" {
@@ -166,9 +169,14 @@ func (r chatRoute) deliver(wire, recipient, typ string, urgent bool) {
 // with nobody to hand it to waits, stored, for the recipient's next
 // session. It fails with archive.ErrDuplicate for a retry the sender's
 // archive has, with a *stanza.Error for the sender when the message is
-// refused, or with another error when storing failed.
+// refused (the recipient blocks the sender, say), or with another error
+// when storing failed.
 func (s *Server) recordChat(ctx context.Context, m archive.Send, archivable bool) (chatRoute, error) {
 	r := chatRoute{unlock: func() {}}
+	if s.blocksLocal(ctx, m.To, m.From) {
+		// XEP-0191 §3.3: refused, and so kept in no archive.
+		return chatRoute{}, &stanza.Error{Type: "cancel", Cond: "service-unavailable"}
+	}
 	if s.isLocal(m.To) {
 		lock := s.delivery.of(m.To.Bare().String())
 		lock.RLock()
@@ -308,6 +316,12 @@ func (s *Server) flushOffline(ctx context.Context, c *conn) {
 		// in the archive).
 		sent := 0
 		for _, m := range waiting {
+			if from, ok := fromOf(m.Stanza); ok && s.blocks(ctx, acct, from) {
+				// Archived before the block, not handed over after it
+				// (XEP-0191 §3.3); it counts as delivered.
+				sent++
+				continue
+			}
 			st := withStanzaID(stanza.InsertChild(m.Stanza, "<delay xmlns='"+nsDelay+"' from='"+stanza.Escape(c.domain)+"' stamp='"+stanza.Stamp(m.At)+"'/>"), acct, m.ID)
 			wctx, cancel := context.WithTimeout(ctx, offlineWait)
 			ok := c.waitForRoom(wctx, len(st))

@@ -33,6 +33,9 @@ type Config struct {
 	// Registrar; off by default.
 	Registration bool
 	Registrar    Registrar
+	// Blocking keeps the accounts' block lists (XEP-0191, blocking.go);
+	// nil: blocking is not served.
+	Blocking Blocking
 	// Archive records and reads 1:1 messages (XEP-0313); nil: messages
 	// are routed only.
 	Archive Archive
@@ -78,11 +81,13 @@ type Config struct {
 	// registrations are allowed per address (IPv6: per /64) per
 	// RegistrationWindow; MaxResources sessions of one account may be bound
 	// at once, detached resumable ones included; MaxRosterItems contacts fit
-	// in one roster. Zero: the default; negative: no limit.
+	// in one roster, MaxBlockedJIDs JIDs in one block list. Zero: the
+	// default; negative: no limit.
 	RegistrationsPerAddress int
 	RegistrationWindow      time.Duration
 	MaxResources            int
 	MaxRosterItems          int
+	MaxBlockedJIDs          int
 
 	// Traffic and storage bounds (traffic.go). MaxUnacked and
 	// MaxUnackedBytes bound a stream-management session's unacknowledged

@@ -9,6 +9,7 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"annals.im/annals/adapters/mux"
+	"annals.im/annals/domain/account"
 	"annals.im/annals/domain/event"
 )
 
@@ -73,23 +74,33 @@ func (s *Server) sessionGone(c *conn) {
 	})
 }
 
-// Publish delivers what the committed events of batch did: roster changes
-// are pushed to the account's sessions here (rosters.go), and the batch
-// goes to the services that deliver from the log (the room service:
-// muc.Service.Publish). It is called by one goroutine, with the log's
-// batches in order (the store's subscription from the position the server
-// started at), whichever process appended them.
+// Publish delivers what the committed events of batch did: roster and
+// block list changes are pushed to the account's sessions here
+// (rosters.go, blocking.go), and the batch goes to the services that
+// deliver from the log (the room service: muc.Service.Publish). It is
+// called by one goroutine, with the log's batches in order (the store's
+// subscription from the position the server started at), whichever
+// process appended them.
 //
 // Log order holds across both: the services get the runs of events
-// between roster changes, each before the next push.
+// between those changes, each before the next push. The block lists the
+// router checks follow the log here too (blocklists.go).
 func (s *Server) Publish(ctx context.Context, batch []event.Envelope) {
 	run := 0 // start of the events not yet handed to the services
 	for i, e := range batch {
-		if !isRosterEvent(e) {
+		if s.lists != nil && (isBlockingEvent(e) || e.Type == account.TypeCreated) {
+			s.lists.fold(e)
+		}
+		switch {
+		case isRosterEvent(e):
+			s.publishToServices(ctx, batch[run:i])
+			s.pushRoster(ctx, e)
+		case isBlockingEvent(e):
+			s.publishToServices(ctx, batch[run:i])
+			s.pushBlocklist(e)
+		default:
 			continue
 		}
-		s.publishToServices(ctx, batch[run:i])
-		s.pushRoster(ctx, e)
 		run = i + 1
 	}
 	s.publishToServices(ctx, batch[run:])

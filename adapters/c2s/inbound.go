@@ -117,6 +117,13 @@ func (s *Server) FromRemote(ctx context.Context, from, to jid.JID, e *stanza.Ele
 		}
 		return
 	}
+	if s.blocksLocal(ctx, to, from) {
+		// XEP-0191 §3.3: the account takes nothing from the sender.
+		if answersBlocked(e) {
+			r.fail(e, stanza.Errorf("service-unavailable", ""))
+		}
+		return
+	}
 	switch e.XMLName.Local {
 	case "message":
 		s.messageFrom(ctx, r, e)

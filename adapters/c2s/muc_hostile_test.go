@@ -14,14 +14,22 @@ import (
 
 // mucServerRooms is mucServer with its rooms at hand.
 func mucServerRooms(t *testing.T) (string, *memRooms) {
+	return mucServerWith(t, func(*muc.Config) {})
+}
+
+// mucServerWith is mucServerRooms with the room service's configuration
+// adjusted by tweak.
+func mucServerWith(t *testing.T, tweak func(*muc.Config)) (string, *memRooms) {
 	rooms := newMemRooms()
 	addr := serverMounting(t, func(cfg *Config) { cfg.Accounts = noContacts{} }, func(srv *Server) {
 		key, err := keys.Derive(srv.cfg.Secret, keys.OccupantID)
 		if err != nil {
 			t.Fatal(err)
 		}
-		svc, err := muc.New(muc.Config{Domain: "conference.localhost", Domains: srv.cfg.Domains, Rooms: rooms,
-			LockNewRooms: true, OccupantKey: key, Log: srv.cfg.Log, RoomArchive: mam.New(emptyArchives{}, 0, srv.cfg.Log)}, srv)
+		mcfg := muc.Config{Domain: "conference.localhost", Domains: srv.cfg.Domains, Rooms: rooms,
+			LockNewRooms: true, OccupantKey: key, Log: srv.cfg.Log, RoomArchive: mam.New(emptyArchives{}, 0, srv.cfg.Log)}
+		tweak(&mcfg)
+		svc, err := muc.New(mcfg, srv)
 		if err != nil {
 			t.Fatal(err)
 		}

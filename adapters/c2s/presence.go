@@ -37,26 +37,34 @@ func (c *conn) presence(ctx context.Context, e *element) error {
 		return c.write(c.errorReply(e, "modify", "bad-request"))
 	}
 	stamped := stanza.Restamp(e, c.jid.String())
+	if typ == "" {
+		stamped = c.srv.dress(ctx, account, e, stamped)
+	}
 	if to != "" {
 		// Directed presence: delivered as it is, not remembered.
 		t, err := jid.Parse(to)
 		if err != nil {
 			return c.write(c.errorReply(e, "modify", "jid-malformed"))
 		}
+		if c.srv.blocksLocal(ctx, t, c.jid) {
+			return nil // dropped without a word (XEP-0191 §3.3)
+		}
 		for _, target := range c.srv.route(t) {
 			target.deliver(stanza.WithTo(stamped, target.jid.String()), false)
 		}
 		return nil
 	}
+	c.presenceMu.Lock()
 	c.srv.mu.Lock()
 	initial := c.available == "" && typ == ""
 	if typ == "" {
-		c.available = stamped
+		c.available, c.availableEl = stamped, e
 	} else {
-		c.available = ""
+		c.available, c.availableEl = "", nil
 	}
 	c.srv.mu.Unlock()
 	c.srv.broadcast(ctx, c, stamped)
+	c.presenceMu.Unlock()
 	if initial {
 		c.srv.probe(ctx, c)
 		c.srv.flushOffline(ctx, c)
@@ -77,7 +85,9 @@ func (c *conn) presence(ctx context.Context, e *element) error {
 // session of the account (RFC 6121 §4.2.2), and to every available
 // session of the contacts subscribed to it (From or Both): a session that
 // has sent no initial presence yet gets none (§4.2.2, §4.4.2); it learns
-// its contacts' presence by probe when it becomes available.
+// its contacts' presence by probe when it becomes available. A contact
+// that the account blocks, or that blocks the account, gets none
+// (XEP-0191 §3.3).
 func (s *Server) broadcast(ctx context.Context, c *conn, wire string) {
 	account := c.jid.Bare().String()
 	c.deliver(stanza.WithTo(wire, c.jid.String()), false)
@@ -98,10 +108,16 @@ func (s *Server) broadcast(ctx context.Context, c *conn, wire string) {
 		if s.remoteContact(contact) {
 			// To the contact's bare JID: its server hands it to each of
 			// the contact's available resources (RFC 6121 §4.4.2).
-			s.sendRemote(c.jid.String(), contact, stanza.WithTo(wire, contact))
+			if !s.eitherBlocks(ctx, account, contact) {
+				s.sendRemote(c.jid.String(), contact, stanza.WithTo(wire, contact))
+			}
 			continue
 		}
-		for _, o := range s.availableOf(contact) {
+		targets := s.availableOf(contact)
+		if len(targets) > 0 && s.eitherBlocks(ctx, account, contact) {
+			continue
+		}
+		for _, o := range targets {
 			o.deliver(stanza.WithTo(wire, o.jid.String()), false)
 		}
 	}
@@ -110,7 +126,8 @@ func (s *Server) broadcast(ctx context.Context, c *conn, wire string) {
 // probe gives a session that just became available the presence of the
 // contacts it is subscribed to (To or Both) and of its own other sessions.
 // A contact at another server is probed there; the answers reach the
-// session as presence does.
+// session as presence does. A contact blocked either way is not asked
+// (XEP-0191 §3.3).
 func (s *Server) probe(ctx context.Context, c *conn) {
 	account := c.jid.Bare().String()
 	st, err := s.cfg.Accounts.Roster(ctx, account)
@@ -121,12 +138,13 @@ func (s *Server) probe(ctx context.Context, c *conn) {
 	for contact, it := range st.Items {
 		switch {
 		case it.Subscription != roster.To && it.Subscription != roster.Both:
+		case s.remoteContact(contact) && s.eitherBlocks(ctx, account, contact):
 		case s.remoteContact(contact):
 			// The answers come to the account's bare JID (RFC 6121
 			// §4.3.2), so its other sessions see them again: harmless,
 			// and cheaper than keeping every remote contact's presence.
 			s.probeRemote(account, contact)
-		default:
+		case len(s.availableOf(contact)) > 0 && !s.eitherBlocks(ctx, account, contact):
 			s.presenceOf(contact, c)
 		}
 	}
@@ -147,16 +165,23 @@ func (s *Server) presenceOf(account string, c *conn) {
 }
 
 // presenceTo sends from's current presence to every available session of
-// to.
-func (s *Server) presenceTo(from, to string) {
+// to, unless either blocks the other.
+func (s *Server) presenceTo(ctx context.Context, from, to string) {
+	if s.eitherBlocks(ctx, from, to) {
+		return
+	}
 	for _, c := range s.availableOf(to) {
 		s.presenceOf(from, c)
 	}
 }
 
 // unavailableTo tells every available session of to that from's
-// available sessions are gone from its view (after a subscription ended).
-func (s *Server) unavailableTo(from, to string) {
+// available sessions are gone from its view (after a subscription ended),
+// unless either blocks the other (then they were gone already).
+func (s *Server) unavailableTo(ctx context.Context, from, to string) {
+	if s.eitherBlocks(ctx, from, to) {
+		return
+	}
 	for _, o := range s.availableOf(from) {
 		for _, c := range s.availableOf(to) {
 			c.deliver(fmt.Sprintf(`<presence type='unavailable' from='%s' to='%s'/>`, stanza.Escape(o.jid.String()), stanza.Escape(c.jid.String())), false)
@@ -167,9 +192,11 @@ func (s *Server) unavailableTo(from, to string) {
 // goneUnavailable broadcasts unavailable for a session that ends while
 // available (RFC 6121 §4.5.4).
 func (s *Server) goneUnavailable(c *conn) {
+	c.presenceMu.Lock()
+	defer c.presenceMu.Unlock()
 	s.mu.Lock()
 	was := c.available
-	c.available = ""
+	c.available, c.availableEl = "", nil
 	s.mu.Unlock()
 	if was != "" {
 		// The session is gone, and with it its context: the broadcast gets
@@ -177,5 +204,38 @@ func (s *Server) goneUnavailable(c *conn) {
 		ctx, cancel := context.WithTimeout(context.Background(), mux.TeardownTimeout)
 		defer cancel()
 		s.broadcast(ctx, c, fmt.Sprintf(`<presence type='unavailable' from='%s'/>`, stanza.Escape(c.jid.String())))
+	}
+}
+
+// dress adds to stamped, e as restamped, what the features add to the
+// account's available presence (mux.PresenceChild).
+func (s *Server) dress(ctx context.Context, account string, e *element, stamped string) string {
+	for _, f := range s.cfg.Mux.PresenceChildren() {
+		if child := f(ctx, account, e); child != "" {
+			stamped = stanza.InsertChild(stamped, child)
+		}
+	}
+	return stamped
+}
+
+// RefreshPresence broadcasts again the presence of each available session
+// of account, dressed anew: what a feature adds to it changed (its
+// vCard's avatar, XEP-0153), and a client that knows nothing of it sends
+// no new presence. Each session's latest presence is sent, in order with
+// its own (presenceMu); one that went unavailable meanwhile is left alone.
+func (s *Server) RefreshPresence(ctx context.Context, account string) {
+	for _, o := range s.availableOf(account) {
+		o.presenceMu.Lock()
+		s.mu.Lock()
+		el := o.availableEl
+		s.mu.Unlock()
+		if el != nil {
+			wire := s.dress(ctx, account, el, stanza.Restamp(el, o.jid.String()))
+			s.mu.Lock()
+			o.available = wire
+			s.mu.Unlock()
+			s.broadcast(ctx, o, wire)
+		}
+		o.presenceMu.Unlock()
 	}
 }

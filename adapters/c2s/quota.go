@@ -4,11 +4,14 @@ import (
 	"cmp"
 	"sync"
 	"time"
+
+	"annals.im/annals/domain/blocking"
 )
 
 // Account quotas: how many accounts one address may register in-band, how
 // many resources one account may bind at once, how many contacts one
-// roster holds (PEP's limits are the pep feature's). Each bounds
+// roster holds, how many JIDs one block list (PEP's limits are the pep
+// feature's). Each bounds
 // what one client can make the server hold, whatever it sends.
 
 // Defaults of the account quotas (Config fields of the same names).
@@ -36,12 +39,14 @@ const (
 const registrationKeys = 1 << 16
 
 // quotaDefaults fills in the account quotas cfg leaves at zero; a negative
-// registration limit, resource limit or roster limit means none.
+// registration limit, resource limit, roster limit or block list limit
+// means none.
 func (cfg *Config) quotaDefaults() {
 	cfg.RegistrationsPerAddress = cmp.Or(cfg.RegistrationsPerAddress, DefaultRegistrationsPerAddress)
 	cfg.RegistrationWindow = cmp.Or(cfg.RegistrationWindow, DefaultRegistrationWindow)
 	cfg.MaxResources = cmp.Or(cfg.MaxResources, DefaultMaxResources)
 	cfg.MaxRosterItems = cmp.Or(cfg.MaxRosterItems, DefaultMaxRosterItems)
+	cfg.MaxBlockedJIDs = cmp.Or(cfg.MaxBlockedJIDs, blocking.DefaultMaxJIDs)
 }
 
 // registrations counts in-band registrations per address (connlimit.Key: an

@@ -176,6 +176,11 @@ func (s *Server) subscription(ctx context.Context, account, contact string, kind
 		s.subscriptionOut(account, contact, kind)
 		return nil
 	}
+	if aj, err := jid.Parse(account); err == nil && s.blocksLocal(ctx, cj, aj) {
+		// Dropped without a word (XEP-0191 §3.3): the contact's roster
+		// and clients hear nothing of it.
+		return nil
+	}
 	in := map[roster.Stanza]roster.Stanza{
 		roster.OutSubscribe: roster.InSubscribe, roster.OutSubscribed: roster.InSubscribed,
 		roster.OutUnsubscribe: roster.InUnsubscribe, roster.OutUnsubscribed: roster.InUnsubscribed,
@@ -190,11 +195,11 @@ func (s *Server) subscription(ctx context.Context, account, contact string, kind
 	}
 	switch in {
 	case roster.InSubscribed:
-		s.presenceTo(account, contact) // the contact now sees the account
+		s.presenceTo(ctx, account, contact) // the contact now sees the account
 	case roster.InUnsubscribe:
-		s.unavailableTo(contact, account) // the account no longer sees the contact
+		s.unavailableTo(ctx, contact, account) // the account no longer sees the contact
 	case roster.InUnsubscribed:
-		s.unavailableTo(account, contact) // the contact no longer sees the account
+		s.unavailableTo(ctx, account, contact) // the contact no longer sees the account
 	}
 	return nil
 }

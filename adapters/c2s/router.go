@@ -25,10 +25,15 @@ import (
 //     resources: iq (the mux, then the resource), message (1:1 chat and
 //     routing) and presence (rosters and directed presence).
 //
-// A to that is no JID is left to the kind's handler, which answers it.
+// A stanza to a JID the account blocks goes nowhere (XEP-0191 §3.3,
+// blocking.go). A to that is no JID is left to the kind's handler, which
+// answers it.
 func (c *conn) routeStanza(ctx context.Context, e *element) error {
 	if to := e.Attr("to"); to != "" {
 		if j, err := jid.Parse(to); err == nil {
+			if c.srv.blocks(ctx, c.jid.Bare().String(), j) {
+				return c.refuseBlocked(e)
+			}
 			if svc, ok := c.srv.cfg.Mux.Service(j.Domainpart()); ok {
 				err := svc.Handle(ctx, c, e, j)
 				var se *stanza.StreamError

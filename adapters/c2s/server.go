@@ -45,6 +45,7 @@ type Server struct {
 	remote    remoteRooms          // the accounts' rooms at other servers
 	caps      capsCache            // clients' capabilities by verification string (caps.go)
 	ended     map[string]time.Time // bare JID -> when EndAccount last ended its sessions
+	lists     *blockLists          // the block lists (blocklists.go); nil: no blocking
 }
 
 // NewServer checks cfg and returns a server.
@@ -91,6 +92,9 @@ func NewServer(cfg Config) (*Server, error) {
 		}),
 		limits: connlimit.New(cfg.MaxConnections, cfg.MaxConnectionsPerIP),
 		regs:   newRegistrations(cfg.RegistrationsPerAddress, cfg.RegistrationWindow, registrationKeys)}
+	if cfg.Blocking != nil {
+		s.lists = newBlockLists(cfg.Blocking.Blocklist)
+	}
 	s.registerBuiltins(cfg.Mux)
 	return s, nil
 }
@@ -186,6 +190,15 @@ type conn struct {
 
 	available string // the last broadcast available presence, stamped; "" when unavailable (guarded by srv.mu)
 	caps      capsOf // what the client can do (XEP-0115, caps.go; guarded by srv.mu)
+	// availableEl is that presence as the client sent it, for
+	// RefreshPresence to dress again (guarded by srv.mu).
+	availableEl *element
+	// presenceMu keeps the session's presence broadcasts in order: its own
+	// and RefreshPresence's, run from another session's goroutine.
+	presenceMu sync.Mutex
+	// blocklist: the client asked for its block list, so it gets the
+	// changes pushed (XEP-0191 §3.3).
+	blocklist atomic.Bool
 
 	// handled counts the stanzas from the client handled so far (XEP-0198
 	// h); only the session's goroutine touches it.

@@ -62,6 +62,9 @@ func (c *conn) stanzas(session context.Context) error {
 func (c *conn) iq(ctx context.Context, e *element) error {
 	typ := e.Attr("type")
 	to := e.Attr("to")
+	if j, err := jid.Parse(to); err == nil && c.srv.blocksLocal(ctx, j, c.jid) {
+		return c.refusedBy(e) // XEP-0191 §3.3
+	}
 	if typ == "result" || typ == "error" {
 		j, err := jid.Parse(to)
 		switch {

@@ -28,8 +28,9 @@ const (
 	Contact
 	// Anyone: another local account's bare JID, asked by anyone, after
 	// Contact for a contact: the handler decides what the asker may see
-	// (a PEP node's access model, XEP-0060 §4.5); it must not tell a
-	// stranger more than that the account has such a node.
+	// (a PEP node's access model, XEP-0060 §4.5; a vCard is anyone's,
+	// XEP-0054 §5); it must not tell a stranger more than that the account
+	// has such a node.
 	Anyone
 	dests
 )
@@ -130,8 +131,24 @@ type Mux struct {
 	services   map[string]Service // by domain
 	mounted    []Service          // the same, in the order mounted
 	available  []func(ctx context.Context, s Session)
+	presence   []PresenceChild
 	nodes      [dests][]NodeDisco
 }
+
+// PresenceChild says what the server adds to an account's available
+// presence (a broadcast one, or one directed to a local entity) on its
+// behalf: a child element, serialized, or "" for none. presence is the
+// stanza as the client sent it, for a feature to leave alone what the
+// client said itself (XEP-0153's avatar hash, say). It runs for every
+// such presence: it must be cheap.
+type PresenceChild func(ctx context.Context, account string, presence *stanza.Element) string
+
+// AddPresenceChild registers f.
+func (m *Mux) AddPresenceChild(f PresenceChild) { m.presence = append(m.presence, f) }
+
+// PresenceChildren returns the registered PresenceChild functions, in
+// the order registered.
+func (m *Mux) PresenceChildren() []PresenceChild { return m.presence }
 
 // New returns an empty Mux.
 func New() *Mux { return &Mux{handlers: make(map[key]Handler)} }

@@ -5,9 +5,11 @@ import (
 	"strings"
 
 	"annals.im/annals/domain/archive"
+	"annals.im/annals/domain/blocking"
 	"annals.im/annals/domain/pep"
 	"annals.im/annals/domain/room"
 	"annals.im/annals/domain/roster"
+	"annals.im/annals/domain/vcard"
 )
 
 // domainErrors is the one table from the domain's rule errors to the
@@ -23,6 +25,7 @@ var domainErrors = []struct {
 	{room.ErrNotFound, "cancel", "item-not-found"},
 	{room.ErrLocked, "cancel", "item-not-found"},
 	{room.ErrItemNotFound, "cancel", "item-not-found"},
+	{room.ErrNoSuchMessage, "cancel", "item-not-found"},
 	{room.ErrConflict, "cancel", "conflict"},
 	{room.ErrMirroredNick, "modify", "not-acceptable"},
 	{room.ErrLastOwner, "cancel", "conflict"},
@@ -43,11 +46,18 @@ var domainErrors = []struct {
 	// XEP-0313.
 	{archive.ErrItemNotFound, "cancel", "item-not-found"},
 	{archive.ErrInvalid, "modify", "bad-request"},
+	// XEP-0054 (and XEP-0486 for rooms).
+	{vcard.ErrTooBig, "modify", "not-acceptable"},
+	{vcard.ErrInvalid, "modify", "bad-request"},
 	// RFC 6121 rosters.
 	{roster.ErrSelf, "modify", "bad-request"},
 	{roster.ErrNoItem, "cancel", "item-not-found"},
 	{roster.ErrBadGroup, "modify", "not-acceptable"},
 	{roster.ErrFull, "cancel", "resource-constraint"},
+	// XEP-0191.
+	{blocking.ErrInvalid, "modify", "bad-request"},
+	{blocking.ErrMalformed, "modify", "jid-malformed"},
+	{blocking.ErrFull, "cancel", "resource-constraint"},
 }
 
 // ErrorFor returns the stanza error a domain rule error is answered with,

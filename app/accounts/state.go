@@ -3,23 +3,27 @@ package accounts
 import (
 	"annals.im/annals/domain/account"
 	"annals.im/annals/domain/archive"
+	"annals.im/annals/domain/blocking"
 	"annals.im/annals/domain/event"
 	"annals.im/annals/domain/pep"
 	"annals.im/annals/domain/roster"
+	"annals.im/annals/domain/vcard"
 )
 
 // State is everything folded from an account's stream.
 type State struct {
 	Account account.State
 	Roster  roster.State
-	Prefs   archive.Prefs // archiving preferences (XEP-0441)
-	PEP     pep.State     // personal eventing nodes (XEP-0163): bookmarks
+	Prefs   archive.Prefs  // archiving preferences (XEP-0441)
+	PEP     pep.State      // personal eventing nodes (XEP-0163): bookmarks
+	VCard   vcard.State    // vcard-temp (XEP-0054), with its avatar's hash (XEP-0153)
+	Blocked blocking.State // the block list (XEP-0191)
 }
 
 // Evolve folds one event of an account's stream. State is kept per
 // incarnation: AccountCreated starts from nothing, so an account
 // registered under a deleted one's name inherits none of its roster,
-// bookmarks or preferences.
+// bookmarks, preferences, vCard or block list.
 func Evolve(s State, e event.Envelope) (State, error) {
 	if e.Type == account.TypeCreated {
 		s = State{}
@@ -34,6 +38,12 @@ func Evolve(s State, e event.Envelope) (State, error) {
 	if s.Prefs, err = archive.EvolvePrefs(s.Prefs, e); err != nil {
 		return s, err
 	}
-	s.PEP, err = pep.Evolve(s.PEP, e)
+	if s.PEP, err = pep.Evolve(s.PEP, e); err != nil {
+		return s, err
+	}
+	if s.VCard, err = vcard.Evolve(s.VCard, e); err != nil {
+		return s, err
+	}
+	s.Blocked, err = blocking.Evolve(s.Blocked, e)
 	return s, err
 }

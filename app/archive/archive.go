@@ -152,6 +152,12 @@ func (a *Service) Query(ctx context.Context, acct string, q archive.Query) (arch
 	return a.reader.Query(ctx, acct, q)
 }
 
+// Author returns the author (the occupant's account) of message id in
+// room's archive, "" when it has none (XEP-0424 retractions check it).
+func (a *Service) Author(ctx context.Context, room, id string) (string, error) {
+	return a.reader.Author(ctx, room, id)
+}
+
 // Bounds returns the first and last entries of acct's archive.
 func (a *Service) Bounds(ctx context.Context, acct string) (first, last archive.Entry, ok bool, err error) {
 	return a.reader.Bounds(ctx, acct)

@@ -157,6 +157,17 @@ func (r *Service) SweepRemoteOccupants(ctx context.Context) (int, error) {
 	return n, nil
 }
 
+// LocalOccupants lists (room, account) for each account here occupying
+// a room, as the rooms read model has it (a moment behind the log).
+func (r *Service) LocalOccupants(ctx context.Context) ([][2]string, error) {
+	occ, err := roomsproj.LocalOccupants(ctx, r.db)
+	out := make([][2]string, len(occ))
+	for i, o := range occ {
+		out[i] = [2]string{o.Room, o.Account}
+	}
+	return out, err
+}
+
 // Of lists the rooms acct occupies or is affiliated with, from the rooms
 // read model once it has applied the log up to its head as of now: a
 // room joined a moment ago counts too.

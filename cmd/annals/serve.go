@@ -23,6 +23,7 @@ import (
 	appmirrors "annals.im/annals/app/mirrors"
 	"annals.im/annals/app/pep"
 	"annals.im/annals/app/rooms"
+	appvcard "annals.im/annals/app/vcard"
 	"annals.im/annals/domain/account"
 	"annals.im/annals/domain/event"
 	"annals.im/annals/domain/wellformed"
@@ -51,6 +52,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&x.resume, "resume-timeout", 300*time.Second, "how long a broken session waits to be resumed, XEP-0198 (0: no resumption)")
 	fs.StringVar(&x.muc, "muc", envOr("ANNALS_MUC", "conference.<first domain>"), "domain of the multi-user chat service, XEP-0045 (\"\": none; $ANNALS_MUC)")
 	fs.BoolVar(&x.lockRooms, "muc-lock-new-rooms", true, "keep a new room closed to others until its owner configures it (XEP-0045 §10.1)")
+	fs.DurationVar(&x.idleLeave, "muc-idle-leave", muc.DefaultIdleLeave, "an account none of whose clients has been attached to a room for that long leaves it, keeping its bookmark (0: never)")
 	fs.StringVar(&x.detachedShow, "muc-detached-show", "xa", "an account's show in its rooms while none of its clients is attached (away, xa, dnd or chat)")
 	fs.IntVar(&x.maxStanza, "max-stanza", 256<<10, "largest stanza a client may send, in bytes; larger ones end the stream with policy-violation")
 	fs.IntVar(&x.maxDepth, "max-stanza-depth", wellformed.DefaultMaxDepth, "deepest element nesting in a stanza, the stream element included; deeper ones end the stream with policy-violation")
@@ -165,7 +167,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	srv, ln, fed, err := x.listen(ctx, c, creds, accts, pep.New(accts, pwds, ids), arch, rms, appmirrors.New(store, ids, o.db), log)
+	srv, ln, fed, err := x.listen(ctx, c, creds, accts, pep.New(accts, pwds, ids), appvcard.New(accts, ids), arch, rms, appmirrors.New(store, ids, o.db), log)
 	if err != nil {
 		return err
 	}

@@ -22,6 +22,7 @@ import (
 	mirrorfeature "annals.im/annals/adapters/features/mirror"
 	"annals.im/annals/adapters/features/muc"
 	"annals.im/annals/adapters/features/ping"
+	vcardfeature "annals.im/annals/adapters/features/vcard"
 	softwareversion "annals.im/annals/adapters/features/version"
 	"annals.im/annals/adapters/mux"
 
@@ -32,6 +33,7 @@ import (
 	appmirrors "annals.im/annals/app/mirrors"
 	"annals.im/annals/app/pep"
 	"annals.im/annals/app/rooms"
+	appvcard "annals.im/annals/app/vcard"
 	"annals.im/annals/domain/account"
 )
 
@@ -60,6 +62,7 @@ type xmppFlags struct {
 	mirrorTrust             stringList // servers whose DMUC3 mirrors may mirror our rooms
 	mirrorOf                stringList // MUC services elsewhere whose rooms we mirror
 	mirrorService           bool       // serve mirror.<domain> (with --s2s)
+	idleLeave               time.Duration
 	mirrorTimeout           time.Duration
 	mirrorResendPage        int
 	admins                  stringList // bare JIDs of the administrators (XEP-0133): admin.go
@@ -100,7 +103,7 @@ func (x *xmppFlags) validate() error {
 	if err := x.login.validate(); err != nil {
 		return err
 	}
-	if err := x.quotas.validate(); err != nil {
+	if err := x.quotas.validate(x.maxStanza); err != nil {
 		return err
 	}
 	if err := x.traffic.validate(x.maxStanza); err != nil {
@@ -116,6 +119,9 @@ func (x *xmppFlags) validate() error {
 	}
 	if len(x.mirrorOf) > 0 && (x.s2s.addr == "" || !x.mirrorService) {
 		return fmt.Errorf("%w: --mirror-of mirrors rooms of other servers: it needs --s2s and the mirror service (--mirror-service)", errUsage)
+	}
+	if x.idleLeave < 0 {
+		return fmt.Errorf("%w: --muc-idle-leave must be 0 (never) or more", errUsage)
 	}
 	if x.mirrorTimeout < 3*time.Millisecond || x.mirrorResendPage < 1 {
 		return fmt.Errorf("%w: --mirror-timeout must be more than 3ms, --mirror-resend-page 1 or more", errUsage)
@@ -145,7 +151,7 @@ func features(m *mux.Mux, archives *mam.Service) {
 
 // listen builds the c2s server and opens its listener, and federation's
 // unless --s2s is empty (fed is nil then).
-func (x xmppFlags) listen(ctx context.Context, c Config, creds *credentials.Store, accts *accounts.Service, peps *pep.Service, arch *archive.Service, rms *rooms.Service, mirrors *appmirrors.Service, log *slog.Logger) (_ *c2s.Server, _ net.Listener, fed *federation, err error) {
+func (x xmppFlags) listen(ctx context.Context, c Config, creds *credentials.Store, accts *accounts.Service, peps *pep.Service, vcards *appvcard.Service, arch *archive.Service, rms *rooms.Service, mirrors *appmirrors.Service, log *slog.Logger) (_ *c2s.Server, _ net.Listener, fed *federation, err error) {
 	var cert tls.Certificate
 	if x.cert != "" {
 		cert, err = tls.LoadX509KeyPair(x.cert, x.key)
@@ -172,6 +178,7 @@ func (x xmppFlags) listen(ctx context.Context, c Config, creds *credentials.Stor
 		Plaintext:     x.plaintext,
 		Credentials:   creds.Get,
 		Accounts:      accts,
+		Blocking:      accts,
 		Registration:  x.registration,
 		Registrar:     accts,
 		Archive:       arch,
@@ -221,6 +228,7 @@ func (x xmppFlags) listen(ctx context.Context, c Config, creds *credentials.Stor
 	}
 	bookmarks := peppkg.New(peppkg.Config{PEP: peps, Rosters: accts, Limits: x.quotas.pepLimits(), Log: log}, srv)
 	bookmarks.Register(cfg.Mux)
+	vcardfeature.New(vcardfeature.Config{VCards: vcards, MaxBytes: x.quotas.vcardMax(x.maxStanza), Log: log}, srv).Register(cfg.Mux)
 	if admin, err := x.adminCommands(srv, accts, log); err != nil {
 		return nil, nil, nil, err
 	} else if admin != nil {
@@ -233,7 +241,7 @@ func (x xmppFlags) listen(ctx context.Context, c Config, creds *credentials.Stor
 		}
 		mcfg := muc.Config{Domain: x.muc, Domains: x.domains, Rooms: rms, Archive: arch, RoomArchive: archives, Bookmarks: bookmarks, LockNewRooms: x.lockRooms,
 			DetachedShow: x.detachedShow, OccupantKey: key, MirrorTrust: x.mirrorTrust, MirrorTimeout: x.mirrorTimeout,
-			MirrorResendPage: x.mirrorResendPage, Log: log}
+			MirrorResendPage: x.mirrorResendPage, IdleLeave: x.idleLeave, Occupancies: rms, VCardMaxBytes: x.quotas.vcardMax(x.maxStanza), Log: log}
 		x.traffic.applyMUC(&mcfg)
 		svc, err := muc.New(mcfg, srv)
 		if err != nil {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"annals.im/annals/domain/event"
+	"annals.im/annals/domain/vcard"
 	"annals.im/annals/domain/wellformed"
 )
 
@@ -55,6 +56,8 @@ type (
 		// Reserialized: Stanza was written from the tokens of a strict
 		// read (wellformed.WriteInner), so Decide need not parse it again.
 		Reserialized bool
+		// Retracts: the stanza retracts an earlier message (XEP-0424).
+		Retracts Retracts
 	}
 	SetSubject struct {
 		Account, Subject string
@@ -89,6 +92,12 @@ type (
 	// be repeated.
 	Forget struct {
 		Account string
+	}
+	// SetVCard: an owner replaces the room's vCard (XEP-0486: its
+	// avatar) with XML, of at most MaxBytes bytes (0: no bound).
+	SetVCard struct {
+		By, XML  string
+		MaxBytes int
 	}
 	// Batch decides several commands as one (an admin request with
 	// several items, XEP-0045 §9.5): each on the state the ones before it
@@ -164,7 +173,7 @@ func Decide(s State, c any, ids *event.IDs, now time.Time, cause string) (Outcom
 		left := Left{Account: c.Account, Cause: "leave", Reason: c.Status}
 		switch c.Cause {
 		case "":
-		case "error", "shutdown":
+		case "error", "shutdown", "idle":
 			left.Cause = c.Cause
 		default:
 			return out, fmt.Errorf("%w: leaving for %q", ErrInvalid, c.Cause)
@@ -214,7 +223,15 @@ func Decide(s State, c any, ids *event.IDs, now time.Time, cause string) (Outcom
 				return out, fmt.Errorf("%w: %v", ErrInvalid, err)
 			}
 		}
-		return out, emit(TypeMessagePosted, MessagePosted{Account: c.Account, Nick: o.Nick, ID: c.ID, Stanza: c.Stanza, WellFormed: true})
+		if err := emit(TypeMessagePosted, MessagePosted{Account: c.Account, Nick: o.Nick, ID: c.ID, Stanza: c.Stanza, WellFormed: true}); err != nil {
+			return out, err
+		}
+		return out, s.retraction(c, c.ID, emit)
+	case Moderate:
+		if _, err := wellformed.Canonical(c.Notice); c.Notice != "" && err != nil {
+			return out, fmt.Errorf("%w: %v", ErrInvalid, err)
+		}
+		return out, s.moderate(c, emit)
 	case SetSubject:
 		o, ok := s.Occupants[c.Account]
 		switch {
@@ -270,6 +287,16 @@ func Decide(s State, c any, ids *event.IDs, now time.Time, cause string) (Outcom
 		return out, emit(TypeAffiliationSet, AffiliationSet{JID: c.Invitee, Affiliation: Member, By: c.By, Reason: "invited"})
 	case Forget:
 		return out, s.forget(c, emit)
+	case SetVCard:
+		if s.Affiliation(c.By) != Owner {
+			// XEP-0486 §3.2: only owners set the room's avatar.
+			return out, fmt.Errorf("%w: only owners set the room's vCard", ErrForbidden)
+		}
+		card, err := vcard.Parse(c.XML, c.MaxBytes)
+		if err != nil || card.XML == s.VCard.XML {
+			return out, err // the same vCard again: nothing to record
+		}
+		return out, emit(TypeVCardSet, VCardSet{By: c.By, Card: card})
 	case Batch:
 		st := s
 		for _, sub := range c {

@@ -10,6 +10,7 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"annals.im/annals/domain/event"
+	"annals.im/annals/domain/vcard"
 )
 
 // Event types, written by hand: renaming a Go type must not orphan stored events.
@@ -25,6 +26,7 @@ const (
 	TypeSubjectSet      event.Type = "RoomSubjectSet"
 	TypeMessagePosted   event.Type = "RoomMessagePosted"
 	TypeDestroyed       event.Type = "RoomDestroyed"
+	TypeVCardSet        event.Type = "RoomVCardSet"
 )
 
 // Schema is the newest schema of each event type that this build reads and writes.
@@ -136,8 +138,11 @@ type State struct {
 	Occupants    map[string]Occupant    // account (a remote occupant: its full JID) -> occupant
 	Subject      string
 	SubjectNick  string
-	Messages     int    // groupchat messages posted
-	Version      uint64 // last version folded in
+	Messages     int // groupchat messages posted
+	// VCard is the room's vCard (XEP-0054), its avatar (XEP-0486) among
+	// it; the zero Card when none was set.
+	VCard   vcard.Card
+	Version uint64 // last version folded in
 }
 
 // Affiliation returns the affiliation of j: a bare JID, or the full JID
@@ -215,7 +220,8 @@ type (
 	Left struct {
 		Account string `json:"account"`
 		// Cause: leave, kick, ban, affiliation (321), members-only (322),
-		// shutdown (332), error (333: its server answered with an error).
+		// shutdown (332), error (333: its server answered with an error),
+		// idle (no client of the account came for --muc-idle-leave).
 		Cause  string `json:"cause"`
 		By     string `json:"by,omitempty"`
 		Reason string `json:"reason,omitempty"`
@@ -252,6 +258,11 @@ type (
 	Destroyed struct {
 		Reason    string `json:"reason,omitempty"`
 		Alternate string `json:"alternate,omitempty"`
+	}
+	// VCardSet: an owner (By) set the room's vCard.
+	VCardSet struct {
+		By string `json:"by"`
+		vcard.Card
 	}
 )
 
@@ -376,6 +387,14 @@ func Evolve(s State, e event.Envelope) (State, error) {
 			return s, err
 		}
 		s.Messages++
+	case TypeMessageRetracted:
+		// Nothing of the room's state: the archives show it (a tombstone).
+	case TypeVCardSet:
+		var d VCardSet
+		if err := e.Decode(Schema, &d); err != nil {
+			return s, err
+		}
+		s.VCard = d.Card
 	case TypeDestroyed:
 		var d Destroyed
 		if err := e.Decode(Schema, &d); err != nil {

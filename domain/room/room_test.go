@@ -6,6 +6,15 @@ import (
 	"time"
 
 	"annals.im/annals/domain/event"
+	"annals.im/annals/domain/vcard"
+)
+
+// avatarVCard holds a 1x1 PNG whose SHA-1 is avatarSHA1 (sha1sum of the
+// decoded bytes).
+const (
+	avatarVCard = "<vCard xmlns='vcard-temp'><PHOTO><TYPE>image/png</TYPE><BINVAL>" +
+		"iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==</BINVAL></PHOTO></vCard>"
+	avatarSHA1 = "b2bbe763c7e1828c750d53f78550709a6fea19be"
 )
 
 const roomJID = "hall@conference.example.com"
@@ -188,12 +197,56 @@ func TestDecide(t *testing.T) {
 					t.Error("juliet is still in")
 				}
 			}},
+		{"an owner sets the room's vCard: its avatar's hash is kept", open(), SetVCard{By: "romeo@x", XML: avatarVCard, MaxBytes: 4096},
+			[]event.Type{TypeVCardSet}, nil, func(t *testing.T, s State, _ Outcome) {
+				if s.VCard.XML == "" || len(s.VCard.PhotoHashes) != 1 || s.VCard.PhotoHashes[0] != avatarSHA1 {
+					t.Errorf("vCard %+v", s.VCard)
+				}
+			}},
+		{"a participant may not set the room's vCard", open(), SetVCard{By: "juliet@x", XML: avatarVCard}, nil, ErrForbidden, nil},
+		{"an admin may not either (XEP-0486: owners)", open(SetAffiliation{By: "romeo@x", JID: "juliet@x", Affiliation: Admin}),
+			SetVCard{By: "juliet@x", XML: avatarVCard}, nil, ErrForbidden, nil},
+		{"a room's vCard over the limit", open(), SetVCard{By: "romeo@x", XML: avatarVCard, MaxBytes: 64}, nil, vcard.ErrTooBig, nil},
+		{"the same vCard again: nothing", open(SetVCard{By: "romeo@x", XML: avatarVCard}), SetVCard{By: "romeo@x", XML: avatarVCard}, nil, nil, nil},
+		{"an empty vCard takes the avatar away", open(SetVCard{By: "romeo@x", XML: avatarVCard}), SetVCard{By: "romeo@x", XML: "<vCard xmlns='vcard-temp'/>"},
+			[]event.Type{TypeVCardSet}, nil, func(t *testing.T, s State, _ Outcome) {
+				if len(s.VCard.PhotoHashes) != 0 {
+					t.Errorf("vCard %+v", s.VCard)
+				}
+			}},
+		{"destroying the room forgets its vCard", open(SetVCard{By: "romeo@x", XML: avatarVCard}), Destroy{By: "romeo@x"},
+			[]event.Type{TypeDestroyed}, nil, func(t *testing.T, s State, _ Outcome) {
+				if s.VCard.XML != "" {
+					t.Errorf("vCard %+v", s.VCard)
+				}
+			}},
 		{"kick", open(), SetRole{By: "romeo@x", Nick: "Juliet", Role: NoRole, Reason: "out"}, []event.Type{TypeLeft}, nil, nil},
 		{"participants cannot kick", open(Join{Account: "nurse@x", Nick: "Nurse"}), SetRole{By: "juliet@x", Nick: "Nurse", Role: NoRole},
 			nil, ErrForbidden, nil},
 		{"nobody kicks an owner", open(SetAffiliation{By: "romeo@x", JID: "juliet@x", Affiliation: Admin}),
 			SetRole{By: "juliet@x", Nick: "Romeo", Role: NoRole}, nil, ErrNotAllowed, nil},
 		{"kick an unknown nick", open(), SetRole{By: "romeo@x", Nick: "Ghost", Role: NoRole}, nil, ErrItemNotFound, nil},
+		{"the author retracts its message", open(), Post{Account: "juliet@x", ID: "m2", Reserialized: true,
+			Stanza:   "<message xmlns='jabber:client' type='groupchat'><retract xmlns='urn:xmpp:message-retract:1' id='m1'/></message>",
+			Retracts: Retracts{ID: "m1", Author: "juliet@x"}}, []event.Type{TypeMessagePosted, TypeMessageRetracted}, nil, func(t *testing.T, _ State, out Outcome) {
+			var d MessageRetracted
+			out.Events[1].Decode(Schema, &d)
+			if d.ID != "m1" || d.By != "juliet@x" || d.Moderated || d.Notice != "m2" {
+				t.Errorf("%+v", d)
+			}
+		}},
+		{"another's retraction is only a message", open(), Post{Account: "juliet@x", ID: "m2", Reserialized: true, Stanza: "<message/>",
+			Retracts: Retracts{ID: "m1", Author: "romeo@x"}}, []event.Type{TypeMessagePosted}, nil, nil},
+		{"a moderator moderates", open(), Moderate{By: "romeo@x", ID: "m1", Author: "juliet@x", Reason: "spam", Notice: "<message xmlns='jabber:client'/>", NoticeID: "n1"},
+			[]event.Type{TypeMessagePosted, TypeMessageRetracted}, nil, func(t *testing.T, _ State, out Outcome) {
+				var d MessageRetracted
+				out.Events[1].Decode(Schema, &d)
+				if d.ID != "m1" || d.Author != "juliet@x" || d.By != "romeo@x" || !d.Moderated || d.Reason != "spam" || d.Notice != "n1" {
+					t.Errorf("%+v", d)
+				}
+			}},
+		{"a participant does not moderate", open(), Moderate{By: "juliet@x", ID: "m1", Author: "romeo@x", Notice: "<message/>", NoticeID: "n1"}, nil, ErrForbidden, nil},
+		{"a moderation of no message", open(), Moderate{By: "romeo@x", ID: "m9", Notice: "<message/>", NoticeID: "n1"}, nil, ErrNoSuchMessage, nil},
 		{"voice revoked", open(), SetRole{By: "romeo@x", Nick: "Juliet", Role: Visitor}, []event.Type{TypeRoleSet}, nil, nil},
 		{"ban removes the occupant (301)", open(), SetAffiliation{By: "romeo@x", JID: "juliet@x", Affiliation: Outcast},
 			[]event.Type{TypeAffiliationSet, TypeLeft}, nil, func(t *testing.T, s State, out Outcome) {

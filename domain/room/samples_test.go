@@ -32,6 +32,20 @@ func TestFrozenSamples(t *testing.T) {
 	if err := read(TypeMessagePosted).Decode(Schema, &m); err != nil || m.Stanza == "" || m.ID == "" || m.Nick != "Jules" {
 		t.Fatalf("message sample: %+v %v", m, err)
 	}
+	var r MessageRetracted
+	if err := read(TypeMessageRetracted).Decode(Schema, &r); err != nil || r.ID == "" || !r.Moderated || r.Author != "juliet@example.com" {
+		t.Fatalf("retraction sample: %+v %v", r, err)
+	}
+	if s, err = Evolve(s, read(TypeMessageRetracted)); err != nil || s.Messages != 1 {
+		t.Fatalf("after the retraction: %+v %v", s, err)
+	}
+	vc := read(TypeVCardSet)
+	if !event.Verify(nil, vc) {
+		t.Fatal("RoomVCardSet sample does not verify")
+	}
+	if s, err = Evolve(s, vc); err != nil || len(s.VCard.PhotoHashes) != 1 || s.VCard.PhotoHashes[0] != avatarSHA1 || s.VCard.XML == "" {
+		t.Fatalf("after the vCard: %+v %v", s.VCard, err)
+	}
 	if s, err = Evolve(s, read(TypeLeft)); err != nil || len(s.Occupants) != 1 {
 		t.Fatalf("after the kick: %+v %v", s.Occupants, err)
 	}

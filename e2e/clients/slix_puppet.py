@@ -13,6 +13,7 @@ Reads one JSON command per line on stdin:
   {"op": "admin", "name": N, "room": ROOM, "jid": JID, "affiliation": A}
   {"op": "mam", "name": N, "to": ARCHIVE, "with": JID, "groupchat": B}
                                    (all pages; "to" "" is the account's; groupchat: include-groupchat)
+  {"op": "logout", "name": N}                                (the client disconnects)
   {"op": "quit"}
 
 Each command may carry an "id", which its "done" fact repeats. Prints
@@ -173,6 +174,10 @@ async def run():
                 attrs = {k: cmd[k] for k in ("nick", "role", "jid", "affiliation") if cmd.get(k)}
                 ET.SubElement(q, "{%s}item" % NS_MUC_ADMIN, attrs)
                 await iq.send(timeout=15)
+                out(event="done", id=cid)
+            elif op == "logout":
+                c.disconnect()
+                del clients[name]
                 out(event="done", id=cid)
             elif op == "mam":
                 out(event="done", id=cid, messages=await mam(c, cmd.get("to"), cmd.get("with"), cmd.get("groupchat", False)))

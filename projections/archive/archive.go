@@ -24,7 +24,9 @@ import (
 // (those without well_formed) are stored re-serialized (wellformed.Salvage),
 // so that they replay as XML every client parses.
 // v6: the messages of rooms this server mirrors (mirrors.go).
-const Name = "archive/v6"
+// v8: a room message's author, and retractions as tombstones (retract.go).
+// v10: 1:1 messages' authors and ids, and their retractions.
+const Name = "archive/v10"
 
 // Projection is the archive read model.
 type Projection struct {
@@ -58,7 +60,9 @@ func (Projection) Schema() string {
 		with_full TEXT NOT NULL,
 		offline   INTEGER NOT NULL, -- 1 while waiting for the account's next session
 		groupchat INTEGER NOT NULL, -- 1 for a room's message (in the room's archive or an occupant's)
-		stanza    TEXT NOT NULL
+		stanza    TEXT NOT NULL,
+		author    TEXT NOT NULL DEFAULT '', -- who wrote it (a room's occupant, a 1:1 sender's bare JID), for retractions
+		msg_id    TEXT NOT NULL DEFAULT ''  -- a 1:1 message's own id attribute, which a retraction names
 	);
 	-- Which accounts occupy which room: a room's message lands once in each.
 	CREATE TABLE IF NOT EXISTS archive_occupants (
@@ -98,6 +102,7 @@ func (p Projection) Apply(ctx context.Context, tx *sql.Tx, e event.Envelope) err
 				return err
 			}
 		}
+		return retractChat(ctx, tx, e, d)
 	case room.TypeJoined:
 		var d room.Joined
 		if err := e.Decode(room.Schema, &d); err != nil {
@@ -128,7 +133,9 @@ func (p Projection) Apply(ctx context.Context, tx *sql.Tx, e event.Envelope) err
 				return nil // nothing a client could read: the log keeps the event
 			}
 		}
-		return postGroupchat(ctx, tx, e, room.JIDOf(e.Stream), d.ID, d.Nick, d.Stanza)
+		return postGroupchat(ctx, tx, e, room.JIDOf(e.Stream), d.ID, d.Nick, d.Account, d.Stanza)
+	case room.TypeMessageRetracted:
+		return retract(ctx, tx, e)
 	case mirror.TypeApplied:
 		return applyMirror(ctx, tx, e, false)
 	case archive.TypeOfflineDelivered:
@@ -172,12 +179,12 @@ func exit(ctx context.Context, tx *sql.Tx, r, acct string) error {
 // occupying the room, in one statement: with fifty occupants a message
 // is fifty-one rows, and the writer's time per message is what bounds a
 // busy room.
-func postGroupchat(ctx context.Context, tx *sql.Tx, e event.Envelope, r, id, nick, stanza string) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO archive (account, at, pos, id, with_bare, with_full, offline, groupchat, stanza)
-		SELECT o.account, `+atOf("o.account", "?1")+`, ?2, ?3, ?4, ?5, 0, 1, ?6
+func postGroupchat(ctx context.Context, tx *sql.Tx, e event.Envelope, r, id, nick, author, stanza string) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO archive (account, at, pos, id, with_bare, with_full, offline, groupchat, stanza, author)
+		SELECT o.account, `+atOf("o.account", "?1")+`, ?2, ?3, ?4, ?5, 0, 1, ?6, ?7
 		FROM (SELECT ?4 AS account UNION ALL SELECT account FROM archive_occupants WHERE room = ?4) AS o
 		WHERE true ON CONFLICT DO NOTHING`,
-		e.OccurredAt.UnixNano(), int64(e.Position.Commit), id, r, r+"/"+nick, stanza)
+		e.OccurredAt.UnixNano(), int64(e.Position.Commit), id, r, withNick(r, nick), stanza, author)
 	if err != nil {
 		return fmt.Errorf("archive: %s in %s: %w", id, r, err)
 	}
@@ -196,18 +203,29 @@ func atOf(account, param string) string {
 type row struct {
 	acct, id, with     string
 	offline, groupchat bool
-	stanza             string
+	stanza, author     string
+	msgID              string // a 1:1 message's id attribute
+}
+
+// withNick is the JID a room message is with: the occupant's, or the
+// room's own for what the room itself says (a moderation's notice).
+func withNick(r, nick string) string {
+	if nick == "" {
+		return r
+	}
+	return r + "/" + nick
 }
 
 // chatRows are the archive rows of a 1:1 message: one per party that
 // archives it (none for a party elsewhere).
 func chatRows(d archive.MessageSent) []row {
 	var rows []row
+	msgID := messageID(d.Stanza)
 	if d.SenderID != "" {
-		rows = append(rows, row{acct: bare(d.From), id: d.SenderID, with: d.To, stanza: d.Stanza})
+		rows = append(rows, row{acct: bare(d.From), id: d.SenderID, with: d.To, stanza: d.Stanza, author: bare(d.From), msgID: msgID})
 	}
 	if d.RecipientID != "" {
-		rows = append(rows, row{acct: bare(d.To), id: d.RecipientID, with: d.From, offline: d.Offline, stanza: d.Stanza})
+		rows = append(rows, row{acct: bare(d.To), id: d.RecipientID, with: d.From, offline: d.Offline, stanza: d.Stanza, author: bare(d.From), msgID: msgID})
 	}
 	return rows
 }
@@ -216,9 +234,9 @@ func chatRows(d archive.MessageSent) []row {
 // ID the account already has is dropped: the first one stays, on every
 // replay alike. added reports whether the row went in.
 func insert(ctx context.Context, tx *sql.Tx, e event.Envelope, x row) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO archive (account, at, pos, id, with_bare, with_full, offline, groupchat, stanza)
-		VALUES (?3, `+atOf("?3", "?1")+`, ?2, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT DO NOTHING`,
-		e.OccurredAt.UnixNano(), int64(e.Position.Commit), x.acct, x.id, bare(x.with), x.with, x.offline, x.groupchat, x.stanza)
+	_, err := tx.ExecContext(ctx, `INSERT INTO archive (account, at, pos, id, with_bare, with_full, offline, groupchat, stanza, author, msg_id)
+		VALUES (?3, `+atOf("?3", "?1")+`, ?2, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT DO NOTHING`,
+		e.OccurredAt.UnixNano(), int64(e.Position.Commit), x.acct, x.id, bare(x.with), x.with, x.offline, x.groupchat, x.stanza, x.author, x.msgID)
 	if err != nil {
 		return fmt.Errorf("archive: insert %s into %s: %w", x.id, x.acct, err)
 	}

@@ -60,9 +60,9 @@ func applyMirror(ctx context.Context, tx *sql.Tx, e event.Envelope, stays bool) 
 			id = e.ID.String() // a master that gave none: the mirror's own, as unique
 		}
 		if stays {
-			return roomRow(ctx, tx, e, r, id, a.Nick, a.Stanza)
+			return roomRow(ctx, tx, e, r, id, a.Nick, "", a.Stanza)
 		}
-		return postGroupchat(ctx, tx, e, r, id, a.Nick, a.Stanza)
+		return postGroupchat(ctx, tx, e, r, id, a.Nick, "", a.Stanza)
 	}
 	return nil
 }

@@ -26,7 +26,9 @@ import (
 // groupchat entries are the rows of its rooms during its stays in them.
 //
 // v7: the messages of rooms this server mirrors (mirrors.go).
-const NameStays = "archive/v7"
+// v9: a room message's author, and retractions as tombstones (retract.go).
+// v11: 1:1 messages' authors and ids, and their retractions.
+const NameStays = "archive/v11"
 
 // The model of Projection.Stays. A room's message is one row (account is
 // the room). archive_stays holds each account's stays in each room: from
@@ -99,6 +101,7 @@ func applyStays(ctx context.Context, tx *sql.Tx, e event.Envelope) error {
 				return err
 			}
 		}
+		return retractChat(ctx, tx, e, d)
 	case room.TypeJoined:
 		var d room.Joined
 		if err := e.Decode(room.Schema, &d); err != nil {
@@ -123,7 +126,9 @@ func applyStays(ctx context.Context, tx *sql.Tx, e event.Envelope) error {
 				return nil
 			}
 		}
-		return roomRow(ctx, tx, e, room.JIDOf(e.Stream), d.ID, d.Nick, d.Stanza)
+		return roomRow(ctx, tx, e, room.JIDOf(e.Stream), d.ID, d.Nick, d.Account, d.Stanza)
+	case room.TypeMessageRetracted:
+		return retract(ctx, tx, e)
 	case mirror.TypeApplied:
 		return applyMirror(ctx, tx, e, true)
 	case archive.TypeOfflineDelivered:
@@ -152,11 +157,11 @@ func stayEnds(ctx context.Context, tx *sql.Tx, e event.Envelope, r, acct string)
 
 // roomRow is a room's message (archive ID id, said by nick), once, in
 // the room's archive.
-func roomRow(ctx context.Context, tx *sql.Tx, e event.Envelope, r, id, nick, stanza string) error {
+func roomRow(ctx context.Context, tx *sql.Tx, e event.Envelope, r, id, nick, author, stanza string) error {
 	if err := tick(ctx, tx, e); err != nil {
 		return err
 	}
-	return insertClocked(ctx, tx, e, row{acct: r, id: id, with: r + "/" + nick, groupchat: true, stanza: stanza})
+	return insertClocked(ctx, tx, e, row{acct: r, id: id, with: withNick(r, nick), groupchat: true, stanza: stanza, author: author})
 }
 
 // tick moves the clock to e's time if that is later.
@@ -167,9 +172,9 @@ func tick(ctx context.Context, tx *sql.Tx, e event.Envelope) error {
 
 // insertClocked adds a row stamped with the clock (after tick).
 func insertClocked(ctx context.Context, tx *sql.Tx, e event.Envelope, x row) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO archive (account, at, pos, id, with_bare, with_full, offline, groupchat, stanza)
-		VALUES (?1, (SELECT at FROM archive_clock), ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT DO NOTHING`,
-		x.acct, int64(e.Position.Commit), x.id, bare(x.with), x.with, x.offline, x.groupchat, x.stanza)
+	_, err := tx.ExecContext(ctx, `INSERT INTO archive (account, at, pos, id, with_bare, with_full, offline, groupchat, stanza, author, msg_id)
+		VALUES (?1, (SELECT at FROM archive_clock), ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT DO NOTHING`,
+		x.acct, int64(e.Position.Commit), x.id, bare(x.with), x.with, x.offline, x.groupchat, x.stanza, x.author, x.msgID)
 	if err != nil {
 		return fmt.Errorf("archive: insert %s into %s: %w", x.id, x.acct, err)
 	}

@@ -128,6 +128,9 @@ func (Projection) Apply(ctx context.Context, tx *sql.Tx, e event.Envelope) error
 		err = exec(`UPDATE rooms SET subject = ? WHERE jid = ?`, d.Subject, r)
 	case room.TypeMessagePosted:
 		err = exec(`UPDATE rooms SET messages = messages + 1 WHERE jid = ?`, r)
+	case room.TypeVCardSet:
+		// The vCard is the room's state's, not this read model's: only the
+		// version moves on.
 	case room.TypeDestroyed:
 		for _, t := range []string{"room_occupants", "room_affiliations"} {
 			if err = exec(`DELETE FROM `+t+` WHERE room = ?`, r); err != nil {
@@ -210,6 +213,25 @@ func RemoteOccupants(ctx context.Context, db *sql.DB) ([]Occupancy, error) {
 	rows, err := db.QueryContext(ctx, `SELECT room, account FROM room_occupants WHERE instr(account, '/') > 0 ORDER BY 1, 2`)
 	if err != nil {
 		return nil, fmt.Errorf("rooms: remote occupants: %w", err)
+	}
+	defer rows.Close()
+	var out []Occupancy
+	for rows.Next() {
+		var o Occupancy
+		if err := rows.Scan(&o.Room, &o.Account); err != nil {
+			return nil, err
+		}
+		out = append(out, o)
+	}
+	return out, rows.Err()
+}
+
+// LocalOccupants lists the occupants that are accounts here (bare JIDs),
+// as far as the read model has followed the log.
+func LocalOccupants(ctx context.Context, db *sql.DB) ([]Occupancy, error) {
+	rows, err := db.QueryContext(ctx, `SELECT room, account FROM room_occupants WHERE instr(account, '/') = 0 ORDER BY 1, 2`)
+	if err != nil {
+		return nil, fmt.Errorf("rooms: local occupants: %w", err)
 	}
 	defer rows.Close()
 	var out []Occupancy

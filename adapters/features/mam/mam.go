@@ -63,7 +63,9 @@ func (s *Service) Register(m *mux.Mux) {
 		// serve answers with stanzas of its own (a page is many).
 		defer iq.Answered()
 		return s.serve(ctx, iq.Session, iq.Stanza, iq.Payload, iq.Session.JID().Bare().String(), iq.From, false)
-	}, nsMAM, nsMAMExtended, nsMAM+"#groupchat-field", nsMAM+"#groupchat-available")
+	}, nsMAM, nsMAMExtended, nsMAM+"#groupchat-field", nsMAM+"#groupchat-available",
+		// XEP-0424 §5: retracted messages are tombstones in the archive.
+		"urn:xmpp:message-retract:1#tombstone")
 }
 
 // ServeRoom answers the MAM request e (payload q) from sess on the archive

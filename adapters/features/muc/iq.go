@@ -14,6 +14,7 @@ import (
 	"annals.im/annals/adapters/stanza"
 	"annals.im/annals/adapters/stanza/form"
 	"annals.im/annals/domain/room"
+	"annals.im/annals/domain/vcard"
 )
 
 // mucIQ answers an IQ to the MUC service, a room or an occupant.
@@ -81,12 +82,16 @@ func (c *conn) mucIQ(ctx context.Context, e *element, q element, to jid.JID) err
 			return reply(roomInfo(st, acct))
 		case q.XMLName.Space == nsItems && typ == "get":
 			return reply("<query xmlns='" + nsItems + "'/>") // semi-anonymous: occupants are not listed
+		case (q.XMLName == xml.Name{Space: nsModerate1, Local: "moderate"} || q.XMLName == xml.Name{Space: nsFasten, Local: "apply-to"}) && typ == "set":
+			return c.moderate(ctx, e, q, st, reply, fail)
 		case q.XMLName == xml.Name{Space: nsDMUC0, Local: "room"} && typ == "get":
 			return c.resendToMirror(ctx, e, q, st, reply, fail)
 		case q.XMLName.Space == nsMUCAdmin:
 			return c.mucAdmin(ctx, e, q, st, reply, fail)
 		case q.XMLName.Space == nsMUCOwner:
 			return c.mucOwner(ctx, e, q, st, reply, fail)
+		case q.XMLName.Space == vcard.NS:
+			return c.roomVCard(ctx, e, q, st, reply, fail)
 		case q.XMLName.Space == nsMAM && q.XMLName.Local == "query" && s.cfg.RoomArchive != nil:
 			// Only an open, public room without a password is readable
 			// from outside (room.State.Insider).
@@ -117,7 +122,7 @@ func roomInfo(st room.State, viewer string) string {
 			b.WriteString("<feature var='" + no + "'/>")
 		}
 	}
-	for _, f := range []string{nsMUC, nsMAM, nsStanzaID, nsOccupantID, "muc_unsecured"} {
+	for _, f := range []string{nsMUC, nsMAM, nsStanzaID, nsOccupantID, nsModerate0, nsModerate1, nsRetract1, nsRetract1 + "#tombstone", vcard.NS, "muc_unsecured"} {
 		if f == "muc_unsecured" && st.Config.PasswordHash != "" {
 			f = "muc_passwordprotected"
 		}
@@ -137,6 +142,7 @@ func roomInfo(st room.State, viewer string) string {
 		b.WriteString("<field var='muc#roominfo_occupants'><value>" + strconv.Itoa(len(st.Occupants)) + "</value></field>")
 		b.WriteString("<field var='muc#roominfo_subject'><value>" + stanza.Escape(st.Subject) + "</value></field>")
 	}
+	b.WriteString(avatarField(st, viewer))
 	b.WriteString("</x></query>")
 	return b.String()
 }
@@ -511,13 +517,14 @@ func withAttr(e *element, name, value string) element {
 	return out
 }
 
-// serviceInfo is the service's disco#info: MUC, and DMUC3 when some
-// server's mirrors are trusted (docs/dmuc.md).
+// serviceInfo is the service's disco#info: MUC, vCards on rooms
+// (XEP-0486 §3.1), and DMUC3 when some server's mirrors are trusted
+// (docs/dmuc.md).
 func (s *Service) serviceInfo() string {
 	dmuc := ""
 	if len(s.cfg.MirrorTrust) > 0 {
 		dmuc = "<feature var='" + nsDMUC + "'/>"
 	}
 	return "<query xmlns='" + nsDisco + "'><identity category='conference' type='text' name='Chatrooms'/>" +
-		"<feature var='" + nsMUC + "'/><feature var='" + nsDisco + "'/><feature var='" + nsItems + "'/>" + dmuc + "</query>"
+		"<feature var='" + nsMUC + "'/><feature var='" + nsDisco + "'/><feature var='" + nsItems + "'/><feature var='" + vcard.NS + "'/>" + dmuc + "</query>"
 }

@@ -364,12 +364,13 @@ func (c *conn) mucMessage(ctx context.Context, e *element, to jid.JID) error {
 		return nil
 	}
 	id := s.cfg.Rooms.NewID()
+	retracts := s.retractsOf(ctx, r, e)
 	_, _, _, err := s.roomDo(ctx, r, func(st room.State) any {
 		o := st.Occupants[acct]
 		stripped := *e
 		stripped.Inner = append(slices.Clip(m.Inner), s.occupantIDXML(r, acct)...)
 		wire := stanza.Restamp(&stripped, r+"/"+o.Nick)
-		return room.Post{Account: acct, ID: id, Stanza: stanza.WithoutTo(wire), Reserialized: true}
+		return room.Post{Account: acct, ID: id, Stanza: stanza.WithoutTo(wire), Reserialized: true, Retracts: retracts}
 	})
 	if err != nil {
 		return c.write(c.mucErrorReply(e, r, err, ""))
@@ -470,8 +471,10 @@ func (s *Service) bookmarkRooms(ctx context.Context, r string, evs []event.Envel
 	for _, e := range evs {
 		switch e.Type {
 		case room.TypeLeft:
+			// An idle account keeps its bookmark: its client joins again
+			// when it comes back.
 			var d room.Left
-			if e.Decode(room.Schema, &d) == nil {
+			if e.Decode(room.Schema, &d) == nil && d.Cause != "idle" {
 				s.setAutojoin(ctx, d.Account, r, "", false)
 			}
 		case room.TypeNickChanged:

@@ -127,6 +127,9 @@ func (a *attachments) roomsOf(via string) []string {
 // Run watches the mirrors' links until ctx ends: a mirror not heard from
 // for MirrorTimeout (it pings every third of it) is taken for lost.
 func (s *Service) Run(ctx context.Context) {
+	if s.cfg.IdleLeave > 0 && s.cfg.Occupancies != nil {
+		go s.runIdle(ctx)
+	}
 	if len(s.cfg.MirrorTrust) == 0 {
 		return
 	}

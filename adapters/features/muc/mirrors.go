@@ -86,7 +86,7 @@ func (s *Service) renderForMirror(before, after room.State, e event.Envelope, vi
 		if e.Decode(room.Schema, &d) == nil {
 			return one(subjectXML(after.JID, d, via), true)
 		}
-	case room.TypeConfigured:
+	case room.TypeConfigured, room.TypeVCardSet:
 		if before.Exists && !before.Locked {
 			return one(configChangedXML(after.JID, via), false)
 		}

@@ -50,11 +50,12 @@ func (s *Service) publishRoom(before, after room.State, e event.Envelope) {
 			return
 		}
 		s.roomBroadcast(after, v, func(_, to string) string { return subjectXML(after.JID, d, to) }, true)
-	case room.TypeConfigured:
+	case room.TypeConfigured, room.TypeVCardSet:
 		if !before.Exists || before.Locked {
 			return // the first configuration unlocks a room nobody else is in
 		}
-		// Status 104: the configuration changed (XEP-0045 §10.2.1).
+		// Status 104: the configuration changed (XEP-0045 §10.2.1), or the
+		// room's vCard, its avatar (XEP-0486 §3.2).
 		s.roomBroadcast(after, v, func(_, to string) string { return configChangedXML(after.JID, to) }, false)
 	case room.TypePresenceChanged, room.TypeRoleSet, room.TypeAffiliationSet:
 		var d struct {

@@ -60,9 +60,11 @@ type Rooms interface {
 	Public(ctx context.Context) ([]room.Listed, error)
 }
 
-// Archive reads a room's archive, for the history a joining session gets.
+// Archive reads a room's archive, for the history a joining session gets
+// and for whose a message is (a retraction's check).
 type Archive interface {
 	Query(ctx context.Context, archive string, q archive.Query) (archive.Page, error)
+	Author(ctx context.Context, room, id string) (string, error)
 }
 
 // Host is what the service needs from the session core.
@@ -121,7 +123,14 @@ type Config struct {
 	// one resend renders (DefaultMirrorResendPage).
 	MirrorTimeout    time.Duration
 	MirrorResendPage int
-	Log              *slog.Logger
+	// IdleLeave: an account none of whose clients has been attached to a
+	// room for that long leaves it (0: never); Occupancies lists the
+	// accounts here in rooms (the rooms read model) for it.
+	IdleLeave   time.Duration
+	Occupancies Occupancies
+	// VCardMaxBytes bounds a room's vCard (XEP-0486); 0: no limit.
+	VCardMaxBytes int
+	Log           *slog.Logger
 }
 
 // Service is the multi-user chat service.
@@ -136,6 +145,7 @@ type Service struct {
 	forwarded map[string]forwardedIQ // IQs to occupants awaiting an answer, by the id they went out with
 
 	links mirrorLinks // DMUC3: what the master knows of its mirrors' links
+	idle  idleSince   // accounts here with no client in their rooms (idle.go)
 	boot  string      // this run of the service, for its mirrors' pings
 
 	creations   *roomCreations

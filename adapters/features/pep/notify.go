@@ -17,15 +17,16 @@ import (
 )
 
 // pepNotify sends an event of node to the clients that are to hear of it:
-// the account's own that ask for it, or whose capabilities are not known
-// (they may have asked: clients ignore what they do not know), and those
-// of the contacts the account shares its presence with, that may read
-// the node and ask for its events.
+// every available client of the account's own, and those of the contacts
+// the account shares its presence with that may read the node and ask
+// for its events.
+//
+// NOTSPEC(XEP-0163 §4.3): the account's own clients hear of its nodes
+// whether they asked or not (clients ignore what they do not know):
+// clients that keep bookmarks there have relied on it, asking or not.
 func (s *Service) pepNotify(ctx context.Context, acct, node, items string) {
 	for _, t := range s.host.Available(acct) {
-		if yes, known := notifies(t, node); yes || !known {
-			t.Deliver(eventXML(acct, t.JID().String(), node, items), false)
-		}
+		t.Deliver(eventXML(acct, t.JID().String(), node, items), false)
 	}
 	n, err := s.cfg.PEP.Node(ctx, acct, node)
 	if err != nil || s.cfg.Rosters == nil {
@@ -38,7 +39,7 @@ func (s *Service) pepNotify(ctx context.Context, acct, node, items string) {
 	}
 	for contact, it := range st.Items {
 		r := pepdomain.Reader{InRoster: true, Groups: it.Groups, Subscribed: it.Subscription == roster.From || it.Subscription == roster.Both}
-		if !r.Subscribed || n.CanRead(r) != nil {
+		if !r.Subscribed || n.CanRead(r) != nil || s.blocked(ctx, acct, contact) {
 			continue
 		}
 		for _, t := range s.host.Available(contact) {
@@ -64,7 +65,7 @@ func (s *Service) sessionAvailable(ctx context.Context, sess mux.Session) {
 			s.cfg.Log.Error("PEP: reading a roster for the last items", "account", me, "err", err)
 		}
 		for contact, it := range st.Items {
-			if it.Subscription == roster.To || it.Subscription == roster.Both {
+			if (it.Subscription == roster.To || it.Subscription == roster.Both) && !s.blocked(ctx, me, contact) {
 				owners = append(owners, contact)
 			}
 		}
@@ -104,4 +105,10 @@ func notifies(t mux.Session, node string) (yes, known bool) {
 func eventXML(from, to, node, items string) string {
 	return fmt.Sprintf(`<message xmlns='%s' from='%s' to='%s' type='headline' id='%s'><event xmlns='%s'><items node='%s'>%s</items></event></message>`,
 		nsClient, stanza.Escape(from), stanza.Escape(to), stanza.NewID(), nsPubsubEvent, stanza.Escape(node), items)
+}
+
+// blocked reports whether a and b block each other, when the host can tell.
+func (s *Service) blocked(ctx context.Context, a, b string) bool {
+	bl, ok := s.host.(Blocker)
+	return ok && bl.EitherBlocks(ctx, a, b)
 }

@@ -92,12 +92,12 @@ func (c *conn) pubsubIQ(ctx context.Context, e *element, q element) error {
 		}
 		return reply("")
 	case e.Attr("type") == "get" && op.XMLName.Local == "items":
+		// NOTSPEC(XEP-0060 §6.5.9.11): a node the account never made reads
+		// as empty to it, not item-not-found: clients ask for their
+		// bookmarks before they have any. Others get item-not-found.
 		n, err := c.srv.pepNode(ctx, acct, node)
 		if err != nil {
 			return fail(err)
-		}
-		if n.Config.AccessModel == "" && len(n.Items) == 0 {
-			return fail(pepdomain.ErrItemNotFound) // never made (XEP-0060 §6.5.9.11)
 		}
 		items, err := selectItems(n, op)
 		if err != nil {

@@ -40,6 +40,12 @@ type Host interface {
 	Available(acct string) []mux.Session
 }
 
+// Blocker says whether two accounts block each other (XEP-0191): a
+// host that can tell keeps blocked contacts from each other's events.
+type Blocker interface {
+	EitherBlocks(ctx context.Context, a, b string) bool
+}
+
 // Config is what the service needs.
 type Config struct {
 	PEP PEP
