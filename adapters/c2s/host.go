@@ -39,6 +39,23 @@ func (s *Server) Available(acct string) []mux.Session {
 	return out
 }
 
+// Online returns the available sessions of every account here, for
+// what an administrator asks of them (XEP-0133: the online users, an
+// announcement).
+func (s *Server) Online() []mux.Session {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []mux.Session
+	for _, res := range s.sessions {
+		for _, c := range res {
+			if c.available != "" {
+				out = append(out, c)
+			}
+		}
+	}
+	return out
+}
+
 // services calls f with each service mounted on the mux.
 func (s *Server) services(f func(mux.Service)) {
 	for _, svc := range s.cfg.Mux.Services() {

@@ -113,8 +113,9 @@ type Handler func(ctx context.Context, iq *IQ) error
 // Identity is a disco#info identity (XEP-0030 §3.1).
 type Identity struct{ Category, Type, Name string }
 
-// Item is a disco#items item (XEP-0030 §4.1).
-type Item struct{ JID, Name string }
+// Item is a disco#items item (XEP-0030 §4.1): an entity, or one of its
+// nodes (§4.2).
+type Item struct{ JID, Node, Name string }
 
 type key struct {
 	dest Dest
@@ -131,6 +132,7 @@ type Mux struct {
 	mounted    []Service          // the same, in the order mounted
 	available  []func(ctx context.Context, s Session)
 	presence   []PresenceChild
+	nodes      [dests][]NodeDisco
 }
 
 // PresenceChild says what the server adds to an account's available

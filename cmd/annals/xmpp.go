@@ -66,6 +66,7 @@ type xmppFlags struct {
 	idleLeave               time.Duration
 	mirrorTimeout           time.Duration
 	mirrorResendPage        int
+	admins                  stringList // bare JIDs of the administrators (XEP-0133): admin.go
 }
 
 func envOr(name, def string) string {
@@ -75,7 +76,7 @@ func envOr(name, def string) string {
 	return def
 }
 
-func (x xmppFlags) validate() error {
+func (x *xmppFlags) validate() error {
 	for _, d := range x.domains {
 		if _, err := account.ParseJID("a@" + d); err != nil {
 			return fmt.Errorf("%w: --domain %q is not a domain", errUsage, d)
@@ -125,6 +126,9 @@ func (x xmppFlags) validate() error {
 	}
 	if x.mirrorTimeout < 3*time.Millisecond || x.mirrorResendPage < 1 {
 		return fmt.Errorf("%w: --mirror-timeout must be more than 3ms, --mirror-resend-page 1 or more", errUsage)
+	}
+	if err := x.validateAdmins(); err != nil {
+		return err
 	}
 	if x.maxConns < 0 || x.maxConnsPerIP < 1 || x.loginTimeout <= 0 {
 		return fmt.Errorf("%w: --max-connections must be 0 or more, --max-connections-per-ip 1 or more, --login-timeout more than 0", errUsage)
@@ -227,6 +231,11 @@ func (x xmppFlags) listen(ctx context.Context, c Config, creds *credentials.Stor
 	bookmarks.Register(cfg.Mux)
 	lastactivity.New(accts, srv).Register(cfg.Mux)
 	vcardfeature.New(vcardfeature.Config{VCards: vcards, MaxBytes: x.quotas.vcardMax(x.maxStanza), Log: log}, srv).Register(cfg.Mux)
+	if admin, err := x.adminCommands(srv, accts, log); err != nil {
+		return nil, nil, nil, err
+	} else if admin != nil {
+		admin.Register(cfg.Mux)
+	}
 	if x.muc != "" {
 		key, err := keys.Derive(secret, keys.OccupantID)
 		if err != nil {

@@ -1,11 +1,13 @@
 // Package disco answers service discovery (XEP-0030) for the server and
 // for the sender's own account, from what the features registered on the
-// mux: identities and features for disco#info, items for disco#items.
+// mux: identities and features for disco#info, items for disco#items,
+// and for a node, what the feature that keeps it says (mux.NodeDisco).
 // Nothing is listed by hand, so what is advertised is what is served.
 package disco
 
 import (
 	"context"
+	"errors"
 	"strings"
 
 	"annals.im/annals/adapters/mux"
@@ -38,22 +40,30 @@ func info(m *mux.Mux, d mux.Dest) mux.Handler {
 		if iq.Type() != "get" {
 			return stanza.Errorf("bad-request", "disco#info is an IQ get")
 		}
+		ids, features := m.Identities(d), m.Features(d)
 		var b strings.Builder
 		b.WriteString("<query xmlns='" + NSInfo + "'")
 		if node := iq.Payload.Attr("node"); node != "" {
-			// The same answer for any node (entity capabilities ask with
-			// node#ver): the server has no nodes of its own.
+			switch nids, nfeatures, err := m.NodeInfo(d, iq.Session, at(d, iq), node); {
+			case err == nil:
+				ids, features = nids, nfeatures
+			case errors.Is(err, mux.ErrNoNode):
+				// The same answer as the entity's for any other node
+				// (entity capabilities ask with node#ver).
+			default:
+				return err
+			}
 			b.WriteString(" node='" + stanza.Escape(node) + "'")
 		}
 		b.WriteString(">")
-		for _, id := range m.Identities(d) {
+		for _, id := range ids {
 			b.WriteString("<identity category='" + stanza.Escape(id.Category) + "' type='" + stanza.Escape(id.Type) + "'")
 			if id.Name != "" {
 				b.WriteString(" name='" + stanza.Escape(id.Name) + "'")
 			}
 			b.WriteString("/>")
 		}
-		for _, f := range m.Features(d) {
+		for _, f := range features {
 			b.WriteString("<feature var='" + stanza.Escape(f) + "'/>")
 		}
 		b.WriteString("</query>")
@@ -67,23 +77,45 @@ func items(m *mux.Mux, d mux.Dest) mux.Handler {
 		if iq.Type() != "get" {
 			return stanza.Errorf("bad-request", "disco#items is an IQ get")
 		}
+		list := m.Items(d)
 		var b strings.Builder
 		b.WriteString("<query xmlns='" + NSItems + "'")
-		node := iq.Payload.Attr("node")
-		if node != "" {
-			b.WriteString(" node='" + stanza.Escape(node) + "'>")
-		} else {
-			b.WriteString(">")
-			for _, it := range m.Items(d) {
-				b.WriteString("<item jid='" + stanza.Escape(it.JID) + "'")
-				if it.Name != "" {
-					b.WriteString(" name='" + stanza.Escape(it.Name) + "'")
-				}
-				b.WriteString("/>")
+		if node := iq.Payload.Attr("node"); node != "" {
+			b.WriteString(" node='" + stanza.Escape(node) + "'")
+			switch nitems, err := m.NodeItems(d, iq.Session, at(d, iq), node); {
+			case err == nil:
+				list = nitems
+			case errors.Is(err, mux.ErrNoNode):
+				list = nil // a node nobody keeps has no items
+			default:
+				return err
 			}
+		}
+		b.WriteString(">")
+		for _, it := range list {
+			b.WriteString("<item jid='" + stanza.Escape(it.JID) + "'")
+			if it.Node != "" {
+				b.WriteString(" node='" + stanza.Escape(it.Node) + "'")
+			}
+			if it.Name != "" {
+				b.WriteString(" name='" + stanza.Escape(it.Name) + "'")
+			}
+			b.WriteString("/>")
 		}
 		b.WriteString("</query>")
 		iq.Result(b.String())
 		return nil
 	}
+}
+
+// at is the address an IQ to d asked: the one it was sent to, or for an
+// IQ without a to, the sender's server or account.
+func at(d mux.Dest, iq *mux.IQ) string {
+	if iq.From != "" {
+		return iq.From
+	}
+	if d == mux.Server {
+		return iq.Session.JID().Domainpart()
+	}
+	return iq.Session.JID().Bare().String()
 }
