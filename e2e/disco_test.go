@@ -13,7 +13,11 @@ import (
 // list, and so be looked at.
 func TestDiscoListsWhatIsServed(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, map[string]string{"juliet@localhost": "pw"})
+	// With an admin (--admin) the server also serves ad-hoc commands
+	// (XEP-0050); without one it lists no such feature.
+	data := t.TempDir()
+	addUsers(t, data, map[string]string{"juliet@localhost": "pw"})
+	s, _ := serveOn(t, data, "--admin", "juliet@localhost")
 	c := login(t, "127.0.0.1:"+strconv.Itoa(s.port), "juliet", "pw", "desk")
 	defer c.close()
 	feature := regexp.MustCompile(`<feature var='([^']*)'`)
@@ -32,6 +36,7 @@ func TestDiscoListsWhatIsServed(t *testing.T) {
 		want []string
 	}{
 		{"localhost", []string{
+			"http://jabber.org/protocol/commands",
 			"http://jabber.org/protocol/disco#info", "http://jabber.org/protocol/disco#items",
 			"jabber:iq:last", "jabber:iq:private", "jabber:iq:version", "urn:xmpp:blocking", "urn:xmpp:carbons:2", "urn:xmpp:ping",
 			"vcard-temp",
