@@ -271,6 +271,9 @@ func TestMUCBadInput(t *testing.T) {
 // Bookmarks follow occupancy both ways: joining from one client sets
 // autojoin and the other client is told; leaving clears it; a client
 // publishing autojoin=true makes the account join, false makes it leave.
+// A bookmark without autojoin never holds the account in: a client's
+// join leaves the bookmark as it is, and the account leaves with its
+// last client.
 func TestMUCBookmarks(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, map[string]string{"romeo@localhost": "montague"})
@@ -284,7 +287,8 @@ func TestMUCBookmarks(t *testing.T) {
 	for _, o := range all(rs, "occupants") {
 		occ[str(o["after"])] = str(o["count"])
 	}
-	if !reflect.DeepEqual(occ, map[string]string{"leave": "0", "publish-true": "1", "publish-false": "0"}) {
+	if !reflect.DeepEqual(occ, map[string]string{"leave": "0", "publish-true": "1", "publish-false": "0",
+		"join-unheld": "1", "unavailable-unheld": "0", "publish-false-attached": "1"}) {
 		t.Errorf("occupants after each step: %v", occ)
 	}
 	priv := find(t, rs, "private-bookmarks")
@@ -292,7 +296,8 @@ func TestMUCBookmarks(t *testing.T) {
 		confs[0].(map[string]any)["autojoin"] != "true" {
 		t.Errorf("XEP-0048 view of the bookmarks: %v", priv)
 	}
-	want := map[string]string{"join": "true", "leave": "false", "publish-true": "true", "publish-false": "false"}
+	want := map[string]string{"join": "true", "leave": "false", "publish-true": "true", "publish-false": "false",
+		"publish-false-attached": "false"}
 	for _, who := range []string{"desk", "phone"} {
 		got := map[string]string{}
 		for _, ev := range all(rs, "bookmark-event") {

@@ -961,6 +961,28 @@ async def bookmarks(port, jid, pw, room):
     await settle(clients)
     info = await phone.room_info(room)
     out(event="occupants", after="publish-false", count=info.get("fields", {}).get("muc#roominfo_occupants"))
+    # A client joins a room its bookmark does not autojoin: the bookmark
+    # stays as the user set it, and the account is in only while a client
+    # is: the client going unavailable takes it out.
+    set_phase(clients, "join-unheld")
+    await ensure_room(desk, room, nick)
+    await settle(clients)
+    info = await phone.room_info(room)
+    out(event="occupants", after="join-unheld", count=info.get("fields", {}).get("muc#roominfo_occupants"))
+    set_phase(clients, "unavailable-unheld")
+    desk.send_presence(ptype="unavailable")
+    await settle(clients)
+    info = await phone.room_info(room)
+    out(event="occupants", after="unavailable-unheld", count=info.get("fields", {}).get("muc#roominfo_occupants"))
+    # autojoin=false published while a client is in the room does not
+    # pull that client out.
+    set_phase(clients, "publish-false-attached")
+    desk.send_presence()
+    await ensure_room(desk, room, nick)
+    await publish_bookmark(phone, room, False, nick)
+    await settle(clients)
+    info = await phone.room_info(room)
+    out(event="occupants", after="publish-false-attached", count=info.get("fields", {}).get("muc#roominfo_occupants"))
     for c in clients:
         for ev in c.bookmark_events:
             out(event="bookmark-event", who=c.label, **ev)

@@ -236,7 +236,9 @@ func (c *conn) mucPresence(ctx context.Context, e *element, to jid.JID) error {
 	// The others learn of the join from the log; this session from here,
 	// with the id of its join presence (XEP-0045 §7.2.3).
 	c.deliver(stanza.WithID(s.occupantXML(st, me, acct, c.jid.String(), "", selfCodes(st, codes...), ""), e.Attr("id")), true)
-	if !out.Already {
+	if !out.Already && s.holds(ctx, acct, r) {
+		// A bookmark without autojoin is the user's choice, kept: the
+		// account is in only while a client is (SessionGone).
 		s.setAutojoin(ctx, acct, r, me.Nick, true)
 	}
 	s.sendHistory(ctx, c, st, hist)
@@ -493,6 +495,12 @@ func (s *Service) setAutojoin(ctx context.Context, acct, r, nick string, autojoi
 	if s.cfg.Bookmarks != nil && s.local(acct) {
 		s.cfg.Bookmarks.SetAutojoin(ctx, acct, r, nick, autojoin)
 	}
+}
+
+// holds reports whether acct stays in room r with no client attached
+// (Bookmarks.Holds); an account without bookmarks here always does.
+func (s *Service) holds(ctx context.Context, acct, r string) bool {
+	return s.cfg.Bookmarks == nil || !s.local(acct) || s.cfg.Bookmarks.Holds(ctx, acct, r)
 }
 
 // goneConditions are the errors that say an occupant is not there any

@@ -4,6 +4,7 @@ package muc
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -267,12 +268,17 @@ func (s *Service) Shutdown() {
 // SessionGone detaches a session that ended, or that said it is
 // unavailable, from its rooms: the account stays in them, and its
 // presence there follows its remaining sessions (XEP-0045 has no way to
-// say "no client", so xa).
+// say "no client", so xa); but an account whose bookmark of a room says
+// no autojoin leaves it with its last client.
 func (s *Service) SessionGone(c mux.Session) {
 	acct := s.occupantOf(c.JID())
 	ctx, cancel := context.WithTimeout(context.Background(), mux.TeardownTimeout)
 	defer cancel()
 	for _, r := range s.muc.detachSession(c) {
+		if _, attached := s.muc.show(r, acct); !attached && !s.holds(ctx, acct, r) {
+			s.leaveUnheld(event.WithCause(ctx, "server:muc-bookmark"), acct, r)
+			continue
+		}
 		s.roomDo(ctx, r, func(st room.State) any {
 			o := st.Occupants[acct]
 			return room.SetPresence{Account: acct, Show: s.roomShow(r, acct), Status: o.Status}
@@ -299,6 +305,19 @@ func (s *Service) FollowBookmark(ctx context.Context, acct, r, nick, password st
 			s.cfg.Log.Info("bookmark autojoin refused", "account", acct, "room", r, "err", err)
 		}
 	case !autojoin && in:
-		s.roomDo(ctx, r, func(room.State) any { return room.Leave{Account: acct} })
+		if _, attached := s.muc.show(r, acct); attached {
+			return // it leaves with its last client (SessionGone)
+		}
+		s.leaveUnheld(ctx, acct, r)
+	}
+}
+
+// leaveUnheld takes acct out of r, which no client of it is attached to
+// and no bookmark holds it in: an exit, as if its last client had said
+// so.
+func (s *Service) leaveUnheld(ctx context.Context, acct, r string) {
+	_, _, _, err := s.roomDo(ctx, r, func(room.State) any { return room.Leave{Account: acct} })
+	if err != nil && !errors.Is(err, room.ErrNotOccupant) && !errors.Is(err, room.ErrNotFound) {
+		s.cfg.Log.Error("leaving a room no bookmark holds the account in", "room", r, "account", acct, "err", err)
 	}
 }

@@ -80,6 +80,10 @@ type Bookmarks interface {
 	// SetAutojoin sets acct's bookmark of room to autojoin with nick, or
 	// clears its autojoin.
 	SetAutojoin(ctx context.Context, acct, room, nick string, autojoin bool)
+	// Holds reports whether acct's bookmarks let the account stay in
+	// room with no client attached: true unless a bookmark of the room
+	// says no autojoin (then the account is in only while a client is).
+	Holds(ctx context.Context, acct, room string) bool
 }
 
 // RoomArchive answers MAM requests on a room's archive (XEP-0313 §5), for

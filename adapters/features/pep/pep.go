@@ -288,6 +288,24 @@ func (s *Service) SetAutojoin(ctx context.Context, acct, r, nick string, autojoi
 	}
 }
 
+// Holds reports whether acct's bookmarks keep it in room r with no
+// client attached: unless a bookmark of r says no autojoin. The room
+// service asks (muc.Bookmarks) when a client joins, so as not to turn
+// such a bookmark into an autojoin one, and when the last client goes.
+func (s *Service) Holds(ctx context.Context, acct, r string) bool {
+	n, err := s.pepNode(ctx, acct, nsBookmarks)
+	if err != nil {
+		s.cfg.Log.Error("reading bookmarks", "account", acct, "err", err)
+		return true // as before bookmarks could say otherwise
+	}
+	it, had := n.Item(r)
+	if !had {
+		return true
+	}
+	b, _, ok := parseBookmark(it.Payload)
+	return !ok || b.autojoin
+}
+
 // followBookmark has the room service of the room a client's bookmark
 // change names make the account join or leave it: autojoin true joins
 // (with the bookmark's nick, no session attached until a client joins),
