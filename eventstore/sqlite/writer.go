@@ -62,7 +62,73 @@ func newWriter(ctx context.Context, s *Store) (*writer, error) {
 		}
 		w.stmts[q] = st
 	}
+	if s.opts.LazyHeads {
+		if err := w.recordOwedHeads(ctx); err != nil {
+			return nil, fmt.Errorf("sqlite: record the heads a previous writer owed: %w", err)
+		}
+	}
 	return w, nil
+}
+
+// recordOwedHeads writes the heads of every stream with events after
+// heads_position and moves it to the log's tip. A lazy writer's flush
+// moves heads_position past everything before its tip, but writes only
+// the heads it moved itself: the heads a lazy writer that died before
+// flushing (a crash, a SIGKILL) left owed would then be skipped for
+// ever, and Verify would find those streams' last events missing from
+// their heads. So a lazy writer pays them first; it is a scan of what
+// one writer left unflushed, at most a few batches.
+func (w *writer) recordOwedHeads(ctx context.Context) error {
+	tx, err := w.s.write.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	var cp int64
+	if err := tx.QueryRowContext(ctx, qHeadsPosition).Scan(&cp); err != nil {
+		return fmt.Errorf("read heads position: %w", err)
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT e.stream, e.version, e.hash, e.position FROM events e
+		JOIN (SELECT max(position) AS p FROM events WHERE position > ? GROUP BY stream) last ON e.position = last.p`, cp)
+	if err != nil {
+		return fmt.Errorf("read owed heads: %w", err)
+	}
+	var owed []any
+	tip := cp
+	for rows.Next() {
+		var (
+			stream string
+			h      head
+		)
+		if err := rows.Scan(&stream, &h.version, &h.hash, &h.pos); err != nil {
+			rows.Close()
+			return fmt.Errorf("read owed heads: %w", err)
+		}
+		owed = append(owed, stream, h.version, h.hash, h.pos)
+		tip = max(tip, h.pos)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read owed heads: %w", err)
+	}
+	rows.Close()
+	if len(owed) == 0 {
+		return nil
+	}
+	for len(owed) > 0 {
+		n := chunk(len(owed) / 4)
+		if _, err := tx.ExecContext(ctx, qHeads(n), owed[:4*n]...); err != nil {
+			return fmt.Errorf("write owed heads: %w", err)
+		}
+		owed = owed[4*n:]
+	}
+	if _, err := tx.ExecContext(ctx, qSetHeadsPos, tip); err != nil {
+		return fmt.Errorf("write heads position: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	w.s.opts.Log.Info("event store: recorded the stream heads a writer left unrecorded", "heads_position", cp, "to", tip)
+	return nil
 }
 
 func (w *writer) run() {
