@@ -124,6 +124,12 @@ func TestAdHocAdministration(t *testing.T) {
 		if err := json.Unmarshal([]byte(line), &e); err != nil {
 			t.Fatalf("%q: %v", line, err)
 		}
+		if e.Type == "AccountWentOffline" {
+			// The session core records the end of nurse's last session
+			// (XEP-0012), which the admin's changes caused: not the
+			// admin's event.
+			continue
+		}
 		if e.Cause != "adhoc:admin@localhost" {
 			t.Errorf("%s caused by %q", e.Type, e.Cause)
 		}
