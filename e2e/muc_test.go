@@ -310,3 +310,38 @@ func TestMUCBookmarks(t *testing.T) {
 		}
 	}
 }
+
+// Voice requests (XEP-0045 §7.13, §8.6, issue 14 item 10), with
+// slixmpp's own request_voice: a visitor in a moderated room asks, the
+// moderator's client gets the approval form and submits it, and the
+// visitor speaks; asking again within the interval, or as a participant,
+// is refused.
+func TestMUCVoiceRequests(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, map[string]string{"owner@localhost": "pw-owner", "user@localhost": "pw-user"})
+	rs := slixMUC(t, s, "voice", "owner@localhost", "pw-owner", "user@localhost", "pw-user", "senate")
+	if j := find(t, rs, "visitor-joined"); j["ok"] != true || j["role"] != "visitor" {
+		t.Fatalf("the user joins the moderated room as a visitor: %v", j)
+	}
+	if v := find(t, rs, "visitor-says"); condition(v) != "forbidden" {
+		t.Errorf("a visitor's groupchat: %v, want forbidden", v)
+	}
+	f := find(t, rs, "approval-form")
+	form, _ := f["form"].(map[string]any)
+	if f["frm"] != "senate@conference.localhost" || form["muc#jid"] != "user@localhost" || form["muc#roomnick"] != "user" ||
+		form["muc#role"] != "participant" || form["muc#request_allow"] != "false" {
+		t.Errorf("the moderator's approval form: %v", f)
+	}
+	if r := find(t, rs, "second-request"); condition(r) != "resource-constraint" {
+		t.Errorf("a second request at once: %v, want resource-constraint", r)
+	}
+	if v := find(t, rs, "voiced"); v["role"] != "participant" {
+		t.Errorf("after the approval: %v, want the participant role", v)
+	}
+	if h := find(t, rs, "heard"); h["ok"] != true {
+		t.Errorf("the moderator did not hear the voiced user: %v", h)
+	}
+	if r := find(t, rs, "participant-request"); condition(r) != "bad-request" {
+		t.Errorf("a participant asking for voice: %v, want bad-request", r)
+	}
+}

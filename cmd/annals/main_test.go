@@ -329,6 +329,8 @@ func TestCLIErrors(t *testing.T) {
 		{[]string{"serve", "--data", dir, "--mirror-service=false", "--mirror-of", "conference.example.org"}, 2, "--mirror-service"},
 		{[]string{"serve", "--data", dir, "--mirror-of", "not a domain"}, 2, "--mirror-of take domains"},
 		{[]string{"serve", "--data", dir, "--mirror-timeout", "0s"}, 2, "--mirror-timeout"},
+		{[]string{"serve", "--data", dir, "--muc-voice-request-interval", "0s"}, 2, "--muc-voice-request-interval"},
+		{[]string{"serve", "--data", dir, "--muc-idle-leave", "-1s"}, 2, "--muc-idle-leave"},
 		{[]string{"serve", "--data", dir, "--mirror-resend-page", "0"}, 2, "--mirror-resend-page"},
 		{[]string{"mirror", "history", "--data", dir, "--max", "0", "hall@conference.example.org"}, 2, "Usage"},
 		{[]string{"mirror", "rebuild", "--from-master", "--data", dir, "hall@conference.example.org"}, 2, "start annals serve first"},

@@ -53,6 +53,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&x.muc, "muc", envOr("ANNALS_MUC", "conference.<first domain>"), "domain of the multi-user chat service, XEP-0045 (\"\": none; $ANNALS_MUC)")
 	fs.BoolVar(&x.lockRooms, "muc-lock-new-rooms", true, "keep a new room closed to others until its owner configures it (XEP-0045 §10.1)")
 	fs.DurationVar(&x.idleLeave, "muc-idle-leave", muc.DefaultIdleLeave, "an account none of whose clients has been attached to a room for that long leaves it, keeping its bookmark (0: never)")
+	fs.DurationVar(&x.voiceInterval, "muc-voice-request-interval", muc.DefaultVoiceRequestInterval, "an occupant asks a room's moderators for voice at most this often")
 	fs.StringVar(&x.detachedShow, "muc-detached-show", "xa", "an account's show in its rooms while none of its clients is attached (away, xa, dnd or chat)")
 	fs.IntVar(&x.maxStanza, "max-stanza", 256<<10, "largest stanza a client may send, in bytes; larger ones end the stream with policy-violation")
 	fs.IntVar(&x.maxDepth, "max-stanza-depth", wellformed.DefaultMaxDepth, "deepest element nesting in a stanza, the stream element included; deeper ones end the stream with policy-violation")

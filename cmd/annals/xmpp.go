@@ -64,6 +64,7 @@ type xmppFlags struct {
 	mirrorOf                stringList // MUC services elsewhere whose rooms we mirror
 	mirrorService           bool       // serve mirror.<domain> (with --s2s)
 	idleLeave               time.Duration
+	voiceInterval           time.Duration
 	mirrorTimeout           time.Duration
 	mirrorResendPage        int
 	admins                  stringList // bare JIDs of the administrators (XEP-0133): admin.go
@@ -123,6 +124,9 @@ func (x *xmppFlags) validate() error {
 	}
 	if x.idleLeave < 0 {
 		return fmt.Errorf("%w: --muc-idle-leave must be 0 (never) or more", errUsage)
+	}
+	if x.voiceInterval <= 0 {
+		return fmt.Errorf("%w: --muc-voice-request-interval must be more than 0", errUsage)
 	}
 	if x.mirrorTimeout < 3*time.Millisecond || x.mirrorResendPage < 1 {
 		return fmt.Errorf("%w: --mirror-timeout must be more than 3ms, --mirror-resend-page 1 or more", errUsage)
@@ -243,7 +247,7 @@ func (x xmppFlags) listen(ctx context.Context, c Config, creds *credentials.Stor
 		}
 		mcfg := muc.Config{Domain: x.muc, Domains: x.domains, Rooms: rms, Archive: arch, RoomArchive: archives, Bookmarks: bookmarks, LockNewRooms: x.lockRooms,
 			DetachedShow: x.detachedShow, OccupantKey: key, MirrorTrust: x.mirrorTrust, MirrorTimeout: x.mirrorTimeout,
-			MirrorResendPage: x.mirrorResendPage, IdleLeave: x.idleLeave, Occupancies: rms, VCardMaxBytes: x.quotas.vcardMax(x.maxStanza), Log: log}
+			MirrorResendPage: x.mirrorResendPage, IdleLeave: x.idleLeave, VoiceRequestInterval: x.voiceInterval, Occupancies: rms, VCardMaxBytes: x.quotas.vcardMax(x.maxStanza), Log: log}
 		x.traffic.applyMUC(&mcfg)
 		svc, err := muc.New(mcfg, srv)
 		if err != nil {

@@ -142,6 +142,9 @@ def msg_fields(m):
     direct = child(m, "jabber:x:conference", "x")
     if direct is not None:
         f["direct_invite"] = {"jid": direct.get("jid"), "password": direct.get("password"), "reason": direct.get("reason")}
+    x = child(m, NS_DATA, "x")
+    if x is not None:
+        f["form"] = {fl.get("var"): text_of(fl, NS_DATA, "value") for fl in x.findall("{%s}field" % NS_DATA)}
     if m.get(RAW_FROM) is not None:
         f["from_invalid_jid"] = True
     if m.get("type") == "error":
@@ -990,8 +993,67 @@ async def bookmarks(port, jid, pw, room):
         await c.close()
 
 
+async def voice(port, owner, opw, user, upw, room):
+    """Voice requests (XEP-0045 §7.13, §8.6), asked with slixmpp's own
+    request_voice: in a moderated room a visitor cannot speak; it asks
+    for voice, asks again at once (refused: the interval), the
+    moderator's client gets the approval form and submits it, and the
+    visitor, now a participant, speaks; a participant asking is refused."""
+    room = room_jid(room)
+    o = Client(owner, opw, "voice", "owner")
+    u = Client(user, upw, "one", "user")
+    clients = [o, u]
+    await asyncio.gather(*(c.login(port) for c in clients))
+    onick, unick = slixmpp.JID(owner).user, slixmpp.JID(user).user
+    set_phase(clients, "setup")
+    await ensure_room(o, room, onick)
+    await o.owner_submit(room, [("muc#roomconfig_moderatedroom", ["1"])], name="moderate")
+    j = await u.join(room, unick)
+    out(event="visitor-joined", ok=j["ok"], role=item_of(j.get("presence") or {}).get("role"))
+    await settle(clients)
+
+    set_phase(clients, "silenced")
+    w = u.wait_for(lambda r: r["stanza"] == "message" and r["type"] == "error", 8)
+    u.groupchat(room, "may I speak?")
+    r = await w
+    out(event="visitor-says", error=r.get("error") if r else None)
+
+    set_phase(clients, "request")
+    form_seen = o.wait_for(lambda r: r["stanza"] == "message" and
+                           (r.get("form") or {}).get("FORM_TYPE") == "http://jabber.org/protocol/muc#request", 8)
+    u["xep_0045"].request_voice(slixmpp.JID(room), "participant")
+    f = await form_seen
+    out(event="approval-form", form=f.get("form") if f else None, frm=f["from"] if f else None)
+    w = u.wait_for(lambda r: r["stanza"] == "message" and r["type"] == "error", 8)
+    u["xep_0045"].request_voice(slixmpp.JID(room), "participant")
+    r = await w
+    out(event="second-request", error=r.get("error") if r else None)
+
+    set_phase(clients, "approve")
+    voiced = u.wait_for(lambda r: r["stanza"] == "presence" and 110 in r["codes"] and item_of(r).get("role") == "participant", 8)
+    m = o.make_message(mto=room)
+    data_form(m.xml, "submit", "http://jabber.org/protocol/muc#request", [
+        ("muc#role", ["participant"]), ("muc#jid", [(f.get("form") or {}).get("muc#jid") or ""]),
+        ("muc#roomnick", [(f.get("form") or {}).get("muc#roomnick") or ""]), ("muc#request_allow", ["true"])])
+    m.send()
+    r = await voiced
+    out(event="voiced", role=item_of(r).get("role") if r else None)
+
+    set_phase(clients, "speaks")
+    heard = o.wait_for(lambda r: r["stanza"] == "message" and r["type"] == "groupchat" and r["body"] == "thank you", 8)
+    u.groupchat(room, "thank you")
+    r = await heard
+    out(event="heard", ok=r is not None)
+    w = u.wait_for(lambda r: r["stanza"] == "message" and r["type"] == "error", 8)
+    u["xep_0045"].request_voice(slixmpp.JID(room), "participant")
+    r = await w
+    out(event="participant-request", error=r.get("error") if r else None)
+    for c in clients:
+        await c.close()
+
+
 SCENARIOS = {"attach": (attach, 5), "moderation": (moderation, 5), "flows": (flows, 5), "bad": (bad, 5),
-             "bookmarks": (bookmarks, 3)}
+             "bookmarks": (bookmarks, 3), "voice": (voice, 5)}
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"annals.im/annals/adapters/stanza"
+	"annals.im/annals/adapters/stanza/form"
 	"annals.im/annals/domain/archive"
 	"annals.im/annals/domain/event"
 	"annals.im/annals/domain/room"
@@ -353,6 +354,15 @@ func (c *conn) mucMessage(ctx context.Context, e *element, to jid.JID) error {
 	if typ != "groupchat" {
 		if inv, ok := e.Named(nsMUCUser, "x"); ok {
 			return c.mucInvite(ctx, e, to, &inv)
+		}
+		if x, ok := e.Named(form.NS, "x"); ok {
+			f, err := form.Parse(x)
+			if err != nil {
+				return c.write(c.mucErrorReply(e, r, stanza.Errorf("bad-request", err.Error()), ""))
+			}
+			if f.FormType == nsMUCRequest {
+				return c.mucVoice(ctx, e, r, f)
+			}
 		}
 		return c.write(c.mucErrorReply(e, r, fmt.Errorf("%w: messages to a room are of type groupchat", room.ErrInvalid), ""))
 	}

@@ -134,7 +134,10 @@ type Config struct {
 	Occupancies Occupancies
 	// VCardMaxBytes bounds a room's vCard (XEP-0486); 0: no limit.
 	VCardMaxBytes int
-	Log           *slog.Logger
+	// VoiceRequestInterval: an occupant asks for voice at most this
+	// often (DefaultVoiceRequestInterval).
+	VoiceRequestInterval time.Duration
+	Log                  *slog.Logger
 }
 
 // Service is the multi-user chat service.
@@ -148,9 +151,10 @@ type Service struct {
 	fwdMu     sync.Mutex
 	forwarded map[string]forwardedIQ // IQs to occupants awaiting an answer, by the id they went out with
 
-	links mirrorLinks // DMUC3: what the master knows of its mirrors' links
-	idle  idleSince   // accounts here with no client in their rooms (idle.go)
-	boot  string      // this run of the service, for its mirrors' pings
+	links mirrorLinks   // DMUC3: what the master knows of its mirrors' links
+	idle  idleSince     // accounts here with no client in their rooms (idle.go)
+	voice voiceRequests // when each occupant last asked for voice (voice.go)
+	boot  string        // this run of the service, for its mirrors' pings
 
 	creations   *roomCreations
 	occupantKey []byte
@@ -168,6 +172,7 @@ func New(cfg Config, host Host) (*Service, error) {
 	cfg.MirrorTimeout = cmp.Or(max(cfg.MirrorTimeout, 0), DefaultMirrorTimeout)
 	cfg.MirrorResendPage = cmp.Or(max(cfg.MirrorResendPage, 0), DefaultMirrorResendPage)
 	cfg.RoomCreations = cmp.Or(cfg.RoomCreations, DefaultRoomCreations)
+	cfg.VoiceRequestInterval = cmp.Or(max(cfg.VoiceRequestInterval, 0), DefaultVoiceRequestInterval)
 	cfg.RoomCreationWindow = cmp.Or(cfg.RoomCreationWindow, DefaultRoomCreationWindow)
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
