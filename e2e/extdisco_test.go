@@ -1,0 +1,93 @@
+package e2e
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"testing"
+)
+
+// External Service Discovery (XEP-0215) as a slixmpp client asks it, the
+// IQs built by hand (Debian's slixmpp has no plugin): the server
+// advertises the feature when serve is given services; every service is
+// listed, the relays with TURN REST credentials whose password the
+// driver checks against HMAC-SHA1 computed in Python, and which expire
+// --turn-ttl after the request; a type filter; credentials at one relay;
+// item-not-found at one that is not configured.
+func TestExternalServices(t *testing.T) {
+	t.Parallel()
+	data := t.TempDir()
+	addUsers(t, data, map[string]string{"alice@localhost": "pw"})
+	secret := filepath.Join(t.TempDir(), "turn-secret")
+	if err := os.WriteFile(secret, []byte("north-wind\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const ttl = 2 * 3600
+	s, _ := serveOn(t, data,
+		"--external-service", "stun:stun.example.org:3478?transport=udp",
+		"--external-service", "turn:turn.example.org:3478?transport=udp",
+		"--external-service", "turns:turn.example.org:5349?transport=tcp",
+		"--turn-secret-file", secret, "--turn-ttl", strconv.Itoa(ttl)+"s")
+	rs := runDriver(t, "/usr/bin/python3", "clients/slix_extdisco.py", "127.0.0.1:"+strconv.Itoa(s.port), "pw", "alice@localhost", secret)
+	got := map[string]result{}
+	for _, r := range rs {
+		got[fmt.Sprint(r["event"], "/", r["what"])] = r
+	}
+	if f, _ := got["disco/<nil>"]["features"].([]any); !slices.Contains(f, any("urn:xmpp:extdisco:2")) {
+		t.Errorf("disco#info features %v; want urn:xmpp:extdisco:2", f)
+	}
+	services := func(what string) []map[string]any {
+		r := got["extdisco/"+what]
+		if r["error"] != nil {
+			t.Errorf("%s: %v", what, r["error"])
+		}
+		var out []map[string]any
+		list, _ := r["services"].([]any)
+		for _, s := range list {
+			out = append(out, s.(map[string]any))
+		}
+		return out
+	}
+	// checkRelay: the credentials are the account's, right by the
+	// secret, and last ttl from when they were asked for.
+	checkRelay := func(what string, s map[string]any) {
+		asked, _ := got["extdisco/"+what]["asked_at"].(float64)
+		exp, _ := s["expires_unix"].(float64)
+		switch {
+		case s["restricted"] != "1" || s["username_jid"] != "alice@localhost" || s["password_ok"] != true:
+			t.Errorf("%s: %v; want restricted credentials for alice@localhost, the password HMAC-SHA1 of the username", what, s)
+		case s["username_expiry"] != exp:
+			t.Errorf("%s: %v; the username's expiry is not the expires attribute", what, s)
+		case math.Abs(exp-(asked+ttl)) > 5:
+			t.Errorf("%s: expires %v, asked at %v; want %d s later", what, s["expires"], asked, ttl)
+		}
+	}
+	all := services("all")
+	if len(all) != 3 {
+		t.Fatalf("all services: %v; want 3", all)
+	}
+	if st := all[0]; st["type"] != "stun" || st["host"] != "stun.example.org" || st["port"] != "3478" || st["transport"] != "udp" || st["username"] != nil || st["restricted"] != nil {
+		t.Errorf("the STUN service: %v; want stun.example.org:3478 over udp, without credentials", st)
+	}
+	for i, want := range [][3]string{{"turn", "3478", "udp"}, {"turns", "5349", "tcp"}} {
+		s := all[i+1]
+		if s["type"] != want[0] || s["host"] != "turn.example.org" || s["port"] != want[1] || s["transport"] != want[2] {
+			t.Errorf("service %d: %v; want %v at turn.example.org", i+1, s, want)
+		}
+		checkRelay("all", s)
+	}
+	if turn := services("turn"); len(turn) != 1 || turn[0]["type"] != "turn" {
+		t.Errorf("type turn: %v; want the one turn service", turn)
+	}
+	if c := services("credentials"); len(c) != 1 || c[0]["type"] != "turns" || c[0]["port"] != "5349" || got["extdisco/credentials"]["answer"] != "credentials" {
+		t.Errorf("credentials at the turns relay: %v", got["extdisco/credentials"])
+	} else {
+		checkRelay("credentials", c[0])
+	}
+	if e, _ := got["extdisco/unknown"]["error"].(map[string]any); e == nil || e["condition"] != "item-not-found" {
+		t.Errorf("credentials at an unknown relay: %v; want item-not-found", got["extdisco/unknown"])
+	}
+}
