@@ -142,6 +142,8 @@ func TestAnswers(t *testing.T) {
 		{"stun has none", juliet, "", "<credentials xmlns='urn:xmpp:extdisco:2'><service type='stun' host='stun.example.org'/></credentials>", []string{"item-not-found"}, nil},
 		{"no host", juliet, "", "<credentials xmlns='urn:xmpp:extdisco:2'><service type='turn'/></credentials>", []string{"bad-request"}, nil},
 		{"nothing named", juliet, "", "<credentials xmlns='urn:xmpp:extdisco:2'/>", []string{"bad-request"}, nil},
+		{"another element", juliet, "", "<service xmlns='urn:xmpp:extdisco:2' type='turn' host='turn.example.org'/>", []string{"bad-request"}, nil},
+		{"a child of another namespace", juliet, "", "<credentials xmlns='urn:xmpp:extdisco:2'><service xmlns='urn:x' type='turn' host='turn.example.org'/></credentials>", []string{"bad-request"}, nil},
 		{"another server's user", stranger, "example.com", "<services xmlns='urn:xmpp:extdisco:2'/>", []string{"forbidden"}, []string{"password"}},
 		{"another domain here", juliet, "example.net", "<services xmlns='urn:xmpp:extdisco:2'/>", []string{"forbidden"}, []string{"password"}},
 		{"set", juliet, "", "<iq type='set' id='x'><services xmlns='urn:xmpp:extdisco:2'/></iq>", []string{"bad-request"}, nil},
