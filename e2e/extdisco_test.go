@@ -91,3 +91,27 @@ func TestExternalServices(t *testing.T) {
 		t.Errorf("credentials at an unknown relay: %v; want item-not-found", got["extdisco/unknown"])
 	}
 }
+
+// A user of another server asking this one's services is forbidden: its
+// relays are for its own accounts. Both serve the same services.
+func TestExternalServicesFederated(t *testing.T) {
+	t.Parallel()
+	secret := filepath.Join(t.TempDir(), "turn-secret")
+	if err := os.WriteFile(secret, []byte("north-wind\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a, b := startFederated(t, func(self, peer *fedServer) []string {
+		return append(dialback(self, peer), "--external-service", "turn:turn.example.org:3478?transport=udp", "--turn-secret-file", secret)
+	})
+	rs := runDriver(t, "/usr/bin/python3", "clients/slix_extdisco.py", a.c2s(), "pw-"+a.domain, "juliet@"+a.domain, secret, b.domain)
+	got := map[string]result{}
+	for _, r := range rs {
+		got[fmt.Sprint(r["what"])] = r
+	}
+	if r := got["all"]; r["error"] != nil || len(r["services"].([]any)) != 1 {
+		t.Errorf("juliet asking her own server: %v; want its one service", r)
+	}
+	if e, _ := got["other-server"]["error"].(map[string]any); e == nil || e["condition"] != "forbidden" {
+		t.Errorf("juliet asking %s: %v; want forbidden", b.domain, got["other-server"])
+	}
+}

@@ -2,10 +2,11 @@
 has no plugin for it, so the IQs are built by hand, as Conversations and
 Dino send them.
 
-usage: slix_extdisco.py ADDR PASSWORD ALICE SECRET_FILE
+usage: slix_extdisco.py ADDR PASSWORD ALICE SECRET_FILE [OTHER_DOMAIN]
 
 alice asks the server's disco#info, every external service, the TURN
-ones only, credentials at one relay and at one that is not there. Each
+ones only, credentials at one relay and at one that is not there; with
+OTHER_DOMAIN, the services of that other server too. Each
 service's password is checked here against HMAC-SHA1 computed in
 Python with the secret from SECRET_FILE. Prints one JSON fact per
 answer.
@@ -60,8 +61,8 @@ def service_fact(el, secret):
     return f
 
 
-async def ask(c, what, payload, secret):
-    iq = c.make_iq_get(ito=c.boundjid.domain)
+async def ask(c, what, payload, secret, to=None):
+    iq = c.make_iq_get(ito=to or c.boundjid.domain)
     iq.append(ET.fromstring(payload))
     asked = time.time()
     try:
@@ -75,7 +76,7 @@ async def ask(c, what, payload, secret):
         out(event="extdisco", what=what, error={"condition": "timeout"})
 
 
-async def main(addr, password, alice_jid, secret_file):
+async def main(addr, password, alice_jid, secret_file, other=None):
     with open(secret_file, "rb") as f:
         secret = f.read().rstrip(b"\r\n")
     alice = await Client(addr, alice_jid + "/desk", password).login()
@@ -85,12 +86,14 @@ async def main(addr, password, alice_jid, secret_file):
     await ask(alice, "turn", "<services xmlns='%s' type='turn'/>" % NS, secret)
     await ask(alice, "credentials", "<credentials xmlns='%s'><service type='turns' host='turn.example.org'/></credentials>" % NS, secret)
     await ask(alice, "unknown", "<credentials xmlns='%s'><service type='turn' host='relay.example.net'/></credentials>" % NS, secret)
+    if other:
+        await ask(alice, "other-server", "<services xmlns='%s'/>" % NS, secret, to=other)
     alice.disconnect()
     await asyncio.sleep(0.3)
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 5:
+    if len(sys.argv) not in (5, 6):
         sys.exit(__doc__)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
