@@ -4,10 +4,13 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
+	"time"
 )
 
 // External Service Discovery (XEP-0215) as a slixmpp client asks it, the
@@ -113,5 +116,70 @@ func TestExternalServicesFederated(t *testing.T) {
 	}
 	if e, _ := got["other-server"]["error"].(map[string]any); e == nil || e["condition"] != "forbidden" {
 		t.Errorf("juliet asking %s: %v; want forbidden", b.domain, got["other-server"])
+	}
+}
+
+// The credentials open a real relay: Debian's coturn, configured as the
+// README says (use-auth-secret, the same static-auth-secret), allocates
+// for the username and password Annals gave the slixmpp client and
+// relays between two of its allocations (turnutils_uclient -y); with
+// the password altered it refuses.
+func TestExternalServicesCoturn(t *testing.T) {
+	t.Parallel()
+	for _, prog := range []string{"turnserver", "turnutils_uclient"} {
+		if _, err := exec.LookPath(prog); err != nil {
+			t.Fatalf("%s is needed (make tools installs coturn): %v", prog, err)
+		}
+	}
+	dir := t.TempDir()
+	secret := filepath.Join(dir, "turn-secret")
+	if err := os.WriteFile(secret, []byte("north-wind\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	port, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	turn := exec.Command("turnserver", "--listening-ip", "127.0.0.1", "--relay-ip", "127.0.0.1", "--listening-port", strconv.Itoa(port),
+		"--use-auth-secret", "--static-auth-secret", "north-wind", "--realm", "localhost", "--no-tls", "--no-dtls", "--no-cli",
+		"--allow-loopback-peers", "--pidfile", filepath.Join(dir, "turnserver.pid"), "--log-file", "stdout", "--simple-log")
+	var turnLog lockedBuffer
+	turn.Stdout, turn.Stderr = &turnLog, &turnLog
+	if err := turn.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		turn.Process.Kill()
+		turn.Wait()
+		if t.Failed() {
+			t.Logf("coturn log:\n%s", tail(turnLog.String(), 16<<10))
+		}
+	})
+	if err := waitListen("127.0.0.1:"+strconv.Itoa(port), 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	data := t.TempDir()
+	addUsers(t, data, map[string]string{"alice@localhost": "pw"})
+	s, _ := serveOn(t, data, "--external-service", "turn:127.0.0.1:"+strconv.Itoa(port)+"?transport=udp", "--turn-secret-file", secret)
+	var creds map[string]any
+	for _, r := range runDriver(t, "/usr/bin/python3", "clients/slix_extdisco.py", "127.0.0.1:"+strconv.Itoa(s.port), "pw", "alice@localhost", secret) {
+		if list, _ := r["services"].([]any); r["what"] == "all" && len(list) == 1 {
+			creds = list[0].(map[string]any)
+		}
+	}
+	user, _ := creds["username"].(string)
+	pass, _ := creds["password"].(string)
+	if user == "" || pass == "" {
+		t.Fatalf("no credentials: %v", creds)
+	}
+	relay := func(password string) (string, error) {
+		out, err := exec.Command("turnutils_uclient", "-u", user, "-w", password, "-p", strconv.Itoa(port), "-y", "-n", "2", "-m", "1", "-l", "100", "127.0.0.1").CombinedOutput()
+		return string(out), err
+	}
+	if out, err := relay(pass); err != nil || !strings.Contains(out, "Total lost packets 0") {
+		t.Errorf("coturn with Annals' credentials: %v\n%s", err, tail(out, 4<<10))
+	}
+	if out, err := relay("x" + pass[1:]); err == nil {
+		t.Errorf("coturn took a wrong password:\n%s", tail(out, 4<<10))
 	}
 }
