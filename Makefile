@@ -25,7 +25,8 @@ test: tools fmtcheck vet depcheck race
 # XMPP clients, slixmpp (Debian) and xmpp.js (npm, pinned in
 # e2e/clients/xmppjs/package-lock.json); the federation tests run Debian's
 # Prosody (resolving through lua-unbound) and ejabberd as peers, in a
-# network namespace (iproute2). Install them when missing.
+# network namespace (iproute2); coturn checks the TURN credentials of
+# XEP-0215. Install them when missing.
 tools:
 	@missing=""; \
 	command -v sqlite3 >/dev/null || missing="$$missing sqlite3"; \
@@ -36,6 +37,7 @@ tools:
 	command -v prosody >/dev/null || missing="$$missing prosody"; \
 	dpkg -s lua-unbound >/dev/null 2>&1 || missing="$$missing lua-unbound"; \
 	command -v ejabberdctl >/dev/null || missing="$$missing ejabberd"; \
+	command -v turnserver >/dev/null || missing="$$missing coturn"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages for the tests:$$missing"; \
 		(apt-get update -qq && apt-get install -y -qq $$missing) >/dev/null || exit 1; \

@@ -18,6 +18,7 @@ import (
 	"annals.im/annals/adapters/keys"
 
 	"annals.im/annals/adapters/features/disco"
+	"annals.im/annals/adapters/features/extdisco"
 	lastactivity "annals.im/annals/adapters/features/last"
 	"annals.im/annals/adapters/features/mam"
 	mirrorfeature "annals.im/annals/adapters/features/mirror"
@@ -68,6 +69,8 @@ type xmppFlags struct {
 	mirrorTimeout           time.Duration
 	mirrorResendPage        int
 	admins                  stringList // bare JIDs of the administrators (XEP-0133): admin.go
+	extdisco                extdiscoFlags
+	external                *extdisco.Service // from extdisco, by validate
 }
 
 func envOr(name, def string) string {
@@ -132,6 +135,10 @@ func (x *xmppFlags) validate() error {
 		return fmt.Errorf("%w: --mirror-timeout must be more than 3ms, --mirror-resend-page 1 or more", errUsage)
 	}
 	if err := x.validateAdmins(); err != nil {
+		return err
+	}
+	var err error
+	if x.external, err = x.extdisco.service(x.domains); err != nil {
 		return err
 	}
 	if x.maxConns < 0 || x.maxConnsPerIP < 1 || x.loginTimeout <= 0 {
@@ -234,6 +241,9 @@ func (x xmppFlags) listen(ctx context.Context, c Config, creds *credentials.Stor
 	bookmarks := peppkg.New(peppkg.Config{PEP: peps, Rosters: accts, Limits: x.quotas.pepLimits(), Log: log}, srv)
 	bookmarks.Register(cfg.Mux)
 	lastactivity.New(accts, srv).Register(cfg.Mux)
+	if x.external != nil {
+		x.external.Register(cfg.Mux)
+	}
 	vcardfeature.New(vcardfeature.Config{VCards: vcards, MaxBytes: x.quotas.vcardMax(x.maxStanza), Log: log}, srv).Register(cfg.Mux)
 	if admin, err := x.adminCommands(srv, accts, log); err != nil {
 		return nil, nil, nil, err
