@@ -1,7 +1,12 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -149,4 +154,202 @@ func checkAppServer(t *testing.T, rs []result, publisher string) {
 	if r := reads["admin-reads-closed"]; r["ok"] != true || len(r["items"].([]any)) != 0 {
 		t.Errorf("the closed node holds %v; want nothing", r)
 	}
+}
+
+// TestPushNotifications: juliet@annals.test's client "phone" enables push
+// to a node of push.prosody.test; romeo@annals.test sends her chat
+// messages while the phone is CSI-inactive, active, detached awaiting
+// resumption, resumed, offline, and offline after disabling; a
+// notification must reach the node exactly when the phone cannot get the
+// message itself. Registrations whose publishes fail are disabled: at
+// once on an error of type auth or cancel, after three in a row of type
+// modify, each with AccountPushDisabled in juliet's stream. Last, with
+// --push-with-sender and --push-with-body the notification carries them.
+func TestPushNotifications(t *testing.T) {
+	t.Parallel()
+	start := time.Now()
+	f := newFederation(t, pushHosts)
+	pr, admin := f.startAppServer(t, nil)
+	data := t.TempDir()
+	addUsers(t, data, map[string]string{"juliet@annals.test": "juliet-pw", "romeo@annals.test": "romeo-pw"})
+	route := []string{"--s2s-route", pushService + "=" + pr.s2s}
+	s, cmd := f.serveAnnalsCmd(t, data, []*peer{pr}, route...)
+	juliet, romeo := annalsAccount(s, "juliet@annals.test", "juliet-pw"), annalsAccount(s, "romeo@annals.test", "romeo-pw")
+	steps := []string{fmt.Sprintf("up %v", ms3(time.Since(start)))}
+	timed := func(name string, run func(t *testing.T)) {
+		t0 := time.Now()
+		t.Run(name, run)
+		steps = append(steps, fmt.Sprintf("%s %v", name, ms3(time.Since(t0))))
+	}
+	timed("states", func(t *testing.T) {
+		rs := f.slixPush(t, "push", append(accountArgs(admin, juliet, romeo), pushService, "juliet-phone")...)
+		checkPushStates(t, rs)
+	})
+	timed("errors", func(t *testing.T) {
+		f.slixPush(t, "provision", append(accountArgs(admin), pushService,
+			"juliet-tablet:publishers", "juliet-tv:open", "juliet-watch:open")...)
+		rs := f.slixPush(t, "errors", append(accountArgs(juliet, romeo), pushService, "2",
+			"tablet:juliet-tablet", "tv:juliet-tv:pubsub#access_model=whitelist", "watch:juliet-watch:pubsub#max_items=many")...)
+		for _, r := range all(rs, "enable") {
+			if r["ok"] != true {
+				t.Fatalf("%s could not enable push: %v", r["who"], r["error"])
+			}
+		}
+		// forbidden (auth) and precondition-not-met (cancel): disabled
+		// at the first; bad-request (modify) twice: not yet.
+		nodes := []string{"juliet-phone", "juliet-tablet", "juliet-tv", "juliet-watch"}
+		got := waitPushDisabled(t, data, "juliet@annals.test", []string{"juliet-tablet", "juliet-tv"}, nodes)
+		if got["juliet-watch"] {
+			t.Errorf("the watch's registration was disabled after two modify errors; want three in a row")
+		}
+		f.slixPush(t, "send", accountArgs(romeo, juliet)...)
+		waitPushDisabled(t, data, "juliet@annals.test", nodes[1:], nodes)
+	})
+	timed("with sender and body", func(t *testing.T) {
+		cmd.Process.Signal(os.Interrupt)
+		cmd.Wait()
+		s := f.serveAnnals(t, data, []*peer{pr}, append(route, "--push-with-sender", "--push-with-body")...)
+		juliet, romeo := annalsAccount(s, "juliet@annals.test", "juliet-pw"), annalsAccount(s, "romeo@annals.test", "romeo-pw")
+		f.slixPush(t, "provision", append(accountArgs(admin), pushService, "juliet-laptop:open")...)
+		rs := f.slixPush(t, "errors", append(accountArgs(juliet, romeo), pushService, "1", "laptop:juliet-laptop")...)
+		body := ""
+		for _, r := range all(rs, "sent") {
+			body = "push me: " + str(r["id"])
+		}
+		its := find(t, f.slixPush(t, "items", append(accountArgs(admin), pushService, "juliet-laptop", "1")...), "items")["items"].([]any)
+		if len(its) != 1 {
+			t.Fatalf("juliet-laptop holds %v; want one notification", its)
+		}
+		fields, _ := its[0].(map[string]any)["fields"].(map[string]any)
+		if fmt.Sprint(fields["last-message-sender"]) != "[romeo@annals.test/orchard]" && fmt.Sprint(fields["last-message-sender"]) != "[romeo@annals.test]" {
+			t.Errorf("last-message-sender %v; want romeo's JID", fields["last-message-sender"])
+		}
+		if fmt.Sprint(fields["last-message-body"]) != "["+body+"]" {
+			t.Errorf("last-message-body %v; want [%s]", fields["last-message-body"], body)
+		}
+	})
+	t.Logf("%s; in all %v", strings.Join(steps, ", "), ms3(time.Since(start)))
+}
+
+// checkPushStates checks the facts of slix_push.py's push scenario.
+func checkPushStates(t *testing.T, rs []result) {
+	t.Helper()
+	if r := find(t, rs, "provision"); r["ok"] != true {
+		t.Fatalf("provision: %v", r)
+	}
+	if features := fmt.Sprint(find(t, rs, "disco")["features"]); !strings.Contains(features, "urn:xmpp:push:0") {
+		t.Errorf("juliet's disco#info lacks urn:xmpp:push:0: %s", features)
+	}
+	if r := find(t, rs, "enable"); r["ok"] != true || r["empty"] != true {
+		t.Fatalf("enable: %v; want an empty result", r)
+	}
+	if r := find(t, rs, "disable"); r["ok"] != true || r["empty"] != true {
+		t.Errorf("disable: %v; want an empty result", r)
+	}
+	if r := find(t, rs, "resumed"); r["ok"] != true {
+		t.Errorf("the phone's session was not resumed: %v", r)
+	}
+	for _, r := range all(rs, "received") {
+		if r["body"] == nil {
+			t.Errorf("the connected phone did not get the %s message", r["step"])
+		}
+	}
+	// Which states get a push: the phone cannot take the message itself.
+	want := map[string]int{"inactive": 1, "active": 0, "detached": 1, "resumed": 0, "offline": 1, "disabled": 0}
+	seen := map[string]bool{}
+	first := true
+	for _, r := range all(rs, "new-item") {
+		step := str(r["step"])
+		seen[step] = true
+		its, _ := r["items"].([]any)
+		if len(its) != want[step] {
+			t.Errorf("%s: %d new notifications %v; want %d", step, len(its), its, want[step])
+		}
+		for _, it := range its {
+			item := it.(map[string]any)
+			fields, _ := item["fields"].(map[string]any)
+			count := fmt.Sprint(fields["message-count"])
+			n, err := strconv.Atoi(strings.Trim(count, "[]"))
+			if item["form_type"] != "urn:xmpp:push:summary" || err != nil || n < 1 || (first && n != 1) {
+				t.Errorf("%s: notification %v; want a summary with message-count a count (the first 1)", step, item)
+			}
+			first = false
+			// Prosody shows the bare JID of any publisher; the account's
+			// is the one the protocol says.
+			if item["publisher"] != "juliet@annals.test" {
+				t.Errorf("%s: notification published by %v; want juliet@annals.test", step, item["publisher"])
+			}
+			for _, f := range []string{"last-message-body", "last-message-sender"} {
+				if _, ok := fields[f]; ok {
+					t.Errorf("%s: notification carries %s without --push-with-body/--push-with-sender: %v", step, f, fields)
+				}
+			}
+		}
+		t.Logf("%s: %d new after %vs", step, len(its), r["waited"])
+	}
+	for step := range want {
+		if !seen[step] {
+			t.Errorf("the scenario never reached %s: %v", step, rs)
+		}
+	}
+}
+
+// waitPushDisabled waits (at most 10s) until account's stream holds an
+// AccountPushDisabled for each of nodes, and returns the nodes (of all,
+// the nodes of every registration) it holds one for.
+func waitPushDisabled(t *testing.T, data, account string, nodes, all []string) map[string]bool {
+	t.Helper()
+	var got map[string]bool
+	var events []string
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		got, events = pushDisabled(t, data, account, all)
+		missing := false
+		for _, n := range nodes {
+			missing = missing || !got[n]
+		}
+		if !missing {
+			return got
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("AccountPushDisabled for %v; want one for each of %v. %s's stream:\n%s", got, nodes, account, strings.Join(events, "\n"))
+			return got
+		}
+	}
+}
+
+// pushDisabled reads account's stream with annals audit query and returns
+// the nodes (of all) named by its AccountPushDisabled events, and every
+// event.
+func pushDisabled(t *testing.T, data, account string, nodes []string) (map[string]bool, []string) {
+	t.Helper()
+	out, err := exec.Command(bin, "audit", "query", "--json", "--stream", "account-"+account, "--data", data).CombinedOutput()
+	if err != nil {
+		t.Fatalf("audit query: %v\n%s", err, out)
+	}
+	got := map[string]bool{}
+	var events []string
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		var e struct {
+			Type string
+			Data json.RawMessage
+		}
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatalf("%q: %v", line, err)
+		}
+		events = append(events, line)
+		if e.Type != "AccountPushDisabled" {
+			continue
+		}
+		named := false
+		for _, n := range nodes {
+			// Whatever the field's name, the event names the node.
+			if strings.Contains(string(e.Data), strconv.Quote(n)) {
+				got[n], named = true, true
+			}
+		}
+		if !named {
+			t.Errorf("an AccountPushDisabled names none of %v: %s", nodes, line)
+		}
+	}
+	return got, events
 }
