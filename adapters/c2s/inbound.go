@@ -198,6 +198,9 @@ func (s *Server) chatFrom(ctx context.Context, p remoteStanza, e *stanza.Element
 	}
 	defer r.unlock()
 	r.deliver(wire, p.here.Bare().String(), typ, m.Body || m.Crypted)
+	if m.Body || m.Crypted {
+		s.pushFor(p.here.Bare().String(), p.from, e)
+	}
 }
 
 func (s *Server) presenceFrom(ctx context.Context, p remoteStanza, e *stanza.Element) {
@@ -280,8 +283,12 @@ func (s *Server) iqFrom(ctx context.Context, p remoteStanza, e *stanza.Element) 
 	if typ != "get" && typ != "set" {
 		if typ != "result" && typ != "error" {
 			p.fail(e, stanza.Errorf("bad-request", ""))
+			return
 		}
-		return // an answer to a question no client of ours asked
+		if p.here.Localpart() != "" {
+			s.answered(p.here, p.from, e) // one the server asked for an account
+		}
+		return // else an answer to a question nobody here asked
 	}
 	child, ok := e.Child()
 	if !ok || e.Attr("id") == "" {
