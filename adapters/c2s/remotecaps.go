@@ -14,6 +14,7 @@ package c2s
 import (
 	"context"
 	"html"
+	"slices"
 	"strings"
 	"sync"
 
@@ -29,6 +30,9 @@ import (
 const (
 	maxRemoteResources     = 1 << 16
 	maxResourcesPerContact = 16
+	// maxAskers bounds the accounts here one remote resource is known to
+	// have told of its presence.
+	maxAskers = 64
 )
 
 type remoteResources struct {
@@ -42,7 +46,7 @@ type remoteResources struct {
 type remoteSession struct {
 	srv      *Server
 	full     jid.JID
-	asker    string // the account here it sent its presence to
+	askers   []string // the accounts here it sent its presence to
 	ver      string
 	features []string // sorted; nil while unknown
 	known    bool
@@ -53,11 +57,9 @@ func (r *remoteSession) JID() jid.JID { return r.full }
 // Send sends a stanza the server wrote (its from one of ours) to the
 // remote resource.
 func (r *remoteSession) Send(s string) {
-	from := rootAttr(s, "from")
-	if from == "" {
-		from = r.asker
+	if from := rootAttr(s, "from"); from != "" {
+		r.srv.sendRemote(from, r.full.String(), s)
 	}
-	r.srv.sendRemote(from, r.full.String(), s)
 }
 
 func (r *remoteSession) SendAll(ss []string) {
@@ -83,10 +85,16 @@ func (r *remoteSession) Notifies(node string) (yes, known bool) {
 	return false, true
 }
 
+// toldOf is a remote resource as it came online to one account here.
+type toldOf struct {
+	*remoteSession
+	acct string
+}
+
 // Owners implements the PEP feature's question of a session elsewhere:
-// whose nodes it may hear of when it comes online (the account here it
+// whose nodes it may hear of now it came online (the account here it
 // told of its presence).
-func (r *remoteSession) Owners() []string { return []string{r.asker} }
+func (t toldOf) Owners() []string { return []string{t.acct} }
 
 // remotePresence notes a presence from a contact elsewhere to acct:
 // available keeps its resource and learns its caps, unavailable drops it.
@@ -108,8 +116,15 @@ func (s *Server) remotePresence(ctx context.Context, acct string, from jid.JID, 
 	r, had := s.remotes.byBare[bare][res]
 	switch {
 	case had && r.ver == ver:
+		known, told := r.known, slices.Contains(r.askers, acct)
+		if !told && len(r.askers) < maxAskers {
+			r.askers = append(r.askers, acct)
+		}
 		s.remotes.mu.Unlock()
-		return // a change of show or status: nothing new to learn
+		if known && !told {
+			s.cfg.Mux.SessionAvailable(ctx, toldOf{r, acct})
+		}
+		return // else a change of show or status: nothing new to learn
 	case !had && (s.remotes.n >= maxRemoteResources || len(s.remotes.byBare[bare]) >= maxResourcesPerContact):
 		s.remotes.mu.Unlock()
 		return
@@ -124,11 +139,13 @@ func (s *Server) remotePresence(ctx context.Context, acct string, from jid.JID, 
 		s.remotes.byBare[bare][res] = r
 		s.remotes.n++
 	}
-	r.asker, r.ver, r.features, r.known = acct, ver, nil, ver == ""
+	if !slices.Contains(r.askers, acct) && len(r.askers) < maxAskers {
+		r.askers = append(r.askers, acct)
+	}
+	r.ver, r.features, r.known = ver, nil, ver == ""
 	s.remotes.mu.Unlock()
 	if ver == "" {
-		s.cfg.Mux.SessionAvailable(ctx, r)
-		return
+		return // it asks for no events
 	}
 	s.caps.mu.Lock()
 	features, cached := s.caps.byVer[ver]
@@ -173,8 +190,11 @@ func (s *Server) remoteCapsKnown(ctx context.Context, r *remoteSession, ver stri
 		return
 	}
 	r.features, r.known = features, true
+	askers := slices.Clone(r.askers)
 	s.remotes.mu.Unlock()
-	s.cfg.Mux.SessionAvailable(ctx, r)
+	for _, acct := range askers {
+		s.cfg.Mux.SessionAvailable(ctx, toldOf{r, acct})
+	}
 }
 
 // remoteGone forgets a contact's resource elsewhere that is not there.
