@@ -7,6 +7,10 @@ package c2s
 // Pusher is told of a 1:1 message with a body (or encrypted) for a local
 // account. It must not block: the recipient's delivery lock is held.
 type Pusher interface {
+	// Wants reports whether a message for acct may need a push: false
+	// for an account known to have no registrations, which then costs
+	// nothing more.
+	Wants(acct string) bool
 	// Message: acct received a message from sender (a full JID here or
 	// elsewhere) with body ("" if it had none, encrypted); awake lists the
 	// resources of its clients that are connected, available and active,
@@ -16,7 +20,7 @@ type Pusher interface {
 
 // pushFor tells the Pusher of message e for acct.
 func (s *Server) pushFor(acct, sender string, e *element) {
-	if s.cfg.Push == nil {
+	if s.cfg.Push == nil || !s.cfg.Push.Wants(acct) {
 		return
 	}
 	s.cfg.Push.Message(acct, sender, e.ChildText("body"), s.awake(acct))

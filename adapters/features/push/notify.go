@@ -13,6 +13,9 @@ import (
 	pushdomain "annals.im/annals/domain/push"
 )
 
+// Wants implements c2s.Pusher.
+func (s *Service) Wants(acct string) bool { return !s.known.none(acct) }
+
 // Message implements c2s.Pusher: the message goes to the queue, or is
 // dropped (logged) when the queue is full; it never blocks.
 func (s *Service) Message(acct, sender, body string, awake []string) {
