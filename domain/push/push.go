@@ -116,7 +116,7 @@ func Decide(s State, cmd Command, ids *event.IDs, now time.Time, cause string) (
 		if max := c.Limits.MaxRegistrations; i < 0 && max > 0 && len(s.Registrations) >= max {
 			return nil, fmt.Errorf("%w: %d registrations, at most %d; disable one first", ErrFull, len(s.Registrations), max)
 		}
-		return one(ids, now, TypeEnabled, cause, Enabled{r})
+		return event.One(ids, now, TypeEnabled, Schema, cause, Enabled{r})
 	case Disable:
 		svc, err := canonical(c.Service)
 		if err != nil {
@@ -126,7 +126,7 @@ func Decide(s State, cmd Command, ids *event.IDs, now time.Time, cause string) (
 		if !slices.ContainsFunc(s.Registrations, d.removes) {
 			return nil, nil
 		}
-		return one(ids, now, TypeDisabled, cause, d)
+		return event.One(ids, now, TypeDisabled, Schema, cause, d)
 	}
 	return nil, fmt.Errorf("%w: %T", errCommand, cmd)
 }
@@ -150,14 +150,6 @@ func (s State) find(service, node string) int {
 
 func (d Disabled) removes(r Registration) bool {
 	return r.Service == d.Service && (d.All || r.Node == d.Node)
-}
-
-func one(ids *event.IDs, now time.Time, t event.Type, cause string, data any) ([]event.Envelope, error) {
-	e, err := event.New(ids, now, t, Schema, cause, data)
-	if err != nil {
-		return nil, err
-	}
-	return []event.Envelope{e}, nil
 }
 
 // Evolve folds one event of the account stream; other types are skipped.

@@ -10,11 +10,10 @@ nickname (XEP-0172, access model presence) and an OMEMO device list
 live, bob's phone (online after the publishing) the last items.
 """
 import asyncio
-import sys
 import xml.etree.ElementTree as ET
 
 from slix_pep import INTERESTS, NS_AXOLOTL, NS_DEVICELIST, Client, open_access
-from common import out
+from common import main_of, out
 
 
 async def main(alice_addr, alice_jid, pw_a, bob_addr, bob_jid, carol_jid, pw_b):
@@ -48,11 +47,4 @@ async def main(alice_addr, alice_jid, pw_a, bob_addr, bob_jid, carol_jid, pw_b):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 8:
-        sys.exit(__doc__)
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    try:
-        loop.run_until_complete(asyncio.wait_for(main(*sys.argv[1:]), 90))
-    except asyncio.TimeoutError:
-        sys.exit("timed out")
+    main_of(main, 7, __doc__, 90)
