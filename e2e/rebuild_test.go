@@ -389,7 +389,7 @@ func checkDump(t *testing.T, dump string) {
 			tombstones[account]++
 		}
 	}
-	want := map[string]int{"'parlour@conference.localhost'": 2, "'idlehall@conference.localhost'": 1, "'ra@localhost'": 1, "'rb@localhost'": 1}
+	want := map[string]int{"'parlour@conference.localhost'": 2, "'idlehall@conference.localhost'": 2, "'ra@localhost'": 1, "'rb@localhost'": 1}
 	if fmt.Sprint(tombstones) != fmt.Sprint(want) {
 		t.Errorf("tombstones in the archive read model, by archive: %v, want %v", tombstones, want)
 	}

@@ -16,8 +16,10 @@ extras: OWNER puts FRIEND in its roster group "Friends" and STRANGER in
 with a password (XEP-0402, whitelist); stores an element in private XML
 storage (XEP-0049, xep_0049). ADMIN adds KEPT with PW + "-old" and
 changes its password to PW (XEP-0133, xep_0133). ONESHOT's client joins
-ROOM, says two things, retracts the second (xep_0424) and goes: its
-account stays in ROOM until the server's --muc-idle-leave takes it out. Prints one fact per step.
+ROOM, says three things, retracts the second (xep_0424) and goes: its
+account stays in ROOM until the server's --muc-idle-leave takes it out;
+then a client of it that sends no presence moderates the third
+(xep_0425), which is the last event of ROOM's stream. Prints one fact per step.
 
 view: SPEC is a JSON object naming what to look at (see rebuild_test.go:
 pep, private, vcards, blocklists, mam, last, logins, occupants); prints
@@ -192,13 +194,22 @@ async def extras(port, pw, owner, friend, stranger, admin, kept, oneshot, room):
     cfg = s.make_iq_set(ito=room)
     ET.SubElement(ET.SubElement(cfg.xml, "{%s#owner}query" % NS_MUC), "{jabber:x:data}x", {"type": "submit"})
     await step("room", cfg.send(timeout=WAIT))
-    s.send_message(mto=room, mbody="the build is green", mtype="groupchat")
-    s.send_message(mto=room, mbody="the build is red", mtype="groupchat")
-    # The room's stream ends with a retraction (XEP-0424).
+    for body in ("the build is green", "the build is red", "the build is green again"):
+        s.send_message(mto=room, mbody=body, mtype="groupchat")
+    # Retracted by its author (XEP-0424)...
     s["xep_0424"].send_retraction(room, await s.said("the build is red"), mtype="groupchat")
-    await asyncio.sleep(0.5)
+    spam = await s.said("the build is green again")
     for c in (o, a, s):
         c.disconnect()
+    await asyncio.sleep(0.5)
+    # ... and moderated (XEP-0425) by a client of the account that sends no
+    # presence: the room's stream ends with the retraction.
+    m = await Client(port, oneshot + "/cron", pw, "oneshot-cron").login(presence=False)
+    if m is None:
+        raise Fatal("%s could not log in again" % oneshot)
+    m.register_plugin("xep_0425")
+    await step("moderate", m["xep_0425"].moderate(slixmpp.JID(room), spam, "flaky", timeout=WAIT))
+    m.disconnect()
     await asyncio.sleep(0.3)
 
 
