@@ -66,6 +66,7 @@ func TestRebuildIssue14(t *testing.T) {
 		parlour  = "parlour@conference.localhost"
 		senate   = "senate@conference.localhost"
 		idlehall = "idlehall@conference.localhost"
+		wake     = "wake@conference.localhost"
 	)
 	py := "/usr/bin/python3"
 	drivers := map[string][]string{
@@ -77,7 +78,7 @@ func TestRebuildIssue14(t *testing.T) {
 		"last":    {"clients/slix_last.py", addr, pw, "la@localhost", "lb@localhost", "lc@localhost"},
 		"voice":   {"clients/slix_muc.py", port, "voice", "vo@localhost", pw, "vu@localhost", pw, "senate"},
 		"extras": {"clients/slix_state.py", port, "extras", pw, "ex@localhost", "exf@localhost", "exs@localhost",
-			"root@localhost", "kept@localhost", "one@localhost", idlehall},
+			"root@localhost", "kept@localhost", "one@localhost", idlehall, "doomed@localhost", wake},
 	}
 	start := time.Now()
 	got := runDrivers(t, py, drivers)
@@ -131,14 +132,16 @@ func TestRebuildIssue14(t *testing.T) {
 			{"exs@localhost", "ex@localhost", "urn:example:rebuild:notes"},
 			{"ex@localhost", "ex@localhost", "urn:xmpp:bookmarks:1"},
 			{"exf@localhost", "ex@localhost", "urn:xmpp:bookmarks:1"},
+			{"doomed@localhost", "doomed@localhost", "urn:xmpp:bookmarks:1"},
 		},
 		"private":    []string{"ex@localhost"},
-		"vcards":     [][2]string{{"juliet@localhost", "romeo@localhost"}, {"tybalt@localhost", orchard}},
-		"blocklists": []string{"bj@localhost"},
-		"mam":        [][3]string{{"ra@localhost", "", "rb@localhost"}, {"rb@localhost", parlour, ""}},
-		"last":       [][2]string{{"la@localhost", "lb@localhost"}},
-		"logins":     [][2]string{{"kept@localhost", pw}, {"kept@localhost", pw + "-old"}, {"nurse@localhost", "second-pw"}},
-		"occupants":  [][2]string{{"vo@localhost", senate}},
+		"vcards":     [][2]string{{"juliet@localhost", "romeo@localhost"}, {"tybalt@localhost", orchard}, {"tybalt@localhost", "doomed@localhost"}},
+		"blocklists": []string{"bj@localhost", "doomed@localhost"},
+		"mam": [][3]string{{"ra@localhost", "", "rb@localhost"}, {"rb@localhost", parlour, ""},
+			{"ex@localhost", "", "doomed@localhost"}, {"doomed@localhost", "", "ex@localhost"}, {"tybalt@localhost", wake, ""}},
+		"last":      [][2]string{{"la@localhost", "lb@localhost"}},
+		"logins":    [][2]string{{"kept@localhost", pw}, {"kept@localhost", pw + "-old"}, {"nurse@localhost", "second-pw"}},
+		"occupants": [][2]string{{"vo@localhost", senate}},
 	})
 	view := func(s *server) []result {
 		return runDriver(t, py, "clients/slix_state.py", strconv.Itoa(s.port), "view", pw, string(spec))
@@ -249,6 +252,7 @@ func checkView(t *testing.T, rs []result) {
 		"carol@localhost reads eu.siacs.conversations.axolotl.bundles:4223: [current]",
 		"carol@localhost reads eu.siacs.conversations.axolotl.devicelist: [current]",
 		"carol@localhost reads http://jabber.org/protocol/nick: not-authorized presence-subscription-required",
+		"doomed@localhost reads urn:xmpp:bookmarks:1: []",
 		"ex@localhost reads urn:example:rebuild:notes: [n2]",
 		"ex@localhost reads urn:xmpp:bookmarks:1: [vault@conference.localhost]",
 		"exf@localhost reads urn:example:rebuild:notes: [n2]",
@@ -266,17 +270,35 @@ func checkView(t *testing.T, rs []result) {
 	if p := find(t, rs, "private"); !strings.Contains(fmt.Sprint(p["xml"]), "Hamlet") {
 		t.Errorf("private storage: %v", p)
 	}
+	// doomed, deleted and added again, has none of what it had.
 	for _, v := range all(rs, "vcard") {
-		if !strings.Contains(fmt.Sprint(v["xml"]), "BINVAL") {
-			t.Errorf("%v's vCard has no photo: %v", v["of"], v)
+		if photo := strings.Contains(fmt.Sprint(v["xml"]), "BINVAL"); photo != (v["of"] != "doomed@localhost") ||
+			strings.Contains(fmt.Sprint(v["xml"]), "Doomed") {
+			t.Errorf("%v's vCard: %v", v["of"], v)
 		}
 	}
-	if b := find(t, rs, "blocklist"); fmt.Sprint(b["items"]) != "[iago@shakespeare.example/phone spam.example]" {
-		t.Errorf("the block list: %v", b)
+	var blocked []string
+	for _, b := range all(rs, "blocklist") {
+		blocked = append(blocked, fmt.Sprint(b["who"], " ", b["items"]))
+	}
+	if want := []string{"bj@localhost [iago@shakespeare.example/phone spam.example]", "doomed@localhost []"}; !slices.Equal(blocked, want) {
+		t.Errorf("block lists %q, want %q", blocked, want)
 	}
 	for _, m := range all(rs, "mam") {
-		if m["ok"] != true || !strings.Contains(fmt.Sprint(m["results"]), "retracted") {
-			t.Errorf("MAM %v %v holds no tombstone: %v", m["to"], m["with_"], m)
+		results := fmt.Sprint(m["results"])
+		var ok bool
+		switch fmt.Sprint(m["who"], " ", m["to"], " ", m["with_"]) {
+		case "ra@localhost  rb@localhost", "rb@localhost " + parlourJID + " ":
+			ok = strings.Contains(results, "retracted")
+		case "ex@localhost  doomed@localhost":
+			ok = strings.Contains(results, "remember me")
+		case "doomed@localhost  ex@localhost":
+			ok = results == "[]"
+		case "tybalt@localhost " + wakeJID + " ":
+			ok = strings.Contains(results, "goodbye")
+		}
+		if m["ok"] != true || !ok {
+			t.Errorf("MAM of %v %v with %v: %v", m["who"], m["to"], m["with_"], m)
 		}
 	}
 	if l := find(t, rs, "last"); l["error"] != nil || l["status"] != "gone to Mantua" {
@@ -293,6 +315,8 @@ func checkView(t *testing.T, rs []result) {
 		t.Errorf("the senate as its owner sees it: %v", o)
 	}
 }
+
+const parlourJID, wakeJID = "parlour@conference.localhost", "wake@conference.localhost"
 
 // avatarID is the item ID of slix_pep.py's avatar: the SHA-1 of its bytes.
 func avatarID() string {
@@ -381,6 +405,18 @@ func checkDump(t *testing.T, dump string) {
 	}
 	if occ := section(dump, "room_occupants"); !strings.Contains(occ, "'senate@conference.localhost','vu@localhost','vu','participant',") {
 		t.Errorf("the rooms read model does not show vu's voice:\n%s", occ)
+	}
+	// What doomed kept is gone with it; what others keep of it is not.
+	for table, prefix := range map[string]string{"pep_passwords": "'doomed@localhost',", "archive": "'doomed@localhost',",
+		"archive_stays": "'doomed@localhost',", "room_occupants": "'" + wakeJID + "','doomed@localhost',"} {
+		for _, row := range strings.Split(section(dump, table), "\n") {
+			if strings.HasPrefix(row, prefix) {
+				t.Errorf("doomed's state outlives its deletion in %s: %s", table, trim(row))
+			}
+		}
+	}
+	if !strings.Contains(section(dump, "archive"), "<body>remember me</body>") {
+		t.Errorf("ex's archive lost doomed's message:\n%s", section(dump, "archive"))
 	}
 	tombstones := map[string]int{}
 	for _, row := range strings.Split(section(dump, "archive"), "\n") {

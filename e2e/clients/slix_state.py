@@ -5,7 +5,7 @@ slixmpp's own plugins where it has one.
 
 Usage: slix_state.py PORT SCENARIO ARGS...
 
-  extras PW OWNER FRIEND STRANGER ADMIN KEPT ONESHOT ROOM
+  extras PW OWNER FRIEND STRANGER ADMIN KEPT ONESHOT ROOM DOOMED WAKE
   view   PW SPEC
 
 Every account has the password PW but KEPT, which ADMIN makes.
@@ -15,7 +15,10 @@ extras: OWNER puts FRIEND in its roster group "Friends" and STRANGER in
 (Friends) and max_items 2 and retracts the newest; publishes a bookmark
 with a password (XEP-0402, whitelist); stores an element in private XML
 storage (XEP-0049, xep_0049). ADMIN adds KEPT with PW + "-old" and
-changes its password to PW (XEP-0133, xep_0133). ONESHOT's client joins
+changes its password to PW (XEP-0133, xep_0133); it adds DOOMED, which
+makes the room WAKE, speaks in it, writes OWNER, keeps a bookmark with
+a password, a vCard and a block list, then deletes DOOMED and adds it
+again (a new incarnation, none of that state). ONESHOT's client joins
 ROOM, says three things, retracts the second (xep_0424) and goes: its
 account stays in ROOM until the server's --muc-idle-leave takes it out;
 then a client of it that sends no presence moderates the third
@@ -162,7 +165,40 @@ async def join(c, room, nick):
     raise Fatal("%s could not join %s" % (c.label, room))
 
 
-async def extras(port, pw, owner, friend, stranger, admin, kept, oneshot, room):
+async def admin_command(a, name, stages):
+    fact = await asyncio.wait_for(slix_adhoc.run(a, name, stages), WAIT)
+    out(event="step", what=name, ok=fact.get("status") == "completed", fact=fact)
+
+
+async def doomed_life(port, pw, a, doomed, wake, friend):
+    """The admin (client a) adds doomed, which leaves state everywhere
+    (a room it made and spoke in, a 1:1 message, a bookmark with a
+    password, a vCard, a block list), deletes it and adds it again."""
+    await admin_command(a, "add-user", [({"accountjid": doomed, "password": pw, "password-verify": pw}, "complete")])
+    d = await must_login(port, doomed + "/desk", pw, "doomed")
+    await join(d, wake, "doomed")
+    cfg = d.make_iq_set(ito=wake)
+    ET.SubElement(ET.SubElement(cfg.xml, "{%s#owner}query" % NS_MUC), "{jabber:x:data}x", {"type": "submit"})
+    await step("wake", cfg.send(timeout=WAIT))
+    d.send_message(mto=wake, mbody="goodbye", mtype="groupchat")
+    await d.said("goodbye")
+    d.send_message(mto=friend, mbody="remember me", mtype="chat")
+    conf = ET.Element("{%s}conference" % NS_BOOKMARKS, {"autojoin": "true"})
+    ET.SubElement(conf, "{%s}nick" % NS_BOOKMARKS).text = "doomed"
+    ET.SubElement(conf, "{%s}password" % NS_BOOKMARKS).text = "wake-pw-3"
+    await step("doomed bookmark", d["xep_0060"].publish(doomed, NS_BOOKMARKS, id=wake, payload=conf,
+                                                        options=options([("pubsub#access_model", "whitelist"), ("pubsub#max_items", "max")]), timeout=WAIT))
+    v = d["xep_0054"].make_vcard()
+    v["FN"] = "Doomed"
+    await step("doomed vcard", d["xep_0054"].publish_vcard(v, timeout=WAIT))
+    await step("doomed blocks", d["xep_0191"].block(["spam.example"], timeout=WAIT))
+    d.disconnect()
+    await asyncio.sleep(0.3)
+    await admin_command(a, "delete-user", [({"accountjids": [doomed]}, "next"), ({}, "complete")])
+    await admin_command(a, "add-user", [({"accountjid": doomed, "password": pw, "password-verify": pw}, "complete")])
+
+
+async def extras(port, pw, owner, friend, stranger, admin, kept, oneshot, room, doomed, wake):
     o = await must_login(port, owner + "/desk", pw, "owner")
     await step("roster", asyncio.gather(o.update_roster(friend, groups=["Friends"], timeout=WAIT),
                                         o.update_roster(stranger, groups=["Others"], timeout=WAIT)))
@@ -184,10 +220,9 @@ async def extras(port, pw, owner, friend, stranger, admin, kept, oneshot, room):
     a = slix_adhoc.Client("127.0.0.1:%s" % port, admin + "/desk", pw, "admin")
     if not await a.login():
         raise Fatal("the admin could not log in")
-    for name, values in (("add-user", {"accountjid": kept, "password": pw + "-old", "password-verify": pw + "-old"}),
-                         ("change-user-password", {"accountjid": kept, "password": pw})):
-        fact = await asyncio.wait_for(slix_adhoc.run(a, name, [(values, "complete")]), WAIT)
-        out(event="step", what=name, ok=fact.get("status") == "completed", fact=fact)
+    await admin_command(a, "add-user", [({"accountjid": kept, "password": pw + "-old", "password-verify": pw + "-old"}, "complete")])
+    await admin_command(a, "change-user-password", [({"accountjid": kept, "password": pw}, "complete")])
+    await doomed_life(port, pw, a, doomed, wake, owner)
 
     s = await must_login(port, oneshot + "/script", pw, "oneshot")
     await join(s, room, "oneshot")
@@ -289,7 +324,7 @@ async def view(port, pw, spec):
     await asyncio.sleep(0.3)
 
 
-SCENARIOS = {"extras": (extras, 8), "view": (view, 2)}
+SCENARIOS = {"extras": (extras, 10), "view": (view, 2)}
 
 if __name__ == "__main__":
     run(SCENARIOS, "slix_state.py", 90)
