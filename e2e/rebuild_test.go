@@ -22,18 +22,21 @@ import (
 // 14 added is rebuilt identically by `annals rebuild`. One server
 // accumulates it all through real clients, the drivers of the features'
 // own tests run side by side on one data directory: PEP nodes with their
-// access models, max_items and retractions, bookmarks with passwords kept
-// beside the log, private XML storage (slix_pep, slix_state extras);
-// account and room vCards (slix_vcard); a block list (slix_block); room
+// access models (slix_pep); account and room vCards (slix_vcard); room
 // retractions, a moderation and a 1:1 tombstone (slix_retract); accounts
-// added, changed and deleted by an admin's ad-hoc commands (slix_adhoc,
-// slix_state extras); last activity (slix_last); voice granted on request
-// (slix_muc voice); and a one-shot client's account left in a room.
+// added, changed and deleted by an admin's ad-hoc commands (slix_adhoc);
+// last activity (slix_last); voice granted on request (slix_muc voice);
+// and (slix_state extras) a node with the roster access model, max_items
+// and a retraction, a bookmark with a password kept beside the log,
+// private XML storage, a block list, an account with state everywhere
+// deleted by an admin and added again, and one-shot clients' accounts
+// left in a room whose last event is a moderation.
 //
 // Each time the server stops, every table but the log's is dumped, rows
 // in order of all their columns; `annals rebuild` runs; the dump must be
 // the same, row for row (the secrets beside the log, which no rebuild
-// writes, included). What clients see must be the same too: a view of it
+// writes, included), and must hold what the projections make of those
+// events (checkDump). What clients see must be the same too: a view of it
 // all (slix_state view) before the stop and after the rebuild, from a new
 // server, differs only in last activity's seconds, by the time between.
 // Then a server with --muc-idle-leave takes the idle accounts out of their
@@ -43,7 +46,7 @@ func TestRebuildIssue14(t *testing.T) {
 	const pw = "pw"
 	data := t.TempDir()
 	users := map[string]string{}
-	for _, u := range []string{"alice", "bob", "carol", "romeo", "juliet", "tybalt", "bj", "br", "ra", "rb",
+	for _, u := range []string{"alice", "bob", "carol", "romeo", "juliet", "tybalt", "ra", "rb",
 		"admin", "root", "adb", "la", "lb", "lc", "vo", "vu", "ex", "exf", "exs", "one"} {
 		users[u+"@localhost"] = pw
 	}
@@ -72,7 +75,6 @@ func TestRebuildIssue14(t *testing.T) {
 	drivers := map[string][]string{
 		"pep":     {"clients/slix_pep.py", addr, pw, "alice@localhost", "bob@localhost", "carol@localhost"},
 		"vcard":   {"clients/slix_vcard.py", port, "avatars", "romeo@localhost", pw, "juliet@localhost", pw, "tybalt@localhost", pw, orchard, photo, big},
-		"block":   {"clients/slix_block.py", port, "block", "bj@localhost", pw, "br@localhost", pw},
 		"retract": {"clients/slix_retract.py", addr, pw, "ra@localhost", "rb@localhost", parlour},
 		"adhoc":   {"clients/slix_adhoc.py", addr, "admin@localhost", "adb@localhost", pw, "nurse@localhost", "first-pw", "second-pw"},
 		"last":    {"clients/slix_last.py", addr, pw, "la@localhost", "lb@localhost", "lc@localhost"},
@@ -95,8 +97,6 @@ func TestRebuildIssue14(t *testing.T) {
 	need("alice's PEP nodes", find(t, rs, "published") != nil && len(all(rs, "read")) == 18, rs)
 	rs = got["vcard"]
 	need("romeo's and the orchard's vCards", whose(t, rs, "set", "a")["ok"] == true && whose(t, rs, "room-set", "a")["ok"] == true, rs)
-	rs = got["block"]
-	need("bj's block list", fmt.Sprint(all(rs, "blocklist")[1]["items"]) == "[iago@shakespeare.example/phone spam.example]", rs)
 	rs = got["retract"]
 	tombstones := 0
 	for _, m := range find(t, rs, "archive")["messages"].([]any) {
@@ -136,7 +136,7 @@ func TestRebuildIssue14(t *testing.T) {
 		},
 		"private":    []string{"ex@localhost"},
 		"vcards":     [][2]string{{"juliet@localhost", "romeo@localhost"}, {"tybalt@localhost", orchard}, {"tybalt@localhost", "doomed@localhost"}},
-		"blocklists": []string{"bj@localhost", "doomed@localhost"},
+		"blocklists": []string{"ex@localhost", "doomed@localhost"},
 		"mam": [][3]string{{"ra@localhost", "", "rb@localhost"}, {"rb@localhost", parlour, ""},
 			{"ex@localhost", "", "doomed@localhost"}, {"doomed@localhost", "", "ex@localhost"}, {"tybalt@localhost", wake, ""}},
 		"last":      [][2]string{{"la@localhost", "lb@localhost"}},
@@ -146,7 +146,9 @@ func TestRebuildIssue14(t *testing.T) {
 	view := func(s *server) []result {
 		return runDriver(t, py, "clients/slix_state.py", strconv.Itoa(s.port), "view", pw, string(spec))
 	}
+	start = time.Now()
 	before := view(s)
+	t.Logf("the view took %s", time.Since(start).Round(time.Millisecond))
 	checkView(t, before)
 
 	stopServe(cmd)
@@ -197,6 +199,8 @@ func runDrivers(t *testing.T, prog string, drivers map[string][]string) map[stri
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			start := time.Now()
+			defer func() { t.Logf("%s took %s", name, time.Since(start).Round(time.Millisecond)) }()
 			cmd := exec.Command(prog, args...)
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr
@@ -281,7 +285,7 @@ func checkView(t *testing.T, rs []result) {
 	for _, b := range all(rs, "blocklist") {
 		blocked = append(blocked, fmt.Sprint(b["who"], " ", b["items"]))
 	}
-	if want := []string{"bj@localhost [iago@shakespeare.example/phone spam.example]", "doomed@localhost []"}; !slices.Equal(blocked, want) {
+	if want := []string{"ex@localhost [iago@shakespeare.example/phone spam.example]", "doomed@localhost []"}; !slices.Equal(blocked, want) {
 		t.Errorf("block lists %q, want %q", blocked, want)
 	}
 	for _, m := range all(rs, "mam") {

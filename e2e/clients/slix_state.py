@@ -14,7 +14,8 @@ extras: OWNER puts FRIEND in its roster group "Friends" and STRANGER in
 "Others", publishes three items to a node with the roster access model
 (Friends) and max_items 2 and retracts the newest; publishes a bookmark
 with a password (XEP-0402, whitelist); stores an element in private XML
-storage (XEP-0049, xep_0049). ADMIN adds KEPT with PW + "-old" and
+storage (XEP-0049, xep_0049); blocks spam.example, a full JID and FRIEND
+and unblocks FRIEND (XEP-0191, xep_0191). ADMIN adds KEPT with PW + "-old" and
 changes its password to PW (XEP-0133, xep_0133); it adds DOOMED, which
 makes the room WAKE, speaks in it, writes OWNER, keeps a bookmark with
 a password, a vCard and a block list, then deletes DOOMED and adds it
@@ -216,6 +217,8 @@ async def extras(port, pw, owner, friend, stranger, admin, kept, oneshot, room, 
     prefs = Prefs()
     prefs["defaultnick"] = "Hamlet"
     await step("private", o["xep_0049"].store(prefs, timeout=WAIT))
+    await step("block", o["xep_0191"].block(["spam.example", "iago@shakespeare.example/phone", friend], timeout=WAIT))
+    await step("unblock", o["xep_0191"].unblock([friend], timeout=WAIT))
 
     a = slix_adhoc.Client("127.0.0.1:%s" % port, admin + "/desk", pw, "admin")
     if not await a.login():
