@@ -18,6 +18,9 @@ import (
 	"time"
 )
 
+// The rooms TestRebuildIssue14's checks name.
+const rebuildParlour, rebuildWake = "parlour@conference.localhost", "wake@conference.localhost"
+
 // TestRebuildIssue14 (issue 14, "Done means"): every kind of state issue
 // 14 added is rebuilt identically by `annals rebuild`. One server
 // accumulates it all through real clients, the drivers of the features'
@@ -66,10 +69,10 @@ func TestRebuildIssue14(t *testing.T) {
 	}
 	const (
 		orchard  = "orchard@conference.localhost"
-		parlour  = "parlour@conference.localhost"
+		parlour  = rebuildParlour
 		senate   = "senate@conference.localhost"
 		idlehall = "idlehall@conference.localhost"
-		wake     = "wake@conference.localhost"
+		wake     = rebuildWake
 	)
 	py := "/usr/bin/python3"
 	drivers := map[string][]string{
@@ -292,13 +295,13 @@ func checkView(t *testing.T, rs []result) {
 		results := fmt.Sprint(m["results"])
 		var ok bool
 		switch fmt.Sprint(m["who"], " ", m["to"], " ", m["with_"]) {
-		case "ra@localhost  rb@localhost", "rb@localhost " + parlourJID + " ":
+		case "ra@localhost  rb@localhost", "rb@localhost " + rebuildParlour + " ":
 			ok = strings.Contains(results, "retracted")
 		case "ex@localhost  doomed@localhost":
 			ok = strings.Contains(results, "remember me")
 		case "doomed@localhost  ex@localhost":
 			ok = results == "[]"
-		case "tybalt@localhost " + wakeJID + " ":
+		case "tybalt@localhost " + rebuildWake + " ":
 			ok = strings.Contains(results, "goodbye")
 		}
 		if m["ok"] != true || !ok {
@@ -319,8 +322,6 @@ func checkView(t *testing.T, rs []result) {
 		t.Errorf("the senate as its owner sees it: %v", o)
 	}
 }
-
-const parlourJID, wakeJID = "parlour@conference.localhost", "wake@conference.localhost"
 
 // avatarID is the item ID of slix_pep.py's avatar: the SHA-1 of its bytes.
 func avatarID() string {
@@ -412,7 +413,7 @@ func checkDump(t *testing.T, dump string) {
 	}
 	// What doomed kept is gone with it; what others keep of it is not.
 	for table, prefix := range map[string]string{"pep_passwords": "'doomed@localhost',", "archive": "'doomed@localhost',",
-		"archive_stays": "'doomed@localhost',", "room_occupants": "'" + wakeJID + "','doomed@localhost',"} {
+		"archive_stays": "'doomed@localhost',", "room_occupants": "'" + rebuildWake + "','doomed@localhost',"} {
 		for _, row := range strings.Split(section(dump, table), "\n") {
 			if strings.HasPrefix(row, prefix) {
 				t.Errorf("doomed's state outlives its deletion in %s: %s", table, trim(row))
