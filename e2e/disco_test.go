@@ -48,7 +48,7 @@ func TestDiscoListsWhatIsServed(t *testing.T) {
 			"http://jabber.org/protocol/pubsub#retrieve-items",
 			"https://annals.im/protocol/archive-id", "urn:xmpp:blocking", "urn:xmpp:bookmarks:1#compat",
 			"urn:xmpp:mam:2", "urn:xmpp:mam:2#extended", "urn:xmpp:mam:2#groupchat-available", "urn:xmpp:mam:2#groupchat-field",
-			"urn:xmpp:message-retract:1#tombstone", "urn:xmpp:sid:0", "vcard-temp",
+			"urn:xmpp:message-retract:1#tombstone", "urn:xmpp:push:0", "urn:xmpp:sid:0", "vcard-temp",
 		}},
 	} {
 		got := features(c.to)

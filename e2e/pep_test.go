@@ -98,3 +98,35 @@ func TestPEPNotifications(t *testing.T) {
 		t.Errorf("carol, a stranger, heard %v", events["carol"])
 	}
 }
+
+// PEP events reach contacts at another server (XEP-0163 §4.3): alice's
+// server learns the caps of bob's client from its presence (asking it
+// once over federation) and sends alice's nickname and device list to
+// it; bob's phone, online afterwards, gets the last items; carol, a
+// stranger at bob's server asking for the same events, hears nothing.
+func TestPEPNotificationsFederated(t *testing.T) {
+	t.Parallel()
+	a, b := startFederatedVia(t, dialback, nil, "carol")
+	rs := runDriver(t, "/usr/bin/python3", "clients/slix_pep_fed.py", a.c2s(), "juliet@"+a.domain, "pw-"+a.domain,
+		b.c2s(), "romeo@"+b.domain, "carol@"+b.domain, "pw-"+b.domain)
+	events := map[string][]string{}
+	for _, r := range rs {
+		if r["event"] == "events" {
+			for _, ev := range r["events"].([]any) {
+				pair := ev.([]any)
+				events[fmt.Sprint(r["who"])] = append(events[fmt.Sprint(r["who"])], fmt.Sprint(pair[0], " ", pair[1]))
+			}
+		}
+	}
+	want := []string{"juliet@capulet.test http://jabber.org/protocol/nick", "juliet@capulet.test eu.siacs.conversations.axolotl.devicelist"}
+	for _, who := range []string{"bob", "bob-phone"} {
+		for _, w := range want {
+			if !slices.Contains(events[who], w) {
+				t.Errorf("%s heard %v; want %q among them", who, events[who], w)
+			}
+		}
+	}
+	if len(events["carol"]) != 0 {
+		t.Errorf("carol, a stranger, heard %v", events["carol"])
+	}
+}

@@ -140,20 +140,7 @@ func (c *conn) capsAnswer(ctx context.Context, e *element) bool {
 	if q, ok := e.Named(nsDiscoInfo, "query"); ok && e.Attr("type") == "result" {
 		if got, verified := verifyCaps(q, a.ver); verified {
 			features = got
-			s.caps.mu.Lock()
-			if len(s.caps.byVer) >= maxCapsVers {
-				for v := range s.caps.byVer {
-					if len(s.caps.byVer) < maxCapsVers/2 {
-						break
-					}
-					delete(s.caps.byVer, v)
-				}
-			}
-			if s.caps.byVer == nil {
-				s.caps.byVer = map[string][]string{}
-			}
-			s.caps.byVer[a.ver] = features
-			s.caps.mu.Unlock()
+			s.caps.remember(a.ver, features)
 		} else {
 			// NOTSPEC(XEP-0115 §5.4): an answer that does not match its
 			// string is not cached; this client still gets what it asked.
@@ -255,6 +242,25 @@ func capsForm(x element) (string, bool) {
 	}
 	slices.Sort(fields)
 	return formType + "<" + strings.Join(fields, ""), true
+}
+
+// remember keeps the verified features of ver, for every client that
+// says the same; past maxCapsVers half the strings go.
+func (cc *capsCache) remember(ver string, features []string) {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	if len(cc.byVer) >= maxCapsVers {
+		for v := range cc.byVer {
+			if len(cc.byVer) < maxCapsVers/2 {
+				break
+			}
+			delete(cc.byVer, v)
+		}
+	}
+	if cc.byVer == nil {
+		cc.byVer = map[string][]string{}
+	}
+	cc.byVer[ver] = features
 }
 
 // forget drops the questions c's answers were awaited for (it ended).

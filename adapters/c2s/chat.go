@@ -132,6 +132,9 @@ func (c *conn) chat(ctx context.Context, e *element, to jid.JID, typ string, m s
 		s.cfg.Remote.Send(c.jid, to, wire)
 	} else {
 		r.deliver(wire, recipient, typ, urgent)
+		if urgent {
+			s.pushFor(recipient, c.jid.String(), e)
+		}
 	}
 	out := withStanzaID(wire, sender, r.rec.SenderID)
 	for _, t := range s.availableOf(sender) {

@@ -39,6 +39,9 @@ type Config struct {
 	// Archive records and reads 1:1 messages (XEP-0313); nil: messages
 	// are routed only.
 	Archive Archive
+	// Push is told of each message for an account, to notify its clients
+	// that sleep (XEP-0357); nil: no push notifications.
+	Push Pusher
 	// Remote reaches other servers (federation); nil: a stanza to another
 	// server is answered remote-server-not-found.
 	Remote Remote

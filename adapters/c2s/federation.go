@@ -115,6 +115,14 @@ func (s *Server) Bounce(wire, cond string) {
 		}()
 		return
 	}
+	if e.XMLName.Local == "iq" && from.Resourcepart() == "" && from.Localpart() != "" && s.isLocal(from) {
+		// One the server sent for an account (AccountIQ): it hears of it
+		// as if the other server had answered.
+		if r, err := stanza.Parse([]byte(reply), cmp.Or(s.cfg.MaxDepth, wellformed.DefaultMaxDepth)); err == nil {
+			s.answered(from, to.String(), r)
+		}
+		return
+	}
 	if !s.isLocal(from) || from.Resourcepart() == "" && e.XMLName.Local != "message" {
 		return // the server's own (a probe, a subscription): nobody to tell
 	}

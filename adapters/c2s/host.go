@@ -31,6 +31,9 @@ func (s *Server) Sessions(j jid.JID) []mux.Session {
 // Available returns the sessions of acct (a bare JID) that sent available
 // presence.
 func (s *Server) Available(acct string) []mux.Session {
+	if j, err := jid.Parse(acct); err == nil && !s.isLocal(j) {
+		return s.remoteAvailable(acct) // a contact elsewhere (remotecaps.go)
+	}
 	conns := s.availableOf(acct)
 	out := make([]mux.Session, len(conns))
 	for i, c := range conns {

@@ -167,7 +167,15 @@ func (s *Server) messageFrom(ctx context.Context, p remoteStanza, e *stanza.Elem
 			s.chatFrom(ctx, p, e, typ, m, wire)
 			return
 		}
-	case "groupchat", "headline", "error":
+	case "error":
+		if p.here.Resourcepart() == "" {
+			// An error for what the server sent from the account's bare
+			// JID (a PEP event to a contact's client): that client is not
+			// there. Its clients sent nothing from the bare JID.
+			s.remoteGone(p.user)
+			return
+		}
+	case "groupchat", "headline":
 	default:
 		p.fail(e, stanza.Errorf("bad-request", ""))
 		return
@@ -198,6 +206,9 @@ func (s *Server) chatFrom(ctx context.Context, p remoteStanza, e *stanza.Element
 	}
 	defer r.unlock()
 	r.deliver(wire, p.here.Bare().String(), typ, m.Body || m.Crypted)
+	if m.Body || m.Crypted {
+		s.pushFor(p.here.Bare().String(), p.from, e)
+	}
 }
 
 func (s *Server) presenceFrom(ctx context.Context, p remoteStanza, e *stanza.Element) {
@@ -221,6 +232,9 @@ func (s *Server) presenceFrom(ctx context.Context, p remoteStanza, e *stanza.Ele
 	case "probe":
 		s.answerProbe(ctx, p, account, contact)
 	case "", "unavailable", "error":
+		if typ != "error" {
+			s.remotePresence(ctx, account, p.user, e)
+		}
 		wire := stanza.Restamp(e, p.from)
 		// To a client of ours, or else to every available one: a client
 		// that sent no presence asked for none (RFC 6121 §4.4.2).
@@ -280,8 +294,12 @@ func (s *Server) iqFrom(ctx context.Context, p remoteStanza, e *stanza.Element) 
 	if typ != "get" && typ != "set" {
 		if typ != "result" && typ != "error" {
 			p.fail(e, stanza.Errorf("bad-request", ""))
+			return
 		}
-		return // an answer to a question no client of ours asked
+		if p.here.Localpart() != "" {
+			s.answered(p.here, p.from, e) // one the server asked for an account
+		}
+		return // else an answer to a question nobody here asked
 	}
 	child, ok := e.Child()
 	if !ok || e.Attr("id") == "" {

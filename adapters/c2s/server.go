@@ -46,6 +46,8 @@ type Server struct {
 	caps      capsCache            // clients' capabilities by verification string (caps.go)
 	ended     map[string]time.Time // bare JID -> when EndAccount last ended its sessions
 	lists     *blockLists          // the block lists (blocklists.go); nil: no blocking
+	remotes   remoteResources      // contacts' resources elsewhere, for PEP (remotecaps.go)
+	awaited   awaitedIQs           // accounts' IQs to other servers awaiting answers (accountiq.go)
 }
 
 // NewServer checks cfg and returns a server.

@@ -1,7 +1,9 @@
 // Package secrets keeps the secrets that clients store with Annals
-// outside the event log, where they can be erased: today the room
-// passwords in an account's bookmarks (XEP-0402, XEP-0048), keyed by
-// account, PEP node and item ID.
+// outside the event log, where they can be erased: the room passwords in
+// an account's bookmarks (XEP-0402, XEP-0048), keyed by account, PEP node
+// and item ID, and the publish-options of its push registrations
+// (XEP-0357: an app server's credentials), keyed by account,
+// urn:xmpp:push:0 and service and node.
 //
 // Invariants: such a password never reaches the log (the PEPItemPublished
 // event says only that the item has one); a row lives as long as its item:

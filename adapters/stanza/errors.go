@@ -104,3 +104,16 @@ func ErrorCondition(e *Element) string {
 	}
 	return ""
 }
+
+// ParseError reads error stanza e's error: its type and its defined
+// condition ("undefined-condition" when it names none).
+func ParseError(e *Element) *Error {
+	se := &Error{Cond: ErrorCondition(e)}
+	if se.Cond == "" {
+		se.Cond = "undefined-condition"
+	}
+	if x, ok := e.Named(NSClient, "error"); ok {
+		se.Type = x.Attr("type")
+	}
+	return se
+}

@@ -6,6 +6,7 @@ import (
 	"annals.im/annals/domain/blocking"
 	"annals.im/annals/domain/event"
 	"annals.im/annals/domain/pep"
+	"annals.im/annals/domain/push"
 	"annals.im/annals/domain/roster"
 	"annals.im/annals/domain/vcard"
 )
@@ -18,12 +19,13 @@ type State struct {
 	PEP     pep.State      // personal eventing nodes (XEP-0163): bookmarks
 	VCard   vcard.State    // vcard-temp (XEP-0054), with its avatar's hash (XEP-0153)
 	Blocked blocking.State // the block list (XEP-0191)
+	Push    push.State     // push registrations (XEP-0357)
 }
 
 // Evolve folds one event of an account's stream. State is kept per
 // incarnation: AccountCreated starts from nothing, so an account
 // registered under a deleted one's name inherits none of its roster,
-// bookmarks, preferences, vCard or block list.
+// bookmarks, preferences, vCard, block list or push registrations.
 func Evolve(s State, e event.Envelope) (State, error) {
 	if e.Type == account.TypeCreated {
 		s = State{}
@@ -44,6 +46,9 @@ func Evolve(s State, e event.Envelope) (State, error) {
 	if s.VCard, err = vcard.Evolve(s.VCard, e); err != nil {
 		return s, err
 	}
-	s.Blocked, err = blocking.Evolve(s.Blocked, e)
+	if s.Blocked, err = blocking.Evolve(s.Blocked, e); err != nil {
+		return s, err
+	}
+	s.Push, err = push.Evolve(s.Push, e)
 	return s, err
 }

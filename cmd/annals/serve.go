@@ -70,6 +70,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&x.mirrorTimeout, "mirror-timeout", muc.DefaultMirrorTimeout, "DMUC3: how long a link between a master and a mirror may be silent before each side takes it for lost (the mirror pings every third of it)")
 	fs.IntVar(&x.mirrorResendPage, "mirror-resend-page", muc.DefaultMirrorResendPage, "DMUC3: room events a master resends a mirror per request")
 	x.extdisco.flags(fs)
+	x.push.flags(fs)
 	fs.Var(&x.admins, "admin", "the bare JID of an account here that may administer the server over XMPP: XEP-0133 ad-hoc commands (repeatable)")
 	fs.StringVar(&memLimit, "memory-limit", "auto", "Go heap soft limit: auto (half the memory available), off, or a size such as 2GiB (GOMEMLIMIT wins)")
 	if err := parse(fs, args); err != nil {
@@ -169,7 +170,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	srv, ln, fed, err := x.listen(ctx, c, creds, accts, pep.New(accts, pwds, ids), appvcard.New(accts, ids), arch, rms, appmirrors.New(store, ids, o.db), log)
+	srv, ln, fed, err := x.listen(ctx, c, creds, accts, pep.New(accts, pwds, ids), appvcard.New(accts, ids), arch, rms, appmirrors.New(store, ids, o.db), pwds, log)
 	if err != nil {
 		return err
 	}

@@ -24,9 +24,11 @@ import (
 	mirrorfeature "annals.im/annals/adapters/features/mirror"
 	"annals.im/annals/adapters/features/muc"
 	"annals.im/annals/adapters/features/ping"
+	"annals.im/annals/adapters/features/push"
 	vcardfeature "annals.im/annals/adapters/features/vcard"
 	softwareversion "annals.im/annals/adapters/features/version"
 	"annals.im/annals/adapters/mux"
+	"annals.im/annals/adapters/secrets"
 
 	"annals.im/annals/adapters/c2s"
 	"annals.im/annals/adapters/credentials"
@@ -70,6 +72,7 @@ type xmppFlags struct {
 	mirrorResendPage        int
 	admins                  stringList // bare JIDs of the administrators (XEP-0133): admin.go
 	extdisco                extdiscoFlags
+	push                    pushFlags
 	external                *extdisco.Service // from extdisco, by validate
 }
 
@@ -138,6 +141,9 @@ func (x *xmppFlags) validate() error {
 		return err
 	}
 	var err error
+	if err := x.push.validate(); err != nil {
+		return err
+	}
 	if x.external, err = x.extdisco.service(x.domains); err != nil {
 		return err
 	}
@@ -163,7 +169,7 @@ func features(m *mux.Mux, archives *mam.Service) {
 
 // listen builds the c2s server and opens its listener, and federation's
 // unless --s2s is empty (fed is nil then).
-func (x xmppFlags) listen(ctx context.Context, c Config, creds *credentials.Store, accts *accounts.Service, peps *pep.Service, vcards *appvcard.Service, arch *archive.Service, rms *rooms.Service, mirrors *appmirrors.Service, log *slog.Logger) (_ *c2s.Server, _ net.Listener, fed *federation, err error) {
+func (x xmppFlags) listen(ctx context.Context, c Config, creds *credentials.Store, accts *accounts.Service, peps *pep.Service, vcards *appvcard.Service, arch *archive.Service, rms *rooms.Service, mirrors *appmirrors.Service, kept *secrets.Store, log *slog.Logger) (_ *c2s.Server, _ net.Listener, fed *federation, err error) {
 	var cert tls.Certificate
 	if x.cert != "" {
 		cert, err = tls.LoadX509KeyPair(x.cert, x.key)
@@ -232,6 +238,15 @@ func (x xmppFlags) listen(ctx context.Context, c Config, creds *credentials.Stor
 		}()
 		cfg.Remote = fed
 	}
+	// Push notifications go to app servers elsewhere: with federation only.
+	var pushes *push.Service
+	var pushSender *lateSender
+	if x.s2s.addr != "" {
+		served := append(slices.Clone(x.domains), x.muc)
+		if pushes, pushSender = x.push.service(accts, kept, served, log); pushes != nil {
+			cfg.Push = pushes
+		}
+	}
 	archives := mam.New(arch, cfg.MAMPageBytes, log)
 	features(cfg.Mux, archives)
 	srv, err = c2s.NewServer(cfg)
@@ -241,6 +256,11 @@ func (x xmppFlags) listen(ctx context.Context, c Config, creds *credentials.Stor
 	bookmarks := peppkg.New(peppkg.Config{PEP: peps, Rosters: accts, Limits: x.quotas.pepLimits(), Log: log}, srv)
 	bookmarks.Register(cfg.Mux)
 	lastactivity.New(accts, srv).Register(cfg.Mux)
+	if pushes != nil {
+		pushSender.srv = srv
+		pushes.Register(cfg.Mux)
+		go pushes.Run(ctx)
+	}
 	if x.external != nil {
 		x.external.Register(cfg.Mux)
 	}

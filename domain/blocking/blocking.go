@@ -114,19 +114,19 @@ func Decide(s State, cmd Command, ids *event.IDs, now time.Time, cause string) (
 		if max := c.Limits.MaxJIDs; max > 0 && len(s.JIDs)+len(fresh) > max {
 			return nil, fmt.Errorf("%w: %d JIDs blocked, %d more asked; at most %d", ErrFull, len(s.JIDs), len(fresh), max)
 		}
-		return one(ids, now, TypeBlocked, cause, Blocked{JIDs: fresh})
+		return event.One(ids, now, TypeBlocked, Schema, cause, Blocked{JIDs: fresh})
 	case Unblock:
 		if len(c.JIDs) == 0 {
 			if len(s.JIDs) == 0 {
 				return nil, nil
 			}
-			return one(ids, now, TypeUnblocked, cause, Unblocked{})
+			return event.One(ids, now, TypeUnblocked, Schema, cause, Unblocked{})
 		}
 		gone, err := canonical(c.JIDs, s.Has)
 		if err != nil || len(gone) == 0 {
 			return nil, err
 		}
-		return one(ids, now, TypeUnblocked, cause, Unblocked{JIDs: gone})
+		return event.One(ids, now, TypeUnblocked, Schema, cause, Unblocked{JIDs: gone})
 	}
 	return nil, fmt.Errorf("%w: %T", errCommand, cmd)
 }
@@ -146,14 +146,6 @@ func canonical(jids []string, keep func(string) bool) ([]string, error) {
 		}
 	}
 	return out, nil
-}
-
-func one(ids *event.IDs, now time.Time, t event.Type, cause string, data any) ([]event.Envelope, error) {
-	e, err := event.New(ids, now, t, Schema, cause, data)
-	if err != nil {
-		return nil, err
-	}
-	return []event.Envelope{e}, nil
 }
 
 // Evolve folds one event of the account stream; other types are skipped.

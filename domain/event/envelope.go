@@ -66,6 +66,15 @@ func New(ids *IDs, at time.Time, t Type, schema int, cause string, data any) (En
 	return Envelope{ID: ids.New(at), Type: t, Schema: schema, OccurredAt: at, Cause: cause, Data: raw}, nil
 }
 
+// One is New as the single event a decision makes, or its error.
+func One(ids *IDs, at time.Time, t Type, schema int, cause string, data any) ([]Envelope, error) {
+	e, err := New(ids, at, t, schema, cause, data)
+	if err != nil {
+		return nil, err
+	}
+	return []Envelope{e}, nil
+}
+
 // Normalize checks the parts of a proposed event that the caller chooses and
 // brings Data to compact form, so that the hash covers the same bytes that
 // any later JSON encoding of the envelope shows.

@@ -106,6 +106,20 @@ def run(scenarios, prog, timeout):
         sys.exit("%s: timed out" % scenario)
 
 
+def main_of(main, nargs, doc, timeout):
+    """Run the driver's main(*argv) with its nargs arguments (else exit
+    with its usage, doc), for at most timeout seconds (then exit "timed
+    out")."""
+    if len(sys.argv) != nargs + 1:
+        sys.exit(doc)
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        loop.run_until_complete(asyncio.wait_for(main(*sys.argv[1:]), timeout))
+    except asyncio.TimeoutError:
+        sys.exit("timed out")
+
+
 def data_form(parent, ftype, form_type, fields):
     """Add a XEP-0004 form to parent: FORM_TYPE (unless None) and fields,
     a list of (var, [values])."""

@@ -18,7 +18,7 @@ import sys
 
 import slixmpp
 
-from common import out
+from common import main_of, out
 
 NS_COMMANDS = "http://jabber.org/protocol/commands"
 NS_ADMIN = "http://jabber.org/protocol/admin"
@@ -190,11 +190,4 @@ async def main(addr, admin_jid, bob_jid, password, new_jid, pw1, pw2):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 8:
-        sys.exit(__doc__)
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    try:
-        loop.run_until_complete(asyncio.wait_for(main(*sys.argv[1:]), 120))
-    except asyncio.TimeoutError:
-        sys.exit("timed out")
+    main_of(main, 7, __doc__, 120)

@@ -8,12 +8,11 @@ stranger) asks bob's. Prints one JSON fact per answer.
 """
 import asyncio
 import ssl
-import sys
 
 import slixmpp
 from slixmpp.exceptions import IqError, IqTimeout
 
-from common import error_fact, out
+from common import error_fact, main_of, out
 
 
 class Client(slixmpp.ClientXMPP):
@@ -69,11 +68,4 @@ async def main(addr, password, alice_jid, bob_jid, carol_jid):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 6:
-        sys.exit(__doc__)
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    try:
-        loop.run_until_complete(asyncio.wait_for(main(*sys.argv[1:]), 90))
-    except asyncio.TimeoutError:
-        sys.exit("timed out")
+    main_of(main, 5, __doc__, 90)

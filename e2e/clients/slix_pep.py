@@ -14,7 +14,6 @@ ids, or the error.
 import asyncio
 import hashlib
 import ssl
-import sys
 import xml.etree.ElementTree as ET
 
 import slixmpp
@@ -23,7 +22,7 @@ from slixmpp.plugins.xep_0004 import Form
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
 
-from common import error_fact, out
+from common import error_fact, main_of, out
 
 NS_DEVICELIST = "eu.siacs.conversations.axolotl.devicelist"
 NS_BUNDLES = "eu.siacs.conversations.axolotl.bundles"
@@ -138,11 +137,4 @@ async def main(addr, password, alice_jid, bob_jid, carol_jid):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 6:
-        sys.exit(__doc__)
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    try:
-        loop.run_until_complete(asyncio.wait_for(main(*sys.argv[1:]), 90))
-    except asyncio.TimeoutError:
-        sys.exit("timed out")
+    main_of(main, 5, __doc__, 90)

@@ -10,7 +10,6 @@ client received, what the room's archive (MAM) holds afterwards.
 """
 import asyncio
 import ssl
-import sys
 import xml.etree.ElementTree as ET
 
 import slixmpp
@@ -18,7 +17,7 @@ from slixmpp.exceptions import IqError, IqTimeout
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
 
-from common import NS_CLIENT, NS_MAM, child, error_fact, local, mam_query, out
+from common import NS_CLIENT, NS_MAM, child, error_fact, local, main_of, mam_query, out
 
 NS_MUC = "http://jabber.org/protocol/muc"
 NS_MUC_OWNER = NS_MUC + "#owner"
@@ -159,11 +158,4 @@ async def main(addr, password, alice_jid, bob_jid, room):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 6:
-        sys.exit(__doc__)
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    try:
-        loop.run_until_complete(asyncio.wait_for(main(*sys.argv[1:]), 90))
-    except asyncio.TimeoutError:
-        sys.exit("timed out")
+    main_of(main, 5, __doc__, 90)

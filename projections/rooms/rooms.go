@@ -128,9 +128,9 @@ func (Projection) Apply(ctx context.Context, tx *sql.Tx, e event.Envelope) error
 		err = exec(`UPDATE rooms SET subject = ? WHERE jid = ?`, d.Subject, r)
 	case room.TypeMessagePosted:
 		err = exec(`UPDATE rooms SET messages = messages + 1 WHERE jid = ?`, r)
-	case room.TypeVCardSet:
-		// The vCard is the room's state's, not this read model's: only the
-		// version moves on.
+	case room.TypeVCardSet, room.TypeMessageRetracted:
+		// The vCard is the room's state's, and a retraction the archive's
+		// (a tombstone), not this read model's: only the version moves on.
 	case room.TypeDestroyed:
 		for _, t := range []string{"room_occupants", "room_affiliations"} {
 			if err = exec(`DELETE FROM `+t+` WHERE room = ?`, r); err != nil {

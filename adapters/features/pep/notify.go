@@ -59,7 +59,16 @@ func (s *Service) sessionAvailable(ctx context.Context, sess mux.Session) {
 	}
 	me := sess.JID().Bare().String()
 	owners := []string{me}
-	if s.cfg.Rosters != nil {
+	if elsewhere, ok := sess.(remoteSession); ok {
+		// A contact's client at another server: the nodes of the account
+		// here it told of its presence, as that account lets it read them.
+		owners = nil
+		for _, o := range elsewhere.Owners() {
+			if !s.blocked(ctx, o, me) {
+				owners = append(owners, o)
+			}
+		}
+	} else if s.cfg.Rosters != nil {
 		st, err := s.cfg.Rosters.Roster(ctx, me)
 		if err != nil {
 			s.cfg.Log.Error("PEP: reading a roster for the last items", "account", me, "err", err)
@@ -90,6 +99,13 @@ func (s *Service) sessionAvailable(ctx context.Context, sess mux.Session) {
 			sess.Deliver(eventXML(owner, sess.JID().String(), name, "<item id='"+stanza.Escape(last.ID)+"'>"+last.Payload+"</item>"), false)
 		}
 	}
+}
+
+// remoteSession is a contact's client at another server, as the session
+// core presents it: it names the accounts here whose nodes it may hear of.
+type remoteSession interface {
+	mux.Session
+	Owners() []string
 }
 
 // notifies reports whether session t asks for node's events, and
