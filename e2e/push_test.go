@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -184,8 +185,16 @@ func TestPushNotifications(t *testing.T) {
 	timed("states", func(t *testing.T) {
 		rs := f.slixPush(t, "push", append(accountArgs(admin, juliet, romeo), pushService, "juliet-phone")...)
 		checkPushStates(t, rs)
+		// Prosody's log shows each publish as it came: from the
+		// account's bare JID (its pubsub shows only the bare JID of any
+		// publisher), one for each notification.
+		from := pushIQs(pr)
+		if fmt.Sprint(from) != "[juliet@annals.test juliet@annals.test juliet@annals.test]" {
+			t.Errorf("IQs sets to %s came from %v; want 3, each from juliet@annals.test", pushService, from)
+		}
 	})
 	timed("errors", func(t *testing.T) {
+		before := len(pushIQs(pr))
 		f.slixPush(t, "provision", append(accountArgs(admin), pushService,
 			"juliet-tablet:publishers", "juliet-tv:open", "juliet-watch:open")...)
 		rs := f.slixPush(t, "errors", append(accountArgs(juliet, romeo), pushService, "2",
@@ -202,8 +211,14 @@ func TestPushNotifications(t *testing.T) {
 		if got["juliet-watch"] {
 			t.Errorf("the watch's registration was disabled after two modify errors; want three in a row")
 		}
-		f.slixPush(t, "send", accountArgs(romeo, juliet)...)
+		f.slixPush(t, "send", append(accountArgs(romeo, juliet), "1")...)
 		waitPushDisabled(t, data, "juliet@annals.test", nodes[1:], nodes)
+		// A disabled registration publishes no more: the tablet and the
+		// tv once, the watch three times.
+		time.Sleep(300 * time.Millisecond)
+		if n := len(pushIQs(pr)) - before; n != 5 {
+			t.Errorf("%d publishes reached %s; want 5 (the tablet's and the tv's first, the watch's three)", n, pushService)
+		}
 	})
 	timed("with sender and body", func(t *testing.T) {
 		cmd.Process.Signal(os.Interrupt)
@@ -229,6 +244,30 @@ func TestPushNotifications(t *testing.T) {
 		}
 	})
 	t.Logf("%s; in all %v", strings.Join(steps, ", "), ms3(time.Since(start)))
+}
+
+// pushIQ is how Prosody 0.12 logs an IQ that came over s2s, at debug
+// level: its one group is the start tag's attributes, in no set order
+// (a Lua table's).
+var (
+	pushIQ  = regexp.MustCompile(`Received\[s2sin\]: <iq ([^>]*)>`)
+	xmlAttr = regexp.MustCompile(`([\w:]+)='([^']*)'`)
+)
+
+// pushIQs lists the from of each IQ set to the push service that
+// Prosody p logged.
+func pushIQs(p *peer) []string {
+	var from []string
+	for _, m := range pushIQ.FindAllStringSubmatch(p.logText(), -1) {
+		attrs := map[string]string{}
+		for _, a := range xmlAttr.FindAllStringSubmatch(m[1], -1) {
+			attrs[a[1]] = a[2]
+		}
+		if attrs["type"] == "set" && attrs["to"] == pushService {
+			from = append(from, attrs["from"])
+		}
+	}
+	return from
 }
 
 // checkPushStates checks the facts of slix_push.py's push scenario.
@@ -286,6 +325,12 @@ func checkPushStates(t *testing.T, rs []result) {
 			}
 		}
 		t.Logf("%s: %d new after %vs", step, len(its), r["waited"])
+	}
+	// A late push shows in the next step's count; the last step's, here.
+	for _, r := range all(rs, "items") {
+		if its, _ := r["items"].([]any); r["step"] == "after" && len(its) != 3 {
+			t.Errorf("the node holds %d notifications at the end; want 3: %v", len(its), its)
+		}
 	}
 	for step := range want {
 		if !seen[step] {

@@ -64,7 +64,7 @@ SUMMARY = "urn:xmpp:push:summary"
 WAIT = 20
 # How long nothing must appear for "no push" to hold: a push that is
 # coming crosses one s2s hop already up, in well under a second.
-QUIET = 2.5
+QUIET = 2.0
 
 
 class Client(slixmpp.ClientXMPP):
