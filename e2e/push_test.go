@@ -160,12 +160,13 @@ func checkAppServer(t *testing.T, rs []result, publisher string) {
 // TestPushNotifications: juliet@annals.test's client "phone" enables push
 // to a node of push.prosody.test; romeo@annals.test sends her chat
 // messages while the phone is CSI-inactive, active, detached awaiting
-// resumption, resumed, offline, and offline after disabling; a
-// notification must reach the node exactly when the phone cannot get the
-// message itself. Registrations whose publishes fail are disabled: at
+// resumption, resumed, offline, and offline after disabling, and her
+// "desk" is connected and active all along; a notification must reach
+// the node exactly when the phone cannot get the message itself. Registrations whose publishes fail are disabled: at
 // once on an error of type auth or cancel, after three in a row of type
-// modify, each with AccountPushDisabled in juliet's stream. Last, with
-// --push-with-sender and --push-with-body the notification carries them.
+// modify, each with AccountPushDisabled in juliet's stream. Last, a
+// registration outlives a restart, and with --push-with-sender and
+// --push-with-body the notification carries them.
 func TestPushNotifications(t *testing.T) {
 	t.Parallel()
 	start := time.Now()
@@ -221,23 +222,26 @@ func TestPushNotifications(t *testing.T) {
 		}
 	})
 	timed("with sender and body", func(t *testing.T) {
+		// The laptop's registration is made before a restart, and
+		// used after it.
+		f.slixPush(t, "provision", append(accountArgs(admin), pushService, "juliet-laptop:open")...)
+		rs := f.slixPush(t, "errors", append(accountArgs(juliet, romeo), pushService, "0", "laptop:juliet-laptop")...)
+		if r := find(t, rs, "enable"); r["ok"] != true {
+			t.Fatalf("the laptop could not enable push: %v", r)
+		}
 		cmd.Process.Signal(os.Interrupt)
 		cmd.Wait()
 		s := f.serveAnnals(t, data, []*peer{pr}, append(route, "--push-with-sender", "--push-with-body")...)
 		juliet, romeo := annalsAccount(s, "juliet@annals.test", "juliet-pw"), annalsAccount(s, "romeo@annals.test", "romeo-pw")
-		f.slixPush(t, "provision", append(accountArgs(admin), pushService, "juliet-laptop:open")...)
-		rs := f.slixPush(t, "errors", append(accountArgs(juliet, romeo), pushService, "1", "laptop:juliet-laptop")...)
-		body := ""
-		for _, r := range all(rs, "sent") {
-			body = "push me: " + str(r["id"])
-		}
+		body := "push me: " + str(find(t, f.slixPush(t, "send", append(accountArgs(romeo, juliet), "1")...), "sent")["id"])
 		its := find(t, f.slixPush(t, "items", append(accountArgs(admin), pushService, "juliet-laptop", "1")...), "items")["items"].([]any)
 		if len(its) != 1 {
 			t.Fatalf("juliet-laptop holds %v; want one notification", its)
 		}
 		fields, _ := its[0].(map[string]any)["fields"].(map[string]any)
-		if fmt.Sprint(fields["last-message-sender"]) != "[romeo@annals.test/orchard]" && fmt.Sprint(fields["last-message-sender"]) != "[romeo@annals.test]" {
-			t.Errorf("last-message-sender %v; want romeo's JID", fields["last-message-sender"])
+		t.Logf("with sender and body: %v", fields)
+		if sender := fmt.Sprint(fields["last-message-sender"]); sender != "[romeo@annals.test/orchard]" && sender != "[romeo@annals.test]" {
+			t.Errorf("last-message-sender %s; want romeo's JID", sender)
 		}
 		if fmt.Sprint(fields["last-message-body"]) != "["+body+"]" {
 			t.Errorf("last-message-body %v; want [%s]", fields["last-message-body"], body)
@@ -325,6 +329,9 @@ func checkPushStates(t *testing.T, rs []result) {
 			}
 		}
 		t.Logf("%s: %d new after %vs", step, len(its), r["waited"])
+	}
+	if r := find(t, rs, "desk"); r["received"] != float64(6) {
+		t.Errorf("juliet's desk received %v of romeo's 6 messages", r["received"])
 	}
 	// A late push shows in the next step's count; the last step's, here.
 	for _, r := range all(rs, "items") {

@@ -21,12 +21,14 @@ the HOST:PORT of the account's own server)
       ADMIN creates each NODE with that publish_model.
   push ADMIN JULIET ROMEO SERVICE NODE
       JULIET's client "phone" enables push to NODE and is in turn
-      inactive (CSI), active, detached (XEP-0198), resumed, offline;
-      ROMEO sends her a chat message each time, and ADMIN reads NODE.
-      Then she disables push, goes offline, and gets one more message.
+      inactive (CSI), active, detached (XEP-0198), resumed, offline,
+      while her "desk" is connected and active; ROMEO sends her a chat
+      message each time, and ADMIN reads NODE. Then the phone disables
+      push, goes offline, and she gets one more message.
   errors JULIET ROMEO SERVICE N RESOURCE:NODE[:FIELD=VALUE]...
       Each RESOURCE of JULIET enables push to NODE (with publish-options
-      FIELD=VALUE, if given) and leaves; ROMEO then sends her N messages.
+      FIELD=VALUE, if given; the IQ to her bare JID) and leaves; ROMEO
+      then sends her N messages.
   send ROMEO JULIET N
       ROMEO sends JULIET N chat messages.
   items ADMIN SERVICE NODE LEAST
@@ -38,7 +40,7 @@ error); items (step, node, ok, error, items: [{id, publisher, form_type,
 fields}]); disco (features); enable / disable (who, node, ok, error);
 sent (step, id); received (who, step, body); new-item (step, waited,
 items: the new ones); csi (who, state); detached / resumed / offline
-(who, ...).
+(who, ...); desk (received: how many messages the desk got).
 """
 import asyncio
 import logging
@@ -257,12 +259,14 @@ async def provision_nodes(admin_a, service, *specs):
     await admin.close()
 
 
-async def enable(c, service, node, options=None):
+async def enable(c, service, node, options=None, to=None):
+    """Enable push to node; to None sends the IQ with no 'to' (to the
+    account), else to that JID (the account's bare JID)."""
     e = el("{%s}enable" % NS_PUSH, {"jid": service, "node": node})
     if options is not None:
         e.append(form("submit", PUBLISH_OPTIONS, options))
-    ok, r = await c.iq("set", None, e)
-    out(event="enable", who=c.label, node=node, options=options, ok=ok, error=None if ok else r,
+    ok, r = await c.iq("set", to, e)
+    out(event="enable", who=c.label, node=node, options=options, to=to, ok=ok, error=None if ok else r,
         empty=ok and len(r.xml) == 0)
     return ok
 
@@ -328,6 +332,9 @@ async def push(admin_a, juliet_a, romeo_a, service, node):
         out(event="disco", features=[], error=str(e))
     if not await enable(phone, service, node, [("secret", ["s3cr3t-" + rand()])]):
         raise Fatal("enable failed: nothing else can be checked")
+    # Another client of hers, connected and active all along: the
+    # registration is the phone's, so the phone's state alone counts.
+    desk = await Client(*account(juliet_a), "juliet/desk", resource="desk").login()
     await asyncio.sleep(0.3)
 
     csi(phone, "inactive")
@@ -367,7 +374,8 @@ async def push(admin_a, juliet_a, romeo_a, service, node):
     await asyncio.sleep(0.5)
     await expect(admin, service, node, seen, "disabled", False, None, await send_chat(romeo, bare, "disabled"))
     await items(admin, service, node, "after")
-    for c in (admin, romeo):
+    out(event="desk", received=len(desk.inbox))
+    for c in (admin, romeo, desk):
         await c.close()
 
 
@@ -390,7 +398,7 @@ async def errors(juliet_a, romeo_a, service, n, *specs):
             var, value = parts[2].split("=", 1)
             options = [(var, [value])]
         c = await Client(*account(juliet_a), "juliet/" + resource, resource=resource).login()
-        await enable(c, service, node, options)
+        await enable(c, service, node, options, to=c.boundjid.bare)
         await c.close()
     await send(romeo_a, juliet_a, n)
 
