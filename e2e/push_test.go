@@ -164,7 +164,8 @@ func checkAppServer(t *testing.T, rs []result, publisher string) {
 // "desk" is connected and active all along; a notification must reach
 // the node exactly when the phone cannot get the message itself. Registrations whose publishes fail are disabled: at
 // once on an error of type auth or cancel, after three in a row of type
-// modify, each with AccountPushDisabled in juliet's stream. Last, a
+// modify, each with AccountPushDisabled in juliet's stream. A disable
+// that names no node ends every registration to the service. Last, a
 // registration outlives a restart, and with --push-with-sender and
 // --push-with-body the notification carries them.
 func TestPushNotifications(t *testing.T) {
@@ -219,6 +220,20 @@ func TestPushNotifications(t *testing.T) {
 		time.Sleep(300 * time.Millisecond)
 		if n := len(pushIQs(pr)) - before; n != 5 {
 			t.Errorf("%d publishes reached %s; want 5 (the tablet's and the tv's first, the watch's three)", n, pushService)
+		}
+	})
+	timed("disable without node", func(t *testing.T) {
+		f.slixPush(t, "provision", append(accountArgs(admin), pushService, "juliet-pad-1:open", "juliet-pad-2:open")...)
+		rs := f.slixPush(t, "disable-all", append(accountArgs(admin, juliet, romeo), pushService, "juliet-pad-1", "juliet-pad-2")...)
+		for _, r := range append(all(rs, "enable"), all(rs, "disable")...) {
+			if r["ok"] != true || r["empty"] != true {
+				t.Fatalf("%s: %v; want an empty result", r["event"], r)
+			}
+		}
+		for _, r := range all(rs, "items") {
+			if its, _ := r["items"].([]any); r["ok"] != true || len(its) != 0 {
+				t.Errorf("%s holds %v after the pad disabled push to %s with no node; want nothing", r["node"], its, pushService)
+			}
 		}
 	})
 	timed("with sender and body", func(t *testing.T) {

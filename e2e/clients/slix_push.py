@@ -29,6 +29,10 @@ the HOST:PORT of the account's own server)
       Each RESOURCE of JULIET enables push to NODE (with publish-options
       FIELD=VALUE, if given; the IQ to her bare JID) and leaves; ROMEO
       then sends her N messages.
+  disable-all ADMIN JULIET ROMEO SERVICE NODE...
+      JULIET's "pad" enables push to each NODE, disables push to
+      SERVICE with no node, and leaves; ROMEO sends her a message;
+      ADMIN reads each NODE.
   send ROMEO JULIET N
       ROMEO sends JULIET N chat messages.
   items ADMIN SERVICE NODE LEAST
@@ -272,7 +276,11 @@ async def enable(c, service, node, options=None, to=None):
 
 
 async def disable(c, service, node):
-    ok, r = await c.iq("set", None, el("{%s}disable" % NS_PUSH, {"jid": service, "node": node}))
+    """Disable push to node, or to every node of service (node None)."""
+    attrs = {"jid": service}
+    if node is not None:
+        attrs["node"] = node
+    ok, r = await c.iq("set", None, el("{%s}disable" % NS_PUSH, attrs))
     out(event="disable", who=c.label, node=node, ok=ok, error=None if ok else r, empty=ok and len(r.xml) == 0)
     return ok
 
@@ -379,6 +387,23 @@ async def push(admin_a, juliet_a, romeo_a, service, node):
         await c.close()
 
 
+async def disable_all(admin_a, juliet_a, romeo_a, service, *nodes):
+    admin = await Client(*account(admin_a), "admin").login()
+    pad = await Client(*account(juliet_a), "juliet/pad", resource="pad").login()
+    for node in nodes:
+        await enable(pad, service, node)
+    await disable(pad, service, None)
+    await pad.close()
+    out(event="offline", who=pad.label)
+    romeo = await Client(*account(romeo_a), "romeo", resource="orchard").login()
+    await send_chat(romeo, pad.boundjid.bare, "disabled-all")
+    await asyncio.sleep(QUIET)
+    for node in nodes:
+        await items(admin, service, node, "disabled-all")
+    for c in (admin, romeo):
+        await c.close()
+
+
 async def send(romeo_a, juliet_a, n):
     romeo = await Client(*account(romeo_a), "romeo", resource="orchard").login()
     for i in range(int(n)):
@@ -410,6 +435,7 @@ SCENARIOS = {
     "provision": (provision_nodes, 1, 2),
     "push": (push, 3, 2),
     "errors": (errors, 2, 3),
+    "disable-all": (disable_all, 3, 2),
     "send": (send, 2, 1),
     "items": (wait_items, 1, 3),
 }
