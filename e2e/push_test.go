@@ -162,9 +162,10 @@ func checkAppServer(t *testing.T, rs []result, publisher string) {
 // messages while the phone is CSI-inactive, active, detached awaiting
 // resumption, resumed, offline, and offline after disabling, and her
 // "desk" is connected and active all along; a notification must reach
-// the node exactly when the phone cannot get the message itself. Registrations whose publishes fail are disabled: at
-// once on an error of type auth or cancel, after three in a row of type
-// modify, each with AccountPushDisabled in juliet's stream. A disable
+// the node exactly when the phone cannot get the message itself.
+// Registrations whose publishes fail are disabled: at once on an error
+// of type auth or cancel, after three in a row of type modify, each with
+// AccountPushDisabled in juliet's stream. A disable
 // that names no node ends every registration to the service. Last, a
 // registration outlives a restart, and with --push-with-sender and
 // --push-with-body the notification carries them.
@@ -192,7 +193,7 @@ func TestPushNotifications(t *testing.T) {
 		// publisher), one for each notification.
 		from := pushIQs(pr)
 		if fmt.Sprint(from) != "[juliet@annals.test juliet@annals.test juliet@annals.test]" {
-			t.Errorf("IQs sets to %s came from %v; want 3, each from juliet@annals.test", pushService, from)
+			t.Errorf("IQ sets to %s came from %v; want 3, each from juliet@annals.test", pushService, from)
 		}
 	})
 	timed("errors", func(t *testing.T) {
