@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -176,6 +177,14 @@ func annalsAccount(s *server, jid, password string) account {
 // each peer's domain and MUC (--s2s-route), and flags.
 func (f *federation) serveAnnals(t *testing.T, data string, peers []*peer, flags ...string) *server {
 	t.Helper()
+	s, _ := f.serveAnnalsCmd(t, data, peers, flags...)
+	return s
+}
+
+// serveAnnalsCmd is serveAnnals, with the process, for a test that
+// stops it and starts another on the same data.
+func (f *federation) serveAnnalsCmd(t *testing.T, data string, peers []*peer, flags ...string) (*server, *exec.Cmd) {
+	t.Helper()
 	cert, key := f.ca.issue(t, "annals.test", "rooms.annals.test")
 	certFile, keyFile := filepath.Join(data, "annals-test.crt"), filepath.Join(data, "annals-test.key")
 	writeFile(t, certFile, cert, 0o600)
@@ -189,5 +198,6 @@ func (f *federation) serveAnnals(t *testing.T, data string, peers []*peer, flags
 			args = append(args, "--s2s-route", p.muc+"="+p.s2s)
 		}
 	}
-	return startServe(t, f.ns.command(bin, append(args, flags...)...), data)
+	cmd := f.ns.command(bin, append(args, flags...)...)
+	return startServe(t, cmd, data), cmd
 }

@@ -122,6 +122,11 @@ type peerConfig struct {
 	// directTLS (Prosody only) also listens for direct TLS streams
 	// (XEP-0368) on addr:5270.
 	directTLS bool
+	// pubsub (Prosody only) is a pubsub component (XEP-0060) on addr,
+	// e.g. push.prosody.test ("": none); admins (Prosody only) are the
+	// server's administrators, bare JIDs: only they create its nodes.
+	pubsub string
+	admins []string
 }
 
 // peer is a running Prosody or ejabberd.
@@ -192,8 +197,10 @@ func (f *federation) startProsody(t *testing.T, cfg peerConfig) *peer {
 	// Prosody finds DOMAIN.crt and DOMAIN.key in its certificates
 	// directory, for the MUC component too (its parent domain's).
 	names := []string{cfg.domain}
-	if cfg.muc != "" {
-		names = append(names, cfg.muc)
+	for _, c := range []string{cfg.muc, cfg.pubsub} {
+		if c != "" {
+			names = append(names, c)
+		}
 	}
 	cert, key := f.ca.issue(t, names...)
 	writeFile(t, filepath.Join(certs, cfg.domain+".crt"), cert, 0o600)
@@ -225,10 +232,17 @@ s2s_secure_auth = false
 ssl = { cafile = %[4]q }
 unbound = { hoststxt = %[5]q; resolvconf = %[6]q }
 log = { debug = %[7]q }
+admins = { %[10]s }
 VirtualHost %[8]q
-`, filepath.Join(dir, "data"), certs, cfg.addr, trust, f.ns.hosts, f.ns.resolv, p.log, cfg.domain, directTLSPorts(cfg))
+`, filepath.Join(dir, "data"), certs, cfg.addr, trust, f.ns.hosts, f.ns.resolv, p.log, cfg.domain, directTLSPorts(cfg), luaStrings(cfg.admins))
 	if cfg.muc != "" {
 		conf += fmt.Sprintf("Component %q \"muc\"\n", cfg.muc)
+	}
+	if cfg.pubsub != "" {
+		// Autocreation is for those who may create a node (admins):
+		// anyone else's publish to a missing node is forbidden. Items
+		// read back name their publisher's bare JID.
+		conf += fmt.Sprintf("Component %q \"pubsub\"\n    autocreate_on_publish = true\n    expose_publisher = true\n", cfg.pubsub)
 	}
 	confPath := filepath.Join(dir, "prosody.cfg.lua")
 	writeFile(t, confPath, []byte(conf), 0o600)
@@ -392,4 +406,13 @@ func directTLSPorts(cfg peerConfig) string {
 		return ""
 	}
 	return "s2s_direct_tls_ports = { 5270 }"
+}
+
+// luaStrings is ss as the items of a Lua table: "a"; "b".
+func luaStrings(ss []string) string {
+	q := make([]string, len(ss))
+	for i, s := range ss {
+		q[i] = fmt.Sprintf("%q", s)
+	}
+	return strings.Join(q, "; ")
 }
