@@ -109,6 +109,10 @@ func (s *Service) payload(j job, node, options string) string {
 	}
 	b.WriteString("><item><notification xmlns='" + NS + "'><x xmlns='jabber:x:data' type='submit'>")
 	b.WriteString("<field var='FORM_TYPE'><value>urn:xmpp:push:summary</value></field>")
+	// NOTSPEC(XEP-0357 §7): message-count is the one message this
+	// notification is for, not a count of those pending: the server
+	// cannot tell which the user has read (another client may have shown
+	// them), and a count that only grows would be wrong.
 	b.WriteString("<field var='message-count'><value>1</value></field>")
 	if s.cfg.WithSender {
 		b.WriteString("<field var='last-message-sender'><value>" + stanza.Escape(j.sender) + "</value></field>")
