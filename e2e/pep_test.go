@@ -11,7 +11,8 @@ import (
 // PEP for contacts (issue 14), with slixmpp's own plugins (XEP-0084,
 // 0172, 0060 with publish-options): alice's avatar and nickname (access
 // model presence) are bob's to read, her contact, and not carol's, a
-// stranger (not-authorized, presence-subscription-required); her OMEMO
+// stranger (not-authorized, presence-subscription-required), and bob's
+// are hers; her OMEMO
 // device list and bundle (open) are anyone's; a node she has not made is
 // item-not-found to all.
 func TestPEPForContacts(t *testing.T) {
@@ -46,6 +47,13 @@ func TestPEPForContacts(t *testing.T) {
 		if r := got[who+" avatar-data"]; r["avatar_intact"] != true {
 			t.Errorf("%s got alice's avatar: %v; want its bytes under its SHA-1", who, r)
 		}
+	}
+	// And the other way: alice reads bob's, her contact's.
+	for _, what := range []string{"avatar-data", "avatar-metadata", "nick", "devicelist", "bundle"} {
+		readable("alice", "bob's "+what)
+	}
+	if r := got["alice bob's avatar-data"]; r["avatar_intact"] != true {
+		t.Errorf("alice got bob's avatar: %v; want its bytes under its SHA-1", r)
 	}
 	readable("carol", "devicelist")
 	readable("carol", "bundle")

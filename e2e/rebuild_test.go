@@ -97,7 +97,7 @@ func TestRebuildIssue14(t *testing.T) {
 		}
 	}
 	rs := got["pep"]
-	need("alice's PEP nodes", find(t, rs, "published") != nil && len(all(rs, "read")) == 18, rs)
+	need("alice's and bob's PEP nodes", find(t, rs, "published") != nil && len(all(rs, "read")) == 23, rs)
 	rs = got["vcard"]
 	need("romeo's and the orchard's vCards", whose(t, rs, "set", "a")["ok"] == true && whose(t, rs, "room-set", "a")["ok"] == true, rs)
 	rs = got["retract"]

@@ -83,7 +83,7 @@ async def read(c, owner, node, what):
             for child in it.xml:
                 payload += ET.tostring(child, encoding="unicode")
         out(event="read", who=c.label, what=what, ids=ids, payload_bytes=len(payload),
-            avatar_intact=(hashlib.sha1(AVATAR).hexdigest() in ids and "AAECAwQF" in payload) if what == "avatar-data" else None)
+            avatar_intact=(hashlib.sha1(AVATAR).hexdigest() in ids and "AAECAwQF" in payload) if what.endswith("avatar-data") else None)
     except IqError as e:
         f = error_fact(e)
         for child in e.iq.xml.find("{jabber:client}error"):
@@ -92,6 +92,21 @@ async def read(c, owner, node, what):
         out(event="read", who=c.label, what=what, error=f)
     except IqTimeout:
         out(event="read", who=c.label, what=what, error={"condition": "timeout"})
+
+
+async def publish_all(c, jid, nick):
+    """An avatar (data and metadata) and a nickname with the default access
+    model, an OMEMO device list and bundle open to anyone."""
+    avatar_id = hashlib.sha1(AVATAR).hexdigest()
+    await c["xep_0084"].publish_avatar(AVATAR)
+    await c["xep_0084"].publish_avatar_metadata([{"id": avatar_id, "type": "image/png", "bytes": len(AVATAR)}])
+    await c["xep_0172"].publish_nick(nick)
+    devices = ET.Element("{%s}list" % NS_AXOLOTL)
+    ET.SubElement(devices, "{%s}device" % NS_AXOLOTL, {"id": "4223"})
+    await c["xep_0060"].publish(jid, NS_DEVICELIST, id="current", payload=devices, options=open_access())
+    bundle = ET.Element("{%s}bundle" % NS_AXOLOTL)
+    ET.SubElement(bundle, "{%s}identityKey" % NS_AXOLOTL).text = "BWlkZW50aXR5"
+    await c["xep_0060"].publish(jid, NS_BUNDLES + ":4223", id="current", payload=bundle, options=open_access())
 
 
 async def main(addr, password, alice_jid, bob_jid, carol_jid):
@@ -104,16 +119,7 @@ async def main(addr, password, alice_jid, bob_jid, carol_jid):
     await asyncio.wait_for(subscribed, 20)
     await asyncio.sleep(0.5)
 
-    avatar_id = hashlib.sha1(AVATAR).hexdigest()
-    await alice["xep_0084"].publish_avatar(AVATAR)
-    await alice["xep_0084"].publish_avatar_metadata([{"id": avatar_id, "type": "image/png", "bytes": len(AVATAR)}])
-    await alice["xep_0172"].publish_nick("Alice of the Tests")
-    devices = ET.Element("{%s}list" % NS_AXOLOTL)
-    ET.SubElement(devices, "{%s}device" % NS_AXOLOTL, {"id": "4223"})
-    await alice["xep_0060"].publish(alice_jid, NS_DEVICELIST, id="current", payload=devices, options=open_access())
-    bundle = ET.Element("{%s}bundle" % NS_AXOLOTL)
-    ET.SubElement(bundle, "{%s}identityKey" % NS_AXOLOTL).text = "BWlkZW50aXR5"
-    await alice["xep_0060"].publish(alice_jid, NS_BUNDLES + ":4223", id="current", payload=bundle, options=open_access())
+    await publish_all(alice, alice_jid, "Alice of the Tests")
     out(event="published", who="alice")
     await asyncio.sleep(1)
     for c in (bob, carol):
@@ -123,6 +129,11 @@ async def main(addr, password, alice_jid, bob_jid, carol_jid):
     phone = await Client(addr, bob_jid + "/phone", password, "bob-phone", INTERESTS).login()
     await asyncio.sleep(1.5)
     out(event="events", who="bob-phone", events=phone.events)
+    # And the other way: alice reads bob's.
+    await publish_all(bob, bob_jid, "Bob of the Tests")
+    for what, node in (("avatar-data", "urn:xmpp:avatar:data"), ("avatar-metadata", "urn:xmpp:avatar:metadata"),
+                       ("nick", "http://jabber.org/protocol/nick"), ("devicelist", NS_DEVICELIST), ("bundle", NS_BUNDLES + ":4223")):
+        await read(alice, bob_jid, node, "bob's " + what)
 
     for c in (bob, carol, alice):
         await read(c, alice_jid, "urn:xmpp:avatar:data", "avatar-data")
