@@ -38,10 +38,10 @@ type Metrics struct {
 	opts Options
 	reg  *prometheus.Registry
 
-	conns            *prometheus.CounterVec
-	connsOpen        *prometheus.GaugeVec
-	logins           *prometheus.CounterVec
-	loginFailures    *prometheus.CounterVec
+	conns         *prometheus.CounterVec
+	connsOpen     *prometheus.GaugeVec
+	logins        *prometheus.CounterVec
+	loginFailures *prometheus.CounterVec
 	// Per stanza: counters resolved once, so that the hot path is an
 	// atomic add, not a label lookup.
 	in, out [kinds]prometheus.Counter

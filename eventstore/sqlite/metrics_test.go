@@ -15,9 +15,9 @@ import (
 
 // storeMetrics records what the store reports.
 type storeMetrics struct {
-	mu                sync.Mutex
-	appends, syncs    int
-	batches, events   int
+	mu                 sync.Mutex
+	appends, syncs     int
+	batches, events    int
 	appendsNonPositive int
 }
 
