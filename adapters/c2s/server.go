@@ -70,6 +70,9 @@ func NewServer(cfg Config) (*Server, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = noMetrics{}
+	}
 	cfg.FailuresPerAccount = cmp.Or(cfg.FailuresPerAccount, 5)
 	cfg.FailuresPerIP = cmp.Or(cfg.FailuresPerIP, 10)
 	cfg.FailureDelay = cmp.Or(cfg.FailureDelay, time.Second)
@@ -147,7 +150,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		if !ok {
 			continue
 		}
-		c := &conn{srv: s, nc: nc, log: s.cfg.Log.With("remote", nc.RemoteAddr().String()),
+		s.countConn(nc, TransportTCP)
+		c := &conn{srv: s, nc: nc, transport: TransportTCP, log: s.cfg.Log.With("remote", nc.RemoteAddr().String()),
 			resume: make(chan *transport), gone: make(chan struct{})}
 		c.login.start(s.cfg.LoginTimeout)
 		s.mu.Lock()
@@ -172,6 +176,9 @@ type conn struct {
 	srv *Server
 	nc  net.Conn
 	log *slog.Logger
+	// transport is what the session was bound on (TransportTCP, ...), a
+	// metrics label; a resumption on another transport does not change it.
+	transport string
 
 	lr     *stanza.LimitReader
 	dec    *wellformed.Decoder
