@@ -145,6 +145,14 @@ func (m *Metrics) Connected(transport string) (closed func()) {
 	return func() { once.Do(open.Dec) }
 }
 
+// Transport makes the per-transport series of transport exist at 0, so
+// that a scrape shows them before the first connection.
+func (m *Metrics) Transport(transport string) {
+	m.conns.WithLabelValues(transport)
+	m.connsOpen.WithLabelValues(transport)
+	m.logins.WithLabelValues(transport)
+}
+
 // LoggedIn counts a successful authentication.
 func (m *Metrics) LoggedIn(transport string) { m.logins.WithLabelValues(transport).Inc() }
 

@@ -38,6 +38,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		demo    bool
 		x       xmppFlags
 		domains stringList
+		mf      metricsFlags
 	)
 	var memLimit string
 	fs := newFlagSet("serve", stderr)
@@ -71,6 +72,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&x.mirrorResendPage, "mirror-resend-page", muc.DefaultMirrorResendPage, "DMUC3: room events a master resends a mirror per request")
 	x.extdisco.flags(fs)
 	x.push.flags(fs)
+	mf.flags(fs)
 	fs.Var(&x.admins, "admin", "the bare JID of an account here that may administer the server over XMPP: XEP-0133 ad-hoc commands (repeatable)")
 	fs.StringVar(&memLimit, "memory-limit", "auto", "Go heap soft limit: auto (half the memory available), off, or a size such as 2GiB (GOMEMLIMIT wins)")
 	if err := parse(fs, args); err != nil {
@@ -89,7 +91,19 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := x.validate(); err != nil {
 		return err
 	}
+	if err := mf.validate(); err != nil {
+		return err
+	}
 	log := c.logger(stderr)
+	// Metrics are always kept (a few atomic adds per stanza and append);
+	// --metrics says whether a listener of their own serves them.
+	obs := newObserved(mf)
+	c.metrics, x.metrics = obs.m, obs.m
+	if mln, err := listenMetrics(mf, log); err != nil {
+		return err
+	} else if mln != nil {
+		defer obs.serveMetrics(mln, log, stdout)()
+	}
 	if _, set := os.LookupEnv("GOGC"); !set {
 		// The live heap of a server is small (sessions, caches) while every
 		// stanza allocates: at the default GOGC=100 the collector ran every
@@ -174,6 +188,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	obs.watch(store, runner, o, srv)
 	log.Info("serving", "data", c.Data, "durability", c.Durability, "projections", joinNames(runner.Names()),
 		"c2s", ln.Addr().String(), "domains", strings.Join(x.domains, ","))
 	fmt.Fprintf(stdout, "Annals is serving %s on %s (event store %s, durability %s). Stop with Ctrl-C.\n",
@@ -194,11 +209,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		go func() { fedDone <- fed.server.Serve(fedCtx, fed.ln) }()
 	}
 	go func() {
-		if err := followLog(ctx, store, reactFrom, srv, accts, log); err != nil {
+		if err := followLog(ctx, trackedStore{store, obs, "sessions"}, reactFrom, srv, accts, log); err != nil {
 			log.Error("the log is no longer followed: room events and account changes reach no session", "err", err)
 		}
 	}()
-	err = runner.Run(ctx, subscribe(store))
+	err = runner.Run(ctx, obs.subscribe(store))
 	cancel()
 	if xerr := <-c2sDone; xerr != nil && err == nil {
 		err = xerr
@@ -276,13 +291,6 @@ func (o *owner) Close() error {
 		errs = append(errs, o.lock.Close())
 	}
 	return errors.Join(errs...)
-}
-
-// subscribe adapts the store to the runner's small interface.
-func subscribe(store *sqlite.Store) projections.Subscribe {
-	return func(ctx context.Context, after event.Position) (projections.Tail, error) {
-		return store.Subscribe(ctx, after)
-	}
 }
 
 // demoAccount makes sure demo@<first domain> (demo@localhost by default)

@@ -74,6 +74,7 @@ type xmppFlags struct {
 	extdisco                extdiscoFlags
 	push                    pushFlags
 	external                *extdisco.Service // from extdisco, by validate
+	metrics                 c2s.Metrics       // set by serve
 }
 
 func envOr(name, def string) string {
@@ -206,6 +207,7 @@ func (x xmppFlags) listen(ctx context.Context, c Config, creds *credentials.Stor
 		MaxDepth:      x.maxDepth,
 		Mux:           mux.New(),
 		Log:           log,
+		Metrics:       x.metrics,
 
 		MaxConnections:      x.maxConns,
 		MaxConnectionsPerIP: x.maxConnsPerIP,
