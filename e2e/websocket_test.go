@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -9,6 +10,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	ws "github.com/coder/websocket"
 
 	"annals.im/annals/adapters/websocket"
 )
@@ -127,4 +131,71 @@ func TestWebSocketDiscovery(t *testing.T) {
 	if resp.StatusCode == 200 || resp.StatusCode == 101 {
 		t.Errorf("a plain GET of the endpoint: %s", resp.Status)
 	}
+}
+
+// Hostile WebSocket clients: one without the xmpp subprotocol is closed
+// with a policy violation; a message past --max-stanza (plus the
+// framing's 1 KiB) or a binary one ends that connection; an <open/> to a
+// domain not served gets host-unknown; clients that behave are served
+// as before.
+func TestHostileWebSocket(t *testing.T) {
+	t.Parallel()
+	port, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := t.TempDir()
+	addUsers(t, data, map[string]string{"romeo@localhost": "montague", "juliet@localhost": "capulet"})
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	serveOn(t, data, "--http-plaintext", addr, "--max-stanza", "8192")
+	if err := waitListen(addr, 10e9); err != nil {
+		t.Fatal(err)
+	}
+	url := "ws://" + addr + websocket.Path
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	dial := func(protos ...string) *ws.Conn {
+		t.Helper()
+		c, _, err := ws.Dial(ctx, url, &ws.DialOptions{Subprotocols: protos})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	closedWith := func(c *ws.Conn) (ws.StatusCode, string) {
+		t.Helper()
+		var last string
+		for {
+			_, m, err := c.Read(ctx)
+			if err != nil {
+				return ws.CloseStatus(err), last
+			}
+			last = string(m)
+		}
+	}
+	if code, _ := closedWith(dial()); code != ws.StatusPolicyViolation {
+		t.Errorf("no xmpp subprotocol: closed with %v", code)
+	}
+	open := "<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='localhost' version='1.0'/>"
+	big := dial("xmpp")
+	big.Write(ctx, ws.MessageText, []byte(open))
+	big.Write(ctx, ws.MessageText, []byte("<message xmlns='jabber:client'><body>"+strings.Repeat("x", 8192+2048)+"</body></message>"))
+	if code, _ := closedWith(big); code != ws.StatusMessageTooBig {
+		t.Errorf("a message past the bound: closed with %v", code)
+	}
+	bin := dial("xmpp")
+	bin.Write(ctx, ws.MessageText, []byte(open))
+	bin.Write(ctx, ws.MessageBinary, []byte("<presence/>"))
+	if code, _ := closedWith(bin); code == -1 {
+		t.Log("a binary message: the connection ended without a close frame")
+	}
+	elsewhere := dial("xmpp")
+	elsewhere.Write(ctx, ws.MessageText, []byte("<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='elsewhere.example' version='1.0'/>"))
+	if _, last := closedWith(elsewhere); !strings.Contains(last, "host-unknown") && !strings.Contains(last, "<close") {
+		t.Errorf("an unknown domain: the last message was %q", last)
+	}
+
+	// Clients that behave are served as before.
+	checkXmppjsFork(t, xmppjsWS(t, "chat.mjs", url, "fork", "romeo@localhost", "montague", "juliet@localhost", "capulet"))
 }
