@@ -19,7 +19,7 @@ build:
 # $(METRICS) (loopback; serve itself has them off unless asked, README
 # "Metrics"); METRICS= turns them off.
 run: build
-	./$(BIN) serve --data $(DATA) --demo $(if $(METRICS),--metrics $(METRICS))
+	./$(BIN) serve --data $(DATA) --demo --http-plaintext 127.0.0.1:5280 $(if $(METRICS),--metrics $(METRICS))
 
 # Everything CI runs. Installs the Debian tools the tests drive.
 test: tools fmtcheck vet depcheck race
@@ -141,6 +141,8 @@ fuzz:
 	$(GO) test $(GOFLAGS_) -run '^$$' -fuzz '^FuzzServerNamespace$$' -fuzztime $(FUZZTIME) ./adapters/s2s/
 	$(GO) test $(GOFLAGS_) -run '^$$' -fuzz '^FuzzRead$$' -fuzztime $(FUZZTIME) ./adapters/features/mirror/
 	$(GO) test $(GOFLAGS_) -run '^$$' -fuzz '^FuzzMAMQuery$$' -fuzztime $(FUZZTIME) ./adapters/features/mam/
+	$(GO) test $(GOFLAGS_) -run '^$$' -fuzz '^FuzzSplitter$$' -fuzztime $(FUZZTIME) ./adapters/websocket/
+	$(GO) test $(GOFLAGS_) -run '^$$' -fuzz '^FuzzFromClient$$' -fuzztime $(FUZZTIME) ./adapters/websocket/
 
 clean:
 	rm -rf bin

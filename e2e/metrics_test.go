@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"annals.im/annals/adapters/websocket"
 )
 
 // scrapeMetrics GETs url (a /metrics) in the text format and parses it
@@ -198,5 +201,72 @@ func TestMetricsScrape(t *testing.T) {
 	}
 	if code, body := getStatus(t, base+"/readyz"); code != 200 {
 		t.Fatalf("/readyz after the messages: %d %q", code, body)
+	}
+}
+
+// Over WebSocket, xmpp.js's sessions are counted under transport
+// websocket; the HTTP listener (--http-plaintext) serves /healthz and
+// /readyz, and /metrics to a scraper on this host only, not to what a
+// reverse proxy relays.
+func TestMetricsWebSocket(t *testing.T) {
+	t.Parallel()
+	if _, err := os.Stat("clients/xmppjs/node_modules/@xmpp/client"); err != nil {
+		t.Fatal("xmpp.js is not installed: make test runs npm ci in e2e/clients/xmppjs")
+	}
+	data := t.TempDir()
+	addUsers(t, data, map[string]string{"romeo@localhost": "montague", "juliet@localhost": "capulet"})
+	mport, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hport, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	web := fmt.Sprintf("127.0.0.1:%d", hport)
+	serveOn(t, data, "--metrics", fmt.Sprintf("127.0.0.1:%d", mport), "--http-plaintext", web)
+	if err := waitListen(web, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	base := fmt.Sprintf("http://127.0.0.1:%d", mport)
+	before := scrapeMetrics(t, base+"/metrics")
+	rs := xmppjsWS(t, "chat.mjs", "ws://"+web+websocket.Path, "fork", "romeo@localhost", "montague", "juliet@localhost", "capulet")
+	checkXmppjsFork(t, rs)
+	after := scrapeMetrics(t, base+"/metrics")
+	moved := func(name string, labels ...string) float64 {
+		a, _ := sample(after, name, labels...)
+		b, _ := sample(before, name, labels...)
+		return a - b
+	}
+	if got := moved("annals_c2s_logins_total", "transport", "websocket"); got < 2 {
+		t.Errorf("logins over WebSocket moved by %v, want 2 or more", got)
+	}
+	if got := moved("annals_c2s_connections_accepted_total", "transport", "websocket"); got < 2 {
+		t.Errorf("WebSocket connections accepted moved by %v, want 2 or more", got)
+	}
+	if got := moved("annals_c2s_logins_total", "transport", "tcp"); got != 0 {
+		t.Errorf("logins over TCP moved by %v with only WebSocket clients", got)
+	}
+	if got := moved("annals_c2s_stanzas_received_total", "kind", "message"); got < 1 {
+		t.Errorf("messages received moved by %v, want 1 or more", got)
+	}
+
+	for _, path := range []string{"/healthz", "/readyz"} {
+		if code, body := getStatus(t, "http://"+web+path); code != 200 {
+			t.Errorf("%s on the HTTP listener: %d %q", path, code, body)
+		}
+	}
+	if fams := scrapeMetrics(t, "http://"+web+"/metrics"); fams["annals_c2s_stanzas_received_total"] == nil {
+		t.Error("/metrics on the HTTP listener, from this host: no stanza counts")
+	}
+	req, _ := http.NewRequest("GET", "http://"+web+"/metrics", nil)
+	req.Header.Set("X-Forwarded-For", "192.0.2.7")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("/metrics relayed by a reverse proxy: %s, want 403", resp.Status)
 	}
 }

@@ -151,21 +151,41 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			continue
 		}
 		s.countConn(nc, TransportTCP)
-		c := &conn{srv: s, nc: nc, transport: TransportTCP, log: s.cfg.Log.With("remote", nc.RemoteAddr().String()),
-			resume: make(chan *transport), gone: make(chan struct{})}
-		c.login.start(s.cfg.LoginTimeout)
-		s.mu.Lock()
-		s.conns[c] = struct{}{}
-		s.mu.Unlock()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c.serve(ctx)
-			s.mu.Lock()
-			delete(s.conns, c)
-			s.mu.Unlock()
+			s.serveConn(ctx, nc, false, TransportTCP)
 		}()
 	}
+}
+
+// ServeConn serves one client connection that came another way than
+// Serve's listener (XMPP over WebSocket, RFC 7395) until its session
+// ends, resumption included: the same limits, sessions and guarantees.
+// Metrics count it as TransportWebSocket.
+// secure: the transport is encrypted already, so STARTTLS is neither
+// offered nor required. ctx is the server's: the session outlives the
+// connection while it waits to be resumed.
+func (s *Server) ServeConn(ctx context.Context, nc net.Conn, secure bool) {
+	nc, ok := s.admit(nc)
+	if !ok {
+		return
+	}
+	s.countConn(nc, TransportWebSocket)
+	s.serveConn(ctx, nc, secure, TransportWebSocket)
+}
+
+func (s *Server) serveConn(ctx context.Context, nc net.Conn, secure bool, via string) {
+	c := &conn{srv: s, nc: nc, transport: via, log: s.cfg.Log.With("remote", nc.RemoteAddr().String()), secure: secure,
+		resume: make(chan *transport), gone: make(chan struct{})}
+	c.login.start(s.cfg.LoginTimeout)
+	s.mu.Lock()
+	s.conns[c] = struct{}{}
+	s.mu.Unlock()
+	c.serve(ctx)
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
 }
 
 // conn is one client session: its connection from the first stream

@@ -85,6 +85,16 @@ func (o *observed) mount(mux *http.ServeMux) {
 	mux.Handle("GET /readyz", metrics.Readyz(o.readyz))
 }
 
+// mountWeb serves /healthz and /readyz on the HTTP listeners' mux (--http,
+// --http-plaintext), for load balancers and probes, and /metrics to
+// scrapers on this host only: those listeners face the world (or a
+// reverse proxy that relays it), and --metrics is where others scrape.
+func (o *observed) mountWeb(mux *http.ServeMux) {
+	mux.Handle("GET /metrics", metrics.LocalOnly(o.m.Handler()))
+	mux.Handle("GET /healthz", metrics.Healthz())
+	mux.Handle("GET /readyz", metrics.Readyz(o.readyz))
+}
+
 // watch registers the gauges read at scrape time and makes the server
 // ready: the store is open, the projections caught up, clients served.
 func (o *observed) watch(store *sqlite.Store, runner *projections.Runner, o2 *owner, srv *c2s.Server) {
