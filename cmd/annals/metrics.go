@@ -60,6 +60,7 @@ type observed struct {
 	// ready is set once the projections caught up and clients are served;
 	// the check before it answers "starting".
 	ready atomic.Pointer[func(ctx context.Context) error]
+	url   string // of /metrics on the --metrics listener; "" none
 }
 
 func newObserved(f metricsFlags) *observed {
@@ -174,6 +175,13 @@ func (o *observed) watch(store *sqlite.Store, runner *projections.Runner, o2 *ow
 	o.ready.Store(&check)
 }
 
+// announce tells the operator where the metrics are, beside the other URLs.
+func (o *observed) announce(stdout io.Writer) {
+	if o.url != "" {
+		fmt.Fprintf(stdout, "Metrics: %s (health: /healthz, /readyz).\n", o.url)
+	}
+}
+
 // subscribe is the runner's subscribe, with each projection's
 // subscription tracked for annals_subscription_lag_events.
 func (o *observed) subscribe(store *sqlite.Store) projections.Subscribe {
@@ -246,7 +254,7 @@ func listenMetrics(f metricsFlags, log *slog.Logger) (net.Listener, error) {
 
 // serveMetrics serves /metrics, /healthz and /readyz on ln until stop is
 // called, which waits for the scrapes under way.
-func (o *observed) serveMetrics(ln net.Listener, log *slog.Logger, stdout io.Writer) (stop func()) {
+func (o *observed) serveMetrics(ln net.Listener, log *slog.Logger) (stop func()) {
 	mux := http.NewServeMux()
 	o.mount(mux)
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
@@ -264,7 +272,7 @@ func (o *observed) serveMetrics(ln net.Listener, log *slog.Logger, stdout io.Wri
 		host = net.JoinHostPort("localhost", fmt.Sprint(a.Port))
 	}
 	log.Info("metrics", "metrics", ln.Addr().String())
-	fmt.Fprintf(stdout, "Metrics: http://%s/metrics (and /healthz, /readyz).\n", host)
+	o.url = "http://" + host + "/metrics"
 	return func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

@@ -1,9 +1,14 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"io"
 	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -84,5 +89,47 @@ func TestReadiness(t *testing.T) {
 	}
 	if defaultReadyMaxLag != projections.Page {
 		t.Errorf("the default --ready-max-lag is %d, want one page of the runner, %d", defaultReadyMaxLag, projections.Page)
+	}
+}
+
+// serve --metrics prints the URL of /metrics (make run shows it beside
+// the demo account), with the port the listener got, and serves it there.
+func TestServeMetricsURL(t *testing.T) {
+	t.Parallel()
+	cmd := exec.Command(bin, "serve", "--demo", "--data", t.TempDir(), "--c2s", "127.0.0.1:0", "--metrics", "127.0.0.1:0")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		cmd.Process.Signal(os.Interrupt)
+		io.Copy(io.Discard, stdout)
+		cmd.Wait()
+	}()
+	// Without the line the scan would wait for serve to end.
+	timer := time.AfterFunc(30*time.Second, func() { cmd.Process.Kill() })
+	defer timer.Stop()
+	var out strings.Builder
+	url := ""
+	re := regexp.MustCompile(`^Metrics: (http://127\.0\.0\.1:[1-9][0-9]*/metrics) \(health: /healthz, /readyz\)\.$`)
+	for sc := bufio.NewScanner(stdout); url == "" && sc.Scan(); {
+		out.WriteString(sc.Text() + "\n")
+		if m := re.FindStringSubmatch(sc.Text()); m != nil {
+			url = m[1]
+		}
+	}
+	if url == "" || !strings.Contains(out.String(), "Demo account: ") {
+		t.Fatalf("no metrics URL after the demo account in %q", out.String())
+	}
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s", url, resp.Status)
 	}
 }

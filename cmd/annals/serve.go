@@ -103,7 +103,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if mln, err := listenMetrics(mf, log); err != nil {
 		return err
 	} else if mln != nil {
-		defer obs.serveMetrics(mln, log, stdout)()
+		defer obs.serveMetrics(mln, log)()
 	}
 	if _, set := os.LookupEnv("GOGC"); !set {
 		// The live heap of a server is small (sessions, caches) while every
@@ -198,6 +198,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "Group chat rooms are at <room>@%s.\n", x.muc)
 	}
 	web.announce(stdout)
+	obs.announce(stdout)
 	webDone := make(chan struct{})
 	go func() {
 		defer close(webDone)
