@@ -3,6 +3,7 @@ package metrics
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -34,21 +35,11 @@ func (c *readCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.NewInvalidMetric(c.desc, fmt.Errorf("read %s: %w", c.desc, err))
 		return
 	}
-	for _, k := range slices.Sorted(mapsKeys(vals)) {
+	for _, k := range slices.Sorted(maps.Keys(vals)) {
 		if c.labeled {
 			ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, vals[k], k)
 		} else {
 			ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, vals[k])
-		}
-	}
-}
-
-func mapsKeys(m map[string]float64) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
 		}
 	}
 }

@@ -1,8 +1,7 @@
 package main
 
 // metrics.go: Prometheus metrics, /healthz and /readyz (issue 15), on a
-// listener of their own (--metrics) and as handlers the HTTP listener may
-// mount (mount).
+// listener of their own (--metrics) and on the HTTP listeners (mountWeb).
 
 import (
 	"context"
@@ -66,6 +65,7 @@ type observed struct {
 func newObserved(f metricsFlags) *observed {
 	o := &observed{m: metrics.New(metrics.Options{}), positions: metrics.NewPositions(), maxLag: uint64(f.maxLag)}
 	o.m.Transport(c2s.TransportTCP)
+	o.m.Transport(c2s.TransportWebSocket)
 	return o
 }
 
@@ -76,14 +76,6 @@ func (o *observed) readyz(ctx context.Context) error {
 		return errors.New("starting: the projections are catching up with the log")
 	}
 	return (*check)(ctx)
-}
-
-// mount serves /metrics, /healthz and /readyz on mux: the --metrics
-// listener's, or the HTTP listener's (--http) beside its own paths.
-func (o *observed) mount(mux *http.ServeMux) {
-	mux.Handle("GET /metrics", o.m.Handler())
-	mux.Handle("GET /healthz", metrics.Healthz())
-	mux.Handle("GET /readyz", metrics.Readyz(o.readyz))
 }
 
 // mountWeb serves /healthz and /readyz on the HTTP listeners' mux (--http,
@@ -98,7 +90,7 @@ func (o *observed) mountWeb(mux *http.ServeMux) {
 
 // watch registers the gauges read at scrape time and makes the server
 // ready: the store is open, the projections caught up, clients served.
-func (o *observed) watch(store *sqlite.Store, runner *projections.Runner, o2 *owner, srv *c2s.Server) {
+func (o *observed) watch(store *sqlite.Store, runner *projections.Runner, own *owner, srv *c2s.Server) {
 	head := func(ctx context.Context) (uint64, error) {
 		p, err := store.Head(ctx)
 		return p.Commit, err
@@ -120,7 +112,7 @@ func (o *observed) watch(store *sqlite.Store, runner *projections.Runner, o2 *ow
 	}
 	o.m.GaugeEach("annals_c2s_sessions", "Client sessions bound now, detached ones awaiting resumption included, by the transport they were bound on.", "transport",
 		func(context.Context) (map[string]float64, error) {
-			out := map[string]float64{c2s.TransportTCP: 0}
+			out := map[string]float64{c2s.TransportTCP: 0, c2s.TransportWebSocket: 0}
 			for t, n := range srv.SessionCounts() {
 				out[t] = float64(n)
 			}
@@ -145,16 +137,16 @@ func (o *observed) watch(store *sqlite.Store, runner *projections.Runner, o2 *ow
 			return o.positions.Lags(h), err
 		})
 	o.m.Gauge("annals_rooms", "Group chat rooms.", func(ctx context.Context) (float64, error) {
-		r, _, err := roomsproj.Count(ctx, o2.db)
+		r, _, err := roomsproj.Count(ctx, own.db)
 		return float64(r), err
 	})
 	o.m.Gauge("annals_room_occupants", "Occupants of the group chat rooms, in all.", func(ctx context.Context) (float64, error) {
-		_, n, err := roomsproj.Count(ctx, o2.db)
+		_, n, err := roomsproj.Count(ctx, own.db)
 		return float64(n), err
 	})
 	o.m.Gauge("annals_archive_messages", "Messages in the archives (XEP-0313): a copy in each party's archive for a 1:1 message, one in the room's for a room's.",
 		func(ctx context.Context) (float64, error) {
-			n, err := archiveproj.Size(ctx, o2.db)
+			n, err := archiveproj.Size(ctx, own.db)
 			return float64(n), err
 		})
 	check := func(ctx context.Context) error {
@@ -255,9 +247,7 @@ func listenMetrics(f metricsFlags, log *slog.Logger) (net.Listener, error) {
 // serveMetrics serves /metrics, /healthz and /readyz on ln until stop is
 // called, which waits for the scrapes under way.
 func (o *observed) serveMetrics(ln net.Listener, log *slog.Logger) (stop func()) {
-	mux := http.NewServeMux()
-	o.mount(mux)
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+	hs := &http.Server{Handler: o.m.Mux(o.readyz), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 16 << 10,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	done := make(chan struct{})
