@@ -17,6 +17,7 @@ import (
 	"annals.im/annals/adapters/c2s"
 	"annals.im/annals/adapters/credentials"
 	"annals.im/annals/adapters/features/muc"
+	"annals.im/annals/adapters/features/upload"
 	"annals.im/annals/adapters/secrets"
 	"annals.im/annals/app/accounts"
 	"annals.im/annals/app/archive"
@@ -72,6 +73,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	x.extdisco.flags(fs)
 	x.push.flags(fs)
 	x.web.flags(fs)
+	x.upload.flags(fs)
 	fs.Var(&x.admins, "admin", "the bare JID of an account here that may administer the server over XMPP: XEP-0133 ad-hoc commands (repeatable)")
 	fs.StringVar(&memLimit, "memory-limit", "auto", "Go heap soft limit: auto (half the memory available), off, or a size such as 2GiB (GOMEMLIMIT wins)")
 	if err := parse(fs, args); err != nil {
@@ -183,6 +185,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "Group chat rooms are at <room>@%s.\n", x.muc)
 	}
 	web.announce(stdout)
+	if x.upload.domain != "" {
+		fmt.Fprintf(stdout, "HTTP File Upload: %s, files at %s%s.\n", x.upload.domain, x.upload.url, upload.DefaultPath)
+	}
 	webDone := make(chan struct{})
 	go func() {
 		defer close(webDone)
