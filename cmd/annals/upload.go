@@ -31,12 +31,13 @@ type uploadFlags struct {
 	maxOpen int
 	expiry  time.Duration
 	window  time.Duration
+	minRate byteSize // a PUT's slowest pace, bytes a second
 }
 
 const uploadDefaultDomain = "upload.<first domain>"
 
 func (u *uploadFlags) flags(fs *flag.FlagSet) {
-	u.maxSize, u.quota = uploaddomain.DefaultMaxSize, uploaddomain.DefaultQuota
+	u.maxSize, u.quota, u.minRate = uploaddomain.DefaultMaxSize, uploaddomain.DefaultQuota, upload.DefaultPutMinRate
 	fs.StringVar(&u.domain, "upload", uploadDefaultDomain, "domain of the HTTP File Upload service, XEP-0363, served on --http or --http-plaintext (\"\": none)")
 	fs.StringVar(&u.url, "http-url", "", "the HTTP listener's public base URL, as clients reach it (e.g. https://chat.example.org:5443 or the reverse proxy's); default https://<first domain>:<--http port>")
 	fs.Var(&u.maxSize, "upload-max-size", "the largest file one may upload, in bytes or with a KiB, MiB or GiB suffix")
@@ -44,6 +45,7 @@ func (u *uploadFlags) flags(fs *flag.FlagSet) {
 	fs.IntVar(&u.maxOpen, "upload-max-open", uploaddomain.DefaultMaxOpen, "upload slots an account may hold not yet uploaded to")
 	fs.DurationVar(&u.expiry, "upload-expiry", uploaddomain.DefaultExpiry, "how long an uploaded file is served before it is deleted (0: never)")
 	fs.DurationVar(&u.window, "upload-put-window", uploaddomain.DefaultPutWindow, "how long a granted slot takes its upload")
+	fs.Var(&u.minRate, "upload-min-rate", "the slowest an upload may send, in bytes a second (e.g. 16KiB): a PUT has 30s plus its size at this rate")
 }
 
 // validate checks the flags and settles the defaults that depend on
@@ -85,6 +87,8 @@ func (u *uploadFlags) validate(domains []string, muc string, web webFlags) error
 	switch {
 	case u.maxSize < 1 || u.quota < u.maxSize:
 		return fmt.Errorf("%w: --upload-max-size must be 1 byte or more, and --upload-quota at least as much", errUsage)
+	case u.minRate < 1:
+		return fmt.Errorf("%w: --upload-min-rate must be 1 byte a second or more", errUsage)
 	case u.maxOpen < 1:
 		return fmt.Errorf("%w: --upload-max-open must be 1 or more", errUsage)
 	case u.expiry < 0 || u.window <= 0:
@@ -102,7 +106,7 @@ func (u *uploadFlags) service(data string, domains []string, accts *accounts.Ser
 	}
 	return upload.New(upload.Config{Domain: u.domain, Domains: domains, Slots: accts, Dir: filepath.Join(data, "uploads"), URL: u.url,
 		Limits: uploaddomain.Limits{MaxSize: int64(u.maxSize), Quota: int64(u.quota), MaxOpen: u.maxOpen, PutWindow: u.window, Expiry: u.expiry},
-		Log:    log})
+		PutMinRate: int64(u.minRate), Log: log})
 }
 
 // routes are the upload handler's place on the HTTP listener.

@@ -10,7 +10,7 @@ import (
 // and every bound is checked.
 func TestUploadFlags(t *testing.T) {
 	ok := func() uploadFlags {
-		return uploadFlags{domain: uploadDefaultDomain, maxSize: 100 << 20, quota: 1 << 30, maxOpen: 16, expiry: 720 * time.Hour, window: 5 * time.Minute}
+		return uploadFlags{domain: uploadDefaultDomain, maxSize: 100 << 20, quota: 1 << 30, maxOpen: 16, expiry: 720 * time.Hour, window: 5 * time.Minute, minRate: 16 << 10}
 	}
 	domains := []string{"example.org", "localhost"}
 	for _, c := range []struct {
@@ -32,6 +32,7 @@ func TestUploadFlags(t *testing.T) {
 		{"plain http elsewhere", func(u *uploadFlags) { u.url = "http://chat.example.org" }, webFlags{addr: ":5443"}, true, "", ""},
 		{"no size", func(u *uploadFlags) { u.maxSize = 0 }, webFlags{addr: ":5443"}, true, "", ""},
 		{"a quota under the size", func(u *uploadFlags) { u.quota = u.maxSize - 1 }, webFlags{addr: ":5443"}, true, "", ""},
+		{"no rate", func(u *uploadFlags) { u.minRate = 0 }, webFlags{addr: ":5443"}, true, "", ""},
 		{"no open slots", func(u *uploadFlags) { u.maxOpen = 0 }, webFlags{addr: ":5443"}, true, "", ""},
 		{"negative expiry", func(u *uploadFlags) { u.expiry = -time.Second }, webFlags{addr: ":5443"}, true, "", ""},
 		{"expiry in the window", func(u *uploadFlags) { u.expiry = time.Minute }, webFlags{addr: ":5443"}, true, "", ""},

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"annals.im/annals/domain/upload"
 )
@@ -107,6 +108,11 @@ func (s *Service) put(w http.ResponseWriter, r *http.Request) {
 		// XEP-0363 §6: the type asked for is the type served.
 		http.Error(w, "the Content-Type is not the slot's: "+g.ContentType, http.StatusUnsupportedMediaType)
 		return
+	}
+	// The connection's clock, not the service's: a deadline is real time.
+	deadline := time.Now().Add(s.cfg.PutGrace + time.Duration(float64(g.Size)/float64(s.cfg.PutMinRate)*float64(time.Second)))
+	if err := http.NewResponseController(w).SetReadDeadline(deadline); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		s.cfg.Log.Warn("upload: no deadline for a PUT", "err", err)
 	}
 	d := s.dir(slot)
 	tmp, err := os.CreateTemp(d, "put-*")

@@ -1,10 +1,14 @@
 package upload
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/rand"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"testing"
@@ -199,5 +203,33 @@ func TestCORS(t *testing.T) {
 		if resp.Header.Get("Access-Control-Allow-Origin") != "*" {
 			t.Errorf("%d without CORS", resp.StatusCode)
 		}
+	}
+}
+
+// A client that stalls in the middle of its body is cut off after the
+// grace (plus its size at the minimum rate), and the slot stays open.
+func TestPutStalled(t *testing.T) {
+	f := newFixture(t)
+	f.svc.cfg.PutGrace, f.svc.cfg.PutMinRate = 300*time.Millisecond, 1<<30
+	put, _ := f.slot(t, "a.txt", 10, "text/plain")
+	u, _ := url.Parse(put)
+	conn, err := net.Dial("tcp", u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "PUT %s HTTP/1.1\r\nHost: %s\r\nContent-Type: text/plain\r\nContent-Length: 10\r\n\r\n01234", u.RequestURI(), u.Host)
+	start := time.Now()
+	conn.SetReadDeadline(start.Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no answer to a stalled PUT after %v: %v", time.Since(start), err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest || time.Since(start) > 3*time.Second {
+		t.Fatalf("a stalled PUT: %d after %v", resp.StatusCode, time.Since(start))
+	}
+	if resp := do(t, "PUT", put, "text/plain", "0123456789"); resp.StatusCode != http.StatusCreated {
+		t.Fatalf("the PUT after: %d", resp.StatusCode)
 	}
 }

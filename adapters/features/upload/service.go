@@ -38,6 +38,15 @@ const DefaultPath = "/upload/"
 // DefaultSweepEvery is how often expired files are looked for.
 const DefaultSweepEvery = time.Minute
 
+// A PUT has DefaultPutGrace, plus its size at DefaultPutMinRate, to send
+// its body: a client that stalls does not hold a connection and a
+// temporary file for ever. 16 KiB/s is a poor mobile link; the largest
+// file by default (100 MiB) then has 1 h 47 min.
+const (
+	DefaultPutGrace   = 30 * time.Second
+	DefaultPutMinRate = 16 << 10 // bytes a second
+)
+
 // Slots grants slots: the account streams (app/accounts).
 type Slots interface {
 	UploadSlot(ctx context.Context, acct string, r upload.Request, now time.Time) (upload.Granted, error)
@@ -59,6 +68,10 @@ type Config struct {
 	// SweepEvery: how often Run deletes the expired files
 	// (DefaultSweepEvery).
 	SweepEvery time.Duration
+	// PutGrace and PutMinRate bound the time a PUT takes: the grace
+	// plus its size at the rate (DefaultPutGrace, DefaultPutMinRate).
+	PutGrace   time.Duration
+	PutMinRate int64
 	Now        func() time.Time // the clock; time.Now when nil
 	Log        *slog.Logger
 }
@@ -86,6 +99,10 @@ func New(cfg Config) (*Service, error) {
 	l := &cfg.Limits
 	l.MaxSize, l.Quota, l.MaxOpen, l.PutWindow = cmp.Or(l.MaxSize, d.MaxSize), cmp.Or(l.Quota, d.Quota), cmp.Or(l.MaxOpen, d.MaxOpen), cmp.Or(l.PutWindow, d.PutWindow)
 	cfg.SweepEvery = cmp.Or(cfg.SweepEvery, DefaultSweepEvery)
+	cfg.PutGrace, cfg.PutMinRate = cmp.Or(cfg.PutGrace, DefaultPutGrace), cmp.Or(cfg.PutMinRate, DefaultPutMinRate)
+	if cfg.PutGrace < 0 || cfg.PutMinRate < 0 {
+		return nil, errors.New("upload: a PUT's grace and minimum rate must be positive")
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
