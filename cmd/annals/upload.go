@@ -105,7 +105,7 @@ func (u *uploadFlags) service(data string, domains []string, accts *accounts.Ser
 		return nil, nil
 	}
 	return upload.New(upload.Config{Domain: u.domain, Domains: domains, Slots: accts, Dir: filepath.Join(data, "uploads"), URL: u.url,
-		Limits: uploaddomain.Limits{MaxSize: int64(u.maxSize), Quota: int64(u.quota), MaxOpen: u.maxOpen, PutWindow: u.window, Expiry: u.expiry},
+		Limits:     uploaddomain.Limits{MaxSize: int64(u.maxSize), Quota: int64(u.quota), MaxOpen: u.maxOpen, PutWindow: u.window, Expiry: u.expiry},
 		PutMinRate: int64(u.minRate), Log: log})
 }
 
