@@ -13,12 +13,14 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // HTTP File Upload (XEP-0363) with slixmpp's xep_0363 plugin over the
 // HTTPS listener: alice uploads a file, bob downloads it byte for byte
 // with his own HTTP client; a slot over the limit is refused with the
-// limit; a wrong token is refused; the grant is in alice's stream.
+// limit; a wrong token is refused; the file is gone once expired; the
+// grant is in alice's stream.
 func TestUploadSlixmpp(t *testing.T) {
 	t.Parallel()
 	port, err := freePort()
@@ -28,7 +30,9 @@ func TestUploadSlixmpp(t *testing.T) {
 	data := t.TempDir()
 	addUsers(t, data, map[string]string{"alice@localhost": "pw", "bob@localhost": "pw"})
 	addr := "127.0.0.1:" + strconv.Itoa(port)
-	s, _ := serveOn(t, data, "--http", addr, "--upload-max-size", "1MiB")
+	// Files expire after 30 s: long enough for the clients on a loaded
+	// machine, short enough to see one go.
+	s, _ := serveOn(t, data, "--http", addr, "--upload-max-size", "1MiB", "--upload-expiry", "30s", "--upload-put-window", "20s")
 	if err := waitListen(addr, 10e9); err != nil {
 		t.Fatal(err)
 	}
@@ -39,6 +43,7 @@ func TestUploadSlixmpp(t *testing.T) {
 		t.Fatal(err)
 	}
 	sum := sha256.Sum256(content)
+	started := time.Now()
 	rs := runDriver(t, "/usr/bin/python3", "clients/slix_upload.py", "127.0.0.1:"+strconv.Itoa(s.port), filepath.Join(data, "tls-cert.pem"),
 		"pw", "alice@localhost", "bob@localhost", file)
 
@@ -80,6 +85,11 @@ func TestUploadSlixmpp(t *testing.T) {
 			t.Errorf("%s %s: %d, want %d", c.req.Method, c.req.URL, resp.StatusCode, c.want)
 		}
 	}
+	// Once expired, the file is gone.
+	time.Sleep(time.Until(started.Add(31 * time.Second)))
+	if st := getStatus(t, client, url); st != http.StatusNotFound {
+		t.Errorf("GET after the expiry: %d", st)
+	}
 	// The grant is alice's, in her stream, for the auditors: the name
 	// and size, not the token.
 	out, err := exec.Command(bin, "audit", "query", "--json", "--stream", "account-alice@localhost", "--type", "UploadSlotGranted", "--data", data).CombinedOutput()
@@ -87,6 +97,17 @@ func TestUploadSlixmpp(t *testing.T) {
 		!strings.Contains(string(out), `"size":307200`) || strings.Contains(string(out), m[1]) {
 		t.Fatalf("audit: %v\n%s", err, out)
 	}
+}
+
+// getStatus is the status of a GET of u.
+func getStatus(t *testing.T, client *http.Client, u string) int {
+	t.Helper()
+	resp, err := client.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }
 
 func mustGet(u string) *http.Request {
