@@ -125,13 +125,24 @@ func (s *Service) Sweep(now time.Time) (int, error) {
 		default:
 			continue
 		}
-		if err := os.RemoveAll(s.dir(slot)); err != nil {
+		removed, err := s.remove(slot)
+		if err != nil {
 			errs = append(errs, err)
-			continue
+		} else if removed {
+			n++
 		}
-		n++
 	}
 	return n, errors.Join(errs...)
+}
+
+// remove deletes slot's directory unless a PUT to it is in progress.
+func (s *Service) remove(slot string) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.putting[slot] > 0 {
+		return false, nil
+	}
+	return true, os.RemoveAll(s.dir(slot))
 }
 
 // expired reports whether g's file is gone at now.

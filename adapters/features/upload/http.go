@@ -81,6 +81,9 @@ func (s *Service) put(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "no such slot", http.StatusForbidden)
 		return
 	}
+	// Counted before the grant is read: a sweep that removed the slot
+	// first leaves no grant to read, one after leaves the slot alone.
+	defer s.begin(slot)()
 	g, err := s.grant(slot)
 	if errors.Is(err, fs.ErrNotExist) || err == nil && name != g.Filename {
 		http.Error(w, "no such slot", http.StatusForbidden)
@@ -154,6 +157,21 @@ func (s *Service) put(w http.ResponseWriter, r *http.Request) {
 	}
 	s.cfg.Log.Info("upload: file stored", "slot", slot, "size", n)
 	w.WriteHeader(http.StatusCreated)
+}
+
+// begin counts a PUT to slot in progress until the function it returns
+// is called.
+func (s *Service) begin(slot string) func() {
+	s.mu.Lock()
+	s.putting[slot]++
+	s.mu.Unlock()
+	return func() {
+		s.mu.Lock()
+		if s.putting[slot]--; s.putting[slot] == 0 {
+			delete(s.putting, slot)
+		}
+		s.mu.Unlock()
+	}
 }
 
 // sameType reports whether header names the media type of want, whatever

@@ -233,3 +233,50 @@ func TestPutStalled(t *testing.T) {
 		t.Fatalf("the PUT after: %d", resp.StatusCode)
 	}
 }
+
+// A PUT begun in its window may end after it: the sweeper leaves its
+// slot alone meanwhile.
+func TestSweepSparesUploadInProgress(t *testing.T) {
+	f := newFixture(t)
+	put, get := f.slot(t, "a.txt", 10, "text/plain")
+	pr, pw := io.Pipe()
+	req, _ := http.NewRequest("PUT", put, pr)
+	req.ContentLength = 10
+	req.Header.Set("Content-Type", "text/plain")
+	done := make(chan *http.Response, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Error(err)
+		}
+		done <- resp
+	}()
+	pw.Write([]byte("01234"))
+	// The handler has the first half: the PUT is in progress.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		f.svc.mu.Lock()
+		n := f.svc.putting[SlotID(strings.TrimPrefix(put, f.http.URL+"/upload/")[:32])]
+		f.svc.mu.Unlock()
+		if n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the PUT did not begin")
+		}
+	}
+	f.clock.Add(10 * time.Minute)
+	if n, err := f.svc.Sweep(f.clock.Now()); err != nil || n != 0 {
+		t.Fatalf("swept %d during the PUT: %v", n, err)
+	}
+	pw.Write([]byte("56789"))
+	pw.Close()
+	if resp := <-done; resp == nil || resp.StatusCode != http.StatusCreated {
+		t.Fatalf("the PUT: %v", resp)
+	}
+	if resp := do(t, "GET", get, "", ""); body(resp) != "0123456789" {
+		t.Fatalf("GET %d", resp.StatusCode)
+	}
+	if n, err := f.svc.Sweep(f.clock.Now()); err != nil || n != 0 {
+		t.Fatalf("swept %d an uploaded file before its expiry: %v", n, err)
+	}
+}

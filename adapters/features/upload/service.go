@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"mellium.im/xmpp/jid"
@@ -80,6 +81,13 @@ type Config struct {
 type Service struct {
 	cfg  Config
 	base string // URL + Path, ending in /
+
+	// putting counts the PUTs in progress by slot: the sweeper leaves
+	// their directories alone, though their window may be over (a
+	// large file at a slow pace takes longer than the window, which
+	// bounds only when an upload starts).
+	mu      sync.Mutex
+	putting map[string]int
 }
 
 // New returns the service, ready to be mounted on cfg.Domain and its
@@ -109,7 +117,7 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	return &Service{cfg: cfg, base: strings.TrimSuffix(cfg.URL, "/") + cfg.Path}, nil
+	return &Service{cfg: cfg, base: strings.TrimSuffix(cfg.URL, "/") + cfg.Path, putting: map[string]int{}}, nil
 }
 
 // CheckURL checks a public base URL: absolute, https, no query.
