@@ -17,7 +17,6 @@ import (
 	"annals.im/annals/adapters/c2s"
 	"annals.im/annals/adapters/credentials"
 	"annals.im/annals/adapters/features/muc"
-	"annals.im/annals/adapters/features/upload"
 	"annals.im/annals/adapters/secrets"
 	"annals.im/annals/app/accounts"
 	"annals.im/annals/app/archive"
@@ -185,9 +184,6 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "Group chat rooms are at <room>@%s.\n", x.muc)
 	}
 	web.announce(stdout)
-	if x.upload.domain != "" {
-		fmt.Fprintf(stdout, "HTTP File Upload: %s, files at %s%s.\n", x.upload.domain, x.upload.url, upload.DefaultPath)
-	}
 	webDone := make(chan struct{})
 	go func() {
 		defer close(webDone)

@@ -26,6 +26,7 @@ import (
 type uploadFlags struct {
 	domain  string // "" none
 	url     string // the HTTP listener's public base URL; "" derived from --http
+	derived bool   // url was not given: it follows the listener (settle)
 	maxSize byteSize
 	quota   byteSize
 	maxOpen int
@@ -66,20 +67,16 @@ func (u *uploadFlags) validate(domains []string, muc string, web webFlags) error
 	if web.addr == "" && web.plainAddr == "" {
 		return fmt.Errorf("%w: --upload needs an HTTP listener: give --http (or --http-plaintext behind a proxy), or --upload \"\"", errUsage)
 	}
-	if u.url == "" {
-		addr, scheme := web.addr, "https"
+	if u.url == "" || u.derived {
+		addr, tls := web.addr, true
 		if addr == "" {
-			addr, scheme = web.plainAddr, "http"
+			addr, tls = web.plainAddr, false
 		}
-		_, port, err := net.SplitHostPort(addr)
-		if err != nil {
+		var err error
+		if u.url, err = baseURL(addr, tls, domains[0]); err != nil {
 			return fmt.Errorf("%w: --http %q: %v", errUsage, addr, err)
 		}
-		host := domains[0]
-		if scheme == "http" {
-			host, _, _ = net.SplitHostPort(web.plainAddr) // loopback: only this machine reaches it
-		}
-		u.url = scheme + "://" + net.JoinHostPort(host, port)
+		u.derived = true
 	}
 	if err := upload.CheckURL(u.url); err != nil {
 		return fmt.Errorf("%w: --http-url: %v", errUsage, err)
@@ -97,6 +94,46 @@ func (u *uploadFlags) validate(domains []string, muc string, web webFlags) error
 		return fmt.Errorf("%w: --upload-expiry %v is shorter than --upload-put-window %v", errUsage, u.expiry, u.window)
 	}
 	return nil
+}
+
+// baseURL is the public URL of a listener on addr that was not given
+// one: https at the first domain (its certificate's name), or for the
+// plain listener, which is on loopback, its own address.
+func baseURL(addr string, tls bool, domain string) (string, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", err
+	}
+	if tls {
+		return "https://" + net.JoinHostPort(domain, port), nil
+	}
+	return "http://" + net.JoinHostPort(host, port), nil
+}
+
+// settle gives the service the listener's real port when its URL
+// follows the listener (--http :0, as tests start it): before serving,
+// so before any slot is granted. It tells the operator the URL.
+func (u *uploadFlags) settle(svc *upload.Service, web *webServer, domain string) error {
+	if svc == nil {
+		return nil
+	}
+	defer func() {
+		web.notes = append(web.notes, fmt.Sprintf("HTTP File Upload: %s, files at %s%s.", u.domain, u.url, upload.DefaultPath))
+	}()
+	if !u.derived || len(web.lns) == 0 {
+		return nil
+	}
+	// The TLS listener first, as validate chose it.
+	i := slices.IndexFunc(web.servers, func(s *http.Server) bool { return s.TLSConfig != nil })
+	if i < 0 {
+		i = 0
+	}
+	url, err := baseURL(web.lns[i].Addr().String(), web.servers[i].TLSConfig != nil, domain)
+	if err != nil {
+		return err
+	}
+	u.url = url
+	return svc.SetURL(url)
 }
 
 // service builds the upload service, or nil when it is off.

@@ -1,9 +1,16 @@
 package main
 
 import (
+	"crypto/tls"
 	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
+
+	"annals.im/annals/app/accounts"
 )
 
 // The upload flags: the service and its URL follow the HTTP listener,
@@ -58,6 +65,41 @@ func TestUploadFlags(t *testing.T) {
 	for _, bad := range []string{"", "1GB", "-1", "lots", "99999999999TiB"} {
 		if err := b.Set(bad); err == nil {
 			t.Errorf("%s taken", bad)
+		}
+	}
+}
+
+// A URL that follows the listener takes its real port once it listens
+// (--http 127.0.0.1:0), the TLS listener's when both are on; a URL
+// given stays.
+func TestUploadSettle(t *testing.T) {
+	lnTLS, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lnTLS.Close()
+	lnPlain, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lnPlain.Close()
+	web := &webServer{servers: []*http.Server{{}, {TLSConfig: &tls.Config{}}}, lns: []net.Listener{lnPlain, lnTLS}}
+	_, port, _ := net.SplitHostPort(lnTLS.Addr().String())
+	for _, c := range []struct{ given, want string }{{"", "https://example.org:" + port}, {"https://chat.example.org", "https://chat.example.org"}} {
+		u := uploadFlags{domain: uploadDefaultDomain, url: c.given, maxSize: 1, quota: 1, maxOpen: 1, window: time.Minute, minRate: 1}
+		if err := u.validate([]string{"example.org"}, "", webFlags{addr: "127.0.0.1:0", plainAddr: "127.0.0.1:0"}); err != nil {
+			t.Fatal(err)
+		}
+		svc, err := u.service(t.TempDir(), []string{"example.org"}, &accounts.Service{}, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		web.notes = nil
+		if err := u.settle(svc, web, "example.org"); err != nil {
+			t.Fatal(err)
+		}
+		if got := svc.URL("t", "a b"); got != c.want+"/upload/t/a%20b" || len(web.notes) != 1 || !strings.Contains(web.notes[0], c.want+"/upload/") {
+			t.Errorf("given %q: %s, %q", c.given, got, web.notes)
 		}
 	}
 }

@@ -47,6 +47,9 @@ type webServer struct {
 	servers []*http.Server
 	lns     []net.Listener
 	log     *slog.Logger
+	// notes are what features on these listeners tell the operator
+	// (upload.go), printed by announce.
+	notes []string
 }
 
 // open opens the listeners; serve starts them.
@@ -118,5 +121,8 @@ func (ws *webServer) announce(stdout io.Writer) {
 		host := ln.Addr().String()
 		fmt.Fprintf(stdout, "XMPP over WebSocket: %s://%s%s (discovery: %s/.well-known/host-meta).\n",
 			scheme, host, websocket.Path, map[string]string{"ws": "http", "wss": "https"}[scheme]+"://"+host)
+	}
+	for _, n := range ws.notes {
+		fmt.Fprintln(stdout, n)
 	}
 }

@@ -321,6 +321,11 @@ func (x xmppFlags) listen(ctx context.Context, c Config, creds *credentials.Stor
 		ln.Close()
 		return nil, nil, nil, nil, err
 	}
+	if err := x.upload.settle(uploads, web, x.domains[0]); err != nil {
+		ln.Close()
+		web.close()
+		return nil, nil, nil, nil, err
+	}
 	return srv, ln, fed, web, nil
 }
 

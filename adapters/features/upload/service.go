@@ -120,6 +120,17 @@ func New(cfg Config) (*Service, error) {
 	return &Service{cfg: cfg, base: strings.TrimSuffix(cfg.URL, "/") + cfg.Path, putting: map[string]int{}}, nil
 }
 
+// SetURL changes the public base URL, before the service serves (the
+// listener's port is known once it listens).
+func (s *Service) SetURL(u string) error {
+	if err := CheckURL(u); err != nil {
+		return err
+	}
+	s.base = strings.TrimSuffix(u, "/") + s.cfg.Path
+	s.cfg.URL = u
+	return nil
+}
+
 // CheckURL checks a public base URL: absolute, https, no query.
 // NOTSPEC(XEP-0363 §4): http is allowed for a loopback host, for tests
 // and a reverse proxy on the same machine; the XEP asks for TLS.
