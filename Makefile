@@ -140,6 +140,9 @@ fuzz:
 	$(GO) test $(GOFLAGS_) -run '^$$' -fuzz '^FuzzMAMQuery$$' -fuzztime $(FUZZTIME) ./adapters/features/mam/
 	$(GO) test $(GOFLAGS_) -run '^$$' -fuzz '^FuzzSplitter$$' -fuzztime $(FUZZTIME) ./adapters/websocket/
 	$(GO) test $(GOFLAGS_) -run '^$$' -fuzz '^FuzzFromClient$$' -fuzztime $(FUZZTIME) ./adapters/websocket/
+	$(GO) test $(GOFLAGS_) -run '^$$' -fuzz '^FuzzSanitizeFilename$$' -fuzztime $(FUZZTIME) ./domain/upload/
+	$(GO) test $(GOFLAGS_) -run '^$$' -fuzz '^FuzzContentType$$' -fuzztime $(FUZZTIME) ./domain/upload/
+	$(GO) test $(GOFLAGS_) -run '^$$' -fuzz '^FuzzSlotRequest$$' -fuzztime $(FUZZTIME) ./adapters/features/upload/
 
 clean:
 	rm -rf bin
