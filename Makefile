@@ -16,7 +16,7 @@ build:
 # Builds Annals and serves the embedded SQLite store in $(DATA), creating
 # and printing the demo account demo@localhost.
 run: build
-	./$(BIN) serve --data $(DATA) --demo
+	./$(BIN) serve --data $(DATA) --demo --http-plaintext 127.0.0.1:5280
 
 # Everything CI runs. Installs the Debian tools the tests drive.
 test: tools fmtcheck vet depcheck race
@@ -138,6 +138,8 @@ fuzz:
 	$(GO) test $(GOFLAGS_) -run '^$$' -fuzz '^FuzzServerNamespace$$' -fuzztime $(FUZZTIME) ./adapters/s2s/
 	$(GO) test $(GOFLAGS_) -run '^$$' -fuzz '^FuzzRead$$' -fuzztime $(FUZZTIME) ./adapters/features/mirror/
 	$(GO) test $(GOFLAGS_) -run '^$$' -fuzz '^FuzzMAMQuery$$' -fuzztime $(FUZZTIME) ./adapters/features/mam/
+	$(GO) test $(GOFLAGS_) -run '^$$' -fuzz '^FuzzSplitter$$' -fuzztime $(FUZZTIME) ./adapters/websocket/
+	$(GO) test $(GOFLAGS_) -run '^$$' -fuzz '^FuzzFromClient$$' -fuzztime $(FUZZTIME) ./adapters/websocket/
 
 clean:
 	rm -rf bin

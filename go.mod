@@ -3,6 +3,7 @@ module annals.im/annals
 go 1.26
 
 require (
+	github.com/coder/websocket v1.8.15
 	github.com/mattn/go-sqlite3 v1.14.53
 	github.com/oklog/ulid/v2 v2.1.2
 	mellium.im/xmpp v0.22.0

@@ -140,6 +140,14 @@ func TestChatForkXmppjs(t *testing.T) {
 	dir, _ := filepath.Abs("clients/xmppjs")
 	rs := runDriver(t, "node", filepath.Join(dir, "chat.mjs"), strconv.Itoa(s.port), "fork",
 		"romeo@localhost", "montague", "juliet@localhost", "capulet")
+	checkXmppjsFork(t, rs)
+}
+
+// checkXmppjsFork checks what chat.mjs's fork saw: juliet got romeo's
+// message once with her stanza-id, and each archive holds it once, romeo's
+// under the ID his client computed.
+func checkXmppjsFork(t *testing.T, rs []result) {
+	t.Helper()
 	sent := find(t, rs, "sent")
 	var juliet []result
 	for _, r := range all(rs, "received") {

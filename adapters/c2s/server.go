@@ -147,21 +147,39 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		if !ok {
 			continue
 		}
-		c := &conn{srv: s, nc: nc, log: s.cfg.Log.With("remote", nc.RemoteAddr().String()),
-			resume: make(chan *transport), gone: make(chan struct{})}
-		c.login.start(s.cfg.LoginTimeout)
-		s.mu.Lock()
-		s.conns[c] = struct{}{}
-		s.mu.Unlock()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c.serve(ctx)
-			s.mu.Lock()
-			delete(s.conns, c)
-			s.mu.Unlock()
+			s.serveConn(ctx, nc, false)
 		}()
 	}
+}
+
+// ServeConn serves one client connection that came another way than
+// Serve's listener (XMPP over WebSocket, RFC 7395) until its session
+// ends, resumption included: the same limits, sessions and guarantees.
+// secure: the transport is encrypted already, so STARTTLS is neither
+// offered nor required. ctx is the server's: the session outlives the
+// connection while it waits to be resumed.
+func (s *Server) ServeConn(ctx context.Context, nc net.Conn, secure bool) {
+	nc, ok := s.admit(nc)
+	if !ok {
+		return
+	}
+	s.serveConn(ctx, nc, secure)
+}
+
+func (s *Server) serveConn(ctx context.Context, nc net.Conn, secure bool) {
+	c := &conn{srv: s, nc: nc, log: s.cfg.Log.With("remote", nc.RemoteAddr().String()), secure: secure,
+		resume: make(chan *transport), gone: make(chan struct{})}
+	c.login.start(s.cfg.LoginTimeout)
+	s.mu.Lock()
+	s.conns[c] = struct{}{}
+	s.mu.Unlock()
+	c.serve(ctx)
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
 }
 
 // conn is one client session: its connection from the first stream

@@ -226,6 +226,9 @@ func TestSlowReaderDoesNotBlockOthers(t *testing.T) {
 	fast := dial(t, addr)
 	fast.login("fast")
 	body := strings.Repeat("x", 4096)
+	// 12 MiB go through the server under -race: on a loaded machine that
+	// takes more than dial's 10 s, and the bound below is what matters.
+	fast.nc.SetDeadline(time.Now().Add(40 * time.Second))
 	start := time.Now()
 	for i := 0; i < 3*OutQueue; i++ {
 		fast.send("<message to='juliet@localhost/slow' type='chat'><body>" + body + "</body></message>")

@@ -71,6 +71,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&x.mirrorResendPage, "mirror-resend-page", muc.DefaultMirrorResendPage, "DMUC3: room events a master resends a mirror per request")
 	x.extdisco.flags(fs)
 	x.push.flags(fs)
+	x.web.flags(fs)
 	fs.Var(&x.admins, "admin", "the bare JID of an account here that may administer the server over XMPP: XEP-0133 ad-hoc commands (repeatable)")
 	fs.StringVar(&memLimit, "memory-limit", "auto", "Go heap soft limit: auto (half the memory available), off, or a size such as 2GiB (GOMEMLIMIT wins)")
 	if err := parse(fs, args); err != nil {
@@ -170,7 +171,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	srv, ln, fed, err := x.listen(ctx, c, creds, accts, pep.New(accts, pwds, ids), appvcard.New(accts, ids), arch, rms, appmirrors.New(store, ids, o.db), pwds, log)
+	srv, ln, fed, web, err := x.listen(ctx, c, creds, accts, pep.New(accts, pwds, ids), appvcard.New(accts, ids), arch, rms, appmirrors.New(store, ids, o.db), pwds, log)
 	if err != nil {
 		return err
 	}
@@ -181,6 +182,16 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if x.muc != "" {
 		fmt.Fprintf(stdout, "Group chat rooms are at <room>@%s.\n", x.muc)
 	}
+	web.announce(stdout)
+	webDone := make(chan struct{})
+	go func() {
+		defer close(webDone)
+		web.serve(ctx)
+	}()
+	defer func() {
+		cancel()
+		<-webDone
+	}()
 	c2sDone, fedDone := make(chan error, 1), make(chan error, 1)
 	go func() { c2sDone <- srv.Serve(ctx, ln) }()
 	// Federation outlives the client service by the pool's drain: the last

@@ -73,6 +73,7 @@ type xmppFlags struct {
 	admins                  stringList // bare JIDs of the administrators (XEP-0133): admin.go
 	extdisco                extdiscoFlags
 	push                    pushFlags
+	web                     webFlags
 	external                *extdisco.Service // from extdisco, by validate
 }
 
@@ -141,6 +142,9 @@ func (x *xmppFlags) validate() error {
 		return err
 	}
 	var err error
+	if err := x.web.validate(); err != nil {
+		return err
+	}
 	if err := x.push.validate(); err != nil {
 		return err
 	}
@@ -169,7 +173,7 @@ func features(m *mux.Mux, archives *mam.Service) {
 
 // listen builds the c2s server and opens its listener, and federation's
 // unless --s2s is empty (fed is nil then).
-func (x xmppFlags) listen(ctx context.Context, c Config, creds *credentials.Store, accts *accounts.Service, peps *pep.Service, vcards *appvcard.Service, arch *archive.Service, rms *rooms.Service, mirrors *appmirrors.Service, kept *secrets.Store, log *slog.Logger) (_ *c2s.Server, _ net.Listener, fed *federation, err error) {
+func (x xmppFlags) listen(ctx context.Context, c Config, creds *credentials.Store, accts *accounts.Service, peps *pep.Service, vcards *appvcard.Service, arch *archive.Service, rms *rooms.Service, mirrors *appmirrors.Service, kept *secrets.Store, log *slog.Logger) (_ *c2s.Server, _ net.Listener, fed *federation, web *webServer, err error) {
 	var cert tls.Certificate
 	if x.cert != "" {
 		cert, err = tls.LoadX509KeyPair(x.cert, x.key)
@@ -177,14 +181,14 @@ func (x xmppFlags) listen(ctx context.Context, c Config, creds *credentials.Stor
 		cert, err = c2s.LoadOrCreateCert(c.Data, x.domains, time.Now())
 	}
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("TLS certificate: %w", err)
+		return nil, nil, nil, nil, fmt.Errorf("TLS certificate: %w", err)
 	}
 	// The server secret. Its file keeps the name it had when it keyed the
 	// made-up SCRAM salts only: renaming it would make existing
 	// installations forget it.
 	secret, err := secretFile(filepath.Join(c.Data, "fake-salt.key"))
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
 	resume := x.resume
 	if resume <= 0 {
@@ -228,7 +232,7 @@ func (x xmppFlags) listen(ctx context.Context, c Config, creds *credentials.Stor
 			cfg.MirrorOf, cfg.MirrorDomain, cfg.Mirror = x.mirrorOf, x.mirrorDomain(), mirrorSvc
 		}
 		if fed, err = x.s2s.newFederation(ctx, served, cert, secret, &srv, log); err != nil {
-			return nil, nil, nil, err
+			return nil, nil, nil, nil, err
 		}
 		defer func() {
 			if err != nil {
@@ -251,7 +255,7 @@ func (x xmppFlags) listen(ctx context.Context, c Config, creds *credentials.Stor
 	features(cfg.Mux, archives)
 	srv, err = c2s.NewServer(cfg)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
 	bookmarks := peppkg.New(peppkg.Config{PEP: peps, Rosters: accts, Limits: x.quotas.pepLimits(), Log: log}, srv)
 	bookmarks.Register(cfg.Mux)
@@ -266,14 +270,14 @@ func (x xmppFlags) listen(ctx context.Context, c Config, creds *credentials.Stor
 	}
 	vcardfeature.New(vcardfeature.Config{VCards: vcards, MaxBytes: x.quotas.vcardMax(x.maxStanza), Log: log}, srv).Register(cfg.Mux)
 	if admin, err := x.adminCommands(srv, accts, log); err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	} else if admin != nil {
 		admin.Register(cfg.Mux)
 	}
 	if x.muc != "" {
 		key, err := keys.Derive(secret, keys.OccupantID)
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, nil, nil, nil, err
 		}
 		mcfg := muc.Config{Domain: x.muc, Domains: x.domains, Rooms: rms, Archive: arch, RoomArchive: archives, Bookmarks: bookmarks, LockNewRooms: x.lockRooms,
 			DetachedShow: x.detachedShow, OccupantKey: key, MirrorTrust: x.mirrorTrust, MirrorTimeout: x.mirrorTimeout,
@@ -281,7 +285,7 @@ func (x xmppFlags) listen(ctx context.Context, c Config, creds *credentials.Stor
 		x.traffic.applyMUC(&mcfg)
 		svc, err := muc.New(mcfg, srv)
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, nil, nil, nil, err
 		}
 		svc.Register(cfg.Mux)
 	}
@@ -291,16 +295,20 @@ func (x xmppFlags) listen(ctx context.Context, c Config, creds *credentials.Stor
 		svc, err := mirrorfeature.New(mirrorfeature.Config{Domain: x.mirrorDomain(), MirrorOf: x.mirrorOf, Replicas: mirrors, Send: fed.Send,
 			Timeout: x.mirrorTimeout, Log: log}, srv)
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, nil, nil, nil, err
 		}
 		mirrorSvc.Service = svc
 		svc.Register(cfg.Mux)
 	}
 	ln, err := net.Listen("tcp", x.c2s)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("c2s: %w", err)
+		return nil, nil, nil, nil, fmt.Errorf("c2s: %w", err)
 	}
-	return srv, ln, fed, nil
+	if web, err = x.web.open(ctx, cert, srv, cfg.MaxStanza, log); err != nil {
+		ln.Close()
+		return nil, nil, nil, nil, err
+	}
+	return srv, ln, fed, web, nil
 }
 
 // secretFile returns the 32 random bytes kept in path, making them on first

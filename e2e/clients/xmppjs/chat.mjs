@@ -6,7 +6,7 @@
 // Prints one JSON object per line on stdout: facts, not verdicts. Exits 0
 // when the scenario ran, 1 (message on stderr) when it could not.
 import { client, xml, jid as parseJid } from "@xmpp/client";
-import { Fatal, delayOf, innerMessage, out, quietDown, rand, runMain, sleep, stanzaIds, withTimeout } from "./common.mjs";
+import { Fatal, delayOf, innerMessage, out, quietDown, rand, runMain, sleep, stanzaIds, withTimeout, serviceOf } from "./common.mjs";
 
 const NS_SM = "urn:xmpp:sm:3";
 const NS_SID = "urn:xmpp:sid:0";
@@ -36,7 +36,7 @@ function msgFields(m) {
 function makeClient(port, jidStr, password, resource, label) {
   const j = parseJid(jidStr);
   const c = client({
-    service: `xmpp://127.0.0.1:${port}`,
+    service: serviceOf(port),
     domain: j.domain,
     username: j.local,
     password,
@@ -228,6 +228,56 @@ async function fork(port, romeoJid, romeoPw, julietJid, julietPw) {
   }
 }
 
-const SCENARIOS = { fork: [fork, 4] };
+// resume: romeo's transport drops without a word (the TCP socket
+// destroyed, or the WebSocket closed with no <close/>) after his message
+// was acknowledged; juliet writes to him meanwhile; he reconnects and
+// resumes (XEP-0198 §5), gets what was sent while he was away once, and
+// both archives hold each message once.
+async function resume(port, romeoJid, romeoPw, julietJid, julietPw) {
+  const romeo = makeClient(port, romeoJid, romeoPw, "xmppjs", "romeo");
+  const juliet = makeClient(port, julietJid, julietPw, "xmppjs", "juliet");
+  const both = [romeo, juliet];
+  const romeoBare = parseJid(romeoJid).bare().toString();
+  const julietBare = parseJid(julietJid).bare().toString();
+  try {
+    await Promise.all(both.map(login));
+    for (const cl of both) await cl.c.send(xml("presence"));
+    await sleep(300);
+    const m1 = "r1-" + rand();
+    await romeo.c.send(xml("message", { type: "chat", to: julietBare, id: m1 }, xml("body", {}, "before the cut " + m1)));
+    for (let i = 0; i < 40 && romeo.c.streamManagement.outbound_q.length > 0; i++) await sleep(100);
+    const sm = romeo.c.streamManagement;
+    out({ event: "cut", resume_id: sm.id || null, unacked: sm.outbound_q.length, inbound: sm.inbound });
+    romeo.st.phase = "away";
+    const sock = romeo.c.socket?.socket;
+    if (typeof sock?.destroy === "function") sock.destroy(); // TCP
+    else sock?.close(); // WebSocket: closed as a transport, the stream left open
+    await sleep(800);
+    const m2 = "r2-" + rand();
+    await juliet.c.send(xml("message", { type: "chat", to: romeoBare, id: m2 }, xml("body", {}, "while you were away " + m2)));
+    await sleep(500);
+    romeo.st.phase = "resumed";
+    const resumed = new Promise((res) => sm.once("resumed", () => res("resumed")));
+    const failedEv = new Promise((res) => sm.once("fail", () => res("failed")));
+    await withTimeout(romeo.c.reconnect.reconnect(), 15000, "reconnect");
+    const result = await withTimeout(Promise.race([resumed, failedEv, sleep(10000).then(() => "timeout")]), 12000, "resume");
+    out({ event: "resume", result, resume_id: sm.id || null, stream_ids: romeo.st.streamIds });
+    await settle(both);
+    const got = romeo.st.inbox.filter((r) => r.id === m2);
+    out({ event: "retransmitted", count: got.length, phases: got.map((r) => r.phase), stanza_ids: got.map((r) => r.stanza_ids) });
+    const rw = await mam(romeo, "with", [["with", [julietBare]]]);
+    const jw = await mam(juliet, "with", [["with", [romeoBare]]]);
+    const count = (f, id) => f.results.filter((r) => r.id === id).length;
+    out({
+      event: "archive-check",
+      romeo_counts: { [m1]: count(rw, m1), [m2]: count(rw, m2) },
+      juliet_counts: { [m1]: count(jw, m1), [m2]: count(jw, m2) },
+    });
+  } finally {
+    await Promise.all(both.map((cl) => withTimeout(cl.c.stop(), 5000, "stop").catch(() => {})));
+  }
+}
+
+const SCENARIOS = { fork: [fork, 4], resume: [resume, 4] };
 
 runMain(SCENARIOS, "chat.mjs", 90000);

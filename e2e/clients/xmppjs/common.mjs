@@ -19,6 +19,10 @@ tls.connect = function (options, ...rest) {
 
 export class Fatal extends Error {}
 
+// serviceOf is @xmpp/client's service for a port on 127.0.0.1 (TCP) or a
+// WebSocket URL (RFC 7395).
+export const serviceOf = (port) => (typeof port === "string" ? port : `xmpp://127.0.0.1:${port}`);
+
 export const out = (o) => process.stdout.write(JSON.stringify(o) + "\n");
 export const rand = () => randomBytes(4).toString("hex");
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -49,15 +53,17 @@ export function innerMessage(wrapper) {
 }
 
 // runMain runs the scenario named on the command line (PORT SCENARIO
-// ARGS...) and exits 0, or 1 with a message when it could not run.
+// ARGS...) and exits 0, or 1 with a message when it could not run. PORT
+// may be a WebSocket URL (ws://…/xmpp-websocket) instead: serviceOf
+// makes either the client's service.
 export function runMain(scenarios, prog, ms) {
   const [portArg, scenario, ...args] = process.argv.slice(2);
   const entry = scenarios[scenario];
   const run = async () => {
     if (!portArg || !entry || args.length < entry[1]) {
-      throw new Fatal(`usage: node ${prog} PORT {${Object.keys(scenarios).join("|")}} ARGS...`);
+      throw new Fatal(`usage: node ${prog} PORT|WS-URL {${Object.keys(scenarios).join("|")}} ARGS...`);
     }
-    await withTimeout(entry[0](Number(portArg), ...args), ms, scenario);
+    await withTimeout(entry[0](/^wss?:/.test(portArg) ? portArg : Number(portArg), ...args), ms, scenario);
   };
   run().then(
     () => process.exit(0),

@@ -16,7 +16,7 @@
 // verdicts.
 import { createHash, randomBytes } from "node:crypto";
 import { client, xml, jid as parseJid } from "@xmpp/client";
-import { Fatal, out, rand, runMain, sleep, withTimeout } from "./common.mjs";
+import { Fatal, out, rand, runMain, sleep, withTimeout, serviceOf } from "./common.mjs";
 
 const NS_VERSION = "jabber:iq:version";
 const NS_PING = "urn:xmpp:ping";
@@ -46,7 +46,7 @@ function capsVer(identities, features) {
 
 function makeClient(port, jidStr, password, resource, label) {
   const j = parseJid(jidStr);
-  const c = client({ service: `xmpp://127.0.0.1:${port}`, domain: j.domain, username: j.local, password, resource });
+  const c = client({ service: serviceOf(port), domain: j.domain, username: j.local, password, resource });
   c.reconnect.stop();
   c.on("error", () => {});
   const x = {

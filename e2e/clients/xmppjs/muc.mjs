@@ -9,7 +9,7 @@
 // not verdicts. Exits 0 when the scenario ran, 1 (message on stderr) when
 // it could not.
 import { client, xml, jid as parseJid } from "@xmpp/client";
-import { Fatal, delayOf, innerMessage, out, quietDown, rand, runMain, sleep, stanzaIds, withTimeout } from "./common.mjs";
+import { Fatal, delayOf, innerMessage, out, quietDown, rand, runMain, sleep, stanzaIds, withTimeout, serviceOf } from "./common.mjs";
 
 const NS_SID = "urn:xmpp:sid:0";
 const NS_MAM = "urn:xmpp:mam:2";
@@ -89,7 +89,7 @@ function msgFields(m) {
 function makeClient(port, jidStr, password, resource, label) {
   const j = parseJid(jidStr);
   const c = client({
-    service: `xmpp://127.0.0.1:${port}`,
+    service: serviceOf(port),
     domain: j.domain,
     username: j.local,
     password,
