@@ -5,7 +5,8 @@
 Usage: slix_browser.py PORT peer JID PW BROWSER_JID ROOM NICK REPLY HISTORY...
 
 Logs in as JID, joins ROOM as NICK (making it an instant room if it is
-new) and says each HISTORY line there, then prints "ready". It waits for
+new) and says each HISTORY line there, then prints "ready" (its first
+fact). It waits for
 a chat message from BROWSER_JID (bare), prints it ("received") and
 answers REPLY ("replied"); then waits for the next chat message from
 BROWSER_JID that names a URL (XEP-0066 out-of-band data, or the body),
@@ -100,7 +101,7 @@ async def join_room(c, room, nick):
         q = ET.SubElement(iq.xml, "{%s}query" % NS_MUC_OWNER)
         ET.SubElement(q, "{%s}x" % NS_DATA, {"type": "submit"})
         await iq.send(timeout=15)
-    out(event="joined", room=room, nick=nick, created=201 in codes)
+    return 201 in codes
 
 
 async def next_chat_from(c, bare):
@@ -116,11 +117,11 @@ async def peer(port, jid, password, browser_jid, room, nick, reply, *history):
     if not await asyncio.wait_for(c.started, 20):
         raise Fatal("%s: login failed" % jid)
     c.send_presence()
-    await join_room(c, room, nick)
+    created = await join_room(c, room, nick)
     for h in history:
         c.send_message(mto=room, mbody=h, mtype="groupchat")
     await asyncio.sleep(0.5)  # let the room store them before anyone joins
-    out(event="ready", jid=str(c.boundjid.full), history=list(history))
+    out(event="ready", jid=str(c.boundjid.full), room=room, nick=nick, created=created, history=list(history))
 
     m = await next_chat_from(c, browser_jid)
     out(event="received", id=m["id"], type=m["type"], sender=str(m["from"]), to=str(m["to"]), body=m["body"])

@@ -34,6 +34,9 @@ function messagesIn(page, tag, jid) {
       if (!view) return null;
       return [...view.querySelectorAll(".message.chat-msg")].map((m) => ({
         from: m.getAttribute("data-from"),
+        // Converse shows a message under the one before when it takes it
+        // for that sender's next (its own grouping).
+        followup: m.classList.contains("chat-msg--followup"),
         text: m.querySelector(".chat-msg__text")?.textContent.trim() ?? "",
         links: [...m.querySelectorAll("a[href]")].map((a) => a.href),
         images: [...m.querySelectorAll("img")]
