@@ -95,7 +95,6 @@ func noisePNG(t *testing.T) []byte {
 // c2sPort (for the slixmpp peer) and whose WebSocket endpoint is ws. It
 // checks what both clients said and returns the browser's facts.
 func browserRun(t *testing.T, c2sPort int, ws string) []result {
-	t.Helper()
 	dir := browserDir(t)
 	out := t.ArtifactDir()
 	nonce := strconv.FormatUint(rand.Uint64(), 36)
@@ -314,7 +313,8 @@ Component "upload.localhost" "http_file_share"
 }
 
 // The harness against Prosody: if this fails, the browser test is broken,
-// not Annals.
+// not Annals. The browser tests do not run in parallel with the others: a
+// chromium beside them on 2 cores slows all.
 func TestBrowserHarnessProsody(t *testing.T) {
 	users := map[string]string{browserUser: browserPassword, peerUser: peerPassword}
 	c2s, httpAddr := startProsodyWeb(t, users)
