@@ -3,13 +3,17 @@ package e2e
 import (
 	"bytes"
 	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"image"
 	"image/color"
 	"image/png"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -92,9 +96,10 @@ func noisePNG(t *testing.T) []byte {
 }
 
 // browserRun is the scenario against a server whose c2s listens on
-// c2sPort (for the slixmpp peer) and whose WebSocket endpoint is ws. It
-// checks what both clients said and returns the browser's facts.
-func browserRun(t *testing.T, c2sPort int, ws string) []result {
+// c2sPort (for the slixmpp peer) and whose WebSocket endpoint is ws;
+// spki, when not "", pins the HTTPS listener's key for chromium. It checks
+// what both clients said and returns the browser's facts.
+func browserRun(t *testing.T, c2sPort int, ws, spki string) []result {
 	dir := browserDir(t)
 	out := t.ArtifactDir()
 	nonce := strconv.FormatUint(rand.Uint64(), 36)
@@ -116,7 +121,7 @@ func browserRun(t *testing.T, c2sPort int, ws string) []result {
 	settings, _ := json.Marshal(map[string]any{
 		"page": servePage(t, dir), "websocket": ws, "jid": browserUser, "password": browserPassword,
 		"peer": peerUser, "message": message, "reply": reply, "room": browserRoom, "nick": "romeo",
-		"history": history, "file": file, "outdir": out,
+		"history": history, "file": file, "outdir": out, "spki": spki,
 	})
 	start := time.Now()
 	conv := runDriver(t, "node", filepath.Join(dir, "converse.mjs"), string(settings))
@@ -318,24 +323,63 @@ Component "upload.localhost" "http_file_share"
 func TestBrowserHarnessProsody(t *testing.T) {
 	users := map[string]string{browserUser: browserPassword, peerUser: peerPassword}
 	c2s, httpAddr := startProsodyWeb(t, users)
-	browserRun(t, c2s, "ws://"+httpAddr+"/xmpp-websocket")
+	browserRun(t, c2s, "ws://"+httpAddr+"/xmpp-websocket", "")
 }
 
-// Converse.js against Annals: WebSocket on the loopback plain-text HTTP
-// listener (--http-plaintext), which also serves the upload service
-// upload.localhost (its URLs on that listener's address).
+// Converse.js against Annals, over each HTTP listener, which also serves
+// the upload service upload.localhost (its URLs on that listener):
+// plain text on loopback (--http-plaintext, as behind a proxy), and TLS
+// (--http, the c2s certificate: the test's own, whose key alone chromium
+// trusts).
 func TestBrowserConverse(t *testing.T) {
 	users := map[string]string{browserUser: browserPassword, peerUser: peerPassword}
+	t.Run("plaintext", func(t *testing.T) {
+		addr := browserListener(t)
+		s := browserServer(t, users, addr, "--http-plaintext", addr)
+		browserRun(t, s.port, "ws://"+addr+websocket.Path, "")
+	})
+	t.Run("tls", func(t *testing.T) {
+		dir := t.TempDir()
+		certPEM, keyPEM, err := selfSigned()
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, filepath.Join(dir, "cert.pem"), certPEM, 0o600)
+		writeFile(t, filepath.Join(dir, "key.pem"), keyPEM, 0o600)
+		block, _ := pem.Decode(certPEM)
+		cert, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		spki := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
+		addr := browserListener(t)
+		s := browserServer(t, users, addr, "--http", addr, "--tls-cert", filepath.Join(dir, "cert.pem"), "--tls-key", filepath.Join(dir, "key.pem"))
+		_, port, _ := net.SplitHostPort(addr)
+		// The certificate names localhost, as the upload URLs do
+		// (https://<first domain>:<port>).
+		browserRun(t, s.port, "wss://localhost:"+port+websocket.Path, base64.StdEncoding.EncodeToString(spki[:]))
+	})
+}
+
+// browserServer starts Annals with users and flags, once its HTTP
+// listener on addr takes connections.
+func browserServer(t *testing.T, users map[string]string, addr string, flags ...string) *server {
+	t.Helper()
+	data := t.TempDir()
+	addUsers(t, data, users)
+	s, _ := serveOn(t, data, flags...)
+	if err := waitListen(addr, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// browserListener is a free loopback address for an HTTP listener.
+func browserListener(t *testing.T) string {
+	t.Helper()
 	port, err := freePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	data := t.TempDir()
-	addUsers(t, data, users)
-	addr := "127.0.0.1:" + strconv.Itoa(port)
-	s, _ := serveOn(t, data, "--http-plaintext", addr)
-	if err := waitListen(addr, 10*time.Second); err != nil {
-		t.Fatal(err)
-	}
-	browserRun(t, s.port, "ws://"+addr+websocket.Path)
+	return "127.0.0.1:" + strconv.Itoa(port)
 }

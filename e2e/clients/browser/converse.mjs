@@ -9,7 +9,7 @@
 //
 //   SETTINGS_JSON: {"page", "websocket", "jid", "password", "peer",
 //   "message", "reply", "room", "nick", "history": [...], "file",
-//   "outdir", "chromium"?}
+//   "outdir", "spki"?, "chromium"?}
 //
 // Prints one JSON object per line on stdout: facts, not verdicts
 // (websocket, login, sent, chat, room, upload, screenshot, page-errors).
@@ -90,8 +90,12 @@ async function main(s) {
     headless: true,
     userDataDir: profile,
     // Root (as the tests run) may not use chromium's sandbox; the page is
-    // the test's own, on loopback.
-    args: ["--no-sandbox", "--disable-gpu", "--window-size=1280,900"],
+    // the test's own, on loopback. A TLS server's certificate is the
+    // test's own too: its key alone is trusted (spki, the base64 SHA-256
+    // of its SubjectPublicKeyInfo; chromium heeds it with a user data
+    // directory).
+    args: ["--no-sandbox", "--disable-gpu", "--window-size=1280,900",
+      ...(s.spki ? [`--ignore-certificate-errors-spki-list=${s.spki}`] : [])],
     defaultViewport: { width: 1280, height: 900 },
   });
   const pageErrors = [];
