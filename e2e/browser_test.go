@@ -127,12 +127,17 @@ func browserRun(t *testing.T, c2sPort int, ws, spki string) []result {
 	conv := runDriver(t, "node", filepath.Join(dir, "converse.mjs"), string(settings))
 	t.Logf("Converse.js ran its scenario in %v; screenshots in %s", time.Since(start).Round(time.Millisecond), out)
 	peerSaid := peer()
-	for _, r := range all(conv, "page-errors") {
-		t.Logf("the page's console errors (Converse's own, not verdicts): %v", r["errors"])
-	}
-	for _, r := range all(conv, "refused") {
-		t.Logf("requests off this machine, refused: %v", r["urls"])
-	}
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		for _, r := range all(conv, "page-errors") {
+			t.Logf("the page's console errors (Converse's own, not verdicts): %v", r["errors"])
+		}
+		for _, r := range all(conv, "refused") {
+			t.Logf("requests off this machine, refused: %v", r["urls"])
+		}
+	})
 
 	// Logged in, over the WebSocket named, with the xmpp subprotocol.
 	login := find(t, conv, "login")

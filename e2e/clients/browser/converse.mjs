@@ -85,7 +85,7 @@ async function main(s) {
   const started = Date.now();
   const ms = () => Date.now() - started;
   const profile = await mkdtemp(path.join(tmpdir(), "annals-chromium-"));
-  const browser = await puppeteer.launch({
+  browser = await puppeteer.launch({
     executablePath: s.chromium || "/usr/bin/chromium",
     headless: true,
     userDataDir: profile,
@@ -216,10 +216,14 @@ async function main(s) {
   }
 }
 
-const timer = setTimeout(() => {
+// Within the test's 150 s for a driver, and closing chromium first: a
+// driver killed from outside would leave it running.
+let browser = null;
+const timer = setTimeout(async () => {
   process.stderr.write("converse.mjs: timed out\n");
+  await Promise.race([browser?.close(), new Promise((r) => setTimeout(r, 5000))]).catch(() => {});
   process.exit(1);
-}, 150000);
+}, 120000);
 main(JSON.parse(process.argv[2] ?? "null") ?? {}).then(
   () => {
     clearTimeout(timer);
