@@ -24,9 +24,12 @@ run: build
 # Everything CI runs. Installs the Debian tools the tests drive.
 test: tools fmtcheck vet depcheck race
 
-# Tests drive the sqlite3 CLI (to tamper with a log) and two third-party
-# XMPP clients, slixmpp (Debian) and xmpp.js (npm, pinned in
-# e2e/clients/xmppjs/package-lock.json); the federation tests run Debian's
+# Tests drive the sqlite3 CLI (to tamper with a log) and three third-party
+# XMPP clients, slixmpp (Debian), xmpp.js (npm, pinned in
+# e2e/clients/xmppjs/package-lock.json) and Converse.js in Debian's
+# chromium, driven by puppeteer-core (npm, both pinned in
+# e2e/clients/browser/package-lock.json; no browser is downloaded); the
+# federation tests run Debian's
 # Prosody (resolving through lua-unbound) and ejabberd as peers, in a
 # network namespace (iproute2); coturn checks the TURN credentials of
 # XEP-0215. Install them when missing.
@@ -41,12 +44,15 @@ tools:
 	dpkg -s lua-unbound >/dev/null 2>&1 || missing="$$missing lua-unbound"; \
 	command -v ejabberdctl >/dev/null || missing="$$missing ejabberd"; \
 	command -v turnserver >/dev/null || missing="$$missing coturn"; \
+	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages for the tests:$$missing"; \
 		(apt-get update -qq && apt-get install -y -qq $$missing) >/dev/null || exit 1; \
 	fi
 	@[ -d e2e/clients/xmppjs/node_modules/@xmpp/client ] || \
 		(echo "installing xmpp.js for the tests (npm ci)"; cd e2e/clients/xmppjs && npm ci --no-audit --no-fund --loglevel=error)
+	@[ -d e2e/clients/browser/node_modules/converse.js/dist ] && [ -d e2e/clients/browser/node_modules/puppeteer-core ] || \
+		(echo "installing Converse.js and puppeteer-core for the browser test (npm ci)"; cd e2e/clients/browser && npm ci --no-audit --no-fund --loglevel=error)
 
 fmtcheck:
 	@out=$$(gofmt -l $$(git ls-files --cached --others --exclude-standard '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -143,6 +149,9 @@ fuzz:
 	$(GO) test $(GOFLAGS_) -run '^$$' -fuzz '^FuzzMAMQuery$$' -fuzztime $(FUZZTIME) ./adapters/features/mam/
 	$(GO) test $(GOFLAGS_) -run '^$$' -fuzz '^FuzzSplitter$$' -fuzztime $(FUZZTIME) ./adapters/websocket/
 	$(GO) test $(GOFLAGS_) -run '^$$' -fuzz '^FuzzFromClient$$' -fuzztime $(FUZZTIME) ./adapters/websocket/
+	$(GO) test $(GOFLAGS_) -run '^$$' -fuzz '^FuzzSanitizeFilename$$' -fuzztime $(FUZZTIME) ./domain/upload/
+	$(GO) test $(GOFLAGS_) -run '^$$' -fuzz '^FuzzContentType$$' -fuzztime $(FUZZTIME) ./domain/upload/
+	$(GO) test $(GOFLAGS_) -run '^$$' -fuzz '^FuzzSlotRequest$$' -fuzztime $(FUZZTIME) ./adapters/features/upload/
 
 clean:
 	rm -rf bin

@@ -9,6 +9,7 @@ import (
 	"annals.im/annals/domain/pep"
 	"annals.im/annals/domain/room"
 	"annals.im/annals/domain/roster"
+	"annals.im/annals/domain/upload"
 	"annals.im/annals/domain/vcard"
 )
 
@@ -58,6 +59,11 @@ var domainErrors = []struct {
 	{blocking.ErrInvalid, "modify", "bad-request"},
 	{blocking.ErrMalformed, "modify", "jid-malformed"},
 	{blocking.ErrFull, "cancel", "resource-constraint"},
+	// XEP-0363 (the upload feature adds file-too-large's own element).
+	{upload.ErrInvalid, "modify", "bad-request"},
+	{upload.ErrTooLarge, "modify", "not-acceptable"},
+	{upload.ErrQuota, "wait", "resource-constraint"},
+	{upload.ErrOpen, "wait", "resource-constraint"},
 }
 
 // ErrorFor returns the stanza error a domain rule error is answered with,

@@ -8,6 +8,7 @@ import (
 	"annals.im/annals/domain/pep"
 	"annals.im/annals/domain/push"
 	"annals.im/annals/domain/roster"
+	"annals.im/annals/domain/upload"
 	"annals.im/annals/domain/vcard"
 )
 
@@ -20,12 +21,14 @@ type State struct {
 	VCard   vcard.State    // vcard-temp (XEP-0054), with its avatar's hash (XEP-0153)
 	Blocked blocking.State // the block list (XEP-0191)
 	Push    push.State     // push registrations (XEP-0357)
+	Uploads upload.State   // live HTTP upload slots (XEP-0363): the quota
 }
 
 // Evolve folds one event of an account's stream. State is kept per
 // incarnation: AccountCreated starts from nothing, so an account
 // registered under a deleted one's name inherits none of its roster,
-// bookmarks, preferences, vCard, block list or push registrations.
+// bookmarks, preferences, vCard, block list, push registrations or
+// upload quota.
 func Evolve(s State, e event.Envelope) (State, error) {
 	if e.Type == account.TypeCreated {
 		s = State{}
@@ -49,6 +52,9 @@ func Evolve(s State, e event.Envelope) (State, error) {
 	if s.Blocked, err = blocking.Evolve(s.Blocked, e); err != nil {
 		return s, err
 	}
-	s.Push, err = push.Evolve(s.Push, e)
+	if s.Push, err = push.Evolve(s.Push, e); err != nil {
+		return s, err
+	}
+	s.Uploads, err = upload.Evolve(s.Uploads, e)
 	return s, err
 }

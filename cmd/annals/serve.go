@@ -73,6 +73,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	x.extdisco.flags(fs)
 	x.push.flags(fs)
 	x.web.flags(fs)
+	x.upload.flags(fs)
 	mf.flags(fs)
 	fs.Var(&x.admins, "admin", "the bare JID of an account here that may administer the server over XMPP: XEP-0133 ad-hoc commands (repeatable)")
 	fs.StringVar(&memLimit, "memory-limit", "auto", "Go heap soft limit: auto (half the memory available), off, or a size such as 2GiB (GOMEMLIMIT wins)")

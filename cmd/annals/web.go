@@ -23,6 +23,9 @@ import (
 type webFlags struct {
 	addr      string // TLS, with the c2s certificate
 	plainAddr string // loopback only
+	// routes are features' HTTP sides, by path (upload.go), mounted
+	// on each listener beside the WebSocket.
+	routes map[string]http.Handler
 	// mount adds the handlers of other parts (metrics.go) to each
 	// listener's mux; set by serve.
 	mount func(mux *http.ServeMux)
@@ -47,6 +50,9 @@ type webServer struct {
 	servers []*http.Server
 	lns     []net.Listener
 	log     *slog.Logger
+	// notes are what features on these listeners tell the operator
+	// (upload.go), printed by announce.
+	notes []string
 }
 
 // open opens the listeners; serve starts them.
@@ -64,6 +70,9 @@ func (w *webFlags) open(ctx context.Context, cert tls.Certificate, sessions webs
 		meta := websocket.HostMeta{BehindProxy: l.proxy}
 		mux.Handle("/.well-known/host-meta", meta)
 		mux.Handle("/.well-known/host-meta.json", meta)
+		for path, h := range w.routes {
+			mux.Handle(path, h)
+		}
 		if w.mount != nil {
 			w.mount(mux)
 		}
@@ -118,5 +127,8 @@ func (ws *webServer) announce(stdout io.Writer) {
 		host := ln.Addr().String()
 		fmt.Fprintf(stdout, "XMPP over WebSocket: %s://%s%s (discovery: %s/.well-known/host-meta).\n",
 			scheme, host, websocket.Path, map[string]string{"ws": "http", "wss": "https"}[scheme]+"://"+host)
+	}
+	for _, n := range ws.notes {
+		fmt.Fprintln(stdout, n)
 	}
 }

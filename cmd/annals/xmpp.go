@@ -74,6 +74,7 @@ type xmppFlags struct {
 	extdisco                extdiscoFlags
 	push                    pushFlags
 	web                     webFlags
+	upload                  uploadFlags       // upload.go
 	external                *extdisco.Service // from extdisco, by validate
 	metrics                 c2s.Metrics       // set by serve
 }
@@ -144,6 +145,9 @@ func (x *xmppFlags) validate() error {
 	}
 	var err error
 	if err := x.web.validate(); err != nil {
+		return err
+	}
+	if err := x.upload.validate(x.domains, x.muc, x.web); err != nil {
 		return err
 	}
 	if err := x.push.validate(); err != nil {
@@ -306,8 +310,22 @@ func (x xmppFlags) listen(ctx context.Context, c Config, creds *credentials.Stor
 	if err != nil {
 		return nil, nil, nil, nil, fmt.Errorf("c2s: %w", err)
 	}
+	uploads, err := x.upload.service(c.Data, x.domains, accts, log)
+	if err != nil {
+		ln.Close()
+		return nil, nil, nil, nil, err
+	}
+	if uploads != nil {
+		uploads.Register(cfg.Mux)
+	}
+	x.web.routes = uploadRoutes(uploads)
 	if web, err = x.web.open(ctx, cert, srv, cfg.MaxStanza, log); err != nil {
 		ln.Close()
+		return nil, nil, nil, nil, err
+	}
+	if err := x.upload.settle(uploads, web, x.domains[0]); err != nil {
+		ln.Close()
+		web.close()
 		return nil, nil, nil, nil, err
 	}
 	return srv, ln, fed, web, nil

@@ -114,7 +114,7 @@ func (c *conn) mucIQ(ctx context.Context, e *element, q element, to jid.JID) err
 // members-only), and a public room's name is listed in disco#items anyway.
 func roomInfo(st room.State, viewer string) string {
 	var b strings.Builder
-	b.WriteString("<query xmlns='" + nsDisco + "'><identity category='conference' type='text' name='" + stanza.Escape(cmpOr(st.Config.Name, st.JID)) + "'/>")
+	b.WriteString("<query xmlns='" + nsDisco + "'><identity category='conference' type='text' name='" + stanza.Escape(cmpOr(st.Config.Name, localOf(st.JID))) + "'/>")
 	feature := func(on bool, yes, no string) {
 		if on {
 			b.WriteString("<feature var='" + yes + "'/>")
@@ -527,4 +527,11 @@ func (s *Service) serviceInfo() string {
 	}
 	return "<query xmlns='" + nsDisco + "'><identity category='conference' type='text' name='Chatrooms'/>" +
 		"<feature var='" + nsMUC + "'/><feature var='" + nsDisco + "'/><feature var='" + nsItems + "'/><feature var='" + vcard.NS + "'/>" + dmuc + "</query>"
+}
+
+// localOf is a room's name when it was given none: its JID's local part,
+// as clients show a room (Prosody does the same), not the whole JID.
+func localOf(room string) string {
+	local, _, _ := strings.Cut(room, "@")
+	return local
 }
