@@ -1,10 +1,13 @@
 package e2e
 
 import (
+	"crypto/rand"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -72,7 +75,8 @@ next:
 	return 0, false
 }
 
-func getStatus(t *testing.T, url string) (int, string) {
+// getBody GETs url and returns the status and the body.
+func getBody(t *testing.T, url string) (int, string) {
 	t.Helper()
 	resp, err := http.Get(url)
 	if err != nil {
@@ -100,12 +104,12 @@ func TestMetricsScrape(t *testing.T) {
 	s, _ := serveOn(t, data, "--metrics", fmt.Sprintf("127.0.0.1:%d", port))
 	addr := fmt.Sprintf("127.0.0.1:%d", s.port)
 
-	if code, body := getStatus(t, base+"/healthz"); code != 200 || body != "ok\n" {
+	if code, body := getBody(t, base+"/healthz"); code != 200 || body != "ok\n" {
 		t.Fatalf("/healthz: %d %q", code, body)
 	}
 	// serve says where it listens once it is ready: the projections
 	// caught up and the sessions' log follower started.
-	if code, body := getStatus(t, base+"/readyz"); code != 200 {
+	if code, body := getBody(t, base+"/readyz"); code != 200 {
 		t.Fatalf("/readyz: %d %q", code, body)
 	}
 	before := scrapeMetrics(t, base+"/metrics")
@@ -199,7 +203,7 @@ func TestMetricsScrape(t *testing.T) {
 	if got := moved("annals_eventstore_head_position"); got < n {
 		t.Errorf("the log's head moved by %v, want %d or more", got, n)
 	}
-	if code, body := getStatus(t, base+"/readyz"); code != 200 {
+	if code, body := getBody(t, base+"/readyz"); code != 200 {
 		t.Fatalf("/readyz after the messages: %d %q", code, body)
 	}
 }
@@ -252,7 +256,7 @@ func TestMetricsWebSocket(t *testing.T) {
 	}
 
 	for _, path := range []string{"/healthz", "/readyz"} {
-		if code, body := getStatus(t, "http://"+web+path); code != 200 {
+		if code, body := getBody(t, "http://"+web+path); code != 200 {
 			t.Errorf("%s on the HTTP listener: %d %q", path, code, body)
 		}
 	}
@@ -268,5 +272,42 @@ func TestMetricsWebSocket(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusForbidden {
 		t.Errorf("/metrics relayed by a reverse proxy: %s, want 403", resp.Status)
+	}
+}
+
+// A file slixmpp uploads (XEP-0363) is counted, byte for byte, in
+// annals_upload_bytes_total.
+func TestMetricsUpload(t *testing.T) {
+	t.Parallel()
+	hport, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mport, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := t.TempDir()
+	addUsers(t, data, map[string]string{"alice@localhost": "pw", "bob@localhost": "pw"})
+	web := "127.0.0.1:" + strconv.Itoa(hport)
+	s, _ := serveOn(t, data, "--http", web, "--metrics", "127.0.0.1:"+strconv.Itoa(mport))
+	if err := waitListen(web, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "photo.jpg")
+	content := make([]byte, 100<<10+7)
+	rand.Read(content)
+	if err := os.WriteFile(file, content, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	metricsURL := fmt.Sprintf("http://127.0.0.1:%d/metrics", mport)
+	if got, ok := sample(scrapeMetrics(t, metricsURL), "annals_upload_bytes_total"); !ok || got != 0 {
+		t.Fatalf("upload bytes before any upload: %v (present: %v)", got, ok)
+	}
+	rs := runDriver(t, "/usr/bin/python3", "clients/slix_upload.py", "127.0.0.1:"+strconv.Itoa(s.port), filepath.Join(data, "tls-cert.pem"),
+		"pw", "alice@localhost", "bob@localhost", file)
+	find(t, rs, "uploaded")
+	if got, _ := sample(scrapeMetrics(t, metricsURL), "annals_upload_bytes_total"); got != float64(len(content)) {
+		t.Fatalf("upload bytes after one upload of %d: %v", len(content), got)
 	}
 }
