@@ -4,6 +4,7 @@ TAGS     ?=
 GO       ?= go
 GOFLAGS_ := -tags '$(TAGS)'
 DATA     ?= ./var
+METRICS  ?= 127.0.0.1:9464
 BIN      := bin/annals
 
 .PHONY: all build run test unit race vet fmtcheck depcheck tools bench bench-tools fuzz clean
@@ -14,9 +15,11 @@ build:
 	$(GO) build $(GOFLAGS_) -o $(BIN) ./cmd/annals
 
 # Builds Annals and serves the embedded SQLite store in $(DATA), creating
-# and printing the demo account demo@localhost.
+# and printing the demo account demo@localhost, with the metrics on
+# $(METRICS) (loopback; serve itself has them off unless asked, README
+# "Metrics"); METRICS= turns them off.
 run: build
-	./$(BIN) serve --data $(DATA) --demo --http-plaintext 127.0.0.1:5280
+	./$(BIN) serve --data $(DATA) --demo --http-plaintext 127.0.0.1:5280 $(if $(METRICS),--metrics $(METRICS))
 
 # Everything CI runs. Installs the Debian tools the tests drive.
 test: tools fmtcheck vet depcheck race

@@ -109,6 +109,9 @@ type Runner struct {
 
 	mu     sync.Mutex
 	inline map[string]bool // applied by a store's writer, not followed by Run
+	// at is where each followed projection is, applied or skipped, which
+	// its stored checkpoint may lag by CheckpointLag (Position).
+	at map[string]event.Position
 }
 
 // Page is how many events one read-model transaction applies at most.
@@ -387,7 +390,7 @@ func (r *Runner) follow(ctx context.Context, subscribe Subscribe, p Projection) 
 	if err != nil {
 		return err
 	}
-	sub, err := subscribe(ctx, saved)
+	sub, err := subscribe(context.WithValue(ctx, followingKey{}, p.Name()), saved)
 	if err != nil {
 		return err
 	}
@@ -395,6 +398,7 @@ func (r *Runner) follow(ctx context.Context, subscribe Subscribe, p Projection) 
 	sel, _ := p.(Selective)
 	pos := saved // what has been applied or skipped; saved may lag it
 	for {
+		r.setAt(p.Name(), pos)
 		next := ctx
 		cancel := context.CancelFunc(func() {})
 		if pos != saved {
@@ -425,6 +429,38 @@ func (r *Runner) follow(ctx context.Context, subscribe Subscribe, p Projection) 
 			pos, saved = applied, applied
 		}
 	}
+}
+
+func (r *Runner) setAt(name string, pos event.Position) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.at == nil {
+		r.at = make(map[string]event.Position)
+	}
+	r.at[name] = pos
+}
+
+// Position returns where projection name is: the last event it applied or
+// skipped as Run follows the log, which its checkpoint may lag, or else
+// its checkpoint. Metrics and readiness read it.
+func (r *Runner) Position(ctx context.Context, name string) (event.Position, error) {
+	pos, err := r.Checkpoint(ctx, name)
+	if err != nil {
+		return pos, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return later(pos, r.at[name]), nil
+}
+
+type followingKey struct{}
+
+// Following returns the name of the projection whose subscription
+// Subscribe is asked for in ctx, "" for none: a Subscribe that tracks
+// its subscriptions (metrics) names them by it.
+func Following(ctx context.Context) string {
+	name, _ := ctx.Value(followingKey{}).(string)
+	return name
 }
 
 func later(a, b event.Position) event.Position {

@@ -248,3 +248,52 @@ func TestSelectiveCheckpoint(t *testing.T) {
 		t.Fatalf("%d accounts, want 1", n)
 	}
 }
+
+// Position follows a Selective projection past the events it skips at
+// once, while its stored checkpoint waits CheckpointLag; the subscription
+// Run asks for names the projection (Following), for the metrics.
+func TestPositionLeadsLazyCheckpoint(t *testing.T) {
+	f := newFixture(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	r, err := projections.NewRunner(ctx, f.db, nil, accounts.Projection{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	following := make(chan string, 1)
+	go r.Run(ctx, func(ctx context.Context, after event.Position) (projections.Tail, error) {
+		following <- projections.Following(ctx)
+		return f.store.Subscribe(ctx, after)
+	})
+	if got := <-following; got != accounts.Name {
+		t.Errorf("Following in the subscription's context: %q, want %q", got, accounts.Name)
+	}
+	if projections.Following(ctx) != "" {
+		t.Error("Following outside a subscription is not empty")
+	}
+	created := f.create(t, "a@example.com", 1)
+	waitFor(t, func() bool { p, _ := r.Position(ctx, accounts.Name); return p == created.Position })
+	e, err := event.New(f.ids, time.Unix(1800000000, 0), "SomethingElse", 1, "", struct{}{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := f.store.Append(ctx, "elsewhere", eventstore.NoStream, e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		p, err := r.Position(ctx, accounts.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p == out[0].Position {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("position %v, want %v", p, out[0].Position)
+		}
+	}
+	if cp, _ := r.Checkpoint(ctx, accounts.Name); cp == out[0].Position {
+		t.Error("the checkpoint reached the skipped event as soon as the position did: Position shows nothing the checkpoint does not")
+	}
+}

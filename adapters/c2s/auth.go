@@ -33,9 +33,11 @@ func (c *conn) accountJID(user string) (jid.JID, error) {
 
 // authenticate runs one SASL exchange (RFC 6120 §6.4). ok reports success.
 func (c *conn) authenticate(ctx context.Context, auth *element) (ok bool, err error) {
-	fail := func(cond string) (bool, error) {
+	failAs := func(reason, cond string) (bool, error) {
+		c.srv.cfg.Metrics.LoginFailed(c.transport, reason)
 		return false, c.write("<failure xmlns='" + nsSASL + "'><" + cond + "/></failure>")
 	}
+	fail := func(cond string) (bool, error) { return failAs(cond, cond) }
 	if !c.secure && !c.srv.cfg.Plaintext {
 		return fail("encryption-required")
 	}
@@ -86,7 +88,7 @@ func (c *conn) authenticate(ctx context.Context, auth *element) (ok bool, err er
 		switch {
 		case errors.Is(err, errThrottled):
 			c.log.Info("login refused: too many failures from this address", "user", clip(x.User(), 256), "mechanism", clip(mech, 32))
-			return fail("not-authorized")
+			return failAs("throttled", "not-authorized")
 		case errors.Is(err, sasl.ErrNotAuthorized):
 			c.log.Info("login failed", "user", clip(x.User(), 256), "mechanism", clip(mech, 32))
 			th.fail(tk)
@@ -101,6 +103,7 @@ func (c *conn) authenticate(ctx context.Context, auth *element) (ok bool, err er
 		case done:
 			th.succeed(tk)
 			c.user = named.Localpart()
+			c.srv.cfg.Metrics.LoggedIn(c.transport)
 			c.log.Info("logged in", "account", named.String(), "mechanism", mech)
 			if err := c.write("<success xmlns='" + nsSASL + "'>" + encode64(reply) + "</success>"); err != nil {
 				return false, err

@@ -61,6 +61,9 @@ type Config struct {
 	// only the built-in ones.
 	Mux *mux.Mux
 	Log *slog.Logger
+	// Metrics counts connections, logins and stanzas (metrics.go); nil:
+	// nothing is counted.
+	Metrics Metrics
 
 	// Login throttling (throttle.go): failures per account and per
 	// address (IPv6: per /64) answered without delay, defaults 5 and 10;

@@ -70,6 +70,9 @@ func NewServer(cfg Config) (*Server, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = noMetrics{}
+	}
 	cfg.FailuresPerAccount = cmp.Or(cfg.FailuresPerAccount, 5)
 	cfg.FailuresPerIP = cmp.Or(cfg.FailuresPerIP, 10)
 	cfg.FailureDelay = cmp.Or(cfg.FailureDelay, time.Second)
@@ -147,10 +150,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		if !ok {
 			continue
 		}
+		s.countConn(nc, TransportTCP)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s.serveConn(ctx, nc, false)
+			s.serveConn(ctx, nc, false, TransportTCP)
 		}()
 	}
 }
@@ -158,6 +162,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 // ServeConn serves one client connection that came another way than
 // Serve's listener (XMPP over WebSocket, RFC 7395) until its session
 // ends, resumption included: the same limits, sessions and guarantees.
+// Metrics count it as TransportWebSocket.
 // secure: the transport is encrypted already, so STARTTLS is neither
 // offered nor required. ctx is the server's: the session outlives the
 // connection while it waits to be resumed.
@@ -166,11 +171,12 @@ func (s *Server) ServeConn(ctx context.Context, nc net.Conn, secure bool) {
 	if !ok {
 		return
 	}
-	s.serveConn(ctx, nc, secure)
+	s.countConn(nc, TransportWebSocket)
+	s.serveConn(ctx, nc, secure, TransportWebSocket)
 }
 
-func (s *Server) serveConn(ctx context.Context, nc net.Conn, secure bool) {
-	c := &conn{srv: s, nc: nc, log: s.cfg.Log.With("remote", nc.RemoteAddr().String()), secure: secure,
+func (s *Server) serveConn(ctx context.Context, nc net.Conn, secure bool, via string) {
+	c := &conn{srv: s, nc: nc, transport: via, log: s.cfg.Log.With("remote", nc.RemoteAddr().String()), secure: secure,
 		resume: make(chan *transport), gone: make(chan struct{})}
 	c.login.start(s.cfg.LoginTimeout)
 	s.mu.Lock()
@@ -190,6 +196,9 @@ type conn struct {
 	srv *Server
 	nc  net.Conn
 	log *slog.Logger
+	// transport is what the session was bound on (TransportTCP, ...), a
+	// metrics label; a resumption on another transport does not change it.
+	transport string
 
 	lr     *stanza.LimitReader
 	dec    *wellformed.Decoder

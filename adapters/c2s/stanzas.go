@@ -55,6 +55,7 @@ func (c *conn) stanzas(session context.Context) error {
 		if err != nil {
 			return err
 		}
+		c.srv.cfg.Metrics.StanzaReceived(e.XMLName.Local)
 		c.handled++
 	}
 }

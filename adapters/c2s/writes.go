@@ -39,6 +39,7 @@ func (c *conn) writeAll(stanzas []string) error {
 		if err := c.countLocked(s); err != nil {
 			return err
 		}
+		c.srv.cfg.Metrics.StanzaSent(sentKind(s))
 	}
 	if err := c.writeLocked(strings.Join(stanzas, ""), false); err != nil {
 		return err
@@ -129,6 +130,7 @@ func (c *conn) writeLocked(s string, stanza bool) error {
 		if err := c.countLocked(s); err != nil {
 			return err
 		}
+		c.srv.cfg.Metrics.StanzaSent(sentKind(s))
 	}
 	if c.detached {
 		return nil // kept in sm.unacked for the resumption

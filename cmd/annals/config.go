@@ -28,7 +28,8 @@ type Config struct {
 	Durability string // full | normal
 	LogLevel   string // debug | info | warn | error
 
-	server bool // set by serve: the one long-running writer of the data directory
+	server  bool           // set by serve: the one long-running writer of the data directory
+	metrics sqlite.Metrics // set by serve: what the store reports to
 }
 
 // Defaults returns the settings used when neither flag nor environment says.
@@ -146,7 +147,7 @@ func openStore(ctx context.Context, c Config, create bool, log *slog.Logger) (*s
 		return nil, fmt.Errorf("no event store at %s (give --data or $ANNALS_DATA): %w", c.DBPath(), err)
 	}
 	d, _ := sqlite.ParseDurability(c.Durability)
-	opts := sqlite.Options{Durability: d, Log: log}
+	opts := sqlite.Options{Durability: d, Log: log, Metrics: c.metrics}
 	if c.server {
 		opts.PreallocateWAL, opts.LazyHeads = sqlite.ServerWAL, true
 	}

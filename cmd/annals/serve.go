@@ -38,6 +38,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		demo    bool
 		x       xmppFlags
 		domains stringList
+		mf      metricsFlags
 	)
 	var memLimit string
 	fs := newFlagSet("serve", stderr)
@@ -73,6 +74,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	x.push.flags(fs)
 	x.web.flags(fs)
 	x.upload.flags(fs)
+	mf.flags(fs)
 	fs.Var(&x.admins, "admin", "the bare JID of an account here that may administer the server over XMPP: XEP-0133 ad-hoc commands (repeatable)")
 	fs.StringVar(&memLimit, "memory-limit", "auto", "Go heap soft limit: auto (half the memory available), off, or a size such as 2GiB (GOMEMLIMIT wins)")
 	if err := parse(fs, args); err != nil {
@@ -91,7 +93,19 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := x.validate(); err != nil {
 		return err
 	}
+	if err := mf.validate(); err != nil {
+		return err
+	}
 	log := c.logger(stderr)
+	// Metrics are always kept (a few atomic adds per stanza and append);
+	// --metrics says whether a listener of their own serves them.
+	obs := newObserved(mf)
+	c.metrics, x.metrics, x.upload.metrics, x.web.mount = obs.m, obs.m, obs.m, obs.mountWeb
+	if mln, err := listenMetrics(mf, log); err != nil {
+		return err
+	} else if mln != nil {
+		defer obs.serveMetrics(mln, log)()
+	}
 	if _, set := os.LookupEnv("GOGC"); !set {
 		// The live heap of a server is small (sessions, caches) while every
 		// stanza allocates: at the default GOGC=100 the collector ran every
@@ -176,6 +190,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	obs.watch(store, runner, o, srv)
 	log.Info("serving", "data", c.Data, "durability", c.Durability, "projections", joinNames(runner.Names()),
 		"c2s", ln.Addr().String(), "domains", strings.Join(x.domains, ","))
 	fmt.Fprintf(stdout, "Annals is serving %s on %s (event store %s, durability %s). Stop with Ctrl-C.\n",
@@ -184,6 +199,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "Group chat rooms are at <room>@%s.\n", x.muc)
 	}
 	web.announce(stdout)
+	obs.announce(stdout)
 	webDone := make(chan struct{})
 	go func() {
 		defer close(webDone)
@@ -206,11 +222,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		go func() { fedDone <- fed.server.Serve(fedCtx, fed.ln) }()
 	}
 	go func() {
-		if err := followLog(ctx, store, reactFrom, srv, accts, log); err != nil {
+		if err := followLog(ctx, trackedStore{store, obs, "sessions"}, reactFrom, srv, accts, log); err != nil {
 			log.Error("the log is no longer followed: room events and account changes reach no session", "err", err)
 		}
 	}()
-	err = runner.Run(ctx, subscribe(store))
+	err = runner.Run(ctx, obs.subscribe(store))
 	cancel()
 	if xerr := <-c2sDone; xerr != nil && err == nil {
 		err = xerr
@@ -288,13 +304,6 @@ func (o *owner) Close() error {
 		errs = append(errs, o.lock.Close())
 	}
 	return errors.Join(errs...)
-}
-
-// subscribe adapts the store to the runner's small interface.
-func subscribe(store *sqlite.Store) projections.Subscribe {
-	return func(ctx context.Context, after event.Position) (projections.Tail, error) {
-		return store.Subscribe(ctx, after)
-	}
 }
 
 // demoAccount makes sure demo@<first domain> (demo@localhost by default)

@@ -32,7 +32,8 @@ type uploadFlags struct {
 	maxOpen int
 	expiry  time.Duration
 	window  time.Duration
-	minRate byteSize // a PUT's slowest pace, bytes a second
+	minRate byteSize       // a PUT's slowest pace, bytes a second
+	metrics upload.Metrics // set by serve
 }
 
 const uploadDefaultDomain = "upload.<first domain>"
@@ -143,7 +144,7 @@ func (u *uploadFlags) service(data string, domains []string, accts *accounts.Ser
 	}
 	return upload.New(upload.Config{Domain: u.domain, Domains: domains, Slots: accts, Dir: filepath.Join(data, "uploads"), URL: u.url,
 		Limits:     uploaddomain.Limits{MaxSize: int64(u.maxSize), Quota: int64(u.quota), MaxOpen: u.maxOpen, PutWindow: u.window, Expiry: u.expiry},
-		PutMinRate: int64(u.minRate), Log: log})
+		PutMinRate: int64(u.minRate), Log: log, Metrics: u.metrics})
 }
 
 // routes are the upload handler's place on the HTTP listener.

@@ -26,6 +26,9 @@ type webFlags struct {
 	// routes are features' HTTP sides, by path (upload.go), mounted
 	// on each listener beside the WebSocket.
 	routes map[string]http.Handler
+	// mount adds the handlers of other parts (metrics.go) to each
+	// listener's mux; set by serve.
+	mount func(mux *http.ServeMux)
 }
 
 func (w *webFlags) flags(fs *flag.FlagSet) {
@@ -69,6 +72,9 @@ func (w *webFlags) open(ctx context.Context, cert tls.Certificate, sessions webs
 		mux.Handle("/.well-known/host-meta.json", meta)
 		for path, h := range w.routes {
 			mux.Handle(path, h)
+		}
+		if w.mount != nil {
+			w.mount(mux)
 		}
 		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 16 << 10,
 			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}

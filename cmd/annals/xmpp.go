@@ -76,6 +76,7 @@ type xmppFlags struct {
 	web                     webFlags
 	upload                  uploadFlags       // upload.go
 	external                *extdisco.Service // from extdisco, by validate
+	metrics                 c2s.Metrics       // set by serve
 }
 
 func envOr(name, def string) string {
@@ -214,6 +215,7 @@ func (x xmppFlags) listen(ctx context.Context, c Config, creds *credentials.Stor
 		MaxDepth:      x.maxDepth,
 		Mux:           mux.New(),
 		Log:           log,
+		Metrics:       x.metrics,
 
 		MaxConnections:      x.maxConns,
 		MaxConnectionsPerIP: x.maxConnsPerIP,

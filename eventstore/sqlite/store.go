@@ -67,7 +67,24 @@ type Options struct {
 	// heads_position. At most one store per file may set it: each lazy
 	// writer assumes the heads it has not written are only its own.
 	LazyHeads bool
+	// Metrics is told of appends, group commits and fsyncs; nil: nothing.
+	Metrics Metrics
 }
+
+// Metrics is what the store reports as it writes (adapters/metrics
+// implements it). Its methods run on the writer's paths: they must be
+// quick and must not block.
+type Metrics interface {
+	Appended(took time.Duration) // an append committed, took from call to answer
+	Committed(events int)        // a group commit wrote events
+	Synced(took time.Duration)   // an fsync of the WAL returned without error
+}
+
+type noMetrics struct{}
+
+func (noMetrics) Appended(time.Duration) {}
+func (noMetrics) Committed(int)          {}
+func (noMetrics) Synced(time.Duration)   {}
 
 // Store is the SQLite event store. It is safe for concurrent use.
 type Store struct {
@@ -189,6 +206,9 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	}
 	if opts.Log == nil {
 		opts.Log = slog.Default()
+	}
+	if opts.Metrics == nil {
+		opts.Metrics = noMetrics{}
 	}
 	register()
 	w, err := sql.Open(driverName, dsn(path, "NORMAL", false))
@@ -381,6 +401,7 @@ func (s *Store) Append(ctx context.Context, stream string, expected int64, evs .
 		own[i] = e
 	}
 	req := &appendReq{stream: stream, expected: expected, evs: own, result: make(chan appendResult, 1)}
+	start := time.Now()
 	select {
 	case s.queue <- req:
 	case <-s.done:
@@ -392,6 +413,9 @@ func (s *Store) Append(ctx context.Context, stream string, expected int64, evs .
 	// does not know, and a retry with the same IDs is idempotent.
 	select {
 	case r := <-req.result:
+		if r.err == nil {
+			s.opts.Metrics.Appended(time.Since(start))
+		}
 		return r.evs, r.err
 	case <-s.exited:
 		select {
@@ -479,6 +503,17 @@ func (s *Store) fail(err error) error {
 		s.err = err
 	}
 	return s.err
+}
+
+// Err returns why the store takes no more appends: ErrClosed after Close,
+// the error of a failed fsync; nil while it is open and well.
+func (s *Store) Err() error {
+	select {
+	case <-s.done:
+		return eventstore.ErrClosed
+	default:
+	}
+	return s.failure()
 }
 
 func (s *Store) failure() error {

@@ -283,6 +283,9 @@ func (w *writer) try(batch []*appendReq, careful bool) (results []appendResult, 
 	for stream, h := range b.pending {
 		w.heads[stream] = h
 	}
+	if len(b.rows) > 0 {
+		w.s.opts.Metrics.Committed(len(b.rows))
+	}
 	maps.Copy(w.inlinePos, b.inlinePos)
 	w.sinceFlush++
 	switch {
@@ -376,7 +379,10 @@ func (w *writer) syncer() {
 			go func() {
 				if err == nil {
 					// fdatasync: the WAL's data and size, not its times.
-					err = syscall.Fdatasync(int(wal.Fd()))
+					began := time.Now()
+					if err = syscall.Fdatasync(int(wal.Fd())); err == nil {
+						w.s.opts.Metrics.Synced(time.Since(began))
+					}
 				}
 				done <- synced{cover, err}
 			}()

@@ -156,6 +156,7 @@ func (s *Service) put(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.cfg.Log.Info("upload: file stored", "slot", slot, "size", n)
+	s.cfg.Metrics.Uploaded(n)
 	w.WriteHeader(http.StatusCreated)
 }
 

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -278,5 +279,35 @@ func TestSweepSparesUploadInProgress(t *testing.T) {
 	}
 	if n, err := f.svc.Sweep(f.clock.Now()); err != nil || n != 0 {
 		t.Fatalf("swept %d an uploaded file before its expiry: %v", n, err)
+	}
+}
+
+type uploadedBytes struct {
+	mu    sync.Mutex
+	bytes int64
+}
+
+func (u *uploadedBytes) Uploaded(n int64) { u.mu.Lock(); u.bytes += n; u.mu.Unlock() }
+
+func (u *uploadedBytes) get() int64 { u.mu.Lock(); defer u.mu.Unlock(); return u.bytes }
+
+// Metrics hear of the bytes of each file stored, and of nothing refused.
+func TestUploadedBytes(t *testing.T) {
+	f := newFixture(t)
+	m := &uploadedBytes{}
+	f.svc.cfg.Metrics = m
+	put, _ := f.slot(t, "a.txt", 10, "text/plain")
+	if resp := do(t, "PUT", put, "text/plain", "0123456789"); resp.StatusCode != http.StatusCreated {
+		t.Fatalf("PUT %d %s", resp.StatusCode, body(resp))
+	}
+	if resp := do(t, "PUT", put, "text/plain", "0123456789"); resp.StatusCode != http.StatusConflict {
+		t.Fatalf("second PUT %d", resp.StatusCode)
+	}
+	short, _ := f.slot(t, "b.txt", 10, "text/plain")
+	if resp := do(t, "PUT", short, "text/plain", "01234"); resp.StatusCode == http.StatusCreated {
+		t.Fatal("a PUT shorter than its slot was stored")
+	}
+	if got := m.get(); got != 10 {
+		t.Fatalf("bytes counted: %d, want 10", got)
 	}
 }

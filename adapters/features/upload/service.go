@@ -75,7 +75,19 @@ type Config struct {
 	PutMinRate int64
 	Now        func() time.Time // the clock; time.Now when nil
 	Log        *slog.Logger
+	// Metrics counts the bytes of the files stored (adapters/metrics);
+	// nil counts nothing.
+	Metrics Metrics
 }
+
+// Metrics is told of each file stored, by its size in bytes.
+type Metrics interface {
+	Uploaded(bytes int64)
+}
+
+type noMetrics struct{}
+
+func (noMetrics) Uploaded(int64) {}
 
 // Service is the upload service.
 type Service struct {
@@ -113,6 +125,9 @@ func New(cfg Config) (*Service, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = noMetrics{}
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
