@@ -114,7 +114,9 @@ depcheck:
 # then the bytes over a server link per groupchat message, a DMUC3 mirror
 # beside plain federated MUC and a Prosody master (~1 minute); then 1:1
 # messages/s across two federated Annals beside two federated Prosody, in
-# a network namespace (~2 minutes).
+# a network namespace (~2 minutes); then 1:1 messages/s over WebSocket
+# (wss://) beside TCP, Annals beside Prosody's mod_websocket and
+# ejabberd's (~3 minutes).
 bench: tools bench-tools
 	$(GO) test $(GOFLAGS_) -run '^$$' -bench . -benchtime 1x -count 3 ./eventstore/sqlite/
 	$(GO) test $(GOFLAGS_) -run '^$$' -bench XMPP -benchtime 1x -count 1 -timeout 30m ./e2e/
@@ -122,6 +124,7 @@ bench: tools bench-tools
 	$(GO) test $(GOFLAGS_) -run '^$$' -bench '^BenchmarkMUC' -benchtime 1x -count 1 -timeout 30m ./e2e/
 	$(GO) test $(GOFLAGS_) -run '^$$' -bench DMUC -benchtime 1x -count 1 -timeout 30m ./e2e/
 	$(GO) test $(GOFLAGS_) -run '^$$' -bench Federation -benchtime 1x -count 1 -timeout 20m ./e2e/
+	$(GO) test $(GOFLAGS_) -run '^$$' -bench '^BenchmarkWebSocket$$' -benchtime 1x -count 1 -timeout 30m ./e2e/
 
 # The peers make bench compares against, from Debian; never part of Annals.
 BENCH_PEERS := prosody lua-dbi-sqlite3 ejabberd erlang-p1-sqlite3

@@ -29,6 +29,9 @@ const (
 	benchConcurrency = 50
 	benchLogins      = 2000
 	benchPerSender   = 100
+	// benchReceiveTimeout bounds the wait for a receiver's messages: one
+	// lost fails the benchmark after it.
+	benchReceiveTimeout = 2 * time.Minute
 )
 
 // BenchmarkXMPP measures Annals and, when they are installed (Debian's
@@ -177,25 +180,32 @@ func benchMessageRate(b *testing.B, addr string) float64 {
 		wg.Add(2)
 		go func() {
 			defer wg.Done()
-			to := receivers[i].jid
-			var sb strings.Builder
-			for k := 0; k < benchPerSender; k++ {
-				fmt.Fprintf(&sb, "<message to='%s' type='chat' id='m%d'><body>message %d of the benchmark</body></message>", to, k, k)
+			to, ns := receivers[i].jid, senders[i].clientNS()
+			stanzas := make([]string, benchPerSender)
+			for k := range stanzas {
+				stanzas[k] = fmt.Sprintf("<message%s to='%s' type='chat' id='m%d'><body>message %d of the benchmark</body></message>", ns, to, k, k)
 			}
-			if err := senders[i].send(sb.String()); err != nil {
+			if err := senders[i].sendStanzas(stanzas); err != nil {
 				b.Error(err)
 			}
 		}()
 		go func() {
 			defer wg.Done()
-			receivers[i].nc.SetReadDeadline(time.Now().Add(2 * time.Minute))
+			receivers[i].nc.SetReadDeadline(time.Now().Add(benchReceiveTimeout))
+			// Each message arrives once, in the order sent (RFC 6120
+			// §10.1), from its sender.
+			from := senders[i].jid
 			for k := 0; k < benchPerSender; {
 				st, _, err := receivers[i].next()
 				if err != nil {
-					b.Error(err)
+					b.Errorf("%s: after %d of %d messages: %v", receivers[i].jid, k, benchPerSender, err)
 					return
 				}
 				if st.Name.Local == "message" {
+					if id := attr(st, "id"); id != "m"+strconv.Itoa(k) || attr(st, "from") != from {
+						b.Errorf("%s: message %d is %q from %s, want m%d from %s", receivers[i].jid, k, id, attr(st, "from"), k, from)
+						return
+					}
 					got.Add(1)
 					k++
 				}
@@ -213,6 +223,14 @@ func benchMessageRate(b *testing.B, addr string) float64 {
 // management (mod_smacks, in Prosody since 0.12). Its database is
 // dir/prosody.sqlite; starting it again on the same dir keeps the data.
 func startProsody(dir string) (addr string, stop func(), err error) {
+	return startProsodyWeb(dir, 0)
+}
+
+// startProsodyWeb is startProsody, and with httpsPort > 0 also serves
+// XMPP over WebSocket (mod_websocket, RFC 7395) over HTTPS on that
+// loopback port, at wss://127.0.0.1:httpsPort/xmpp-websocket, with the
+// same certificate.
+func startProsodyWeb(dir string, httpsPort int) (addr string, stop func(), err error) {
 	if _, err := exec.LookPath("prosody"); err != nil {
 		return "", nil, fmt.Errorf("not installed (apt-get install prosody lua-dbi-sqlite3)")
 	}
@@ -227,10 +245,23 @@ func startProsody(dir string) (addr string, stop func(), err error) {
 	os.WriteFile(filepath.Join(dir, "cert.pem"), certPEM, 0o600)
 	os.WriteFile(filepath.Join(dir, "key.pem"), keyPEM, 0o600)
 	os.MkdirAll(filepath.Join(dir, "data"), 0o700)
+	var webModule, web string
+	if httpsPort > 0 {
+		// mod_http would also listen on 5280 (plain): not here. Requests
+		// for 127.0.0.1 go to the host localhost; wss counts as secure, as
+		// STARTTLS does (c2s_require_encryption).
+		webModule = `; "websocket"`
+		web = fmt.Sprintf(`http_ports = { }
+https_ports = { %d }
+https_interfaces = { "127.0.0.1" }
+https_ssl = { certificate = %q; key = %q }
+http_default_host = "localhost"
+`, httpsPort, filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem"))
+	}
 	cfg := fmt.Sprintf(`run_as_root = true
 pidfile = %[1]q
 data_path = %[2]q
-modules_enabled = { "roster"; "saslauth"; "tls"; "disco"; "ping"; "mam"; "carbons"; "smacks"; "register"; "posix" }
+modules_enabled = { "roster"; "saslauth"; "tls"; "disco"; "ping"; "mam"; "carbons"; "smacks"; "register"; "posix"%[9]s }
 allow_registration = true
 min_seconds_between_registrations = 0
 registration_throttle_max = 1000000
@@ -249,7 +280,7 @@ limits = { c2s = { rate = "100mb/s" } }
 -- ACK (40 ms on loopback) between them.
 network_settings = { nagle = false }
 log = { warn = %[5]q }
-VirtualHost "localhost"
+%[8]sVirtualHost "localhost"
   ssl = { certificate = %[6]q; key = %[7]q }
 -- MUC with every room archived (BenchmarkMUC), as Annals' conference.localhost.
 Component "conference.localhost" "muc"
@@ -258,7 +289,7 @@ Component "conference.localhost" "muc"
   muc_log_expires_after = "never"
   muc_room_default_persistent = true
 `, filepath.Join(dir, "prosody.pid"), filepath.Join(dir, "data"), port, filepath.Join(dir, "prosody.sqlite"),
-		filepath.Join(dir, "prosody.log"), filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem"))
+		filepath.Join(dir, "prosody.log"), filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem"), web, webModule)
 	cfgPath := filepath.Join(dir, "prosody.cfg.lua")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return "", nil, err
@@ -269,9 +300,15 @@ Component "conference.localhost" "muc"
 	}
 	stop = func() { cmd.Process.Kill(); cmd.Wait() }
 	addr = "127.0.0.1:" + strconv.Itoa(port)
-	if err := waitListen(addr, 15*time.Second); err != nil {
-		stop()
-		return "", nil, fmt.Errorf("prosody: %w", err)
+	wait := []string{addr}
+	if httpsPort > 0 {
+		wait = append(wait, "127.0.0.1:"+strconv.Itoa(httpsPort))
+	}
+	for _, a := range wait {
+		if err := waitListen(a, 15*time.Second); err != nil {
+			stop()
+			return "", nil, fmt.Errorf("prosody: %w", err)
+		}
 	}
 	return addr, stop, nil
 }
@@ -279,6 +316,14 @@ Component "conference.localhost" "muc"
 // startEjabberd runs startEjabberdIn on a new directory, removed by stop
 // unless ANNALS_BENCH_KEEP is set.
 func startEjabberd() (addr string, stop func(), err error) {
+	return startEjabberdWeb(0)
+}
+
+// startEjabberdWeb is startEjabberd, and with httpsPort > 0 also serves
+// XMPP over WebSocket (ejabberd_http_ws, RFC 7395) over HTTPS on that
+// loopback port, at wss://127.0.0.1:httpsPort/xmpp-websocket, with the
+// same certificate.
+func startEjabberdWeb(httpsPort int) (addr string, stop func(), err error) {
 	if _, err := exec.LookPath("ejabberdctl"); err != nil {
 		return "", nil, fmt.Errorf("not installed (apt-get install ejabberd)")
 	}
@@ -286,7 +331,7 @@ func startEjabberd() (addr string, stop func(), err error) {
 	if err != nil {
 		return "", nil, err
 	}
-	addr, stopVM, err := startEjabberdIn(dir)
+	addr, stopVM, err := startEjabberdListen(dir, httpsPort)
 	if err != nil {
 		os.RemoveAll(dir)
 		return "", nil, err
@@ -306,6 +351,12 @@ func startEjabberd() (addr string, stop func(), err error) {
 // ejabberd user, so dir is handed to that user. Its database is
 // dir/ejabberd.db; starting it again on the same dir keeps the data.
 func startEjabberdIn(dir string) (addr string, stop func(), err error) {
+	return startEjabberdListen(dir, 0)
+}
+
+// startEjabberdListen is startEjabberdIn with, for httpsPort > 0, the
+// WebSocket listener of startEjabberdWeb.
+func startEjabberdListen(dir string, httpsPort int) (addr string, stop func(), err error) {
 	if _, err := exec.LookPath("ejabberdctl"); err != nil {
 		return "", nil, fmt.Errorf("not installed (apt-get install ejabberd)")
 	}
@@ -324,6 +375,16 @@ func startEjabberdIn(dir string) (addr string, stop func(), err error) {
 	if inetrc, err := os.ReadFile("/etc/ejabberd/inetrc"); err == nil {
 		os.WriteFile(filepath.Join(dir, "inetrc"), inetrc, 0o644)
 	}
+	var web string
+	if httpsPort > 0 {
+		web = fmt.Sprintf(`  - port: %d
+    ip: "127.0.0.1"
+    module: ejabberd_http
+    tls: true
+    request_handlers:
+      /xmpp-websocket: ejabberd_http_ws
+`, httpsPort)
+	}
 	cfg := fmt.Sprintf(`hosts: ["localhost"]
 loglevel: warning
 certfiles: [%[1]q]
@@ -334,7 +395,7 @@ listen:
     starttls_required: true
     max_stanza_size: 262144
     shaper: none
-default_db: sql
+%[4]sdefault_db: sql
 sql_type: sqlite
 sql_database: %[3]q
 auth_method: sql
@@ -364,7 +425,7 @@ modules:
     default_room_options:
       mam: true
       persistent: true
-`, filepath.Join(dir, "server.pem"), port, filepath.Join(dir, "ejabberd.db"))
+`, filepath.Join(dir, "server.pem"), port, filepath.Join(dir, "ejabberd.db"), web)
 	os.WriteFile(filepath.Join(dir, "ejabberd.yml"), []byte(cfg), 0o644)
 	if out, err := exec.Command("chown", "-R", "ejabberd:ejabberd", dir).CombinedOutput(); err != nil {
 		return "", nil, fmt.Errorf("chown: %v %s", err, out)
@@ -391,9 +452,15 @@ modules:
 		}
 	}
 	addr = "127.0.0.1:" + strconv.Itoa(port)
-	if err := waitListen(addr, 60*time.Second); err != nil {
-		stop()
-		return "", nil, fmt.Errorf("ejabberd: %w", err)
+	wait := []string{addr}
+	if httpsPort > 0 {
+		wait = append(wait, "127.0.0.1:"+strconv.Itoa(httpsPort))
+	}
+	for _, a := range wait {
+		if err := waitListen(a, 60*time.Second); err != nil {
+			stop()
+			return "", nil, fmt.Errorf("ejabberd: %w", err)
+		}
 	}
 	return addr, stop, nil
 }

@@ -20,15 +20,20 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/coder/websocket"
 )
 
 // loadClient is a minimal XMPP client for load generation only: STARTTLS,
 // SCRAM-SHA-256, bind, then raw stanzas. Interop is tested with slixmpp;
-// this one just needs to be cheap enough not to be the bottleneck.
+// this one just needs to be cheap enough not to be the bottleneck. Given
+// a ws:// or wss:// URL instead of an address it speaks XMPP over
+// WebSocket (RFC 7395, loadclient_ws_test.go).
 type loadClient struct {
 	nc       net.Conn
 	dec      *xml.Decoder
 	w        *bufio.Writer
+	ws       *websocket.Conn // over WebSocket: each send is one message; nc reads
 	jid      string
 	features string // of the last stream opened
 	mech     string // SCRAM mechanism used at login
@@ -48,7 +53,11 @@ func salted(h func() hash.Hash, password string, salt []byte, iter int) []byte {
 	return k
 }
 
+// send writes one stanza or other element (over TCP, any run of them).
 func (c *loadClient) send(s string) error {
+	if c.ws != nil {
+		return c.wsSend(s)
+	}
 	if _, err := c.w.WriteString(s); err != nil {
 		return err
 	}
@@ -67,6 +76,14 @@ func (c *loadClient) next() (xml.StartElement, string, error) {
 			if st.Name.Local == "stream" {
 				continue
 			}
+			if st.Name.Space == nsFraming {
+				// RFC 7395's <open/> stands for the stream header, and
+				// <close/> for its end.
+				if st.Name.Local == "close" {
+					return st, "", io.EOF
+				}
+				continue
+			}
 			var inner struct {
 				Inner string `xml:",innerxml"`
 			}
@@ -79,6 +96,9 @@ func (c *loadClient) next() (xml.StartElement, string, error) {
 }
 
 func (c *loadClient) open(domain string) error {
+	if c.ws != nil {
+		return c.wsOpen(domain)
+	}
 	c.dec = xml.NewDecoder(c.nc)
 	c.w = bufio.NewWriter(c.nc)
 	if err := c.send("<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='" + domain + "' version='1.0'>"); err != nil {
@@ -99,7 +119,7 @@ func dialLogin(addr, domain, user, password, resource string) (*loadClient, erro
 		return nil, err
 	}
 	c.nc.SetDeadline(time.Now().Add(30 * time.Second))
-	if err := c.send("<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>" + resource + "</resource></bind></iq>"); err != nil {
+	if err := c.send("<iq xmlns='jabber:client' type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>" + resource + "</resource></bind></iq>"); err != nil {
 		c.nc.Close()
 		return nil, err
 	}
@@ -115,27 +135,17 @@ func dialLogin(addr, domain, user, password, resource string) (*loadClient, erro
 // dialAuth connects to addr and authenticates as user@domain: the stream
 // after SASL is open, nothing bound.
 func dialAuth(addr, domain, user, password string) (*loadClient, error) {
-	nc, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	var c *loadClient
+	var err error
+	if strings.HasPrefix(addr, "ws://") || strings.HasPrefix(addr, "wss://") {
+		c, err = dialWS(addr, domain)
+	} else {
+		c, err = dialSTARTTLS(addr, domain)
+	}
 	if err != nil {
 		return nil, err
 	}
-	c := &loadClient{nc: nc}
-	nc.SetDeadline(time.Now().Add(30 * time.Second))
-	fail := func(err error) (*loadClient, error) { nc.Close(); return nil, err }
-	if err := c.open(domain); err != nil {
-		return fail(err)
-	}
-	if err := c.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>"); err != nil {
-		return fail(err)
-	}
-	if st, _, err := c.next(); err != nil || st.Name.Local != "proceed" {
-		return fail(fmt.Errorf("starttls: %v", err))
-	}
-	tc := tls.Client(nc, &tls.Config{InsecureSkipVerify: true, ServerName: domain})
-	c.nc = tc
-	if err := c.open(domain); err != nil {
-		return fail(err)
-	}
+	fail := func(err error) (*loadClient, error) { c.nc.Close(); return nil, err }
 	// SCRAM-SHA-256 (RFC 7677) where offered, else SCRAM-SHA-1 (Prosody
 	// 0.12 offers only that): the client side of RFC 5802.
 	h, mech := sha256.New, "SCRAM-SHA-256"
@@ -189,6 +199,32 @@ func dialAuth(addr, domain, user, password string) (*loadClient, error) {
 	return c, nil
 }
 
+// dialSTARTTLS connects to addr over TCP and returns with the stream
+// opened over TLS; the deadline of the login is set.
+func dialSTARTTLS(addr, domain string) (*loadClient, error) {
+	nc, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	c := &loadClient{nc: nc}
+	nc.SetDeadline(time.Now().Add(30 * time.Second))
+	fail := func(err error) (*loadClient, error) { nc.Close(); return nil, err }
+	if err := c.open(domain); err != nil {
+		return fail(err)
+	}
+	if err := c.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>"); err != nil {
+		return fail(err)
+	}
+	if st, _, err := c.next(); err != nil || st.Name.Local != "proceed" {
+		return fail(fmt.Errorf("starttls: %v", err))
+	}
+	c.nc = tls.Client(nc, &tls.Config{InsecureSkipVerify: true, ServerName: domain})
+	if err := c.open(domain); err != nil {
+		return fail(err)
+	}
+	return c, nil
+}
+
 func mac(h func() hash.Hash, key []byte, msg string) []byte {
 	m := hmac.New(h, key)
 	m.Write([]byte(msg))
@@ -196,7 +232,11 @@ func mac(h func() hash.Hash, key []byte, msg string) []byte {
 }
 
 func (c *loadClient) close() {
-	c.send("</stream:stream>")
+	if c.ws != nil {
+		c.send(wsClose)
+	} else {
+		c.send("</stream:stream>")
+	}
 	c.nc.SetReadDeadline(time.Now().Add(time.Second))
 	io.Copy(io.Discard, c.nc)
 	c.nc.Close()
