@@ -240,13 +240,13 @@ func checkScreenshot(t *testing.T, path string) {
 	}
 }
 
-// startProsodyWeb runs Debian's Prosody on loopback with what the browser
+// startProsodyBrowser runs Debian's Prosody on loopback with what the browser
 // scenario needs: c2s (STARTTLS, for slixmpp), plain HTTP on loopback
 // with mod_websocket (considered secure, as behind a proxy: Annals'
 // --http-plaintext), MUC, HTTP File Upload (mod_http_file_share), and
 // the PEP and blocking (XEP-0191) that Converse.js asks for. It returns
 // the c2s port and the HTTP address.
-func startProsodyWeb(t *testing.T, users map[string]string) (int, string) {
+func startProsodyBrowser(t *testing.T, users map[string]string) (int, string) {
 	t.Helper()
 	needPeer(t, installed("prosody"), "prosody", "prosody")
 	dir := t.TempDir()
@@ -327,7 +327,7 @@ Component "upload.localhost" "http_file_share"
 // chromium beside them on 2 cores slows all.
 func TestBrowserHarnessProsody(t *testing.T) {
 	users := map[string]string{browserUser: browserPassword, peerUser: peerPassword}
-	c2s, httpAddr := startProsodyWeb(t, users)
+	c2s, httpAddr := startProsodyBrowser(t, users)
 	browserRun(t, c2s, "ws://"+httpAddr+"/xmpp-websocket", "")
 }
 
