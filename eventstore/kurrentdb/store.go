@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 
@@ -27,6 +28,10 @@ type Options struct {
 	// SearchPage is how many events a retry search reads at a time, walking
 	// a stream back from its head. Default 256.
 	SearchPage int
+	// Log receives the client's own log lines: its debug and info lines
+	// (discovery, reconnects) at Debug, warnings and errors at their level.
+	// Nil discards them; the client would otherwise print to stdout.
+	Log *slog.Logger
 }
 
 // Defaults of Options.
@@ -45,6 +50,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.SearchPage <= 0 {
 		o.SearchPage = DefaultSearchPage
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
 	}
 	return o
 }
@@ -69,11 +77,13 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kurrentdb: connection string: %w", err)
 	}
+	opts = opts.withDefaults()
+	conf.Logger = clientLog(opts.Log)
 	db, err := kurrentdb.NewClient(conf)
 	if err != nil {
 		return nil, fmt.Errorf("kurrentdb: %w", err)
 	}
-	s := &Store{db: db, opts: opts.withDefaults(), subs: make(map[*subscription]bool)}
+	s := &Store{db: db, opts: opts, subs: make(map[*subscription]bool)}
 	rs, err := db.ReadAll(ctx, kurrentdb.ReadAllOptions{Direction: kurrentdb.Backwards, From: kurrentdb.End{}}, 1)
 	if err == nil {
 		_, err = rs.Recv()
@@ -84,6 +94,22 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("kurrentdb: %s does not answer a read of $all: %w", conf.Address, err)
 	}
 	return s, nil
+}
+
+// clientLog passes the client's log lines to log.
+func clientLog(log *slog.Logger) kurrentdb.LoggingFunc {
+	return func(level kurrentdb.LogLevel, format string, args ...any) {
+		l := slog.LevelDebug
+		switch level {
+		case kurrentdb.LogWarn:
+			l = slog.LevelWarn
+		case kurrentdb.LogError:
+			l = slog.LevelError
+		}
+		if log.Enabled(context.Background(), l) {
+			log.Log(context.Background(), l, fmt.Sprintf(format, args...), "store", "kurrentdb")
+		}
+	}
 }
 
 // Close ends the store's subscriptions and its connection.

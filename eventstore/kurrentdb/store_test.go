@@ -2,7 +2,9 @@ package kurrentdb_test
 
 import (
 	"context"
+	"net"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -36,4 +38,33 @@ func TestConformance(t *testing.T) {
 		}
 		return s
 	})
+}
+
+// Open fails, and says where, when nothing answers at the URL or the URL is
+// not a KurrentDB connection string.
+func TestOpenFails(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // a loopback port with nothing behind it
+	for _, tc := range []struct{ url, want string }{
+		{"kurrentdb://" + addr + "?tls=false&maxDiscoverAttempts=1", addr},
+		{"postgres://" + addr, "connection string"},
+		{"kurrentdb://" + addr + "?tls=maybe", "connection string"},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		start := time.Now()
+		s, err := kurrentdb.Open(ctx, tc.url, kurrentdb.Options{})
+		cancel()
+		if err == nil {
+			s.Close()
+			t.Fatalf("Open(%s) succeeded", tc.url)
+		}
+		if !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Open(%s) = %v, want it to mention %q", tc.url, err, tc.want)
+		}
+		t.Logf("Open(%s) failed in %v: %v", tc.url, time.Since(start).Round(time.Millisecond), err)
+	}
 }
