@@ -373,8 +373,12 @@ func (s *Store) ReadAll(ctx context.Context, after event.Position, max int) ([]e
 	cursor := after
 	for {
 		// One more than asked: a read from a position includes the event
-		// at that position, which was returned before.
-		count := uint64(max-len(out)) + 1
+		// at that position, which was returned before. At least
+		// minAllRead, so that a run of skipped events costs few reads.
+		count := uint64(max - len(out) + 1)
+		if count < minAllRead {
+			count = minAllRead
+		}
 		rs, err := s.db.ReadAll(ctx, kurrentdb.ReadAllOptions{From: fromPosition(cursor)}, count)
 		if err != nil {
 			return nil, s.wrap("read $all", err)
@@ -416,6 +420,9 @@ func (s *Store) ReadAll(ctx context.Context, after event.Position, max int) ([]e
 		}
 	}
 }
+
+// minAllRead is the fewest events ReadAll asks the server for at a time.
+const minAllRead = 32
 
 // envelopes reads up to count events of stream; a stream that does not
 // exist has none.
