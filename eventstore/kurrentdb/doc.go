@@ -49,14 +49,19 @@
 // # Event IDs and retries
 //
 // KurrentDB itself deduplicates appends by event ID only within a stream
-// and only under conditions: with an explicit expected revision older than
-// the stream's head, it compares the IDs of the events after that revision
-// with the appended ones and answers success without writing if they all
-// match (a partial match is an error); with Any it relies on a bounded
-// in-memory record of recently written IDs, which its client documentation
-// describes as two appends of one ID to one stream "in quick succession",
-// and does not promise beyond that. The same ID in another stream is a new
-// event to KurrentDB.
+// and only under conditions (its client documentation says "appended to the
+// same stream in quick succession"; the server's commit check says how):
+//
+//   - With an explicit expected revision older than the stream's head, it
+//     compares the IDs of the events after that revision with the appended
+//     ones. All equal: success, nothing written (in a cluster, if the first
+//     write is not yet replicated, the request is dropped and the client
+//     times out; a retry then succeeds). Only the first ones equal, or the
+//     first one different: wrong expected version.
+//   - With Any (or StreamExists), it looks the IDs up in a bounded
+//     in-memory cache of recently committed events; an ID no longer cached,
+//     or cached for another stream, is written again.
+//   - The same ID in another stream is a new event to KurrentDB.
 //
 // Annals promises more (eventstore.ErrDuplicateID across streams, a retry
 // recognised whatever expected version it carries and however late), so
