@@ -253,7 +253,7 @@ func (s *Store) claim(ctx context.Context, stream string, own []event.Envelope) 
 
 // claimOwner reads which stream claimed id.
 func (s *Store) claimOwner(ctx context.Context, id ulid.ULID) (string, error) {
-	rs, err := s.recorded(ctx, claimStream(id), kurrentdb.ReadStreamOptions{From: kurrentdb.Start{}}, 1)
+	rs, err := s.recorded(ctx, claimStream(id), kurrentdb.ReadStreamOptions{From: kurrentdb.Start{}, RequiresLeader: true}, 1)
 	if err != nil {
 		return "", err
 	}
@@ -268,9 +268,11 @@ func (s *Store) claimOwner(ctx context.Context, id ulid.ULID) (string, error) {
 }
 
 // head returns the last event of stream, or the zero Envelope (version 0,
-// no hash) if the stream has none.
+// no hash) if the stream has none. Reads on the append path ask for the
+// leader, which takes the appends: a follower (the nodePreference of the
+// connection string) may lag and not yet hold a head or events it acked.
 func (s *Store) head(ctx context.Context, stream string) (event.Envelope, error) {
-	evs, err := s.envelopes(ctx, stream, kurrentdb.ReadStreamOptions{Direction: kurrentdb.Backwards, From: kurrentdb.End{}}, 1)
+	evs, err := s.envelopes(ctx, stream, kurrentdb.ReadStreamOptions{Direction: kurrentdb.Backwards, From: kurrentdb.End{}, RequiresLeader: true}, 1)
 	if err != nil || len(evs) == 0 {
 		return event.Envelope{}, err
 	}
@@ -288,7 +290,7 @@ func (s *Store) find(ctx context.Context, stream string, above, head uint64, own
 	}
 	for top := head; top > above; {
 		n := min(uint64(s.opts.SearchPage), top-above)
-		page, err := s.envelopes(ctx, stream, kurrentdb.ReadStreamOptions{Direction: kurrentdb.Backwards, From: kurrentdb.Revision(top - 1)}, n)
+		page, err := s.envelopes(ctx, stream, kurrentdb.ReadStreamOptions{Direction: kurrentdb.Backwards, From: kurrentdb.Revision(top - 1), RequiresLeader: true}, n)
 		if err != nil {
 			return nil, err
 		}
@@ -306,7 +308,7 @@ func (s *Store) find(ctx context.Context, stream string, above, head uint64, own
 				return nil, fmt.Errorf("%w: %s is %s version %d, out of place for this append", eventstore.ErrDuplicateID, e.ID, stream, e.Version)
 			}
 			first := e.Version - uint64(i)
-			got, err := s.envelopes(ctx, stream, kurrentdb.ReadStreamOptions{From: kurrentdb.Revision(first - 1)}, uint64(len(own)))
+			got, err := s.envelopes(ctx, stream, kurrentdb.ReadStreamOptions{From: kurrentdb.Revision(first - 1), RequiresLeader: true}, uint64(len(own)))
 			if err != nil {
 				return nil, err
 			}
@@ -324,7 +326,7 @@ func (s *Store) find(ctx context.Context, stream string, above, head uint64, own
 // return them with their $all positions: each event has its own, and the
 // append's result carries only one.
 func (s *Store) readBack(ctx context.Context, stream string, head uint64, own []event.Envelope) ([]event.Envelope, error) {
-	got, err := s.envelopes(ctx, stream, kurrentdb.ReadStreamOptions{From: kurrentdb.Revision(head)}, uint64(len(own)))
+	got, err := s.envelopes(ctx, stream, kurrentdb.ReadStreamOptions{From: kurrentdb.Revision(head), RequiresLeader: true}, uint64(len(own)))
 	if err != nil {
 		return nil, err
 	}
