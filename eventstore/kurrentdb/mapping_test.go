@@ -323,3 +323,50 @@ func TestOptionsDefaults(t *testing.T) {
 		t.Errorf("withDefaults(%+v) = %+v", set, got)
 	}
 }
+
+// locate and sameIDs decide, from a stream read backwards, whether an
+// append is a retry of events already stored.
+func TestLocateRetry(t *testing.T) {
+	t.Parallel()
+	a, b, c, x := ulid.Make(), ulid.Make(), ulid.Make(), ulid.Make()
+	at := func(id ulid.ULID, v uint64) event.Envelope { return event.Envelope{ID: id, Version: v} }
+	index := map[ulid.ULID]int{a: 0, b: 1, c: 2} // an append of a, b, c
+	tests := []struct {
+		name      string
+		page      []event.Envelope // newest first
+		wantFirst uint64
+		wantOK    bool
+		wantErr   error
+	}{
+		{"not there", []event.Envelope{at(x, 9), at(x, 8)}, 0, false, nil},
+		{"all at the top", []event.Envelope{at(c, 9), at(b, 8), at(a, 7)}, 7, true, nil},
+		{"under later events", []event.Envelope{at(x, 12), at(x, 11), at(c, 10), at(b, 9)}, 8, true, nil},
+		{"only the first in this page", []event.Envelope{at(x, 5), at(a, 4)}, 4, true, nil},
+		{"the highest decides", []event.Envelope{at(b, 6), at(a, 2)}, 5, true, nil},
+		{"no room below", []event.Envelope{at(c, 2), at(x, 1)}, 0, false, eventstore.ErrDuplicateID},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			first, ok, err := locate("room-a@example.com", tc.page, index)
+			if first != tc.wantFirst || ok != tc.wantOK || !errors.Is(err, tc.wantErr) {
+				t.Errorf("locate = %d, %v, %v; want %d, %v, %v", first, ok, err, tc.wantFirst, tc.wantOK, tc.wantErr)
+			}
+		})
+	}
+	own := []event.Envelope{{ID: a}, {ID: b}}
+	for _, tc := range []struct {
+		got  []event.Envelope
+		want bool
+	}{
+		{[]event.Envelope{at(a, 3), at(b, 4)}, true},
+		{[]event.Envelope{at(a, 3)}, false},           // the rest never written
+		{[]event.Envelope{at(a, 3), at(x, 4)}, false}, // written around other events
+		{[]event.Envelope{at(b, 3), at(a, 4)}, false}, // another order
+		{[]event.Envelope{at(a, 3), at(b, 4), at(c, 5)}, false},
+	} {
+		if got := sameIDs(tc.got, own); got != tc.want {
+			t.Errorf("sameIDs(%v) = %v, want %v", tc.got, got, tc.want)
+		}
+	}
+}

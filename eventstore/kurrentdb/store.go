@@ -297,29 +297,40 @@ func (s *Store) find(ctx context.Context, stream string, above, head uint64, own
 		if len(page) == 0 {
 			return nil, nil
 		}
-		for _, e := range page {
-			i, ok := index[e.ID]
-			if !ok {
-				continue
-			}
-			// The highest of own's IDs in the stream: own[0] must be i
-			// versions below it, and every other event right after.
-			if e.Version <= uint64(i) {
-				return nil, fmt.Errorf("%w: %s is %s version %d, out of place for this append", eventstore.ErrDuplicateID, e.ID, stream, e.Version)
-			}
-			first := e.Version - uint64(i)
+		first, ok, err := locate(stream, page, index)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
 			got, err := s.envelopes(ctx, stream, kurrentdb.ReadStreamOptions{From: kurrentdb.Revision(first - 1), RequiresLeader: true}, uint64(len(own)))
 			if err != nil {
 				return nil, err
 			}
 			if !sameIDs(got, own) {
-				return nil, fmt.Errorf("%w: %s is already %s version %d, but not with the rest of this append", eventstore.ErrDuplicateID, e.ID, stream, e.Version)
+				return nil, fmt.Errorf("%w: %s already holds some of this append's events at version %d, but not as this append", eventstore.ErrDuplicateID, stream, first)
 			}
 			return got, nil
 		}
 		top = page[len(page)-1].Version - 1
 	}
 	return nil, nil
+}
+
+// locate looks through page, a stream read backwards, for the IDs in index
+// (event ID -> place in the append). The highest one found decides: the
+// append's first event must be as many versions below it as its place.
+func locate(stream string, page []event.Envelope, index map[ulid.ULID]int) (first uint64, ok bool, err error) {
+	for _, e := range page {
+		i, found := index[e.ID]
+		if !found {
+			continue
+		}
+		if e.Version <= uint64(i) {
+			return 0, false, fmt.Errorf("%w: %s is %s version %d, out of place for this append", eventstore.ErrDuplicateID, e.ID, stream, e.Version)
+		}
+		return e.Version - uint64(i), true, nil
+	}
+	return 0, false, nil
 }
 
 // readBack reads the events an append just stored after version head, to
