@@ -104,6 +104,16 @@ func parseMemoryLimit(s string, avail int64) (int64, error) {
 	case "off":
 		return math.MaxInt64, nil
 	}
+	n, err := parseBytes(s)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("%w: --memory-limit %q: want auto, off, or a size such as 2GiB or 512MiB", errUsage, s)
+	}
+	return n, nil
+}
+
+// parseBytes reads a size in GOMEMLIMIT's syntax: bytes, or a number with
+// a B, KiB, MiB, GiB or TiB suffix; never negative, never past int64.
+func parseBytes(s string) (int64, error) {
 	num, mult := s, int64(1)
 	for _, u := range []struct {
 		suffix string
@@ -115,8 +125,8 @@ func parseMemoryLimit(s string, avail int64) (int64, error) {
 		}
 	}
 	n, err := strconv.ParseInt(num, 10, 64)
-	if err != nil || n <= 0 || n > math.MaxInt64/mult {
-		return 0, fmt.Errorf("%w: --memory-limit %q: want auto, off, or a size such as 2GiB or 512MiB", errUsage, s)
+	if err != nil || n < 0 || n > math.MaxInt64/mult {
+		return 0, fmt.Errorf("%q is no size", s)
 	}
 	return n * mult, nil
 }
