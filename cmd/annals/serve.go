@@ -100,7 +100,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// Metrics are always kept (a few atomic adds per stanza and append);
 	// --metrics says whether a listener of their own serves them.
 	obs := newObserved(mf)
-	c.metrics, x.metrics, x.upload.metrics, x.web.mount = obs.m, obs.m, obs.m, obs.mountWeb
+	c.metrics, x.metrics, x.upload.metrics = obs.m, obs.m, obs.m
+	x.web.mounts = append(x.web.mounts, obs.mountWeb)
 	if mln, err := listenMetrics(mf, log); err != nil {
 		return err
 	} else if mln != nil {

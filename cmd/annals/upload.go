@@ -145,12 +145,9 @@ func (u *uploadFlags) service(data string, domains []string, accts *accounts.Ser
 		PutMinRate: int64(u.minRate), Log: log, Metrics: u.metrics})
 }
 
-// routes are the upload handler's place on the HTTP listener.
-func uploadRoutes(svc *upload.Service) map[string]http.Handler {
-	if svc == nil {
-		return nil
-	}
-	return map[string]http.Handler{upload.DefaultPath: svc.Handler()}
+// uploadRoutes mounts the upload handler on an HTTP listener.
+func uploadRoutes(svc *upload.Service) func(*http.ServeMux) {
+	return func(mux *http.ServeMux) { mux.Handle(upload.DefaultPath, svc.Handler()) }
 }
 
 // byteSize is a flag of bytes: a count, or with a KiB, MiB or GiB suffix.

@@ -23,12 +23,9 @@ import (
 type webFlags struct {
 	addr      string // TLS, with the c2s certificate
 	plainAddr string // loopback only
-	// routes are features' HTTP sides, by path (upload.go), mounted
-	// on each listener beside the WebSocket.
-	routes map[string]http.Handler
-	// mount adds the handlers of other parts (metrics.go) to each
-	// listener's mux; set by serve.
-	mount func(mux *http.ServeMux)
+	// mounts add the HTTP sides of other parts (upload.go, metrics.go)
+	// to each listener's mux, beside the WebSocket.
+	mounts []func(mux *http.ServeMux)
 }
 
 func (w *webFlags) flags(fs *flag.FlagSet) {
@@ -70,11 +67,8 @@ func (w *webFlags) open(ctx context.Context, cert tls.Certificate, sessions webs
 		meta := websocket.HostMeta{BehindProxy: l.proxy}
 		mux.Handle("/.well-known/host-meta", meta)
 		mux.Handle("/.well-known/host-meta.json", meta)
-		for path, h := range w.routes {
-			mux.Handle(path, h)
-		}
-		if w.mount != nil {
-			w.mount(mux)
+		for _, mount := range w.mounts {
+			mount(mux)
 		}
 		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 16 << 10,
 			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}

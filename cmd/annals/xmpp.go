@@ -318,7 +318,9 @@ func (x xmppFlags) listen(ctx context.Context, c Config, creds *credentials.Stor
 	if uploads != nil {
 		uploads.Register(cfg.Mux)
 	}
-	x.web.routes = uploadRoutes(uploads)
+	if uploads != nil {
+		x.web.mounts = append(x.web.mounts, uploadRoutes(uploads))
+	}
 	if web, err = x.web.open(ctx, cert, srv, cfg.MaxStanza, log); err != nil {
 		ln.Close()
 		return nil, nil, nil, nil, err
