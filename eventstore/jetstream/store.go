@@ -141,12 +141,15 @@ func Open(ctx context.Context, nc *nats.Conn, opts Options) (*Store, error) {
 	}
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	_, err = js.CreateStream(ctx, cfg)
+	st, err := js.CreateStream(ctx, cfg)
 	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-		var st jetstream.Stream
-		if st, err = js.Stream(ctx, opts.Stream); err == nil {
-			err = s.checkConfig(st.CachedInfo().Config)
-		}
+		st, err = js.Stream(ctx, opts.Stream)
+	}
+	// A server older than 2.12 ignores allow_atomic and would store a
+	// batch's messages one by one: the stream as the server describes it
+	// must say that it takes batches.
+	if err == nil {
+		err = s.checkConfig(st.CachedInfo().Config)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: stream %s: %w", opts.Stream, err)
