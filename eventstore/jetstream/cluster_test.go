@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -23,24 +24,41 @@ type cluster struct {
 	servers []*server.Server
 }
 
-func freePort(t testing.TB) int {
+func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// startCluster starts n servers for t alone (a test that stops some) and
+// shuts them down when t ends.
+func startCluster(t testing.TB, n int) *cluster {
+	t.Helper()
+	c, err := startClusterIn(t.TempDir(), n)
+	if c != nil {
+		t.Cleanup(c.shutdown)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return c
 }
 
-// startCluster starts n servers and waits until JetStream has a meta
-// leader. They shut down when t ends.
-func startCluster(t testing.TB, n int) *cluster {
-	t.Helper()
+// startClusterIn starts n servers keeping their stores under dir and
+// waits until every one is current with the JetStream meta leader.
+func startClusterIn(dir string, n int) (*cluster, error) {
 	ports := make([]int, n)
 	routes := make([]string, n)
 	for i := range ports {
-		ports[i] = freePort(t)
-		routes[i] = fmt.Sprintf("nats-route://127.0.0.1:%d", ports[i])
+		p, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		ports[i] = p
+		routes[i] = fmt.Sprintf("nats-route://127.0.0.1:%d", p)
 	}
 	c := &cluster{}
 	for i := 0; i < n; i++ {
@@ -51,7 +69,7 @@ func startCluster(t testing.TB, n int) *cluster {
 			NoLog:      true,
 			NoSigs:     true,
 			JetStream:  true,
-			StoreDir:   t.TempDir(),
+			StoreDir:   filepath.Join(dir, fmt.Sprintf("n%d", i+1)),
 			Cluster: server.ClusterOpts{
 				Name: "annals-test",
 				Host: "127.0.0.1",
@@ -61,32 +79,28 @@ func startCluster(t testing.TB, n int) *cluster {
 		}
 		s, err := server.NewServer(opts)
 		if err != nil {
-			t.Fatal(err)
+			return c, err
 		}
 		go s.Start()
 		if !s.ReadyForConnections(10 * time.Second) {
-			t.Fatalf("server %d did not start", i+1)
+			return c, fmt.Errorf("server %d did not start", i+1)
 		}
 		c.servers = append(c.servers, s)
 	}
-	t.Cleanup(c.shutdown)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		ready := 0
+		ready, leader := 0, false
 		for _, s := range c.servers {
-			if s.JetStreamIsCurrent() && s.JetStreamEnabled() {
+			if s.JetStreamEnabled() && s.JetStreamIsCurrent() {
 				ready++
 			}
-		}
-		leader := false
-		for _, s := range c.servers {
 			leader = leader || s.JetStreamIsLeader()
 		}
 		if ready == n && leader {
-			return c
+			return c, nil
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("JetStream cluster not ready: %d of %d current, leader %v", ready, n, leader)
+			return c, fmt.Errorf("JetStream cluster not ready: %d of %d current, leader %v", ready, n, leader)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -109,13 +123,33 @@ func (c *cluster) shutdown() {
 	}
 }
 
-// clusterURLs returns the URLs of the cluster the crash test's parent
-// started, or starts one and exports its URLs for such a child.
-func clusterURLs(t *testing.T) string {
-	if u := os.Getenv(envURLs); u != "" {
-		return u
+// TestMain starts the cluster the tests share, unless this process is
+// the crash test's child, which is handed the parent's URLs.
+func TestMain(m *testing.M) {
+	if os.Getenv(envURLs) != "" {
+		os.Exit(m.Run())
 	}
-	c := startCluster(t, 3)
-	t.Setenv(envURLs, c.urls())
-	return c.urls()
+	dir, err := os.MkdirTemp("", "annals-jetstream-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	c, err := startClusterIn(dir, 3)
+	if err == nil {
+		os.Setenv(envURLs, c.urls())
+	}
+	code := 1
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+	} else {
+		code = m.Run()
+	}
+	if c != nil {
+		c.shutdown()
+	}
+	os.RemoveAll(dir)
+	os.Exit(code)
 }
+
+// sharedURLs are the client URLs of the shared cluster.
+func sharedURLs() string { return os.Getenv(envURLs) }
