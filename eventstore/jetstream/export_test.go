@@ -6,3 +6,9 @@ func (s *Store) CachedHeads() int {
 	defer s.mu.Unlock()
 	return len(s.heads)
 }
+
+// Lag makes every direct page of s lose its last n messages, as from a
+// replica n messages behind the leader.
+func (s *Store) Lag(n int) {
+	s.lagging = func(page []msg) []msg { return page[:max(len(page)-n, 0)] }
+}

@@ -149,6 +149,9 @@ func (s *Store) readRange(ctx context.Context, filter string, seq uint64, max in
 		if err != nil {
 			return nil, err
 		}
+		if s.lagging != nil {
+			page = s.lagging(page)
+		}
 		out = append(out, page...)
 		if len(page) > 0 {
 			seq = page[len(page)-1].seq + 1

@@ -79,6 +79,10 @@ type Store struct {
 	logSubj, idSubj string // "annals.log", "annals.id"
 	apiGet, direct  string // leader and direct message-get subjects
 
+	// lagging, set only by tests, cuts each direct page as a replica that
+	// has not applied the tail yet would.
+	lagging func([]msg) []msg
+
 	mu     sync.Mutex
 	heads  map[string]head // stream -> an event known to be stored, likely its last
 	closed bool

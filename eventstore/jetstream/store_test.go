@@ -277,3 +277,39 @@ func TestOpenRefusesUnfitStream(t *testing.T) {
 		t.Fatalf("open over a stream without atomic batches: err = %v", err)
 	}
 }
+
+// Reads served by a replica that lags the leader still return every
+// acknowledged event: a short page is checked with the leader.
+func TestLaggingReplica(t *testing.T) {
+	s := connect(t, jetstream.Options{})
+	ctx := context.Background()
+	stream := unique(t) + "room-lag@example.com"
+	var want []event.Envelope
+	for i := 0; i < 10; i++ {
+		out, err := s.Append(ctx, stream, eventstore.Any, proposed(t, 1+i%3)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, out...)
+	}
+	s.Lag(3)
+	got := checkStream(t, s, stream, len(want))
+	for i := range got {
+		if got[i].ID != want[i].ID || got[i].Position != want[i].Position {
+			t.Fatalf("ReadStream event %d = %s at %s, want %s at %s", i, got[i].ID, got[i].Position, want[i].ID, want[i].Position)
+		}
+	}
+	all, err := s.ReadAll(ctx, event.Position{Commit: want[0].Position.Commit - 1}, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mine []event.Envelope
+	for _, e := range all {
+		if e.Stream == stream {
+			mine = append(mine, e)
+		}
+	}
+	if len(mine) != len(want) || mine[len(mine)-1].ID != want[len(want)-1].ID {
+		t.Fatalf("ReadAll found %d of the stream's %d events", len(mine), len(want))
+	}
+}
