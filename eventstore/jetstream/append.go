@@ -70,6 +70,12 @@ func (s *Store) Append(ctx context.Context, stream string, expected int64, evs .
 			// Transient: another write to the same subject in flight, a
 			// batch cut short, a leader election. The server kept nothing.
 			backoff(ctx, attempt)
+		case ctx.Err() == nil && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout)):
+			// No answer within Options.Timeout, as when the leader stops
+			// with the batch in flight: it may be stored or not. The
+			// next attempt finds out (its IDs are then taken) and
+			// returns the stored events, so callers see no failure.
+			backoff(ctx, attempt)
 		default:
 			return nil, err
 		}
