@@ -76,11 +76,11 @@
 // event's subject, two requests to the leader per ID. All IDs stored in the
 // stream at consecutive versions is a retry and returns the stored events;
 // some stored, or stored elsewhere, is ErrDuplicateID; none is a conflict.
-// The cost is paid on every append: one more message per event (about 100
-// bytes with its headers), and one more subject per event in each
-// replica's in-memory per-subject index, beside the event's own subject;
-// the order of 100 bytes of server memory per event in all, as for a KV
-// bucket of that many keys. A scan would cost nothing per append but could
+// The cost is paid on every append: one more message per event (about 230
+// bytes on disk: the batch and expectation headers are stored with it),
+// and one more subject per event in each replica's in-memory per-subject
+// index, beside the event's own subject: the order of 100 bytes of server
+// memory per event in all, as for a KV bucket of that many keys. A scan would cost nothing per append but could
 // not be atomic with it, and would read the log since the ID's time on
 // every refused append.
 //
