@@ -3,6 +3,7 @@ package jetstream_test
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -311,5 +312,59 @@ func TestLaggingReplica(t *testing.T) {
 	}
 	if len(mine) != len(want) || mine[len(mine)-1].ID != want[len(want)-1].ID {
 		t.Fatalf("ReadAll found %d of the stream's %d events", len(mine), len(want))
+	}
+}
+
+// audit verify (eventstore.Verify) catches a writer that bypasses the
+// store: an event whose hash does not chain, or one that skips a version.
+// The servers refuse to delete an event at all.
+func TestVerifyCatchesForgery(t *testing.T) {
+	ctx := context.Background()
+	for _, c := range []struct {
+		name   string
+		forge  func(e *event.Envelope)
+		reason string
+	}{
+		{"bad hash", func(e *event.Envelope) { e.Hash[0] ^= 1 }, "hash does not match"},
+		{"skipped version", func(e *event.Envelope) { e.Version++; e.Hash = nil }, "missing"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p := "forge" + strings.ToLower(ulid.Make().String()[16:])
+			s := connect(t, jetstream.Options{Stream: strings.ToUpper(p), Prefix: p})
+			stream := "room-audit@example.com"
+			out, err := s.Append(ctx, stream, eventstore.NoStream, proposed(t, 2)...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := eventstore.Verify(ctx, s); err != nil {
+				t.Fatalf("before forging: %v", err)
+			}
+			f := proposed(t, 1)[0]
+			f.Stream, f.Version = stream, 3
+			f.Hash = event.Chain(out[1].Hash, f)
+			c.forge(&f)
+			data, _ := json.Marshal(f)
+			nc, err := nats.Connect(sharedURLs())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer nc.Close()
+			js, _ := njs.New(nc)
+			if _, err := js.Publish(ctx, fmt.Sprintf("%s.log.%s.%d", p, jetstream.Token(stream), f.Version), data); err != nil {
+				t.Fatal(err)
+			}
+			_, err = eventstore.Verify(ctx, s)
+			var broken *eventstore.BrokenError
+			if !errors.As(err, &broken) || !strings.Contains(broken.Reason, c.reason) {
+				t.Fatalf("Verify = %v, want a BrokenError saying %q", err, c.reason)
+			}
+			st, err := js.Stream(ctx, strings.ToUpper(p))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := st.DeleteMsg(ctx, out[1].Position.Commit); err == nil {
+				t.Fatal("the servers deleted an event")
+			}
+		})
 	}
 }
