@@ -137,8 +137,19 @@
 //
 // # Serving from it (not wired yet)
 //
-// `annals serve --store nats://H1,H2,H3` would call Connect with the URLs
-// (credentials and TLS as nats.Options from the URL or flags), keep the
-// read models' checkpoints as these positions (they are opaque), and needs
-// servers of 2.12 or later with JetStream and the stream's replicas up.
+// `annals serve --store nats://H1,H2,H3` would need, in cmd/annals:
+//   - openStore returning an eventstore.Store, calling Connect with the
+//     URLs (credentials and TLS as nats.Options, from the URL or flags;
+//     stream, prefix and replicas from its query), where it now returns
+//     *sqlite.Store;
+//   - the read models in a local SQLite file of their own under --data:
+//     serve now opens them in the log's file (sqlite.OpenDB on
+//     store.Path()), and the metrics watch *sqlite.Store. Their
+//     checkpoints can stay positions: they are opaque;
+//   - nothing in eventstore/owner: it appends with expected versions and
+//     decides again after ErrConflict, which is what a second node writing
+//     the same stream causes here, and the head cache spares its appends
+//     the read of the base event;
+//   - servers of 2.12 or later with JetStream, and the stream's replicas up
+//     (Open refuses a server that does not report allow_atomic).
 package jetstream
