@@ -121,7 +121,31 @@ func TestRetryBeyondDuplicateWindow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond) // the window's entries expire
+	// Wait until the server has forgotten the events' Nats-Msg-Ids: a
+	// probe ID registered after them is no longer a duplicate.
+	nc, err := nats.Connect(sharedURLs())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := njs.New(nc)
+	probe := "probe-" + ulid.Make().String()
+	if _, err := js.Publish(ctx, "window.id.probe", nil, njs.WithMsgID(probe)); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		time.Sleep(150 * time.Millisecond)
+		ack, err := js.Publish(ctx, "window.id.probe", nil, njs.WithMsgID(probe))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ack.Duplicate {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the duplicate window did not pass")
+		}
+	}
 	for _, expected := range []int64{eventstore.NoStream, eventstore.Any, 3} {
 		again, err := s.Append(ctx, stream, expected, evs...)
 		if err != nil {
