@@ -112,7 +112,8 @@ depcheck:
 	if [ -n "$$bad" ]; then echo "$$bad"; exit 1; fi; echo "depcheck: ok"
 
 # Append and replay throughput, each beside the raw SQLite baseline of the
-# same run; then XMPP logins/s and messages/s, Annals beside Prosody and
+# same run; append throughput on JetStream (three embedded servers, R3)
+# beside raw JetStream publishes and the SQLite store (~20 s); then XMPP logins/s and messages/s, Annals beside Prosody and
 # ejabberd started by the benchmark on loopback (one run: ~2 minutes);
 # then the bytes over a server link per groupchat message, a DMUC3 mirror
 # beside plain federated MUC and a Prosody master (~1 minute); then 1:1
@@ -122,6 +123,7 @@ depcheck:
 # ejabberd's (~3 minutes).
 bench: tools bench-tools
 	$(GO) test $(GOFLAGS_) -run '^$$' -bench . -benchtime 1x -count 3 ./eventstore/sqlite/
+	$(GO) test $(GOFLAGS_) -run '^$$' -bench Append -benchtime 1x -count 1 ./eventstore/jetstream/
 	$(GO) test $(GOFLAGS_) -run '^$$' -bench XMPP -benchtime 1x -count 1 -timeout 30m ./e2e/
 	$(GO) test $(GOFLAGS_) -run '^$$' -bench Chat -benchtime 1x -count 1 -timeout 60m ./e2e/
 	$(GO) test $(GOFLAGS_) -run '^$$' -bench '^BenchmarkMUC' -benchtime 1x -count 1 -timeout 30m ./e2e/

@@ -1,0 +1,394 @@
+package jetstream_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	njs "github.com/nats-io/nats.go/jetstream"
+	"github.com/oklog/ulid/v2"
+
+	"annals.im/annals/domain/event"
+
+	"annals.im/annals/eventstore"
+	"annals.im/annals/eventstore/jetstream"
+	"annals.im/annals/eventstore/storetest"
+)
+
+func open(urls string, opts jetstream.Options) storetest.Open {
+	return func(t testing.TB, _ string) eventstore.Store {
+		s, err := jetstream.Connect(context.Background(), urls, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+}
+
+// TestConformance runs the whole storetest suite against three embedded
+// servers with the log replicated three times. The crash test's child is
+// this binary again, appending over its own connection to the same
+// cluster until the parent kills it.
+func TestConformance(t *testing.T) {
+	storetest.Run(t, open(sharedURLs(), jetstream.Options{Replicas: 3}))
+}
+
+var ids = event.NewIDs()
+
+func proposed(t testing.TB, n int) []event.Envelope {
+	t.Helper()
+	out := make([]event.Envelope, n)
+	for i := range out {
+		e, err := event.New(ids, time.Now(), "TestHappened", 1, "", map[string]int{"n": i})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[i] = e
+	}
+	return out
+}
+
+func connect(t testing.TB, opts jetstream.Options) *jetstream.Store {
+	t.Helper()
+	s, err := jetstream.Connect(context.Background(), sharedURLs(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func unique(t testing.TB) string { return strings.ToLower(ulid.Make().String()[14:]) }
+
+// checkStream reads stream whole and checks dense versions and the chain.
+func checkStream(t testing.TB, s eventstore.Store, stream string, want int) []event.Envelope {
+	t.Helper()
+	got, err := s.ReadStream(context.Background(), stream, 1, 10*want+10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != want {
+		t.Fatalf("%s has %d events, want %d", stream, len(got), want)
+	}
+	var prev []byte
+	for i, e := range got {
+		if e.Version != uint64(i+1) || !event.Verify(prev, e) {
+			t.Fatalf("%s: event %d has version %d or does not chain", stream, i, e.Version)
+		}
+		prev = e.Hash
+	}
+	return got
+}
+
+// The stream the suite runs on is replicated three times, by the three
+// servers, not merely configured so.
+func TestReplicatedThreeTimes(t *testing.T) {
+	s := connect(t, jetstream.Options{})
+	s.Append(context.Background(), "account-r3@example.com", eventstore.Any, proposed(t, 1)...)
+	nc, err := nats.Connect(sharedURLs())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := njs.New(nc)
+	st, err := js.Stream(context.Background(), "ANNALS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := st.CachedInfo()
+	if info.Config.Replicas != 3 || info.Cluster == nil || info.Cluster.Leader == "" || len(info.Cluster.Replicas) != 2 {
+		t.Fatalf("stream config replicas %d, cluster %+v", info.Config.Replicas, info.Cluster)
+	}
+	if !info.Config.AllowAtomicPublish || !info.Config.DenyDelete || !info.Config.DenyPurge {
+		t.Fatalf("stream config %+v", info.Config)
+	}
+}
+
+// A retry after JetStream's duplicate window has passed is still
+// recognized, by the ID subjects, whatever version it expects.
+func TestRetryBeyondDuplicateWindow(t *testing.T) {
+	s := connect(t, jetstream.Options{Stream: "WINDOW", Prefix: "window", DuplicateWindow: 100 * time.Millisecond})
+	ctx := context.Background()
+	stream := "account-late@example.com"
+	evs := proposed(t, 3)
+	first, err := s.Append(ctx, stream, eventstore.NoStream, evs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Wait until the server has forgotten the events' Nats-Msg-Ids: a
+	// probe ID registered after them is no longer a duplicate.
+	nc, err := nats.Connect(sharedURLs())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := njs.New(nc)
+	probe := "probe-" + ulid.Make().String()
+	if _, err := js.Publish(ctx, "window.id.probe", nil, njs.WithMsgID(probe)); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		time.Sleep(150 * time.Millisecond)
+		ack, err := js.Publish(ctx, "window.id.probe", nil, njs.WithMsgID(probe))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ack.Duplicate {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the duplicate window did not pass")
+		}
+	}
+	for _, expected := range []int64{eventstore.NoStream, eventstore.Any, 3} {
+		again, err := s.Append(ctx, stream, expected, evs...)
+		if err != nil {
+			t.Fatalf("retry at %d: %v", expected, err)
+		}
+		for i := range again {
+			if again[i].ID != first[i].ID || again[i].Position != first[i].Position {
+				t.Fatalf("retry at %d returned %+v, want %+v", expected, again[i], first[i])
+			}
+		}
+	}
+	// A fresh store, with no head cached, also finds them.
+	if _, err := connect(t, jetstream.Options{Stream: "WINDOW", Prefix: "window"}).Append(ctx, stream, eventstore.Any, evs[1:]...); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Append(ctx, "account-other@example.com", eventstore.Any, evs[2]); !errors.Is(err, eventstore.ErrDuplicateID) {
+		t.Fatalf("an old ID in another stream: err = %v, want ErrDuplicateID", err)
+	}
+	checkStream(t, s, stream, 3)
+}
+
+func TestToken(t *testing.T) {
+	long := strings.Repeat("é.", 1600) // 4800 bytes encoded: hashed
+	cases := []struct{ name, want string }{
+		{"account-juliet@example.com", "account-juliet@example%2Ecom"},
+		{"room-a*b>c d", "room-a%2Ab%3Ec%20d"},
+		{"x%2E", "x%252E"},
+		{"é", "%C3%A9"},
+		{long, "%%" + fmt.Sprintf("%x", sha256.Sum256([]byte(long)))},
+	}
+	seen := map[string]string{}
+	for _, c := range cases {
+		got := jetstream.Token(c.name)
+		if got != c.want {
+			t.Errorf("Token(%.40q) = %.80s, want %.80s", c.name, got, c.want)
+		}
+		if len(got) > 200 || strings.ContainsAny(got, ".*> \t\r\n") {
+			t.Errorf("Token(%.40q) = %q is not one short subject token", c.name, got)
+		}
+		for _, r := range got {
+			if r < '!' || r > '~' {
+				t.Errorf("Token(%.40q) has %q", c.name, r)
+			}
+		}
+		if other, ok := seen[got]; ok {
+			t.Errorf("%q and %q share token %q", c.name, other, got)
+		}
+		seen[got] = c.name
+	}
+	// The escape character is escaped, so "x." and "x%2E" differ.
+	if jetstream.Token("x.") == jetstream.Token("x%2E") {
+		t.Error("escaped and literal forms collide")
+	}
+}
+
+// Any stream name a store accepts can be appended to and read back,
+// however long and whatever it holds.
+func TestAwkwardStreamNames(t *testing.T) {
+	s := connect(t, jetstream.Options{})
+	ctx := context.Background()
+	p := unique(t)
+	for _, name := range []string{
+		p + "room-a.b.c@conference.example.com",
+		p + "room-*>",
+		p + "room with spaces and ünïcode 🎉",
+		p + strings.Repeat("ж.", event.MaxStreamLen/3-len(p)),
+	} {
+		if _, err := s.Append(ctx, name, eventstore.NoStream, proposed(t, 2)...); err != nil {
+			t.Fatalf("%.40q: %v", name, err)
+		}
+		if _, err := s.Append(ctx, name, eventstore.Any, proposed(t, 1)...); err != nil {
+			t.Fatalf("%.40q: %v", name, err)
+		}
+		for _, e := range checkStream(t, s, name, 3) {
+			if e.Stream != name {
+				t.Fatalf("read back stream %.40q", e.Stream)
+			}
+		}
+	}
+}
+
+// Two stores appending to one stream with Any each chain from a head the
+// other has moved: the server refuses the stale one, which starts over.
+func TestStaleHeadsDoNotFork(t *testing.T) {
+	a, b := connect(t, jetstream.Options{}), connect(t, jetstream.Options{})
+	ctx := context.Background()
+	stream := unique(t) + "room-shared@example.com"
+	const rounds = 20
+	for i := 0; i < rounds; i++ {
+		for _, s := range []*jetstream.Store{a, b} {
+			if _, err := s.Append(ctx, stream, eventstore.Any, proposed(t, 1+i%2)...); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	checkStream(t, a, stream, rounds*3)
+}
+
+// The head cache stays within MaxCachedHeads.
+func TestHeadCacheBound(t *testing.T) {
+	for _, c := range []struct{ max, want int }{{0, 10}, {4, 4}} {
+		s := connect(t, jetstream.Options{MaxCachedHeads: c.max})
+		p := unique(t)
+		most := 0
+		for i := 0; i < 10; i++ {
+			if _, err := s.Append(context.Background(), fmt.Sprintf("%saccount-%d@example.com", p, i), eventstore.Any, proposed(t, 1)...); err != nil {
+				t.Fatal(err)
+			}
+			most = max(most, s.CachedHeads())
+		}
+		if most != c.want {
+			t.Errorf("MaxCachedHeads %d: cache held up to %d heads, want %d", c.max, most, c.want)
+		}
+	}
+}
+
+// The default MaxAppend fits the servers' default batch limit (1000
+// messages, two per event); one more event is refused before any write.
+func TestMaxAppend(t *testing.T) {
+	s := connect(t, jetstream.Options{})
+	ctx := context.Background()
+	stream := unique(t) + "room-big@example.com"
+	if _, err := s.Append(ctx, stream, eventstore.NoStream, proposed(t, 400)...); err != nil {
+		t.Fatalf("400 events: %v", err)
+	}
+	if _, err := s.Append(ctx, stream, eventstore.Any, proposed(t, 401)...); !errors.Is(err, event.ErrInvalid) {
+		t.Fatalf("401 events: err = %v, want event.ErrInvalid", err)
+	}
+	small := connect(t, jetstream.Options{MaxAppend: 2})
+	if _, err := small.Append(ctx, stream, eventstore.Any, proposed(t, 3)...); !errors.Is(err, event.ErrInvalid) {
+		t.Fatalf("MaxAppend 2, 3 events: err = %v, want event.ErrInvalid", err)
+	}
+	checkStream(t, s, stream, 400)
+}
+
+// Open refuses a stream that would not keep the store's promises, such as
+// one without atomic batches (what a server before 2.12 reports).
+func TestOpenRefusesUnfitStream(t *testing.T) {
+	nc, err := nats.Connect(sharedURLs())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := njs.New(nc)
+	ctx := context.Background()
+	if _, err := js.CreateStream(ctx, njs.StreamConfig{Name: "PLAIN", Subjects: []string{"plain.log.>", "plain.id.>"},
+		Replicas: 3, AllowDirect: true}); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := jetstream.Open(ctx, nc, jetstream.Options{Stream: "PLAIN", Prefix: "plain"}); err == nil || !strings.Contains(err.Error(), "atomic") {
+		if s != nil {
+			s.Close()
+		}
+		t.Fatalf("open over a stream without atomic batches: err = %v", err)
+	}
+}
+
+// Reads served by a replica that lags the leader still return every
+// acknowledged event: a short page is checked with the leader.
+func TestLaggingReplica(t *testing.T) {
+	s := connect(t, jetstream.Options{})
+	ctx := context.Background()
+	stream := unique(t) + "room-lag@example.com"
+	var want []event.Envelope
+	for i := 0; i < 10; i++ {
+		out, err := s.Append(ctx, stream, eventstore.Any, proposed(t, 1+i%3)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, out...)
+	}
+	s.Lag(3)
+	got := checkStream(t, s, stream, len(want))
+	for i := range got {
+		if got[i].ID != want[i].ID || got[i].Position != want[i].Position {
+			t.Fatalf("ReadStream event %d = %s at %s, want %s at %s", i, got[i].ID, got[i].Position, want[i].ID, want[i].Position)
+		}
+	}
+	all, err := s.ReadAll(ctx, event.Position{Commit: want[0].Position.Commit - 1}, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mine []event.Envelope
+	for _, e := range all {
+		if e.Stream == stream {
+			mine = append(mine, e)
+		}
+	}
+	if len(mine) != len(want) || mine[len(mine)-1].ID != want[len(want)-1].ID {
+		t.Fatalf("ReadAll found %d of the stream's %d events", len(mine), len(want))
+	}
+}
+
+// audit verify (eventstore.Verify) catches a writer that bypasses the
+// store: an event whose hash does not chain, or one that skips a version.
+// The servers refuse to delete an event at all.
+func TestVerifyCatchesForgery(t *testing.T) {
+	ctx := context.Background()
+	for _, c := range []struct {
+		name   string
+		forge  func(e *event.Envelope)
+		reason string
+	}{
+		{"bad hash", func(e *event.Envelope) { e.Hash[0] ^= 1 }, "hash does not match"},
+		{"skipped version", func(e *event.Envelope) { e.Version++; e.Hash = nil }, "missing"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p := "forge" + strings.ToLower(ulid.Make().String()[16:])
+			s := connect(t, jetstream.Options{Stream: strings.ToUpper(p), Prefix: p})
+			stream := "room-audit@example.com"
+			out, err := s.Append(ctx, stream, eventstore.NoStream, proposed(t, 2)...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := eventstore.Verify(ctx, s); err != nil {
+				t.Fatalf("before forging: %v", err)
+			}
+			f := proposed(t, 1)[0]
+			f.Stream, f.Version = stream, 3
+			f.Hash = event.Chain(out[1].Hash, f)
+			c.forge(&f)
+			data, _ := json.Marshal(f)
+			nc, err := nats.Connect(sharedURLs())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer nc.Close()
+			js, _ := njs.New(nc)
+			if _, err := js.Publish(ctx, fmt.Sprintf("%s.log.%s.%d", p, jetstream.Token(stream), f.Version), data); err != nil {
+				t.Fatal(err)
+			}
+			_, err = eventstore.Verify(ctx, s)
+			var broken *eventstore.BrokenError
+			if !errors.As(err, &broken) || !strings.Contains(broken.Reason, c.reason) {
+				t.Fatalf("Verify = %v, want a BrokenError saying %q", err, c.reason)
+			}
+			st, err := js.Stream(ctx, strings.ToUpper(p))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := st.DeleteMsg(ctx, out[1].Position.Commit); err == nil {
+				t.Fatal("the servers deleted an event")
+			}
+		})
+	}
+}
