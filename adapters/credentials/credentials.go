@@ -9,6 +9,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash"
@@ -18,6 +19,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"annals.im/annals/adapters/beside"
 	"annals.im/annals/domain/account"
 )
 
@@ -141,7 +143,19 @@ func (c Credentials) Verify(password string) bool {
 // two spellings of one name (case, fullwidth letters) are one key: a
 // password change or a deletion can never miss credentials kept under
 // another spelling.
-type Store struct{ db *sql.DB }
+//
+// A Store keeps them in a SQL table (Open) or, for a cluster of nodes, in a
+// replicated key-value store (OnKV), one value per account under
+// "credentials/" and that form.
+type Store struct {
+	db *sql.DB
+	kv beside.KV // instead of db
+}
+
+// OnKV keeps credentials in kv.
+func OnKV(kv beside.KV) *Store { return &Store{kv: kv} }
+
+func kvKey(k string) string { return "credentials/" + k }
 
 // Key returns the form credentials of the account bareJID are kept under.
 func Key(bareJID string) (string, error) {
@@ -270,6 +284,16 @@ func (s *Store) Put(ctx context.Context, jid string, c Credentials) error {
 	if err != nil {
 		return err
 	}
+	if s.kv != nil {
+		b, err := json.Marshal(c)
+		if err == nil {
+			err = s.kv.Put(ctx, kvKey(k), b)
+		}
+		if err != nil {
+			return fmt.Errorf("credentials: store %s: %w", k, err)
+		}
+		return nil
+	}
 	_, err = s.db.ExecContext(ctx, `INSERT INTO credentials VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (jid) DO UPDATE SET
 			sha1_salt = excluded.sha1_salt, sha1_iter = excluded.sha1_iter,
@@ -292,6 +316,9 @@ func (s *Store) Get(ctx context.Context, jid string) (Credentials, error) {
 	if err != nil {
 		return c, fmt.Errorf("%w: %w", ErrNotFound, err)
 	}
+	if s.kv != nil {
+		return s.getKV(ctx, k)
+	}
 	err = s.db.QueryRowContext(ctx, `SELECT sha1_salt, sha1_iter, sha1_stored, sha1_server,
 		sha256_salt, sha256_iter, sha256_stored, sha256_server FROM credentials WHERE jid = ?`, k).
 		Scan(&c.SHA1.Salt, &c.SHA1.Iterations, &c.SHA1.StoredKey, &c.SHA1.ServerKey,
@@ -311,8 +338,28 @@ func (s *Store) Delete(ctx context.Context, jid string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := s.db.ExecContext(ctx, `DELETE FROM credentials WHERE jid = ?`, k); err != nil {
+	if s.kv != nil {
+		err = s.kv.Delete(ctx, kvKey(k))
+	} else {
+		_, err = s.db.ExecContext(ctx, `DELETE FROM credentials WHERE jid = ?`, k)
+	}
+	if err != nil {
 		return fmt.Errorf("credentials: delete %s: %w", k, err)
 	}
 	return nil
+}
+
+func (s *Store) getKV(ctx context.Context, k string) (Credentials, error) {
+	var c Credentials
+	b, rev, err := s.kv.Get(ctx, kvKey(k))
+	if err != nil {
+		return c, fmt.Errorf("credentials: read %s: %w", k, err)
+	}
+	if rev == 0 {
+		return c, fmt.Errorf("%w: %s", ErrNotFound, k)
+	}
+	if err := json.Unmarshal(b, &c); err != nil {
+		return c, fmt.Errorf("credentials: read %s: %w", k, err)
+	}
+	return c, nil
 }
