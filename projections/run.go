@@ -112,6 +112,9 @@ type Runner struct {
 	// at is where each followed projection is, applied or skipped, which
 	// its stored checkpoint may lag by CheckpointLag (Position).
 	at map[string]event.Position
+	// moved is closed, and replaced, whenever a followed projection moves:
+	// Await's waiters look again.
+	moved chan struct{}
 }
 
 // Page is how many events one read-model transaction applies at most.
@@ -437,7 +440,45 @@ func (r *Runner) setAt(name string, pos event.Position) {
 	if r.at == nil {
 		r.at = make(map[string]event.Position)
 	}
+	if r.at[name] == pos {
+		return
+	}
 	r.at[name] = pos
+	if r.moved != nil {
+		close(r.moved)
+		r.moved = nil
+	}
+}
+
+// Await returns once projection name, followed by Run, has applied or
+// skipped every event up to pos, so that its rows show them; or ctx's
+// error. A reader that must see what was acknowledged before it began
+// (its own writes, or another node's) awaits the log's head.
+func (r *Runner) Await(ctx context.Context, name string, pos event.Position) error {
+	for {
+		at, err := r.Position(ctx, name)
+		if err != nil {
+			return err
+		}
+		if !at.Less(pos) {
+			return nil
+		}
+		r.mu.Lock()
+		if !r.at[name].Less(pos) { // it moved since Position looked
+			r.mu.Unlock()
+			return nil
+		}
+		if r.moved == nil {
+			r.moved = make(chan struct{})
+		}
+		moved := r.moved
+		r.mu.Unlock()
+		select {
+		case <-moved:
+		case <-ctx.Done():
+			return fmt.Errorf("projections: %s is at %v, short of %v: %w", name, at, pos, ctx.Err())
+		}
+	}
 }
 
 // Position returns where projection name is: the last event it applied or

@@ -297,3 +297,33 @@ func TestPositionLeadsLazyCheckpoint(t *testing.T) {
 		t.Error("the checkpoint reached the skipped event as soon as the position did: Position shows nothing the checkpoint does not")
 	}
 }
+
+// Await returns once the rows show everything up to the position, and
+// not before; a context that ends first gets its error.
+func TestAwait(t *testing.T) {
+	f := newFixture(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	r, err := projections.NewRunner(ctx, f.db, nil, accounts.Projection{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := f.create(t, "a@example.com", 1)
+	short, stop := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer stop()
+	if err := r.Await(short, accounts.Name, first.Position); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Await before Run: %v, want the deadline", err)
+	}
+	go r.Run(ctx, func(ctx context.Context, after event.Position) (projections.Tail, error) {
+		return f.store.Subscribe(ctx, after)
+	})
+	for i, j := range []string{"b@example.com", "c@example.com", "d@example.com"} {
+		e := f.create(t, j, 1)
+		if err := r.Await(ctx, accounts.Name, e.Position); err != nil {
+			t.Fatal(err)
+		}
+		if n := count(t, f.db); n != i+2 {
+			t.Fatalf("after Await: %d accounts, want %d", n, i+2)
+		}
+	}
+}

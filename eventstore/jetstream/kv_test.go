@@ -10,6 +10,8 @@ import (
 	"annals.im/annals/adapters/beside"
 	"annals.im/annals/adapters/credentials"
 	"annals.im/annals/adapters/secrets"
+	"annals.im/annals/domain/event"
+	"annals.im/annals/eventstore"
 	"annals.im/annals/eventstore/jetstream"
 )
 
@@ -151,5 +153,25 @@ func TestCredentialsAndSecretsOnBucket(t *testing.T) {
 	}
 	if _, rev, _ := b.Get(ctx, "pep-passwords/"+acct); rev != 0 {
 		t.Fatal("the account's value outlives its deletion")
+	}
+}
+
+// Head is the last event's position, whatever the ID messages after it.
+func TestHead(t *testing.T) {
+	ctx := context.Background()
+	s := connect(t, jetstream.Options{Prefix: "head" + unique(t), Stream: "HEAD" + unique(t)})
+	if p, err := s.Head(ctx); err != nil || !p.IsZero() {
+		t.Fatalf("empty log: %v %v", p, err)
+	}
+	var last event.Position
+	for i := range 3 {
+		got, err := s.Append(ctx, "s"+unique(t), eventstore.NoStream, proposed(t, i+1)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = got[len(got)-1].Position
+	}
+	if p, err := s.Head(ctx); err != nil || p != last {
+		t.Fatalf("head %v %v, want %v", p, err, last)
 	}
 }

@@ -255,6 +255,10 @@ type Reader struct {
 	// eventstore/sqlite.Store.Unsynced); nil when every commit is durable.
 	unsynced func() int64
 	stays    bool // the model of Projection.Stays
+	// barrier, when set, runs before each read and returns once the read
+	// model has every event acknowledged before the read began: a node
+	// of a cluster whose archive follows a log other nodes write too.
+	barrier func(context.Context) error
 	// roomBatch replaces the constant of that name, in tests.
 	roomBatch int
 }
@@ -266,6 +270,23 @@ func NewReader(db *sql.DB, unsynced func() int64) *Reader {
 		unsynced = func() int64 { return 0 }
 	}
 	return &Reader{db: db, unsynced: unsynced}
+}
+
+// WithBarrier makes every read wait for f first (see Reader.barrier), and
+// returns r.
+func (r *Reader) WithBarrier(f func(context.Context) error) *Reader {
+	r.barrier = f
+	return r
+}
+
+func (r *Reader) caughtUp(ctx context.Context) error {
+	if r.barrier == nil {
+		return nil
+	}
+	if err := r.barrier(ctx); err != nil {
+		return fmt.Errorf("archive: not caught up with the log: %w", err)
+	}
+	return nil
 }
 
 type found struct {
@@ -336,6 +357,9 @@ func (r *Reader) locate(ctx context.Context, db querier, acct, id string) (at, p
 
 // Query answers q on acct's archive.
 func (r *Reader) Query(ctx context.Context, acct string, q archive.Query) (archive.Page, error) {
+	if err := r.caughtUp(ctx); err != nil {
+		return archive.Page{}, err
+	}
 	if r.stays {
 		return r.queryStays(ctx, acct, q)
 	}
@@ -450,6 +474,9 @@ func (r *Reader) page(q archive.Query, got []found, cut bool) archive.Page {
 // Bounds returns the first and last entries of acct's archive (XEP-0313
 // metadata); ok is false for an empty archive.
 func (r *Reader) Bounds(ctx context.Context, acct string) (first, last archive.Entry, ok bool, err error) {
+	if err := r.caughtUp(ctx); err != nil {
+		return first, last, false, err
+	}
 	if r.stays {
 		return r.boundsStays(ctx, acct)
 	}
@@ -479,6 +506,9 @@ func (r *Reader) Bounds(ctx context.Context, acct string) (first, last archive.E
 // Offline returns acct's messages waiting for its next session, oldest
 // first, at most max.
 func (r *Reader) Offline(ctx context.Context, acct string, max int) ([]archive.Entry, error) {
+	if err := r.caughtUp(ctx); err != nil {
+		return nil, err
+	}
 	rows, err := r.db.QueryContext(ctx, `SELECT at, pos, id, stanza FROM archive WHERE account = ? AND offline = 1
 		ORDER BY at, pos LIMIT ?`, acct, max)
 	if err != nil {
@@ -499,6 +529,9 @@ func (r *Reader) Offline(ctx context.Context, acct string, max int) ([]archive.E
 // Has reports whether acct's archive holds an entry with ID id, durable
 // or not: it is how a retried message is recognized.
 func (r *Reader) Has(ctx context.Context, acct, id string) (bool, error) {
+	if err := r.caughtUp(ctx); err != nil {
+		return false, err
+	}
 	var one int
 	err := r.db.QueryRowContext(ctx, `SELECT 1 FROM archive WHERE account = ? AND id = ?`, acct, id).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {

@@ -67,6 +67,9 @@ func tombstone(from string, d room.MessageRetracted, at time.Time) string {
 // room r's archive: "" when the room has no such message, or no author
 // is known (one archived before authors were, a mirrored room's).
 func (r *Reader) Author(ctx context.Context, room, id string) (string, error) {
+	if err := r.caughtUp(ctx); err != nil {
+		return "", err
+	}
 	var author string
 	err := r.db.QueryRowContext(ctx, `SELECT author FROM archive WHERE account = ? AND id = ?`, room, id).Scan(&author)
 	if errors.Is(err, sql.ErrNoRows) {
