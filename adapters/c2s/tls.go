@@ -37,16 +37,36 @@ func LoadOrCreateCert(dir string, domains []string, now time.Time) (tls.Certific
 	if !errors.Is(err, fs.ErrNotExist) {
 		return tls.Certificate{}, fmt.Errorf("c2s: load %s: %w", certPath, err)
 	}
+	certPEM, keyPEM, err := SelfSigned(domains, now)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	// The key first, readable by the owner only; the certificate last, so
+	// that a crash in between leaves no certificate without its key.
+	if err := writeFile(keyPath, keyPEM, 0o600); err != nil {
+		return tls.Certificate{}, err
+	}
+	if err := writeFile(certPath, certPEM, 0o644); err != nil {
+		return tls.Certificate{}, err
+	}
+	return tls.LoadX509KeyPair(certPath, keyPath)
+}
+
+// SelfSigned makes a self-signed certificate for domains and their
+// subdomains, valid for a year from now, and returns it and its key in
+// PEM. A cluster's nodes keep one such pair beside the log, so that
+// clients that accepted it once accept every node.
+func SelfSigned(domains []string, now time.Time) (certPEM, keyPEM []byte, err error) {
 	if len(domains) == 0 {
-		return tls.Certificate{}, errors.New("c2s: a certificate needs at least one domain")
+		return nil, nil, errors.New("c2s: a certificate needs at least one domain")
 	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("c2s: generate key: %w", err)
+		return nil, nil, fmt.Errorf("c2s: generate key: %w", err)
 	}
 	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
 	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("c2s: serial: %w", err)
+		return nil, nil, fmt.Errorf("c2s: serial: %w", err)
 	}
 	var names []string
 	for _, d := range domains {
@@ -64,29 +84,22 @@ func LoadOrCreateCert(dir string, domains []string, now time.Time) (tls.Certific
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("c2s: create certificate: %w", err)
+		return nil, nil, fmt.Errorf("c2s: create certificate: %w", err)
 	}
 	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("c2s: encode key: %w", err)
+		return nil, nil, fmt.Errorf("c2s: encode key: %w", err)
 	}
-	// The key first, readable by the owner only; the certificate last, so
-	// that a crash in between leaves no certificate without its key.
-	if err := writePEM(keyPath, "PRIVATE KEY", keyDER, 0o600); err != nil {
-		return tls.Certificate{}, err
-	}
-	if err := writePEM(certPath, "CERTIFICATE", der, 0o644); err != nil {
-		return tls.Certificate{}, err
-	}
-	return tls.LoadX509KeyPair(certPath, keyPath)
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), nil
 }
 
-func writePEM(path, typ string, der []byte, mode os.FileMode) error {
+func writeFile(path string, b []byte, mode os.FileMode) error {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
 	if err != nil {
 		return fmt.Errorf("c2s: write %s: %w", path, err)
 	}
-	if err := pem.Encode(f, &pem.Block{Type: typ, Bytes: der}); err != nil {
+	if _, err := f.Write(b); err != nil {
 		f.Close()
 		return fmt.Errorf("c2s: write %s: %w", path, err)
 	}

@@ -155,7 +155,7 @@ func auditVerify(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	defer store.Close()
-	rep, err := eventstore.Verify(ctx, store)
+	rep, err := eventstore.Verify(ctx, store.Store)
 	if err != nil {
 		var broken *eventstore.BrokenError
 		if errors.As(err, &broken) {
@@ -192,7 +192,7 @@ func auditHead(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	defer store.Close()
-	d, err := eventstore.HeadDigest(ctx, store, at)
+	d, err := eventstore.HeadDigest(ctx, store.Store, at)
 	if err != nil {
 		return err
 	}

@@ -24,7 +24,8 @@ import (
 // Config is every setting a command may use. Precedence: flags, then
 // ANNALS_* environment, then Defaults.
 type Config struct {
-	Data       string // directory holding annals.db
+	Data       string // directory holding annals.db, or a cluster node's read models
+	Store      string // "" (the embedded store in Data) or nats://… (a cluster's log)
 	Durability string // full | normal
 	LogLevel   string // debug | info | warn | error
 
@@ -44,6 +45,7 @@ func (c Config) fromEnv() Config {
 		dst  *string
 	}{
 		{"ANNALS_DATA", &c.Data},
+		{"ANNALS_STORE", &c.Store},
 		{"ANNALS_DURABILITY", &c.Durability},
 		{"ANNALS_LOG_LEVEL", &c.LogLevel},
 	} {
@@ -65,6 +67,9 @@ func (c Config) Validate() error {
 	if _, err := c.level(); err != nil {
 		return err
 	}
+	if _, err := parseStore(c.Store); err != nil {
+		return err
+	}
 	return nil
 }
 
@@ -83,7 +88,8 @@ func (c Config) DBPath() string { return filepath.Join(c.Data, "annals.db") }
 // environment. Commands that do not write skip durability and log level.
 func (c *Config) flags(fs *flag.FlagSet, all bool) {
 	*c = Defaults().fromEnv()
-	fs.StringVar(&c.Data, "data", c.Data, "data directory ($ANNALS_DATA)")
+	fs.StringVar(&c.Data, "data", c.Data, "data directory ($ANNALS_DATA); with --store, this node's read models")
+	fs.StringVar(&c.Store, "store", c.Store, "the log of a cluster: nats://HOST[:PORT],HOST…[?stream=&prefix=&replicas=] (default: the embedded SQLite store in --data; $ANNALS_STORE)")
 	if all {
 		fs.StringVar(&c.Durability, "durability", c.Durability, "when an append counts: full (fsync) or normal ($ANNALS_DURABILITY)")
 		fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error ($ANNALS_LOG_LEVEL)")
@@ -127,31 +133,6 @@ func allProjections() []projections.Projection {
 // both. A change rebuilds the archive from the log.
 func archiveModel() archiveproj.Projection {
 	return archiveproj.Projection{Stays: os.Getenv("ANNALS_ARCHIVE_MODEL") != "copies"}
-}
-
-// openStore opens the log. With create false it refuses to make a new,
-// empty store, so that a mistyped --data is not mistaken for an empty log.
-func openStore(ctx context.Context, c Config, create bool, log *slog.Logger) (*sqlite.Store, error) {
-	if create {
-		if err := os.MkdirAll(c.Data, 0o750); err != nil {
-			return nil, fmt.Errorf("data directory: %w", err)
-		}
-		// The file holds credentials: readable by its owner only. SQLite
-		// gives its -wal and -shm files the same mode.
-		f, err := os.OpenFile(c.DBPath(), os.O_CREATE|os.O_RDWR, 0o600)
-		if err != nil {
-			return nil, fmt.Errorf("event store: %w", err)
-		}
-		f.Close()
-	} else if _, err := os.Stat(c.DBPath()); err != nil {
-		return nil, fmt.Errorf("no event store at %s (give --data or $ANNALS_DATA): %w", c.DBPath(), err)
-	}
-	d, _ := sqlite.ParseDurability(c.Durability)
-	opts := sqlite.Options{Durability: d, Log: log, Metrics: c.metrics}
-	if c.server {
-		opts.PreallocateWAL, opts.LazyHeads = sqlite.ServerWAL, true
-	}
-	return sqlite.Open(ctx, c.DBPath(), opts)
 }
 
 // errInUse: another process holds the data directory's lock.
@@ -215,7 +196,7 @@ func withReadModels(ctx context.Context, c Config, stderr io.Writer, f func(*sql
 		return err
 	}
 	defer store.Close()
-	db, err := sqlite.OpenDB(store.Path())
+	db, err := sqlite.OpenDB(store.readModels)
 	if err != nil {
 		return err
 	}

@@ -19,7 +19,6 @@ import (
 	"annals.im/annals/adapters/metrics"
 	"annals.im/annals/domain/event"
 	"annals.im/annals/eventstore"
-	"annals.im/annals/eventstore/sqlite"
 	"annals.im/annals/projections"
 	archiveproj "annals.im/annals/projections/archive"
 	roomsproj "annals.im/annals/projections/rooms"
@@ -90,7 +89,7 @@ func (o *observed) mountWeb(mux *http.ServeMux) {
 
 // watch registers the gauges read at scrape time and makes the server
 // ready: the store is open, the projections caught up, clients served.
-func (o *observed) watch(store *sqlite.Store, runner *projections.Runner, own *owner, srv *c2s.Server) {
+func (o *observed) watch(store *logStore, runner *projections.Runner, own *owner, srv *c2s.Server) {
 	head := func(ctx context.Context) (uint64, error) {
 		p, err := store.Head(ctx)
 		return p.Commit, err
@@ -150,8 +149,10 @@ func (o *observed) watch(store *sqlite.Store, runner *projections.Runner, own *o
 			return float64(n), err
 		})
 	check := func(ctx context.Context) error {
-		if err := store.Err(); err != nil {
-			return fmt.Errorf("event store: %w", err)
+		if store.lite != nil {
+			if err := store.lite.Err(); err != nil {
+				return fmt.Errorf("event store: %w", err)
+			}
 		}
 		l, err := lags(ctx)
 		if err != nil {
@@ -176,7 +177,7 @@ func (o *observed) announce(stdout io.Writer) {
 
 // subscribe is the runner's subscribe, with each projection's
 // subscription tracked for annals_subscription_lag_events.
-func (o *observed) subscribe(store *sqlite.Store) projections.Subscribe {
+func (o *observed) subscribe(store eventstore.Store) projections.Subscribe {
 	return func(ctx context.Context, after event.Position) (projections.Tail, error) {
 		sub, err := store.Subscribe(ctx, after)
 		if err != nil {
@@ -188,7 +189,7 @@ func (o *observed) subscribe(store *sqlite.Store) projections.Subscribe {
 
 // trackedStore is a store whose subscriptions are tracked as consumer's.
 type trackedStore struct {
-	*sqlite.Store
+	eventstore.Store
 	o        *observed
 	consumer string
 }

@@ -15,9 +15,7 @@ import (
 	"time"
 
 	"annals.im/annals/adapters/c2s"
-	"annals.im/annals/adapters/credentials"
 	"annals.im/annals/adapters/features/muc"
-	"annals.im/annals/adapters/secrets"
 	"annals.im/annals/app/accounts"
 	"annals.im/annals/app/archive"
 	appmirrors "annals.im/annals/app/mirrors"
@@ -30,6 +28,7 @@ import (
 	"annals.im/annals/eventstore/sqlite"
 	"annals.im/annals/projections"
 	accountsproj "annals.im/annals/projections/accounts"
+	archiveproj "annals.im/annals/projections/archive"
 )
 
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -134,11 +133,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer o.Close()
 	store, runner := o.store, o.runner
-	creds, err := credentials.Open(ctx, o.db, log)
-	if err != nil {
-		return err
-	}
-	pwds, err := secrets.Open(ctx, o.db)
+	creds, pwds, err := store.secrets(ctx, o.db, log)
 	if err != nil {
 		return err
 	}
@@ -148,7 +143,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	rms := rooms.New(store, ids, o.db, x.muc)
 	accts := accounts.New(store, creds, ids, accounts.Options{Rooms: rms, Secrets: pwds})
 	if demo {
-		if err := demoAccount(event.WithCause(ctx, "cli:serve --demo"), c, x.domains[0], accts, stdout); err != nil {
+		if err := demoAccount(event.WithCause(ctx, "cli:serve --demo"), c, store, x.domains[0], accts, stdout); err != nil {
 			return err
 		}
 	}
@@ -162,14 +157,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	for _, s := range stats {
 		log.Info("projection caught up", "projection", s.Projection, "events", s.Events, "took", s.Took)
 	}
-	// The archive is kept in the store's write transactions from now on:
-	// an appended message is archived when its append returns.
-	inline, err := runner.Inline(archiveModel().Name())
+	reader, err := archiveReader(o)
 	if err != nil {
 		return err
 	}
-	store.SetInline(inline)
-	arch := archive.New(accts, store, archiveModel().Reader(o.db, store.Unsynced), ids, x.traffic.archiveLimits(), x.domains)
+	arch := archive.New(accts, store, reader, ids, x.traffic.archiveLimits(), x.domains)
 	// Occupants from other servers lived in the process that stopped:
 	// they leave their rooms now (their clients join again).
 	if n, err := rms.SweepRemoteOccupants(event.WithCause(ctx, "serve:start")); err != nil {
@@ -187,15 +179,20 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	srv, ln, fed, web, err := x.listen(ctx, c, creds, accts, pep.New(accts, pwds, ids), appvcard.New(accts, ids), arch, rms, appmirrors.New(store, ids, o.db), pwds, log)
+	srv, ln, fed, web, err := x.listen(ctx, c, store, creds, accts, pep.New(accts, pwds, ids), appvcard.New(accts, ids), arch, rms, appmirrors.New(store, ids, o.db), pwds, log)
 	if err != nil {
 		return err
 	}
 	obs.watch(store, runner, o, srv)
-	log.Info("serving", "data", c.Data, "durability", c.Durability, "projections", joinNames(runner.Names()),
+	log.Info("serving", "data", c.Data, "store", store.describe(c), "durability", c.Durability, "projections", joinNames(runner.Names()),
 		"c2s", ln.Addr().String(), "domains", strings.Join(x.domains, ","))
-	fmt.Fprintf(stdout, "Annals is serving %s on %s (event store %s, durability %s). Stop with Ctrl-C.\n",
-		strings.Join(x.domains, ", "), ln.Addr(), c.DBPath(), c.Durability)
+	if store.cluster() {
+		fmt.Fprintf(stdout, "Annals is serving %s on %s (event log on %s, read models in %s). Stop with Ctrl-C.\n",
+			strings.Join(x.domains, ", "), ln.Addr(), store.describe(c), store.readModels)
+	} else {
+		fmt.Fprintf(stdout, "Annals is serving %s on %s (event store %s, durability %s). Stop with Ctrl-C.\n",
+			strings.Join(x.domains, ", "), ln.Addr(), c.DBPath(), c.Durability)
+	}
 	if x.muc != "" {
 		fmt.Fprintf(stdout, "Group chat rooms are at <room>@%s.\n", x.muc)
 	}
@@ -247,7 +244,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// Events another process appended since the last batch of this one
 	// have not reached the inline read model yet: take it back from the
 	// writer and catch it up, so that it stops where the log does.
-	store.SetInline()
+	if store.lite != nil {
+		store.lite.SetInline()
+	}
 	if _, err := runner.CatchUp(context.Background(), store); err != nil {
 		return err
 	}
@@ -255,11 +254,43 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
+// archiveReader returns the archive's reader. On the embedded store the
+// archive is kept in the store's write transactions from then on (an
+// appended message is archived when its append returns); on a cluster's
+// log it follows the log like the other read models, and each read waits
+// until it has passed the log's head as the read began: a MAM query after
+// an acknowledgement, from this node or another, finds the message.
+func archiveReader(o *owner) (*archiveproj.Reader, error) {
+	if o.store.lite != nil {
+		inline, err := o.runner.Inline(archiveModel().Name())
+		if err != nil {
+			return nil, err
+		}
+		o.store.lite.SetInline(inline)
+		return archiveModel().Reader(o.db, o.store.lite.Unsynced), nil
+	}
+	return archiveModel().Reader(o.db, nil).WithBarrier(func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, readYourWrites)
+		defer cancel()
+		head, err := o.store.Head(ctx)
+		if err != nil {
+			return err
+		}
+		return o.runner.Await(ctx, archiveModel().Name(), head)
+	}), nil
+}
+
+// readYourWrites bounds how long an archive read waits for this node's
+// archive to catch up with the log; past it the read fails (the client
+// gets an error it can retry) rather than answer without what was
+// acknowledged.
+const readYourWrites = 10 * time.Second
+
 // owner is what the one process that writes read models holds: the data
 // directory's lock, the store and the projection runner.
 type owner struct {
 	lock   *os.File
-	store  *sqlite.Store
+	store  *logStore
 	db     *sql.DB // read models
 	runner *projections.Runner
 }
@@ -273,7 +304,9 @@ func openOwner(ctx context.Context, c Config, create bool, log *slog.Logger) (_ 
 			o.Close()
 		}
 	}()
-	if create {
+	// A cluster node's directory holds only its read models, made as
+	// needed: the log is elsewhere.
+	if create || c.Store != "" {
 		if err := os.MkdirAll(c.Data, 0o750); err != nil {
 			return nil, fmt.Errorf("data directory: %w", err)
 		}
@@ -284,7 +317,7 @@ func openOwner(ctx context.Context, c Config, create bool, log *slog.Logger) (_ 
 	if o.store, err = openStore(ctx, c, create, log); err != nil {
 		return nil, err
 	}
-	if o.db, err = sqlite.OpenDB(o.store.Path()); err != nil {
+	if o.db, err = sqlite.OpenDB(o.store.readModels); err != nil {
 		return nil, err
 	}
 	if o.runner, err = projections.NewRunner(ctx, o.db, log, allProjections()...); err != nil {
@@ -311,8 +344,11 @@ func (o *owner) Close() error {
 // exists and prints its password. The password is kept in
 // DATA/demo-password (mode 0600), a secret beside the log, so that every
 // start can print it again.
-func demoAccount(ctx context.Context, c Config, domain string, a *accounts.Service, stdout io.Writer) error {
+func demoAccount(ctx context.Context, c Config, ls *logStore, domain string, a *accounts.Service, stdout io.Writer) error {
 	demoJID := "demo@" + domain
+	if ls.bucket != nil {
+		return demoAccountShared(ctx, ls, demoJID, a, stdout)
+	}
 	pwFile := filepath.Join(c.Data, "demo-password")
 	password, err := os.ReadFile(pwFile)
 	switch {
@@ -332,7 +368,38 @@ func demoAccount(ctx context.Context, c Config, domain string, a *accounts.Servi
 	default:
 		return fmt.Errorf("read the demo password: %w", err)
 	}
-	fmt.Fprintf(stdout, "Demo account: %s  password: %s\n", demoJID, strings.TrimSpace(string(password)))
+	printDemo(stdout, demoJID, string(password))
+	return nil
+}
+
+func printDemo(stdout io.Writer, demoJID, password string) {
+	fmt.Fprintf(stdout, "Demo account: %s  password: %s\n", demoJID, strings.TrimSpace(password))
 	fmt.Fprintf(stdout, "Connect with any XMPP client as %s (self-signed certificate: accept it, or give --tls-cert).\n", demoJID)
+}
+
+// demoAccountShared is demoAccount on a cluster: the password is kept in
+// the bucket beside the log, and the first node to start makes it.
+func demoAccountShared(ctx context.Context, ls *logStore, demoJID string, a *accounts.Service, stdout io.Writer) error {
+	const key = "demo-password"
+	pw, rev, err := ls.bucket.Get(ctx, key)
+	if err == nil && rev == 0 {
+		fresh := newPassword()
+		var ok bool
+		if _, ok, err = ls.bucket.Set(ctx, key, []byte(fresh), 0); err == nil && ok {
+			if err := a.Register(ctx, demoJID, fresh); errors.Is(err, account.ErrExists) {
+				fmt.Fprintf(stdout, "Demo account %s exists, with a password made before: set one with\n  annals user passwd %s --store …\n", demoJID, demoJID)
+				return ls.bucket.Delete(ctx, key)
+			} else if err != nil {
+				return errors.Join(fmt.Errorf("create the demo account: %w", err), ls.bucket.Delete(ctx, key))
+			}
+			pw = []byte(fresh)
+		} else if err == nil { // another node came first
+			pw, _, err = ls.bucket.Get(ctx, key)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("the demo password: %w", err)
+	}
+	printDemo(stdout, demoJID, string(pw))
 	return nil
 }

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"annals.im/annals/adapters/credentials"
-	"annals.im/annals/adapters/secrets"
 	"annals.im/annals/app/accounts"
 	"annals.im/annals/app/rooms"
 	"annals.im/annals/domain/account"
@@ -135,18 +134,12 @@ func openAccounts(ctx context.Context, c Config, create bool, stderr io.Writer) 
 	if err != nil {
 		return nil, nil, err
 	}
-	db, err := sqlite.OpenDB(store.Path())
+	db, err := sqlite.OpenDB(store.readModels)
 	if err != nil {
 		store.Close()
 		return nil, nil, err
 	}
-	creds, err := credentials.Open(ctx, db, c.logger(stderr))
-	if err != nil {
-		db.Close()
-		store.Close()
-		return nil, nil, err
-	}
-	pwds, err := secrets.Open(ctx, db)
+	creds, pwds, err := store.secrets(ctx, db, c.logger(stderr))
 	if err != nil {
 		db.Close()
 		store.Close()

@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"path/filepath"
 	"slices"
 	"time"
 
@@ -178,20 +177,17 @@ func features(m *mux.Mux, archives *mam.Service) {
 
 // listen builds the c2s server and opens its listener, and federation's
 // unless --s2s is empty (fed is nil then).
-func (x xmppFlags) listen(ctx context.Context, c Config, creds *credentials.Store, accts *accounts.Service, peps *pep.Service, vcards *appvcard.Service, arch *archive.Service, rms *rooms.Service, mirrors *appmirrors.Service, kept *secrets.Store, log *slog.Logger) (_ *c2s.Server, _ net.Listener, fed *federation, web *webServer, err error) {
+func (x xmppFlags) listen(ctx context.Context, c Config, ls *logStore, creds *credentials.Store, accts *accounts.Service, peps *pep.Service, vcards *appvcard.Service, arch *archive.Service, rms *rooms.Service, mirrors *appmirrors.Service, kept *secrets.Store, log *slog.Logger) (_ *c2s.Server, _ net.Listener, fed *federation, web *webServer, err error) {
 	var cert tls.Certificate
 	if x.cert != "" {
 		cert, err = tls.LoadX509KeyPair(x.cert, x.key)
 	} else {
-		cert, err = c2s.LoadOrCreateCert(c.Data, x.domains, time.Now())
+		cert, err = ls.selfSigned(ctx, c, x.domains)
 	}
 	if err != nil {
 		return nil, nil, nil, nil, fmt.Errorf("TLS certificate: %w", err)
 	}
-	// The server secret. Its file keeps the name it had when it keyed the
-	// made-up SCRAM salts only: renaming it would make existing
-	// installations forget it.
-	secret, err := secretFile(filepath.Join(c.Data, "fake-salt.key"))
+	secret, err := ls.serverSecret(ctx, c)
 	if err != nil {
 		return nil, nil, nil, nil, err
 	}

@@ -1,0 +1,253 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"annals.im/annals/adapters/beside"
+	"annals.im/annals/adapters/c2s"
+	"annals.im/annals/adapters/credentials"
+	"annals.im/annals/adapters/secrets"
+	"annals.im/annals/domain/event"
+	"annals.im/annals/eventstore"
+	"annals.im/annals/eventstore/jetstream"
+	"annals.im/annals/eventstore/sqlite"
+)
+
+// logStore is the log a command opened, and where what goes with it is
+// kept: the embedded SQLite store in the data directory, whose file also
+// holds the read models and the secrets' tables; or a cluster's log
+// (--store nats://…), with the read models in a SQLite file of this node's
+// own under --data and the secrets in a replicated key-value bucket that
+// every node shares.
+type logStore struct {
+	eventstore.Store
+	lite   *sqlite.Store     // the log, when it is the embedded store
+	bucket *jetstream.Bucket // a cluster's secrets; nil with lite
+	// readModels is the SQLite file of the read models.
+	readModels string
+}
+
+// cluster reports whether the log is shared with other nodes.
+func (s *logStore) cluster() bool { return s.lite == nil }
+
+// header is a store that can tell the position of the log's last event
+// (both here can).
+type header interface {
+	Head(ctx context.Context) (event.Position, error)
+}
+
+// bucketName is the key-value bucket beside a JetStream log.
+const bucketName = "ANNALS_BESIDE"
+
+// storeURL is a parsed --store: "" for the embedded store, or a NATS
+// cluster's servers and the stream's settings.
+type storeURL struct {
+	servers  string // for nats.Connect: comma-separated URLs
+	stream   string
+	prefix   string
+	replicas int
+}
+
+// parseStore reads --store: nats://[user:pass@]H1[:port],H2,…[?stream=…&prefix=…&replicas=N]
+// (tls:// for TLS), where each host may omit the scheme and the port
+// (4222). A password belongs in $ANNALS_STORE rather than on the command
+// line, which other users see in ps.
+func parseStore(s string) (*storeURL, error) {
+	if s == "" || s == "sqlite" {
+		return nil, nil
+	}
+	scheme, rest, ok := strings.Cut(s, "://")
+	if !ok || (scheme != "nats" && scheme != "tls") {
+		return nil, fmt.Errorf("%w: --store %q: give nats://HOST[:PORT],HOST…, or nothing for the embedded SQLite store in --data", errUsage, redact(s))
+	}
+	hosts, query, _ := strings.Cut(rest, "?")
+	q, err := url.ParseQuery(query)
+	if err != nil {
+		return nil, fmt.Errorf("%w: --store: %v", errUsage, err)
+	}
+	u := &storeURL{stream: q.Get("stream"), prefix: q.Get("prefix")}
+	if r := q.Get("replicas"); r != "" {
+		if u.replicas, err = strconv.Atoi(r); err != nil || u.replicas < 1 || u.replicas > 5 {
+			return nil, fmt.Errorf("%w: --store: replicas=%q: give 1 to 5 (3 survives the loss of one server)", errUsage, r)
+		}
+	}
+	for k := range q {
+		if k != "stream" && k != "prefix" && k != "replicas" {
+			return nil, fmt.Errorf("%w: --store: unknown setting %q (stream, prefix, replicas)", errUsage, k)
+		}
+	}
+	var userinfo string
+	if at := strings.LastIndex(hosts, "@"); at >= 0 {
+		userinfo, hosts = hosts[:at+1], hosts[at+1:]
+	}
+	var urls []string
+	for _, h := range strings.Split(hosts, ",") {
+		h = strings.TrimSpace(strings.TrimPrefix(strings.TrimPrefix(h, "nats://"), "tls://"))
+		if h == "" {
+			return nil, fmt.Errorf("%w: --store %q: an empty server", errUsage, redact(s))
+		}
+		if !strings.Contains(h, ":") || strings.HasSuffix(h, "]") {
+			h += ":4222"
+		}
+		urls = append(urls, scheme+"://"+userinfo+h)
+	}
+	u.servers = strings.Join(urls, ",")
+	return u, nil
+}
+
+// redact hides a password in a --store value quoted in a message.
+func redact(s string) string {
+	scheme, rest, ok := strings.Cut(s, "://")
+	if at := strings.LastIndex(rest, "@"); ok && at >= 0 {
+		return scheme + "://…@" + rest[at+1:]
+	}
+	return s
+}
+
+// openStore opens the log. With create false it refuses to make a new,
+// empty store, so that a mistyped --data is not mistaken for an empty log.
+func openStore(ctx context.Context, c Config, create bool, log *slog.Logger) (*logStore, error) {
+	u, err := parseStore(c.Store)
+	if err != nil {
+		return nil, err
+	}
+	if u == nil {
+		lite, err := openSQLite(ctx, c, create, log)
+		if err != nil {
+			return nil, err
+		}
+		return &logStore{Store: lite, lite: lite, readModels: lite.Path()}, nil
+	}
+	// A cluster's log exists apart from this directory: it holds this
+	// node's read models only.
+	if err := os.MkdirAll(c.Data, 0o750); err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	path := filepath.Join(c.Data, "readmodels.db")
+	// The read models hold messages: readable by the owner only.
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("read models: %w", err)
+	}
+	f.Close()
+	js, err := jetstream.Connect(ctx, u.servers, jetstream.Options{Stream: u.stream, Prefix: u.prefix, Replicas: u.replicas})
+	if err != nil {
+		return nil, fmt.Errorf("event store %s: %w", redact(c.Store), err)
+	}
+	b, err := js.Bucket(ctx, bucketName, u.replicas)
+	if err != nil {
+		js.Close()
+		return nil, fmt.Errorf("event store %s: %w", redact(c.Store), err)
+	}
+	return &logStore{Store: js, bucket: b, readModels: path}, nil
+}
+
+func openSQLite(ctx context.Context, c Config, create bool, log *slog.Logger) (*sqlite.Store, error) {
+	if create {
+		if err := os.MkdirAll(c.Data, 0o750); err != nil {
+			return nil, fmt.Errorf("data directory: %w", err)
+		}
+		// The file holds credentials: readable by its owner only. SQLite
+		// gives its -wal and -shm files the same mode.
+		f, err := os.OpenFile(c.DBPath(), os.O_CREATE|os.O_RDWR, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("event store: %w", err)
+		}
+		f.Close()
+	} else if _, err := os.Stat(c.DBPath()); err != nil {
+		return nil, fmt.Errorf("no event store at %s (give --data or $ANNALS_DATA, or --store): %w", c.DBPath(), err)
+	}
+	d, _ := sqlite.ParseDurability(c.Durability)
+	opts := sqlite.Options{Durability: d, Log: log, Metrics: c.metrics}
+	if c.server {
+		opts.PreallocateWAL, opts.LazyHeads = sqlite.ServerWAL, true
+	}
+	return sqlite.Open(ctx, c.DBPath(), opts)
+}
+
+// describe names the log for people: its file, or its servers.
+func (s *logStore) describe(c Config) string {
+	if s.lite != nil {
+		return c.DBPath()
+	}
+	return redact(c.Store)
+}
+
+// secrets opens what is kept beside the log: tables in db with the
+// embedded store, the shared bucket in a cluster.
+func (s *logStore) secrets(ctx context.Context, db *sql.DB, log *slog.Logger) (*credentials.Store, *secrets.Store, error) {
+	if s.bucket != nil {
+		return credentials.OnKV(s.bucket), secrets.OnKV(s.bucket), nil
+	}
+	creds, err := credentials.Open(ctx, db, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	pwds, err := secrets.Open(ctx, db)
+	if err != nil {
+		return nil, nil, err
+	}
+	return creds, pwds, nil
+}
+
+// serverSecret returns the server's secret (32 random bytes made on first
+// use; see secretFile): in the data directory with the embedded store, in
+// the shared bucket in a cluster, where the first node to start makes it.
+func (s *logStore) serverSecret(ctx context.Context, c Config) ([]byte, error) {
+	if s.bucket == nil {
+		// The file keeps the name it had when it keyed the made-up SCRAM
+		// salts only: renaming it would make existing installations
+		// forget it.
+		return secretFile(filepath.Join(c.Data, "fake-salt.key"))
+	}
+	b, err := beside.Keep(ctx, s.bucket, "server-secret", func() ([]byte, error) {
+		b := make([]byte, 32)
+		rand.Read(b)
+		return b, nil
+	})
+	if err == nil && len(b) != 32 {
+		err = errors.New("the server secret in the bucket is not 32 bytes")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("server secret: %w", err)
+	}
+	return b, nil
+}
+
+// selfSigned returns the self-signed certificate used without --tls-cert:
+// in the data directory with the embedded store; in the shared bucket in a
+// cluster, so that every node shows clients the same one.
+func (s *logStore) selfSigned(ctx context.Context, c Config, domains []string) (tls.Certificate, error) {
+	if s.bucket == nil {
+		return c2s.LoadOrCreateCert(c.Data, domains, time.Now())
+	}
+	pair, err := beside.Keep(ctx, s.bucket, "tls-self-signed", func() ([]byte, error) {
+		cert, key, err := c2s.SelfSigned(domains, time.Now())
+		return append(cert, key...), err
+	})
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	return tls.X509KeyPair(pair, pair)
+}
+
+// Head returns the position of the log's last event.
+func (s *logStore) Head(ctx context.Context) (event.Position, error) {
+	h, ok := s.Store.(header)
+	if !ok {
+		return event.Position{}, errors.New("this event store cannot tell its head")
+	}
+	return h.Head(ctx)
+}
