@@ -1,0 +1,213 @@
+package cluster_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"annals.im/annals/adapters/cluster"
+)
+
+func natsURL(t *testing.T) string {
+	t.Helper()
+	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats server not ready")
+	}
+	t.Cleanup(s.Shutdown)
+	return s.ClientURL()
+}
+
+// recorder is a Handler that remembers what it was handed.
+type recorder struct {
+	mu   sync.Mutex
+	got  []string // "to|wire"
+	gone []string // full JIDs
+}
+
+func (r *recorder) FromPeer(to, wire string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.got = append(r.got, to+"|"+wire)
+}
+
+func (r *recorder) PeerGone(full, presence string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.gone = append(r.gone, full)
+}
+
+func (r *recorder) snapshot() (got, gone []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.got...), append([]string(nil), r.gone...)
+}
+
+type node struct {
+	*cluster.Bus
+	nc  *nats.Conn
+	rec *recorder
+}
+
+func join(t *testing.T, url, name string, tune func(*cluster.Options)) *node {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	opts := cluster.Options{Node: name, Heartbeat: 50 * time.Millisecond, Missed: 3}
+	if tune != nil {
+		tune(&opts)
+	}
+	b, err := cluster.New(nc, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{}
+	if err := b.Start(context.Background(), rec); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	return &node{b, nc, rec}
+}
+
+func eventually(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func sessions(n *node, bare string) string {
+	var parts []string
+	for _, s := range n.Sessions(bare) {
+		parts = append(parts, s.Node+":"+s.JID+"="+s.Presence)
+	}
+	return strings.Join(parts, " ")
+}
+
+func TestSessionsAndDelivery(t *testing.T) {
+	url := natsURL(t)
+	a := join(t, url, "a", nil)
+	// Sessions announced before b joins reach it by sync.
+	a.Announce("alice@example.com/phone", true, "<presence from='alice@example.com/phone'/>")
+	a.Announce("alice@example.com/laptop", true, "")
+	b := join(t, url, "b", nil)
+	want := "a:alice@example.com/laptop= a:alice@example.com/phone=<presence from='alice@example.com/phone'/>"
+	eventually(t, "b to learn a's sessions", func() bool { return sessions(b, "alice@example.com") == want })
+	a.Announce("alice@example.com/laptop", true, "<presence from='alice@example.com/laptop'><show>away</show></presence>")
+	a.Announce("alice@example.com/phone", false, "")
+	want = "a:alice@example.com/laptop=<presence from='alice@example.com/laptop'><show>away</show></presence>"
+	eventually(t, "b to follow a's changes", func() bool { return sessions(b, "alice@example.com") == want })
+	if s := sessions(a, "alice@example.com"); s != "" {
+		t.Fatalf("a lists its own sessions as another node's: %s", s)
+	}
+
+	b.Send("a", "alice@example.com/laptop", "<iq type='get' id='1'/>")
+	eventually(t, "a to be handed b's stanza", func() bool {
+		got, _ := a.rec.snapshot()
+		return len(got) == 1 && got[0] == "alice@example.com/laptop|<iq type='get' id='1'/>"
+	})
+	if n := b.Nodes(); n["a"] != 1 || len(n) != 1 {
+		t.Fatalf("b's nodes: %v", n)
+	}
+}
+
+// A node that stops cleanly takes its sessions along without their being
+// reported lost; one that stops answering has its available ones reported
+// gone within the missed heartbeats; a restarted node's old sessions are
+// gone too.
+func TestNodeLoss(t *testing.T) {
+	url := natsURL(t)
+	a := join(t, url, "a", nil)
+	b := join(t, url, "b", nil)
+	b.Announce("bob@example.com/x", true, "<presence/>")
+	b.Announce("bob@example.com/y", true, "") // bound, never available
+	eventually(t, "a to see b's sessions", func() bool { return len(a.Sessions("bob@example.com")) == 2 })
+	b.Close()
+	eventually(t, "a to forget b", func() bool { return len(a.Sessions("bob@example.com")) == 0 })
+	if _, gone := a.rec.snapshot(); len(gone) != 0 {
+		t.Fatalf("a clean stop reported sessions gone: %v", gone)
+	}
+
+	c := join(t, url, "c", nil)
+	c.Announce("carol@example.com/x", true, "<presence/>")
+	c.Announce("carol@example.com/y", true, "")
+	eventually(t, "a to see c's sessions", func() bool { return len(a.Sessions("carol@example.com")) == 2 })
+	start := time.Now()
+	c.nc.Close() // dies: no goodbye, no heartbeats
+	eventually(t, "a to report c's session gone", func() bool { _, gone := a.rec.snapshot(); return len(gone) == 1 })
+	if _, gone := a.rec.snapshot(); gone[0] != "carol@example.com/x" {
+		t.Fatalf("gone: %v, want only the available session", gone)
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Fatalf("loss noticed after %v; 3 missed heartbeats of 50ms should take ~150-200ms", took)
+	}
+	if len(a.Sessions("carol@example.com")) != 0 {
+		t.Fatal("a lost node's sessions are still listed")
+	}
+}
+
+func TestNodeNamesAreUnique(t *testing.T) {
+	url := natsURL(t)
+	join(t, url, "a", nil)
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	b, err := cluster.New(nc, cluster.Options{Node: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(context.Background(), &recorder{}); err == nil || !strings.Contains(err.Error(), "another node") {
+		t.Fatalf("a second node named a: %v", err)
+	}
+	for _, bad := range []string{"", "a.b", "a*", "a b", strings.Repeat("x", 65)} {
+		if _, err := cluster.New(nc, cluster.Options{Node: bad}); err == nil {
+			t.Errorf("node name %q accepted", bad)
+		}
+	}
+}
+
+// Every table is bounded: a node follows at most MaxSessions of another's,
+// keeps presences up to MaxPresence, forwards stanzas up to MaxStanza.
+func TestBounds(t *testing.T) {
+	url := natsURL(t)
+	a := join(t, url, "a", func(o *cluster.Options) { o.MaxSessions = 3; o.MaxPresence = 64; o.MaxStanza = 100 })
+	b := join(t, url, "b", func(o *cluster.Options) { o.MaxSessions = 10; o.MaxPresence = 64 })
+	for i := range 5 {
+		b.Announce(fmt.Sprintf("u@example.com/%d", i), true, "")
+	}
+	b.Announce("v@example.com/big", true, "<presence>"+strings.Repeat("x", 100)+"</presence>")
+	time.Sleep(300 * time.Millisecond) // several heartbeats, resyncs included
+	if n := len(a.Sessions("u@example.com")) + len(a.Sessions("v@example.com")); n != 3 {
+		t.Fatalf("a follows %d of b's sessions, want its bound of 3", n)
+	}
+	a.Announce("w@example.com/big", true, "<presence>"+strings.Repeat("x", 100)+"</presence>")
+	eventually(t, "b to see a's session", func() bool { return len(b.Sessions("w@example.com")) == 1 })
+	if p := b.Sessions("w@example.com")[0].Presence; p != "<presence from='w@example.com/big'/>" {
+		t.Fatalf("an oversized presence kept as %q", p)
+	}
+	b.Send("a", "w@example.com/big", strings.Repeat("y", 200))
+	b.Send("a", "w@example.com/big", "<message/>")
+	eventually(t, "a to get the small stanza", func() bool { got, _ := a.rec.snapshot(); return len(got) == 1 })
+	if got, _ := a.rec.snapshot(); got[0] != "w@example.com/big|<message/>" {
+		t.Fatalf("a got %v", got)
+	}
+}
