@@ -81,6 +81,11 @@ func (s *Server) bindSession(c *conn) int {
 	old := s.sessions[bare][res]
 	s.sessions[bare][res] = c
 	s.mu.Unlock()
+	if s.cfg.Cluster != nil {
+		// NOTSPEC(RFC 6120 §7.7.2.2): the same full JID bound on another
+		// node is not ended; a stanza to it reaches the session here.
+		s.cfg.Cluster.Announce(c.jid.String(), true, "")
+	}
 	if old != nil {
 		old.log.Info("session replaced by a new one on the same resource", "jid", c.jid.String())
 		old.shutdown((&streamError{cond: "conflict", text: "replaced by a new session"}).xml() + "</stream:stream>")
@@ -104,6 +109,9 @@ func (s *Server) unbind(c *conn) {
 	}
 	status := c.lastStatus
 	s.mu.Unlock()
+	if s.cfg.Cluster != nil && s.sessionAt(c.jid) == nil {
+		s.cfg.Cluster.Announce(c.jid.String(), false, "")
+	}
 	if last {
 		s.wentOffline(bare, status)
 	}

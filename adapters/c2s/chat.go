@@ -39,9 +39,13 @@ type Archive interface {
 type deliveryLocks [64]sync.RWMutex
 
 func (l *deliveryLocks) of(bare string) *sync.RWMutex {
+	return &l[bucketOf(bare)%uint32(len(l))]
+}
+
+func bucketOf(bare string) uint32 {
 	h := fnv.New32a()
 	h.Write([]byte(bare))
-	return &l[h.Sum32()%uint32(len(l))]
+	return h.Sum32()
 }
 
 // message handles a message from this session.
@@ -74,8 +78,8 @@ func (c *conn) message(ctx context.Context, e *element) error {
 	if c.srv.blocksLocal(ctx, to, c.jid) {
 		return c.refusedBy(e)
 	}
-	targets := c.srv.route(to)
-	if len(targets) == 0 {
+	targets, elsewhere := c.srv.route(to), c.srv.nodeRoute(to)
+	if len(targets) == 0 && len(elsewhere) == 0 {
 		if typ == "error" || typ == "headline" || typ == "groupchat" {
 			return nil // dropped silently (RFC 6121 §8.5.2.1.2, §8.5.3.2.1)
 		}
@@ -83,6 +87,9 @@ func (c *conn) message(ctx context.Context, e *element) error {
 	}
 	for _, t := range targets {
 		t.deliver(wire, m.Body)
+	}
+	for _, n := range elsewhere {
+		c.srv.toNode(n, wire)
 	}
 	return nil
 }
@@ -142,7 +149,34 @@ func (c *conn) chat(ctx context.Context, e *element, to jid.JID, typ string, m s
 			t.deliver(stanza.Carbon("sent", sender, t.jid.String(), typ, out), urgent)
 		}
 	}
+	if !r.logged() {
+		s.chatToNodes(c.jid, to, typ, wire, remote)
+	}
 	return nil
+}
+
+// chatToNodes hands a 1:1 message that is in no archive, and so in no
+// log, to the sessions of both parties on other nodes (an archived one
+// reaches them from the log: publishChat).
+func (s *Server) chatToNodes(from, to jid.JID, typ, wire string, remote bool) {
+	if s.cfg.Cluster == nil {
+		return
+	}
+	sender, recipient := from.Bare().String(), to.Bare().String()
+	if !remote && sender != recipient {
+		direct, others := s.nodeChatTargets(to)
+		for _, n := range direct {
+			s.toNode(n, wire)
+		}
+		for _, n := range others {
+			s.toNode(n, stanza.Carbon("received", recipient, n.JID, typ, wire))
+		}
+	}
+	for _, n := range s.nodeSessions(sender, true) {
+		if n.JID != from.String() {
+			s.toNode(n, stanza.Carbon("sent", sender, n.JID, typ, wire))
+		}
+	}
 }
 
 // chatRoute is a recorded 1:1 message and the local clients of its
@@ -153,6 +187,9 @@ type chatRoute struct {
 	direct, others []*conn
 	unlock         func()
 }
+
+// logged reports whether the message was archived, and so is in the log.
+func (r chatRoute) logged() bool { return r.rec.SenderID != "" || r.rec.RecipientID != "" }
 
 // deliver hands the message, with the recipient's stanza-id, to the
 // recipient's clients: the addressed ones, and a carbon to the others.
@@ -180,13 +217,22 @@ func (s *Server) recordChat(ctx context.Context, m archive.Send, archivable bool
 		// XEP-0191 §3.3: refused, and so kept in no archive.
 		return chatRoute{}, &stanza.Error{Type: "cancel", Cond: "service-unavailable"}
 	}
+	elsewhere := false // the recipient has a client on another node
 	if s.isLocal(m.To) {
 		lock := s.delivery.of(m.To.Bare().String())
 		lock.RLock()
 		r.unlock = lock.RUnlock
-		r.direct, r.others = s.targets(m.To)
+		r.direct, r.others = s.chatTargets(m.To)
+		elsewhere = len(s.nodeSessions(m.To.Bare().String(), true)) > 0
 	}
-	m.Offline = s.isLocal(m.To) && len(r.direct) == 0
+	if s.cfg.Cluster != nil {
+		// Until it is remembered as delivered here, this node's log
+		// follower must not meet it (publishChat).
+		appending := s.appended.lock(m.To.Bare().String())
+		appending.RLock()
+		defer appending.RUnlock()
+	}
+	m.Offline = s.isLocal(m.To) && len(r.direct) == 0 && !elsewhere
 	var err error
 	if !archivable || s.cfg.Archive == nil {
 		err = s.checkRecipient(ctx, m.To, len(r.direct) > 0)
@@ -209,6 +255,9 @@ func (s *Server) recordChat(ctx context.Context, m archive.Send, archivable bool
 			// Nobody to hand it to now: the recipient's next session gets
 			// it (flushOffline). The sender's other clients still see it.
 			r.direct, r.others = nil, nil
+		}
+		if err == nil && s.cfg.Cluster != nil {
+			s.appended.remember(r.rec)
 		}
 	}
 	if err != nil {
@@ -244,6 +293,36 @@ func withStanzaID(wire, by, id string) string {
 	}
 	return stanza.InsertChild(wire, stanza.IDElement(by, id))
 }
+
+// chatTargets is targets across nodes: a full JID bound on another node
+// is the one addressed there, and every available session here gets a
+// carbon.
+func (s *Server) chatTargets(to jid.JID) (direct, others []*conn) {
+	direct, others = s.targets(to)
+	if to.Resourcepart() != "" && s.sessionAt(to) == nil && s.boundElsewhere(to) {
+		return nil, append(direct, others...)
+	}
+	return direct, others
+}
+
+// nodeChatTargets is chatTargets for the sessions on other nodes.
+func (s *Server) nodeChatTargets(to jid.JID) (direct, others []NodeSession) {
+	all := s.nodeSessions(to.Bare().String(), true)
+	if to.Resourcepart() != "" && (s.sessionAt(to) != nil || s.boundElsewhere(to)) {
+		for _, n := range all {
+			if n.JID == to.String() {
+				direct = append(direct, n)
+			} else {
+				others = append(others, n)
+			}
+		}
+		return direct, others
+	}
+	return all, nil
+}
+
+// boundElsewhere reports whether the full JID to is bound on another node.
+func (s *Server) boundElsewhere(to jid.JID) bool { return s.boundAt(to) != nil }
 
 // targets finds who gets a 1:1 message to `to`: direct gets the message
 // itself, others (the recipient's other available clients) a carbon. A

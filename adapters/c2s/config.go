@@ -45,6 +45,9 @@ type Config struct {
 	// Remote reaches other servers (federation); nil: a stanza to another
 	// server is answered remote-server-not-found.
 	Remote Remote
+	// Cluster is the other nodes serving these domains from the same log
+	// (cluster.go); nil: this node is alone.
+	Cluster Cluster
 	// MirrorOf are the MUC services elsewhere whose rooms this server
 	// mirrors (DMUC3, docs/dmuc.md), through its service MirrorDomain: an
 	// account's join to one of their rooms says so.

@@ -10,6 +10,7 @@ import (
 
 	"annals.im/annals/adapters/mux"
 	"annals.im/annals/domain/account"
+	"annals.im/annals/domain/archive"
 	"annals.im/annals/domain/event"
 )
 
@@ -91,6 +92,9 @@ func (s *Server) sessionGone(c *conn) {
 func (s *Server) Publish(ctx context.Context, batch []event.Envelope) {
 	run := 0 // start of the events not yet handed to the services
 	for i, e := range batch {
+		if e.Type == archive.TypeMessageSent {
+			s.publishChat(e)
+		}
 		if s.lists != nil && (isBlockingEvent(e) || e.Type == account.TypeCreated) {
 			s.lists.fold(e)
 		}

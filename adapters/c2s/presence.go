@@ -52,6 +52,9 @@ func (c *conn) presence(ctx context.Context, e *element) error {
 		for _, target := range c.srv.route(t) {
 			target.deliver(stanza.WithTo(stamped, target.jid.String()), false)
 		}
+		for _, n := range c.srv.nodeRoute(t) {
+			c.srv.toNode(n, stamped)
+		}
 		return nil
 	}
 	c.presenceMu.Lock()
@@ -64,6 +67,11 @@ func (c *conn) presence(ctx context.Context, e *element) error {
 		c.lastStatus = e.ChildText("status")
 	}
 	c.srv.mu.Unlock()
+	if typ == "" {
+		c.srv.announce(c, stamped)
+	} else {
+		c.srv.announce(c, "")
+	}
 	c.srv.broadcast(ctx, c, stamped)
 	c.presenceMu.Unlock()
 	if initial {
@@ -88,13 +96,28 @@ func (c *conn) presence(ctx context.Context, e *element) error {
 // has sent no initial presence yet gets none (§4.2.2, §4.4.2); it learns
 // its contacts' presence by probe when it becomes available. A contact
 // that the account blocks, or that blocks the account, gets none
-// (XEP-0191 §3.3).
+// (XEP-0191 §3.3). Sessions on other nodes get it over the bus.
 func (s *Server) broadcast(ctx context.Context, c *conn, wire string) {
-	account := c.jid.Bare().String()
-	c.deliver(stanza.WithTo(wire, c.jid.String()), false)
+	s.fanOut(ctx, c.jid, c, wire, true)
+}
+
+// fanOut is broadcast for the session from: self, when it is here, gets
+// its own presence back; nodes says whether the sessions of other nodes
+// are this node's to reach (not when each node hears of from's end on
+// its own: NodeSessionGone).
+func (s *Server) fanOut(ctx context.Context, from jid.JID, self *conn, wire string, nodes bool) {
+	account := from.Bare().String()
+	if self != nil {
+		self.deliver(stanza.WithTo(wire, self.jid.String()), false)
+	}
 	for _, o := range s.availableOf(account) {
-		if o != c {
+		if o != self {
 			o.deliver(stanza.WithTo(wire, o.jid.String()), false)
+		}
+	}
+	if nodes {
+		for _, n := range s.nodeSessions(account, true) {
+			s.toNode(n, wire)
 		}
 	}
 	st, err := s.cfg.Accounts.Roster(ctx, account)
@@ -110,16 +133,23 @@ func (s *Server) broadcast(ctx context.Context, c *conn, wire string) {
 			// To the contact's bare JID: its server hands it to each of
 			// the contact's available resources (RFC 6121 §4.4.2).
 			if !s.eitherBlocks(ctx, account, contact) {
-				s.sendRemote(c.jid.String(), contact, stanza.WithTo(wire, contact))
+				s.sendRemote(from.String(), contact, stanza.WithTo(wire, contact))
 			}
 			continue
 		}
 		targets := s.availableOf(contact)
-		if len(targets) > 0 && s.eitherBlocks(ctx, account, contact) {
+		var elsewhere []NodeSession
+		if nodes {
+			elsewhere = s.nodeSessions(contact, true)
+		}
+		if len(targets)+len(elsewhere) > 0 && s.eitherBlocks(ctx, account, contact) {
 			continue
 		}
 		for _, o := range targets {
 			o.deliver(stanza.WithTo(wire, o.jid.String()), false)
+		}
+		for _, n := range elsewhere {
+			s.toNode(n, wire)
 		}
 	}
 }
@@ -145,7 +175,7 @@ func (s *Server) probe(ctx context.Context, c *conn) {
 			// §4.3.2), so its other sessions see them again: harmless,
 			// and cheaper than keeping every remote contact's presence.
 			s.probeRemote(account, contact)
-		case len(s.availableOf(contact)) > 0 && !s.eitherBlocks(ctx, account, contact):
+		case len(s.availableOf(contact))+len(s.nodeSessions(contact, true)) > 0 && !s.eitherBlocks(ctx, account, contact):
 			s.presenceOf(contact, c)
 		}
 	}
@@ -153,7 +183,8 @@ func (s *Server) probe(ctx context.Context, c *conn) {
 }
 
 // presenceOf writes to c the presence of every available session of
-// account but c itself (which had its own from broadcast).
+// account but c itself (which had its own from broadcast), on this node
+// and the others.
 func (s *Server) presenceOf(account string, c *conn) {
 	for _, o := range s.sessionsOf(account) {
 		s.mu.Lock()
@@ -163,16 +194,19 @@ func (s *Server) presenceOf(account string, c *conn) {
 			c.deliver(stanza.WithTo(p, c.jid.String()), false)
 		}
 	}
+	for _, n := range s.nodeSessions(account, true) {
+		c.deliver(stanza.WithTo(n.Presence, c.jid.String()), false)
+	}
 }
 
 // presenceTo sends from's current presence to every available session of
-// to, unless either blocks the other.
+// to, here and on other nodes, unless either blocks the other.
 func (s *Server) presenceTo(ctx context.Context, from, to string) {
 	if s.eitherBlocks(ctx, from, to) {
 		return
 	}
-	for _, c := range s.availableOf(to) {
-		s.presenceOf(from, c)
+	for _, p := range s.presencesOf(from) {
+		s.toAvailable(to, p)
 	}
 }
 
@@ -184,9 +218,39 @@ func (s *Server) unavailableTo(ctx context.Context, from, to string) {
 		return
 	}
 	for _, o := range s.availableOf(from) {
-		for _, c := range s.availableOf(to) {
-			c.deliver(fmt.Sprintf(`<presence type='unavailable' from='%s' to='%s'/>`, stanza.Escape(o.jid.String()), stanza.Escape(c.jid.String())), false)
+		s.toAvailable(to, fmt.Sprintf(`<presence type='unavailable' from='%s'/>`, stanza.Escape(o.jid.String())))
+	}
+	for _, n := range s.nodeSessions(from, true) {
+		s.toAvailable(to, fmt.Sprintf(`<presence type='unavailable' from='%s'/>`, stanza.Escape(n.JID)))
+	}
+}
+
+// presencesOf returns the presence of every available session of
+// account, here and on other nodes.
+func (s *Server) presencesOf(account string) []string {
+	var out []string
+	for _, o := range s.availableOf(account) {
+		s.mu.Lock()
+		p := o.available
+		s.mu.Unlock()
+		if p != "" {
+			out = append(out, p)
 		}
+	}
+	for _, n := range s.nodeSessions(account, true) {
+		out = append(out, n.Presence)
+	}
+	return out
+}
+
+// toAvailable delivers wire to every available session of account, here
+// and on other nodes, each addressed to it.
+func (s *Server) toAvailable(account, wire string) {
+	for _, c := range s.availableOf(account) {
+		c.deliver(stanza.WithTo(wire, c.jid.String()), false)
+	}
+	for _, n := range s.nodeSessions(account, true) {
+		s.toNode(n, wire)
 	}
 }
 
@@ -200,6 +264,7 @@ func (s *Server) goneUnavailable(c *conn) {
 	c.available, c.availableEl = "", nil
 	s.mu.Unlock()
 	if was != "" {
+		s.announce(c, "")
 		// The session is gone, and with it its context: the broadcast gets
 		// a bounded one of its own, so a stuck store cannot hold teardown.
 		ctx, cancel := context.WithTimeout(context.Background(), mux.TeardownTimeout)
@@ -235,6 +300,7 @@ func (s *Server) RefreshPresence(ctx context.Context, account string) {
 			s.mu.Lock()
 			o.available = wire
 			s.mu.Unlock()
+			s.announce(o, wire)
 			s.broadcast(ctx, o, wire)
 		}
 		o.presenceMu.Unlock()

@@ -215,8 +215,12 @@ func (s *Server) receiveSubscription(ctx context.Context, account, from string, 
 	}
 	if out.Forward {
 		typ := strings.TrimPrefix(string(in), "in-")
+		wire := fmt.Sprintf(`<presence type='%s' from='%s' to='%s'/>`, typ, stanza.Escape(from), stanza.Escape(account))
 		for _, c := range s.sessionsOf(account) {
-			c.write(fmt.Sprintf(`<presence type='%s' from='%s' to='%s'/>`, typ, stanza.Escape(from), stanza.Escape(account)))
+			c.write(wire)
+		}
+		for _, n := range s.nodeSessions(account, false) {
+			s.cfg.Cluster.Send(n.Node, n.JID, wire)
 		}
 	}
 	if out.AutoReply {

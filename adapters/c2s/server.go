@@ -42,6 +42,7 @@ type Server struct {
 	regs      *registrations
 	refused   atomic.Int64 // connections refused by limits since last reported
 	delivery  deliveryLocks
+	appended  delivered            // archived messages delivered here, for the log follower (cluster.go)
 	remote    remoteRooms          // the accounts' rooms at other servers
 	caps      capsCache            // clients' capabilities by verification string (caps.go)
 	ended     map[string]time.Time // bare JID -> when EndAccount last ended its sessions

@@ -76,6 +76,8 @@ func (c *conn) iq(ctx context.Context, e *element) error {
 			// that has gone, nowhere (errors are never answered).
 			if t := c.srv.sessionAt(j); t != nil {
 				t.deliver(stanza.Restamp(e, c.jid.String()), true)
+			} else if n := c.srv.boundAt(j); n != nil {
+				c.srv.toNode(*n, stanza.Restamp(e, c.jid.String()))
 			}
 		}
 		return nil // else a reply to nothing we asked
@@ -103,6 +105,10 @@ func (c *conn) iq(ctx context.Context, e *element) error {
 		// resource that is not connected, service-unavailable (§8.5.3.2.1).
 		if t := c.srv.sessionAt(j); t != nil {
 			t.deliver(stanza.Restamp(e, c.jid.String()), true)
+			return nil
+		}
+		if n := c.srv.boundAt(j); n != nil {
+			c.srv.toNode(*n, stanza.Restamp(e, c.jid.String()))
 			return nil
 		}
 	}
@@ -164,6 +170,9 @@ func (s *Server) route(to jid.JID) []*conn {
 		s.mu.Unlock()
 		if ok {
 			return []*conn{c}
+		}
+		if s.boundAt(to) != nil {
+			return nil // on another node: nodeRoute
 		}
 	}
 	return s.sessionsOf(to.Bare().String())

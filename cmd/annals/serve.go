@@ -39,7 +39,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		domains stringList
 		mf      metricsFlags
 	)
-	var memLimit string
+	var memLimit, node string
 	fs := newFlagSet("serve", stderr)
 	c.flags(fs, true)
 	fs.BoolVar(&demo, "demo", false, "create demo@<first domain> with a random password if it does not exist, and print how to log in")
@@ -75,6 +75,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	x.upload.flags(fs)
 	mf.flags(fs)
 	fs.Var(&x.admins, "admin", "the bare JID of an account here that may administer the server over XMPP: XEP-0133 ad-hoc commands (repeatable)")
+	fs.StringVar(&node, "node", defaultNode(), "this node's name among the nodes serving one log (--store): unique, letters, digits, '-' and '_' ($ANNALS_NODE; default: the host name)")
 	fs.StringVar(&memLimit, "memory-limit", "auto", "Go heap soft limit: auto (half the memory available), off, or a size such as 2GiB (GOMEMLIMIT wins)")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -133,6 +134,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer o.Close()
 	store, runner := o.store, o.runner
+	bus, err := newBus(store, node, log)
+	if err != nil {
+		return err
+	}
+	if bus != nil {
+		x.cluster = nodesOf{bus}
+	}
 	creds, pwds, err := store.secrets(ctx, o.db, log)
 	if err != nil {
 		return err
@@ -183,6 +191,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if err := startBus(ctx, bus, srv); err != nil {
+		return err
+	}
 	obs.watch(store, runner, o, srv)
 	log.Info("serving", "data", c.Data, "store", store.describe(c), "durability", c.Durability, "projections", joinNames(runner.Names()),
 		"c2s", ln.Addr().String(), "domains", strings.Join(x.domains, ","))
@@ -228,6 +239,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cancel()
 	if xerr := <-c2sDone; xerr != nil && err == nil {
 		err = xerr
+	}
+	if bus != nil {
+		// Once every session here said goodbye through it.
+		bus.Close()
 	}
 	if fed != nil {
 		// Once every session ended: their last presences to contacts at

@@ -44,6 +44,7 @@ import (
 const version = "0.1.0-dev"
 
 type xmppFlags struct {
+	cluster      c2s.Cluster // the other nodes; nil when alone
 	c2s          string
 	domains      []string
 	plaintext    bool
@@ -217,6 +218,7 @@ func (x xmppFlags) listen(ctx context.Context, c Config, ls *logStore, creds *cr
 		MaxConnectionsPerIP: x.maxConnsPerIP,
 		LoginTimeout:        x.loginTimeout,
 	}
+	cfg.Cluster = x.cluster
 	x.login.apply(&cfg)
 	x.quotas.apply(&cfg)
 	x.traffic.apply(&cfg)

@@ -3,6 +3,8 @@ package jetstream
 import (
 	"context"
 
+	"github.com/nats-io/nats.go"
+
 	"annals.im/annals/domain/event"
 )
 
@@ -17,3 +19,7 @@ func (s *Store) Head(ctx context.Context) (event.Position, error) {
 	}
 	return event.Position{Commit: m.seq, Prepare: m.seq}, nil
 }
+
+// Conn is the store's connection to the servers, for what else a node
+// says to the others over them (adapters/cluster).
+func (s *Store) Conn() *nats.Conn { return s.nc }
