@@ -3,7 +3,12 @@ steps depend on things the test does between them (cutting a link).
 
 Reads one JSON command per line on stdin:
 
-  {"op": "login", "name": N, "addr": HOST:PORT, "jid": FULLJID, "password": P}
+  {"op": "login", "name": N, "addr": HOST:PORT, "jid": FULLJID, "password": P,
+   "sm": B, "carbons": B}        (stream management, XEP-0198; carbons, XEP-0280)
+  {"op": "chat", "name": N, "to": JID, "body": B}           (1:1; with sm, "done" once the
+                                   server's <a h/> covers it: "acked" true)
+  {"op": "subscribe", "name": N, "to": BAREJID}             (presence subscription; slixmpp
+                                   clients approve and subscribe back on their own)
   {"op": "join", "name": N, "room": ROOM, "nick": NICK}
   {"op": "configure", "name": N, "room": ROOM}                (an instant room, XEP-0045 §10.1.2)
   {"op": "say", "name": N, "to": ROOM, "body": B}            (groupchat)
@@ -19,7 +24,8 @@ Reads one JSON command per line on stdin:
 Each command may carry an "id", which its "done" fact repeats. Prints
 one JSON fact per line on stdout: "ready", "done" (a command
 finished, with its id), and every message and presence each client
-receives ("message", "presence"), facts the test waits for and checks.
+receives ("message", "presence", "carbon" for a XEP-0280 copy), facts
+the test waits for and checks.
 """
 import asyncio
 import json
@@ -39,6 +45,7 @@ NS_MUC_USER = NS_MUC + "#user"
 NS_MUC_ADMIN = NS_MUC + "#admin"
 NS_MUC_OWNER = NS_MUC + "#owner"
 NS_FORWARD = "urn:xmpp:forward:0"
+NS_CARBONS = "urn:xmpp:carbons:2"
 
 
 def body_of(m):
@@ -60,15 +67,17 @@ def muc_facts(p):
 
 
 class Puppet(slixmpp.ClientXMPP):
-    def __init__(self, name, addr, jid, password):
+    def __init__(self, name, addr, jid, password, sm=False):
         super().__init__(jid, password)
         host, port = addr.rsplit(":", 1)
         self.addr = (host, int(port))
         self.name = self.label = name
         self.ssl_context.check_hostname = False
         self.ssl_context.verify_mode = ssl.CERT_NONE
-        for p in ("xep_0030", "xep_0199", "xep_0297", "xep_0359"):
+        for p in ("xep_0030", "xep_0199", "xep_0297", "xep_0359", "xep_0280"):
             self.register_plugin(p)
+        if sm:
+            self.register_plugin("xep_0198")
         self.mam_results = {}  # queryid -> [messages], for common.mam_query
         self.started = asyncio.get_event_loop().create_future()
         self.register_handler(Callback("puppet message", MatchXPath("{%s}message" % NS_CLIENT), self._on_message))
@@ -87,6 +96,15 @@ class Puppet(slixmpp.ClientXMPP):
                         {"from": c.get("from"), "body": body_of(c), "stanza_ids": stanza_ids(c)})
             return
         x = m.xml
+        for kind in ("sent", "received"):
+            w = child(x, NS_CARBONS, kind)
+            if w is not None:
+                fwd = child(w, NS_FORWARD, "forwarded")
+                inner = next((c for c in (fwd if fwd is not None else []) if local(c.tag) == "message"), None)
+                if inner is not None:
+                    out(event="carbon", name=self.name, dir=kind, **{"from": inner.get("from"), "to": inner.get("to"),
+                        "body": body_of(inner), "stanza_ids": stanza_ids(inner)})
+                return
         out(event="message", name=self.name, **{"from": x.get("from"), "type": x.get("type", "normal"), "body": body_of(x),
             "subject": child(x, NS_CLIENT, "subject") is not None, "stanza_ids": stanza_ids(x),
             "delayed": child(x, "urn:xmpp:delay", "delay") is not None,
@@ -118,6 +136,25 @@ async def mam(c, to, with_jid, groupchat=False):
     return got
 
 
+async def chat(c, to, body):
+    """Send one chat message; with stream management, wait (up to 30 s)
+    until the server's <a h/> covers it, which on Annals means archived."""
+    if "xep_0198" not in c.plugin:
+        c.send_message(mto=to, mbody=body, mtype="chat")
+        return False
+    p = c["xep_0198"]
+    # slixmpp counts a stanza when it leaves its queue: fix the target first.
+    target = p.seq + 1
+    c.send_message(mto=to, mbody=body, mtype="chat")
+    for _ in range(600):
+        if p.seq >= target and p.last_ack >= target:
+            return True
+        await asyncio.sleep(0.05)
+        if p.seq >= target:
+            p.request_ack()
+    return False
+
+
 async def run():
     clients = {}
     loop = asyncio.get_event_loop()
@@ -134,10 +171,12 @@ async def run():
             if op == "quit":
                 break
             if op == "login":
-                c = Puppet(name, cmd["addr"], cmd["jid"], cmd["password"])
+                c = Puppet(name, cmd["addr"], cmd["jid"], cmd["password"], sm=cmd.get("sm", False))
                 c.connect(address=c.addr)
                 if not await asyncio.wait_for(c.started, 20):
                     raise RuntimeError("login failed")
+                if cmd.get("carbons"):
+                    await c["xep_0280"].enable(timeout=10)
                 c.send_presence()
                 clients[name] = c
                 out(event="done", id=cid)
@@ -157,6 +196,12 @@ async def run():
                 out(event="done", id=cid)
             elif op == "say":
                 c.send_message(mto=cmd["to"], mbody=cmd["body"], mtype="groupchat")
+                out(event="done", id=cid)
+            elif op == "chat":
+                acked = await chat(c, cmd["to"], cmd["body"])
+                out(event="done", id=cid, acked=acked)
+            elif op == "subscribe":
+                c.send_presence(pto=cmd["to"], ptype="subscribe")
                 out(event="done", id=cid)
             elif op == "presence":
                 p = c.make_presence(pto=cmd["to"])

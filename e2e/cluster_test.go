@@ -1,0 +1,181 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"annals.im/annals/eventstore/jetstream/natstest"
+)
+
+// annalsCluster is Annals nodes serving one log on a NATS cluster.
+type annalsCluster struct {
+	t     *testing.T
+	nats  *natstest.Cluster
+	store string // --store
+	nodes map[string]*clusterNode
+}
+
+type clusterNode struct {
+	*server
+	cmd *exec.Cmd
+}
+
+func startAnnalsCluster(t *testing.T, nats *natstest.Cluster, users map[string]string) *annalsCluster {
+	t.Helper()
+	c := &annalsCluster{t: t, nats: nats, store: nats.URLs(), nodes: map[string]*clusterNode{}}
+	for j, pw := range users {
+		c.annals("user", "add", j, "--password", pw)
+	}
+	return c
+}
+
+// annals runs a command of the CLI against the cluster's log.
+func (c *annalsCluster) annals(args ...string) string {
+	c.t.Helper()
+	args = append(args, "--store", c.store, "--data", c.t.TempDir())
+	out, err := exec.Command(bin, args...).CombinedOutput()
+	if err != nil {
+		c.t.Fatalf("annals %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// serve starts node name on a data directory of its own.
+func (c *annalsCluster) serve(name string, flags ...string) *clusterNode {
+	c.t.Helper()
+	data := c.t.TempDir()
+	cmd := exec.Command(bin, append([]string{"serve", "--store", c.store, "--node", name, "--data", data,
+		"--c2s", "127.0.0.1:0", "--log-level", "debug", "--s2s", "", "--http", "", "--metrics", "",
+		"--allow-plaintext", "--muc", "conference.localhost"}, flags...)...)
+	n := &clusterNode{server: startServe(c.t, cmd, data), cmd: cmd}
+	c.nodes[name] = n
+	return n
+}
+
+func (n *clusterNode) addr() string { return fmt.Sprintf("127.0.0.1:%d", n.port) }
+
+// countFacts counts the facts of client name that pred accepts.
+func countFacts(p *puppets, pred func(result) bool) int { return len(p.all(pred)) }
+
+// TestCluster is two Annals nodes on one log held by three JetStream
+// servers (replicas 3), with slixmpp clients on both: 1:1 chat with
+// carbons across nodes, presence across nodes, one account in one room
+// from both nodes, MAM on either node after acknowledgement, the loss of
+// a JetStream server mid-traffic and of an Annals node; audit verify at
+// the end.
+func TestCluster(t *testing.T) {
+	nats := natstest.Embedded(t, 3)
+	users := map[string]string{"alice@localhost": "alice-pass-1", "bob@localhost": "bob-pass-12"}
+	c := startAnnalsCluster(t, nats, users)
+	a := c.serve("a")
+	b := c.serve("b")
+	p := startPuppets(t)
+	login := func(name, addr, full, pw string) {
+		p.do(map[string]any{"op": "login", "name": name, "addr": addr, "jid": full, "password": pw, "sm": true, "carbons": true}, false)
+	}
+	login("alice1", a.addr(), "alice@localhost/one", users["alice@localhost"])
+	login("alice2", b.addr(), "alice@localhost/two", users["alice@localhost"])
+	login("bob", b.addr(), "bob@localhost/desk", users["bob@localhost"])
+
+	// Presence across nodes: alice's other session sees hers, and once
+	// they share presence, bob and alice see each other wherever they are.
+	p.waitFor("alice2 to see alice1 available", 20*time.Second, is("event", "presence", "name", "alice2", "from", "alice@localhost/one", "type", "available"))
+	p.do(map[string]any{"op": "subscribe", "name": "alice1", "to": "bob@localhost"}, false)
+	p.waitFor("alice1 to see bob", 20*time.Second, is("event", "presence", "name", "alice1", "from", "bob@localhost/desk", "type", "available"))
+	p.waitFor("bob to see alice1", 20*time.Second, is("event", "presence", "name", "bob", "from", "alice@localhost/one", "type", "available"))
+	p.waitFor("bob to see alice2", 20*time.Second, is("event", "presence", "name", "bob", "from", "alice@localhost/two", "type", "available"))
+
+	// 1:1 chat across nodes, both ways, with carbons: each client gets
+	// each message once.
+	acked := map[string]bool{}
+	say := func(name, to, body string) {
+		t.Helper()
+		r := p.do(map[string]any{"op": "chat", "name": name, "to": to, "body": body}, false)
+		if r["acked"] != true {
+			t.Fatalf("%s's message %q was not acknowledged", name, body)
+		}
+		acked[body] = true
+	}
+	say("alice1", "bob@localhost", "a1 to bob")
+	p.waitFor("bob to get a1", 20*time.Second, is("event", "message", "name", "bob", "body", "a1 to bob"))
+	p.waitFor("alice2's sent carbon", 20*time.Second, is("event", "carbon", "name", "alice2", "dir", "sent", "body", "a1 to bob"))
+	say("bob", "alice@localhost", "bob to alice")
+	p.waitFor("alice1 to get bob's", 20*time.Second, is("event", "message", "name", "alice1", "body", "bob to alice"))
+	p.waitFor("alice2 to get bob's", 20*time.Second, is("event", "message", "name", "alice2", "body", "bob to alice"))
+	say("bob", "alice@localhost/one", "bob to alice1")
+	p.waitFor("alice1 to get bob's to it", 20*time.Second, is("event", "message", "name", "alice1", "body", "bob to alice1"))
+	p.waitFor("alice2's received carbon", 20*time.Second, is("event", "carbon", "name", "alice2", "dir", "received", "body", "bob to alice1"))
+
+	// MAM on the other node right after the acknowledgement.
+	say("alice2", "bob@localhost", "a2 to bob")
+	got := p.do(map[string]any{"op": "mam", "name": "alice1", "with": "bob@localhost"}, false)
+	if !hasBody(got, "a2 to bob") {
+		t.Fatalf("alice1's MAM on node a after alice2's acknowledged message on node b: %v", got["messages"])
+	}
+
+	// One account in one room from both nodes: it occupies once, and
+	// each of its clients gets each message once.
+	p.do(map[string]any{"op": "join", "name": "alice1", "room": "lounge@conference.localhost", "nick": "alice"}, false)
+	p.waitFor("alice1 in the room", 20*time.Second, is("event", "presence", "name", "alice1", "from", "lounge@conference.localhost/alice"))
+	p.do(map[string]any{"op": "configure", "name": "alice1", "room": "lounge@conference.localhost"}, false)
+	p.do(map[string]any{"op": "join", "name": "alice2", "room": "lounge@conference.localhost", "nick": "alice"}, false)
+	p.do(map[string]any{"op": "join", "name": "bob", "room": "lounge@conference.localhost", "nick": "bob"}, false)
+	p.waitFor("bob in the room", 20*time.Second, is("event", "presence", "name", "bob", "from", "lounge@conference.localhost/bob"))
+	p.waitFor("alice2 attached", 20*time.Second, is("event", "presence", "name", "alice2", "from", "lounge@conference.localhost/bob"))
+	p.do(map[string]any{"op": "say", "name": "bob", "to": "lounge@conference.localhost", "body": "hello room"}, false)
+	for _, who := range []string{"alice1", "alice2", "bob"} {
+		p.waitFor(who+" to get the room message", 20*time.Second, is("event", "message", "name", who, "body", "hello room"))
+	}
+
+	// A JetStream server dies mid-traffic: nothing acknowledged is lost.
+	for i := range 10 {
+		if i == 3 {
+			nats.Kill(0)
+		}
+		say("bob", "alice@localhost", fmt.Sprintf("during loss %d", i))
+	}
+
+	// Node a dies: bob sees alice1 go within the bus's bound; alice
+	// reconnects to node b and finds every acknowledged message.
+	c.nodes["a"].cmd.Process.Signal(os.Kill)
+	p.waitFor("bob to see alice1 gone", 20*time.Second, is("event", "presence", "name", "bob", "from", "alice@localhost/one", "type", "unavailable"))
+	login("alice3", b.addr(), "alice@localhost/three", users["alice@localhost"])
+	got = p.do(map[string]any{"op": "mam", "name": "alice3", "with": "bob@localhost"}, false)
+	for body := range acked {
+		if !hasBody(got, body) {
+			t.Errorf("acknowledged message %q is not in alice's archive on node b", body)
+		}
+	}
+	time.Sleep(time.Second) // late duplicates would show by now
+	for body := range acked {
+		for _, who := range []string{"alice1", "alice2", "bob"} {
+			if n := countFacts(p, is("event", "message", "name", who, "body", body)); n > 1 {
+				t.Errorf("%s got %q %d times", who, body, n)
+			}
+			if n := countFacts(p, is("event", "carbon", "name", who, "body", body)); n > 1 {
+				t.Errorf("%s got a carbon of %q %d times", who, body, n)
+			}
+		}
+	}
+	if n := countFacts(p, is("event", "message", "name", "alice2", "body", "hello room")); n != 1 {
+		t.Errorf("alice2 got the room message %d times", n)
+	}
+	out := c.annals("audit", "verify")
+	if !strings.Contains(out, "ok") {
+		t.Fatalf("audit verify: %s", out)
+	}
+}
+
+func hasBody(done result, body string) bool {
+	msgs, _ := done["messages"].([]any)
+	for _, m := range msgs {
+		if mm, ok := m.(map[string]any); ok && mm["body"] == body {
+			return true
+		}
+	}
+	return false
+}
