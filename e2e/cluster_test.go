@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -89,6 +90,12 @@ func TestCluster(t *testing.T) {
 	p.waitFor("bob to see alice1", 20*time.Second, is("event", "presence", "name", "bob", "from", "alice@localhost/one", "type", "available"))
 	p.waitFor("bob to see alice2", 20*time.Second, is("event", "presence", "name", "bob", "from", "alice@localhost/two", "type", "available"))
 
+	// The operator sees both nodes and their sessions.
+	nodes := c.annals("node", "list")
+	if !regexp.MustCompile(`(?m)^a\s+1\s`).MatchString(nodes) || !regexp.MustCompile(`(?m)^b\s+2\s`).MatchString(nodes) {
+		t.Fatalf("annals node list:\n%s", nodes)
+	}
+
 	// 1:1 chat across nodes, both ways, with carbons: each client gets
 	// each message once.
 	acked := map[string]bool{}
@@ -129,6 +136,18 @@ func TestCluster(t *testing.T) {
 	p.do(map[string]any{"op": "say", "name": "bob", "to": "lounge@conference.localhost", "body": "hello room"}, false)
 	for _, who := range []string{"alice1", "alice2", "bob"} {
 		p.waitFor(who+" to get the room message", 20*time.Second, is("event", "message", "name", who, "body", "hello room"))
+	}
+
+	// alice's client on b goes away (it detaches: the account stays); her
+	// client on a is still in the room, so the account's show there stays
+	// as it was, not the detached xa that node b alone would have said.
+	mark := p.mark()
+	p.do(map[string]any{"op": "logout", "name": "alice2"}, false)
+	p.do(map[string]any{"op": "say", "name": "alice1", "to": "lounge@conference.localhost", "body": "still here"}, false)
+	p.waitFor("bob to get alice1's", 20*time.Second, is("event", "message", "name", "bob", "body", "still here"))
+	time.Sleep(500 * time.Millisecond)
+	if xa := p.allSince(mark, is("event", "presence", "name", "bob", "from", "lounge@conference.localhost/alice", "show", "xa")); len(xa) > 0 {
+		t.Fatalf("alice shows xa in the room while her client on node a is attached: %v", xa)
 	}
 
 	// A JetStream server dies mid-traffic: nothing acknowledged is lost.

@@ -39,6 +39,9 @@ type Options struct {
 	// bytes; default 16 KiB. A larger one is kept as a bare available
 	// presence (the session is still known to be available).
 	MaxPresence int
+	// Position, when set, says how far this node's read models have
+	// followed the log; heartbeats carry it, for `annals node list`.
+	Position func() uint64
 	// Log is where dropped messages and lost nodes are reported.
 	Log *slog.Logger
 }
@@ -101,15 +104,19 @@ type Bus struct {
 	opts Options
 	inc  string // this incarnation: a fresh random ID per start
 
-	mu      sync.Mutex
-	seq     uint64                    // of this node's last announcement
-	own     map[string]string         // this node's bound sessions: full JID -> presence
-	peers   map[string]*peer          // other nodes by name
-	byBare  map[string]map[string]int // bare JID -> node -> sessions there (to find peers fast)
-	handler Handler
-	subs    []*nats.Subscription
-	done    chan struct{}
-	stopped sync.WaitGroup
+	mu     sync.Mutex
+	seq    uint64                    // of this node's last announcement
+	own    map[string]string         // this node's bound sessions: full JID -> presence
+	peers  map[string]*peer          // other nodes by name
+	byBare map[string]map[string]int // bare JID -> node -> sessions there (to find peers fast)
+	// attached: room+" "+account -> node -> the account's show there
+	// (rooms.go); the entries ride in the same tables as the sessions,
+	// under keys that start with '@', which no JID does.
+	attached map[string]map[string]string
+	handler  Handler
+	subs     []*nats.Subscription
+	done     chan struct{}
+	stopped  sync.WaitGroup
 }
 
 // peer is what this node knows of another.
@@ -130,7 +137,8 @@ func New(nc *nats.Conn, opts Options) (*Bus, error) {
 	b := make([]byte, 8)
 	rand.Read(b)
 	return &Bus{nc: nc, opts: opts, inc: hex.EncodeToString(b), own: make(map[string]string),
-		peers: make(map[string]*peer), byBare: make(map[string]map[string]int), done: make(chan struct{})}, nil
+		peers: make(map[string]*peer), byBare: make(map[string]map[string]int),
+		attached: make(map[string]map[string]string), done: make(chan struct{})}, nil
 }
 
 // Node is this node's name.
@@ -150,7 +158,9 @@ type announcement struct {
 	Bound    bool   `json:"bound,omitempty"`
 	Presence string `json:"presence,omitempty"`
 	Beat     bool   `json:"beat,omitempty"`
-	Count    int    `json:"count,omitempty"`
+	Count    int    `json:"count,omitempty"`   // entries of the node's table
+	Clients  int    `json:"clients,omitempty"` // its sessions among them
+	Position uint64 `json:"position,omitempty"`
 	Bye      bool   `json:"bye,omitempty"`
 }
 
@@ -227,6 +237,11 @@ func (b *Bus) Announce(full string, bound bool, presence string) {
 	if len(presence) > b.opts.MaxPresence {
 		presence = bareAvailable(full)
 	}
+	b.announce(full, bound, presence)
+}
+
+// announce records and sends one entry of this node's table.
+func (b *Bus) announce(full string, bound bool, presence string) {
 	b.mu.Lock()
 	if bound {
 		if _, ok := b.own[full]; !ok && len(b.own) >= b.opts.MaxSessions {

@@ -211,3 +211,54 @@ func TestBounds(t *testing.T) {
 		t.Fatalf("a got %v", got)
 	}
 }
+
+// Watch hears every live node's heartbeat, with what it says.
+func TestWatch(t *testing.T) {
+	url := natsURL(t)
+	a := join(t, url, "a", func(o *cluster.Options) { o.Position = func() uint64 { return 42 } })
+	join(t, url, "b", nil)
+	a.Announce("alice@example.com/x", true, "")
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	st, err := cluster.Watch(context.Background(), nc, "", 200*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st) != 2 || st[0].Node != "a" || st[0].Sessions != 1 || st[0].Position != 42 || st[1].Node != "b" || st[1].Sessions != 0 {
+		t.Fatalf("watched %+v", st)
+	}
+}
+
+// An account's attachments to rooms on one node are known on the others,
+// by best show, until they end, the node says goodbye or dies.
+func TestAttachments(t *testing.T) {
+	url := natsURL(t)
+	a := join(t, url, "a", nil)
+	b := join(t, url, "b", nil)
+	c := join(t, url, "c", nil)
+	rank := func(s string) int { return map[string]int{"chat": 0, "": 1, "away": 2, "xa": 4}[s] }
+	shows := func(n *node) string {
+		show, ok := n.Attached("lounge@conference.example.com", "alice@example.com", rank)
+		return fmt.Sprintf("%s %v", show, ok)
+	}
+	a.Attach("lounge@conference.example.com", "alice@example.com", "away", true)
+	eventually(t, "b to see a's attachment", func() bool { return shows(b) == "away true" })
+	c.Attach("lounge@conference.example.com", "alice@example.com", "", true)
+	eventually(t, "b to see the best show of a's and c's", func() bool { return shows(b) == " true" })
+	if got := shows(a); got != " true" {
+		t.Fatalf("a sees %q of the others' attachments, want c's", got)
+	}
+	if len(b.Sessions("alice@example.com")) != 0 {
+		t.Fatal("an attachment is listed as a session")
+	}
+	c.Attach("lounge@conference.example.com", "alice@example.com", "", false)
+	eventually(t, "c's detachment", func() bool { return shows(b) == "away true" })
+	a.nc.Close() // a dies
+	eventually(t, "a's attachments to go with it", func() bool { return shows(b) == " false" })
+	if _, gone := b.rec.snapshot(); len(gone) != 0 {
+		t.Fatalf("attachments reported as lost sessions: %v", gone)
+	}
+}

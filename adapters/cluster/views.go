@@ -96,7 +96,12 @@ func (b *Bus) apply(p *peer, a announcement) {
 			b.opts.Log.Warn("cluster: too many sessions on a node to follow", "node", p.name, "max", b.opts.MaxSessions)
 			return
 		}
-		b.count(bareOf(a.JID), p.name, +1)
+		if !isAttachment(a.JID) {
+			b.count(bareOf(a.JID), p.name, +1)
+		}
+	}
+	if isAttachment(a.JID) {
+		b.setAttached(a.JID, p.name, a.Presence, true)
 	}
 	if len(a.Presence) > b.opts.MaxPresence {
 		a.Presence = bareAvailable(a.JID)
@@ -105,8 +110,13 @@ func (b *Bus) apply(p *peer, a announcement) {
 }
 
 func (b *Bus) remove(p *peer, full string) {
-	if _, ok := p.sessions[full]; ok {
-		delete(p.sessions, full)
+	if _, ok := p.sessions[full]; !ok {
+		return
+	}
+	delete(p.sessions, full)
+	if isAttachment(full) {
+		b.setAttached(full, p.name, "", false)
+	} else {
 		b.count(bareOf(full), p.name, -1)
 	}
 }
@@ -131,7 +141,7 @@ func (b *Bus) dropSessions(p *peer, gone bool) {
 	var lost []Session
 	for full, pres := range p.sessions {
 		b.remove(p, full)
-		if gone && pres != "" {
+		if gone && pres != "" && !isAttachment(full) {
 			lost = append(lost, Session{JID: full, Node: p.name, Presence: pres})
 		}
 	}
@@ -239,8 +249,18 @@ func (b *Bus) beat() {
 	t := time.NewTicker(b.opts.Heartbeat)
 	defer t.Stop()
 	for {
+		var pos uint64
+		if b.opts.Position != nil {
+			pos = b.opts.Position() // off the lock: it may read a database
+		}
 		b.mu.Lock()
-		a := announcement{Node: b.opts.Node, Inc: b.inc, Seq: b.seq, Beat: true, Count: len(b.own)}
+		clients := 0
+		for k := range b.own {
+			if !isAttachment(k) {
+				clients++
+			}
+		}
+		a := announcement{Node: b.opts.Node, Inc: b.inc, Seq: b.seq, Beat: true, Count: len(b.own), Clients: clients, Position: pos}
 		b.publish(a)
 		dead := time.Now().Add(-b.opts.Heartbeat * time.Duration(b.opts.Missed))
 		for _, p := range b.peers {

@@ -23,8 +23,11 @@ Usage:
   annals audit verify [--data DIR]
   annals audit head   [--data DIR] [--at POSITION]
   annals mirror list|status ROOM|rebuild ROOM [--data DIR]
+  annals node list --store nats://…  (the nodes serving a cluster's log)
 
-Every command takes --data (default ./var, or $ANNALS_DATA).
+Every command takes --data (default ./var, or $ANNALS_DATA) and --store
+(default: the embedded store in --data; nats://H1,H2,H3 for a cluster's
+log, where --data holds this machine's read models).
 Run "annals COMMAND -h" for a command's flags.
 `
 
@@ -63,6 +66,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return user(ctx, rest, stdin, stdout, stderr)
 	case "mirror":
 		return mirrorCmd(ctx, rest, stdout, stderr)
+	case "node":
+		return nodeCmd(ctx, rest, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

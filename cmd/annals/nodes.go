@@ -3,13 +3,17 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"strings"
+	"text/tabwriter"
+	"time"
 
 	"annals.im/annals/adapters/c2s"
 	"annals.im/annals/adapters/cluster"
 	"annals.im/annals/eventstore/jetstream"
+	"annals.im/annals/projections"
 )
 
 // defaultNode names a node after its host, which is unique among the
@@ -33,16 +37,34 @@ func defaultNode() string {
 
 // newBus prepares this node's place on a cluster's bus, over the log's
 // connection: nil when the log is the embedded store (one node alone).
-func newBus(ls *logStore, node string, log *slog.Logger) (*cluster.Bus, error) {
+func newBus(ls *logStore, node string, runner *projections.Runner, log *slog.Logger) (*cluster.Bus, error) {
 	js, ok := ls.Store.(*jetstream.Store)
 	if !ok {
 		return nil, nil
 	}
-	b, err := cluster.New(js.Conn(), cluster.Options{Node: node, Log: log})
+	b, err := cluster.New(js.Conn(), cluster.Options{Node: node, Log: log, Position: func() uint64 { return readModelsAt(runner) }})
 	if err != nil {
 		return nil, fmt.Errorf("%w: --node: %v", errUsage, err)
 	}
 	return b, nil
+}
+
+// readModelsAt is how far the slowest of runner's projections has
+// followed the log.
+func readModelsAt(runner *projections.Runner) uint64 {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	var at uint64
+	for i, name := range runner.Names() {
+		p, err := runner.Position(ctx, name)
+		if err != nil {
+			return 0
+		}
+		if i == 0 || p.Commit < at {
+			at = p.Commit
+		}
+	}
+	return at
 }
 
 // nodesOf is the bus as the session core sees it.
@@ -62,6 +84,51 @@ type toSessions struct{ srv *c2s.Server }
 
 func (t toSessions) FromPeer(to, wire string)       { t.srv.FromNode(to, wire) }
 func (t toSessions) PeerGone(full, presence string) { t.srv.NodeSessionGone(full, presence) }
+
+// nodeCmd is `annals node list`: the live nodes of a cluster, each with
+// its sessions and how far its read models lag the log.
+func nodeCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "list" {
+		return fmt.Errorf("%w: annals node list --store nats://…", errUsage)
+	}
+	var c Config
+	fs := newFlagSet("node list", stderr)
+	c.flags(fs, false)
+	wait := fs.Duration("wait", 3*time.Second, "how long to listen for the nodes' heartbeats (they beat every 2s)")
+	if err := parse(fs, args[1:]); err != nil {
+		return err
+	}
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	if c.Store == "" {
+		return fmt.Errorf("%w: node list needs --store nats://… (the embedded store has one node: serve)", errUsage)
+	}
+	store, err := openStore(ctx, c, false, c.logger(stderr))
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	js := store.Store.(*jetstream.Store)
+	nodes, err := cluster.Watch(ctx, js.Conn(), "", *wait)
+	if err != nil {
+		return err
+	}
+	head, err := store.Head(ctx)
+	if err != nil {
+		return err
+	}
+	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "NODE\tSESSIONS\tPOSITION\tLAG")
+	for _, n := range nodes {
+		fmt.Fprintf(w, "%s\t%d\t%d\t%d\n", n.Node, n.Sessions, n.Position, head.Commit-min(n.Position, head.Commit))
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%d node(s) heard within %v; log head at %d (lag in log positions)\n", len(nodes), *wait, head.Commit)
+	return nil
+}
 
 // startBus joins the other nodes once the session core can take what
 // they send.

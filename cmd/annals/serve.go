@@ -134,12 +134,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer o.Close()
 	store, runner := o.store, o.runner
-	bus, err := newBus(store, node, log)
+	bus, err := newBus(store, node, runner, log)
 	if err != nil {
 		return err
 	}
 	if bus != nil {
-		x.cluster = nodesOf{bus}
+		x.cluster, x.elsewhere = nodesOf{bus}, bus
 	}
 	creds, pwds, err := store.secrets(ctx, o.db, log)
 	if err != nil {

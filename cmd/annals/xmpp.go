@@ -44,7 +44,8 @@ import (
 const version = "0.1.0-dev"
 
 type xmppFlags struct {
-	cluster      c2s.Cluster // the other nodes; nil when alone
+	cluster      c2s.Cluster   // the other nodes; nil when alone
+	elsewhere    muc.Elsewhere // the other nodes' sessions in rooms; nil when alone
 	c2s          string
 	domains      []string
 	plaintext    bool
@@ -285,7 +286,7 @@ func (x xmppFlags) listen(ctx context.Context, c Config, ls *logStore, creds *cr
 		}
 		mcfg := muc.Config{Domain: x.muc, Domains: x.domains, Rooms: rms, Archive: arch, RoomArchive: archives, Bookmarks: bookmarks, LockNewRooms: x.lockRooms,
 			DetachedShow: x.detachedShow, OccupantKey: key, MirrorTrust: x.mirrorTrust, MirrorTimeout: x.mirrorTimeout,
-			MirrorResendPage: x.mirrorResendPage, IdleLeave: x.idleLeave, VoiceRequestInterval: x.voiceInterval, Occupancies: rms, VCardMaxBytes: x.quotas.vcardMax(x.maxStanza), Log: log}
+			MirrorResendPage: x.mirrorResendPage, IdleLeave: x.idleLeave, VoiceRequestInterval: x.voiceInterval, Occupancies: rms, VCardMaxBytes: x.quotas.vcardMax(x.maxStanza), Elsewhere: x.elsewhere, Log: log}
 		x.traffic.applyMUC(&mcfg)
 		svc, err := muc.New(mcfg, srv)
 		if err != nil {

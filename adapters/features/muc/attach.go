@@ -27,6 +27,20 @@ import (
 type attachments struct {
 	mu    sync.Mutex
 	rooms map[string]map[string]map[mux.Session]*attachment // room -> account -> session
+	// changed, when set, hears of each (room, account) whose sessions
+	// here attached, changed show or detached, outside the lock: the
+	// other nodes of a cluster are told (Service.tellElsewhere).
+	changed func(r, acct string)
+}
+
+// notify calls changed for each (room, account) touched.
+func (a *attachments) notify(touched [][2]string) {
+	if a.changed == nil {
+		return
+	}
+	for _, t := range touched {
+		a.changed(t[0], t[1])
+	}
 }
 
 // attachment is one session's attachment to a room.
@@ -59,6 +73,7 @@ const maxPending = 1024
 // attach attaches c to room r for account acct as joining (see above);
 // an attached session only changes its show.
 func (a *attachments) attach(r, acct string, c mux.Session, show string) {
+	defer a.notify([][2]string{{r, acct}})
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if at, ok := a.rooms[r][acct][c]; ok {
@@ -81,6 +96,7 @@ func (a *attachments) attach(r, acct string, c mux.Session, show string) {
 // room as its join's answer showed it) is delivered, and c is live. It
 // reports false when too much waited: the caller ends the session.
 func (a *attachments) ready(r, acct string, c mux.Session, version uint64) bool {
+	defer a.notify([][2]string{{r, acct}})
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	at, ok := a.rooms[r][acct][c]
@@ -106,6 +122,7 @@ func (a *attachments) ready(r, acct string, c mux.Session, version uint64) bool 
 
 // cancel detaches c from r after a join that failed.
 func (a *attachments) cancel(r, acct string, c mux.Session) {
+	defer a.notify([][2]string{{r, acct}})
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if at, ok := a.rooms[r][acct][c]; ok && at.joining {
@@ -176,6 +193,7 @@ func (a *attachments) occupied(r string) bool {
 // account left at version. A session still joining keeps what waits for
 // it until its answer is out (ready decides then).
 func (a *attachments) detachAccount(r, acct string, version uint64) {
+	defer a.notify([][2]string{{r, acct}})
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.detachAccountLocked(r, acct, version)
@@ -193,6 +211,8 @@ func (a *attachments) detachAccountLocked(r, acct string, version uint64) {
 
 // detachSession forgets c everywhere and returns the rooms it was in.
 func (a *attachments) detachSession(c mux.Session) []string {
+	var touched [][2]string
+	defer func() { a.notify(touched) }()
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	var out []string
@@ -201,6 +221,7 @@ func (a *attachments) detachSession(c mux.Session) []string {
 			if _, ok := sessions[c]; ok {
 				a.removeLocked(r, acct, c)
 				out = append(out, r)
+				touched = append(touched, [2]string{r, acct})
 			}
 		}
 	}

@@ -64,7 +64,7 @@ func (s *Service) sweepIdle(ctx context.Context, now time.Time) {
 	s.idle.mu.Lock()
 	seen := make(map[[2]string]time.Time, len(occ))
 	for _, o := range occ {
-		if _, attached := s.muc.show(o[0], o[1]); attached {
+		if _, attached := s.attachedShow(o[0], o[1]); attached {
 			continue
 		}
 		since, ok := s.idle.since[o]

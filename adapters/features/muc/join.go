@@ -26,7 +26,7 @@ import (
 // Config.MUCDetachedShow (default xa) when no session is attached, since
 // the account stays in the room (XEP-0045 has no "no client").
 func (s *Service) roomShow(r, acct string) string {
-	if show, ok := s.muc.show(r, acct); ok {
+	if show, ok := s.attachedShow(r, acct); ok {
 		return show
 	}
 	return s.cfg.DetachedShow

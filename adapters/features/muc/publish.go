@@ -275,7 +275,7 @@ func (s *Service) SessionGone(c mux.Session) {
 	ctx, cancel := context.WithTimeout(context.Background(), mux.TeardownTimeout)
 	defer cancel()
 	for _, r := range s.muc.detachSession(c) {
-		if _, attached := s.muc.show(r, acct); !attached && !s.holds(ctx, acct, r) {
+		if _, attached := s.attachedShow(r, acct); !attached && !s.holds(ctx, acct, r) {
 			s.leaveUnheld(event.WithCause(ctx, "server:muc-bookmark"), acct, r)
 			continue
 		}
@@ -305,7 +305,7 @@ func (s *Service) FollowBookmark(ctx context.Context, acct, r, nick, password st
 			s.cfg.Log.Info("bookmark autojoin refused", "account", acct, "room", r, "err", err)
 		}
 	case !autojoin && in:
-		if _, attached := s.muc.show(r, acct); attached {
+		if _, attached := s.attachedShow(r, acct); attached {
 			return // it leaves with its last client (SessionGone)
 		}
 		s.leaveUnheld(ctx, acct, r)

@@ -137,7 +137,20 @@ type Config struct {
 	// VoiceRequestInterval: an occupant asks for voice at most this
 	// often (DefaultVoiceRequestInterval).
 	VoiceRequestInterval time.Duration
-	Log                  *slog.Logger
+	// Elsewhere is what the other nodes of a cluster attach to rooms;
+	// nil: this node is alone.
+	Elsewhere Elsewhere
+	Log       *slog.Logger
+}
+
+// Elsewhere is the other nodes' sessions in rooms (adapters/cluster).
+type Elsewhere interface {
+	// Attach tells them whether acct has sessions here attached to room,
+	// and their best show.
+	Attach(room, acct, show string, ok bool)
+	// Attached returns the best show, by rank, of acct's sessions on the
+	// other nodes attached to room; ok false: none is.
+	Attached(room, acct string, rank func(show string) int) (show string, ok bool)
 }
 
 // Service is the multi-user chat service.
@@ -145,8 +158,9 @@ type Service struct {
 	cfg  Config
 	host Host
 
-	muc   attachments
-	views roomViews // rooms as the log follower folded them; Publish's goroutine only
+	muc         attachments
+	elsewhereMu sync.Mutex // tellElsewhere's
+	views       roomViews  // rooms as the log follower folded them; Publish's goroutine only
 
 	fwdMu     sync.Mutex
 	forwarded map[string]forwardedIQ // IQs to occupants awaiting an answer, by the id they went out with
@@ -177,8 +191,36 @@ func New(cfg Config, host Host) (*Service, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	return &Service{cfg: cfg, host: host, views: make(roomViews), forwarded: make(map[string]forwardedIQ),
-		creations: newRoomCreations(cfg.RoomCreations, cfg.RoomCreationWindow), occupantKey: cfg.OccupantKey, boot: stanza.NewID()}, nil
+	s := &Service{cfg: cfg, host: host, views: make(roomViews), forwarded: make(map[string]forwardedIQ),
+		creations: newRoomCreations(cfg.RoomCreations, cfg.RoomCreationWindow), occupantKey: cfg.OccupantKey, boot: stanza.NewID()}
+	if cfg.Elsewhere != nil {
+		s.muc.changed = s.tellElsewhere
+	}
+	return s, nil
+}
+
+// tellElsewhere tells the other nodes how acct's sessions here stand in
+// room r. One at a time, each reading the attachments as they are then:
+// the last change's call says the last word.
+func (s *Service) tellElsewhere(r, acct string) {
+	s.elsewhereMu.Lock()
+	defer s.elsewhereMu.Unlock()
+	show, ok := s.muc.show(r, acct)
+	s.cfg.Elsewhere.Attach(r, acct, show, ok)
+}
+
+// attachedShow is acct's show in room r across the nodes: the best of its
+// attached sessions', here or elsewhere; ok false when none is attached.
+func (s *Service) attachedShow(r, acct string) (show string, ok bool) {
+	show, ok = s.muc.show(r, acct)
+	if s.cfg.Elsewhere == nil {
+		return show, ok
+	}
+	rank := func(show string) int { return showRank[show] }
+	if other, found := s.cfg.Elsewhere.Attached(r, acct, rank); found && (!ok || rank(other) < rank(show)) {
+		return other, true
+	}
+	return show, ok
 }
 
 // Register mounts the service on m, and lists it among the server's
