@@ -16,7 +16,8 @@ import (
 type annalsCluster struct {
 	t     *testing.T
 	nats  *natstest.Cluster
-	store string // --store
+	store string   // --store
+	bus   []string // --bus and its value, when the log is not on nats
 	nodes map[string]*clusterNode
 }
 
@@ -25,9 +26,14 @@ type clusterNode struct {
 	cmd *exec.Cmd
 }
 
-func startAnnalsCluster(t *testing.T, nats *natstest.Cluster, users map[string]string) *annalsCluster {
+// startAnnalsCluster prepares nodes on a log held by nats, or by store
+// (a KurrentDB connection string) with nats as the bus, and adds users.
+func startAnnalsCluster(t *testing.T, nats *natstest.Cluster, store string, users map[string]string) *annalsCluster {
 	t.Helper()
 	c := &annalsCluster{t: t, nats: nats, store: nats.URLs(), nodes: map[string]*clusterNode{}}
+	if store != "" {
+		c.store, c.bus = store, []string{"--bus", nats.URLs()}
+	}
 	for j, pw := range users {
 		c.annals("user", "add", j, "--password", pw)
 	}
@@ -37,7 +43,7 @@ func startAnnalsCluster(t *testing.T, nats *natstest.Cluster, users map[string]s
 // annals runs a command of the CLI against the cluster's log.
 func (c *annalsCluster) annals(args ...string) string {
 	c.t.Helper()
-	args = append(args, "--store", c.store, "--data", c.t.TempDir())
+	args = append(append(args, "--store", c.store, "--data", c.t.TempDir()), c.bus...)
 	out, err := exec.Command(bin, args...).CombinedOutput()
 	if err != nil {
 		c.t.Fatalf("annals %s: %v\n%s", strings.Join(args, " "), err, out)
@@ -51,7 +57,7 @@ func (c *annalsCluster) serve(name string, flags ...string) *clusterNode {
 	data := c.t.TempDir()
 	cmd := exec.Command(bin, append([]string{"serve", "--store", c.store, "--node", name, "--data", data,
 		"--c2s", "127.0.0.1:0", "--log-level", "debug", "--s2s", "", "--http", "", "--metrics", "",
-		"--allow-plaintext", "--muc", "conference.localhost"}, flags...)...)
+		"--allow-plaintext", "--muc", "conference.localhost"}, append(c.bus, flags...)...)...)
 	n := &clusterNode{server: startServe(c.t, cmd, data), cmd: cmd}
 	c.nodes[name] = n
 	return n
@@ -68,10 +74,23 @@ func countFacts(p *puppets, pred func(result) bool) int { return len(p.all(pred)
 // from both nodes, MAM on either node after acknowledgement, the loss of
 // a JetStream server mid-traffic and of an Annals node; audit verify at
 // the end.
-func TestCluster(t *testing.T) {
-	nats := natstest.Embedded(t, 3)
+func TestCluster(t *testing.T) { clusterScenario(t, natstest.Embedded(t, 3), "") }
+
+// TestClusterKurrentDB runs the same with the log on the KurrentDB
+// database $ANNALS_KURRENTDB_URL names (a database of its own: see
+// "Adding a store" in the README), three NATS servers as the bus. None
+// runs here: the test says it is skipped.
+func TestClusterKurrentDB(t *testing.T) {
+	url := os.Getenv("ANNALS_KURRENTDB_URL")
+	if url == "" {
+		t.Skip("SKIPPING: the cluster test on KurrentDB; set ANNALS_KURRENTDB_URL to run it (README, \"Adding a store\")")
+	}
+	clusterScenario(t, natstest.Embedded(t, 3), url)
+}
+
+func clusterScenario(t *testing.T, nats *natstest.Cluster, store string) {
 	users := map[string]string{"alice@localhost": "alice-pass-1", "bob@localhost": "bob-pass-12"}
-	c := startAnnalsCluster(t, nats, users)
+	c := startAnnalsCluster(t, nats, store, users)
 	a := c.serve("a")
 	b := c.serve("b")
 	p := startPuppets(t)

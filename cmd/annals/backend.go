@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -11,9 +12,12 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"annals.im/annals/adapters/beside"
 	"annals.im/annals/adapters/c2s"
@@ -22,6 +26,7 @@ import (
 	"annals.im/annals/domain/event"
 	"annals.im/annals/eventstore"
 	"annals.im/annals/eventstore/jetstream"
+	"annals.im/annals/eventstore/kurrentdb"
 	"annals.im/annals/eventstore/sqlite"
 )
 
@@ -33,8 +38,10 @@ import (
 // every node shares.
 type logStore struct {
 	eventstore.Store
-	lite   *sqlite.Store     // the log, when it is the embedded store
-	bucket *jetstream.Bucket // a cluster's secrets; nil with lite
+	lite    *sqlite.Store     // the log, when it is the embedded store
+	bucket  *jetstream.Bucket // a cluster's secrets; nil with lite
+	nc      *nats.Conn        // a cluster's bus (and the bucket's servers); nil with lite
+	closeNC bool              // Close closes nc (the log's store does not)
 	// readModels is the SQLite file of the read models.
 	readModels string
 }
@@ -51,14 +58,19 @@ type header interface {
 // bucketName is the key-value bucket beside a JetStream log.
 const bucketName = "ANNALS_BESIDE"
 
-// storeURL is a parsed --store: "" for the embedded store, or a NATS
-// cluster's servers and the stream's settings.
+// storeURL is a parsed --store: nil for the embedded store, a NATS
+// cluster's servers and the stream's settings, or a KurrentDB connection
+// string.
 type storeURL struct {
 	servers  string // for nats.Connect: comma-separated URLs
 	stream   string
 	prefix   string
 	replicas int
+	kurrent  string // the log on KurrentDB: its connection string
 }
+
+// kurrentSchemes are the connection strings KurrentDB-Client-Go takes.
+var kurrentSchemes = []string{"kurrentdb", "kurrentdb+discover", "esdb", "esdb+discover"}
 
 // parseStore reads --store: nats://[user:pass@]H1[:port],H2,…[?stream=…&prefix=…&replicas=N]
 // (tls:// for TLS), where each host may omit the scheme and the port
@@ -69,8 +81,11 @@ func parseStore(s string) (*storeURL, error) {
 		return nil, nil
 	}
 	scheme, rest, ok := strings.Cut(s, "://")
+	if ok && slices.Contains(kurrentSchemes, scheme) {
+		return &storeURL{kurrent: s}, nil
+	}
 	if !ok || (scheme != "nats" && scheme != "tls") {
-		return nil, fmt.Errorf("%w: --store %q: give nats://HOST[:PORT],HOST…, or nothing for the embedded SQLite store in --data", errUsage, redact(s))
+		return nil, fmt.Errorf("%w: --store %q: give nats://HOST[:PORT],HOST…, kurrentdb://… (with --bus nats://…), or nothing for the embedded SQLite store in --data", errUsage, redact(s))
 	}
 	hosts, query, _ := strings.Cut(rest, "?")
 	q, err := url.ParseQuery(query)
@@ -142,6 +157,9 @@ func openStore(ctx context.Context, c Config, create bool, log *slog.Logger) (*l
 		return nil, fmt.Errorf("read models: %w", err)
 	}
 	f.Close()
+	if u.kurrent != "" {
+		return openKurrent(ctx, c, u, path, log)
+	}
 	js, err := jetstream.Connect(ctx, u.servers, jetstream.Options{Stream: u.stream, Prefix: u.prefix, Replicas: u.replicas})
 	if err != nil {
 		return nil, fmt.Errorf("event store %s: %w", redact(c.Store), err)
@@ -151,7 +169,44 @@ func openStore(ctx context.Context, c Config, create bool, log *slog.Logger) (*l
 		js.Close()
 		return nil, fmt.Errorf("event store %s: %w", redact(c.Store), err)
 	}
-	return &logStore{Store: js, bucket: b, readModels: path}, nil
+	return &logStore{Store: js, bucket: b, nc: js.Conn(), readModels: path}, nil
+}
+
+// openKurrent opens a log on KurrentDB, and beside it the NATS servers of
+// --bus: KurrentDB keeps events only, and what a cluster keeps beside the
+// log (credentials, the server's keys) and says between nodes needs a
+// store with compare-and-set and a bus, which a small NATS cluster with
+// JetStream gives (its bucket holds no event).
+func openKurrent(ctx context.Context, c Config, u *storeURL, readModels string, log *slog.Logger) (*logStore, error) {
+	bus, err := parseStore(c.Bus)
+	if err != nil || bus == nil || bus.servers == "" {
+		return nil, fmt.Errorf("%w: --store kurrentdb://… needs --bus nats://H1,H2,H3: the NATS servers (with JetStream) that keep the credentials and carry what the nodes say to each other", errUsage)
+	}
+	kd, err := kurrentdb.Open(ctx, u.kurrent, kurrentdb.Options{Log: log})
+	if err != nil {
+		return nil, fmt.Errorf("event store %s: %w", redact(c.Store), err)
+	}
+	nc, err := nats.Connect(bus.servers, nats.Name("annals"), nats.MaxReconnects(-1))
+	if err != nil {
+		kd.Close()
+		return nil, fmt.Errorf("bus %s: %w", redact(c.Bus), err)
+	}
+	b, err := jetstream.OpenBucket(ctx, nc, bucketName, cmp.Or(bus.replicas, 3), 10*time.Second)
+	if err != nil {
+		nc.Close()
+		kd.Close()
+		return nil, fmt.Errorf("bus %s: %w", redact(c.Bus), err)
+	}
+	return &logStore{Store: kd, bucket: b, nc: nc, closeNC: true, readModels: readModels}, nil
+}
+
+// Close closes the log, and the bus's connection when it is not the log's.
+func (s *logStore) Close() error {
+	err := s.Store.Close()
+	if s.closeNC {
+		s.nc.Close()
+	}
+	return err
 }
 
 func openSQLite(ctx context.Context, c Config, create bool, log *slog.Logger) (*sqlite.Store, error) {

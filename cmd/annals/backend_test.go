@@ -1,13 +1,17 @@
 package main
 
 import (
+	"context"
 	"errors"
+	"io"
+	"strings"
 	"testing"
 )
 
 func TestParseStore(t *testing.T) {
 	for _, tc := range []struct {
 		in, servers, stream, prefix string
+		kurrent                     string
 		replicas                    int
 		bad, sqlite                 bool
 	}{
@@ -22,6 +26,8 @@ func TestParseStore(t *testing.T) {
 		{in: "nats://h1?replicas=x", bad: true},
 		{in: "nats://h1?stream=a&bogus=1", bad: true},
 		{in: "postgres://h1", bad: true},
+		{in: "kurrentdb://h1:2113?tls=false", kurrent: "kurrentdb://h1:2113?tls=false"},
+		{in: "esdb+discover://u:p@h1:2113", kurrent: "esdb+discover://u:p@h1:2113"},
 		{in: "/var/lib/annals", bad: true},
 	} {
 		u, err := parseStore(tc.in)
@@ -36,11 +42,24 @@ func TestParseStore(t *testing.T) {
 			if u != nil {
 				t.Errorf("%q: %+v, want the embedded store", tc.in, u)
 			}
-		case u.servers != tc.servers || u.stream != tc.stream || u.prefix != tc.prefix || u.replicas != tc.replicas:
+		case u.servers != tc.servers || u.stream != tc.stream || u.prefix != tc.prefix || u.replicas != tc.replicas || u.kurrent != tc.kurrent:
 			t.Errorf("%q: %+v", tc.in, *u)
 		}
 	}
 	if got := redact("nats://admin:s3cret@h1,h2"); got != "nats://…@h1,h2" {
 		t.Errorf("redact: %q", got)
+	}
+}
+
+// A KurrentDB log needs a NATS bus beside it; the bus is NATS only.
+func TestKurrentNeedsBus(t *testing.T) {
+	c := Defaults()
+	c.Data, c.Store = t.TempDir(), "kurrentdb://127.0.0.1:1?tls=false"
+	if _, err := openStore(context.Background(), c, false, c.logger(io.Discard)); !errors.Is(err, errUsage) || !strings.Contains(err.Error(), "--bus") {
+		t.Fatalf("kurrentdb without --bus: %v", err)
+	}
+	c.Bus = "kurrentdb://elsewhere"
+	if err := c.Validate(); !errors.Is(err, errUsage) {
+		t.Fatalf("--bus kurrentdb://: %v", err)
 	}
 }

@@ -26,6 +26,7 @@ import (
 type Config struct {
 	Data       string // directory holding annals.db, or a cluster node's read models
 	Store      string // "" (the embedded store in Data) or nats://… (a cluster's log)
+	Bus        string // nats://…: a KurrentDB cluster's bus and secrets
 	Durability string // full | normal
 	LogLevel   string // debug | info | warn | error
 
@@ -46,6 +47,7 @@ func (c Config) fromEnv() Config {
 	}{
 		{"ANNALS_DATA", &c.Data},
 		{"ANNALS_STORE", &c.Store},
+		{"ANNALS_BUS", &c.Bus},
 		{"ANNALS_DURABILITY", &c.Durability},
 		{"ANNALS_LOG_LEVEL", &c.LogLevel},
 	} {
@@ -70,6 +72,9 @@ func (c Config) Validate() error {
 	if _, err := parseStore(c.Store); err != nil {
 		return err
 	}
+	if b, err := parseStore(c.Bus); err != nil || (b != nil && b.servers == "") {
+		return fmt.Errorf("%w: --bus %q: give nats://HOST[:PORT],HOST…", errUsage, redact(c.Bus))
+	}
 	return nil
 }
 
@@ -89,7 +94,8 @@ func (c Config) DBPath() string { return filepath.Join(c.Data, "annals.db") }
 func (c *Config) flags(fs *flag.FlagSet, all bool) {
 	*c = Defaults().fromEnv()
 	fs.StringVar(&c.Data, "data", c.Data, "data directory ($ANNALS_DATA); with --store, this node's read models")
-	fs.StringVar(&c.Store, "store", c.Store, "the log of a cluster: nats://HOST[:PORT],HOST…[?stream=&prefix=&replicas=] (default: the embedded SQLite store in --data; $ANNALS_STORE)")
+	fs.StringVar(&c.Store, "store", c.Store, "the log of a cluster: nats://HOST[:PORT],HOST…[?stream=&prefix=&replicas=] or kurrentdb://… (default: the embedded SQLite store in --data; $ANNALS_STORE)")
+	fs.StringVar(&c.Bus, "bus", c.Bus, "with --store kurrentdb://…: the NATS servers (JetStream on) keeping the credentials and carrying what nodes say to each other, nats://HOST,HOST…[?replicas=] ($ANNALS_BUS)")
 	if all {
 		fs.StringVar(&c.Durability, "durability", c.Durability, "when an append counts: full (fsync) or normal ($ANNALS_DURABILITY)")
 		fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error ($ANNALS_LOG_LEVEL)")

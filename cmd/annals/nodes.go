@@ -12,7 +12,6 @@ import (
 
 	"annals.im/annals/adapters/c2s"
 	"annals.im/annals/adapters/cluster"
-	"annals.im/annals/eventstore/jetstream"
 	"annals.im/annals/projections"
 )
 
@@ -38,11 +37,10 @@ func defaultNode() string {
 // newBus prepares this node's place on a cluster's bus, over the log's
 // connection: nil when the log is the embedded store (one node alone).
 func newBus(ls *logStore, node string, runner *projections.Runner, log *slog.Logger) (*cluster.Bus, error) {
-	js, ok := ls.Store.(*jetstream.Store)
-	if !ok {
+	if ls.nc == nil {
 		return nil, nil
 	}
-	b, err := cluster.New(js.Conn(), cluster.Options{Node: node, Log: log, Position: func() uint64 { return readModelsAt(runner) }})
+	b, err := cluster.New(ls.nc, cluster.Options{Node: node, Log: log, Position: func() uint64 { return readModelsAt(runner) }})
 	if err != nil {
 		return nil, fmt.Errorf("%w: --node: %v", errUsage, err)
 	}
@@ -109,8 +107,7 @@ func nodeCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	defer store.Close()
-	js := store.Store.(*jetstream.Store)
-	nodes, err := cluster.Watch(ctx, js.Conn(), "", *wait)
+	nodes, err := cluster.Watch(ctx, store.nc, "", *wait)
 	if err != nil {
 		return err
 	}

@@ -135,21 +135,15 @@
 // client mid-append (SIGKILL): every event it printed as acknowledged is
 // read back from the cluster by a new client.
 //
-// # Serving from it (not wired yet)
+// # Serving from it
 //
-// `annals serve --store nats://H1,H2,H3` would need, in cmd/annals:
-//   - openStore returning an eventstore.Store, calling Connect with the
-//     URLs (credentials and TLS as nats.Options, from the URL or flags;
-//     stream, prefix and replicas from its query), where it now returns
-//     *sqlite.Store;
-//   - the read models in a local SQLite file of their own under --data:
-//     serve now opens them in the log's file (sqlite.OpenDB on
-//     store.Path()), and the metrics watch *sqlite.Store. Their
-//     checkpoints can stay positions: they are opaque;
-//   - nothing in eventstore/owner: it appends with expected versions and
-//     decides again after ErrConflict, which is what a second node writing
-//     the same stream causes here, and the head cache spares its appends
-//     the read of the base event;
-//   - servers of 2.12 or later with JetStream, and the stream's replicas up
-//     (Open refuses a server that does not report allow_atomic).
+// `annals serve --store nats://H1,H2,H3 --node NAME` (cmd/annals) opens
+// the store with Connect, keeps the node's read models in a SQLite file of
+// its own under --data, fed from Subscribe (their checkpoints are
+// positions here), and waits for them to pass Head before an archive read.
+// The same connection carries a key-value bucket for what is kept beside
+// the log (Bucket; kv.go) and the nodes' bus (adapters/cluster). Nothing
+// in eventstore/owner changes: it appends with expected versions and
+// decides again after ErrConflict, which is what a second node writing
+// the same stream causes here.
 package jetstream

@@ -5,7 +5,9 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -28,9 +30,30 @@ func (s *Store) Bucket(ctx context.Context, name string, replicas int) (*Bucket,
 	if replicas <= 0 {
 		replicas = s.opts.Replicas
 	}
-	ctx, cancel := s.bound(ctx)
+	return openBucket(ctx, s.js, name, replicas, s.bound)
+}
+
+// OpenBucket is Store.Bucket for a deployment whose log is elsewhere (on
+// KurrentDB): the bucket on the NATS servers behind nc, each request
+// bounded by timeout.
+func OpenBucket(ctx context.Context, nc *nats.Conn, name string, replicas int, timeout time.Duration) (*Bucket, error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	bound := func(ctx context.Context) (context.Context, context.CancelFunc) {
+		if d, ok := ctx.Deadline(); ok && time.Until(d) < timeout {
+			return context.WithCancel(ctx)
+		}
+		return context.WithTimeout(ctx, timeout)
+	}
+	return openBucket(ctx, js, name, max(replicas, 1), bound)
+}
+
+func openBucket(ctx context.Context, js jetstream.JetStream, name string, replicas int, bound func(context.Context) (context.Context, context.CancelFunc)) (*Bucket, error) {
+	ctx, cancel := bound(ctx)
 	defer cancel()
-	kv, err := s.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      name,
 		Description: "Annals: kept beside the log (credentials, server keys)",
 		History:     1,
@@ -38,12 +61,12 @@ func (s *Store) Bucket(ctx context.Context, name string, replicas int) (*Bucket,
 		Storage:     jetstream.FileStorage,
 	})
 	if errors.Is(err, jetstream.ErrBucketExists) {
-		kv, err = s.js.KeyValue(ctx, name)
+		kv, err = js.KeyValue(ctx, name)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: key-value bucket %s: %w", name, err)
 	}
-	return &Bucket{kv: kv, timeout: s.bound}, nil
+	return &Bucket{kv: kv, timeout: bound}, nil
 }
 
 func bucketKey(key string) string { return base64.RawURLEncoding.EncodeToString([]byte(key)) }

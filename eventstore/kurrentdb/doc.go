@@ -117,15 +117,18 @@
 //     the server no longer matches once an event at or before its position
 //     was removed or moved.
 //
-// # Not in annals serve
+// # Serving from it
 //
-// serve opens the SQLite store by type (cmd/annals): it keeps read models
-// and the archive in the log's own SQLite transactions (OpenDB, SetInline,
-// Unsynced) and locks a data directory. Serving from KurrentDB needs a
-// --store kurrentdb://… flag, read models in a local SQLite database fed
-// from Subscribe with their own checkpoints (projections.Runner already
-// checkpoints per projection), the archive written by a projection instead
-// of inline, "read your writes" by waiting for the local read models to
-// pass an append's position, and credentials and server keys kept outside
-// the log (issue 16, items 3 and 4).
+// `annals serve --store kurrentdb://… --bus nats://H1,H2,H3 --node NAME`
+// (cmd/annals) keeps the node's read models in a local SQLite file fed
+// from Subscribe, and waits for them to pass Head (head.go) before an
+// archive read. KurrentDB holds events only: the credentials, the
+// server's secret and certificate, which every node needs and which must
+// never enter the log, are kept in a replicated key-value bucket on the
+// NATS servers of --bus (eventstore/jetstream.OpenBucket), which also
+// carry what the nodes say to each other. A KurrentDB deployment thus
+// runs a small NATS cluster with JetStream beside it; it holds no event.
+// None of this has run against a KurrentDB server here (none runs on our
+// machines): e2e's TestClusterKurrentDB runs it when ANNALS_KURRENTDB_URL
+// is set.
 package kurrentdb

@@ -37,6 +37,7 @@ func Run(t *testing.T, open Open) {
 		{"ReadStreamRanges", testReadStreamRanges},
 		{"Subscription", testSubscription},
 		{"InvalidInput", testInvalidInput},
+		{"Head", testHead},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -506,5 +507,28 @@ func testReadStreamRanges(t *testing.T, s eventstore.Store, p string) {
 		for i := range got {
 			sameEvent(t, got[i], want[int(lo)+i])
 		}
+	}
+}
+
+// header is a store that tells the position of the log's last event: a
+// node of a cluster waits for its read models to pass it to read what was
+// acknowledged anywhere. Every store here is one.
+type header interface {
+	Head(ctx context.Context) (event.Position, error)
+}
+
+func testHead(t *testing.T, s eventstore.Store, p string) {
+	h, ok := s.(header)
+	if !ok {
+		t.Skip("the store does not tell its head")
+	}
+	mustAppend(t, s, p+"a", eventstore.NoStream, proposed(2, "a")...)
+	got := mustAppend(t, s, p+"b", eventstore.NoStream, proposed(3, "b")...)
+	head, err := h.Head(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last := got[len(got)-1].Position; head != last {
+		t.Fatalf("Head is %s, want the last event's position %s", head, last)
 	}
 }
