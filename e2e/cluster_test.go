@@ -181,6 +181,8 @@ func clusterScenario(t *testing.T, nats *natstest.Cluster, store string) {
 	// reconnects to node b and finds every acknowledged message.
 	c.nodes["a"].cmd.Process.Signal(os.Kill)
 	p.waitFor("bob to see alice1 gone", 20*time.Second, is("event", "presence", "name", "bob", "from", "alice@localhost/one", "type", "unavailable"))
+	// With it went alice's last client in the room: node b says so there.
+	p.waitFor("bob to see alice detached in the room", 20*time.Second, is("event", "presence", "name", "bob", "from", "lounge@conference.localhost/alice", "show", "xa"))
 	login("alice3", b.addr(), "alice@localhost/three", users["alice@localhost"])
 	got = p.do(map[string]any{"op": "mam", "name": "alice3", "with": "bob@localhost"}, false)
 	for body := range acked {

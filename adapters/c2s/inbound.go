@@ -180,12 +180,15 @@ func (s *Server) messageFrom(ctx context.Context, p remoteStanza, e *stanza.Elem
 		p.fail(e, stanza.Errorf("bad-request", ""))
 		return
 	}
-	targets := s.route(p.here)
-	if len(targets) == 0 && typ == "normal" {
+	targets, elsewhere := s.route(p.here), s.nodeRoute(p.here)
+	if len(targets)+len(elsewhere) == 0 && typ == "normal" {
 		p.fail(e, stanza.Errorf("service-unavailable", ""))
 	}
 	for _, t := range targets {
 		t.deliver(stanza.WithTo(wire, t.jid.String()), m.Body)
+	}
+	for _, n := range elsewhere {
+		s.toNode(n, wire)
 	}
 }
 
@@ -238,12 +241,19 @@ func (s *Server) presenceFrom(ctx context.Context, p remoteStanza, e *stanza.Ele
 		wire := stanza.Restamp(e, p.from)
 		// To a client of ours, or else to every available one: a client
 		// that sent no presence asked for none (RFC 6121 §4.4.2).
-		targets := s.availableOf(account)
-		if t := s.sessionAt(p.here); t != nil && p.here.Resourcepart() != "" {
-			targets = []*conn{t}
+		targets, elsewhere := s.availableOf(account), s.nodeSessions(account, true)
+		if p.here.Resourcepart() != "" {
+			if t := s.sessionAt(p.here); t != nil {
+				targets, elsewhere = []*conn{t}, nil
+			} else if n := s.boundAt(p.here); n != nil {
+				targets, elsewhere = nil, []NodeSession{*n}
+			}
 		}
 		for _, t := range targets {
 			t.deliver(stanza.WithTo(wire, t.jid.String()), false)
+		}
+		for _, n := range elsewhere {
+			s.toNode(n, wire)
 		}
 	default:
 		p.fail(e, stanza.Errorf("bad-request", ""))
@@ -263,14 +273,13 @@ func (s *Server) answerProbe(ctx context.Context, p remoteStanza, account, conta
 		return
 	}
 	sent := false
-	for _, o := range s.availableOf(account) {
-		s.mu.Lock()
-		wire := o.available
-		s.mu.Unlock()
-		if wire != "" {
-			s.sendRemote(o.jid.String(), p.from, stanza.WithTo(wire, p.from))
-			sent = true
+	for _, wire := range s.presencesOf(account) {
+		from := account
+		if j, ok := fromOf(wire); ok {
+			from = j.String()
 		}
+		s.sendRemote(from, p.from, stanza.WithTo(wire, p.from))
+		sent = true
 	}
 	if !sent {
 		p.Send(fmt.Sprintf(`<presence xmlns='%s' type='unavailable' from='%s' to='%s'/>`, nsClient, stanza.Escape(account), stanza.Escape(p.from)))
@@ -286,6 +295,10 @@ func (s *Server) iqFrom(ctx context.Context, p remoteStanza, e *stanza.Element) 
 	if p.here.Resourcepart() != "" {
 		if t := s.sessionAt(p.here); t != nil {
 			t.deliver(stanza.Restamp(e, p.from), true)
+			return
+		}
+		if n := s.boundAt(p.here); n != nil {
+			s.toNode(*n, stanza.Restamp(e, p.from))
 			return
 		}
 		p.fail(e, stanza.Errorf("service-unavailable", ""))

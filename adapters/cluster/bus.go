@@ -95,6 +95,9 @@ type Handler interface {
 	// PeerGone reports that a session of another node that was available
 	// with presence is gone without saying so: its node stopped answering.
 	PeerGone(full, presence string)
+	// AttachmentGone reports that acct's sessions attached to room on
+	// another node are gone with their node.
+	AttachmentGone(room, acct string)
 }
 
 // Bus connects this node to the others. Its methods are safe for

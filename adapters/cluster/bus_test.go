@@ -30,9 +30,16 @@ func natsURL(t *testing.T) string {
 
 // recorder is a Handler that remembers what it was handed.
 type recorder struct {
-	mu   sync.Mutex
-	got  []string // "to|wire"
-	gone []string // full JIDs
+	mu       sync.Mutex
+	got      []string // "to|wire"
+	gone     []string // full JIDs
+	detached []string // "room acct"
+}
+
+func (r *recorder) AttachmentGone(room, acct string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.detached = append(r.detached, room+" "+acct)
 }
 
 func (r *recorder) FromPeer(to, wire string) {
@@ -261,4 +268,9 @@ func TestAttachments(t *testing.T) {
 	if _, gone := b.rec.snapshot(); len(gone) != 0 {
 		t.Fatalf("attachments reported as lost sessions: %v", gone)
 	}
+	eventually(t, "b to be told of the attachment lost", func() bool {
+		b.rec.mu.Lock()
+		defer b.rec.mu.Unlock()
+		return len(b.rec.detached) == 1 && b.rec.detached[0] == "lounge@conference.example.com alice@example.com"
+	})
 }

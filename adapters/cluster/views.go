@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -139,17 +140,27 @@ func (b *Bus) count(bare, node string, d int) {
 // the handler as gone without a word.
 func (b *Bus) dropSessions(p *peer, gone bool) {
 	var lost []Session
+	var detached [][2]string
 	for full, pres := range p.sessions {
 		b.remove(p, full)
-		if gone && pres != "" && !isAttachment(full) {
+		switch {
+		case !gone:
+		case isAttachment(full):
+			room, acct, _ := strings.Cut(full[1:], " ")
+			detached = append(detached, [2]string{room, acct})
+		case pres != "":
 			lost = append(lost, Session{JID: full, Node: p.name, Presence: pres})
 		}
 	}
-	if h := b.handler; h != nil && len(lost) > 0 {
-		// Off the lock: the handler broadcasts, and asks Sessions.
+	if h := b.handler; h != nil && len(lost)+len(detached) > 0 {
+		// Off the lock: the handler broadcasts, appends, and asks
+		// Sessions and Attached.
 		go func() {
 			for _, s := range lost {
 				h.PeerGone(s.JID, s.Presence)
+			}
+			for _, d := range detached {
+				h.AttachmentGone(d[0], d[1])
 			}
 		}()
 	}

@@ -12,6 +12,7 @@ import (
 
 	"annals.im/annals/adapters/c2s"
 	"annals.im/annals/adapters/cluster"
+	"annals.im/annals/adapters/features/muc"
 	"annals.im/annals/projections"
 )
 
@@ -77,11 +78,25 @@ func (n nodesOf) Sessions(bare string) []c2s.NodeSession {
 	return out
 }
 
-// toSessions is the session core as the bus hands it stanzas.
-type toSessions struct{ srv *c2s.Server }
+// toSessions is the session core (and the room service) as the bus hands
+// them what other nodes send or lose.
+type toSessions struct {
+	srv   *c2s.Server
+	rooms *lateRooms
+}
+
+// lateRooms is the room service, set once listen made it (nil Service:
+// none is served).
+type lateRooms struct{ *muc.Service }
 
 func (t toSessions) FromPeer(to, wire string)       { t.srv.FromNode(to, wire) }
 func (t toSessions) PeerGone(full, presence string) { t.srv.NodeSessionGone(full, presence) }
+
+func (t toSessions) AttachmentGone(room, acct string) {
+	if t.rooms != nil && t.rooms.Service != nil {
+		t.rooms.ElsewhereGone(room, acct)
+	}
+}
 
 // nodeCmd is `annals node list`: the live nodes of a cluster, each with
 // its sessions and how far its read models lag the log.
@@ -129,9 +144,9 @@ func nodeCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 // startBus joins the other nodes once the session core can take what
 // they send.
-func startBus(ctx context.Context, b *cluster.Bus, srv *c2s.Server) error {
+func startBus(ctx context.Context, b *cluster.Bus, srv *c2s.Server, rooms *lateRooms) error {
 	if b == nil {
 		return nil
 	}
-	return b.Start(ctx, toSessions{srv})
+	return b.Start(ctx, toSessions{srv, rooms})
 }

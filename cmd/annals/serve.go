@@ -139,7 +139,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if bus != nil {
-		x.cluster, x.elsewhere = nodesOf{bus}, bus
+		x.cluster, x.elsewhere, x.rooms = nodesOf{bus}, bus, &lateRooms{}
 	}
 	creds, pwds, err := store.secrets(ctx, o.db, log)
 	if err != nil {
@@ -191,7 +191,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := startBus(ctx, bus, srv); err != nil {
+	if err := startBus(ctx, bus, srv, x.rooms); err != nil {
 		return err
 	}
 	obs.watch(store, runner, o, srv)

@@ -46,6 +46,7 @@ const version = "0.1.0-dev"
 type xmppFlags struct {
 	cluster      c2s.Cluster   // the other nodes; nil when alone
 	elsewhere    muc.Elsewhere // the other nodes' sessions in rooms; nil when alone
+	rooms        *lateRooms    // set by listen to the room service, for the bus; nil: not asked
 	c2s          string
 	domains      []string
 	plaintext    bool
@@ -293,6 +294,9 @@ func (x xmppFlags) listen(ctx context.Context, c Config, ls *logStore, creds *cr
 			return nil, nil, nil, nil, err
 		}
 		svc.Register(cfg.Mux)
+		if x.rooms != nil {
+			x.rooms.Service = svc
+		}
 	}
 	if x.s2s.addr != "" && x.mirrorService {
 		// On with federation (issue 13): it mirrors nothing but the

@@ -286,6 +286,30 @@ func (s *Service) SessionGone(c mux.Session) {
 	}
 }
 
+// ElsewhereGone is SessionGone for the sessions of acct that another node
+// of a cluster had attached to room r, gone with their node: unless a
+// client of the account is still attached, here or on a third node, the
+// account shows as detached, or leaves if no bookmark holds it. Every
+// node that saw the loss does it; the second finds nothing to change.
+func (s *Service) ElsewhereGone(r, acct string) {
+	if _, attached := s.attachedShow(r, acct); attached {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), mux.TeardownTimeout)
+	defer cancel()
+	if !s.holds(ctx, acct, r) {
+		s.leaveUnheld(event.WithCause(ctx, "server:muc-bookmark"), acct, r)
+		return
+	}
+	_, _, _, err := s.roomDo(event.WithCause(ctx, "server:cluster-node-lost"), r, func(st room.State) any {
+		o := st.Occupants[acct]
+		return room.SetPresence{Account: acct, Show: s.roomShow(r, acct), Status: o.Status}
+	})
+	if err != nil && !errors.Is(err, room.ErrNotOccupant) && !errors.Is(err, room.ErrNotFound) {
+		s.cfg.Log.Error("a client's node was lost: its account's show in the room", "room", r, "account", acct, "err", err)
+	}
+}
+
 // FollowBookmark makes acct join or leave room as a client's change to its
 // bookmark of it says (XEP-0402): autojoin joins, with nick or the
 // account's local part (no session attached until a client joins); no
