@@ -82,8 +82,9 @@ func (s *Server) bindSession(c *conn) int {
 	s.sessions[bare][res] = c
 	s.mu.Unlock()
 	if s.cfg.Cluster != nil {
-		// NOTSPEC(RFC 6120 §7.7.2.2): the same full JID bound on another
-		// node is not ended; a stanza to it reaches the session here.
+		if n := s.boundAt(c.jid); n != nil {
+			s.cfg.Cluster.Replace(n.Node, c.jid.String())
+		}
 		s.cfg.Cluster.Announce(c.jid.String(), true, "")
 	}
 	if old != nil {

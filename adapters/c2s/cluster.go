@@ -33,6 +33,9 @@ type Cluster interface {
 	Sessions(bare string) []NodeSession
 	// Send hands wire to node, for its session with the full JID to.
 	Send(node, to, wire string)
+	// Replace asks node to end its session bound to full, which a client
+	// bound here.
+	Replace(node, full string)
 }
 
 // NodeSession is a session on another node.
@@ -117,6 +120,20 @@ func (s *Server) FromNode(to, wire string) {
 	}
 	for _, c := range s.availableOf(j.String()) {
 		c.deliver(stanza.WithTo(wire, c.jid.String()), urgent)
+	}
+}
+
+// NodeReplaced ends the session here bound to full: a client bound the
+// same full JID on another node, and the newer session wins (RFC 6120
+// §7.7.2.2), as it does on one node.
+func (s *Server) NodeReplaced(full string) {
+	j, err := jid.Parse(full)
+	if err != nil {
+		return
+	}
+	if c := s.sessionAt(j); c != nil {
+		c.log.Info("session replaced by a new one on the same resource, on another node", "jid", full)
+		c.shutdown((&streamError{cond: "conflict", text: "replaced by a new session"}).xml() + "</stream:stream>")
 	}
 }
 

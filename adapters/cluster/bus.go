@@ -98,6 +98,9 @@ type Handler interface {
 	// AttachmentGone reports that acct's sessions attached to room on
 	// another node are gone with their node.
 	AttachmentGone(room, acct string)
+	// Replaced ends the session here bound to full: a client bound the
+	// same full JID on another node.
+	Replaced(full string)
 }
 
 // Bus connects this node to the others. Its methods are safe for
@@ -315,7 +318,24 @@ func (b *Bus) Send(node, to, wire string) {
 	}
 }
 
+// Replace asks node to end its session bound to full, which a client
+// just bound here (RFC 6120 §7.7.2.2: the newer session wins).
+func (b *Bus) Replace(node, full string) {
+	m := nats.NewMsg(b.subject("node", node, "deliver"))
+	m.Header.Set("Replace", full)
+	if err := b.nc.PublishMsg(m); err != nil {
+		b.opts.Log.Warn("cluster: a replaced session not ended", "node", node, "session", full, "err", err)
+	}
+}
+
 func (b *Bus) onDeliver(m *nats.Msg) {
+	if full := m.Header.Get("Replace"); full != "" {
+		b.mu.Lock()
+		h := b.handler
+		b.mu.Unlock()
+		h.Replaced(full)
+		return
+	}
 	to := m.Header.Get("To")
 	if to == "" || len(m.Data) > b.opts.MaxStanza {
 		b.opts.Log.Warn("cluster: dropped a forwarded stanza", "to", to, "bytes", len(m.Data))

@@ -36,6 +36,12 @@ type recorder struct {
 	detached []string // "room acct"
 }
 
+func (r *recorder) Replaced(full string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.got = append(r.got, "replaced|"+full)
+}
+
 func (r *recorder) AttachmentGone(room, acct string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -129,6 +135,11 @@ func TestSessionsAndDelivery(t *testing.T) {
 	eventually(t, "a to be handed b's stanza", func() bool {
 		got, _ := a.rec.snapshot()
 		return len(got) == 1 && got[0] == "alice@example.com/laptop|<iq type='get' id='1'/>"
+	})
+	b.Replace("a", "alice@example.com/laptop")
+	eventually(t, "a to be asked to end its session", func() bool {
+		got, _ := a.rec.snapshot()
+		return len(got) == 2 && got[1] == "replaced|alice@example.com/laptop"
 	})
 	if n := b.Nodes(); n["a"] != 1 || len(n) != 1 {
 		t.Fatalf("b's nodes: %v", n)

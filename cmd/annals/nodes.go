@@ -92,6 +92,8 @@ type lateRooms struct{ *muc.Service }
 func (t toSessions) FromPeer(to, wire string)       { t.srv.FromNode(to, wire) }
 func (t toSessions) PeerGone(full, presence string) { t.srv.NodeSessionGone(full, presence) }
 
+func (t toSessions) Replaced(full string) { t.srv.NodeReplaced(full) }
+
 func (t toSessions) AttachmentGone(room, acct string) {
 	if t.rooms != nil && t.rooms.Service != nil {
 		t.rooms.ElsewhereGone(room, acct)
