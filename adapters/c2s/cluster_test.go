@@ -1,9 +1,12 @@
 package c2s
 
 import (
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
+
+	"annals.im/annals/domain/archive"
 )
 
 // fakeNodes stands for the other nodes of a cluster: a fixed table of
@@ -91,5 +94,27 @@ func TestAcrossNodes(t *testing.T) {
 	srv.NodeReplaced("juliet@localhost/balcony")
 	if got := balcony.next("</stream:stream>"); !strings.Contains(got, "<conflict") {
 		t.Fatalf("replaced from another node: %q", got)
+	}
+}
+
+// What a node remembers of the messages it delivered itself is taken once
+// by its follower, and bounded: a follower that never comes cannot make
+// the set grow past deliveredMax.
+func TestDeliveredBound(t *testing.T) {
+	var d delivered
+	m := archive.MessageSent{SenderID: "s1", RecipientID: "r1"}
+	d.remember(m)
+	if !d.take(m) || d.take(m) {
+		t.Fatal("a remembered message is taken exactly once")
+	}
+	d.remember(archive.MessageSent{}) // archived nowhere: nothing to remember
+	if len(d.ids) != 0 {
+		t.Fatalf("%d entries for a message in no archive", len(d.ids))
+	}
+	for i := range deliveredMax + 10 {
+		d.remember(archive.MessageSent{SenderID: strconv.Itoa(i)})
+	}
+	if n := len(d.ids); n > deliveredMax {
+		t.Fatalf("%d entries, bound %d", n, deliveredMax)
 	}
 }

@@ -63,3 +63,13 @@ func TestKurrentNeedsBus(t *testing.T) {
 		t.Fatalf("--bus kurrentdb://: %v", err)
 	}
 }
+
+// The bus's bounds must be positive; serve says so before opening anything.
+func TestServeRefusesBadBusBounds(t *testing.T) {
+	for _, flag := range []string{"--cluster-heartbeat=0s", "--cluster-missed=0", "--cluster-max-nodes=0", "--cluster-max-sessions=-1"} {
+		err := run(context.Background(), []string{"serve", "--data", t.TempDir(), "--store", "nats://127.0.0.1:1", flag}, nil, io.Discard, io.Discard)
+		if !errors.Is(err, errUsage) || !strings.Contains(err.Error(), "--cluster-") {
+			t.Errorf("serve %s: %v, want a usage error", flag, err)
+		}
+	}
+}

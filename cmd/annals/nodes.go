@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -37,11 +36,12 @@ func defaultNode() string {
 
 // newBus prepares this node's place on a cluster's bus, over the log's
 // connection: nil when the log is the embedded store (one node alone).
-func newBus(ls *logStore, node string, runner *projections.Runner, log *slog.Logger) (*cluster.Bus, error) {
+func newBus(ls *logStore, opts cluster.Options, runner *projections.Runner) (*cluster.Bus, error) {
 	if ls.nc == nil {
 		return nil, nil
 	}
-	b, err := cluster.New(ls.nc, cluster.Options{Node: node, Log: log, Position: func() uint64 { return readModelsAt(runner) }})
+	opts.Position = func() uint64 { return readModelsAt(runner) }
+	b, err := cluster.New(ls.nc, opts)
 	if err != nil {
 		return nil, fmt.Errorf("%w: --node: %v", errUsage, err)
 	}
@@ -64,6 +64,15 @@ func readModelsAt(runner *projections.Runner) uint64 {
 		}
 	}
 	return at
+}
+
+// checkBus refuses bus settings no cluster can work with, before
+// anything is opened.
+func checkBus(opts cluster.Options) error {
+	if opts.Heartbeat <= 0 || opts.Missed < 1 || opts.MaxNodes < 1 || opts.MaxSessions < 1 {
+		return fmt.Errorf("%w: --cluster-heartbeat, --cluster-missed, --cluster-max-nodes and --cluster-max-sessions must be positive", errUsage)
+	}
+	return nil
 }
 
 // nodesOf is the bus as the session core sees it.

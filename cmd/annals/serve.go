@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"annals.im/annals/adapters/c2s"
+	"annals.im/annals/adapters/cluster"
 	"annals.im/annals/adapters/features/muc"
 	"annals.im/annals/app/accounts"
 	"annals.im/annals/app/archive"
@@ -40,6 +41,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		mf      metricsFlags
 	)
 	var memLimit, node string
+	var bus cluster.Options
 	fs := newFlagSet("serve", stderr)
 	c.flags(fs, true)
 	fs.BoolVar(&demo, "demo", false, "create demo@<first domain> with a random password if it does not exist, and print how to log in")
@@ -76,6 +78,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	mf.flags(fs)
 	fs.Var(&x.admins, "admin", "the bare JID of an account here that may administer the server over XMPP: XEP-0133 ad-hoc commands (repeatable)")
 	fs.StringVar(&node, "node", defaultNode(), "this node's name among the nodes serving one log (--store): unique, letters, digits, '-' and '_' ($ANNALS_NODE; default: the host name)")
+	fs.DurationVar(&bus.Heartbeat, "cluster-heartbeat", 2*time.Second, "with --store: how often this node tells the others it is alive")
+	fs.IntVar(&bus.Missed, "cluster-missed", 3, "with --store: heartbeats a node may miss before the others take it for lost (its sessions go unavailable)")
+	fs.IntVar(&bus.MaxNodes, "cluster-max-nodes", 64, "with --store: other nodes this one follows at most")
+	fs.IntVar(&bus.MaxSessions, "cluster-max-sessions", 1<<20, "with --store: sessions and room attachments followed per node at most")
 	fs.StringVar(&memLimit, "memory-limit", "auto", "Go heap soft limit: auto (half the memory available), off, or a size such as 2GiB (GOMEMLIMIT wins)")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -94,6 +100,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if err := mf.validate(); err != nil {
+		return err
+	}
+	if err := checkBus(bus); err != nil {
 		return err
 	}
 	log := c.logger(stderr)
@@ -134,12 +143,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer o.Close()
 	store, runner := o.store, o.runner
-	bus, err := newBus(store, node, runner, log)
+	bus.Node, bus.MaxStanza, bus.Log = node, x.maxStanza+4096, log
+	nodes, err := newBus(store, bus, runner)
 	if err != nil {
 		return err
 	}
-	if bus != nil {
-		x.cluster, x.elsewhere, x.rooms = nodesOf{bus}, bus, &lateRooms{}
+	if nodes != nil {
+		x.cluster, x.elsewhere, x.rooms = nodesOf{nodes}, nodes, &lateRooms{}
 	}
 	creds, pwds, err := store.secrets(ctx, o.db, log)
 	if err != nil {
@@ -191,7 +201,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := startBus(ctx, bus, srv, x.rooms); err != nil {
+	if err := startBus(ctx, nodes, srv, x.rooms); err != nil {
 		return err
 	}
 	obs.watch(store, runner, o, srv)
@@ -240,9 +250,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if xerr := <-c2sDone; xerr != nil && err == nil {
 		err = xerr
 	}
-	if bus != nil {
+	if nodes != nil {
 		// Once every session here said goodbye through it.
-		bus.Close()
+		nodes.Close()
 	}
 	if fed != nil {
 		// Once every session ended: their last presences to contacts at
