@@ -8,7 +8,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync"
+	"time"
 
 	"annals.im/annals/domain/event"
 	"annals.im/annals/eventstore"
@@ -114,8 +116,28 @@ func (o *Owner[S]) load(ctx context.Context, stream string, e *entry[S]) error {
 }
 
 // maxAttempts bounds how often Do decides again after losing a race with
-// another process: each lost race means that process made progress.
-const maxAttempts = 16
+// another process: each lost race means that process made progress. On a
+// cluster two nodes may write one busy room without pause, and the one
+// that just lost reads its way back while the winner appends from a warm
+// cache, so it can lose many times in a row: it waits a random while
+// (backoff) before deciding again, which desynchronizes the two and lets
+// its queue of commands grow into one append.
+const maxAttempts = 64
+
+// backoff waits before the attempt'th retry after a conflict: a random
+// time up to 1ms doubled each retry, at most 64ms (about 2s over every
+// attempt); false if ctx ended first.
+func backoff(ctx context.Context, attempt int) bool {
+	d := time.Duration(rand.Int64N(int64(time.Millisecond << min(attempt, 6))))
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
 
 // Get returns the current state of stream.
 func (o *Owner[S]) Get(ctx context.Context, stream string) (S, error) {
@@ -224,7 +246,7 @@ func (o *Owner[S]) run(ctx context.Context, stream string, e *entry[S], batch []
 		if len(all) > 0 {
 			var err error
 			stored, err = o.store.Append(ctx, stream, int64(e.version), all...)
-			if errors.Is(err, eventstore.ErrConflict) && attempt < maxAttempts {
+			if errors.Is(err, eventstore.ErrConflict) && attempt < maxAttempts && backoff(ctx, attempt) {
 				continue
 			}
 			if err != nil {
