@@ -169,12 +169,17 @@ func clusterScenario(t *testing.T, nats *natstest.Cluster, store string) {
 		t.Fatalf("alice shows xa in the room while her client on node a is attached: %v", xa)
 	}
 
-	// A JetStream server dies mid-traffic: nothing acknowledged is lost.
+	// A JetStream server dies mid-traffic: nothing acknowledged is lost,
+	// and no message is refused (an error answer is acknowledged too).
+	loss := p.mark()
 	for i := range 10 {
 		if i == 3 {
 			nats.Kill(0)
 		}
 		say("bob", "alice@localhost", fmt.Sprintf("during loss %d", i))
+	}
+	if refused := p.allSince(loss, is("event", "message", "name", "bob", "type", "error")); len(refused) > 0 {
+		t.Errorf("messages refused while a JetStream server was lost: %v", refused)
 	}
 
 	// Node a dies: bob sees alice1 go within the bus's bound; alice
@@ -185,10 +190,16 @@ func clusterScenario(t *testing.T, nats *natstest.Cluster, store string) {
 	p.waitFor("bob to see alice detached in the room", 20*time.Second, is("event", "presence", "name", "bob", "from", "lounge@conference.localhost/alice", "show", "xa"))
 	login("alice3", b.addr(), "alice@localhost/three", users["alice@localhost"])
 	got = p.do(map[string]any{"op": "mam", "name": "alice3", "with": "bob@localhost"}, false)
+	missing := false
 	for body := range acked {
 		if !hasBody(got, body) {
 			t.Errorf("acknowledged message %q is not in alice's archive on node b", body)
+			missing = true
 		}
+	}
+	if missing {
+		// Lost from the log, or from node b's archive only?
+		t.Logf("the conversation in the log:\n%s", c.annals("audit", "query", "--stream", "chat-alice@localhost/bob@localhost"))
 	}
 	time.Sleep(time.Second) // late duplicates would show by now
 	for body := range acked {

@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -44,6 +45,9 @@ type logStore struct {
 	closeNC bool              // Close closes nc (the log's store does not)
 	// readModels is the SQLite file of the read models.
 	readModels string
+
+	mu       sync.Mutex
+	appended event.Position // the last position this process appended at
 }
 
 // cluster reports whether the log is shared with other nodes.
@@ -296,6 +300,26 @@ func (s *logStore) selfSigned(ctx context.Context, c Config, domains []string) (
 		return tls.Certificate{}, err
 	}
 	return tls.X509KeyPair(pair, pair)
+}
+
+// Append is the log's, remembering how far this process has appended.
+func (s *logStore) Append(ctx context.Context, stream string, expected int64, evs ...event.Envelope) ([]event.Envelope, error) {
+	out, err := s.Store.Append(ctx, stream, expected, evs...)
+	if err == nil && len(out) > 0 {
+		s.mu.Lock()
+		if p := out[len(out)-1].Position; s.appended.Less(p) {
+			s.appended = p
+		}
+		s.mu.Unlock()
+	}
+	return out, err
+}
+
+// lastAppended is the position of the last event this process appended.
+func (s *logStore) lastAppended() event.Position {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.appended
 }
 
 // Head returns the position of the log's last event.

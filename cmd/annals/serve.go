@@ -175,7 +175,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	for _, s := range stats {
 		log.Info("projection caught up", "projection", s.Projection, "events", s.Events, "took", s.Took)
 	}
-	reader, err := archiveReader(o)
+	reader, err := archiveReader(o, log)
 	if err != nil {
 		return err
 	}
@@ -285,7 +285,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 // log it follows the log like the other read models, and each read waits
 // until it has passed the log's head as the read began: a MAM query after
 // an acknowledgement, from this node or another, finds the message.
-func archiveReader(o *owner) (*archiveproj.Reader, error) {
+func archiveReader(o *owner, log *slog.Logger) (*archiveproj.Reader, error) {
 	if o.store.lite != nil {
 		inline, err := o.runner.Inline(archiveModel().Name())
 		if err != nil {
@@ -294,15 +294,31 @@ func archiveReader(o *owner) (*archiveproj.Reader, error) {
 		o.store.lite.SetInline(inline)
 		return archiveModel().Reader(o.db, o.store.lite.Unsynced), nil
 	}
-	return archiveModel().Reader(o.db, nil).WithBarrier(func(ctx context.Context) error {
+	name := archiveModel().Name()
+	all := func(ctx context.Context) error {
 		ctx, cancel := context.WithTimeout(ctx, readYourWrites)
 		defer cancel()
 		head, err := o.store.Head(ctx)
 		if err != nil {
 			return err
 		}
-		return o.runner.Await(ctx, archiveModel().Name(), head)
-	}), nil
+		return o.runner.Await(ctx, name, head)
+	}
+	// The duplicate check of a message being sent: when this node's
+	// archive cannot show its own latest appends soon (its subscription
+	// is being recreated after a NATS server was lost), the message goes
+	// ahead unchecked. A retry archived twice is the lesser harm: failing
+	// every message until the archive catches up refused users' messages
+	// for the seconds that takes.
+	own := func(ctx context.Context) error {
+		wctx, cancel := context.WithTimeout(ctx, ownWrites)
+		defer cancel()
+		if err := o.runner.Await(wctx, name, o.store.lastAppended()); err != nil && ctx.Err() == nil {
+			log.Warn("archive: the duplicate check goes ahead without this node's latest appends", "err", err)
+		}
+		return ctx.Err()
+	}
+	return archiveModel().Reader(o.db, nil).WithBarriers(all, own), nil
 }
 
 // readYourWrites bounds how long an archive read waits for this node's
@@ -310,6 +326,10 @@ func archiveReader(o *owner) (*archiveproj.Reader, error) {
 // gets an error it can retry) rather than answer without what was
 // acknowledged.
 const readYourWrites = 10 * time.Second
+
+// ownWrites bounds how long a message's duplicate check waits for this
+// node's archive to show the node's own appends.
+const ownWrites = 2 * time.Second
 
 // owner is what the one process that writes read models holds: the data
 // directory's lock, the store and the projection runner.

@@ -258,7 +258,9 @@ type Reader struct {
 	// barrier, when set, runs before each read and returns once the read
 	// model has every event acknowledged before the read began: a node
 	// of a cluster whose archive follows a log other nodes write too.
-	barrier func(context.Context) error
+	// ownBarrier is the cheaper one Has waits for: this node's own
+	// appends only (see Has).
+	barrier, ownBarrier func(context.Context) error
 	// roomBatch replaces the constant of that name, in tests.
 	roomBatch int
 }
@@ -272,18 +274,20 @@ func NewReader(db *sql.DB, unsynced func() int64) *Reader {
 	return &Reader{db: db, unsynced: unsynced}
 }
 
-// WithBarrier makes every read wait for f first (see Reader.barrier), and
-// returns r.
-func (r *Reader) WithBarrier(f func(context.Context) error) *Reader {
-	r.barrier = f
+// WithBarriers makes every read wait for all first, and Has for own (see
+// Reader.barrier), and returns r.
+func (r *Reader) WithBarriers(all, own func(context.Context) error) *Reader {
+	r.barrier, r.ownBarrier = all, own
 	return r
 }
 
-func (r *Reader) caughtUp(ctx context.Context) error {
-	if r.barrier == nil {
+func (r *Reader) caughtUp(ctx context.Context) error { return wait(ctx, r.barrier) }
+
+func wait(ctx context.Context, barrier func(context.Context) error) error {
+	if barrier == nil {
 		return nil
 	}
-	if err := r.barrier(ctx); err != nil {
+	if err := barrier(ctx); err != nil {
 		return fmt.Errorf("archive: not caught up with the log: %w", err)
 	}
 	return nil
@@ -528,8 +532,14 @@ func (r *Reader) Offline(ctx context.Context, acct string, max int) ([]archive.E
 
 // Has reports whether acct's archive holds an entry with ID id, durable
 // or not: it is how a retried message is recognized.
+//
+// On a cluster it waits only for this node's own appends (ownBarrier), not
+// for the whole log's head: it checks a sender's retry, whose computed ID
+// holds the session's ID, and a session lives on one node (resumption
+// too), so its earlier sends are this node's appends. That keeps a
+// request to the log's leader off every message's path.
 func (r *Reader) Has(ctx context.Context, acct, id string) (bool, error) {
-	if err := r.caughtUp(ctx); err != nil {
+	if err := wait(ctx, r.ownBarrier); err != nil {
 		return false, err
 	}
 	var one int
