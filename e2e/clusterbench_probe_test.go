@@ -104,6 +104,23 @@ func storeProbe(ctx context.Context, st eventstore.Store, n int, pause time.Dura
 	return p, nil
 }
 
+// headProbe times n calls of Head, one at a time: on JetStream a get of
+// the last message on any of the log's subjects, which the stream's
+// leader answers by walking them all (one per event).
+func headProbe(ctx context.Context, st interface {
+	Head(context.Context) (event.Position, error)
+}, n int) ([]time.Duration, error) {
+	var out []time.Duration
+	for range n {
+		t0 := time.Now()
+		if _, err := st.Head(ctx); err != nil {
+			return out, err
+		}
+		out = append(out, time.Since(t0))
+	}
+	return out, nil
+}
+
 func nonCancel(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
 		return nil
@@ -213,8 +230,10 @@ func scrapeHists(url string) (map[string]histogram, error) {
 	return out, nil
 }
 
-// lagSampler reads the nodes' annals_projection_lag_events every 250 ms
-// until stop: how far each node's read models trail the log.
+// lagSampler reads the nodes' annals_projection_lag_events every 500 ms
+// until stop: how far each node's read models trail the log. Each read
+// costs a cluster node three Heads: a few per second beside the load's
+// hundreds.
 type lagSampler struct {
 	done    chan struct{}
 	stopped chan struct{}
@@ -227,7 +246,7 @@ func sampleLags(urls map[string]string) *lagSampler {
 	l := &lagSampler{done: make(chan struct{}), stopped: make(chan struct{}), lags: map[string][]float64{}}
 	go func() {
 		defer close(l.stopped)
-		tick := time.NewTicker(250 * time.Millisecond)
+		tick := time.NewTicker(500 * time.Millisecond)
 		defer tick.Stop()
 		for {
 			for node, url := range urls {

@@ -55,8 +55,11 @@ import (
 //     on a->b is the time b's log follower takes after a's append;
 //   - the JetStream API requests on the log's stream (a NATS subscriber
 //     sees a copy of each) and the log's messages, per message;
+//   - the log's Head, idle, before the load and after it: on a cluster
+//     each 1:1 message waits for one (the archive's duplicate check reads
+//     your writes), and its cost grows with the log;
 //   - how far each node's read models trail the log (its /metrics, every
-//     250 ms): on a cluster a 1:1 message waits for the sender's node's
+//     500 ms): on a cluster a 1:1 message waits for the sender's node's
 //     archive to reach the log's head (its duplicate check reads your
 //     writes);
 //   - the CPU of each process per message (the test process runs the
@@ -166,6 +169,17 @@ func BenchmarkCluster(b *testing.B) {
 			b.Fatalf("%s probe: %v", name, err)
 		}
 	}
+	// The log's head, idle, before the load and after it, with the log's
+	// length each time.
+	var heads []headFigures
+	timeHead := func() {
+		h := headFigures{seq: logSeq()}
+		if h.took, err = headProbe(ctx, logProbe, probes); err != nil {
+			b.Fatalf("head probe: %v", err)
+		}
+		heads = append(heads, h)
+	}
+	timeHead()
 
 	self := os.Getpid()
 	liteMeter := func() *meter {
@@ -237,7 +251,15 @@ func BenchmarkCluster(b *testing.B) {
 			}
 		})
 	}
-	reportCluster(chats, mucs, idle, pairs, perSender, mp)
+	timeHead()
+	reportCluster(chats, mucs, idle, heads, pairs, perSender, mp)
+}
+
+// headFigures are the latencies of the log's Head, idle, with the log
+// seq messages long.
+type headFigures struct {
+	seq  uint64
+	took []time.Duration
 }
 
 type chatPhase struct {
@@ -479,7 +501,7 @@ func (m *meter) histLine(n int, unit string) string {
 		sync.count()/float64(max(n, 1)), unit, 1000*sync.quantile(0.5), 1000*sync.quantile(0.99), batch.sum/max(batch.count(), 1))
 }
 
-func reportCluster(chats []*chatPhase, mucs []*mucPhase, idle map[string]probeFigures, pairs, perSender int, mp mucParams) {
+func reportCluster(chats []*chatPhase, mucs []*mucPhase, idle map[string]probeFigures, heads []headFigures, pairs, perSender int, mp mucParams) {
 	fmt.Printf("cluster: sqlite = one node on its SQLite store; cluster = nodes a and b on one log, 3 JetStream servers (R3) embedded in the test process; one machine\n")
 	fmt.Printf("chat: %d pairs x %d messages, window %d, SM-acked, carbons, MAM on\n", pairs, perSender, chatWindow)
 	for _, c := range chats {
@@ -521,6 +543,9 @@ func reportCluster(chats []*chatPhase, mucs []*mucPhase, idle map[string]probeFi
 	fmt.Printf("    sqlite (full, fsync)      %s\n", idle["sqlite"])
 	fmt.Printf("    jetstream R3, own stream  %s\n", idle["jetstream"])
 	fmt.Printf("    jetstream, the log        %s\n", idle["log"])
+	for _, h := range heads {
+		fmt.Printf("    the log's Head at %6d messages (leader get of the last on annals.log.>; each 1:1 message waits for one): %s\n", h.seq, latencies(h.took))
+	}
 	for _, c := range chats {
 		if c.m.wall == 0 {
 			continue
