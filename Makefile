@@ -120,7 +120,9 @@ depcheck:
 # messages/s across two federated Annals beside two federated Prosody, in
 # a network namespace (~2 minutes); then 1:1 messages/s over WebSocket
 # (wss://) beside TCP, Annals beside Prosody's mod_websocket and
-# ejabberd's (~3 minutes).
+# ejabberd's (~3 minutes); then 1:1 msgs/s and MUC fan-out on two nodes
+# serving one log (three embedded JetStream servers, R3) beside one SQLite
+# node, and where the cluster's time goes (~2 minutes).
 bench: tools bench-tools
 	$(GO) test $(GOFLAGS_) -run '^$$' -bench . -benchtime 1x -count 3 ./eventstore/sqlite/
 	$(GO) test $(GOFLAGS_) -run '^$$' -bench Append -benchtime 1x -count 1 ./eventstore/jetstream/
@@ -130,6 +132,7 @@ bench: tools bench-tools
 	$(GO) test $(GOFLAGS_) -run '^$$' -bench DMUC -benchtime 1x -count 1 -timeout 30m ./e2e/
 	$(GO) test $(GOFLAGS_) -run '^$$' -bench Federation -benchtime 1x -count 1 -timeout 20m ./e2e/
 	$(GO) test $(GOFLAGS_) -run '^$$' -bench '^BenchmarkWebSocket$$' -benchtime 1x -count 1 -timeout 30m ./e2e/
+	$(GO) test $(GOFLAGS_) -run '^$$' -bench '^BenchmarkCluster$$' -benchtime 1x -count 1 -timeout 20m ./e2e/
 
 # The peers make bench compares against, from Debian; never part of Annals.
 BENCH_PEERS := prosody lua-dbi-sqlite3 ejabberd erlang-p1-sqlite3

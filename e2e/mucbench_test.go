@@ -110,7 +110,9 @@ type mucParams struct {
 	accounts, sessions         int      // accounts per room, sessions per account
 	senders, perSender, window int      // senders per room
 	addr                       string
-	sameNick                   bool // the sessions of an account take one nick
+	addrOf                     func(account int) string // where an account's sessions log in, if not addr
+	mark                       func(end bool)           // called as the timed part starts and ends; may be nil
+	sameNick                   bool                     // the sessions of an account take one nick
 	cpu                        func() time.Duration
 }
 
@@ -315,7 +317,11 @@ func benchMUC(p mucParams) (mucFigures, error) {
 			defer wg.Done()
 			defer func() { <-sem }()
 			a, k := i/p.sessions, i%p.sessions
-			c, err := dialLogin(p.addr, "localhost", "u"+strconv.Itoa(a), "pw"+strconv.Itoa(a), "muc"+strconv.Itoa(k))
+			addr := p.addr
+			if p.addrOf != nil {
+				addr = p.addrOf(a)
+			}
+			c, err := dialLogin(addr, "localhost", "u"+strconv.Itoa(a), "pw"+strconv.Itoa(a), "muc"+strconv.Itoa(k))
 			if err != nil {
 				fail(err)
 				return
@@ -376,6 +382,9 @@ func benchMUC(p mucParams) (mucFigures, error) {
 	}
 	f := mucFigures{sent: len(senders) * p.perSender}
 	f.expected = f.sent * perRoom
+	if p.mark != nil {
+		p.mark(false)
+	}
 	cpu0, client0 := p.cpu(), procCPU(os.Getpid())
 	start := time.Now()
 	for _, m := range senders {
@@ -403,11 +412,15 @@ func benchMUC(p mucParams) (mucFigures, error) {
 		}()
 	}
 	wg.Wait()
-	// Wait for every delivery, or until nothing arrived for 30 s.
+	// Wait for every delivery, or until nothing arrived for 30 s. A
+	// message refused with an error reaches nobody.
 	total := func() int {
 		t := 0
 		for _, m := range sess {
 			t += int(m.dlv.Load())
+			m.mu.Lock()
+			t += m.errs * perRoom
+			m.mu.Unlock()
 		}
 		return t
 	}
@@ -428,6 +441,9 @@ func benchMUC(p mucParams) (mucFigures, error) {
 		f.cpu = c - cpu0
 	}
 	f.clientCPU = procCPU(os.Getpid()) - client0
+	if p.mark != nil {
+		p.mark(true)
+	}
 	var lat []time.Duration
 	var end int64
 	for _, m := range sess {
@@ -450,7 +466,11 @@ func benchMUC(p mucParams) (mucFigures, error) {
 		firstErr = fmt.Errorf("%d messages reached sessions outside the sender's room", f.stray)
 	}
 	if firstErr == nil && f.delivered < f.expected {
-		firstErr = fmt.Errorf("%d of %d deliveries (%d messages x %d sessions in their room) after 30 s without progress", f.delivered, f.expected, f.sent, perRoom)
+		why := "after 30 s without progress"
+		if f.errs > 0 {
+			why = fmt.Sprintf("with %d error stanzas, first: %s", f.errs, f.firstErr)
+		}
+		firstErr = fmt.Errorf("%d of %d deliveries (%d messages x %d sessions in their room) %s", f.delivered, f.expected, f.sent, perRoom, why)
 	}
 	return f, firstErr
 }
