@@ -23,8 +23,8 @@ import (
 // as callers do, but are not expected to need to. The embedded leader is
 // shut down; the Debian one (2.9) is killed with SIGKILL.
 func TestLeaderLoss(t *testing.T) {
-	t.Run("embedded", func(t *testing.T) { testLeaderLoss(t, natstest.Embedded(t, 3)) })
-	t.Run("debian", func(t *testing.T) { testLeaderLoss(t, natstest.Debian(t, 3)) })
+	t.Run("embedded", func(t *testing.T) { t.Parallel(); testLeaderLoss(t, natstest.Embedded(t, 3)) })
+	t.Run("debian", func(t *testing.T) { t.Parallel(); testLeaderLoss(t, natstest.Debian(t, 3)) })
 }
 
 func testLeaderLoss(t *testing.T, c *natstest.Cluster) {

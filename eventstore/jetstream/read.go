@@ -90,44 +90,6 @@ func transient(err error) bool {
 		errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrConnectionReconnecting)
 }
 
-// requests sends each of msgs as a request, all at once, and returns the
-// replies by index. A reply that has not come when ctx (bound by Timeout)
-// ends is nil.
-func (s *Store) requests(ctx context.Context, msgs []*nats.Msg) ([]*nats.Msg, error) {
-	inbox := s.nc.NewInbox()
-	ch := make(chan *nats.Msg, len(msgs))
-	sub, err := s.nc.ChanSubscribe(inbox+".*", ch)
-	if err != nil {
-		return nil, err
-	}
-	defer sub.Unsubscribe()
-	for i, m := range msgs {
-		m.Reply = inbox + "." + strconv.Itoa(i)
-		if err := s.nc.PublishMsg(m); err != nil {
-			return nil, err
-		}
-	}
-	rctx, cancel := s.bound(ctx)
-	defer cancel()
-	out := make([]*nats.Msg, len(msgs))
-	for n := 0; n < len(msgs); {
-		select {
-		case r := <-ch:
-			i, err := strconv.Atoi(r.Subject[len(inbox)+1:])
-			if err == nil && i < len(out) && out[i] == nil {
-				out[i] = r
-				n++
-			}
-		case <-rctx.Done():
-			if err := ctx.Err(); err != nil {
-				return nil, err
-			}
-			return out, nil
-		}
-	}
-	return out, nil
-}
-
 // gets is the requests of reqs to subj.
 func (s *Store) gets(ctx context.Context, subj string, reqs []getReq) ([]*nats.Msg, error) {
 	msgs := make([]*nats.Msg, len(reqs))

@@ -86,6 +86,7 @@ type Store struct {
 	logSubj, idSubj string // "annals.log", "annals.id"
 	tickSubj        string // "annals.tick", core NATS only
 	log, ids        api    // the two streams
+	mux             *mux   // where replies come
 
 	// lagging, set only by tests, drops each direct answer the way a
 	// replica that has not applied the tail yet would: true drops it.
@@ -148,6 +149,9 @@ func Open(ctx context.Context, nc *nats.Conn, opts Options) (*Store, error) {
 		logSubj: opts.Prefix + ".log", idSubj: opts.Prefix + ".id", tickSubj: opts.Prefix + ".tick",
 		log: newAPI(opts.Stream), ids: newAPI(opts.Stream + "-IDS"),
 		heads: make(map[string]head), done: make(chan struct{})}
+	if s.mux, err = newMux(nc); err != nil {
+		return nil, err
+	}
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	for _, st := range []struct {
@@ -160,6 +164,7 @@ func Open(ctx context.Context, nc *nats.Conn, opts Options) (*Store, error) {
 		{s.ids.stream, s.idSubj, "Annals event log: the claims of its event IDs", time.Second},
 	} {
 		if err := s.ensureStream(ctx, st.name, st.subj, st.what, st.dupes); err != nil {
+			s.mux.sub.Unsubscribe()
 			return nil, fmt.Errorf("jetstream: stream %s: %w", st.name, err)
 		}
 	}
@@ -217,6 +222,7 @@ func (s *Store) Close() error {
 	}
 	s.closed = true
 	close(s.done)
+	s.mux.sub.Unsubscribe()
 	if s.own {
 		s.nc.Close()
 	}

@@ -44,9 +44,11 @@ const envDebianURLs = "ANNALS_JETSTREAM_TEST_DEBIAN_URLS"
 // until the parent kills it.
 func TestConformance(t *testing.T) {
 	t.Run("embedded", func(t *testing.T) {
+		t.Parallel()
 		storetest.Run(t, open(sharedURLs(), jetstream.Options{Replicas: 3}))
 	})
 	t.Run("debian", func(t *testing.T) {
+		t.Parallel()
 		urls := os.Getenv(envDebianURLs)
 		if urls == "" {
 			urls = natstest.Debian(t, 3).URLs()
