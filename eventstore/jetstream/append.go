@@ -14,15 +14,21 @@ import (
 	"annals.im/annals/eventstore"
 )
 
-// Headers of JetStream's publish API.
-const (
-	hdrMsgID       = "Nats-Msg-Id"
-	hdrExpectedSub = "Nats-Expected-Last-Subject-Sequence"
-)
+// hdrExpectedSub is the one header of JetStream's publish API this store
+// uses: with "0", the server stores the message only if its subject holds
+// none. nats-server 2.9 checks it when it applies the message, on every
+// replica in log order; later versions also before. (2.9 checks other
+// values only before proposing, so two writes in flight could both pass:
+// the store never uses them.)
+const hdrExpectedSub = "Nats-Expected-Last-Subject-Sequence"
 
 // maxAttempts bounds how often one Append starts over: after a conflict
-// under Any, or while the servers elect a leader.
-const maxAttempts = 100
+// under Any, or while the servers elect a leader; maxStale how often of
+// those because an ID was claimed for a later append of the stream.
+const (
+	maxAttempts = 100
+	maxStale    = 10
+)
 
 // headerRoom is what the headers and subject of an append's message may
 // take beside its events, within the servers' max_payload.
@@ -53,6 +59,7 @@ func (s *Store) Append(ctx context.Context, stream string, expected int64, evs .
 		return nil, err
 	}
 	gens := make(map[ulid.ULID]int) // the claim generation this call last held per ID
+	stale := 0
 	for attempt := 0; ; attempt++ {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -77,6 +84,16 @@ func (s *Store) Append(ctx context.Context, stream string, expected int64, evs .
 			}
 			if expected != eventstore.Any {
 				return nil, fmt.Errorf("%w: stream %s is not at version %d", eventstore.ErrConflict, stream, expected)
+			}
+			if errors.Is(err, errStale) {
+				// The head this store read is behind an append
+				// another writer is making: give it time to land,
+				// but not forever (a claim can only be ahead of the
+				// head the leader reports while it is elected).
+				if stale++; stale >= maxStale {
+					return nil, fmt.Errorf("%w: stream %s: %v", eventstore.ErrConflict, stream, err)
+				}
+				backoff(ctx, attempt)
 			}
 		case ctx.Err() == nil && transient(err):
 			// Transient: another write to the same subject in flight, a
@@ -112,17 +129,9 @@ func (s *Store) attempt(ctx context.Context, stream string, expected int64, own 
 	if err := s.claim(ctx, stream, subj, out, gens); err != nil {
 		return nil, err
 	}
-	ack, err := s.publish(ctx, &nats.Msg{Subject: subj, Data: data, Header: nats.Header{
-		hdrMsgID:       {out[0].ID.String()},
-		hdrExpectedSub: {"0"},
-	}})
-	switch {
-	case err != nil:
+	ack, err := s.publish(ctx, &nats.Msg{Subject: subj, Data: data, Header: nats.Header{hdrExpectedSub: {"0"}}})
+	if err != nil {
 		return nil, err
-	case ack.Duplicate:
-		// Within the duplicate window, the same first event: this
-		// append, or one it overlaps, is stored already.
-		return nil, errStored
 	}
 	for i := range out {
 		out[i].Position = event.Position{Commit: ack.Seq, Prepare: ack.Seq + uint64(i)}
@@ -221,9 +230,8 @@ func chain(own []event.Envelope, base head) []event.Envelope {
 
 // pubAck is the servers' answer to a publish.
 type pubAck struct {
-	Error     *apiError `json:"error"`
-	Seq       uint64    `json:"seq"`
-	Duplicate bool      `json:"duplicate"`
+	Error *apiError `json:"error"`
+	Seq   uint64    `json:"seq"`
 }
 
 // errNoAck: a publish went unanswered within Timeout; it may be stored.

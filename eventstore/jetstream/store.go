@@ -29,10 +29,6 @@ type Options struct {
 	// Replicas of the streams when Open creates them; default 3. An
 	// existing stream keeps its own.
 	Replicas int
-	// DuplicateWindow is JetStream's Nats-Msg-Id window when Open creates
-	// the log stream; default 2 minutes. Retries older than it are still
-	// recognized, by the ID claims (see doc.go).
-	DuplicateWindow time.Duration
 	// MaxAppend bounds the events of one Append; default 400. The events
 	// of an append are one message, so together they must also fit the
 	// servers' max_payload (1 MiB by default).
@@ -57,9 +53,6 @@ func (o *Options) defaults() {
 	}
 	if o.Replicas <= 0 {
 		o.Replicas = 3
-	}
-	if o.DuplicateWindow <= 0 {
-		o.DuplicateWindow = 2 * time.Minute
 	}
 	if o.MaxAppend <= 0 {
 		o.MaxAppend = 400
@@ -152,18 +145,11 @@ func Open(ctx context.Context, nc *nats.Conn, opts Options) (*Store, error) {
 	if s.mux, err = newMux(nc); err != nil {
 		return nil, err
 	}
-	ctx, cancel := s.bound(ctx)
-	defer cancel()
-	for _, st := range []struct {
-		name, subj, what string
-		dupes            time.Duration
-	}{
-		{s.log.stream, s.logSubj, "Annals event log", opts.DuplicateWindow},
-		// The claims need no Msg-Id window: each is written with
-		// expected last subject sequence 0.
-		{s.ids.stream, s.idSubj, "Annals event log: the claims of its event IDs", time.Second},
+	for _, st := range []struct{ name, subj, what string }{
+		{s.log.stream, s.logSubj, "Annals event log"},
+		{s.ids.stream, s.idSubj, "Annals event log: the claims of its event IDs"},
 	} {
-		if err := s.ensureStream(ctx, st.name, st.subj, st.what, st.dupes); err != nil {
+		if err := s.ensureStream(ctx, st.name, st.subj, st.what); err != nil {
 			s.mux.sub.Unsubscribe()
 			return nil, fmt.Errorf("jetstream: stream %s: %w", st.name, err)
 		}
@@ -172,9 +158,10 @@ func Open(ctx context.Context, nc *nats.Conn, opts Options) (*Store, error) {
 }
 
 // ensureStream creates stream name on subj.> or checks the one that
-// exists.
-func (s *Store) ensureStream(ctx context.Context, name, subj, what string, dupes time.Duration) error {
-	st, err := s.js.CreateStream(ctx, jetstream.StreamConfig{
+// exists. A busy cluster may not answer in time: it asks again, a few
+// times.
+func (s *Store) ensureStream(ctx context.Context, name, subj, what string) error {
+	cfg := jetstream.StreamConfig{
 		Name:              name,
 		Description:       what,
 		Subjects:          []string{subj + ".>"},
@@ -185,19 +172,35 @@ func (s *Store) ensureStream(ctx context.Context, name, subj, what string, dupes
 		MaxMsgsPerSubject: -1,
 		Storage:           jetstream.FileStorage,
 		Replicas:          s.opts.Replicas,
-		Duplicates:        dupes,
 		DenyDelete:        true,
 		DenyPurge:         true,
 		AllowDirect:       true,
-	})
-	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-		st, err = s.js.Stream(ctx, name)
 	}
-	if err != nil {
-		return err
+	var err error
+	for attempt := 0; attempt < openAttempts; attempt++ {
+		actx, cancel := s.bound(ctx)
+		var st jetstream.Stream
+		st, err = s.js.Stream(actx, name)
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			st, err = s.js.CreateStream(actx, cfg)
+		}
+		cancel()
+		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			continue // another store created it first
+		}
+		if err == nil {
+			return checkConfig(st.CachedInfo().Config, subj)
+		}
+		if ctx.Err() != nil || !transient(err) {
+			return err
+		}
+		backoff(ctx, attempt)
 	}
-	return checkConfig(st.CachedInfo().Config, subj)
+	return err
 }
+
+// openAttempts bounds how often Open asks for a stream.
+const openAttempts = 5
 
 // checkConfig refuses an existing stream this store cannot keep its
 // promises on.

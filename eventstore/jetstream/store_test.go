@@ -134,61 +134,6 @@ func TestReplicatedThreeTimes(t *testing.T) {
 	}
 }
 
-// A retry after JetStream's duplicate window has passed is still
-// recognized, by the ID subjects, whatever version it expects.
-func TestRetryBeyondDuplicateWindow(t *testing.T) {
-	s := connect(t, jetstream.Options{Stream: "WINDOW", Prefix: "window", DuplicateWindow: 100 * time.Millisecond})
-	ctx := context.Background()
-	stream := "account-late@example.com"
-	evs := proposed(t, 3)
-	first, err := s.Append(ctx, stream, eventstore.NoStream, evs...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Wait until the server has forgotten the append's Nats-Msg-Id: its
-	// message published again is refused (the subject is taken) rather
-	// than acknowledged as a duplicate. Neither stores anything.
-	nc, err := nats.Connect(sharedURLs())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	again := &nats.Msg{Subject: "window.log." + jetstream.Token(stream) + ".1", Data: []byte("[]"),
-		Header: nats.Header{"Nats-Msg-Id": {first[0].ID.String()}, "Nats-Expected-Last-Subject-Sequence": {"0"}}}
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		r, err := nc.RequestMsg(again, 5*time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if strings.Contains(string(r.Data), "wrong last sequence") {
-			break
-		}
-		if !strings.Contains(string(r.Data), `"duplicate"`) || time.Now().After(deadline) {
-			t.Fatalf("the duplicate window did not pass: %s", r.Data)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	for _, expected := range []int64{eventstore.NoStream, eventstore.Any, 3} {
-		again, err := s.Append(ctx, stream, expected, evs...)
-		if err != nil {
-			t.Fatalf("retry at %d: %v", expected, err)
-		}
-		for i := range again {
-			if again[i].ID != first[i].ID || again[i].Position != first[i].Position {
-				t.Fatalf("retry at %d returned %+v, want %+v", expected, again[i], first[i])
-			}
-		}
-	}
-	// A fresh store, with no head cached, also finds them.
-	if _, err := connect(t, jetstream.Options{Stream: "WINDOW", Prefix: "window"}).Append(ctx, stream, eventstore.Any, evs[1:]...); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Append(ctx, "account-other@example.com", eventstore.Any, evs[2]); !errors.Is(err, eventstore.ErrDuplicateID) {
-		t.Fatalf("an old ID in another stream: err = %v, want ErrDuplicateID", err)
-	}
-	checkStream(t, s, stream, 3)
-}
-
 func TestToken(t *testing.T) {
 	long := strings.Repeat("é.", 1600) // 4800 bytes encoded: hashed
 	cases := []struct{ name, want string }{
@@ -293,6 +238,13 @@ func TestMaxAppend(t *testing.T) {
 	stream := unique(t) + "room-big@example.com"
 	if _, err := s.Append(ctx, stream, eventstore.NoStream, proposed(t, 400)...); err != nil {
 		t.Fatalf("400 events: %v", err)
+	}
+	// Reads from inside the one message find it, far below.
+	for _, from := range []uint64{400, 200, 2} {
+		got, err := s.ReadStream(ctx, stream, from, 3)
+		if err != nil || len(got) != min(3, int(401-from)) || got[0].Version != from {
+			t.Fatalf("ReadStream from %d: %d events, %v", from, len(got), err)
+		}
 	}
 	if _, err := s.Append(ctx, stream, eventstore.Any, proposed(t, 401)...); !errors.Is(err, event.ErrInvalid) {
 		t.Fatalf("401 events: err = %v, want event.ErrInvalid", err)
