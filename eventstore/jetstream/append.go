@@ -241,7 +241,7 @@ var errNoAck = errors.New("jetstream: no acknowledgement")
 // error the server answered, as errs[i]. A wrong last subject sequence is
 // errRefused.
 func (s *Store) publishAll(ctx context.Context, msgs []*nats.Msg) ([]pubAck, []error, error) {
-	replies, err := s.requests(ctx, msgs)
+	replies, err := s.requests(ctx, msgs, s.opts.Timeout)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -275,10 +275,10 @@ func (s *Store) publish(ctx context.Context, m *nats.Msg) (pubAck, error) {
 }
 
 // tookOver handles an append of own refused under Any because another
-// append is on its subject, subj: the one append that can hold own's IDs, since they were claimed for it (see doc.go). If it
-// holds any, retried decides; otherwise every claim this call holds names
-// an append that never changes and lacks its ID, and the next attempt
-// takes over the next generation without looking.
+// append is on its subject, subj, which every claim of own names: if that
+// append holds any of own's IDs, retried decides; otherwise every claim
+// names an append that never changes and lacks its ID, and the next
+// attempt takes over the next generations without reading them.
 func (s *Store) tookOver(ctx context.Context, stream, subj string, own []event.Envelope, gens map[ulid.ULID]int) ([]event.Envelope, bool, error) {
 	evs, found, err := s.appendOn(ctx, subj)
 	if err != nil || !found {

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go"
 )
@@ -63,9 +64,9 @@ func (x *mux) route(m *nats.Msg) {
 }
 
 // requests sends each of msgs as a request, all at once, and returns the
-// replies by index. A reply that has not come when ctx (bound by Timeout)
-// ends is nil.
-func (s *Store) requests(ctx context.Context, msgs []*nats.Msg) ([]*nats.Msg, error) {
+// replies by index. A reply that has not come within wait (or when ctx
+// ends, an error) is nil.
+func (s *Store) requests(ctx context.Context, msgs []*nats.Msg, wait time.Duration) ([]*nats.Msg, error) {
 	x := s.mux
 	ch := make(chan reply, len(msgs))
 	x.mu.Lock()
@@ -85,7 +86,7 @@ func (s *Store) requests(ctx context.Context, msgs []*nats.Msg) ([]*nats.Msg, er
 			return nil, err
 		}
 	}
-	rctx, cancel := s.bound(ctx)
+	rctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	out := make([]*nats.Msg, len(msgs))
 	for n := 0; n < len(msgs); {

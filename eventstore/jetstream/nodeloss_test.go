@@ -84,6 +84,9 @@ func testLeaderLoss(t *testing.T, c *natstest.Cluster) {
 	if ctx.Err() != nil {
 		t.Fatalf("only %d events acknowledged: %v", count(), ctx.Err())
 	}
+	if now, err := c.StreamLeader(ctx, "LOSS"); err != nil || now == leader {
+		t.Fatalf("the stream is led by server %d (%v), the one stopped was %d", now+1, err, leader+1)
+	}
 	for _, a := range acked {
 		got, err := s.ReadStream(ctx, a.Stream, a.Version, 1)
 		if err != nil {

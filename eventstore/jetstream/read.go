@@ -52,7 +52,6 @@ const (
 	errClusterNotLeader   = 10009
 	errWrongLastSeq       = 10071
 	errWrongLastSeqInProc = 10164 // 2.10+: the subject has a write in flight
-	errDuplicateConflict  = 10158 // 2.11+: the Msg-Id has a write in flight
 )
 
 // Bounds of a burst: gets sent at once, each answered on its own, which
@@ -80,8 +79,7 @@ func transient(err error) bool {
 	var ae *apiError
 	if errors.As(err, &ae) {
 		switch {
-		case ae.ErrCode == errWrongLastSeqInProc, ae.ErrCode == errDuplicateConflict,
-			ae.ErrCode == errClusterNotLeader, ae.Code == 503:
+		case ae.ErrCode == errWrongLastSeqInProc, ae.ErrCode == errClusterNotLeader, ae.Code == 503:
 			return true
 		}
 		return false
@@ -91,14 +89,19 @@ func transient(err error) bool {
 }
 
 // gets is the requests of reqs to subj.
-func (s *Store) gets(ctx context.Context, subj string, reqs []getReq) ([]*nats.Msg, error) {
+func (s *Store) gets(ctx context.Context, subj string, reqs []getReq, wait time.Duration) ([]*nats.Msg, error) {
 	msgs := make([]*nats.Msg, len(reqs))
 	for i, r := range reqs {
 		body, _ := json.Marshal(r)
 		msgs[i] = &nats.Msg{Subject: subj, Data: body}
 	}
-	return s.requests(ctx, msgs)
+	return s.requests(ctx, msgs, wait)
 }
+
+// directWait bounds how long a burst of direct gets waits for answers: a
+// replica that died with requests in flight never answers them, and what
+// went unanswered is asked of the leader anyway.
+const directWait = time.Second
 
 // leaderGets asks the stream's leader, which has applied every
 // acknowledged write, for each of reqs, all at once; asks again for what
@@ -117,7 +120,7 @@ func (s *Store) leaderGets(ctx context.Context, a api, reqs []getReq) ([]got, er
 		for j, i := range todo {
 			ask[j] = reqs[i]
 		}
-		replies, err := s.gets(ctx, a.get, ask)
+		replies, err := s.gets(ctx, a.get, ask, s.opts.Timeout)
 		if err != nil {
 			return nil, fmt.Errorf("jetstream: get: %w", err)
 		}
@@ -176,7 +179,7 @@ func (s *Store) leaderGet(ctx context.Context, a api, r getReq) (msg, bool, erro
 // may lag the leader: not found (or no answer) only means that it has not
 // seen the message, and callers ask the leader before they conclude.
 func (s *Store) directGets(ctx context.Context, a api, reqs []getReq) ([]got, error) {
-	replies, err := s.gets(ctx, a.direct, reqs)
+	replies, err := s.gets(ctx, a.direct, reqs, min(directWait, s.opts.Timeout))
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: direct get: %w", err)
 	}
