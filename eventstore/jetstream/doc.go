@@ -140,22 +140,23 @@
 //
 // # Server versions
 //
-// Everything above is in nats-server 2.9: subject expectations,
-// direct gets, sequence and subject gets. Of the expectations only
+// Everything above is in nats-server 2.9: subject expectations, direct
+// gets, sequence and subject gets. Of the expectations only
 // sequence 0 is used, because 2.9 checks it when it applies a message (on
 // every replica, in log order) but checks other values only before
 // proposing, so two writes in flight could both pass. nats-server 2.12
 // added atomic batches (ADR-50); an earlier version of this store wrote
 // each append's events and IDs as one batch, one replicated write instead
-// of two. Measured on three embedded 2.15 servers on this machine
-// (BenchmarkAppend, one event per Append, median of three runs each), the
-// batch design appended 3838 / 8706 / 13313 events/s with 1 / 16 / 64
-// writers, this one 2849 / 7118 / 12277: a quarter less for one writer
-// (one more round trip per append), a tenth to a fifth less with many.
-// One design is kept: the store tested on embedded servers is the one
-// Debian's servers run, a stream never changes layout when its servers
-// are upgraded, and an append of n events takes n+1 messages rather than
-// 2n.
+// of two. Measured on three embedded 2.15 servers sharing this machine's
+// two cores (BenchmarkAppend, one event per Append, medians of three runs
+// each, alternating), the batch design appended 4715 / 11860 / 15308
+// events/s with 1 / 16 / 64 writers, this one 3309 / 10544 / 15717: 30%
+// less for one writer (one more round trip per append), 11% less with 16,
+// the same with 64, where the servers' CPU bounds both. (A busier hour
+// gave 3838 / 8706 / 13313 against 2849 / 7118 / 12277.) One design is
+// kept: the store tested on embedded servers is the one Debian's servers
+// run, a stream never changes layout when its servers are upgraded, and
+// an append of n events takes n+1 messages rather than 2n.
 //
 // # Hash chains
 //

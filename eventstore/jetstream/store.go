@@ -86,7 +86,7 @@ type Store struct {
 	lagging func(msg) bool
 
 	mu     sync.Mutex
-	heads  map[string]head // stream -> the last event of a stored append, likely its last
+	heads  map[string]head // stream -> the last event of a stored append, likely the stream's last
 	closed bool
 	done   chan struct{}
 }
