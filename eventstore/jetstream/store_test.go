@@ -253,14 +253,14 @@ func TestMaxAppend(t *testing.T) {
 	if _, err := small.Append(ctx, stream, eventstore.Any, proposed(t, 3)...); !errors.Is(err, event.ErrInvalid) {
 		t.Fatalf("MaxAppend 2, 3 events: err = %v, want event.ErrInvalid", err)
 	}
-	big := proposed(t, 2)
+	big := proposed(t, 3)
 	for i := range big {
 		big[i].Data = []byte(`{"x":"` + strings.Repeat("x", 600<<10) + `"}`)
 	}
-	if _, err := s.Append(ctx, stream, eventstore.Any, big[:1]...); err != nil {
+	if _, err := s.Append(ctx, stream, eventstore.Any, big[0]); err != nil {
 		t.Fatalf("600 KiB: %v", err)
 	}
-	if _, err := s.Append(ctx, stream, eventstore.Any, big...); !errors.Is(err, event.ErrInvalid) {
+	if _, err := s.Append(ctx, stream, eventstore.Any, big[1:]...); !errors.Is(err, event.ErrInvalid) {
 		t.Fatalf("1.2 MiB in one append: err = %v, want event.ErrInvalid", err)
 	}
 	checkStream(t, s, stream, 401)
