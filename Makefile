@@ -32,7 +32,8 @@ test: tools fmtcheck vet depcheck race
 # federation tests run Debian's
 # Prosody (resolving through lua-unbound) and ejabberd as peers, in a
 # network namespace (iproute2); coturn checks the TURN credentials of
-# XEP-0215. Install them when missing.
+# XEP-0215; the JetStream store runs its tests also on three processes of
+# Debian's nats-server (2.9). Install them when missing.
 tools:
 	@missing=""; \
 	command -v sqlite3 >/dev/null || missing="$$missing sqlite3"; \
@@ -45,6 +46,7 @@ tools:
 	command -v ejabberdctl >/dev/null || missing="$$missing ejabberd"; \
 	command -v turnserver >/dev/null || missing="$$missing coturn"; \
 	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	[ -x /usr/sbin/nats-server ] || missing="$$missing nats-server"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages for the tests:$$missing"; \
 		(apt-get update -qq && apt-get install -y -qq $$missing) >/dev/null || exit 1; \

@@ -14,21 +14,40 @@ import (
 	"annals.im/annals/eventstore"
 )
 
-// Headers of JetStream's publish API (ADR-50 for the batch ones).
-const (
-	hdrMsgID       = "Nats-Msg-Id"
-	hdrExpectedSub = "Nats-Expected-Last-Subject-Sequence"
-	hdrBatchID     = "Nats-Batch-Id"
-	hdrBatchSeq    = "Nats-Batch-Sequence"
-	hdrBatchCommit = "Nats-Batch-Commit"
-)
+// hdrExpectedSub is the one header of JetStream's publish API this store
+// uses: with "0", the server stores the message only if its subject holds
+// none. nats-server 2.9 checks it when it applies the message, on every
+// replica in log order; later versions also before. (2.9 checks other
+// values only before proposing, so two writes in flight could both pass:
+// the store never uses them.)
+const hdrExpectedSub = "Nats-Expected-Last-Subject-Sequence"
 
 // maxAttempts bounds how often one Append starts over: after a conflict
-// under Any, or while the servers elect a leader or have too many batches
-// in flight.
-const maxAttempts = 100
+// under Any, or while the servers elect a leader; maxStale how often of
+// those because an ID was claimed for a later append of the stream.
+const (
+	maxAttempts = 100
+	maxStale    = 10
+)
 
-var errNoBase = errors.New("no event at the expected version")
+// headerRoom is what the headers and subject of an append's message may
+// take beside its events, within the servers' max_payload.
+const headerRoom = 1024
+
+// Reasons an attempt did not store the append, which Append resolves by
+// looking the IDs up (see retried).
+var (
+	errNoBase  = errors.New("no append ends at the expected version")
+	errRefused = errors.New("the append's subject is taken")
+	errStored  = errors.New("an event ID is stored")
+	errStale   = errors.New("an event ID is claimed for a later version")
+)
+
+// refusal is errRefused for one subject.
+type refusal struct{ subj string }
+
+func (r *refusal) Error() string        { return "jetstream: " + r.subj + " is taken" }
+func (r *refusal) Is(target error) bool { return target == errRefused }
 
 // Append implements eventstore.Store.
 func (s *Store) Append(ctx context.Context, stream string, expected int64, evs ...event.Envelope) ([]event.Envelope, error) {
@@ -39,23 +58,25 @@ func (s *Store) Append(ctx context.Context, stream string, expected int64, evs .
 	if err != nil {
 		return nil, err
 	}
+	gens := make(map[ulid.ULID]int) // the claim generation this call last held per ID
+	stale := 0
 	for attempt := 0; ; attempt++ {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		base, err := s.base(ctx, stream, expected, attempt)
+		out, err := s.attempt(ctx, stream, expected, own, attempt, gens)
 		if err == nil {
-			out := chain(own, base)
-			if err = s.publish(ctx, stream, out); err == nil {
-				last := out[len(out)-1]
-				s.remember(stream, head{last.Version, last.Hash})
-				return out, nil
-			}
+			return out, nil
 		}
-		var ae *apiError
-		errors.As(err, &ae)
+		var taken *refusal
 		switch {
-		case errors.Is(err, errNoBase) || ae != nil && (ae.ErrCode == errWrongLastSeq || ae.ErrCode == errBatchDuplicateID || ae.ErrCode == errDuplicateConflict):
+		case errors.As(err, &taken) && expected == eventstore.Any:
+			// Another append took the subject: unless it is this one
+			// (a retry), try again after the head.
+			if evs, known, err := s.tookOver(ctx, stream, taken.subj, own, gens); known {
+				return evs, err
+			}
+		case errors.Is(err, errNoBase), errors.Is(err, errRefused), errors.Is(err, errStored), errors.Is(err, errStale):
 			// A version or an ID is taken: a retry of a stored append,
 			// an ID used elsewhere, or a conflict.
 			if evs, known, err := s.retried(ctx, stream, own); known {
@@ -64,17 +85,21 @@ func (s *Store) Append(ctx context.Context, stream string, expected int64, evs .
 			if expected != eventstore.Any {
 				return nil, fmt.Errorf("%w: stream %s is not at version %d", eventstore.ErrConflict, stream, expected)
 			}
-		case ae != nil && (ae.ErrCode == errWrongLastSeqInProc || ae.ErrCode == errBatchIncomplete ||
-			ae.ErrCode == errBatchTooMany || ae.ErrCode == errClusterNotLeader || ae.Code == 503),
-			errors.Is(err, nats.ErrNoResponders):
+			if errors.Is(err, errStale) {
+				// The head this store read is behind an append
+				// another writer is making: give it time to land,
+				// but not forever (a claim can only be ahead of the
+				// head the leader reports while it is elected).
+				if stale++; stale >= maxStale {
+					return nil, fmt.Errorf("%w: stream %s: %v", eventstore.ErrConflict, stream, err)
+				}
+				backoff(ctx, attempt)
+			}
+		case ctx.Err() == nil && transient(err):
 			// Transient: another write to the same subject in flight, a
-			// batch cut short, a leader election. The server kept nothing.
-			backoff(ctx, attempt)
-		case ctx.Err() == nil && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout)):
-			// No answer within Options.Timeout, as when the leader stops
-			// with the batch in flight: it may be stored or not. The
-			// next attempt finds out (its IDs are then taken) and
-			// returns the stored events, so callers see no failure.
+			// leader election, or no answer (the message may be stored
+			// or not: the next attempt finds its claims taken and looks,
+			// so callers see no failure).
 			backoff(ctx, attempt)
 		default:
 			return nil, err
@@ -83,6 +108,39 @@ func (s *Store) Append(ctx context.Context, stream string, expected int64, evs .
 			return nil, fmt.Errorf("%w: stream %s: gave up after %d attempts: %v", eventstore.ErrConflict, stream, maxAttempts, err)
 		}
 	}
+}
+
+// attempt tries once to store own after the stream's head: claims each
+// ID for the append's subject, then writes the append there.
+func (s *Store) attempt(ctx context.Context, stream string, expected int64, own []event.Envelope, attempt int, gens map[ulid.ULID]int) ([]event.Envelope, error) {
+	base, err := s.base(ctx, stream, expected, attempt)
+	if err != nil {
+		return nil, err
+	}
+	out := chain(own, base)
+	data, err := json.Marshal(out)
+	if err != nil {
+		return nil, err
+	}
+	if room := s.nc.MaxPayload() - headerRoom; int64(len(data)) > room {
+		return nil, fmt.Errorf("%w: %d events of %d bytes in one append, at most %d bytes here (the servers' max_payload)", event.ErrInvalid, len(out), len(data), room)
+	}
+	subj := s.logSubject(stream, base.version+1)
+	if err := s.claim(ctx, stream, subj, out, gens); err != nil {
+		return nil, err
+	}
+	ack, err := s.publish(ctx, &nats.Msg{Subject: subj, Data: data, Header: nats.Header{hdrExpectedSub: {"0"}}})
+	if err != nil {
+		return nil, err
+	}
+	for i := range out {
+		out[i].Position = position(ack.Seq, i)
+	}
+	last := out[len(out)-1]
+	s.remember(stream, head{last.Version, last.Hash})
+	// Subscribers wait for this; one that misses it polls.
+	s.nc.Publish(s.tickSubj, []byte(strconv.FormatUint(ack.Seq, 10)))
+	return out, nil
 }
 
 // proposed checks the caller's input as every store does and returns the
@@ -116,8 +174,10 @@ func (s *Store) proposed(stream string, expected int64, evs []event.Envelope) ([
 	return own, nil
 }
 
-// base returns the event the append chains from. The server checks that
-// nothing follows it, so a stale guess costs a retry, never a fork.
+// base returns the last event of the append this one chains from, which
+// must be the last event of an append (doc.go, Appends). The server
+// checks that no append follows it, so a stale guess costs a retry, never
+// a fork.
 func (s *Store) base(ctx context.Context, stream string, expected int64, attempt int) (head, error) {
 	switch {
 	case expected == eventstore.NoStream:
@@ -125,32 +185,33 @@ func (s *Store) base(ctx context.Context, stream string, expected int64, attempt
 	case expected > 0:
 		if h, ok := s.cached(stream); ok && h.version == uint64(expected) {
 			return h, nil
+		} else if ok && h.version > uint64(expected) {
+			return head{}, errNoBase // the stream is past expected already
 		}
-		e, found, err := s.event(ctx, stream, uint64(expected))
+		evs, found, err := s.containing(ctx, stream, uint64(expected))
 		if err != nil {
 			return head{}, err
 		}
-		if !found {
+		if !found || evs[len(evs)-1].Version != uint64(expected) {
 			return head{}, errNoBase
 		}
-		return head{e.Version, e.Hash}, nil
+		last := evs[len(evs)-1]
+		return head{last.Version, last.Hash}, nil
 	}
 	if h, ok := s.cached(stream); ok && attempt == 0 {
 		return h, nil
 	}
-	m, found, err := s.leaderGet(ctx, getReq{LastFor: s.streamFilter(stream)})
+	m, found, err := s.leaderGet(ctx, s.log, getReq{LastFor: s.streamFilter(stream)})
 	if err != nil || !found {
 		return head{}, err
 	}
-	e, err := s.decode(m)
+	evs, err := s.decodeOf(stream, m)
 	if err != nil {
 		return head{}, err
 	}
-	if e.Stream != stream {
-		return head{}, fmt.Errorf("jetstream: %s holds stream %s (a hashed subject collided)", m.subj, e.Stream)
-	}
-	s.remember(stream, head{e.Version, e.Hash})
-	return head{e.Version, e.Hash}, nil
+	last := evs[len(evs)-1]
+	s.remember(stream, head{last.Version, last.Hash})
+	return head{last.Version, last.Hash}, nil
 }
 
 // chain gives own the versions and hashes that follow base.
@@ -167,84 +228,92 @@ func chain(own []event.Envelope, base head) []event.Envelope {
 	return out
 }
 
-// publish writes out as one atomic batch: each event on its own version
-// subject, then one ID message per event. The first event's subject and
-// every ID subject must be empty (expected last subject sequence 0): that
-// is the one winner per version, and an ID stored once forever.
-func (s *Store) publish(ctx context.Context, stream string, out []event.Envelope) error {
-	n := len(out)
-	batch := ulid.Make().String()
-	msgs := make([]*nats.Msg, 0, 2*n)
-	add := func(subj string, data []byte, h nats.Header) {
-		h.Set(hdrBatchID, batch)
-		h.Set(hdrBatchSeq, strconv.Itoa(len(msgs)+1))
-		msgs = append(msgs, &nats.Msg{Subject: subj, Data: data, Header: h})
-	}
-	subjects := make([]string, n)
-	for i, e := range out {
-		data, err := json.Marshal(e)
-		if err != nil {
-			return err
-		}
-		subjects[i] = s.eventSubject(stream, e.Version)
-		h := nats.Header{hdrMsgID: {e.ID.String()}}
-		if i == 0 {
-			h.Set(hdrExpectedSub, "0")
-		}
-		add(subjects[i], data, h)
-	}
-	for i, e := range out {
-		add(s.idSubject(e), []byte(subjects[i]), nats.Header{hdrExpectedSub: {"0"}})
-	}
-	msgs[len(msgs)-1].Header.Set(hdrBatchCommit, "1")
-	for _, m := range msgs[:len(msgs)-1] {
-		if err := s.nc.PublishMsg(m); err != nil {
-			return err
-		}
-	}
-	rctx, cancel := s.bound(ctx)
-	defer cancel()
-	resp, err := s.nc.RequestMsgWithContext(rctx, msgs[len(msgs)-1])
+// pubAck is the servers' answer to a publish.
+type pubAck struct {
+	Error *apiError `json:"error"`
+	Seq   uint64    `json:"seq"`
+}
+
+// errNoAck: a publish went unanswered within Timeout; it may be stored.
+var errNoAck = errors.New("jetstream: no acknowledgement")
+
+// publishAll publishes msgs at once and returns each one's ack, or the
+// error the server answered, as errs[i]. A wrong last subject sequence is
+// errRefused.
+func (s *Store) publishAll(ctx context.Context, msgs []*nats.Msg) ([]pubAck, []error, error) {
+	replies, err := s.requests(ctx, msgs, s.opts.Timeout)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	var ack struct {
-		Error *apiError `json:"error"`
-		Seq   uint64    `json:"seq"`
-		Batch string    `json:"batch"`
-		Count int       `json:"count"`
+	acks, errs := make([]pubAck, len(msgs)), make([]error, len(msgs))
+	for i, r := range replies {
+		switch {
+		case r == nil:
+			errs[i] = errNoAck
+		case r.Header.Get("Status") == "503":
+			errs[i] = nats.ErrNoResponders
+		default:
+			if err := json.Unmarshal(r.Data, &acks[i]); err != nil {
+				errs[i] = fmt.Errorf("jetstream: publish ack: %w", err)
+			} else if e := acks[i].Error; e != nil && e.ErrCode == errWrongLastSeq {
+				errs[i] = &refusal{msgs[i].Subject}
+			} else if e != nil {
+				errs[i] = e
+			}
+		}
 	}
-	if err := json.Unmarshal(resp.Data, &ack); err != nil {
-		return fmt.Errorf("jetstream: publish ack: %w", err)
+	return acks, errs, nil
+}
+
+// publish is publishAll of one.
+func (s *Store) publish(ctx context.Context, m *nats.Msg) (pubAck, error) {
+	acks, errs, err := s.publishAll(ctx, []*nats.Msg{m})
+	if err != nil {
+		return pubAck{}, err
 	}
-	if ack.Error != nil {
-		return ack.Error
+	return acks[0], errs[0]
+}
+
+// tookOver handles an append of own refused under Any because another
+// append is on its subject, subj, which every claim of own names: if that
+// append holds any of own's IDs, retried decides; otherwise every claim
+// names an append that never changes and lacks its ID, and the next
+// attempt takes over the next generations without reading them.
+func (s *Store) tookOver(ctx context.Context, stream, subj string, own []event.Envelope, gens map[ulid.ULID]int) ([]event.Envelope, bool, error) {
+	evs, found, err := s.appendOn(ctx, subj)
+	if err != nil || !found {
+		return nil, err != nil, err
 	}
-	if ack.Batch != batch || ack.Count != len(msgs) || ack.Seq < uint64(len(msgs)) {
-		return fmt.Errorf("jetstream: batch %s acknowledged as %s with %d messages at %d", batch, ack.Batch, ack.Count, ack.Seq)
+	for _, e := range own {
+		if holds(evs, e.ID) {
+			return s.retried(ctx, stream, own)
+		}
 	}
-	// A batch is stored at consecutive sequences, ending at the ack's.
-	first := ack.Seq - uint64(len(msgs)) + 1
-	for i := range out {
-		p := first + uint64(i)
-		out[i].Position = event.Position{Commit: p, Prepare: p}
+	if len(evs) > 0 {
+		last := evs[len(evs)-1]
+		s.remember(stream, head{last.Version, last.Hash})
 	}
-	return nil
+	for _, e := range own {
+		gens[e.ID]++
+	}
+	return nil, false, nil
 }
 
 // retried reports whether any of own's IDs is stored. If so, own is a retry
 // when all its IDs are, in stream, at consecutive versions: it gets those
 // events back; otherwise ErrDuplicateID.
 func (s *Store) retried(ctx context.Context, stream string, own []event.Envelope) ([]event.Envelope, bool, error) {
-	got := make([]event.Envelope, len(own))
-	var known, missing []int
+	ids := make([]ulid.ULID, len(own))
 	for i, e := range own {
-		stored, found, err := s.lookUpID(ctx, e.ID)
-		if err != nil {
-			return nil, true, err
-		}
-		if found {
-			got[i] = stored
+		ids[i] = e.ID
+	}
+	got, found, err := s.lookUpIDs(ctx, ids)
+	if err != nil {
+		return nil, true, err
+	}
+	var known, missing []int
+	for i := range own {
+		if found[i] {
 			known = append(known, i)
 		} else {
 			missing = append(missing, i)
@@ -265,26 +334,4 @@ func (s *Store) retried(ctx context.Context, stream string, own []event.Envelope
 		}
 	}
 	return got, true, nil
-}
-
-// lookUpID finds the event stored with id through its ID message, which
-// names the event's subject: two requests to the leader, only on the
-// paths where an append was refused.
-func (s *Store) lookUpID(ctx context.Context, id ulid.ULID) (event.Envelope, bool, error) {
-	m, found, err := s.leaderGet(ctx, getReq{LastFor: s.idSubj + "." + id.String()})
-	if err != nil || !found {
-		return event.Envelope{}, false, err
-	}
-	em, found, err := s.leaderGet(ctx, getReq{LastFor: string(m.data)})
-	if err != nil {
-		return event.Envelope{}, false, err
-	}
-	if !found {
-		return event.Envelope{}, false, fmt.Errorf("jetstream: id %s names %s, which holds nothing", id, m.data)
-	}
-	e, err := s.decode(em)
-	if err == nil && e.ID != id {
-		err = fmt.Errorf("jetstream: id %s names %s, which holds %s", id, m.data, e.ID)
-	}
-	return e, err == nil, err
 }

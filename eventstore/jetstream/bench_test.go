@@ -11,13 +11,14 @@ package jetstream_test
 //	jetstream/<n>             n goroutines, one event per Append with Any, own stream each
 //	sqlite-full/<n>           the same appends on eventstore/sqlite, DurabilityFull
 //
+// Each Append is two replicated writes one after the other: its event's
+// claim, then its append (doc.go, Idempotent retries); raw-publish is one.
 // The durabilities differ: SQLite's ack follows an fdatasync; JetStream's
-// follows a quorum of replicas holding the batch, which sync to disk every
-// two minutes by default (doc.go, Durability). And the three servers, the
-// client and the test share this machine's cores, where a deployment gives
-// each server its own: the JetStream figures are CPU-bound here (a profile
-// of jetstream/64 showed ~48% of the CPU in the servers' goroutines, ~20%
-// in Append and JSON encoding, the rest GC and the runtime).
+// follows a quorum of replicas holding the message, which sync to disk
+// every two minutes by default (doc.go, Durability). And the three
+// servers, the client and the test share this machine's cores, where a
+// deployment gives each server its own: the JetStream figures are CPU-bound
+// here with many writers.
 
 import (
 	"context"
@@ -151,8 +152,8 @@ func benchStore(b *testing.B, s eventstore.Store, writers int) {
 }
 
 // benchRaw publishes each event's JSON as one message to an R3 stream and
-// waits for its ack: what JetStream costs before this store adds a second
-// message, an expectation and an atomic batch.
+// waits for its ack: what JetStream costs before this store adds a claim
+// written first and an expectation.
 func benchRaw(b *testing.B, writers int) {
 	nc, err := nats.Connect(sharedURLs())
 	if err != nil {

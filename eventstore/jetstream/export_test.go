@@ -1,5 +1,10 @@
 package jetstream
 
+import "annals.im/annals/domain/event"
+
+// SeqOf is the log sequence of the append holding the event at p.
+func SeqOf(p event.Position) uint64 { return seqOf(p) }
+
 // CachedHeads is how many stream heads s remembers.
 func (s *Store) CachedHeads() int {
 	s.mu.Lock()
@@ -7,8 +12,8 @@ func (s *Store) CachedHeads() int {
 	return len(s.heads)
 }
 
-// Lag makes every direct page of s lose its last n messages, as from a
-// replica n messages behind the leader.
-func (s *Store) Lag(n int) {
-	s.lagging = func(page []msg) []msg { return page[:max(len(page)-n, 0)] }
+// Lag makes every direct get of s miss the log's messages after sequence
+// seq, as from a replica that has applied nothing later.
+func (s *Store) Lag(seq uint64) {
+	s.lagging = func(m msg) bool { return m.seq > seq }
 }

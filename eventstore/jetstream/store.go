@@ -14,7 +14,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"annals.im/annals/domain/event"
 	"annals.im/annals/eventstore"
 )
 
@@ -22,20 +21,17 @@ import (
 // default.
 type Options struct {
 	// Stream is the JetStream stream that holds the log; default "ANNALS".
+	// The event IDs' claims are kept in a second stream, Stream+"-IDS".
 	Stream string
-	// Prefix is the first subject token of every message in it; default
-	// "annals". Two logs in one account need two prefixes.
+	// Prefix is the first subject token of every message in both streams;
+	// default "annals". Two logs in one account need two prefixes.
 	Prefix string
-	// Replicas of the stream when Open creates it; default 3. An existing
-	// stream keeps its own.
+	// Replicas of the streams when Open creates them; default 3. An
+	// existing stream keeps its own.
 	Replicas int
-	// DuplicateWindow is JetStream's Nats-Msg-Id window when Open creates
-	// the stream; default 2 minutes. Retries older than it are still
-	// recognized, by the ID subjects (see doc.go).
-	DuplicateWindow time.Duration
-	// MaxAppend bounds the events of one Append: each takes two messages of
-	// one atomic batch, and the server refuses batches over its
-	// max_batch_size (1000 by default); default 400.
+	// MaxAppend bounds the events of one Append; default 400. The events
+	// of an append are one message, so together they must also fit the
+	// servers' max_payload (1 MiB by default).
 	MaxAppend int
 	// MaxCachedHeads bounds the stream heads the store remembers to skip a
 	// read before an append; default 4096. Emptied when full.
@@ -43,6 +39,9 @@ type Options struct {
 	// Timeout bounds each request to the servers when the caller's context
 	// has no earlier deadline; default 10s.
 	Timeout time.Duration
+	// PollInterval bounds how long a subscription with nothing to read
+	// waits before it reads again without a tick (Subscribe); default 1s.
+	PollInterval time.Duration
 }
 
 func (o *Options) defaults() {
@@ -55,10 +54,7 @@ func (o *Options) defaults() {
 	if o.Replicas <= 0 {
 		o.Replicas = 3
 	}
-	if o.DuplicateWindow <= 0 {
-		o.DuplicateWindow = 2 * time.Minute
-	}
-	if o.MaxAppend <= 0 {
+	if o.MaxAppend <= 0 || o.MaxAppend > maxAppendEvents {
 		o.MaxAppend = 400
 	}
 	if o.MaxCachedHeads <= 0 {
@@ -67,9 +63,13 @@ func (o *Options) defaults() {
 	if o.Timeout <= 0 {
 		o.Timeout = 10 * time.Second
 	}
+	if o.PollInterval <= 0 {
+		o.PollInterval = time.Second
+	}
 }
 
-// Store is the event log in one JetStream stream.
+// Store is the event log in one JetStream stream, with the claims of its
+// event IDs in a second one.
 type Store struct {
 	nc   *nats.Conn
 	js   jetstream.JetStream
@@ -77,19 +77,34 @@ type Store struct {
 	own  bool // Close closes nc
 
 	logSubj, idSubj string // "annals.log", "annals.id"
-	apiGet, direct  string // leader and direct message-get subjects
+	tickSubj        string // "annals.tick", core NATS only
+	log, ids        api    // the two streams
+	mux             *mux   // where replies come
 
-	// lagging, set only by tests, cuts each direct page as a replica that
-	// has not applied the tail yet would.
-	lagging func([]msg) []msg
+	// lagging, set only by tests, drops each direct answer the way a
+	// replica that has not applied the tail yet would: true drops it.
+	lagging func(msg) bool
 
 	mu     sync.Mutex
-	heads  map[string]head // stream -> an event known to be stored, likely its last
+	heads  map[string]head // stream -> the last event of a stored append, likely the stream's last
 	closed bool
 	done   chan struct{}
 }
 
-// head is a stored event that Append chains from: its version and hash.
+// api names a stream and the subjects of its two message-get APIs: the
+// leader's, which has applied every acknowledged write, and the direct
+// one, which any replica answers.
+type api struct {
+	stream, get, direct string
+}
+
+func newAPI(stream string) api {
+	return api{stream, "$JS.API.STREAM.MSG.GET." + stream, "$JS.API.DIRECT.GET." + stream}
+}
+
+// head is the last event of a stored append, which Append may chain
+// from: its version and hash. Only the last event of an append may be a
+// head (see doc.go, Appends).
 type head struct {
 	version uint64
 	hash    []byte
@@ -111,8 +126,9 @@ func Connect(ctx context.Context, urls string, opts Options) (*Store, error) {
 	return s, nil
 }
 
-// Open opens the store over nc, creating the stream if it does not exist.
-// An existing stream must allow atomic batches and hold both subject trees.
+// Open opens the store over nc, creating its two streams if they do not
+// exist. Existing ones must hold their subject tree, allow direct gets,
+// and have no limit that would remove a message.
 func Open(ctx context.Context, nc *nats.Conn, opts Options) (*Store, error) {
 	opts.defaults()
 	if strings.ContainsAny(opts.Prefix, ".*> \t\r\n") || opts.Prefix == "" {
@@ -123,60 +139,79 @@ func Open(ctx context.Context, nc *nats.Conn, opts Options) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{nc: nc, js: js, opts: opts,
-		logSubj: opts.Prefix + ".log", idSubj: opts.Prefix + ".id",
-		apiGet: "$JS.API.STREAM.MSG.GET." + opts.Stream, direct: "$JS.API.DIRECT.GET." + opts.Stream,
+		logSubj: opts.Prefix + ".log", idSubj: opts.Prefix + ".id", tickSubj: opts.Prefix + ".tick",
+		log: newAPI(opts.Stream), ids: newAPI(opts.Stream + "-IDS"),
 		heads: make(map[string]head), done: make(chan struct{})}
-	cfg := jetstream.StreamConfig{
-		Name:               opts.Stream,
-		Description:        "Annals event log",
-		Subjects:           []string{s.logSubj + ".>", s.idSubj + ".>"},
-		Retention:          jetstream.LimitsPolicy,
-		MaxMsgs:            -1,
-		MaxBytes:           -1,
-		MaxAge:             0,
-		MaxMsgsPerSubject:  -1,
-		Storage:            jetstream.FileStorage,
-		Replicas:           opts.Replicas,
-		Duplicates:         opts.DuplicateWindow,
-		DenyDelete:         true,
-		DenyPurge:          true,
-		AllowDirect:        true,
-		AllowAtomicPublish: true,
+	if s.mux, err = newMux(nc); err != nil {
+		return nil, err
 	}
-	ctx, cancel := s.bound(ctx)
-	defer cancel()
-	st, err := js.CreateStream(ctx, cfg)
-	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-		st, err = js.Stream(ctx, opts.Stream)
-	}
-	// A server older than 2.12 ignores allow_atomic and would store a
-	// batch's messages one by one: the stream as the server describes it
-	// must say that it takes batches.
-	if err == nil {
-		err = s.checkConfig(st.CachedInfo().Config)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("jetstream: stream %s: %w", opts.Stream, err)
+	for _, st := range []struct{ name, subj, what string }{
+		{s.log.stream, s.logSubj, "Annals event log"},
+		{s.ids.stream, s.idSubj, "Annals event log: the claims of its event IDs"},
+	} {
+		if err := s.ensureStream(ctx, st.name, st.subj, st.what); err != nil {
+			s.mux.sub.Unsubscribe()
+			return nil, fmt.Errorf("jetstream: stream %s: %w", st.name, err)
+		}
 	}
 	return s, nil
 }
 
+// ensureStream creates stream name on subj.> or checks the one that
+// exists. A busy cluster may not answer in time: it asks again, a few
+// times.
+func (s *Store) ensureStream(ctx context.Context, name, subj, what string) error {
+	cfg := jetstream.StreamConfig{
+		Name:              name,
+		Description:       what,
+		Subjects:          []string{subj + ".>"},
+		Retention:         jetstream.LimitsPolicy,
+		MaxMsgs:           -1,
+		MaxBytes:          -1,
+		MaxAge:            0,
+		MaxMsgsPerSubject: -1,
+		Storage:           jetstream.FileStorage,
+		Replicas:          s.opts.Replicas,
+		DenyDelete:        true,
+		DenyPurge:         true,
+		AllowDirect:       true,
+	}
+	var err error
+	for attempt := 0; attempt < openAttempts; attempt++ {
+		actx, cancel := s.bound(ctx)
+		var st jetstream.Stream
+		st, err = s.js.Stream(actx, name)
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			st, err = s.js.CreateStream(actx, cfg)
+		}
+		cancel()
+		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			continue // another store created it first
+		}
+		if err == nil {
+			return checkConfig(st.CachedInfo().Config, subj)
+		}
+		if ctx.Err() != nil || !transient(err) {
+			return err
+		}
+		backoff(ctx, attempt)
+	}
+	return err
+}
+
+// openAttempts bounds how often Open asks for a stream.
+const openAttempts = 5
+
 // checkConfig refuses an existing stream this store cannot keep its
 // promises on.
-func (s *Store) checkConfig(c jetstream.StreamConfig) error {
-	have := map[string]bool{}
-	for _, subj := range c.Subjects {
-		have[subj] = true
-	}
+func checkConfig(c jetstream.StreamConfig, subj string) error {
 	switch {
-	case !c.AllowAtomicPublish:
-		return errors.New("atomic publish is off (allow_atomic)")
+	case len(c.Subjects) != 1 || c.Subjects[0] != subj+".>":
+		return fmt.Errorf("subjects %v are not [%s.>]", c.Subjects, subj)
 	case !c.AllowDirect:
 		return errors.New("direct get is off (allow_direct)")
-	case !have[s.logSubj+".>"] || !have[s.idSubj+".>"]:
-		return fmt.Errorf("subjects %v lack %s.> or %s.>", c.Subjects, s.logSubj, s.idSubj)
 	case c.MaxAge != 0 || c.MaxMsgs > 0 || c.MaxBytes > 0 || c.MaxMsgsPerSubject > 0:
-		return errors.New("limits would delete events")
+		return errors.New("limits would delete messages")
 	}
 	return nil
 }
@@ -190,6 +225,7 @@ func (s *Store) Close() error {
 	}
 	s.closed = true
 	close(s.done)
+	s.mux.sub.Unsubscribe()
 	if s.own {
 		s.nc.Close()
 	}
@@ -242,17 +278,22 @@ func Token(stream string) string {
 	return b.String()
 }
 
-// eventSubject is where version v of stream is: one subject per event, so
-// that "version v exists" is one lookup and one expected-sequence check.
-func (s *Store) eventSubject(stream string, v uint64) string {
-	return s.logSubj + "." + Token(stream) + "." + strconv.FormatUint(v, 10)
+// logSubject is where the append whose first event is version first of
+// stream is: the message holding its events.
+func (s *Store) logSubject(stream string, first uint64) string {
+	return s.streamPrefix(stream) + strconv.FormatUint(first, 10)
 }
 
-func (s *Store) streamFilter(stream string) string {
-	return s.logSubj + "." + Token(stream) + ".*"
-}
+// streamFilter matches every append of stream.
+func (s *Store) streamFilter(stream string) string { return s.streamPrefix(stream) + "*" }
 
-func (s *Store) idSubject(e event.Envelope) string { return s.idSubj + "." + e.ID.String() }
+// streamPrefix starts the subject of every append of stream.
+func (s *Store) streamPrefix(stream string) string { return s.logSubj + "." + Token(stream) + "." }
+
+// claimSubject is generation gen (from 1) of the claim of id.
+func (s *Store) claimSubject(id string, gen int) string {
+	return s.idSubj + "." + id + "." + strconv.Itoa(gen)
+}
 
 // cached returns the head the store last saw for stream.
 func (s *Store) cached(stream string) (head, bool) {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +19,7 @@ import (
 
 	"annals.im/annals/eventstore"
 	"annals.im/annals/eventstore/jetstream"
+	"annals.im/annals/eventstore/jetstream/natstest"
 	"annals.im/annals/eventstore/storetest"
 )
 
@@ -31,12 +33,30 @@ func open(urls string, opts jetstream.Options) storetest.Open {
 	}
 }
 
+// envDebianURLs carries the Debian cluster's URLs to the crash test's
+// child, as envURLs does the shared cluster's.
+const envDebianURLs = "ANNALS_JETSTREAM_TEST_DEBIAN_URLS"
+
 // TestConformance runs the whole storetest suite against three embedded
-// servers with the log replicated three times. The crash test's child is
-// this binary again, appending over its own connection to the same
-// cluster until the parent kills it.
+// servers, and against three processes of Debian's nats-server (2.9),
+// with the log replicated three times. The crash test's child is this
+// binary again, appending over its own connection to the same cluster
+// until the parent kills it.
 func TestConformance(t *testing.T) {
-	storetest.Run(t, open(sharedURLs(), jetstream.Options{Replicas: 3}))
+	t.Run("embedded", func(t *testing.T) {
+		t.Parallel()
+		storetest.Run(t, open(sharedURLs(), jetstream.Options{Replicas: 3}))
+	})
+	t.Run("debian", func(t *testing.T) {
+		t.Parallel()
+		urls := os.Getenv(envDebianURLs)
+		if urls == "" {
+			urls = natstest.Debian(t, 3).URLs()
+			os.Setenv(envDebianURLs, urls)
+			t.Cleanup(func() { os.Unsetenv(envDebianURLs) })
+		}
+		storetest.Run(t, open(urls, jetstream.Options{Replicas: 3}))
+	})
 }
 
 var ids = event.NewIDs()
@@ -86,85 +106,32 @@ func checkStream(t testing.TB, s eventstore.Store, stream string, want int) []ev
 	return got
 }
 
-// The stream the suite runs on is replicated three times, by the three
-// servers, not merely configured so.
+// The streams the suite runs on are replicated three times, by the three
+// servers, not merely configured so, and refuse deletes.
 func TestReplicatedThreeTimes(t *testing.T) {
 	s := connect(t, jetstream.Options{})
-	s.Append(context.Background(), "account-r3@example.com", eventstore.Any, proposed(t, 1)...)
+	if _, err := s.Append(context.Background(), unique(t)+"account-r3@example.com", eventstore.Any, proposed(t, 1)...); err != nil {
+		t.Fatal(err)
+	}
 	nc, err := nats.Connect(sharedURLs())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer nc.Close()
 	js, _ := njs.New(nc)
-	st, err := js.Stream(context.Background(), "ANNALS")
-	if err != nil {
-		t.Fatal(err)
-	}
-	info := st.CachedInfo()
-	if info.Config.Replicas != 3 || info.Cluster == nil || info.Cluster.Leader == "" || len(info.Cluster.Replicas) != 2 {
-		t.Fatalf("stream config replicas %d, cluster %+v", info.Config.Replicas, info.Cluster)
-	}
-	if !info.Config.AllowAtomicPublish || !info.Config.DenyDelete || !info.Config.DenyPurge {
-		t.Fatalf("stream config %+v", info.Config)
-	}
-}
-
-// A retry after JetStream's duplicate window has passed is still
-// recognized, by the ID subjects, whatever version it expects.
-func TestRetryBeyondDuplicateWindow(t *testing.T) {
-	s := connect(t, jetstream.Options{Stream: "WINDOW", Prefix: "window", DuplicateWindow: 100 * time.Millisecond})
-	ctx := context.Background()
-	stream := "account-late@example.com"
-	evs := proposed(t, 3)
-	first, err := s.Append(ctx, stream, eventstore.NoStream, evs...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Wait until the server has forgotten the events' Nats-Msg-Ids: a
-	// probe ID registered after them is no longer a duplicate.
-	nc, err := nats.Connect(sharedURLs())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := njs.New(nc)
-	probe := "probe-" + ulid.Make().String()
-	if _, err := js.Publish(ctx, "window.id.probe", nil, njs.WithMsgID(probe)); err != nil {
-		t.Fatal(err)
-	}
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		time.Sleep(150 * time.Millisecond)
-		ack, err := js.Publish(ctx, "window.id.probe", nil, njs.WithMsgID(probe))
+	for _, name := range []string{"ANNALS", "ANNALS-IDS"} {
+		st, err := js.Stream(context.Background(), name)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !ack.Duplicate {
-			break
+		info := st.CachedInfo()
+		if info.Config.Replicas != 3 || info.Cluster == nil || info.Cluster.Leader == "" || len(info.Cluster.Replicas) != 2 {
+			t.Fatalf("%s: config replicas %d, cluster %+v", name, info.Config.Replicas, info.Cluster)
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("the duplicate window did not pass")
-		}
-	}
-	for _, expected := range []int64{eventstore.NoStream, eventstore.Any, 3} {
-		again, err := s.Append(ctx, stream, expected, evs...)
-		if err != nil {
-			t.Fatalf("retry at %d: %v", expected, err)
-		}
-		for i := range again {
-			if again[i].ID != first[i].ID || again[i].Position != first[i].Position {
-				t.Fatalf("retry at %d returned %+v, want %+v", expected, again[i], first[i])
-			}
+		if !info.Config.DenyDelete || !info.Config.DenyPurge || !info.Config.AllowDirect || info.State.Msgs == 0 {
+			t.Fatalf("%s: config %+v, state %+v", name, info.Config, info.State)
 		}
 	}
-	// A fresh store, with no head cached, also finds them.
-	if _, err := connect(t, jetstream.Options{Stream: "WINDOW", Prefix: "window"}).Append(ctx, stream, eventstore.Any, evs[1:]...); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Append(ctx, "account-other@example.com", eventstore.Any, evs[2]); !errors.Is(err, eventstore.ErrDuplicateID) {
-		t.Fatalf("an old ID in another stream: err = %v, want ErrDuplicateID", err)
-	}
-	checkStream(t, s, stream, 3)
 }
 
 func TestToken(t *testing.T) {
@@ -262,14 +229,22 @@ func TestHeadCacheBound(t *testing.T) {
 	}
 }
 
-// The default MaxAppend fits the servers' default batch limit (1000
-// messages, two per event); one more event is refused before any write.
+// The default MaxAppend takes 400 events; one more is refused before any
+// write, and so is an append larger than the servers' max_payload, since
+// an append is one message.
 func TestMaxAppend(t *testing.T) {
 	s := connect(t, jetstream.Options{})
 	ctx := context.Background()
 	stream := unique(t) + "room-big@example.com"
 	if _, err := s.Append(ctx, stream, eventstore.NoStream, proposed(t, 400)...); err != nil {
 		t.Fatalf("400 events: %v", err)
+	}
+	// Reads from inside the one message find it, far below.
+	for _, from := range []uint64{400, 200, 2} {
+		got, err := s.ReadStream(ctx, stream, from, 3)
+		if err != nil || len(got) != min(3, int(401-from)) || got[0].Version != from {
+			t.Fatalf("ReadStream from %d: %d events, %v", from, len(got), err)
+		}
 	}
 	if _, err := s.Append(ctx, stream, eventstore.Any, proposed(t, 401)...); !errors.Is(err, event.ErrInvalid) {
 		t.Fatalf("401 events: err = %v, want event.ErrInvalid", err)
@@ -278,11 +253,22 @@ func TestMaxAppend(t *testing.T) {
 	if _, err := small.Append(ctx, stream, eventstore.Any, proposed(t, 3)...); !errors.Is(err, event.ErrInvalid) {
 		t.Fatalf("MaxAppend 2, 3 events: err = %v, want event.ErrInvalid", err)
 	}
-	checkStream(t, s, stream, 400)
+	big := proposed(t, 3)
+	for i := range big {
+		big[i].Data = []byte(`{"x":"` + strings.Repeat("x", 600<<10) + `"}`)
+	}
+	if _, err := s.Append(ctx, stream, eventstore.Any, big[0]); err != nil {
+		t.Fatalf("600 KiB: %v", err)
+	}
+	if _, err := s.Append(ctx, stream, eventstore.Any, big[1:]...); !errors.Is(err, event.ErrInvalid) {
+		t.Fatalf("1.2 MiB in one append: err = %v, want event.ErrInvalid", err)
+	}
+	checkStream(t, s, stream, 401)
 }
 
-// Open refuses a stream that would not keep the store's promises, such as
-// one without atomic batches (what a server before 2.12 reports).
+// Open refuses a stream that would not keep the store's promises: one
+// that does not allow direct gets, or one with a limit that would delete
+// events.
 func TestOpenRefusesUnfitStream(t *testing.T) {
 	nc, err := nats.Connect(sharedURLs())
 	if err != nil {
@@ -291,20 +277,32 @@ func TestOpenRefusesUnfitStream(t *testing.T) {
 	defer nc.Close()
 	js, _ := njs.New(nc)
 	ctx := context.Background()
-	if _, err := js.CreateStream(ctx, njs.StreamConfig{Name: "PLAIN", Subjects: []string{"plain.log.>", "plain.id.>"},
-		Replicas: 3, AllowDirect: true}); err != nil {
-		t.Fatal(err)
-	}
-	if s, err := jetstream.Open(ctx, nc, jetstream.Options{Stream: "PLAIN", Prefix: "plain"}); err == nil || !strings.Contains(err.Error(), "atomic") {
-		if s != nil {
-			s.Close()
+	for _, c := range []struct {
+		cfg  njs.StreamConfig
+		want string
+	}{
+		{njs.StreamConfig{Subjects: []string{"plain.log.>"}}, "direct"},
+		{njs.StreamConfig{Subjects: []string{"plain.log.>"}, AllowDirect: true, MaxAge: time.Hour}, "limits"},
+		{njs.StreamConfig{Subjects: []string{"plain.>"}, AllowDirect: true}, "subjects"},
+	} {
+		c.cfg.Name, c.cfg.Replicas = "PLAIN", 3
+		if _, err := js.CreateOrUpdateStream(ctx, c.cfg); err != nil {
+			t.Fatal(err)
 		}
-		t.Fatalf("open over a stream without atomic batches: err = %v", err)
+		if s, err := jetstream.Open(ctx, nc, jetstream.Options{Stream: "PLAIN", Prefix: "plain"}); err == nil || !strings.Contains(err.Error(), c.want) {
+			if s != nil {
+				s.Close()
+			}
+			t.Errorf("open over %+v: err = %v, want one saying %q", c.cfg, err, c.want)
+		}
+		if err := js.DeleteStream(ctx, "PLAIN"); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
 // Reads served by a replica that lags the leader still return every
-// acknowledged event: a short page is checked with the leader.
+// acknowledged event: what a replica did not have is asked of the leader.
 func TestLaggingReplica(t *testing.T) {
 	s := connect(t, jetstream.Options{})
 	ctx := context.Background()
@@ -317,14 +315,14 @@ func TestLaggingReplica(t *testing.T) {
 		}
 		want = append(want, out...)
 	}
-	s.Lag(3)
+	s.Lag(jetstream.SeqOf(want[len(want)/2].Position))
 	got := checkStream(t, s, stream, len(want))
 	for i := range got {
 		if got[i].ID != want[i].ID || got[i].Position != want[i].Position {
 			t.Fatalf("ReadStream event %d = %s at %s, want %s at %s", i, got[i].ID, got[i].Position, want[i].ID, want[i].Position)
 		}
 	}
-	all, err := s.ReadAll(ctx, event.Position{Commit: want[0].Position.Commit - 1}, 1000)
+	all, err := s.ReadAll(ctx, event.Position{Commit: want[0].Position.Commit - 1, Prepare: want[0].Position.Commit - 1}, 1000)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -367,7 +365,7 @@ func TestVerifyCatchesForgery(t *testing.T) {
 			f.Stream, f.Version = stream, 3
 			f.Hash = event.Chain(out[1].Hash, f)
 			c.forge(&f)
-			data, _ := json.Marshal(f)
+			data, _ := json.Marshal([]event.Envelope{f})
 			nc, err := nats.Connect(sharedURLs())
 			if err != nil {
 				t.Fatal(err)
@@ -386,7 +384,7 @@ func TestVerifyCatchesForgery(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := st.DeleteMsg(ctx, out[1].Position.Commit); err == nil {
+			if err := st.DeleteMsg(ctx, jetstream.SeqOf(out[1].Position)); err == nil {
 				t.Fatal("the servers deleted an event")
 			}
 		})

@@ -4,137 +4,102 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go"
 
 	"annals.im/annals/domain/event"
 	"annals.im/annals/eventstore"
 )
 
-// subscriptionPage bounds the events one Next returns, and how many the
-// subscription decodes ahead of its reader.
+// subscriptionPage bounds the events one Next returns.
 const subscriptionPage = 1024
 
-// Subscribe implements eventstore.Store with an ordered consumer: an
-// ephemeral consumer that the client recreates from the last stream
-// sequence it delivered whenever it sees a gap or misses heartbeats, so
-// events arrive once each, in log order, however the servers fail over.
+// Subscribe implements eventstore.Store. A subscription holds no state on
+// the servers: each Next reads the log after the last event it returned,
+// as ReadAll does, and when there is nothing yet waits for a tick (a core
+// NATS message each Append publishes on Prefix+".tick" once its append is
+// committed) or for Options.PollInterval, whichever comes first. So events
+// arrive once each, in log order, and a server's loss costs no more than
+// the reads' retries: nothing needs recreating.
 func (s *Store) Subscribe(ctx context.Context, after event.Position) (eventstore.Subscription, error) {
 	if s.isClosed() {
 		return nil, eventstore.ErrClosed
 	}
-	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{s.logSubj + ".>"}, DeliverPolicy: jetstream.DeliverAllPolicy}
-	if !after.IsZero() {
-		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, after.Commit+1
-	}
-	cctx, cancel := s.bound(ctx)
-	defer cancel()
-	cons, err := s.js.OrderedConsumer(cctx, s.opts.Stream, cfg)
+	sub := &subscription{s: s, after: after, wake: make(chan struct{}, 1), closed: make(chan struct{})}
+	ns, err := s.nc.Subscribe(s.tickSubj, func(*nats.Msg) { sub.poke() })
 	if err != nil {
 		return nil, err
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(subscriptionPage))
-	if err != nil {
-		return nil, err
-	}
-	sub := &subscription{s: s, it: it, ch: make(chan item, subscriptionPage), closed: make(chan struct{}), exited: make(chan struct{})}
-	go sub.pump()
+	sub.ns = ns
 	return sub, nil
-}
-
-type item struct {
-	e   event.Envelope
-	err error
 }
 
 type subscription struct {
 	s         *Store
-	it        jetstream.MessagesContext
-	ch        chan item
+	after     event.Position // the last event returned
+	ns        *nats.Subscription
+	wake      chan struct{} // a tick came since the last read
 	closed    chan struct{}
-	exited    chan struct{}
 	closeOnce sync.Once
-	err       error // the pump's last error, once ch is drained
 }
 
-// pump decodes messages ahead of Next until the subscription or the store
-// closes.
-func (sub *subscription) pump() {
-	defer close(sub.exited)
-	defer close(sub.ch)
-	for {
-		m, err := sub.it.Next()
-		var it item
-		if err != nil {
-			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-				return
-			}
-			it.err = err
-		} else if md, merr := m.Metadata(); merr != nil {
-			it.err = merr
-		} else {
-			it.e, it.err = sub.s.decode(msg{m.Subject(), md.Sequence.Stream, m.Data()})
-		}
-		select {
-		case sub.ch <- it:
-		case <-sub.closed:
-			return
-		}
-		if it.err != nil {
-			return
-		}
+func (sub *subscription) poke() {
+	select {
+	case sub.wake <- struct{}{}:
+	default:
 	}
 }
 
 // Next implements eventstore.Subscription.
 func (sub *subscription) Next(ctx context.Context) ([]event.Envelope, error) {
-	if sub.err != nil {
-		return nil, sub.err
-	}
-	var first item
-	var ok bool
-	select {
-	case first, ok = <-sub.ch:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case <-sub.closed:
-		return nil, eventstore.ErrClosed
-	case <-sub.s.done:
-		sub.Close()
-		return nil, eventstore.ErrClosed
-	}
-	if !ok {
-		return nil, eventstore.ErrClosed
-	}
-	if first.err != nil {
-		sub.err = first.err
-		return nil, first.err
-	}
-	out := []event.Envelope{first.e}
-	for len(out) < subscriptionPage {
+	poll := time.NewTimer(sub.s.opts.PollInterval)
+	defer poll.Stop()
+	for attempt := 0; ; {
 		select {
-		case it, ok := <-sub.ch:
-			if !ok {
-				return out, nil
-			}
-			if it.err != nil {
-				sub.err = it.err // after the events before it
-				return out, nil
-			}
-			out = append(out, it.e)
+		case <-sub.closed:
+			return nil, eventstore.ErrClosed
 		default:
-			return out, nil
+		}
+		evs, err := sub.s.ReadAll(ctx, sub.after, subscriptionPage)
+		switch {
+		case err == nil && len(evs) > 0:
+			sub.after = evs[len(evs)-1].Position
+			return evs, nil
+		case errors.Is(err, eventstore.ErrClosed):
+			sub.Close()
+			return nil, err
+		case err != nil && ctx.Err() != nil:
+			return nil, ctx.Err()
+		case err != nil && !transient(err):
+			return nil, err
+		case err != nil:
+			// The servers are electing a leader: read again soon.
+			backoff(ctx, attempt)
+			attempt++
+			continue
+		}
+		attempt = 0
+		select {
+		case <-sub.wake:
+		case <-poll.C:
+			poll.Reset(sub.s.opts.PollInterval)
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-sub.closed:
+			return nil, eventstore.ErrClosed
+		case <-sub.s.done:
+			sub.Close()
+			return nil, eventstore.ErrClosed
 		}
 	}
-	return out, nil
 }
 
 // Close implements eventstore.Subscription.
 func (sub *subscription) Close() error {
 	sub.closeOnce.Do(func() {
 		close(sub.closed)
-		sub.it.Stop()
+		sub.ns.Unsubscribe()
 	})
-	<-sub.exited
 	return nil
 }

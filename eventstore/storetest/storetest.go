@@ -171,6 +171,11 @@ func testAppendAndRead(t *testing.T, s eventstore.Store, p string) {
 		if i > 0 && !out[i-1].Position.Less(e.Position) {
 			t.Fatalf("positions not increasing: %s then %s", out[i-1].Position, e.Position)
 		}
+		// Read models key and page on Commit alone (the archive's pos), so
+		// the events of one append must not share it.
+		if i > 0 && out[i-1].Position.Commit >= e.Position.Commit {
+			t.Fatalf("Commit not increasing within the log: %s then %s", out[i-1].Position, e.Position)
+		}
 	}
 	checkChain(t, out)
 	got := readStream(t, s, stream)

@@ -69,7 +69,16 @@ func Debian(t testing.TB, n int) *Cluster {
 func forTest(t testing.TB, c *Cluster, err error) *Cluster {
 	t.Helper()
 	if c != nil {
-		t.Cleanup(c.Cleanup)
+		t.Cleanup(func() {
+			c.Cleanup()
+			if t.Failed() {
+				for _, nd := range c.nodes {
+					if p, ok := nd.(*process); ok {
+						t.Logf("end of %s's log:\n%s", p.srvName, tail(p.log, 4000))
+					}
+				}
+			}
+		})
 	}
 	if err != nil {
 		t.Fatal(err)

@@ -143,7 +143,7 @@ func (p *process) health() error {
 	p.mu.Unlock()
 	select {
 	case <-done:
-		return fmt.Errorf("exited; see %s: %s", p.log, tail(p.log))
+		return fmt.Errorf("exited; see %s: %s", p.log, tail(p.log, 600))
 	default:
 	}
 	cl := http.Client{Timeout: time.Second}
@@ -165,11 +165,19 @@ func (p *process) health() error {
 	return nil
 }
 
-// tail is the end of a log file, for errors.
-func tail(path string) string {
+// tail is the last n bytes of a log file, for errors, without the lines
+// a server repeats while a peer is down or the cluster forms.
+func tail(path string, n int) string {
 	b, _ := os.ReadFile(path)
-	if len(b) > 600 {
-		b = b[len(b)-600:]
+	var keep []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if !strings.Contains(line, "Error trying to connect to route") && !strings.Contains(line, "Healthcheck failed") {
+			keep = append(keep, line)
+		}
 	}
-	return string(b)
+	out := strings.Join(keep, "\n")
+	if len(out) > n {
+		out = out[len(out)-n:]
+	}
+	return out
 }
