@@ -76,6 +76,11 @@ func countFacts(p *puppets, pred func(result) bool) int { return len(p.all(pred)
 // the end.
 func TestCluster(t *testing.T) { clusterScenario(t, natstest.Embedded(t, 3), "") }
 
+// TestClusterDebian runs it on three processes of Debian's nats-server
+// (2.9), as an operator installs them (make tools installs the package;
+// the test is skipped, saying so, without it).
+func TestClusterDebian(t *testing.T) { clusterScenario(t, natstest.Debian(t, 3), "") }
+
 // TestClusterKurrentDB runs the same with the log on the KurrentDB
 // database $ANNALS_KURRENTDB_URL names (a database of its own: see
 // "Adding a store" in the README), three NATS servers as the bus. None
