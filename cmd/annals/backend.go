@@ -66,7 +66,9 @@ const bucketName = "ANNALS_BESIDE"
 // cluster's servers and the stream's settings, or a KurrentDB connection
 // string.
 type storeURL struct {
-	servers  string // for nats.Connect: comma-separated URLs
+	servers  string // for nats.Connect: comma-separated URLs, without credentials
+	user     string // the credentials of the URL's userinfo, unescaped
+	password string
 	stream   string
 	prefix   string
 	replicas int
@@ -107,9 +109,17 @@ func parseStore(s string) (*storeURL, error) {
 			return nil, fmt.Errorf("%w: --store: unknown setting %q (stream, prefix, replicas)", errUsage, k)
 		}
 	}
-	var userinfo string
 	if at := strings.LastIndex(hosts, "@"); at >= 0 {
-		userinfo, hosts = hosts[:at+1], hosts[at+1:]
+		// The credentials go to nats.UserInfo, not into the URLs, which
+		// errors quote; the userinfo is percent-encoded, as in any URL.
+		user, pass, _ := strings.Cut(hosts[:at], ":")
+		if u.user, err = url.PathUnescape(user); err == nil {
+			u.password, err = url.PathUnescape(pass)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w: --store: the user or password is not percent-encoded (a space is %%20)", errUsage)
+		}
+		hosts = hosts[at+1:]
 	}
 	var urls []string
 	for _, h := range strings.Split(hosts, ",") {
@@ -120,10 +130,18 @@ func parseStore(s string) (*storeURL, error) {
 		if !strings.Contains(h, ":") || strings.HasSuffix(h, "]") {
 			h += ":4222"
 		}
-		urls = append(urls, scheme+"://"+userinfo+h)
+		urls = append(urls, scheme+"://"+h)
 	}
 	u.servers = strings.Join(urls, ",")
 	return u, nil
+}
+
+// natsOptions are the connection's credentials, if the URL had some.
+func (u *storeURL) natsOptions() []nats.Option {
+	if u.user == "" && u.password == "" {
+		return nil
+	}
+	return []nats.Option{nats.UserInfo(u.user, u.password)}
 }
 
 // redact hides a password in a --store value quoted in a message.
@@ -141,6 +159,15 @@ func openStore(ctx context.Context, c Config, create bool, log *slog.Logger) (*l
 	u, err := parseStore(c.Store)
 	if err != nil {
 		return nil, err
+	}
+	// A directory is one node's of a cluster, or one machine's log: a
+	// forgotten --store (or $ANNALS_STORE) must not start an empty log
+	// beside a node's read models, nor a cluster node use a log's files.
+	if _, err := os.Stat(filepath.Join(c.Data, "readmodels.db")); err == nil && u == nil {
+		return nil, fmt.Errorf("%w: %s holds a cluster node's read models: give --store (or $ANNALS_STORE)", errUsage, c.Data)
+	}
+	if _, err := os.Stat(c.DBPath()); err == nil && u != nil {
+		return nil, fmt.Errorf("%w: %s holds the embedded store's log: give a cluster node a directory of its own", errUsage, c.Data)
 	}
 	if u == nil {
 		lite, err := openSQLite(ctx, c, create, log)
@@ -164,7 +191,7 @@ func openStore(ctx context.Context, c Config, create bool, log *slog.Logger) (*l
 	if u.kurrent != "" {
 		return openKurrent(ctx, c, u, path, log)
 	}
-	js, err := jetstream.Connect(ctx, u.servers, jetstream.Options{Stream: u.stream, Prefix: u.prefix, Replicas: u.replicas})
+	js, err := jetstream.Connect(ctx, u.servers, jetstream.Options{Stream: u.stream, Prefix: u.prefix, Replicas: u.replicas}, u.natsOptions()...)
 	if err != nil {
 		return nil, fmt.Errorf("event store %s: %w", redact(c.Store), err)
 	}
@@ -190,7 +217,7 @@ func openKurrent(ctx context.Context, c Config, u *storeURL, readModels string, 
 	if err != nil {
 		return nil, fmt.Errorf("event store %s: %w", redact(c.Store), err)
 	}
-	nc, err := nats.Connect(bus.servers, nats.Name("annals"), nats.MaxReconnects(-1))
+	nc, err := nats.Connect(bus.servers, append([]nats.Option{nats.Name("annals"), nats.MaxReconnects(-1)}, bus.natsOptions()...)...)
 	if err != nil {
 		kd.Close()
 		return nil, fmt.Errorf("bus %s: %w", redact(c.Bus), err)
@@ -320,6 +347,17 @@ func (s *logStore) lastAppended() event.Position {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.appended
+}
+
+// linear maps a position onto a count the lags are differences of:
+// events on the embedded store (its positions are dense), appends on
+// JetStream (Sequence; most appends hold one event), KurrentDB's commit
+// position (bytes of its log) otherwise.
+func (s *logStore) linear(p event.Position) uint64 {
+	if l, ok := s.Store.(interface{ Sequence(event.Position) uint64 }); ok {
+		return l.Sequence(p)
+	}
+	return p.Commit
 }
 
 // Head returns the position of the log's last event.

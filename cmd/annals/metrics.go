@@ -54,7 +54,10 @@ func (f *metricsFlags) validate() error {
 type observed struct {
 	m         *metrics.Metrics
 	positions *metrics.Positions // live subscriptions' positions
-	maxLag    uint64
+	// linear maps positions onto what lags count (logStore.linear), set
+	// by watch before any subscription is tracked.
+	linear func(event.Position) uint64
+	maxLag uint64
 	// ready is set once the projections caught up and clients are served;
 	// the check before it answers "starting".
 	ready atomic.Pointer[func(ctx context.Context) error]
@@ -90,9 +93,10 @@ func (o *observed) mountWeb(mux *http.ServeMux) {
 // watch registers the gauges read at scrape time and makes the server
 // ready: the store is open, the projections caught up, clients served.
 func (o *observed) watch(store *logStore, runner *projections.Runner, own *owner, srv *c2s.Server) {
+	o.linear = store.linear
 	head := func(ctx context.Context) (uint64, error) {
 		p, err := store.Head(ctx)
-		return p.Commit, err
+		return store.linear(p), err
 	}
 	lags := func(ctx context.Context) (map[string]uint64, error) {
 		h, err := head(ctx)
@@ -105,7 +109,7 @@ func (o *observed) watch(store *logStore, runner *projections.Runner, own *owner
 			if err != nil {
 				return nil, err
 			}
-			out[name] = h - min(p.Commit, h)
+			out[name] = h - min(store.linear(p), h)
 		}
 		return out, nil
 	}
@@ -204,8 +208,16 @@ func (t trackedStore) Subscribe(ctx context.Context, after event.Position) (even
 
 // track records sub's position under consumer as it hands out batches.
 func (o *observed) track(consumer string, after event.Position, sub eventstore.Subscription) eventstore.Subscription {
-	o.positions.Set(consumer, after.Commit)
+	o.positions.Set(consumer, o.at(after))
 	return &trackedSub{Subscription: sub, o: o, consumer: consumer}
+}
+
+// at is p as lags count it.
+func (o *observed) at(p event.Position) uint64 {
+	if o.linear == nil {
+		return p.Commit
+	}
+	return o.linear(p)
 }
 
 type trackedSub struct {
@@ -217,7 +229,7 @@ type trackedSub struct {
 func (t *trackedSub) Next(ctx context.Context) ([]event.Envelope, error) {
 	batch, err := t.Subscription.Next(ctx)
 	if len(batch) > 0 {
-		t.o.positions.Set(t.consumer, batch[len(batch)-1].Position.Commit)
+		t.o.positions.Set(t.consumer, t.o.at(batch[len(batch)-1].Position))
 	}
 	return batch, err
 }

@@ -12,6 +12,8 @@ import (
 	"annals.im/annals/adapters/c2s"
 	"annals.im/annals/adapters/cluster"
 	"annals.im/annals/adapters/features/muc"
+	"annals.im/annals/domain/event"
+	"annals.im/annals/eventstore/jetstream"
 	"annals.im/annals/projections"
 )
 
@@ -40,7 +42,7 @@ func newBus(ls *logStore, opts cluster.Options, runner *projections.Runner) (*cl
 	if ls.nc == nil {
 		return nil, nil
 	}
-	opts.Position = func() uint64 { return readModelsAt(runner) }
+	opts.Position = func() uint64 { return ls.linear(readModelsAt(runner)) }
 	b, err := cluster.New(ls.nc, opts)
 	if err != nil {
 		return nil, fmt.Errorf("%w: --node: %v", errUsage, err)
@@ -50,17 +52,17 @@ func newBus(ls *logStore, opts cluster.Options, runner *projections.Runner) (*cl
 
 // readModelsAt is how far the slowest of runner's projections has
 // followed the log.
-func readModelsAt(runner *projections.Runner) uint64 {
+func readModelsAt(runner *projections.Runner) event.Position {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	var at uint64
+	var at event.Position
 	for i, name := range runner.Names() {
 		p, err := runner.Position(ctx, name)
 		if err != nil {
-			return 0
+			return event.Position{}
 		}
-		if i == 0 || p.Commit < at {
-			at = p.Commit
+		if i == 0 || p.Less(at) {
+			at = p
 		}
 	}
 	return at
@@ -141,15 +143,20 @@ func nodeCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
+	h := store.linear(head)
 	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "NODE\tSESSIONS\tPOSITION\tLAG")
 	for _, n := range nodes {
-		fmt.Fprintf(w, "%s\t%d\t%d\t%d\n", n.Node, n.Sessions, n.Position, head.Commit-min(n.Position, head.Commit))
+		fmt.Fprintf(w, "%s\t%d\t%d\t%d\n", n.Node, n.Sessions, n.Position, h-min(n.Position, h))
 	}
 	if err := w.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "%d node(s) heard within %v; log head at %d (lag in log positions)\n", len(nodes), *wait, head.Commit)
+	unit := "KurrentDB's commit positions"
+	if _, ok := store.Store.(*jetstream.Store); ok {
+		unit = "appends: most hold one event"
+	}
+	fmt.Fprintf(stdout, "%d node(s) heard within %v; the log's head at %d (positions and lags count %s)\n", len(nodes), *wait, h, unit)
 	return nil
 }
 

@@ -20,3 +20,8 @@ func position(seq uint64, i int) event.Position {
 
 // seqOf is the log sequence of the append holding the event at p.
 func seqOf(p event.Position) uint64 { return p.Commit >> posBits }
+
+// Sequence is the log sequence of the append holding the event at p:
+// positions counted in appends (most hold one event), for the lags a
+// node reports.
+func (s *Store) Sequence(p event.Position) uint64 { return seqOf(p) }

@@ -112,8 +112,11 @@ type head struct {
 
 // Connect dials urls (comma-separated, as nats.Connect takes them) and
 // opens the store over that connection, which Close then closes.
-func Connect(ctx context.Context, urls string, opts Options) (*Store, error) {
-	nc, err := nats.Connect(urls, nats.Name("annals"), nats.MaxReconnects(-1))
+//
+// more are further connection options (credentials, TLS), given apart from
+// the URLs so that no error quotes a password.
+func Connect(ctx context.Context, urls string, opts Options, more ...nats.Option) (*Store, error) {
+	nc, err := nats.Connect(urls, append([]nats.Option{nats.Name("annals"), nats.MaxReconnects(-1)}, more...)...)
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: connect %s: %w", urls, err)
 	}
