@@ -152,26 +152,10 @@ func (s *Store) proposed(stream string, expected int64, evs []event.Envelope) ([
 	if expected < eventstore.Any {
 		return nil, fmt.Errorf("%w: expected version %d", event.ErrInvalid, expected)
 	}
-	if len(evs) == 0 {
-		return nil, fmt.Errorf("%w: no events to append", event.ErrInvalid)
-	}
 	if len(evs) > s.opts.MaxAppend {
 		return nil, fmt.Errorf("%w: %d events in one append, at most %d here", event.ErrInvalid, len(evs), s.opts.MaxAppend)
 	}
-	own := make([]event.Envelope, len(evs))
-	seen := make(map[ulid.ULID]bool, len(evs))
-	for i, e := range evs {
-		if err := e.Normalize(); err != nil {
-			return nil, err
-		}
-		if seen[e.ID] {
-			return nil, fmt.Errorf("%w: id %s twice in one append", event.ErrInvalid, e.ID)
-		}
-		seen[e.ID] = true
-		e.Stream, e.Version, e.Position, e.Hash = stream, 0, event.Position{}, nil
-		own[i] = e
-	}
-	return own, nil
+	return eventstore.Proposal(stream, evs)
 }
 
 // base returns the last event of the append this one chains from, which

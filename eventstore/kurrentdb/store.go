@@ -199,23 +199,7 @@ func proposal(stream string, expected int64, evs []event.Envelope) ([]event.Enve
 	if _, err := streamState(expected); err != nil {
 		return nil, err
 	}
-	if len(evs) == 0 {
-		return nil, fmt.Errorf("%w: append of no events", event.ErrInvalid)
-	}
-	own := make([]event.Envelope, len(evs))
-	seen := make(map[ulid.ULID]bool, len(evs))
-	for i, e := range evs {
-		if err := e.Normalize(); err != nil {
-			return nil, err
-		}
-		if seen[e.ID] {
-			return nil, fmt.Errorf("%w: id %s twice in one append", event.ErrInvalid, e.ID)
-		}
-		seen[e.ID] = true
-		e.Stream, e.Version, e.Position, e.Hash = stream, 0, event.Position{}, nil
-		own[i] = e
-	}
-	return own, nil
+	return eventstore.Proposal(stream, evs)
 }
 
 // claim reserves each event ID for stream by creating the stream

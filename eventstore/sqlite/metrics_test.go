@@ -84,8 +84,10 @@ func TestStoreMetrics(t *testing.T) {
 			if _, err := s.Append(ctx, "test-a", 1, ev()); err == nil {
 				t.Fatal("an append at a stale version was accepted")
 			}
+			// Unlocked before Close: the syncer may still be reporting an
+			// fsync, and Close waits for it (holding the lock here hung the
+			// test once, on a loaded machine).
 			m.mu.Lock()
-			defer m.mu.Unlock()
 			if m.appends != writers*each || m.appendsNonPositive > 0 {
 				t.Errorf("appends reported: %d (%d took no time), want %d", m.appends, m.appendsNonPositive, writers*each)
 			}
@@ -98,6 +100,7 @@ func TestStoreMetrics(t *testing.T) {
 			if d == sqlite.DurabilityNormal && m.syncs != 0 {
 				t.Errorf("fsyncs reported with durability normal: %d", m.syncs)
 			}
+			m.mu.Unlock()
 			s.Close()
 			if err := s.Err(); !errors.Is(err, eventstore.ErrClosed) {
 				t.Errorf("Err after Close: %v, want ErrClosed", err)

@@ -21,7 +21,6 @@ import (
 	"time"
 
 	"github.com/mattn/go-sqlite3"
-	"github.com/oklog/ulid/v2"
 
 	"annals.im/annals/domain/event"
 	"annals.im/annals/eventstore"
@@ -374,31 +373,9 @@ func (s *Store) Append(ctx context.Context, stream string, expected int64, evs .
 	if expected < eventstore.Any {
 		return nil, fmt.Errorf("%w: expected version %d", event.ErrInvalid, expected)
 	}
-	if len(evs) == 0 {
-		return nil, fmt.Errorf("%w: append of no events", event.ErrInvalid)
-	}
-	own := make([]event.Envelope, len(evs))
-	var seen map[ulid.ULID]bool // only for long appends: most hold one event
-	if len(evs) > 16 {
-		seen = make(map[ulid.ULID]bool, len(evs))
-	}
-	for i, e := range evs {
-		if err := e.Normalize(); err != nil {
-			return nil, err
-		}
-		dup := seen[e.ID]
-		if seen != nil {
-			seen[e.ID] = true
-		} else {
-			for _, o := range own[:i] {
-				dup = dup || o.ID == e.ID
-			}
-		}
-		if dup {
-			return nil, fmt.Errorf("%w: id %s twice in one append", event.ErrInvalid, e.ID)
-		}
-		e.Stream, e.Version, e.Position, e.Hash = stream, 0, event.Position{}, nil
-		own[i] = e
+	own, err := eventstore.Proposal(stream, evs)
+	if err != nil {
+		return nil, err
 	}
 	req := &appendReq{stream: stream, expected: expected, evs: own, result: make(chan appendResult, 1)}
 	start := time.Now()
