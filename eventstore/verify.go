@@ -208,6 +208,15 @@ done:
 	if !at.IsZero() && d.At != at {
 		return d, fmt.Errorf("eventstore: no event at position %s (last one at or before it is %s)", at, d.At)
 	}
+	d.Streams = len(heads)
+	d.Sum = SumHeads(heads)
+	return d, nil
+}
+
+// SumHeads is the Sum of a Digest over the last event of each stream
+// (keyed by stream): SHA-256 over "stream\nversion\nhash-hex\n" per
+// stream in byte order of the names (docs/audit.md).
+func SumHeads(heads map[string]event.Envelope) string {
 	names := make([]string, 0, len(heads))
 	for name := range heads {
 		names = append(names, name)
@@ -219,7 +228,5 @@ done:
 		// Stream names hold no control characters, so the line layout is unambiguous.
 		fmt.Fprintf(h, "%s\n%d\n%x\n", name, e.Version, e.Hash)
 	}
-	d.Streams = len(names)
-	d.Sum = "sha256:" + hex.EncodeToString(h.Sum(nil))
-	return d, nil
+	return "sha256:" + hex.EncodeToString(h.Sum(nil))
 }

@@ -16,14 +16,16 @@ import (
 
 const auditUsage = `Usage:
   annals audit query  [--stream S] [--type T] [--since TIME] [--until TIME] [--limit N] [--json]
-  annals audit verify
-  annals audit head   [--at POSITION]
+  annals audit verify [--head FILE --pub PUBFILE]
+  annals audit head   [--at POSITION] [--sign KEYFILE]
+  annals audit export [--since POSITION] [--out FILE]
+  annals audit keygen KEYFILE
 `
 
 func audit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, auditUsage)
-		return fmt.Errorf("%w: audit needs query, verify or head", errUsage)
+		return fmt.Errorf("%w: audit needs query, verify, head, export or keygen", errUsage)
 	}
 	switch sub, rest := args[0], args[1:]; sub {
 	case "query":
@@ -32,6 +34,10 @@ func audit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return auditVerify(ctx, rest, stdout, stderr)
 	case "head":
 		return auditHead(ctx, rest, stdout, stderr)
+	case "export":
+		return auditExport(ctx, rest, stdout, stderr)
+	case "keygen":
+		return auditKeygen(rest, stdout, stderr)
 	default:
 		fmt.Fprint(stderr, auditUsage)
 		return fmt.Errorf("%w: unknown audit command %q", errUsage, sub)
@@ -145,25 +151,57 @@ func auditQuery(ctx context.Context, args []string, stdout, stderr io.Writer) er
 }
 
 func auditVerify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var c Config
+	var (
+		c                Config
+		headPath, pubKey string
+	)
 	fs := newFlagSet("audit verify", stderr)
 	c.flags(fs, false)
+	fs.StringVar(&headPath, "head", "", "also check the log against this signed head (from `audit head --sign`); needs --pub")
+	fs.StringVar(&pubKey, "pub", "", "the PEM public key that signed --head, as the auditor holds it (never one from the line)")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if (headPath == "") != (pubKey == "") {
+		return fmt.Errorf("%w: --head and --pub go together: a signed head is checked with a key the auditor holds", errUsage)
 	}
 	store, err := openStore(ctx, c, false, c.logger(stderr))
 	if err != nil {
 		return err
 	}
 	defer store.Close()
+	// The signed head first: it says whether the log still is what was
+	// signed; the chains below say where it stops verifying.
+	var headErr error
+	if headPath != "" {
+		h, err := checkHead(ctx, store.Store, headPath, pubKey)
+		switch {
+		case errors.Is(err, errUsage):
+			return err
+		case err != nil:
+			// The chains below still run: they name the stream and
+			// version where the log stops verifying, if it does.
+			fmt.Fprintf(stdout, "BROKEN: %v\n", err)
+			headErr = err
+		default:
+			fmt.Fprintf(stdout, "ok: signed head of %s matches the log at position %s (%d events, %s)\n",
+				h.Signed.Format(time.RFC3339), h.Digest.At, h.Digest.Events, h.Digest.Sum)
+		}
+	}
 	rep, err := eventstore.Verify(ctx, store.Store)
 	if err != nil {
 		var broken *eventstore.BrokenError
 		if errors.As(err, &broken) {
 			fmt.Fprintf(stdout, "BROKEN: %v\n", broken)
+			if headErr != nil {
+				return headErr
+			}
 			return fmt.Errorf("audit verify: the log was altered: %w", err)
 		}
 		return err
+	}
+	if headErr != nil {
+		return headErr
 	}
 	checked := []string{"hash chains", "dense versions"}
 	if _, ok := store.Store.(eventstore.HeadRecorder); ok {
@@ -179,12 +217,13 @@ func auditVerify(ctx context.Context, args []string, stdout, stderr io.Writer) e
 
 func auditHead(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var (
-		c   Config
-		atS string
+		c          Config
+		atS, keyAt string
 	)
 	fs := newFlagSet("audit head", stderr)
 	c.flags(fs, false)
 	fs.StringVar(&atS, "at", "", "compute the digest as of this position (from an earlier `audit head`)")
+	fs.StringVar(&keyAt, "sign", "", "print a signed line (docs/audit.md) with this PEM PKCS#8 Ed25519 key, from `audit keygen`")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -203,6 +242,13 @@ func auditHead(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	d, err := eventstore.HeadDigest(ctx, store.Store, at)
 	if err != nil {
 		return err
+	}
+	if keyAt != "" {
+		id, err := logIdentity(ctx, store.Store)
+		if err != nil {
+			return err
+		}
+		return signHead(stdout, keyAt, id, d, time.Now())
 	}
 	fmt.Fprintf(stdout, "position %s streams %d events %d digest %s\n", d.At, d.Streams, d.Events, d.Sum)
 	return nil

@@ -20,8 +20,10 @@ Usage:
   annals user list
   annals rebuild [--data DIR] [--projection NAME]...
   annals audit query  [--data DIR] [--stream S] [--type T] [--since TIME] [--until TIME] [--limit N] [--json]
-  annals audit verify [--data DIR]
-  annals audit head   [--data DIR] [--at POSITION]
+  annals audit verify [--data DIR] [--head FILE --pub PUBFILE]
+  annals audit head   [--data DIR] [--at POSITION] [--sign KEYFILE]
+  annals audit export [--data DIR] [--since POSITION] [--out FILE]
+  annals audit keygen KEYFILE
   annals mirror list|status ROOM|rebuild ROOM [--data DIR]
   annals node list --store nats://…  (the nodes serving a cluster's log)
 

@@ -315,7 +315,7 @@ func TestCLIErrors(t *testing.T) {
 	}{
 		{nil, 2, "no command given"},
 		{[]string{"frobnicate"}, 2, `unknown command "frobnicate"`},
-		{[]string{"audit"}, 2, "audit needs query, verify or head"},
+		{[]string{"audit"}, 2, "audit needs query, verify, head, export or keygen"},
 		{[]string{"audit", "verify", "--data", filepath.Join(dir, "nope")}, 1, "no event store at"},
 		{[]string{"audit", "query", "--data", dir, "--since", "yesterday"}, 2, "--since"},
 		{[]string{"audit", "query", "--data", dir, "--bogus"}, 2, "flag provided but not defined"},
