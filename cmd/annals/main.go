@@ -14,7 +14,8 @@ import (
 const usage = `Annals: an event-sourced, archive-centric XMPP server.
 
 Usage:
-  annals serve   [--data DIR] [--durability full|normal] [--log-level LEVEL] [--demo]
+  annals serve   [--config FILE] [--data DIR] [--durability full|normal] [--log-level LEVEL] [--demo]
+  annals config check [--config FILE] [serve flags]
   annals user add|passwd JID [--password P | --random-password]
   annals user del JID
   annals user list
@@ -30,6 +31,9 @@ Usage:
 Every command takes --data (default ./var, or $ANNALS_DATA) and --store
 (default: the embedded store in --data; nats://H1,H2,H3 for a cluster's
 log, where --data holds this machine's read models).
+Every serve option can be in a TOML file, --config FILE (or $ANNALS_CONFIG),
+named as its flag: see annals.example.toml. Flags win over ANNALS_*
+variables, which win over the file.
 Run "annals COMMAND -h" for a command's flags.
 `
 
@@ -70,6 +74,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return mirrorCmd(ctx, rest, stdout, stderr)
 	case "node":
 		return nodeCmd(ctx, rest, stdout, stderr)
+	case "config":
+		return configCmd(ctx, rest, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -32,79 +33,101 @@ import (
 	archiveproj "annals.im/annals/projections/archive"
 )
 
+// serveOptions is every option of annals serve: its flags, which a
+// configuration file (configfile.go) sets too.
+type serveOptions struct {
+	c        Config
+	demo     bool
+	x        xmppFlags
+	domains  stringList
+	mf       metricsFlags
+	memLimit string
+	node     string
+	bus      cluster.Options
+}
+
+// flags registers every serve option on fs.
+func (o *serveOptions) flags(fs *flag.FlagSet) {
+	o.c.flags(fs, true)
+	fs.BoolVar(&o.demo, "demo", false, "create demo@<first domain> with a random password if it does not exist, and print how to log in")
+	fs.StringVar(&o.x.c2s, "c2s", envOr("ANNALS_C2S", ":5222"), "client-to-server listen address ($ANNALS_C2S)")
+	fs.Var(&o.domains, "domain", "a domain to serve (repeatable; default localhost, or $ANNALS_DOMAIN)")
+	fs.BoolVar(&o.x.registration, "registration", envOr("ANNALS_REGISTRATION", "") == "true", "allow in-band registration, XEP-0077 ($ANNALS_REGISTRATION=true)")
+	fs.BoolVar(&o.x.plaintext, "allow-plaintext", false, "allow streams without TLS: loopback addresses only (tests, benchmarks)")
+	fs.StringVar(&o.x.cert, "tls-cert", envOr("ANNALS_TLS_CERT", ""), "PEM certificate (default: a self-signed one in the data directory)")
+	fs.StringVar(&o.x.key, "tls-key", envOr("ANNALS_TLS_KEY", ""), "PEM private key for --tls-cert")
+	fs.DurationVar(&o.x.resume, "resume-timeout", 300*time.Second, "how long a broken session waits to be resumed, XEP-0198 (0: no resumption)")
+	fs.StringVar(&o.x.muc, "muc", envOr("ANNALS_MUC", "conference.<first domain>"), "domain of the multi-user chat service, XEP-0045 (\"\": none; $ANNALS_MUC)")
+	fs.BoolVar(&o.x.lockRooms, "muc-lock-new-rooms", true, "keep a new room closed to others until its owner configures it (XEP-0045 §10.1)")
+	fs.DurationVar(&o.x.idleLeave, "muc-idle-leave", muc.DefaultIdleLeave, "an account none of whose clients has been attached to a room for that long leaves it, keeping its bookmark (0: never)")
+	fs.DurationVar(&o.x.voiceInterval, "muc-voice-request-interval", muc.DefaultVoiceRequestInterval, "an occupant asks a room's moderators for voice at most this often")
+	fs.StringVar(&o.x.detachedShow, "muc-detached-show", "xa", "an account's show in its rooms while none of its clients is attached (away, xa, dnd or chat)")
+	fs.IntVar(&o.x.maxStanza, "max-stanza", 256<<10, "largest stanza a client may send, in bytes; larger ones end the stream with policy-violation")
+	fs.IntVar(&o.x.maxDepth, "max-stanza-depth", wellformed.DefaultMaxDepth, "deepest element nesting in a stanza, the stream element included; deeper ones end the stream with policy-violation")
+	o.x.login.flags(fs)
+	fs.IntVar(&o.x.maxConns, "max-connections", 0, "client connections open at once (0: as many as the open files limit allows, less a reserve for the store)")
+	fs.IntVar(&o.x.maxConnsPerIP, "max-connections-per-ip", c2s.DefaultMaxConnectionsPerIP, "client connections open at once from one IPv4 address or IPv6 /64")
+	fs.DurationVar(&o.x.loginTimeout, "login-timeout", c2s.DefaultLoginTimeout, "time from connecting to a bound resource before the connection is closed")
+	o.x.quotas.flags(fs)
+	o.x.traffic.flags(fs)
+	o.x.s2s.flags(fs)
+	fs.BoolVar(&o.x.mirrorService, "mirror-service", true, "DMUC3: serve the mirror service mirror.<first domain> when --s2s is on; it mirrors only the --mirror-of services (docs/dmuc.md)")
+	fs.Var(&o.x.mirrorOf, "mirror-of", "a MUC service of another server whose rooms this server mirrors for its users, DMUC3 (repeatable; needs --s2s; docs/dmuc.md)")
+	fs.Var(&o.x.mirrorTrust, "mirror-trust", "a server whose DMUC3 mirrors may mirror the rooms here (repeatable; docs/dmuc.md)")
+	fs.DurationVar(&o.x.mirrorTimeout, "mirror-timeout", muc.DefaultMirrorTimeout, "DMUC3: how long a link between a master and a mirror may be silent before each side takes it for lost (the mirror pings every third of it)")
+	fs.IntVar(&o.x.mirrorResendPage, "mirror-resend-page", muc.DefaultMirrorResendPage, "DMUC3: room events a master resends a mirror per request")
+	o.x.extdisco.flags(fs)
+	o.x.push.flags(fs)
+	o.x.web.flags(fs)
+	o.x.upload.flags(fs)
+	o.mf.flags(fs)
+	fs.Var(&o.x.admins, "admin", "the bare JID of an account here that may administer the server over XMPP: XEP-0133 ad-hoc commands (repeatable)")
+	fs.StringVar(&o.node, "node", defaultNode(), "this node's name among the nodes serving one log (--store): unique, letters, digits, '-' and '_' ($ANNALS_NODE; default: the host name)")
+	fs.DurationVar(&o.bus.Heartbeat, "cluster-heartbeat", 2*time.Second, "with --store: how often this node tells the others it is alive")
+	fs.IntVar(&o.bus.Missed, "cluster-missed", 3, "with --store: heartbeats a node may miss before the others take it for lost (its sessions go unavailable)")
+	fs.IntVar(&o.bus.MaxNodes, "cluster-max-nodes", 64, "with --store: other nodes this one follows at most")
+	fs.IntVar(&o.bus.MaxSessions, "cluster-max-sessions", 1<<20, "with --store: sessions and room attachments followed per node at most")
+	fs.StringVar(&o.memLimit, "memory-limit", "auto", "Go heap soft limit: auto (half the memory available), off, or a size such as 2GiB (GOMEMLIMIT wins)")
+}
+
+// resolve fills in the defaults that depend on other options and checks
+// every option: serve and config check report the same errors.
+func (o *serveOptions) resolve() error {
+	if err := o.c.Validate(); err != nil {
+		return err
+	}
+	o.x.domains = o.domains
+	if len(o.x.domains) == 0 {
+		o.x.domains = strings.Fields(strings.ReplaceAll(envOr("ANNALS_DOMAIN", "localhost"), ",", " "))
+	}
+	if o.x.muc == "conference.<first domain>" {
+		o.x.muc = "conference." + o.x.domains[0]
+	}
+	if err := o.x.validate(); err != nil {
+		return err
+	}
+	if err := o.mf.validate(); err != nil {
+		return err
+	}
+	if _, set := os.LookupEnv("GOMEMLIMIT"); !set {
+		if _, err := parseMemoryLimit(o.memLimit, 1); err != nil {
+			return err
+		}
+	}
+	return checkBus(o.bus)
+}
+
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var (
-		c       Config
-		demo    bool
-		x       xmppFlags
-		domains stringList
-		mf      metricsFlags
-	)
-	var memLimit, node string
-	var bus cluster.Options
+	var opts serveOptions
 	fs := newFlagSet("serve", stderr)
-	c.flags(fs, true)
-	fs.BoolVar(&demo, "demo", false, "create demo@<first domain> with a random password if it does not exist, and print how to log in")
-	fs.StringVar(&x.c2s, "c2s", envOr("ANNALS_C2S", ":5222"), "client-to-server listen address ($ANNALS_C2S)")
-	fs.Var(&domains, "domain", "a domain to serve (repeatable; default localhost, or $ANNALS_DOMAIN)")
-	fs.BoolVar(&x.registration, "registration", envOr("ANNALS_REGISTRATION", "") == "true", "allow in-band registration, XEP-0077 ($ANNALS_REGISTRATION=true)")
-	fs.BoolVar(&x.plaintext, "allow-plaintext", false, "allow streams without TLS: loopback addresses only (tests, benchmarks)")
-	fs.StringVar(&x.cert, "tls-cert", envOr("ANNALS_TLS_CERT", ""), "PEM certificate (default: a self-signed one in the data directory)")
-	fs.StringVar(&x.key, "tls-key", envOr("ANNALS_TLS_KEY", ""), "PEM private key for --tls-cert")
-	fs.DurationVar(&x.resume, "resume-timeout", 300*time.Second, "how long a broken session waits to be resumed, XEP-0198 (0: no resumption)")
-	fs.StringVar(&x.muc, "muc", envOr("ANNALS_MUC", "conference.<first domain>"), "domain of the multi-user chat service, XEP-0045 (\"\": none; $ANNALS_MUC)")
-	fs.BoolVar(&x.lockRooms, "muc-lock-new-rooms", true, "keep a new room closed to others until its owner configures it (XEP-0045 §10.1)")
-	fs.DurationVar(&x.idleLeave, "muc-idle-leave", muc.DefaultIdleLeave, "an account none of whose clients has been attached to a room for that long leaves it, keeping its bookmark (0: never)")
-	fs.DurationVar(&x.voiceInterval, "muc-voice-request-interval", muc.DefaultVoiceRequestInterval, "an occupant asks a room's moderators for voice at most this often")
-	fs.StringVar(&x.detachedShow, "muc-detached-show", "xa", "an account's show in its rooms while none of its clients is attached (away, xa, dnd or chat)")
-	fs.IntVar(&x.maxStanza, "max-stanza", 256<<10, "largest stanza a client may send, in bytes; larger ones end the stream with policy-violation")
-	fs.IntVar(&x.maxDepth, "max-stanza-depth", wellformed.DefaultMaxDepth, "deepest element nesting in a stanza, the stream element included; deeper ones end the stream with policy-violation")
-	x.login.flags(fs)
-	fs.IntVar(&x.maxConns, "max-connections", 0, "client connections open at once (0: as many as the open files limit allows, less a reserve for the store)")
-	fs.IntVar(&x.maxConnsPerIP, "max-connections-per-ip", c2s.DefaultMaxConnectionsPerIP, "client connections open at once from one IPv4 address or IPv6 /64")
-	fs.DurationVar(&x.loginTimeout, "login-timeout", c2s.DefaultLoginTimeout, "time from connecting to a bound resource before the connection is closed")
-	x.quotas.flags(fs)
-	x.traffic.flags(fs)
-	x.s2s.flags(fs)
-	fs.BoolVar(&x.mirrorService, "mirror-service", true, "DMUC3: serve the mirror service mirror.<first domain> when --s2s is on; it mirrors only the --mirror-of services (docs/dmuc.md)")
-	fs.Var(&x.mirrorOf, "mirror-of", "a MUC service of another server whose rooms this server mirrors for its users, DMUC3 (repeatable; needs --s2s; docs/dmuc.md)")
-	fs.Var(&x.mirrorTrust, "mirror-trust", "a server whose DMUC3 mirrors may mirror the rooms here (repeatable; docs/dmuc.md)")
-	fs.DurationVar(&x.mirrorTimeout, "mirror-timeout", muc.DefaultMirrorTimeout, "DMUC3: how long a link between a master and a mirror may be silent before each side takes it for lost (the mirror pings every third of it)")
-	fs.IntVar(&x.mirrorResendPage, "mirror-resend-page", muc.DefaultMirrorResendPage, "DMUC3: room events a master resends a mirror per request")
-	x.extdisco.flags(fs)
-	x.push.flags(fs)
-	x.web.flags(fs)
-	x.upload.flags(fs)
-	mf.flags(fs)
-	fs.Var(&x.admins, "admin", "the bare JID of an account here that may administer the server over XMPP: XEP-0133 ad-hoc commands (repeatable)")
-	fs.StringVar(&node, "node", defaultNode(), "this node's name among the nodes serving one log (--store): unique, letters, digits, '-' and '_' ($ANNALS_NODE; default: the host name)")
-	fs.DurationVar(&bus.Heartbeat, "cluster-heartbeat", 2*time.Second, "with --store: how often this node tells the others it is alive")
-	fs.IntVar(&bus.Missed, "cluster-missed", 3, "with --store: heartbeats a node may miss before the others take it for lost (its sessions go unavailable)")
-	fs.IntVar(&bus.MaxNodes, "cluster-max-nodes", 64, "with --store: other nodes this one follows at most")
-	fs.IntVar(&bus.MaxSessions, "cluster-max-sessions", 1<<20, "with --store: sessions and room attachments followed per node at most")
-	fs.StringVar(&memLimit, "memory-limit", "auto", "Go heap soft limit: auto (half the memory available), off, or a size such as 2GiB (GOMEMLIMIT wins)")
-	if err := parse(fs, args); err != nil {
+	opts.flags(fs)
+	if _, err := parseWithConfig(fs, args); err != nil {
 		return err
 	}
-	if err := c.Validate(); err != nil {
+	if err := opts.resolve(); err != nil {
 		return err
 	}
-	x.domains = domains
-	if len(x.domains) == 0 {
-		x.domains = strings.Fields(strings.ReplaceAll(envOr("ANNALS_DOMAIN", "localhost"), ",", " "))
-	}
-	if x.muc == "conference.<first domain>" {
-		x.muc = "conference." + x.domains[0]
-	}
-	if err := x.validate(); err != nil {
-		return err
-	}
-	if err := mf.validate(); err != nil {
-		return err
-	}
-	if err := checkBus(bus); err != nil {
-		return err
-	}
+	c, demo, x, mf, memLimit, node, bus := opts.c, opts.demo, opts.x, opts.mf, opts.memLimit, opts.node, opts.bus
 	log := c.logger(stderr)
 	// Metrics are always kept (a few atomic adds per stanza and append);
 	// --metrics says whether a listener of their own serves them.
