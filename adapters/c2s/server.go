@@ -128,9 +128,14 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		}
 	}()
 	go s.reportRefused(ctx)
+	// Serve returns after the services' own work too: serve catches the
+	// read models up once it returns, and what a service appended later
+	// (an idle leave) would be missing from them.
+	var runners sync.WaitGroup
+	defer runners.Wait()
 	s.services(func(svc mux.Service) {
 		if r, ok := svc.(mux.Runner); ok {
-			go r.Run(ctx)
+			runners.Go(func() { r.Run(ctx) })
 		}
 	})
 	var wg sync.WaitGroup

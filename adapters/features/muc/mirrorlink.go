@@ -126,9 +126,14 @@ func (a *attachments) roomsOf(via string) []string {
 
 // Run watches the mirrors' links until ctx ends: a mirror not heard from
 // for MirrorTimeout (it pings every third of it) is taken for lost.
+//
+// It returns once its sweeps have too: an idle leave appended after the
+// server's last catch-up would leave the rooms read model behind its log.
 func (s *Service) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	if s.cfg.IdleLeave > 0 && s.cfg.Occupancies != nil {
-		go s.runIdle(ctx)
+		wg.Go(func() { s.runIdle(ctx) })
 	}
 	if len(s.cfg.MirrorTrust) == 0 {
 		return
