@@ -153,19 +153,19 @@ func integrityCheck(ctx context.Context, path string) error {
 	defer db.Close()
 	rows, err := db.QueryContext(ctx, `PRAGMA integrity_check`)
 	if err != nil {
-		return fmt.Errorf("restore: integrity_check: %w", err)
+		return fmt.Errorf("restore: the backup's database is damaged (integrity_check: %w)", err)
 	}
 	defer rows.Close()
 	var problems []string
 	for rows.Next() {
 		var s string
 		if err := rows.Scan(&s); err != nil {
-			return fmt.Errorf("restore: integrity_check: %w", err)
+			return fmt.Errorf("restore: the backup's database is damaged (integrity_check: %w)", err)
 		}
 		problems = append(problems, s)
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("restore: integrity_check: %w", err)
+		return fmt.Errorf("restore: the backup's database is damaged (integrity_check: %w)", err)
 	}
 	if len(problems) != 1 || problems[0] != "ok" {
 		if len(problems) > 5 {
