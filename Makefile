@@ -7,12 +7,34 @@ DATA     ?= ./var
 METRICS  ?= 127.0.0.1:9464
 BIN      := bin/annals
 
-.PHONY: all build run test unit race vet fmtcheck depcheck tools bench bench-tools fuzz clean
+.PHONY: all build install run test unit race vet fmtcheck depcheck tools bench bench-tools fuzz clean
 
 all: build
 
 build:
 	$(GO) build $(GOFLAGS_) -o $(BIN) ./cmd/annals
+
+# Installs the binary (built as above), the systemd unit, its user (for
+# systemd-sysusers) and the example configuration, which becomes
+# /etc/annals/annals.toml unless there is one. DESTDIR stages it all for a
+# package. Then, as root: systemd-sysusers; edit /etc/annals/annals.toml;
+# systemctl daemon-reload; systemctl enable --now annals (README,
+# "Installing as a service").
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+SYSCONFDIR ?= /etc
+install: build
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(SYSCONFDIR)/annals
+	install -m 0755 $(BIN) $(DESTDIR)$(BINDIR)/annals
+	sed 's|@BINDIR@|$(BINDIR)|g' contrib/annals.service > $(BIN).service
+	install -m 0644 $(BIN).service $(DESTDIR)$(UNITDIR)/annals.service
+	rm -f $(BIN).service
+	install -m 0644 contrib/annals.sysusers $(DESTDIR)$(SYSUSERSDIR)/annals.conf
+	install -m 0644 annals.example.toml $(DESTDIR)$(SYSCONFDIR)/annals/annals.example.toml
+	[ -e $(DESTDIR)$(SYSCONFDIR)/annals/annals.toml ] || \
+		install -m 0644 annals.example.toml $(DESTDIR)$(SYSCONFDIR)/annals/annals.toml
 
 # Builds Annals and serves the embedded SQLite store in $(DATA), creating
 # and printing the demo account demo@localhost, with the metrics on
@@ -67,6 +89,7 @@ vet:
 # that go test's own lines still close the output.
 race:
 	@[ -n "$$ANNALS_KURRENTDB_URL" ] || echo "SKIPPING: the KurrentDB conformance suite (eventstore/kurrentdb); set ANNALS_KURRENTDB_URL to run it (README, \"Adding a store\")"
+	@command -v systemd-analyze >/dev/null || echo "SKIPPING: systemd-analyze verify of contrib/annals.service (cmd/annals TestSystemdUnit); install systemd to run it"
 	$(GO) test $(GOFLAGS_) -race -count=1 -timeout 15m ./...
 
 unit:

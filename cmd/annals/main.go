@@ -26,6 +26,8 @@ Usage:
   annals audit export [--data DIR] [--since POSITION] [--out FILE]
   annals audit keygen KEYFILE
   annals mirror list|status ROOM|rebuild ROOM [--data DIR]
+  annals backup DEST [--data DIR]   (online, while serve runs)
+  annals restore SRC --data DIR     (into a new data directory)
   annals node list --store nats://…  (the nodes serving a cluster's log)
 
 Every command takes --data (default ./var, or $ANNALS_DATA) and --store
@@ -76,6 +78,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return nodeCmd(ctx, rest, stdout, stderr)
 	case "config":
 		return configCmd(ctx, rest, stdout, stderr)
+	case "backup":
+		return backupCmd(ctx, rest, stdout, stderr)
+	case "restore":
+		return restoreCmd(ctx, rest, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
