@@ -39,10 +39,15 @@ import (
 // every node shares.
 type logStore struct {
 	eventstore.Store
-	lite    *sqlite.Store     // the log, when it is the embedded store
-	bucket  *jetstream.Bucket // a cluster's secrets; nil with lite
-	nc      *nats.Conn        // a cluster's bus (and the bucket's servers); nil with lite
-	closeNC bool              // Close closes nc (the log's store does not)
+	lite *sqlite.Store // the log, when it is the embedded store
+	// openBucket opens a cluster's secrets (nil with lite), on first use
+	// only: commands that read the log (audit, rebuild, node list) never
+	// wait for the bucket's servers, which may be electing a leader.
+	openBucket func(context.Context) (*jetstream.Bucket, error)
+	bucketMu   sync.Mutex
+	bucket     *jetstream.Bucket
+	nc         *nats.Conn // a cluster's bus (and the bucket's servers); nil with lite
+	closeNC    bool       // Close closes nc (the log's store does not)
 	// readModels is the SQLite file of the read models.
 	readModels string
 
@@ -195,12 +200,10 @@ func openStore(ctx context.Context, c Config, create bool, log *slog.Logger) (*l
 	if err != nil {
 		return nil, fmt.Errorf("event store %s: %w", redact(c.Store), err)
 	}
-	b, err := js.Bucket(ctx, bucketName, u.replicas)
-	if err != nil {
-		js.Close()
-		return nil, fmt.Errorf("event store %s: %w", redact(c.Store), err)
+	open := func(ctx context.Context) (*jetstream.Bucket, error) {
+		return js.Bucket(ctx, bucketName, u.replicas)
 	}
-	return &logStore{Store: js, bucket: b, nc: js.Conn(), readModels: path}, nil
+	return &logStore{Store: js, openBucket: open, nc: js.Conn(), readModels: path}, nil
 }
 
 // openKurrent opens a log on KurrentDB, and beside it the NATS servers of
@@ -222,13 +225,34 @@ func openKurrent(ctx context.Context, c Config, u *storeURL, readModels string, 
 		kd.Close()
 		return nil, fmt.Errorf("bus %s: %w", redact(c.Bus), err)
 	}
-	b, err := jetstream.OpenBucket(ctx, nc, bucketName, cmp.Or(bus.replicas, 3), 10*time.Second)
-	if err != nil {
-		nc.Close()
-		kd.Close()
-		return nil, fmt.Errorf("bus %s: %w", redact(c.Bus), err)
+	open := func(ctx context.Context) (*jetstream.Bucket, error) {
+		return jetstream.OpenBucket(ctx, nc, bucketName, cmp.Or(bus.replicas, 3), 10*time.Second)
 	}
-	return &logStore{Store: kd, bucket: b, nc: nc, closeNC: true, readModels: readModels}, nil
+	return &logStore{Store: kd, openBucket: open, nc: nc, closeNC: true, readModels: readModels}, nil
+}
+
+// bucketAttempts bounds how often kept asks for the bucket: a bucket whose
+// leader was on a server just lost answers nothing until the others elect
+// one (seen: the first command after a SIGKILL timed out).
+const bucketAttempts = 3
+
+// kept returns a cluster's bucket of secrets, opening it on first use.
+func (s *logStore) kept(ctx context.Context) (*jetstream.Bucket, error) {
+	s.bucketMu.Lock()
+	defer s.bucketMu.Unlock()
+	if s.bucket != nil {
+		return s.bucket, nil
+	}
+	var err error
+	for range bucketAttempts {
+		if s.bucket, err = s.openBucket(ctx); err == nil || ctx.Err() != nil {
+			break
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("the secrets kept beside the log: %w", err)
+	}
+	return s.bucket, nil
 }
 
 // Close closes the log, and the bus's connection when it is not the log's.
@@ -274,8 +298,12 @@ func (s *logStore) describe(c Config) string {
 // secrets opens what is kept beside the log: tables in db with the
 // embedded store, the shared bucket in a cluster.
 func (s *logStore) secrets(ctx context.Context, db *sql.DB, log *slog.Logger) (*credentials.Store, *secrets.Store, error) {
-	if s.bucket != nil {
-		return credentials.OnKV(s.bucket), secrets.OnKV(s.bucket), nil
+	if s.cluster() {
+		b, err := s.kept(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		return credentials.OnKV(b), secrets.OnKV(b), nil
 	}
 	creds, err := credentials.Open(ctx, db, log)
 	if err != nil {
@@ -292,13 +320,17 @@ func (s *logStore) secrets(ctx context.Context, db *sql.DB, log *slog.Logger) (*
 // use; see secretFile): in the data directory with the embedded store, in
 // the shared bucket in a cluster, where the first node to start makes it.
 func (s *logStore) serverSecret(ctx context.Context, c Config) ([]byte, error) {
-	if s.bucket == nil {
+	if !s.cluster() {
 		// The file keeps the name it had when it keyed the made-up SCRAM
 		// salts only: renaming it would make existing installations
 		// forget it.
 		return secretFile(filepath.Join(c.Data, "fake-salt.key"))
 	}
-	b, err := beside.Keep(ctx, s.bucket, "server-secret", func() ([]byte, error) {
+	kv, err := s.kept(ctx)
+	if err != nil {
+		return nil, err
+	}
+	b, err := beside.Keep(ctx, kv, "server-secret", func() ([]byte, error) {
 		b := make([]byte, 32)
 		rand.Read(b)
 		return b, nil
@@ -316,10 +348,14 @@ func (s *logStore) serverSecret(ctx context.Context, c Config) ([]byte, error) {
 // in the data directory with the embedded store; in the shared bucket in a
 // cluster, so that every node shows clients the same one.
 func (s *logStore) selfSigned(ctx context.Context, c Config, domains []string) (tls.Certificate, error) {
-	if s.bucket == nil {
+	if !s.cluster() {
 		return c2s.LoadOrCreateCert(c.Data, domains, time.Now())
 	}
-	pair, err := beside.Keep(ctx, s.bucket, "tls-self-signed", func() ([]byte, error) {
+	kv, err := s.kept(ctx)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	pair, err := beside.Keep(ctx, kv, "tls-self-signed", func() ([]byte, error) {
 		cert, key, err := c2s.SelfSigned(domains, time.Now())
 		return append(cert, key...), err
 	})

@@ -414,7 +414,7 @@ func (o *owner) Close() error {
 // start can print it again.
 func demoAccount(ctx context.Context, c Config, ls *logStore, domain string, a *accounts.Service, stdout io.Writer) error {
 	demoJID := "demo@" + domain
-	if ls.bucket != nil {
+	if ls.cluster() {
 		return demoAccountShared(ctx, ls, demoJID, a, stdout)
 	}
 	pwFile := filepath.Join(c.Data, "demo-password")
@@ -449,20 +449,24 @@ func printDemo(stdout io.Writer, demoJID, password string) {
 // the bucket beside the log, and the first node to start makes it.
 func demoAccountShared(ctx context.Context, ls *logStore, demoJID string, a *accounts.Service, stdout io.Writer) error {
 	const key = "demo-password"
-	pw, rev, err := ls.bucket.Get(ctx, key)
+	kv, err := ls.kept(ctx)
+	if err != nil {
+		return err
+	}
+	pw, rev, err := kv.Get(ctx, key)
 	if err == nil && rev == 0 {
 		fresh := newPassword()
 		var ok bool
-		if _, ok, err = ls.bucket.Set(ctx, key, []byte(fresh), 0); err == nil && ok {
+		if _, ok, err = kv.Set(ctx, key, []byte(fresh), 0); err == nil && ok {
 			if err := a.Register(ctx, demoJID, fresh); errors.Is(err, account.ErrExists) {
 				fmt.Fprintf(stdout, "Demo account %s exists, with a password made before: set one with\n  annals user passwd %s --store …\n", demoJID, demoJID)
-				return ls.bucket.Delete(ctx, key)
+				return kv.Delete(ctx, key)
 			} else if err != nil {
-				return errors.Join(fmt.Errorf("create the demo account: %w", err), ls.bucket.Delete(ctx, key))
+				return errors.Join(fmt.Errorf("create the demo account: %w", err), kv.Delete(ctx, key))
 			}
 			pw = []byte(fresh)
 		} else if err == nil { // another node came first
-			pw, _, err = ls.bucket.Get(ctx, key)
+			pw, _, err = kv.Get(ctx, key)
 		}
 	}
 	if err != nil {
