@@ -285,3 +285,44 @@ func TestAttachments(t *testing.T) {
 		return len(b.rec.detached) == 1 && b.rec.detached[0] == "lounge@conference.example.com alice@example.com"
 	})
 }
+
+// What a peer (or anything else on the bus) sends that is not what a node
+// sends is dropped: unreadable announcements, a claim to be this node,
+// oversized or unaddressed stanzas, unreadable sync requests. Nothing is
+// kept of them and the node keeps working.
+func TestHostilePeer(t *testing.T) {
+	url := natsURL(t)
+	a := join(t, url, "a", func(o *cluster.Options) { o.MaxStanza = 1000 })
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	for _, bad := range []string{"", "not json", `{"node":""}`, `{"node":"a","inc":"forged","seq":1,"jid":"x@example.com/r","bound":true}`, strings.Repeat("[", 1<<16)} {
+		if err := nc.Publish("annals.bus.sessions", []byte(bad)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := nats.NewMsg("annals.bus.node.a.deliver")
+	m.Data = []byte("<message/>") // no To
+	nc.PublishMsg(m)
+	big := nats.NewMsg("annals.bus.node.a.deliver")
+	big.Header.Set("To", "x@example.com/r")
+	big.Data = []byte(strings.Repeat("x", 1001))
+	nc.PublishMsg(big)
+	if _, err := nc.Request("annals.bus.node.a.sync", []byte("not json"), 200*time.Millisecond); err == nil {
+		t.Fatal("an unreadable sync request was answered")
+	}
+	nc.Flush()
+	time.Sleep(200 * time.Millisecond)
+	if got, _ := a.rec.snapshot(); len(got) != 0 {
+		t.Fatalf("handed on: %d stanzas, the first %.80q", len(got), got[0])
+	}
+	if len(a.Sessions("x@example.com")) != 0 || len(a.Nodes()) != 0 {
+		t.Fatalf("kept: %v %v", a.Sessions("x@example.com"), a.Nodes())
+	}
+	// Still working: a real node is followed.
+	b := join(t, url, "b", nil)
+	b.Announce("y@example.com/r", true, "")
+	eventually(t, "a to follow b", func() bool { return len(a.Sessions("y@example.com")) == 1 })
+}
