@@ -234,7 +234,7 @@ func (s *Server) publishChat(e event.Envelope) {
 	l.Lock()
 	mine := s.appended.take(m)
 	l.Unlock()
-	if mine || m.Offline {
+	if mine || m.Offline || m.Erased {
 		return
 	}
 	if sender == recipient {

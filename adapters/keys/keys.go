@@ -26,6 +26,9 @@ const (
 	OccupantID = "annals/occupant-id/v1"
 	// Dialback is the server's dialback secret (XEP-0220, XEP-0185).
 	Dialback = "annals/dialback/v1"
+	// ContentKeys wraps the data keys that seal users' content in the
+	// log (adapters/sealing).
+	ContentKeys = "annals/content-keys/v1"
 )
 
 // Derive returns the 32-byte key for purpose from secret.

@@ -55,6 +55,13 @@ func Evolve(s State, e event.Envelope) (State, error) {
 	if s.Push, err = push.Evolve(s.Push, e); err != nil {
 		return s, err
 	}
-	s.Uploads, err = upload.Evolve(s.Uploads, e)
-	return s, err
+	if s.Uploads, err = upload.Evolve(s.Uploads, e); err != nil {
+		return s, err
+	}
+	if e.Type == account.TypeContentErased {
+		// What the erased keys sealed: items and the vCard. Whatever is
+		// published after the erasure is sealed under new keys.
+		s.PEP, s.VCard = s.PEP.WithoutItems(), vcard.State{}
+	}
+	return s, nil
 }

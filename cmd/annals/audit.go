@@ -99,6 +99,7 @@ func auditQuery(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if limit < 0 {
 		return fmt.Errorf("%w: --limit %d: must be 0 or more", errUsage, limit)
 	}
+	c.raw = true // the log as kept: sealed content stays sealed
 	store, err := openStore(ctx, c, false, c.logger(stderr))
 	if err != nil {
 		return err
@@ -165,6 +166,7 @@ func auditVerify(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if (headPath == "") != (pubKey == "") {
 		return fmt.Errorf("%w: --head and --pub go together: a signed head is checked with a key the auditor holds", errUsage)
 	}
+	c.raw = true // the log as kept: sealed content stays sealed
 	store, err := openStore(ctx, c, false, c.logger(stderr))
 	if err != nil {
 		return err
@@ -234,6 +236,7 @@ func auditHead(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return fmt.Errorf("%w: --at %q: give a position printed by an earlier `annals audit head`", errUsage, atS)
 		}
 	}
+	c.raw = true // the log as kept: sealed content stays sealed
 	store, err := openStore(ctx, c, false, c.logger(stderr))
 	if err != nil {
 		return err

@@ -97,6 +97,7 @@ func auditExport(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			return fmt.Errorf("%w: --since %q: give a position printed by `annals audit head`", errUsage, sinceS)
 		}
 	}
+	c.raw = true // the log as kept: sealed content stays sealed
 	store, err := openStore(ctx, c, false, c.logger(stderr))
 	if err != nil {
 		return err

@@ -23,6 +23,8 @@ import (
 	"annals.im/annals/adapters/beside"
 	"annals.im/annals/adapters/c2s"
 	"annals.im/annals/adapters/credentials"
+	"annals.im/annals/adapters/keys"
+	"annals.im/annals/adapters/sealing"
 	"annals.im/annals/adapters/secrets"
 	"annals.im/annals/domain/event"
 	"annals.im/annals/eventstore"
@@ -53,6 +55,13 @@ type logStore struct {
 
 	mu       sync.Mutex
 	appended event.Position // the last position this process appended at
+
+	// codec seals content under keys kept beside the log (nil: the
+	// command reads the log as kept, c.raw); keysDB holds the embedded
+	// store's keys.
+	codec  *sealing.Codec
+	keys   sealing.Keys
+	keysDB *sql.DB
 }
 
 // cluster reports whether the log is shared with other nodes.
@@ -179,7 +188,14 @@ func openStore(ctx context.Context, c Config, create bool, log *slog.Logger) (*l
 		if err != nil {
 			return nil, err
 		}
-		return &logStore{Store: lite, lite: lite, readModels: lite.Path()}, nil
+		s := &logStore{Store: lite, lite: lite, readModels: lite.Path()}
+		if !c.raw {
+			if err := s.openCodec(ctx, c); err != nil {
+				s.Close()
+				return nil, err
+			}
+		}
+		return s, nil
 	}
 	// A cluster's log exists apart from this directory: it holds this
 	// node's read models only.
@@ -258,6 +274,9 @@ func (s *logStore) kept(ctx context.Context) (*jetstream.Bucket, error) {
 // Close closes the log, and the bus's connection when it is not the log's.
 func (s *logStore) Close() error {
 	err := s.Store.Close()
+	if s.keysDB != nil {
+		err = errors.Join(err, s.keysDB.Close())
+	}
 	if s.closeNC {
 		s.nc.Close()
 	}
@@ -285,6 +304,29 @@ func openSQLite(ctx context.Context, c Config, create bool, log *slog.Logger) (*
 		opts.PreallocateWAL, opts.LazyHeads = sqlite.ServerWAL, true
 	}
 	return sqlite.Open(ctx, c.DBPath(), opts)
+}
+
+// openCodec makes the store seal users' content under keys kept beside
+// the log (adapters/sealing): with the embedded store, in its own file,
+// wrapped under a key derived from the server secret.
+func (s *logStore) openCodec(ctx context.Context, c Config) error {
+	secret, err := s.serverSecret(ctx, c)
+	if err != nil {
+		return err
+	}
+	kek, err := keys.Derive(secret, keys.ContentKeys)
+	if err != nil {
+		return err
+	}
+	if s.keysDB, err = sqlite.OpenDB(s.lite.Path()); err != nil {
+		return fmt.Errorf("content keys: %w", err)
+	}
+	if s.keys, err = sealing.OpenSQLKeys(ctx, s.keysDB, kek); err != nil {
+		return err
+	}
+	s.codec = sealing.New(s.keys, !c.unsealed)
+	s.lite.SetCodec(s.codec)
+	return nil
 }
 
 // describe names the log for people: its file, or its servers.

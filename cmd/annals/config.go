@@ -32,6 +32,12 @@ type Config struct {
 
 	server  bool           // set by serve: the one long-running writer of the data directory
 	metrics sqlite.Metrics // set by serve: what the store reports to
+	// unsealed: serve --seal-content=false (new content goes into the log
+	// as it is, and cannot be erased by destroying keys).
+	unsealed bool
+	// raw: the command reads the log as it is kept, sealed content and
+	// all (audits check those bytes).
+	raw bool
 }
 
 // Defaults returns the settings used when neither flag nor environment says.
@@ -197,6 +203,7 @@ func withReadModels(ctx context.Context, c Config, stderr io.Writer, f func(*sql
 	} else if !errors.Is(err, errInUse) {
 		return err
 	}
+	c.raw = true // the log as kept: sealed content stays sealed
 	store, err := openStore(ctx, c, false, log)
 	if err != nil {
 		return err

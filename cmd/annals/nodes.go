@@ -130,6 +130,7 @@ func nodeCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if c.Store == "" {
 		return fmt.Errorf("%w: node list needs --store nats://… (the embedded store has one node: serve)", errUsage)
 	}
+	c.raw = true // the log as kept: sealed content stays sealed
 	store, err := openStore(ctx, c, false, c.logger(stderr))
 	if err != nil {
 		return err

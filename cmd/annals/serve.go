@@ -44,6 +44,7 @@ type serveOptions struct {
 	memLimit string
 	node     string
 	bus      cluster.Options
+	content  contentFlags
 }
 
 // flags registers every serve option on fs.
@@ -88,6 +89,7 @@ func (o *serveOptions) flags(fs *flag.FlagSet) {
 	fs.IntVar(&o.bus.MaxNodes, "cluster-max-nodes", 64, "with --store: other nodes this one follows at most")
 	fs.IntVar(&o.bus.MaxSessions, "cluster-max-sessions", 1<<20, "with --store: sessions and room attachments followed per node at most")
 	fs.StringVar(&o.memLimit, "memory-limit", "auto", "Go heap soft limit: auto (half the memory available), off, or a size such as 2GiB (GOMEMLIMIT wins)")
+	o.content.flags(fs)
 }
 
 // resolve fills in the defaults that depend on other options and checks
@@ -109,6 +111,10 @@ func (o *serveOptions) resolve() error {
 	if err := o.mf.validate(); err != nil {
 		return err
 	}
+	if err := o.content.validate(); err != nil {
+		return err
+	}
+	o.c.unsealed = !o.content.seal
 	if _, set := os.LookupEnv("GOMEMLIMIT"); !set {
 		if _, err := parseMemoryLimit(o.memLimit, 1); err != nil {
 			return err

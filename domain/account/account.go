@@ -17,6 +17,7 @@ const (
 	TypePasswordChanged event.Type = "AccountPasswordChanged"
 	TypeDeleted         event.Type = "AccountDeleted"
 	TypeWentOffline     event.Type = "AccountWentOffline"
+	TypeContentErased   event.Type = "AccountContentErased"
 )
 
 // Schema is the newest schema of each event type that this build reads and writes.
@@ -51,6 +52,21 @@ type Deleted struct {
 type WentOffline struct {
 	Status string `json:"status,omitempty"`
 }
+
+// ContentErased is the data of TypeContentErased: the keys that sealed
+// the account's content (adapters/sealing) are destroyed, so that content
+// reads as erased wherever the log holds it. Keys names them: what a key
+// made after this event seals stays readable, and what any of these
+// sealed reads as erased even where it comes later in the log (sealed
+// by a process that had not seen the erasure yet).
+type ContentErased struct {
+	Keys   []string `json:"keys"`
+	Reason string   `json:"reason,omitempty"`
+}
+
+// MaxErasedKeys bounds one erasure's list of keys: ten years of daily
+// message keys and the state keys fit many times over.
+const MaxErasedKeys = 100_000
 
 // MaxStatus bounds the status kept of a logout.
 const MaxStatus = 1024
@@ -118,6 +134,11 @@ func Evolve(s State, e event.Envelope) (State, error) {
 			return s, err
 		}
 		s.Exists = false
+	case TypeContentErased:
+		var d ContentErased
+		if err := e.Decode(Schema, &d); err != nil {
+			return s, err
+		}
 	case TypeWentOffline:
 		var d WentOffline
 		if err := e.Decode(Schema, &d); err != nil {
@@ -132,7 +153,7 @@ func Evolve(s State, e event.Envelope) (State, error) {
 	return s, nil
 }
 
-// Command is one of Create, ChangePassword, Delete.
+// Command is one of Create, ChangePassword, Delete, GoOffline, EraseContent.
 type Command interface{ command() }
 
 // Create registers the account.
@@ -147,10 +168,19 @@ type Delete struct{ Reason string }
 // GoOffline records that the account's last session ended.
 type GoOffline struct{ Status string }
 
+// EraseContent records that the keys sealing the account's content are
+// destroyed. It is allowed whether the account exists or not: a deleted
+// account's content is erased after its deletion.
+type EraseContent struct {
+	Keys   []string
+	Reason string
+}
+
 func (Create) command()         {}
 func (ChangePassword) command() {}
 func (Delete) command()         {}
 func (GoOffline) command()      {}
+func (EraseContent) command()   {}
 
 // Decide returns the events that carry out c on an account in state s, or a
 // domain error. ids, now and cause only stamp the new envelopes.
@@ -183,6 +213,11 @@ func Decide(s State, c Command, ids *event.IDs, now time.Time, cause string) ([]
 			c.Status = strings.ToValidUTF8(c.Status[:MaxStatus], "")
 		}
 		t, data = TypeWentOffline, WentOffline(c)
+	case EraseContent:
+		if len(c.Keys) > MaxErasedKeys {
+			return nil, fmt.Errorf("account: %d keys to erase at once; at most %d", len(c.Keys), MaxErasedKeys)
+		}
+		t, data = TypeContentErased, ContentErased{Keys: c.Keys, Reason: c.Reason}
 	default:
 		return nil, fmt.Errorf("account: unknown command %T", c)
 	}

@@ -17,6 +17,7 @@ const (
 	TypeMessageSent      event.Type = "ChatMessageSent"
 	TypePrefsSet         event.Type = "ArchivePrefsSet"
 	TypeOfflineDelivered event.Type = "OfflineDelivered"
+	TypeExpired          event.Type = "ArchiveExpired"
 )
 
 // Schema is the newest schema of each event type that this build reads and writes.
@@ -53,12 +54,33 @@ type MessageSent struct {
 	// it; empty where that party does not archive it.
 	SenderID    string `json:"sender_id,omitempty"`
 	RecipientID string `json:"recipient_id,omitempty"`
+	// Erased: the stanza's key is destroyed (erased or expired,
+	// adapters/sealing); Stanza is empty and ErasedBytes says how long it
+	// was. Set when the event is read, never written.
+	Erased      bool `json:"erased,omitempty"`
+	ErasedBytes int  `json:"erased_bytes,omitempty"`
 	// Offline: no client of the recipient was available, so the message
 	// waits for the recipient's next session (XEP-0160 style delivery).
 	Offline bool `json:"offline,omitempty"`
 	// WellFormed: Stanza was checked namespace-well-formed when decided
 	// (wellformed.Canonical); events written before the check lack it.
 	WellFormed bool `json:"well_formed,omitempty"`
+}
+
+// ExpiryStream is the stream of TypeExpired.
+const ExpiryStream = "archive-expiry"
+
+// Expired is the data of TypeExpired: content older than Before is gone
+// from the archives (the read models delete it) and the keys of the
+// periods that ended by then are destroyed (adapters/sealing), so the
+// log's copy reads as erased too (--archive-expiry).
+type Expired struct {
+	Before time.Time `json:"before"`
+}
+
+// Expire returns the event of expiring content older than before.
+func Expire(before time.Time, ids *event.IDs, now time.Time, cause string) ([]event.Envelope, error) {
+	return event.One(ids, now, TypeExpired, Schema, cause, Expired{Before: before.UTC()})
 }
 
 // OfflineDelivered is the data of TypeOfflineDelivered, in the recipient's

@@ -63,6 +63,9 @@ type Item struct {
 	ID          string `json:"id"`
 	Payload     string `json:"payload"`
 	HasPassword bool   `json:"has_password,omitempty"`
+	// Erased: the payload's key is destroyed (adapters/sealing); set when
+	// the event is read, never written. Evolve drops such an item.
+	Erased bool `json:"erased,omitempty"`
 }
 
 // ItemPublished is the data of TypeItemPublished.
@@ -253,7 +256,16 @@ func Evolve(s State, e event.Envelope) (State, error) {
 		for k, v := range s.Nodes {
 			nodes[k] = v
 		}
-		nodes[d.Node] = published(nodes[d.Node], d.Item, d.Config)
+		if d.Erased {
+			// The node keeps its configuration; the item, whose payload
+			// nobody can read any more, goes as if retracted.
+			n := nodes[d.Node]
+			n.Config = d.Config
+			n.Items = slices.DeleteFunc(slices.Clone(n.Items), func(it Item) bool { return it.ID == d.ID })
+			nodes[d.Node] = n
+		} else {
+			nodes[d.Node] = published(nodes[d.Node], d.Item, d.Config)
+		}
 		s.Nodes = nodes
 	case TypeItemRetracted:
 		var d ItemRetracted
@@ -270,6 +282,16 @@ func Evolve(s State, e event.Envelope) (State, error) {
 		s.Nodes = nodes
 	}
 	return s, nil
+}
+
+// WithoutItems is s after its account's content was erased: every node
+// keeps its configuration and loses its items.
+func (s State) WithoutItems() State {
+	nodes := make(map[string]Node, len(s.Nodes))
+	for k, n := range s.Nodes {
+		nodes[k] = Node{Config: n.Config}
+	}
+	return State{Nodes: nodes}
 }
 
 // published is n after it with configuration cfg: an item with the same ID

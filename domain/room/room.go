@@ -251,6 +251,10 @@ type (
 		Nick    string `json:"nick"`
 		ID      string `json:"id"`     // the room archive's ID, also the stanza-id by the room
 		Stanza  string `json:"stanza"` // as broadcast: from the occupant's room JID, no to, no stanza-ids
+		// Erased: the stanza's key is destroyed (adapters/sealing); set
+		// when the event is read, never written.
+		Erased      bool `json:"erased,omitempty"`
+		ErasedBytes int  `json:"erased_bytes,omitempty"`
 		// WellFormed: Stanza was checked namespace-well-formed when decided
 		// (wellformed.Canonical); events written before the check lack it.
 		WellFormed bool `json:"well_formed,omitempty"`

@@ -43,6 +43,9 @@ type Card struct {
 	XML         string   `json:"vcard"`
 	PhotoHashes []string `json:"photo_hashes,omitempty"`
 	Unhashed    bool     `json:"unhashed,omitempty"`
+	// Erased: the vCard's key is destroyed (adapters/sealing); set when
+	// the event is read, never written. Evolve takes it as no vCard.
+	Erased bool `json:"erased,omitempty"`
 }
 
 // Empty is the vCard of an entity that has none, as XEP-0054 §3.1 allows
@@ -188,6 +191,9 @@ func Evolve(s State, e event.Envelope) (State, error) {
 	var d Card
 	if err := e.Decode(Schema, &d); err != nil {
 		return s, err
+	}
+	if d.Erased {
+		return State{}, nil
 	}
 	return State{Card: d, Set: true}, nil
 }

@@ -38,6 +38,8 @@ type batchTx struct {
 	logHash [][]byte                     // rows[i]'s log chain hash
 	// inlinePos: where this batch leaves each inline read model.
 	inlinePos map[string]event.Position
+	open      []event.Envelope // rows as the codec opens them, once asked (opened)
+	catchUp   bool             // a CatchUpInline is in the batch
 }
 
 // logTip is the last row of the log: its position and log chain hash.
@@ -159,6 +161,10 @@ func (b *batchTx) run(ctx context.Context, batch []*appendReq) ([]appendResult, 
 	}
 	results := make([]appendResult, len(batch))
 	for i, r := range batch {
+		if r.catchUp {
+			b.catchUp = true
+			continue
+		}
 		evs, err := b.decide(ctx, r)
 		if err != nil && !errors.Is(err, eventstore.ErrConflict) && !errors.Is(err, eventstore.ErrDuplicateID) {
 			return nil, err // errCareful among them

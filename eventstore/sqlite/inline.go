@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 
 	"annals.im/annals/domain/event"
 )
@@ -47,7 +48,7 @@ func (s *Store) inlines() []Inline {
 // applyInline runs the inline read models over the batch's events.
 func (b *batchTx) applyInline(ctx context.Context) error {
 	ps := b.w.s.inlines()
-	if len(ps) == 0 || len(b.rows) == 0 {
+	if len(ps) == 0 || (len(b.rows) == 0 && !b.catchUp) {
 		return nil
 	}
 	for _, p := range ps {
@@ -68,17 +69,47 @@ func (b *batchTx) applyInline(ctx context.Context) error {
 			if len(gap) == 0 {
 				break
 			}
+			if gap, err = b.w.s.open(ctx, gap); err != nil {
+				return fmt.Errorf("inline %s: catch up: %w", p.Name(), err)
+			}
 			if err := p.Apply(ctx, b.tx, gap); err != nil {
 				return fmt.Errorf("inline %s: %w", p.Name(), err)
 			}
 			cp = gap[len(gap)-1].Position
 		}
-		if err := p.Apply(ctx, b.tx, b.rows); err != nil {
+		if len(b.rows) == 0 {
+			b.inlinePos[p.Name()] = cp
+			continue
+		}
+		rows, err := b.opened(ctx)
+		if err != nil {
+			return fmt.Errorf("inline %s: %w", p.Name(), err)
+		}
+		if err := p.Apply(ctx, b.tx, rows); err != nil {
 			return fmt.Errorf("inline %s: %w", p.Name(), err)
 		}
 		b.inlinePos[p.Name()] = b.rows[len(b.rows)-1].Position
 	}
 	return nil
+}
+
+// opened returns the batch's events as the inline read models see them:
+// opened by the codec, once per batch. Opening after the events caught up
+// before them (as the inline models see them) lets an erasure appended by
+// another process just before this batch erase what this batch sealed
+// under the keys it destroyed.
+func (b *batchTx) opened(ctx context.Context) ([]event.Envelope, error) {
+	if b.w.s.opts.Codec == nil {
+		return b.rows, nil
+	}
+	if b.open == nil {
+		open, err := b.w.s.open(ctx, slices.Clone(b.rows))
+		if err != nil {
+			return nil, err
+		}
+		b.open = open
+	}
+	return b.open, nil
 }
 
 // readAfter reads, in the batch's transaction, up to a page of events

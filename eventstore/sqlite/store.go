@@ -68,6 +68,10 @@ type Options struct {
 	LazyHeads bool
 	// Metrics is told of appends, group commits and fsyncs; nil: nothing.
 	Metrics Metrics
+	// Codec, if set, seals what appends say before they are hashed and
+	// written, and opens every event the store hands out (inline read
+	// models included). Nil: the log keeps what it is given.
+	Codec eventstore.Codec
 }
 
 // Metrics is what the store reports as it writes (adapters/metrics
@@ -116,6 +120,9 @@ type appendReq struct {
 	expected int64
 	evs      []event.Envelope
 	result   chan appendResult
+	// catchUp: no append, but a batch that brings the inline read models
+	// to the log's tip (CatchUpInline).
+	catchUp bool
 }
 
 type appendResult struct {
@@ -134,6 +141,10 @@ func dsn(path string, sync string, readOnly bool) string {
 	q.Set("_synchronous", sync)
 	q.Set("_busy_timeout", "10000")
 	q.Set("_txlock", "immediate")
+	// Deleted rows are overwritten with zeros, not left in free space:
+	// erasing an account's content (adapters/sealing) deletes its
+	// read-model rows and keys, and no byte of them may stay in the file.
+	q.Set("_secure_delete", "on")
 	if readOnly {
 		q.Set("_query_only", "1")
 	}
@@ -377,6 +388,12 @@ func (s *Store) Append(ctx context.Context, stream string, expected int64, evs .
 	if err != nil {
 		return nil, err
 	}
+	proposed := own
+	if s.opts.Codec != nil {
+		if own, err = s.opts.Codec.Seal(ctx, own); err != nil {
+			return nil, fmt.Errorf("sqlite: seal: %w", err)
+		}
+	}
 	req := &appendReq{stream: stream, expected: expected, evs: own, result: make(chan appendResult, 1)}
 	start := time.Now()
 	select {
@@ -392,11 +409,17 @@ func (s *Store) Append(ctx context.Context, stream string, expected int64, evs .
 	case r := <-req.result:
 		if r.err == nil {
 			s.opts.Metrics.Appended(time.Since(start))
+			if s.opts.Codec != nil {
+				eventstore.Plain(r.evs, proposed)
+			}
 		}
 		return r.evs, r.err
 	case <-s.exited:
 		select {
 		case r := <-req.result:
+			if r.err == nil && s.opts.Codec != nil {
+				eventstore.Plain(r.evs, proposed)
+			}
 			return r.evs, r.err
 		default:
 			return nil, eventstore.ErrClosed
@@ -438,6 +461,54 @@ func (s *Store) storeUnsynced() {
 		s.unsynced.Store(s.inflight[0])
 	}
 }
+
+// CatchUpInline brings the inline read models up to the log's tip in a
+// batch of their own, and returns once it is durable: events another
+// process appended (an erasure, an expiry) reach them without waiting
+// for this process's next append.
+func (s *Store) CatchUpInline(ctx context.Context) error {
+	req := &appendReq{catchUp: true, result: make(chan appendResult, 1)}
+	select {
+	case s.queue <- req:
+	case <-s.done:
+		return eventstore.ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case r := <-req.result:
+		return r.err
+	case <-s.exited:
+		return eventstore.ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Scrub empties the WAL into the database file and truncates it, so that
+// no file keeps the pages of rows deleted since (the database file does
+// not: secure_delete zeroes them); a server's preallocated WAL is then
+// extended with zeros again. It waits for readers and the writer, and
+// fails if they keep it from finishing.
+func (s *Store) Scrub(ctx context.Context) error {
+	var busy, frames, copied int
+	err := s.checkpoints.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &frames, &copied)
+	if err != nil {
+		return fmt.Errorf("sqlite: scrub the WAL: %w", err)
+	}
+	if busy != 0 {
+		return fmt.Errorf("sqlite: scrub the WAL: readers or the writer kept the checkpoint from finishing; try again")
+	}
+	if s.opts.PreallocateWAL > 0 {
+		return preallocateWAL(ctx, s.write, s.path+"-wal", s.opts.PreallocateWAL)
+	}
+	return nil
+}
+
+// SetCodec makes the store seal and open with c (Options.Codec), for a
+// codec whose keys live in the store's own file and so can only be made
+// after Open. Call it before anything else uses the store.
+func (s *Store) SetCodec(c eventstore.Codec) { s.opts.Codec = c }
 
 // Unsynced returns the first position that is committed but not yet
 // durable, or 0 when every committed event is durable. A reader of an

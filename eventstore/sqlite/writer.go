@@ -228,7 +228,13 @@ func (w *writer) commit(batch []*appendReq) {
 // retry) or a position taken (another process appended). Either makes it
 // start over the careful way, which reads the tip and looks every ID up.
 func (w *writer) apply(batch []*appendReq) ([]appendResult, error) {
-	results, err := w.try(batch, !w.tipKnown)
+	careful := !w.tipKnown
+	for _, r := range batch {
+		// Catching up needs the log's real tip, which another process
+		// may have moved.
+		careful = careful || r.catchUp
+	}
+	results, err := w.try(batch, careful)
 	if errors.Is(err, errCareful) {
 		results, err = w.try(batch, true)
 	}

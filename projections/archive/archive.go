@@ -92,6 +92,9 @@ func (p Projection) Apply(ctx context.Context, tx *sql.Tx, e event.Envelope) err
 		if err := e.Decode(archive.Schema, &d); err != nil {
 			return err
 		}
+		if d.Erased {
+			return nil // its key is destroyed: what erasing it deleted stays deleted
+		}
 		if !d.WellFormed {
 			if d.Stanza = wellformed.Salvage(d.Stanza); d.Stanza == "" {
 				return nil // nothing a client could read: the log keeps the event
@@ -128,6 +131,9 @@ func (p Projection) Apply(ctx context.Context, tx *sql.Tx, e event.Envelope) err
 		if err := e.Decode(room.Schema, &d); err != nil {
 			return err
 		}
+		if d.Erased {
+			return nil
+		}
 		if !d.WellFormed {
 			if d.Stanza = wellformed.Salvage(d.Stanza); d.Stanza == "" {
 				return nil // nothing a client could read: the log keeps the event
@@ -144,8 +150,31 @@ func (p Projection) Apply(ctx context.Context, tx *sql.Tx, e event.Envelope) err
 		// A deleted account's archive goes with it.
 		_, err := tx.ExecContext(ctx, `DELETE FROM archive WHERE account = ?`, account.JIDOf(e.Stream))
 		return err
+	case account.TypeContentErased, archive.TypeExpired:
+		return forget(ctx, tx, e)
 	}
 	return nil
+}
+
+// forget deletes what an erasure or an expiry took (adapters/sealing):
+// every row an erased account wrote, in any archive (its own, its
+// contacts', its rooms'), or every row older than the expiry's time. The
+// log's copies read as erased from then on, so a rebuild never inserts
+// them again and both give the same rows.
+//
+// Both scan the table (no index on author or on time alone: each would
+// cost every insert a page); they are rare, and run in one transaction.
+func forget(ctx context.Context, tx *sql.Tx, e event.Envelope) error {
+	if e.Type == archive.TypeExpired {
+		var d archive.Expired
+		if err := e.Decode(archive.Schema, &d); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `DELETE FROM archive WHERE at < ?`, d.Before.UnixNano())
+		return err
+	}
+	_, err := tx.ExecContext(ctx, `DELETE FROM archive WHERE author = ?`, account.JIDOf(e.Stream))
+	return err
 }
 
 // offlineDelivered clears the offline mark of an account's rows up to the

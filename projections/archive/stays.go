@@ -93,8 +93,8 @@ func applyStays(ctx context.Context, tx *sql.Tx, e event.Envelope) error {
 		if d.SenderID == "" && d.RecipientID == "" {
 			return nil
 		}
-		if err := tick(ctx, tx, e); err != nil {
-			return err
+		if err := tick(ctx, tx, e); err != nil || d.Erased {
+			return err // an erased message moves the clock as it did, and adds no row
 		}
 		for _, x := range chatRows(d) {
 			if err := insertClocked(ctx, tx, e, x); err != nil {
@@ -121,6 +121,9 @@ func applyStays(ctx context.Context, tx *sql.Tx, e event.Envelope) error {
 		if err := e.Decode(room.Schema, &d); err != nil {
 			return err
 		}
+		if d.Erased {
+			return tick(ctx, tx, e)
+		}
 		if !d.WellFormed {
 			if d.Stanza = wellformed.Salvage(d.Stanza); d.Stanza == "" {
 				return nil
@@ -135,6 +138,8 @@ func applyStays(ctx context.Context, tx *sql.Tx, e event.Envelope) error {
 		return offlineDelivered(ctx, tx, e)
 	case account.TypeDeleted:
 		return deleteStays(ctx, tx, e)
+	case account.TypeContentErased, archive.TypeExpired:
+		return forget(ctx, tx, e)
 	}
 	return nil
 }

@@ -49,7 +49,8 @@ func (p UsageProjection) ApplyBatch(ctx context.Context, tx *sql.Tx, evs []event
 			if err := e.Decode(archive.Schema, &d); err != nil {
 				return &projections.ApplyError{Projection: UsageName, Event: e, Err: err}
 			}
-			sent[bare(d.From)] += int64(len(d.Stanza))
+			// An erased message counts as it did: the log still holds it.
+			sent[bare(d.From)] += int64(len(d.Stanza) + d.ErasedBytes)
 		case account.TypeDeleted:
 			acct := account.JIDOf(e.Stream)
 			delete(sent, acct)

@@ -78,7 +78,7 @@ func (s *Service) renderForMirror(before, after room.State, e event.Envelope, vi
 		}
 	case room.TypeMessagePosted:
 		var d room.MessagePosted
-		if e.Decode(room.Schema, &d) == nil {
+		if e.Decode(room.Schema, &d) == nil && !d.Erased {
 			return one(stanza.WithTo(stanza.InsertChild(d.Stanza, stanza.IDElement(after.JID, d.ID)), via), true)
 		}
 	case room.TypeSubjectSet:

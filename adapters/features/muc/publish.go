@@ -29,8 +29,8 @@ func (s *Service) publishRoom(before, after room.State, e event.Envelope) {
 		}
 	case room.TypeMessagePosted:
 		var d room.MessagePosted
-		if e.Decode(room.Schema, &d) != nil {
-			return
+		if e.Decode(room.Schema, &d) != nil || d.Erased {
+			return // an erased message is told to nobody (adapters/sealing)
 		}
 		msg := stanza.InsertChild(d.Stanza, stanza.IDElement(after.JID, d.ID))
 		for acct, o := range after.Occupants {
