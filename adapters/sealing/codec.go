@@ -56,7 +56,7 @@ type openedData struct {
 // for concurrent use.
 type Codec struct {
 	keys Keys
-	seal bool // Seal seals; otherwise it leaves content as it is (Open still opens)
+	seal bool       // Seal seals; otherwise it leaves content as it is (Open still opens)
 	slow sync.Mutex // one lookup or creation of a key at a time
 
 	mu       sync.Mutex
