@@ -22,6 +22,7 @@ const (
 	causeOperator = "operator" // a password change not made by a session
 	causeRemove   = "remove"
 	causeDeleted  = "account-deleted" // what a deletion does to rooms and contacts
+	causeErased   = "erase"
 	// sessionCause prefixes the id of the session that changed its
 	// account's password: that session goes on, the others end.
 	sessionCause = "session:"

@@ -106,3 +106,40 @@ func (a *Service) SweepDeleted(ctx context.Context, bare string) error {
 	}
 	return a.forget(ctx, bare, st)
 }
+
+// ContentKeys is what erasure needs of the keys that seal accounts'
+// content (adapters/sealing.Keys).
+type ContentKeys interface {
+	Owned(ctx context.Context, owner string, max int) ([]string, error)
+	Destroy(ctx context.Context, ids []string) error
+}
+
+// EraseContent erases what bare wrote (adapters/sealing): its keys are
+// named in an AccountContentErased event, then destroyed. The event comes
+// first: once it is in the log, every reader treats the keys as gone,
+// and the read models delete what they sealed. A crash between the two
+// leaves keys named but not destroyed; erasing again lists and destroys
+// them. The account may exist or not (a deleted account's content is
+// erased after its deletion); what it writes later is sealed under new
+// keys. It returns how many keys were destroyed.
+func (a *Service) EraseContent(ctx context.Context, bare, reason string, keys ContentKeys) (int, error) {
+	j, err := account.ParseJID(bare)
+	if err != nil {
+		return 0, err
+	}
+	bare = j.String()
+	ids, err := keys.Owned(ctx, bare, account.MaxErasedKeys+1)
+	if err != nil {
+		return 0, err
+	}
+	if len(ids) > account.MaxErasedKeys {
+		return 0, fmt.Errorf("%s: more than %d content keys, more than one erasure may name", bare, account.MaxErasedKeys)
+	}
+	if err := a.lifecycle(ctx, bare, account.EraseContent{Keys: ids, Reason: reason}, event.Cause(ctx, causeErased)); err != nil {
+		return 0, err
+	}
+	if err := keys.Destroy(ctx, ids); err != nil {
+		return 0, fmt.Errorf("%s: the erasure is in the log but its keys are not destroyed (erase again): %w", bare, err)
+	}
+	return len(ids), nil
+}

@@ -11,6 +11,7 @@ import (
 	"annals.im/annals/adapters/c2s"
 	"annals.im/annals/app/accounts"
 	"annals.im/annals/domain/account"
+	"annals.im/annals/domain/archive"
 	"annals.im/annals/domain/event"
 	"annals.im/annals/eventstore"
 )
@@ -22,8 +23,9 @@ import (
 // its rooms and contacts again), and all but the asking one's after a
 // password change. So `annals user del` and `user passwd` beside a
 // running serve take effect at once, and so does any room event another
-// process appends.
-func followLog(ctx context.Context, store eventstore.Store, after event.Position, srv *c2s.Server, accts *accounts.Service, log *slog.Logger) error {
+// process appends. erased, if not nil, is called after a batch with an
+// erasure or an expiry in it, whichever process appended it.
+func followLog(ctx context.Context, store eventstore.Store, after event.Position, srv *c2s.Server, accts *accounts.Service, erased func(), log *slog.Logger) error {
 	sub, err := store.Subscribe(ctx, after)
 	if err != nil {
 		return fmt.Errorf("log follower: %w", err)
@@ -40,6 +42,9 @@ func followLog(ctx context.Context, store eventstore.Store, after event.Position
 		// Room events reach the sessions attached to the rooms.
 		srv.Publish(ctx, batch)
 		for _, e := range batch {
+			if (e.Type == account.TypeContentErased || e.Type == archive.TypeExpired) && erased != nil {
+				erased()
+			}
 			acct := account.JIDOf(e.Stream)
 			if acct == "" {
 				continue

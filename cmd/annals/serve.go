@@ -269,8 +269,17 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "Other XMPP servers reach %s on %s.\n", strings.Join(x.domains, ", "), fed.ln.Addr())
 		go func() { fedDone <- fed.server.Serve(fedCtx, fed.ln) }()
 	}
+	var erased func()
+	if store.lite != nil {
+		sc := newScrubber(store.lite, log)
+		go sc.run(ctx)
+		erased = sc.Kick
+	}
+	if opts.content.expiry > 0 {
+		go expireEvery(ctx, store, opts.content, obs.m.Registry(), log)
+	}
 	go func() {
-		if err := followLog(ctx, trackedStore{store, obs, "sessions"}, reactFrom, srv, accts, log); err != nil {
+		if err := followLog(ctx, trackedStore{store, obs, "sessions"}, reactFrom, srv, accts, erased, log); err != nil {
 			log.Error("the log is no longer followed: room events and account changes reach no session", "err", err)
 		}
 	}()

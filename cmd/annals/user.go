@@ -24,16 +24,21 @@ import (
 const userUsage = `Usage:
   annals user add JID    [--password P | --random-password]
   annals user passwd JID [--password P | --random-password]
-  annals user del JID
+  annals user del JID [--erase]
+  annals user erase JID [--reason R]
   annals user list
 Without --password or --random-password the password is read from the
 first line of standard input.
+erase destroys the keys that seal what JID wrote (messages, PEP items,
+bookmarks, its vCard): the log keeps the ciphertext, which nobody can
+read any more, and the archives drop it. del --erase deletes the account,
+then erases. Backups taken before keep the keys (README: Operating Annals).
 `
 
 func user(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, userUsage)
-		return fmt.Errorf("%w: user needs add, passwd, del or list", errUsage)
+		return fmt.Errorf("%w: user needs add, passwd, del, erase or list", errUsage)
 	}
 	sub, rest := args[0], args[1:]
 	if sub == "help" || sub == "-h" || sub == "--help" {
@@ -44,6 +49,8 @@ func user(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		c              Config
 		password       string
 		randomPassword bool
+		erase          bool
+		reason         string
 	)
 	fs := newFlagSet("user "+sub, stderr)
 	c.flags(fs, false)
@@ -51,8 +58,14 @@ func user(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		fs.StringVar(&password, "password", "", "the password (visible to other local users in the process list; prefer stdin)")
 		fs.BoolVar(&randomPassword, "random-password", false, "generate a password and print it")
 	}
+	if sub == "del" {
+		fs.BoolVar(&erase, "erase", false, "also erase what the account wrote (as annals user erase)")
+	}
+	if sub == "erase" {
+		fs.StringVar(&reason, "reason", "", "why, as the erasure event records it (e.g. a request's reference); no personal data")
+	}
 	switch sub {
-	case "add", "passwd", "del", "list":
+	case "add", "passwd", "del", "erase", "list":
 	default:
 		fmt.Fprint(stderr, userUsage)
 		return fmt.Errorf("%w: unknown user command %q", errUsage, sub)
@@ -74,14 +87,14 @@ func user(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
-	if sub == "del" {
+	if sub == "del" || sub == "erase" {
 		// Remove finds the account's rooms in the rooms read model: when
 		// no server keeps it current, bring it up to date first.
 		if err := catchUpIdle(ctx, c, stderr); err != nil {
 			return err
 		}
 	}
-	a, closeAll, err := openAccounts(ctx, c, sub == "add", stderr)
+	a, store, closeAll, err := openAccounts(ctx, c, sub == "add", stderr)
 	if err != nil {
 		return err
 	}
@@ -118,37 +131,42 @@ func user(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 			fmt.Fprintf(stdout, "%s: password set\n", j)
 		}
 		return nil
+	case "erase":
+		return eraseContent(ctx, c, a, store, j.String(), reason, stdout, stderr)
 	default: // del
 		if err := a.Remove(ctx, j.String()); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "%s: deleted\n", j)
+		if erase {
+			return eraseContent(ctx, c, a, store, j.String(), reason, stdout, stderr)
+		}
 		return nil
 	}
 }
 
 // openAccounts opens the store and the credentials beside it for the
 // account commands of the CLI.
-func openAccounts(ctx context.Context, c Config, create bool, stderr io.Writer) (*accounts.Service, func() error, error) {
+func openAccounts(ctx context.Context, c Config, create bool, stderr io.Writer) (*accounts.Service, *logStore, func() error, error) {
 	store, err := openStore(ctx, c, create, c.logger(stderr))
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	db, err := sqlite.OpenDB(store.readModels)
 	if err != nil {
 		store.Close()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	creds, pwds, err := store.secrets(ctx, db, c.logger(stderr))
 	if err != nil {
 		db.Close()
 		store.Close()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	// No MUC domain: the rooms are here only for a deletion to leave them.
 	ids := event.NewIDs()
 	a := accounts.New(store, creds, ids, accounts.Options{Rooms: rooms.New(store, ids, db, ""), Secrets: pwds})
-	return a, func() error { return errors.Join(db.Close(), store.Close()) }, nil
+	return a, store, func() error { return errors.Join(db.Close(), store.Close()) }, nil
 }
 
 // catchUpIdle brings the read models up to date when no server holds the
