@@ -28,6 +28,7 @@ var (
 	ErrExists   = errors.New("account: already exists")
 	ErrNotFound = errors.New("account: no such account")
 	ErrJID      = errors.New("account: not a bare JID")
+	ErrTooMany  = errors.New("account: too many keys for one erasure")
 )
 
 // Created is the data of TypeCreated.
@@ -215,7 +216,7 @@ func Decide(s State, c Command, ids *event.IDs, now time.Time, cause string) ([]
 		t, data = TypeWentOffline, WentOffline(c)
 	case EraseContent:
 		if len(c.Keys) > MaxErasedKeys {
-			return nil, fmt.Errorf("account: %d keys to erase at once; at most %d", len(c.Keys), MaxErasedKeys)
+			return nil, fmt.Errorf("%w: %d; at most %d", ErrTooMany, len(c.Keys), MaxErasedKeys)
 		}
 		t, data = TypeContentErased, ContentErased{Keys: c.Keys, Reason: c.Reason}
 	default:

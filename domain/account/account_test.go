@@ -124,6 +124,26 @@ func TestDecide(t *testing.T) {
 			thenExists: true,
 		},
 		{
+			name:       "erase content of an existing account",
+			given:      []event.Envelope{created()},
+			when:       account.EraseContent{Keys: []string{"k1", "k2"}, Reason: "request 7"},
+			then:       []then{{account.TypeContentErased, `{"keys":["k1","k2"],"reason":"request 7"}`}},
+			thenExists: true,
+		},
+		{
+			// A deleted account's content is erased after its deletion.
+			name:  "erase content of a deleted account",
+			given: []event.Envelope{created(), deleted()},
+			when:  account.EraseContent{Keys: []string{}},
+			then:  []then{{account.TypeContentErased, `{"keys":[]}`}},
+		},
+		{
+			name:    "erase more keys than one event may name",
+			given:   []event.Envelope{created()},
+			when:    account.EraseContent{Keys: make([]string, account.MaxErasedKeys+1)},
+			thenErr: account.ErrTooMany,
+		},
+		{
 			name:    "change password on a missing account",
 			when:    account.ChangePassword{Mechanisms: []string{"SCRAM-SHA-256"}},
 			thenErr: account.ErrNotFound,

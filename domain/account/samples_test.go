@@ -63,6 +63,11 @@ func TestSamplesDecode(t *testing.T) {
 				t.Errorf("no reason in %+v", d)
 			}
 		}},
+		{account.TypeContentErased, func() any { return new(account.ContentErased) }, func(t *testing.T, v any) {
+			if d := v.(*account.ContentErased); len(d.Keys) != 2 || d.Reason == "" {
+				t.Errorf("keys or reason missing in %+v", d)
+			}
+		}},
 		{account.TypeWentOffline, func() any { return new(account.WentOffline) }, func(t *testing.T, v any) {
 			if d := v.(*account.WentOffline); d.Status == "" {
 				t.Errorf("no status in %+v", d)

@@ -41,4 +41,9 @@ func TestFrozenSamples(t *testing.T) {
 	if err := d.Decode(Schema, &od); err != nil || od.Through != m.RecipientID {
 		t.Fatalf("OfflineDelivered sample reads as %+v, %v", od, err)
 	}
+	x := readSample(t, TypeExpired)
+	var ex Expired
+	if err := x.Decode(Schema, &ex); err != nil || ex.Before.Year() != 2025 || x.Stream != ExpiryStream || !event.Verify(nil, x) {
+		t.Fatalf("Expired sample reads as %+v, %v", ex, err)
+	}
 }

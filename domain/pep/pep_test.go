@@ -168,3 +168,29 @@ func TestCanRead(t *testing.T) {
 		}
 	}
 }
+
+// An item whose payload's key is destroyed (adapters/sealing opens it with
+// Erased) is dropped as if retracted, its node keeping its configuration;
+// WithoutItems (an account's erasure) empties every node.
+func TestEvolveErased(t *testing.T) {
+	wl := &Config{AccessModel: Whitelist, MaxItems: 10}
+	s := fold(t,
+		Publish{Node: bm, Item: Item{ID: "a@conf", Payload: "<conference/>"}, Options: wl},
+		Publish{Node: bm, Item: Item{ID: "b@conf", Payload: "<conference/>"}, Options: wl})
+	erased, err := event.New(event.NewIDs(), now, TypeItemPublished, Schema, "test",
+		ItemPublished{Node: bm, Item: Item{ID: "a@conf", Erased: true}, Config: *wl})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, err = Evolve(s, erased); err != nil {
+		t.Fatal(err)
+	}
+	n := s.Nodes[bm]
+	if len(n.Items) != 1 || n.Items[0].ID != "b@conf" || n.Config.MaxItems != 10 {
+		t.Fatalf("after an erased publication: %+v", n)
+	}
+	empty := s.WithoutItems()
+	if len(empty.Nodes[bm].Items) != 0 || empty.Nodes[bm].Config.AccessModel != Whitelist || len(s.Nodes[bm].Items) != 1 {
+		t.Fatalf("WithoutItems: %+v (before: %+v)", empty, s)
+	}
+}

@@ -135,3 +135,17 @@ func TestDecide(t *testing.T) {
 		t.Error("an unknown command was decided")
 	}
 }
+
+// A vCard whose key is destroyed (adapters/sealing opens it with Erased)
+// folds to no vCard at all.
+func TestEvolveErased(t *testing.T) {
+	set, _ := event.New(event.NewIDs(), now, TypeSet, Schema, "test", Card{XML: vc("<FN>Juliet</FN>")})
+	gone, _ := event.New(event.NewIDs(), now, TypeSet, Schema, "test", Card{Erased: true})
+	s, err := Evolve(State{}, set)
+	if err != nil || !s.Set {
+		t.Fatalf("%+v %v", s, err)
+	}
+	if s, err = Evolve(s, gone); err != nil || s.Set || s.Card.XML != "" {
+		t.Fatalf("after an erased vCard: %+v %v", s, err)
+	}
+}
