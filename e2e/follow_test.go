@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -12,7 +11,6 @@ import (
 	"annals.im/annals/domain/event"
 	"annals.im/annals/domain/room"
 	"annals.im/annals/eventstore/owner"
-	"annals.im/annals/eventstore/sqlite"
 )
 
 // Sessions see what the log says, whichever process wrote it: a room
@@ -45,10 +43,7 @@ func TestDeliveryFromTheLog(t *testing.T) {
 
 	// Another process appends a message of Bob's to the room's stream.
 	ctx := context.Background()
-	store, err := sqlite.Open(ctx, filepath.Join(s.data, "annals.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	store := openKeyed(t, s.data)
 	evs, err := store.ReadStream(ctx, room.Stream(hall), 1, 100)
 	if err != nil {
 		t.Fatal(err)

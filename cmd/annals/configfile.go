@@ -170,10 +170,17 @@ func readConfig(path string) ([]setting, error) {
 		seen[key] = line
 		out = append(out, setting{key: key, line: line, val: v})
 	}
+	// In the order of the lines, not of the maps: of a key set twice, the
+	// later line is the one reported.
+	type entry struct {
+		key, where string
+		val        any
+	}
+	var entries []entry
 	for k, v := range doc {
 		table, ok := v.(map[string]any)
 		if !ok {
-			add(k, k, v)
+			entries = append(entries, entry{k, k, v})
 			continue
 		}
 		for k2, v2 := range table {
@@ -181,10 +188,13 @@ func readConfig(path string) ([]setting, error) {
 				errs = append(errs, fmt.Errorf("%s:%d: [%s.%s]: tables only group options, one level deep: move its keys up into [%s]", path, lines[k+"."+k2], k, k2, k))
 				continue
 			}
-			add(k2, k+"."+k2, v2)
+			entries = append(entries, entry{k2, k + "." + k2, v2})
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].line < out[j].line })
+	sort.Slice(entries, func(i, j int) bool { return lines[entries[i].where] < lines[entries[j].where] })
+	for _, e := range entries {
+		add(e.key, e.where, e.val)
+	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}

@@ -12,7 +12,6 @@ import (
 	"annals.im/annals/app/accounts"
 	"annals.im/annals/domain/account"
 	"annals.im/annals/domain/archive"
-	"annals.im/annals/domain/event"
 	"annals.im/annals/eventstore"
 )
 
@@ -25,11 +24,10 @@ import (
 // running serve take effect at once, and so does any room event another
 // process appends. erased, if not nil, is called after a batch with an
 // erasure or an expiry in it, whichever process appended it.
-func followLog(ctx context.Context, store eventstore.Store, after event.Position, srv *c2s.Server, accts *accounts.Service, erased func(), log *slog.Logger) error {
-	sub, err := store.Subscribe(ctx, after)
-	if err != nil {
-		return fmt.Errorf("log follower: %w", err)
-	}
+//
+// sub is the follower's subscription, made by the caller before it says
+// it is serving: what any process appends from then on reaches it.
+func followLog(ctx context.Context, sub eventstore.Subscription, srv *c2s.Server, accts *accounts.Service, erased func(), log *slog.Logger) error {
 	defer sub.Close()
 	for {
 		batch, err := sub.Next(ctx)

@@ -234,6 +234,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	obs.watch(store, runner, o, srv)
+	follow, err := trackedStore{store, obs, "sessions"}.Subscribe(ctx, reactFrom)
+	if err != nil {
+		return fmt.Errorf("log follower: %w", err)
+	}
 	log.Info("serving", "data", c.Data, "store", store.describe(c), "durability", c.Durability, "projections", joinNames(runner.Names()),
 		"c2s", ln.Addr().String(), "domains", strings.Join(x.domains, ","))
 	if store.cluster() {
@@ -279,7 +283,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		go expireEvery(ctx, store, opts.content, obs.m.Registry(), log)
 	}
 	go func() {
-		if err := followLog(ctx, trackedStore{store, obs, "sessions"}, reactFrom, srv, accts, erased, log); err != nil {
+		if err := followLog(ctx, follow, srv, accts, erased, log); err != nil {
 			log.Error("the log is no longer followed: room events and account changes reach no session", "err", err)
 		}
 	}()

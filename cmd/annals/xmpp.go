@@ -345,7 +345,13 @@ func secretFile(path string) ([]byte, error) {
 	if err == nil && len(b) == 32 {
 		return b, nil
 	}
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err == nil {
+		// Never replaced: the content keys are wrapped under a key
+		// derived from it, and a new secret would leave every sealed
+		// message unreadable.
+		return nil, fmt.Errorf("%s is %d bytes, not 32: restore it from a backup", path, len(b))
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
 		return nil, err
 	}
 	b = make([]byte, 32)
