@@ -491,8 +491,20 @@ func (s *Store) CatchUpInline(ctx context.Context) error {
 // extended with zeros again. It waits for readers and the writer, and
 // fails if they keep it from finishing.
 func (s *Store) Scrub(ctx context.Context) error {
+	conn, err := s.checkpoints.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("sqlite: scrub the WAL: %w", err)
+	}
+	defer conn.Close()
+	// A truncating checkpoint holds the write lock while it waits for
+	// readers: wait briefly, and let the caller ask again, rather than
+	// stall appends for the connection's usual busy timeout.
+	if _, err := conn.ExecContext(ctx, `PRAGMA busy_timeout = 250`); err != nil {
+		return fmt.Errorf("sqlite: scrub the WAL: %w", err)
+	}
+	defer conn.ExecContext(context.Background(), `PRAGMA busy_timeout = 10000`)
 	var busy, frames, copied int
-	err := s.checkpoints.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &frames, &copied)
+	err = conn.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &frames, &copied)
 	if err != nil {
 		return fmt.Errorf("sqlite: scrub the WAL: %w", err)
 	}
