@@ -135,6 +135,17 @@ func (a *Service) EraseContent(ctx context.Context, bare, reason string, keys Co
 	if len(ids) > account.MaxErasedKeys {
 		return 0, fmt.Errorf("%s: more than %d content keys, more than one erasure may name", bare, account.MaxErasedKeys)
 	}
+	if len(ids) == 0 {
+		// Nothing sealed, and no account (now or ever): a mistyped JID
+		// would otherwise get a stream of its own.
+		st, err := a.owner.Get(ctx, account.Stream(j))
+		if err != nil {
+			return 0, err
+		}
+		if st.Account.Version == 0 {
+			return 0, fmt.Errorf("%s: %w, and nothing of it is sealed here", bare, account.ErrNotFound)
+		}
+	}
 	if err := a.lifecycle(ctx, bare, account.EraseContent{Keys: ids, Reason: reason}, event.Cause(ctx, causeErased)); err != nil {
 		return 0, err
 	}

@@ -85,4 +85,8 @@ func TestEraseContent(t *testing.T) {
 	if !st.Account.Exists {
 		t.Fatal("erasure deleted the account")
 	}
+	// A JID that never had an account nor sealed content: a typo.
+	if _, err := a.EraseContent(ctx, "nobody@example.com", "", keys); !errors.Is(err, account.ErrNotFound) {
+		t.Fatalf("erasing a JID never seen: %v", err)
+	}
 }

@@ -218,6 +218,9 @@ func Decide(s State, c Command, ids *event.IDs, now time.Time, cause string) ([]
 		if len(c.Keys) > MaxErasedKeys {
 			return nil, fmt.Errorf("%w: %d; at most %d", ErrTooMany, len(c.Keys), MaxErasedKeys)
 		}
+		if c.Keys == nil {
+			c.Keys = []string{} // the event says "none", not "unknown"
+		}
 		t, data = TypeContentErased, ContentErased{Keys: c.Keys, Reason: c.Reason}
 	default:
 		return nil, fmt.Errorf("account: unknown command %T", c)

@@ -134,7 +134,7 @@ func TestDecide(t *testing.T) {
 			// A deleted account's content is erased after its deletion.
 			name:  "erase content of a deleted account",
 			given: []event.Envelope{created(), deleted()},
-			when:  account.EraseContent{Keys: []string{}},
+			when:  account.EraseContent{},
 			then:  []then{{account.TypeContentErased, `{"keys":[]}`}},
 		},
 		{
