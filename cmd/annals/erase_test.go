@@ -74,6 +74,12 @@ func TestEraseAndExpire(t *testing.T) {
 	now := time.Now().UTC()
 	sealedChat(t, s, ids, now.Add(-100*time.Hour), "alice@example.com/a", "bob@example.com", "ALICE-OLD-1")
 	sealedChat(t, s, ids, now.Add(-100*time.Hour), "bob@example.com/b", "alice@example.com", "BOB-OLD-1")
+	// Either side of the expiry's cut-off below (now - 72h), by a second;
+	// in time order, as a server appends them (the archive's clock never
+	// steps back: a later append of an older message would take the
+	// clock's time).
+	sealedChat(t, s, ids, now.Add(-72*time.Hour-time.Second), "bob@example.com/b", "alice@example.com", "BOB-JUST-OLDER")
+	sealedChat(t, s, ids, now.Add(-72*time.Hour+time.Second), "bob@example.com/b", "alice@example.com", "BOB-JUST-NEWER")
 	sealedChat(t, s, ids, now.Add(-time.Hour), "alice@example.com/a", "bob@example.com", "ALICE-NEW-1")
 	sealedChat(t, s, ids, now.Add(-time.Hour), "bob@example.com/b", "alice@example.com", "BOB-NEW-1")
 	item, _ := event.New(ids, now, pep.TypeItemPublished, pep.Schema, "test", pep.ItemPublished{
@@ -131,7 +137,8 @@ func TestEraseAndExpire(t *testing.T) {
 		t.Fatalf("scrub: %v %v", served, err)
 	}
 	live = dumpReadModels(t, db)
-	if strings.Contains(live, "BOB-OLD-1") || !strings.Contains(live, "BOB-NEW-1") {
+	if strings.Contains(live, "BOB-OLD-1") || strings.Contains(live, "BOB-JUST-OLDER") ||
+		!strings.Contains(live, "BOB-NEW-1") || !strings.Contains(live, "BOB-JUST-NEWER") {
 		t.Fatalf("read models after the expiry:\n%s", live)
 	}
 	if f := grepData(t, dir, "BOB-OLD-1"); len(f) > 0 {
