@@ -125,13 +125,18 @@ type LastSeen interface {
 
 // wentOffline records that the account's last session here ended
 // (XEP-0012 last activity): not on the session's way out, which a store
-// write would slow.
+// write would slow. Serve waits for it: the sessions a stopping server
+// ends are recorded before serve catches its read models up and closes
+// the log, not after (their events were missing from the read models,
+// or from the log).
 func (s *Server) wentOffline(bare, status string) {
 	ls, ok := s.cfg.Accounts.(LastSeen)
 	if !ok {
 		return
 	}
+	s.lastSeen.Add(1)
 	go func() {
+		defer s.lastSeen.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), mux.TeardownTimeout)
 		defer cancel()
 		if err := ls.WentOffline(ctx, bare, status); err != nil {

@@ -49,6 +49,7 @@ type Server struct {
 	lists     *blockLists          // the block lists (blocklists.go); nil: no blocking
 	remotes   remoteResources      // contacts' resources elsewhere, for PEP (remotecaps.go)
 	awaited   awaitedIQs           // accounts' IQs to other servers awaiting answers (accountiq.go)
+	lastSeen  sync.WaitGroup       // last activity being recorded (wentOffline)
 }
 
 // NewServer checks cfg and returns a server.
@@ -138,6 +139,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			runners.Go(func() { r.Run(ctx) })
 		}
 	})
+	// After the sessions, what their ends record.
+	defer s.lastSeen.Wait()
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for {

@@ -400,3 +400,38 @@ func TestWhitespaceKeepalive(t *testing.T) {
 		t.Fatalf("closed despite keepalives: %s", got)
 	}
 }
+
+// slowLastSeen records last activity a while after it is asked to, as a
+// store under load would.
+type slowLastSeen struct {
+	lovers
+	mu       sync.Mutex
+	recorded []string
+}
+
+func (s *slowLastSeen) WentOffline(_ context.Context, bare, _ string) error {
+	time.Sleep(300 * time.Millisecond)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.recorded = append(s.recorded, bare)
+	return nil
+}
+
+// Serve returns only once the sessions it ended on the way out are
+// recorded as gone (last activity): serve catches its read models up and
+// closes the log after it returns, so a later record was left out of
+// them, or lost.
+func TestServeWaitsForLastActivity(t *testing.T) {
+	ls := &slowLastSeen{}
+	addr := serverWith(t, func(cfg *Config) { cfg.Accounts = ls })
+	c := dial(t, addr)
+	c.login("balcony")
+	c.send("<iq type='get' id='p'><ping xmlns='urn:xmpp:ping'/></iq>")
+	c.until("id='p'")
+	stops[addr]()
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	if len(ls.recorded) != 1 || ls.recorded[0] != "juliet@localhost" {
+		t.Fatalf("when Serve returned, the last activity recorded: %v; want juliet's", ls.recorded)
+	}
+}

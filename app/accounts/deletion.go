@@ -122,12 +122,22 @@ type ContentKeys interface {
 // them. The account may exist or not (a deleted account's content is
 // erased after its deletion); what it writes later is sealed under new
 // keys. It returns how many keys were destroyed.
+//
+// The bookmark passwords kept beside the log (never sealed: they are not
+// in events) are the account's content too, and its bookmarks go with
+// the erasure: they are deleted first, so that the scrub the erasure sets
+// off finds their rows gone.
 func (a *Service) EraseContent(ctx context.Context, bare, reason string, keys ContentKeys) (int, error) {
 	j, err := account.ParseJID(bare)
 	if err != nil {
 		return 0, err
 	}
 	bare = j.String()
+	if a.opts.Secrets != nil {
+		if err := a.opts.Secrets.DeleteAccount(ctx, bare); err != nil {
+			return 0, err
+		}
+	}
 	ids, err := keys.Owned(ctx, bare, account.MaxErasedKeys+1)
 	if err != nil {
 		return 0, err

@@ -160,3 +160,42 @@ func TestSweepDeleted(t *testing.T) {
 		})
 	}
 }
+
+// contentKeys are an account's content keys in memory.
+type contentKeys struct{ destroyed []string }
+
+func (k *contentKeys) Owned(_ context.Context, owner string, _ int) ([]string, error) {
+	return []string{owner + "-k1"}, nil
+}
+
+func (k *contentKeys) Destroy(_ context.Context, ids []string) error {
+	k.destroyed = append(k.destroyed, ids...)
+	return nil
+}
+
+// EraseContent names the account's keys in the log and destroys them,
+// and deletes the bookmark passwords kept beside the log (content of the
+// account's, in the clear): another account's stay.
+func TestEraseContent(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	env, a, _ := world(t)
+	if err := env.Secrets.Put(ctx, romeo, "urn:xmpp:bookmarks:1", hall, []string{"romeo-secret"}); err != nil {
+		t.Fatal(err)
+	}
+	keys := &contentKeys{}
+	if n, err := a.EraseContent(ctx, juliet, "request 1", keys); err != nil || n != 1 || len(keys.destroyed) != 1 {
+		t.Fatalf("EraseContent: %d %v, destroyed %v", n, err, keys.destroyed)
+	}
+	var d account.ContentErased
+	if e := env.Last(t, account.StreamOf(juliet)); e.Type != account.TypeContentErased || e.Decode(account.Schema, &d) != nil ||
+		len(d.Keys) != 1 || d.Keys[0] != juliet+"-k1" || d.Reason != "request 1" {
+		t.Fatalf("the erasure's event: %s %+v", e.Type, d)
+	}
+	if got, err := env.Secrets.Node(ctx, juliet, "urn:xmpp:bookmarks:1"); err != nil || len(got) != 0 {
+		t.Fatalf("bookmark passwords of an erased account: %v %v", got, err)
+	}
+	if got, err := env.Secrets.Node(ctx, romeo, "urn:xmpp:bookmarks:1"); err != nil || len(got[hall]) != 1 {
+		t.Fatalf("another account's bookmark passwords after the erasure: %v %v", got, err)
+	}
+}
