@@ -2,6 +2,7 @@ package kurrentdb
 
 import (
 	"context"
+	"slices"
 	"sync"
 
 	"github.com/kurrent-io/KurrentDB-Client-Go/kurrentdb"
@@ -65,6 +66,10 @@ type subscription struct {
 	done     chan struct{}
 	once     sync.Once
 	err      error // the error Next returned once, returned ever after
+	// held is a batch taken from items that the codec did not open: the
+	// next Next opens it again, so that an error opening (a key that
+	// could not be read now) loses no event.
+	held []event.Envelope
 }
 
 // pump turns the client's stream of subscription messages into envelopes,
@@ -117,6 +122,30 @@ func (sub *subscription) pump(last event.Position) {
 
 // Next implements eventstore.Subscription.
 func (sub *subscription) Next(ctx context.Context) ([]event.Envelope, error) {
+	if sub.held == nil {
+		evs, err := sub.take(ctx)
+		if err != nil {
+			return nil, err
+		}
+		sub.held = evs
+	}
+	if sub.s.opts.Codec == nil {
+		evs := sub.held
+		sub.held = nil
+		return evs, nil
+	}
+	// Opened in a copy: a codec that fails halfway leaves the batch as
+	// the log keeps it, to be opened whole next time.
+	evs, err := sub.s.open(ctx, slices.Clone(sub.held))
+	if err != nil {
+		return nil, err
+	}
+	sub.held = nil
+	return evs, nil
+}
+
+// take returns the next batch of events as the log keeps them.
+func (sub *subscription) take(ctx context.Context) ([]event.Envelope, error) {
 	if sub.err != nil {
 		return nil, sub.err
 	}
