@@ -2,6 +2,7 @@ package kurrentdb
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sync"
 
@@ -37,7 +38,7 @@ func (s *Store) Subscribe(ctx context.Context, after event.Position) (eventstore
 		return nil, s.wrap("subscribe to $all", err)
 	}
 	sub := &subscription{
-		s: s, ks: ks, cancel: cancel, maxBatch: s.opts.MaxBatch,
+		s: s, ks: ks, cancel: cancel, maxBatch: s.opts.MaxBatch, codec: s.opts.Codec,
 		items: make(chan item, s.opts.SubscriptionBuffer), done: make(chan struct{}),
 	}
 	s.mu.Lock()
@@ -69,7 +70,8 @@ type subscription struct {
 	// held is a batch taken from items that the codec did not open: the
 	// next Next opens it again, so that an error opening (a key that
 	// could not be read now) loses no event.
-	held []event.Envelope
+	held  []event.Envelope
+	codec eventstore.Codec // the store's, when it has one
 }
 
 // pump turns the client's stream of subscription messages into envelopes,
@@ -129,16 +131,16 @@ func (sub *subscription) Next(ctx context.Context) ([]event.Envelope, error) {
 		}
 		sub.held = evs
 	}
-	if sub.s.opts.Codec == nil {
+	if sub.codec == nil {
 		evs := sub.held
 		sub.held = nil
 		return evs, nil
 	}
 	// Opened in a copy: a codec that fails halfway leaves the batch as
 	// the log keeps it, to be opened whole next time.
-	evs, err := sub.s.open(ctx, slices.Clone(sub.held))
-	if err != nil {
-		return nil, err
+	evs := slices.Clone(sub.held)
+	if err := sub.codec.Open(ctx, evs); err != nil {
+		return nil, fmt.Errorf("kurrentdb: open: %w", err)
 	}
 	sub.held = nil
 	return evs, nil
