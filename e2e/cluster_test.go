@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -8,6 +10,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	natsgo "github.com/nats-io/nats.go"
+	njs "github.com/nats-io/nats.go/jetstream"
 
 	"annals.im/annals/eventstore/jetstream/natstest"
 )
@@ -223,6 +228,57 @@ func clusterScenario(t *testing.T, nats *natstest.Cluster, store string) {
 	out := c.annals("audit", "verify")
 	if !strings.Contains(out, "ok") {
 		t.Fatalf("audit verify: %s", out)
+	}
+	if store == "" {
+		bodies := []string{"hello room", "still here"}
+		for body := range acked {
+			bodies = append(bodies, body)
+		}
+		sealedInLog(t, nats.URLs(), bodies)
+	}
+}
+
+// sealedInLog reads every message of the log's JetStream stream as the
+// servers keep it, and fails if one holds any of bodies in the clear: the
+// nodes seal message stanzas (adapters/sealing) with keys kept in the
+// bucket beside the log.
+func sealedInLog(t *testing.T, urls string, bodies []string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	nc, err := natsgo.Connect(urls)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := njs.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := js.Stream(ctx, "ANNALS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealed := 0
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
+		m, err := st.GetMsg(ctx, seq)
+		if err != nil {
+			t.Fatalf("log message %d: %v", seq, err)
+		}
+		for _, body := range bodies {
+			if bytes.Contains(m.Data, []byte(body)) {
+				t.Errorf("log message %d (%s) holds %q in the clear: %.300s", seq, m.Subject, body, m.Data)
+			}
+		}
+		sealed += bytes.Count(m.Data, []byte(`{\"sealed\":\"`)) + bytes.Count(m.Data, []byte(`{"sealed":"`))
+	}
+	// Every message and room message said above, at least.
+	if sealed < len(bodies) {
+		t.Errorf("%d sealed fields in %d log messages, %d messages were said", sealed, info.State.Msgs, len(bodies))
 	}
 }
 

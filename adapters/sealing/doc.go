@@ -14,7 +14,8 @@
 //
 // Keys (Keys, SQLKeys) are 32 random bytes each, stored wrapped under a
 // key-encryption key derived from the server secret: the database file
-// alone does not open them. A key is destroyed by deleting its row
+// alone does not open them. A cluster keeps them the same way in its
+// replicated bucket (KVKeys), where destroying a key purges its value. A key is destroyed by deleting its row
 // (secure_delete zeroes the bytes), after an AccountContentErased event
 // names it, or when --archive-expiry passes the end of its day
 // (ArchiveExpired).

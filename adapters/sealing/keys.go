@@ -76,20 +76,45 @@ func newKeyID() string {
 	return hex.EncodeToString(b[:])
 }
 
+// wrapper wraps data keys under the key-encryption key, wherever they
+// are kept (SQLKeys, KVKeys): what keeps them alone does not open them.
+type wrapper struct {
+	kek cipher.AEAD
+}
+
+// newWrapper takes kek, 32 bytes (keys.Derive(secret, keys.ContentKeys)).
+func newWrapper(kek []byte) (wrapper, error) {
+	a, err := newAEAD(kek)
+	if err != nil {
+		return wrapper{}, fmt.Errorf("sealing: key-encryption key: %w", err)
+	}
+	return wrapper{a}, nil
+}
+
+// make returns a new key of owner and the key as kept: wrapped, bound to
+// its ID and owner.
+func (w wrapper) make(owner string, kind Kind, period int64) (Key, []byte) {
+	k := Key{ID: newKeyID(), Owner: owner, Kind: kind, Period: period, Secret: make([]byte, 32)}
+	rand.Read(k.Secret)
+	nonce := make([]byte, w.kek.NonceSize())
+	rand.Read(nonce)
+	return k, w.kek.Seal(nonce, nonce, k.Secret, wrapAD(k.ID, owner))
+}
+
 // SQLKeys keeps keys in a table of the event store's database, wrapped
 // under a key-encryption key.
 type SQLKeys struct {
+	wrapper
 	db  *sql.DB
-	kek cipher.AEAD
 	now func() time.Time
 }
 
 // OpenSQLKeys creates the table in db if needed. kek is 32 bytes
 // (keys.Derive(secret, keys.ContentKeys)).
 func OpenSQLKeys(ctx context.Context, db *sql.DB, kek []byte) (*SQLKeys, error) {
-	a, err := newAEAD(kek)
+	w, err := newWrapper(kek)
 	if err != nil {
-		return nil, fmt.Errorf("sealing: key-encryption key: %w", err)
+		return nil, err
 	}
 	_, err = db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS content_keys (
 		id      TEXT PRIMARY KEY,  -- named in each sealed field
@@ -104,7 +129,7 @@ func OpenSQLKeys(ctx context.Context, db *sql.DB, kek []byte) (*SQLKeys, error) 
 	if err != nil {
 		return nil, fmt.Errorf("sealing: create table: %w", err)
 	}
-	return &SQLKeys{db: db, kek: a, now: time.Now}, nil
+	return &SQLKeys{wrapper: w, db: db, now: time.Now}, nil
 }
 
 func newAEAD(key []byte) (cipher.AEAD, error) {
@@ -122,12 +147,12 @@ func newAEAD(key []byte) (cipher.AEAD, error) {
 // passed off as another's.
 func wrapAD(id, owner string) []byte { return []byte(id + "\x00" + owner) }
 
-func (s *SQLKeys) unwrap(id, owner string, wrapped []byte) ([]byte, error) {
-	n := s.kek.NonceSize()
+func (w wrapper) unwrap(id, owner string, wrapped []byte) ([]byte, error) {
+	n := w.kek.NonceSize()
 	if len(wrapped) < n {
 		return nil, fmt.Errorf("sealing: key %s is damaged", id)
 	}
-	k, err := s.kek.Open(nil, wrapped[:n], wrapped[n:], wrapAD(id, owner))
+	k, err := w.kek.Open(nil, wrapped[:n], wrapped[n:], wrapAD(id, owner))
 	if err != nil {
 		return nil, fmt.Errorf("sealing: key %s does not open under this server's secret: %w", id, err)
 	}
@@ -157,11 +182,7 @@ func (s *SQLKeys) Find(ctx context.Context, owner string, kind Kind, period int6
 
 // Create implements Keys.
 func (s *SQLKeys) Create(ctx context.Context, owner string, kind Kind, period int64) (Key, error) {
-	k := Key{ID: newKeyID(), Owner: owner, Kind: kind, Period: period, Secret: make([]byte, 32)}
-	rand.Read(k.Secret)
-	nonce := make([]byte, s.kek.NonceSize())
-	rand.Read(nonce)
-	wrapped := s.kek.Seal(nonce, nonce, k.Secret, wrapAD(k.ID, owner))
+	k, wrapped := s.make(owner, kind, period)
 	_, err := s.db.ExecContext(ctx, `INSERT INTO content_keys (id, owner, kind, period, wrapped, created)
 		VALUES (?, ?, ?, ?, ?, ?)`, k.ID, owner, string(kind), period, wrapped, s.now().UnixNano())
 	if err != nil {

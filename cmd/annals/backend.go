@@ -43,8 +43,10 @@ type logStore struct {
 	eventstore.Store
 	lite *sqlite.Store // the log, when it is the embedded store
 	// openBucket opens a cluster's secrets (nil with lite), on first use
-	// only: commands that read the log (audit, rebuild, node list) never
+	// only: commands that read the log as kept (audit, node list) never
 	// wait for the bucket's servers, which may be electing a leader.
+	// Those that open it (rebuild among them: the content keys are there)
+	// do when the store is opened.
 	openBucket func(context.Context) (*jetstream.Bucket, error)
 	bucketMu   sync.Mutex
 	bucket     *jetstream.Bucket
@@ -58,7 +60,7 @@ type logStore struct {
 
 	// codec seals content under keys kept beside the log (nil: the
 	// command reads the log as kept, c.raw); keysDB holds the embedded
-	// store's keys.
+	// store's keys, a cluster's are in its bucket.
 	codec  *sealing.Codec
 	keys   sealing.Keys
 	keysDB *sql.DB
@@ -209,17 +211,31 @@ func openStore(ctx context.Context, c Config, create bool, log *slog.Logger) (*l
 		return nil, fmt.Errorf("read models: %w", err)
 	}
 	f.Close()
+	var s *logStore
 	if u.kurrent != "" {
-		return openKurrent(ctx, c, u, path, log)
+		if s, err = openKurrent(ctx, c, u, path, log); err != nil {
+			return nil, err
+		}
+	} else {
+		js, err := jetstream.Connect(ctx, u.servers, jetstream.Options{Stream: u.stream, Prefix: u.prefix, Replicas: u.replicas}, u.natsOptions()...)
+		if err != nil {
+			return nil, fmt.Errorf("event store %s: %w", redact(c.Store), err)
+		}
+		open := func(ctx context.Context) (*jetstream.Bucket, error) {
+			return js.Bucket(ctx, bucketName, u.replicas)
+		}
+		s = &logStore{Store: js, openBucket: open, nc: js.Conn(), readModels: path}
 	}
-	js, err := jetstream.Connect(ctx, u.servers, jetstream.Options{Stream: u.stream, Prefix: u.prefix, Replicas: u.replicas}, u.natsOptions()...)
-	if err != nil {
-		return nil, fmt.Errorf("event store %s: %w", redact(c.Store), err)
+	// Audits and the node list (c.raw) read the log as kept and never
+	// wait for the bucket's servers; everything else opens what it reads,
+	// with keys kept in the bucket.
+	if !c.raw {
+		if err := s.openCodec(ctx, c); err != nil {
+			s.Close()
+			return nil, err
+		}
 	}
-	open := func(ctx context.Context) (*jetstream.Bucket, error) {
-		return js.Bucket(ctx, bucketName, u.replicas)
-	}
-	return &logStore{Store: js, openBucket: open, nc: js.Conn(), readModels: path}, nil
+	return s, nil
 }
 
 // openKurrent opens a log on KurrentDB, and beside it the NATS servers of
@@ -306,9 +322,16 @@ func openSQLite(ctx context.Context, c Config, create bool, log *slog.Logger) (*
 	return sqlite.Open(ctx, c.DBPath(), opts)
 }
 
+// codecSetter is a store that seals and opens with a codec given after
+// it is opened (all three here).
+type codecSetter interface {
+	SetCodec(eventstore.Codec)
+}
+
 // openCodec makes the store seal users' content under keys kept beside
-// the log (adapters/sealing): with the embedded store, in its own file,
-// wrapped under a key derived from the server secret.
+// the log (adapters/sealing), wrapped under a key derived from the server
+// secret: with the embedded store, in its own file; in a cluster, in the
+// bucket every node shares, where the server secret is too.
 func (s *logStore) openCodec(ctx context.Context, c Config) error {
 	secret, err := s.serverSecret(ctx, c)
 	if err != nil {
@@ -317,6 +340,18 @@ func (s *logStore) openCodec(ctx context.Context, c Config) error {
 	kek, err := keys.Derive(secret, keys.ContentKeys)
 	if err != nil {
 		return err
+	}
+	if s.cluster() {
+		kv, err := s.kept(ctx)
+		if err != nil {
+			return err
+		}
+		if s.keys, err = sealing.OpenKVKeys(kv, kek, sealing.KVOptions{}); err != nil {
+			return err
+		}
+		s.codec = sealing.New(s.keys, !c.unsealed)
+		s.Store.(codecSetter).SetCodec(s.codec)
+		return nil
 	}
 	if s.keysDB, err = sqlite.OpenDB(s.lite.Path()); err != nil {
 		return fmt.Errorf("content keys: %w", err)

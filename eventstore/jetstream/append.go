@@ -58,6 +58,25 @@ func (s *Store) Append(ctx context.Context, stream string, expected int64, evs .
 	if err != nil {
 		return nil, err
 	}
+	if s.opts.Codec == nil {
+		return s.append(ctx, stream, expected, own)
+	}
+	// Sealed once, before the first attempt: every attempt publishes the
+	// same bytes under the same hashes, and a retry is recognized by its
+	// IDs, whatever bytes another call sealed them to.
+	sealed, err := s.opts.Codec.Seal(ctx, own)
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: seal: %w", err)
+	}
+	out, err := s.append(ctx, stream, expected, sealed)
+	if err == nil {
+		eventstore.Plain(out, own)
+	}
+	return out, err
+}
+
+// append stores own, as the log keeps them, after the stream's head.
+func (s *Store) append(ctx context.Context, stream string, expected int64, own []event.Envelope) ([]event.Envelope, error) {
 	gens := make(map[ulid.ULID]int) // the claim generation this call last held per ID
 	stale := 0
 	for attempt := 0; ; attempt++ {

@@ -180,6 +180,20 @@
 // eventstore.HeadDigest checkpoints: an event changed, removed or moved
 // before a checkpoint changes its digest.
 //
+// # Sealed content
+//
+// With Options.Codec (or SetCodec), Append seals its events once, before
+// the first attempt, and every attempt claims, hashes and publishes those
+// same bytes; a retry, by this call or a later one with the same IDs, is
+// recognized by its IDs (claims) whatever bytes it was sealed to, and
+// answered with what the log keeps, its Data the proposed one
+// (eventstore.Plain). ReadStream and ReadAll, and so subscriptions, open
+// what they return, in log order; a failure to open is the read's error
+// and a subscription reads the same events again at its next Next. The
+// chains cover the sealed bytes, which a store without a codec reads
+// (audit commands). Sealing is what lets content be erased from a log no
+// one can rewrite: its keys are kept beside it (adapters/sealing).
+//
 // # Durability
 //
 // An append returns when its message is committed by a quorum of the log

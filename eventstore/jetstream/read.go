@@ -340,7 +340,7 @@ func (s *Store) ReadStream(ctx context.Context, stream string, from uint64, limi
 					return nil, err
 				}
 				if !g.found {
-					return out, nil // the stream ends before next
+					return s.open(ctx, out) // the stream ends before next
 				}
 			}
 			evs, err := s.decodeOf(stream, g.m)
@@ -351,7 +351,7 @@ func (s *Store) ReadStream(ctx context.Context, stream string, from uint64, limi
 			next = evs[len(evs)-1].Version + 1
 		}
 	}
-	return out, nil
+	return s.open(ctx, out)
 }
 
 // ReadAll implements eventstore.Store. Sequences of the log stream are
@@ -387,7 +387,7 @@ func (s *Store) ReadAll(ctx context.Context, after event.Position, limit int) ([
 					return nil, err
 				}
 				if !g.found {
-					return out, nil
+					return s.open(ctx, out)
 				}
 			}
 			evs, err := s.decode(g.m)
@@ -406,7 +406,7 @@ func (s *Store) ReadAll(ctx context.Context, after event.Position, limit int) ([
 			seq++
 		}
 	}
-	return out, nil
+	return s.open(ctx, out)
 }
 
 func max64(a, b uint64) uint64 {

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"annals.im/annals/domain/event"
 	"annals.im/annals/eventstore"
 )
 
@@ -42,6 +43,11 @@ type Options struct {
 	// PollInterval bounds how long a subscription with nothing to read
 	// waits before it reads again without a tick (Subscribe); default 1s.
 	PollInterval time.Duration
+	// Codec, if set, seals what appends say before they are hashed and
+	// published, and opens every event the store hands out (reads and
+	// subscriptions). Nil: the log keeps what it is given, and readers
+	// (audits) see what it keeps.
+	Codec eventstore.Codec
 }
 
 func (o *Options) defaults() {
@@ -233,6 +239,23 @@ func (s *Store) Close() error {
 		s.nc.Close()
 	}
 	return nil
+}
+
+// SetCodec makes the store seal and open with c (Options.Codec), for a
+// codec whose keys live in the store's own bucket and so can only be made
+// after Connect. Call it before anything else uses the store.
+func (s *Store) SetCodec(c eventstore.Codec) { s.opts.Codec = c }
+
+// open opens what the codec sealed, if the store has one: in place, in
+// the order given, which is the log's.
+func (s *Store) open(ctx context.Context, evs []event.Envelope) ([]event.Envelope, error) {
+	if s.opts.Codec == nil || len(evs) == 0 {
+		return evs, nil
+	}
+	if err := s.opts.Codec.Open(ctx, evs); err != nil {
+		return nil, fmt.Errorf("jetstream: open: %w", err)
+	}
+	return evs, nil
 }
 
 func (s *Store) isClosed() bool {

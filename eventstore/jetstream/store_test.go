@@ -33,19 +33,37 @@ func open(urls string, opts jetstream.Options) storetest.Open {
 	}
 }
 
+// openCodec opens a store sealing and opening with c, given by SetCodec
+// after Connect as cmd/annals does (its codec's keys are in the store's
+// bucket).
+func openCodec(urls string, opts jetstream.Options) storetest.OpenCodec {
+	return func(t testing.TB, _ string, c eventstore.Codec) eventstore.Store {
+		s, err := jetstream.Connect(context.Background(), urls, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c != nil {
+			s.SetCodec(c)
+		}
+		return s
+	}
+}
+
 // envDebianURLs carries the Debian cluster's URLs to the crash test's
 // child, as envURLs does the shared cluster's.
 const envDebianURLs = "ANNALS_JETSTREAM_TEST_DEBIAN_URLS"
 
-// TestConformance runs the whole storetest suite against three embedded
-// servers, and against three processes of Debian's nats-server (2.9),
-// with the log replicated three times. The crash test's child is this
+// TestConformance runs the whole storetest suite, sealing included
+// (RunCodec), against three embedded servers, and against three
+// processes of Debian's nats-server (2.9), with the log replicated three
+// times. The crash test's child is this
 // binary again, appending over its own connection to the same cluster
 // until the parent kills it.
 func TestConformance(t *testing.T) {
 	t.Run("embedded", func(t *testing.T) {
 		t.Parallel()
 		storetest.Run(t, open(sharedURLs(), jetstream.Options{Replicas: 3}))
+		storetest.RunCodec(t, openCodec(sharedURLs(), jetstream.Options{Replicas: 3}))
 	})
 	t.Run("debian", func(t *testing.T) {
 		t.Parallel()
@@ -56,6 +74,7 @@ func TestConformance(t *testing.T) {
 			t.Cleanup(func() { os.Unsetenv(envDebianURLs) })
 		}
 		storetest.Run(t, open(urls, jetstream.Options{Replicas: 3}))
+		storetest.RunCodec(t, openCodec(urls, jetstream.Options{Replicas: 3}))
 	})
 }
 

@@ -117,6 +117,18 @@
 //     the server no longer matches once an event at or before its position
 //     was removed or moved.
 //
+// # Sealed content
+//
+// With Options.Codec (or SetCodec), Append seals its events once, before
+// the claims, and every attempt hashes and writes those same bytes; a
+// retry with the same IDs is recognized by its IDs (claims, then a search
+// of the stream), whatever bytes it was sealed to, and answered with
+// what the log keeps, its Data the proposed one (eventstore.Plain).
+// ReadStream, ReadAll and subscriptions open what they return, in log
+// order; a subscription whose batch fails to open keeps the batch and
+// opens it again at the next Next, so an error loses no event. The chains
+// cover the sealed bytes, which a store without a codec reads (audits).
+//
 // # Serving from it
 //
 // `annals serve --store kurrentdb://… --bus nats://H1,H2,H3 --node NAME`

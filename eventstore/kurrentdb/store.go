@@ -32,6 +32,11 @@ type Options struct {
 	// (discovery, reconnects) at Debug, warnings and errors at their level.
 	// Nil discards them; the client would otherwise print to stdout.
 	Log *slog.Logger
+	// Codec, if set, seals what appends say before they are hashed and
+	// written, and opens every event the store hands out (reads and
+	// subscriptions). Nil: the log keeps what it is given, and readers
+	// (audits) see what it keeps.
+	Codec eventstore.Codec
 }
 
 // Defaults of Options.
@@ -137,6 +142,25 @@ func (s *Store) Append(ctx context.Context, stream string, expected int64, evs .
 	if err != nil {
 		return nil, err
 	}
+	if s.opts.Codec == nil {
+		return s.append(ctx, stream, expected, own)
+	}
+	// Sealed once, before the claims: every attempt writes the same bytes
+	// under the same hashes, and a retry is recognized by its IDs,
+	// whatever bytes another call sealed them to.
+	sealed, err := s.opts.Codec.Seal(ctx, own)
+	if err != nil {
+		return nil, fmt.Errorf("kurrentdb: seal: %w", err)
+	}
+	out, err := s.append(ctx, stream, expected, sealed)
+	if err == nil {
+		eventstore.Plain(out, own)
+	}
+	return out, err
+}
+
+// append stores own, as the log keeps them, after the stream's head.
+func (s *Store) append(ctx context.Context, stream string, expected int64, own []event.Envelope) ([]event.Envelope, error) {
 	prior, err := s.claim(ctx, stream, own)
 	if err != nil {
 		return nil, err
@@ -354,7 +378,28 @@ func (s *Store) ReadStream(ctx context.Context, stream string, from uint64, max 
 	if from == 0 {
 		from = 1
 	}
-	return s.envelopes(ctx, stream, kurrentdb.ReadStreamOptions{From: kurrentdb.Revision(from - 1)}, uint64(max))
+	evs, err := s.envelopes(ctx, stream, kurrentdb.ReadStreamOptions{From: kurrentdb.Revision(from - 1)}, uint64(max))
+	if err != nil {
+		return nil, err
+	}
+	return s.open(ctx, evs)
+}
+
+// SetCodec makes the store seal and open with c (Options.Codec), for a
+// codec whose keys are kept in a bucket opened after the store. Call it
+// before anything else uses the store.
+func (s *Store) SetCodec(c eventstore.Codec) { s.opts.Codec = c }
+
+// open opens what the codec sealed, if the store has one: in place, in
+// the order given, which is the log's.
+func (s *Store) open(ctx context.Context, evs []event.Envelope) ([]event.Envelope, error) {
+	if s.opts.Codec == nil || len(evs) == 0 {
+		return evs, nil
+	}
+	if err := s.opts.Codec.Open(ctx, evs); err != nil {
+		return nil, fmt.Errorf("kurrentdb: open: %w", err)
+	}
+	return evs, nil
 }
 
 // ReadAll implements eventstore.Store. It reads $all forward and skips what
@@ -408,12 +453,12 @@ func (s *Store) ReadAll(ctx context.Context, after event.Position, max int) ([]e
 			out = append(out, e)
 			if len(out) == max {
 				rs.Close()
-				return out, nil
+				return s.open(ctx, out)
 			}
 		}
 		rs.Close()
 		if n < count {
-			return out, nil // the end of $all
+			return s.open(ctx, out) // the end of $all
 		}
 	}
 }

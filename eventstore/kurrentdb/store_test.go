@@ -18,7 +18,8 @@ import (
 // it against their own (README, "Adding a store").
 const envURL = "ANNALS_KURRENTDB_URL"
 
-// TestConformance runs the whole storetest suite on the KurrentDB at
+// TestConformance runs the whole storetest suite, sealing included
+// (RunCodec), on the KurrentDB at
 // $ANNALS_KURRENTDB_URL. Its crash test re-executes this test binary, which
 // inherits the variable and so reaches the same database; the directory the
 // suite passes is not used.
@@ -29,15 +30,17 @@ func TestConformance(t *testing.T) {
 			"set " + envURL + " to run it, e.g. " + envURL + "='kurrentdb://127.0.0.1:2113?tls=false' " +
 			"go test -race -count=1 -v -run TestConformance ./eventstore/kurrentdb/ (README, \"Adding a store\")")
 	}
-	storetest.Run(t, func(t testing.TB, _ string) eventstore.Store {
+	open := func(t testing.TB, _ string, c eventstore.Codec) eventstore.Store {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		s, err := kurrentdb.Open(ctx, url, kurrentdb.Options{})
+		s, err := kurrentdb.Open(ctx, url, kurrentdb.Options{Codec: c})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return s
-	})
+	}
+	storetest.Run(t, func(t testing.TB, dir string) eventstore.Store { return open(t, dir, nil) })
+	storetest.RunCodec(t, open)
 }
 
 // Open fails, and says where, when nothing answers at the URL or the URL is

@@ -2,6 +2,8 @@ package kurrentdb
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/kurrent-io/KurrentDB-Client-Go/kurrentdb"
@@ -36,7 +38,7 @@ func (s *Store) Subscribe(ctx context.Context, after event.Position) (eventstore
 		return nil, s.wrap("subscribe to $all", err)
 	}
 	sub := &subscription{
-		s: s, ks: ks, cancel: cancel, maxBatch: s.opts.MaxBatch,
+		s: s, ks: ks, cancel: cancel, maxBatch: s.opts.MaxBatch, codec: s.opts.Codec,
 		items: make(chan item, s.opts.SubscriptionBuffer), done: make(chan struct{}),
 	}
 	s.mu.Lock()
@@ -65,6 +67,11 @@ type subscription struct {
 	done     chan struct{}
 	once     sync.Once
 	err      error // the error Next returned once, returned ever after
+	// held is a batch taken from items that the codec did not open: the
+	// next Next opens it again, so that an error opening (a key that
+	// could not be read now) loses no event.
+	held  []event.Envelope
+	codec eventstore.Codec // the store's, when it has one
 }
 
 // pump turns the client's stream of subscription messages into envelopes,
@@ -117,6 +124,30 @@ func (sub *subscription) pump(last event.Position) {
 
 // Next implements eventstore.Subscription.
 func (sub *subscription) Next(ctx context.Context) ([]event.Envelope, error) {
+	if sub.held == nil {
+		evs, err := sub.take(ctx)
+		if err != nil {
+			return nil, err
+		}
+		sub.held = evs
+	}
+	if sub.codec == nil {
+		evs := sub.held
+		sub.held = nil
+		return evs, nil
+	}
+	// Opened in a copy: a codec that fails halfway leaves the batch as
+	// the log keeps it, to be opened whole next time.
+	evs := slices.Clone(sub.held)
+	if err := sub.codec.Open(ctx, evs); err != nil {
+		return nil, fmt.Errorf("kurrentdb: open: %w", err)
+	}
+	sub.held = nil
+	return evs, nil
+}
+
+// take returns the next batch of events as the log keeps them.
+func (sub *subscription) take(ctx context.Context) ([]event.Envelope, error) {
 	if sub.err != nil {
 		return nil, sub.err
 	}

@@ -3,6 +3,7 @@ package kurrentdb
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -78,5 +79,57 @@ func TestNextAfterClose(t *testing.T) {
 	close(sub.done)
 	if _, err := sub.Next(context.Background()); !errors.Is(err, eventstore.ErrClosed) {
 		t.Fatalf("Next on a closed subscription: %v, want ErrClosed", err)
+	}
+}
+
+// failOnce fails its first Open after changing the first event, then
+// opens by setting Data to "opened"; it refuses what is not "sealed".
+type failOnce struct{ calls int }
+
+func (f *failOnce) Seal(_ context.Context, evs []event.Envelope) ([]event.Envelope, error) {
+	return evs, nil
+}
+
+func (f *failOnce) Open(_ context.Context, evs []event.Envelope) error {
+	f.calls++
+	for _, e := range evs {
+		if string(e.Data) != `"sealed"` {
+			return fmt.Errorf("given %s to open", e.Data)
+		}
+	}
+	for i := range evs {
+		evs[i].Data = []byte(`"opened"`)
+		if f.calls == 1 {
+			return errors.New("a key could not be read now")
+		}
+	}
+	return nil
+}
+
+// A batch the codec fails to open is neither handed out half opened nor
+// lost: the next Next opens the same events, as the log keeps them.
+func TestNextOpens(t *testing.T) {
+	t.Parallel()
+	c := &failOnce{}
+	sub := &subscription{maxBatch: 4, items: make(chan item, 4), done: make(chan struct{}), codec: c}
+	for i := range 3 {
+		sub.items <- item{e: event.Envelope{Version: uint64(i + 1), Data: []byte(`"sealed"`)}}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if page, err := sub.Next(ctx); err == nil {
+		t.Fatalf("Next with a failing codec: %d events, no error", len(page))
+	}
+	page, err := sub.Next(ctx)
+	if err != nil || len(page) != 3 {
+		t.Fatalf("Next after the codec recovers: %d events, %v; want 3", len(page), err)
+	}
+	for i, e := range page {
+		if e.Version != uint64(i+1) || string(e.Data) != `"opened"` {
+			t.Fatalf("event %d: version %d, data %s", i, e.Version, e.Data)
+		}
+	}
+	if c.calls != 2 {
+		t.Fatalf("the codec opened %d times, want 2", c.calls)
 	}
 }

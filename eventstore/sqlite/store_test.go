@@ -31,3 +31,11 @@ func TestConformanceFull(t *testing.T) {
 func TestConformanceNormal(t *testing.T) {
 	storetest.Run(t, open(sqlite.Options{Durability: sqlite.DurabilityNormal}))
 }
+
+// TestConformanceCodec checks sealing and opening (storetest.RunCodec),
+// the codec given at Open.
+func TestConformanceCodec(t *testing.T) {
+	storetest.RunCodec(t, func(t testing.TB, dir string, c eventstore.Codec) eventstore.Store {
+		return open(sqlite.Options{Durability: sqlite.DurabilityNormal, Codec: c})(t, dir)
+	})
+}
