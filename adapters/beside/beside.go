@@ -14,6 +14,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"time"
 )
 
 // KV is a replicated key-value store with compare-and-set. Keys and values
@@ -45,7 +47,17 @@ var ErrBusy = errors.New("beside: the key keeps changing")
 // result with compare-and-set, reading again when another writer came
 // first. f returning nil deletes the key.
 func Update(ctx context.Context, kv KV, key string, f func(old []byte) ([]byte, error)) error {
-	for range maxRetries {
+	for round := range maxRetries {
+		if round > 0 {
+			// A replica that has not applied the winning write yet answers
+			// the next read with the old revision: asking again at once
+			// lost all 16 rounds under light contention on three replicas.
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(time.Duration(rand.Int64N(int64(round) * int64(time.Millisecond)))):
+			}
+		}
 		old, rev, err := kv.Get(ctx, key)
 		if err != nil {
 			return err

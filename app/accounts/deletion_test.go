@@ -173,10 +173,10 @@ func (k *contentKeys) Destroy(_ context.Context, ids []string) error {
 	return nil
 }
 
-// EraseContent names the account's keys in the log and destroys them,
+// EraseContentPasswords: EraseContent names the account's keys in the log and destroys them,
 // and deletes the bookmark passwords kept beside the log (content of the
 // account's, in the clear): another account's stay.
-func TestEraseContent(t *testing.T) {
+func TestEraseContentPasswords(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	env, a, _ := world(t)
