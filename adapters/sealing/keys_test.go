@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"annals.im/annals/adapters/sealing"
-	"annals.im/annals/eventstore/sqlite"
 )
 
 // TestKeys runs the same behaviour on both keepers of keys: SQLKeys in
@@ -17,18 +16,7 @@ import (
 func TestKeys(t *testing.T) {
 	t.Run("sql", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "annals.db")
-		testKeys(t, func(t *testing.T, kek []byte) sealing.Keys {
-			db, err := sqlite.OpenDB(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { db.Close() })
-			k, err := sealing.OpenSQLKeys(context.Background(), db, kek)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return k
-		})
+		testKeys(t, func(t *testing.T, kek []byte) sealing.Keys { return sqlKeys(t, path, kek) })
 	})
 	t.Run("kv", func(t *testing.T) {
 		b, _ := bucket(t)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -264,7 +263,7 @@ func TestSealOff(t *testing.T) {
 func TestBoxBoundToEvent(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "annals.db")
-	s, _, c := open(t, path, true)
+	s, _, _ := open(t, path, true)
 	ids := event.NewIDs()
 	a := chat(t, ids, time.Now(), "alice@example.com/a", "bob@example.com", "ONE")
 	b := chat(t, ids, time.Now(), "alice@example.com/a", "bob@example.com", "TWO")
@@ -279,14 +278,15 @@ func TestBoxBoundToEvent(t *testing.T) {
 	d1["stanza"] = d0["stanza"]
 	moved := kept[1]
 	moved.Data, _ = json.Marshal(d1)
-	fresh := sealing.New(mustKeys(t, path), true)
+	fresh := sealing.New(sqlKeys(t, path, kek), true)
 	if err := fresh.Open(ctx, []event.Envelope{moved}); err == nil {
 		t.Fatal("a box moved to another event opened")
 	}
-	_ = c
 }
 
-func mustKeys(t *testing.T, path string) *sealing.SQLKeys {
+// sqlKeys opens the keys kept in the store file at path, under kek.
+func sqlKeys(t *testing.T, path string, kek []byte) *sealing.SQLKeys {
+	t.Helper()
 	db, err := sqlite.OpenDB(path)
 	if err != nil {
 		t.Fatal(err)
@@ -299,4 +299,3 @@ func mustKeys(t *testing.T, path string) *sealing.SQLKeys {
 	return k
 }
 
-var _ = os.Remove

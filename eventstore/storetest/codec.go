@@ -265,18 +265,7 @@ func testCodecSealedLog(t *testing.T, open OpenCodec, dir, p string) {
 		last = page[len(page)-1].Position
 	}
 	samePlain(t, all, answer, in)
-	var got []event.Envelope
-	for len(got) < len(in) {
-		page, err := sub.Next(ctxT(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, e := range page {
-			if strings.HasPrefix(e.Stream, p) {
-				got = append(got, e)
-			}
-		}
-	}
+	got := followed(t, sub, p, len(in))
 	samePlain(t, got, answer, in)
 	// Another process's codec opens it too.
 	other := open(t, dir, newTestCodec())
@@ -427,8 +416,18 @@ func testCodecFails(t *testing.T, open OpenCodec, dir, p string) {
 		}
 	}
 	c.set(func(c *testCodec) { c.failOpen = false })
+	got := followed(t, sub, p, len(in))
+	samePlain(t, got, answer, in)
+	samePlain(t, readStream(t, s, stream), answer, in)
+	c.check(t)
+}
+
+// followed returns the next n events sub hands out in streams named with
+// prefix p.
+func followed(t *testing.T, sub eventstore.Subscription, p string, n int) []event.Envelope {
+	t.Helper()
 	var got []event.Envelope
-	for len(got) < len(in) {
+	for len(got) < n {
 		page, err := sub.Next(ctxT(t))
 		if err != nil {
 			t.Fatal(err)
@@ -439,7 +438,5 @@ func testCodecFails(t *testing.T, open OpenCodec, dir, p string) {
 			}
 		}
 	}
-	samePlain(t, got, answer, in)
-	samePlain(t, readStream(t, s, stream), answer, in)
-	c.check(t)
+	return got
 }
