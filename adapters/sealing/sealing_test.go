@@ -298,4 +298,3 @@ func sqlKeys(t *testing.T, path string, kek []byte) *sealing.SQLKeys {
 	}
 	return k
 }
-
