@@ -112,6 +112,19 @@ func TestEraseAndExpire(t *testing.T) {
 	if out, errOut, code := annals(t, "audit", "verify", "--data", dir); code != 0 {
 		t.Fatalf("audit verify after the erasure: %d\n%s%s", code, out, errOut)
 	}
+	// A backup taken afterwards holds neither the text nor its keys.
+	backup := filepath.Join(t.TempDir(), "backup")
+	if out, errOut, code := annals(t, "backup", backup, "--data", dir); code != 0 {
+		t.Fatalf("backup: %d\n%s%s", code, out, errOut)
+	}
+	for _, needle := range []string{"ALICE-OLD-1", "ALICE-NEW-1"} {
+		if f := grepData(t, backup, needle); len(f) > 0 {
+			t.Errorf("%s is in the backup taken after the erasure: %v", needle, f)
+		}
+	}
+	if f := grepData(t, backup, "BOB-NEW-1"); len(f) == 0 {
+		t.Errorf("the backup lacks bob's words")
+	}
 	live := dumpReadModels(t, db)
 	if strings.Contains(live, "ALICE-") || !strings.Contains(live, "BOB-OLD-1") {
 		t.Fatalf("read models after the erasure:\n%s", live)
