@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"slices"
 )
 
 // Seal and Open replace one member of an event's data. Decoding the data
@@ -146,6 +147,7 @@ func appendSealed(b []byte, id string, box []byte) (_ []byte, ok bool) {
 			return b, false
 		}
 	}
+	b = slices.Grow(b, len(sealedMark)+len(id)+len(`","box":"`)+base64.StdEncoding.EncodedLen(len(box))+len(`"}`))
 	b = append(b, sealedMark...)
 	b = append(b, id...)
 	b = append(b, `","box":"`...)
