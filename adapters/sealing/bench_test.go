@@ -14,9 +14,13 @@ package sealing_test
 //	follow/<variant>  a follower (another process, a restart) reads the
 //	    log in pages of 4096 with ReadAll, on a store and codec of its own,
 //	    so that every sealed event is opened once, keys fetched included
+//	codec/seal/<variant>, codec/open/<variant>  the codec alone: Seal
+//	    one event at a time, as Append does, and Open pages of 4096 on a
+//	    codec of its own, as follow does (plain has no codec)
 //
-// Each figure is ns/event from a run of thousands of events; b.N only
-// repeats it. The summary gives each variant's ratio to plain. Durability
+// Each figure is ns/event, wall time and the process's CPU time, from a
+// run of thousands of events; b.N only repeats it. The summary gives each
+// variant's ratio to plain. Durability
 // is normal: with full, an fsync per group commit hides most of the CPU
 // that sealing adds, and this is where to see it.
 
@@ -32,6 +36,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"text/tabwriter"
 	"time"
@@ -135,15 +140,45 @@ func (m *seenInline) Apply(_ context.Context, _ *sql.Tx, evs []event.Envelope) e
 	return nil
 }
 
-// sealResults: ns/event by sub-benchmark, for the summary.
-var sealResults struct {
-	sync.Mutex
-	ns    map[string]float64
-	order []string
+// clock is the benchmark's timer with the process's CPU time beside it
+// (every thread, SQLite's included): on a shared machine, CPU time per
+// event moves less with other work than wall time does.
+type clock struct {
+	b       *testing.B
+	cpu, at time.Duration
 }
 
-func sealResult(b *testing.B, group, variant string, ns float64, events int) {
+func (c *clock) start() {
+	c.at = cpuTime()
+	c.b.StartTimer()
+}
+
+func (c *clock) stop() {
+	c.b.StopTimer()
+	c.cpu += cpuTime() - c.at
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// sealResults: wall and CPU ns/event by sub-benchmark, for the summary.
+var sealResults struct {
+	sync.Mutex
+	ns, cpu map[string]float64
+	order   []string
+}
+
+// sealResult reports what c timed over events.
+func sealResult(b *testing.B, c *clock, group, variant string, events int) {
+	ns := float64(b.Elapsed().Nanoseconds()) / float64(events)
+	cpu := float64(c.cpu.Nanoseconds()) / float64(events)
 	b.ReportMetric(ns, "ns/event")
+	b.ReportMetric(cpu, "cpu-ns/event")
 	b.ReportMetric(float64(events), "events")
 	if strings.Contains(b.Name(), "/warm-up") {
 		return
@@ -154,11 +189,12 @@ func sealResult(b *testing.B, group, variant string, ns float64, events int) {
 		sealResults.order = append(sealResults.order, group)
 	}
 	sealResults.ns[group+"/"+variant] = ns
+	sealResults.cpu[group+"/"+variant] = cpu
 }
 
 func BenchmarkSealedLog(b *testing.B) {
 	sealResults.Lock()
-	sealResults.ns, sealResults.order = map[string]float64{}, nil
+	sealResults.ns, sealResults.cpu, sealResults.order = map[string]float64{}, map[string]float64{}, nil
 	sealResults.Unlock()
 	// The variants take turns within each shape, so that a change in
 	// the machine's load weighs on all three alike, after a run that is
@@ -173,18 +209,31 @@ func BenchmarkSealedLog(b *testing.B) {
 	for _, v := range sealVariants {
 		b.Run("follow/"+v.name, func(b *testing.B) { benchSealFollow(b, v) })
 	}
+	for _, op := range []string{"seal", "open"} {
+		for _, v := range sealVariants[1:] {
+			b.Run("codec/"+op+"/"+v.name, func(b *testing.B) { benchSealCodec(b, v, op) })
+		}
+	}
 
 	sealResults.Lock()
 	defer sealResults.Unlock()
 	if len(sealResults.order) == 0 {
 		return
 	}
-	fmt.Println("\nSealedLog summary: ns/event, and each variant over plain")
+	fmt.Println("\nSealedLog summary: ns/event, wall and CPU (this process), and each variant over plain")
+	if l := loadavg(); l != "" {
+		fmt.Printf("  load average (1, 5, 15 min) at the end: %s\n", l)
+	}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "\tplain\tseal-off\tseal-on\tseal-off/plain\tseal-on/plain\tseal-on/seal-off\t")
+	fmt.Fprintln(tw, "\t\tplain\tseal-off\tseal-on\tseal-off/plain\tseal-on/plain\tseal-on/seal-off\t")
 	for _, g := range sealResults.order {
-		p, off, on := sealResults.ns[g+"/plain"], sealResults.ns[g+"/seal-off"], sealResults.ns[g+"/seal-on"]
-		fmt.Fprintf(tw, "  %s\t%.0f\t%.0f\t%.0f\t%s\t%s\t%s\t\n", g, p, off, on, ratio(off, p), ratio(on, p), ratio(on, off))
+		for _, m := range []struct {
+			name string
+			ns   map[string]float64
+		}{{"wall", sealResults.ns}, {"cpu", sealResults.cpu}} {
+			p, off, on := m.ns[g+"/plain"], m.ns[g+"/seal-off"], m.ns[g+"/seal-on"]
+			fmt.Fprintf(tw, "  %s\t%s\t%.0f\t%.0f\t%.0f\t%s\t%s\t%s\t\n", g, m.name, p, off, on, ratio(off, p), ratio(on, p), ratio(on, off))
+		}
 	}
 	tw.Flush()
 }
@@ -208,18 +257,19 @@ func benchSealAppend(b *testing.B, v sealVariant, writers int) {
 	ids := event.NewIDs()
 	versions := make([]int64, writers)
 	var total int64
+	c := &clock{b: b}
+	b.StopTimer()
 	b.ResetTimer()
 	for range b.N {
 		// The events are made before the timer starts, round by round
 		// so that their IDs grow in about the order they are appended.
-		b.StopTimer()
 		evs := make([][]event.Envelope, writers)
 		for k := range sealAppendEvents {
 			w := k % writers
 			evs[w] = append(evs[w], chatEvent(b, ids, w, int(versions[w])+len(evs[w])))
 		}
 		runtime.GC()
-		b.StartTimer()
+		c.start()
 		var done atomic.Int64
 		var failed atomic.Pointer[error]
 		deadline := time.Now().Add(sealAppendCap)
@@ -246,16 +296,16 @@ func benchSealAppend(b *testing.B, v sealVariant, writers int) {
 			}()
 		}
 		wg.Wait()
+		c.stop()
 		if p := failed.Load(); p != nil {
 			b.Fatal(*p)
 		}
 		total += done.Load()
 	}
-	b.StopTimer()
 	if seen.last == (event.Position{}) {
 		b.Fatal("the inline read model saw nothing")
 	}
-	sealResult(b, fmt.Sprintf("append/%d-writers", writers), v.name, float64(b.Elapsed().Nanoseconds())/float64(total), int(total))
+	sealResult(b, c, fmt.Sprintf("append/%d-writers", writers), v.name, int(total))
 }
 
 // benchSealFollow appends sealFollowEvents from sealAuthors authors, then
@@ -290,12 +340,13 @@ func benchSealFollow(b *testing.B, v sealVariant) {
 	// Each pass opens the store and codec anew. The first is not timed:
 	// the variant measured first would pay for the process warming up.
 	var total int
+	c := &clock{b: b}
 	pass := func(timed bool) {
 		s, closeStore := sealStore(b, path, v)
 		defer closeStore()
 		runtime.GC()
 		if timed {
-			b.StartTimer()
+			c.start()
 		}
 		var after event.Position
 		read := 0
@@ -316,7 +367,7 @@ func benchSealFollow(b *testing.B, v sealVariant) {
 			after = page[len(page)-1].Position
 		}
 		if timed {
-			b.StopTimer()
+			c.stop()
 			total += read
 		}
 		if read != sealFollowEvents {
@@ -329,5 +380,80 @@ func benchSealFollow(b *testing.B, v sealVariant) {
 	for range b.N {
 		pass(true)
 	}
-	sealResult(b, "follow", v.name, float64(b.Elapsed().Nanoseconds())/float64(total), total)
+	sealResult(b, c, "follow", v.name, total)
+}
+
+// loadavg returns the first three fields of /proc/loadavg, or "" off Linux.
+func loadavg() string {
+	p, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(p)); err == nil && len(f) >= 3 {
+		return strings.Join(f[:3], " ")
+	}
+	return ""
+}
+
+// benchSealCodec times the codec alone over sealAppendEvents events of
+// sealAuthors authors, their keys made or fetched once first.
+func benchSealCodec(b *testing.B, v sealVariant, op string) {
+	ctx := context.Background()
+	db, err := sqlite.OpenDB(filepath.Join(b.TempDir(), "keys.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	keys, err := sealing.OpenSQLKeys(ctx, db, kek)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ids := event.NewIDs()
+	evs := make([]event.Envelope, sealAppendEvents)
+	for i := range evs {
+		evs[i] = chatEvent(b, ids, i%sealAuthors, i/sealAuthors)
+	}
+	sealer := sealing.New(keys, v.seal)
+	if _, err := sealer.Seal(ctx, evs[:sealAuthors]); err != nil { // the keys
+		b.Fatal(err)
+	}
+	kept := make([]event.Envelope, len(evs))
+	c := &clock{b: b}
+	b.StopTimer()
+	b.ResetTimer()
+	for range b.N {
+		if op == "seal" {
+			runtime.GC()
+			c.start()
+		}
+		for i := range evs {
+			out, err := sealer.Seal(ctx, evs[i:i+1])
+			if err != nil {
+				b.Fatal(err)
+			}
+			kept[i] = out[0]
+		}
+		if op == "seal" {
+			c.stop()
+			continue
+		}
+		opener := sealing.New(keys, v.seal)
+		if err := opener.Open(ctx, slices.Clone(kept[:sealAuthors])); err != nil { // the keys
+			b.Fatal(err)
+		}
+		page := make([]event.Envelope, sealPage)
+		runtime.GC()
+		c.start()
+		for i := 0; i < len(kept); i += sealPage {
+			n := copy(page, kept[i:])
+			if err := opener.Open(ctx, page[:n]); err != nil {
+				b.Fatal(err)
+			}
+		}
+		c.stop()
+		if !bytes.Contains(page[0].Data, []byte("did the build go green")) || bytes.Contains(page[0].Data, sealedMark) {
+			b.Fatalf("opened as %s", page[0].Data)
+		}
+	}
+	if bytes.Contains(kept[0].Data, sealedMark) != v.seal {
+		b.Fatalf("%s kept as %s", v.name, kept[0].Data)
+	}
+	sealResult(b, c, "codec/"+op, v.name, b.N*len(evs))
 }
