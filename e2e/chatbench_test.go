@@ -16,7 +16,10 @@ import (
 // BenchmarkChat is the chat half of `make bench`: Annals, Prosody and
 // ejabberd on this machine in the same run, each with MAM on SQLite
 // archiving every message on both sides, carbons and stream management
-// (XEP-0198) on, driven by the same client (smClient).
+// (XEP-0198) on, driven by the same client (smClient). Annals runs as
+// each of annalsVariants: as served by default (content sealed in the
+// log), which is compared with the peers, and with --seal-content=false,
+// in the chat part only.
 //
 //   - chat: 100 pairs; each sender sends ANNALS_BENCH_CHAT_PER_SENDER
 //     messages (default 100) to its partner's bare JID, at most 32 unacked
@@ -62,13 +65,16 @@ func BenchmarkChat(b *testing.B) {
 		stop func()
 		// reload, for the peers: stop, load the stopped server's database,
 		// start again on the same data.
-		reload func(load func(db string) error) error
-		loadDB func(db string, n int) error
+		reload    func(load func(db string) error) error
+		loadDB    func(db string, n int) error
+		ratesOnly bool // not in the MAM part (annalsVariant)
 	}
 	var servers []*chatServer
-	s, cmd := serveOnB(b, b.TempDir(), "--registration", "--registrations-per-address", "0")
-	servers = append(servers, &chatServer{name: "annals", addr: "127.0.0.1:" + strconv.Itoa(s.port),
-		stop: func() { cmd.Process.Kill(); cmd.Wait() }})
+	for _, v := range annalsVariants {
+		s, cmd := serveOnB(b, b.TempDir(), append([]string{"--registration", "--registrations-per-address", "0"}, v.flags...)...)
+		servers = append(servers, &chatServer{name: v.name, addr: "127.0.0.1:" + strconv.Itoa(s.port), ratesOnly: v.ratesOnly,
+			stop: func() { cmd.Process.Kill(); cmd.Wait() }})
+	}
 	pdir := b.TempDir()
 	if addr, stop, err := startProsody(pdir); err == nil {
 		p := &chatServer{name: "prosody", addr: addr, stop: stop, loadDB: loadProsodyArchive}
@@ -156,14 +162,15 @@ func BenchmarkChat(b *testing.B) {
 	const account = "mam0"
 	loaded := map[string]string{}
 	n := mamN
-	for _, s := range servers {
+	mamServers := slices.DeleteFunc(slices.Clone(servers), func(s *chatServer) bool { return s.ratesOnly })
+	for _, s := range mamServers {
 		for _, u := range append([]string{account}, mamSenders()...) {
 			if err := registerAccount(s.addr, "localhost", u, mamPassword); err != nil {
 				b.Fatalf("%s: %v", s.name, err)
 			}
 		}
 	}
-	for _, s := range servers {
+	for _, s := range mamServers {
 		b.Run(s.name+"/mam", func(b *testing.B) {
 			if s.reload == nil {
 				// Not 10 minutes of loading for a server without MAM.
@@ -207,38 +214,44 @@ func BenchmarkChat(b *testing.B) {
 	// The summary, with Annals against the best peer.
 	fmt.Printf("chat: %d pairs x %d messages, window %d, SM-acked; MAM on SQLite both sides, carbons on\n", benchAccounts/2, perSender, chatWindow)
 	best := ""
-	for _, s := range servers[1:] {
-		if f, ok := chat[s.name]; ok && (best == "" || f.rate > chat[best].rate) {
+	for _, s := range servers {
+		if f, ok := chat[s.name]; ok && !isAnnals(s.name) && (best == "" || f.rate > chat[best].rate) {
 			best = s.name
 		}
 	}
 	for _, s := range servers {
 		f, ok := chat[s.name]
 		if !ok {
-			fmt.Printf("  %-9s not measured: %s\n", s.name, why[s.name+"/chat"])
+			fmt.Printf("  %-15s not measured: %s\n", s.name, why[s.name+"/chat"])
 			continue
 		}
-		fmt.Printf("  %-9s %8.0f msgs/s  ack p50 %7.2f ms  p99 %7.2f ms   delivered %d/%d, p50 %7.2f ms  p99 %7.2f ms\n",
+		fmt.Printf("  %-15s %8.0f msgs/s  ack p50 %7.2f ms  p99 %7.2f ms   delivered %d/%d, p50 %7.2f ms  p99 %7.2f ms\n",
 			s.name, f.rate, ms(f.p50), ms(f.p99), f.delivered, f.acked, ms(f.d50), ms(f.d99))
 	}
 	if a, ok := chat["annals"]; ok && best != "" {
 		p := chat[best]
 		fmt.Printf("  annals/%s: msgs/s x%.2f (target >= 3)   p99 x%.2f (target <= 0.5)\n", best, a.rate/p.rate, ms(a.p99)/ms(p.p99))
 	}
+	if a, ok := chat[annalsVariants[0].name]; ok {
+		if u, ok := chat[annalsVariants[1].name]; ok {
+			fmt.Println(sealLine(sealFigure{"msgs/s", a.rate, u.rate}, sealFigure{"ack p50", ms(a.p50), ms(u.p50)},
+				sealFigure{"ack p99", ms(a.p99), ms(u.p99)}, sealFigure{"delivery p99", ms(a.d99), ms(u.d99)}))
+		}
+	}
 	fmt.Printf("mam: 'last 50 messages' (RSM max 50, before), %d queries, %d client(s)\n", queries, clients)
 	best = ""
-	for _, s := range servers[1:] {
-		if f, ok := mam[s.name]; ok && (best == "" || f.p99 < mam[best].p99) {
+	for _, s := range mamServers {
+		if f, ok := mam[s.name]; ok && !isAnnals(s.name) && (best == "" || f.p99 < mam[best].p99) {
 			best = s.name
 		}
 	}
-	for _, s := range servers {
+	for _, s := range mamServers {
 		f, ok := mam[s.name]
 		if !ok {
-			fmt.Printf("  %-9s not measured: %s\n", s.name, why[s.name+"/mam"])
+			fmt.Printf("  %-15s not measured: %s\n", s.name, why[s.name+"/mam"])
 			continue
 		}
-		fmt.Printf("  %-9s archive %d: p50 %7.2f ms  p99 %7.2f ms  (%s)\n", s.name, f.n, ms(f.p50), ms(f.p99), loaded[s.name])
+		fmt.Printf("  %-15s archive %d: p50 %7.2f ms  p99 %7.2f ms  (%s)\n", s.name, f.n, ms(f.p50), ms(f.p99), loaded[s.name])
 	}
 	if a, ok := mam["annals"]; ok && best != "" {
 		fmt.Printf("  annals/%s: p99 x%.3f (target <= 0.2)\n", best, ms(a.p99)/ms(mam[best].p99))

@@ -25,9 +25,9 @@ type mucServer struct {
 	cpu      func() time.Duration                       // the server's CPU time so far, 0 if unknown
 }
 
-// startMUCServers starts Annals, Prosody and ejabberd on loopback, each on
-// a new data directory, or only those ANNALS_BENCH_MUC_SERVERS names (e.g.
-// "annals,ejabberd"). A peer that cannot start is logged and left out. Each
+// startMUCServers starts Annals (each of annalsVariants), Prosody and
+// ejabberd on loopback, each on a new data directory, or only those
+// ANNALS_BENCH_MUC_SERVERS names (e.g. "annals,annals-unsealed,ejabberd"). A peer that cannot start is logged and left out. Each
 // listens for STARTTLS with a certificate of its own: Annals its
 // self-signed one, the peers selfSigned's (the load client does not verify
 // it). stop stops them all.
@@ -41,10 +41,13 @@ func startMUCServers(b *testing.B, peerSameNick bool) (servers []*mucServer, sto
 			s.stop()
 		}
 	}
-	if want("annals") {
+	for _, v := range annalsVariants {
+		if !want(v.name) {
+			continue
+		}
 		adata := b.TempDir()
-		s, cmd := serveOnB(b, adata, "--registration", "--registrations-per-address", "0")
-		servers = append(servers, &mucServer{name: "annals", addr: "127.0.0.1:" + strconv.Itoa(s.port), sameNick: true,
+		s, cmd := serveOnB(b, adata, append([]string{"--registration", "--registrations-per-address", "0"}, v.flags...)...)
+		servers = append(servers, &mucServer{name: v.name, addr: "127.0.0.1:" + strconv.Itoa(s.port), sameNick: true,
 			stop: func() { cmd.Process.Kill(); cmd.Wait() },
 			cpu:  func() time.Duration { return procCPU(cmd.Process.Pid) },
 			count: func(rooms []string) (archiveCount, error) {
@@ -140,17 +143,17 @@ func runMUC(b *testing.B, p mucParams, peerSameNick bool, header string) {
 	fmt.Print(header)
 	best := ""
 	for _, s := range servers {
-		if f, ok := figs[s.name]; ok && s.name != "annals" && (best == "" || f.rate > figs[best].rate) {
+		if f, ok := figs[s.name]; ok && !isAnnals(s.name) && (best == "" || f.rate > figs[best].rate) {
 			best = s.name
 		}
 	}
 	for _, s := range servers {
 		f, ok := figs[s.name]
 		if !ok {
-			fmt.Printf("  %-9s not measured: %s\n", s.name, why[s.name])
+			fmt.Printf("  %-15s not measured: %s\n", s.name, why[s.name])
 			continue
 		}
-		line := fmt.Sprintf("  %-9s %8.0f delivered/s  p50 %8.2f ms  p99 %8.2f ms   delivered %d/%d (dup %d) in %v, %d sent",
+		line := fmt.Sprintf("  %-15s %8.0f delivered/s  p50 %8.2f ms  p99 %8.2f ms   delivered %d/%d (dup %d) in %v, %d sent",
 			s.name, f.rate, ms(f.p50), ms(f.p99), f.delivered, f.expected, f.dups, f.elapsed.Round(time.Millisecond), f.sent)
 		if f.cpu > 0 {
 			line += fmt.Sprintf("   CPU: server %.0f%%, client %.0f%% of one core", 100*f.cpu.Seconds()/f.elapsed.Seconds(), 100*f.clientCPU.Seconds()/f.elapsed.Seconds())
@@ -168,6 +171,17 @@ func runMUC(b *testing.B, p mucParams, peerSameNick bool, header string) {
 	}
 	if a, ok := figs["annals"]; ok && best != "" {
 		fmt.Printf("  annals/%s: delivered/s x%.2f (target >= 2)   p99 x%.2f\n", best, a.rate/figs[best].rate, ms(a.p99)/ms(figs[best].p99))
+	}
+	if a, ok := figs[annalsVariants[0].name]; ok {
+		if u, ok := figs[annalsVariants[1].name]; ok {
+			line := sealLine(sealFigure{"delivered/s", a.rate, u.rate}, sealFigure{"p50", ms(a.p50), ms(u.p50)}, sealFigure{"p99", ms(a.p99), ms(u.p99)})
+			if a.cpu > 0 && u.cpu > 0 {
+				// Server CPU per delivery: what sealing costs even when
+				// the client, not the server, limits the rate.
+				line += fmt.Sprintf("   server CPU/delivery x%.2f", (a.cpu.Seconds()/float64(a.delivered))/(u.cpu.Seconds()/float64(u.delivered)))
+			}
+			fmt.Println(line)
+		}
 	}
 }
 

@@ -16,9 +16,9 @@ import (
 )
 
 // BenchmarkMUC is the group chat part of `make bench`: MUC fan-out on
-// Annals, Prosody (mod_muc with muc_mam) and ejabberd (mod_muc with MAM on
-// every room) in the same run, each archiving on SQLite. BenchmarkMUCRooms
-// below is its other workload, on servers of its own.
+// Annals (sealed and not, annalsVariants), Prosody (mod_muc, muc_mam) and
+// ejabberd (mod_muc, MAM on every room) in one run, each archiving on
+// SQLite. BenchmarkMUCRooms below is its other workload, on servers of its own.
 //
 // ANNALS_BENCH_MUC_ACCOUNTS accounts (default 50, u0..) log in twice each
 // (plain TLS sessions, no stream management) and every session joins one

@@ -98,9 +98,13 @@ func (c *Codec) Seal(ctx context.Context, evs []event.Envelope) ([]event.Envelop
 		if !ok {
 			continue
 		}
-		var d map[string]json.RawMessage
-		if err := json.Unmarshal(e.Data, &d); err != nil {
-			return nil, fmt.Errorf("sealing: %s: %w", e.Type, err)
+		d := make(map[string]json.RawMessage, 8)
+		start, end, fast := member(e.Data, r.field, d) // splice.go
+		if !fast {
+			clear(d)
+			if err := json.Unmarshal(e.Data, &d); err != nil {
+				return nil, fmt.Errorf("sealing: %s: %w", e.Type, err)
+			}
 		}
 		raw := d[r.field]
 		if len(raw) == 0 || raw[0] != '"' {
@@ -125,11 +129,19 @@ func (c *Codec) Seal(ctx context.Context, evs []event.Envelope) ([]event.Envelop
 		nonce := make([]byte, h.aead.NonceSize(), h.aead.NonceSize()+len(plain)+h.aead.Overhead())
 		rand.Read(nonce)
 		box := h.aead.Seal(nonce, nonce, []byte(plain), additional(e.ID, r.field))
-		if d[r.field], err = json.Marshal(sealed{Key: h.k.ID, Box: base64.StdEncoding.EncodeToString(box)}); err != nil {
-			return nil, err
+		field, simple := appendSealed(nil, h.k.ID, box)
+		if !simple {
+			if field, err = json.Marshal(sealed{Key: h.k.ID, Box: base64.StdEncoding.EncodeToString(box)}); err != nil {
+				return nil, err
+			}
 		}
-		if e.Data, err = json.Marshal(d); err != nil {
-			return nil, err
+		if fast {
+			e.Data = splice(e.Data, start, end, field)
+		} else {
+			d[r.field] = field
+			if e.Data, err = json.Marshal(d); err != nil {
+				return nil, err
+			}
 		}
 		c.remember(e.ID, evs[i].Data, h.k)
 	}
@@ -183,13 +195,22 @@ func (c *Codec) observe(e event.Envelope) error {
 }
 
 func (c *Codec) open(ctx context.Context, e *event.Envelope, r rule) error {
+	// The sealed field is spliced out when the data allows (splice.go);
+	// otherwise d holds the data decoded.
 	var d map[string]json.RawMessage
-	if err := json.Unmarshal(e.Data, &d); err != nil {
-		return err
+	start, end, fast := member(e.Data, r.field, nil)
+	raw := e.Data[start:end]
+	if !fast {
+		if err := json.Unmarshal(e.Data, &d); err != nil {
+			return err
+		}
+		raw = d[r.field]
 	}
-	var s sealed
-	if err := json.Unmarshal(d[r.field], &s); err != nil {
-		return err
+	s, simple := parseSealed(raw)
+	if !simple {
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return err
+		}
 	}
 	box, err := base64.StdEncoding.DecodeString(s.Box)
 	if err != nil {
@@ -200,6 +221,13 @@ func (c *Codec) open(ctx context.Context, e *event.Envelope, r rule) error {
 		return err
 	}
 	if !ok {
+		// Erased content, rare: the long way, which adds members.
+		if fast {
+			if err := json.Unmarshal(e.Data, &d); err != nil {
+				return err
+			}
+			fast = false
+		}
 		d[r.field] = json.RawMessage(`""`)
 		d["erased"] = json.RawMessage(`true`)
 		d["erased_bytes"], _ = json.Marshal(max(len(box)-12-16, 0))
@@ -212,14 +240,22 @@ func (c *Codec) open(ctx context.Context, e *event.Envelope, r rule) error {
 		if err != nil {
 			return fmt.Errorf("the sealed %s does not open under key %s: %w", r.field, s.Key, err)
 		}
-		if d[r.field], err = json.Marshal(string(plain)); err != nil {
+		q, err := json.Marshal(string(plain))
+		if err != nil {
 			return err
 		}
+		if fast {
+			e.Data = splice(e.Data, start, end, q)
+		} else {
+			d[r.field] = q
+		}
 	}
-	sealedData := e.Data
-	if e.Data, err = json.Marshal(d); err != nil {
-		e.Data = sealedData
-		return err
+	if !fast {
+		sealedData := e.Data
+		if e.Data, err = json.Marshal(d); err != nil {
+			e.Data = sealedData
+			return err
+		}
 	}
 	if ok {
 		c.remember(e.ID, e.Data, h.k)
