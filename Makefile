@@ -189,6 +189,8 @@ fuzz:
 	$(GO) test $(GOFLAGS_) -run '^$$' -fuzz '^FuzzRead$$' -fuzztime $(FUZZTIME) ./adapters/features/mirror/
 	$(GO) test $(GOFLAGS_) -run '^$$' -fuzz '^FuzzMAMQuery$$' -fuzztime $(FUZZTIME) ./adapters/features/mam/
 	$(GO) test $(GOFLAGS_) -run '^$$' -fuzz '^FuzzSplitter$$' -fuzztime $(FUZZTIME) ./adapters/websocket/
+	$(GO) test $(GOFLAGS_) -run '^$$' -fuzz '^FuzzMember$$' -fuzztime $(FUZZTIME) ./adapters/sealing/
+	$(GO) test $(GOFLAGS_) -run '^$$' -fuzz '^FuzzOpen$$' -fuzztime $(FUZZTIME) ./adapters/sealing/
 	$(GO) test $(GOFLAGS_) -run '^$$' -fuzz '^FuzzFromClient$$' -fuzztime $(FUZZTIME) ./adapters/websocket/
 	$(GO) test $(GOFLAGS_) -run '^$$' -fuzz '^FuzzSanitizeFilename$$' -fuzztime $(FUZZTIME) ./domain/upload/
 	$(GO) test $(GOFLAGS_) -run '^$$' -fuzz '^FuzzContentType$$' -fuzztime $(FUZZTIME) ./domain/upload/

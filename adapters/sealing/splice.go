@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"slices"
+	"unicode/utf8"
 )
 
 // Seal and Open replace one member of an event's data. Decoding the data
@@ -41,7 +42,9 @@ func member(data []byte, name string, all map[string]json.RawMessage) (start, en
 			return 0, 0, false
 		}
 		key := data[i+1 : i+1+k]
-		if bytes.IndexByte(key, '\\') >= 0 {
+		if bytes.IndexByte(key, '\\') >= 0 || !utf8.Valid(key) {
+			// encoding/json unescapes keys and replaces bytes that are
+			// not UTF-8: let it decide (found by FuzzMember).
 			return 0, 0, false
 		}
 		i += k + 2
