@@ -157,8 +157,15 @@ func (s *KVKeys) Create(ctx context.Context, owner string, kind Kind, period int
 		return Key{}, fmt.Errorf("sealing: keep a new key of %s: %w", owner, cmpErr(err, errors.New("its ID is taken")))
 	}
 	if err := s.index(ctx, k); err != nil {
-		// Named by no index it would never be destroyed: it goes now.
-		return Key{}, errors.Join(err, s.kv.Delete(ctx, keyName(k.ID)))
+		// Named by no index it would never be destroyed: it goes now,
+		// and so does its entry in its day's index if that was written
+		// (a refusal by the days' bound comes after it): left there, it
+		// would count against the day's bound for nothing.
+		err = errors.Join(err, s.kv.Delete(ctx, keyName(k.ID)))
+		if k.Kind == Message {
+			err = errors.Join(err, s.unindexDay(ctx, k.Period, []string{k.ID}))
+		}
+		return Key{}, err
 	}
 	return k, nil
 }
