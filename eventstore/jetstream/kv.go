@@ -76,7 +76,11 @@ func bucketKey(key string) string { return base64.RawURLEncoding.EncodeToString(
 func (b *Bucket) Get(ctx context.Context, key string) ([]byte, uint64, error) {
 	ctx, cancel := b.timeout(ctx)
 	defer cancel()
-	e, err := b.kv.Get(ctx, bucketKey(key))
+	var e jetstream.KeyValueEntry
+	err := settling(ctx, func() (err error) {
+		e, err = b.kv.Get(ctx, bucketKey(key))
+		return err
+	})
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil, 0, nil
 	}
@@ -95,11 +99,14 @@ func (b *Bucket) Set(ctx context.Context, key string, value []byte, rev uint64) 
 	defer cancel()
 	var err error
 	var n uint64
-	if rev == 0 {
-		n, err = b.kv.Create(ctx, bucketKey(key), value)
-	} else {
-		n, err = b.kv.Update(ctx, bucketKey(key), value, rev)
-	}
+	err = settling(ctx, func() (err error) {
+		if rev == 0 {
+			n, err = b.kv.Create(ctx, bucketKey(key), value)
+		} else {
+			n, err = b.kv.Update(ctx, bucketKey(key), value, rev)
+		}
+		return err
+	})
 	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 		return 0, false, nil
 	}
@@ -113,7 +120,7 @@ func (b *Bucket) Set(ctx context.Context, key string, value []byte, rev uint64) 
 func (b *Bucket) Put(ctx context.Context, key string, value []byte) error {
 	ctx, cancel := b.timeout(ctx)
 	defer cancel()
-	if _, err := b.kv.Put(ctx, bucketKey(key), value); err != nil {
+	if err := settling(ctx, func() error { _, err := b.kv.Put(ctx, bucketKey(key), value); return err }); err != nil {
 		return fmt.Errorf("jetstream: put %q: %w", key, err)
 	}
 	return nil
@@ -125,8 +132,32 @@ func (b *Bucket) Put(ctx context.Context, key string, value []byte) error {
 func (b *Bucket) Delete(ctx context.Context, key string) error {
 	ctx, cancel := b.timeout(ctx)
 	defer cancel()
-	if err := b.kv.Purge(ctx, bucketKey(key)); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+	if err := settling(ctx, func() error { return b.kv.Purge(ctx, bucketKey(key)) }); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
 		return fmt.Errorf("jetstream: delete %q: %w", key, err)
 	}
 	return nil
+}
+
+// settlePause is how long a request answered by no server waits before
+// it asks again.
+const settlePause = 50 * time.Millisecond
+
+// settling runs f again while the servers answer it with no responders,
+// until ctx ends: a bucket just created, or whose leader just moved, has
+// nobody answering for a moment (seen: the first Get after creating one,
+// in TestBucket and in the sealing keys' tests).
+func settling(ctx context.Context, f func() error) error {
+	for {
+		err := f()
+		if !errors.Is(err, nats.ErrNoResponders) {
+			return err
+		}
+		t := time.NewTimer(settlePause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+	}
 }
