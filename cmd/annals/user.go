@@ -24,7 +24,7 @@ import (
 const userUsage = `Usage:
   annals user add JID    [--password P | --random-password]
   annals user passwd JID [--password P | --random-password]
-  annals user del JID [--erase]
+  annals user del JID [--erase [--reason R]]
   annals user erase JID [--reason R]
   annals user list
 Without --password or --random-password the password is read from the
@@ -61,8 +61,8 @@ func user(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	if sub == "del" {
 		fs.BoolVar(&erase, "erase", false, "also erase what the account wrote (as annals user erase)")
 	}
-	if sub == "erase" {
-		fs.StringVar(&reason, "reason", "", "why, as the erasure event records it (e.g. a request's reference); no personal data")
+	if sub == "erase" || sub == "del" {
+		fs.StringVar(&reason, "reason", "", "with erase or del --erase: why, as the erasure event records it (e.g. a request's reference); no personal data")
 	}
 	switch sub {
 	case "add", "passwd", "del", "erase", "list":
@@ -87,7 +87,7 @@ func user(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
-	if sub == "del" || sub == "erase" {
+	if sub == "del" {
 		// Remove finds the account's rooms in the rooms read model: when
 		// no server keeps it current, bring it up to date first.
 		if err := catchUpIdle(ctx, c, stderr); err != nil {
