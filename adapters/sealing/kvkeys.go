@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	mrand "math/rand/v2"
 	"slices"
 	"strconv"
 	"time"
@@ -181,7 +180,7 @@ func cmpErr(err, otherwise error) error {
 // Ended), then its owner's.
 func (s *KVKeys) index(ctx context.Context, k Key) error {
 	if k.Kind == Message {
-		err := s.update(ctx, dayName(k.Period, k.ID), func(old []byte) ([]byte, error) {
+		err := beside.Update(ctx, s.kv, dayName(k.Period, k.ID), func(old []byte) ([]byte, error) {
 			ids, err := decodeIDs(old)
 			if err != nil || slices.Contains(ids, k.ID) {
 				return old, err
@@ -198,7 +197,7 @@ func (s *KVKeys) index(ctx context.Context, k Key) error {
 			return err
 		}
 	}
-	err := s.update(ctx, ownerName(k.Owner), func(old []byte) ([]byte, error) {
+	err := beside.Update(ctx, s.kv, ownerName(k.Owner), func(old []byte) ([]byte, error) {
 		idx, err := decodeOwner(old, k.Owner)
 		if err != nil {
 			return nil, err
@@ -215,31 +214,6 @@ func (s *KVKeys) index(ctx context.Context, k Key) error {
 	return nil
 }
 
-// updateAttempts bounds how often update asks beside.Update again.
-const updateAttempts = 8
-
-// update is beside.Update, asked again after a short random wait when it
-// loses all its rounds: a JetStream bucket's replicas answer reads
-// (direct gets), and one that has not applied the last write makes a
-// writer's compare-and-set fail again and again. Three writers of one
-// value on three replicas lost 16 rounds in a row in 7 of 150 updates
-// (on one replica, in none).
-func (s *KVKeys) update(ctx context.Context, key string, f func(old []byte) ([]byte, error)) error {
-	for attempt := 1; ; attempt++ {
-		err := beside.Update(ctx, s.kv, key, f)
-		if !errors.Is(err, beside.ErrBusy) || attempt >= updateAttempts {
-			return err
-		}
-		t := time.NewTimer(time.Duration(mrand.Int64N(int64(attempt) * int64(5*time.Millisecond))))
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		}
-	}
-}
-
 // addDay makes sure the days name day. It writes only when they do not:
 // Ended, which drops a day, looks at the day again after, so a key it
 // raced with is kept either way.
@@ -252,7 +226,7 @@ func (s *KVKeys) addDay(ctx context.Context, day int64) error {
 	if err != nil || slices.Contains(days, day) {
 		return err
 	}
-	return s.update(ctx, daysName, func(old []byte) ([]byte, error) {
+	return beside.Update(ctx, s.kv, daysName, func(old []byte) ([]byte, error) {
 		days, err := decodeDays(old)
 		if err != nil {
 			return nil, err
@@ -273,7 +247,7 @@ func (s *KVKeys) addDay(ctx context.Context, day int64) error {
 // that indexed it before the second read is seen there, one that did
 // after finds the day missing and adds it.
 func (s *KVKeys) dropDays(ctx context.Context, drop []int64) error {
-	err := s.update(ctx, daysName, func(old []byte) ([]byte, error) {
+	err := beside.Update(ctx, s.kv, daysName, func(old []byte) ([]byte, error) {
 		days, err := decodeDays(old)
 		if err != nil {
 			return nil, err
@@ -438,7 +412,7 @@ func (s *KVKeys) Owned(ctx context.Context, owner string, max int) ([]string, er
 // deleting it could not be made conditional, and would lose a key
 // another node indexed meanwhile.
 func (s *KVKeys) unindex(ctx context.Context, owner string, ids []string) error {
-	err := s.update(ctx, ownerName(owner), func(old []byte) ([]byte, error) {
+	err := beside.Update(ctx, s.kv, ownerName(owner), func(old []byte) ([]byte, error) {
 		idx, err := decodeOwner(old, owner)
 		if err != nil || len(old) == 0 {
 			return old, err
@@ -455,7 +429,7 @@ func (s *KVKeys) unindex(ctx context.Context, owner string, ids []string) error 
 // unindexDay drops ids, which all start with the same hex digit, from
 // day's index. An emptied index stays, empty, as in unindex.
 func (s *KVKeys) unindexDay(ctx context.Context, day int64, ids []string) error {
-	err := s.update(ctx, dayName(day, ids[0]), func(old []byte) ([]byte, error) {
+	err := beside.Update(ctx, s.kv, dayName(day, ids[0]), func(old []byte) ([]byte, error) {
 		have, err := decodeIDs(old)
 		if err != nil || len(old) == 0 {
 			return old, err

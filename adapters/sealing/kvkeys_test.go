@@ -69,25 +69,7 @@ func bucket(t *testing.T) (*jetstream.Bucket, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ready(t, b)
 	return b, name
-}
-
-// ready waits until a new bucket's replicas answer reads: right after it
-// is made, a read may find no responders (direct gets) for a moment.
-func ready(t *testing.T, b *jetstream.Bucket) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		_, _, err := b.Get(context.Background(), "ready")
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the bucket does not answer: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 func kvKeys(t *testing.T, b *jetstream.Bucket, kek []byte, opts sealing.KVOptions) *sealing.KVKeys {
@@ -117,7 +99,6 @@ func TestKVKeysDestroyPurges(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ready(t, b)
 	k := kvKeys(t, b, kek, sealing.KVOptions{})
 	const d = 20000
 	var doomed, kept []sealing.Key
