@@ -58,10 +58,9 @@ type logStore struct {
 	mu       sync.Mutex
 	appended event.Position // the last position this process appended at
 
-	// codec seals content under keys kept beside the log (nil: the
-	// command reads the log as kept, c.raw); keysDB holds the embedded
-	// store's keys, a cluster's are in its bucket.
-	codec  *sealing.Codec
+	// keys seal content beside the log (nil: the command reads the log
+	// as kept, c.raw); keysDB holds the embedded store's, a cluster's are
+	// in its bucket.
 	keys   sealing.Keys
 	keysDB *sql.DB
 }
@@ -346,21 +345,17 @@ func (s *logStore) openCodec(ctx context.Context, c Config) error {
 		if err != nil {
 			return err
 		}
-		if s.keys, err = sealing.OpenKVKeys(kv, kek, sealing.KVOptions{}); err != nil {
-			return err
+		s.keys, err = sealing.OpenKVKeys(kv, kek, sealing.KVOptions{})
+	} else {
+		if s.keysDB, err = sqlite.OpenDB(s.lite.Path()); err != nil {
+			return fmt.Errorf("content keys: %w", err)
 		}
-		s.codec = sealing.New(s.keys, !c.unsealed)
-		s.Store.(codecSetter).SetCodec(s.codec)
-		return nil
+		s.keys, err = sealing.OpenSQLKeys(ctx, s.keysDB, kek)
 	}
-	if s.keysDB, err = sqlite.OpenDB(s.lite.Path()); err != nil {
-		return fmt.Errorf("content keys: %w", err)
-	}
-	if s.keys, err = sealing.OpenSQLKeys(ctx, s.keysDB, kek); err != nil {
+	if err != nil {
 		return err
 	}
-	s.codec = sealing.New(s.keys, !c.unsealed)
-	s.lite.SetCodec(s.codec)
+	s.Store.(codecSetter).SetCodec(sealing.New(s.keys, !c.unsealed))
 	return nil
 }
 
