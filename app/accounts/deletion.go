@@ -133,6 +133,10 @@ func (a *Service) EraseContent(ctx context.Context, bare, reason string, keys Co
 		return 0, err
 	}
 	bare = j.String()
+	if len(reason) > account.MaxReason {
+		// Before anything is destroyed.
+		return 0, fmt.Errorf("%w: %d bytes; at most %d", account.ErrReason, len(reason), account.MaxReason)
+	}
 	if a.opts.Secrets != nil {
 		if err := a.opts.Secrets.DeleteAccount(ctx, bare); err != nil {
 			return 0, err

@@ -29,6 +29,7 @@ var (
 	ErrNotFound = errors.New("account: no such account")
 	ErrJID      = errors.New("account: not a bare JID")
 	ErrTooMany  = errors.New("account: too many keys for one erasure")
+	ErrReason   = errors.New("account: the erasure's reason is too long")
 )
 
 // Created is the data of TypeCreated.
@@ -68,6 +69,9 @@ type ContentErased struct {
 // MaxErasedKeys bounds one erasure's list of keys: ten years of daily
 // message keys and the state keys fit many times over.
 const MaxErasedKeys = 100_000
+
+// MaxReason bounds an erasure's reason: a reference, not a letter.
+const MaxReason = 1024
 
 // MaxStatus bounds the status kept of a logout.
 const MaxStatus = 1024
@@ -217,6 +221,9 @@ func Decide(s State, c Command, ids *event.IDs, now time.Time, cause string) ([]
 	case EraseContent:
 		if len(c.Keys) > MaxErasedKeys {
 			return nil, fmt.Errorf("%w: %d; at most %d", ErrTooMany, len(c.Keys), MaxErasedKeys)
+		}
+		if len(c.Reason) > MaxReason {
+			return nil, fmt.Errorf("%w: %d bytes; at most %d", ErrReason, len(c.Reason), MaxReason)
 		}
 		if c.Keys == nil {
 			c.Keys = []string{} // the event says "none", not "unknown"

@@ -3,6 +3,7 @@ package account_test
 import (
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -142,6 +143,12 @@ func TestDecide(t *testing.T) {
 			given:   []event.Envelope{created()},
 			when:    account.EraseContent{Keys: make([]string, account.MaxErasedKeys+1)},
 			thenErr: account.ErrTooMany,
+		},
+		{
+			name:    "erase with a reason past the bound",
+			given:   []event.Envelope{created()},
+			when:    account.EraseContent{Reason: strings.Repeat("x", account.MaxReason+1)},
+			thenErr: account.ErrReason,
 		},
 		{
 			name:    "change password on a missing account",
