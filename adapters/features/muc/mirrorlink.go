@@ -201,12 +201,17 @@ func (c *conn) resendToMirror(ctx context.Context, e *element, q element, st roo
 	case !s.isMirror(c.jid):
 		s.cfg.Log.Warn("mirror: a resend asked by a service this server does not trust", "jid", via, "room", st.JID)
 		return fail(room.ErrForbidden)
-	case !s.links.allowResend(via, time.Now()):
-		return c.write(c.errorReplyText(e, "wait", "resource-constraint", "a resend was answered a moment ago"))
 	}
+	// A request that cannot be served is refused as such before it is
+	// counted against the gap: the refusal costs nothing, and a mirror
+	// must learn that its sequence is wrong, not to wait (TestDMUCMaster…
+	// was answered "a moment ago" under load).
 	after, err := strconv.ParseUint(q.Attr("after"), 10, 64)
 	if err != nil || after > st.Version {
 		return c.write(c.errorReplyText(e, "modify", "bad-request", "no such sequence in this room"))
+	}
+	if !s.links.allowResend(via, time.Now()) {
+		return c.write(c.errorReplyText(e, "wait", "resource-constraint", "a resend was answered a moment ago"))
 	}
 	s.links.heardFrom(via, time.Now())
 	evs, err := s.cfg.Rooms.Events(ctx, st.JID, after, s.cfg.MirrorResendPage)
